@@ -1,0 +1,42 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Release builds: no bounds/overflow checks in the hot loops and AVX-512 code generation.
+/// `-target-cpu native` ties the binary to the build machine's CPU family (see TOOLCHAIN.md);
+/// set MEGATRON_TARGET_CPU to build for another one (e.g. `x86-64-v3`).
+let targetCPU = Context.environment["MEGATRON_TARGET_CPU"] ?? "native"
+let releaseFlags: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked", "-target-cpu", targetCPU],
+                 .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "megatron-swift",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "megatron", targets: ["megatron"]),
+        .library(name: "Kernels", targets: ["Kernels"]),
+        .library(name: "Models", targets: ["Models"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: releaseFlags),
+        .target(name: "Parameters", dependencies: ["Kernels"], swiftSettings: releaseFlags),
+        .target(name: "Models", dependencies: ["Kernels", "Parameters"], swiftSettings: releaseFlags),
+        .target(name: "Optimizer", dependencies: ["Kernels", "Parameters"], swiftSettings: releaseFlags),
+        .executableTarget(
+            name: "megatron",
+            dependencies: ["Kernels", "Parameters", "Models", "Optimizer",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: releaseFlags),
+        .target(name: "TestSupport", dependencies: ["Parameters"], path: "Tests/TestSupport"),
+        .testTarget(name: "KernelTests", dependencies: ["Kernels", "Parameters", "TestSupport"],
+                    swiftSettings: releaseFlags),
+        .testTarget(name: "ModelTests", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "TestSupport"],
+                    exclude: ["Fixtures"], swiftSettings: releaseFlags),
+    ]
+)

@@ -1,0 +1,217 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CBLAS
+
+/// Causal multi-head self-attention over a fused QKV activation.
+///
+/// `qkv` is `[batch, seqLength, 3 * channels]`; within a token's row, head `h` owns the
+/// `3 * headDim` values starting at `h * 3 * headDim`, ordered query, key, value (Megatron's
+/// per-head interleaved layout, so a tensor-parallel rank's heads are one contiguous slice).
+/// The output is `[batch, seqLength, channels]` with head `h` at columns `h * headDim`.
+///
+/// Scores are `q·k / sqrt(headDim)` for keys at or before the query, softmax-normalized.
+/// The forward keeps only each row's log-sum-exp; the backward recomputes the probabilities, so
+/// no `[T, T]` matrix per head is stored between passes (one `[T, T]` scratch serves them all).
+/// Products are `cblas_sgemm` calls over row blocks that skip the masked upper triangle.
+public enum Attention {
+    /// Default rows per GEMM block; blocks above the diagonal are never computed.
+    public static let defaultBlockRows = 256
+
+    /// Scratch floats `forward` needs for a sequence length.
+    public static func forwardScratchCount(seqLength: Int) -> Int { seqLength * seqLength }
+
+    /// Scratch floats `backward` needs for a sequence length.
+    public static func backwardScratchCount(seqLength: Int) -> Int { 2 * seqLength * seqLength }
+
+    /// Writes the attention output into `out` and each query row's log-sum-exp of scaled scores
+    /// into `logSumExp` (`[batch, heads, seqLength]`).
+    public static func forward(out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
+                               qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                               batch: Int, seqLength: Int, heads: Int, channels: Int,
+                               blockRows: Int = defaultBlockRows) {
+        let t = seqLength
+        let hd = channels / heads
+        let ld = 3 * channels
+        let scale = 1 / Float(hd).squareRoot()
+        let probabilities = scratch
+        let blocks = Blocks(t: t, rows: blockRows)
+        for b in 0..<batch {
+            for h in 0..<heads {
+                let q = qkv + b * t * ld + h * 3 * hd
+                let k = q + hd
+                let v = q + 2 * hd
+                let o = out + b * t * channels + h * hd
+                let lse = logSumExp + (b * heads + h) * t
+                scores(into: probabilities, q: q, k: k, ld: ld, scale: scale, blocks: blocks, hd: hd)
+                ThreadPool.shared.parallelFor(t, minimumPerThread: max(1, 8192 / t)) { rows in
+                    for i in rows {
+                        let row = probabilities + i * t
+                        let m = vectorMax(row, i + 1)
+                        let mVector = FloatVector(repeating: m)
+                        var acc = FloatVector(repeating: 0)
+                        var j = 0
+                        while j + 16 <= i + 1 {
+                            let e = fastExp(loadVector(row + j) - mVector)
+                            storeVector(e, row + j)
+                            acc += e
+                            j += 16
+                        }
+                        var sum = acc.sum()
+                        while j <= i {
+                            row[j] = fastExp(row[j] - m)
+                            sum += row[j]
+                            j += 1
+                        }
+                        let inverse = 1 / sum
+                        scaleInPlace(row, count: i + 1, by: inverse)
+                        blocks.zeroMasked(row, row: i)
+                        lse[i] = m + logf(sum)
+                    }
+                }
+                blocks.forEach { r0, r1 in
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                Int32(r1 - r0), Int32(hd), Int32(r1),
+                                1, probabilities + r0 * t, Int32(t), v, Int32(ld),
+                                0, o + r0 * channels, Int32(channels))
+                }
+            }
+        }
+    }
+
+    /// Backward of `forward`: overwrites `dqkv` with the gradient of the queries, keys and values.
+    /// `out` and `logSumExp` are the forward's results for the same `qkv`.
+    public static func backward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                out: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>,
+                                qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                                batch: Int, seqLength: Int, heads: Int, channels: Int,
+                                blockRows: Int = defaultBlockRows) {
+        let t = seqLength
+        let hd = channels / heads
+        let ld = 3 * channels
+        let scale = 1 / Float(hd).squareRoot()
+        let probabilities = scratch
+        let blocks = Blocks(t: t, rows: blockRows)
+        let dscores = scratch + t * t
+        for b in 0..<batch {
+            for h in 0..<heads {
+                let q = qkv + b * t * ld + h * 3 * hd
+                let k = q + hd
+                let v = q + 2 * hd
+                let dq = dqkv + b * t * ld + h * 3 * hd
+                let dk = dq + hd
+                let dv = dq + 2 * hd
+                let o = out + b * t * channels + h * hd
+                let dO = dout + b * t * channels + h * hd
+                let lse = logSumExp + (b * heads + h) * t
+                // Recompute P, and dP = dO · Vᵀ.
+                scores(into: probabilities, q: q, k: k, ld: ld, scale: scale, blocks: blocks, hd: hd)
+                blocks.forEach { r0, r1 in
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                                Int32(r1 - r0), Int32(r1), Int32(hd),
+                                1, dO + r0 * channels, Int32(channels), v, Int32(ld),
+                                0, dscores + r0 * t, Int32(t))
+                }
+                // P = exp(S - lse); dS = P * (dP - rowsum(dO * O)).
+                ThreadPool.shared.parallelFor(t, minimumPerThread: max(1, 8192 / t)) { rows in
+                    for i in rows {
+                        let p = probabilities + i * t
+                        let ds = dscores + i * t
+                        let d = vectorDot(dO + i * channels, o + i * channels, hd)
+                        let lseVector = FloatVector(repeating: lse[i])
+                        let dVector = FloatVector(repeating: d)
+                        var j = 0
+                        while j + 16 <= i + 1 {
+                            let pj = fastExp(loadVector(p + j) - lseVector)
+                            storeVector(pj, p + j)
+                            storeVector(pj * (loadVector(ds + j) - dVector), ds + j)
+                            j += 16
+                        }
+                        while j <= i {
+                            p[j] = fastExp(p[j] - lse[i])
+                            ds[j] = p[j] * (ds[j] - d)
+                            j += 1
+                        }
+                        blocks.zeroMasked(p, row: i)
+                        blocks.zeroMasked(ds, row: i)
+                    }
+                }
+                // dQ = scale · dS · K; dK = scale · dSᵀ · Q; dV = Pᵀ · dO.
+                blocks.forEach { r0, r1 in
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                Int32(r1 - r0), Int32(hd), Int32(r1),
+                                scale, dscores + r0 * t, Int32(t), k, Int32(ld),
+                                0, dq + r0 * ld, Int32(ld))
+                }
+                // Block r contributes to key rows 0..<r1: the last block (all rows) goes first.
+                blocks.forEach(reversed: true) { r0, r1 in
+                    let beta: Float = r1 == t ? 0 : 1
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                                Int32(r1), Int32(hd), Int32(r1 - r0),
+                                scale, dscores + r0 * t, Int32(t), q + r0 * ld, Int32(ld),
+                                beta, dk, Int32(ld))
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                                Int32(r1), Int32(hd), Int32(r1 - r0),
+                                1, probabilities + r0 * t, Int32(t), dO + r0 * channels, Int32(channels),
+                                beta, dv, Int32(ld))
+                }
+            }
+        }
+    }
+
+    /// Scaled scores `S[i, j] = scale * q_i · k_j` for every block's columns `0..<r1`
+    /// (entries above the diagonal inside a block are computed but unused).
+    private static func scores(into s: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                               k: UnsafePointer<Float>, ld: Int, scale: Float, blocks: Blocks, hd: Int) {
+        let t = blocks.t
+        blocks.forEach { r0, r1 in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                        Int32(r1 - r0), Int32(r1), Int32(hd),
+                        scale, q + r0 * ld, Int32(ld), k, Int32(ld),
+                        0, s + r0 * t, Int32(t))
+        }
+    }
+
+    /// The split of `t` query rows into blocks of `rows`.
+    struct Blocks {
+        let t: Int
+        let rows: Int
+
+        /// Calls `body(r0, r1)` for each block of query rows.
+        @inline(__always)
+        func forEach(reversed: Bool = false, _ body: (Int, Int) -> Void) {
+            let count = (t + rows - 1) / rows
+            for index in 0..<count {
+                let block = reversed ? count - 1 - index : index
+                let r0 = block * rows
+                body(r0, min(r0 + rows, t))
+            }
+        }
+
+        /// Zeroes row `row`'s masked entries up to the end of its block (the columns that the
+        /// block's GEMMs read).
+        @inline(__always)
+        func zeroMasked(_ p: UnsafeMutablePointer<Float>, row: Int) {
+            let blockEnd = min((row / rows + 1) * rows, t)
+            if blockEnd > row + 1 {
+                (p + row + 1).update(repeating: 0, count: blockEnd - row - 1)
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func scaleInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
+        let f = FloatVector(repeating: factor)
+        var j = 0
+        while j + 16 <= count {
+            storeVector(loadVector(x + j) * f, x + j)
+            j += 16
+        }
+        while j < count {
+            x[j] *= factor
+            j += 1
+        }
+    }
+}

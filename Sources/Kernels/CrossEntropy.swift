@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Softmax cross-entropy over (padded) vocabulary logits, with an ignore index and a loss mask.
+///
+/// Row `i` has weight `w_i = lossMask[i]` (1 without a mask), or 0 when `targets[i]` equals
+/// `ignoreIndex`. The loss is `sum_i w_i * CE_i / sum_i w_i`, Megatron's masked mean.
+/// Padded vocabulary entries are ordinary logits (as in Megatron): they take part in the softmax.
+public enum CrossEntropy {
+    /// Targets equal to this are skipped (PyTorch's and Hugging Face's convention).
+    public static let ignoreIndex: Int32 = -100
+
+    /// Weighted loss sum and weight sum of a batch; `mean` is the loss.
+    public struct Totals: Sendable {
+        public var weightedLoss: Double
+        public var weight: Double
+        /// The masked mean loss (0 when no row counts).
+        public var mean: Double { weight > 0 ? weightedLoss / weight : 0 }
+    }
+
+    /// Computes each row's loss into `losses` (0 for ignored rows) and its log-sum-exp into
+    /// `logSumExp` (kept for `backward`). `logits` is `[rows, vocab]` and is not modified.
+    /// Targets must be in `0..<vocab` or equal `ignoreIndex` (callers validate user input).
+    @discardableResult
+    public static func forward(losses: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
+                               logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+                               lossMask: UnsafePointer<Float>?, rows: Int, vocab: Int) -> Totals {
+        ThreadPool.shared.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
+            for row in range {
+                let x = logits + row * vocab
+                let m = vectorMax(x, vocab)
+                let mVector = FloatVector(repeating: m)
+                var acc = FloatVector(repeating: 0)
+                var i = 0
+                while i + 16 <= vocab {
+                    acc += fastExp(loadVector(x + i) - mVector)
+                    i += 16
+                }
+                var sum = acc.sum()
+                while i < vocab {
+                    sum += fastExp(x[i] - m)
+                    i += 1
+                }
+                let lse = m + logf(sum)
+                logSumExp[row] = lse
+                let target = targets[row]
+                if target == ignoreIndex {
+                    losses[row] = 0
+                } else {
+                    losses[row] = lse - x[Int(target)]
+                }
+            }
+        }
+        var totals = Totals(weightedLoss: 0, weight: 0)
+        for row in 0..<rows {
+            let w = rowWeight(row, targets: targets, lossMask: lossMask)
+            totals.weightedLoss += Double(w) * Double(losses[row])
+            totals.weight += Double(w)
+        }
+        return totals
+    }
+
+    /// Backward of `forward`, in place: overwrites the logits with
+    /// `dlogits[i] = (softmax(logits[i]) - onehot(target_i)) * w_i * scale`.
+    /// For the masked mean, `scale = dloss / totals.weight`.
+    public static func backward(logitsToGradient logits: UnsafeMutablePointer<Float>,
+                                logSumExp: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+                                lossMask: UnsafePointer<Float>?, scale: Float, rows: Int, vocab: Int) {
+        ThreadPool.shared.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
+            for row in range {
+                let x = logits + row * vocab
+                let w = rowWeight(row, targets: targets, lossMask: lossMask) * scale
+                if w == 0 {
+                    x.update(repeating: 0, count: vocab)
+                    continue
+                }
+                let lseVector = FloatVector(repeating: logSumExp[row])
+                let wVector = FloatVector(repeating: w)
+                var i = 0
+                while i + 16 <= vocab {
+                    storeVector(fastExp(loadVector(x + i) - lseVector) * wVector, x + i)
+                    i += 16
+                }
+                while i < vocab {
+                    x[i] = fastExp(x[i] - logSumExp[row]) * w
+                    i += 1
+                }
+                x[Int(targets[row])] -= w
+            }
+        }
+    }
+
+    @inline(__always)
+    static func rowWeight(_ row: Int, targets: UnsafePointer<Int32>, lossMask: UnsafePointer<Float>?) -> Float {
+        if targets[row] == ignoreIndex { return 0 }
+        return lossMask?[row] ?? 1
+    }
+}

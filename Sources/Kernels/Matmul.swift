@@ -1,0 +1,57 @@
+import CBLAS
+
+/// A linear layer `out = inp · Wᵀ + b` through `cblas_sgemm`.
+///
+/// Layouts are row-major: `inp` is `[rows, inFeatures]`, `weight` is `[outFeatures, inFeatures]`
+/// (PyTorch's `nn.Linear` / Megatron's layout), `bias` is `[outFeatures]`, `out` is
+/// `[rows, outFeatures]`.
+public enum Matmul {
+    /// Writes `out = inp · Wᵀ (+ bias)`.
+    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                               rows: Int, inFeatures: Int, outFeatures: Int) {
+        var beta: Float = 0
+        if let bias {
+            ThreadPool.shared.parallelFor(rows, minimumPerThread: max(1, 65536 / outFeatures)) { range in
+                for row in range {
+                    (out + row * outFeatures).update(from: bias, count: outFeatures)
+                }
+            }
+            beta = 1
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                    Int32(rows), Int32(outFeatures), Int32(inFeatures),
+                    1, inp, Int32(inFeatures), weight, Int32(inFeatures),
+                    beta, out, Int32(outFeatures))
+    }
+
+    /// Backward of `forward`. Overwrites `dinp` (when given) with `dout · W`; adds `doutᵀ · inp`
+    /// to `dweight` and the column sums of `dout` to `dbias`. `ones` must hold `rows` ones when
+    /// `dbias` is given (the bias gradient is a GEMV against it).
+    public static func backward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+                                dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                                inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                ones: UnsafePointer<Float>?,
+                                rows: Int, inFeatures: Int, outFeatures: Int) {
+        if let dinp {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                        Int32(rows), Int32(inFeatures), Int32(outFeatures),
+                        1, dout, Int32(outFeatures), weight, Int32(inFeatures),
+                        0, dinp, Int32(inFeatures))
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                    Int32(outFeatures), Int32(inFeatures), Int32(rows),
+                    1, dout, Int32(outFeatures), inp, Int32(inFeatures),
+                    1, dweight, Int32(inFeatures))
+        if let dbias {
+            guard let ones else { preconditionFailure("Matmul.backward needs `ones` for the bias gradient") }
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(outFeatures),
+                        1, dout, Int32(outFeatures), ones, 1, 1, dbias, 1)
+        }
+    }
+}
+
+/// Sets the number of threads OpenBLAS uses for each GEMM.
+public func setBLASThreadCount(_ count: Int) {
+    openblas_set_num_threads(Int32(count))
+}

@@ -1,0 +1,141 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// A fixed pool of worker threads for the non-BLAS loops (elementwise ops, LayerNorm, softmax).
+///
+/// `parallelFor` splits `0..<count` into contiguous chunks; the calling thread runs chunk 0 and
+/// the workers the rest. Workers spin briefly after a job (a dispatch then costs well under a
+/// microsecond) and then sleep on a condition variable, so they leave the cores to OpenBLAS
+/// during GEMMs. The pool is not reentrant: call `parallelFor` from one thread at a time.
+public final class ThreadPool: @unchecked Sendable {
+    /// The process-wide pool, sized by `MEGATRON_NUM_THREADS` or the number of online cores.
+    public static let shared = ThreadPool(threadCount: ThreadPool.defaultThreadCount())
+
+    /// Threads that run a job, the caller included.
+    public let threadCount: Int
+
+    private typealias Job = (Int) -> Void  // chunk index
+    private nonisolated(unsafe) var job: Job?
+    private nonisolated(unsafe) var jobChunks = 0
+    private let generation = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private let callerLock = Mutex<Void>(())
+
+    /// Spin iterations before a worker sleeps (roughly 20-50 microseconds).
+    private static let spinLimit = 20_000
+
+    /// Creates a pool that runs jobs on `threadCount` threads (the caller and `threadCount - 1` workers).
+    public init(threadCount: Int) {
+        self.threadCount = max(1, threadCount)
+        mutex = .allocate(capacity: 1)
+        condition = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+        for worker in 1..<self.threadCount {
+            startWorker(index: worker)
+        }
+    }
+
+    /// The thread count from `MEGATRON_NUM_THREADS`, else the number of online processors.
+    public static func defaultThreadCount() -> Int {
+        if let text = getenv("MEGATRON_NUM_THREADS"), let value = Int(String(cString: text)), value > 0 {
+            return value
+        }
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Runs `body` over contiguous sub-ranges covering `0..<count`, in parallel when each thread
+    /// gets at least `minimumPerThread` items. Returns after every sub-range has run.
+    public func parallelFor(_ count: Int, minimumPerThread: Int = 4096,
+                            _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let chunks = min(threadCount, max(1, count / max(1, minimumPerThread)))
+        if chunks == 1 {
+            body(0..<count)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            run(chunks: chunks) { chunk in
+                let start = count * chunk / chunks
+                let end = count * (chunk + 1) / chunks
+                body(start..<end)
+            }
+        }
+    }
+
+    /// Runs `body(chunk)` for every chunk in `0..<chunks` (at most `threadCount`), one per thread.
+    public func run(chunks: Int, _ body: (Int) -> Void) {
+        precondition(chunks <= threadCount, "more chunks than threads")
+        if chunks <= 1 {
+            if chunks == 1 { body(0) }
+            return
+        }
+        callerLock.withLock { _ in
+            withoutActuallyEscaping(body) { body in
+                job = body
+                jobChunks = chunks
+                pending.store(chunks - 1, ordering: .releasing)
+                pthread_mutex_lock(mutex)
+                generation.wrappingAdd(1, ordering: .releasing)
+                pthread_cond_broadcast(condition)
+                pthread_mutex_unlock(mutex)
+                body(0)
+                while pending.load(ordering: .acquiring) > 0 {}
+                job = nil
+            }
+        }
+    }
+
+    private func startWorker(index: Int) {
+        let context = Unmanaged.passRetained(WorkerContext(pool: self, index: index)).toOpaque()
+        var thread = pthread_t()
+        let status = pthread_create(&thread, nil, { raw in
+            let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
+            context.pool.workerLoop(index: context.index)
+            return nil
+        }, context)
+        precondition(status == 0, "pthread_create failed with \(status)")
+        pthread_detach(thread)
+    }
+
+    private func workerLoop(index: Int) {
+        var seen = generation.load(ordering: .acquiring)
+        while true {
+            var spins = 0
+            var current = generation.load(ordering: .acquiring)
+            while current == seen && spins < Self.spinLimit {
+                spins += 1
+                current = generation.load(ordering: .acquiring)
+            }
+            if current == seen {
+                pthread_mutex_lock(mutex)
+                current = generation.load(ordering: .acquiring)
+                while current == seen {
+                    pthread_cond_wait(condition, mutex)
+                    current = generation.load(ordering: .acquiring)
+                }
+                pthread_mutex_unlock(mutex)
+            }
+            seen = current
+            if index < jobChunks, let job {
+                job(index)
+                pending.wrappingSubtract(1, ordering: .releasing)
+            }
+        }
+    }
+}
+
+private final class WorkerContext {
+    let pool: ThreadPool
+    let index: Int
+    init(pool: ThreadPool, index: Int) {
+        self.pool = pool
+        self.index = index
+    }
+}

@@ -1,0 +1,78 @@
+/// Shape and initialization of a GPT model (Megatron's argument names in comments).
+public struct GPTConfig: Codable, Sendable, Equatable {
+    /// `--num-layers`
+    public var numLayers: Int
+    /// `--hidden-size`
+    public var hiddenSize: Int
+    /// `--num-attention-heads`
+    public var numAttentionHeads: Int
+    /// `--max-position-embeddings`: the longest sequence the model accepts.
+    public var maxPositionEmbeddings: Int
+    /// The tokenizer's vocabulary size, before padding.
+    public var vocabSize: Int
+    /// `--make-vocab-size-divisible-by` (times the tensor-parallel size in Megatron).
+    public var makeVocabSizeDivisibleBy: Int
+    /// `--init-method-std`: normal(0, std) init; residual output projections use std / sqrt(2 L).
+    public var initMethodStd: Float
+    /// LayerNorm epsilon.
+    public var layerNormEpsilon: Float
+
+    public init(numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, maxPositionEmbeddings: Int,
+                vocabSize: Int, makeVocabSizeDivisibleBy: Int = 128, initMethodStd: Float = 0.02,
+                layerNormEpsilon: Float = 1e-5) {
+        self.numLayers = numLayers
+        self.hiddenSize = hiddenSize
+        self.numAttentionHeads = numAttentionHeads
+        self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.vocabSize = vocabSize
+        self.makeVocabSizeDivisibleBy = makeVocabSizeDivisibleBy
+        self.initMethodStd = initMethodStd
+        self.layerNormEpsilon = layerNormEpsilon
+    }
+
+    /// The vocabulary rounded up to a multiple of `makeVocabSizeDivisibleBy` (50257 -> 50304).
+    public var paddedVocabSize: Int {
+        let multiple = max(1, makeVocabSizeDivisibleBy)
+        return (vocabSize + multiple - 1) / multiple * multiple
+    }
+
+    /// Width of one attention head.
+    public var headDim: Int { hiddenSize / numAttentionHeads }
+
+    /// MLP inner width (4h).
+    public var ffnHiddenSize: Int { 4 * hiddenSize }
+
+    /// Checks that the shape is usable; the error names the offending flag.
+    public func validate() throws(ConfigurationError) {
+        func positive(_ value: Int, _ flag: String) throws(ConfigurationError) {
+            if value <= 0 { throw .invalid(flag: flag, reason: "must be positive, got \(value)") }
+        }
+        try positive(numLayers, "--num-layers")
+        try positive(hiddenSize, "--hidden-size")
+        try positive(numAttentionHeads, "--num-attention-heads")
+        try positive(maxPositionEmbeddings, "--max-position-embeddings")
+        try positive(vocabSize, "--vocab-size")
+        try positive(makeVocabSizeDivisibleBy, "--make-vocab-size-divisible-by")
+        if hiddenSize % numAttentionHeads != 0 {
+            throw .invalid(flag: "--num-attention-heads",
+                           reason: "\(numAttentionHeads) heads do not divide --hidden-size \(hiddenSize)")
+        }
+        if !(initMethodStd > 0) { throw .invalid(flag: "--init-method-std", reason: "must be positive") }
+    }
+
+    /// Number of parameters (tied embedding counted once).
+    public var parameterCount: Int {
+        GPTModel.parameterSpecs(self).reduce(0) { $0 + $1.count }
+    }
+}
+
+/// A configuration value that cannot work, naming the flag to fix.
+public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
+    case invalid(flag: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .invalid(flag, reason): "invalid \(flag): \(reason)"
+        }
+    }
+}

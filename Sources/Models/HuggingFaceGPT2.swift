@@ -1,0 +1,76 @@
+import Parameters
+
+/// Maps Hugging Face GPT-2 tensors (`transformer.h.0.attn.c_attn.weight`, ...) onto a
+/// `GPTModel`'s parameter layout.
+///
+/// Hugging Face stores linear weights as Conv1D `[in, out]` and the fused QKV columns as
+/// `[all queries | all keys | all values]`; this project stores `[out, in]` with each head's
+/// query, key and value rows together (Megatron's layout). The mapping is a permutation, so it
+/// applies equally to weights, gradients and optimizer moments.
+public enum HuggingFaceGPT2 {
+    /// Fills `store` (laid out for `config`) from tensors named as in Hugging Face's GPT-2, read
+    /// through `tensor(name)` in `prefix + name` form (for example `prefix: "grad/"`).
+    public static func load(into store: ParameterStore, config: GPTConfig, prefix: String = "",
+                            tensor: (String) throws -> [Float]) throws {
+        let c = config.hiddenSize
+        let f = config.ffnHiddenSize
+        func copy(_ hf: String, _ name: String) throws {
+            let values = try tensor(prefix + hf)
+            let (offset, spec) = store.layout.entry(name)
+            guard values.count == spec.count else {
+                throw ConfigurationError.invalid(flag: hf, reason: "has \(values.count) values, the model expects \(spec.shape)")
+            }
+            (store.buffer.pointer + offset).update(from: values, count: values.count)
+        }
+        func copyTransposed(_ hf: String, _ name: String, rows: Int, cols: Int) throws {
+            // Hugging Face [rows = in, cols = out] -> ours [out, in].
+            let values = try tensor(prefix + hf)
+            guard values.count == rows * cols else {
+                throw ConfigurationError.invalid(flag: hf, reason: "has \(values.count) values, expected \(rows) x \(cols)")
+            }
+            let destination = store[name]
+            for i in 0..<rows {
+                for o in 0..<cols { destination[o * rows + i] = values[i * cols + o] }
+            }
+        }
+        try copy("transformer.wte.weight", "embedding.word_embeddings.weight")
+        try copy("transformer.wpe.weight", "embedding.position_embeddings.weight")
+        for layer in 0..<config.numLayers {
+            let hf = "transformer.h.\(layer)."
+            let ours = "decoder.layers.\(layer)."
+            try copy(hf + "ln_1.weight", ours + "input_layernorm.weight")
+            try copy(hf + "ln_1.bias", ours + "input_layernorm.bias")
+            // c_attn: [c, 3c] with output column s * c + h * d + j (s = q, k, v) -> our row h * 3d + s * d + j.
+            let qkvWeight = try tensor(prefix + hf + "attn.c_attn.weight")
+            let qkvBias = try tensor(prefix + hf + "attn.c_attn.bias")
+            guard qkvWeight.count == 3 * c * c, qkvBias.count == 3 * c else {
+                throw ConfigurationError.invalid(flag: hf + "attn.c_attn", reason: "does not match hidden size \(c)")
+            }
+            let weight = store[ours + "self_attention.linear_qkv.weight"]
+            let bias = store[ours + "self_attention.linear_qkv.bias"]
+            for column in 0..<(3 * c) {
+                let row = qkvRow(hfColumn: column, hidden: c, headDim: config.headDim)
+                bias[row] = qkvBias[column]
+                for i in 0..<c { weight[row * c + i] = qkvWeight[i * 3 * c + column] }
+            }
+            try copyTransposed(hf + "attn.c_proj.weight", ours + "self_attention.linear_proj.weight", rows: c, cols: c)
+            try copy(hf + "attn.c_proj.bias", ours + "self_attention.linear_proj.bias")
+            try copy(hf + "ln_2.weight", ours + "pre_mlp_layernorm.weight")
+            try copy(hf + "ln_2.bias", ours + "pre_mlp_layernorm.bias")
+            try copyTransposed(hf + "mlp.c_fc.weight", ours + "mlp.linear_fc1.weight", rows: c, cols: f)
+            try copy(hf + "mlp.c_fc.bias", ours + "mlp.linear_fc1.bias")
+            try copyTransposed(hf + "mlp.c_proj.weight", ours + "mlp.linear_fc2.weight", rows: f, cols: c)
+            try copy(hf + "mlp.c_proj.bias", ours + "mlp.linear_fc2.bias")
+        }
+        try copy("transformer.ln_f.weight", "decoder.final_layernorm.weight")
+        try copy("transformer.ln_f.bias", "decoder.final_layernorm.bias")
+    }
+
+    /// Our fused-QKV row for Hugging Face's c_attn output column.
+    static func qkvRow(hfColumn column: Int, hidden c: Int, headDim d: Int) -> Int {
+        let section = column / c          // 0 query, 1 key, 2 value
+        let head = (column % c) / d
+        let j = column % d
+        return head * 3 * d + section * d + j
+    }
+}

@@ -1,0 +1,131 @@
+import Kernels
+import Testing
+import TestSupport
+
+/// Each kernel's forward against a Float64 implementation, and its backward against central
+/// finite differences of that implementation, on small odd shapes (tails of the SIMD loops and
+/// several attention blocks are exercised).
+@Suite struct KernelGradientTests {
+    static let forwardTolerance = 1e-5
+    static let gradientTolerance = 1e-4
+
+    @Test func matmulForwardAndBackward() {
+        let rows = 7, inF = 13, outF = 11
+        let x = randomFloats(rows * inF, seed: 1), w = randomFloats(outF * inF, seed: 2), b = randomFloats(outF, seed: 3)
+        let r = randomFloats(rows * outF, seed: 4)
+        var y = [Float](repeating: 0, count: rows * outF)
+        var dx = [Float](repeating: 0, count: rows * inF)
+        var dw = [Float](repeating: 0.5, count: outF * inF)  // backward accumulates into these
+        var db = [Float](repeating: 0.25, count: outF)
+        let ones = [Float](repeating: 1, count: rows)
+        Matmul.forward(out: &y, inp: x, weight: w, bias: b, rows: rows, inFeatures: inF, outFeatures: outF)
+        Matmul.backward(dinp: &dx, dweight: &dw, dbias: &db, dout: r, inp: x, weight: w, ones: ones,
+                        rows: rows, inFeatures: inF, outFeatures: outF)
+        let xd = x.map(Double.init), wd = w.map(Double.init), bd = b.map(Double.init)
+        #expect(relativeError(y, Float64Reference.linear(xd, wd, bd, rows: rows, inFeatures: inF, outFeatures: outF)) < Self.forwardTolerance)
+        let gx = numericGradient(at: xd) { projected(Float64Reference.linear($0, wd, bd, rows: rows, inFeatures: inF, outFeatures: outF), r) }
+        let gw = numericGradient(at: wd) { projected(Float64Reference.linear(xd, $0, bd, rows: rows, inFeatures: inF, outFeatures: outF), r) }
+        let gb = numericGradient(at: bd) { projected(Float64Reference.linear(xd, wd, $0, rows: rows, inFeatures: inF, outFeatures: outF), r) }
+        #expect(relativeError(dx, gx) < Self.gradientTolerance)
+        #expect(relativeError(dw.map { $0 - 0.5 }, gw) < Self.gradientTolerance)
+        #expect(relativeError(db.map { $0 - 0.25 }, gb) < Self.gradientTolerance)
+    }
+
+    @Test func layerNormForwardAndBackward() {
+        let rows = 5, c = 37
+        let x = randomFloats(rows * c, seed: 5).map { $0 * 2 + 0.3 }
+        let w = randomFloats(c, seed: 6).map { 1 + 0.2 * $0 }, b = randomFloats(c, seed: 7, std: 0.2)
+        let r = randomFloats(rows * c, seed: 8)
+        var y = [Float](repeating: 0, count: rows * c), mean = [Float](repeating: 0, count: rows), rstd = mean
+        var dx = [Float](repeating: 1, count: rows * c)  // backward adds to dinp
+        var dw = [Float](repeating: 0, count: c), db = [Float](repeating: 0, count: c)
+        LayerNorm.forward(out: &y, mean: &mean, rstd: &rstd, inp: x, weight: w, bias: b, rows: rows, channels: c)
+        LayerNorm.backward(dinp: &dx, dweight: &dw, dbias: &db, dout: r, inp: x, weight: w, mean: mean, rstd: rstd,
+                           rows: rows, channels: c)
+        let xd = x.map(Double.init), wd = w.map(Double.init), bd = b.map(Double.init)
+        #expect(relativeError(y, Float64Reference.layerNorm(xd, wd, bd, rows: rows, channels: c)) < Self.forwardTolerance)
+        let gx = numericGradient(at: xd) { projected(Float64Reference.layerNorm($0, wd, bd, rows: rows, channels: c), r) }
+        let gw = numericGradient(at: wd) { projected(Float64Reference.layerNorm(xd, $0, bd, rows: rows, channels: c), r) }
+        let gb = numericGradient(at: bd) { projected(Float64Reference.layerNorm(xd, wd, $0, rows: rows, channels: c), r) }
+        #expect(relativeError(dx.map { $0 - 1 }, gx) < Self.gradientTolerance)
+        #expect(relativeError(dw, gw) < Self.gradientTolerance)
+        #expect(relativeError(db, gb) < Self.gradientTolerance)
+    }
+
+    @Test func geluForwardAndBackward() {
+        let count = 53
+        let x = randomFloats(count, seed: 9, std: 3)
+        let r = randomFloats(count, seed: 10)
+        var y = [Float](repeating: 0, count: count), dx = y
+        GELU.forward(out: &y, inp: x, count: count)
+        GELU.backward(dinp: &dx, inp: x, dout: r, count: count)
+        let xd = x.map(Double.init)
+        #expect(relativeError(y, Float64Reference.gelu(xd)) < Self.forwardTolerance)
+        let gx = numericGradient(at: xd) { projected(Float64Reference.gelu($0), r) }
+        #expect(relativeError(dx, gx) < Self.gradientTolerance)
+    }
+
+    @Test(arguments: [4, 256])
+    func attentionForwardAndBackward(blockRows: Int) {
+        let batch = 2, t = 11, heads = 3, c = 15
+        let qkv = randomFloats(batch * t * 3 * c, seed: 11)
+        let r = randomFloats(batch * t * c, seed: 12)
+        var out = [Float](repeating: 0, count: batch * t * c)
+        var lse = [Float](repeating: 0, count: batch * heads * t)
+        var dqkv = [Float](repeating: 7, count: qkv.count)  // backward overwrites
+        var scratch = [Float](repeating: 0, count: Attention.backwardScratchCount(seqLength: t))
+        Attention.forward(out: &out, logSumExp: &lse, qkv: qkv, scratch: &scratch, batch: batch, seqLength: t,
+                          heads: heads, channels: c, blockRows: blockRows)
+        Attention.backward(dqkv: &dqkv, dout: r, out: out, logSumExp: lse, qkv: qkv, scratch: &scratch,
+                           batch: batch, seqLength: t, heads: heads, channels: c, blockRows: blockRows)
+        let qd = qkv.map(Double.init)
+        #expect(relativeError(out, Float64Reference.attention(qd, batch: batch, seqLength: t, heads: heads, channels: c)) < Self.forwardTolerance)
+        let g = numericGradient(at: qd) { projected(Float64Reference.attention($0, batch: batch, seqLength: t, heads: heads, channels: c), r) }
+        #expect(relativeError(dqkv, g) < Self.gradientTolerance)
+    }
+
+    @Test func embeddingForwardAndBackward() {
+        let batch = 2, t = 5, vocab = 11, c = 19
+        let tokens: [Int32] = [3, 7, 3, 0, 10, 7, 7, 1, 2, 3]  // repeats accumulate
+        let wte = randomFloats(vocab * c, seed: 13), wpe = randomFloats(t * c, seed: 14)
+        let r = randomFloats(batch * t * c, seed: 15)
+        var out = [Float](repeating: 0, count: batch * t * c)
+        var dwte = [Float](repeating: 0, count: wte.count), dwpe = [Float](repeating: 0, count: wpe.count)
+        Embedding.forward(out: &out, tokens: tokens, wte: wte, wpe: wpe, batch: batch, seqLength: t, channels: c)
+        Embedding.backward(dwte: &dwte, dwpe: &dwpe, dout: r, tokens: tokens, batch: batch, seqLength: t, channels: c)
+        let ted = wte.map(Double.init), ped = wpe.map(Double.init)
+        #expect(relativeError(out, Float64Reference.embedding(tokens, ted, ped, batch: batch, seqLength: t, channels: c)) < Self.forwardTolerance)
+        let gte = numericGradient(at: ted) { projected(Float64Reference.embedding(tokens, $0, ped, batch: batch, seqLength: t, channels: c), r) }
+        let gpe = numericGradient(at: ped) { projected(Float64Reference.embedding(tokens, ted, $0, batch: batch, seqLength: t, channels: c), r) }
+        #expect(relativeError(dwte, gte) < Self.gradientTolerance)
+        #expect(relativeError(dwpe, gpe) < Self.gradientTolerance)
+    }
+
+    @Test func crossEntropyWithIgnoreIndexAndLossMask() {
+        let rows = 6, vocab = 37
+        let logits = randomFloats(rows * vocab, seed: 16, std: 2)
+        let targets: [Int32] = [5, CrossEntropy.ignoreIndex, 36, 0, 12, 5]
+        let mask: [Float] = [1, 1, 0.5, 0, 1, 2]
+        var losses = [Float](repeating: 0, count: rows), lse = losses
+        let totals = CrossEntropy.forward(losses: &losses, logSumExp: &lse, logits: logits, targets: targets,
+                                          lossMask: mask, rows: rows, vocab: vocab)
+        let ld = logits.map(Double.init)
+        let expected = Float64Reference.crossEntropy(ld, targets, mask, rows: rows, vocab: vocab)
+        #expect(abs(totals.mean - expected) / expected < Self.forwardTolerance)
+        #expect(totals.weight == 4.5)
+        var gradient = logits
+        CrossEntropy.backward(logitsToGradient: &gradient, logSumExp: lse, targets: targets, lossMask: mask,
+                              scale: Float(1 / totals.weight), rows: rows, vocab: vocab)
+        let g = numericGradient(at: ld) { Float64Reference.crossEntropy($0, targets, mask, rows: rows, vocab: vocab) }
+        #expect(relativeError(gradient, g) < Self.gradientTolerance)
+        #expect(gradient[vocab..<(2 * vocab)].allSatisfy { $0 == 0 })  // the ignored row
+    }
+
+    @Test func residualAddsInPlace() {
+        var a = randomFloats(45, seed: 17)
+        let b = randomFloats(45, seed: 18)
+        let expected = zip(a, b).map { $0 + $1 }
+        Residual.addInPlace(&a, b, count: 45)
+        #expect(a == expected)
+    }
+}
