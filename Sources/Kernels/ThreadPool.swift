@@ -92,6 +92,13 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Runs the current job's chunk. Kept out of line so the worker's reference to the closure
+    /// is released before it reports completion (the caller then checks that nothing escaped).
+    @inline(never)
+    private func runJob(_ index: Int) {
+        job?(index)
+    }
+
     private func startWorker(index: Int) {
         let context = Unmanaged.passRetained(WorkerContext(pool: self, index: index)).toOpaque()
         var thread = pthread_t()
@@ -105,7 +112,9 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     private func workerLoop(index: Int) {
-        var seen = generation.load(ordering: .acquiring)
+        // The pool's generation starts at 0 before any worker exists; a worker that starts late
+        // must still run the jobs published before it first looked.
+        var seen = 0
         while true {
             var spins = 0
             var current = generation.load(ordering: .acquiring)
@@ -123,8 +132,8 @@ public final class ThreadPool: @unchecked Sendable {
                 pthread_mutex_unlock(mutex)
             }
             seen = current
-            if index < jobChunks, let job {
-                job(index)
+            if index < jobChunks {
+                runJob(index)
                 pending.wrappingSubtract(1, ordering: .releasing)
             }
         }

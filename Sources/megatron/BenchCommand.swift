@@ -1,0 +1,89 @@
+import ArgumentParser
+import Kernels
+import Models
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// `megatron bench`: times GPT training steps (forward + backward + AdamW) on random tokens.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time training steps of a GPT configuration and report tokens/s, memory and MFU.",
+        discussion: """
+        MFU divides Megatron's model FLOPs per step (Narayanan et al. 2021, without recomputation),
+          F = 72 B s l h^2 (1 + s / (6 h) + V / (12 l h)),
+        by the step time and by the sgemm peak this command measures first (best of several
+        4096x768x3072 products on all BLAS threads). Peak memory is the process's peak resident set.
+        """)
+
+    @Option(name: .long, help: "Configuration: S, M or 124M.")
+    var config: BenchConfiguration = .m
+
+    @Option(name: .long, help: "Timed steps (after the warm-up steps).")
+    var steps: Int = 5
+
+    @Option(name: .long, help: "Untimed warm-up steps.")
+    var warmup: Int = 1
+
+    @Flag(name: .long, help: "Print one JSON object instead of text.")
+    var json = false
+
+    func validate() throws {
+        guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
+    }
+
+    func run() throws {
+        let peak = GEMMPeak.measure()
+        let result = try StepBenchmark(shape: config.shape).run(warmup: warmup, steps: steps)
+        let report = BenchReport(shape: config.shape, result: result, sgemmPeakGFLOPs: peak)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.text)
+        }
+    }
+}
+
+/// The benchmark configurations of the core issue (GPT-2 architecture).
+enum BenchConfiguration: String, ExpressibleByArgument, CaseIterable {
+    case s = "S", m = "M", gpt124M = "124M"
+
+    init?(argument: String) {
+        guard let value = Self.allCases.first(where: { $0.rawValue.lowercased() == argument.lowercased() }) else {
+            return nil
+        }
+        self = value
+    }
+
+    var shape: BenchShape {
+        switch self {
+        case .s: BenchShape(name: rawValue, vocab: 8192, seqLength: 256, layers: 4, hidden: 256, heads: 4, microBatch: 8)
+        case .m: BenchShape(name: rawValue, vocab: 50304, seqLength: 512, layers: 6, hidden: 384, heads: 6, microBatch: 4)
+        case .gpt124M: BenchShape(name: rawValue, vocab: 50304, seqLength: 1024, layers: 12, hidden: 768, heads: 12, microBatch: 4)
+        }
+    }
+}
+
+/// Model and batch shape of one benchmark.
+struct BenchShape: Codable {
+    var name: String
+    var vocab: Int, seqLength: Int, layers: Int, hidden: Int, heads: Int, microBatch: Int
+
+    var gptConfig: GPTConfig {
+        GPTConfig(numLayers: layers, hiddenSize: hidden, numAttentionHeads: heads,
+                  maxPositionEmbeddings: seqLength, vocabSize: vocab)
+    }
+
+    /// Model FLOPs of one step (forward + backward, no recomputation), Narayanan et al. 2021.
+    var modelFLOPsPerStep: Double {
+        let b = Double(microBatch), s = Double(seqLength), l = Double(layers), h = Double(hidden)
+        let v = Double(gptConfig.paddedVocabSize)
+        return 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h))
+    }
+}

@@ -1,0 +1,21 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Memory figures of this process.
+enum ProcessMemory {
+    /// Peak resident set size (VmHWM from /proc/self/status), in bytes; 0 when unavailable.
+    static func peakResidentBytes() -> Int {
+        guard let file = fopen("/proc/self/status", "r") else { return 0 }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = String(cString: line)
+            if text.hasPrefix("VmHWM:") {
+                let digits = text.filter(\.isNumber)
+                return (Int(digits) ?? 0) * 1024  // reported in kB
+            }
+        }
+        return 0
+    }
+}

@@ -1,0 +1,60 @@
+import Kernels
+import Models
+import Optimizer
+import Parameters
+
+/// Times full training steps of a GPT on random tokens.
+struct StepBenchmark {
+    let shape: BenchShape
+
+    /// Per-phase timings (milliseconds) of every timed step.
+    struct Result {
+        var stepMs: [Double] = []
+        var forwardMs: [Double] = []
+        var backwardMs: [Double] = []
+        var optimizerMs: [Double] = []
+        var lastLoss: Double = 0
+        var parameterCount = 0
+    }
+
+    func run(warmup: Int, steps: Int) throws -> Result {
+        let config = shape.gptConfig
+        let model = try GPTModel(config: config, seed: 1234)
+        let optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: AdamW.Hyperparameters(learningRate: 1e-4))
+        let n = shape.microBatch * shape.seqLength
+        var rng = RandomGenerator(seed: 99)
+        let stream = (0...n).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
+        let tokens = Array(stream[0..<n]), targets = Array(stream[1...n])
+        var result = Result(parameterCount: model.layout.totalCount)
+        let clock = ContinuousClock()
+        for step in 0..<(warmup + steps) {
+            let start = clock.now
+            model.zeroGrad()
+            result.lastLoss = try model.forward(tokens: tokens, targets: targets, batch: shape.microBatch,
+                                                seqLength: shape.seqLength).mean
+            let forwardEnd = clock.now
+            model.backward()
+            let backwardEnd = clock.now
+            optimizer.update(params: model.params, grads: model.grads)
+            let end = clock.now
+            if step >= warmup {
+                result.forwardMs.append(milliseconds(forwardEnd - start))
+                result.backwardMs.append(milliseconds(backwardEnd - forwardEnd))
+                result.optimizerMs.append(milliseconds(end - backwardEnd))
+                result.stepMs.append(milliseconds(end - start))
+            }
+        }
+        return result
+    }
+}
+
+func milliseconds(_ duration: Duration) -> Double {
+    let (seconds, attoseconds) = duration.components
+    return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 0 }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
