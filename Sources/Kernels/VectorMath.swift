@@ -16,11 +16,24 @@ func storeVector(_ value: FloatVector, _ pointer: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: FloatVector.self)
 }
 
+/// Lane-wise maximum as compare + select (the standard library's `pointwiseMax` compiles to a
+/// scalar loop on AVX2 targets).
+@inline(__always)
+public func vectorMax(_ a: FloatVector, _ b: FloatVector) -> FloatVector {
+    a.replacing(with: b, where: b .> a)
+}
+
+/// Lane-wise minimum as compare + select.
+@inline(__always)
+public func vectorMin(_ a: FloatVector, _ b: FloatVector) -> FloatVector {
+    a.replacing(with: b, where: b .< a)
+}
+
 /// Vectorized exponential, accurate to about 2 ulp on [-87, 88]; inputs below -87 give 0-ish
 /// (a tiny positive number), inputs above 88 saturate. No libm call in the loop.
 @inline(__always)
 public func fastExp(_ x: FloatVector) -> FloatVector {
-    let clamped = pointwiseMax(pointwiseMin(x, FloatVector(repeating: 88.0)), FloatVector(repeating: -87.0))
+    let clamped = vectorMax(vectorMin(x, FloatVector(repeating: 88.0)), FloatVector(repeating: -87.0))
     // n = round(x / ln 2) with the 1.5 * 2^23 trick; its low mantissa bits hold n.
     let magic = FloatVector(repeating: 12_582_912.0)
     let shifted: FloatVector = magic.addingProduct(clamped, FloatVector(repeating: 1.442_695_040_9))
@@ -47,7 +60,7 @@ public func fastExp(_ x: FloatVector) -> FloatVector {
 /// Absolute error below 2e-7 everywhere.
 @inline(__always)
 public func fastTanh(_ x: FloatVector) -> FloatVector {
-    let clamped = pointwiseMax(pointwiseMin(x, FloatVector(repeating: 9.0)), FloatVector(repeating: -9.0))
+    let clamped = vectorMax(vectorMin(x, FloatVector(repeating: 9.0)), FloatVector(repeating: -9.0))
     let e = fastExp(clamped + clamped)
     return 1.0 - 2.0 / (e + 1.0)
 }
@@ -104,7 +117,7 @@ public func vectorMax(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
     var acc = FloatVector(repeating: -.infinity)
     var i = 0
     while i + 16 <= count {
-        acc = pointwiseMax(acc, loadVector(x + i))
+        acc = vectorMax(acc, loadVector(x + i))
         i += 16
     }
     var best = acc.max()
