@@ -14,17 +14,21 @@ import CBLAS
 ///
 /// Scores are `q·k / sqrt(headDim)` for keys at or before the query, softmax-normalized.
 /// The forward keeps only each row's log-sum-exp; the backward recomputes the probabilities, so
-/// no `[T, T]` matrix per head is stored between passes (one `[T, T]` scratch serves them all).
+/// no `[T, T]` matrix per head is stored between passes (one `[T, T]` scratch per thread).
 /// Products are `cblas_sgemm` calls over row blocks that skip the masked upper triangle.
 public enum Attention {
     /// Default rows per GEMM block; blocks above the diagonal are never computed.
     public static let defaultBlockRows = 256
 
-    /// Scratch floats `forward` needs for a sequence length.
-    public static func forwardScratchCount(seqLength: Int) -> Int { seqLength * seqLength }
+    /// Scratch floats `forward` needs: one `[T, T]` matrix per pool thread.
+    public static func forwardScratchCount(seqLength: Int) -> Int {
+        ThreadPool.shared.threadCount * seqLength * seqLength
+    }
 
-    /// Scratch floats `backward` needs for a sequence length.
-    public static func backwardScratchCount(seqLength: Int) -> Int { 2 * seqLength * seqLength }
+    /// Scratch floats `backward` needs: two `[T, T]` matrices per pool thread.
+    public static func backwardScratchCount(seqLength: Int) -> Int {
+        2 * ThreadPool.shared.threadCount * seqLength * seqLength
+    }
 
     /// Writes the attention output into `out` and each query row's log-sum-exp of scaled scores
     /// into `logSumExp` (`[batch, heads, seqLength]`).
@@ -32,52 +36,12 @@ public enum Attention {
                                qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                batch: Int, seqLength: Int, heads: Int, channels: Int,
                                blockRows: Int = defaultBlockRows) {
-        let t = seqLength
-        let hd = channels / heads
-        let ld = 3 * channels
-        let scale = 1 / Float(hd).squareRoot()
-        let probabilities = scratch
-        let blocks = Blocks(t: t, rows: blockRows)
-        for b in 0..<batch {
-            for h in 0..<heads {
-                let q = qkv + b * t * ld + h * 3 * hd
-                let k = q + hd
-                let v = q + 2 * hd
-                let o = out + b * t * channels + h * hd
-                let lse = logSumExp + (b * heads + h) * t
-                scores(into: probabilities, q: q, k: k, ld: ld, scale: scale, blocks: blocks, hd: hd)
-                ThreadPool.shared.parallelFor(t, minimumPerThread: max(1, 8192 / t)) { rows in
-                    for i in rows {
-                        let row = probabilities + i * t
-                        let m = vectorMax(row, i + 1)
-                        let mVector = FloatVector(repeating: m)
-                        var acc = FloatVector(repeating: 0)
-                        var j = 0
-                        while j + 16 <= i + 1 {
-                            let e = fastExp(loadVector(row + j) - mVector)
-                            storeVector(e, row + j)
-                            acc += e
-                            j += 16
-                        }
-                        var sum = acc.sum()
-                        while j <= i {
-                            row[j] = fastExp(row[j] - m)
-                            sum += row[j]
-                            j += 1
-                        }
-                        let inverse = 1 / sum
-                        scaleInPlace(row, count: i + 1, by: inverse)
-                        blocks.zeroMasked(row, row: i)
-                        lse[i] = m + logf(sum)
-                    }
-                }
-                blocks.forEach { r0, r1 in
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                Int32(r1 - r0), Int32(hd), Int32(r1),
-                                1, probabilities + r0 * t, Int32(t), v, Int32(ld),
-                                0, o + r0 * channels, Int32(channels))
-                }
-            }
+        let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)
+        forEachHead(shape) { b, h, rows, worker in
+            let q = qkv + shape.qkvOffset(b, h)
+            forwardHead(out: out + shape.outOffset(b, h), logSumExp: logSumExp + (b * heads + h) * seqLength,
+                        q: q, k: q + shape.hd, v: q + 2 * shape.hd,
+                        probabilities: scratch + worker * seqLength * seqLength, shape: shape, rows: rows)
         }
     }
 
@@ -88,76 +52,165 @@ public enum Attention {
                                 qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                 batch: Int, seqLength: Int, heads: Int, channels: Int,
                                 blockRows: Int = defaultBlockRows) {
-        let t = seqLength
-        let hd = channels / heads
-        let ld = 3 * channels
-        let scale = 1 / Float(hd).squareRoot()
-        let probabilities = scratch
-        let blocks = Blocks(t: t, rows: blockRows)
-        let dscores = scratch + t * t
-        for b in 0..<batch {
-            for h in 0..<heads {
-                let q = qkv + b * t * ld + h * 3 * hd
-                let k = q + hd
-                let v = q + 2 * hd
-                let dq = dqkv + b * t * ld + h * 3 * hd
-                let dk = dq + hd
-                let dv = dq + 2 * hd
-                let o = out + b * t * channels + h * hd
-                let dO = dout + b * t * channels + h * hd
-                let lse = logSumExp + (b * heads + h) * t
-                // Recompute P, and dP = dO · Vᵀ.
-                scores(into: probabilities, q: q, k: k, ld: ld, scale: scale, blocks: blocks, hd: hd)
-                blocks.forEach { r0, r1 in
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                                Int32(r1 - r0), Int32(r1), Int32(hd),
-                                1, dO + r0 * channels, Int32(channels), v, Int32(ld),
-                                0, dscores + r0 * t, Int32(t))
-                }
-                // P = exp(S - lse); dS = P * (dP - rowsum(dO * O)).
-                ThreadPool.shared.parallelFor(t, minimumPerThread: max(1, 8192 / t)) { rows in
-                    for i in rows {
-                        let p = probabilities + i * t
-                        let ds = dscores + i * t
-                        let d = vectorDot(dO + i * channels, o + i * channels, hd)
-                        let lseVector = FloatVector(repeating: lse[i])
-                        let dVector = FloatVector(repeating: d)
-                        var j = 0
-                        while j + 16 <= i + 1 {
-                            let pj = fastExp(loadVector(p + j) - lseVector)
-                            storeVector(pj, p + j)
-                            storeVector(pj * (loadVector(ds + j) - dVector), ds + j)
-                            j += 16
-                        }
-                        while j <= i {
-                            p[j] = fastExp(p[j] - lse[i])
-                            ds[j] = p[j] * (ds[j] - d)
-                            j += 1
-                        }
-                        blocks.zeroMasked(p, row: i)
-                        blocks.zeroMasked(ds, row: i)
+        let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)
+        forEachHead(shape) { b, h, rows, worker in
+            let q = qkv + shape.qkvOffset(b, h)
+            let dq = dqkv + shape.qkvOffset(b, h)
+            let workerScratch = scratch + worker * 2 * seqLength * seqLength
+            backwardHead(dq: dq, dk: dq + shape.hd, dv: dq + 2 * shape.hd, dO: dout + shape.outOffset(b, h),
+                         o: out + shape.outOffset(b, h), lse: logSumExp + (b * heads + h) * seqLength,
+                         q: q, k: q + shape.hd, v: q + 2 * shape.hd,
+                         probabilities: workerScratch, dscores: workerScratch + seqLength * seqLength,
+                         shape: shape, rows: rows)
+        }
+    }
+
+    /// Sizes and strides of one attention call.
+    struct Shape {
+        let batch: Int, t: Int, heads: Int, channels: Int
+        let hd: Int, ld: Int, scale: Float
+        let blocks: Blocks
+
+        init(batch: Int, t: Int, heads: Int, channels: Int, blockRows: Int) {
+            self.batch = batch
+            self.t = t
+            self.heads = heads
+            self.channels = channels
+            hd = channels / heads
+            ld = 3 * channels
+            scale = 1 / Float(hd).squareRoot()
+            blocks = Blocks(t: t, rows: blockRows)
+        }
+
+        func qkvOffset(_ b: Int, _ h: Int) -> Int { b * t * ld + h * 3 * hd }
+        func outOffset(_ b: Int, _ h: Int) -> Int { b * t * channels + h * hd }
+    }
+
+    /// Runs the row-wise loops of one head: in parallel on the pool, or inline.
+    typealias RowRunner = (Int, (Range<Int>) -> Void) -> Void
+
+    /// Calls `body(b, h, rows, worker)` for every head. With several pool threads and at least as
+    /// many heads, the threads take whole heads with single-threaded GEMMs (the small attention
+    /// GEMMs scale poorly inside OpenBLAS); otherwise heads run in turn with threaded GEMMs and
+    /// row-parallel softmax.
+    static func forEachHead(_ shape: Shape, _ body: (Int, Int, RowRunner, Int) -> Void) {
+        let pool = ThreadPool.shared
+        let pairs = shape.batch * shape.heads
+        if pool.threadCount > 1 && pairs >= pool.threadCount {
+            let inline: RowRunner = { count, rowBody in rowBody(0..<count) }
+            withSingleThreadedBLAS {
+                pool.run(chunks: pool.threadCount) { worker in
+                    for pair in (pairs * worker / pool.threadCount)..<(pairs * (worker + 1) / pool.threadCount) {
+                        body(pair / shape.heads, pair % shape.heads, inline, worker)
                     }
                 }
-                // dQ = scale · dS · K; dK = scale · dSᵀ · Q; dV = Pᵀ · dO.
-                blocks.forEach { r0, r1 in
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                Int32(r1 - r0), Int32(hd), Int32(r1),
-                                scale, dscores + r0 * t, Int32(t), k, Int32(ld),
-                                0, dq + r0 * ld, Int32(ld))
-                }
-                // Block r contributes to key rows 0..<r1: the last block (all rows) goes first.
-                blocks.forEach(reversed: true) { r0, r1 in
-                    let beta: Float = r1 == t ? 0 : 1
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                                Int32(r1), Int32(hd), Int32(r1 - r0),
-                                scale, dscores + r0 * t, Int32(t), q + r0 * ld, Int32(ld),
-                                beta, dk, Int32(ld))
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                                Int32(r1), Int32(hd), Int32(r1 - r0),
-                                1, probabilities + r0 * t, Int32(t), dO + r0 * channels, Int32(channels),
-                                beta, dv, Int32(ld))
-                }
             }
+        } else {
+            let parallel: RowRunner = { count, rowBody in
+                pool.parallelFor(count, minimumPerThread: max(1, 8192 / shape.t), rowBody)
+            }
+            for pair in 0..<pairs {
+                body(pair / shape.heads, pair % shape.heads, parallel, 0)
+            }
+        }
+    }
+
+    private static func forwardHead(out o: UnsafeMutablePointer<Float>, logSumExp lse: UnsafeMutablePointer<Float>,
+                                    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                    probabilities: UnsafeMutablePointer<Float>, shape: Shape, rows: RowRunner) {
+        let t = shape.t
+        let blocks = shape.blocks
+        scores(into: probabilities, q: q, k: k, ld: shape.ld, scale: shape.scale, blocks: blocks, hd: shape.hd)
+        rows(t) { range in
+            for i in range {
+                let row = probabilities + i * t
+                let m = vectorMax(row, i + 1)
+                let mVector = FloatVector(repeating: m)
+                var acc = FloatVector(repeating: 0)
+                var j = 0
+                while j + 16 <= i + 1 {
+                    let e = fastExp(loadVector(row + j) - mVector)
+                    storeVector(e, row + j)
+                    acc += e
+                    j += 16
+                }
+                var sum = acc.sum()
+                while j <= i {
+                    row[j] = fastExp(row[j] - m)
+                    sum += row[j]
+                    j += 1
+                }
+                scaleInPlace(row, count: i + 1, by: 1 / sum)
+                blocks.zeroMasked(row, row: i)
+                lse[i] = m + logf(sum)
+            }
+        }
+        blocks.forEach { r0, r1 in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                        Int32(r1 - r0), Int32(shape.hd), Int32(r1),
+                        1, probabilities + r0 * t, Int32(t), v, Int32(shape.ld),
+                        0, o + r0 * shape.channels, Int32(shape.channels))
+        }
+    }
+
+    private static func backwardHead(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+                                     dv: UnsafeMutablePointer<Float>, dO: UnsafePointer<Float>,
+                                     o: UnsafePointer<Float>, lse: UnsafePointer<Float>,
+                                     q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                     probabilities: UnsafeMutablePointer<Float>, dscores: UnsafeMutablePointer<Float>,
+                                     shape: Shape, rows: RowRunner) {
+        let t = shape.t, hd = shape.hd, ld = shape.ld, channels = shape.channels, scale = shape.scale
+        let blocks = shape.blocks
+        // Recompute P, and dP = dO · Vᵀ.
+        scores(into: probabilities, q: q, k: k, ld: ld, scale: scale, blocks: blocks, hd: hd)
+        blocks.forEach { r0, r1 in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                        Int32(r1 - r0), Int32(r1), Int32(hd),
+                        1, dO + r0 * channels, Int32(channels), v, Int32(ld),
+                        0, dscores + r0 * t, Int32(t))
+        }
+        // P = exp(S - lse); dS = P * (dP - rowsum(dO * O)).
+        rows(t) { range in
+            for i in range {
+                let p = probabilities + i * t
+                let ds = dscores + i * t
+                let d = vectorDot(dO + i * channels, o + i * channels, hd)
+                let lseVector = FloatVector(repeating: lse[i])
+                let dVector = FloatVector(repeating: d)
+                var j = 0
+                while j + 16 <= i + 1 {
+                    let pj = fastExp(loadVector(p + j) - lseVector)
+                    storeVector(pj, p + j)
+                    storeVector(pj * (loadVector(ds + j) - dVector), ds + j)
+                    j += 16
+                }
+                while j <= i {
+                    p[j] = fastExp(p[j] - lse[i])
+                    ds[j] = p[j] * (ds[j] - d)
+                    j += 1
+                }
+                blocks.zeroMasked(p, row: i)
+                blocks.zeroMasked(ds, row: i)
+            }
+        }
+        // dQ = scale · dS · K; dK = scale · dSᵀ · Q; dV = Pᵀ · dO.
+        blocks.forEach { r0, r1 in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                        Int32(r1 - r0), Int32(hd), Int32(r1),
+                        scale, dscores + r0 * t, Int32(t), k, Int32(ld),
+                        0, dq + r0 * ld, Int32(ld))
+        }
+        // Block r contributes to key rows 0..<r1: the last block (all rows) goes first.
+        blocks.forEach(reversed: true) { r0, r1 in
+            let beta: Float = r1 == t ? 0 : 1
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                        Int32(r1), Int32(hd), Int32(r1 - r0),
+                        scale, dscores + r0 * t, Int32(t), q + r0 * ld, Int32(ld),
+                        beta, dk, Int32(ld))
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                        Int32(r1), Int32(hd), Int32(r1 - r0),
+                        1, probabilities + r0 * t, Int32(t), dO + r0 * channels, Int32(channels),
+                        beta, dv, Int32(ld))
         }
     }
 

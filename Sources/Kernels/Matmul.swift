@@ -55,3 +55,12 @@ public enum Matmul {
 public func setBLASThreadCount(_ count: Int) {
     openblas_set_num_threads(Int32(count))
 }
+
+/// Runs `body` with OpenBLAS limited to one thread per call (so several threads can each run
+/// their own small GEMMs), then restores the previous thread count.
+public func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+    let previous = openblas_get_num_threads()
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(previous) }
+    return try body()
+}

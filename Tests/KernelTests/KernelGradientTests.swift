@@ -65,9 +65,11 @@ import TestSupport
         #expect(relativeError(dx, gx) < Self.gradientTolerance)
     }
 
-    @Test(arguments: [4, 256])
-    func attentionForwardAndBackward(blockRows: Int) {
-        let batch = 2, t = 11, heads = 3, c = 15
+    /// Several row blocks and one; heads spread over threads (batch x heads >= threads) and one
+    /// head with row-parallel softmax.
+    @Test(arguments: [(4, 2, 3), (256, 2, 3), (4, 1, 1)])
+    func attentionForwardAndBackward(blockRows: Int, batch: Int, heads: Int) {
+        let t = 11, c = 5 * heads
         let qkv = randomFloats(batch * t * 3 * c, seed: 11)
         let r = randomFloats(batch * t * c, seed: 12)
         var out = [Float](repeating: 0, count: batch * t * c)

@@ -81,10 +81,17 @@ import TestSupport
         }
     }
 
+    /// Weights after two full AdamW steps. One exception, by construction rather than by
+    /// tolerance: the key bias has a gradient that is exactly zero in exact arithmetic (adding
+    /// q·b_k to every score of a query row leaves its softmax unchanged), so in any float32
+    /// implementation its gradient is rounding noise that Adam's normalization turns into an
+    /// arbitrary step of at most about `lr`. Those elements are checked against that bound.
     @Test func twoAdamWStepsMatch() throws {
         let fixture = try Fixture()
         let model = try fixture.model()
         let optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: fixture.hyperparameters)
+        let keyBias = keyBiasMask(config: fixture.config)
+        let lr = fixture.hyperparameters.learningRate
         let initial = model.params.buffer.array
         for step in 1...2 {
             model.zeroGrad()
@@ -93,16 +100,41 @@ import TestSupport
             optimizer.update(params: model.params, grads: model.grads)
             let expected = try fixture.store("step\(step)/", layout: model.layout)
             for spec in model.layout.specs {
-                let error = maxAbsoluteError(model.params.values(spec.name), expected.values(spec.name))
+                var ours = model.params.values(spec.name)
+                let theirs = expected.values(spec.name)
+                if spec.name.hasSuffix("linear_qkv.bias") {
+                    let start = model.layout.entry(spec.name).offset
+                    for (i, isKey) in keyBias.enumerated() where isKey {
+                        #expect(abs(ours[i] - initial[start + i]) <= Float(step) * 1.01 * lr)
+                        ours[i] = theirs[i]
+                    }
+                }
+                let error = maxAbsoluteError(ours, theirs)
                 #expect(error < 1e-5, "\(spec.name) after step \(step): max abs error \(error)")
             }
-            // The update itself (not just the weights) must agree closely.
-            let update = zip(model.params.buffer.array, initial).map { $0 - $1 }
-            let expectedUpdate = zip(expected.buffer.array, initial).map { $0 - $1 }
-            #expect(relativeError(update, expectedUpdate) < 1e-3, "update of step \(step)")
+            // The update itself (not just the weights) must agree closely, key biases aside.
+            let counted = countedElements(layout: model.layout, keyBias: keyBias)
+            let update = (0..<initial.count).filter { counted[$0] }.map { model.params.buffer.pointer[$0] - initial[$0] }
+            let expectedUpdate = (0..<initial.count).filter { counted[$0] }.map { expected.buffer.pointer[$0] - initial[$0] }
+            #expect(relativeError(update, expectedUpdate) < 1e-4, "update of step \(step)")
         }
         let loss = try fixture.forward(model)
         let expectedLoss = try fixture.file.floats("loss_after_step2")[0]
         #expect(abs(loss - Double(expectedLoss)) / Double(expectedLoss) < 1e-5)
+    }
+
+    /// Which elements of a fused QKV bias (our per-head [q k v] layout) are key biases.
+    func keyBiasMask(config: GPTConfig) -> [Bool] {
+        let d = config.headDim
+        return (0..<(3 * config.hiddenSize)).map { ($0 % (3 * d)) / d == 1 }
+    }
+
+    /// Every element of the parameter buffer except the key biases.
+    func countedElements(layout: ParameterLayout, keyBias: [Bool]) -> [Bool] {
+        var counted = [Bool](repeating: true, count: layout.totalCount)
+        for (index, spec) in layout.specs.enumerated() where spec.name.hasSuffix("linear_qkv.bias") {
+            for (i, isKey) in keyBias.enumerated() where isKey { counted[layout.offsets[index] + i] = false }
+        }
+        return counted
     }
 }
