@@ -1,4 +1,6 @@
-/// Elementwise accumulation for residual connections.
+/// Elementwise accumulation for residual connections. Its backward is the identity: the
+/// gradient of `x + f(x)` flows unchanged to `x` and into `f`'s backward, which is how
+/// `GPTModel.backward` accumulates into one residual-stream gradient.
 public enum Residual {
     /// `out[i] += inp[i]` for `count` elements.
     public static func addInPlace(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int) {

@@ -28,6 +28,7 @@ import Testing
             model.backward()
             optimizer.update(params: model.params, grads: model.grads)
         }
+        print("overfit: loss \(losses.first!) -> \(losses.last!) in \(losses.count - 1) steps")
         #expect(losses.first! > 4)  // about ln(128) at init
         #expect(losses.last! < 0.1, "loss after \(losses.count) steps: \(losses.last!)")
     }
