@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Planner", dependencies: ["Models"], swiftSettings: releaseFlags),
         .executableTarget(
             name: "megatron",
-            dependencies: ["Kernels", "Parameters", "Models", "Optimizer",
+            dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Planner",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: releaseFlags),
         .target(name: "TestSupport", dependencies: ["Parameters"], path: "Tests/TestSupport"),

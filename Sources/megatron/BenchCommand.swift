@@ -1,6 +1,7 @@
 import ArgumentParser
 import Kernels
 import Models
+import Planner
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -82,8 +83,6 @@ struct BenchShape: Codable {
 
     /// Model FLOPs of one step (forward + backward, no recomputation), Narayanan et al. 2021.
     var modelFLOPsPerStep: Double {
-        let b = Double(microBatch), s = Double(seqLength), l = Double(layers), h = Double(hidden)
-        let v = Double(gptConfig.paddedVocabSize)
-        return 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h))
+        CostModel.flopsPerIteration(gptConfig, batch: microBatch)
     }
 }
