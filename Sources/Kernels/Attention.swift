@@ -20,13 +20,9 @@ public enum Attention {
     /// Default rows per GEMM block; blocks above the diagonal are never computed.
     public static let defaultBlockRows = 256
 
-    /// Scratch floats `forward` needs: one `[T, T]` matrix per pool thread.
-    public static func forwardScratchCount(seqLength: Int) -> Int {
-        ThreadPool.shared.threadCount * seqLength * seqLength
-    }
-
-    /// Scratch floats `backward` needs: two `[T, T]` matrices per pool thread.
-    public static func backwardScratchCount(seqLength: Int) -> Int {
+    /// Scratch floats `forward` and `backward` need: two `[T, T]` matrices per pool thread
+    /// (the forward uses the first).
+    public static func scratchCount(seqLength: Int) -> Int {
         2 * ThreadPool.shared.threadCount * seqLength * seqLength
     }
 

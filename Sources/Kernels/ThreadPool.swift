@@ -60,12 +60,8 @@ public final class ThreadPool: @unchecked Sendable {
             body(0..<count)
             return
         }
-        withoutActuallyEscaping(body) { body in
-            run(chunks: chunks) { chunk in
-                let start = count * chunk / chunks
-                let end = count * (chunk + 1) / chunks
-                body(start..<end)
-            }
+        run(chunks: chunks) { chunk in
+            body((count * chunk / chunks)..<(count * (chunk + 1) / chunks))
         }
     }
 

@@ -63,8 +63,7 @@ final class GPTActivations {
         logitsLSE = FloatBuffer(count: n)
         losses = FloatBuffer(count: n)
         gelu = FloatBuffer(count: n * f)
-        attentionScratch = FloatBuffer(count: max(Attention.forwardScratchCount(seqLength: seqLength),
-                                                  Attention.backwardScratchCount(seqLength: seqLength)))
+        attentionScratch = FloatBuffer(count: Attention.scratchCount(seqLength: seqLength))
         dresidual = FloatBuffer(count: n * c)
         dln = FloatBuffer(count: n * c)
         dattention = FloatBuffer(count: n * c)

@@ -18,7 +18,7 @@ public enum HuggingFaceGPT2 {
             let values = try tensor(prefix + hf)
             let (offset, spec) = store.layout.entry(name)
             guard values.count == spec.count else {
-                throw ConfigurationError.invalid(flag: hf, reason: "has \(values.count) values, the model expects \(spec.shape)")
+                throw ImportError.shapeMismatch(tensor: prefix + hf, found: values.count, expected: spec.shape)
             }
             (store.buffer.pointer + offset).update(from: values, count: values.count)
         }
@@ -26,7 +26,7 @@ public enum HuggingFaceGPT2 {
             // Hugging Face [rows = in, cols = out] -> ours [out, in].
             let values = try tensor(prefix + hf)
             guard values.count == rows * cols else {
-                throw ConfigurationError.invalid(flag: hf, reason: "has \(values.count) values, expected \(rows) x \(cols)")
+                throw ImportError.shapeMismatch(tensor: prefix + hf, found: values.count, expected: [rows, cols])
             }
             let destination = store[name]
             for i in 0..<rows {
@@ -44,7 +44,8 @@ public enum HuggingFaceGPT2 {
             let qkvWeight = try tensor(prefix + hf + "attn.c_attn.weight")
             let qkvBias = try tensor(prefix + hf + "attn.c_attn.bias")
             guard qkvWeight.count == 3 * c * c, qkvBias.count == 3 * c else {
-                throw ConfigurationError.invalid(flag: hf + "attn.c_attn", reason: "does not match hidden size \(c)")
+                throw ImportError.shapeMismatch(tensor: prefix + hf + "attn.c_attn", found: qkvWeight.count + qkvBias.count,
+                                                expected: [c, 3 * c])
             }
             let weight = store[ours + "self_attention.linear_qkv.weight"]
             let bias = store[ours + "self_attention.linear_qkv.bias"]
@@ -64,6 +65,18 @@ public enum HuggingFaceGPT2 {
         }
         try copy("transformer.ln_f.weight", "decoder.final_layernorm.weight")
         try copy("transformer.ln_f.bias", "decoder.final_layernorm.bias")
+    }
+
+    /// A Hugging Face tensor whose size does not fit the configured model.
+    public enum ImportError: Error, CustomStringConvertible, Equatable {
+        case shapeMismatch(tensor: String, found: Int, expected: [Int])
+
+        public var description: String {
+            switch self {
+            case let .shapeMismatch(tensor, found, expected):
+                "tensor '\(tensor)' has \(found) values but the configured model expects shape \(expected) (wrong --hidden-size, --num-layers or vocabulary?)"
+            }
+        }
     }
 
     /// Our fused-QKV row for Hugging Face's c_attn output column.

@@ -75,7 +75,7 @@ import TestSupport
         var out = [Float](repeating: 0, count: batch * t * c)
         var lse = [Float](repeating: 0, count: batch * heads * t)
         var dqkv = [Float](repeating: 7, count: qkv.count)  // backward overwrites
-        var scratch = [Float](repeating: 0, count: Attention.backwardScratchCount(seqLength: t))
+        var scratch = [Float](repeating: 0, count: Attention.scratchCount(seqLength: t))
         Attention.forward(out: &out, logSumExp: &lse, qkv: qkv, scratch: &scratch, batch: batch, seqLength: t,
                           heads: heads, channels: c, blockRows: blockRows)
         Attention.backward(dqkv: &dqkv, dout: r, out: out, logSumExp: lse, qkv: qkv, scratch: &scratch,

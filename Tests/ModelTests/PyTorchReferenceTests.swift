@@ -58,6 +58,17 @@ import TestSupport
         #expect(fixture.config.paddedVocabSize == Int(fixture.file.metadata["padded_vocab_size"]!)!)
     }
 
+    @Test func importIntoTheWrongShapeNamesTheTensor() throws {
+        let fixture = try Fixture()
+        var wrong = fixture.config
+        wrong.hiddenSize = 36
+        let model = try GPTModel(config: wrong)
+        #expect(throws: HuggingFaceGPT2.ImportError.shapeMismatch(tensor: "init/transformer.wte.weight",
+                                                                 found: 256 * 48, expected: [256, 36])) {
+            try HuggingFaceGPT2.load(into: model.params, config: wrong, prefix: "init/") { try fixture.file.floats($0) }
+        }
+    }
+
     @Test func lossAndLogitsMatch() throws {
         let fixture = try Fixture()
         let model = try fixture.model()
