@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import FileSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -188,7 +189,11 @@ public struct SafeTensorsFile: Sendable {
         for tensor in tensors {
             file += UnsafeRawBufferPointer(tensor.values)
         }
-        try AtomicFile.write(file, to: path)
+        do {
+            try AtomicFile.write(file, to: path)
+        } catch {
+            throw .writeFailed(path: path, reason: error.reason)
+        }
     }
 }
 
@@ -211,31 +216,6 @@ enum HeaderValue: Codable, Equatable {
         switch self {
         case .entry(let entry): try container.encode(entry)
         case .metadata(let values): try container.encode(values)
-        }
-    }
-}
-
-/// Crash-safe file replacement: write `path.tmp-PID`, fsync, rename over `path`.
-public enum AtomicFile {
-    /// Replaces the file at `path` with `bytes`, or leaves it untouched on failure.
-    public static func write(_ bytes: [UInt8], to path: String) throws(TensorFileError) {
-        let temporary = "\(path).tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
-        var written = 0
-        let ok = bytes.withUnsafeBytes { raw -> Bool in
-            while written < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + written, raw.count - written)
-                if n <= 0 { return false }
-                written += n
-            }
-            return fsync(fd) == 0
-        }
-        let reason = ok ? "" : String(cString: strerror(errno))
-        close(fd)
-        guard ok, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw .writeFailed(path: path, reason: ok ? String(cString: strerror(errno)) : reason)
         }
     }
 }

@@ -35,10 +35,7 @@ struct BenchReport: Codable {
     }
 
     var text: String {
-        func f(_ x: Double, _ digits: Int = 1) -> String {
-            let scale = Double([1, 10, 100, 1000, 10000][min(digits, 4)])
-            return String(Double((x * scale).rounded()) / scale)
-        }
+        func f(_ x: Double, _ digits: Int = 1) -> String { fixed(x, digits) }
         return """
         config \(config): \(parameters) parameters, \(tokensPerStep) tokens/step, median of \(steps) steps
           ms/step          \(f(msPerStep)) (forward \(f(forwardMs)), backward \(f(backwardMs)), optimizer \(f(optimizerMs)))

@@ -6,5 +6,5 @@ struct Megatron: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "megatron",
         abstract: "Megatron-style GPT training on the CPU, in Swift.",
-        subcommands: [BenchCommand.self])
+        subcommands: [BenchCommand.self, TokenizerCommand.self, PreprocessCommand.self])
 }

@@ -1,0 +1,141 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failed file operation; names the file and the system's reason.
+public struct FileError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let path: String
+    public let reason: String
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    /// The error for the current `errno`.
+    static func system(_ action: String, _ path: String) -> FileError {
+        FileError(path: path, reason: "\(action): \(String(cString: strerror(errno)))")
+    }
+
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// Writes a file so that readers only ever see the old file or the complete new one: the bytes go
+/// to `path.tmp-PID`, and `commit()` fsyncs and renames it over `path`. A writer that is dropped
+/// without `commit()` (an error, a crash) leaves `path` untouched and removes its temporary file.
+public final class AtomicFileWriter {
+    /// The file that `commit()` replaces.
+    public let path: String
+    private let temporaryPath: String
+    private var descriptor: Int32
+    private var buffer: [UInt8] = []
+    private let bufferCapacity = 1 << 20
+    /// Bytes appended so far.
+    public private(set) var count = 0
+
+    /// Creates the temporary file next to `path`.
+    public init(path: String) throws(FileError) {
+        self.path = path
+        temporaryPath = "\(path).tmp-\(getpid())"
+        descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else { throw .system("cannot create \(temporaryPath)", path) }
+        buffer.reserveCapacity(bufferCapacity)
+    }
+
+    deinit {
+        if descriptor >= 0 {
+            close(descriptor)
+            unlink(temporaryPath)
+        }
+    }
+
+    /// Appends raw bytes.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(FileError) {
+        count += bytes.count
+        if buffer.count + bytes.count > bufferCapacity { try flush() }
+        if bytes.count >= bufferCapacity {
+            try writeAll(bytes)
+        } else {
+            buffer.append(contentsOf: bytes)
+        }
+    }
+
+    /// Appends a byte array.
+    public func write(_ bytes: [UInt8]) throws(FileError) {
+        try rethrowing(bytes.withUnsafeBytes { raw in capture { () throws(FileError) in try write(raw) } })
+    }
+
+    /// Appends the little-endian bytes of fixed-width integers or floats.
+    public func write<T: BitwiseCopyable>(contentsOf values: [T]) throws(FileError) {
+        try rethrowing(values.withUnsafeBytes { raw in capture { () throws(FileError) in try write(raw) } })
+    }
+
+    /// Appends one value's bytes.
+    public func write<T: BitwiseCopyable>(_ value: T) throws(FileError) {
+        try rethrowing(withUnsafeBytes(of: value) { raw in capture { () throws(FileError) in try write(raw) } })
+    }
+
+    /// Flushes, fsyncs and renames the temporary file over `path`.
+    public func commit() throws(FileError) {
+        precondition(descriptor >= 0, "commit() called twice")
+        try flush()
+        let synced = fsync(descriptor) == 0
+        let error = FileError.system("fsync failed", path)
+        close(descriptor)
+        descriptor = -1
+        guard synced else {
+            unlink(temporaryPath)
+            throw error
+        }
+        guard rename(temporaryPath, path) == 0 else {
+            let error = FileError.system("cannot rename \(temporaryPath) over it", path)
+            unlink(temporaryPath)
+            throw error
+        }
+    }
+
+    private func flush() throws(FileError) {
+        let pending = buffer
+        buffer.removeAll(keepingCapacity: true)
+        try rethrowing(pending.withUnsafeBytes { raw in capture { () throws(FileError) in try writeAll(raw) } })
+    }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws(FileError) {
+        var written = 0
+        while written < bytes.count {
+            let n = Glibc.write(descriptor, bytes.baseAddress! + written, bytes.count - written)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw .system("write failed", path) }
+            written += n
+        }
+    }
+}
+
+/// Runs `body` inside a non-throwing closure (such as `withUnsafeBytes`), returning its error.
+@inline(__always)
+func capture(_ body: () throws(FileError) -> Void) -> FileError? {
+    do {
+        try body()
+        return nil
+    } catch {
+        return error
+    }
+}
+
+/// Throws an error captured by `capture`.
+@inline(__always)
+func rethrowing(_ error: FileError?) throws(FileError) {
+    if let error { throw error }
+}
+
+/// One-call atomic replacement of a whole file.
+public enum AtomicFile {
+    /// Replaces the file at `path` with `bytes`, or leaves it untouched on failure.
+    public static func write(_ bytes: [UInt8], to path: String) throws(FileError) {
+        let writer = try AtomicFileWriter(path: path)
+        try writer.write(bytes)
+        try writer.commit()
+    }
+}

@@ -1,0 +1,190 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import FileSupport
+
+/// Reading and writing the two file formats of byte-level BPE vocabularies: GPT-2's
+/// `vocab.json` + `merges.txt`, and a Hugging Face `tokenizer.json`.
+extension Tokenizer {
+    /// Loads GPT-2 style files (`vocab.json` maps spellings to ids; `merges.txt` has one
+    /// `left right` rule per line in rank order, after an optional `#version` line).
+    /// `<|endoftext|>` is treated as an added token when the vocabulary has it.
+    public static func load(vocabFile: String, mergesFile: String) throws(TokenizerError) -> Tokenizer {
+        let vocabulary: [String: Int32]
+        do {
+            vocabulary = try JSONDecoder().decode([String: Int32].self, from: try readFile(vocabFile))
+        } catch let error as TokenizerError {
+            throw error
+        } catch {
+            throw .malformed(path: vocabFile, reason: "expected a JSON object of token ids (\(error))")
+        }
+        let text = String(decoding: try readFile(mergesFile), as: UTF8.self)
+        var merges = [(String, String)]()
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = line.hasSuffix("\r") ? line.dropLast() : line
+            if line.isEmpty || (number == 0 && line.hasPrefix("#version")) { continue }
+            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw .malformed(path: mergesFile, reason: "line \(number + 1) is not 'left right': \(line)")
+            }
+            merges.append((String(parts[0]), String(parts[1])))
+        }
+        let added = vocabulary["<|endoftext|>"] == nil ? [] : ["<|endoftext|>"]
+        return try Tokenizer(vocabulary: vocabulary, merges: merges, addedTokens: added,
+                             source: "\(vocabFile) + \(mergesFile)")
+    }
+
+    /// Loads a Hugging Face `tokenizer.json` with a BPE model and a ByteLevel pre-tokenizer.
+    public static func load(tokenizerFile path: String) throws(TokenizerError) -> Tokenizer {
+        let file: HuggingFaceTokenizerFile
+        do {
+            file = try JSONDecoder().decode(HuggingFaceTokenizerFile.self, from: try readFile(path))
+        } catch let error as TokenizerError {
+            throw error
+        } catch {
+            throw .malformed(path: path, reason: "not a Hugging Face tokenizer.json (\(error))")
+        }
+        let model = file.model
+        if let type = model.type, type != "BPE" { throw .unsupported(path: path, feature: "model type \(type)") }
+        if let normalizer = file.normalizer {
+            throw .unsupported(path: path, feature: "normalizer \(normalizer.type)")
+        }
+        guard let pre = file.pre_tokenizer, pre.type == "ByteLevel", pre.use_regex ?? true else {
+            throw .unsupported(path: path, feature: "pre-tokenizer \(file.pre_tokenizer?.type ?? "null")")
+        }
+        if let prefix = model.continuing_subword_prefix, !prefix.isEmpty {
+            throw .unsupported(path: path, feature: "continuing_subword_prefix")
+        }
+        if let suffix = model.end_of_word_suffix, !suffix.isEmpty {
+            throw .unsupported(path: path, feature: "end_of_word_suffix")
+        }
+        if model.byte_fallback == true { throw .unsupported(path: path, feature: "byte_fallback") }
+        var vocabulary = model.vocab
+        for token in file.added_tokens ?? [] {
+            if let existing = vocabulary[token.content], existing != token.id {
+                throw .malformed(path: path, reason:
+                    "added token \(token.content) has id \(token.id) but the vocabulary says \(existing)")
+            }
+            vocabulary[token.content] = token.id
+        }
+        return try Tokenizer(vocabulary: vocabulary, merges: model.merges.map { ($0.left, $0.right) },
+                             addedTokens: (file.added_tokens ?? []).map(\.content),
+                             addPrefixSpace: pre.add_prefix_space ?? false,
+                             ignoreMerges: model.ignore_merges ?? false, source: path)
+    }
+
+    /// Writes `tokenizer.json`, `vocab.json` and `merges.txt` into `directory` (which must
+    /// exist), each atomically.
+    public func save(to directory: String) throws(TokenizerError) {
+        let rules = mergeRules.map { (tokens[Int($0.left)], tokens[Int($0.right)]) }
+        var vocab = "{"
+        for (id, token) in tokens.enumerated() {
+            vocab += (id == 0 ? "" : ",") + JSONText.quoted(token) + ":\(id)"
+        }
+        vocab += "}"
+        var mergesText = "#version: 0.2\n"
+        for (left, right) in rules { mergesText += "\(left) \(right)\n" }
+
+        let added = addedTokens.sorted { $0.id < $1.id }.map { token in
+            "{\"id\":\(token.id),\"content\":\(JSONText.quoted(token.content)),\"single_word\":false,"
+                + "\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":true}"
+        }.joined(separator: ",")
+        let byteLevel = "{\"type\":\"ByteLevel\",\"add_prefix_space\":\(addPrefixSpace),"
+            + "\"trim_offsets\":true,\"use_regex\":true}"
+        let mergesJSON = rules.map { "[\(JSONText.quoted($0.0)),\(JSONText.quoted($0.1))]" }
+            .joined(separator: ",")
+        let json = "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[\(added)],"
+            + "\"normalizer\":null,\"pre_tokenizer\":\(byteLevel),\"post_processor\":\(byteLevel),"
+            + "\"decoder\":\(byteLevel),\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,"
+            + "\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,\"fuse_unk\":false,"
+            + "\"byte_fallback\":false,\"ignore_merges\":\(ignoreMerges),\"vocab\":\(vocab),"
+            + "\"merges\":[\(mergesJSON)]}}\n"
+        for (name, contents) in [("tokenizer.json", json), ("vocab.json", vocab + "\n"),
+                                 ("merges.txt", mergesText)] {
+            do {
+                try AtomicFile.write(Array(contents.utf8), to: directory + "/" + name)
+            } catch {
+                throw .unreadable(path: error.path, reason: error.reason)
+            }
+        }
+    }
+}
+
+func readFile(_ path: String) throws(TokenizerError) -> Data {
+    do {
+        let mapped = try MappedFile(path: path)
+        return Data(mapped.bytes)
+    } catch {
+        throw .unreadable(path: path, reason: error.reason)
+    }
+}
+
+/// The parts of a Hugging Face `tokenizer.json` that a byte-level BPE tokenizer uses.
+struct HuggingFaceTokenizerFile: Decodable {
+    struct AddedToken: Decodable {
+        var id: Int32
+        var content: String
+    }
+    struct Component: Decodable {
+        var type: String
+        var add_prefix_space: Bool?
+        var use_regex: Bool?
+    }
+    struct Merge: Decodable {
+        var left: String
+        var right: String
+        init(from decoder: Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let pair = try? container.decode([String].self) {
+                guard pair.count == 2 else {
+                    throw DecodingError.dataCorruptedError(in: container, debugDescription: "merge is not a pair")
+                }
+                (left, right) = (pair[0], pair[1])
+            } else {
+                let text = try container.decode(String.self)
+                let parts = text.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+                guard parts.count == 2 else {
+                    throw DecodingError.dataCorruptedError(in: container, debugDescription: "merge '\(text)'")
+                }
+                (left, right) = (String(parts[0]), String(parts[1]))
+            }
+        }
+    }
+    struct Model: Decodable {
+        var type: String?
+        var vocab: [String: Int32]
+        var merges: [Merge]
+        var continuing_subword_prefix: String?
+        var end_of_word_suffix: String?
+        var byte_fallback: Bool?
+        var ignore_merges: Bool?
+    }
+    var added_tokens: [AddedToken]?
+    var normalizer: Component?
+    var pre_tokenizer: Component?
+    var model: Model
+}
+
+/// JSON string literals.
+enum JSONText {
+    /// `text` as a JSON string literal (non-ASCII characters written as UTF-8).
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,73 @@
+import FileSupport
+import Testing
+@testable import Tokenizer
+
+/// Our tokenizer against Hugging Face `tokenizers` on hard texts (fixtures from
+/// scripts/reference/tokenizer_fixtures.py).
+@Suite struct TokenizerFixtureTests {
+    static let tokenizerJSON = DataFixtures.path("tokenizer/tokenizer.json")
+
+    @Test func encodesHardTextsLikeHuggingFace() throws {
+        let tokenizer = try Tokenizer.load(tokenizerFile: Self.tokenizerJSON)
+        let cases = try DataFixtures.json("tokenizer/hard_texts.json")["encode"]!.array
+        #expect(cases.count > 30)
+        var encoder = tokenizer.makeEncoder()
+        for item in cases {
+            let text = item["text"]!.string!
+            var ids = [Int32]()
+            encoder.encode(text, into: &ids)
+            #expect(ids == item["ids"]!.int32s, "text: \(text.debugDescription)")
+            #expect(try tokenizer.decode(ids) == text, "round trip: \(text.debugDescription)")
+        }
+    }
+
+    @Test func gpt2FilesEncodeLikeTokenizerJSON() throws {
+        let fromJSON = try Tokenizer.load(tokenizerFile: Self.tokenizerJSON)
+        let fromGPT2 = try Tokenizer.load(vocabFile: DataFixtures.path("tokenizer/vocab.json"),
+                                          mergesFile: DataFixtures.path("tokenizer/merges.txt"))
+        #expect(fromGPT2.vocabularySize == fromJSON.vocabularySize)
+        for item in try DataFixtures.json("tokenizer/hard_texts.json")["encode"]!.array {
+            let text = item["text"]!.string!
+            #expect(fromGPT2.encode(text) == fromJSON.encode(text), "text: \(text.debugDescription)")
+        }
+    }
+
+    @Test func decodesPartialCharactersLikeHuggingFace() throws {
+        let tokenizer = try Tokenizer.load(tokenizerFile: Self.tokenizerJSON)
+        for item in try DataFixtures.json("tokenizer/hard_texts.json")["decode"]!.array {
+            let ids = item["ids"]!.int32s
+            #expect(try tokenizer.decode(ids) == item["text_keep_special"]!.string!, "ids: \(ids)")
+        }
+    }
+
+    @Test func savedFilesReloadIdentically() throws {
+        let tokenizer = try Tokenizer.load(tokenizerFile: Self.tokenizerJSON)
+        let directory = DataFixtures.temporaryDirectory()
+        try tokenizer.save(to: directory)
+        let reloaded = try Tokenizer.load(tokenizerFile: directory + "/tokenizer.json")
+        let gpt2 = try Tokenizer.load(vocabFile: directory + "/vocab.json", mergesFile: directory + "/merges.txt")
+        #expect(reloaded.tokens == tokenizer.tokens)
+        let text = "The Devil's Dictionary, 1911: ÆSTHETE, n. — “a dabbler” 🎩  <|endoftext|>end"
+        #expect(reloaded.encode(text) == tokenizer.encode(text))
+        #expect(gpt2.encode(text) == tokenizer.encode(text))
+    }
+
+    @Test func badFilesAreClearErrors() throws {
+        let directory = DataFixtures.temporaryDirectory()
+        try AtomicFile.write(Array("{\"a\": 0, ".utf8), to: directory + "/vocab.json")
+        try AtomicFile.write(Array("#version: 0.2\na b\n".utf8), to: directory + "/merges.txt")
+        #expect(throws: TokenizerError.self) {
+            try Tokenizer.load(vocabFile: directory + "/vocab.json", mergesFile: directory + "/merges.txt")
+        }
+        try AtomicFile.write(Array("{\"a\": 0, \"b\": 1}".utf8), to: directory + "/vocab.json")
+        do {
+            _ = try Tokenizer.load(vocabFile: directory + "/vocab.json", mergesFile: directory + "/merges.txt")
+            Issue.record("a merge of tokens whose result is missing must fail")
+        } catch {
+            #expect(error.description.contains("merge rule 1"))
+        }
+        #expect(throws: TokenizerError.self) { try Tokenizer.load(tokenizerFile: directory + "/missing.json") }
+        let tokenizer = try Tokenizer.load(tokenizerFile: Self.tokenizerJSON)
+        #expect(throws: TokenizerError.self) { try tokenizer.decode([Int32(tokenizer.vocabularySize)]) }
+    }
+}
