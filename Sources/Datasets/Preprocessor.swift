@@ -88,6 +88,7 @@ public struct Preprocessor {
         }
         for writer in writers { try writer.finish() }
         progress.inputBytes = input.bytes.count
+        withExtendedLifetime(input) {}
         progress.seconds = monotonicSeconds() - start
         return progress
     }

@@ -10,28 +10,35 @@ public enum TextDocuments {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch { throw DatasetError.io(error) }
         let isJSON = path.hasSuffix(".jsonl") || path.hasSuffix(".json")
-        for batch in LineBatches(bytes: file.bytes, targetBytes: 1 << 22) {
-            for line in batch {
-                let bytes = UnsafeBufferPointer(rebasing: file.bytes.assumingMemoryBound(to: UInt8.self)[line.range])
-                if !isJSON {
-                    let end = line.range.upperBound < file.bytes.count ? "\n" : ""
-                    try body(String(decoding: bytes, as: UTF8.self) + end)
-                    continue
-                }
-                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-                let value: JSONValue
-                do {
-                    value = try JSONValue.parse(utf8: bytes)
-                } catch {
-                    throw DatasetError.invalidArgument("\(path):\(line.number): malformed JSON: \(error)")
-                }
-                for key in jsonKeys {
-                    guard case let .string(text) = value[key] else {
-                        throw DatasetError.invalidArgument("\(path):\(line.number): no string field \"\(key)\"")
+        try file.withBytes { raw in
+            let all = raw.assumingMemoryBound(to: UInt8.self)
+            for batch in LineBatches(bytes: raw, targetBytes: 1 << 22) {
+                for line in batch {
+                    let bytes = UnsafeBufferPointer(rebasing: all[line.range])
+                    if !isJSON {
+                        let newline = line.range.upperBound < all.count ? "\n" : ""
+                        try body(String(decoding: bytes, as: UTF8.self) + newline)
+                    } else if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                        try forEachField(of: bytes, keys: jsonKeys, location: "\(path):\(line.number)", body)
                     }
-                    try body(text)
                 }
             }
+        }
+    }
+
+    private static func forEachField(of line: UnsafeBufferPointer<UInt8>, keys: [String], location: String,
+                                     _ body: (String) throws -> Void) throws {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(utf8: line)
+        } catch {
+            throw DatasetError.invalidArgument("\(location): malformed JSON: \(error)")
+        }
+        for key in keys {
+            guard case let .string(text) = value[key] else {
+                throw DatasetError.invalidArgument("\(location): no string field \"\(key)\"")
+            }
+            try body(text)
         }
     }
 }

@@ -139,3 +139,17 @@ public enum AtomicFile {
         try writer.commit()
     }
 }
+
+/// Directory helpers.
+public enum Directory {
+    /// Creates `path` and any missing parents (like `mkdir -p`).
+    public static func create(_ path: String) throws(FileError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw .system("cannot create directory", current)
+            }
+        }
+    }
+}

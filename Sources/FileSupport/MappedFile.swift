@@ -5,6 +5,8 @@ import Darwin
 #endif
 
 /// A whole file mapped read-only into memory; unmapped when the last reference goes away.
+/// `bytes` is valid only while the `MappedFile` is alive: keep a reference (a stored property) or
+/// use `withBytes`, never `MappedFile(path:).bytes` on a temporary.
 public final class MappedFile: @unchecked Sendable {
     /// The file's path, for error messages.
     public let path: String
@@ -31,6 +33,16 @@ public final class MappedFile: @unchecked Sendable {
 
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+
+    /// Calls `body` with the bytes, keeping the mapping alive meanwhile.
+    public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try withExtendedLifetime(self) { () throws(E) -> R in try body(bytes) }
+    }
+
+    /// The whole file copied into an array.
+    public static func read(path: String) throws(FileError) -> [UInt8] {
+        try MappedFile(path: path).withBytes { Array($0) }
     }
 
     /// Reads a little-endian value at a byte offset (unaligned reads allowed).

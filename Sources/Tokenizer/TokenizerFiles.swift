@@ -114,8 +114,7 @@ extension Tokenizer {
 
 func readFile(_ path: String) throws(TokenizerError) -> Data {
     do {
-        let mapped = try MappedFile(path: path)
-        return Data(mapped.bytes)
+        return Data(try MappedFile.read(path: path))
     } catch {
         throw .unreadable(path: path, reason: error.reason)
     }

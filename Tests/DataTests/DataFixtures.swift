@@ -14,8 +14,8 @@ enum DataFixtures {
     static func path(_ relative: String) -> String { directory + "/" + relative }
 
     static func json(_ relative: String) throws -> JSONValue {
-        let file = try MappedFile(path: path(relative))
-        return try JSONValue.parse(utf8: file.bytes.assumingMemoryBound(to: UInt8.self))
+        let bytes = try MappedFile.read(path: path(relative))
+        return try bytes.withUnsafeBufferPointer { try JSONValue.parse(utf8: $0) }
     }
 
     /// A fresh empty directory under /tmp.

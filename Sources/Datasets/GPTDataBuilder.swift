@@ -1,0 +1,112 @@
+/// Megatron's `--data-path` argument: one prefix, weight-prefix pairs (`0.3 a 0.7 b`), or several
+/// prefixes without weights (blended in proportion to their sizes).
+public struct DataPath: Sendable, Equatable {
+    init(prefixes: [String], weights: [Double]?) {
+        self.prefixes = prefixes
+        self.weights = weights
+    }
+
+    public var prefixes: [String]
+    /// One weight per prefix, or nil when none were given.
+    public var weights: [Double]?
+
+    /// Parses the words of `--data-path`.
+    public init(_ words: [String]) throws(DatasetError) {
+        guard !words.isEmpty else { throw .invalidArgument("--data-path needs at least one dataset prefix") }
+        let weightsGiven = words.count >= 2 && words.count % 2 == 0 && Double(words[0]) != nil
+        if !weightsGiven {
+            prefixes = words
+            weights = nil
+            return
+        }
+        var prefixes = [String](), weights = [Double]()
+        for pair in stride(from: 0, to: words.count, by: 2) {
+            guard let weight = Double(words[pair]), weight >= 0, weight.isFinite else {
+                throw .invalidArgument("--data-path: '\(words[pair])' should be a non-negative weight before \(words[pair + 1])")
+            }
+            weights.append(weight)
+            prefixes.append(words[pair + 1])
+        }
+        guard weights.contains(where: { $0 > 0 }) else { throw .invalidArgument("--data-path: all weights are zero") }
+        self.prefixes = prefixes
+        self.weights = weights
+    }
+}
+
+/// Builds the train, validation and test sample sources from `--data-path`, `--split` and the
+/// number of samples each split must serve, the way Megatron's BlendedMegatronDatasetBuilder does.
+public enum GPTDataBuilder {
+    /// One source per split (`sizes[s] == nil`: that split is not built).
+    public static func build(dataPath: DataPath, config: GPTDatasetConfig,
+                             sizes: [Int?]) throws(DatasetError) -> [GPTSampleSource?] {
+        precondition(sizes.count == 3)
+        var opened = [IndexedDataset]()
+        for prefix in dataPath.prefixes { opened.append(try IndexedDataset(prefix: prefix)) }
+        var sources = [GPTSampleSource?]()
+        for (split, size) in sizes.enumerated() {
+            guard let size else {
+                sources.append(nil)
+                continue
+            }
+            if opened.count == 1 {
+                sources.append(try GPTDataset(dataset: opened[0], config: config, splitIndex: split, sampleCount: size))
+            } else if let weights = dataPath.weights {
+                let normalized = Blending.normalize(weights)
+                let (target, buffer) = Blending.sampleCounts(weights: normalized, size: size)
+                var parts = [GPTSampleSource]()
+                for (dataset, count) in zip(opened, buffer) {
+                    parts.append(try GPTDataset(dataset: dataset, config: config, splitIndex: split, sampleCount: count))
+                }
+                sources.append(try BlendedGPTDataset(datasets: parts, weights: normalized, size: target.reduce(0, +)))
+            } else {
+                var parts = [GPTSampleSource]()
+                for dataset in opened {
+                    parts.append(try GPTDataset(dataset: dataset, config: config, splitIndex: split, sampleCount: nil))
+                }
+                let total = parts.reduce(0) { $0 + $1.count }
+                sources.append(try BlendedGPTDataset(datasets: parts, weights: parts.map { Double($0.count) },
+                                                     size: min(size, total)))
+            }
+        }
+        return sources
+    }
+}
+
+/// A micro-batch: `batchSize` samples of `sequenceLength` tokens, row-major.
+public struct MicroBatch: Sendable, Equatable {
+    public var batchSize: Int
+    public var sequenceLength: Int
+    public var tokens: [Int32]
+    public var labels: [Int32]
+    public var lossMask: [Float]
+}
+
+/// Serves consecutive samples of a source as micro-batches, starting after the samples already
+/// consumed (Megatron's pretraining sampler: all shuffling is inside the dataset indices).
+public struct MicroBatchLoader {
+    public let source: GPTSampleSource
+    public let microBatchSize: Int
+    /// Samples served so far (including those consumed before a resume).
+    public private(set) var consumedSamples: Int
+
+    public init(source: GPTSampleSource, microBatchSize: Int, consumedSamples: Int = 0) {
+        self.source = source
+        self.microBatchSize = microBatchSize
+        self.consumedSamples = consumedSamples
+    }
+
+    /// The next micro-batch, or nil when fewer than `microBatchSize` samples are left.
+    public mutating func next() -> MicroBatch? {
+        guard consumedSamples + microBatchSize <= source.count else { return nil }
+        var batch = MicroBatch(batchSize: microBatchSize, sequenceLength: 0, tokens: [], labels: [], lossMask: [])
+        for i in consumedSamples..<(consumedSamples + microBatchSize) {
+            let sample = source.sample(i)
+            batch.sequenceLength = sample.tokens.count
+            batch.tokens += sample.tokens
+            batch.labels += sample.labels
+            batch.lossMask += sample.lossMask
+        }
+        consumedSamples += microBatchSize
+        return batch
+    }
+}

@@ -1,0 +1,90 @@
+import FileSupport
+import Testing
+@testable import Datasets
+import Tokenizer
+
+@Suite struct PreprocessorTests {
+    static let tokenizer = try! Tokenizer.load(tokenizerFile: DataFixtures.path("tokenizer/tokenizer.json"))
+
+    static func write(_ lines: [String]) throws -> String {
+        let path = DataFixtures.temporaryDirectory() + "/corpus.jsonl"
+        try AtomicFile.write(Array(lines.joined(separator: "\n").utf8), to: path)
+        return path
+    }
+
+    static let lines = [
+        #"{"text": "The Devil's Dictionary.", "title": "one"}"#,
+        #"{"title": "two", "text": "ABSURDITY, n.\nA statement or belief manifestly inconsistent with one's own opinion. \u00e9\ud83d\ude00"}"#,
+        #"{"text": "", "title": ""}"#,
+        "",
+        #"{"text": "Last line without a newline", "title": "x"}"#,
+    ]
+
+    @Test(arguments: [1, 2]) func writesOneDocumentPerLineWithEOD(workers: Int) throws {
+        let input = try Self.write(Self.lines)
+        var preprocessor = Preprocessor(inputPath: input, outputPrefix: input + "-out")
+        preprocessor.jsonKeys = ["text", "title"]
+        preprocessor.appendEndOfDocument = true
+        preprocessor.workers = workers
+        let progress = try preprocessor.run(tokenizer: Self.tokenizer)
+        #expect(progress.documents == 4)
+
+        let eod = Self.tokenizer.endOfDocumentID!
+        let texts = ["The Devil's Dictionary.",
+                     "ABSURDITY, n.\nA statement or belief manifestly inconsistent with one's own opinion. é😀",
+                     "", "Last line without a newline"]
+        let titles = ["one", "two", "", "x"]
+        for (key, expected) in [("text", texts), ("title", titles)] {
+            let dataset = try IndexedDataset(prefix: preprocessor.datasetPrefix(key: key))
+            #expect(dataset.dtype == .uint16)
+            #expect(dataset.documentCount == 4)
+            var sequence = 0
+            for (document, text) in expected.enumerated() {
+                let sequences = Int(dataset.documentIndices[document + 1] - dataset.documentIndices[document])
+                if text.isEmpty {
+                    #expect(sequences == 0, "empty documents have no sequence (as in Megatron)")
+                    continue
+                }
+                #expect(sequences == 1)
+                #expect(dataset.tokens(ofSequence: sequence) == Self.tokenizer.encode(text) + [eod])
+                sequence += 1
+            }
+        }
+    }
+
+    @Test func malformedLinesStopWithTheLineNumberAndWriteNothing() throws {
+        let input = try Self.write([Self.lines[0], #"{"text": "unterminated}"#, Self.lines[1]])
+        var preprocessor = Preprocessor(inputPath: input, outputPrefix: input + "-out")
+        do {
+            _ = try preprocessor.run(tokenizer: Self.tokenizer)
+            Issue.record("a malformed line must stop the run")
+        } catch {
+            #expect(error.description.hasPrefix("\(input):2: malformed JSON"), "\(error)")
+        }
+        #expect(throws: DatasetError.self) { try IndexedDataset(prefix: preprocessor.datasetPrefix(key: "text")) }
+
+        preprocessor.jsonKeys = ["body"]
+        #expect(throws: DatasetError.invalidArgument("\(input):1: no key \"body\"")) {
+            try preprocessor.run(tokenizer: Self.tokenizer)
+        }
+    }
+
+    @Test func skipInvalidCountsAndContinues() throws {
+        let input = try Self.write([Self.lines[0], "not json", #"[1, 2]"#, #"{"text": 5}"#, Self.lines[1]])
+        var preprocessor = Preprocessor(inputPath: input, outputPrefix: input + "-out")
+        preprocessor.skipInvalid = true
+        let progress = try preprocessor.run(tokenizer: Self.tokenizer)
+        #expect(progress.documents == 2)
+        #expect(progress.skipped == 3)
+        #expect(try IndexedDataset(prefix: preprocessor.datasetPrefix(key: "text")).documentCount == 2)
+    }
+
+    @Test func jsonParserHandlesEscapesAndRejectsBadSyntax() throws {
+        let value = try JSONValue.parse(#" {"a": [1, -2.5e3, true, false, null], "b": "x\"\\\/\b\f\n\r\t\u0041\ud83d\ude00"} "#)
+        #expect(value["a"] == .array([.number(1), .number(-2500), .bool(true), .bool(false), .null]))
+        #expect(value["b"] == .string("x\"\\/\u{8}\u{C}\n\r\tA😀"))
+        for bad in ["{", "{\"a\" 1}", "[1,]", "01", "\"\\x\"", "{\"a\": 1} x", "\"a\nb\"", "tru", "1.", "-"] {
+            #expect(throws: JSONError.self, "\(bad)") { try JSONValue.parse(bad) }
+        }
+    }
+}
