@@ -11,7 +11,7 @@ struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenizer",
         abstract: "Train, encode and decode with a GPT-2 style byte-level BPE tokenizer.",
-        subcommands: [Train.self, Encode.self, Decode.self])
+        subcommands: [Train.self, Encode.self, Decode.self, Bench.self])
 
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
