@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["FileSupport", "Tokenizer"], swiftSettings: releaseFlags),
         .target(name: "Models", dependencies: ["Kernels", "Parameters"], swiftSettings: releaseFlags),
         .target(name: "Optimizer", dependencies: ["Kernels", "Parameters"], swiftSettings: releaseFlags),
-        .target(name: "Planner", dependencies: ["Models"], swiftSettings: releaseFlags),
+        .target(name: "Planner", dependencies: ["Models", "FileSupport"], swiftSettings: releaseFlags),
         .executableTarget(
             name: "megatron",
             dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Planner", "Tokenizer", "Datasets", "FileSupport",

@@ -1,22 +1,34 @@
 /// Per-device memory of a training layout (REFERENCE sections 5 and 6).
 public enum MemoryModel {
-    /// Numeric format of the model weights.
+    /// Numeric format of training (Megatron's `--fp16`, `--bf16`, or neither).
     public enum Precision: String, Sendable, CaseIterable {
-        /// bf16/fp16 weights with fp32 gradients, master weights and Adam moments.
-        case mixed16
+        /// fp16 weights and gradients; fp32 master weights and Adam moments.
+        case fp16
+        /// bf16 weights, fp32 gradients (accumulated and reduced in fp32), master weights, moments.
+        case bf16
         /// fp32 everything.
         case fp32
+
+        /// Bytes of one activation element.
+        public var activationBytes: Double { self == .fp32 ? 4 : 2 }
+        /// Bytes of one gradient element as it is reduced across data-parallel ranks.
+        public var gradientBytes: Double { self == .fp16 ? 2 : 4 }
+        /// Bytes of one model weight element (what the distributed optimizer all-gathers).
+        public var weightBytes: Double { self == .fp32 ? 4 : 2 }
     }
 
     /// Bytes of weights, gradients and optimizer state per parameter (Megatron's
-    /// distributed-optimizer table). Mixed precision: 18 (2 weight + 4 grad + 12 master/m/v), or
-    /// 6 + 12/DP with ZeRO-1 sharding of master weights and moments. fp32: 16, or 8 + 8/DP.
+    /// distributed-optimizer table): fp16 20 (2 weight + 2 grad + 16 master/m/v and fp32 grad
+    /// copy) or 4 + 16/DP; bf16 18 (2 + 4 + 12) or 6 + 12/DP; fp32 16 or 8 + 8/DP, the
+    /// distributed optimizer sharding what is divided by DP.
     public static func bytesPerParameter(precision: Precision, distributedOptimizer: Bool,
                                          dataParallel: Int) -> Double {
         let dp = Double(max(1, dataParallel))
         switch (precision, distributedOptimizer) {
-        case (.mixed16, false): return 18
-        case (.mixed16, true): return 6 + 12 / dp
+        case (.fp16, false): return 20
+        case (.fp16, true): return 4 + 16 / dp
+        case (.bf16, false): return 18
+        case (.bf16, true): return 6 + 12 / dp
         case (.fp32, false): return 16
         case (.fp32, true): return 8 + 8 / dp
         }

@@ -47,12 +47,14 @@ import Testing
 
 @Suite struct MemoryModelTests {
     @Test func distributedOptimizerBytesPerParameter() {
-        #expect(MemoryModel.bytesPerParameter(precision: .mixed16, distributedOptimizer: false, dataParallel: 8) == 18)
-        #expect(MemoryModel.bytesPerParameter(precision: .mixed16, distributedOptimizer: true, dataParallel: 8) == 7.5)
+        #expect(MemoryModel.bytesPerParameter(precision: .bf16, distributedOptimizer: false, dataParallel: 8) == 18)
+        #expect(MemoryModel.bytesPerParameter(precision: .bf16, distributedOptimizer: true, dataParallel: 8) == 7.5)
+        #expect(MemoryModel.bytesPerParameter(precision: .fp16, distributedOptimizer: false, dataParallel: 4) == 20)
+        #expect(MemoryModel.bytesPerParameter(precision: .fp16, distributedOptimizer: true, dataParallel: 4) == 8)
         #expect(MemoryModel.bytesPerParameter(precision: .fp32, distributedOptimizer: false, dataParallel: 4) == 16)
         #expect(MemoryModel.bytesPerParameter(precision: .fp32, distributedOptimizer: true, dataParallel: 4) == 10)
         // DP 1: sharding saves nothing.
-        #expect(MemoryModel.bytesPerParameter(precision: .mixed16, distributedOptimizer: true, dataParallel: 1) == 18)
+        #expect(MemoryModel.bytesPerParameter(precision: .bf16, distributedOptimizer: true, dataParallel: 1) == 18)
     }
 
     /// Korthikanti et al. 2022, table 2, at the paper's 22B model (s 2048, b 1, h 6144, a 64, t 8).

@@ -1,0 +1,136 @@
+import Models
+
+/// What the planner predicts for a model, layout and cluster.
+public struct PlanEstimate: Sendable {
+    public var parameters: Double
+    /// Parameters held by a device of the first pipeline stage (the most loaded one).
+    public var parametersPerDevice: Double
+    /// Weights + gradients + optimizer state on that device.
+    public var stateBytesPerDevice: Double
+    /// Activations of the first stage's in-flight micro-batches.
+    public var activationBytesPerDevice: Double
+    public var memoryPerDeviceBytes: Double { stateBytesPerDevice + activationBytesPerDevice }
+    /// Whether it fits in the device memory.
+    public var fits: Bool
+    /// Model FLOPs per iteration (72-form, what MFU counts).
+    public var modelFLOPsPerIteration: Double
+    /// FLOPs actually executed, recomputation included.
+    public var hardwareFLOPsPerIteration: Double
+    public var microBatches: Int
+    public var bubbleFraction: Double
+    /// Seconds per iteration of each part on the critical path.
+    public var computeSeconds: Double
+    public var bubbleSeconds: Double
+    public var tensorParallelSeconds: Double
+    public var pipelineParallelSeconds: Double
+    public var dataParallelSeconds: Double
+    public var optimizerSeconds: Double
+    public var iterationSeconds: Double
+    public var devices: Int
+    public var tokensPerIteration: Double
+
+    /// Hardware FLOP/s per device (what Megatron and MT-NLG report as TFLOP/s per GPU).
+    public var flopsPerDevice: Double { hardwareFLOPsPerIteration / (Double(devices) * iterationSeconds) }
+    /// Model FLOPs utilisation against the device peak.
+    public var mfu: Double = 0
+    public var tokensPerSecond: Double { tokensPerIteration / iterationSeconds }
+
+    /// Days to train on `tokens` tokens at this throughput.
+    public func daysToTrain(tokens: Double) -> Double { tokens / tokensPerSecond / 86_400 }
+}
+
+/// The planner's model of one training iteration (1F1B pipeline schedule):
+///
+///     iteration = (m + (p-1)/v) * t_mb + DP gradient reduction + optimizer step
+///     t_mb      = stage FLOPs of one micro-batch / (peak * gemmEfficiency)
+///               + TP all-reduces (4 per layer, 6 with full recomputation; ring inside the node)
+///               + 2 v pipeline transfers of b s h / t activations (scatter-gather)
+///
+/// The DP reduction (all-reduce of the gradients, or reduce-scatter of gradients plus all-gather
+/// of weights with the distributed optimizer) and the optimizer's memory-bound update are not
+/// overlapped with compute, as in Megatron without `--overlap-grad-reduce`.
+public enum Planner {
+    /// Predicts memory and time; throws if the layout does not divide the model or batch, or
+    /// needs more devices than the cluster has.
+    public static func estimate(config: GPTConfig, layout: TrainingLayout,
+                                cluster: ClusterSpec) throws(PlanError) -> PlanEstimate {
+        try layout.validate(for: config)
+        guard layout.devices <= cluster.devices else {
+            throw .invalid("the layout needs \(layout.devices) devices (TP \(layout.tensorParallel) x PP \(layout.pipelineParallel) x DP \(layout.dataParallel)) but \(cluster.name) x \(cluster.nodes) nodes has \(cluster.devices)")
+        }
+        let t = Double(layout.tensorParallel), p = Double(layout.pipelineParallel)
+        let v = Double(layout.virtualStages), dp = layout.dataParallel
+        let l = Double(config.numLayers), h = Double(config.hiddenSize), s = Double(config.maxPositionEmbeddings)
+        let vocab = Double(config.paddedVocabSize), b = Double(layout.microBatchSize)
+        let m = layout.microBatches
+        let precision = layout.precision
+
+        // Memory of the first stage: its layers, the word embeddings (split over TP) and the
+        // position embeddings (replicated).
+        let layerParameters = 12 * h * h + 13 * h
+        let perDevice = l / p * layerParameters / t + vocab * h / t + s * h
+        let state = perDevice * MemoryModel.bytesPerParameter(precision: precision,
+                                                               distributedOptimizer: layout.distributedOptimizer,
+                                                               dataParallel: dp)
+        let options = MemoryModel.ActivationOptions(tensorParallel: layout.tensorParallel,
+                                                     sequenceParallel: layout.sequenceParallel,
+                                                     recompute: layout.recompute)
+        let perLayer = MemoryModel.activationBytesPerLayer(seqLength: config.maxPositionEmbeddings,
+                                                           microBatch: layout.microBatchSize, hidden: config.hiddenSize,
+                                                           heads: config.numAttentionHeads, options: options)
+            * precision.activationBytes / 2
+        // 1F1B keeps up to p micro-batches in flight on the first stage; interleaving adds (p-1)/(p v).
+        let inFlight = min(Double(m), p) * (layout.virtualStages > 1 ? 1 + (p - 1) / (p * v) : 1)
+        let activations = perLayer * (l / p) * inFlight
+
+        // Time.
+        let batch = layout.globalBatchSize
+        let modelFLOPs = CostModel.flopsPerIteration(config, batch: batch, recompute: .none)
+        let hardwareFLOPs = CostModel.flopsPerIteration(config, batch: batch, recompute: layout.recompute)
+        let stageFLOPsPerMicroBatch = hardwareFLOPs / Double(batch) * b / (t * p)
+        let computePerMicroBatch = stageFLOPsPerMicroBatch / (cluster.peakFLOPs * cluster.gemmEfficiency)
+
+        let comm = CommunicationModel(cluster: cluster)
+        let activationBytes = b * s * h * precision.activationBytes
+        let tpCollectives = layout.recompute == .full ? 6.0 : 4.0
+        let tpPerMicroBatch = l / p * tpCollectives
+            * comm.allReduce(bytes: activationBytes, groupSize: layout.tensorParallel, stride: 1)
+        let ppStride = layout.tensorParallel * dp
+        let ppPerMicroBatch = layout.pipelineParallel > 1
+            ? 2 * v * comm.sendReceive(bytes: activationBytes / t, groupSize: layout.pipelineParallel, stride: ppStride)
+            : 0
+        let perMicroBatch = computePerMicroBatch + tpPerMicroBatch + ppPerMicroBatch
+        let slots = Double(m) + (p - 1) / v
+
+        let gradientBytes = perDevice * precision.gradientBytes
+        let dpSeconds: Double
+        if layout.distributedOptimizer {
+            dpSeconds = comm.reduceScatter(bytes: gradientBytes, groupSize: dp, stride: layout.tensorParallel)
+                + comm.reduceScatter(bytes: perDevice * precision.weightBytes, groupSize: dp, stride: layout.tensorParallel)
+        } else {
+            dpSeconds = comm.allReduce(bytes: gradientBytes, groupSize: dp, stride: layout.tensorParallel)
+        }
+        // AdamW reads and writes fp32 master weights, both moments and the gradient: ~32 bytes
+        // per parameter it owns.
+        let optimizerSeconds = perDevice / Double(layout.distributedOptimizer ? dp : 1) * 32 / cluster.memoryBandwidth
+        let iteration = slots * perMicroBatch + dpSeconds + optimizerSeconds
+
+        var estimate = PlanEstimate(
+            parameters: CostModel.parameters(config), parametersPerDevice: perDevice,
+            stateBytesPerDevice: state, activationBytesPerDevice: activations,
+            fits: state + activations <= cluster.memoryBytes,
+            modelFLOPsPerIteration: modelFLOPs, hardwareFLOPsPerIteration: hardwareFLOPs,
+            microBatches: m,
+            bubbleFraction: CostModel.bubbleFraction(pipelineStages: layout.pipelineParallel,
+                                                     virtualStages: layout.virtualStages, microBatches: m),
+            computeSeconds: Double(m) * computePerMicroBatch,
+            bubbleSeconds: (p - 1) / v * perMicroBatch,
+            tensorParallelSeconds: Double(m) * tpPerMicroBatch,
+            pipelineParallelSeconds: Double(m) * ppPerMicroBatch,
+            dataParallelSeconds: dpSeconds, optimizerSeconds: optimizerSeconds,
+            iterationSeconds: iteration, devices: layout.devices,
+            tokensPerIteration: Double(batch) * s)
+        estimate.mfu = modelFLOPs / (Double(layout.devices) * iteration * cluster.peakFLOPs)
+        return estimate
+    }
+}
