@@ -118,3 +118,24 @@ import Testing
         #expect(throws: PlanError.self) { try ClusterSpec(json: "{\"name\": ", source: "x") }
     }
 }
+
+@Suite struct LayoutSearchTests {
+    @Test func searchRanksLayoutsThatFit() throws {
+        var cluster = ClusterSpec.presets["dgx-a100-80gb"]!
+        cluster.nodes = 280
+        let config = ModelPreset.mtnlg_530b.config
+        let search = LayoutSearch(config: config, cluster: cluster, globalBatchSize: 1920,
+                                  precision: .bf16, distributedOptimizer: nil)
+        #expect(search.ranked.count > 10 && !search.tooLarge.isEmpty)
+        #expect(search.ranked.allSatisfy { $0.estimate.fits && $0.layout.devices == 2240 })
+        let times = search.ranked.map(\.estimate.iterationSeconds)
+        #expect(zip(times, times.dropFirst()).allSatisfy { $0 <= $1 * (1 + 1e-4) })
+        // Without tensor parallelism the 530B model cannot fit in 80 GB at any pipeline depth here.
+        #expect(!search.ranked.contains { $0.layout.tensorParallel == 1 && $0.layout.pipelineParallel == 1 })
+        let published = try Planner.estimate(config: config, layout: PublishedRunsTests.mtnlgLayout(nodes: 280),
+                                             cluster: cluster)
+        #expect(search.ranked[0].estimate.iterationSeconds <= published.iterationSeconds)
+        let reasons = LayoutSearch.reasons(search.ranked[4].estimate, comparedTo: search.ranked[0].estimate)
+        #expect(!reasons.isEmpty)
+    }
+}

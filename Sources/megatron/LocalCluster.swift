@@ -1,0 +1,39 @@
+import Kernels
+import Parameters
+import Planner
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--cluster local`: this machine as one node with one device (a single rank using every core),
+/// with the sgemm peak `megatron bench` measures and a measured memory bandwidth.
+enum LocalCluster {
+    /// Fraction of the sgemm peak a whole training step reaches here: `megatron bench` measured
+    /// model FLOPs / (step time x sgemm peak) = 0.70 (S), 0.71 (M) and 0.93 (124M, where the
+    /// skipped masked half of attention counts); 0.75 is the value for small models.
+    static let gemmEfficiency = 0.75
+
+    static func measure() -> ClusterSpec {
+        let peak = GEMMPeak.measure() * 1e9
+        let bandwidth = measureCopyBandwidth()
+        let memory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+        return ClusterSpec(name: "local", peakFLOPs: peak, memoryBytes: memory, memoryBandwidth: bandwidth,
+                           devicesPerNode: 1, nodes: 1, intraNodeBandwidth: bandwidth, intraNodeLatency: 1e-6,
+                           interNodeBandwidth: bandwidth, interNodeLatency: 1e-6, gemmEfficiency: gemmEfficiency)
+    }
+
+    /// Bytes/s of reading plus writing a 256 MiB buffer (best of three copies).
+    static func measureCopyBandwidth() -> Double {
+        let count = 64 << 20
+        let source = FloatBuffer(count: count), destination = FloatBuffer(count: count)
+        for i in stride(from: 0, to: count, by: 1024) { source.pointer[i] = 1 }
+        let clock = ContinuousClock()
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let start = clock.now
+            destination.pointer.update(from: source.pointer, count: count)
+            best = min(best, milliseconds(clock.now - start) / 1000)
+        }
+        return 2 * Double(count * 4) / best
+    }
+}

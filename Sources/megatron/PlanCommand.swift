@@ -1,0 +1,152 @@
+import ArgumentParser
+import FileSupport
+import Models
+import Planner
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// `megatron plan`: memory, FLOPs and time of a 3D layout on a cluster, or a layout search.
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Predict memory, FLOPs and time of a training layout on a cluster; --search ranks layouts.",
+        discussion: """
+        The model is a preset (--model gpt2-124m | megatron-8.3b | gpt3-175b | mt-nlg-530b) or
+        given with train's flags. The cluster is a preset (dgx2h-v100, dgx-a100-80gb, dgx-h100,
+        local) or a JSON file with the keys \(ClusterSpec.jsonKeys.joined(separator: ", ")).
+        The data-parallel size is the cluster's devices / (TP x PP) unless --data-parallel-size
+        is given. Time model: ARCHITECTURE.md (Planner).
+        """)
+
+    @Option(name: .long, help: "Model preset.")
+    var model: String?
+    @Option(name: .long) var numLayers: Int?
+    @Option(name: .long) var hiddenSize: Int?
+    @Option(name: .long) var numAttentionHeads: Int?
+    @Option(name: .long) var seqLength: Int?
+    @Option(name: .long, help: "Vocabulary size before padding (default 50257).")
+    var vocabSize: Int?
+
+    @Option(name: .long) var tensorModelParallelSize = 1
+    @Option(name: .long) var pipelineModelParallelSize = 1
+    @Option(name: .long, help: "Layers per virtual pipeline stage (interleaved 1F1B).")
+    var numLayersPerVirtualPipelineStage: Int?
+    @Option(name: .long, help: "Default: the cluster's devices / (TP x PP).")
+    var dataParallelSize: Int?
+    @Option(name: .long) var microBatchSize = 1
+    @Option(name: .long) var globalBatchSize: Int
+    @Flag(name: .long) var sequenceParallel = false
+    @Option(name: .long, help: "none, selective or full.")
+    var recomputeGranularity: String = "none"
+    @Flag(name: .long) var useDistributedOptimizer = false
+    @Flag(name: .long) var bf16 = false
+    @Flag(name: .long) var fp16 = false
+
+    @Option(name: .long, help: "Cluster preset or JSON file.")
+    var cluster: String = "dgx-a100-80gb"
+    @Option(name: .long, help: "Nodes (overrides the preset or file).")
+    var nodes: Int?
+    @Option(name: .long, help: "Tokens to train on, for the days-to-train figure.")
+    var trainTokens: Double = 300e9
+
+    @Flag(name: .long, help: "Rank the layouts that fit instead of planning one.")
+    var search = false
+    @Option(name: .long, help: "Layouts to show with --search.")
+    var top = 5
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let config = try modelConfig()
+        var cluster = try clusterSpec()
+        if let nodes {
+            guard nodes >= 1 else { throw ValidationError("--nodes must be at least 1") }
+            cluster.nodes = nodes
+        }
+        guard !(bf16 && fp16) else { throw ValidationError("give at most one of --bf16 and --fp16") }
+        let precision: MemoryModel.Precision = bf16 ? .bf16 : fp16 ? .fp16 : .fp32
+        if search {
+            let result = LayoutSearch(config: config, cluster: cluster, globalBatchSize: globalBatchSize,
+                                      precision: precision, distributedOptimizer: useDistributedOptimizer ? true : nil)
+            print(json ? try PlanReport.searchJSON(result, top: top) : PlanReport.searchText(result, top: top, config: config, cluster: cluster))
+            return
+        }
+        let layout = try trainingLayout(config: config, cluster: cluster, precision: precision)
+        let estimate = try Planner.estimate(config: config, layout: layout, cluster: cluster)
+        print(json ? try PlanReport.json(estimate, trainTokens: trainTokens)
+                   : PlanReport.text(estimate, config: config, layout: layout, cluster: cluster, trainTokens: trainTokens))
+    }
+
+    func modelConfig() throws -> GPTConfig {
+        let flags = [numLayers, hiddenSize, numAttentionHeads, seqLength]
+        if let model {
+            guard let preset = ModelPreset(rawValue: model) else {
+                throw ValidationError("unknown --model \(model) (known: \(ModelPreset.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            var config = preset.config
+            if let numLayers { config.numLayers = numLayers }
+            if let hiddenSize { config.hiddenSize = hiddenSize }
+            if let numAttentionHeads { config.numAttentionHeads = numAttentionHeads }
+            if let seqLength { config.maxPositionEmbeddings = seqLength }
+            if let vocabSize { config.vocabSize = vocabSize }
+            try config.validate()
+            return config
+        }
+        guard flags.allSatisfy({ $0 != nil }) else {
+            throw ValidationError("give --model PRESET, or --num-layers, --hidden-size, --num-attention-heads and --seq-length")
+        }
+        let config = GPTConfig(numLayers: numLayers!, hiddenSize: hiddenSize!, numAttentionHeads: numAttentionHeads!,
+                               maxPositionEmbeddings: seqLength!, vocabSize: vocabSize ?? 50257)
+        try config.validate()
+        return config
+    }
+
+    func clusterSpec() throws -> ClusterSpec {
+        if cluster == "local" { return LocalCluster.measure() }
+        if let preset = ClusterSpec.presets[cluster] { return preset }
+        guard cluster.hasSuffix(".json") else {
+            throw ValidationError("unknown --cluster \(cluster) (presets: \(ClusterSpec.presets.keys.sorted().joined(separator: ", ")), local, or a .json file)")
+        }
+        let bytes = try MappedFile.read(path: cluster)
+        return try ClusterSpec(json: String(decoding: bytes, as: UTF8.self), source: cluster)
+    }
+
+    func trainingLayout(config: GPTConfig, cluster: ClusterSpec,
+                        precision: MemoryModel.Precision) throws -> TrainingLayout {
+        var layout = TrainingLayout()
+        layout.tensorParallel = tensorModelParallelSize
+        layout.pipelineParallel = pipelineModelParallelSize
+        guard tensorModelParallelSize >= 1, pipelineModelParallelSize >= 1 else {
+            throw ValidationError("parallel sizes must be at least 1")
+        }
+        if let dataParallelSize {
+            layout.dataParallel = dataParallelSize
+        } else {
+            let modelParallel = tensorModelParallelSize * pipelineModelParallelSize
+            guard cluster.devices % modelParallel == 0 else {
+                throw ValidationError("TP x PP = \(modelParallel) does not divide the cluster's \(cluster.devices) devices; give --data-parallel-size")
+            }
+            layout.dataParallel = cluster.devices / modelParallel
+        }
+        if let perVirtual = numLayersPerVirtualPipelineStage {
+            let perStage = config.numLayers / pipelineModelParallelSize
+            guard perVirtual >= 1, perStage % perVirtual == 0 else {
+                throw ValidationError("--num-layers-per-virtual-pipeline-stage \(perVirtual) does not divide the \(perStage) layers of a stage")
+            }
+            layout.virtualStages = perStage / perVirtual
+        }
+        layout.microBatchSize = microBatchSize
+        layout.globalBatchSize = globalBatchSize
+        layout.sequenceParallel = sequenceParallel
+        guard let recompute = CostModel.Recompute(rawValue: recomputeGranularity) else {
+            throw ValidationError("--recompute-granularity must be none, selective or full")
+        }
+        layout.recompute = recompute
+        layout.distributedOptimizer = useDistributedOptimizer
+        layout.precision = precision
+        return layout
+    }
+}
