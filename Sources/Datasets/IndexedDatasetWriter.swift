@@ -58,8 +58,8 @@ public final class IndexedDatasetWriter {
 
     /// Appends one sequence of tokens to the current document.
     public func add(sequence tokens: [Int32]) throws(DatasetError) {
-        try rethrowingDataset(tokens.withUnsafeBufferPointer { buffer in
-            captureDataset { () throws(DatasetError) in try add(sequence: buffer) }
+        try rethrowing(tokens.withUnsafeBufferPointer { buffer in
+            capture { () throws(DatasetError) in try add(sequence: buffer) }
         })
     }
 
@@ -104,19 +104,4 @@ public final class IndexedDatasetWriter {
             throw .io(error)
         }
     }
-}
-
-@inline(__always)
-func captureDataset(_ body: () throws(DatasetError) -> Void) -> DatasetError? {
-    do {
-        try body()
-        return nil
-    } catch {
-        return error
-    }
-}
-
-@inline(__always)
-func rethrowingDataset(_ error: DatasetError?) throws(DatasetError) {
-    if let error { throw error }
 }

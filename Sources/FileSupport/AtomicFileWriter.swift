@@ -113,9 +113,10 @@ public final class AtomicFileWriter {
     }
 }
 
-/// Runs `body` inside a non-throwing closure (such as `withUnsafeBytes`), returning its error.
+/// Runs `body` inside a non-throwing closure (such as `withUnsafeBytes`, which does not forward
+/// typed errors), returning its error.
 @inline(__always)
-func capture(_ body: () throws(FileError) -> Void) -> FileError? {
+public func capture<E: Error>(_ body: () throws(E) -> Void) -> E? {
     do {
         try body()
         return nil
@@ -126,7 +127,7 @@ func capture(_ body: () throws(FileError) -> Void) -> FileError? {
 
 /// Throws an error captured by `capture`.
 @inline(__always)
-func rethrowing(_ error: FileError?) throws(FileError) {
+public func rethrowing<E: Error>(_ error: E?) throws(E) {
     if let error { throw error }
 }
 

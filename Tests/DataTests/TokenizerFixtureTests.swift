@@ -9,7 +9,11 @@ import Testing
 
     @Test func encodesHardTextsLikeHuggingFace() throws {
         let tokenizer = try Tokenizer.load(tokenizerFile: Self.tokenizerJSON)
-        let cases = try DataFixtures.json("tokenizer/hard_texts.json")["encode"]!.array
+        try Self.expectEncodes(tokenizer, cases: DataFixtures.json("tokenizer/hard_texts.json")["encode"]!.array)
+    }
+
+    /// Each case's text encodes to its ids and decodes back to the text.
+    static func expectEncodes(_ tokenizer: Tokenizer, cases: [JSONValue]) throws {
         #expect(cases.count > 30)
         var encoder = tokenizer.makeEncoder()
         for item in cases {

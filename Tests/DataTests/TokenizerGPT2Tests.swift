@@ -1,3 +1,4 @@
+import FileSupport
 import Testing
 import Tokenizer
 
@@ -15,15 +16,7 @@ import Tokenizer
                                            mergesFile: Self.repository + "/data/gpt2/gpt2-merges.txt")
         #expect(tokenizer.vocabularySize == 50257)
         #expect(tokenizer.endOfDocumentID == 50256)
-        let cases = try DataFixtures.json("tokenizer/hard_texts_gpt2.json")["encode"]!.array
-        #expect(cases.count > 30)
-        var encoder = tokenizer.makeEncoder()
-        for item in cases {
-            let text = item["text"]!.string!
-            var ids = [Int32]()
-            encoder.encode(text, into: &ids)
-            #expect(ids == item["ids"]!.int32s, "text: \(text.debugDescription)")
-            #expect(try tokenizer.decode(ids) == text)
-        }
+        try TokenizerFixtureTests.expectEncodes(
+            tokenizer, cases: DataFixtures.json("tokenizer/hard_texts_gpt2.json")["encode"]!.array)
     }
 }
