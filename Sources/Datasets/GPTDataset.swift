@@ -87,11 +87,11 @@ public final class GPTDataset: @unchecked Sendable {
         """
         {
             "class": "GPTDataset",
-            "dataset_path": \(JSONValue.string(dataset.prefix).text),
+            "dataset_path": \(JSONValue.string(dataset.prefix).serialized),
             "sequence_count": \(dataset.sequenceCount),
             "token_count": \(dataset.tokenCount),
             "index_split": "\(DataSplit.names[splitIndex])",
-            "split": \(JSONValue.string(config.split.text).text),
+            "split": \(JSONValue.string(config.split.text).serialized),
             "split_range": [\(range.lowerBound), \(range.upperBound)],
             "num_samples": \(p.sampleCount.map(String.init) ?? "null"),
             "random_seed": \(p.seed),
@@ -131,31 +131,5 @@ public final class GPTDataset: @unchecked Sendable {
             if tokens[k] == config.padID { tokens[k] = 0 }
         }
         return GPTSample(tokens: tokens, labels: labels, lossMask: lossMask)
-    }
-}
-
-extension JSONValue {
-    /// The value as JSON text (strings quoted and escaped).
-    var text: String {
-        switch self {
-        case .null: return "null"
-        case let .bool(value): return value ? "true" : "false"
-        case let .number(value): return value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
-        case let .string(value):
-            var out = "\""
-            for scalar in value.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-            return out + "\""
-        case let .array(values): return "[" + values.map(\.text).joined(separator: ", ") + "]"
-        case let .object(members): return "{" + members.map { JSONValue.string($0.key).text + ": " + $0.value.text }.joined(separator: ", ") + "}"
-        }
     }
 }

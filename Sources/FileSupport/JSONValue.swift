@@ -37,6 +37,37 @@ public enum JSONValue: Equatable, Sendable {
         }
     }
 
+    /// The value as compact JSON text (non-ASCII characters written as UTF-8; integral numbers
+    /// without a fraction).
+    public var serialized: String {
+        switch self {
+        case .null: return "null"
+        case let .bool(value): return value ? "true" : "false"
+        case let .number(value):
+            guard value.isFinite else { return "null" }
+            return value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+        case let .string(value):
+            var out = "\""
+            for scalar in value.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\t": out += "\\t"
+                case _ where scalar.value < 0x20:
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out + "\""
+        case let .array(values): return "[" + values.map(\.serialized).joined(separator: ",") + "]"
+        case let .object(members):
+            return "{" + members.map { JSONValue.string($0.key).serialized + ":" + $0.value.serialized }
+                .joined(separator: ",") + "}"
+        }
+    }
+
     /// Parses one JSON text (surrounding whitespace allowed).
     public static func parse(_ text: String) throws(JSONError) -> JSONValue {
         var text = text

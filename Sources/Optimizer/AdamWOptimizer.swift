@@ -20,6 +20,11 @@ public final class AdamWOptimizer {
         v = ParameterStore(layout: layout)
     }
 
+    /// Sets the completed step count (when resuming from a checkpoint that holds the moments).
+    public func restore(step: Int) {
+        self.step = step
+    }
+
     /// Applies one update to `params` from `grads` (each multiplied by `gradScale` first).
     public func update(params: ParameterStore, grads: ParameterStore, gradScale: Float = 1) {
         step += 1

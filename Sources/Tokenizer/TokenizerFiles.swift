@@ -81,19 +81,19 @@ extension Tokenizer {
         let rules = mergeRules.map { (tokens[Int($0.left)], tokens[Int($0.right)]) }
         var vocab = "{"
         for (id, token) in tokens.enumerated() {
-            vocab += (id == 0 ? "" : ",") + JSONText.quoted(token) + ":\(id)"
+            vocab += (id == 0 ? "" : ",") + JSONValue.string(token).serialized + ":\(id)"
         }
         vocab += "}"
         var mergesText = "#version: 0.2\n"
         for (left, right) in rules { mergesText += "\(left) \(right)\n" }
 
         let added = addedTokens.sorted { $0.id < $1.id }.map { token in
-            "{\"id\":\(token.id),\"content\":\(JSONText.quoted(token.content)),\"single_word\":false,"
+            "{\"id\":\(token.id),\"content\":\(JSONValue.string(token.content).serialized),\"single_word\":false,"
                 + "\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":true}"
         }.joined(separator: ",")
         let byteLevel = "{\"type\":\"ByteLevel\",\"add_prefix_space\":\(addPrefixSpace),"
             + "\"trim_offsets\":true,\"use_regex\":true}"
-        let mergesJSON = rules.map { "[\(JSONText.quoted($0.0)),\(JSONText.quoted($0.1))]" }
+        let mergesJSON = rules.map { "[\(JSONValue.string($0.0).serialized),\(JSONValue.string($0.1).serialized)]" }
             .joined(separator: ",")
         let json = "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[\(added)],"
             + "\"normalizer\":null,\"pre_tokenizer\":\(byteLevel),\"post_processor\":\(byteLevel),"
@@ -164,26 +164,4 @@ struct HuggingFaceTokenizerFile: Decodable {
     var normalizer: Component?
     var pre_tokenizer: Component?
     var model: Model
-}
-
-/// JSON string literals.
-enum JSONText {
-    /// `text` as a JSON string literal (non-ASCII characters written as UTF-8).
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }

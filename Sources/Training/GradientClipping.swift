@@ -1,0 +1,28 @@
+import Parameters
+
+/// Global-norm gradient clipping, as Megatron's `--clip-grad`.
+public enum GradientClipping {
+    /// The L2 norm of all gradients (accumulated in Float64, deterministic order).
+    public static func globalNorm(_ grads: ParameterStore) -> Double {
+        let p = grads.buffer.pointer
+        let n = grads.layout.totalCount
+        var total = 0.0
+        var start = 0
+        while start < n {  // Float32 partial sums over blocks, Float64 across blocks
+            let count = min(4096, n - start)
+            var partial: Float = 0
+            for i in start..<(start + count) { partial += p[i] * p[i] }
+            total += Double(partial)
+            start += count
+        }
+        return total.squareRoot()
+    }
+
+    /// The factor Megatron scales the gradients by: `clip / (norm + 1e-6)` when below 1, else 1
+    /// (`clip <= 0` disables clipping).
+    public static func coefficient(norm: Double, clip: Double) -> Double {
+        guard clip > 0 else { return 1 }
+        let coefficient = clip / (norm + 1e-6)
+        return min(coefficient, 1)
+    }
+}

@@ -1,0 +1,173 @@
+import Datasets
+import Kernels
+import Models
+import Optimizer
+import Parameters
+
+/// One iteration's figures.
+public struct IterationStats: Sendable {
+    public var iteration: Int
+    public var consumedSamples: Int
+    public var globalBatchSize: Int
+    public var learningRate: Double
+    /// Mean over micro-batches of each micro-batch's masked mean loss (Megatron's lm loss).
+    public var loss: Double
+    /// Global gradient norm before clipping.
+    public var gradNorm: Double
+    /// The update was skipped because the gradients were not finite.
+    public var skipped: Bool
+    public var seconds: Double
+}
+
+/// The single-rank training loop: gradient accumulation over micro-batches, global-norm
+/// clipping, LR warmup and decay and batch-size ramp-up counted in samples, validation, and
+/// checkpoints that resume bit-identically.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let model: GPTModel
+    public let optimizer: AdamWOptimizer
+    public let schedule: LearningRateSchedule
+    public let rampup: BatchSizeRampup?
+    public let totalSamples: Int
+    public private(set) var iteration = 0
+    public private(set) var consumedSamples = 0
+    public private(set) var consumedValidSamples = 0
+    private let train: GPTSampleSource
+    private let valid: GPTSampleSource?
+
+    /// Builds the model (initialised from `--seed`), the datasets and, with `--load`, restores
+    /// the latest checkpoint. `vocabularySize` and `endOfDocument` come from the tokenizer.
+    public init(config: TrainingConfig, vocabularySize: Int, endOfDocument: Int32) throws {
+        self.config = config
+        let modelConfig = GPTConfig(numLayers: config.numLayers, hiddenSize: config.hiddenSize,
+                                    numAttentionHeads: config.numAttentionHeads,
+                                    maxPositionEmbeddings: config.maxPositionEmbeddings ?? config.seqLength,
+                                    vocabSize: vocabularySize, initMethodStd: Float(config.initMethodStd))
+        model = try GPTModel(config: modelConfig, seed: UInt64(config.seed))
+        var hyper = AdamW.Hyperparameters(learningRate: 0)
+        hyper.beta1 = Float(config.adamBeta1)
+        hyper.beta2 = Float(config.adamBeta2)
+        hyper.epsilon = Float(config.adamEps)
+        hyper.weightDecay = Float(config.weightDecay)
+        optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: hyper)
+        schedule = try config.schedule()
+        rampup = try config.rampup()
+        totalSamples = try config.totalSamples()
+
+        let split = try DataSplit(config.split)
+        var datasetConfig = GPTDatasetConfig(sequenceLength: config.seqLength, split: split, endOfDocumentID: endOfDocument)
+        datasetConfig.seed = UInt32(config.seed)
+        datasetConfig.eodMaskLoss = config.eodMaskLoss
+        datasetConfig.cacheDirectory = config.dataCachePath
+        let gbs = config.globalBatchSize!
+        let trainIters = config.trainIters ?? (totalSamples + gbs - 1) / gbs
+        let validSamples = config.evalIters > 0 ? (trainIters / config.evalInterval + 1) * config.evalIters * gbs : 0
+        let bookends = split.bookends
+        let sources = try GPTDataBuilder.build(
+            dataPath: try DataPath(config.dataPath), config: datasetConfig,
+            sizes: [totalSamples, bookends[1] != nil && validSamples > 0 ? validSamples : nil, nil])
+        train = sources[0]!
+        valid = sources[1]
+
+        if let load = config.load {
+            let state = try Checkpoint.load(from: load, model: model, optimizer: optimizer)
+            iteration = state.iteration
+            consumedSamples = state.consumedSamples
+            consumedValidSamples = state.consumedValidSamples
+        }
+    }
+
+    /// The global batch size of the next iteration.
+    public var currentGlobalBatchSize: Int {
+        rampup?.globalBatchSize(consumedSamples: consumedSamples) ?? config.globalBatchSize!
+    }
+
+    /// Whether the run has reached `--train-iters` / `--train-samples`.
+    public var finished: Bool {
+        if let trainIters = config.trainIters { return iteration >= trainIters }
+        return consumedSamples >= totalSamples
+    }
+
+    /// Runs one iteration: forward and backward over the global batch's micro-batches, clipping,
+    /// then one optimizer update at the scheduled learning rate.
+    public func step() throws -> IterationStats {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let batchSize = currentGlobalBatchSize
+        let micro = config.microBatchSize
+        let microBatches = batchSize / micro
+        let learningRate = schedule.learningRate(afterSamples: consumedSamples)
+        var loader = MicroBatchLoader(source: train, microBatchSize: micro, consumedSamples: consumedSamples)
+        model.zeroGrad()
+        var lossSum = 0.0
+        for _ in 0..<microBatches {
+            guard let batch = loader.next() else {
+                throw TrainingError.data("the training data ran out at sample \(loader.consumedSamples) of \(train.count)")
+            }
+            let totals = try batch.tokens.withUnsafeBufferPointer { tokens in
+                try batch.labels.withUnsafeBufferPointer { labels in
+                    try batch.lossMask.withUnsafeBufferPointer { mask in
+                        try model.forward(tokens: tokens.baseAddress!, targets: labels.baseAddress!,
+                                          lossMask: mask.baseAddress!, batch: micro, seqLength: batch.sequenceLength)
+                    }
+                }
+            }
+            lossSum += totals.mean
+            model.backward(gradientScale: 1 / Float(microBatches))
+        }
+        let norm = GradientClipping.globalNorm(model.grads)
+        let skipped = !norm.isFinite
+        if !skipped {
+            optimizer.hyperparameters.learningRate = Float(learningRate)
+            optimizer.update(params: model.params, grads: model.grads,
+                             gradScale: Float(GradientClipping.coefficient(norm: norm, clip: config.clipGrad)))
+        }
+        consumedSamples += batchSize
+        iteration += 1
+        let elapsed = (clock.now - start).components
+        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        return IterationStats(iteration: iteration, consumedSamples: consumedSamples, globalBatchSize: batchSize,
+                              learningRate: learningRate, loss: lossSum / Double(microBatches), gradNorm: norm,
+                              skipped: skipped, seconds: seconds)
+    }
+
+    /// Mean loss over `--eval-iters` global batches of the validation split (continuing where
+    /// the previous evaluation stopped, as Megatron does); nil without validation data.
+    public func evaluate() throws -> Double? {
+        guard let valid, config.evalIters > 0 else { return nil }
+        let micro = config.microBatchSize
+        var loader = MicroBatchLoader(source: valid, microBatchSize: micro, consumedSamples: consumedValidSamples)
+        var sum = 0.0, count = 0
+        for _ in 0..<(config.evalIters * config.globalBatchSize! / micro) {
+            guard let batch = loader.next() else { break }
+            let totals = try batch.tokens.withUnsafeBufferPointer { tokens in
+                try batch.labels.withUnsafeBufferPointer { labels in
+                    try batch.lossMask.withUnsafeBufferPointer { mask in
+                        try model.forward(tokens: tokens.baseAddress!, targets: labels.baseAddress!,
+                                          lossMask: mask.baseAddress!, batch: micro, seqLength: batch.sequenceLength)
+                    }
+                }
+            }
+            sum += totals.mean
+            count += 1
+        }
+        consumedValidSamples = loader.consumedSamples
+        return count > 0 ? sum / Double(count) : nil
+    }
+
+    /// Saves a checkpoint of the current state into `directory`.
+    public func save(to directory: String) throws {
+        try Checkpoint.save(to: directory, model: model, optimizer: optimizer,
+                            state: Checkpoint.State(iteration: iteration, consumedSamples: consumedSamples,
+                                                    consumedValidSamples: consumedValidSamples,
+                                                    optimizerStep: optimizer.step, seed: config.seed))
+    }
+
+    /// Model FLOPs of one iteration of `batchSize` samples (72-form, for MFU).
+    public func modelFLOPs(batchSize: Int) -> Double {
+        let c = model.config
+        let b = Double(batchSize), s = Double(config.seqLength), l = Double(c.numLayers)
+        let h = Double(c.hiddenSize), v = Double(c.paddedVocabSize)
+        return 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h))
+    }
+}

@@ -1,0 +1,259 @@
+import FileSupport
+
+/// Everything `megatron train` needs, under Megatron's flag names. Built from settings (a flag
+/// name without dashes -> value) that come from a config file and the command line, so that both
+/// are checked by the same code: an unknown name or a value of the wrong type is an error.
+public struct TrainingConfig: Sendable, Equatable {
+    // Model.
+    public var numLayers = 0
+    public var hiddenSize = 0
+    public var numAttentionHeads = 0
+    public var seqLength = 0
+    public var maxPositionEmbeddings: Int?
+    public var initMethodStd = 0.02
+    // Batch.
+    public var microBatchSize = 1
+    public var globalBatchSize: Int?
+    public var rampupBatchSize: [Int]?
+    // Optimizer and schedule.
+    public var lr = 0.0
+    public var minLR = 0.0
+    public var lrDecayStyle = LearningRateSchedule.Style.linear
+    public var lrWarmupIters: Int?
+    public var lrWarmupSamples: Int?
+    public var lrDecayIters: Int?
+    public var lrDecaySamples: Int?
+    public var weightDecay = 0.01
+    public var adamBeta1 = 0.9
+    public var adamBeta2 = 0.999
+    public var adamEps = 1e-8
+    public var clipGrad = 1.0
+    public var trainIters: Int?
+    public var trainSamples: Int?
+    // Data.
+    public var dataPath: [String] = []
+    public var split = "969, 30, 1"
+    public var tokenizerFile: String?
+    public var vocabFile: String?
+    public var mergeFile: String?
+    public var dataCachePath: String?
+    public var eodMaskLoss = false
+    // Run.
+    public var seed = 1234
+    public var logInterval = 100
+    public var evalInterval = 1000
+    public var evalIters = 100
+    public var save: String?
+    public var saveInterval: Int?
+    public var load: String?
+    public var tensorboardDir: String?
+    public var metricsFile: String?
+
+    public init() {}
+
+    /// The setting names (flags without the leading dashes).
+    public static let names = [
+        "num-layers", "hidden-size", "num-attention-heads", "seq-length", "max-position-embeddings",
+        "init-method-std", "micro-batch-size", "global-batch-size", "rampup-batch-size", "lr", "min-lr",
+        "lr-decay-style", "lr-warmup-iters", "lr-warmup-samples", "lr-decay-iters", "lr-decay-samples",
+        "weight-decay", "adam-beta1", "adam-beta2", "adam-eps", "clip-grad", "train-iters", "train-samples",
+        "data-path", "split", "tokenizer-file", "vocab-file", "merge-file", "data-cache-path", "eod-mask-loss",
+        "seed", "log-interval", "eval-interval", "eval-iters", "save", "save-interval", "load",
+        "tensorboard-dir", "metrics-file",
+    ]
+
+    /// Builds a config from settings in order (later ones override earlier ones), then validates it.
+    /// `source` names where each batch of settings came from, for errors.
+    public init(settings: [(source: String, values: [(key: String, value: JSONValue)])]) throws(TrainingError) {
+        for (source, values) in settings {
+            for (rawKey, value) in values {
+                let key = rawKey.replacing("_", with: "-")
+                try set(key, value, source: source)
+            }
+        }
+        try validate()
+    }
+
+    /// Reads settings from a JSON config file (`{"num-layers": 12, ...}`; `_` or `-` in names).
+    public static func settings(fromFile path: String) throws(TrainingError) -> [(key: String, value: JSONValue)] {
+        guard path.hasSuffix(".json") else {
+            throw .config(path: path, reason: "only JSON config files are supported (YAML is not)")
+        }
+        let value: JSONValue
+        do {
+            let bytes = try MappedFile.read(path: path)
+            value = try bytes.withUnsafeBufferPointer { (buffer) throws(JSONError) in try JSONValue.parse(utf8: buffer) }
+        } catch let error as FileError {
+            throw .config(path: path, reason: error.reason)
+        } catch {
+            throw .config(path: path, reason: "malformed JSON: \(error)")
+        }
+        guard case let .object(members) = value else { throw .config(path: path, reason: "expected a JSON object") }
+        return members
+    }
+
+    private mutating func set(_ key: String, _ value: JSONValue, source: String) throws(TrainingError) {
+        func fail(_ expected: String) -> TrainingError {
+            .config(path: source, reason: "\(key) must be \(expected), got \(value.typeName)")
+        }
+        func int() throws(TrainingError) -> Int {
+            guard case let .number(x) = value, x == x.rounded(), abs(x) < 9e15 else { throw fail("an integer") }
+            return Int(x)
+        }
+        func double() throws(TrainingError) -> Double {
+            guard case let .number(x) = value else { throw fail("a number") }
+            return x
+        }
+        func string() throws(TrainingError) -> String {
+            guard case let .string(s) = value else { throw fail("a string") }
+            return s
+        }
+        func bool() throws(TrainingError) -> Bool {
+            guard case let .bool(b) = value else { throw fail("true or false") }
+            return b
+        }
+        func strings() throws(TrainingError) -> [String] {
+            switch value {
+            case let .string(s): return s.split(separator: " ").map(String.init)
+            case let .array(items):
+                var words = [String]()
+                for item in items {
+                    switch item {
+                    case let .string(s): words.append(s)
+                    case let .number(x): words.append(String(x))
+                    default: throw fail("a list of strings")
+                    }
+                }
+                return words
+            default: throw fail("a list of strings")
+            }
+        }
+        switch key {
+        case "num-layers": numLayers = try int()
+        case "hidden-size": hiddenSize = try int()
+        case "num-attention-heads": numAttentionHeads = try int()
+        case "seq-length": seqLength = try int()
+        case "max-position-embeddings": maxPositionEmbeddings = try int()
+        case "init-method-std": initMethodStd = try double()
+        case "micro-batch-size": microBatchSize = try int()
+        case "global-batch-size": globalBatchSize = try int()
+        case "rampup-batch-size":
+            let words = try strings()
+            let numbers = words.compactMap { Double($0) }.map { Int($0) }
+            guard numbers.count == 3, words.count == 3 else { throw fail("three integers: START INCREMENT SAMPLES") }
+            rampupBatchSize = numbers
+        case "lr": lr = try double()
+        case "min-lr": minLR = try double()
+        case "lr-decay-style":
+            guard let style = LearningRateSchedule.Style(rawValue: try string()) else {
+                throw .config(path: source, reason: "lr-decay-style must be constant, linear or cosine")
+            }
+            lrDecayStyle = style
+        case "lr-warmup-iters": lrWarmupIters = try int()
+        case "lr-warmup-samples": lrWarmupSamples = try int()
+        case "lr-decay-iters": lrDecayIters = try int()
+        case "lr-decay-samples": lrDecaySamples = try int()
+        case "weight-decay": weightDecay = try double()
+        case "adam-beta1": adamBeta1 = try double()
+        case "adam-beta2": adamBeta2 = try double()
+        case "adam-eps": adamEps = try double()
+        case "clip-grad": clipGrad = try double()
+        case "train-iters": trainIters = try int()
+        case "train-samples": trainSamples = try int()
+        case "data-path": dataPath = try strings()
+        case "split": split = try string()
+        case "tokenizer-file": tokenizerFile = try string()
+        case "vocab-file": vocabFile = try string()
+        case "merge-file": mergeFile = try string()
+        case "data-cache-path": dataCachePath = try string()
+        case "eod-mask-loss": eodMaskLoss = try bool()
+        case "seed": seed = try int()
+        case "log-interval": logInterval = try int()
+        case "eval-interval": evalInterval = try int()
+        case "eval-iters": evalIters = try int()
+        case "save": save = try string()
+        case "save-interval": saveInterval = try int()
+        case "load": load = try string()
+        case "tensorboard-dir": tensorboardDir = try string()
+        case "metrics-file": metricsFile = try string()
+        default:
+            throw .config(path: source, reason: "unknown setting \"\(key)\"")
+        }
+    }
+
+    /// Checks ranges and combinations; the error names the flag.
+    public func validate() throws(TrainingError) {
+        func positive(_ value: Int, _ flag: String) throws(TrainingError) {
+            guard value > 0 else { throw .invalidFlag("--\(flag)", "must be positive, got \(value)") }
+        }
+        try positive(numLayers, "num-layers")
+        try positive(hiddenSize, "hidden-size")
+        try positive(numAttentionHeads, "num-attention-heads")
+        try positive(seqLength, "seq-length")
+        try positive(microBatchSize, "micro-batch-size")
+        try positive(logInterval, "log-interval")
+        try positive(evalInterval, "eval-interval")
+        guard evalIters >= 0 else { throw .invalidFlag("--eval-iters", "must not be negative") }
+        guard (trainIters == nil) != (trainSamples == nil) else {
+            throw .invalidFlag("--train-iters", "give exactly one of --train-iters and --train-samples")
+        }
+        if let trainIters { try positive(trainIters, "train-iters") }
+        if let trainSamples { try positive(trainSamples, "train-samples") }
+        if trainSamples != nil && (lrWarmupIters != nil || lrDecayIters != nil) {
+            throw .invalidFlag("--lr-warmup-iters", "with --train-samples use --lr-warmup-samples and --lr-decay-samples")
+        }
+        if lrWarmupIters != nil && lrWarmupSamples != nil {
+            throw .invalidFlag("--lr-warmup-iters", "give at most one of --lr-warmup-iters and --lr-warmup-samples")
+        }
+        if lrDecayIters != nil && lrDecaySamples != nil {
+            throw .invalidFlag("--lr-decay-iters", "give at most one of --lr-decay-iters and --lr-decay-samples")
+        }
+        guard let globalBatchSize else { throw .invalidFlag("--global-batch-size", "is required") }
+        guard globalBatchSize > 0, globalBatchSize % microBatchSize == 0 else {
+            throw .invalidFlag("--global-batch-size", "\(globalBatchSize) is not a positive multiple of --micro-batch-size \(microBatchSize)")
+        }
+        guard lr > 0 else { throw .invalidFlag("--lr", "must be positive, got \(lr)") }
+        guard minLR >= 0, minLR <= lr else { throw .invalidFlag("--min-lr", "must be in [0, --lr]") }
+        guard !dataPath.isEmpty else { throw .invalidFlag("--data-path", "is required") }
+        guard tokenizerFile != nil || (vocabFile != nil && mergeFile != nil) else {
+            throw .invalidFlag("--tokenizer-file", "give --tokenizer-file, or --vocab-file and --merge-file")
+        }
+        if save != nil, let saveInterval { try positive(saveInterval, "save-interval") }
+        guard (0..<(1 << 32)).contains(seed) else { throw .invalidFlag("--seed", "must be in [0, 2^32)") }
+        guard (maxPositionEmbeddings ?? seqLength) >= seqLength else {
+            throw .invalidFlag("--max-position-embeddings", "must be at least --seq-length \(seqLength)")
+        }
+    }
+
+    /// The ramp-up (nil without `--rampup-batch-size`).
+    public func rampup() throws(TrainingError) -> BatchSizeRampup? {
+        guard let r = rampupBatchSize else { return nil }
+        return try BatchSizeRampup(start: r[0], increment: r[1], samples: r[2], finalBatchSize: globalBatchSize!,
+                                   microBatchTimesDataParallel: microBatchSize)
+    }
+
+    /// Training length in samples, counting the ramp-up's smaller batches like Megatron.
+    public func totalSamples() throws(TrainingError) -> Int {
+        if let trainSamples { return trainSamples }
+        guard let ramp = try rampup() else { return trainIters! * globalBatchSize! }
+        var consumed = 0
+        for _ in 0..<trainIters! { consumed += ramp.globalBatchSize(consumedSamples: consumed) }
+        return consumed
+    }
+
+    /// The learning-rate schedule in samples.
+    public func schedule() throws(TrainingError) -> LearningRateSchedule {
+        let batch = globalBatchSize!
+        let warmup = lrWarmupSamples ?? (lrWarmupIters ?? 0) * batch
+        let decay: Int
+        if let lrDecaySamples {
+            decay = lrDecaySamples
+        } else if let lrDecayIters {
+            decay = lrDecayIters * batch
+        } else {
+            decay = try totalSamples()
+        }
+        return LearningRateSchedule(maxLR: lr, minLR: minLR, style: lrDecayStyle, warmupSamples: warmup,
+                                    decaySamples: decay)
+    }
+}

@@ -1,0 +1,76 @@
+import FileSupport
+import Testing
+@testable import Training
+
+@Suite struct RecipeTests {
+    @Test func warmupThenCosineToMinimum() {
+        let schedule = LearningRateSchedule(maxLR: 1e-3, minLR: 1e-4, style: .cosine, warmupSamples: 100, decaySamples: 1100)
+        #expect(schedule.learningRate(afterSamples: 0) == 0)
+        #expect(abs(schedule.learningRate(afterSamples: 50) - 5e-4) < 1e-15)
+        #expect(schedule.learningRate(afterSamples: 100) == 1e-3)
+        #expect(abs(schedule.learningRate(afterSamples: 600) - 5.5e-4) < 1e-12)  // half way: (max + min) / 2
+        #expect(abs(schedule.learningRate(afterSamples: 1100) - 1e-4) < 1e-15)
+        #expect(schedule.learningRate(afterSamples: 5000) == 1e-4)
+    }
+
+    @Test func linearAndConstantDecay() {
+        let linear = LearningRateSchedule(maxLR: 2.0, minLR: 0, style: .linear, warmupSamples: 0, decaySamples: 10)
+        #expect(linear.learningRate(afterSamples: 0) == 2.0)
+        #expect(linear.learningRate(afterSamples: 5) == 1.0)
+        #expect(linear.learningRate(afterSamples: 11) == 0)
+        let constant = LearningRateSchedule(maxLR: 2.0, minLR: 0, style: .constant, warmupSamples: 4, decaySamples: 10)
+        #expect(constant.learningRate(afterSamples: 2) == 1.0)
+        #expect(constant.learningRate(afterSamples: 100) == 2.0)
+    }
+
+    @Test func batchSizeRampup() throws {
+        // 32 -> 1920 in steps of 32: 59 increments over 12,000 samples.
+        let ramp = try BatchSizeRampup(start: 32, increment: 32, samples: 11_800, finalBatchSize: 1920,
+                                       microBatchTimesDataParallel: 8)
+        #expect(ramp.globalBatchSize(consumedSamples: 0) == 32)
+        #expect(ramp.globalBatchSize(consumedSamples: 199) == 32)
+        #expect(ramp.globalBatchSize(consumedSamples: 200) == 64)
+        #expect(ramp.globalBatchSize(consumedSamples: 11_800) == 1920)
+        #expect(ramp.globalBatchSize(consumedSamples: 11_801) == 1920)
+        #expect(throws: TrainingError.self) {
+            try BatchSizeRampup(start: 32, increment: 48, samples: 100, finalBatchSize: 1920, microBatchTimesDataParallel: 8)
+        }
+        #expect(throws: TrainingError.self) {
+            try BatchSizeRampup(start: 4, increment: 4, samples: 100, finalBatchSize: 16, microBatchTimesDataParallel: 8)
+        }
+    }
+
+    @Test func clippingCoefficient() {
+        #expect(GradientClipping.coefficient(norm: 0.5, clip: 1) == 1)
+        #expect(abs(GradientClipping.coefficient(norm: 4, clip: 1) - 0.25) < 1e-6)
+        #expect(GradientClipping.coefficient(norm: 4, clip: 0) == 1)
+    }
+
+    static let required: [(key: String, value: JSONValue)] = [
+        ("num-layers", .number(2)), ("hidden-size", .number(32)), ("num-attention-heads", .number(2)),
+        ("seq-length", .number(16)), ("global-batch-size", .number(4)), ("lr", .number(1e-3)),
+        ("train-iters", .number(10)), ("data-path", .string("a")), ("tokenizer-file", .string("t.json")),
+    ]
+
+    @Test func settingsFromFileAndFlags() throws {
+        let file: [(key: String, value: JSONValue)] = Self.required + [("micro_batch_size", .number(2)), ("lr-decay-style", .string("cosine"))]
+        let config = try TrainingConfig(settings: [("run.json", file), ("command line", [("lr", .number(5e-4))])])
+        #expect(config.microBatchSize == 2 && config.lrDecayStyle == .cosine && config.lr == 5e-4)
+        #expect(try config.schedule().decaySamples == 40)
+
+        func failure(_ extra: [(key: String, value: JSONValue)]) -> String {
+            do {
+                _ = try TrainingConfig(settings: [("run.json", Self.required + extra)])
+                return "ok"
+            } catch {
+                return error.description
+            }
+        }
+        #expect(failure([]) == "ok")
+        #expect(failure([("num-layer", .number(2))]) == "run.json: unknown setting \"num-layer\"")
+        #expect(failure([("lr", .string("fast"))]) == "run.json: lr must be a number, got a string")
+        #expect(failure([("micro-batch-size", .number(3))]).contains("not a positive multiple of --micro-batch-size 3"))
+        #expect(failure([("train-samples", .number(3))]).contains("exactly one of --train-iters and --train-samples"))
+        #expect(failure([("lr-decay-style", .string("step"))]).contains("constant, linear or cosine"))
+    }
+}
