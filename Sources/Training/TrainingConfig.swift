@@ -51,6 +51,81 @@ public struct TrainingConfig: Sendable, Equatable {
 
     public init() {}
 
+    /// How a setting's command-line words become a value.
+    public enum Kind: Sendable {
+        case integer, number, string, flag, words
+    }
+
+    /// The kind of each setting (flags without the leading dashes).
+    public static let kinds: [String: Kind] = {
+        var kinds = [String: Kind]()
+        for name in names { kinds[name] = .integer }
+        for name in ["init-method-std", "lr", "min-lr", "weight-decay", "adam-beta1", "adam-beta2", "adam-eps", "clip-grad"] {
+            kinds[name] = .number
+        }
+        for name in ["lr-decay-style", "split", "tokenizer-file", "vocab-file", "merge-file", "data-cache-path",
+                     "save", "load", "tensorboard-dir", "metrics-file"] {
+            kinds[name] = .string
+        }
+        kinds["eod-mask-loss"] = .flag
+        kinds["data-path"] = .words
+        kinds["rampup-batch-size"] = .words
+        return kinds
+    }()
+
+    /// Parses Megatron-style command-line words (`--lr 3e-4`, `--lr=3e-4`, `--eod-mask-loss`,
+    /// `--data-path 0.3 a 0.7 b`) into settings; `--config FILE` is returned separately.
+    public static func settings(fromArguments words: [String]) throws(TrainingError) -> (config: String?, settings: [(key: String, value: JSONValue)]) {
+        var settings = [(key: String, value: JSONValue)]()
+        var configFile: String?
+        var i = 0
+        while i < words.count {
+            let word = words[i]
+            guard word.hasPrefix("--"), word.count > 2 else {
+                throw .invalidFlag(word, "expected a flag such as --num-layers")
+            }
+            var name = String(word.dropFirst(2))
+            var inline: String?
+            if let equals = name.firstIndex(of: "=") {
+                inline = String(name[name.index(after: equals)...])
+                name = String(name[..<equals])
+            }
+            i += 1
+            var values = [String]()
+            if let inline { values = [inline] }
+            func takeValue() throws(TrainingError) -> String {
+                if let first = values.first { return first }
+                guard i < words.count, !words[i].hasPrefix("--") else { throw .invalidFlag("--\(name)", "needs a value") }
+                i += 1
+                return words[i - 1]
+            }
+            if name == "config" {
+                configFile = try takeValue()
+                continue
+            }
+            guard let kind = kinds[name] else { throw .invalidFlag("--\(name)", "unknown flag") }
+            switch kind {
+            case .flag:
+                guard inline == nil else { throw .invalidFlag("--\(name)", "takes no value") }
+                settings.append((name, .bool(true)))
+            case .words:
+                while i < words.count && !words[i].hasPrefix("--") {
+                    values.append(words[i])
+                    i += 1
+                }
+                guard !values.isEmpty else { throw .invalidFlag("--\(name)", "needs a value") }
+                settings.append((name, .array(values.map { .string($0) })))
+            case .string:
+                settings.append((name, .string(try takeValue())))
+            case .integer, .number:
+                let text = try takeValue()
+                guard let number = Double(text) else { throw .invalidFlag("--\(name)", "'\(text)' is not a number") }
+                settings.append((name, .number(number)))
+            }
+        }
+        return (configFile, settings)
+    }
+
     /// The setting names (flags without the leading dashes).
     public static let names = [
         "num-layers", "hidden-size", "num-attention-heads", "seq-length", "max-position-embeddings",

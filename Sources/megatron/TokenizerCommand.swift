@@ -104,6 +104,11 @@ func readStandardInput() -> [UInt8] {
 
 /// Writes a line to stderr.
 func printError(_ line: String) {
-    var line = line + "\n"
-    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    writeError(line + "\n")
+}
+
+/// Writes text to stderr as is.
+func writeError(_ text: String) {
+    var text = text
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }

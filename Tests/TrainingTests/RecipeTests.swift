@@ -74,3 +74,26 @@ import Testing
         #expect(failure([("lr-decay-style", .string("step"))]).contains("constant, linear or cosine"))
     }
 }
+
+@Suite struct TrainArgumentTests {
+    @Test func megatronStyleArguments() throws {
+        let words = ["--config", "run.json", "--num-layers", "4", "--lr=3e-4", "--eod-mask-loss",
+                     "--data-path", "0.3", "a", "0.7", "b", "--split", "969,30,1", "--save", "100"]
+        let parsed = try TrainingConfig.settings(fromArguments: words)
+        #expect(parsed.config == "run.json")
+        let keys = parsed.settings.map(\.key)
+        #expect(keys == ["num-layers", "lr", "eod-mask-loss", "data-path", "split", "save"])
+        #expect(parsed.settings[1].value == .number(3e-4))
+        #expect(parsed.settings[3].value == .array(["0.3", "a", "0.7", "b"].map { .string($0) }))
+        #expect(parsed.settings[5].value == .string("100"))  // a path, even when it looks like a number
+        #expect(throws: TrainingError.invalidFlag("--num-layerz", "unknown flag")) {
+            try TrainingConfig.settings(fromArguments: ["--num-layerz", "3"])
+        }
+        #expect(throws: TrainingError.invalidFlag("--lr", "needs a value")) {
+            try TrainingConfig.settings(fromArguments: ["--lr", "--seed", "1"])
+        }
+        #expect(throws: TrainingError.invalidFlag("--seed", "'x' is not a number")) {
+            try TrainingConfig.settings(fromArguments: ["--seed", "x"])
+        }
+    }
+}

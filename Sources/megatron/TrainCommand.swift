@@ -1,0 +1,59 @@
+import ArgumentParser
+import FileSupport
+import Tokenizer
+import Training
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `megatron train`: Megatron's pretrain_gpt.py on this machine (one rank).
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a GPT with Megatron's flags (and/or --config run.json).",
+        discussion: """
+        Flags (Megatron's names): \(TrainingConfig.names.map { "--" + $0 }.sorted().joined(separator: " "))
+        --config FILE reads the same settings from a JSON object (keys with - or _); flags given
+        on the command line override it; an unknown key or flag is an error.
+        """)
+
+    @Argument(parsing: .captureForPassthrough, help: "Training flags, e.g. --num-layers 4 --hidden-size 256 ...")
+    var arguments: [String] = []
+
+    func run() throws {
+        if arguments.contains("--help") || arguments.contains("-h") {
+            print(Self.helpMessage())
+            return
+        }
+        let parsed = try TrainingConfig.settings(fromArguments: arguments)
+        var sources = [(source: String, values: [(key: String, value: JSONValue)])]()
+        if let file = parsed.config { sources.append((file, try TrainingConfig.settings(fromFile: file))) }
+        sources.append(("command line", parsed.settings))
+        let config = try TrainingConfig(settings: sources)
+        let tokenizer = try config.tokenizerFile.map { try Tokenizer.load(tokenizerFile: $0) }
+            ?? Tokenizer.load(vocabFile: config.vocabFile!, mergesFile: config.mergeFile!)
+        guard let eod = tokenizer.endOfDocumentID else {
+            throw ValidationError("the tokenizer has no <|endoftext|> token")
+        }
+        let trainer = try Trainer(config: config, vocabularySize: tokenizer.vocabularySize, endOfDocument: eod)
+        let metrics = try config.metricsFile.map { try MetricsFile(path: $0) }
+        var log = TrainingLog(trainer: trainer, peakFLOPs: GEMMPeak.measure() * 1e9, metrics: metrics)
+        log.start()
+        while !trainer.finished {
+            let stats = try trainer.step()
+            log.record(stats)
+            if trainer.iteration % config.evalInterval == 0 || trainer.finished, let loss = try trainer.evaluate() {
+                log.validation(loss: loss)
+            }
+            if let save = config.save, let interval = config.saveInterval, trainer.iteration % interval == 0 {
+                try trainer.save(to: save)
+                log.note("saved checkpoint at iteration \(trainer.iteration) to \(save)")
+            }
+        }
+        if let save = config.save, config.saveInterval.map({ trainer.iteration % $0 != 0 }) ?? true {
+            try trainer.save(to: save)
+            log.note("saved checkpoint at iteration \(trainer.iteration) to \(save)")
+        }
+        log.finish()
+    }
+}

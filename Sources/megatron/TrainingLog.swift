@@ -1,0 +1,114 @@
+import FileSupport
+import Training
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Megatron's console log: a line every `--log-interval` iterations with averages over the
+/// interval, validation loss and perplexity, a progress bar on a terminal, and `--metrics-file`.
+struct TrainingLog {
+    let trainer: Trainer
+    let peakFLOPs: Double
+    let metrics: MetricsFile?
+    private var intervalSeconds = 0.0
+    private var intervalLoss = 0.0
+    private var intervalIterations = 0
+    private var intervalSamples = 0
+    private var skipped = 0
+    private var nan = 0
+    private let terminal = isatty(2) != 0
+
+    init(trainer: Trainer, peakFLOPs: Double, metrics: MetricsFile?) {
+        self.trainer = trainer
+        self.peakFLOPs = peakFLOPs
+        self.metrics = metrics
+    }
+
+    func start() {
+        let c = trainer.model.config
+        print("> GPT: \(trainer.model.layout.totalCount) parameters, \(c.numLayers) layers, hidden \(c.hiddenSize), "
+              + "\(c.numAttentionHeads) heads, seq \(trainer.config.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize))")
+        print("> training \(trainer.totalSamples) samples from iteration \(trainer.iteration) "
+              + "(consumed samples \(trainer.consumedSamples)); sgemm peak \(fixed(peakFLOPs / 1e9, 1)) GFLOP/s")
+    }
+
+    mutating func record(_ stats: IterationStats) {
+        intervalSeconds += stats.seconds
+        intervalIterations += 1
+        intervalSamples += stats.globalBatchSize
+        if stats.skipped {
+            skipped += 1
+            if stats.gradNorm.isNaN { nan += 1 }
+        } else {
+            intervalLoss += stats.loss
+        }
+        let interval = trainer.config.logInterval
+        if stats.iteration % interval != 0 && !trainer.finished {
+            if terminal { progress(stats.iteration) }
+            return
+        }
+        let iterations = Double(intervalIterations)
+        let msPerIteration = intervalSeconds / iterations * 1000
+        let tokensPerSecond = Double(intervalSamples * trainer.config.seqLength) / intervalSeconds
+        let flops = trainer.modelFLOPs(batchSize: intervalSamples) / intervalSeconds
+        let counted = max(1, intervalIterations - skipped)
+        let loss = intervalLoss / Double(counted)
+        let total = trainer.config.trainIters.map(String.init) ?? "?"
+        if terminal { writeError("\r\u{1B}[K") }
+        print(" [\(timestamp())] iteration \(padded(stats.iteration, 8))/\(padded(total, 8)) | consumed samples: \(padded(stats.consumedSamples, 12))"
+              + " | elapsed time per iteration (ms): \(fixed(msPerIteration, 1)) | learning rate: \(scientificE(stats.learningRate))"
+              + " | global batch size: \(padded(stats.globalBatchSize, 5)) | lm loss: \(scientificE(loss))"
+              + " | grad norm: \(fixed(stats.gradNorm, 3)) | number of skipped iterations: \(padded(skipped, 3))"
+              + " | number of nan iterations: \(padded(nan, 3)) | tokens/s: \(fixed(tokensPerSecond, 0))"
+              + " | TFLOP/s: \(fixed(flops / 1e12, 4)) | MFU: \(fixed(flops / peakFLOPs * 100, 1))% |")
+        metrics?.write([
+            ("iteration", .number(Double(stats.iteration))), ("consumed_samples", .number(Double(stats.consumedSamples))),
+            ("lm_loss", .number(loss)), ("lr", .number(stats.learningRate)), ("grad_norm", .number(stats.gradNorm)),
+            ("global_batch_size", .number(Double(stats.globalBatchSize))), ("ms_per_iter", .number(msPerIteration)),
+            ("tokens_per_s", .number(tokensPerSecond)), ("skipped_iterations", .number(Double(skipped))),
+        ])
+        intervalSeconds = 0
+        intervalLoss = 0
+        intervalIterations = 0
+        intervalSamples = 0
+        skipped = 0
+        nan = 0
+    }
+
+    func validation(loss: Double) {
+        let ppl = exp(min(loss, 20))
+        print(String(repeating: "-", count: 100))
+        print(" validation loss at iteration \(trainer.iteration) | lm loss value: \(scientificE(loss)) | lm loss PPL: \(scientificE(ppl)) |")
+        print(String(repeating: "-", count: 100))
+        metrics?.write([("iteration", .number(Double(trainer.iteration))), ("validation_loss", .number(loss)),
+                        ("validation_ppl", .number(ppl))])
+    }
+
+    func note(_ line: String) { print("> " + line) }
+
+    func finish() {
+        if terminal { writeError("\r\u{1B}[K") }
+        print("> done: iteration \(trainer.iteration), consumed samples \(trainer.consumedSamples)")
+    }
+
+    private func progress(_ iteration: Int) {
+        guard let total = trainer.config.trainIters, total > 0 else { return }
+        let width = 30, done = width * iteration / total
+        writeError("\r[" + String(repeating: "=", count: done) + String(repeating: " ", count: width - done)
+                   + "] \(iteration)/\(total)")
+    }
+}
+
+private func padded(_ value: some CustomStringConvertible, _ width: Int) -> String {
+    let text = value.description
+    return String(repeating: " ", count: max(0, width - text.count)) + text
+}
+
+private func timestamp() -> String {
+    var now = time(nil)
+    var parts = tm()
+    localtime_r(&now, &parts)
+    var buffer = [CChar](repeating: 0, count: 32)
+    strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &parts)
+    return String(cString: buffer)
+}
