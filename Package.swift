@@ -9,6 +9,10 @@ let releaseFlags: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked", "-target-cpu", targetCPU],
                  .when(configuration: .release)),
 ]
+/// Code that reads users' files keeps its bounds and precondition checks in release builds.
+let checkedReleaseFlags: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", targetCPU], .when(configuration: .release)),
+]
 
 let package = Package(
     name: "megatron-swift",
@@ -25,11 +29,11 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "FileSupport", swiftSettings: releaseFlags),
+        .target(name: "FileSupport", swiftSettings: checkedReleaseFlags),
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: releaseFlags),
         .target(name: "Parameters", dependencies: ["Kernels", "FileSupport"], swiftSettings: releaseFlags),
         .target(name: "Tokenizer", dependencies: ["FileSupport"], swiftSettings: releaseFlags),
-        .target(name: "Datasets", dependencies: ["FileSupport", "Tokenizer"], swiftSettings: releaseFlags),
+        .target(name: "Datasets", dependencies: ["FileSupport", "Tokenizer"], swiftSettings: checkedReleaseFlags),
         .target(name: "Models", dependencies: ["Kernels", "Parameters"], swiftSettings: releaseFlags),
         .target(name: "Optimizer", dependencies: ["Kernels", "Parameters"], swiftSettings: releaseFlags),
         .target(name: "Training", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Datasets", "Tokenizer", "FileSupport"],

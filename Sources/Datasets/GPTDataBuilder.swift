@@ -44,8 +44,8 @@ public enum GPTDataBuilder {
         for prefix in dataPath.prefixes { opened.append(try IndexedDataset(prefix: prefix)) }
         var sources = [GPTSampleSource?]()
         for (split, size) in sizes.enumerated() {
-            guard let size else {
-                sources.append(nil)
+            guard let size, config.split.bookends[split] != nil else {
+                sources.append(nil)  // not asked for, or no weight in --split (Megatron skips it)
                 continue
             }
             if opened.count == 1 {

@@ -60,12 +60,12 @@ public struct GPTSampleIndex: Sendable, Equatable {
         let sequenceLength = p.sequenceLength
         guard sequenceLength > 0 else { throw .invalidArgument("sequence length must be positive") }
         let tokensPerEpoch = split.reduce(0) { $0 + Int(lengths[$1]) }
-        if let wanted = p.sampleCount, wanted > 0, tokensPerEpoch <= extra {
-            throw .invalidArgument("the split has \(tokensPerEpoch) tokens; cannot draw \(wanted) samples from it")
+        if p.sampleCount.map({ $0 > 0 }) ?? true, tokensPerEpoch <= extra {
+            throw .invalidArgument("the split has \(tokensPerEpoch) tokens; cannot draw \(p.sampleCount.map(String.init) ?? "an epoch of") samples from it")
         }
 
         var epochs = 1
-        if let wanted = p.sampleCount {
+        if let wanted = p.sampleCount, wanted > 0 {
             var tokens = tokensPerEpoch
             while tokens < wanted * sequenceLength + extra {
                 epochs += 1

@@ -39,10 +39,12 @@ public struct Preprocessor {
     }
 
     /// Runs the conversion; `report` is called about every `reportInterval` documents.
-    /// Nothing appears at the output paths unless every line was processed.
+    /// The datasets are renamed into place only after every line was processed (one key after
+    /// the other); on an error nothing appears at the output paths.
     public func run(tokenizer: Tokenizer, reportInterval: Int = 10_000,
                     report: (Progress) -> Void = { _ in }) throws(DatasetError) -> Progress {
         guard !jsonKeys.isEmpty else { throw .invalidArgument("--json-keys needs at least one key") }
+        guard Set(jsonKeys).count == jsonKeys.count else { throw .invalidArgument("--json-keys has a key twice") }
         guard workers >= 1 else { throw .invalidArgument("--workers must be at least 1") }
         let eod = tokenizer.endOfDocumentID
         if appendEndOfDocument && eod == nil {

@@ -24,7 +24,8 @@ public struct FileError: Error, CustomStringConvertible, Equatable, Sendable {
 
 /// Writes a file so that readers only ever see the old file or the complete new one: the bytes go
 /// to `path.tmp-PID`, and `commit()` fsyncs and renames it over `path`. A writer that is dropped
-/// without `commit()` (an error, a crash) leaves `path` untouched and removes its temporary file.
+/// without `commit()` (an error) leaves `path` untouched and removes its temporary file; a killed
+/// process leaves `path` untouched too, and its `.tmp-PID` file behind.
 public final class AtomicFileWriter {
     /// The file that `commit()` replaces.
     public let path: String

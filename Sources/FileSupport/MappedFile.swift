@@ -4,7 +4,8 @@ import Glibc
 import Darwin
 #endif
 
-/// A whole file mapped read-only into memory; unmapped when the last reference goes away.
+/// A whole file mapped read-only into memory (a pipe or other non-regular file is read into
+/// memory instead); released when the last reference goes away.
 /// `bytes` is valid only while the `MappedFile` is alive: keep a reference (a stored property) or
 /// use `withBytes`, never `MappedFile(path:).bytes` on a temporary.
 public final class MappedFile: @unchecked Sendable {
@@ -21,6 +22,15 @@ public final class MappedFile: @unchecked Sendable {
         defer { close(fd) }
         var status = stat()
         guard fstat(fd, &status) == 0 else { throw .system("cannot stat", path) }
+        if (status.st_mode & S_IFMT) == S_IFDIR {
+            throw FileError(path: path, reason: "is a directory")
+        }
+        if (status.st_mode & S_IFMT) != S_IFREG {
+            bytes = try Self.readAll(fd, path: path)
+            isMapped = false
+            return
+        }
+        isMapped = true
         let size = Int(status.st_size)
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -31,8 +41,39 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: address, count: size)
     }
 
+    private let isMapped: Bool
+
+    /// Reads a stream (pipe, FIFO, /dev/stdin) to its end into an allocated buffer.
+    private static func readAll(_ fd: Int32, path: String) throws(FileError) -> UnsafeRawBufferPointer {
+        var capacity = 1 << 20, count = 0
+        var buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+        while true {
+            if count == capacity {
+                let larger = UnsafeMutableRawPointer.allocate(byteCount: capacity * 2, alignment: 64)
+                larger.copyMemory(from: buffer, byteCount: count)
+                buffer.deallocate()
+                buffer = larger
+                capacity *= 2
+            }
+            let n = Glibc.read(fd, buffer + count, capacity - count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 {
+                buffer.deallocate()
+                throw .system("cannot read", path)
+            }
+            if n == 0 { break }
+            count += n
+        }
+        return UnsafeRawBufferPointer(start: buffer, count: count)
+    }
+
     deinit {
-        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+        guard let base = bytes.baseAddress else { return }
+        if isMapped {
+            munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
+        } else {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        }
     }
 
     /// Calls `body` with the bytes, keeping the mapping alive meanwhile.

@@ -84,8 +84,8 @@ public struct ClusterSpec: Sendable, Equatable {
         memoryBytes = try number("memory_bytes")
         memoryBandwidth = try number("memory_bandwidth")
         let perNode = try number("devices_per_node"), count = try number("nodes", default: 1)
-        guard perNode == perNode.rounded(), count == count.rounded() else {
-            throw .invalid("\(source): devices_per_node and nodes must be integers")
+        guard perNode == perNode.rounded(), count == count.rounded(), perNode <= 4096, count <= 1_048_576 else {
+            throw .invalid("\(source): devices_per_node and nodes must be integers (at most 4096 and 2^20)")
         }
         devicesPerNode = Int(perNode)
         nodes = Int(count)

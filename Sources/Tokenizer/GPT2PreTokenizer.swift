@@ -134,6 +134,7 @@ struct GPT2PreTokenizer {
 
     @inline(__always)
     private static func classify(_ value: UInt32) -> CharacterClass {
+        if value < 0x80 { return .other }  // only from malformed UTF-8 (overlong or stray bytes)
         if value < 0x800 { return twoByteClasses[Int(value) - 0x80] }
         guard let scalar = Unicode.Scalar(value) else { return .other }
         return unicodeClass(scalar)

@@ -2,7 +2,8 @@
 /// expression, each pre-token's UTF-8 bytes start as one token per byte, and the merge rules
 /// are applied in rank order. Added (special) tokens such as `<|endoftext|>` are cut out of the
 /// text first and map to their own ids. Decoding concatenates the tokens' bytes, so
-/// `decode(encode(text)) == text` for every string.
+/// `decode(encode(text)) == text` for every string when the vocabulary has all 256 byte tokens
+/// and `addPrefixSpace` is off.
 ///
 /// The tokenizer is immutable and can be shared between threads; each thread encodes with its
 /// own `Encoder`, which caches the ids of words it has seen.
@@ -32,6 +33,9 @@ public final class Tokenizer: Sendable {
                 source: String) throws(TokenizerError) {
         guard let largest = vocabulary.values.max(), vocabulary.values.min()! >= 0 else {
             throw .malformed(path: source, reason: "the vocabulary is empty or has negative ids")
+        }
+        guard Int(largest) < max(2 * vocabulary.count, 1 << 24) else {
+            throw .malformed(path: source, reason: "id \(largest) is far beyond the \(vocabulary.count) vocabulary entries")
         }
         var tokens = [String](repeating: "", count: Int(largest) + 1)
         var seen = [Bool](repeating: false, count: tokens.count)

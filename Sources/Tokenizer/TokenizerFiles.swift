@@ -9,9 +9,12 @@ import FileSupport
 /// `vocab.json` + `merges.txt`, and a Hugging Face `tokenizer.json`.
 extension Tokenizer {
     /// Loads GPT-2 style files (`vocab.json` maps spellings to ids; `merges.txt` has one
-    /// `left right` rule per line in rank order, after an optional `#version` line).
-    /// `<|endoftext|>` is treated as an added token when the vocabulary has it.
-    public static func load(vocabFile: String, mergesFile: String) throws(TokenizerError) -> Tokenizer {
+    /// `left right` rule per line in rank order, after an optional `#version` line; LF or CRLF).
+    /// As in Megatron's GPT2BPETokenizer, `<|endoftext|>` in text is ordinary text (its id is
+    /// still the end-of-document token); `splitSpecialTokens` cuts it out like Hugging Face and
+    /// tiktoken do.
+    public static func load(vocabFile: String, mergesFile: String,
+                            splitSpecialTokens: Bool = false) throws(TokenizerError) -> Tokenizer {
         let vocabulary: [String: Int32]
         do {
             vocabulary = try JSONDecoder().decode([String: Int32].self, from: try readFile(vocabFile))
@@ -20,10 +23,10 @@ extension Tokenizer {
         } catch {
             throw .malformed(path: vocabFile, reason: "expected a JSON object of token ids (\(error))")
         }
-        let text = String(decoding: try readFile(mergesFile), as: UTF8.self)
+        let bytes = try readFile(mergesFile)
         var merges = [(String, String)]()
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = line.hasSuffix("\r") ? line.dropLast() : line
+        for (number, lineBytes) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            let line = Substring(String(decoding: lineBytes.last == 0x0D ? lineBytes.dropLast() : lineBytes, as: UTF8.self))
             if line.isEmpty || (number == 0 && line.hasPrefix("#version")) { continue }
             let parts = line.split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
@@ -31,7 +34,10 @@ extension Tokenizer {
             }
             merges.append((String(parts[0]), String(parts[1])))
         }
-        let added = vocabulary["<|endoftext|>"] == nil ? [] : ["<|endoftext|>"]
+        let added = splitSpecialTokens && vocabulary["<|endoftext|>"] != nil ? ["<|endoftext|>"] : []
+        if merges.isEmpty && vocabulary.count > 256 + 1 {
+            throw .malformed(path: mergesFile, reason: "no merge rules found")
+        }
         return try Tokenizer(vocabulary: vocabulary, merges: merges, addedTokens: added,
                              source: "\(vocabFile) + \(mergesFile)")
     }
@@ -48,6 +54,12 @@ extension Tokenizer {
         }
         let model = file.model
         if let type = model.type, type != "BPE" { throw .unsupported(path: path, feature: "model type \(type)") }
+        if let post = file.post_processor, post.type != "ByteLevel" {
+            throw .unsupported(path: path, feature: "post-processor \(post.type)")
+        }
+        for token in file.added_tokens ?? [] where token.lstrip == true || token.rstrip == true || token.single_word == true {
+            throw .unsupported(path: path, feature: "added token \(token.content) with lstrip/rstrip/single_word")
+        }
         if let normalizer = file.normalizer {
             throw .unsupported(path: path, feature: "normalizer \(normalizer.type)")
         }
@@ -125,6 +137,9 @@ struct HuggingFaceTokenizerFile: Decodable {
     struct AddedToken: Decodable {
         var id: Int32
         var content: String
+        var lstrip: Bool?
+        var rstrip: Bool?
+        var single_word: Bool?
     }
     struct Component: Decodable {
         var type: String
@@ -163,5 +178,6 @@ struct HuggingFaceTokenizerFile: Decodable {
     var added_tokens: [AddedToken]?
     var normalizer: Component?
     var pre_tokenizer: Component?
+    var post_processor: Component?
     var model: Model
 }

@@ -59,6 +59,13 @@ struct PlanCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
+    func validate() throws {
+        guard globalBatchSize >= 1 else { throw ValidationError("--global-batch-size must be at least 1") }
+        guard microBatchSize >= 1 else { throw ValidationError("--micro-batch-size must be at least 1") }
+        guard top >= 0 else { throw ValidationError("--top must not be negative") }
+        guard trainTokens > 0 else { throw ValidationError("--train-tokens must be positive") }
+    }
+
     func run() throws {
         let config = try modelConfig()
         var cluster = try clusterSpec()

@@ -11,8 +11,8 @@ struct PreprocessCommand: ParsableCommand {
         Each line of --input is a JSON object; each --json-keys field becomes one document of the
         dataset for that key. Tokens are uint16 when the vocabulary has fewer than 65500 ids, else
         int32. A malformed line or a missing key stops the run with the file and line number
-        (with --skip-invalid the line is skipped and counted). Output files appear only when the
-        whole input has been processed.
+        (with --skip-invalid the line is skipped and counted). Output files are renamed into place
+        only after the whole input has been processed.
         """)
 
     @Option(name: .long, help: "JSONL input file.")

@@ -57,6 +57,7 @@ extension TokenizerCommand {
         static func encode(_ documents: [String], passes: Int, threads: Int,
                            tokenizer: Tokenizer) -> (tokens: Int, seconds: Double) {
             let counts = TokenCounts(threads)
+            defer { counts.values.deallocate() }
             let start = monotonicSeconds()
             DispatchQueue.concurrentPerform(iterations: threads) { thread in
                 var encoder = tokenizer.makeEncoder()
@@ -77,8 +78,11 @@ extension TokenizerCommand {
     }
 }
 
-/// Per-thread totals, each slot written by one thread.
-private final class TokenCounts: @unchecked Sendable {
-    var values: [Int]
-    init(_ count: Int) { values = [Int](repeating: 0, count: count) }
+/// Per-thread totals, each slot written by one thread only.
+private struct TokenCounts: @unchecked Sendable {
+    let values: UnsafeMutableBufferPointer<Int>
+    init(_ count: Int) {
+        values = .allocate(capacity: count)
+        values.initialize(repeating: 0)
+    }
 }

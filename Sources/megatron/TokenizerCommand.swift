@@ -48,9 +48,7 @@ struct TokenizerCommand: ParsableCommand {
                 try TextDocuments.forEach(in: path, jsonKeys: jsonKeys) { trainer.add($0) }
             }
             let tokenizer = try trainer.train()
-            if mkdir(output, 0o755) != 0 && errno != EEXIST {
-                throw ValidationError("cannot create --output \(output): \(String(cString: strerror(errno)))")
-            }
+            try Directory.create(output)
             try tokenizer.save(to: output)
             let seconds = monotonicSeconds() - start
             printError("trained \(tokenizer.vocabularySize) tokens on \(trainer.byteCount) bytes in "

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
 import FileSupport
 import Testing
 @testable import Datasets
@@ -67,6 +71,20 @@ import Tokenizer
         #expect(throws: DatasetError.invalidArgument("\(input):1: no key \"body\"")) {
             try preprocessor.run(tokenizer: Self.tokenizer)
         }
+    }
+
+    @Test func readsAPipe() throws {
+        let directory = DataFixtures.temporaryDirectory()
+        let fifo = directory + "/input.jsonl"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let text = Self.lines[0] + "\n" + Self.lines[1] + "\n"
+        DispatchQueue.global().async {
+            let file = fopen(fifo, "w")!
+            fputs(text, file)
+            fclose(file)
+        }
+        let progress = try Preprocessor(inputPath: fifo, outputPrefix: directory + "/out").run(tokenizer: Self.tokenizer)
+        #expect(progress.documents == 2)
     }
 
     @Test func skipInvalidCountsAndContinues() throws {

@@ -28,7 +28,7 @@ import Testing
     @Test func gpt2FilesEncodeLikeTokenizerJSON() throws {
         let fromJSON = try Tokenizer.load(tokenizerFile: Self.tokenizerJSON)
         let fromGPT2 = try Tokenizer.load(vocabFile: DataFixtures.path("tokenizer/vocab.json"),
-                                          mergesFile: DataFixtures.path("tokenizer/merges.txt"))
+                                          mergesFile: DataFixtures.path("tokenizer/merges.txt"), splitSpecialTokens: true)
         #expect(fromGPT2.vocabularySize == fromJSON.vocabularySize)
         for item in try DataFixtures.json("tokenizer/hard_texts.json")["encode"]!.array {
             let text = item["text"]!.string!
@@ -49,11 +49,28 @@ import Testing
         let directory = DataFixtures.temporaryDirectory()
         try tokenizer.save(to: directory)
         let reloaded = try Tokenizer.load(tokenizerFile: directory + "/tokenizer.json")
-        let gpt2 = try Tokenizer.load(vocabFile: directory + "/vocab.json", mergesFile: directory + "/merges.txt")
+        let gpt2 = try Tokenizer.load(vocabFile: directory + "/vocab.json", mergesFile: directory + "/merges.txt",
+                                      splitSpecialTokens: true)
         #expect(reloaded.tokens == tokenizer.tokens)
         let text = "The Devil's Dictionary, 1911: ÆSTHETE, n. — “a dabbler” 🎩  <|endoftext|>end"
         #expect(reloaded.encode(text) == tokenizer.encode(text))
         #expect(gpt2.encode(text) == tokenizer.encode(text))
+    }
+
+    @Test func gpt2FilesKeepSpecialTextLiteralLikeMegatronAndAcceptCRLF() throws {
+        let directory = DataFixtures.temporaryDirectory()
+        let merges = try MappedFile.read(path: DataFixtures.path("tokenizer/merges.txt"))
+        var crlf = [UInt8]()
+        for byte in merges { if byte == 0x0A { crlf.append(0x0D) }; crlf.append(byte) }
+        try AtomicFile.write(crlf, to: directory + "/merges.txt")
+        let megatron = try Tokenizer.load(vocabFile: DataFixtures.path("tokenizer/vocab.json"),
+                                          mergesFile: directory + "/merges.txt")
+        let reference = try Tokenizer.load(tokenizerFile: Self.tokenizerJSON)
+        #expect(megatron.encode("The Devil's Dictionary") == reference.encode("The Devil's Dictionary"))
+        let eod = try #require(megatron.endOfDocumentID)
+        #expect(!megatron.encode("end<|endoftext|>start").contains(eod))
+        #expect(reference.encode("end<|endoftext|>start").contains(eod))
+        #expect(try megatron.decode(megatron.encode("a <|endoftext|> b")) == "a <|endoftext|> b")
     }
 
     @Test func badFilesAreClearErrors() throws {
