@@ -6,7 +6,13 @@ public struct PlanEstimate: Sendable {
     /// Parameters held by a device of the first pipeline stage (the most loaded one).
     public var parametersPerDevice: Double
     /// Weights + gradients + optimizer state on that device.
-    public var stateBytesPerDevice: Double
+    public var stateBytesPerDevice: Double { weightBytesPerDevice + gradientBytesPerDevice + optimizerBytesPerDevice }
+    /// Model weights in the training precision.
+    public var weightBytesPerDevice: Double
+    /// Gradients as accumulated and reduced.
+    public var gradientBytesPerDevice: Double
+    /// fp32 master weights and Adam moments (sharded over DP with the distributed optimizer).
+    public var optimizerBytesPerDevice: Double
     /// Activations of the first stage's in-flight micro-batches.
     public var activationBytesPerDevice: Double
     public var memoryPerDeviceBytes: Double { stateBytesPerDevice + activationBytesPerDevice }
@@ -69,9 +75,14 @@ public enum Planner {
         // position embeddings (replicated).
         let layerParameters = 12 * h * h + 13 * h
         let perDevice = l / p * layerParameters / t + vocab * h / t + s * h
-        let state = perDevice * MemoryModel.bytesPerParameter(precision: precision,
-                                                               distributedOptimizer: layout.distributedOptimizer,
-                                                               dataParallel: dp)
+        // Megatron's table split into its parts: weights and gradients are replicated, the rest
+        // (fp32 master weights, moments, fp16's fp32 gradient copy) is what ZeRO-1 shards.
+        let replicatedOptimizer = MemoryModel.bytesPerParameter(precision: precision, distributedOptimizer: false, dataParallel: 1)
+            - precision.weightBytes - precision.gradientBytes
+        let weightBytes = perDevice * precision.weightBytes
+        let gradientBytes = perDevice * precision.gradientBytes
+        let optimizerBytes = perDevice * replicatedOptimizer / Double(layout.distributedOptimizer ? dp : 1)
+        let state = weightBytes + gradientBytes + optimizerBytes
         let options = MemoryModel.ActivationOptions(tensorParallel: layout.tensorParallel,
                                                      sequenceParallel: layout.sequenceParallel,
                                                      recompute: layout.recompute)
@@ -102,11 +113,10 @@ public enum Planner {
         let perMicroBatch = computePerMicroBatch + tpPerMicroBatch + ppPerMicroBatch
         let slots = Double(m) + (p - 1) / v
 
-        let gradientBytes = perDevice * precision.gradientBytes
         let dpSeconds: Double
         if layout.distributedOptimizer {
             dpSeconds = comm.reduceScatter(bytes: gradientBytes, groupSize: dp, stride: layout.tensorParallel)
-                + comm.reduceScatter(bytes: perDevice * precision.weightBytes, groupSize: dp, stride: layout.tensorParallel)
+                + comm.reduceScatter(bytes: weightBytes, groupSize: dp, stride: layout.tensorParallel)
         } else {
             dpSeconds = comm.allReduce(bytes: gradientBytes, groupSize: dp, stride: layout.tensorParallel)
         }
@@ -117,7 +127,8 @@ public enum Planner {
 
         var estimate = PlanEstimate(
             parameters: CostModel.parameters(config), parametersPerDevice: perDevice,
-            stateBytesPerDevice: state, activationBytesPerDevice: activations,
+            weightBytesPerDevice: weightBytes, gradientBytesPerDevice: gradientBytes,
+            optimizerBytesPerDevice: optimizerBytes, activationBytesPerDevice: activations,
             fits: state + activations <= cluster.memoryBytes,
             modelFLOPsPerIteration: modelFLOPs, hardwareFLOPsPerIteration: hardwareFLOPs,
             microBatches: m,
