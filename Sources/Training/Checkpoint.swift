@@ -58,6 +58,7 @@ public enum Checkpoint {
         let metadata = [
             "format": "megatron-swift checkpoint 1",
             "model": modelDescription(model.config).serialized,
+            "config": String(decoding: (try? JSONEncoder().encode(model.config)) ?? Data(), as: UTF8.self),
             "iteration": String(state.iteration),
             "consumed_samples": String(state.consumedSamples),
             "consumed_valid_samples": String(state.consumedValidSamples),
@@ -134,6 +135,30 @@ public enum Checkpoint {
         }
         optimizer.restore(step: state.optimizerStep)
         return state
+    }
+
+    /// The model of the latest checkpoint in `directory`, built from the configuration stored in
+    /// it, with its weights (for evaluation and generation; the optimizer state is not read).
+    public static func loadModel(from directory: String) throws(TrainingError) -> (model: GPTModel, iteration: Int) {
+        let iteration = try latestIteration(in: directory)
+        let path = directory + "/" + directoryName(iteration: iteration) + "/mp_rank_00/" + fileName
+        let file: SafeTensorsFile
+        do { file = try SafeTensorsFile(path: path) } catch { throw .checkpoint(path: path, reason: error.description) }
+        guard let text = file.metadata["config"],
+              let config = try? JSONDecoder().decode(GPTConfig.self, from: Data(text.utf8)) else {
+            throw .checkpoint(path: path, reason: "no model configuration in its metadata")
+        }
+        let model: GPTModel
+        do { model = try GPTModel(config: config) } catch { throw .checkpoint(path: path, reason: error.description) }
+        for (index, spec) in model.layout.specs.enumerated() {
+            let values: [Float]
+            do { values = try file.floats(spec.name) } catch { throw .checkpoint(path: path, reason: error.description) }
+            guard values.count == spec.count else {
+                throw .checkpoint(path: path, reason: "\(spec.name) has \(values.count) values, expected \(spec.count)")
+            }
+            model.params.pointer(at: index).update(from: values, count: spec.count)
+        }
+        return (model, iteration)
     }
 
     /// The shape fields a checkpoint must match.

@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Parameters
+
+/// How the next token is chosen from the logits (Megatron's generation options).
+public struct SamplingOptions: Sendable, Equatable {
+    /// Logits are divided by this; 0 means greedy (argmax).
+    public var temperature: Float = 1
+    /// Keep only the k most likely tokens (0: all).
+    public var topK = 0
+    /// Keep the smallest set of most likely tokens whose probability reaches p (0: all).
+    public var topP: Float = 0
+
+    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+    }
+
+    /// Checks the options like Megatron: top-k and top-p together are an error.
+    public func validate() throws(ConfigurationError) {
+        guard temperature >= 0, temperature.isFinite else { throw .invalid(flag: "--temperature", reason: "must be >= 0") }
+        guard topK >= 0 else { throw .invalid(flag: "--top-k", reason: "must be >= 0") }
+        guard topP >= 0 && topP <= 1 else { throw .invalid(flag: "--top-p", reason: "must be in [0, 1]") }
+        guard topK == 0 || topP == 0 else { throw .invalid(flag: "--top-p", reason: "cannot be used together with --top-k") }
+    }
+
+    /// Whether the choice is deterministic (argmax).
+    public var isGreedy: Bool { temperature == 0 || topK == 1 }
+}
+
+public enum Sampler {
+    /// Picks the next token among the first `vocabularySize` logits (the padding ids beyond the
+    /// tokenizer's vocabulary are never chosen).
+    public static func next(logits: UnsafeBufferPointer<Float>, vocabularySize: Int, options: SamplingOptions,
+                            random: inout RandomGenerator) -> Int32 {
+        let n = min(vocabularySize, logits.count)
+        if options.isGreedy {
+            var best = 0
+            for i in 1..<n where logits[i] > logits[best] { best = i }
+            return Int32(best)
+        }
+        var candidates = (0..<n).map { (id: Int32($0), logit: logits[$0] / options.temperature) }
+        if options.topK > 0 || options.topP > 0 {
+            candidates.sort { $0.logit > $1.logit }
+        }
+        if options.topK > 0 { candidates.removeLast(max(0, candidates.count - options.topK)) }
+        let largest = candidates.map(\.logit).max()!
+        var probabilities = candidates.map { Double(exp($0.logit - largest)) }
+        var total = probabilities.reduce(0, +)
+        if options.topP > 0 {
+            var cumulative = 0.0
+            var keep = probabilities.count
+            for (i, probability) in probabilities.enumerated() {
+                cumulative += probability / total
+                if cumulative >= Double(options.topP) {
+                    keep = i + 1
+                    break
+                }
+            }
+            probabilities.removeLast(probabilities.count - keep)
+            candidates.removeLast(candidates.count - keep)
+            total = probabilities.reduce(0, +)
+        }
+        var draw = Double(random.nextUniform()) * total
+        for (i, probability) in probabilities.enumerated() {
+            draw -= probability
+            if draw <= 0 { return candidates[i].id }
+        }
+        return candidates[candidates.count - 1].id
+    }
+}
+
+extension GPTInference {
+    /// Feeds `prompt`, then samples up to `count` tokens (stopping after `stop` when given, or at
+    /// the model's last position); returns the generated tokens.
+    public func generate(prompt: [Int32], count: Int, vocabularySize: Int, options: SamplingOptions,
+                         seed: UInt64, stop: Int32? = nil) throws(GPTInputError) -> [Int32] {
+        reset()
+        var random = RandomGenerator(seed: seed)
+        var logits = UnsafeBufferPointer<Float>(start: nil, count: 0)
+        for token in prompt { logits = try append(token) }
+        var generated = [Int32]()
+        while generated.count < count && length < model.config.maxPositionEmbeddings {
+            let token = Sampler.next(logits: logits, vocabularySize: vocabularySize, options: options, random: &random)
+            generated.append(token)
+            if token == stop { break }
+            if generated.count < count && length < model.config.maxPositionEmbeddings { logits = try append(token) }
+        }
+        return generated
+    }
+}

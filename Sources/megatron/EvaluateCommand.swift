@@ -1,0 +1,102 @@
+import ArgumentParser
+import Datasets
+import FileSupport
+import Tokenizer
+import Training
+
+/// `megatron evaluate`: loss and perplexity of a checkpoint on a dataset or a text file.
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Loss and perplexity of a checkpoint on a Megatron dataset or a plain text file.",
+        discussion: """
+        With --data-path, samples of --seq-length tokens are drawn in Megatron's order from the
+        --split portion given (default: the whole dataset, "0,0,1") and the masked mean loss over
+        --eval-iters micro-batches (default: all) is reported. With --text-file, the file is
+        tokenized as one document without EOD and cut into consecutive windows of seq-length + 1
+        tokens overlapping by one token (the last may be shorter); the loss is the mean negative
+        log-likelihood of every token after the first, and word_ppl is WikiText's word-level
+        perplexity exp(loss * (tokens - 1) / (words - 1)) with words = the text split on spaces.
+        """)
+
+    @Option(name: .long, help: "Checkpoint directory (with latest_checkpointed_iteration.txt).")
+    var load: String
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Dataset prefix (or weighted blend).")
+    var dataPath: [String] = []
+
+    @Option(name: .long, help: "Plain text file to score.")
+    var textFile: String?
+
+    @OptionGroup var tokenizer: TokenizerOptions
+
+    @Option(name: .long, help: "Tokens per window or sample (default: the model's maximum).")
+    var seqLength: Int?
+
+    @Option(name: .long, help: "Split of --data-path to evaluate.")
+    var split = "0,0,1"
+
+    @Option(name: .long, help: "Micro-batches to evaluate (default: every sample of the split).")
+    var evalIters: Int?
+
+    @Option(name: .long) var microBatchSize = 1
+    @Option(name: .long) var seed = 1234
+
+    @Flag(name: .long, help: "Print {\"tokens\", \"loss\", \"ppl\", \"word_ppl\"} as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard dataPath.isEmpty != (textFile == nil) else {
+            throw ValidationError("give exactly one of --data-path and --text-file")
+        }
+        guard microBatchSize >= 1 else { throw ValidationError("--micro-batch-size must be at least 1") }
+        if let evalIters { guard evalIters >= 1 else { throw ValidationError("--eval-iters must be at least 1") } }
+        if let seqLength { guard seqLength >= 1 else { throw ValidationError("--seq-length must be at least 1") } }
+    }
+
+    func run() throws {
+        let tokenizer = try tokenizer.load()
+        let (model, iteration) = try Checkpoint.loadModel(from: load)
+        guard tokenizer.vocabularySize <= model.config.paddedVocabSize else {
+            throw ValidationError("the tokenizer has \(tokenizer.vocabularySize) ids but the checkpoint's model only \(model.config.paddedVocabSize)")
+        }
+        let length = seqLength ?? model.config.maxPositionEmbeddings
+        guard length <= model.config.maxPositionEmbeddings else {
+            throw ValidationError("--seq-length \(length) exceeds the model's \(model.config.maxPositionEmbeddings) positions")
+        }
+        let result: EvaluationResult
+        if let textFile {
+            let text = String(decoding: try MappedFile.read(path: textFile), as: UTF8.self)
+            result = try Evaluation.text(model: model, tokens: tokenizer.encode(text), sequenceLength: length,
+                                         words: Evaluation.wordCount(text))
+        } else {
+            guard let eod = tokenizer.endOfDocumentID else { throw ValidationError("the tokenizer has no <|endoftext|> token") }
+            var config = GPTDatasetConfig(sequenceLength: length, split: try DataSplit(split), endOfDocumentID: eod)
+            config.seed = UInt32(seed)
+            let splitIndex = try DataSplit(split).bookends.lastIndex { $0 != nil }!
+            let path = try DataPath(dataPath)
+            let wanted = evalIters.map { $0 * microBatchSize }
+            let source: GPTSampleSource
+            if path.prefixes.count == 1 {  // one epoch of the split unless --eval-iters says how many
+                source = try GPTDataset(dataset: try IndexedDataset(prefix: path.prefixes[0]), config: config,
+                                        splitIndex: splitIndex, sampleCount: wanted)
+            } else {
+                guard let wanted else { throw ValidationError("a blended --data-path needs --eval-iters") }
+                var sizes: [Int?] = [nil, nil, nil]
+                sizes[splitIndex] = wanted
+                source = try GPTDataBuilder.build(dataPath: path, config: config, sizes: sizes)[splitIndex]!
+            }
+            result = try Evaluation.dataset(model: model, source: source, microBatchSize: microBatchSize,
+                                            maxSamples: evalIters.map { $0 * microBatchSize })
+        }
+        if json {
+            var fields: [(key: String, value: JSONValue)] = [("tokens", .number(Double(result.tokens))),
+                                                              ("loss", .number(result.loss)), ("ppl", .number(result.perplexity))]
+            if let word = result.wordPerplexity { fields.append(("word_ppl", .number(word))) }
+            print(JSONValue.object(fields).serialized)
+        } else {
+            print("checkpoint iteration \(iteration): \(result.tokens) tokens, loss \(fixed(result.loss, 4)), "
+                  + "ppl \(fixed(result.perplexity, 3))" + (result.wordPerplexity.map { ", word ppl \(fixed($0, 3))" } ?? ""))
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Models
+import Tokenizer
+import Training
+import FileSupport
+
+/// `megatron generate`: continue prompts with a trained checkpoint (KV-cached decoding).
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a checkpoint: greedy (--temperature 0) or sampled with top-k / top-p.",
+        discussion: "An empty prompt starts from <|endoftext|>. Generation stops at <|endoftext|>, after --tokens-to-generate tokens, or at the model's last position.")
+
+    @Option(name: .long, help: "Checkpoint directory.")
+    var load: String
+
+    @OptionGroup var tokenizer: TokenizerOptions
+
+    @Option(name: .long, help: "Prompt text (repeat for several).")
+    var prompt: [String] = [""]
+
+    @Option(name: .long) var tokensToGenerate = 64
+    @Option(name: .long, help: "0 for greedy decoding.")
+    var temperature: Float = 1.0
+    @Option(name: .long, help: "Sample among the k most likely tokens (0: all).")
+    var topK = 0
+    @Option(name: .long, help: "Nucleus sampling threshold (0: off); not with --top-k.")
+    var topP: Float = 0
+    @Option(name: .long) var seed: UInt64 = 1234
+    @Flag(name: .long, help: "Print JSON lines {\"prompt\", \"text\", \"tokens\"}.")
+    var json = false
+
+    func validate() throws {
+        guard tokensToGenerate >= 0 else { throw ValidationError("--tokens-to-generate must not be negative") }
+    }
+
+    func run() throws {
+        let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
+        try options.validate()
+        let tokenizer = try tokenizer.load()
+        let (model, _) = try Checkpoint.loadModel(from: load)
+        guard tokenizer.vocabularySize <= model.config.paddedVocabSize else {
+            throw ValidationError("the tokenizer has \(tokenizer.vocabularySize) ids but the checkpoint's model only \(model.config.paddedVocabSize)")
+        }
+        let inference = GPTInference(model: model)
+        let eod = tokenizer.endOfDocumentID
+        for text in prompt {
+            var ids = tokenizer.encode(text)
+            if ids.isEmpty {
+                guard let eod else { throw ValidationError("an empty prompt needs an <|endoftext|> token") }
+                ids = [eod]
+            }
+            guard ids.count < model.config.maxPositionEmbeddings else {
+                throw ValidationError("the prompt has \(ids.count) tokens; the model takes at most \(model.config.maxPositionEmbeddings - 1) before generating")
+            }
+            var generated = try inference.generate(prompt: ids, count: tokensToGenerate, vocabularySize: tokenizer.vocabularySize,
+                                                   options: options, seed: seed, stop: eod)
+            if let eod, generated.last == eod { generated.removeLast() }
+            let completion = try tokenizer.decode(generated)
+            if json {
+                print(JSONValue.object([("prompt", .string(text)), ("text", .string(completion)),
+                                        ("tokens", .array(generated.map { .number(Double($0)) }))]).serialized)
+            } else {
+                print(text + completion)
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Kernels
+import Models
+import Parameters
+import Testing
+
+/// KV-cached decoding against full recomputation.
+@Suite struct GPTInferenceTests {
+    static func model() throws -> GPTModel {
+        let config = GPTConfig(numLayers: 2, hiddenSize: 48, numAttentionHeads: 3, maxPositionEmbeddings: 24, vocabSize: 150)
+        let model = try GPTModel(config: config, seed: 7)
+        // Larger weights than the 0.02 init so that attention is far from uniform.
+        var random = RandomGenerator(seed: 3)
+        random.fillNormal(model.params.buffer.pointer, count: model.layout.totalCount, std: 0.2)
+        return model
+    }
+
+    @Test func cachedLogitsEqualFullRecomputation() throws {
+        let model = try Self.model()
+        var random = RandomGenerator(seed: 11)
+        let tokens = (0..<24).map { _ in Int32(random.next() % 150) }
+        let targets = [Int32](repeating: 0, count: tokens.count)
+        try model.forward(tokens: tokens, targets: targets, batch: 1, seqLength: tokens.count)
+        let vocab = model.config.paddedVocabSize
+        let full = Array(UnsafeBufferPointer(start: model.logits, count: tokens.count * vocab))
+        let inference = GPTInference(model: model)
+        var worst: Float = 0, scale: Float = 0
+        for (t, token) in tokens.enumerated() {
+            let logits = try inference.append(token)
+            for v in 0..<vocab {
+                worst = max(worst, abs(logits[v] - full[t * vocab + v]))
+                scale = max(scale, abs(full[t * vocab + v]))
+            }
+        }
+        print("KV cache: max |cached - full| = \(worst) (logits up to \(scale))")
+        #expect(worst <= 1e-5 * max(1, scale))
+        #expect(throws: GPTInputError.self) { try inference.append(1) }  // past the last position
+    }
+
+    @Test func greedyIsDeterministicAndSamplingFollowsTheSeed() throws {
+        let model = try Self.model()
+        let inference = GPTInference(model: model)
+        let greedy = SamplingOptions(temperature: 0)
+        let a = try inference.generate(prompt: [1, 2, 3], count: 10, vocabularySize: 150, options: greedy, seed: 1)
+        let b = try inference.generate(prompt: [1, 2, 3], count: 10, vocabularySize: 150, options: greedy, seed: 99)
+        #expect(a == b && a.count == 10)
+        // Greedy picks the argmax of the full model's logits at every step.
+        let sequence: [Int32] = [1, 2, 3] + a
+        try model.forward(tokens: sequence, targets: [Int32](repeating: 0, count: sequence.count), batch: 1, seqLength: sequence.count)
+        let vocab = model.config.paddedVocabSize
+        for step in 0..<a.count {
+            let row = UnsafeBufferPointer(start: model.logits + (2 + step) * vocab, count: 150)
+            #expect(Int32(row.indices.max { row[$0] < row[$1] }!) == a[step])
+        }
+        let sampled = SamplingOptions(temperature: 1, topK: 5)
+        let c = try inference.generate(prompt: [1], count: 12, vocabularySize: 150, options: sampled, seed: 5)
+        let d = try inference.generate(prompt: [1], count: 12, vocabularySize: 150, options: sampled, seed: 5)
+        let e = try inference.generate(prompt: [1], count: 12, vocabularySize: 150, options: sampled, seed: 6)
+        #expect(c == d && c != e)
+        #expect(c.allSatisfy { $0 < 150 })
+        #expect(throws: ConfigurationError.self) { try SamplingOptions(topK: 5, topP: 0.9).validate() }
+    }
+
+    @Test func topKAndTopPKeepOnlyTheLikeliestTokens() {
+        let logits: [Float] = [0, 5, 4, 3, -1, 2]
+        var random = RandomGenerator(seed: 1)
+        var seen = Set<Int32>()
+        logits.withUnsafeBufferPointer { buffer in
+            for _ in 0..<200 {
+                seen.insert(Sampler.next(logits: buffer, vocabularySize: 6, options: SamplingOptions(topK: 2), random: &random))
+            }
+        }
+        #expect(seen == [1, 2])
+        seen = []
+        logits.withUnsafeBufferPointer { buffer in
+            for _ in 0..<200 {  // p(1) = 0.64, p(2) = 0.24: 0.8 is reached with two tokens
+                seen.insert(Sampler.next(logits: buffer, vocabularySize: 6, options: SamplingOptions(topP: 0.8), random: &random))
+            }
+        }
+        #expect(seen == [1, 2])
+    }
+}
