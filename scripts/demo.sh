@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The quick start: on a fresh machine, install what is missing, build, train a tokenizer on the
+# bundled corpus (The Devil's Dictionary), preprocess it, train a small GPT for a few minutes with
+# the validation perplexity printed as it falls, save a checkpoint and print generated samples.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/opt/swift/usr/bin"
+start=$(date +%s)
+
+need=()
+pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then echo "please install: ${need[*]} (or run as root)" >&2; exit 1; fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+swift build -c release --product megatron 2>&1 | tail -1
+B=.build/release/megatron
+OUT=${DEMO_DIR:-out/demo}
+ITERS=${DEMO_ITERS:-160}
+rm -rf "$OUT" && mkdir -p "$OUT"
+corpus=data/devils-dictionary/devils_dictionary.jsonl
+
+echo "== tokenizer: byte-level BPE, 4096 tokens, trained on the corpus"
+$B tokenizer train --input $corpus --vocab-size 4096 --output "$OUT/tokenizer"
+echo "== preprocess to Megatron's .bin/.idx"
+$B preprocess --input $corpus --output-prefix "$OUT/devil" --tokenizer-file "$OUT/tokenizer/tokenizer.json" \
+    --append-eod --workers 2
+echo "== train: 4 layers, hidden 256, 4 heads, seq 128, batch 32, $ITERS iterations"
+$B train --num-layers 4 --hidden-size 256 --num-attention-heads 4 --seq-length 128 \
+    --micro-batch-size 16 --global-batch-size 32 --lr 1e-3 --min-lr 1e-4 --lr-decay-style cosine \
+    --lr-warmup-iters 16 --train-iters "$ITERS" --weight-decay 0.1 --adam-beta2 0.95 --clip-grad 1.0 \
+    --data-path "$OUT/devil_text_document" --tokenizer-file "$OUT/tokenizer/tokenizer.json" --split 95,5,0 \
+    --log-interval 10 --eval-interval 20 --eval-iters 4 --save "$OUT/checkpoint" \
+    --metrics-file "$OUT/metrics.jsonl" --seed 1234
+echo "== evaluate the checkpoint on the validation split"
+$B evaluate --load "$OUT/checkpoint" --data-path "$OUT/devil_text_document" \
+    --tokenizer-file "$OUT/tokenizer/tokenizer.json" --split 95,5 --micro-batch-size 8 --json
+echo "== samples"
+for prompt in "LOVE, n." "POLITICS, n." "A lawyer is"; do
+    $B generate --load "$OUT/checkpoint" --tokenizer-file "$OUT/tokenizer/tokenizer.json" \
+        --prompt "$prompt" --tokens-to-generate 40 --top-k 20 --temperature 0.8 --seed 7
+    echo "--"
+done
+first=$(grep validation_ppl "$OUT/metrics.jsonl" | head -1 | sed 's/.*"validation_ppl":\([0-9.e+-]*\).*/\1/')
+last=$(grep validation_ppl "$OUT/metrics.jsonl" | tail -1 | sed 's/.*"validation_ppl":\([0-9.e+-]*\).*/\1/')
+echo "== validation perplexity: $first (first evaluation) -> $last (last); wall time $(( $(date +%s) - start )) s"
