@@ -33,7 +33,15 @@ public enum HuggingFaceGPT2 {
                 for o in 0..<cols { destination[o * rows + i] = values[i * cols + o] }
             }
         }
-        try copy("transformer.wte.weight", "embedding.word_embeddings.weight")
+        // Hugging Face keeps the unpadded vocabulary; the padding rows stay zero.
+        let wte = try tensor(prefix + "transformer.wte.weight")
+        let (wteOffset, wteSpec) = store.layout.entry("embedding.word_embeddings.weight")
+        guard wte.count == config.vocabSize * c || wte.count == wteSpec.count else {
+            throw ImportError.shapeMismatch(tensor: prefix + "transformer.wte.weight", found: wte.count,
+                                            expected: [config.vocabSize, c])
+        }
+        (store.buffer.pointer + wteOffset).update(repeating: 0, count: wteSpec.count)
+        (store.buffer.pointer + wteOffset).update(from: wte, count: wte.count)
         try copy("transformer.wpe.weight", "embedding.position_embeddings.weight")
         for layer in 0..<config.numLayers {
             let hf = "transformer.h.\(layer)."
@@ -65,6 +73,57 @@ public enum HuggingFaceGPT2 {
         }
         try copy("transformer.ln_f.weight", "decoder.final_layernorm.weight")
         try copy("transformer.ln_f.bias", "decoder.final_layernorm.bias")
+    }
+
+    /// The tensors of `store` under Hugging Face GPT-2 names and shapes (Conv1D `[in, out]`,
+    /// `c_attn` columns `[queries | keys | values]`, the word embeddings without the padding
+    /// rows), in the order `GPT2LMHeadModel` lists them; the output layer is tied and omitted.
+    public static func export(_ store: ParameterStore, config: GPTConfig) -> [(name: String, shape: [Int], values: [Float])] {
+        let c = config.hiddenSize, f = config.ffnHiddenSize
+        var tensors = [(name: String, shape: [Int], values: [Float])]()
+        func plain(_ hf: String, _ name: String) {
+            let (_, spec) = store.layout.entry(name)
+            tensors.append((hf, spec.shape, store.values(name)))
+        }
+        func transposed(_ hf: String, _ name: String, rows: Int, cols: Int) {
+            // ours [out = cols, in = rows] -> Hugging Face [rows, cols]
+            let source = store[name]
+            var values = [Float](repeating: 0, count: rows * cols)
+            for i in 0..<rows {
+                for o in 0..<cols { values[i * cols + o] = source[o * rows + i] }
+            }
+            tensors.append((hf, [rows, cols], values))
+        }
+        let wte = store["embedding.word_embeddings.weight"]
+        tensors.append(("transformer.wte.weight", [config.vocabSize, c],
+                        Array(UnsafeBufferPointer(start: wte, count: config.vocabSize * c))))
+        plain("transformer.wpe.weight", "embedding.position_embeddings.weight")
+        for layer in 0..<config.numLayers {
+            let hf = "transformer.h.\(layer).", ours = "decoder.layers.\(layer)."
+            plain(hf + "ln_1.weight", ours + "input_layernorm.weight")
+            plain(hf + "ln_1.bias", ours + "input_layernorm.bias")
+            let weight = store[ours + "self_attention.linear_qkv.weight"]
+            let bias = store[ours + "self_attention.linear_qkv.bias"]
+            var qkvWeight = [Float](repeating: 0, count: 3 * c * c), qkvBias = [Float](repeating: 0, count: 3 * c)
+            for column in 0..<(3 * c) {
+                let row = qkvRow(hfColumn: column, hidden: c, headDim: config.headDim)
+                qkvBias[column] = bias[row]
+                for i in 0..<c { qkvWeight[i * 3 * c + column] = weight[row * c + i] }
+            }
+            tensors.append((hf + "attn.c_attn.weight", [c, 3 * c], qkvWeight))
+            tensors.append((hf + "attn.c_attn.bias", [3 * c], qkvBias))
+            transposed(hf + "attn.c_proj.weight", ours + "self_attention.linear_proj.weight", rows: c, cols: c)
+            plain(hf + "attn.c_proj.bias", ours + "self_attention.linear_proj.bias")
+            plain(hf + "ln_2.weight", ours + "pre_mlp_layernorm.weight")
+            plain(hf + "ln_2.bias", ours + "pre_mlp_layernorm.bias")
+            transposed(hf + "mlp.c_fc.weight", ours + "mlp.linear_fc1.weight", rows: c, cols: f)
+            plain(hf + "mlp.c_fc.bias", ours + "mlp.linear_fc1.bias")
+            transposed(hf + "mlp.c_proj.weight", ours + "mlp.linear_fc2.weight", rows: f, cols: c)
+            plain(hf + "mlp.c_proj.bias", ours + "mlp.linear_fc2.bias")
+        }
+        plain("transformer.ln_f.weight", "decoder.final_layernorm.weight")
+        plain("transformer.ln_f.bias", "decoder.final_layernorm.bias")
+        return tensors
     }
 
     /// A Hugging Face tensor whose size does not fit the configured model.

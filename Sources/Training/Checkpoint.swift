@@ -24,6 +24,14 @@ public enum Checkpoint {
         public var consumedValidSamples: Int
         public var optimizerStep: Int
         public var seed: Int
+
+        public init(iteration: Int, consumedSamples: Int, consumedValidSamples: Int, optimizerStep: Int, seed: Int) {
+            self.iteration = iteration
+            self.consumedSamples = consumedSamples
+            self.consumedValidSamples = consumedValidSamples
+            self.optimizerStep = optimizerStep
+            self.seed = seed
+        }
     }
 
     static let trackerName = "latest_checkpointed_iteration.txt"
