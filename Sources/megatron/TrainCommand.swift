@@ -37,7 +37,9 @@ struct TrainCommand: ParsableCommand {
         }
         let trainer = try Trainer(config: config, vocabularySize: tokenizer.vocabularySize, endOfDocument: eod)
         let metrics = try config.metricsFile.map { try MetricsFile(path: $0) }
-        var log = TrainingLog(trainer: trainer, peakFLOPs: GEMMPeak.measure() * 1e9, metrics: metrics)
+        let tensorBoard = try config.tensorboardDir.map { try TensorBoardWriter(directory: $0) }
+        var log = TrainingLog(trainer: trainer, peakFLOPs: GEMMPeak.measure() * 1e9, metrics: metrics,
+                              tensorBoard: tensorBoard)
         log.start()
         while !trainer.finished {
             let stats = try trainer.step()

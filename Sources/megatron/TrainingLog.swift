@@ -10,6 +10,7 @@ struct TrainingLog {
     let trainer: Trainer
     let peakFLOPs: Double
     let metrics: MetricsFile?
+    let tensorBoard: TensorBoardWriter?
     private var intervalSeconds = 0.0
     private var intervalLoss = 0.0
     private var intervalIterations = 0
@@ -18,10 +19,11 @@ struct TrainingLog {
     private var nan = 0
     private let terminal = isatty(2) != 0
 
-    init(trainer: Trainer, peakFLOPs: Double, metrics: MetricsFile?) {
+    init(trainer: Trainer, peakFLOPs: Double, metrics: MetricsFile?, tensorBoard: TensorBoardWriter?) {
         self.trainer = trainer
         self.peakFLOPs = peakFLOPs
         self.metrics = metrics
+        self.tensorBoard = tensorBoard
     }
 
     func start() {
@@ -67,6 +69,10 @@ struct TrainingLog {
             ("global_batch_size", .number(Double(stats.globalBatchSize))), ("ms_per_iter", .number(msPerIteration)),
             ("tokens_per_s", .number(tokensPerSecond)), ("skipped_iterations", .number(Double(skipped))),
         ])
+        tensorBoard?.scalars([("lm loss", loss), ("learning-rate", stats.learningRate),
+                              ("batch-size", Double(stats.globalBatchSize)), ("grad-norm", stats.gradNorm),
+                              ("iteration-time", msPerIteration / 1000), ("throughput/tokens-per-second", tokensPerSecond)],
+                             step: stats.iteration)
         intervalSeconds = 0
         intervalLoss = 0
         intervalIterations = 0
@@ -80,6 +86,7 @@ struct TrainingLog {
         print(String(repeating: "-", count: 100))
         print(" validation loss at iteration \(trainer.iteration) | lm loss value: \(scientificE(loss)) | lm loss PPL: \(scientificE(ppl)) |")
         print(String(repeating: "-", count: 100))
+        tensorBoard?.scalars([("lm loss validation", loss), ("lm loss validation ppl", ppl)], step: trainer.iteration)
         metrics?.write([("iteration", .number(Double(trainer.iteration))), ("validation_loss", .number(loss)),
                         ("validation_ppl", .number(ppl))])
     }
@@ -108,7 +115,9 @@ private func timestamp() -> String {
     var now = time(nil)
     var parts = tm()
     localtime_r(&now, &parts)
-    var buffer = [CChar](repeating: 0, count: 32)
-    strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &parts)
-    return String(cString: buffer)
+    var buffer = [UInt8](repeating: 0, count: 32)
+    let count = buffer.withUnsafeMutableBufferPointer { raw in
+        raw.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) { strftime($0, raw.count, "%Y-%m-%d %H:%M:%S", &parts) }
+    }
+    return String(decoding: buffer.prefix(count), as: UTF8.self)
 }

@@ -97,3 +97,26 @@ import Testing
         }
     }
 }
+
+@Suite struct TensorBoardTests {
+    @Test func crc32cAndRecordFraming() throws {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)  // the standard check value
+        let directory = "/tmp/megatron-tb-\(UInt32.random(in: 0...UInt32.max))"
+        let writer = try TensorBoardWriter(directory: directory)
+        writer.scalars([("lm loss", 2.5)], step: 7)
+        let bytes = try MappedFile.read(path: writer.path)
+        // Two records, each: u64 length, u32 masked crc of the length, data, u32 masked crc of the data.
+        var offset = 0, records = 0
+        while offset < bytes.count {
+            let length = Int(bytes[offset..<(offset + 8)].reversed().reduce(0) { $0 << 8 | UInt64($1) })
+            let lengthCRC = bytes[(offset + 8)..<(offset + 12)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            #expect(lengthCRC == CRC32C.masked(Array(bytes[offset..<(offset + 8)])))
+            let data = Array(bytes[(offset + 12)..<(offset + 12 + length)])
+            let dataCRC = bytes[(offset + 12 + length)..<(offset + 16 + length)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            #expect(dataCRC == CRC32C.masked(data))
+            offset += 16 + length
+            records += 1
+        }
+        #expect(records == 2 && offset == bytes.count)
+    }
+}
