@@ -59,14 +59,7 @@ public enum Evaluation {
         var loader = MicroBatchLoader(source: source, microBatchSize: microBatchSize)
         var sum = 0.0, weight = 0.0
         while loader.consumedSamples < count, let batch = loader.next() {
-            let totals = try batch.tokens.withUnsafeBufferPointer { x in
-                try batch.labels.withUnsafeBufferPointer { y in
-                    try batch.lossMask.withUnsafeBufferPointer { m in
-                        try model.forward(tokens: x.baseAddress!, targets: y.baseAddress!, lossMask: m.baseAddress!,
-                                          batch: microBatchSize, seqLength: batch.sequenceLength)
-                    }
-                }
-            }
+            let totals = try model.forward(batch)
             sum += totals.weightedLoss
             weight += totals.weight
         }

@@ -104,14 +104,7 @@ public final class Trainer {
             guard let batch = loader.next() else {
                 throw TrainingError.data("the training data ran out at sample \(loader.consumedSamples) of \(train.count)")
             }
-            let totals = try batch.tokens.withUnsafeBufferPointer { tokens in
-                try batch.labels.withUnsafeBufferPointer { labels in
-                    try batch.lossMask.withUnsafeBufferPointer { mask in
-                        try model.forward(tokens: tokens.baseAddress!, targets: labels.baseAddress!,
-                                          lossMask: mask.baseAddress!, batch: micro, seqLength: batch.sequenceLength)
-                    }
-                }
-            }
+            let totals = try model.forward(batch)
             lossSum += totals.mean
             model.backward(gradientScale: 1 / Float(microBatches))
         }
@@ -140,14 +133,7 @@ public final class Trainer {
         var sum = 0.0, count = 0
         for _ in 0..<(config.evalIters * config.globalBatchSize! / micro) {
             guard let batch = loader.next() else { break }
-            let totals = try batch.tokens.withUnsafeBufferPointer { tokens in
-                try batch.labels.withUnsafeBufferPointer { labels in
-                    try batch.lossMask.withUnsafeBufferPointer { mask in
-                        try model.forward(tokens: tokens.baseAddress!, targets: labels.baseAddress!,
-                                          lossMask: mask.baseAddress!, batch: micro, seqLength: batch.sequenceLength)
-                    }
-                }
-            }
+            let totals = try model.forward(batch)
             sum += totals.mean
             count += 1
         }
@@ -169,5 +155,23 @@ public final class Trainer {
         let b = Double(batchSize), s = Double(config.seqLength), l = Double(c.numLayers)
         let h = Double(c.hiddenSize), v = Double(c.paddedVocabSize)
         return 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h))
+    }
+}
+
+extension GPTModel {
+    /// Forward over a micro-batch from a `MicroBatchLoader` (masked-mean loss against its labels).
+    @discardableResult
+    public func forward(_ batch: MicroBatch) throws(GPTInputError) -> CrossEntropy.Totals {
+        let result: Result<CrossEntropy.Totals, GPTInputError> = batch.tokens.withUnsafeBufferPointer { tokens in
+            batch.labels.withUnsafeBufferPointer { labels in
+                batch.lossMask.withUnsafeBufferPointer { mask in
+                    Result { () throws(GPTInputError) in
+                        try forward(tokens: tokens.baseAddress!, targets: labels.baseAddress!, lossMask: mask.baseAddress!,
+                                    batch: batch.batchSize, seqLength: batch.sequenceLength)
+                    }
+                }
+            }
+        }
+        return try result.get()
     }
 }
