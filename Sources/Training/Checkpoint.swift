@@ -45,7 +45,8 @@ public enum Checkpoint {
 
     /// Writes a checkpoint of `model` and `optimizer` into `directory` (created if needed).
     public static func save(to directory: String, model: GPTModel, optimizer: AdamWOptimizer,
-                            state: State) throws(TrainingError) {
+                            state: State, arguments: JSONValue = .object([]),
+                            schedule: LearningRateSchedule? = nil) throws(TrainingError) {
         let files = FileManager.default
         let final = directory + "/" + directoryName(iteration: state.iteration)
         let temporary = final + ".tmp-\(getpid())"
@@ -72,6 +73,8 @@ public enum Checkpoint {
             "consumed_valid_samples": String(state.consumedValidSamples),
             "optimizer_step": String(state.optimizerStep),
             "seed": String(state.seed),
+            "args": arguments.serialized,
+            "scheduler": schedule.map { String(decoding: (try? JSONEncoder().encode($0)) ?? Data(), as: UTF8.self) } ?? "null",
         ]
         do {
             try SafeTensorsFile.write(tensors, metadata: metadata, to: temporary + "/mp_rank_00/" + fileName)

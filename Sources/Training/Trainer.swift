@@ -146,7 +146,8 @@ public final class Trainer {
         try Checkpoint.save(to: directory, model: model, optimizer: optimizer,
                             state: Checkpoint.State(iteration: iteration, consumedSamples: consumedSamples,
                                                     consumedValidSamples: consumedValidSamples,
-                                                    optimizerStep: optimizer.step, seed: config.seed))
+                                                    optimizerStep: optimizer.step, seed: config.seed),
+                            arguments: config.arguments, schedule: schedule)
     }
 
     /// Model FLOPs of one iteration of `batchSize` samples (72-form, for MFU).

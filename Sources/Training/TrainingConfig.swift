@@ -48,6 +48,9 @@ public struct TrainingConfig: Sendable, Equatable {
     public var load: String?
     public var tensorboardDir: String?
     public var metricsFile: String?
+    /// The settings the config was built from, merged (later sources override earlier ones);
+    /// stored in checkpoints as the run's arguments.
+    public private(set) var arguments = JSONValue.object([])
 
     public init() {}
 
@@ -140,26 +143,30 @@ public struct TrainingConfig: Sendable, Equatable {
     /// Builds a config from settings in order (later ones override earlier ones), then validates it.
     /// `source` names where each batch of settings came from, for errors.
     public init(settings: [(source: String, values: [(key: String, value: JSONValue)])]) throws(TrainingError) {
+        var merged = [(key: String, value: JSONValue)]()
         for (source, values) in settings {
             for (rawKey, value) in values {
                 let key = rawKey.replacing("_", with: "-")
                 try set(key, value, source: source)
+                merged.removeAll { $0.key == key }
+                merged.append((key, value))
             }
         }
+        arguments = .object(merged)
         try validate()
     }
 
-    /// Reads settings from a JSON config file (`{"num-layers": 12, ...}`; `_` or `-` in names).
+    /// Reads settings from a config file: a JSON object (`{"num-layers": 12, ...}`) or, for
+    /// `.yaml`/`.yml`, flat YAML (`num_layers: 12`); `_` or `-` in names.
     public static func settings(fromFile path: String) throws(TrainingError) -> [(key: String, value: JSONValue)] {
-        guard path.hasSuffix(".json") else {
-            throw .config(path: path, reason: "only JSON config files are supported (YAML is not)")
+        let bytes: [UInt8]
+        do { bytes = try MappedFile.read(path: path) } catch { throw .config(path: path, reason: error.reason) }
+        if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
+            return try FlatYAML.parse(String(decoding: bytes, as: UTF8.self), source: path)
         }
         let value: JSONValue
         do {
-            let bytes = try MappedFile.read(path: path)
             value = try bytes.withUnsafeBufferPointer { (buffer) throws(JSONError) in try JSONValue.parse(utf8: buffer) }
-        } catch let error as FileError {
-            throw .config(path: path, reason: error.reason)
         } catch {
             throw .config(path: path, reason: "malformed JSON: \(error)")
         }

@@ -120,3 +120,36 @@ import Testing
         #expect(records == 2 && offset == bytes.count)
     }
 }
+
+@Suite struct ConfigFileTests {
+    @Test func flatYAMLConfig() throws {
+        let path = "/tmp/megatron-run-\(UInt32.random(in: 0...UInt32.max)).yaml"
+        try AtomicFile.write(Array("""
+        # a run
+        num_layers: 2
+        hidden-size: 32   # inline comment
+        num_attention_heads: 2
+        seq_length: 16
+        global_batch_size: 4
+        lr: 1.0e-3
+        train_iters: 10
+        split: 969,30,1
+        tokenizer_file: "t.json"
+        eod_mask_loss: true
+        data_path:
+          - 0.3
+          - a
+          - 0.7
+          - b
+        """.utf8), to: path)
+        let settings = try TrainingConfig.settings(fromFile: path)
+        let config = try TrainingConfig(settings: [(path, settings)])
+        #expect(config.numLayers == 2 && config.hiddenSize == 32 && config.lr == 1e-3 && config.eodMaskLoss)
+        #expect(config.split == "969,30,1" && config.tokenizerFile == "t.json")
+        #expect(config.dataPath == ["0.3", "a", "0.7", "b"])
+        try AtomicFile.write(Array("model:\n  num_layers: 2\n".utf8), to: path)
+        #expect(throws: TrainingError.config(path: path, reason: "line 2: nested mappings are not supported (flat `key: value` lines only)")) {
+            try TrainingConfig.settings(fromFile: path)
+        }
+    }
+}
