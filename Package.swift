@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "Parameters", dependencies: ["Kernels", "FileSupport"], swiftSettings: releaseFlags),
         .target(name: "Tokenizer", dependencies: ["FileSupport"], swiftSettings: releaseFlags),
         .target(name: "Datasets", dependencies: ["FileSupport", "Tokenizer"], swiftSettings: checkedReleaseFlags),
-        .target(name: "Models", dependencies: ["Kernels", "Parameters"], swiftSettings: releaseFlags),
+        .target(name: "Models", dependencies: ["Kernels", "Parameters", "Distributed"], swiftSettings: releaseFlags),
         .target(name: "Optimizer", dependencies: ["Kernels", "Parameters"], swiftSettings: releaseFlags),
         .target(name: "Distributed", swiftSettings: releaseFlags),
         .target(name: "Training", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Datasets", "Tokenizer", "FileSupport"],
@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Models"], swiftSettings: releaseFlags),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Parameters", "TestSupport"],
                     swiftSettings: releaseFlags),
-        .testTarget(name: "ModelTests", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "TestSupport"],
+        .testTarget(name: "ModelTests", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "TestSupport", "Distributed"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
     ]
 )

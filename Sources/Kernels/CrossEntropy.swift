@@ -66,9 +66,13 @@ public enum CrossEntropy {
     /// Backward of `forward`, in place: overwrites the logits with
     /// `dlogits[i] = (softmax(logits[i]) - onehot(target_i)) * w_i * scale`.
     /// For the masked mean, `scale = dloss / totals.weight`.
+    /// With vocabulary-parallel logits (columns `vocabStart ..< vocabStart + vocab` of the full
+    /// vocabulary) and the global log-sum-exp, the one-hot is subtracted only where the target
+    /// falls in this shard.
     public static func backward(logitsToGradient logits: UnsafeMutablePointer<Float>,
                                 logSumExp: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
-                                lossMask: UnsafePointer<Float>?, scale: Float, rows: Int, vocab: Int) {
+                                lossMask: UnsafePointer<Float>?, scale: Float, rows: Int, vocab: Int,
+                                vocabStart: Int = 0) {
         ThreadPool.shared.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
                 let x = logits + row * vocab
@@ -88,9 +92,47 @@ public enum CrossEntropy {
                     x[i] = fastExp(x[i] - logSumExp[row]) * w
                     i += 1
                 }
-                x[Int(targets[row])] -= w
+                let local = Int(targets[row]) - vocabStart
+                if local >= 0 && local < vocab { x[local] -= w }
             }
         }
+    }
+
+    /// Forward over vocabulary-parallel logits (`[rows, vocab]`, columns `vocabStart ..<
+    /// vocabStart + vocab` of the full vocabulary) without gathering them: row maxima, sums of
+    /// exponentials and target logits are combined across the shards by `reduce` (an all-reduce
+    /// over the tensor-parallel group: max, then sum, then sum). `scratch` holds `3 * rows` floats.
+    /// Writes each row's global log-sum-exp and loss; returns the same totals on every shard.
+    public static func forwardVocabParallel(losses: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
+                                            logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+                                            lossMask: UnsafePointer<Float>?, rows: Int, vocab: Int, vocabStart: Int,
+                                            scratch: UnsafeMutablePointer<Float>,
+                                            reduce: (UnsafeMutablePointer<Float>, Int, _ maximum: Bool) -> Void) -> Totals {
+        let maxima = scratch, sums = scratch + rows, targetLogits = scratch + 2 * rows
+        for row in 0..<rows { maxima[row] = vectorMax(logits + row * vocab, vocab) }
+        reduce(maxima, rows, true)
+        ThreadPool.shared.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
+            for row in range {
+                let x = logits + row * vocab
+                let m = maxima[row]
+                var sum: Float = 0
+                for i in 0..<vocab { sum += fastExp(x[i] - m) }
+                sums[row] = sum
+                let local = Int(targets[row]) - vocabStart
+                targetLogits[row] = targets[row] != ignoreIndex && local >= 0 && local < vocab ? x[local] : 0
+            }
+        }
+        reduce(sums, 2 * rows, false)  // sums and target logits in one call
+        var totals = Totals(weightedLoss: 0, weight: 0)
+        for row in 0..<rows {
+            let lse = maxima[row] + logf(sums[row])
+            logSumExp[row] = lse
+            losses[row] = targets[row] == ignoreIndex ? 0 : lse - targetLogits[row]
+            let w = rowWeight(row, targets: targets, lossMask: lossMask)
+            totals.weightedLoss += Double(w) * Double(losses[row])
+            totals.weight += Double(w)
+        }
+        return totals
     }
 
     @inline(__always)

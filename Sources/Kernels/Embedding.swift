@@ -2,15 +2,29 @@
 public enum Embedding {
     /// Embeds `batch x seqLength` token ids into `out` (`[batch, seqLength, channels]`).
     /// Token ids must lie in `0..<vocabSize` of `wte` (`[vocabSize, channels]`).
+    ///
+    /// Vocabulary-parallel use: `wte` holds only the rows `vocabStart ..< vocabStart + vocabCount`;
+    /// tokens outside that range contribute zero (their rank's partial sum supplies them), and
+    /// `wpe` may be nil so that only one rank adds the positions before the sum.
     public static func forward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>,
-                               wte: UnsafePointer<Float>, wpe: UnsafePointer<Float>,
-                               batch: Int, seqLength: Int, channels: Int) {
+                               wte: UnsafePointer<Float>, wpe: UnsafePointer<Float>?,
+                               batch: Int, seqLength: Int, channels: Int,
+                               vocabStart: Int = 0, vocabCount: Int = Int.max) {
         let c = channels
         ThreadPool.shared.parallelFor(batch * seqLength, minimumPerThread: max(1, 32768 / c)) { range in
             for n in range {
-                let token = (wte + Int(tokens[n]) * c)
-                let position = wpe + (n % seqLength) * c
+                let local = Int(tokens[n]) - vocabStart
                 let y = out + n * c
+                if local < 0 || local >= vocabCount {
+                    if let wpe { y.update(from: wpe + (n % seqLength) * c, count: c) } else { y.update(repeating: 0, count: c) }
+                    continue
+                }
+                let token = wte + local * c
+                guard let wpe else {
+                    y.update(from: token, count: c)
+                    continue
+                }
+                let position = wpe + (n % seqLength) * c
                 var i = 0
                 while i + 16 <= c {
                     storeVector(loadVector(token + i) + loadVector(position + i), y + i)
@@ -26,9 +40,12 @@ public enum Embedding {
 
     /// Backward of `forward`: adds `dout` rows into the rows of `dwte` named by the tokens and
     /// into `dwpe`'s position rows. Threads split the channels, so repeated tokens never race.
+    /// With a vocabulary shard, only rows of tokens in `vocabStart ..< vocabStart + vocabCount`
+    /// are updated.
     public static func backward(dwte: UnsafeMutablePointer<Float>, dwpe: UnsafeMutablePointer<Float>,
                                 dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
-                                batch: Int, seqLength: Int, channels: Int) {
+                                batch: Int, seqLength: Int, channels: Int,
+                                vocabStart: Int = 0, vocabCount: Int = Int.max) {
         let c = channels
         let rows = batch * seqLength
         let minimumChannels = max(16, 65536 / max(1, rows))
@@ -37,8 +54,13 @@ public enum Embedding {
             let width = channelRange.count
             for n in 0..<rows {
                 let g = dout + n * c + lo
-                let dtoken = dwte + Int(tokens[n]) * c + lo
                 let dposition = dwpe + (n % seqLength) * c + lo
+                let local = Int(tokens[n]) - vocabStart
+                if local < 0 || local >= vocabCount {
+                    for i in 0..<width { dposition[i] += g[i] }
+                    continue
+                }
+                let dtoken = dwte + local * c + lo
                 for i in 0..<width {
                     dtoken[i] += g[i]
                     dposition[i] += g[i]

@@ -12,10 +12,11 @@ final class GPTLayerActivations {
     let fc: FloatBuffer                                                // [n, 4c] before GELU
     let residual3: FloatBuffer                                         // [n, c] the layer's output
 
-    init(n: Int, c: Int, f: Int, lseCount: Int) {
+    /// `local` is this rank's share of the hidden size (c / TP) and `f` its share of the MLP.
+    init(n: Int, c: Int, local: Int, f: Int, lseCount: Int) {
         ln1 = FloatBuffer(count: n * c); ln1Mean = FloatBuffer(count: n); ln1Rstd = FloatBuffer(count: n)
-        qkv = FloatBuffer(count: n * 3 * c)
-        attention = FloatBuffer(count: n * c)
+        qkv = FloatBuffer(count: n * 3 * local)
+        attention = FloatBuffer(count: n * local)
         attentionLSE = FloatBuffer(count: lseCount)
         residual2 = FloatBuffer(count: n * c)
         ln2 = FloatBuffer(count: n * c); ln2Mean = FloatBuffer(count: n); ln2Rstd = FloatBuffer(count: n)
@@ -44,32 +45,37 @@ final class GPTActivations {
     let dqkv: FloatBuffer                            // [n, 3c]
     let dfc: FloatBuffer                             // [n, 4c]
     let ones: FloatBuffer                            // [n] for bias gradients
+    let crossEntropyScratch: FloatBuffer             // [3n] vocab-parallel row statistics
 
-    init(config: GPTConfig, batch: Int, seqLength: Int) {
+    /// Sizes for one rank of a tensor-parallel group of `t`: QKV, attention, MLP and logits hold
+    /// the rank's heads, MLP units and vocabulary range.
+    init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int = 1) {
         self.batch = batch
         self.seqLength = seqLength
         let n = batch * seqLength
         let c = config.hiddenSize
-        let f = config.ffnHiddenSize
+        let local = c / t
+        let f = config.ffnHiddenSize / t
         tokens = Int32Buffer(count: n)
         targets = Int32Buffer(count: n)
         lossMask = FloatBuffer(count: n)
         embedded = FloatBuffer(count: n * c)
         layers = (0..<config.numLayers).map { _ in
-            GPTLayerActivations(n: n, c: c, f: f, lseCount: batch * config.numAttentionHeads * seqLength)
+            GPTLayerActivations(n: n, c: c, local: local, f: f, lseCount: batch * config.numAttentionHeads / t * seqLength)
         }
         lnf = FloatBuffer(count: n * c); lnfMean = FloatBuffer(count: n); lnfRstd = FloatBuffer(count: n)
-        logits = FloatBuffer(count: n * config.paddedVocabSize)
+        logits = FloatBuffer(count: n * config.paddedVocabSize / t)
         logitsLSE = FloatBuffer(count: n)
         losses = FloatBuffer(count: n)
         gelu = FloatBuffer(count: n * f)
         attentionScratch = FloatBuffer(count: Attention.scratchCount(seqLength: seqLength))
         dresidual = FloatBuffer(count: n * c)
         dln = FloatBuffer(count: n * c)
-        dattention = FloatBuffer(count: n * c)
-        dqkv = FloatBuffer(count: n * 3 * c)
+        dattention = FloatBuffer(count: n * local)
+        dqkv = FloatBuffer(count: n * 3 * local)
         dfc = FloatBuffer(count: n * f)
         ones = FloatBuffer(count: n)
         ones.pointer.update(repeating: 1, count: n)
+        crossEntropyScratch = FloatBuffer(count: 3 * n)
     }
 }

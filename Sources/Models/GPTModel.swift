@@ -1,3 +1,4 @@
+import Distributed
 import Kernels
 import Parameters
 
@@ -19,22 +20,52 @@ public final class GPTModel {
 
     let offsets: GPTOffsets
     private var activations: GPTActivations?
+    /// The tensor-parallel group (nil: the whole model on this rank).
+    public let tensorParallel: Communicator?
+    /// Tensor-parallel size and this rank's index in the group.
+    public var tensorParallelSize: Int { tensorParallel?.size ?? 1 }
+    public var tensorParallelRank: Int { tensorParallel?.rank ?? 0 }
+    /// How each parameter tensor is split over the tensor-parallel ranks (index as `layout.specs`).
+    public let shards: [TensorShard]
 
     /// Creates a model with Megatron's initialization from `seed`: weights normal(0, std), the
     /// attention and MLP output projections normal(0, std / sqrt(2 * numLayers)), biases zero,
     /// LayerNorm weights one.
-    public init(config: GPTConfig, seed: UInt64 = 1234) throws(ConfigurationError) {
+    ///
+    /// With a tensor-parallel group of t ranks (Megatron-LM section 3), this rank holds 1/t of
+    /// the word embedding (a vocabulary range), of the QKV and fc1 weights (column parallel: its
+    /// heads and its slice of the 4h units) and of the attention-projection and fc2 weights (row
+    /// parallel), and full copies of LayerNorms, position embeddings and output biases. The full
+    /// weights are generated from `seed` and sliced, so every layout starts from the same model.
+    public init(config: GPTConfig, seed: UInt64 = 1234, tensorParallel: Communicator? = nil) throws(ConfigurationError) {
         try config.validate()
+        let t = tensorParallel?.size ?? 1
+        for (value, flag) in [(config.numAttentionHeads, "--num-attention-heads"), (config.hiddenSize, "--hidden-size"),
+                              (config.paddedVocabSize, "the padded vocabulary")] where value % t != 0 {
+            throw .invalid(flag: "--tensor-model-parallel-size", reason: "\(t) does not divide \(flag) \(value)")
+        }
         self.config = config
-        layout = ParameterLayout(Self.parameterSpecs(config))
+        self.tensorParallel = tensorParallel
+        layout = ParameterLayout(Self.parameterSpecs(config, tensorParallel: t))
+        shards = layout.specs.map { TensorShard(name: $0.name) }
         params = ParameterStore(layout: layout)
         grads = ParameterStore(layout: layout)
         offsets = GPTOffsets(layout: layout, numLayers: config.numLayers)
-        initialize(seed: seed)
+        if t == 1 {
+            Self.initialize(params, config: config, seed: seed)
+        } else {
+            let full = ParameterStore(layout: ParameterLayout(Self.parameterSpecs(config)))
+            Self.initialize(full, config: config, seed: seed)
+            for (index, shard) in shards.enumerated() {
+                shard.slice(full.pointer(at: index), into: params.pointer(at: index),
+                            fullShape: full.layout.specs[index].shape, rank: tensorParallelRank, size: t)
+            }
+        }
     }
 
-    /// The parameter tensors in buffer order, with Megatron-core names.
-    public static func parameterSpecs(_ config: GPTConfig) -> [ParameterSpec] {
+    /// The parameter tensors in buffer order, with Megatron-core names; with tensor parallelism,
+    /// the shapes of one rank's shards.
+    public static func parameterSpecs(_ config: GPTConfig, tensorParallel t: Int = 1) -> [ParameterSpec] {
         let c = config.hiddenSize
         let f = config.ffnHiddenSize
         var specs = [
@@ -62,14 +93,18 @@ public final class GPTModel {
             ParameterSpec(name: "decoder.final_layernorm.weight", shape: [c], weightDecay: false),
             ParameterSpec(name: "decoder.final_layernorm.bias", shape: [c], weightDecay: false),
         ]
-        return specs
+        return specs.map { spec in
+            var shard = spec
+            shard.shape = TensorShard(name: spec.name).shape(of: spec.shape, size: t)
+            return shard
+        }
     }
 
-    private func initialize(seed: UInt64) {
+    private static func initialize(_ params: ParameterStore, config: GPTConfig, seed: UInt64) {
         var rng = RandomGenerator(seed: seed)
         let std = config.initMethodStd
         let outputStd = std / Float(2 * config.numLayers).squareRoot()
-        for (index, spec) in layout.specs.enumerated() {
+        for (index, spec) in params.layout.specs.enumerated() {
             let pointer = params.pointer(at: index)
             if spec.name.hasSuffix("layernorm.weight") {
                 pointer.update(repeating: 1, count: spec.count)
@@ -105,9 +140,12 @@ public final class GPTModel {
         let acts = activationsFor(batch: batch, seqLength: seqLength)
         let n = batch * seqLength
         let c = config.hiddenSize
-        let f = config.ffnHiddenSize
-        let vp = config.paddedVocabSize
-        let h = config.numAttentionHeads
+        let t = tensorParallelSize, first = tensorParallelRank == 0
+        let local = c / t                           // this rank's attention width (its heads)
+        let f = config.ffnHiddenSize / t            // this rank's MLP units
+        let vp = config.paddedVocabSize / t         // this rank's vocabulary range
+        let vocabStart = tensorParallelRank * vp
+        let h = config.numAttentionHeads / t
         let eps = config.layerNormEpsilon
         let p = params.buffer.pointer
         let o = offsets
@@ -116,19 +154,26 @@ public final class GPTModel {
         acts.hasLossMask = lossMask != nil
         if let lossMask { acts.lossMask.pointer.update(from: lossMask, count: n) }
 
+        // Vocabulary-parallel embedding: each rank looks up its range, one adds the positions,
+        // and the all-reduce assembles the sum (g: all-reduce forward).
         Embedding.forward(out: acts.embedded.pointer, tokens: tokens, wte: p + o.wordEmbeddings,
-                          wpe: p + o.positionEmbeddings, batch: batch, seqLength: seqLength, channels: c)
+                          wpe: first ? p + o.positionEmbeddings : nil, batch: batch, seqLength: seqLength, channels: c,
+                          vocabStart: vocabStart, vocabCount: vp)
+        tensorParallel?.allReduce(acts.embedded.pointer, count: n * c, operation: .sum)
         var residual = acts.embedded.pointer
         for (l, layer) in o.layers.enumerated() {
             let a = acts.layers[l]
             LayerNorm.forward(out: a.ln1.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer, inp: residual,
                               weight: p + layer.ln1Weight, bias: p + layer.ln1Bias, rows: n, channels: c, eps: eps)
+            // Column-parallel QKV (this rank's heads), local attention, row-parallel projection
+            // whose partial sums are all-reduced (the bias is added once, by the first rank).
             Matmul.forward(out: a.qkv.pointer, inp: a.ln1.pointer, weight: p + layer.qkvWeight, bias: p + layer.qkvBias,
-                           rows: n, inFeatures: c, outFeatures: 3 * c)
+                           rows: n, inFeatures: c, outFeatures: 3 * local)
             Attention.forward(out: a.attention.pointer, logSumExp: a.attentionLSE.pointer, qkv: a.qkv.pointer,
-                              scratch: acts.attentionScratch.pointer, batch: batch, seqLength: seqLength, heads: h, channels: c)
+                              scratch: acts.attentionScratch.pointer, batch: batch, seqLength: seqLength, heads: h, channels: local)
             Matmul.forward(out: a.residual2.pointer, inp: a.attention.pointer, weight: p + layer.projWeight,
-                           bias: p + layer.projBias, rows: n, inFeatures: c, outFeatures: c)
+                           bias: first ? p + layer.projBias : nil, rows: n, inFeatures: local, outFeatures: c)
+            tensorParallel?.allReduce(a.residual2.pointer, count: n * c, operation: .sum)
             Residual.addInPlace(a.residual2.pointer, residual, count: n * c)
             LayerNorm.forward(out: a.ln2.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer, inp: a.residual2.pointer,
                               weight: p + layer.ln2Weight, bias: p + layer.ln2Bias, rows: n, channels: c, eps: eps)
@@ -136,7 +181,8 @@ public final class GPTModel {
                            rows: n, inFeatures: c, outFeatures: f)
             GELU.forward(out: acts.gelu.pointer, inp: a.fc.pointer, count: n * f)
             Matmul.forward(out: a.residual3.pointer, inp: acts.gelu.pointer, weight: p + layer.fc2Weight,
-                           bias: p + layer.fc2Bias, rows: n, inFeatures: f, outFeatures: c)
+                           bias: first ? p + layer.fc2Bias : nil, rows: n, inFeatures: f, outFeatures: c)
+            tensorParallel?.allReduce(a.residual3.pointer, count: n * c, operation: .sum)
             Residual.addInPlace(a.residual3.pointer, a.residual2.pointer, count: n * c)
             residual = a.residual3.pointer
         }
@@ -144,10 +190,20 @@ public final class GPTModel {
                           weight: p + o.finalLNWeight, bias: p + o.finalLNBias, rows: n, channels: c, eps: eps)
         Matmul.forward(out: acts.logits.pointer, inp: acts.lnf.pointer, weight: p + o.wordEmbeddings, bias: nil,
                        rows: n, inFeatures: c, outFeatures: vp)
-        let totals = CrossEntropy.forward(losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer,
+        let mask = acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil
+        let totals: CrossEntropy.Totals
+        if let group = tensorParallel, group.size > 1 {
+            totals = CrossEntropy.forwardVocabParallel(
+                losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer, logits: acts.logits.pointer,
+                targets: acts.targets.pointer, lossMask: mask, rows: n, vocab: vp, vocabStart: vocabStart,
+                scratch: acts.crossEntropyScratch.pointer) { buffer, count, maximum in
+                    group.allReduce(buffer, count: count, operation: maximum ? .max : .sum)
+                }
+        } else {
+            totals = CrossEntropy.forward(losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer,
                                           logits: acts.logits.pointer, targets: acts.targets.pointer,
-                                          lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
-                                          rows: n, vocab: vp)
+                                          lossMask: mask, rows: n, vocab: vp)
+        }
         acts.totals = totals
         return totals
     }
@@ -161,9 +217,12 @@ public final class GPTModel {
         let batch = acts.batch, seqLength = acts.seqLength
         let n = batch * seqLength
         let c = config.hiddenSize
-        let f = config.ffnHiddenSize
-        let vp = config.paddedVocabSize
-        let h = config.numAttentionHeads
+        let t = tensorParallelSize
+        let local = c / t
+        let f = config.ffnHiddenSize / t
+        let vp = config.paddedVocabSize / t
+        let vocabStart = tensorParallelRank * vp
+        let h = config.numAttentionHeads / t
         let p = params.buffer.pointer
         let g = grads.buffer.pointer
         let o = offsets
@@ -174,11 +233,13 @@ public final class GPTModel {
         CrossEntropy.backward(logitsToGradient: acts.logits.pointer, logSumExp: acts.logitsLSE.pointer,
                               targets: acts.targets.pointer,
                               lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
-                              scale: scale, rows: n, vocab: vp)
-        // Output layer (tied to the word embedding), then the final LayerNorm.
+                              scale: scale, rows: n, vocab: vp, vocabStart: vocabStart)
+        // Output layer (tied to the word embedding), then the final LayerNorm. Each rank's
+        // vocabulary range gives part of the input gradient (f: all-reduce backward).
         Matmul.backward(dinp: acts.dln.pointer, dweight: g + o.wordEmbeddings, dbias: nil, dout: acts.logits.pointer,
                         inp: acts.lnf.pointer, weight: p + o.wordEmbeddings, ones: nil,
                         rows: n, inFeatures: c, outFeatures: vp)
+        tensorParallel?.allReduce(acts.dln.pointer, count: n * c, operation: .sum)
         dresidual.update(repeating: 0, count: n * c)
         let lastResidual = o.layers.isEmpty ? acts.embedded.pointer : acts.layers[o.layers.count - 1].residual3.pointer
         LayerNorm.backward(dinp: dresidual, dweight: g + o.finalLNWeight, dbias: g + o.finalLNBias, dout: acts.dln.pointer,
@@ -197,26 +258,29 @@ public final class GPTModel {
             Matmul.backward(dinp: acts.dln.pointer, dweight: g + layer.fc1Weight, dbias: g + layer.fc1Bias,
                             dout: acts.dfc.pointer, inp: a.ln2.pointer, weight: p + layer.fc1Weight, ones: ones,
                             rows: n, inFeatures: c, outFeatures: f)
+            tensorParallel?.allReduce(acts.dln.pointer, count: n * c, operation: .sum)
             LayerNorm.backward(dinp: dresidual, dweight: g + layer.ln2Weight, dbias: g + layer.ln2Bias,
                                dout: acts.dln.pointer, inp: a.residual2.pointer, weight: p + layer.ln2Weight,
                                mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer, rows: n, channels: c)
             // Attention.
             Matmul.backward(dinp: acts.dattention.pointer, dweight: g + layer.projWeight, dbias: g + layer.projBias,
                             dout: dresidual, inp: a.attention.pointer, weight: p + layer.projWeight, ones: ones,
-                            rows: n, inFeatures: c, outFeatures: c)
+                            rows: n, inFeatures: local, outFeatures: c)
             Attention.backward(dqkv: acts.dqkv.pointer, dout: acts.dattention.pointer, out: a.attention.pointer,
                                logSumExp: a.attentionLSE.pointer, qkv: a.qkv.pointer,
                                scratch: acts.attentionScratch.pointer,
-                               batch: batch, seqLength: seqLength, heads: h, channels: c)
+                               batch: batch, seqLength: seqLength, heads: h, channels: local)
             Matmul.backward(dinp: acts.dln.pointer, dweight: g + layer.qkvWeight, dbias: g + layer.qkvBias,
                             dout: acts.dqkv.pointer, inp: a.ln1.pointer, weight: p + layer.qkvWeight, ones: ones,
-                            rows: n, inFeatures: c, outFeatures: 3 * c)
+                            rows: n, inFeatures: c, outFeatures: 3 * local)
+            tensorParallel?.allReduce(acts.dln.pointer, count: n * c, operation: .sum)
             LayerNorm.backward(dinp: dresidual, dweight: g + layer.ln1Weight, dbias: g + layer.ln1Bias,
                                dout: acts.dln.pointer, inp: residual, weight: p + layer.ln1Weight,
                                mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer, rows: n, channels: c)
         }
         Embedding.backward(dwte: g + o.wordEmbeddings, dwpe: g + o.positionEmbeddings, dout: dresidual,
-                           tokens: acts.tokens.pointer, batch: batch, seqLength: seqLength, channels: c)
+                           tokens: acts.tokens.pointer, batch: batch, seqLength: seqLength, channels: c,
+                           vocabStart: vocabStart, vocabCount: vp)
         acts.totals = nil
     }
 
@@ -241,7 +305,7 @@ public final class GPTModel {
             return existing
         }
         activations = nil  // free the old set before allocating the new one
-        let created = GPTActivations(config: config, batch: batch, seqLength: seqLength)
+        let created = GPTActivations(config: config, batch: batch, seqLength: seqLength, tensorParallel: tensorParallelSize)
         activations = created
         return created
     }

@@ -1,0 +1,63 @@
+/// How a parameter tensor is divided over tensor-parallel ranks (Megatron-LM section 3).
+public enum TensorShard: Sendable, Equatable {
+    /// Every rank holds the whole tensor (LayerNorms, position embeddings, the biases that are
+    /// added after a row-parallel product's all-reduce).
+    case replicated
+    /// Split along the first dimension: the word embedding's vocabulary rows, the column-parallel
+    /// QKV and fc1 weights' output rows and their biases. Rank r holds rows `[r n/t, (r+1) n/t)`.
+    case rows
+    /// Split along the second dimension: the row-parallel attention-projection and fc2 weights'
+    /// input columns. Rank r holds columns `[r m/t, (r+1) m/t)` of every row.
+    case columns
+
+    /// The shard kind of a GPT parameter, by its Megatron-core name.
+    public init(name: String) {
+        if name == "embedding.word_embeddings.weight" || name.hasSuffix("linear_qkv.weight")
+            || name.hasSuffix("linear_qkv.bias") || name.hasSuffix("linear_fc1.weight") || name.hasSuffix("linear_fc1.bias") {
+            self = .rows
+        } else if name.hasSuffix("linear_proj.weight") || name.hasSuffix("linear_fc2.weight") {
+            self = .columns
+        } else {
+            self = .replicated
+        }
+    }
+
+    /// The shape of one rank's shard of a tensor of `shape`.
+    public func shape(of shape: [Int], size t: Int) -> [Int] {
+        switch self {
+        case .replicated: return shape
+        case .rows: return [shape[0] / t] + shape.dropFirst()
+        case .columns: return [shape[0], shape[1] / t]
+        }
+    }
+
+    /// Copies rank `rank`'s part of the full tensor `full` into `shard`.
+    public func slice(_ full: UnsafePointer<Float>, into shard: UnsafeMutablePointer<Float>,
+                      fullShape: [Int], rank: Int, size t: Int) {
+        let count = fullShape.reduce(1, *)
+        switch self {
+        case .replicated:
+            shard.update(from: full, count: count)
+        case .rows:
+            shard.update(from: full + rank * count / t, count: count / t)
+        case .columns:
+            let rows = fullShape[0], columns = fullShape[1], width = columns / t
+            for row in 0..<rows { (shard + row * width).update(from: full + row * columns + rank * width, count: width) }
+        }
+    }
+
+    /// Writes rank `rank`'s shard back into its place in the full tensor (the inverse of `slice`).
+    public func place(_ shard: UnsafePointer<Float>, into full: UnsafeMutablePointer<Float>,
+                      fullShape: [Int], rank: Int, size t: Int) {
+        let count = fullShape.reduce(1, *)
+        switch self {
+        case .replicated:
+            full.update(from: shard, count: count)
+        case .rows:
+            (full + rank * count / t).update(from: shard, count: count / t)
+        case .columns:
+            let rows = fullShape[0], columns = fullShape[1], width = columns / t
+            for row in 0..<rows { (full + row * columns + rank * width).update(from: shard + row * width, count: width) }
+        }
+    }
+}
