@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["FileSupport"], swiftSettings: releaseFlags),
         .target(name: "Datasets", dependencies: ["FileSupport", "Tokenizer"], swiftSettings: checkedReleaseFlags),
         .target(name: "Models", dependencies: ["Kernels", "Parameters", "Distributed"], swiftSettings: releaseFlags),
-        .target(name: "Optimizer", dependencies: ["Kernels", "Parameters"], swiftSettings: releaseFlags),
+        .target(name: "Optimizer", dependencies: ["Kernels", "Parameters", "Distributed"], swiftSettings: releaseFlags),
         .target(name: "Distributed", swiftSettings: releaseFlags),
         .target(name: "Training", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Datasets", "Tokenizer", "FileSupport"],
                 swiftSettings: releaseFlags),

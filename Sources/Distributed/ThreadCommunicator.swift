@@ -28,7 +28,9 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
         for rank in 0..<size {
             let communicator = ThreadCommunicator(group: world.root, rank: rank, world: world)
             let box = Unmanaged.passRetained(ThreadStart {
-                results.store(rank, Result { try body(communicator) })
+                let result = Result { try body(communicator) }
+                if case .failure = result { world.fail() }  // wake the others out of their waits
+                results.store(rank, result)
             })
             var thread = pthread_t()
             var attributes = pthread_attr_t()
@@ -44,7 +46,7 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
             threads.append(thread)
         }
         for thread in threads { pthread_join(thread, nil) }
-        return try results.values()
+        return try results.values(failed: world.failed)
     }
 
     public func allReduce(_ buffer: UnsafeMutablePointer<Float>, count: Int, operation: ReduceOperation) {
@@ -121,23 +123,76 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
     }
 }
 
-/// State shared by all ranks of a thread world.
+/// State shared by all ranks of a thread world. When one rank's body throws, the world fails:
+/// ranks waiting in a collective or a receive leave their thread, and `run` reports the error.
 final class ThreadWorld: @unchecked Sendable {
+    let monitor = Monitor()
     let root: ThreadGroup
-    let mailbox = Mailbox()
+    let mailbox: Mailbox
+    private(set) var failed = false
 
     init(size: Int) {
-        root = ThreadGroup(members: Array(0..<size))
+        root = ThreadGroup(members: Array(0..<size), monitor: monitor)
+        mailbox = Mailbox(monitor: monitor)
+    }
+
+    func fail() {
+        monitor.locked { failed = true; monitor.failed = true }
+        monitor.broadcast()
+    }
+}
+
+/// One mutex and condition for every wait of a thread world (barriers and receives), so that a
+/// failure can wake them all.
+final class Monitor: @unchecked Sendable {
+    let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    var failed = false
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        pthread_cond_destroy(condition)
+        mutex.deallocate()
+        condition.deallocate()
+    }
+
+    func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+
+    func broadcast() { pthread_cond_broadcast(condition) }
+
+    /// Waits (the mutex held) until woken; leaves the thread if the world has failed.
+    func wait() {
+        pthread_cond_wait(condition, mutex)
+        exitIfFailed()
+    }
+
+    /// Called with the mutex held.
+    func exitIfFailed() {
+        if failed {
+            pthread_mutex_unlock(mutex)
+            pthread_exit(nil)
+        }
     }
 }
 
 /// A group's shared table of published addresses, its barrier and scratch memory.
 final class ThreadGroup: @unchecked Sendable {
     let members: [Int]
+    private let monitor: Monitor
+    private var arrived = 0
+    private var generation = 0
     /// One slot per rank; each rank writes only its own (raw storage, not an Array, so that
     /// concurrent writers do not touch shared Array state).
     private let addresses: UnsafeMutablePointer<UnsafeMutableRawPointer?>
-    private let barrier = UnsafeMutablePointer<pthread_barrier_t>.allocate(capacity: 1)
     private var scratchMemory: UnsafeMutableRawPointer?
     private var scratchBytes = 0
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -145,25 +200,35 @@ final class ThreadGroup: @unchecked Sendable {
     private var children: [Int: ThreadGroup] = [:]
     private var splitRound = 0
 
-    init(members: [Int]) {
+    init(members: [Int], monitor: Monitor) {
         self.members = members
+        self.monitor = monitor
         addresses = .allocate(capacity: members.count)
         addresses.initialize(repeating: nil, count: members.count)
-        pthread_barrier_init(barrier, nil, UInt32(members.count))
         pthread_mutex_init(lock, nil)
     }
 
     deinit {
-        pthread_barrier_destroy(barrier)
-        barrier.deallocate()
         addresses.deallocate()
         pthread_mutex_destroy(lock)
         lock.deallocate()
         scratchMemory?.deallocate()
     }
 
+    /// A barrier over the group's ranks.
     func wait() {
-        pthread_barrier_wait(barrier)
+        pthread_mutex_lock(monitor.mutex)
+        monitor.exitIfFailed()
+        let mine = generation
+        arrived += 1
+        if arrived == members.count {
+            arrived = 0
+            generation += 1
+            monitor.broadcast()
+        } else {
+            while generation == mine { monitor.wait() }
+        }
+        pthread_mutex_unlock(monitor.mutex)
     }
 
     /// Records `address` for `rank` and waits until every rank has published.
@@ -200,7 +265,7 @@ final class ThreadGroup: @unchecked Sendable {
         if let existing = children[childKey] {
             child = existing
         } else {
-            child = ThreadGroup(members: mine.map(\.globalRank))
+            child = ThreadGroup(members: mine.map(\.globalRank), monitor: monitor)
             children[childKey] = child
         }
         pthread_mutex_unlock(lock)
@@ -219,38 +284,28 @@ final class ThreadGroup: @unchecked Sendable {
 /// Buffered point-to-point messages keyed by (source, destination, tag), delivered in order.
 final class Mailbox: @unchecked Sendable {
     private var queues: [Key: [[Float]]] = [:]
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let monitor: Monitor
 
     struct Key: Hashable {
         var source: Int, destination: Int, tag: Int
     }
 
-    init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        pthread_cond_destroy(condition)
-        mutex.deallocate()
-        condition.deallocate()
-    }
+    init(monitor: Monitor) { self.monitor = monitor }
 
     func post(_ message: [Float], from source: Int, to destination: Int, tag: Int) {
-        pthread_mutex_lock(mutex)
+        pthread_mutex_lock(monitor.mutex)
         queues[Key(source: source, destination: destination, tag: tag), default: []].append(message)
-        pthread_cond_broadcast(condition)
-        pthread_mutex_unlock(mutex)
+        monitor.broadcast()
+        pthread_mutex_unlock(monitor.mutex)
     }
 
     func take(from source: Int, to destination: Int, tag: Int) -> [Float] {
         let key = Key(source: source, destination: destination, tag: tag)
-        pthread_mutex_lock(mutex)
-        while queues[key]?.isEmpty ?? true { pthread_cond_wait(condition, mutex) }
+        pthread_mutex_lock(monitor.mutex)
+        monitor.exitIfFailed()
+        while queues[key]?.isEmpty ?? true { monitor.wait() }
         let message = queues[key]!.removeFirst()
-        pthread_mutex_unlock(mutex)
+        pthread_mutex_unlock(monitor.mutex)
         return message
     }
 }
@@ -273,5 +328,11 @@ private final class ResultSlots<T>: @unchecked Sendable {
         slots.deallocate()
     }
     func store(_ index: Int, _ result: Result<T, Error>) { slots[index] = result }
-    func values() throws -> [T] { try slots.map { try $0!.get() } }
+
+    /// The results in rank order, or the first rank's error (ranks that left a failed world
+    /// have no result).
+    func values(failed: Bool) throws -> [T] {
+        for case .failure(let error)? in slots { throw error }
+        return slots.map { try! $0!.get() }
+    }
 }

@@ -39,7 +39,8 @@ public final class AtomicFileWriter {
     /// Creates the temporary file next to `path`.
     public init(path: String) throws(FileError) {
         self.path = path
-        temporaryPath = "\(path).tmp-\(getpid())"
+        // Unique per writer: rank threads of one process may write the same file at once.
+        temporaryPath = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard descriptor >= 0 else { throw .system("cannot create \(temporaryPath)", path) }
         buffer.reserveCapacity(bufferCapacity)

@@ -18,6 +18,20 @@ public enum GradientClipping {
         return total.squareRoot()
     }
 
+    /// Sum of squares of the gradients, tensor `i` weighted by `weight(i)` (Float64 accumulation).
+    public static func squares(_ grads: ParameterStore, weight: (Int) -> Double) -> Double {
+        var total = 0.0
+        for (index, spec) in grads.layout.specs.enumerated() {
+            let w = weight(index)
+            guard w != 0 else { continue }
+            let p = grads.pointer(at: index)
+            var partial = 0.0
+            for i in 0..<spec.count { partial += Double(p[i]) * Double(p[i]) }
+            total += w * partial
+        }
+        return total
+    }
+
     /// The factor Megatron scales the gradients by: `clip / (norm + 1e-6)` when below 1, else 1
     /// (`clip <= 0` disables clipping).
     public static func coefficient(norm: Double, clip: Double) -> Double {

@@ -19,13 +19,19 @@ public struct IterationStats: Sendable {
     public var seconds: Double
 }
 
-/// The single-rank training loop: gradient accumulation over micro-batches, global-norm
+/// The training loop of one rank: gradient accumulation over micro-batches, global-norm
 /// clipping, LR warmup and decay and batch-size ramp-up counted in samples, validation, and
-/// checkpoints that resume bit-identically.
+/// checkpoints that resume bit-identically. With a `ParallelState`, the model is split over the
+/// tensor-parallel group and each data-parallel rank trains on its slice of every global batch;
+/// gradients are all-reduced over the data-parallel group (or reduce-scattered into the
+/// distributed optimizer's shards).
 public final class Trainer {
     public let config: TrainingConfig
+    public let parallel: ParallelState
     public let model: GPTModel
     public let optimizer: AdamWOptimizer
+    /// ZeRO-1 sharded optimizer (`--use-distributed-optimizer` with data parallelism).
+    public let distributedOptimizer: DistributedOptimizer?
     public let schedule: LearningRateSchedule
     public let rampup: BatchSizeRampup?
     public let totalSamples: Int
@@ -37,19 +43,29 @@ public final class Trainer {
 
     /// Builds the model (initialised from `--seed`), the datasets and, with `--load`, restores
     /// the latest checkpoint. `vocabularySize` and `endOfDocument` come from the tokenizer.
-    public init(config: TrainingConfig, vocabularySize: Int, endOfDocument: Int32) throws {
+    public init(config: TrainingConfig, vocabularySize: Int, endOfDocument: Int32,
+                parallel: ParallelState = .single) throws {
         self.config = config
+        self.parallel = parallel
         let modelConfig = GPTConfig(numLayers: config.numLayers, hiddenSize: config.hiddenSize,
                                     numAttentionHeads: config.numAttentionHeads,
                                     maxPositionEmbeddings: config.maxPositionEmbeddings ?? config.seqLength,
                                     vocabSize: vocabularySize, initMethodStd: Float(config.initMethodStd))
-        model = try GPTModel(config: modelConfig, seed: UInt64(config.seed))
+        try parallel.grid.validate(heads: modelConfig.numAttentionHeads, hidden: modelConfig.hiddenSize,
+                                   paddedVocabulary: modelConfig.paddedVocabSize, layers: modelConfig.numLayers,
+                                   globalBatchSize: config.globalBatchSize!, microBatchSize: config.microBatchSize)
+        model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor)
         var hyper = AdamW.Hyperparameters(learningRate: 0)
         hyper.beta1 = Float(config.adamBeta1)
         hyper.beta2 = Float(config.adamBeta2)
         hyper.epsilon = Float(config.adamEps)
         hyper.weightDecay = Float(config.weightDecay)
         optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: hyper)
+        if config.useDistributedOptimizer, let data = parallel.data, data.size > 1 {
+            distributedOptimizer = DistributedOptimizer(layout: model.layout, hyperparameters: hyper, data: data)
+        } else {
+            distributedOptimizer = nil
+        }
         schedule = try config.schedule()
         rampup = try config.rampup()
         totalSamples = try config.totalSamples()
@@ -95,12 +111,15 @@ public final class Trainer {
         let start = clock.now
         let batchSize = currentGlobalBatchSize
         let micro = config.microBatchSize
-        let microBatches = batchSize / micro
+        let dp = parallel.dataParallel
+        let microBatches = batchSize / (micro * dp)
         let learningRate = schedule.learningRate(afterSamples: consumedSamples)
-        var loader = MicroBatchLoader(source: train, microBatchSize: micro, consumedSamples: consumedSamples)
         model.zeroGrad()
         var lossSum = 0.0
-        for _ in 0..<microBatches {
+        for k in 0..<microBatches {
+            // Megatron's sampler: each chunk of micro x DP samples gives every DP rank one micro-batch.
+            var loader = MicroBatchLoader(source: train, microBatchSize: micro,
+                                          consumedSamples: consumedSamples + (k * dp + parallel.dataRank) * micro)
             guard let batch = loader.next() else {
                 throw TrainingError.data("the training data ran out at sample \(loader.consumedSamples) of \(train.count)")
             }
@@ -108,13 +127,32 @@ public final class Trainer {
             lossSum += totals.mean
             model.backward(gradientScale: 1 / Float(microBatches))
         }
-        let norm = GradientClipping.globalNorm(model.grads)
+        // Gradients summed over DP; the mean is taken through the optimizer's gradient scale.
+        let countOnce: (Int) -> Double = { [model] index in
+            model.shards[index] == .replicated && model.tensorParallelRank != 0 ? 0 : 1
+        }
+        var squares: Double
+        if let distributedOptimizer {
+            squares = distributedOptimizer.reduceScatterGradients(model.grads, weight: countOnce)
+            squares = parallel.data!.allReduce([squares], operation: .sum)[0]
+        } else {
+            parallel.data.map { $0.allReduce(model.grads.buffer.pointer, count: model.layout.totalCount, operation: .sum) }
+            squares = GradientClipping.squares(model.grads, weight: countOnce)
+        }
+        if let tensor = parallel.tensor { squares = tensor.allReduce([squares], operation: .sum)[0] }
+        let norm = squares.squareRoot() / Double(dp)
         let skipped = !norm.isFinite
         if !skipped {
-            optimizer.hyperparameters.learningRate = Float(learningRate)
-            optimizer.update(params: model.params, grads: model.grads,
-                             gradScale: Float(GradientClipping.coefficient(norm: norm, clip: config.clipGrad)))
+            let scale = Float(GradientClipping.coefficient(norm: norm, clip: config.clipGrad) / Double(dp))
+            if let distributedOptimizer {
+                distributedOptimizer.hyperparameters.learningRate = Float(learningRate)
+                distributedOptimizer.update(params: model.params, gradScale: scale)
+            } else {
+                optimizer.hyperparameters.learningRate = Float(learningRate)
+                optimizer.update(params: model.params, grads: model.grads, gradScale: scale)
+            }
         }
+        if let data = parallel.data { lossSum = data.allReduce([lossSum], operation: .sum)[0] / Double(dp) }
         consumedSamples += batchSize
         iteration += 1
         let elapsed = (clock.now - start).components

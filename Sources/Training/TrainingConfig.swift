@@ -48,6 +48,12 @@ public struct TrainingConfig: Sendable, Equatable {
     public var load: String?
     public var tensorboardDir: String?
     public var metricsFile: String?
+    // Parallelism.
+    public var tensorModelParallelSize = 1
+    public var pipelineModelParallelSize = 1
+    /// Ranks as threads outside mpirun: the data-parallel size (under mpirun it is derived).
+    public var dataParallelSize: Int?
+    public var useDistributedOptimizer = false
     /// The settings the config was built from, merged (later sources override earlier ones);
     /// stored in checkpoints as the run's arguments.
     public private(set) var arguments = JSONValue.object([])
@@ -71,6 +77,7 @@ public struct TrainingConfig: Sendable, Equatable {
             kinds[name] = .string
         }
         kinds["eod-mask-loss"] = .flag
+        kinds["use-distributed-optimizer"] = .flag
         kinds["data-path"] = .words
         kinds["rampup-batch-size"] = .words
         return kinds
@@ -137,7 +144,8 @@ public struct TrainingConfig: Sendable, Equatable {
         "weight-decay", "adam-beta1", "adam-beta2", "adam-eps", "clip-grad", "train-iters", "train-samples",
         "data-path", "split", "tokenizer-file", "vocab-file", "merge-file", "data-cache-path", "eod-mask-loss",
         "seed", "log-interval", "eval-interval", "eval-iters", "save", "save-interval", "load",
-        "tensorboard-dir", "metrics-file",
+        "tensorboard-dir", "metrics-file", "tensor-model-parallel-size", "pipeline-model-parallel-size",
+        "data-parallel-size", "use-distributed-optimizer",
     ]
 
     /// Builds a config from settings in order (later ones override earlier ones), then validates it.
@@ -258,6 +266,10 @@ public struct TrainingConfig: Sendable, Equatable {
         case "load": load = try string()
         case "tensorboard-dir": tensorboardDir = try string()
         case "metrics-file": metricsFile = try string()
+        case "tensor-model-parallel-size": tensorModelParallelSize = try int()
+        case "pipeline-model-parallel-size": pipelineModelParallelSize = try int()
+        case "data-parallel-size": dataParallelSize = try int()
+        case "use-distributed-optimizer": useDistributedOptimizer = try bool()
         default:
             throw .config(path: source, reason: "unknown setting \"\(key)\"")
         }
@@ -273,6 +285,11 @@ public struct TrainingConfig: Sendable, Equatable {
         try positive(numAttentionHeads, "num-attention-heads")
         try positive(seqLength, "seq-length")
         try positive(microBatchSize, "micro-batch-size")
+        try positive(tensorModelParallelSize, "tensor-model-parallel-size")
+        guard pipelineModelParallelSize == 1 else {
+            throw .invalidFlag("--pipeline-model-parallel-size", "pipeline parallelism is not implemented yet (only 1)")
+        }
+        if let dataParallelSize { try positive(dataParallelSize, "data-parallel-size") }
         try positive(logInterval, "log-interval")
         try positive(evalInterval, "eval-interval")
         guard evalIters >= 0 else { throw .invalidFlag("--eval-iters", "must not be negative") }

@@ -1,0 +1,90 @@
+import Distributed
+import Kernels
+import Parameters
+
+/// ZeRO stage 1 over a data-parallel group (Megatron's `--use-distributed-optimizer`): the flat
+/// parameter buffer is cut into `dp` equal contiguous shards (padded at the end); each rank keeps
+/// Adam moments for its shard only. A step reduce-scatters the gradients (each rank receives the
+/// sum of its shard over the group), updates its shard of the weights, and all-gathers the
+/// weights so every rank holds the whole updated model again.
+public final class DistributedOptimizer {
+    public var hyperparameters: AdamW.Hyperparameters
+    public private(set) var step = 0
+    public let data: Communicator
+    public let layout: ParameterLayout
+    /// Floats per shard (the padded buffer is `shardSize * dp`).
+    public let shardSize: Int
+    /// First moment of this rank's shard.
+    public let m: FloatBuffer
+    /// Second moment of this rank's shard.
+    public let v: FloatBuffer
+    private let gradientShard: FloatBuffer
+    private let padded: FloatBuffer
+    private let sendShard: FloatBuffer
+
+    public init(layout: ParameterLayout, hyperparameters: AdamW.Hyperparameters, data: Communicator) {
+        self.hyperparameters = hyperparameters
+        self.data = data
+        self.layout = layout
+        shardSize = (layout.totalCount + data.size - 1) / data.size
+        m = FloatBuffer(count: shardSize)
+        v = FloatBuffer(count: shardSize)
+        gradientShard = FloatBuffer(count: shardSize)
+        padded = FloatBuffer(count: shardSize * data.size)
+        sendShard = FloatBuffer(count: shardSize)
+    }
+
+    /// This rank's range of the flat buffer (clipped to the real parameters).
+    public var shardRange: Range<Int> {
+        let start = min(data.rank * shardSize, layout.totalCount)
+        return start..<min(start + shardSize, layout.totalCount)
+    }
+
+    /// Reduce-scatters `grads` (summed over the group) into this rank's gradient shard; returns
+    /// the sum of squares of the shard, each element weighted by `weight(index of tensor)`
+    /// (for counting tensor-parallel replicated parameters once).
+    public func reduceScatterGradients(_ grads: ParameterStore, weight: (Int) -> Double) -> Double {
+        let n = layout.totalCount
+        padded.pointer.update(from: grads.buffer.pointer, count: n)
+        (padded.pointer + n).update(repeating: 0, count: padded.count - n)
+        data.reduceScatter(send: padded.pointer, receive: gradientShard.pointer, count: shardSize)
+        var squares = 0.0
+        forEachSegment { index, flat, local, count in
+            let w = weight(index)
+            guard w != 0 else { return }
+            var partial = 0.0
+            for k in 0..<count { let g = Double(gradientShard.pointer[local + k]); partial += g * g }
+            _ = flat
+            squares += w * partial
+        }
+        return squares
+    }
+
+    /// Updates this rank's shard of `params` from the reduced gradients times `gradScale`, then
+    /// all-gathers the whole buffer.
+    public func update(params: ParameterStore, gradScale: Float) {
+        step += 1
+        forEachSegment { index, flat, local, count in
+            AdamW.update(params: params.buffer.pointer + flat, grads: gradientShard.pointer + local,
+                         m: m.pointer + local, v: v.pointer + local, count: count, step: step,
+                         hyperparameters: hyperparameters, decay: layout.specs[index].weightDecay, gradScale: gradScale)
+        }
+        let n = layout.totalCount
+        let range = shardRange
+        sendShard.pointer.update(from: params.buffer.pointer + range.lowerBound, count: range.count)
+        (sendShard.pointer + range.count).update(repeating: 0, count: shardSize - range.count)
+        data.allGather(send: sendShard.pointer, receive: padded.pointer, count: shardSize)
+        params.buffer.pointer.update(from: padded.pointer, count: n)
+    }
+
+    /// Calls `body(tensor index, flat offset, offset in the shard, count)` for each part of a
+    /// tensor inside this rank's shard.
+    private func forEachSegment(_ body: (Int, Int, Int, Int) -> Void) {
+        let range = shardRange
+        for (index, spec) in layout.specs.enumerated() {
+            let start = max(layout.offsets[index], range.lowerBound)
+            let end = min(layout.offsets[index] + spec.count, range.upperBound)
+            if start < end { body(index, start, start - range.lowerBound, end - start) }
+        }
+    }
+}
