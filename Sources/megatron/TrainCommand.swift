@@ -2,6 +2,7 @@ import ArgumentParser
 import FileSupport
 import Tokenizer
 import Training
+import Distributed
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,11 +36,30 @@ struct TrainCommand: ParsableCommand {
         guard let eod = tokenizer.endOfDocumentID else {
             throw ValidationError("the tokenizer has no <|endoftext|> token")
         }
-        let trainer = try Trainer(config: config, vocabularySize: tokenizer.vocabularySize, endOfDocument: eod)
-        let metrics = try config.metricsFile.map { try MetricsFile(path: $0) }
-        let tensorBoard = try config.tensorboardDir.map { try TensorBoardWriter(directory: $0) }
+        let ranks = config.tensorModelParallelSize * (config.dataParallelSize ?? 1)
+        if ranks == 1 {
+            try Self.train(config: config, vocabularySize: tokenizer.vocabularySize, eod: eod, parallel: .single)
+            return
+        }
+        // A layout of several ranks outside mpirun: one thread per rank, sharing memory.
+        guard config.save == nil && config.load == nil else {
+            throw ValidationError("--save/--load with tensor or data parallelism is not implemented yet (single rank only)")
+        }
+        let vocabularySize = tokenizer.vocabularySize
+        _ = try ThreadCommunicator.run(size: ranks) { world in
+            let state = try ParallelState(world: world, tensorParallel: config.tensorModelParallelSize)
+            try Self.train(config: config, vocabularySize: vocabularySize, eod: eod, parallel: state)
+        }
+    }
+
+    /// The loop of one rank; global rank 0 logs and writes the metrics and event files.
+    static func train(config: TrainingConfig, vocabularySize: Int, eod: Int32, parallel: ParallelState) throws {
+        let trainer = try Trainer(config: config, vocabularySize: vocabularySize, endOfDocument: eod, parallel: parallel)
+        let first = parallel.isFirst
+        let metrics = first ? try config.metricsFile.map { try MetricsFile(path: $0) } : nil
+        let tensorBoard = first ? try config.tensorboardDir.map { try TensorBoardWriter(directory: $0) } : nil
         var log = TrainingLog(trainer: trainer, peakFLOPs: GEMMPeak.measure() * 1e9, metrics: metrics,
-                              tensorBoard: tensorBoard)
+                              tensorBoard: tensorBoard, quiet: !first)
         log.start()
         while !trainer.finished {
             let stats = try trainer.step()

@@ -11,6 +11,8 @@ struct TrainingLog {
     let peakFLOPs: Double
     let metrics: MetricsFile?
     let tensorBoard: TensorBoardWriter?
+    /// Ranks other than the first keep count but print nothing.
+    let quiet: Bool
     private var intervalSeconds = 0.0
     private var intervalLoss = 0.0
     private var intervalIterations = 0
@@ -19,7 +21,8 @@ struct TrainingLog {
     private var nan = 0
     private let terminal = isatty(2) != 0
 
-    init(trainer: Trainer, peakFLOPs: Double, metrics: MetricsFile?, tensorBoard: TensorBoardWriter?) {
+    init(trainer: Trainer, peakFLOPs: Double, metrics: MetricsFile?, tensorBoard: TensorBoardWriter?, quiet: Bool = false) {
+        self.quiet = quiet
         self.trainer = trainer
         self.peakFLOPs = peakFLOPs
         self.metrics = metrics
@@ -27,6 +30,7 @@ struct TrainingLog {
     }
 
     func start() {
+        guard !quiet else { return }
         let c = trainer.model.config
         print("> GPT: \(trainer.model.layout.totalCount) parameters, \(c.numLayers) layers, hidden \(c.hiddenSize), "
               + "\(c.numAttentionHeads) heads, seq \(trainer.config.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize))")
@@ -46,7 +50,11 @@ struct TrainingLog {
         }
         let interval = trainer.config.logInterval
         if stats.iteration % interval != 0 && !trainer.finished {
-            if terminal { progress(stats.iteration) }
+            if terminal && !quiet { progress(stats.iteration) }
+            return
+        }
+        if quiet {
+            intervalSeconds = 0; intervalLoss = 0; intervalIterations = 0; intervalSamples = 0; skipped = 0; nan = 0
             return
         }
         let iterations = Double(intervalIterations)
@@ -82,6 +90,7 @@ struct TrainingLog {
     }
 
     func validation(loss: Double) {
+        guard !quiet else { return }
         let ppl = exp(min(loss, 20))
         print(String(repeating: "-", count: 100))
         print(" validation loss at iteration \(trainer.iteration) | lm loss value: \(scientificE(loss)) | lm loss PPL: \(scientificE(ppl)) |")
@@ -91,9 +100,10 @@ struct TrainingLog {
                         ("validation_ppl", .number(ppl))])
     }
 
-    func note(_ line: String) { print("> " + line) }
+    func note(_ line: String) { if !quiet { print("> " + line) } }
 
     func finish() {
+        guard !quiet else { return }
         if terminal { writeError("\r\u{1B}[K") }
         print("> done: iteration \(trainer.iteration), consumed samples \(trainer.consumedSamples)")
     }
