@@ -2,22 +2,6 @@ import Parameters
 
 /// Global-norm gradient clipping, as Megatron's `--clip-grad`.
 public enum GradientClipping {
-    /// The L2 norm of all gradients (accumulated in Float64, deterministic order).
-    public static func globalNorm(_ grads: ParameterStore) -> Double {
-        let p = grads.buffer.pointer
-        let n = grads.layout.totalCount
-        var total = 0.0
-        var start = 0
-        while start < n {  // Float32 partial sums over blocks, Float64 across blocks
-            let count = min(4096, n - start)
-            var partial: Float = 0
-            for i in start..<(start + count) { partial += p[i] * p[i] }
-            total += Double(partial)
-            start += count
-        }
-        return total.squareRoot()
-    }
-
     /// Sum of squares of the gradients, tensor `i` weighted by `weight(i)` (Float64 accumulation).
     public static func squares(_ grads: ParameterStore, weight: (Int) -> Double) -> Double {
         var total = 0.0

@@ -58,7 +58,8 @@ struct TrainCommand: ParsableCommand {
         let first = parallel.isFirst
         let metrics = first ? try config.metricsFile.map { try MetricsFile(path: $0) } : nil
         let tensorBoard = first ? try config.tensorboardDir.map { try TensorBoardWriter(directory: $0) } : nil
-        var log = TrainingLog(trainer: trainer, peakFLOPs: GEMMPeak.measure() * 1e9, metrics: metrics,
+        // Only the logging rank measures the sgemm peak (the others would run it at the same time).
+        var log = TrainingLog(trainer: trainer, peakFLOPs: first ? GEMMPeak.measure() * 1e9 : 1, metrics: metrics,
                               tensorBoard: tensorBoard, quiet: !first)
         log.start()
         while !trainer.finished {
