@@ -77,6 +77,14 @@ public enum JSONValue: Equatable, Sendable {
         return try result.get()
     }
 
+    /// Parses one JSON text from an array of UTF-8 bytes (a file's contents).
+    public static func parse(utf8 bytes: [UInt8]) throws(JSONError) -> JSONValue {
+        let result: Result<JSONValue, JSONError> = bytes.withUnsafeBufferPointer { buffer in
+            do throws(JSONError) { return .success(try parse(utf8: buffer)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
     /// Parses one JSON text from UTF-8 bytes.
     public static func parse(utf8 bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> JSONValue {
         var parser = JSONParser(bytes: bytes)

@@ -16,7 +16,9 @@ public final class GPTInference {
     /// Tokens processed so far (the next token's position).
     public private(set) var length = 0
 
+    /// `model` must hold every weight (no tensor parallelism).
     public init(model: GPTModel) {
+        precondition(model.tensorParallelSize == 1, "KV-cached decoding runs on a whole (single-rank) model")
         self.model = model
         let c = model.config.hiddenSize, t = model.config.maxPositionEmbeddings
         offsets = GPTOffsets(layout: model.layout, numLayers: model.config.numLayers)

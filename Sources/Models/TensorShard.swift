@@ -34,30 +34,31 @@ public enum TensorShard: Sendable, Equatable {
     /// Copies rank `rank`'s part of the full tensor `full` into `shard`.
     public func slice(_ full: UnsafePointer<Float>, into shard: UnsafeMutablePointer<Float>,
                       fullShape: [Int], rank: Int, size t: Int) {
-        let count = fullShape.reduce(1, *)
-        switch self {
-        case .replicated:
-            shard.update(from: full, count: count)
-        case .rows:
-            shard.update(from: full + rank * count / t, count: count / t)
-        case .columns:
-            let rows = fullShape[0], columns = fullShape[1], width = columns / t
-            for row in 0..<rows { (shard + row * width).update(from: full + row * columns + rank * width, count: width) }
+        forEachBlock(fullShape: fullShape, rank: rank, size: t) { fullOffset, shardOffset, count in
+            (shard + shardOffset).update(from: full + fullOffset, count: count)
         }
     }
 
     /// Writes rank `rank`'s shard back into its place in the full tensor (the inverse of `slice`).
     public func place(_ shard: UnsafePointer<Float>, into full: UnsafeMutablePointer<Float>,
                       fullShape: [Int], rank: Int, size t: Int) {
+        forEachBlock(fullShape: fullShape, rank: rank, size: t) { fullOffset, shardOffset, count in
+            (full + fullOffset).update(from: shard + shardOffset, count: count)
+        }
+    }
+
+    /// The contiguous runs of rank `rank`'s shard: (offset in the full tensor, offset in the
+    /// shard, length).
+    private func forEachBlock(fullShape: [Int], rank: Int, size t: Int, _ body: (Int, Int, Int) -> Void) {
         let count = fullShape.reduce(1, *)
         switch self {
         case .replicated:
-            full.update(from: shard, count: count)
+            body(0, 0, count)
         case .rows:
-            (full + rank * count / t).update(from: shard, count: count / t)
+            body(rank * count / t, 0, count / t)
         case .columns:
             let rows = fullShape[0], columns = fullShape[1], width = columns / t
-            for row in 0..<rows { (full + row * columns + rank * width).update(from: shard + row * width, count: width) }
+            for row in 0..<rows { body(row * columns + rank * width, row * width, width) }
         }
     }
 }

@@ -49,12 +49,11 @@ public final class DistributedOptimizer {
         (padded.pointer + n).update(repeating: 0, count: padded.count - n)
         data.reduceScatter(send: padded.pointer, receive: gradientShard.pointer, count: shardSize)
         var squares = 0.0
-        forEachSegment { index, flat, local, count in
+        forEachSegment { index, _, local, count in
             let w = weight(index)
             guard w != 0 else { return }
             var partial = 0.0
             for k in 0..<count { let g = Double(gradientShard.pointer[local + k]); partial += g * g }
-            _ = flat
             squares += w * partial
         }
         return squares

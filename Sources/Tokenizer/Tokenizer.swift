@@ -113,6 +113,4 @@ public final class Tokenizer: Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The bytes of one token.
-    public func bytes(of id: Int32) -> [UInt8] { tokenBytes[Int(id)] }
 }

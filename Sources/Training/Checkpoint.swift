@@ -109,13 +109,33 @@ public enum Checkpoint {
         return iteration
     }
 
+    /// The safetensors file of the latest checkpoint in `directory`.
+    static func openLatest(in directory: String) throws(TrainingError) -> (file: SafeTensorsFile, path: String, iteration: Int) {
+        let iteration = try latestIteration(in: directory)
+        let path = directory + "/" + directoryName(iteration: iteration) + "/mp_rank_00/" + fileName
+        do {
+            return (try SafeTensorsFile(path: path), path, iteration)
+        } catch {
+            throw .checkpoint(path: path, reason: error.description)
+        }
+    }
+
+    /// Fills `store` from the tensors named `prefix + spec name`, checking each size.
+    static func read(_ file: SafeTensorsFile, path: String, prefix: String, into store: ParameterStore) throws(TrainingError) {
+        for (index, spec) in store.layout.specs.enumerated() {
+            let values: [Float]
+            do { values = try file.floats(prefix + spec.name) } catch { throw .checkpoint(path: path, reason: error.description) }
+            guard values.count == spec.count else {
+                throw .checkpoint(path: path, reason: "\(prefix + spec.name) has \(values.count) values, expected \(spec.count)")
+            }
+            store.pointer(at: index).update(from: values, count: spec.count)
+        }
+    }
+
     /// Loads the latest checkpoint in `directory` into `model` and `optimizer`; throws if it was
     /// made for another model shape or is damaged.
     public static func load(from directory: String, model: GPTModel, optimizer: AdamWOptimizer) throws(TrainingError) -> State {
-        let iteration = try latestIteration(in: directory)
-        let path = directory + "/" + directoryName(iteration: iteration) + "/mp_rank_00/" + fileName
-        let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(path: path) } catch { throw .checkpoint(path: path, reason: error.description) }
+        let (file, path, _) = try openLatest(in: directory)
         let expected = modelDescription(model.config).serialized
         guard let stored = file.metadata["model"] else {
             throw .checkpoint(path: path, reason: "no model description in its metadata")
@@ -133,16 +153,7 @@ public enum Checkpoint {
                           consumedValidSamples: try number("consumed_valid_samples"),
                           optimizerStep: try number("optimizer_step"), seed: try number("seed"))
         for (prefix, store) in [("", model.params), ("optimizer.exp_avg.", optimizer.m), ("optimizer.exp_avg_sq.", optimizer.v)] {
-            for (index, spec) in model.layout.specs.enumerated() {
-                let values: [Float]
-                do { values = try file.floats(prefix + spec.name) } catch {
-                    throw .checkpoint(path: path, reason: error.description)
-                }
-                guard values.count == spec.count else {
-                    throw .checkpoint(path: path, reason: "\(prefix + spec.name) has \(values.count) values, expected \(spec.count)")
-                }
-                store.pointer(at: index).update(from: values, count: spec.count)
-            }
+            try read(file, path: path, prefix: prefix, into: store)
         }
         optimizer.restore(step: state.optimizerStep)
         return state
@@ -151,24 +162,14 @@ public enum Checkpoint {
     /// The model of the latest checkpoint in `directory`, built from the configuration stored in
     /// it, with its weights (for evaluation and generation; the optimizer state is not read).
     public static func loadModel(from directory: String) throws(TrainingError) -> (model: GPTModel, iteration: Int) {
-        let iteration = try latestIteration(in: directory)
-        let path = directory + "/" + directoryName(iteration: iteration) + "/mp_rank_00/" + fileName
-        let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(path: path) } catch { throw .checkpoint(path: path, reason: error.description) }
+        let (file, path, iteration) = try openLatest(in: directory)
         guard let text = file.metadata["config"],
               let config = try? JSONDecoder().decode(GPTConfig.self, from: Data(text.utf8)) else {
             throw .checkpoint(path: path, reason: "no model configuration in its metadata")
         }
         let model: GPTModel
         do { model = try GPTModel(config: config) } catch { throw .checkpoint(path: path, reason: error.description) }
-        for (index, spec) in model.layout.specs.enumerated() {
-            let values: [Float]
-            do { values = try file.floats(spec.name) } catch { throw .checkpoint(path: path, reason: error.description) }
-            guard values.count == spec.count else {
-                throw .checkpoint(path: path, reason: "\(spec.name) has \(values.count) values, expected \(spec.count)")
-            }
-            model.params.pointer(at: index).update(from: values, count: spec.count)
-        }
+        try read(file, path: path, prefix: "", into: model.params)
         return (model, iteration)
     }
 

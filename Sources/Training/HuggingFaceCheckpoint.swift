@@ -13,7 +13,7 @@ public enum HuggingFaceCheckpoint {
         let json: JSONValue
         do {
             let bytes = try MappedFile.read(path: configPath)
-            json = try bytes.withUnsafeBufferPointer { (buffer) throws(JSONError) in try JSONValue.parse(utf8: buffer) }
+            json = try JSONValue.parse(utf8: bytes)
         } catch let error as FileError {
             throw .checkpoint(path: configPath, reason: error.reason)
         } catch {

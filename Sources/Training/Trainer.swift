@@ -29,7 +29,9 @@ public final class Trainer {
     public let config: TrainingConfig
     public let parallel: ParallelState
     public let model: GPTModel
-    public let optimizer: AdamWOptimizer
+    /// AdamW over the whole local model (nil with the distributed optimizer, whose ranks keep
+    /// moments for their shard only).
+    public let optimizer: AdamWOptimizer?
     /// ZeRO-1 sharded optimizer (`--use-distributed-optimizer` with data parallelism).
     public let distributedOptimizer: DistributedOptimizer?
     public let schedule: LearningRateSchedule
@@ -60,11 +62,12 @@ public final class Trainer {
         hyper.beta2 = Float(config.adamBeta2)
         hyper.epsilon = Float(config.adamEps)
         hyper.weightDecay = Float(config.weightDecay)
-        optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: hyper)
         if config.useDistributedOptimizer, let data = parallel.data, data.size > 1 {
             distributedOptimizer = DistributedOptimizer(layout: model.layout, hyperparameters: hyper, data: data)
+            optimizer = nil
         } else {
             distributedOptimizer = nil
+            optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: hyper)
         }
         schedule = try config.schedule()
         rampup = try config.rampup()
@@ -86,7 +89,7 @@ public final class Trainer {
         valid = sources[1]
 
         if let load = config.load {
-            let state = try Checkpoint.load(from: load, model: model, optimizer: optimizer)
+            let state = try Checkpoint.load(from: load, model: model, optimizer: try wholeModelOptimizer())
             iteration = state.iteration
             consumedSamples = state.consumedSamples
             consumedValidSamples = state.consumedValidSamples
@@ -147,7 +150,7 @@ public final class Trainer {
             if let distributedOptimizer {
                 distributedOptimizer.hyperparameters.learningRate = Float(learningRate)
                 distributedOptimizer.update(params: model.params, gradScale: scale)
-            } else {
+            } else if let optimizer {
                 optimizer.hyperparameters.learningRate = Float(learningRate)
                 optimizer.update(params: model.params, grads: model.grads, gradScale: scale)
             }
@@ -181,11 +184,20 @@ public final class Trainer {
 
     /// Saves a checkpoint of the current state into `directory`.
     public func save(to directory: String) throws {
+        let optimizer = try wholeModelOptimizer()
         try Checkpoint.save(to: directory, model: model, optimizer: optimizer,
                             state: Checkpoint.State(iteration: iteration, consumedSamples: consumedSamples,
                                                     consumedValidSamples: consumedValidSamples,
                                                     optimizerStep: optimizer.step, seed: config.seed),
                             arguments: config.arguments, schedule: schedule)
+    }
+
+    /// The optimizer checkpoints hold (sharded optimizer states are not checkpointed yet).
+    private func wholeModelOptimizer() throws(TrainingError) -> AdamWOptimizer {
+        guard let optimizer else {
+            throw .invalidFlag("--use-distributed-optimizer", "checkpoints of the distributed optimizer's shards are not implemented yet")
+        }
+        return optimizer
     }
 
     /// Model FLOPs of one iteration of `batchSize` samples (72-form, for MFU).

@@ -174,7 +174,7 @@ public struct TrainingConfig: Sendable, Equatable {
         }
         let value: JSONValue
         do {
-            value = try bytes.withUnsafeBufferPointer { (buffer) throws(JSONError) in try JSONValue.parse(utf8: buffer) }
+            value = try JSONValue.parse(utf8: bytes)
         } catch {
             throw .config(path: path, reason: "malformed JSON: \(error)")
         }

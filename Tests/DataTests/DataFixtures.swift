@@ -15,7 +15,7 @@ enum DataFixtures {
 
     static func json(_ relative: String) throws -> JSONValue {
         let bytes = try MappedFile.read(path: path(relative))
-        return try bytes.withUnsafeBufferPointer { try JSONValue.parse(utf8: $0) }
+        return try JSONValue.parse(utf8: bytes)
     }
 
     /// A fresh empty directory under /tmp.

@@ -80,8 +80,8 @@ import Tokenizer
 
         #expect(losses == straightLosses)
         let n = straight.model.layout.totalCount
-        for (a, b) in [(straight.model.params, resumed.model.params), (straight.optimizer.m, resumed.optimizer.m),
-                       (straight.optimizer.v, resumed.optimizer.v)] {
+        for (a, b) in [(straight.model.params, resumed.model.params), (straight.optimizer!.m, resumed.optimizer!.m),
+                       (straight.optimizer!.v, resumed.optimizer!.v)] {
             #expect((0..<n).allSatisfy { a.buffer.pointer[$0].bitPattern == b.buffer.pointer[$0].bitPattern })
         }
     }
