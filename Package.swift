@@ -29,6 +29,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .target(name: "FileSupport", swiftSettings: checkedReleaseFlags),
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: releaseFlags),
         .target(name: "Parameters", dependencies: ["Kernels", "FileSupport"], swiftSettings: releaseFlags),
@@ -36,7 +38,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["FileSupport", "Tokenizer"], swiftSettings: checkedReleaseFlags),
         .target(name: "Models", dependencies: ["Kernels", "Parameters", "Distributed"], swiftSettings: releaseFlags),
         .target(name: "Optimizer", dependencies: ["Kernels", "Parameters", "Distributed"], swiftSettings: releaseFlags),
-        .target(name: "Distributed", swiftSettings: releaseFlags),
+        .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: releaseFlags),
         .target(name: "Training", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Datasets", "Tokenizer", "FileSupport", "Distributed"],
                 swiftSettings: releaseFlags),
         .target(name: "Planner", dependencies: ["Models", "FileSupport"], swiftSettings: releaseFlags),

@@ -57,24 +57,48 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
         reduce(buffer, count: count, operation: operation)
     }
 
-    /// Each rank reduces one slice of the elements over all ranks into the group's scratch, then
-    /// every rank copies the whole result.
+    /// Each rank reduces its slice of the elements over all ranks into the same slice of its own
+    /// buffer (no other rank reads that slice), then copies the other slices from their owners.
     private func reduce<T: BinaryFloatingPoint>(_ buffer: UnsafeMutablePointer<T>, count: Int, operation: ReduceOperation) {
         guard size > 1 else { return }
-        let scratch = group.scratch(bytes: count * MemoryLayout<T>.stride, rank: rank).assumingMemoryBound(to: T.self)
         group.publish(UnsafeMutableRawPointer(buffer), rank: rank)
-        let lower = count * rank / size, upper = count * (rank + 1) / size
-        let inputs = (0..<size).map { group.address($0).assumingMemoryBound(to: T.self) }
-        for i in lower..<upper {
-            var value = inputs[0][i]
-            for r in 1..<size {
-                value = operation == .sum ? value + inputs[r][i] : Swift.max(value, inputs[r][i])
-            }
-            scratch[i] = value
+        let inputs = (0..<size).map { UnsafePointer(group.address($0).assumingMemoryBound(to: T.self)) }
+        let mine = slice(rank, of: count)
+        combine(inputs, into: buffer, range: mine, operation: operation)
+        group.wait()
+        for owner in 0..<size where owner != rank {
+            let range = slice(owner, of: count)
+            (buffer + range.lowerBound).update(from: inputs[owner] + range.lowerBound, count: range.count)
         }
         group.wait()
-        buffer.update(from: scratch, count: count)
-        group.wait()
+    }
+
+    /// Rank `owner`'s share of `count` elements.
+    private func slice(_ owner: Int, of count: Int) -> Range<Int> {
+        (count * owner / size)..<(count * (owner + 1) / size)
+    }
+
+    /// `output[range]` = `inputs[0][range]` op `inputs[1][range]` op ..., in rank order (so every
+    /// rank's result has the same bits). Blocks of 1024 elements are combined in a local buffer
+    /// one input at a time, which keeps the loops vectorizable and lets `output` be an input.
+    private func combine<T: BinaryFloatingPoint>(_ inputs: [UnsafePointer<T>], into output: UnsafeMutablePointer<T>,
+                                                 range: Range<Int>, operation: ReduceOperation) {
+        let blockSize = 1024
+        withUnsafeTemporaryAllocation(of: T.self, capacity: blockSize) { block in
+            let block = block.baseAddress!
+            for start in stride(from: range.lowerBound, to: range.upperBound, by: blockSize) {
+                let n = min(blockSize, range.upperBound - start)
+                block.update(from: inputs[0] + start, count: n)
+                for input in inputs.dropFirst() {
+                    let source = input + start
+                    switch operation {
+                    case .sum: for i in 0..<n { block[i] += source[i] }
+                    case .max: for i in 0..<n { block[i] = Swift.max(block[i], source[i]) }
+                    }
+                }
+                (output + start).update(from: block, count: n)
+            }
+        }
     }
 
     public func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, count: Int) {
@@ -87,12 +111,8 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
 
     public func reduceScatter(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, count: Int) {
         group.publish(UnsafeMutableRawPointer(mutating: send), rank: rank)
-        let inputs = (0..<size).map { group.address($0).assumingMemoryBound(to: Float.self) + rank * count }
-        for i in 0..<count {
-            var value = inputs[0][i]
-            for r in 1..<size { value += inputs[r][i] }
-            receive[i] = value
-        }
+        let inputs = (0..<size).map { UnsafePointer(group.address($0).assumingMemoryBound(to: Float.self)) + rank * count }
+        combine(inputs, into: receive, range: 0..<count, operation: .sum)
         group.wait()
     }
 
@@ -184,7 +204,7 @@ final class Monitor: @unchecked Sendable {
     }
 }
 
-/// A group's shared table of published addresses, its barrier and scratch memory.
+/// A group's shared table of published addresses and its barrier.
 final class ThreadGroup: @unchecked Sendable {
     let members: [Int]
     private let monitor: Monitor
@@ -193,8 +213,6 @@ final class ThreadGroup: @unchecked Sendable {
     /// One slot per rank; each rank writes only its own (raw storage, not an Array, so that
     /// concurrent writers do not touch shared Array state).
     private let addresses: UnsafeMutablePointer<UnsafeMutableRawPointer?>
-    private var scratchMemory: UnsafeMutableRawPointer?
-    private var scratchBytes = 0
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private var splits: [Int: [(color: Int, key: Int, globalRank: Int)]] = [:]
     private var children: [Int: ThreadGroup] = [:]
@@ -212,7 +230,6 @@ final class ThreadGroup: @unchecked Sendable {
         addresses.deallocate()
         pthread_mutex_destroy(lock)
         lock.deallocate()
-        scratchMemory?.deallocate()
     }
 
     /// A barrier over the group's ranks.
@@ -238,17 +255,6 @@ final class ThreadGroup: @unchecked Sendable {
     }
 
     func address(_ rank: Int) -> UnsafeMutableRawPointer { addresses[rank]! }
-
-    /// Shared scratch of at least `bytes` (grown by rank 0 between two barriers).
-    func scratch(bytes: Int, rank: Int) -> UnsafeMutableRawPointer {
-        if rank == 0 && bytes > scratchBytes {
-            scratchMemory?.deallocate()
-            scratchMemory = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            scratchBytes = bytes
-        }
-        wait()
-        return scratchMemory!
-    }
 
     /// Collective: every rank reports its color and key; ranks of one color share a new group.
     func split(rank: Int, color: Int, key: Int, globalRank: Int) -> (group: ThreadGroup, rank: Int) {

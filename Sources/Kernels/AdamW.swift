@@ -40,7 +40,7 @@ public enum AdamW {
         let stepSize = hp.learningRate / correction1
         let inverseSqrtCorrection2 = 1 / correction2.squareRoot()
         let shrink: Float = decay ? 1 - hp.learningRate * hp.weightDecay : 1
-        ThreadPool.shared.parallelFor(count, minimumPerThread: 32768) { range in
+        ThreadPool.current.parallelFor(count, minimumPerThread: 32768) { range in
             let b1v = FloatVector(repeating: b1), c1v = FloatVector(repeating: 1 - b1)
             let b2v = FloatVector(repeating: b2), c2v = FloatVector(repeating: 1 - b2)
             let scaleV = FloatVector(repeating: gradScale), shrinkV = FloatVector(repeating: shrink)

@@ -23,7 +23,7 @@ public enum Attention {
     /// Scratch floats `forward` and `backward` need: two `[T, T]` matrices per pool thread
     /// (the forward uses the first).
     public static func scratchCount(seqLength: Int) -> Int {
-        2 * ThreadPool.shared.threadCount * seqLength * seqLength
+        2 * ThreadPool.current.threadCount * seqLength * seqLength
     }
 
     /// Writes the attention output into `out` and each query row's log-sum-exp of scaled scores
@@ -90,7 +90,7 @@ public enum Attention {
     /// GEMMs scale poorly inside OpenBLAS); otherwise heads run in turn with threaded GEMMs and
     /// row-parallel softmax.
     static func forEachHead(_ shape: Shape, _ body: (Int, Int, RowRunner, Int) -> Void) {
-        let pool = ThreadPool.shared
+        let pool = ThreadPool.current
         let pairs = shape.batch * shape.heads
         if pool.threadCount > 1 && pairs >= pool.threadCount {
             let inline: RowRunner = { count, rowBody in rowBody(0..<count) }

@@ -28,7 +28,7 @@ public enum CrossEntropy {
     public static func forward(losses: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
                                logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
                                lossMask: UnsafePointer<Float>?, rows: Int, vocab: Int) -> Totals {
-        ThreadPool.shared.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
+        ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
                 let x = logits + row * vocab
                 let m = vectorMax(x, vocab)
@@ -73,7 +73,7 @@ public enum CrossEntropy {
                                 logSumExp: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
                                 lossMask: UnsafePointer<Float>?, scale: Float, rows: Int, vocab: Int,
                                 vocabStart: Int = 0) {
-        ThreadPool.shared.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
+        ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
                 let x = logits + row * vocab
                 let w = rowWeight(row, targets: targets, lossMask: lossMask) * scale
@@ -111,7 +111,7 @@ public enum CrossEntropy {
         let maxima = scratch, sums = scratch + rows, targetLogits = scratch + 2 * rows
         for row in 0..<rows { maxima[row] = vectorMax(logits + row * vocab, vocab) }
         reduce(maxima, rows, true)
-        ThreadPool.shared.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
+        ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
                 let x = logits + row * vocab
                 let m = maxima[row]

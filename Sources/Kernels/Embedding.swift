@@ -11,7 +11,7 @@ public enum Embedding {
                                batch: Int, seqLength: Int, channels: Int,
                                vocabStart: Int = 0, vocabCount: Int = Int.max) {
         let c = channels
-        ThreadPool.shared.parallelFor(batch * seqLength, minimumPerThread: max(1, 32768 / c)) { range in
+        ThreadPool.current.parallelFor(batch * seqLength, minimumPerThread: max(1, 32768 / c)) { range in
             for n in range {
                 let local = Int(tokens[n]) - vocabStart
                 let y = out + n * c
@@ -49,7 +49,7 @@ public enum Embedding {
         let c = channels
         let rows = batch * seqLength
         let minimumChannels = max(16, 65536 / max(1, rows))
-        ThreadPool.shared.parallelFor(c, minimumPerThread: minimumChannels) { channelRange in
+        ThreadPool.current.parallelFor(c, minimumPerThread: minimumChannels) { channelRange in
             let lo = channelRange.lowerBound
             let width = channelRange.count
             for n in 0..<rows {

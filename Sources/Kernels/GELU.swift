@@ -6,7 +6,7 @@ public enum GELU {
 
     /// Writes `out[i] = gelu(inp[i])` for `count` elements (`out` may equal `inp`).
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
-        ThreadPool.shared.parallelFor(count, minimumPerThread: 32768) { range in
+        ThreadPool.current.parallelFor(count, minimumPerThread: 32768) { range in
             var i = range.lowerBound
             while i + 16 <= range.upperBound {
                 storeVector(value(loadVector(inp + i)), out + i)
@@ -22,7 +22,7 @@ public enum GELU {
     /// Backward of `forward`: writes `dinp[i] = gelu'(inp[i]) * dout[i]` (`dinp` may equal `dout`).
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, count: Int) {
-        ThreadPool.shared.parallelFor(count, minimumPerThread: 32768) { range in
+        ThreadPool.current.parallelFor(count, minimumPerThread: 32768) { range in
             var i = range.lowerBound
             while i + 16 <= range.upperBound {
                 storeVector(derivative(loadVector(inp + i)) * loadVector(dout + i), dinp + i)

@@ -8,7 +8,7 @@ public enum LayerNorm {
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                rows: Int, channels: Int, eps: Float = 1e-5) {
         let c = channels
-        ThreadPool.shared.parallelFor(rows, minimumPerThread: max(1, 16384 / c)) { range in
+        ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 16384 / c)) { range in
             for row in range {
                 let x = inp + row * c
                 let y = out + row * c
@@ -55,7 +55,7 @@ public enum LayerNorm {
                                 mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                                 rows: Int, channels: Int) {
         let c = channels
-        let pool = ThreadPool.shared
+        let pool = ThreadPool.current
         let chunks = min(pool.threadCount, max(1, rows * c / 16384))
         // Each chunk accumulates its parameter gradients privately; they are summed at the end.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: chunks * 2 * c) { scratch in

@@ -12,7 +12,7 @@ public enum Matmul {
                                rows: Int, inFeatures: Int, outFeatures: Int) {
         var beta: Float = 0
         if let bias {
-            ThreadPool.shared.parallelFor(rows, minimumPerThread: max(1, 65536 / outFeatures)) { range in
+            ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / outFeatures)) { range in
                 for row in range {
                     (out + row * outFeatures).update(from: bias, count: outFeatures)
                 }

@@ -4,7 +4,7 @@
 public enum Residual {
     /// `out[i] += inp[i]` for `count` elements.
     public static func addInPlace(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int) {
-        ThreadPool.shared.parallelFor(count, minimumPerThread: 65536) { range in
+        ThreadPool.current.parallelFor(count, minimumPerThread: 65536) { range in
             var i = range.lowerBound
             while i + 16 <= range.upperBound {
                 storeVector(loadVector(out + i) + loadVector(inp + i), out + i)

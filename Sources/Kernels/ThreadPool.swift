@@ -10,10 +10,31 @@ import Synchronization
 /// `parallelFor` splits `0..<count` into contiguous chunks; the calling thread runs chunk 0 and
 /// the workers the rest. Workers spin briefly after a job (a dispatch then costs well under a
 /// microsecond) and then sleep on a condition variable, so they leave the cores to OpenBLAS
-/// during GEMMs. The pool is not reentrant: call `parallelFor` from one thread at a time.
+/// during GEMMs. Callers of one pool take turns; rank threads that should compute side by side
+/// each install their own pool with `withCurrent`.
 public final class ThreadPool: @unchecked Sendable {
     /// The process-wide pool, sized by `MEGATRON_NUM_THREADS` or the number of online cores.
-    public static let shared = ThreadPool(threadCount: ThreadPool.defaultThreadCount())
+    public static let process = ThreadPool(threadCount: ThreadPool.defaultThreadCount())
+
+    /// The pool the kernels use on this thread: the one installed by `withCurrent`, else `process`.
+    public static var current: ThreadPool {
+        guard let pointer = pthread_getspecific(currentKey) else { return process }
+        return Unmanaged<ThreadPool>.fromOpaque(pointer).takeUnretainedValue()
+    }
+
+    /// Runs `body` with `pool` as this thread's `current` pool.
+    public static func withCurrent<R>(_ pool: ThreadPool, _ body: () throws -> R) rethrows -> R {
+        let previous = pthread_getspecific(currentKey)
+        pthread_setspecific(currentKey, Unmanaged.passUnretained(pool).toOpaque())
+        defer { pthread_setspecific(currentKey, previous) }
+        return try body()
+    }
+
+    private static let currentKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
 
     /// Threads that run a job, the caller included.
     public let threadCount: Int
@@ -26,6 +47,7 @@ public final class ThreadPool: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     private let callerLock = Mutex<Void>(())
+    private let stopping = Atomic<Bool>(false)
 
     /// Spin iterations before a worker sleeps (roughly 20-50 microseconds).
     private static let spinLimit = 20_000
@@ -48,6 +70,15 @@ public final class ThreadPool: @unchecked Sendable {
             return value
         }
         return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Ends the worker threads once they are idle; the pool must not be used afterwards.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        pthread_mutex_lock(mutex)
+        generation.wrappingAdd(1, ordering: .releasing)
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
     }
 
     /// Runs `body` over contiguous sub-ranges covering `0..<count`, in parallel when each thread
@@ -128,6 +159,7 @@ public final class ThreadPool: @unchecked Sendable {
                 pthread_mutex_unlock(mutex)
             }
             seen = current
+            if stopping.load(ordering: .acquiring) { return }
             if index < jobChunks {
                 runJob(index)
                 pending.wrappingSubtract(1, ordering: .releasing)

@@ -8,10 +8,19 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// `megatron bench`: times GPT training steps (forward + backward + AdamW) on random tokens.
+/// `megatron bench`: benchmarks of training steps and of the communication backends.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
+        abstract: "Benchmarks: training steps (default) and collectives.",
+        subcommands: [StepBenchCommand.self, CollectivesBenchCommand.self],
+        defaultSubcommand: StepBenchCommand.self)
+}
+
+/// `megatron bench [step]`: times GPT training steps (forward + backward + AdamW) on random tokens.
+struct StepBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "step",
         abstract: "Time training steps of a GPT configuration and report tokens/s, memory and MFU.",
         discussion: """
         MFU divides Megatron's model FLOPs per step (Narayanan et al. 2021, without recomputation),

@@ -7,7 +7,8 @@ import Distributed
 import Glibc
 #endif
 
-/// `megatron train`: Megatron's pretrain_gpt.py on this machine (one rank).
+/// `megatron train`: Megatron's pretrain_gpt.py: one rank, rank threads, or one rank per
+/// process under mpirun.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
@@ -36,18 +37,19 @@ struct TrainCommand: ParsableCommand {
         guard let eod = tokenizer.endOfDocumentID else {
             throw ValidationError("the tokenizer has no <|endoftext|> token")
         }
-        let ranks = config.tensorModelParallelSize * (config.dataParallelSize ?? 1)
-        if ranks == 1 {
-            try Self.train(config: config, vocabularySize: tokenizer.vocabularySize, eod: eod, parallel: .single)
-            return
-        }
-        // A layout of several ranks outside mpirun: one thread per rank, sharing memory.
-        guard config.save == nil && config.load == nil else {
-            throw ValidationError("--save/--load with tensor or data parallelism is not implemented yet (single rank only)")
-        }
+        let tensorParallel = config.tensorModelParallelSize
         let vocabularySize = tokenizer.vocabularySize
-        _ = try ThreadCommunicator.run(size: ranks) { world in
-            let state = try ParallelState(world: world, tensorParallel: config.tensorModelParallelSize)
+        try RankLauncher.run(worldSize: { mpiWorld in
+            // Outside mpirun the layout sets the number of rank threads; under mpirun the data-
+            // parallel size defaults to what the world leaves after tensor parallelism.
+            let dataParallel = config.dataParallelSize ?? (mpiWorld.map { max(1, $0 / tensorParallel) } ?? 1)
+            let ranks = tensorParallel * dataParallel
+            guard ranks == 1 || (config.save == nil && config.load == nil) else {
+                throw LayoutError.invalid("--save/--load with tensor or data parallelism is not implemented yet (single rank only)")
+            }
+            return ranks
+        }) { world in
+            let state = try world.map { try ParallelState(world: $0, tensorParallel: tensorParallel) } ?? .single
             try Self.train(config: config, vocabularySize: vocabularySize, eod: eod, parallel: state)
         }
     }

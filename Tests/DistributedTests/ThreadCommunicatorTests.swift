@@ -2,63 +2,54 @@ import Testing
 @testable import Distributed
 
 @Suite struct ThreadCommunicatorTests {
-    @Test(arguments: [1, 2, 3, 4]) func collectivesMatchTheirDefinitions(size: Int) throws {
-        let results = try ThreadCommunicator.run(size: size) { comm -> [[Float]] in
-            let r = Float(comm.rank)
-            let count = 7
-            var sum = (0..<count).map { Float($0) + 10 * r }
-            comm.allReduce(&sum, count: count, operation: .sum)
-            var largest = (0..<count).map { $0 == 3 ? -r : r }
-            comm.allReduce(&largest, count: count, operation: .max)
-            let mine = (0..<3).map { Float($0) + 100 * r }
-            var gathered = [Float](repeating: -1, count: 3 * comm.size)
-            comm.allGather(send: mine, receive: &gathered, count: 3)
-            let scatterInput = (0..<(2 * comm.size)).map { Float($0) * (r + 1) }
-            var scattered = [Float](repeating: -1, count: 2)
-            comm.reduceScatter(send: scatterInput, receive: &scattered, count: 2)
-            var broadcast = [r, r, r]
-            comm.broadcast(&broadcast, count: 3, root: comm.size - 1)
-            let doubles = comm.allReduce([1e-12 + Double(comm.rank), 1.5], operation: .sum)
-            comm.barrier()
-            return [sum, largest, gathered, scattered, broadcast, doubles.map { Float($0) }]
-        }
-        let n = Float(size)
-        let rankSum = n * (n - 1) / 2
-        for result in results {
-            let sums: [Float] = (0..<7).map { Float($0) * n + 10 * rankSum }
-            let maxima: [Float] = (0..<7).map { $0 == 3 ? 0 : n - 1 }
-            let gathered: [Float] = (0..<size).flatMap { r in (0..<3).map { Float($0) + 100 * Float(r) } }
-            #expect(result[0] == sums)
-            #expect(result[1] == maxima)
-            #expect(result[2] == gathered)
-            #expect(result[5] == [Float(1e-12 * Double(size) + Double(rankSum)), 1.5 * n])
-        }
-        let weights = (1...size).reduce(0, +)  // sum of (r + 1)
-        let w = Float(weights)
-        for (rank, result) in results.enumerated() {
-            let first = Float(2 * rank) * w, second = Float(2 * rank + 1) * w
-            #expect(result[3] == [first, second])
-            #expect(result[4] == [n - 1, n - 1, n - 1])
-        }
+    @Test(arguments: [1, 2, 3, 4]) func everyOperationMatchesItsDefinition(size: Int) throws {
+        let failures = try ThreadCommunicator.run(size: size) { CommunicatorCheck.run($0) }
+        #expect(failures.flatMap { $0 } == [])
     }
 
-    @Test func pointToPointAndSplit() throws {
-        let results = try ThreadCommunicator.run(size: 4) { comm -> [Float] in
-            // Ring: send to the next rank, receive from the previous.
-            comm.send([Float(comm.rank)], count: 1, to: (comm.rank + 1) % 4, tag: 7)
-            var received: [Float] = [-1]
-            comm.receive(&received, count: 1, from: (comm.rank + 3) % 4, tag: 7)
-            // Even and odd ranks form two groups, ordered by descending key.
-            let half = comm.split(color: comm.rank % 2, key: -comm.rank)
-            var value = [Float(comm.rank)]
-            half.allReduce(&value, count: 1, operation: .sum)
-            return [received[0], value[0], Float(half.rank), Float(half.size)] + half.members.map(Float.init)
+    @Test func reductionsGiveEveryRankTheSameBits() throws {
+        let results = try ThreadCommunicator.run(size: 3) { comm -> [Float] in
+            var values = (0..<1000).map { Float($0 + 1).squareRoot() * Float(comm.rank + 1) / 7 }
+            comm.allReduce(&values, count: values.count, operation: .sum)
+            return values
         }
-        #expect(results[0] == [3, 2, 1, 2, 2, 0])
-        #expect(results[1] == [0, 4, 1, 2, 3, 1])
-        #expect(results[2] == [1, 2, 0, 2, 2, 0])
-        #expect(results[3] == [2, 4, 0, 2, 3, 1])
+        #expect(results[0] == results[1] && results[1] == results[2])
     }
+
+    @Test func theCheckCatchesABrokenBackend() throws {
+        let failures = try ThreadCommunicator.run(size: 2) { CommunicatorCheck.run(SkippedBroadcast(base: $0)) }
+        #expect(failures[0].contains { $0.contains("broadcast") })
+    }
+}
+
+/// A communicator whose broadcast does nothing, to show that the check notices.
+private final class SkippedBroadcast: Communicator {
+    let base: Communicator
+    init(base: Communicator) { self.base = base }
+    var rank: Int { base.rank }
+    var size: Int { base.size }
+    var members: [Int] { base.members }
+    func allReduce(_ buffer: UnsafeMutablePointer<Float>, count: Int, operation: ReduceOperation) {
+        base.allReduce(buffer, count: count, operation: operation)
+    }
+    func allReduce(_ buffer: UnsafeMutablePointer<Double>, count: Int, operation: ReduceOperation) {
+        base.allReduce(buffer, count: count, operation: operation)
+    }
+    func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, count: Int) {
+        base.allGather(send: send, receive: receive, count: count)
+    }
+    func reduceScatter(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, count: Int) {
+        base.reduceScatter(send: send, receive: receive, count: count)
+    }
+    func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {}
+    func send(_ buffer: UnsafePointer<Float>, count: Int, to destination: Int, tag: Int) {
+        base.send(buffer, count: count, to: destination, tag: tag)
+    }
+    func receive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from source: Int, tag: Int) {
+        base.receive(buffer, count: count, from: source, tag: tag)
+    }
+    func barrier() { base.barrier() }
+    func split(color: Int, key: Int) -> Communicator { base.split(color: color, key: key) }
 }
 
 @Suite struct RankGridTests {

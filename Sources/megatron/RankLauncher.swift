@@ -1,0 +1,66 @@
+import ArgumentParser
+import Distributed
+import Kernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts the ranks of a parallel layout. Under `mpirun` (or srun) this process is one rank of
+/// an Open MPI world; otherwise a layout of several ranks runs as threads of this process. Either
+/// way each rank gets an equal share of the cores for its kernels and GEMMs, so that ranks
+/// compute side by side instead of taking turns on one thread pool.
+enum RankLauncher {
+    /// Runs `body` on every rank of this process with the world communicator (nil for a single
+    /// rank). `worldSize` gets the MPI world's size (nil outside mpirun) and returns the number of
+    /// ranks the layout needs; under mpirun the two must agree.
+    static func run(worldSize: (Int?) throws -> Int, _ body: @escaping @Sendable (Communicator?) throws -> Void) throws {
+        if MPICommunicator.isLaunchedByMPI {
+            let world = try MPICommunicator.world()
+            do {
+                let needed = try worldSize(world.size)
+                guard needed == world.size else {
+                    throw LayoutError.invalid("mpirun started \(world.size) ranks but the layout needs \(needed)")
+                }
+            } catch {
+                // Every rank finds the same problem: rank 0 reports it, the others exit quietly.
+                if world.rank == 0 { throw error }
+                throw ExitCode.failure
+            }
+            let threads = threadsPerRank(ranksOnThisMachine: localRankCount ?? 1)
+            setBLASThreadCount(threads)
+            let pool = ThreadPool(threadCount: threads)
+            do {
+                try ThreadPool.withCurrent(pool) { try body(world.size == 1 ? nil : world) }
+                world.flushSends()
+            } catch {
+                // The other ranks may be waiting in a collective for this one: stop the job.
+                printError("rank \(world.rank): \(error)")
+                if world.size > 1 { world.abort(code: 1) }
+                throw ExitCode.failure
+            }
+            return
+        }
+        let ranks = try worldSize(nil)
+        guard ranks > 1 else {
+            try body(nil)
+            return
+        }
+        let threads = threadsPerRank(ranksOnThisMachine: ranks)
+        setBLASThreadCount(threads)
+        _ = try ThreadCommunicator.run(size: ranks) { world in
+            let pool = ThreadPool(threadCount: threads)
+            defer { pool.stop() }
+            try ThreadPool.withCurrent(pool) { try body(world) }
+        }
+    }
+
+    /// Kernel and BLAS threads of each rank: the cores (or MEGATRON_NUM_THREADS) shared out.
+    static func threadsPerRank(ranksOnThisMachine: Int) -> Int {
+        max(1, ThreadPool.defaultThreadCount() / max(1, ranksOnThisMachine))
+    }
+
+    /// Ranks of this job on this node, as Open MPI announces it.
+    static var localRankCount: Int? {
+        getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap { Int(String(cString: $0)) }
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The Open MPI backend against the single-rank run: the communicator check under mpirun, then
+# 5 training steps of TP 2 x DP 2 (with and without the distributed optimizer) as 4 processes,
+# whose losses must equal one rank's within 1e-5 relative; a world that does not match the
+# layout must fail with a clear error. Usage: mpi_equivalence.sh MEGATRON_BINARY WORK_DIR
+set -euo pipefail
+binary="$(realpath "$1")" work="$2"
+here="$(dirname "$0")"
+mkdir -p "$work"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1
+mpi=(mpirun --bind-to none)
+
+"${mpi[@]}" -np 4 "$binary" bench collectives --check-only
+
+"$binary" preprocess --input data/devils-dictionary/devils_dictionary.jsonl --output-prefix "$work/devil" \
+    --vocab-file data/gpt2/gpt2-vocab.json --merge-file data/gpt2/gpt2-merges.txt --append-eod --workers 2
+train=(train --num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 32 --micro-batch-size 2
+    --global-batch-size 8 --lr 1e-3 --train-iters 5 --data-path "$work/devil_text_document"
+    --vocab-file data/gpt2/gpt2-vocab.json --merge-file data/gpt2/gpt2-merges.txt --split 95,5,0
+    --log-interval 1 --eval-interval 5 --eval-iters 1 --seed 1234)
+
+"$binary" "${train[@]}" --metrics-file "$work/single.jsonl" > "$work/single.log"
+"${mpi[@]}" -np 4 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --metrics-file "$work/tp2dp2.jsonl" > "$work/tp2dp2.log"
+"${mpi[@]}" -np 4 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --use-distributed-optimizer \
+    --metrics-file "$work/tp2dp2-zero.jsonl" > "$work/tp2dp2-zero.log"
+echo -n "mpirun -np 4, TP 2 x DP 2: "; bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/tp2dp2.jsonl"
+echo -n "mpirun -np 4, TP 2 x DP 2, distributed optimizer: "
+bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/tp2dp2-zero.jsonl"
+
+if "${mpi[@]}" -np 3 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --data-parallel-size 2 > "$work/mismatch.log" 2>&1; then
+    echo "mpirun -np 3 with a 4-rank layout should have failed" >&2; exit 1
+fi
+grep -q "mpirun started 3 ranks but the layout needs 4" "$work/mismatch.log" || { cat "$work/mismatch.log" >&2; exit 1; }
+echo "mpirun -np 3 with a 4-rank layout: refused"
