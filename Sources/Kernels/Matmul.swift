@@ -51,6 +51,11 @@ public enum Matmul {
     }
 }
 
+/// The number of threads OpenBLAS uses for each GEMM.
+public func blasThreadCount() -> Int {
+    Int(openblas_get_num_threads())
+}
+
 /// Sets the number of threads OpenBLAS uses for each GEMM.
 public func setBLASThreadCount(_ count: Int) {
     openblas_set_num_threads(Int32(count))

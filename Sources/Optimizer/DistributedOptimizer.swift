@@ -40,6 +40,17 @@ public final class DistributedOptimizer {
         return start..<min(start + shardSize, layout.totalCount)
     }
 
+    /// Sets this rank's moments from whole-buffer moments `m` and `v` (of `layout.totalCount`
+    /// values) and the completed step count, when resuming from a checkpoint.
+    public func restore(m wholeM: UnsafePointer<Float>, v wholeV: UnsafePointer<Float>, step: Int) {
+        let range = shardRange
+        m.zero()
+        v.zero()
+        m.pointer.update(from: wholeM + range.lowerBound, count: range.count)
+        v.pointer.update(from: wholeV + range.lowerBound, count: range.count)
+        self.step = step
+    }
+
     /// Reduce-scatters `grads` (summed over the group) into this rank's gradient shard; returns
     /// the sum of squares of the shard, each element weighted by `weight(index of tensor)`
     /// (for counting tensor-parallel replicated parameters once).

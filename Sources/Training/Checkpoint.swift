@@ -11,11 +11,12 @@ import Models
 import Optimizer
 import Parameters
 
-/// Megatron-style checkpoint directories: `DIR/iter_0000100/mp_rank_00/model_optim_rng.safetensors`
-/// (weights, both Adam moments, and the run state in the header's metadata) and
-/// `DIR/latest_checkpointed_iteration.txt`. A checkpoint is written to a temporary directory
-/// and renamed into place before the tracker file is replaced, so a crash while saving leaves
-/// the previous checkpoint and tracker intact. `mp_rank_TT[_PPP]` leaves room for model-parallel shards.
+/// Megatron-style checkpoint directories: `DIR/iter_0000100/mp_rank_TT/model_optim_rng.safetensors`
+/// per tensor-parallel rank (its shard of the weights, the Adam moments, and the run state in the
+/// header's metadata), `distrib_optim_dp_RR.safetensors` beside it per data-parallel rank when the
+/// distributed optimizer holds the moments, and `DIR/latest_checkpointed_iteration.txt`. Saving
+/// under a layout and loading under the same one resumes bit-identically; the data-parallel size
+/// and the optimizer kind may change at load, the tensor-parallel size through `reshard`.
 public enum Checkpoint {
     /// What is restored besides the tensors.
     public struct State: Equatable, Sendable {
@@ -34,8 +35,22 @@ public enum Checkpoint {
         }
     }
 
+    /// Where a rank's Adam moments live.
+    public enum Moments {
+        /// Moments of every local tensor (AdamW over the whole local model).
+        case whole(AdamWOptimizer)
+        /// This data-parallel rank's flat slice (ZeRO-1).
+        case sharded(DistributedOptimizer)
+
+        var step: Int {
+            switch self {
+            case .whole(let optimizer): optimizer.step
+            case .sharded(let optimizer): optimizer.step
+            }
+        }
+    }
+
     static let trackerName = "latest_checkpointed_iteration.txt"
-    static let fileName = "model_optim_rng.safetensors"
 
     /// `iter_0000100`.
     public static func directoryName(iteration: Int) -> String {
@@ -43,57 +58,57 @@ public enum Checkpoint {
         return "iter_" + String(repeating: "0", count: max(0, 7 - digits.count)) + digits
     }
 
-    /// Writes a checkpoint of `model` and `optimizer` into `directory` (created if needed).
-    public static func save(to directory: String, model: GPTModel, optimizer: AdamWOptimizer,
-                            state: State, arguments: JSONValue = .object([]),
-                            schedule: LearningRateSchedule? = nil) throws(TrainingError) {
-        let files = FileManager.default
-        let final = directory + "/" + directoryName(iteration: state.iteration)
-        let temporary = final + ".tmp-\(getpid())"
-        do {
-            try? files.removeItem(atPath: temporary)
-            try files.createDirectory(atPath: temporary + "/mp_rank_00", withIntermediateDirectories: true)
-        } catch {
-            throw .checkpoint(path: directory, reason: "cannot create \(temporary): \(error)")
+    /// `mp_rank_00`, Megatron's folder of a tensor-parallel rank.
+    public static func rankDirectoryName(tensorRank: Int) -> String {
+        "mp_rank_" + (tensorRank < 10 ? "0" : "") + String(tensorRank)
+    }
+
+    /// Writes this rank's part of a checkpoint into `directory` (created if needed). Collective
+    /// over `parallel.world`: the first data-parallel rank of each tensor-parallel rank writes the
+    /// model file, every rank its optimizer shard when sharded, global rank 0 moves the directory
+    /// into place.
+    public static func save(to directory: String, model: GPTModel, moments: Moments, state: State,
+                            arguments: JSONValue = .object([]), schedule: LearningRateSchedule? = nil,
+                            parallel: ParallelState = .single) throws(TrainingError) {
+        let target = CheckpointDirectory(root: directory, iteration: state.iteration)
+        if parallel.isFirst { try target.prepare() }
+        parallel.world?.barrier()
+        let rankDirectory = try target.rankDirectory(tensorRank: parallel.tensorRank)
+        var sharded = false
+        if case .sharded(let optimizer) = moments {
+            sharded = true
+            let range = optimizer.shardRange
+            try CheckpointFiles.writeShard(to: rankDirectory, dataRank: parallel.dataRank, dataParallel: parallel.dataParallel,
+                                           range: range, m: optimizer.m.pointer, v: optimizer.v.pointer)
         }
-        let layout = model.layout
-        var tensors = [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)]()
-        for (prefix, store) in [("", model.params), ("optimizer.exp_avg.", optimizer.m), ("optimizer.exp_avg_sq.", optimizer.v)] {
-            for (index, spec) in layout.specs.enumerated() {
-                tensors.append((prefix + spec.name, spec.shape,
-                                UnsafeBufferPointer(start: store.pointer(at: index), count: spec.count)))
-            }
+        if parallel.dataRank == 0 {
+            var metadata = [
+                "format": "megatron-swift checkpoint 1",
+                "model": modelDescription(model.config).serialized,
+                "config": String(decoding: (try? JSONEncoder().encode(model.config)) ?? Data(), as: UTF8.self),
+                "iteration": String(state.iteration),
+                "consumed_samples": String(state.consumedSamples),
+                "consumed_valid_samples": String(state.consumedValidSamples),
+                "optimizer_step": String(state.optimizerStep),
+                "seed": String(state.seed),
+                "args": arguments.serialized,
+                "scheduler": schedule.map { String(decoding: (try? JSONEncoder().encode($0)) ?? Data(), as: UTF8.self) } ?? "null",
+            ]
+            metadata.merge(layoutMetadata(tensorParallel: model.tensorParallelSize, tensorRank: model.tensorParallelRank,
+                                          dataParallel: parallel.dataParallel, sharded: sharded)) { $1 }
+            var whole: (m: ParameterStore, v: ParameterStore)?
+            if case .whole(let optimizer) = moments { whole = (optimizer.m, optimizer.v) }
+            try CheckpointFiles.writeModel(to: rankDirectory, params: model.params, moments: whole, metadata: metadata)
         }
-        let metadata = [
-            "format": "megatron-swift checkpoint 1",
-            "model": modelDescription(model.config).serialized,
-            "config": String(decoding: (try? JSONEncoder().encode(model.config)) ?? Data(), as: UTF8.self),
-            "iteration": String(state.iteration),
-            "consumed_samples": String(state.consumedSamples),
-            "consumed_valid_samples": String(state.consumedValidSamples),
-            "optimizer_step": String(state.optimizerStep),
-            "seed": String(state.seed),
-            "args": arguments.serialized,
-            "scheduler": schedule.map { String(decoding: (try? JSONEncoder().encode($0)) ?? Data(), as: UTF8.self) } ?? "null",
-        ]
-        do {
-            try SafeTensorsFile.write(tensors, metadata: metadata, to: temporary + "/mp_rank_00/" + fileName)
-        } catch {
-            throw .checkpoint(path: temporary, reason: "\(error)")
-        }
-        do {
-            if files.fileExists(atPath: final) {
-                let old = final + ".old-\(getpid())"
-                try files.moveItem(atPath: final, toPath: old)
-                try files.moveItem(atPath: temporary, toPath: final)
-                try files.removeItem(atPath: old)
-            } else {
-                try files.moveItem(atPath: temporary, toPath: final)
-            }
-            try AtomicFile.write(Array("\(state.iteration)\n".utf8), to: directory + "/" + trackerName)
-        } catch {
-            throw .checkpoint(path: final, reason: "cannot move the checkpoint into place: \(error)")
-        }
+        parallel.world?.barrier()
+        if parallel.isFirst { try target.commit() }
+        parallel.world?.barrier()
+    }
+
+    /// The metadata that says how a rank file was sharded.
+    static func layoutMetadata(tensorParallel: Int, tensorRank: Int, dataParallel: Int, sharded: Bool) -> [String: String] {
+        ["tensor_model_parallel_size": String(tensorParallel), "tensor_model_parallel_rank": String(tensorRank),
+         "data_parallel_size": String(dataParallel), "distributed_optimizer": sharded ? "true" : "false"]
     }
 
     /// The iteration named by `directory`'s tracker file.
@@ -109,33 +124,27 @@ public enum Checkpoint {
         return iteration
     }
 
-    /// The safetensors file of the latest checkpoint in `directory`.
-    static func openLatest(in directory: String) throws(TrainingError) -> (file: SafeTensorsFile, path: String, iteration: Int) {
+    /// The folder of tensor-parallel rank `tensorRank` in the latest checkpoint in `directory`.
+    static func latestRankDirectory(in directory: String, tensorRank: Int) throws(TrainingError) -> (path: String, iteration: Int) {
         let iteration = try latestIteration(in: directory)
-        let path = directory + "/" + directoryName(iteration: iteration) + "/mp_rank_00/" + fileName
-        do {
-            return (try SafeTensorsFile(path: path), path, iteration)
-        } catch {
-            throw .checkpoint(path: path, reason: error.description)
-        }
+        return (directory + "/" + directoryName(iteration: iteration) + "/" + rankDirectoryName(tensorRank: tensorRank), iteration)
     }
 
-    /// Fills `store` from the tensors named `prefix + spec name`, checking each size.
-    static func read(_ file: SafeTensorsFile, path: String, prefix: String, into store: ParameterStore) throws(TrainingError) {
-        for (index, spec) in store.layout.specs.enumerated() {
-            let values: [Float]
-            do { values = try file.floats(prefix + spec.name) } catch { throw .checkpoint(path: path, reason: error.description) }
-            guard values.count == spec.count else {
-                throw .checkpoint(path: path, reason: "\(prefix + spec.name) has \(values.count) values, expected \(spec.count)")
-            }
-            store.pointer(at: index).update(from: values, count: spec.count)
+    /// An integer from a rank file's metadata (`fallback` when absent, e.g. older files).
+    static func number(_ key: String, in file: SafeTensorsFile, path: String, fallback: Int? = nil) throws(TrainingError) -> Int {
+        guard let text = file.metadata[key] else {
+            if let fallback { return fallback }
+            throw .checkpoint(path: path, reason: "metadata \(key) is missing")
         }
+        guard let value = Int(text) else { throw .checkpoint(path: path, reason: "metadata \(key) is not a number: \(text)") }
+        return value
     }
 
-    /// Loads the latest checkpoint in `directory` into `model` and `optimizer`; throws if it was
-    /// made for another model shape or is damaged.
-    public static func load(from directory: String, model: GPTModel, optimizer: AdamWOptimizer) throws(TrainingError) -> State {
-        let (file, path, _) = try openLatest(in: directory)
+    /// Loads this rank's part of the latest checkpoint in `directory` into `model` and `moments`;
+    /// throws if it was made for another model shape or tensor-parallel size, or is damaged.
+    public static func load(from directory: String, model: GPTModel, moments: Moments) throws(TrainingError) -> State {
+        let (rankDirectory, _) = try latestRankDirectory(in: directory, tensorRank: model.tensorParallelRank)
+        let (file, path) = try CheckpointFiles.openModel(in: rankDirectory)
         let expected = modelDescription(model.config).serialized
         guard let stored = file.metadata["model"] else {
             throw .checkpoint(path: path, reason: "no model description in its metadata")
@@ -143,34 +152,38 @@ public enum Checkpoint {
         guard stored == expected else {
             throw .checkpoint(path: path, reason: "it holds the model \(stored) but this run asks for \(expected)")
         }
-        func number(_ key: String) throws(TrainingError) -> Int {
-            guard let text = file.metadata[key], let value = Int(text) else {
-                throw .checkpoint(path: path, reason: "metadata \(key) is missing or not a number")
-            }
-            return value
+        let storedTensorParallel = try number("tensor_model_parallel_size", in: file, path: path, fallback: 1)
+        guard storedTensorParallel == model.tensorParallelSize else {
+            throw .checkpoint(path: path, reason: "it was saved with --tensor-model-parallel-size \(storedTensorParallel) but this run uses "
+                + "\(model.tensorParallelSize); reshard it with megatron convert --target-tensor-model-parallel-size \(model.tensorParallelSize)")
         }
-        let state = State(iteration: try number("iteration"), consumedSamples: try number("consumed_samples"),
-                          consumedValidSamples: try number("consumed_valid_samples"),
-                          optimizerStep: try number("optimizer_step"), seed: try number("seed"))
-        for (prefix, store) in [("", model.params), ("optimizer.exp_avg.", optimizer.m), ("optimizer.exp_avg_sq.", optimizer.v)] {
-            try read(file, path: path, prefix: prefix, into: store)
+        let state = State(iteration: try number("iteration", in: file, path: path),
+                          consumedSamples: try number("consumed_samples", in: file, path: path),
+                          consumedValidSamples: try number("consumed_valid_samples", in: file, path: path),
+                          optimizerStep: try number("optimizer_step", in: file, path: path),
+                          seed: try number("seed", in: file, path: path))
+        try CheckpointFiles.read(file, path: path, prefix: "", into: model.params)
+        let (m, v) = try CheckpointFiles.readMoments(in: rankDirectory, model: file, path: path, layout: model.layout)
+        switch moments {
+        case .whole(let optimizer):
+            optimizer.m.buffer.pointer.update(from: m.buffer.pointer, count: model.layout.totalCount)
+            optimizer.v.buffer.pointer.update(from: v.buffer.pointer, count: model.layout.totalCount)
+            optimizer.restore(step: state.optimizerStep)
+        case .sharded(let optimizer):
+            optimizer.restore(m: m.buffer.pointer, v: v.buffer.pointer, step: state.optimizerStep)
         }
-        optimizer.restore(step: state.optimizerStep)
         return state
     }
 
-    /// The model of the latest checkpoint in `directory`, built from the configuration stored in
-    /// it, with its weights (for evaluation and generation; the optimizer state is not read).
+    /// The whole model of the latest checkpoint in `directory` (tensor-parallel shards merged),
+    /// built from the configuration stored in it (for evaluation, generation and export; the
+    /// optimizer state is not read).
     public static func loadModel(from directory: String) throws(TrainingError) -> (model: GPTModel, iteration: Int) {
-        let (file, path, iteration) = try openLatest(in: directory)
-        guard let text = file.metadata["config"],
-              let config = try? JSONDecoder().decode(GPTConfig.self, from: Data(text.utf8)) else {
-            throw .checkpoint(path: path, reason: "no model configuration in its metadata")
-        }
+        let merged = try MergedCheckpoint(directory: directory, moments: false)
         let model: GPTModel
-        do { model = try GPTModel(config: config) } catch { throw .checkpoint(path: path, reason: error.description) }
-        try read(file, path: path, prefix: "", into: model.params)
-        return (model, iteration)
+        do { model = try GPTModel(config: merged.config) } catch { throw .checkpoint(path: directory, reason: error.description) }
+        model.params.buffer.pointer.update(from: merged.params.buffer.pointer, count: model.layout.totalCount)
+        return (model, merged.iteration)
     }
 
     /// The shape fields a checkpoint must match.

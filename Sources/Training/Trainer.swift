@@ -89,7 +89,7 @@ public final class Trainer {
         valid = sources[1]
 
         if let load = config.load {
-            let state = try Checkpoint.load(from: load, model: model, optimizer: try wholeModelOptimizer())
+            let state = try Checkpoint.load(from: load, model: model, moments: moments)
             iteration = state.iteration
             consumedSamples = state.consumedSamples
             consumedValidSamples = state.consumedValidSamples
@@ -182,22 +182,20 @@ public final class Trainer {
         return count > 0 ? sum / Double(count) : nil
     }
 
-    /// Saves a checkpoint of the current state into `directory`.
+    /// Saves a checkpoint of the current state into `directory` (collective over the world: every
+    /// rank calls it).
     public func save(to directory: String) throws {
-        let optimizer = try wholeModelOptimizer()
-        try Checkpoint.save(to: directory, model: model, optimizer: optimizer,
+        try Checkpoint.save(to: directory, model: model, moments: moments,
                             state: Checkpoint.State(iteration: iteration, consumedSamples: consumedSamples,
                                                     consumedValidSamples: consumedValidSamples,
-                                                    optimizerStep: optimizer.step, seed: config.seed),
-                            arguments: config.arguments, schedule: schedule)
+                                                    optimizerStep: moments.step, seed: config.seed),
+                            arguments: config.arguments, schedule: schedule, parallel: parallel)
     }
 
-    /// The optimizer checkpoints hold (sharded optimizer states are not checkpointed yet).
-    private func wholeModelOptimizer() throws(TrainingError) -> AdamWOptimizer {
-        guard let optimizer else {
-            throw .invalidFlag("--use-distributed-optimizer", "checkpoints of the distributed optimizer's shards are not implemented yet")
-        }
-        return optimizer
+    /// Where this rank's Adam moments live.
+    private var moments: Checkpoint.Moments {
+        if let distributedOptimizer { return .sharded(distributedOptimizer) }
+        return .whole(optimizer!)
     }
 
     /// Model FLOPs of one iteration of `batchSize` samples (72-form, for MFU).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Distributed
 import Kernels
+import Training
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,13 +46,7 @@ enum RankLauncher {
             try body(nil)
             return
         }
-        let threads = threadsPerRank(ranksOnThisMachine: ranks)
-        setBLASThreadCount(threads)
-        _ = try ThreadCommunicator.run(size: ranks) { world in
-            let pool = ThreadPool(threadCount: threads)
-            defer { pool.stop() }
-            try ThreadPool.withCurrent(pool) { try body(world) }
-        }
+        _ = try RankThreads.run(size: ranks) { world in try body(world) }
     }
 
     /// Kernel and BLAS threads of each rank: the cores (or MEGATRON_NUM_THREADS) shared out.

@@ -43,11 +43,7 @@ struct TrainCommand: ParsableCommand {
             // Outside mpirun the layout sets the number of rank threads; under mpirun the data-
             // parallel size defaults to what the world leaves after tensor parallelism.
             let dataParallel = config.dataParallelSize ?? (mpiWorld.map { max(1, $0 / tensorParallel) } ?? 1)
-            let ranks = tensorParallel * dataParallel
-            guard ranks == 1 || (config.save == nil && config.load == nil) else {
-                throw LayoutError.invalid("--save/--load with tensor or data parallelism is not implemented yet (single rank only)")
-            }
-            return ranks
+            return tensorParallel * dataParallel
         }) { world in
             let state = try world.map { try ParallelState(world: $0, tensorParallel: tensorParallel) } ?? .single
             try Self.train(config: config, vocabularySize: vocabularySize, eod: eod, parallel: state)

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Compares the losses of two --metrics-file outputs: every iteration's lm_loss and every
 # validation_loss must agree within a relative tolerance (default 1e-5), and both files must hold
-# the same records. Usage: compare_metrics.sh REFERENCE.jsonl CANDIDATE.jsonl [TOLERANCE]
+# the same records. With FIRST_ITERATION (a resumed run against a straight one), only the lm_loss
+# of iterations from FIRST_ITERATION on are compared.
+# Usage: compare_metrics.sh REFERENCE.jsonl CANDIDATE.jsonl [TOLERANCE] [FIRST_ITERATION]
 set -euo pipefail
-reference="$1" candidate="$2" tolerance="${3:-1e-5}"
+reference="$1" candidate="$2" tolerance="${3:-1e-5}" first="${4:-}"
 losses() {
     # One "iteration kind value" line per record that carries a loss.
-    awk '{
+    awk -v first="$first" '{
         iteration = ""; kind = ""; value = ""
         if (match($0, /"iteration":[0-9]+/)) iteration = substr($0, RSTART + 12, RLENGTH - 12)
         if (match($0, /"lm_loss":[-0-9.eE+]+/)) { kind = "lm_loss"; value = substr($0, RSTART + 10, RLENGTH - 10) }
         else if (match($0, /"validation_loss":[-0-9.eE+]+/)) { kind = "validation_loss"; value = substr($0, RSTART + 18, RLENGTH - 18) }
+        if (first != "" && (kind != "lm_loss" || iteration + 0 < first + 0)) kind = ""
         if (kind != "") print iteration, kind, value
     }' "$1"
 }

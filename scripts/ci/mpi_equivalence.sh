@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Open MPI backend against the single-rank run: the communicator check under mpirun, then
 # 5 training steps of TP 2 x DP 2 (with and without the distributed optimizer) as 4 processes,
-# whose losses must equal one rank's within 1e-5 relative; a world that does not match the
-# layout must fail with a clear error. Usage: mpi_equivalence.sh MEGATRON_BINARY WORK_DIR
+# whose losses must equal one rank's within 1e-5 relative; a checkpoint saved by 4 processes at
+# iteration 3 resumed under the same layout, and resharded to TP 1 and resumed on one rank, must
+# continue with the same losses; a world that does not match the layout must fail with a clear
+# error. Usage: mpi_equivalence.sh MEGATRON_BINARY WORK_DIR
 set -euo pipefail
 binary="$(realpath "$1")" work="$2"
 here="$(dirname "$0")"
@@ -16,7 +18,7 @@ mpi=(mpirun --bind-to none)
 "$binary" preprocess --input data/devils-dictionary/devils_dictionary.jsonl --output-prefix "$work/devil" \
     --vocab-file data/gpt2/gpt2-vocab.json --merge-file data/gpt2/gpt2-merges.txt --append-eod --workers 2
 train=(train --num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 32 --micro-batch-size 2
-    --global-batch-size 8 --lr 1e-3 --train-iters 5 --data-path "$work/devil_text_document"
+    --global-batch-size 8 --lr 1e-3 --lr-decay-iters 5 --train-iters 5 --data-path "$work/devil_text_document"
     --vocab-file data/gpt2/gpt2-vocab.json --merge-file data/gpt2/gpt2-merges.txt --split 95,5,0
     --log-interval 1 --eval-interval 5 --eval-iters 1 --seed 1234)
 
@@ -27,6 +29,19 @@ train=(train --num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-lengt
 echo -n "mpirun -np 4, TP 2 x DP 2: "; bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/tp2dp2.jsonl"
 echo -n "mpirun -np 4, TP 2 x DP 2, distributed optimizer: "
 bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/tp2dp2-zero.jsonl"
+
+# Checkpoints: 3 iterations saved by TP 2 x DP 2 with ZeRO-1, resumed to 5 as is and after resharding.
+"${mpi[@]}" -np 4 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --use-distributed-optimizer \
+    --train-iters 3 --save "$work/ckpt" > "$work/save.log"
+test -s "$work/ckpt/iter_0000003/mp_rank_01/distrib_optim_dp_01.safetensors"
+"${mpi[@]}" -np 4 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --use-distributed-optimizer \
+    --load "$work/ckpt" --metrics-file "$work/resumed-tp2dp2.jsonl" > "$work/resumed-tp2dp2.log"
+echo -n "resumed under mpirun -np 4 from iteration 3: "
+bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/resumed-tp2dp2.jsonl" 1e-5 4
+"$binary" convert --input "$work/ckpt" --output "$work/ckpt-tp1" --target-tensor-model-parallel-size 1
+"$binary" "${train[@]}" --load "$work/ckpt-tp1" --metrics-file "$work/resumed-tp1.jsonl" > "$work/resumed-tp1.log"
+echo -n "resharded to TP 1 and resumed on one rank: "
+bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/resumed-tp1.jsonl" 1e-5 4
 
 if "${mpi[@]}" -np 3 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --data-parallel-size 2 > "$work/mismatch.log" 2>&1; then
     echo "mpirun -np 3 with a 4-rank layout should have failed" >&2; exit 1

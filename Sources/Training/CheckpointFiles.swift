@@ -1,0 +1,150 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import FileSupport
+import Models
+import Parameters
+
+/// One iteration's checkpoint directory while it is written: every rank's files go into
+/// `iter_N.tmp`, which `commit` renames to `iter_N` before the tracker file is replaced, so a
+/// crash while saving leaves the previous checkpoint and tracker intact.
+struct CheckpointDirectory {
+    let root: String
+    let iteration: Int
+
+    var final: String { root + "/" + Checkpoint.directoryName(iteration: iteration) }
+    var temporary: String { final + ".tmp" }
+
+    /// Removes a stale temporary directory and creates an empty one.
+    func prepare() throws(TrainingError) {
+        let files = FileManager.default
+        do {
+            try? files.removeItem(atPath: temporary)
+            try files.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        } catch {
+            throw .checkpoint(path: root, reason: "cannot create \(temporary): \(error)")
+        }
+    }
+
+    /// The (created) folder of a tensor-parallel rank inside the temporary directory.
+    func rankDirectory(tensorRank: Int) throws(TrainingError) -> String {
+        let path = temporary + "/" + Checkpoint.rankDirectoryName(tensorRank: tensorRank)
+        do { try Directory.create(path) } catch { throw .checkpoint(path: path, reason: "cannot create it: \(error)") }
+        return path
+    }
+
+    /// Moves the finished directory into place and points the tracker at it.
+    func commit() throws(TrainingError) {
+        let files = FileManager.default
+        do {
+            if files.fileExists(atPath: final) {
+                let old = final + ".old"
+                try? files.removeItem(atPath: old)
+                try files.moveItem(atPath: final, toPath: old)
+                try files.moveItem(atPath: temporary, toPath: final)
+                try files.removeItem(atPath: old)
+            } else {
+                try files.moveItem(atPath: temporary, toPath: final)
+            }
+            try AtomicFile.write(Array("\(iteration)\n".utf8), to: root + "/" + Checkpoint.trackerName)
+        } catch {
+            throw .checkpoint(path: final, reason: "cannot move the checkpoint into place: \(error)")
+        }
+    }
+}
+
+/// The files inside a tensor-parallel rank's folder: `model_optim_rng.safetensors` (weights, and
+/// the Adam moments per tensor unless the distributed optimizer kept them) and, with the
+/// distributed optimizer, `distrib_optim_dp_RR.safetensors` (each data-parallel rank's flat slice
+/// of both moments).
+enum CheckpointFiles {
+    static let modelFile = "model_optim_rng.safetensors"
+
+    static func shardFile(dataRank: Int) -> String {
+        "distrib_optim_dp_" + (dataRank < 10 ? "0" : "") + String(dataRank) + ".safetensors"
+    }
+
+    /// Writes weights and (when given) per-tensor moments of one tensor-parallel rank.
+    static func writeModel(to directory: String, params: ParameterStore,
+                           moments: (m: ParameterStore, v: ParameterStore)?, metadata: [String: String]) throws(TrainingError) {
+        var stores = [("", params)]
+        if let moments { stores += [("optimizer.exp_avg.", moments.m), ("optimizer.exp_avg_sq.", moments.v)] }
+        var tensors = [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)]()
+        for (prefix, store) in stores {
+            for (index, spec) in store.layout.specs.enumerated() {
+                tensors.append((prefix + spec.name, spec.shape, UnsafeBufferPointer(start: store.pointer(at: index), count: spec.count)))
+            }
+        }
+        let path = directory + "/" + modelFile
+        do { try SafeTensorsFile.write(tensors, metadata: metadata, to: path) } catch { throw .checkpoint(path: path, reason: "\(error)") }
+    }
+
+    /// Writes one data-parallel rank's slice `range` of the flat moments (`m`, `v` hold the slice).
+    static func writeShard(to directory: String, dataRank: Int, dataParallel: Int, range: Range<Int>,
+                           m: UnsafePointer<Float>, v: UnsafePointer<Float>) throws(TrainingError) {
+        let path = directory + "/" + shardFile(dataRank: dataRank)
+        let metadata = ["shard_start": String(range.lowerBound), "shard_end": String(range.upperBound),
+                        "data_parallel_rank": String(dataRank), "data_parallel_size": String(dataParallel)]
+        let tensors = [("exp_avg", [range.count], UnsafeBufferPointer(start: m, count: range.count)),
+                       ("exp_avg_sq", [range.count], UnsafeBufferPointer(start: v, count: range.count))]
+        do { try SafeTensorsFile.write(tensors, metadata: metadata, to: path) } catch { throw .checkpoint(path: path, reason: "\(error)") }
+    }
+
+    /// Opens a rank folder's model file.
+    static func openModel(in directory: String) throws(TrainingError) -> (file: SafeTensorsFile, path: String) {
+        let path = directory + "/" + modelFile
+        do { return (try SafeTensorsFile(path: path), path) } catch { throw .checkpoint(path: path, reason: error.description) }
+    }
+
+    /// Fills `store` from the tensors named `prefix + spec name`, checking each size.
+    static func read(_ file: SafeTensorsFile, path: String, prefix: String, into store: ParameterStore) throws(TrainingError) {
+        for (index, spec) in store.layout.specs.enumerated() {
+            let values: [Float]
+            do { values = try file.floats(prefix + spec.name) } catch { throw .checkpoint(path: path, reason: error.description) }
+            guard values.count == spec.count else {
+                throw .checkpoint(path: path, reason: "\(prefix + spec.name) has \(values.count) values, expected \(spec.count)")
+            }
+            store.pointer(at: index).update(from: values, count: spec.count)
+        }
+    }
+
+    /// Both Adam moments of a tensor-parallel rank laid out by `layout`, whichever way they were
+    /// saved: per tensor in the model file, or as the data-parallel ranks' flat slices.
+    static func readMoments(in directory: String, model file: SafeTensorsFile, path: String,
+                            layout: ParameterLayout) throws(TrainingError) -> (m: ParameterStore, v: ParameterStore) {
+        let m = ParameterStore(layout: layout), v = ParameterStore(layout: layout)
+        guard file.metadata["distributed_optimizer"] == "true" else {
+            try read(file, path: path, prefix: "optimizer.exp_avg.", into: m)
+            try read(file, path: path, prefix: "optimizer.exp_avg_sq.", into: v)
+            return (m, v)
+        }
+        guard let text = file.metadata["data_parallel_size"], let dataParallel = Int(text), dataParallel > 0 else {
+            throw .checkpoint(path: path, reason: "metadata data_parallel_size is missing or not a positive number")
+        }
+        var covered = 0
+        for rank in 0..<dataParallel {
+            let shardPath = directory + "/" + shardFile(dataRank: rank)
+            let shard: SafeTensorsFile
+            do { shard = try SafeTensorsFile(path: shardPath) } catch { throw .checkpoint(path: shardPath, reason: error.description) }
+            guard let start = shard.metadata["shard_start"].flatMap({ Int($0) }),
+                  let end = shard.metadata["shard_end"].flatMap({ Int($0) }), start == covered, end >= start, end <= layout.totalCount else {
+                throw .checkpoint(path: shardPath, reason: "its shard_start/shard_end do not continue the slice that ends at \(covered)")
+            }
+            for (name, store) in [("exp_avg", m), ("exp_avg_sq", v)] {
+                let values: [Float]
+                do { values = try shard.floats(name) } catch { throw .checkpoint(path: shardPath, reason: error.description) }
+                guard values.count == end - start else {
+                    throw .checkpoint(path: shardPath, reason: "\(name) has \(values.count) values, expected \(end - start)")
+                }
+                (store.buffer.pointer + start).update(from: values, count: values.count)
+            }
+            covered = end
+        }
+        guard covered == layout.totalCount else {
+            throw .checkpoint(path: directory, reason: "the optimizer shards cover \(covered) of \(layout.totalCount) values")
+        }
+        return (m, v)
+    }
+}
