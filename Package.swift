@@ -41,6 +41,7 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: releaseFlags),
         .target(name: "Training", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Datasets", "Tokenizer", "FileSupport", "Distributed"],
                 swiftSettings: releaseFlags),
+        .target(name: "Pipeline", swiftSettings: releaseFlags),
         .target(name: "Planner", dependencies: ["Models", "FileSupport"], swiftSettings: releaseFlags),
         .executableTarget(
             name: "megatron",
@@ -53,6 +54,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Tokenizer", "FileSupport", "Models", "Parameters"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: releaseFlags),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline"], swiftSettings: releaseFlags),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Models"], swiftSettings: releaseFlags),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Parameters", "TestSupport"],
                     swiftSettings: releaseFlags),
