@@ -139,7 +139,14 @@ public final class Trainer {
             squares = distributedOptimizer.reduceScatterGradients(model.grads, weight: countOnce)
             squares = parallel.data!.allReduce([squares], operation: .sum)[0]
         } else {
-            parallel.data.map { $0.allReduce(model.grads.buffer.pointer, count: model.layout.totalCount, operation: .sum) }
+            if let data = parallel.data {
+                // Megatron's gradient buckets, reduced in turn over the flat buffer.
+                let total = model.layout.totalCount
+                let bucket = config.ddpBucketSize ?? max(40_000_000, 1_000_000 * data.size)
+                for start in stride(from: 0, to: total, by: bucket) {
+                    data.allReduce(model.grads.buffer.pointer + start, count: min(bucket, total - start), operation: .sum)
+                }
+            }
             squares = GradientClipping.squares(model.grads, weight: countOnce)
         }
         if let tensor = parallel.tensor { squares = tensor.allReduce([squares], operation: .sum)[0] }

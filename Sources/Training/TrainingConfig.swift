@@ -54,6 +54,9 @@ public struct TrainingConfig: Sendable, Equatable {
     /// Ranks as threads outside mpirun: the data-parallel size (under mpirun it is derived).
     public var dataParallelSize: Int?
     public var useDistributedOptimizer = false
+    /// Elements per data-parallel gradient all-reduce (Megatron's `--ddp-bucket-size`; default
+    /// max(40M, 1M x DP)). Buckets run one after another after the backward, not overlapped.
+    public var ddpBucketSize: Int?
     /// The settings the config was built from, merged (later sources override earlier ones);
     /// stored in checkpoints as the run's arguments.
     public private(set) var arguments = JSONValue.object([])
@@ -145,7 +148,7 @@ public struct TrainingConfig: Sendable, Equatable {
         "data-path", "split", "tokenizer-file", "vocab-file", "merge-file", "data-cache-path", "eod-mask-loss",
         "seed", "log-interval", "eval-interval", "eval-iters", "save", "save-interval", "load",
         "tensorboard-dir", "metrics-file", "tensor-model-parallel-size", "pipeline-model-parallel-size",
-        "data-parallel-size", "use-distributed-optimizer",
+        "data-parallel-size", "use-distributed-optimizer", "ddp-bucket-size",
     ]
 
     /// Builds a config from settings in order (later ones override earlier ones), then validates it.
@@ -270,6 +273,7 @@ public struct TrainingConfig: Sendable, Equatable {
         case "pipeline-model-parallel-size": pipelineModelParallelSize = try int()
         case "data-parallel-size": dataParallelSize = try int()
         case "use-distributed-optimizer": useDistributedOptimizer = try bool()
+        case "ddp-bucket-size": ddpBucketSize = try int()
         default:
             throw .config(path: source, reason: "unknown setting \"\(key)\"")
         }
@@ -290,6 +294,7 @@ public struct TrainingConfig: Sendable, Equatable {
             throw .invalidFlag("--pipeline-model-parallel-size", "pipeline parallelism is not implemented yet (only 1)")
         }
         if let dataParallelSize { try positive(dataParallelSize, "data-parallel-size") }
+        if let ddpBucketSize { try positive(ddpBucketSize, "ddp-bucket-size") }
         try positive(logInterval, "log-interval")
         try positive(evalInterval, "eval-interval")
         guard evalIters >= 0 else { throw .invalidFlag("--eval-iters", "must not be negative") }
