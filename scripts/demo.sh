@@ -10,7 +10,6 @@ start=$(date +%s)
 need=()
 pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
 pkg-config --exists ompi-c 2>/dev/null || need+=(libopenmpi-dev)
-command -v mpirun >/dev/null || need+=(openmpi-bin)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then echo "please install: ${need[*]} (or run as root)" >&2; exit 1; fi

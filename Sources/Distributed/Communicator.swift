@@ -5,8 +5,8 @@ public enum ReduceOperation: Sendable {
 
 /// Collective and point-to-point communication among the ranks of a group, the operations
 /// Megatron needs from `torch.distributed`. Every rank of the group must make the same
-/// collective calls in the same order. Reductions add in rank order, so every rank gets the
-/// same bits.
+/// collective calls in the same order. Every rank of a reduction gets the same bits (the thread
+/// backend adds in rank order; Open MPI's algorithms give all ranks one result, in its own order).
 public protocol Communicator: AnyObject {
     /// This rank's index in the group, `0..<size`.
     var rank: Int { get }

@@ -13,6 +13,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public let members: [Int]
     let communicator: MPI_Comm
     private var pendingSends: [(request: MPI_Request?, data: UnsafeMutablePointer<Float>)] = []
+    /// Groups split from this one (their sends are flushed with this one's).
+    private var children: [MPICommunicator] = []
 
     private init(communicator: MPI_Comm, members: [Int]) {
         self.communicator = communicator
@@ -136,11 +138,14 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var globalRank = Int32(members[rank])
         var globals = [Int32](repeating: 0, count: Int(childSize))
         MPI_Allgather(&globalRank, 1, cmpi_int(), &globals, 1, cmpi_int(), child!)
-        return MPICommunicator(communicator: child!, members: globals.map(Int.init))
+        let group = MPICommunicator(communicator: child!, members: globals.map(Int.init))
+        children.append(group)
+        return group
     }
 
-    /// Waits for every buffered send to be delivered.
+    /// Waits for every buffered send of this group and the groups split from it to be delivered.
     public func flushSends() {
+        for child in children { child.flushSends() }
         for index in pendingSends.indices {
             MPI_Wait(&pendingSends[index].request, cmpi_status_ignore())
             pendingSends[index].data.deallocate()
@@ -150,13 +155,16 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     /// Frees the copies of sends that have completed.
     private func reapSends() {
-        guard !pendingSends.isEmpty else { return }
-        pendingSends.removeAll { entry in
-            var request = entry.request
+        var index = 0
+        while index < pendingSends.count {
             var done: Int32 = 0
-            MPI_Test(&request, &done, cmpi_status_ignore())
-            if done != 0 { entry.data.deallocate() }
-            return done != 0
+            MPI_Test(&pendingSends[index].request, &done, cmpi_status_ignore())
+            if done != 0 {
+                pendingSends[index].data.deallocate()
+                pendingSends.remove(at: index)
+            } else {
+                index += 1
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import Synchronization
 import CBLAS
 
 /// A linear layer `out = inp · Wᵀ + b` through `cblas_sgemm`.
@@ -62,10 +63,24 @@ public func setBLASThreadCount(_ count: Int) {
 }
 
 /// Runs `body` with OpenBLAS limited to one thread per call (so several threads can each run
-/// their own small GEMMs), then restores the previous thread count.
+/// their own small GEMMs), then restores the previous thread count. OpenBLAS's count is
+/// process-wide: overlapping callers (rank threads) share one switch, counted, so that the last
+/// one out restores the count the first one saw.
 public func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-    let previous = openblas_get_num_threads()
-    openblas_set_num_threads(1)
-    defer { openblas_set_num_threads(previous) }
+    singleThreadedBLAS.withLock { state in
+        if state.users == 0 {
+            state.saved = openblas_get_num_threads()
+            openblas_set_num_threads(1)
+        }
+        state.users += 1
+    }
+    defer {
+        singleThreadedBLAS.withLock { state in
+            state.users -= 1
+            if state.users == 0 { openblas_set_num_threads(state.saved) }
+        }
+    }
     return try body()
 }
+
+private let singleThreadedBLAS = Mutex<(users: Int, saved: Int32)>((0, 1))

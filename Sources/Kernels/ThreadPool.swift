@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Synchronization
+import CBLAS
 
 /// A fixed pool of worker threads for the non-BLAS loops (elementwise ops, LayerNorm, softmax).
 ///
@@ -41,7 +42,8 @@ public final class ThreadPool: @unchecked Sendable {
 
     private typealias Job = (Int) -> Void  // chunk index
     private nonisolated(unsafe) var job: Job?
-    private nonisolated(unsafe) var jobChunks = 0
+    /// The job's generation (upper bits) and chunk count (low 16 bits) in one value, so that a
+    /// worker never pairs one job's generation with another's chunk count.
     private let generation = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -54,6 +56,7 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Creates a pool that runs jobs on `threadCount` threads (the caller and `threadCount - 1` workers).
     public init(threadCount: Int) {
+        precondition(threadCount < 1 << 16, "at most 65535 threads")
         self.threadCount = max(1, threadCount)
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
@@ -64,19 +67,29 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    /// The thread count from `MEGATRON_NUM_THREADS`, else the number of online processors.
+    /// The thread count from `MEGATRON_NUM_THREADS`, else the cores this process may run on.
     public static func defaultThreadCount() -> Int {
         if let text = getenv("MEGATRON_NUM_THREADS"), let value = Int(String(cString: text)), value > 0 {
             return value
         }
-        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        return availableCores
     }
+
+    /// The cores in this process's CPU affinity mask (fewer than the online cores when a launcher
+    /// such as mpirun binds it), else the online cores.
+    public static var availableCores: Int {
+        let count = Int(megatron_affinity_core_count())
+        return count > 0 ? count : onlineCores
+    }
+
+    /// The processors the system has online.
+    public static var onlineCores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// Ends the worker threads once they are idle; the pool must not be used afterwards.
     public func stop() {
         stopping.store(true, ordering: .releasing)
         pthread_mutex_lock(mutex)
-        generation.wrappingAdd(1, ordering: .releasing)
+        generation.store(nextGeneration(chunks: 0), ordering: .releasing)
         pthread_cond_broadcast(condition)
         pthread_mutex_unlock(mutex)
     }
@@ -106,10 +119,9 @@ public final class ThreadPool: @unchecked Sendable {
         callerLock.withLock { _ in
             withoutActuallyEscaping(body) { body in
                 job = body
-                jobChunks = chunks
                 pending.store(chunks - 1, ordering: .releasing)
                 pthread_mutex_lock(mutex)
-                generation.wrappingAdd(1, ordering: .releasing)
+                generation.store(nextGeneration(chunks: chunks), ordering: .releasing)
                 pthread_cond_broadcast(condition)
                 pthread_mutex_unlock(mutex)
                 body(0)
@@ -117,6 +129,11 @@ public final class ThreadPool: @unchecked Sendable {
                 job = nil
             }
         }
+    }
+
+    /// The generation value that announces the next job of `chunks` chunks.
+    private func nextGeneration(chunks: Int) -> Int {
+        ((generation.load(ordering: .relaxed) >> 16) + 1) << 16 | chunks
     }
 
     /// Runs the current job's chunk. Kept out of line so the worker's reference to the closure
@@ -160,7 +177,7 @@ public final class ThreadPool: @unchecked Sendable {
             }
             seen = current
             if stopping.load(ordering: .acquiring) { return }
-            if index < jobChunks {
+            if index < current & 0xFFFF {
                 runJob(index)
                 pending.wrappingSubtract(1, ordering: .releasing)
             }

@@ -58,11 +58,15 @@ public struct PipelineSimulation: Sendable {
                     case .backward:
                         clock[stage] += backwardTime / Double(v)
                         held[stage] -= 1
-                    case .sendActivation:
-                        inFlight[.activation(microBatch: k, virtualStage: s + 1)] = clock[stage]
-                        messages += 1
-                    case .sendGradient:
-                        inFlight[.gradient(microBatch: k, virtualStage: s - 1)] = clock[stage]
+                    case .sendActivation, .sendGradient:
+                        let key: Message = if case .sendActivation = instruction {
+                            .activation(microBatch: k, virtualStage: s + 1)
+                        } else {
+                            .gradient(microBatch: k, virtualStage: s - 1)
+                        }
+                        guard inFlight.updateValue(clock[stage], forKey: key) == nil else {
+                            throw .invalid("stage \(stage) sends \(instruction) while the same message is still in flight")
+                        }
                         messages += 1
                     }
                     next[stage] += 1
@@ -90,6 +94,9 @@ public struct PipelineSimulation: Sendable {
     private static func checkWork(_ list: [PipelineInstruction], stage: Int, microBatches m: Int, chunks v: Int) throws(PipelineScheduleError) {
         var forwarded = Set<[Int]>(), backwarded = Set<[Int]>()
         for instruction in list {
+            guard (0..<m).contains(instruction.microBatch), (0..<v).contains(instruction.chunk) else {
+                throw .invalid("stage \(stage) has \(instruction) outside \(m) micro-batches and \(v) chunks")
+            }
             let item = [instruction.microBatch, instruction.chunk]
             switch instruction {
             case .forward:

@@ -8,8 +8,10 @@ import Models
 import Parameters
 
 /// One iteration's checkpoint directory while it is written: every rank's files go into
-/// `iter_N.tmp`, which `commit` renames to `iter_N` before the tracker file is replaced, so a
-/// crash while saving leaves the previous checkpoint and tracker intact.
+/// `iter_N.tmp` (one name all ranks agree on; two jobs must not save into one directory), which
+/// `commit` renames to `iter_N` before the tracker file is replaced, so a crash while saving leaves
+/// the previous checkpoint and tracker intact. Saving an iteration that already exists moves the
+/// old `iter_N` aside first: a crash in that instant leaves it as `iter_N.old`.
 struct CheckpointDirectory {
     let root: String
     let iteration: Int

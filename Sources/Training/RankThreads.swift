@@ -1,9 +1,10 @@
 import Distributed
 import Kernels
 
-/// Ranks as threads of this process, each computing side by side with its own kernel thread pool
-/// and an equal share of the cores: a shared pool would make the ranks take turns, and
-/// attention's switch of OpenBLAS to one thread would change the rounding of another rank's GEMM.
+/// Ranks as threads of this process, each with its own kernel thread pool and an equal share of
+/// the cores: with one shared pool the ranks' elementwise loops would take turns. OpenBLAS's
+/// thread count is process-wide (with one thread per rank, as on a 2-core machine with 2 ranks,
+/// every GEMM runs on its caller's thread; with more, the ranks share OpenBLAS's workers).
 public enum RankThreads {
     /// Runs `body` on `size` rank threads with `threadsPerRank` kernel and BLAS threads each
     /// (default: the cores shared out) and returns the results in rank order. OpenBLAS's thread

@@ -51,7 +51,8 @@ public struct TrainingConfig: Sendable, Equatable {
     // Parallelism.
     public var tensorModelParallelSize = 1
     public var pipelineModelParallelSize = 1
-    /// Ranks as threads outside mpirun: the data-parallel size (under mpirun it is derived).
+    /// The data-parallel size: rank threads outside mpirun; under mpirun it defaults to
+    /// np / TP and, when given, must match the world.
     public var dataParallelSize: Int?
     public var useDistributedOptimizer = false
     /// Elements per data-parallel gradient all-reduce (Megatron's `--ddp-bucket-size`; default

@@ -27,7 +27,9 @@ enum RankLauncher {
                 if world.rank == 0 { throw error }
                 throw ExitCode.failure
             }
-            let threads = threadsPerRank(ranksOnThisMachine: localRankCount ?? 1)
+            // A launcher that binds each rank to its cores already shared them out.
+            let bound = ThreadPool.availableCores < ThreadPool.onlineCores
+            let threads = bound ? ThreadPool.defaultThreadCount() : threadsPerRank(ranksOnThisMachine: localRankCount ?? 1)
             setBLASThreadCount(threads)
             let pool = ThreadPool(threadCount: threads)
             do {

@@ -93,8 +93,12 @@ import Testing
         #expect(throws: PipelineScheduleError.self) { try PipelineSimulation(lists: good, chunks: 1, microBatches: 3) }
         // A send nobody receives.
         var extra = good
-        extra[1].append(.sendGradient(microBatch: 5, chunk: 0))
+        extra[1].append(.sendGradient(microBatch: 1, chunk: 0))
         #expect(throws: PipelineScheduleError.self) { try PipelineSimulation(lists: extra, chunks: 1, microBatches: 2) }
+        // A micro-batch outside the batch.
+        var outside = good
+        outside[0].append(.forward(microBatch: 7, chunk: 0))
+        #expect(throws: PipelineScheduleError.self) { try PipelineSimulation(lists: outside, chunks: 1, microBatches: 2) }
         #expect(throws: Never.self) { try PipelineSimulation(lists: good, chunks: 1, microBatches: 2) }
     }
 }

@@ -5,6 +5,7 @@
 # iterations 2..N of each layout and its ratio to TP=1.
 # Usage: parallel_speed.sh [MEGATRON_BINARY] [ITERATIONS]
 set -euo pipefail
+shopt -s inherit_errexit  # a failed run inside $(...) stops the script
 binary="$(realpath "${1:-.build/release/megatron}")" iterations="${2:-8}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -20,7 +21,7 @@ median_tokens() {
 }
 run() {  # name, then the command's prefix and flags
     local name="$1"; shift
-    "$@" --metrics-file "$work/$name.jsonl" >/dev/null
+    "$@" --metrics-file "$work/$name.jsonl" >/dev/null || { echo "$name failed" >&2; return 1; }
     median_tokens "$work/$name.jsonl"
 }
 baseline=$(run tp1 "$binary" train "${model[@]}" --global-batch-size 4)
