@@ -163,13 +163,14 @@ public enum Checkpoint {
                           optimizerStep: try number("optimizer_step", in: file, path: path),
                           seed: try number("seed", in: file, path: path))
         try CheckpointFiles.read(file, path: path, prefix: "", into: model.params)
-        let (m, v) = try CheckpointFiles.readMoments(in: rankDirectory, model: file, path: path, layout: model.layout)
         switch moments {
         case .whole(let optimizer):
-            optimizer.m.buffer.pointer.update(from: m.buffer.pointer, count: model.layout.totalCount)
-            optimizer.v.buffer.pointer.update(from: v.buffer.pointer, count: model.layout.totalCount)
+            try CheckpointFiles.readMoments(in: rankDirectory, model: file, path: path, into: optimizer.m, optimizer.v)
             optimizer.restore(step: state.optimizerStep)
         case .sharded(let optimizer):
+            // Whole moments of this TP rank, of which this DP rank keeps its slice.
+            let m = ParameterStore(layout: model.layout), v = ParameterStore(layout: model.layout)
+            try CheckpointFiles.readMoments(in: rankDirectory, model: file, path: path, into: m, v)
             optimizer.restore(m: m.buffer.pointer, v: v.buffer.pointer, step: state.optimizerStep)
         }
         return state

@@ -112,15 +112,16 @@ enum CheckpointFiles {
         }
     }
 
-    /// Both Adam moments of a tensor-parallel rank laid out by `layout`, whichever way they were
-    /// saved: per tensor in the model file, or as the data-parallel ranks' flat slices.
+    /// Reads both Adam moments of a tensor-parallel rank into `m` and `v` (laid out as the rank's
+    /// parameters), whichever way they were saved: per tensor in the model file, or as the
+    /// data-parallel ranks' flat slices.
     static func readMoments(in directory: String, model file: SafeTensorsFile, path: String,
-                            layout: ParameterLayout) throws(TrainingError) -> (m: ParameterStore, v: ParameterStore) {
-        let m = ParameterStore(layout: layout), v = ParameterStore(layout: layout)
+                            into m: ParameterStore, _ v: ParameterStore) throws(TrainingError) {
+        let layout = m.layout
         guard file.metadata["distributed_optimizer"] == "true" else {
             try read(file, path: path, prefix: "optimizer.exp_avg.", into: m)
             try read(file, path: path, prefix: "optimizer.exp_avg_sq.", into: v)
-            return (m, v)
+            return
         }
         guard let text = file.metadata["data_parallel_size"], let dataParallel = Int(text), dataParallel > 0 else {
             throw .checkpoint(path: path, reason: "metadata data_parallel_size is missing or not a positive number")
@@ -147,6 +148,5 @@ enum CheckpointFiles {
         guard covered == layout.totalCount else {
             throw .checkpoint(path: directory, reason: "the optimizer shards cover \(covered) of \(layout.totalCount) values")
         }
-        return (m, v)
     }
 }

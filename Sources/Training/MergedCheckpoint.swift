@@ -48,7 +48,8 @@ public struct MergedCheckpoint {
             try CheckpointFiles.read(file, path: path, prefix: "", into: weights)
             var stores = [(weights, params)]
             if readMoments {
-                let (localM, localV) = try CheckpointFiles.readMoments(in: directoryOfRank, model: file, path: path, layout: local)
+                let localM = ParameterStore(layout: local), localV = ParameterStore(layout: local)
+                try CheckpointFiles.readMoments(in: directoryOfRank, model: file, path: path, into: localM, localV)
                 stores += [(localM, m), (localV, v)]
             }
             for (source, destination) in stores {

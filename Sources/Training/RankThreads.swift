@@ -11,14 +11,25 @@ public enum RankThreads {
     /// count is process-wide: it is set for the run and restored afterwards.
     public static func run<T>(size: Int, threadsPerRank: Int? = nil,
                               _ body: @escaping @Sendable (ThreadCommunicator) throws -> T) throws -> [T] {
-        let threads = threadsPerRank ?? max(1, ThreadPool.defaultThreadCount() / max(1, size))
+        let threads = threadsPerRank ?? Self.threadsPerRank(ranksOnThisMachine: size)
         let previous = blasThreadCount()
         setBLASThreadCount(threads)
         defer { setBLASThreadCount(previous) }
         return try ThreadCommunicator.run(size: size) { world in
-            let pool = ThreadPool(threadCount: threads)
-            defer { pool.stop() }
-            return try ThreadPool.withCurrent(pool) { try body(world) }
+            try withOwnPool(threads: threads) { try body(world) }
         }
+    }
+
+    /// Kernel and BLAS threads of each of `ranksOnThisMachine` ranks: the cores (or
+    /// MEGATRON_NUM_THREADS) shared out.
+    public static func threadsPerRank(ranksOnThisMachine: Int) -> Int {
+        max(1, ThreadPool.defaultThreadCount() / max(1, ranksOnThisMachine))
+    }
+
+    /// Runs `body` with a new pool of `threads` threads as this thread's kernel pool.
+    public static func withOwnPool<R>(threads: Int, _ body: () throws -> R) rethrows -> R {
+        let pool = ThreadPool(threadCount: threads)
+        defer { pool.stop() }
+        return try ThreadPool.withCurrent(pool) { try body() }
     }
 }

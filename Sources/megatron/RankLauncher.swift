@@ -29,11 +29,10 @@ enum RankLauncher {
             }
             // A launcher that binds each rank to its cores already shared them out.
             let bound = ThreadPool.availableCores < ThreadPool.onlineCores
-            let threads = bound ? ThreadPool.defaultThreadCount() : threadsPerRank(ranksOnThisMachine: localRankCount ?? 1)
+            let threads = bound ? ThreadPool.defaultThreadCount() : RankThreads.threadsPerRank(ranksOnThisMachine: localRankCount ?? 1)
             setBLASThreadCount(threads)
-            let pool = ThreadPool(threadCount: threads)
             do {
-                try ThreadPool.withCurrent(pool) { try body(world.size == 1 ? nil : world) }
+                try RankThreads.withOwnPool(threads: threads) { try body(world.size == 1 ? nil : world) }
                 world.flushSends()
             } catch {
                 // The other ranks may be waiting in a collective for this one: stop the job.
@@ -49,11 +48,6 @@ enum RankLauncher {
             return
         }
         _ = try RankThreads.run(size: ranks) { world in try body(world) }
-    }
-
-    /// Kernel and BLAS threads of each rank: the cores (or MEGATRON_NUM_THREADS) shared out.
-    static func threadsPerRank(ranksOnThisMachine: Int) -> Int {
-        max(1, ThreadPool.defaultThreadCount() / max(1, ranksOnThisMachine))
     }
 
     /// Ranks of this job on this node, as Open MPI announces it.

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Distributed
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -52,14 +49,9 @@ import Testing
         }
     }
 
-    static func temporaryDirectory() -> String {
-        var template = Array("/tmp/megatron-ckpt-XXXXXX".utf8CString)
-        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    }
-
     @Test(arguments: [(2, 2, true), (2, 2, false), (1, 2, true)])
     func sameLayoutResumesBitIdentically(tensorParallel t: Int, dataParallel d: Int, distributed: Bool) throws {
-        let directory = Self.temporaryDirectory() + "/checkpoints"
+        let directory = ResumeTests.temporaryDirectory() + "/checkpoints"
         let straight = try Self.run(tensorParallel: t, dataParallel: d, distributed: distributed, stop: 6,
                                     saveAt: 3, saveTo: directory)
         let resumed = try Self.run(tensorParallel: t, dataParallel: d, distributed: distributed, stop: 6, load: directory)
@@ -78,7 +70,7 @@ import Testing
     }
 
     @Test func reshardedCheckpointContinuesTheOriginalLosses() throws {
-        let root = Self.temporaryDirectory()
+        let root = ResumeTests.temporaryDirectory()
         // TP 2 x DP 2 with the distributed optimizer: 3 iterations, save, 3 more.
         let original = try Self.run(tensorParallel: 2, dataParallel: 2, distributed: true, stop: 6, saveAt: 3, saveTo: root + "/tp2")
         let expected = Array(original[0].losses[3...])
@@ -101,7 +93,7 @@ import Testing
     }
 
     @Test func anotherTensorParallelSizeAtLoadIsAClearError() throws {
-        let directory = Self.temporaryDirectory() + "/checkpoints"
+        let directory = ResumeTests.temporaryDirectory() + "/checkpoints"
         _ = try Self.run(tensorParallel: 2, dataParallel: 1, distributed: false, stop: 1, saveAt: 1, saveTo: directory)
         do {
             _ = try Self.run(tensorParallel: 1, dataParallel: 1, distributed: false, stop: 2, load: directory)

@@ -18,8 +18,7 @@ import Tokenizer
 
     /// Preprocesses the first 80 documents of the bundled corpus into a fresh directory.
     static func corpus() throws -> (directory: String, prefix: String) {
-        var template = Array("/tmp/megatron-train-XXXXXX".utf8CString)
-        let directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        let directory = temporaryDirectory()
         var lines = [String]()
         try TextDocuments.forEach(in: repository + "/data/devils-dictionary/devils_dictionary.jsonl") { text in
             if lines.count < 80 { lines.append(JSONValue.object([("text", .string(text))]).serialized) }
@@ -29,6 +28,12 @@ import Tokenizer
         preprocessor.appendEndOfDocument = true
         _ = try preprocessor.run(tokenizer: try Tokenizer.load(tokenizerFile: tokenizerFile))
         return (directory, preprocessor.datasetPrefix(key: "text"))
+    }
+
+    /// A new empty directory under /tmp.
+    static func temporaryDirectory() -> String {
+        var template = Array("/tmp/megatron-train-XXXXXX".utf8CString)
+        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
     }
 
     static func config(prefix: String, extra: [(key: String, value: JSONValue)] = []) throws -> TrainingConfig {
