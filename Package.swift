@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Models", dependencies: ["Kernels", "Parameters", "Distributed"], swiftSettings: releaseFlags),
         .target(name: "Optimizer", dependencies: ["Kernels", "Parameters", "Distributed"], swiftSettings: releaseFlags),
         .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: releaseFlags),
-        .target(name: "Training", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Datasets", "Tokenizer", "FileSupport", "Distributed"],
+        .target(name: "Training", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Datasets", "Tokenizer", "FileSupport", "Distributed", "Pipeline"],
                 swiftSettings: releaseFlags),
         .target(name: "Pipeline", swiftSettings: releaseFlags),
         .target(name: "Planner", dependencies: ["Models", "FileSupport"], swiftSettings: releaseFlags),

@@ -25,31 +25,33 @@ final class GPTLayerActivations {
     }
 }
 
-/// Everything a GPT forward keeps for its backward, plus the backward's reusable scratch, sized
-/// for one micro-batch shape. Allocated once and reused every step (no allocation in the step).
-final class GPTActivations {
-    let batch: Int
-    let seqLength: Int
+/// Everything one model chunk's forward keeps for its backward, for one micro-batch in flight.
+/// A pipeline stage holds several at once (one per micro-batch between its forward and its
+/// backward); they are reused from step to step.
+///
+/// `input` is the chunk's input (the embedding output, or the activation received from the
+/// previous stage) and `output` its output (sent to the next stage). `outputGradient` receives
+/// the gradient of the output before the backward; after the backward the same buffer holds the
+/// gradient of the input (`inputGradient`), sent to the previous stage.
+public final class GPTActivations {
+    /// Micro-batch shape.
+    public let batch: Int
+    public let seqLength: Int
     let tokens: Int32Buffer, targets: Int32Buffer, lossMask: FloatBuffer
     var hasLossMask = false
     var totals: CrossEntropy.Totals?
-    let embedded: FloatBuffer                        // [n, c]
+    var forwarded = false
+    let embedded: FloatBuffer                        // [n, c] the chunk's input
     let layers: [GPTLayerActivations]
     let lnf: FloatBuffer, lnfMean: FloatBuffer, lnfRstd: FloatBuffer
-    let logits: FloatBuffer                          // [n, vocab]; becomes its gradient in backward
+    let logits: FloatBuffer                          // [n, vocab]; becomes its gradient in backward (empty without the head)
     let logitsLSE: FloatBuffer, losses: FloatBuffer  // [n]
-    // Scratch shared by all layers.
-    let gelu: FloatBuffer                            // [n, 4c] GELU output (recomputed in backward)
-    let attentionScratch: FloatBuffer
-    let dresidual: FloatBuffer, dln: FloatBuffer, dattention: FloatBuffer  // [n, c]
-    let dqkv: FloatBuffer                            // [n, 3c]
-    let dfc: FloatBuffer                             // [n, 4c]
-    let ones: FloatBuffer                            // [n] for bias gradients
-    let crossEntropyScratch: FloatBuffer             // [3n] vocab-parallel row statistics
+    let dresidual: FloatBuffer                       // [n, c] gradient of the residual stream
 
-    /// Sizes for one rank of a tensor-parallel group of `t`: QKV, attention, MLP and logits hold
-    /// the rank's heads, MLP units and vocabulary range.
-    init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int = 1) {
+    /// Sizes for `layerCount` layers on one rank of a tensor-parallel group of `t`, with the
+    /// final LayerNorm and output layer when `head`: QKV, attention, MLP and logits hold the
+    /// rank's heads, MLP units and vocabulary range.
+    init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, layerCount: Int, head: Bool) {
         self.batch = batch
         self.seqLength = seqLength
         let n = batch * seqLength
@@ -60,16 +62,51 @@ final class GPTActivations {
         targets = Int32Buffer(count: n)
         lossMask = FloatBuffer(count: n)
         embedded = FloatBuffer(count: n * c)
-        layers = (0..<config.numLayers).map { _ in
+        layers = (0..<layerCount).map { _ in
             GPTLayerActivations(n: n, c: c, local: local, f: f, lseCount: batch * config.numAttentionHeads / t * seqLength)
         }
-        lnf = FloatBuffer(count: n * c); lnfMean = FloatBuffer(count: n); lnfRstd = FloatBuffer(count: n)
-        logits = FloatBuffer(count: n * config.paddedVocabSize / t)
-        logitsLSE = FloatBuffer(count: n)
-        losses = FloatBuffer(count: n)
+        let headRows = head ? n : 0
+        lnf = FloatBuffer(count: headRows * c); lnfMean = FloatBuffer(count: headRows); lnfRstd = FloatBuffer(count: headRows)
+        logits = FloatBuffer(count: headRows * config.paddedVocabSize / t)
+        logitsLSE = FloatBuffer(count: headRows)
+        losses = FloatBuffer(count: headRows)
+        dresidual = FloatBuffer(count: n * c)
+    }
+
+    /// Elements of `input`, `output` and the gradients (`batch * seqLength * hiddenSize`).
+    public var hiddenCount: Int { embedded.count }
+    /// The chunk's input activation `[batch, seqLength, hidden]` (write the received one here).
+    public var input: UnsafeMutablePointer<Float> { embedded.pointer }
+    /// The chunk's output activation after its forward.
+    public var output: UnsafePointer<Float> { UnsafePointer(layers.last?.residual3.pointer ?? embedded.pointer) }
+    /// Write the gradient of the output here before the backward of a chunk without the loss.
+    public var outputGradient: UnsafeMutablePointer<Float> { dresidual.pointer }
+    /// The gradient of the input after the backward.
+    public var inputGradient: UnsafePointer<Float> { UnsafePointer(dresidual.pointer) }
+}
+
+/// A GPT's per-step scratch, shared by every layer and every micro-batch in flight (only one
+/// forward or backward runs at a time on a rank).
+final class GPTScratch {
+    let batch: Int
+    let seqLength: Int
+    let gelu: FloatBuffer                            // [n, 4c] GELU output (recomputed in backward)
+    let attentionScratch: FloatBuffer
+    let dln: FloatBuffer, dattention: FloatBuffer    // [n, c]
+    let dqkv: FloatBuffer                            // [n, 3c]
+    let dfc: FloatBuffer                             // [n, 4c]
+    let ones: FloatBuffer                            // [n] for bias gradients
+    let crossEntropyScratch: FloatBuffer             // [3n] vocab-parallel row statistics
+
+    init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int) {
+        self.batch = batch
+        self.seqLength = seqLength
+        let n = batch * seqLength
+        let c = config.hiddenSize
+        let local = c / t
+        let f = config.ffnHiddenSize / t
         gelu = FloatBuffer(count: n * f)
         attentionScratch = FloatBuffer(count: Attention.scratchCount(seqLength: seqLength))
-        dresidual = FloatBuffer(count: n * c)
         dln = FloatBuffer(count: n * c)
         dattention = FloatBuffer(count: n * local)
         dqkv = FloatBuffer(count: n * 3 * local)

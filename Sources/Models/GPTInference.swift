@@ -18,10 +18,10 @@ public final class GPTInference {
 
     /// `model` must hold every weight (no tensor parallelism).
     public init(model: GPTModel) {
-        precondition(model.tensorParallelSize == 1, "KV-cached decoding runs on a whole (single-rank) model")
+        precondition(model.tensorParallelSize == 1 && model.part.isWhole, "KV-cached decoding runs on a whole (single-rank) model")
         self.model = model
         let c = model.config.hiddenSize, t = model.config.maxPositionEmbeddings
-        offsets = GPTOffsets(layout: model.layout, numLayers: model.config.numLayers)
+        offsets = model.offsets
         keys = FloatBuffer(count: model.config.numLayers * t * c)
         values = FloatBuffer(count: model.config.numLayers * t * c)
         x = FloatBuffer(count: c)
@@ -59,8 +59,8 @@ public final class GPTInference {
         let p = model.params.buffer.pointer, o = offsets, eps = config.layerNormEpsilon
         let mean = statistics.pointer, rstd = statistics.pointer + 1
         var position: Int32 = token
-        Embedding.forward(out: x.pointer, tokens: &position, wte: p + o.wordEmbeddings,
-                          wpe: p + o.positionEmbeddings + t * c, batch: 1, seqLength: 1, channels: c)
+        Embedding.forward(out: x.pointer, tokens: &position, wte: p + o.wordEmbeddings!,
+                          wpe: p + o.positionEmbeddings! + t * c, batch: 1, seqLength: 1, channels: c)
         let scale = 1 / Float(d).squareRoot()
         for (l, layer) in o.layers.enumerated() {
             LayerNorm.forward(out: normed.pointer, mean: mean, rstd: rstd, inp: x.pointer, weight: p + layer.ln1Weight,
@@ -104,9 +104,9 @@ public final class GPTInference {
                            bias: p + layer.fc2Bias, rows: 1, inFeatures: f, outFeatures: c)
             Residual.addInPlace(x.pointer, projected.pointer, count: c)
         }
-        LayerNorm.forward(out: normed.pointer, mean: mean, rstd: rstd, inp: x.pointer, weight: p + o.finalLNWeight,
-                          bias: p + o.finalLNBias, rows: 1, channels: c, eps: eps)
-        Matmul.forward(out: logitsBuffer.pointer, inp: normed.pointer, weight: p + o.wordEmbeddings, bias: nil,
+        LayerNorm.forward(out: normed.pointer, mean: mean, rstd: rstd, inp: x.pointer, weight: p + o.finalLNWeight!,
+                          bias: p + o.finalLNBias!, rows: 1, channels: c, eps: eps)
+        Matmul.forward(out: logitsBuffer.pointer, inp: normed.pointer, weight: p + o.wordEmbeddings!, bias: nil,
                        rows: 1, inFeatures: c, outFeatures: config.paddedVocabSize)
         length += 1
         return logits

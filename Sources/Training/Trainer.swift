@@ -3,6 +3,7 @@ import Kernels
 import Models
 import Optimizer
 import Parameters
+import Pipeline
 
 /// One iteration's figures.
 public struct IterationStats: Sendable {
@@ -22,9 +23,11 @@ public struct IterationStats: Sendable {
 /// The training loop of one rank: gradient accumulation over micro-batches, global-norm
 /// clipping, LR warmup and decay and batch-size ramp-up counted in samples, validation, and
 /// checkpoints that resume bit-identically. With a `ParallelState`, the model is split over the
-/// tensor-parallel group and each data-parallel rank trains on its slice of every global batch;
-/// gradients are all-reduced over the data-parallel group (or reduce-scattered into the
-/// distributed optimizer's shards).
+/// tensor-parallel group and into pipeline stages, and each data-parallel rank trains on its
+/// slice of every global batch: the stage runs its 1F1B (or interleaved 1F1B) instruction list,
+/// the tied embedding's gradients are summed between the first and last stage, and gradients are
+/// all-reduced over the data-parallel group (or reduce-scattered into the distributed
+/// optimizer's shards).
 public final class Trainer {
     public let config: TrainingConfig
     public let parallel: ParallelState
@@ -42,6 +45,7 @@ public final class Trainer {
     public private(set) var consumedValidSamples = 0
     private let train: GPTSampleSource
     private let valid: GPTSampleSource?
+    private let executor: PipelineExecutor
 
     /// Builds the model (initialised from `--seed`), the datasets and, with `--load`, restores
     /// the latest checkpoint. `vocabularySize` and `endOfDocument` come from the tokenizer.
@@ -56,7 +60,10 @@ public final class Trainer {
         try parallel.grid.validate(heads: modelConfig.numAttentionHeads, hidden: modelConfig.hiddenSize,
                                    paddedVocabulary: modelConfig.paddedVocabSize, layers: modelConfig.numLayers,
                                    globalBatchSize: config.globalBatchSize!, microBatchSize: config.microBatchSize)
-        model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor)
+        let part = try GPTPipelinePart(numLayers: modelConfig.numLayers, stages: parallel.pipelineParallel,
+                                       stage: parallel.pipelineRank, chunks: config.virtualPipelineChunks)
+        model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part)
+        executor = PipelineExecutor(model: model, pipeline: parallel.pipeline)
         var hyper = AdamW.Hyperparameters(learningRate: 0)
         hyper.beta1 = Float(config.adamBeta1)
         hyper.beta2 = Float(config.adamBeta2)
@@ -117,22 +124,25 @@ public final class Trainer {
         let dp = parallel.dataParallel
         let microBatches = batchSize / (micro * dp)
         let learningRate = schedule.learningRate(afterSamples: consumedSamples)
+        // Megatron's sampler: each chunk of micro x DP samples gives every DP rank one micro-batch.
+        // Every stage loads the batch (the first reads its tokens, the last its labels), so a
+        // shortage stops all ranks before any communication.
+        let batches = try (0..<microBatches).map { k in
+            try loadMicroBatch(source: train, consumedSamples: consumedSamples + (k * dp + parallel.dataRank) * micro)
+        }
         model.zeroGrad()
-        var lossSum = 0.0
-        for k in 0..<microBatches {
-            // Megatron's sampler: each chunk of micro x DP samples gives every DP rank one micro-batch.
-            var loader = MicroBatchLoader(source: train, microBatchSize: micro,
-                                          consumedSamples: consumedSamples + (k * dp + parallel.dataRank) * micro)
-            guard let batch = loader.next() else {
-                throw TrainingError.data("the training data ran out at sample \(loader.consumedSamples) of \(train.count)")
-            }
-            let totals = try model.forward(batch)
-            lossSum += totals.mean
-            model.backward(gradientScale: 1 / Float(microBatches))
+        var lossSum = try executor.run(try pipelineSchedule(microBatches: microBatches), batches: batches,
+                                       gradientScale: 1 / Float(microBatches))
+        // The last stage's copy of the word embedding (output layer) and the first stage's
+        // (input embedding) get the sum of both gradients, so the copies stay equal.
+        if let embedding = parallel.embedding, let index = model.layout.index(of: wordEmbeddingName) {
+            embedding.allReduce(model.grads.pointer(at: index), count: model.layout.specs[index].count, operation: .sum)
         }
         // Gradients summed over DP; the mean is taken through the optimizer's gradient scale.
         let countOnce: (Int) -> Double = { [model] index in
-            model.shards[index] == .replicated && model.tensorParallelRank != 0 ? 0 : 1
+            if model.shards[index] == .replicated && model.tensorParallelRank != 0 { return 0 }
+            if model.layout.specs[index].name == wordEmbeddingName && !model.part.holdsEmbedding { return 0 }
+            return 1
         }
         var squares: Double
         if let distributedOptimizer {
@@ -150,6 +160,7 @@ public final class Trainer {
             squares = GradientClipping.squares(model.grads, weight: countOnce)
         }
         if let tensor = parallel.tensor { squares = tensor.allReduce([squares], operation: .sum)[0] }
+        if let pipeline = parallel.pipeline { squares = pipeline.allReduce([squares], operation: .sum)[0] }
         let norm = squares.squareRoot() / Double(dp)
         let skipped = !norm.isFinite
         if !skipped {
@@ -162,6 +173,8 @@ public final class Trainer {
                 optimizer.update(params: model.params, grads: model.grads, gradScale: scale)
             }
         }
+        // The loss is known on the last stage; the sums make it every rank's figure.
+        if let pipeline = parallel.pipeline { lossSum = pipeline.allReduce([lossSum], operation: .sum)[0] }
         if let data = parallel.data { lossSum = data.allReduce([lossSum], operation: .sum)[0] / Double(dp) }
         consumedSamples += batchSize
         iteration += 1
@@ -178,15 +191,35 @@ public final class Trainer {
         guard let valid, config.evalIters > 0 else { return nil }
         let micro = config.microBatchSize
         var loader = MicroBatchLoader(source: valid, microBatchSize: micro, consumedSamples: consumedValidSamples)
-        var sum = 0.0, count = 0
+        var batches = [MicroBatch]()
         for _ in 0..<(config.evalIters * config.globalBatchSize! / micro) {
             guard let batch = loader.next() else { break }
-            let totals = try model.forward(batch)
-            sum += totals.mean
-            count += 1
+            batches.append(batch)
         }
         consumedValidSamples = loader.consumedSamples
-        return count > 0 ? sum / Double(count) : nil
+        guard !batches.isEmpty else { return nil }
+        var sum = try executor.forwardOnly(batches: batches)
+        if let pipeline = parallel.pipeline { sum = pipeline.allReduce([sum], operation: .sum)[0] }
+        return sum / Double(batches.count)
+    }
+
+    /// The 1F1B schedule of this run (interleaved with `--num-layers-per-virtual-pipeline-stage`).
+    private func pipelineSchedule(microBatches: Int) throws -> PipelineSchedule {
+        let chunks = model.part.chunks
+        do {
+            return try PipelineSchedule(kind: chunks > 1 ? .interleaved(virtualStages: chunks) : .oneForwardOneBackward,
+                                        stages: model.part.stages, microBatches: microBatches)
+        } catch {
+            throw TrainingError.invalidFlag("--num-layers-per-virtual-pipeline-stage", error.description)
+        }
+    }
+
+    private func loadMicroBatch(source: GPTSampleSource, consumedSamples: Int) throws -> MicroBatch {
+        var loader = MicroBatchLoader(source: source, microBatchSize: config.microBatchSize, consumedSamples: consumedSamples)
+        guard let batch = loader.next() else {
+            throw TrainingError.data("the training data ran out at sample \(loader.consumedSamples) of \(source.count)")
+        }
+        return batch
     }
 
     /// Saves a checkpoint of the current state into `directory` (collective over the world: every
@@ -213,6 +246,9 @@ public final class Trainer {
         return 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h))
     }
 }
+
+/// The tied word embedding (input embedding and output layer).
+let wordEmbeddingName = "embedding.word_embeddings.weight"
 
 extension GPTModel {
     /// Forward over a micro-batch from a `MicroBatchLoader` (masked-mean loss against its labels).

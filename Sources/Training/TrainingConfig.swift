@@ -51,6 +51,9 @@ public struct TrainingConfig: Sendable, Equatable {
     // Parallelism.
     public var tensorModelParallelSize = 1
     public var pipelineModelParallelSize = 1
+    /// Layers per model chunk of the interleaved 1F1B schedule (Megatron's
+    /// `--num-layers-per-virtual-pipeline-stage`); nil: one chunk per stage (plain 1F1B).
+    public var numLayersPerVirtualPipelineStage: Int?
     /// The data-parallel size: rank threads outside mpirun; under mpirun it defaults to
     /// np / TP and, when given, must match the world.
     public var dataParallelSize: Int?
@@ -149,6 +152,7 @@ public struct TrainingConfig: Sendable, Equatable {
         "data-path", "split", "tokenizer-file", "vocab-file", "merge-file", "data-cache-path", "eod-mask-loss",
         "seed", "log-interval", "eval-interval", "eval-iters", "save", "save-interval", "load",
         "tensorboard-dir", "metrics-file", "tensor-model-parallel-size", "pipeline-model-parallel-size",
+        "num-layers-per-virtual-pipeline-stage",
         "data-parallel-size", "use-distributed-optimizer", "ddp-bucket-size",
     ]
 
@@ -272,6 +276,7 @@ public struct TrainingConfig: Sendable, Equatable {
         case "metrics-file": metricsFile = try string()
         case "tensor-model-parallel-size": tensorModelParallelSize = try int()
         case "pipeline-model-parallel-size": pipelineModelParallelSize = try int()
+        case "num-layers-per-virtual-pipeline-stage": numLayersPerVirtualPipelineStage = try int()
         case "data-parallel-size": dataParallelSize = try int()
         case "use-distributed-optimizer": useDistributedOptimizer = try bool()
         case "ddp-bucket-size": ddpBucketSize = try int()
@@ -291,8 +296,18 @@ public struct TrainingConfig: Sendable, Equatable {
         try positive(seqLength, "seq-length")
         try positive(microBatchSize, "micro-batch-size")
         try positive(tensorModelParallelSize, "tensor-model-parallel-size")
-        guard pipelineModelParallelSize == 1 else {
-            throw .invalidFlag("--pipeline-model-parallel-size", "pipeline parallelism is not implemented yet (only 1)")
+        try positive(pipelineModelParallelSize, "pipeline-model-parallel-size")
+        guard numLayers % pipelineModelParallelSize == 0 else {
+            throw .invalidFlag("--pipeline-model-parallel-size", "\(pipelineModelParallelSize) stages do not divide --num-layers \(numLayers)")
+        }
+        if let perChunk = numLayersPerVirtualPipelineStage {
+            try positive(perChunk, "num-layers-per-virtual-pipeline-stage")
+            guard pipelineModelParallelSize > 1 else {
+                throw .invalidFlag("--num-layers-per-virtual-pipeline-stage", "needs --pipeline-model-parallel-size of at least 2")
+            }
+            guard (numLayers / pipelineModelParallelSize) % perChunk == 0 else {
+                throw .invalidFlag("--num-layers-per-virtual-pipeline-stage", "\(perChunk) does not divide the \(numLayers / pipelineModelParallelSize) layers of a stage")
+            }
         }
         if let dataParallelSize { try positive(dataParallelSize, "data-parallel-size") }
         if let ddpBucketSize { try positive(ddpBucketSize, "ddp-bucket-size") }
@@ -344,6 +359,12 @@ public struct TrainingConfig: Sendable, Equatable {
         var consumed = 0
         for _ in 0..<trainIters! { consumed += ramp.globalBatchSize(consumedSamples: consumed) }
         return consumed
+    }
+
+    /// Model chunks per pipeline stage (`v`): stage layers / `--num-layers-per-virtual-pipeline-stage`.
+    public var virtualPipelineChunks: Int {
+        guard let perChunk = numLayersPerVirtualPipelineStage, perChunk > 0 else { return 1 }
+        return max(1, numLayers / max(1, pipelineModelParallelSize) / perChunk)
     }
 
     /// The learning-rate schedule in samples.

@@ -37,15 +37,18 @@ struct TrainCommand: ParsableCommand {
         guard let eod = tokenizer.endOfDocumentID else {
             throw ValidationError("the tokenizer has no <|endoftext|> token")
         }
-        let tensorParallel = config.tensorModelParallelSize
+        let modelParallel = config.tensorModelParallelSize * config.pipelineModelParallelSize
         let vocabularySize = tokenizer.vocabularySize
         try RankLauncher.run(worldSize: { mpiWorld in
             // Outside mpirun the layout sets the number of rank threads; under mpirun the data-
-            // parallel size defaults to what the world leaves after tensor parallelism.
-            let dataParallel = config.dataParallelSize ?? (mpiWorld.map { max(1, $0 / tensorParallel) } ?? 1)
-            return tensorParallel * dataParallel
+            // parallel size defaults to what the world leaves after tensor and pipeline parallelism.
+            let dataParallel = config.dataParallelSize ?? (mpiWorld.map { max(1, $0 / modelParallel) } ?? 1)
+            return modelParallel * dataParallel
         }) { world in
-            let state = try world.map { try ParallelState(world: $0, tensorParallel: tensorParallel) } ?? .single
+            let state = try world.map {
+                try ParallelState(world: $0, tensorParallel: config.tensorModelParallelSize,
+                                  pipelineParallel: config.pipelineModelParallelSize)
+            } ?? .single
             try Self.train(config: config, vocabularySize: vocabularySize, eod: eod, parallel: state)
         }
     }

@@ -19,7 +19,7 @@ import Testing
         var extra: [(key: String, value: JSONValue)] = [("train-iters", .number(Double(iterations)))]
         if distributed { extra.append(("use-distributed-optimizer", .bool(true))) }
         if let load { extra.append(("load", .string(load))) }
-        return try ParallelTrainingTests.config(extra: extra)
+        return try ParallelTrainingTests.config(layers: 2, extra: extra)
     }
 
     /// What a rank saw: its losses from `start` up to `stop`, and its weights and both moments

@@ -4,45 +4,80 @@ import Models
 import Testing
 @testable import Training
 
-/// The project's spine for tensor and data parallelism: the same seed and data give the same
-/// losses and final weights as the single-rank run (ranks as threads).
+/// The project's spine for tensor, pipeline and data parallelism: the same seed and data give the
+/// same losses and final weights as the single-rank run (ranks as threads).
 @Suite(.serialized) struct ParallelTrainingTests {
     static let corpus = try! ResumeTests.corpus()
 
-    static func config(extra: [(key: String, value: JSONValue)] = []) throws -> TrainingConfig {
+    static func config(layers: Int, extra: [(key: String, value: JSONValue)] = []) throws -> TrainingConfig {
         try ResumeTests.config(prefix: corpus.prefix, extra: [
             ("global-batch-size", .number(8)), ("micro-batch-size", .number(2)), ("train-iters", .number(5)),
             ("hidden-size", .number(64)), ("num-attention-heads", .number(4)), ("eval-iters", .number(0)),
+            ("num-layers", .number(Double(layers))),
         ] + extra)
     }
 
-    /// Losses and the full weights (assembled from the tensor-parallel shards of data rank 0).
-    static func train(tensorParallel t: Int, dataParallel d: Int, distributed: Bool) throws -> (losses: [Double], weights: [[Float]]) {
+    /// A TP x PP x DP layout; `chunks` > 1 runs the interleaved schedule.
+    struct Layout: CustomStringConvertible, Sendable {
+        var tp = 1, pp = 1, dp = 1, chunks = 1
+        var distributed = false
+        var layers = 2
+        var description: String {
+            "TP \(tp) x PP \(pp)\(chunks > 1 ? " (\(chunks) chunks)" : "") x DP \(dp)\(distributed ? " + distributed optimizer" : "")"
+        }
+    }
+
+    /// Losses and the full weights (assembled from the tensor- and pipeline-parallel shards of data rank 0).
+    static func train(_ layout: Layout) throws -> (losses: [Double], weights: [[Float]]) {
         // Small gradient buckets, so that a reduction in several buckets is what is compared.
-        let config = try Self.config(extra: distributed ? [("use-distributed-optimizer", .bool(true))] : [("ddp-bucket-size", .number(10_000))])
-        if t * d == 1 {
+        var extra: [(key: String, value: JSONValue)] = layout.distributed
+            ? [("use-distributed-optimizer", .bool(true))] : [("ddp-bucket-size", .number(10_000))]
+        if layout.chunks > 1 {
+            extra.append(("num-layers-per-virtual-pipeline-stage", .number(Double(layout.layers / (layout.pp * layout.chunks)))))
+        }
+        extra.append(("pipeline-model-parallel-size", .number(Double(layout.pp))))
+        let config = try Self.config(layers: layout.layers, extra: extra)
+        let (t, p, d) = (layout.tp, layout.pp, layout.dp)
+        if t * p * d == 1 {
             let trainer = try Trainer(config: config, vocabularySize: 2048, endOfDocument: 0)
             let losses = try (0..<5).map { _ in try trainer.step().loss }
             return (losses, trainer.model.layout.specs.map { trainer.model.params.values($0.name) })
         }
-        let ranks = try ThreadCommunicator.run(size: t * d) { world -> (losses: [Double], shards: [[Float]], tp: Int, dp: Int) in
-            let state = try ParallelState(world: world, tensorParallel: t)
+        let ranks = try ThreadCommunicator.run(size: t * p * d) { world -> (losses: [Double], shards: [String: [Float]], tp: Int, dp: Int) in
+            let state = try ParallelState(world: world, tensorParallel: t, pipelineParallel: p)
             let trainer = try Trainer(config: config, vocabularySize: 2048, endOfDocument: 0, parallel: state)
             let losses = try (0..<5).map { _ in try trainer.step().loss }
-            let shards = trainer.model.layout.specs.map { trainer.model.params.values($0.name) }
+            var shards = [String: [Float]]()
+            for spec in trainer.model.layout.specs { shards[spec.name] = trainer.model.params.values(spec.name) }
             return (losses, shards, state.tensorRank, state.dataRank)
         }
-        let full = try Trainer(config: try Self.config(), vocabularySize: 2048, endOfDocument: 0).model
+        let full = try Trainer(config: try Self.config(layers: layout.layers), vocabularySize: 2048, endOfDocument: 0).model
         var weights = [[Float]]()
-        for (index, spec) in full.layout.specs.enumerated() {
+        for spec in full.layout.specs {
             var tensor = [Float](repeating: 0, count: spec.count)
+            var copies = [[Float]]()
             for rank in ranks where rank.dp == 0 {
-                rank.shards[index].withUnsafeBufferPointer { shard in
-                    tensor.withUnsafeMutableBufferPointer { out in
+                guard let shard = rank.shards[spec.name] else { continue }
+                var placed = [Float](repeating: 0, count: spec.count)
+                shard.withUnsafeBufferPointer { shard in
+                    placed.withUnsafeMutableBufferPointer { out in
                         TensorShard(name: spec.name).place(shard.baseAddress!, into: out.baseAddress!,
                                                            fullShape: spec.shape, rank: rank.tp, size: t)
                     }
                 }
+                copies.append(placed)
+                for i in placed.indices where placed[i] != 0 { tensor[i] = placed[i] }
+            }
+            // The word embedding lives on the first and the last stage: both copies must agree.
+            #expect(!copies.isEmpty, "no rank holds \(spec.name)")
+            if spec.name == "embedding.word_embeddings.weight" && p > 1 {
+                let first = copies.prefix(t).reduce(into: [Float](repeating: 0, count: spec.count)) { sum, c in
+                    for i in c.indices { sum[i] += c[i] }
+                }
+                let last = copies.suffix(t).reduce(into: [Float](repeating: 0, count: spec.count)) { sum, c in
+                    for i in c.indices { sum[i] += c[i] }
+                }
+                #expect(first == last, "the first and last stage's word embeddings differ")
             }
             weights.append(tensor)
         }
@@ -51,20 +86,35 @@ import Testing
         return (ranks[0].losses, weights)
     }
 
-    static let reference = try! train(tensorParallel: 1, dataParallel: 1, distributed: false)
+    static let reference = try! train(Layout())
+    static let deepReference = try! train(Layout(layers: 8))
 
     @Test(arguments: [(1, 2, false), (1, 2, true), (2, 1, false), (2, 2, false), (2, 2, true), (4, 1, false), (4, 2, false), (4, 2, true)])
     func layoutMatchesOneRank(tensorParallel t: Int, dataParallel d: Int, distributed: Bool) throws {
-        let result = try Self.train(tensorParallel: t, dataParallel: d, distributed: distributed)
+        try Self.compare(Layout(tp: t, dp: d, distributed: distributed), Self.reference)
+    }
+
+    /// Pipelines of 8 layers (1F1B, and interleaved with 2 chunks of 1 layer on 4 stages).
+    @Test(arguments: [
+        Layout(pp: 2, layers: 8), Layout(tp: 2, pp: 2, layers: 8), Layout(pp: 2, dp: 2, layers: 8),
+        Layout(pp: 4, chunks: 2, layers: 8), Layout(tp: 2, pp: 2, dp: 2, layers: 8),
+        Layout(tp: 2, pp: 2, dp: 2, distributed: true, layers: 8), Layout(pp: 2, dp: 2, chunks: 2, distributed: true, layers: 8),
+    ])
+    func pipelineMatchesOneRank(_ layout: Layout) throws {
+        try Self.compare(layout, Self.deepReference)
+    }
+
+    static func compare(_ layout: Layout, _ reference: (losses: [Double], weights: [[Float]])) throws {
+        let result = try Self.train(layout)
         var worstLoss = 0.0
-        for (a, b) in zip(result.losses, Self.reference.losses) {
+        for (a, b) in zip(result.losses, reference.losses) {
             worstLoss = max(worstLoss, abs(a - b) / abs(b))
         }
         // Norm-wise over all weights; per tensor too. The key bias has an exactly zero gradient
         // (softmax ignores a constant added to a query's scores), so Adam turns rounding noise
         // of ~1e-9 into updates and that one tensor differs between layouts by ~1e-4.
         var difference = 0.0, norm = 0.0, worstTensor = 0.0
-        for (a, b) in zip(result.weights, Self.reference.weights) {
+        for (a, b) in zip(result.weights, reference.weights) {
             var d = 0.0, n = 0.0
             for i in a.indices {
                 d += Double(a[i] - b[i]) * Double(a[i] - b[i])
@@ -75,11 +125,11 @@ import Testing
             worstTensor = max(worstTensor, (d / max(n, 1e-30)).squareRoot())
         }
         let weights = (difference / norm).squareRoot()
-        print("TP \(t) x DP \(d)\(distributed ? " + distributed optimizer" : ""): losses within \(worstLoss), "
+        print("\(layout): losses within \(worstLoss), "
               + "weights within \(weights) (worst tensor \(worstTensor)), relative")
         #expect(worstLoss <= 1e-5)
         #expect(weights <= 1e-5)
         #expect(worstTensor <= 1e-3)
-        #expect(Self.reference.losses[4] < Self.reference.losses[0])
+        #expect(reference.losses[4] < reference.losses[0])
     }
 }

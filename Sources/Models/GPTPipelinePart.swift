@@ -1,0 +1,68 @@
+/// The part of a GPT that one pipeline stage holds: its model chunks (consecutive layer ranges)
+/// and whether it holds the embedding (the first stage) and the final LayerNorm and output
+/// layer (the last stage). Megatron's `pre_process` / `post_process`.
+///
+/// With `p` stages and `v` chunks per stage, the `L` layers form `p v` virtual stages of `L / (p v)`
+/// layers; chunk `c` of stage `r` is virtual stage `c p + r` (Narayanan et al. 2021). Without
+/// interleaving (`v = 1`) stage `r` holds layers `[r L/p, (r+1) L/p)`. The last stage holds its
+/// own copy of the tied word embedding for the output layer; the copies start equal and their
+/// gradients are summed between the first and last stage, so they stay equal.
+public struct GPTPipelinePart: Sendable, Equatable, CustomStringConvertible {
+    /// Pipeline stages `p`.
+    public let stages: Int
+    /// This stage, `0..<p`.
+    public let stage: Int
+    /// The global layer indices of each model chunk this stage holds, in chunk order.
+    public let chunkLayers: [Range<Int>]
+
+    /// The whole model on one stage.
+    public static func whole(numLayers: Int) -> GPTPipelinePart {
+        GPTPipelinePart(stages: 1, stage: 0, chunkLayers: [0..<numLayers])
+    }
+
+    private init(stages: Int, stage: Int, chunkLayers: [Range<Int>]) {
+        self.stages = stages
+        self.stage = stage
+        self.chunkLayers = chunkLayers
+    }
+
+    /// Stage `stage` of `stages`, each with `chunks` model chunks (`v`; 1 without interleaving).
+    /// The layers must divide into `stages * chunks` equal virtual stages.
+    public init(numLayers: Int, stages: Int, stage: Int, chunks: Int = 1) throws(ConfigurationError) {
+        guard stages >= 1, chunks >= 1, stage >= 0, stage < stages else {
+            throw .invalid(flag: "--pipeline-model-parallel-size", reason: "stage \(stage) of \(stages) with \(chunks) chunks is not a pipeline position")
+        }
+        guard numLayers % (stages * chunks) == 0 else {
+            let reason = chunks == 1
+                ? "\(stages) stages do not divide --num-layers \(numLayers)"
+                : "\(stages) stages x \(chunks) model chunks do not divide --num-layers \(numLayers)"
+            throw .invalid(flag: "--pipeline-model-parallel-size", reason: reason)
+        }
+        let perChunk = numLayers / (stages * chunks)
+        self.init(stages: stages, stage: stage, chunkLayers: (0..<chunks).map { c in
+            let virtualStage = c * stages + stage
+            return virtualStage * perChunk..<(virtualStage + 1) * perChunk
+        })
+    }
+
+    /// Model chunks on this stage (`v`).
+    public var chunks: Int { chunkLayers.count }
+    /// The first stage: it embeds the tokens (chunk 0 is the first virtual stage).
+    public var holdsEmbedding: Bool { stage == 0 }
+    /// The last stage: final LayerNorm, output layer and loss (its last chunk is the last virtual stage).
+    public var holdsHead: Bool { stage == stages - 1 }
+    /// Whether this stage holds a copy of the word embedding (first or last stage).
+    public var holdsWordEmbedding: Bool { holdsEmbedding || holdsHead }
+    /// Whether `chunk` starts from the token embedding.
+    public func embeds(chunk: Int) -> Bool { holdsEmbedding && chunk == 0 }
+    /// Whether `chunk` ends in the output layer and the loss.
+    public func computesLoss(chunk: Int) -> Bool { holdsHead && chunk == chunks - 1 }
+    /// Every layer this stage holds, in chunk order.
+    public var layers: [Int] { chunkLayers.flatMap { Array($0) } }
+    /// Whether this is the whole model.
+    public var isWhole: Bool { stages == 1 && chunks == 1 }
+
+    public var description: String {
+        "stage \(stage) of \(stages), layers " + chunkLayers.map { "\($0.lowerBound)..<\($0.upperBound)" }.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,152 @@
+import Datasets
+import Distributed
+import Models
+import Pipeline
+
+/// Runs one pipeline stage's instruction list (`PipelineSchedule`) over the stage's model chunks:
+/// forwards and backwards of micro-batches, with their activations and activation gradients sent
+/// to the neighbouring stages over the pipeline group. With one stage it is plain gradient
+/// accumulation (forward, backward, next micro-batch).
+///
+/// Each micro-batch in flight through a chunk keeps its own `GPTActivations` between its forward
+/// and its backward; the sets are reused from step to step, so a stage allocates as many as the
+/// schedule's peak (at most `p` per chunk for 1F1B).
+final class PipelineExecutor {
+    let model: GPTModel
+    /// The stages of this pipeline (nil: one stage).
+    let pipeline: Communicator?
+    private var spare: [[GPTActivations]]
+    private var inFlight: [Slot: GPTActivations] = [:]
+
+    private struct Slot: Hashable {
+        var microBatch: Int
+        var chunk: Int
+    }
+
+    init(model: GPTModel, pipeline: Communicator?) {
+        precondition((pipeline?.size ?? 1) == model.part.stages && (pipeline?.rank ?? 0) == model.part.stage,
+                     "the pipeline group does not match the model's stage")
+        self.model = model
+        self.pipeline = pipeline
+        spare = Array(repeating: [], count: model.part.chunks)
+    }
+
+    private var stages: Int { model.part.stages }
+    private var stage: Int { model.part.stage }
+    private var virtualStages: Int { stages * model.part.chunks }
+    private func virtualStage(_ chunk: Int) -> Int { chunk * stages + stage }
+
+    /// Runs `schedule`'s list for this stage over `batches` (one per micro-batch; every stage gets
+    /// the same ones, the first reads the tokens and the last the labels). Each micro-batch's loss
+    /// gradient is scaled by `gradientScale`. Returns the sum of the micro-batches' mean losses on
+    /// the last stage, 0 elsewhere.
+    func run(_ schedule: PipelineSchedule, batches: [MicroBatch], gradientScale: Float) throws(GPTInputError) -> Double {
+        precondition(schedule.stages == stages && schedule.kind.chunks == model.part.chunks && schedule.microBatches == batches.count,
+                     "the schedule does not match the model's pipeline part or the batch")
+        var lossSum = 0.0
+        for instruction in schedule.instructions(stage: stage) {
+            let slot = Slot(microBatch: instruction.microBatch, chunk: instruction.chunk)
+            switch instruction {
+            case .receiveActivation:
+                let acts = take(slot, shape: batches[slot.microBatch])
+                pipeline!.receive(acts.input, count: acts.hiddenCount, from: previousStage,
+                                  tag: tag(slot, boundary: virtualStage(slot.chunk) - 1, gradient: false))
+            case .forward:
+                let acts = inFlight[slot] ?? take(slot, shape: batches[slot.microBatch])
+                lossSum += try forward(slot, acts, batches[slot.microBatch])
+            case .sendActivation:
+                let acts = inFlight[slot]!
+                pipeline!.send(acts.output, count: acts.hiddenCount, to: nextStage,
+                               tag: tag(slot, boundary: virtualStage(slot.chunk), gradient: false))
+            case .receiveGradient:
+                let acts = inFlight[slot]!
+                pipeline!.receive(acts.outputGradient, count: acts.hiddenCount, from: nextStage,
+                                  tag: tag(slot, boundary: virtualStage(slot.chunk), gradient: true))
+            case .backward:
+                model.backward(chunk: slot.chunk, activations: inFlight[slot]!, gradientScale: gradientScale)
+                if virtualStage(slot.chunk) == 0 { release(slot) }
+            case .sendGradient:
+                let acts = inFlight[slot]!
+                pipeline!.send(acts.inputGradient, count: acts.hiddenCount, to: previousStage,
+                               tag: tag(slot, boundary: virtualStage(slot.chunk) - 1, gradient: true))
+                release(slot)
+            }
+        }
+        precondition(inFlight.isEmpty, "the schedule left micro-batches without a backward")
+        return lossSum
+    }
+
+    /// Forward only (evaluation): each micro-batch through the chunks in virtual-stage order,
+    /// activations passed on and nothing kept. Returns the sum of the mean losses on the last
+    /// stage, 0 elsewhere.
+    func forwardOnly(batches: [MicroBatch]) throws(GPTInputError) -> Double {
+        var lossSum = 0.0
+        for (k, batch) in batches.enumerated() {
+            for chunk in 0..<model.part.chunks {
+                let slot = Slot(microBatch: k, chunk: chunk)
+                let acts = take(slot, shape: batch)
+                let s = virtualStage(chunk)
+                if s > 0 {
+                    pipeline!.receive(acts.input, count: acts.hiddenCount, from: previousStage,
+                                      tag: tag(slot, boundary: s - 1, gradient: false))
+                }
+                lossSum += try forward(slot, acts, batch)
+                if s < virtualStages - 1 {
+                    pipeline!.send(acts.output, count: acts.hiddenCount, to: nextStage,
+                                   tag: tag(slot, boundary: s, gradient: false))
+                }
+                release(slot)
+            }
+        }
+        return lossSum
+    }
+
+    private func forward(_ slot: Slot, _ acts: GPTActivations, _ batch: MicroBatch) throws(GPTInputError) -> Double {
+        if model.part.embeds(chunk: slot.chunk) || model.part.computesLoss(chunk: slot.chunk) {
+            try model.load(batch, into: acts)
+        }
+        return model.forward(chunk: slot.chunk, activations: acts)?.mean ?? 0
+    }
+
+    /// The stage that runs the next virtual stage (chunk c on the last stage feeds chunk c + 1 on the first).
+    private var nextStage: Int { (stage + 1) % stages }
+    private var previousStage: Int { (stage + stages - 1) % stages }
+
+    /// A tag unique to one micro-batch crossing one boundary between virtual stages `boundary`
+    /// and `boundary + 1`, in one direction.
+    private func tag(_ slot: Slot, boundary: Int, gradient: Bool) -> Int {
+        2 * (slot.microBatch * virtualStages + boundary) + (gradient ? 1 : 0)
+    }
+
+    private func take(_ slot: Slot, shape batch: MicroBatch) -> GPTActivations {
+        precondition(inFlight[slot] == nil, "micro-batch \(slot.microBatch) is already in flight through chunk \(slot.chunk)")
+        var acts: GPTActivations
+        if let reused = spare[slot.chunk].popLast(), reused.batch == batch.batchSize, reused.seqLength == batch.sequenceLength {
+            acts = reused
+        } else {
+            acts = model.makeActivations(chunk: slot.chunk, batch: batch.batchSize, seqLength: batch.sequenceLength)
+        }
+        inFlight[slot] = acts
+        return acts
+    }
+
+    private func release(_ slot: Slot) {
+        spare[slot.chunk].append(inFlight.removeValue(forKey: slot)!)
+    }
+}
+
+extension GPTModel {
+    /// Checks and copies a loader's micro-batch into `acts` (see `load(tokens:targets:lossMask:into:)`).
+    func load(_ batch: MicroBatch, into acts: GPTActivations) throws(GPTInputError) {
+        let result: Result<Void, GPTInputError> = batch.tokens.withUnsafeBufferPointer { tokens in
+            batch.labels.withUnsafeBufferPointer { labels in
+                batch.lossMask.withUnsafeBufferPointer { mask in
+                    Result { () throws(GPTInputError) in
+                        try load(tokens: tokens.baseAddress!, targets: labels.baseAddress!, lossMask: mask.baseAddress!, into: acts)
+                    }
+                }
+            }
+        }
+        try result.get()
+    }
+}
