@@ -12,11 +12,13 @@ import Optimizer
 import Parameters
 
 /// Megatron-style checkpoint directories: `DIR/iter_0000100/mp_rank_TT/model_optim_rng.safetensors`
-/// per tensor-parallel rank (its shard of the weights, the Adam moments, and the run state in the
-/// header's metadata), `distrib_optim_dp_RR.safetensors` beside it per data-parallel rank when the
-/// distributed optimizer holds the moments, and `DIR/latest_checkpointed_iteration.txt`. Saving
-/// under a layout and loading under the same one resumes bit-identically; the data-parallel size
-/// and the optimizer kind may change at load, the tensor-parallel size through `reshard`.
+/// per tensor-parallel rank (`mp_rank_TT_PPP` per tensor- and pipeline-parallel rank when there
+/// are several stages: that stage's layers, under their global names) holding its shard of the
+/// weights, the Adam moments, and the run state in the header's metadata;
+/// `distrib_optim_dp_RR.safetensors` beside it per data-parallel rank when the distributed
+/// optimizer holds the moments; and `DIR/latest_checkpointed_iteration.txt`. Saving under a
+/// layout and loading under the same one resumes bit-identically; the data-parallel size and the
+/// optimizer kind may change at load, the tensor- and pipeline-parallel sizes through `reshard`.
 public enum Checkpoint {
     /// What is restored besides the tensors.
     public struct State: Equatable, Sendable {
@@ -58,9 +60,19 @@ public enum Checkpoint {
         return "iter_" + String(repeating: "0", count: max(0, 7 - digits.count)) + digits
     }
 
-    /// `mp_rank_00`, Megatron's folder of a tensor-parallel rank.
-    public static func rankDirectoryName(tensorRank: Int) -> String {
-        "mp_rank_" + (tensorRank < 10 ? "0" : "") + String(tensorRank)
+    /// `mp_rank_00`, Megatron's folder of a tensor-parallel rank, or `mp_rank_00_000` for a
+    /// tensor- and pipeline-parallel rank (`pipelineRank` nil: a single stage).
+    public static func rankDirectoryName(tensorRank: Int, pipelineRank: Int? = nil) -> String {
+        func padded(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "mp_rank_" + padded(tensorRank, 2) + (pipelineRank.map { "_" + padded($0, 3) } ?? "")
+    }
+
+    /// The folder name of a model's rank (`mp_rank_TT`, or `mp_rank_TT_PPP` with several stages).
+    static func rankDirectoryName(of model: GPTModel) -> String {
+        rankDirectoryName(tensorRank: model.tensorParallelRank, pipelineRank: model.part.stages > 1 ? model.part.stage : nil)
     }
 
     /// Writes this rank's part of a checkpoint into `directory` (created if needed). Collective
@@ -73,7 +85,7 @@ public enum Checkpoint {
         let target = CheckpointDirectory(root: directory, iteration: state.iteration)
         if parallel.isFirst { try target.prepare() }
         parallel.world?.barrier()
-        let rankDirectory = try target.rankDirectory(tensorRank: parallel.tensorRank)
+        let rankDirectory = try target.rankDirectory(rankDirectoryName(of: model))
         var sharded = false
         if case .sharded(let optimizer) = moments {
             sharded = true
@@ -95,7 +107,7 @@ public enum Checkpoint {
                 "scheduler": schedule.map { String(decoding: (try? JSONEncoder().encode($0)) ?? Data(), as: UTF8.self) } ?? "null",
             ]
             metadata.merge(layoutMetadata(tensorParallel: model.tensorParallelSize, tensorRank: model.tensorParallelRank,
-                                          dataParallel: parallel.dataParallel, sharded: sharded)) { $1 }
+                                          part: model.part, dataParallel: parallel.dataParallel, sharded: sharded)) { $1 }
             var whole: (m: ParameterStore, v: ParameterStore)?
             if case .whole(let optimizer) = moments { whole = (optimizer.m, optimizer.v) }
             try CheckpointFiles.writeModel(to: rankDirectory, params: model.params, moments: whole, metadata: metadata)
@@ -106,9 +118,54 @@ public enum Checkpoint {
     }
 
     /// The metadata that says how a rank file was sharded.
-    static func layoutMetadata(tensorParallel: Int, tensorRank: Int, dataParallel: Int, sharded: Bool) -> [String: String] {
+    static func layoutMetadata(tensorParallel: Int, tensorRank: Int, part: GPTPipelinePart, dataParallel: Int,
+                               sharded: Bool) -> [String: String] {
         ["tensor_model_parallel_size": String(tensorParallel), "tensor_model_parallel_rank": String(tensorRank),
+         "pipeline_model_parallel_size": String(part.stages), "pipeline_model_parallel_rank": String(part.stage),
+         "virtual_pipeline_chunks": String(part.chunks),
          "data_parallel_size": String(dataParallel), "distributed_optimizer": sharded ? "true" : "false"]
+    }
+
+    /// How a checkpoint was split over model-parallel ranks (read from its first rank file).
+    struct StoredLayout: Equatable {
+        var tensorParallel: Int
+        var pipelineParallel: Int
+        var chunks: Int
+
+        /// Reads it from a rank file's metadata (files without pipeline fields: one stage).
+        init(_ file: SafeTensorsFile, path: String) throws(TrainingError) {
+            tensorParallel = try number("tensor_model_parallel_size", in: file, path: path, fallback: 1)
+            pipelineParallel = try number("pipeline_model_parallel_size", in: file, path: path, fallback: 1)
+            chunks = try number("virtual_pipeline_chunks", in: file, path: path, fallback: 1)
+        }
+
+        init(tensorParallel: Int, pipelineParallel: Int, chunks: Int) {
+            self.tensorParallel = tensorParallel
+            self.pipelineParallel = pipelineParallel
+            self.chunks = chunks
+        }
+
+        /// The folder of (tensorRank, pipelineRank) under this layout.
+        func rankDirectoryName(tensorRank: Int, pipelineRank: Int) -> String {
+            Checkpoint.rankDirectoryName(tensorRank: tensorRank, pipelineRank: pipelineParallel > 1 ? pipelineRank : nil)
+        }
+
+        /// `megatron convert` flags that reshard a checkpoint into this layout.
+        func convertFlags(numLayers: Int) -> String {
+            "--target-tensor-model-parallel-size \(tensorParallel) --target-pipeline-model-parallel-size \(pipelineParallel)"
+                + (chunks > 1 ? " --target-num-layers-per-virtual-pipeline-stage \(numLayers / (pipelineParallel * chunks))" : "")
+        }
+
+        /// The part of the model that pipeline rank `stage` holds under this layout.
+        func part(numLayers: Int, stage: Int) throws(TrainingError) -> GPTPipelinePart {
+            do { return try GPTPipelinePart(numLayers: numLayers, stages: pipelineParallel, stage: stage, chunks: chunks) } catch {
+                throw .checkpoint(path: "", reason: error.description)
+            }
+        }
+
+        var description: String {
+            "TP \(tensorParallel), PP \(pipelineParallel)" + (chunks > 1 ? " with \(chunks) model chunks per stage" : "")
+        }
     }
 
     /// The iteration named by `directory`'s tracker file.
@@ -124,10 +181,18 @@ public enum Checkpoint {
         return iteration
     }
 
-    /// The folder of tensor-parallel rank `tensorRank` in the latest checkpoint in `directory`.
-    static func latestRankDirectory(in directory: String, tensorRank: Int) throws(TrainingError) -> (path: String, iteration: Int) {
+    /// The latest iteration's folder in `directory` and the first rank's file in it (`mp_rank_00`
+    /// or `mp_rank_00_000`), which says how the checkpoint is split.
+    static func latestFirstRank(in directory: String) throws(TrainingError)
+        -> (iterationDirectory: String, iteration: Int, file: SafeTensorsFile, path: String, layout: StoredLayout) {
         let iteration = try latestIteration(in: directory)
-        return (directory + "/" + directoryName(iteration: iteration) + "/" + rankDirectoryName(tensorRank: tensorRank), iteration)
+        let iterationDirectory = directory + "/" + directoryName(iteration: iteration)
+        var candidate = iterationDirectory + "/" + rankDirectoryName(tensorRank: 0)
+        if !FileManager.default.fileExists(atPath: candidate) {
+            candidate = iterationDirectory + "/" + rankDirectoryName(tensorRank: 0, pipelineRank: 0)
+        }
+        let (file, path) = try CheckpointFiles.openModel(in: candidate)
+        return (iterationDirectory, iteration, file, path, try StoredLayout(file, path: path))
     }
 
     /// An integer from a rank file's metadata (`fallback` when absent, e.g. older files).
@@ -141,9 +206,15 @@ public enum Checkpoint {
     }
 
     /// Loads this rank's part of the latest checkpoint in `directory` into `model` and `moments`;
-    /// throws if it was made for another model shape or tensor-parallel size, or is damaged.
+    /// throws if it was made for another model shape or model-parallel layout, or is damaged.
     public static func load(from directory: String, model: GPTModel, moments: Moments) throws(TrainingError) -> State {
-        let (rankDirectory, _) = try latestRankDirectory(in: directory, tensorRank: model.tensorParallelRank)
+        let first = try latestFirstRank(in: directory)
+        let wanted = StoredLayout(tensorParallel: model.tensorParallelSize, pipelineParallel: model.part.stages, chunks: model.part.chunks)
+        guard first.layout == wanted else {
+            throw .checkpoint(path: first.path, reason: "it was saved with \(first.layout.description) but this run uses "
+                + "\(wanted.description); reshard it with megatron convert \(wanted.convertFlags(numLayers: model.config.numLayers))")
+        }
+        let rankDirectory = first.iterationDirectory + "/" + rankDirectoryName(of: model)
         let (file, path) = try CheckpointFiles.openModel(in: rankDirectory)
         let expected = modelDescription(model.config).serialized
         guard let stored = file.metadata["model"] else {
@@ -152,10 +223,10 @@ public enum Checkpoint {
         guard stored == expected else {
             throw .checkpoint(path: path, reason: "it holds the model \(stored) but this run asks for \(expected)")
         }
-        let storedTensorParallel = try number("tensor_model_parallel_size", in: file, path: path, fallback: 1)
-        guard storedTensorParallel == model.tensorParallelSize else {
-            throw .checkpoint(path: path, reason: "it was saved with --tensor-model-parallel-size \(storedTensorParallel) but this run uses "
-                + "\(model.tensorParallelSize); reshard it with megatron convert --target-tensor-model-parallel-size \(model.tensorParallelSize)")
+        guard try StoredLayout(file, path: path) == wanted,
+              try number("tensor_model_parallel_rank", in: file, path: path, fallback: 0) == model.tensorParallelRank,
+              try number("pipeline_model_parallel_rank", in: file, path: path, fallback: 0) == model.part.stage else {
+            throw .checkpoint(path: path, reason: "it is not the file of \(rankDirectoryName(of: model)) under \(wanted.description)")
         }
         let state = State(iteration: try number("iteration", in: file, path: path),
                           consumedSamples: try number("consumed_samples", in: file, path: path),
@@ -176,7 +247,7 @@ public enum Checkpoint {
         return state
     }
 
-    /// The whole model of the latest checkpoint in `directory` (tensor-parallel shards merged),
+    /// The whole model of the latest checkpoint in `directory` (model-parallel shards merged),
     /// built from the configuration stored in it (for evaluation, generation and export; the
     /// optimizer state is not read).
     public static func loadModel(from directory: String) throws(TrainingError) -> (model: GPTModel, iteration: Int) {

@@ -30,9 +30,9 @@ struct CheckpointDirectory {
         }
     }
 
-    /// The (created) folder of a tensor-parallel rank inside the temporary directory.
-    func rankDirectory(tensorRank: Int) throws(TrainingError) -> String {
-        let path = temporary + "/" + Checkpoint.rankDirectoryName(tensorRank: tensorRank)
+    /// The (created) folder `name` of a model-parallel rank inside the temporary directory.
+    func rankDirectory(_ name: String) throws(TrainingError) -> String {
+        let path = temporary + "/" + name
         do { try Directory.create(path) } catch { throw .checkpoint(path: path, reason: "cannot create it: \(error)") }
         return path
     }

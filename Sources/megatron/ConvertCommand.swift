@@ -5,15 +5,17 @@ import Kernels
 import Training
 
 /// `megatron convert`: Hugging Face GPT-2 directories to and from this project's checkpoints, and
-/// checkpoints resharded for another tensor-parallel size.
+/// checkpoints resharded for another tensor- or pipeline-parallel layout.
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
         abstract: "Convert between Hugging Face GPT-2 (config.json + model.safetensors) and megatron-swift checkpoints, or reshard a checkpoint.",
         discussion: """
-        --input CKPT_DIR --output CKPT_DIR --target-tensor-model-parallel-size N: the latest
-        checkpoint (weights and Adam moments) split for N tensor-parallel ranks; `train --load`
-        resumes it under any data-parallel size, with or without --use-distributed-optimizer.
+        --input CKPT_DIR --output CKPT_DIR --target-tensor-model-parallel-size T
+        [--target-pipeline-model-parallel-size P [--target-num-layers-per-virtual-pipeline-stage N]]:
+        the latest checkpoint (weights and Adam moments) split for T tensor-parallel ranks and P
+        pipeline stages (a size not given keeps the checkpoint's); `train --load` resumes it
+        under that layout with any data-parallel size, with or without --use-distributed-optimizer.
         --input-format hf --input HF_DIR --output CKPT_DIR: a checkpoint at iteration 0 (fresh
         optimizer state) that `train --load`, `evaluate` and `generate` accept.
         --output-format hf --input CKPT_DIR --output HF_DIR: a directory that
@@ -30,17 +32,47 @@ struct ConvertCommand: ParsableCommand {
     var eosTokenId: Int32?
     @Option(name: .long, help: "Tensor-parallel size of the written checkpoint (megatron output).")
     var targetTensorModelParallelSize: Int?
+    @Option(name: .long, help: "Pipeline stages of the written checkpoint (megatron output).")
+    var targetPipelineModelParallelSize: Int?
+    @Option(name: .long, help: "Layers per model chunk of the interleaved schedule the written checkpoint is for.")
+    var targetNumLayersPerVirtualPipelineStage: Int?
+
+    /// Whether a target layout was given (a reshard).
+    private var reshards: Bool {
+        targetTensorModelParallelSize != nil || targetPipelineModelParallelSize != nil || targetNumLayersPerVirtualPipelineStage != nil
+    }
 
     func validate() throws {
-        if let target = targetTensorModelParallelSize {
-            guard target >= 1 else { throw ValidationError("--target-tensor-model-parallel-size must be at least 1, got \(target)") }
+        for (value, flag) in [(targetTensorModelParallelSize, "--target-tensor-model-parallel-size"),
+                              (targetPipelineModelParallelSize, "--target-pipeline-model-parallel-size"),
+                              (targetNumLayersPerVirtualPipelineStage, "--target-num-layers-per-virtual-pipeline-stage")] {
+            if let value, value < 1 { throw ValidationError("\(flag) must be at least 1, got \(value)") }
+        }
+        if reshards {
             guard outputFormat == .megatron else {
-                throw ValidationError("--target-tensor-model-parallel-size needs --output-format megatron")
+                throw ValidationError("the --target-... layout flags need --output-format megatron")
             }
         } else if inputFormat == outputFormat {
             throw ValidationError("--input-format and --output-format are both \(inputFormat.rawValue); nothing to convert "
-                + "(give --target-tensor-model-parallel-size to reshard)")
+                + "(give --target-tensor-model-parallel-size or --target-pipeline-model-parallel-size to reshard)")
         }
+    }
+
+    /// Writes `merged` into `output` under the target layout (sizes not given keep the checkpoint's).
+    private func reshard(_ merged: MergedCheckpoint) throws -> String {
+        let t = targetTensorModelParallelSize ?? merged.tensorParallel
+        let p = targetPipelineModelParallelSize ?? merged.pipelineParallel
+        var chunks = targetPipelineModelParallelSize == nil ? merged.chunks : 1
+        if let perChunk = targetNumLayersPerVirtualPipelineStage {
+            let stageLayers = merged.config.numLayers / p
+            guard merged.config.numLayers % p == 0, stageLayers % perChunk == 0 else {
+                throw ValidationError("--target-num-layers-per-virtual-pipeline-stage \(perChunk) does not divide the "
+                    + "\(merged.config.numLayers) layers into \(p) stages of equal chunks")
+            }
+            chunks = stageLayers / perChunk
+        }
+        try merged.reshard(to: output, tensorParallel: t, pipelineParallel: p, chunks: chunks)
+        return "TP \(merged.tensorParallel) x PP \(merged.pipelineParallel) -> TP \(t) x PP \(p)" + (chunks > 1 ? " (\(chunks) chunks per stage)" : "")
     }
 
     func run() throws {
@@ -50,15 +82,12 @@ struct ConvertCommand: ParsableCommand {
             try Checkpoint.save(to: output, model: model, moments: .whole(optimizer),
                                 state: Checkpoint.State(iteration: 0, consumedSamples: 0, consumedValidSamples: 0,
                                                         optimizerStep: 0, seed: 1234))
-            if let target = targetTensorModelParallelSize, target > 1 {
-                try MergedCheckpoint(directory: output, moments: true).reshard(to: output, tensorParallel: target)
-            }
+            if reshards { _ = try reshard(MergedCheckpoint(directory: output, moments: true)) }
             print("wrote \(output)/\(Checkpoint.directoryName(iteration: 0)) (\(model.layout.totalCount) parameters)")
-        } else if outputFormat == .megatron, let target = targetTensorModelParallelSize {
+        } else if outputFormat == .megatron {
             let merged = try MergedCheckpoint(directory: input, moments: true)
-            try merged.reshard(to: output, tensorParallel: target)
-            print("wrote \(output)/\(Checkpoint.directoryName(iteration: merged.iteration)): tensor-parallel size "
-                + "\(merged.tensorParallel) -> \(target)")
+            let change = try reshard(merged)
+            print("wrote \(output)/\(Checkpoint.directoryName(iteration: merged.iteration)): \(change)")
         } else {
             let (model, iteration) = try Checkpoint.loadModel(from: input)
             try HuggingFaceCheckpoint.write(model, to: output, eosTokenID: eosTokenId)

@@ -15,11 +15,17 @@ import Testing
 @Suite(.serialized) struct ParallelCheckpointTests {
     static let corpus = ParallelTrainingTests.corpus
 
-    static func config(distributed: Bool, iterations: Int = 6, load: String? = nil) throws -> TrainingConfig {
-        var extra: [(key: String, value: JSONValue)] = [("train-iters", .number(Double(iterations)))]
-        if distributed { extra.append(("use-distributed-optimizer", .bool(true))) }
+    typealias Layout = ParallelTrainingTests.Layout
+
+    static func config(_ layout: Layout, iterations: Int = 6, load: String? = nil) throws -> TrainingConfig {
+        var extra: [(key: String, value: JSONValue)] = [("train-iters", .number(Double(iterations))),
+                                                         ("pipeline-model-parallel-size", .number(Double(layout.pp)))]
+        if layout.distributed { extra.append(("use-distributed-optimizer", .bool(true))) }
+        if layout.chunks > 1 {
+            extra.append(("num-layers-per-virtual-pipeline-stage", .number(Double(layout.layers / (layout.pp * layout.chunks)))))
+        }
         if let load { extra.append(("load", .string(load))) }
-        return try ParallelTrainingTests.config(layers: 2, extra: extra)
+        return try ParallelTrainingTests.config(layers: layout.layers, extra: extra)
     }
 
     /// What a rank saw: its losses from `start` up to `stop`, and its weights and both moments
@@ -30,11 +36,11 @@ import Testing
     }
 
     /// Trains a layout from scratch or from `load` up to `stop` iterations, saving at `saveAt`.
-    static func run(tensorParallel t: Int, dataParallel d: Int, distributed: Bool, stop: Int,
-                    saveAt: Int? = nil, saveTo: String? = nil, load: String? = nil) throws -> [RankRun] {
-        let config = try Self.config(distributed: distributed, iterations: stop, load: load)
-        return try RankThreads.run(size: t * d) { world in
-            let parallel = try ParallelState(world: world, tensorParallel: t)
+    static func run(_ layout: Layout, stop: Int, saveAt: Int? = nil, saveTo: String? = nil,
+                    load: String? = nil) throws -> [RankRun] {
+        let config = try Self.config(layout, iterations: stop, load: load)
+        return try RankThreads.run(size: layout.tp * layout.pp * layout.dp) { world in
+            let parallel = try ParallelState(world: world, tensorParallel: layout.tp, pipelineParallel: layout.pp)
             let trainer = try Trainer(config: config, vocabularySize: 2048, endOfDocument: 0, parallel: parallel)
             var losses = [Double]()
             while !trainer.finished {
@@ -49,16 +55,21 @@ import Testing
         }
     }
 
-    @Test(arguments: [(2, 2, true), (2, 2, false), (1, 2, true)])
-    func sameLayoutResumesBitIdentically(tensorParallel t: Int, dataParallel d: Int, distributed: Bool) throws {
+    @Test(arguments: [
+        Layout(tp: 2, dp: 2, distributed: true), Layout(tp: 2, dp: 2), Layout(dp: 2, distributed: true),
+        Layout(tp: 2, pp: 2, dp: 2, distributed: true, layers: 4), Layout(pp: 2, chunks: 2, layers: 4),
+    ])
+    func sameLayoutResumesBitIdentically(_ layout: Layout) throws {
         let directory = ResumeTests.temporaryDirectory() + "/checkpoints"
-        let straight = try Self.run(tensorParallel: t, dataParallel: d, distributed: distributed, stop: 6,
-                                    saveAt: 3, saveTo: directory)
-        let resumed = try Self.run(tensorParallel: t, dataParallel: d, distributed: distributed, stop: 6, load: directory)
+        let straight = try Self.run(layout, stop: 6, saveAt: 3, saveTo: directory)
+        let resumed = try Self.run(layout, stop: 6, load: directory)
         let files = try FileManager.default.contentsOfDirectory(atPath: directory + "/iter_0000003").sorted()
-        #expect(files == (0..<t).map { Checkpoint.rankDirectoryName(tensorRank: $0) })
-        if distributed {
-            let shards = try FileManager.default.contentsOfDirectory(atPath: directory + "/iter_0000003/mp_rank_00").sorted()
+        let expected = (0..<layout.pp).flatMap { stage in
+            (0..<layout.tp).map { Checkpoint.rankDirectoryName(tensorRank: $0, pipelineRank: layout.pp > 1 ? stage : nil) }
+        }
+        #expect(files == expected.sorted())
+        if layout.distributed {
+            let shards = try FileManager.default.contentsOfDirectory(atPath: directory + "/iter_0000003/" + expected[0]).sorted()
             #expect(shards == ["distrib_optim_dp_00.safetensors", "distrib_optim_dp_01.safetensors", "model_optim_rng.safetensors"])
         }
         for (a, b) in zip(straight, resumed) {
@@ -71,38 +82,54 @@ import Testing
 
     @Test func reshardedCheckpointContinuesTheOriginalLosses() throws {
         let root = ResumeTests.temporaryDirectory()
-        // TP 2 x DP 2 with the distributed optimizer: 3 iterations, save, 3 more.
-        let original = try Self.run(tensorParallel: 2, dataParallel: 2, distributed: true, stop: 6, saveAt: 3, saveTo: root + "/tp2")
+        // TP 2 x PP 2 x DP 2 with the distributed optimizer: 3 iterations, save, 3 more.
+        let source = Layout(tp: 2, pp: 2, dp: 2, distributed: true, layers: 4)
+        let original = try Self.run(source, stop: 6, saveAt: 3, saveTo: root + "/source")
         let expected = Array(original[0].losses[3...])
-        let merged = try MergedCheckpoint(directory: root + "/tp2", moments: true)
-        #expect(merged.tensorParallel == 2 && merged.iteration == 3)
-        for (target, dataParallel, distributed) in [(1, 2, true), (4, 1, false), (2, 1, false)] {
-            let directory = root + "/tp\(target)-from-tp2"
-            try merged.reshard(to: directory, tensorParallel: target)
-            let resumed = try Self.run(tensorParallel: target, dataParallel: dataParallel, distributed: distributed, stop: 6, load: directory)
+        let merged = try MergedCheckpoint(directory: root + "/source", moments: true)
+        #expect(merged.tensorParallel == 2 && merged.pipelineParallel == 2 && merged.iteration == 3)
+        let targets = [Layout(dp: 2, distributed: true, layers: 4), Layout(tp: 4, layers: 4), Layout(pp: 4, layers: 4),
+                       Layout(tp: 2, pp: 2, chunks: 2, layers: 4), Layout(pp: 2, dp: 2, distributed: true, layers: 4)]
+        for target in targets {
+            let directory = root + "/\(target.tp)-\(target.pp)-\(target.chunks)"
+            try merged.reshard(to: directory, tensorParallel: target.tp, pipelineParallel: target.pp, chunks: target.chunks)
+            let resumed = try Self.run(target, stop: 6, load: directory)
             let worst = zip(resumed[0].losses, expected).map { abs($0 - $1) / abs($1) }.max()!
-            print("TP 2 x DP 2 (ZeRO) -> TP \(target) x DP \(dataParallel)\(distributed ? " (ZeRO)" : ""): losses within \(worst)")
+            print("\(source) -> \(target): losses within \(worst)")
             #expect(resumed[0].losses.count == 3)
             #expect(worst <= 1e-5)
         }
-        // Merging the resharded TP 4 checkpoint gives back the same weights and moments.
-        let again = try MergedCheckpoint(directory: root + "/tp4-from-tp2", moments: true)
-        for (a, b) in [(merged.params, again.params), (merged.moments!.m, again.moments!.m), (merged.moments!.v, again.moments!.v)] {
-            #expect((0..<a.layout.totalCount).allSatisfy { a.buffer.pointer[$0] == b.buffer.pointer[$0] })
+        // Merging a resharded checkpoint gives back the same weights and moments.
+        for name in ["4-1-1", "1-4-1", "2-2-2"] {
+            let again = try MergedCheckpoint(directory: root + "/" + name, moments: true)
+            for (a, b) in [(merged.params, again.params), (merged.moments!.m, again.moments!.m), (merged.moments!.v, again.moments!.v)] {
+                #expect((0..<a.layout.totalCount).allSatisfy { a.buffer.pointer[$0] == b.buffer.pointer[$0] }, "\(name)")
+            }
         }
     }
 
-    @Test func anotherTensorParallelSizeAtLoadIsAClearError() throws {
+    @Test func anotherModelParallelLayoutAtLoadIsAClearError() throws {
         let directory = ResumeTests.temporaryDirectory() + "/checkpoints"
-        _ = try Self.run(tensorParallel: 2, dataParallel: 1, distributed: false, stop: 1, saveAt: 1, saveTo: directory)
+        _ = try Self.run(Layout(tp: 2), stop: 1, saveAt: 1, saveTo: directory)
         do {
-            _ = try Self.run(tensorParallel: 1, dataParallel: 1, distributed: false, stop: 2, load: directory)
+            _ = try Self.run(Layout(), stop: 2, load: directory)
             Issue.record("loading a TP 2 checkpoint with TP 1 must fail")
         } catch {
             #expect("\(error)".contains("--target-tensor-model-parallel-size 1"))
         }
         #expect(throws: TrainingError.self) {
             try MergedCheckpoint(directory: directory, moments: true).reshard(to: directory + "-tp3", tensorParallel: 3)
+        }
+        let staged = ResumeTests.temporaryDirectory() + "/staged"
+        _ = try Self.run(Layout(pp: 2), stop: 1, saveAt: 1, saveTo: staged)
+        do {
+            _ = try Self.run(Layout(), stop: 2, load: staged)
+            Issue.record("loading a PP 2 checkpoint with PP 1 must fail")
+        } catch {
+            #expect("\(error)".contains("--target-pipeline-model-parallel-size 1"))
+        }
+        #expect(throws: TrainingError.self) {
+            try MergedCheckpoint(directory: staged, moments: true).reshard(to: staged + "-pp3", tensorParallel: 1, pipelineParallel: 3)
         }
     }
 }
