@@ -79,6 +79,15 @@ public struct MicroBatch: Sendable, Equatable {
     public var tokens: [Int32]
     public var labels: [Int32]
     public var lossMask: [Float]
+
+    /// A micro-batch of `batchSize` sequences of `sequenceLength` tokens, labels and loss weights.
+    public init(batchSize: Int, sequenceLength: Int, tokens: [Int32], labels: [Int32], lossMask: [Float]) {
+        self.batchSize = batchSize
+        self.sequenceLength = sequenceLength
+        self.tokens = tokens
+        self.labels = labels
+        self.lossMask = lossMask
+    }
 }
 
 /// Serves consecutive samples of a source as micro-batches, starting after the samples already

@@ -17,6 +17,11 @@ final class PipelineExecutor {
     let pipeline: Communicator?
     private var spare: [[GPTActivations]]
     private var inFlight: [Slot: GPTActivations] = [:]
+    /// Seconds spent in forwards and backwards, and blocked in receives, since the last reset
+    /// (the pipeline bubble is where a stage waits).
+    private(set) var computeSeconds = 0.0
+    private(set) var waitSeconds = 0.0
+    private let clock = ContinuousClock()
 
     private struct Slot: Hashable {
         var microBatch: Int
@@ -49,21 +54,29 @@ final class PipelineExecutor {
             switch instruction {
             case .receiveActivation:
                 let acts = take(slot, shape: batches[slot.microBatch])
-                pipeline!.receive(acts.input, count: acts.hiddenCount, from: previousStage,
-                                  tag: tag(slot, boundary: virtualStage(slot.chunk) - 1, gradient: false))
+                timed(&waitSeconds) {
+                    pipeline!.receive(acts.input, count: acts.hiddenCount, from: previousStage,
+                                      tag: tag(slot, boundary: virtualStage(slot.chunk) - 1, gradient: false))
+                }
             case .forward:
                 let acts = inFlight[slot] ?? take(slot, shape: batches[slot.microBatch])
+                let start = clock.now
                 lossSum += try forward(slot, acts, batches[slot.microBatch])
+                computeSeconds += seconds(since: start)
             case .sendActivation:
                 let acts = inFlight[slot]!
                 pipeline!.send(acts.output, count: acts.hiddenCount, to: nextStage,
                                tag: tag(slot, boundary: virtualStage(slot.chunk), gradient: false))
             case .receiveGradient:
                 let acts = inFlight[slot]!
-                pipeline!.receive(acts.outputGradient, count: acts.hiddenCount, from: nextStage,
-                                  tag: tag(slot, boundary: virtualStage(slot.chunk), gradient: true))
+                timed(&waitSeconds) {
+                    pipeline!.receive(acts.outputGradient, count: acts.hiddenCount, from: nextStage,
+                                      tag: tag(slot, boundary: virtualStage(slot.chunk), gradient: true))
+                }
             case .backward:
-                model.backward(chunk: slot.chunk, activations: inFlight[slot]!, gradientScale: gradientScale)
+                timed(&computeSeconds) {
+                    model.backward(chunk: slot.chunk, activations: inFlight[slot]!, gradientScale: gradientScale)
+                }
                 if virtualStage(slot.chunk) == 0 { release(slot) }
             case .sendGradient:
                 let acts = inFlight[slot]!
@@ -99,6 +112,23 @@ final class PipelineExecutor {
             }
         }
         return lossSum
+    }
+
+    /// Sets the compute and wait counters to zero.
+    func resetTimers() {
+        computeSeconds = 0
+        waitSeconds = 0
+    }
+
+    private func timed(_ counter: inout Double, _ body: () -> Void) {
+        let start = clock.now
+        body()
+        counter += seconds(since: start)
+    }
+
+    private func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = (clock.now - start).components
+        return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
     }
 
     private func forward(_ slot: Slot, _ acts: GPTActivations, _ batch: MicroBatch) throws(GPTInputError) -> Double {

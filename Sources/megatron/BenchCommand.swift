@@ -12,8 +12,8 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks: training steps (default) and collectives.",
-        subcommands: [StepBenchCommand.self, CollectivesBenchCommand.self],
+        abstract: "Benchmarks: training steps (default), collectives and pipeline schedules.",
+        subcommands: [StepBenchCommand.self, CollectivesBenchCommand.self, PipelineBenchCommand.self],
         defaultSubcommand: StepBenchCommand.self)
 }
 
