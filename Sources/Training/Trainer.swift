@@ -79,6 +79,9 @@ public final class Trainer {
         schedule = try config.schedule()
         rampup = try config.rampup()
         totalSamples = try config.totalSamples()
+        // The interleaved schedule needs m to be a multiple of p: say so before any work.
+        let firstBatch = rampup?.globalBatchSize(consumedSamples: 0) ?? config.globalBatchSize!
+        _ = try Self.pipelineSchedule(part: part, microBatches: firstBatch / (config.microBatchSize * parallel.dataParallel))
 
         let split = try DataSplit(config.split)
         var datasetConfig = GPTDatasetConfig(sequenceLength: config.seqLength, split: split, endOfDocumentID: endOfDocument)
@@ -131,7 +134,7 @@ public final class Trainer {
             try loadMicroBatch(source: train, consumedSamples: consumedSamples + (k * dp + parallel.dataRank) * micro)
         }
         model.zeroGrad()
-        var lossSum = try executor.run(try pipelineSchedule(microBatches: microBatches), batches: batches,
+        var lossSum = try executor.run(try Self.pipelineSchedule(part: model.part, microBatches: microBatches), batches: batches,
                                        gradientScale: 1 / Float(microBatches))
         // The last stage's copy of the word embedding (output layer) and the first stage's
         // (input embedding) get the sum of both gradients, so the copies stay equal.
@@ -204,11 +207,10 @@ public final class Trainer {
     }
 
     /// The 1F1B schedule of this run (interleaved with `--num-layers-per-virtual-pipeline-stage`).
-    private func pipelineSchedule(microBatches: Int) throws -> PipelineSchedule {
-        let chunks = model.part.chunks
+    private static func pipelineSchedule(part: GPTPipelinePart, microBatches: Int) throws -> PipelineSchedule {
         do {
-            return try PipelineSchedule(kind: chunks > 1 ? .interleaved(virtualStages: chunks) : .oneForwardOneBackward,
-                                        stages: model.part.stages, microBatches: microBatches)
+            return try PipelineSchedule(kind: part.chunks > 1 ? .interleaved(virtualStages: part.chunks) : .oneForwardOneBackward,
+                                        stages: part.stages, microBatches: microBatches)
         } catch {
             throw TrainingError.invalidFlag("--num-layers-per-virtual-pipeline-stage", error.description)
         }

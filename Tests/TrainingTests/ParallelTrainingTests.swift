@@ -77,7 +77,8 @@ import Testing
                 let last = copies.suffix(t).reduce(into: [Float](repeating: 0, count: spec.count)) { sum, c in
                     for i in c.indices { sum[i] += c[i] }
                 }
-                #expect(first == last, "the first and last stage's word embeddings differ")
+                let identical = first == last
+                #expect(identical, "the first and last stage's word embeddings differ")
             }
             weights.append(tensor)
         }

@@ -96,6 +96,24 @@ import Testing
             try TrainingConfig.settings(fromArguments: ["--seed", "x"])
         }
     }
+
+    @Test func pipelineLayoutsThatDoNotDivideAreErrors() throws {
+        func config(_ extra: [(key: String, value: JSONValue)]) throws -> TrainingConfig {
+            try ResumeTests.config(prefix: "unused", extra: [("num-layers", .number(6))] + extra)
+        }
+        #expect(try config([("pipeline-model-parallel-size", .number(3))]).virtualPipelineChunks == 1)
+        #expect(try config([("pipeline-model-parallel-size", .number(3)),
+                            ("num-layers-per-virtual-pipeline-stage", .number(1))]).virtualPipelineChunks == 2)
+        #expect(throws: TrainingError.invalidFlag("--pipeline-model-parallel-size", "4 stages do not divide --num-layers 6")) {
+            try config([("pipeline-model-parallel-size", .number(4))])
+        }
+        #expect(throws: TrainingError.invalidFlag("--num-layers-per-virtual-pipeline-stage", "needs --pipeline-model-parallel-size of at least 2")) {
+            try config([("num-layers-per-virtual-pipeline-stage", .number(2))])
+        }
+        #expect(throws: TrainingError.invalidFlag("--num-layers-per-virtual-pipeline-stage", "2 does not divide the 3 layers of a stage")) {
+            try config([("pipeline-model-parallel-size", .number(2)), ("num-layers-per-virtual-pipeline-stage", .number(2))])
+        }
+    }
 }
 
 @Suite struct TensorBoardTests {
