@@ -51,8 +51,8 @@ public final class GPTModel {
             throw .invalid(flag: "--tensor-model-parallel-size", reason: "\(t) does not divide \(flag) \(value)")
         }
         let part = part ?? .whole(numLayers: config.numLayers)
-        guard part.chunkLayers.allSatisfy({ $0.upperBound <= config.numLayers }) else {
-            throw .invalid(flag: "--pipeline-model-parallel-size", reason: "\(part) is outside the model's \(config.numLayers) layers")
+        guard part.numLayers == config.numLayers else {
+            throw .invalid(flag: "--pipeline-model-parallel-size", reason: "\(part) was cut from \(part.numLayers) layers, the model has \(config.numLayers)")
         }
         self.config = config
         self.tensorParallel = tensorParallel

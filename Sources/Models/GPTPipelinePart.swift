@@ -8,6 +8,8 @@
 /// own copy of the tied word embedding for the output layer; the copies start equal and their
 /// gradients are summed between the first and last stage, so they stay equal.
 public struct GPTPipelinePart: Sendable, Equatable, CustomStringConvertible {
+    /// Layers of the whole model `L`.
+    public let numLayers: Int
     /// Pipeline stages `p`.
     public let stages: Int
     /// This stage, `0..<p`.
@@ -17,10 +19,11 @@ public struct GPTPipelinePart: Sendable, Equatable, CustomStringConvertible {
 
     /// The whole model on one stage.
     public static func whole(numLayers: Int) -> GPTPipelinePart {
-        GPTPipelinePart(stages: 1, stage: 0, chunkLayers: [0..<numLayers])
+        GPTPipelinePart(numLayers: numLayers, stages: 1, stage: 0, chunkLayers: [0..<numLayers])
     }
 
-    private init(stages: Int, stage: Int, chunkLayers: [Range<Int>]) {
+    private init(numLayers: Int, stages: Int, stage: Int, chunkLayers: [Range<Int>]) {
+        self.numLayers = numLayers
         self.stages = stages
         self.stage = stage
         self.chunkLayers = chunkLayers
@@ -39,11 +42,14 @@ public struct GPTPipelinePart: Sendable, Equatable, CustomStringConvertible {
             throw .invalid(flag: "--pipeline-model-parallel-size", reason: reason)
         }
         let perChunk = numLayers / (stages * chunks)
-        self.init(stages: stages, stage: stage, chunkLayers: (0..<chunks).map { c in
+        self.init(numLayers: numLayers, stages: stages, stage: stage, chunkLayers: (0..<chunks).map { c in
             let virtualStage = c * stages + stage
             return virtualStage * perChunk..<(virtualStage + 1) * perChunk
         })
     }
+
+    /// The virtual stage of `chunk` on this stage (`chunk p + stage`), `0..<p v`.
+    public func virtualStage(chunk: Int) -> Int { chunk * stages + stage }
 
     /// Model chunks on this stage (`v`).
     public var chunks: Int { chunkLayers.count }

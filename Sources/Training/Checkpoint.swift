@@ -76,8 +76,8 @@ public enum Checkpoint {
     }
 
     /// Writes this rank's part of a checkpoint into `directory` (created if needed). Collective
-    /// over `parallel.world`: the first data-parallel rank of each tensor-parallel rank writes the
-    /// model file, every rank its optimizer shard when sharded, global rank 0 moves the directory
+    /// over `parallel.world`: the first data-parallel rank of each (tensor, pipeline) rank writes
+    /// the model file, every rank its optimizer shard when sharded, global rank 0 moves the directory
     /// into place.
     public static func save(to directory: String, model: GPTModel, moments: Moments, state: State,
                             arguments: JSONValue = .object([]), schedule: LearningRateSchedule? = nil,
@@ -157,9 +157,9 @@ public enum Checkpoint {
         }
 
         /// The part of the model that pipeline rank `stage` holds under this layout.
-        func part(numLayers: Int, stage: Int) throws(TrainingError) -> GPTPipelinePart {
+        func part(numLayers: Int, stage: Int, path: String) throws(TrainingError) -> GPTPipelinePart {
             do { return try GPTPipelinePart(numLayers: numLayers, stages: pipelineParallel, stage: stage, chunks: chunks) } catch {
-                throw .checkpoint(path: "", reason: error.description)
+                throw .checkpoint(path: path, reason: "its layout does not fit the model: \(error.description)")
             }
         }
 

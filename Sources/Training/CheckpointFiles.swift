@@ -57,7 +57,7 @@ struct CheckpointDirectory {
     }
 }
 
-/// The files inside a tensor-parallel rank's folder: `model_optim_rng.safetensors` (weights, and
+/// The files inside a model-parallel rank's folder (`mp_rank_TT` or `mp_rank_TT_PPP`): `model_optim_rng.safetensors` (weights, and
 /// the Adam moments per tensor unless the distributed optimizer kept them) and, with the
 /// distributed optimizer, `distrib_optim_dp_RR.safetensors` (each data-parallel rank's flat slice
 /// of both moments).
@@ -68,7 +68,7 @@ enum CheckpointFiles {
         "distrib_optim_dp_" + (dataRank < 10 ? "0" : "") + String(dataRank) + ".safetensors"
     }
 
-    /// Writes weights and (when given) per-tensor moments of one tensor-parallel rank.
+    /// Writes weights and (when given) per-tensor moments of one model-parallel rank.
     static func writeModel(to directory: String, params: ParameterStore,
                            moments: (m: ParameterStore, v: ParameterStore)?, metadata: [String: String]) throws(TrainingError) {
         var stores = [("", params)]
@@ -112,7 +112,7 @@ enum CheckpointFiles {
         }
     }
 
-    /// Reads both Adam moments of a tensor-parallel rank into `m` and `v` (laid out as the rank's
+    /// Reads both Adam moments of a model-parallel rank into `m` and `v` (laid out as the rank's
     /// parameters), whichever way they were saved: per tensor in the model file, or as the
     /// data-parallel ranks' flat slices.
     static func readMoments(in directory: String, model file: SafeTensorsFile, path: String,

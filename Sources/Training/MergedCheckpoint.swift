@@ -38,7 +38,7 @@ public struct MergedCheckpoint {
         params = ParameterStore(layout: full)
         let m = ParameterStore(layout: full), v = ParameterStore(layout: full)
         for stage in 0..<layout.pipelineParallel {
-            let part = try layout.part(numLayers: config.numLayers, stage: stage)
+            let part = try layout.part(numLayers: config.numLayers, stage: stage, path: first.path)
             let local = ParameterLayout(GPTModel.parameterSpecs(config, tensorParallel: t, part: part))
             for rank in 0..<t {
                 let directoryOfRank = first.iterationDirectory + "/" + layout.rankDirectoryName(tensorRank: rank, pipelineRank: stage)
@@ -86,6 +86,9 @@ public struct MergedCheckpoint {
         let flag = "--target-tensor-model-parallel-size \(t) --target-pipeline-model-parallel-size \(p)"
         let layout = Checkpoint.StoredLayout(tensorParallel: t, pipelineParallel: p, chunks: chunks)
         var parts = [GPTPipelinePart]()
+        guard chunks == 1 || p >= 2 else {
+            throw .invalidFlag(flag, "an interleaved layout (\(chunks) chunks per stage) needs at least 2 pipeline stages")
+        }
         do {
             let grid = try RankGrid(world: t * p, tensorParallel: t, pipelineParallel: p)
             try grid.validate(heads: config.numAttentionHeads, hidden: config.hiddenSize, paddedVocabulary: config.paddedVocabSize,

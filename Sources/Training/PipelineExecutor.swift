@@ -39,7 +39,7 @@ final class PipelineExecutor {
     private var stages: Int { model.part.stages }
     private var stage: Int { model.part.stage }
     private var virtualStages: Int { stages * model.part.chunks }
-    private func virtualStage(_ chunk: Int) -> Int { chunk * stages + stage }
+    private func virtualStage(_ chunk: Int) -> Int { model.part.virtualStage(chunk: chunk) }
 
     /// Runs `schedule`'s list for this stage over `batches` (one per micro-batch; every stage gets
     /// the same ones, the first reads the tokens and the last the labels). Each micro-batch's loss
@@ -48,6 +48,8 @@ final class PipelineExecutor {
     func run(_ schedule: PipelineSchedule, batches: [MicroBatch], gradientScale: Float) throws(GPTInputError) -> Double {
         precondition(schedule.stages == stages && schedule.kind.chunks == model.part.chunks && schedule.microBatches == batches.count,
                      "the schedule does not match the model's pipeline part or the batch")
+        // Micro-batches left in flight by a run that threw are dropped.
+        for slot in Array(inFlight.keys) { release(slot) }
         var lossSum = 0.0
         for instruction in schedule.instructions(stage: stage) {
             let slot = Slot(microBatch: instruction.microBatch, chunk: instruction.chunk)
@@ -162,21 +164,5 @@ final class PipelineExecutor {
 
     private func release(_ slot: Slot) {
         spare[slot.chunk].append(inFlight.removeValue(forKey: slot)!)
-    }
-}
-
-extension GPTModel {
-    /// Checks and copies a loader's micro-batch into `acts` (see `load(tokens:targets:lossMask:into:)`).
-    func load(_ batch: MicroBatch, into acts: GPTActivations) throws(GPTInputError) {
-        let result: Result<Void, GPTInputError> = batch.tokens.withUnsafeBufferPointer { tokens in
-            batch.labels.withUnsafeBufferPointer { labels in
-                batch.lossMask.withUnsafeBufferPointer { mask in
-                    Result { () throws(GPTInputError) in
-                        try load(tokens: tokens.baseAddress!, targets: labels.baseAddress!, lossMask: mask.baseAddress!, into: acts)
-                    }
-                }
-            }
-        }
-        try result.get()
     }
 }

@@ -79,9 +79,13 @@ public final class Trainer {
         schedule = try config.schedule()
         rampup = try config.rampup()
         totalSamples = try config.totalSamples()
-        // The interleaved schedule needs m to be a multiple of p: say so before any work.
-        let firstBatch = rampup?.globalBatchSize(consumedSamples: 0) ?? config.globalBatchSize!
-        _ = try Self.pipelineSchedule(part: part, microBatches: firstBatch / (config.microBatchSize * parallel.dataParallel))
+        // The interleaved schedule needs m to be a multiple of p for every global batch size of
+        // the run (each ramp-up size too): say so before any work.
+        let sizes = rampup.map { Array(stride(from: $0.start, through: $0.finalBatchSize, by: $0.increment)) + [$0.finalBatchSize] }
+            ?? [config.globalBatchSize!]
+        for size in sizes {
+            _ = try Self.pipelineSchedule(part: part, microBatches: size / (config.microBatchSize * parallel.dataParallel))
+        }
 
         let split = try DataSplit(config.split)
         var datasetConfig = GPTDatasetConfig(sequenceLength: config.seqLength, split: split, endOfDocumentID: endOfDocument)
@@ -193,17 +197,21 @@ public final class Trainer {
     public func evaluate() throws -> Double? {
         guard let valid, config.evalIters > 0 else { return nil }
         let micro = config.microBatchSize
+        let perBatch = config.globalBatchSize! / micro
         var loader = MicroBatchLoader(source: valid, microBatchSize: micro, consumedSamples: consumedValidSamples)
-        var batches = [MicroBatch]()
-        for _ in 0..<(config.evalIters * config.globalBatchSize! / micro) {
-            guard let batch = loader.next() else { break }
-            batches.append(batch)
+        var sum = 0.0, count = 0
+        // One global batch at a time, so the activations buffered between stages stay bounded.
+        for _ in 0..<config.evalIters {
+            var batches = [MicroBatch]()
+            while batches.count < perBatch, let batch = loader.next() { batches.append(batch) }
+            if batches.isEmpty { break }
+            sum += try executor.forwardOnly(batches: batches)
+            count += batches.count
         }
         consumedValidSamples = loader.consumedSamples
-        guard !batches.isEmpty else { return nil }
-        var sum = try executor.forwardOnly(batches: batches)
+        guard count > 0 else { return nil }
         if let pipeline = parallel.pipeline { sum = pipeline.allReduce([sum], operation: .sum)[0] }
-        return sum / Double(batches.count)
+        return sum / Double(count)
     }
 
     /// The 1F1B schedule of this run (interleaved with `--num-layers-per-virtual-pipeline-stage`).
@@ -253,16 +261,31 @@ public final class Trainer {
 let wordEmbeddingName = "embedding.word_embeddings.weight"
 
 extension GPTModel {
-    /// Forward over a micro-batch from a `MicroBatchLoader` (masked-mean loss against its labels).
+    /// Forward of the whole model over a micro-batch from a `MicroBatchLoader` (masked-mean loss
+    /// against its labels).
     @discardableResult
     public func forward(_ batch: MicroBatch) throws(GPTInputError) -> CrossEntropy.Totals {
-        let result: Result<CrossEntropy.Totals, GPTInputError> = batch.tokens.withUnsafeBufferPointer { tokens in
-            batch.labels.withUnsafeBufferPointer { labels in
-                batch.lossMask.withUnsafeBufferPointer { mask in
-                    Result { () throws(GPTInputError) in
-                        try forward(tokens: tokens.baseAddress!, targets: labels.baseAddress!, lossMask: mask.baseAddress!,
-                                    batch: batch.batchSize, seqLength: batch.sequenceLength)
-                    }
+        try batch.withPointers { tokens, labels, mask throws(GPTInputError) in
+            try forward(tokens: tokens, targets: labels, lossMask: mask, batch: batch.batchSize, seqLength: batch.sequenceLength)
+        }
+    }
+
+    /// Checks and copies a loader's micro-batch into `acts` (see `load(tokens:targets:lossMask:into:)`).
+    func load(_ batch: MicroBatch, into acts: GPTActivations) throws(GPTInputError) {
+        try batch.withPointers { tokens, labels, mask throws(GPTInputError) in
+            try load(tokens: tokens, targets: labels, lossMask: mask, into: acts)
+        }
+    }
+}
+
+extension MicroBatch {
+    /// Calls `body` with pointers to the tokens, labels and loss mask.
+    func withPointers<R>(_ body: (UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Float>) throws(GPTInputError) -> R)
+        throws(GPTInputError) -> R {
+        let result: Result<R, GPTInputError> = tokens.withUnsafeBufferPointer { tokens in
+            labels.withUnsafeBufferPointer { labels in
+                lossMask.withUnsafeBufferPointer { mask in
+                    Result { () throws(GPTInputError) in try body(tokens.baseAddress!, labels.baseAddress!, mask.baseAddress!) }
                 }
             }
         }

@@ -62,7 +62,8 @@ struct ConvertCommand: ParsableCommand {
     private func reshard(_ merged: MergedCheckpoint) throws -> String {
         let t = targetTensorModelParallelSize ?? merged.tensorParallel
         let p = targetPipelineModelParallelSize ?? merged.pipelineParallel
-        var chunks = targetPipelineModelParallelSize == nil ? merged.chunks : 1
+        // Interleaving is kept unless the pipeline size changes (its chunks would no longer fit).
+        var chunks = p == merged.pipelineParallel ? merged.chunks : 1
         if let perChunk = targetNumLayersPerVirtualPipelineStage {
             let stageLayers = merged.config.numLayers / p
             guard merged.config.numLayers % p == 0, stageLayers % perChunk == 0 else {

@@ -46,6 +46,13 @@ struct PipelineBenchCommand: ParsableCommand {
             throw ValidationError("--micro-batches must be positive numbers")
         }
         if let perChunk = numLayersPerVirtualPipelineStage {
+            guard pipelineModelParallelSize >= 2 else {
+                throw ValidationError("--num-layers-per-virtual-pipeline-stage needs --pipeline-model-parallel-size of at least 2")
+            }
+            guard microBatches.allSatisfy({ $0 % pipelineModelParallelSize == 0 }) else {
+                throw ValidationError("the interleaved schedule needs every --micro-batches value to be a multiple of "
+                    + "--pipeline-model-parallel-size \(pipelineModelParallelSize)")
+            }
             guard perChunk >= 1, numLayers % pipelineModelParallelSize == 0,
                   (numLayers / pipelineModelParallelSize) % perChunk == 0 else {
                 throw ValidationError("--num-layers-per-virtual-pipeline-stage \(perChunk) does not divide the layers of a stage")

@@ -21,6 +21,11 @@ import Testing
         }
         #expect(throws: ConfigurationError.self) { try GPTPipelinePart(numLayers: 8, stages: 2, stage: 0, chunks: 3) }
         #expect(throws: ConfigurationError.self) { try GPTPipelinePart(numLayers: 8, stages: 2, stage: 2) }
+        // A part cut from another depth is refused by the model.
+        let config = GPTConfig(numLayers: 8, hiddenSize: 32, numAttentionHeads: 2, maxPositionEmbeddings: 8, vocabSize: 100)
+        #expect(throws: ConfigurationError.self) {
+            try GPTModel(config: config, part: try GPTPipelinePart(numLayers: 4, stages: 2, stage: 1))
+        }
     }
 
     @Test func stagesPartitionTheParameters() throws {
