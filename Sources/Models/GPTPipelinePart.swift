@@ -51,6 +51,19 @@ public struct GPTPipelinePart: Sendable, Equatable, CustomStringConvertible {
     /// The virtual stage of `chunk` on this stage (`chunk p + stage`), `0..<p v`.
     public func virtualStage(chunk: Int) -> Int { chunk * stages + stage }
 
+    /// Model chunks per stage (`v`) when each chunk has `layersPerChunk` layers (Megatron's
+    /// `--num-layers-per-virtual-pipeline-stage`); throws when they do not divide a stage's layers.
+    public static func chunks(numLayers: Int, stages: Int, layersPerChunk: Int) throws(ConfigurationError) -> Int {
+        guard stages >= 1, numLayers % stages == 0 else {
+            throw .invalid(flag: "--pipeline-model-parallel-size", reason: "\(stages) stages do not divide --num-layers \(numLayers)")
+        }
+        guard layersPerChunk >= 1, (numLayers / stages) % layersPerChunk == 0 else {
+            throw .invalid(flag: "--num-layers-per-virtual-pipeline-stage",
+                           reason: "\(layersPerChunk) does not divide the \(numLayers / stages) layers of a stage")
+        }
+        return numLayers / stages / layersPerChunk
+    }
+
     /// Model chunks on this stage (`v`).
     public var chunks: Int { chunkLayers.count }
     /// The first stage: it embeds the tokens (chunk 0 is the first virtual stage).

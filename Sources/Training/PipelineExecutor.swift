@@ -17,6 +17,8 @@ final class PipelineExecutor {
     let pipeline: Communicator?
     private var spare: [[GPTActivations]]
     private var inFlight: [Slot: GPTActivations] = [:]
+    /// This stage's list for the last number of micro-batches (the same every step without ramp-up).
+    private var instructions: (microBatches: Int, list: [PipelineInstruction])?
     /// Seconds spent in forwards and backwards, and blocked in receives, since the last reset
     /// (the pipeline bubble is where a stage waits).
     private(set) var computeSeconds = 0.0
@@ -51,7 +53,10 @@ final class PipelineExecutor {
         // Micro-batches left in flight by a run that threw are dropped.
         for slot in Array(inFlight.keys) { release(slot) }
         var lossSum = 0.0
-        for instruction in schedule.instructions(stage: stage) {
+        if instructions?.microBatches != schedule.microBatches {
+            instructions = (schedule.microBatches, schedule.instructions(stage: stage))
+        }
+        for instruction in instructions!.list {
             let slot = Slot(microBatch: instruction.microBatch, chunk: instruction.chunk)
             switch instruction {
             case .receiveActivation:

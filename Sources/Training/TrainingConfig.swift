@@ -1,4 +1,5 @@
 import FileSupport
+import Models
 
 /// Everything `megatron train` needs, under Megatron's flag names. Built from settings (a flag
 /// name without dashes -> value) that come from a config file and the command line, so that both
@@ -305,8 +306,8 @@ public struct TrainingConfig: Sendable, Equatable {
             guard pipelineModelParallelSize > 1 else {
                 throw .invalidFlag("--num-layers-per-virtual-pipeline-stage", "needs --pipeline-model-parallel-size of at least 2")
             }
-            guard (numLayers / pipelineModelParallelSize) % perChunk == 0 else {
-                throw .invalidFlag("--num-layers-per-virtual-pipeline-stage", "\(perChunk) does not divide the \(numLayers / pipelineModelParallelSize) layers of a stage")
+            do { _ = try GPTPipelinePart.chunks(numLayers: numLayers, stages: pipelineModelParallelSize, layersPerChunk: perChunk) } catch {
+                switch error { case let .invalid(flag, reason): throw .invalidFlag(flag, reason) }
             }
         }
         if let dataParallelSize { try positive(dataParallelSize, "data-parallel-size") }
@@ -363,8 +364,8 @@ public struct TrainingConfig: Sendable, Equatable {
 
     /// Model chunks per pipeline stage (`v`): stage layers / `--num-layers-per-virtual-pipeline-stage`.
     public var virtualPipelineChunks: Int {
-        guard let perChunk = numLayersPerVirtualPipelineStage, perChunk > 0 else { return 1 }
-        return max(1, numLayers / max(1, pipelineModelParallelSize) / perChunk)
+        guard let perChunk = numLayersPerVirtualPipelineStage else { return 1 }
+        return (try? GPTPipelinePart.chunks(numLayers: numLayers, stages: pipelineModelParallelSize, layersPerChunk: perChunk)) ?? 1
     }
 
     /// The learning-rate schedule in samples.

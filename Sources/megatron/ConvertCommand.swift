@@ -65,12 +65,9 @@ struct ConvertCommand: ParsableCommand {
         // Interleaving is kept unless the pipeline size changes (its chunks would no longer fit).
         var chunks = p == merged.pipelineParallel ? merged.chunks : 1
         if let perChunk = targetNumLayersPerVirtualPipelineStage {
-            let stageLayers = merged.config.numLayers / p
-            guard merged.config.numLayers % p == 0, stageLayers % perChunk == 0 else {
-                throw ValidationError("--target-num-layers-per-virtual-pipeline-stage \(perChunk) does not divide the "
-                    + "\(merged.config.numLayers) layers into \(p) stages of equal chunks")
+            do { chunks = try GPTPipelinePart.chunks(numLayers: merged.config.numLayers, stages: p, layersPerChunk: perChunk) } catch {
+                switch error { case let .invalid(flag, reason): throw ValidationError("--target-\(flag.dropFirst(2)): \(reason)") }
             }
-            chunks = stageLayers / perChunk
         }
         try merged.reshard(to: output, tensorParallel: t, pipelineParallel: p, chunks: chunks)
         return "TP \(merged.tensorParallel) x PP \(merged.pipelineParallel) -> TP \(t) x PP \(p)" + (chunks > 1 ? " (\(chunks) chunks per stage)" : "")

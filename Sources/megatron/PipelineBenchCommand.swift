@@ -53,16 +53,15 @@ struct PipelineBenchCommand: ParsableCommand {
                 throw ValidationError("the interleaved schedule needs every --micro-batches value to be a multiple of "
                     + "--pipeline-model-parallel-size \(pipelineModelParallelSize)")
             }
-            guard perChunk >= 1, numLayers % pipelineModelParallelSize == 0,
-                  (numLayers / pipelineModelParallelSize) % perChunk == 0 else {
-                throw ValidationError("--num-layers-per-virtual-pipeline-stage \(perChunk) does not divide the layers of a stage")
-            }
+            _ = try GPTPipelinePart.chunks(numLayers: numLayers, stages: pipelineModelParallelSize, layersPerChunk: perChunk)
         }
     }
 
     func run() throws {
         let p = pipelineModelParallelSize
-        let chunks = numLayersPerVirtualPipelineStage.map { numLayers / p / $0 } ?? 1
+        let chunks = try numLayersPerVirtualPipelineStage.map {
+            try GPTPipelinePart.chunks(numLayers: numLayers, stages: p, layersPerChunk: $0)
+        } ?? 1
         let config = GPTConfig(numLayers: numLayers, hiddenSize: hiddenSize, numAttentionHeads: numAttentionHeads,
                                maxPositionEmbeddings: seqLength, vocabSize: vocabSize)
         let benchmark = PipelineBenchmark(model: config, microBatchSize: microBatchSize, seqLength: seqLength,

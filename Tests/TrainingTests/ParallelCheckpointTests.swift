@@ -109,27 +109,21 @@ import Testing
     }
 
     @Test func anotherModelParallelLayoutAtLoadIsAClearError() throws {
-        let directory = ResumeTests.temporaryDirectory() + "/checkpoints"
-        _ = try Self.run(Layout(tp: 2), stop: 1, saveAt: 1, saveTo: directory)
-        do {
-            _ = try Self.run(Layout(), stop: 2, load: directory)
-            Issue.record("loading a TP 2 checkpoint with TP 1 must fail")
-        } catch {
-            #expect("\(error)".contains("--target-tensor-model-parallel-size 1"))
-        }
-        #expect(throws: TrainingError.self) {
-            try MergedCheckpoint(directory: directory, moments: true).reshard(to: directory + "-tp3", tensorParallel: 3)
-        }
-        let staged = ResumeTests.temporaryDirectory() + "/staged"
-        _ = try Self.run(Layout(pp: 2), stop: 1, saveAt: 1, saveTo: staged)
-        do {
-            _ = try Self.run(Layout(), stop: 2, load: staged)
-            Issue.record("loading a PP 2 checkpoint with PP 1 must fail")
-        } catch {
-            #expect("\(error)".contains("--target-pipeline-model-parallel-size 1"))
-        }
-        #expect(throws: TrainingError.self) {
-            try MergedCheckpoint(directory: staged, moments: true).reshard(to: staged + "-pp3", tensorParallel: 1, pipelineParallel: 3)
+        // Saved with TP 2, then with PP 2; loaded with one rank; resharded to a size that does not divide.
+        for (saved, flag, tensorParallel, pipelineParallel) in [(Layout(tp: 2), "--target-tensor-model-parallel-size 1", 3, 1),
+                                                                (Layout(pp: 2), "--target-pipeline-model-parallel-size 1", 1, 3)] {
+            let directory = ResumeTests.temporaryDirectory() + "/checkpoints"
+            _ = try Self.run(saved, stop: 1, saveAt: 1, saveTo: directory)
+            do {
+                _ = try Self.run(Layout(), stop: 2, load: directory)
+                Issue.record("loading a \(saved) checkpoint with one rank must fail")
+            } catch {
+                #expect("\(error)".contains(flag))
+            }
+            #expect(throws: TrainingError.self) {
+                try MergedCheckpoint(directory: directory, moments: true)
+                    .reshard(to: directory + "-bad", tensorParallel: tensorParallel, pipelineParallel: pipelineParallel)
+            }
         }
     }
 }
