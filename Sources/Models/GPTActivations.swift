@@ -12,16 +12,25 @@ final class GPTLayerActivations {
     let fc: FloatBuffer                                                // [n, 4c] before GELU
     let residual3: FloatBuffer                                         // [n, c] the layer's output
 
-    /// `local` is this rank's share of the hidden size (c / TP) and `f` its share of the MLP.
-    init(n: Int, c: Int, local: Int, f: Int, lseCount: Int) {
+    /// `local` is this rank's share of the hidden size (c / TP) and `ffnLocal` its share of the MLP.
+    init(n: Int, c: Int, local: Int, ffnLocal: Int, lseCount: Int) {
         ln1 = FloatBuffer(count: n * c); ln1Mean = FloatBuffer(count: n); ln1Rstd = FloatBuffer(count: n)
         qkv = FloatBuffer(count: n * 3 * local)
         attention = FloatBuffer(count: n * local)
         attentionLSE = FloatBuffer(count: lseCount)
         residual2 = FloatBuffer(count: n * c)
         ln2 = FloatBuffer(count: n * c); ln2Mean = FloatBuffer(count: n); ln2Rstd = FloatBuffer(count: n)
-        fc = FloatBuffer(count: n * f)
+        fc = FloatBuffer(count: n * ffnLocal)
         residual3 = FloatBuffer(count: n * c)
+    }
+
+    /// The layer's forward buffers, with the GELU output in `gelu` (shared scratch: the backward
+    /// recomputes it).
+    func buffers(gelu: UnsafeMutablePointer<Float>) -> TransformerLayerBuffers {
+        TransformerLayerBuffers(ln1: ln1.pointer, ln1Mean: ln1Mean.pointer, ln1Rstd: ln1Rstd.pointer, qkv: qkv.pointer,
+                                attention: attention.pointer, residual2: residual2.pointer, ln2: ln2.pointer,
+                                ln2Mean: ln2Mean.pointer, ln2Rstd: ln2Rstd.pointer, fc: fc.pointer, gelu: gelu,
+                                output: residual3.pointer)
     }
 }
 
@@ -57,13 +66,13 @@ public final class GPTActivations {
         let n = batch * seqLength
         let c = config.hiddenSize
         let local = c / t
-        let f = config.ffnHiddenSize / t
+        let ffnLocal = config.ffnHiddenSize / t
         tokens = Int32Buffer(count: n)
         targets = Int32Buffer(count: n)
         lossMask = FloatBuffer(count: n)
         embedded = FloatBuffer(count: n * c)
         layers = (0..<layerCount).map { _ in
-            GPTLayerActivations(n: n, c: c, local: local, f: f, lseCount: batch * config.numAttentionHeads / t * seqLength)
+            GPTLayerActivations(n: n, c: c, local: local, ffnLocal: ffnLocal, lseCount: batch * config.numAttentionHeads / t * seqLength)
         }
         let headRows = head ? n : 0
         lnf = FloatBuffer(count: headRows * c); lnfMean = FloatBuffer(count: headRows); lnfRstd = FloatBuffer(count: headRows)
@@ -104,15 +113,21 @@ final class GPTScratch {
         let n = batch * seqLength
         let c = config.hiddenSize
         let local = c / t
-        let f = config.ffnHiddenSize / t
-        gelu = FloatBuffer(count: n * f)
+        let ffnLocal = config.ffnHiddenSize / t
+        gelu = FloatBuffer(count: n * ffnLocal)
         attentionScratch = FloatBuffer(count: Attention.scratchCount(seqLength: seqLength))
         dln = FloatBuffer(count: n * c)
         dattention = FloatBuffer(count: n * local)
         dqkv = FloatBuffer(count: n * 3 * local)
-        dfc = FloatBuffer(count: n * f)
+        dfc = FloatBuffer(count: n * ffnLocal)
         ones = FloatBuffer(count: n)
         ones.pointer.update(repeating: 1, count: n)
         crossEntropyScratch = FloatBuffer(count: 3 * n)
+    }
+
+    /// The gradient scratch every layer's backward uses in turn.
+    var layerGradients: TransformerLayerGradients {
+        TransformerLayerGradients(dln: dln.pointer, dattention: dattention.pointer, dqkv: dqkv.pointer, dfc: dfc.pointer,
+                                  ones: UnsafePointer(ones.pointer))
     }
 }

@@ -4,14 +4,16 @@ import Parameters
 /// Incremental decoding with a key/value cache: each `append` runs one new token through the
 /// model, attending over the keys and values cached for the earlier positions, and returns the
 /// next-token logits. Gives the same logits as a full `GPTModel.forward` over the whole sequence
-/// (to float rounding) at a cost linear, not quadratic, in the generated length.
+/// (to float rounding) at a cost linear, not quadratic, in the generated length. The transformer
+/// layers are the model's own (`TransformerLayer`); only the attention core differs.
 public final class GPTInference {
     public let model: GPTModel
-    private let offsets: GPTOffsets
     private let keys: FloatBuffer      // [layers, maxPositions, channels], head h at h * headDim
     private let values: FloatBuffer
-    private let x: FloatBuffer, normed: FloatBuffer, qkv: FloatBuffer, attention: FloatBuffer
-    private let projected: FloatBuffer, hidden: FloatBuffer, activated: FloatBuffer
+    /// The residual stream: the layer input and output alternate between the two halves.
+    private let stream: FloatBuffer
+    private let normed: FloatBuffer, qkv: FloatBuffer, attention: FloatBuffer, residual: FloatBuffer
+    private let hidden: FloatBuffer, activated: FloatBuffer
     private let scores: FloatBuffer, logitsBuffer: FloatBuffer, statistics: FloatBuffer
     /// Tokens processed so far (the next token's position).
     public private(set) var length = 0
@@ -21,14 +23,13 @@ public final class GPTInference {
         precondition(model.tensorParallelSize == 1 && model.part.isWhole, "KV-cached decoding runs on a whole (single-rank) model")
         self.model = model
         let c = model.config.hiddenSize, t = model.config.maxPositionEmbeddings
-        offsets = model.offsets
         keys = FloatBuffer(count: model.config.numLayers * t * c)
         values = FloatBuffer(count: model.config.numLayers * t * c)
-        x = FloatBuffer(count: c)
+        stream = FloatBuffer(count: 2 * c)
         normed = FloatBuffer(count: c)
         qkv = FloatBuffer(count: 3 * c)
         attention = FloatBuffer(count: c)
-        projected = FloatBuffer(count: c)
+        residual = FloatBuffer(count: c)
         hidden = FloatBuffer(count: model.config.ffnHiddenSize)
         activated = FloatBuffer(count: model.config.ffnHiddenSize)
         scores = FloatBuffer(count: t)
@@ -54,61 +55,63 @@ public final class GPTInference {
         guard token >= 0 && Int(token) < config.paddedVocabSize else {
             throw .tokenOutOfRange(position: length, id: Int(token), vocabSize: config.paddedVocabSize)
         }
-        let c = config.hiddenSize, f = config.ffnHiddenSize, heads = config.numAttentionHeads
-        let d = c / heads, t = length, maxT = config.maxPositionEmbeddings
-        let p = model.params.buffer.pointer, o = offsets, eps = config.layerNormEpsilon
+        let c = config.hiddenSize
+        let p = UnsafePointer(model.params.buffer.pointer), stage = model.stage
         let mean = statistics.pointer, rstd = statistics.pointer + 1
+        guard let embedding = stage.embedding, let positions = embedding.positionEmbeddings,
+              let finalLN = stage.finalLayerNorm else { preconditionFailure("decoding needs the whole model") }
+        var x = stream.pointer, next = stream.pointer + c
         var position: Int32 = token
-        Embedding.forward(out: x.pointer, tokens: &position, wte: p + o.wordEmbeddings!,
-                          wpe: p + o.positionEmbeddings! + t * c, batch: 1, seqLength: 1, channels: c)
-        let scale = 1 / Float(d).squareRoot()
-        for (l, layer) in o.layers.enumerated() {
-            LayerNorm.forward(out: normed.pointer, mean: mean, rstd: rstd, inp: x.pointer, weight: p + layer.ln1Weight,
-                              bias: p + layer.ln1Bias, rows: 1, channels: c, eps: eps)
-            Matmul.forward(out: qkv.pointer, inp: normed.pointer, weight: p + layer.qkvWeight, bias: p + layer.qkvBias,
-                           rows: 1, inFeatures: c, outFeatures: 3 * c)
-            let layerKeys = keys.pointer + l * maxT * c, layerValues = values.pointer + l * maxT * c
-            for h in 0..<heads {
-                let q = qkv.pointer + h * 3 * d
-                (layerKeys + t * c + h * d).update(from: q + d, count: d)
-                (layerValues + t * c + h * d).update(from: q + 2 * d, count: d)
-                var largest = -Float.infinity
-                for j in 0...t {
-                    let score = vectorDot(q, layerKeys + j * c + h * d, d) * scale
-                    scores.pointer[j] = score
-                    largest = max(largest, score)
-                }
-                var total: Float = 0
-                for j in 0...t {
-                    let e = fastExp(scores.pointer[j] - largest)
-                    scores.pointer[j] = e
-                    total += e
-                }
-                let out = attention.pointer + h * d
-                out.update(repeating: 0, count: d)
-                for j in 0...t {
-                    let weight = scores.pointer[j] / total
-                    let v = layerValues + j * c + h * d
-                    for k in 0..<d { out[k] += weight * v[k] }
-                }
+        Embedding.forward(out: x, tokens: &position, wte: p + embedding.wordEmbeddings,
+                          wpe: p + positions + length * c, batch: 1, seqLength: 1, channels: c)
+        for (l, layer) in stage.layers.enumerated() {
+            let buffers = TransformerLayerBuffers(
+                ln1: normed.pointer, ln1Mean: mean, ln1Rstd: rstd, qkv: qkv.pointer, attention: attention.pointer,
+                residual2: residual.pointer, ln2: normed.pointer, ln2Mean: mean, ln2Rstd: rstd, fc: hidden.pointer,
+                gelu: activated.pointer, output: next)
+            layer.forward(input: x, buffers: buffers, rows: 1, params: p, region: model.region) { qkv, out in
+                attendToCache(layer: l, qkv: qkv, out: out)
             }
-            Matmul.forward(out: projected.pointer, inp: attention.pointer, weight: p + layer.projWeight,
-                           bias: p + layer.projBias, rows: 1, inFeatures: c, outFeatures: c)
-            Residual.addInPlace(x.pointer, projected.pointer, count: c)
-            LayerNorm.forward(out: normed.pointer, mean: mean, rstd: rstd, inp: x.pointer, weight: p + layer.ln2Weight,
-                              bias: p + layer.ln2Bias, rows: 1, channels: c, eps: eps)
-            Matmul.forward(out: hidden.pointer, inp: normed.pointer, weight: p + layer.fc1Weight, bias: p + layer.fc1Bias,
-                           rows: 1, inFeatures: c, outFeatures: f)
-            GELU.forward(out: activated.pointer, inp: hidden.pointer, count: f)
-            Matmul.forward(out: projected.pointer, inp: activated.pointer, weight: p + layer.fc2Weight,
-                           bias: p + layer.fc2Bias, rows: 1, inFeatures: f, outFeatures: c)
-            Residual.addInPlace(x.pointer, projected.pointer, count: c)
+            swap(&x, &next)
         }
-        LayerNorm.forward(out: normed.pointer, mean: mean, rstd: rstd, inp: x.pointer, weight: p + o.finalLNWeight!,
-                          bias: p + o.finalLNBias!, rows: 1, channels: c, eps: eps)
-        Matmul.forward(out: logitsBuffer.pointer, inp: normed.pointer, weight: p + o.wordEmbeddings!, bias: nil,
-                       rows: 1, inFeatures: c, outFeatures: config.paddedVocabSize)
+        LayerNorm.forward(out: normed.pointer, mean: mean, rstd: rstd, inp: x, weight: p + finalLN.weight,
+                          bias: p + finalLN.bias, rows: 1, channels: c, eps: config.layerNormEpsilon)
+        embedding.outputLayer.forward(out: logitsBuffer.pointer, inp: normed.pointer, params: p, rows: 1)
         length += 1
         return logits
+    }
+
+    /// The attention core of one token at position `length` in layer `layer`: appends its key
+    /// and value to the cache and attends over positions `0...length`.
+    private func attendToCache(layer: Int, qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let config = model.config
+        let c = config.hiddenSize, heads = config.numAttentionHeads, d = c / heads
+        let t = length, maxT = config.maxPositionEmbeddings
+        let scale = 1 / Float(d).squareRoot()
+        let layerKeys = keys.pointer + layer * maxT * c, layerValues = values.pointer + layer * maxT * c
+        for h in 0..<heads {
+            let q = qkv + h * 3 * d
+            (layerKeys + t * c + h * d).update(from: q + d, count: d)
+            (layerValues + t * c + h * d).update(from: q + 2 * d, count: d)
+            var largest = -Float.infinity
+            for j in 0...t {
+                let score = vectorDot(q, layerKeys + j * c + h * d, d) * scale
+                scores.pointer[j] = score
+                largest = max(largest, score)
+            }
+            var total: Float = 0
+            for j in 0...t {
+                let e = fastExp(scores.pointer[j] - largest)
+                scores.pointer[j] = e
+                total += e
+            }
+            let headOut = out + h * d
+            headOut.update(repeating: 0, count: d)
+            for j in 0...t {
+                let weight = scores.pointer[j] / total
+                let v = layerValues + j * c + h * d
+                for k in 0..<d { headOut[k] += weight * v[k] }
+            }
+        }
     }
 }

@@ -1,7 +1,8 @@
 /// How a parameter tensor is divided over tensor-parallel ranks (Megatron-LM section 3).
 public enum TensorShard: Sendable, Equatable {
-    /// Every rank holds the whole tensor (LayerNorms, position embeddings, the biases that are
-    /// added after a row-parallel product's all-reduce).
+    /// Every rank holds the whole tensor (LayerNorms, position embeddings, the biases of the
+    /// row-parallel products). Those biases are added by tensor-parallel rank 0 alone, to its
+    /// partial sum before the all-reduce (`RowParallelLinear`), so the sum counts them once.
     case replicated
     /// Split along the first dimension: the word embedding's vocabulary rows, the column-parallel
     /// QKV and fc1 weights' output rows and their biases. Rank r holds rows `[r n/t, (r+1) n/t)`.

@@ -257,8 +257,6 @@ public final class Trainer {
     }
 }
 
-/// The tied word embedding (input embedding and output layer).
-let wordEmbeddingName = "embedding.word_embeddings.weight"
 
 extension GPTModel {
     /// Forward of the whole model over a micro-batch from a `MicroBatchLoader` (masked-mean loss

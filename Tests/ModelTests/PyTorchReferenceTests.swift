@@ -98,16 +98,19 @@ import TestSupport
         print("PyTorch reference: largest gradient relative error \(worst) over \(model.layout.specs.count) tensors")
     }
 
-    /// Weights after two full AdamW steps. One exception, by construction rather than by
-    /// tolerance: the key bias has a gradient that is exactly zero in exact arithmetic (adding
-    /// q·b_k to every score of a query row leaves its softmax unchanged), so in any float32
-    /// implementation its gradient is rounding noise that Adam's normalization turns into an
-    /// arbitrary step of at most about `lr`. Those elements are checked against that bound.
+    /// Weights after two full AdamW steps. Some elements are checked against a bound rather
+    /// than a tolerance, by construction: Adam's first step moves an element by
+    /// `lr * g / (|g| + eps)`, whose sensitivity to a gradient error is `lr * eps / (|g| + eps)^2`.
+    /// Where the exact gradient is at the level of float32 rounding noise (below 1e-6 of its
+    /// tensor's largest), any float32 implementation takes an arbitrary step of at most about
+    /// `lr` there. That holds for every key bias (its gradient is exactly zero in exact
+    /// arithmetic: adding q·b_k to every score of a query row leaves its softmax unchanged) and
+    /// for the rare weight whose reference gradient happens to be that small.
     @Test func twoAdamWStepsMatch() throws {
         let fixture = try Fixture()
         let model = try fixture.model()
         let optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: fixture.hyperparameters)
-        let keyBias = keyBiasMask(config: fixture.config)
+        let noise = try noiseLevelElements(model: model, fixture: fixture)
         let lr = fixture.hyperparameters.learningRate
         let initial = model.params.buffer.array
         var worstWeight: Float = 0
@@ -120,42 +123,49 @@ import TestSupport
             for spec in model.layout.specs {
                 var ours = model.params.values(spec.name)
                 let theirs = expected.values(spec.name)
-                if spec.name.hasSuffix("linear_qkv.bias") {
-                    let start = model.layout.entry(spec.name).offset
-                    for (i, isKey) in keyBias.enumerated() where isKey {
-                        #expect(abs(ours[i] - initial[start + i]) <= Float(step) * 1.01 * lr)
-                        ours[i] = theirs[i]
-                    }
+                let start = model.layout.entry(spec.name).offset
+                for i in ours.indices where noise[start + i] {
+                    #expect(abs(ours[i] - initial[start + i]) <= Float(step) * 1.01 * lr)
+                    ours[i] = theirs[i]
                 }
                 let error = maxAbsoluteError(ours, theirs)
                 #expect(error < 1e-5, "\(spec.name) after step \(step): max abs error \(error)")
                 worstWeight = max(worstWeight, error)
             }
-            // The update itself (not just the weights) must agree closely, key biases aside.
-            let counted = countedElements(layout: model.layout, keyBias: keyBias)
-            let update = (0..<initial.count).filter { counted[$0] }.map { model.params.buffer.pointer[$0] - initial[$0] }
-            let expectedUpdate = (0..<initial.count).filter { counted[$0] }.map { expected.buffer.pointer[$0] - initial[$0] }
+            // The update itself (not just the weights) must agree closely, noise-level elements aside.
+            let counted = (0..<initial.count).filter { !noise[$0] }
+            let update = counted.map { model.params.buffer.pointer[$0] - initial[$0] }
+            let expectedUpdate = counted.map { expected.buffer.pointer[$0] - initial[$0] }
             let updateError = relativeError(update, expectedUpdate)
             #expect(updateError < 1e-4, "update of step \(step)")
-            print("PyTorch reference: AdamW step \(step) weights max abs error \(worstWeight), update relative error \(updateError)")
+            print("PyTorch reference: AdamW step \(step) weights max abs error \(worstWeight), update relative error \(updateError), \(noise.filter { $0 }.count) noise-level elements bounded")
         }
         let loss = try fixture.forward(model)
         let expectedLoss = try fixture.file.floats("loss_after_step2")[0]
         #expect(abs(loss - Double(expectedLoss)) / Double(expectedLoss) < 1e-5)
     }
 
+    /// The elements whose first-step update float32 cannot pin down: every key bias and every
+    /// element whose reference gradient is below 1e-6 of its tensor's largest.
+    func noiseLevelElements(model: GPTModel, fixture: Fixture) throws -> [Bool] {
+        let layout = model.layout
+        let gradients = try fixture.store("grad/", layout: layout)
+        let keyBias = keyBiasMask(config: fixture.config)
+        var noise = [Bool](repeating: false, count: layout.totalCount)
+        for (index, spec) in layout.specs.enumerated() {
+            let values = gradients.values(spec.name)
+            let floor = 1e-6 * (values.map(abs).max() ?? 0)
+            for (i, value) in values.enumerated() where abs(value) < floor { noise[layout.offsets[index] + i] = true }
+            if spec.name.hasSuffix("linear_qkv.bias") {
+                for (i, isKey) in keyBias.enumerated() where isKey { noise[layout.offsets[index] + i] = true }
+            }
+        }
+        return noise
+    }
+
     /// Which elements of a fused QKV bias (our per-head [q k v] layout) are key biases.
     func keyBiasMask(config: GPTConfig) -> [Bool] {
         let d = config.headDim
         return (0..<(3 * config.hiddenSize)).map { ($0 % (3 * d)) / d == 1 }
-    }
-
-    /// Every element of the parameter buffer except the key biases.
-    func countedElements(layout: ParameterLayout, keyBias: [Bool]) -> [Bool] {
-        var counted = [Bool](repeating: true, count: layout.totalCount)
-        for (index, spec) in layout.specs.enumerated() where spec.name.hasSuffix("linear_qkv.bias") {
-            for (i, isKey) in keyBias.enumerated() where isKey { counted[layout.offsets[index] + i] = false }
-        }
-        return counted
     }
 }

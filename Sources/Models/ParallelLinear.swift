@@ -1,0 +1,89 @@
+import Kernels
+
+/// A linear layer whose weight `[outFeatures, inFeatures]` is split by output rows over the
+/// tensor-parallel ranks (Megatron-LM section 3, `Y = [Y_1, Y_2] = X [A_1, A_2]`): each rank
+/// holds `outFeatures / t` rows and their bias and computes its own slice of the output from the
+/// full input, without communication. The caller enters the region with `f` before it (the
+/// gradient of the shared input is summed over the ranks in the backward).
+///
+/// A thin view over the flat parameter and gradient buffers: it holds the offsets of its weight
+/// and bias, not the tensors.
+public struct ColumnParallelLinear: Sendable {
+    /// Offset (in floats) of the weight shard in the parameter and gradient buffers.
+    public let weight: Int
+    /// Offset of the bias shard (nil: no bias).
+    public let bias: Int?
+    /// Width of the (full) input.
+    public let inFeatures: Int
+    /// This rank's output width (`outFeatures / t`).
+    public let localOutFeatures: Int
+
+    public init(weight: Int, bias: Int?, inFeatures: Int, localOutFeatures: Int) {
+        self.weight = weight
+        self.bias = bias
+        self.inFeatures = inFeatures
+        self.localOutFeatures = localOutFeatures
+    }
+
+    /// `out[rows, localOut] = inp[rows, in] · W_iᵀ + b_i`.
+    public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                        params p: UnsafePointer<Float>, rows: Int) {
+        Matmul.forward(out: out, inp: inp, weight: p + weight, bias: bias.map { p + $0 },
+                       rows: rows, inFeatures: inFeatures, outFeatures: localOutFeatures)
+    }
+
+    /// Overwrites `dinp` (when given) with this rank's part of the input gradient and adds the
+    /// weight and bias gradients into `grads`. `ones` holds `rows` ones (for the bias gradient).
+    public func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                         params p: UnsafePointer<Float>, grads g: UnsafeMutablePointer<Float>,
+                         ones: UnsafePointer<Float>?, rows: Int) {
+        Matmul.backward(dinp: dinp, dweight: g + weight, dbias: bias.map { g + $0 }, dout: dout, inp: inp,
+                        weight: p + weight, ones: ones, rows: rows, inFeatures: inFeatures, outFeatures: localOutFeatures)
+    }
+}
+
+/// A linear layer whose weight `[outFeatures, inFeatures]` is split by input columns over the
+/// tensor-parallel ranks (Megatron-LM section 3, `Y = X_1 B_1 + X_2 B_2`): each rank multiplies
+/// its slice of the input (the output of a column-parallel layer) by its columns and gets a
+/// partial sum of the full output. The caller leaves the region with `g` after it (the partial
+/// sums are all-reduced).
+///
+/// The bias is replicated. It is added by rank 0 alone, before the all-reduce, so the sum counts
+/// it once; every rank accumulates the (same) bias gradient.
+public struct RowParallelLinear: Sendable {
+    /// Offset (in floats) of the weight shard in the parameter and gradient buffers.
+    public let weight: Int
+    /// Offset of the replicated bias.
+    public let bias: Int
+    /// This rank's input width (`inFeatures / t`).
+    public let localInFeatures: Int
+    /// Width of the (full) output.
+    public let outFeatures: Int
+    /// Whether this rank adds the bias (rank 0 of the tensor-parallel group).
+    public let addsBias: Bool
+
+    public init(weight: Int, bias: Int, localInFeatures: Int, outFeatures: Int, addsBias: Bool) {
+        self.weight = weight
+        self.bias = bias
+        self.localInFeatures = localInFeatures
+        self.outFeatures = outFeatures
+        self.addsBias = addsBias
+    }
+
+    /// `partial[rows, out] = inp_i[rows, localIn] · B_iᵀ (+ b on rank 0)`: this rank's term of
+    /// the output, to be summed over the group with `g`.
+    public func forward(partial: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                        params p: UnsafePointer<Float>, rows: Int) {
+        Matmul.forward(out: partial, inp: inp, weight: p + weight, bias: addsBias ? p + bias : nil,
+                       rows: rows, inFeatures: localInFeatures, outFeatures: outFeatures)
+    }
+
+    /// Overwrites `dinp` with the gradient of this rank's input slice (no communication: the
+    /// output gradient is the same on every rank) and adds the weight and bias gradients.
+    public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                         params p: UnsafePointer<Float>, grads g: UnsafeMutablePointer<Float>,
+                         ones: UnsafePointer<Float>, rows: Int) {
+        Matmul.backward(dinp: dinp, dweight: g + weight, dbias: g + bias, dout: dout, inp: inp,
+                        weight: p + weight, ones: ones, rows: rows, inFeatures: localInFeatures, outFeatures: outFeatures)
+    }
+}

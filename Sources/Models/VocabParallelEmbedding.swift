@@ -1,0 +1,96 @@
+import Kernels
+
+/// The input embedding with the word embedding split by vocabulary rows over the tensor-parallel
+/// ranks (Megatron-LM section 3): rank i holds tokens `[i V/t, (i+1) V/t)`, looks up the tokens
+/// of its range (zeros for the others), rank 0 adds the learned positions, and `g` sums the
+/// partial embeddings. The backward needs no communication: each rank adds the output gradient
+/// into the rows of its own tokens.
+///
+/// The same weight is the output layer (`outputLayer`, column parallel over the vocabulary): the
+/// logits stay split by vocabulary for `VocabParallelCrossEntropy`.
+public struct VocabParallelEmbedding: Sendable {
+    /// Offset of this rank's word-embedding rows `[V/t, c]`.
+    public let wordEmbeddings: Int
+    /// Offset of the (replicated) position embedding `[maxPositions, c]`; nil on a stage that
+    /// only holds the output layer.
+    public let positionEmbeddings: Int?
+    /// Hidden size `c`.
+    public let hidden: Int
+    /// This rank's vocabulary range.
+    public let vocabStart: Int
+    public let vocabCount: Int
+    /// Whether this rank adds the positions (rank 0, so the sum counts them once).
+    public let addsPositions: Bool
+
+    init(wordEmbeddings: Int, positionEmbeddings: Int?, config: GPTConfig, region: TensorParallelRegion) {
+        self.wordEmbeddings = wordEmbeddings
+        self.positionEmbeddings = positionEmbeddings
+        hidden = config.hiddenSize
+        vocabCount = config.paddedVocabSize / region.size
+        vocabStart = region.rank * vocabCount
+        addsPositions = region.addsReplicatedBias
+    }
+
+    /// The output layer: logits `[rows, V/t]` of this rank's vocabulary range from the final
+    /// LayerNorm's output (the caller enters the region with `f`).
+    public var outputLayer: ColumnParallelLinear {
+        ColumnParallelLinear(weight: wordEmbeddings, bias: nil, inFeatures: hidden, localOutFeatures: vocabCount)
+    }
+
+    /// Embeds `batch x seqLength` tokens into `out` (`[batch, seqLength, c]`, the same on every rank).
+    func forward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>, batch: Int, seqLength: Int,
+                 params p: UnsafePointer<Float>, region: TensorParallelRegion) {
+        guard let positionEmbeddings else { preconditionFailure("this stage holds no input embedding") }
+        Embedding.forward(out: out, tokens: tokens, wte: p + wordEmbeddings, wpe: addsPositions ? p + positionEmbeddings : nil,
+                          batch: batch, seqLength: seqLength, channels: hidden, vocabStart: vocabStart, vocabCount: vocabCount)
+        region.reduceFromRegion(out, count: batch * seqLength * hidden)
+    }
+
+    /// Adds the gradient `dout` of the embedding output into this rank's word-embedding rows
+    /// and the position embedding (g's backward is the identity).
+    func backward(dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, batch: Int, seqLength: Int,
+                  grads g: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
+        guard let positionEmbeddings else { preconditionFailure("this stage holds no input embedding") }
+        Embedding.backward(dwte: g + wordEmbeddings, dwpe: g + positionEmbeddings, dout: region.reduceFromRegionBackward(dout),
+                           tokens: tokens, batch: batch, seqLength: seqLength, channels: hidden,
+                           vocabStart: vocabStart, vocabCount: vocabCount)
+    }
+}
+
+/// Cross-entropy over logits split by vocabulary (Megatron-LM section 3): instead of gathering
+/// `[rows, V]` logits, the ranks all-reduce three numbers per row (the maximum, the sum of
+/// exponentials and the target's logit) and each computes the loss and the gradient of its own
+/// columns. With one rank it is the plain kernel.
+public struct VocabParallelCrossEntropy: Sendable {
+    /// This rank's vocabulary range.
+    public let vocabStart: Int
+    public let vocabCount: Int
+
+    init(embedding: VocabParallelEmbedding) {
+        vocabStart = embedding.vocabStart
+        vocabCount = embedding.vocabCount
+    }
+
+    /// Writes each row's loss and log-sum-exp and returns the masked totals (the same on every
+    /// rank). `scratch` holds `3 * rows` floats.
+    func forward(losses: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
+                 logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, lossMask: UnsafePointer<Float>?,
+                 rows: Int, scratch: UnsafeMutablePointer<Float>, region: TensorParallelRegion) -> CrossEntropy.Totals {
+        guard let group = region.group, group.size > 1 else {
+            return CrossEntropy.forward(losses: losses, logSumExp: logSumExp, logits: logits, targets: targets,
+                                        lossMask: lossMask, rows: rows, vocab: vocabCount)
+        }
+        return CrossEntropy.forwardVocabParallel(
+            losses: losses, logSumExp: logSumExp, logits: logits, targets: targets, lossMask: lossMask, rows: rows,
+            vocab: vocabCount, vocabStart: vocabStart, scratch: scratch) { buffer, count, maximum in
+                group.allReduce(buffer, count: count, operation: maximum ? .max : .sum)
+            }
+    }
+
+    /// Overwrites `logits` with the gradient of `scale` times the summed masked loss.
+    func backward(logitsToGradient logits: UnsafeMutablePointer<Float>, logSumExp: UnsafePointer<Float>,
+                  targets: UnsafePointer<Int32>, lossMask: UnsafePointer<Float>?, scale: Float, rows: Int) {
+        CrossEntropy.backward(logitsToGradient: logits, logSumExp: logSumExp, targets: targets, lossMask: lossMask,
+                              scale: scale, rows: rows, vocab: vocabCount, vocabStart: vocabStart)
+    }
+}
