@@ -1,22 +1,42 @@
-/// Megatron's rank layout for `world = TP x DP x PP`, tensor-parallel ranks varying fastest:
-/// `global = tp + TP * (dp + DP * pp)`. TP groups are consecutive ranks (inside a node), DP groups
-/// stride by TP, PP groups by TP x DP.
+/// The parallel layout of a run, `world = TP x DP x PP` (with `v` model chunks per pipeline
+/// stage for the interleaved schedule), and Megatron's rank order over it, tensor-parallel ranks
+/// varying fastest: `global = tp + TP * (dp + DP * pp)`. TP groups are consecutive ranks (inside
+/// a node), DP groups stride by TP, PP groups by TP x DP.
+///
+/// The one source of the layout's rules: training (`ParallelState` builds its communicators from
+/// the group functions here), the model, checkpoint conversion and the planner all validate a
+/// layout through `validate(model:)` and `validate(batch:)`.
 public struct RankGrid: Sendable, Equatable {
     public let tensorParallel: Int
     public let dataParallel: Int
     public let pipelineParallel: Int
+    /// Model chunks per pipeline stage (`v`, interleaved 1F1B); 1 without interleaving.
+    public let virtualStages: Int
 
     /// Checks that the sizes are positive and multiply to `world`.
-    public init(world: Int, tensorParallel: Int, pipelineParallel: Int) throws(LayoutError) {
+    public init(world: Int, tensorParallel: Int, pipelineParallel: Int, virtualStages: Int = 1) throws(LayoutError) {
         guard tensorParallel >= 1, pipelineParallel >= 1 else {
             throw .invalid("--tensor-model-parallel-size and --pipeline-model-parallel-size must be at least 1")
         }
         guard world % (tensorParallel * pipelineParallel) == 0 else {
             throw .invalid("the world of \(world) ranks is not divisible by TP \(tensorParallel) x PP \(pipelineParallel)")
         }
+        try self.init(tensorParallel: tensorParallel, dataParallel: world / (tensorParallel * pipelineParallel),
+                      pipelineParallel: pipelineParallel, virtualStages: virtualStages)
+    }
+
+    /// A layout from its three sizes; each must be at least 1.
+    public init(tensorParallel: Int, dataParallel: Int, pipelineParallel: Int, virtualStages: Int = 1) throws(LayoutError) {
+        guard tensorParallel >= 1, dataParallel >= 1, pipelineParallel >= 1, virtualStages >= 1 else {
+            throw .invalid("parallel sizes must be at least 1 (TP \(tensorParallel), DP \(dataParallel), PP \(pipelineParallel), v \(virtualStages))")
+        }
+        guard virtualStages == 1 || pipelineParallel > 1 else {
+            throw .invalid("--num-layers-per-virtual-pipeline-stage needs --pipeline-model-parallel-size of at least 2")
+        }
         self.tensorParallel = tensorParallel
+        self.dataParallel = dataParallel
         self.pipelineParallel = pipelineParallel
-        dataParallel = world / (tensorParallel * pipelineParallel)
+        self.virtualStages = virtualStages
     }
 
     public var world: Int { tensorParallel * dataParallel * pipelineParallel }
@@ -56,24 +76,44 @@ public struct RankGrid: Sendable, Equatable {
         return pipeline.count == 1 ? pipeline : [pipeline.first!, pipeline.last!]
     }
 
-    /// Checks that the model and batch divide over the layout (before any work starts).
-    public func validate(heads: Int, hidden: Int, paddedVocabulary: Int, layers: Int,
-                         globalBatchSize: Int, microBatchSize: Int) throws(LayoutError) {
-        guard heads % tensorParallel == 0 else {
-            throw .invalid("--tensor-model-parallel-size \(tensorParallel) does not divide --num-attention-heads \(heads)")
+    /// Checks that a model of this shape divides over the layout: TP divides the heads, the
+    /// hidden size and the padded vocabulary; PP x v divides the layers.
+    public func validate(heads: Int, hidden: Int, paddedVocabulary: Int?, layers: Int) throws(LayoutError) {
+        let t = tensorParallel, p = pipelineParallel, v = virtualStages
+        guard heads % t == 0 else {
+            throw .invalid("--tensor-model-parallel-size \(t) does not divide --num-attention-heads \(heads)")
         }
-        guard hidden % tensorParallel == 0 else {
-            throw .invalid("--tensor-model-parallel-size \(tensorParallel) does not divide --hidden-size \(hidden)")
+        guard hidden % t == 0 else {
+            throw .invalid("--tensor-model-parallel-size \(t) does not divide --hidden-size \(hidden)")
         }
-        guard paddedVocabulary % tensorParallel == 0 else {
-            throw .invalid("--tensor-model-parallel-size \(tensorParallel) does not divide the padded vocabulary \(paddedVocabulary)")
+        if let paddedVocabulary, paddedVocabulary % t != 0 {
+            throw .invalid("--tensor-model-parallel-size \(t) does not divide the padded vocabulary \(paddedVocabulary)")
         }
-        guard layers % pipelineParallel == 0 else {
-            throw .invalid("--pipeline-model-parallel-size \(pipelineParallel) does not divide --num-layers \(layers)")
+        guard layers % p == 0 else {
+            throw .invalid("--pipeline-model-parallel-size \(p) does not divide --num-layers \(layers)")
         }
-        guard globalBatchSize % (microBatchSize * dataParallel) == 0 else {
+        guard layers % (p * v) == 0 else {
+            throw .invalid("--num-layers \(layers) does not divide into \(p) pipeline stages x \(v) model chunks")
+        }
+    }
+
+    /// Checks that a global batch divides into micro-batches over the data-parallel ranks (and,
+    /// for the interleaved schedule, that the micro-batch count is a multiple of the stages).
+    public func validate(globalBatchSize: Int, microBatchSize: Int) throws(LayoutError) {
+        guard microBatchSize >= 1, globalBatchSize >= 1, globalBatchSize % (microBatchSize * dataParallel) == 0 else {
             throw .invalid("--global-batch-size \(globalBatchSize) is not a multiple of --micro-batch-size \(microBatchSize) x data-parallel size \(dataParallel)")
         }
+        let microBatches = globalBatchSize / (microBatchSize * dataParallel)
+        guard virtualStages == 1 || microBatches % pipelineParallel == 0 else {
+            throw .invalid("the interleaved schedule needs the micro-batch count \(microBatches) (global batch \(globalBatchSize)) to be a multiple of --pipeline-model-parallel-size \(pipelineParallel)")
+        }
+    }
+
+    /// Both checks above.
+    public func validate(heads: Int, hidden: Int, paddedVocabulary: Int?, layers: Int,
+                         globalBatchSize: Int, microBatchSize: Int) throws(LayoutError) {
+        try validate(heads: heads, hidden: hidden, paddedVocabulary: paddedVocabulary, layers: layers)
+        try validate(globalBatchSize: globalBatchSize, microBatchSize: microBatchSize)
     }
 }
 

@@ -1,3 +1,5 @@
+import Distributed
+
 /// Shape and initialization of a GPT model (Megatron's argument names in comments).
 public struct GPTConfig: Codable, Sendable, Equatable {
     /// `--num-layers`
@@ -42,6 +44,15 @@ public struct GPTConfig: Codable, Sendable, Equatable {
     /// MLP inner width (4h).
     public var ffnHiddenSize: Int { 4 * hiddenSize }
 
+    /// Model FLOPs of one forward and backward pass over `batch` sequences of `seqLength` tokens
+    /// without recomputation (Narayanan et al. 2021): `72 B s l h^2 (1 + s/(6h) + V/(12 l h))`.
+    /// Training's MFU and the planner both count with it.
+    public func modelFLOPs(batch: Int, seqLength: Int) -> Double {
+        let b = Double(batch), s = Double(seqLength), l = Double(numLayers)
+        let h = Double(hiddenSize), v = Double(paddedVocabSize)
+        return 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h))
+    }
+
     /// Checks that the shape is usable; the error names the offending flag.
     public func validate() throws(ConfigurationError) {
         func positive(_ value: Int, _ flag: String) throws(ConfigurationError) {
@@ -69,10 +80,13 @@ public struct GPTConfig: Codable, Sendable, Equatable {
 /// A configuration value that cannot work, naming the flag to fix.
 public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
     case invalid(flag: String, reason: String)
+    /// The model does not divide over the parallel layout (the message names the flags).
+    case layout(LayoutError)
 
     public var description: String {
         switch self {
         case let .invalid(flag, reason): "invalid \(flag): \(reason)"
+        case let .layout(error): error.description
         }
     }
 }

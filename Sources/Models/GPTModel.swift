@@ -49,13 +49,16 @@ public final class GPTModel {
                 part: GPTPipelinePart? = nil) throws(ConfigurationError) {
         try config.validate()
         let t = tensorParallel?.size ?? 1
-        for (value, flag) in [(config.numAttentionHeads, "--num-attention-heads"), (config.hiddenSize, "--hidden-size"),
-                              (config.paddedVocabSize, "the padded vocabulary")] where value % t != 0 {
-            throw .invalid(flag: "--tensor-model-parallel-size", reason: "\(t) does not divide \(flag) \(value)")
-        }
         let part = part ?? .whole(numLayers: config.numLayers)
         guard part.numLayers == config.numLayers else {
             throw .invalid(flag: "--pipeline-model-parallel-size", reason: "\(part) was cut from \(part.numLayers) layers, the model has \(config.numLayers)")
+        }
+        do {
+            try RankGrid(tensorParallel: t, dataParallel: 1, pipelineParallel: part.stages, virtualStages: part.chunks)
+                .validate(heads: config.numAttentionHeads, hidden: config.hiddenSize,
+                          paddedVocabulary: config.paddedVocabSize, layers: config.numLayers)
+        } catch {
+            throw .layout(error)
         }
         self.config = config
         region = TensorParallelRegion(group: tensorParallel)
@@ -76,6 +79,16 @@ public final class GPTModel {
                             fullShape: full.layout.specs[source].shape, rank: tensorParallelRank, size: t)
             }
         }
+    }
+
+    /// Whether tensor `index`'s gradient counts in the global gradient norm on this rank. Every
+    /// element of the model counts once over all ranks: a tensor replicated over the tensor-
+    /// parallel group counts on its rank 0 only, and the last stage's copy of the tied word
+    /// embedding not at all (the first stage counts it).
+    public func countsInGradientNorm(_ index: Int) -> Bool {
+        if shards[index] == .replicated && tensorParallelRank != 0 { return false }
+        if layout.specs[index].name == wordEmbeddingName && !part.holdsEmbedding { return false }
+        return true
     }
 
     /// Sets every gradient to zero (before the first micro-batch of a step).

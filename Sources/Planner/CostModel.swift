@@ -27,9 +27,9 @@ public enum CostModel {
         let h = Double(config.hiddenSize), v = Double(config.paddedVocabSize)
         switch recompute {
         case .none:
-            return 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h))
+            return config.modelFLOPs(batch: batch, seqLength: config.maxPositionEmbeddings)
         case .selective:
-            return 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h)) + 4 * b * s * s * h * l
+            return config.modelFLOPs(batch: batch, seqLength: config.maxPositionEmbeddings) + 4 * b * s * s * h * l
         case .full:
             return 96 * b * s * l * h * h * (1 + s / (6 * h) + v / (16 * l * h))
         }

@@ -1,3 +1,4 @@
+import Distributed
 import Models
 
 /// How a training run is spread over devices (Megatron's flags).
@@ -25,30 +26,20 @@ public struct TrainingLayout: Sendable, Equatable {
     /// Micro-batches per pipeline per iteration.
     public var microBatches: Int { globalBatchSize / (microBatchSize * dataParallel) }
 
-    /// Checks that the layout divides the model and the batch; the error names the flag.
+    /// Checks that the layout divides the model and the batch (`RankGrid`'s rules, the same
+    /// training checks); the error names the flag.
     public func validate(for config: GPTConfig) throws(PlanError) {
-        let t = tensorParallel, p = pipelineParallel
-        guard t >= 1, p >= 1, dataParallel >= 1, virtualStages >= 1, microBatchSize >= 1, globalBatchSize >= 1 else {
+        guard microBatchSize >= 1, globalBatchSize >= 1 else {
             throw .invalid("parallel sizes and batch sizes must be at least 1")
         }
-        guard config.numAttentionHeads % t == 0 else {
-            throw .invalid("--tensor-model-parallel-size \(t) does not divide --num-attention-heads \(config.numAttentionHeads)")
+        do {
+            let grid = try RankGrid(tensorParallel: tensorParallel, dataParallel: dataParallel,
+                                    pipelineParallel: pipelineParallel, virtualStages: virtualStages)
+            try grid.validate(heads: config.numAttentionHeads, hidden: config.hiddenSize, paddedVocabulary: nil,
+                              layers: config.numLayers, globalBatchSize: globalBatchSize, microBatchSize: microBatchSize)
+        } catch {
+            throw .invalid(error.description)
         }
-        guard config.hiddenSize % t == 0 else {
-            throw .invalid("--tensor-model-parallel-size \(t) does not divide --hidden-size \(config.hiddenSize)")
-        }
-        guard config.numLayers % (p * virtualStages) == 0 else {
-            throw .invalid("--num-layers \(config.numLayers) does not divide into \(p) pipeline stages x \(virtualStages) virtual stages")
-        }
-        guard virtualStages == 1 || p > 1 else {
-            throw .invalid("--num-layers-per-virtual-pipeline-stage needs --pipeline-model-parallel-size > 1")
-        }
-        guard globalBatchSize % (microBatchSize * dataParallel) == 0 else {
-            throw .invalid("--global-batch-size \(globalBatchSize) is not a multiple of --micro-batch-size \(microBatchSize) x data-parallel size \(dataParallel)")
-        }
-        guard virtualStages == 1 || microBatches % p == 0 else {
-            throw .invalid("interleaved schedules need the micro-batch count \(microBatches) to be a multiple of the pipeline size \(p)")
-        }
-        guard !sequenceParallel || t > 1 else { throw .invalid("--sequence-parallel needs --tensor-model-parallel-size > 1") }
+        guard !sequenceParallel || tensorParallel > 1 else { throw .invalid("--sequence-parallel needs --tensor-model-parallel-size > 1") }
     }
 }

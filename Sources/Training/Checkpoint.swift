@@ -1,4 +1,5 @@
 #if canImport(FoundationEssentials)
+import Distributed
 import FoundationEssentials
 #else
 import Foundation
@@ -43,6 +44,17 @@ public enum Checkpoint {
         case whole(AdamWOptimizer)
         /// This data-parallel rank's flat slice (ZeRO-1).
         case sharded(DistributedOptimizer)
+
+        /// The moments of a training step's optimizer.
+        init(_ optimizer: any ModelOptimizer) {
+            if let sharded = optimizer as? DistributedOptimizer {
+                self = .sharded(sharded)
+            } else if let whole = optimizer as? AdamWOptimizer {
+                self = .whole(whole)
+            } else {
+                preconditionFailure("checkpoints hold AdamW moments, whole or sharded")
+            }
+        }
 
         var step: Int {
             switch self {

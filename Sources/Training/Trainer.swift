@@ -1,4 +1,5 @@
 import Datasets
+import Distributed
 import Kernels
 import Models
 import Optimizer
@@ -32,11 +33,9 @@ public final class Trainer {
     public let config: TrainingConfig
     public let parallel: ParallelState
     public let model: GPTModel
-    /// AdamW over the whole local model (nil with the distributed optimizer, whose ranks keep
-    /// moments for their shard only).
-    public let optimizer: AdamWOptimizer?
-    /// ZeRO-1 sharded optimizer (`--use-distributed-optimizer` with data parallelism).
-    public let distributedOptimizer: DistributedOptimizer?
+    /// AdamW over the whole local model, or with `--use-distributed-optimizer` and data
+    /// parallelism the ZeRO-1 `DistributedOptimizer`, whose ranks keep moments for their shard.
+    public let optimizer: any ModelOptimizer
     public let schedule: LearningRateSchedule
     public let rampup: BatchSizeRampup?
     public let totalSamples: Int
@@ -46,6 +45,7 @@ public final class Trainer {
     private let train: GPTSampleSource
     private let valid: GPTSampleSource?
     private let executor: PipelineExecutor
+    private let gradientSync: GradientSync
 
     /// Builds the model (initialised from `--seed`), the datasets and, with `--load`, restores
     /// the latest checkpoint. `vocabularySize` and `endOfDocument` come from the tokenizer.
@@ -57,9 +57,22 @@ public final class Trainer {
                                     numAttentionHeads: config.numAttentionHeads,
                                     maxPositionEmbeddings: config.maxPositionEmbeddings ?? config.seqLength,
                                     vocabSize: vocabularySize, initMethodStd: Float(config.initMethodStd))
-        try parallel.grid.validate(heads: modelConfig.numAttentionHeads, hidden: modelConfig.hiddenSize,
-                                   paddedVocabulary: modelConfig.paddedVocabSize, layers: modelConfig.numLayers,
-                                   globalBatchSize: config.globalBatchSize!, microBatchSize: config.microBatchSize)
+        // The layout's rules, checked once before any work: the model divides over TP and the
+        // stages, and every global batch size of the run (each ramp-up size too) over DP and,
+        // interleaved, into a multiple of the stages.
+        let rampup = try config.rampup()
+        let sizes = rampup.map { Array(stride(from: $0.start, through: $0.finalBatchSize, by: $0.increment)) + [$0.finalBatchSize] }
+            ?? [config.globalBatchSize!]
+        do {
+            let grid = parallel.grid
+            let layout = try RankGrid(tensorParallel: grid.tensorParallel, dataParallel: grid.dataParallel,
+                                      pipelineParallel: grid.pipelineParallel, virtualStages: config.virtualPipelineChunks)
+            try layout.validate(heads: modelConfig.numAttentionHeads, hidden: modelConfig.hiddenSize,
+                                paddedVocabulary: modelConfig.paddedVocabSize, layers: modelConfig.numLayers)
+            for size in sizes { try layout.validate(globalBatchSize: size, microBatchSize: config.microBatchSize) }
+        } catch {
+            throw TrainingError.layout(error.description)
+        }
         let part = try GPTPipelinePart(numLayers: modelConfig.numLayers, stages: parallel.pipelineParallel,
                                        stage: parallel.pipelineRank, chunks: config.virtualPipelineChunks)
         model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part)
@@ -70,22 +83,14 @@ public final class Trainer {
         hyper.epsilon = Float(config.adamEps)
         hyper.weightDecay = Float(config.weightDecay)
         if config.useDistributedOptimizer, let data = parallel.data, data.size > 1 {
-            distributedOptimizer = DistributedOptimizer(layout: model.layout, hyperparameters: hyper, data: data)
-            optimizer = nil
+            optimizer = DistributedOptimizer(layout: model.layout, hyperparameters: hyper, data: data)
         } else {
-            distributedOptimizer = nil
             optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: hyper)
         }
+        gradientSync = GradientSync(parallel: parallel, bucketSize: config.ddpBucketSize)
         schedule = try config.schedule()
-        rampup = try config.rampup()
+        self.rampup = rampup
         totalSamples = try config.totalSamples()
-        // The interleaved schedule needs m to be a multiple of p for every global batch size of
-        // the run (each ramp-up size too): say so before any work.
-        let sizes = rampup.map { Array(stride(from: $0.start, through: $0.finalBatchSize, by: $0.increment)) + [$0.finalBatchSize] }
-            ?? [config.globalBatchSize!]
-        for size in sizes {
-            _ = try Self.pipelineSchedule(part: part, microBatches: size / (config.microBatchSize * parallel.dataParallel))
-        }
 
         let split = try DataSplit(config.split)
         var datasetConfig = GPTDatasetConfig(sequenceLength: config.seqLength, split: split, endOfDocumentID: endOfDocument)
@@ -121,75 +126,54 @@ public final class Trainer {
         return consumedSamples >= totalSamples
     }
 
-    /// Runs one iteration: forward and backward over the global batch's micro-batches, clipping,
-    /// then one optimizer update at the scheduled learning rate.
+    /// Runs one iteration: load the global batch, run this stage's pipeline schedule (forward
+    /// and backward of every micro-batch), synchronize the gradients, clip, and update the
+    /// weights at the scheduled learning rate.
     public func step() throws -> IterationStats {
         let clock = ContinuousClock()
         let start = clock.now
         let batchSize = currentGlobalBatchSize
-        let micro = config.microBatchSize
-        let dp = parallel.dataParallel
-        let microBatches = batchSize / (micro * dp)
+        let microBatches = batchSize / (config.microBatchSize * parallel.dataParallel)
         let learningRate = schedule.learningRate(afterSamples: consumedSamples)
-        // Megatron's sampler: each chunk of micro x DP samples gives every DP rank one micro-batch.
-        // Every stage loads the batch (the first reads its tokens, the last its labels), so a
-        // shortage stops all ranks before any communication.
-        let batches = try (0..<microBatches).map { k in
-            try loadMicroBatch(source: train, consumedSamples: consumedSamples + (k * dp + parallel.dataRank) * micro)
-        }
+        let batches = try loadGlobalBatch(microBatches: microBatches)
         model.zeroGrad()
-        var lossSum = try executor.run(try Self.pipelineSchedule(part: model.part, microBatches: microBatches), batches: batches,
-                                       gradientScale: 1 / Float(microBatches))
-        // The last stage's copy of the word embedding (output layer) and the first stage's
-        // (input embedding) get the sum of both gradients, so the copies stay equal.
-        if let embedding = parallel.embedding, let index = model.layout.index(of: wordEmbeddingName) {
-            embedding.allReduce(model.grads.pointer(at: index), count: model.layout.specs[index].count, operation: .sum)
-        }
-        // Gradients summed over DP; the mean is taken through the optimizer's gradient scale.
-        let countOnce: (Int) -> Double = { [model] index in
-            if model.shards[index] == .replicated && model.tensorParallelRank != 0 { return 0 }
-            if model.layout.specs[index].name == wordEmbeddingName && !model.part.holdsEmbedding { return 0 }
-            return 1
-        }
-        var squares: Double
-        if let distributedOptimizer {
-            squares = distributedOptimizer.reduceScatterGradients(model.grads, weight: countOnce)
-            squares = parallel.data!.allReduce([squares], operation: .sum)[0]
-        } else {
-            if let data = parallel.data {
-                // Megatron's gradient buckets, reduced in turn over the flat buffer.
-                let total = model.layout.totalCount
-                let bucket = config.ddpBucketSize ?? max(40_000_000, 1_000_000 * data.size)
-                for start in stride(from: 0, to: total, by: bucket) {
-                    data.allReduce(model.grads.buffer.pointer + start, count: min(bucket, total - start), operation: .sum)
-                }
-            }
-            squares = GradientClipping.squares(model.grads, weight: countOnce)
-        }
-        if let tensor = parallel.tensor { squares = tensor.allReduce([squares], operation: .sum)[0] }
-        if let pipeline = parallel.pipeline { squares = pipeline.allReduce([squares], operation: .sum)[0] }
-        let norm = squares.squareRoot() / Double(dp)
+        let lossSum = try executor.run(try Self.pipelineSchedule(part: model.part, microBatches: microBatches),
+                                       batches: batches, gradientScale: 1 / Float(microBatches))
+        let norm = gradientSync.synchronize(model, optimizer: optimizer)
         let skipped = !norm.isFinite
         if !skipped {
-            let scale = Float(GradientClipping.coefficient(norm: norm, clip: config.clipGrad) / Double(dp))
-            if let distributedOptimizer {
-                distributedOptimizer.hyperparameters.learningRate = Float(learningRate)
-                distributedOptimizer.update(params: model.params, gradScale: scale)
-            } else if let optimizer {
-                optimizer.hyperparameters.learningRate = Float(learningRate)
-                optimizer.update(params: model.params, grads: model.grads, gradScale: scale)
-            }
+            // The gradients are summed over DP: the scale takes the mean and clips.
+            optimizer.hyperparameters.learningRate = Float(learningRate)
+            let scale = GradientClipping.coefficient(norm: norm, clip: config.clipGrad) / Double(parallel.dataParallel)
+            optimizer.update(params: model.params, grads: model.grads, gradScale: Float(scale))
         }
-        // The loss is known on the last stage; the sums make it every rank's figure.
-        if let pipeline = parallel.pipeline { lossSum = pipeline.allReduce([lossSum], operation: .sum)[0] }
-        if let data = parallel.data { lossSum = data.allReduce([lossSum], operation: .sum)[0] / Double(dp) }
+        let loss = meanLoss(lossSum, microBatches: microBatches)
         consumedSamples += batchSize
         iteration += 1
         let elapsed = (clock.now - start).components
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return IterationStats(iteration: iteration, consumedSamples: consumedSamples, globalBatchSize: batchSize,
-                              learningRate: learningRate, loss: lossSum / Double(microBatches), gradNorm: norm,
-                              skipped: skipped, seconds: seconds)
+                              learningRate: learningRate, loss: loss, gradNorm: norm, skipped: skipped, seconds: seconds)
+    }
+
+    /// This data-parallel rank's micro-batches of the next global batch (Megatron's sampler: each
+    /// chunk of micro x DP samples gives every DP rank one micro-batch). Every stage loads them
+    /// (the first reads the tokens, the last the labels), so a shortage stops all ranks before
+    /// any communication.
+    private func loadGlobalBatch(microBatches: Int) throws -> [MicroBatch] {
+        let micro = config.microBatchSize, dp = parallel.dataParallel
+        return try (0..<microBatches).map { k in
+            try loadMicroBatch(source: train, consumedSamples: consumedSamples + (k * dp + parallel.dataRank) * micro)
+        }
+    }
+
+    /// The iteration's loss on every rank: the last stage's sum of micro-batch losses, summed
+    /// over the pipeline and averaged over DP and the micro-batches.
+    private func meanLoss(_ lossSum: Double, microBatches: Int) -> Double {
+        var sum = lossSum
+        if let pipeline = parallel.pipeline { sum = pipeline.allReduce([sum], operation: .sum)[0] }
+        if let data = parallel.data { sum = data.allReduce([sum], operation: .sum)[0] / Double(parallel.dataParallel) }
+        return sum / Double(microBatches)
     }
 
     /// Mean loss over `--eval-iters` global batches of the validation split (continuing where
@@ -243,17 +227,11 @@ public final class Trainer {
     }
 
     /// Where this rank's Adam moments live.
-    private var moments: Checkpoint.Moments {
-        if let distributedOptimizer { return .sharded(distributedOptimizer) }
-        return .whole(optimizer!)
-    }
+    private var moments: Checkpoint.Moments { Checkpoint.Moments(optimizer) }
 
     /// Model FLOPs of one iteration of `batchSize` samples (72-form, for MFU).
     public func modelFLOPs(batchSize: Int) -> Double {
-        let c = model.config
-        let b = Double(batchSize), s = Double(config.seqLength), l = Double(c.numLayers)
-        let h = Double(c.hiddenSize), v = Double(c.paddedVocabSize)
-        return 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h))
+        model.config.modelFLOPs(batch: batchSize, seqLength: config.seqLength)
     }
 }
 

@@ -307,7 +307,10 @@ public struct TrainingConfig: Sendable, Equatable {
                 throw .invalidFlag("--num-layers-per-virtual-pipeline-stage", "needs --pipeline-model-parallel-size of at least 2")
             }
             do { _ = try GPTPipelinePart.chunks(numLayers: numLayers, stages: pipelineModelParallelSize, layersPerChunk: perChunk) } catch {
-                switch error { case let .invalid(flag, reason): throw .invalidFlag(flag, reason) }
+                switch error {
+                case let .invalid(flag, reason): throw .invalidFlag(flag, reason)
+                case let .layout(layout): throw .layout(layout.description)
+                }
             }
         }
         if let dataParallelSize { try positive(dataParallelSize, "data-parallel-size") }

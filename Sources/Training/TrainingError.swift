@@ -4,6 +4,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
     case config(path: String, reason: String)
     case checkpoint(path: String, reason: String)
     case data(String)
+    /// The model or a batch does not divide over the parallel layout (the message names the flags).
+    case layout(String)
 
     public var description: String {
         switch self {
@@ -11,6 +13,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .config(path, reason): "\(path): \(reason)"
         case let .checkpoint(path, reason): "checkpoint \(path): \(reason)"
         case let .data(reason): reason
+        case let .layout(reason): reason
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Kernels
+import Measurement
 import Models
 import Planner
 #if canImport(FoundationEssentials)
@@ -77,21 +78,5 @@ enum BenchConfiguration: String, ExpressibleByArgument, CaseIterable {
         case .m: BenchShape(name: rawValue, vocab: 50304, seqLength: 512, layers: 6, hidden: 384, heads: 6, microBatch: 4)
         case .gpt124M: BenchShape(name: rawValue, vocab: 50304, seqLength: 1024, layers: 12, hidden: 768, heads: 12, microBatch: 4)
         }
-    }
-}
-
-/// Model and batch shape of one benchmark.
-struct BenchShape: Codable {
-    var name: String
-    var vocab: Int, seqLength: Int, layers: Int, hidden: Int, heads: Int, microBatch: Int
-
-    var gptConfig: GPTConfig {
-        GPTConfig(numLayers: layers, hiddenSize: hidden, numAttentionHeads: heads,
-                  maxPositionEmbeddings: seqLength, vocabSize: vocab)
-    }
-
-    /// Model FLOPs of one step (forward + backward, no recomputation), Narayanan et al. 2021.
-    var modelFLOPsPerStep: Double {
-        CostModel.flopsPerIteration(gptConfig, batch: microBatch)
     }
 }

@@ -1,3 +1,5 @@
+import Measurement
+
 /// What `megatron bench` prints.
 struct BenchReport: Codable {
     var config: String

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Distributed
+import Measurement
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,7 +1,7 @@
 import ArgumentParser
+import Kernels
 import Models
 import Optimizer
-import Kernels
 import Training
 
 /// `megatron convert`: Hugging Face GPT-2 directories to and from this project's checkpoints, and
@@ -66,7 +66,10 @@ struct ConvertCommand: ParsableCommand {
         var chunks = p == merged.pipelineParallel ? merged.chunks : 1
         if let perChunk = targetNumLayersPerVirtualPipelineStage {
             do { chunks = try GPTPipelinePart.chunks(numLayers: merged.config.numLayers, stages: p, layersPerChunk: perChunk) } catch {
-                switch error { case let .invalid(flag, reason): throw ValidationError("--target-\(flag.dropFirst(2)): \(reason)") }
+                switch error {
+                case let .invalid(flag, reason): throw ValidationError("--target-\(flag.dropFirst(2)): \(reason)")
+                case let .layout(layout): throw ValidationError(layout.description)
+                }
             }
         }
         try merged.reshard(to: output, tensorParallel: t, pipelineParallel: p, chunks: chunks)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Models
 import Training
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FileSupport
+import Measurement
 import Models
 import Planner
 #if canImport(FoundationEssentials)

@@ -1,8 +1,9 @@
 import ArgumentParser
+import Distributed
 import FileSupport
+import Measurement
 import Tokenizer
 import Training
-import Distributed
 #if canImport(Glibc)
 import Glibc
 #endif

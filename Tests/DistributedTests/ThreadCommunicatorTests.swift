@@ -78,5 +78,26 @@ private final class SkippedBroadcast: Communicator {
             try grid.validate(heads: 8, hidden: 384, paddedVocabulary: 50304, layers: 6, globalBatchSize: 5, microBatchSize: 1)
         }
         try grid.validate(heads: 8, hidden: 384, paddedVocabulary: 50304, layers: 6, globalBatchSize: 8, microBatchSize: 2)
+        // Interleaving: the layers split into p x v chunks, the micro-batches into multiples of p.
+        let interleaved = try RankGrid(tensorParallel: 1, dataParallel: 1, pipelineParallel: 2, virtualStages: 2)
+        #expect(throws: LayoutError.invalid("--num-layers 6 does not divide into 2 pipeline stages x 2 model chunks")) {
+            try interleaved.validate(heads: 8, hidden: 384, paddedVocabulary: nil, layers: 6)
+        }
+        #expect(throws: LayoutError.self) { try interleaved.validate(globalBatchSize: 3, microBatchSize: 1) }
+        try interleaved.validate(globalBatchSize: 4, microBatchSize: 1)
+        #expect(throws: LayoutError.self) { try RankGrid(tensorParallel: 1, dataParallel: 2, pipelineParallel: 1, virtualStages: 2) }
+    }
+
+    /// The live communicators of every rank are exactly the grid's groups, in the grid's order.
+    @Test func parallelStateBuildsTheGridsGroups() throws {
+        let grid = try RankGrid(world: 8, tensorParallel: 2, pipelineParallel: 2)
+        let groups = try ThreadCommunicator.run(size: 8) { world in
+            let state = try ParallelState(world: world, tensorParallel: 2, pipelineParallel: 2)
+            return [state.tensor!.members, state.data!.members, state.pipeline!.members, state.embedding?.members ?? []]
+        }
+        for (rank, found) in groups.enumerated() {
+            #expect(found == [grid.tensorGroup(of: rank), grid.dataGroup(of: rank), grid.pipelineGroup(of: rank),
+                              grid.embeddingGroup(of: rank)])
+        }
     }
 }

@@ -97,7 +97,7 @@ import Testing
         }
         #expect(error { _ in } == "ok")
         #expect(error { $0.tensorParallel = 5 }.contains("does not divide --num-attention-heads"))
-        #expect(error { $0.pipelineParallel = 5 }.contains("--num-layers 12 does not divide"))
+        #expect(error { $0.pipelineParallel = 5 }.contains("--pipeline-model-parallel-size 5 does not divide --num-layers 12"))
         #expect(error { $0.microBatchSize = 3 }.contains("--global-batch-size 8"))
         #expect(error { $0.dataParallel = 16; $0.globalBatchSize = 16 }.contains("needs 16 devices"))
         #expect(error { $0.sequenceParallel = true }.contains("--sequence-parallel"))

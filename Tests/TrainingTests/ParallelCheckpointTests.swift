@@ -1,4 +1,5 @@
 import Distributed
+import Optimizer
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -48,8 +49,8 @@ import Testing
                 if trainer.iteration == saveAt, let saveTo { try trainer.save(to: saveTo) }
             }
             let moments: [FloatBuffer]
-            if let sharded = trainer.distributedOptimizer { moments = [sharded.m, sharded.v] }
-            else { moments = [trainer.optimizer!.m.buffer, trainer.optimizer!.v.buffer] }
+            if let sharded = trainer.optimizer as? DistributedOptimizer { moments = [sharded.m, sharded.v] }
+            else { moments = [plain(trainer).m.buffer, plain(trainer).v.buffer] }
             let tensors = ([trainer.model.params.buffer] + moments).map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) }
             return RankRun(losses: losses, tensors: tensors)
         }

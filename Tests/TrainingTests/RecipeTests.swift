@@ -1,4 +1,5 @@
 import FileSupport
+import Optimizer
 import Testing
 @testable import Training
 

@@ -3,9 +3,9 @@ import Glibc
 #endif
 
 /// Memory figures of this process.
-enum ProcessMemory {
+public enum ProcessMemory {
     /// Peak resident set size (VmHWM from /proc/self/status), in bytes; 0 when unavailable.
-    static func peakResidentBytes() -> Int {
+    public static func peakResidentBytes() -> Int {
         guard let file = fopen("/proc/self/status", "r") else { return 0 }
         defer { fclose(file) }
         var line = [CChar](repeating: 0, count: 256)

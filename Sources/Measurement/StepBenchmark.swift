@@ -4,20 +4,22 @@ import Optimizer
 import Parameters
 
 /// Times full training steps of a GPT on random tokens.
-struct StepBenchmark {
-    let shape: BenchShape
+public struct StepBenchmark {
+    public let shape: BenchShape
+
+    public init(shape: BenchShape) { self.shape = shape }
 
     /// Per-phase timings (milliseconds) of every timed step.
-    struct Result {
-        var stepMs: [Double] = []
-        var forwardMs: [Double] = []
-        var backwardMs: [Double] = []
-        var optimizerMs: [Double] = []
-        var lastLoss: Double = 0
-        var parameterCount = 0
+    public struct Result {
+        public var stepMs: [Double] = []
+        public var forwardMs: [Double] = []
+        public var backwardMs: [Double] = []
+        public var optimizerMs: [Double] = []
+        public var lastLoss: Double = 0
+        public var parameterCount = 0
     }
 
-    func run(warmup: Int, steps: Int) throws -> Result {
+    public func run(warmup: Int, steps: Int) throws -> Result {
         let config = shape.gptConfig
         let model = try GPTModel(config: config, seed: 1234)
         let optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: AdamW.Hyperparameters(learningRate: 1e-4))
@@ -46,15 +48,4 @@ struct StepBenchmark {
         }
         return result
     }
-}
-
-func milliseconds(_ duration: Duration) -> Double {
-    let (seconds, attoseconds) = duration.components
-    return Double(seconds) * 1000 + Double(attoseconds) / 1e15
-}
-
-func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    guard !sorted.isEmpty else { return 0 }
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }

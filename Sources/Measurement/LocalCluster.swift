@@ -7,13 +7,13 @@ import Glibc
 
 /// `--cluster local`: this machine as one node with one device (a single rank using every core),
 /// with the sgemm peak `megatron bench` measures and a measured memory bandwidth.
-enum LocalCluster {
+public enum LocalCluster {
     /// Fraction of the sgemm peak a whole training step reaches here: `megatron bench` measured
     /// model FLOPs / (step time x sgemm peak) = 0.70 (S), 0.71 (M) and 0.93 (124M, where the
     /// skipped masked half of attention counts); 0.75 is the value for small models.
-    static let gemmEfficiency = 0.75
+    public static let gemmEfficiency = 0.75
 
-    static func measure() -> ClusterSpec {
+    public static func measure() -> ClusterSpec {
         let peak = GEMMPeak.measure() * 1e9
         let bandwidth = measureCopyBandwidth()
         let memory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
@@ -23,7 +23,7 @@ enum LocalCluster {
     }
 
     /// Bytes/s of reading plus writing a 256 MiB buffer (best of three copies).
-    static func measureCopyBandwidth() -> Double {
+    public static func measureCopyBandwidth() -> Double {
         let count = 64 << 20
         let source = FloatBuffer(count: count), destination = FloatBuffer(count: count)
         for i in stride(from: 0, to: count, by: 1024) { source.pointer[i] = 1 }

@@ -1,4 +1,3 @@
-import Distributed
 import Kernels
 
 /// Ranks as threads of this process, each with its own kernel thread pool and an equal share of

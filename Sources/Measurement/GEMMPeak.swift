@@ -2,10 +2,10 @@ import Kernels
 import Parameters
 
 /// Measures the sgemm ceiling of this machine, the denominator of MFU.
-enum GEMMPeak {
+public enum GEMMPeak {
     /// Best GFLOP/s of several transformer-shaped products (4096 x 3072 x 768, the MLP's first
     /// GEMM at GPT-2 124M) on all BLAS threads.
-    static func measure(repeats: Int = 5) -> Double {
+    public static func measure(repeats: Int = 5) -> Double {
         let m = 4096, n = 3072, k = 768
         let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
         var rng = RandomGenerator(seed: 1)
