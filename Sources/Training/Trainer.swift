@@ -59,7 +59,7 @@ public final class Trainer {
                                     vocabSize: vocabularySize, initMethodStd: Float(config.initMethodStd))
         try parallel.grid.validate(heads: modelConfig.numAttentionHeads, hidden: modelConfig.hiddenSize,
                                    paddedVocabulary: modelConfig.paddedVocabSize, layers: modelConfig.numLayers,
-                                   globalBatchSize: config.globalBatchSize!, microBatchSize: config.microBatchSize)
+                                   globalBatchSize: config.globalBatchSize, microBatchSize: config.microBatchSize)
         let part = try GPTPipelinePart(numLayers: modelConfig.numLayers, stages: parallel.pipelineParallel,
                                        stage: parallel.pipelineRank, chunks: config.virtualPipelineChunks)
         model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part)
@@ -82,7 +82,7 @@ public final class Trainer {
         // The interleaved schedule needs m to be a multiple of p for every global batch size of
         // the run (each ramp-up size too): say so before any work.
         let sizes = rampup.map { Array(stride(from: $0.start, through: $0.finalBatchSize, by: $0.increment)) + [$0.finalBatchSize] }
-            ?? [config.globalBatchSize!]
+            ?? [config.globalBatchSize]
         for size in sizes {
             _ = try Self.pipelineSchedule(part: part, microBatches: size / (config.microBatchSize * parallel.dataParallel))
         }
@@ -92,7 +92,7 @@ public final class Trainer {
         datasetConfig.seed = UInt32(config.seed)
         datasetConfig.eodMaskLoss = config.eodMaskLoss
         datasetConfig.cacheDirectory = config.dataCachePath
-        let gbs = config.globalBatchSize!
+        let gbs = config.globalBatchSize
         let trainIters = config.trainIters ?? (totalSamples + gbs - 1) / gbs
         let validSamples = config.evalIters > 0 ? (trainIters / config.evalInterval + 1) * config.evalIters * gbs : 0
         let bookends = split.bookends
@@ -112,7 +112,7 @@ public final class Trainer {
 
     /// The global batch size of the next iteration.
     public var currentGlobalBatchSize: Int {
-        rampup?.globalBatchSize(consumedSamples: consumedSamples) ?? config.globalBatchSize!
+        rampup?.globalBatchSize(consumedSamples: consumedSamples) ?? config.globalBatchSize
     }
 
     /// Whether the run has reached `--train-iters` / `--train-samples`.
@@ -197,7 +197,7 @@ public final class Trainer {
     public func evaluate() throws -> Double? {
         guard let valid, config.evalIters > 0 else { return nil }
         let micro = config.microBatchSize
-        let perBatch = config.globalBatchSize! / micro
+        let perBatch = config.globalBatchSize / micro
         var loader = MicroBatchLoader(source: valid, microBatchSize: micro, consumedSamples: consumedValidSamples)
         var sum = 0.0, count = 0
         // One global batch at a time, so the activations buffered between stages stay bounded.
