@@ -21,7 +21,7 @@ extension TrainingFlag {
     public static let hiddenSize = integer("hidden-size", .networkSize, \.hiddenSize, "Transformer hidden size.", default: "required")
     public static let numAttentionHeads = integer("num-attention-heads", .networkSize, \.numAttentionHeads,
                                                   "Number of attention heads; must divide --hidden-size.", default: "required")
-    public static let seqLength = integer("seq-length", .networkSize, \.seqLength, "Tokens per training sample.", default: "required")
+    public static let seqLength = integer("seq-length", .networkSize, \.seqLength, "Tokens per sample (sequence length).", default: "required")
     public static let maxPositionEmbeddings = integer("max-position-embeddings", .networkSize, \.maxPositionEmbeddings,
                                                       "Positions of the learned position embedding.", default: "--seq-length")
     // Initialization.
@@ -75,7 +75,7 @@ extension TrainingFlag {
     public static let save = string("save", .checkpointing, \.save, "Directory to save checkpoints to.", metavar: "DIR")
     public static let saveInterval = integer("save-interval", .checkpointing, \.saveInterval,
                                              "Iterations between checkpoints.", default: "at the end only")
-    public static let load = string("load", .checkpointing, \.load, "Checkpoint directory to resume from.", metavar: "DIR")
+    public static let load = string("load", .checkpointing, \.load, "Checkpoint directory to load (train resumes from it).", metavar: "DIR")
     // Distributed.
     public static let tensorModelParallelSize = integer("tensor-model-parallel-size", .distributed, \.tensorModelParallelSize,
                                                         "Tensor-parallel ranks (t).")
