@@ -149,12 +149,13 @@ public struct TrainingConfig: Sendable, Equatable {
     }
 
     /// Reads settings from a config file: a JSON object (`{"num-layers": 12, ...}`) or, for
-    /// `.yaml`/`.yml`, flat YAML (`num_layers: 12`); `_` or `-` in names.
+    /// `.yaml`/`.yml`, YAML: flat (`num_layers: 12`) or Megatron's nested `--yaml-cfg` layout
+    /// (see `YAMLSettings`); `_` or `-` in names. Errors name the file.
     public static func settings(fromFile path: String) throws(TrainingError) -> [(key: String, value: JSONValue)] {
         let bytes: [UInt8]
         do { bytes = try MappedFile.read(path: path) } catch { throw .config(path: path, reason: error.reason) }
         if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
-            return try FlatYAML.parse(String(decoding: bytes, as: UTF8.self), source: path)
+            return try YAMLSettings.parse(String(decoding: bytes, as: UTF8.self), source: path)
         }
         let value: JSONValue
         do {

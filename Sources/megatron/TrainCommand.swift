@@ -15,8 +15,8 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train a GPT with Megatron's flags (and/or --config run.json).",
         discussion: """
         --config FILE reads the same settings from a JSON object or a YAML file (keys
-        with - or _, flat YAML); flags given on the command line override it; an
-        unknown key or flag is an error.
+        with - or _; YAML flat or in Megatron's nested --yaml-cfg layout); flags given
+        on the command line override it; an unknown key or flag is an error.
 
         \(TrainingFlag.helpText())
         """)
