@@ -3,7 +3,8 @@ import Models
 
 /// Everything `megatron train` needs, under Megatron's flag names. Built from settings (a flag
 /// name without dashes -> value) that come from a config file and the command line, so that both
-/// are checked by the same code: an unknown name or a value of the wrong type is an error.
+/// are checked by the same code: an unknown name or a value of the wrong type is an error. Each
+/// property is set by one entry of `TrainingFlag.all`, which gives its type, default and help.
 public struct TrainingConfig: Sendable, Equatable {
     // Model.
     public var numLayers = 0
@@ -68,6 +69,7 @@ public struct TrainingConfig: Sendable, Equatable {
     /// stored in checkpoints as the run's arguments.
     public private(set) var arguments = JSONValue.object([])
 
+    /// Megatron's defaults, not yet valid (the required flags are unset).
     public init() {}
 
     /// How a setting's command-line words become a value.
