@@ -25,6 +25,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
@@ -39,7 +40,8 @@ let package = Package(
         .target(name: "Models", dependencies: ["Kernels", "Parameters", "Distributed"], swiftSettings: releaseFlags),
         .target(name: "Optimizer", dependencies: ["Kernels", "Parameters", "Distributed"], swiftSettings: releaseFlags),
         .target(name: "Distributed", dependencies: ["CMPI", "Kernels"], swiftSettings: releaseFlags),
-        .target(name: "Training", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Datasets", "FileSupport", "Distributed", "Pipeline"],
+        .target(name: "Training", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Datasets", "FileSupport", "Distributed", "Pipeline",
+                                          .product(name: "Yams", package: "Yams")],
                 swiftSettings: releaseFlags),
         .target(name: "Pipeline", swiftSettings: releaseFlags),
         .target(name: "Planner", dependencies: ["Models", "FileSupport", "Distributed"], swiftSettings: releaseFlags),

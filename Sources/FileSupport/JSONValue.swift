@@ -1,4 +1,13 @@
 /// A parsed JSON value (RFC 8259). Objects keep their keys in file order.
+///
+/// Why a reader of its own next to Foundation's: objects keep their keys in order (a config
+/// file's settings and the `args` recorded in checkpoints are written back in the order given,
+/// which `JSONSerialization`'s and `JSONDecoder`'s dictionaries lose); it is strict (a trailing
+/// comma or a control character in a string is an error with its byte offset, where
+/// `JSONSerialization` accepts a trailing comma); and it is about four times faster on
+/// preprocess input: every line of data/devils-dictionary (1,000 lines, 401 KB) in about 1.3 ms
+/// against about 5 ms for `JSONSerialization` or `JSONDecoder` (release build; see
+/// `JSONReaderBenchmarkTests`).
 public enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)

@@ -62,7 +62,7 @@ public final class Trainer {
         // interleaved, into a multiple of the stages.
         let rampup = try config.rampup()
         let sizes = rampup.map { Array(stride(from: $0.start, through: $0.finalBatchSize, by: $0.increment)) + [$0.finalBatchSize] }
-            ?? [config.globalBatchSize!]
+            ?? [config.globalBatchSize]
         do {
             let grid = parallel.grid
             let layout = try RankGrid(tensorParallel: grid.tensorParallel, dataParallel: grid.dataParallel,
@@ -97,7 +97,7 @@ public final class Trainer {
         datasetConfig.seed = UInt32(config.seed)
         datasetConfig.eodMaskLoss = config.eodMaskLoss
         datasetConfig.cacheDirectory = config.dataCachePath
-        let gbs = config.globalBatchSize!
+        let gbs = config.globalBatchSize
         let trainIters = config.trainIters ?? (totalSamples + gbs - 1) / gbs
         let validSamples = config.evalIters > 0 ? (trainIters / config.evalInterval + 1) * config.evalIters * gbs : 0
         let bookends = split.bookends
@@ -117,7 +117,7 @@ public final class Trainer {
 
     /// The global batch size of the next iteration.
     public var currentGlobalBatchSize: Int {
-        rampup?.globalBatchSize(consumedSamples: consumedSamples) ?? config.globalBatchSize!
+        rampup?.globalBatchSize(consumedSamples: consumedSamples) ?? config.globalBatchSize
     }
 
     /// Whether the run has reached `--train-iters` / `--train-samples`.
@@ -181,7 +181,7 @@ public final class Trainer {
     public func evaluate() throws -> Double? {
         guard let valid, config.evalIters > 0 else { return nil }
         let micro = config.microBatchSize
-        let perBatch = config.globalBatchSize! / micro
+        let perBatch = config.globalBatchSize / micro
         var loader = MicroBatchLoader(source: valid, microBatchSize: micro, consumedSamples: consumedValidSamples)
         var sum = 0.0, count = 0
         // One global batch at a time, so the activations buffered between stages stay bounded.

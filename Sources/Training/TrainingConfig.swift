@@ -3,7 +3,8 @@ import Models
 
 /// Everything `megatron train` needs, under Megatron's flag names. Built from settings (a flag
 /// name without dashes -> value) that come from a config file and the command line, so that both
-/// are checked by the same code: an unknown name or a value of the wrong type is an error.
+/// are checked by the same code: an unknown name or a value of the wrong type is an error. Each
+/// property is set by one entry of `TrainingFlag.all`, which gives its type, default and help.
 public struct TrainingConfig: Sendable, Equatable {
     // Model.
     public var numLayers = 0
@@ -14,7 +15,9 @@ public struct TrainingConfig: Sendable, Equatable {
     public var initMethodStd = 0.02
     // Batch.
     public var microBatchSize = 1
-    public var globalBatchSize: Int?
+    /// `--global-batch-size`: required, so always set in a validated config (0 before).
+    public var globalBatchSize = 0 { didSet { globalBatchSizeGiven = true } }
+    private var globalBatchSizeGiven = false
     public var rampupBatchSize: [Int]?
     // Optimizer and schedule.
     public var lr = 0.0
@@ -66,30 +69,14 @@ public struct TrainingConfig: Sendable, Equatable {
     /// stored in checkpoints as the run's arguments.
     public private(set) var arguments = JSONValue.object([])
 
+    /// Megatron's defaults, not yet valid (the required flags are unset).
     public init() {}
 
     /// How a setting's command-line words become a value.
-    public enum Kind: Sendable {
-        case integer, number, string, flag, words
-    }
+    public typealias Kind = TrainingFlag.Kind
 
-    /// The kind of each setting (flags without the leading dashes).
-    public static let kinds: [String: Kind] = {
-        var kinds = [String: Kind]()
-        for name in names { kinds[name] = .integer }
-        for name in ["init-method-std", "lr", "min-lr", "weight-decay", "adam-beta1", "adam-beta2", "adam-eps", "clip-grad"] {
-            kinds[name] = .number
-        }
-        for name in ["lr-decay-style", "split", "tokenizer-file", "vocab-file", "merge-file", "data-cache-path",
-                     "save", "load", "tensorboard-dir", "metrics-file"] {
-            kinds[name] = .string
-        }
-        kinds["eod-mask-loss"] = .flag
-        kinds["use-distributed-optimizer"] = .flag
-        kinds["data-path"] = .words
-        kinds["rampup-batch-size"] = .words
-        return kinds
-    }()
+    /// The kind of each setting (flags without the leading dashes), from `TrainingFlag.all`.
+    public static var kinds: [String: Kind] { Dictionary(uniqueKeysWithValues: TrainingFlag.all.map { ($0.name, $0.kind) }) }
 
     /// Parses Megatron-style command-line words (`--lr 3e-4`, `--lr=3e-4`, `--eod-mask-loss`,
     /// `--data-path 0.3 a 0.7 b`) into settings; `--config FILE` is returned separately.
@@ -121,7 +108,7 @@ public struct TrainingConfig: Sendable, Equatable {
                 configFile = try takeValue()
                 continue
             }
-            guard let kind = kinds[name] else { throw .invalidFlag("--\(name)", "unknown flag") }
+            guard let kind = TrainingFlag.named(name)?.kind, !name.contains("_") else { throw .invalidFlag("--\(name)", "unknown flag") }
             switch kind {
             case .flag:
                 guard inline == nil else { throw .invalidFlag("--\(name)", "takes no value") }
@@ -144,18 +131,8 @@ public struct TrainingConfig: Sendable, Equatable {
         return (configFile, settings)
     }
 
-    /// The setting names (flags without the leading dashes).
-    public static let names = [
-        "num-layers", "hidden-size", "num-attention-heads", "seq-length", "max-position-embeddings",
-        "init-method-std", "micro-batch-size", "global-batch-size", "rampup-batch-size", "lr", "min-lr",
-        "lr-decay-style", "lr-warmup-iters", "lr-warmup-samples", "lr-decay-iters", "lr-decay-samples",
-        "weight-decay", "adam-beta1", "adam-beta2", "adam-eps", "clip-grad", "train-iters", "train-samples",
-        "data-path", "split", "tokenizer-file", "vocab-file", "merge-file", "data-cache-path", "eod-mask-loss",
-        "seed", "log-interval", "eval-interval", "eval-iters", "save", "save-interval", "load",
-        "tensorboard-dir", "metrics-file", "tensor-model-parallel-size", "pipeline-model-parallel-size",
-        "num-layers-per-virtual-pipeline-stage",
-        "data-parallel-size", "use-distributed-optimizer", "ddp-bucket-size",
-    ]
+    /// The setting names (flags without the leading dashes), from `TrainingFlag.all`.
+    public static var names: [String] { TrainingFlag.all.map(\.name) }
 
     /// Builds a config from settings in order (later ones override earlier ones), then validates it.
     /// `source` names where each batch of settings came from, for errors.
@@ -174,12 +151,13 @@ public struct TrainingConfig: Sendable, Equatable {
     }
 
     /// Reads settings from a config file: a JSON object (`{"num-layers": 12, ...}`) or, for
-    /// `.yaml`/`.yml`, flat YAML (`num_layers: 12`); `_` or `-` in names.
+    /// `.yaml`/`.yml`, YAML: flat (`num_layers: 12`) or Megatron's nested `--yaml-cfg` layout
+    /// (see `YAMLSettings`); `_` or `-` in names. Errors name the file.
     public static func settings(fromFile path: String) throws(TrainingError) -> [(key: String, value: JSONValue)] {
         let bytes: [UInt8]
         do { bytes = try MappedFile.read(path: path) } catch { throw .config(path: path, reason: error.reason) }
         if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
-            return try FlatYAML.parse(String(decoding: bytes, as: UTF8.self), source: path)
+            return try YAMLSettings.parse(String(decoding: bytes, as: UTF8.self), source: path)
         }
         let value: JSONValue
         do {
@@ -192,98 +170,8 @@ public struct TrainingConfig: Sendable, Equatable {
     }
 
     private mutating func set(_ key: String, _ value: JSONValue, source: String) throws(TrainingError) {
-        func fail(_ expected: String) -> TrainingError {
-            .config(path: source, reason: "\(key) must be \(expected), got \(value.typeName)")
-        }
-        func int() throws(TrainingError) -> Int {
-            guard case let .number(x) = value, x == x.rounded(), abs(x) < 9e15 else { throw fail("an integer") }
-            return Int(x)
-        }
-        func double() throws(TrainingError) -> Double {
-            guard case let .number(x) = value else { throw fail("a number") }
-            return x
-        }
-        func string() throws(TrainingError) -> String {
-            guard case let .string(s) = value else { throw fail("a string") }
-            return s
-        }
-        func bool() throws(TrainingError) -> Bool {
-            guard case let .bool(b) = value else { throw fail("true or false") }
-            return b
-        }
-        func strings() throws(TrainingError) -> [String] {
-            switch value {
-            case let .string(s): return s.split(separator: " ").map(String.init)
-            case let .array(items):
-                var words = [String]()
-                for item in items {
-                    switch item {
-                    case let .string(s): words.append(s)
-                    case let .number(x): words.append(String(x))
-                    default: throw fail("a list of strings")
-                    }
-                }
-                return words
-            default: throw fail("a list of strings")
-            }
-        }
-        switch key {
-        case "num-layers": numLayers = try int()
-        case "hidden-size": hiddenSize = try int()
-        case "num-attention-heads": numAttentionHeads = try int()
-        case "seq-length": seqLength = try int()
-        case "max-position-embeddings": maxPositionEmbeddings = try int()
-        case "init-method-std": initMethodStd = try double()
-        case "micro-batch-size": microBatchSize = try int()
-        case "global-batch-size": globalBatchSize = try int()
-        case "rampup-batch-size":
-            let words = try strings()
-            let numbers = words.compactMap { Double($0) }.map { Int($0) }
-            guard numbers.count == 3, words.count == 3 else { throw fail("three integers: START INCREMENT SAMPLES") }
-            rampupBatchSize = numbers
-        case "lr": lr = try double()
-        case "min-lr": minLR = try double()
-        case "lr-decay-style":
-            guard let style = LearningRateSchedule.Style(rawValue: try string()) else {
-                throw .config(path: source, reason: "lr-decay-style must be constant, linear or cosine")
-            }
-            lrDecayStyle = style
-        case "lr-warmup-iters": lrWarmupIters = try int()
-        case "lr-warmup-samples": lrWarmupSamples = try int()
-        case "lr-decay-iters": lrDecayIters = try int()
-        case "lr-decay-samples": lrDecaySamples = try int()
-        case "weight-decay": weightDecay = try double()
-        case "adam-beta1": adamBeta1 = try double()
-        case "adam-beta2": adamBeta2 = try double()
-        case "adam-eps": adamEps = try double()
-        case "clip-grad": clipGrad = try double()
-        case "train-iters": trainIters = try int()
-        case "train-samples": trainSamples = try int()
-        case "data-path": dataPath = try strings()
-        case "split": split = try string()
-        case "tokenizer-file": tokenizerFile = try string()
-        case "vocab-file": vocabFile = try string()
-        case "merge-file": mergeFile = try string()
-        case "data-cache-path": dataCachePath = try string()
-        case "eod-mask-loss": eodMaskLoss = try bool()
-        case "seed": seed = try int()
-        case "log-interval": logInterval = try int()
-        case "eval-interval": evalInterval = try int()
-        case "eval-iters": evalIters = try int()
-        case "save": save = try string()
-        case "save-interval": saveInterval = try int()
-        case "load": load = try string()
-        case "tensorboard-dir": tensorboardDir = try string()
-        case "metrics-file": metricsFile = try string()
-        case "tensor-model-parallel-size": tensorModelParallelSize = try int()
-        case "pipeline-model-parallel-size": pipelineModelParallelSize = try int()
-        case "num-layers-per-virtual-pipeline-stage": numLayersPerVirtualPipelineStage = try int()
-        case "data-parallel-size": dataParallelSize = try int()
-        case "use-distributed-optimizer": useDistributedOptimizer = try bool()
-        case "ddp-bucket-size": ddpBucketSize = try int()
-        default:
-            throw .config(path: source, reason: "unknown setting \"\(key)\"")
-        }
+        guard let flag = TrainingFlag.named(key) else { throw .config(path: source, reason: "unknown setting \"\(key)\"") }
+        try flag.apply(&self, Setting(key: key, value: value, source: source))
     }
 
     /// Checks ranges and combinations; the error names the flag.
@@ -332,7 +220,7 @@ public struct TrainingConfig: Sendable, Equatable {
         if lrDecayIters != nil && lrDecaySamples != nil {
             throw .invalidFlag("--lr-decay-iters", "give at most one of --lr-decay-iters and --lr-decay-samples")
         }
-        guard let globalBatchSize else { throw .invalidFlag("--global-batch-size", "is required") }
+        guard globalBatchSizeGiven else { throw .invalidFlag("--global-batch-size", "is required") }
         guard globalBatchSize > 0, globalBatchSize % microBatchSize == 0 else {
             throw .invalidFlag("--global-batch-size", "\(globalBatchSize) is not a positive multiple of --micro-batch-size \(microBatchSize)")
         }
@@ -352,16 +240,19 @@ public struct TrainingConfig: Sendable, Equatable {
     /// The ramp-up (nil without `--rampup-batch-size`).
     public func rampup() throws(TrainingError) -> BatchSizeRampup? {
         guard let r = rampupBatchSize else { return nil }
-        return try BatchSizeRampup(start: r[0], increment: r[1], samples: r[2], finalBatchSize: globalBatchSize!,
+        return try BatchSizeRampup(start: r[0], increment: r[1], samples: r[2], finalBatchSize: globalBatchSize,
                                    microBatchTimesDataParallel: microBatchSize)
     }
 
     /// Training length in samples, counting the ramp-up's smaller batches like Megatron.
     public func totalSamples() throws(TrainingError) -> Int {
         if let trainSamples { return trainSamples }
-        guard let ramp = try rampup() else { return trainIters! * globalBatchSize! }
+        guard let trainIters else {
+            throw .invalidFlag("--train-iters", "give exactly one of --train-iters and --train-samples")
+        }
+        guard let ramp = try rampup() else { return trainIters * globalBatchSize }
         var consumed = 0
-        for _ in 0..<trainIters! { consumed += ramp.globalBatchSize(consumedSamples: consumed) }
+        for _ in 0..<trainIters { consumed += ramp.globalBatchSize(consumedSamples: consumed) }
         return consumed
     }
 
@@ -373,7 +264,7 @@ public struct TrainingConfig: Sendable, Equatable {
 
     /// The learning-rate schedule in samples.
     public func schedule() throws(TrainingError) -> LearningRateSchedule {
-        let batch = globalBatchSize!
+        let batch = globalBatchSize
         let warmup = lrWarmupSamples ?? (lrWarmupIters ?? 0) * batch
         let decay: Int
         if let lrDecaySamples {

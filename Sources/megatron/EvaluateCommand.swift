@@ -19,10 +19,10 @@ struct EvaluateCommand: ParsableCommand {
         perplexity exp(loss * (tokens - 1) / (words - 1)) with words = the text split on spaces.
         """)
 
-    @Option(name: .long, help: "Checkpoint directory (with latest_checkpointed_iteration.txt).")
+    @Option(name: .flag(.load), help: .flag(.load))
     var load: String
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Dataset prefix (or weighted blend).")
+    @Option(name: .flag(.dataPath), parsing: .upToNextOption, help: .flag(.dataPath))
     var dataPath: [String] = []
 
     @Option(name: .long, help: "Plain text file to score.")
@@ -30,17 +30,17 @@ struct EvaluateCommand: ParsableCommand {
 
     @OptionGroup var tokenizer: TokenizerOptions
 
-    @Option(name: .long, help: "Tokens per window or sample (default: the model's maximum).")
+    @Option(name: .flag(.seqLength), help: .flag(.seqLength, "Also the window of --text-file (default: the model's maximum)."))
     var seqLength: Int?
 
-    @Option(name: .long, help: "Split of --data-path to evaluate.")
+    @Option(name: .flag(.split), help: .flag(.split, "The last nonzero part is evaluated."))
     var split = "0,0,1"
 
-    @Option(name: .long, help: "Micro-batches to evaluate (default: every sample of the split).")
+    @Option(name: .flag(.evalIters), help: .flag(.evalIters, "Default: every sample of the split."))
     var evalIters: Int?
 
-    @Option(name: .long) var microBatchSize = 1
-    @Option(name: .long) var seed = 1234
+    @Option(name: .flag(.microBatchSize), help: .flag(.microBatchSize)) var microBatchSize = 1
+    @Option(name: .flag(.seed), help: .flag(.seed)) var seed = 1234
 
     @Flag(name: .long, help: "Print {\"tokens\", \"loss\", \"ppl\", \"word_ppl\"} as JSON.")
     var json = false

@@ -11,7 +11,7 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Generate text from a checkpoint: greedy (--temperature 0) or sampled with top-k / top-p.",
         discussion: "An empty prompt starts from <|endoftext|>. Generation stops at <|endoftext|>, after --tokens-to-generate tokens, or at the model's last position.")
 
-    @Option(name: .long, help: "Checkpoint directory.")
+    @Option(name: .flag(.load), help: .flag(.load))
     var load: String
 
     @OptionGroup var tokenizer: TokenizerOptions

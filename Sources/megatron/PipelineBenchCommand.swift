@@ -19,17 +19,17 @@ struct PipelineBenchCommand: ParsableCommand {
         smaller than the formula.
         """)
 
-    @Option(name: .long, help: "Pipeline stages p.")
+    @Option(name: .flag(.pipelineModelParallelSize), help: .flag(.pipelineModelParallelSize))
     var pipelineModelParallelSize = 2
-    @Option(name: .long, help: "Layers per model chunk (interleaved 1F1B); default: one chunk per stage.")
+    @Option(name: .flag(.numLayersPerVirtualPipelineStage), help: .flag(.numLayersPerVirtualPipelineStage, "Default: one chunk per stage."))
     var numLayersPerVirtualPipelineStage: Int?
     @Option(name: .long, parsing: .upToNextOption, help: "Numbers of micro-batches m to time.")
     var microBatches: [Int] = [1, 2, 4, 8, 16]
-    @Option(name: .long) var numLayers = 8
-    @Option(name: .long) var hiddenSize = 256
-    @Option(name: .long) var numAttentionHeads = 4
-    @Option(name: .long) var seqLength = 128
-    @Option(name: .long) var microBatchSize = 4
+    @Option(name: .flag(.numLayers), help: .flag(.numLayers)) var numLayers = 8
+    @Option(name: .flag(.hiddenSize), help: .flag(.hiddenSize)) var hiddenSize = 256
+    @Option(name: .flag(.numAttentionHeads), help: .flag(.numAttentionHeads)) var numAttentionHeads = 4
+    @Option(name: .flag(.seqLength), help: .flag(.seqLength)) var seqLength = 128
+    @Option(name: .flag(.microBatchSize), help: .flag(.microBatchSize)) var microBatchSize = 4
     @Option(name: .long, help: "Vocabulary (small by default, so the last stage's output layer costs about a third of a layer).")
     var vocabSize = 1024
     @Option(name: .long, help: "Timed iterations per m (the median is reported).")

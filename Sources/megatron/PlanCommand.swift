@@ -3,6 +3,7 @@ import FileSupport
 import Measurement
 import Models
 import Planner
+import Training
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -24,25 +25,25 @@ struct PlanCommand: ParsableCommand {
 
     @Option(name: .long, help: "Model preset.")
     var model: String?
-    @Option(name: .long) var numLayers: Int?
-    @Option(name: .long) var hiddenSize: Int?
-    @Option(name: .long) var numAttentionHeads: Int?
-    @Option(name: .long) var seqLength: Int?
+    @Option(name: .flag(.numLayers), help: .flag(.numLayers)) var numLayers: Int?
+    @Option(name: .flag(.hiddenSize), help: .flag(.hiddenSize)) var hiddenSize: Int?
+    @Option(name: .flag(.numAttentionHeads), help: .flag(.numAttentionHeads)) var numAttentionHeads: Int?
+    @Option(name: .flag(.seqLength), help: .flag(.seqLength)) var seqLength: Int?
     @Option(name: .long, help: "Vocabulary size before padding (default 50257).")
     var vocabSize: Int?
 
-    @Option(name: .long) var tensorModelParallelSize = 1
-    @Option(name: .long) var pipelineModelParallelSize = 1
-    @Option(name: .long, help: "Layers per virtual pipeline stage (interleaved 1F1B).")
+    @Option(name: .flag(.tensorModelParallelSize), help: .flag(.tensorModelParallelSize)) var tensorModelParallelSize = 1
+    @Option(name: .flag(.pipelineModelParallelSize), help: .flag(.pipelineModelParallelSize)) var pipelineModelParallelSize = 1
+    @Option(name: .flag(.numLayersPerVirtualPipelineStage), help: .flag(.numLayersPerVirtualPipelineStage))
     var numLayersPerVirtualPipelineStage: Int?
-    @Option(name: .long, help: "Default: the cluster's devices / (TP x PP).")
+    @Option(name: .flag(.dataParallelSize), help: .flag(.dataParallelSize, "Default: the cluster's devices / (TP x PP)."))
     var dataParallelSize: Int?
-    @Option(name: .long) var microBatchSize = 1
-    @Option(name: .long) var globalBatchSize: Int
+    @Option(name: .flag(.microBatchSize), help: .flag(.microBatchSize)) var microBatchSize = 1
+    @Option(name: .flag(.globalBatchSize), help: .flag(.globalBatchSize)) var globalBatchSize: Int
     @Flag(name: .long) var sequenceParallel = false
     @Option(name: .long, help: "none, selective or full.")
     var recomputeGranularity: String = "none"
-    @Flag(name: .long) var useDistributedOptimizer = false
+    @Flag(name: .flag(.useDistributedOptimizer), help: .flag(.useDistributedOptimizer)) var useDistributedOptimizer = false
     @Flag(name: .long) var bf16 = false
     @Flag(name: .long) var fp16 = false
 

@@ -1,15 +1,16 @@
 import ArgumentParser
 import Tokenizer
+import Training
 
 /// The tokenizer flags shared by every command that reads text (Megatron's names).
 struct TokenizerOptions: ParsableArguments {
-    @Option(name: .long, help: "Hugging Face tokenizer.json (byte-level BPE).")
+    @Option(name: .flag(.tokenizerFile), help: .flag(.tokenizerFile))
     var tokenizerFile: String?
 
-    @Option(name: .long, help: "GPT-2 vocab.json (with --merge-file).")
+    @Option(name: .flag(.vocabFile), help: .flag(.vocabFile))
     var vocabFile: String?
 
-    @Option(name: .long, help: "GPT-2 merges.txt (with --vocab-file).")
+    @Option(name: .flag(.mergeFile), help: .flag(.mergeFile))
     var mergeFile: String?
 
     @Option(name: .long, help: "GPT2BPETokenizer (vocab + merges) or HuggingFaceTokenizer (tokenizer.json); optional, checked against the files given.")

@@ -15,9 +15,11 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a GPT with Megatron's flags (and/or --config run.json).",
         discussion: """
-        Flags (Megatron's names): \(TrainingConfig.names.map { "--" + $0 }.sorted().joined(separator: " "))
-        --config FILE reads the same settings from a JSON object (keys with - or _); flags given
+        --config FILE reads the same settings from a JSON object or a YAML file (keys
+        with - or _; YAML flat or in Megatron's nested --yaml-cfg layout); flags given
         on the command line override it; an unknown key or flag is an error.
+
+        \(TrainingFlag.helpText())
         """)
 
     @Argument(parsing: .captureForPassthrough, help: "Training flags, e.g. --num-layers 4 --hidden-size 256 ...")

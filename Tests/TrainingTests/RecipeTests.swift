@@ -167,8 +167,84 @@ import Testing
         #expect(config.split == "969,30,1" && config.tokenizerFile == "t.json")
         #expect(config.dataPath == ["0.3", "a", "0.7", "b"])
         try AtomicFile.write(Array("model:\n  num_layers: 2\n".utf8), to: path)
-        #expect(throws: TrainingError.config(path: path, reason: "line 2: nested mappings are not supported (flat `key: value` lines only)")) {
+        #expect(throws: TrainingError.config(path: path, reason: "model: nested settings are read only in Megatron's sections language_model and model_parallel")) {
             try TrainingConfig.settings(fromFile: path)
+        }
+    }
+
+    /// Megatron's `--yaml-cfg` layout (flags inside `language_model:` and `model_parallel:`)
+    /// gives the same config, arguments included, as the flat file.
+    @Test func nestedYAMLEqualsFlat() throws {
+        let base = "/tmp/megatron-run-\(UInt32.random(in: 0...UInt32.max))"
+        try AtomicFile.write(Array("""
+        num_layers: 2
+        hidden_size: 32
+        num_attention_heads: 2
+        init_method_std: 0.01
+        tensor_model_parallel_size: 2
+        pipeline_model_parallel_size: 2
+        micro_batch_size: 2
+        global_batch_size: 8
+        rampup_batch_size: [4, 2, 16]
+        lr: 2.5e-4
+        train_iters: 10
+        seq_length: 16
+        split: '99,1,0'
+        data_path: [a]
+        tokenizer_file: t.json
+        use_distributed_optimizer: true
+        """.utf8), to: base + "-flat.yaml")
+        try AtomicFile.write(Array("""
+        # WARNING: Yaml configs is currently an experimental feature
+        language_model:
+          # model architecture
+          num_layers: 2
+          hidden_size: 32
+          num_attention_heads: 2
+          init_method_std: 0.01
+        model_parallel:
+          tensor_model_parallel_size: 2
+          pipeline_model_parallel_size: 2
+
+        # training:
+        micro_batch_size: 2
+        global_batch_size: 8
+        rampup_batch_size: [4, 2, 16]
+        lr: 2.5e-4
+        train_iters: 10
+        seq_length: 16
+        split: '99,1,0'
+        data_path:
+          - a
+        tokenizer_file: t.json
+        use_distributed_optimizer: True
+        """.utf8), to: base + "-nested.yaml")
+        let flat = try TrainingConfig(settings: [("flat", try TrainingConfig.settings(fromFile: base + "-flat.yaml"))])
+        let nested = try TrainingConfig(settings: [("flat", try TrainingConfig.settings(fromFile: base + "-nested.yaml"))])
+        #expect(flat == nested)
+        #expect(flat.arguments.serialized == nested.arguments.serialized)
+        #expect(nested.tensorModelParallelSize == 2 && nested.numLayers == 2 && nested.rampupBatchSize == [4, 2, 16])
+        #expect(nested.split == "99,1,0" && nested.useDistributedOptimizer && nested.lr == 2.5e-4)
+    }
+
+    /// Broken YAML is one error line naming the file and where it broke.
+    @Test func malformedYAMLNamesTheFile() throws {
+        let path = "/tmp/megatron-run-\(UInt32.random(in: 0...UInt32.max)).yaml"
+        try AtomicFile.write(Array("num_layers: 2\nhidden_size: [32\nlr: 1\n".utf8), to: path)
+        do {
+            _ = try TrainingConfig.settings(fromFile: path)
+            Issue.record("a malformed file was accepted")
+        } catch {
+            #expect(error.description.hasPrefix(path + ": malformed YAML at line "))
+            #expect(!error.description.contains("\n"))
+        }
+        try AtomicFile.write(Array("- num_layers\n".utf8), to: path)
+        #expect(throws: TrainingError.config(path: path, reason: "expected a mapping of settings such as `num_layers: 12`")) {
+            try TrainingConfig.settings(fromFile: path)
+        }
+        try AtomicFile.write(Array("language_model:\n  ffn_hidden_size: null\n".utf8), to: path)
+        #expect(throws: TrainingError.config(path: path, reason: "unknown setting \"ffn-hidden-size\"")) {
+            try TrainingConfig(settings: [(path, try TrainingConfig.settings(fromFile: path))])
         }
     }
 }

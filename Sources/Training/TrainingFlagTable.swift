@@ -1,0 +1,114 @@
+/// The flags of `megatron train`, in the order `--help` lists them within their groups.
+extension TrainingFlag {
+    /// Every flag `megatron train` and its config files accept (`--config FILE` aside).
+    public static let all: [TrainingFlag] = [
+        numLayers, hiddenSize, numAttentionHeads, seqLength, maxPositionEmbeddings,
+        initMethodStd, seed,
+        weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad,
+        microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples,
+        lr, minLR, lrDecayStyle, lrWarmupIters, lrWarmupSamples, lrDecayIters, lrDecaySamples,
+        save, saveInterval, load,
+        tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, dataParallelSize,
+        useDistributedOptimizer, ddpBucketSize,
+        evalInterval, evalIters,
+        dataPath, split, dataCachePath, eodMaskLoss,
+        tokenizerFile, vocabFile, mergeFile,
+        logInterval, tensorboardDir, metricsFile,
+    ]
+
+    // Network size.
+    public static let numLayers = integer("num-layers", .networkSize, \.numLayers, "Number of transformer layers.", default: "required")
+    public static let hiddenSize = integer("hidden-size", .networkSize, \.hiddenSize, "Transformer hidden size.", default: "required")
+    public static let numAttentionHeads = integer("num-attention-heads", .networkSize, \.numAttentionHeads,
+                                                  "Number of attention heads; must divide --hidden-size.", default: "required")
+    public static let seqLength = integer("seq-length", .networkSize, \.seqLength, "Tokens per sample (sequence length).", default: "required")
+    public static let maxPositionEmbeddings = integer("max-position-embeddings", .networkSize, \.maxPositionEmbeddings,
+                                                      "Positions of the learned position embedding.", default: "--seq-length")
+    // Initialization.
+    public static let initMethodStd = number("init-method-std", .initialization, \.initMethodStd,
+                                             "Standard deviation of the normal weight initialization.")
+    public static let seed = integer("seed", .initialization, \.seed, "Random seed of initialization and data order, in [0, 2^32).")
+    // Regularization and optimizer.
+    public static let weightDecay = number("weight-decay", .regularization, \.weightDecay, "AdamW weight decay.")
+    public static let adamBeta1 = number("adam-beta1", .regularization, \.adamBeta1, "Adam first-moment coefficient.")
+    public static let adamBeta2 = number("adam-beta2", .regularization, \.adamBeta2, "Adam second-moment coefficient.")
+    public static let adamEps = number("adam-eps", .regularization, \.adamEps, "Adam epsilon added to the denominator.")
+    public static let clipGrad = number("clip-grad", .regularization, \.clipGrad, "Global gradient-norm clip (0: no clipping).")
+    // Training.
+    public static let microBatchSize = integer("micro-batch-size", .training, \.microBatchSize,
+                                               "Samples per micro-batch of a data-parallel rank.")
+    public static let globalBatchSize = integer("global-batch-size", .training, \.globalBatchSize,
+                                                "Samples per iteration over all data-parallel ranks.", default: "required")
+    public static let rampupBatchSize = TrainingFlag(
+        name: "rampup-batch-size", kind: .words, group: .training,
+        help: "Grow the global batch from START by INCREMENT over SAMPLES samples.",
+        defaultDescription: "none", metavar: "START INCREMENT SAMPLES") { (config, setting) throws(TrainingError) in
+            let words = try setting.strings()
+            let numbers = words.compactMap { Double($0) }.map { Int($0) }
+            guard numbers.count == 3, words.count == 3 else { throw setting.fail("three integers: START INCREMENT SAMPLES") }
+            config.rampupBatchSize = numbers
+        }
+    public static let trainIters = integer("train-iters", .training, \.trainIters,
+                                           "Iterations to train (or --train-samples).")
+    public static let trainSamples = integer("train-samples", .training, \.trainSamples,
+                                             "Samples to train (or --train-iters).")
+    // Learning rate.
+    public static let lr = number("lr", .learningRate, \.lr, "Peak learning rate.", default: "required")
+    public static let minLR = number("min-lr", .learningRate, \.minLR, "Learning rate at the end of the decay.")
+    public static let lrDecayStyle = TrainingFlag(
+        name: "lr-decay-style", kind: .string, group: .learningRate, help: "Decay after warmup: constant, linear or cosine.",
+        defaultDescription: TrainingConfig().lrDecayStyle.rawValue, metavar: "STYLE") { (config, setting) throws(TrainingError) in
+            guard let style = LearningRateSchedule.Style(rawValue: try setting.string()) else {
+                throw .config(path: setting.source, reason: "lr-decay-style must be constant, linear or cosine")
+            }
+            config.lrDecayStyle = style
+        }
+    public static let lrWarmupIters = integer("lr-warmup-iters", .learningRate, \.lrWarmupIters,
+                                              "Linear warmup iterations.", default: "0")
+    public static let lrWarmupSamples = integer("lr-warmup-samples", .learningRate, \.lrWarmupSamples,
+                                                "Linear warmup samples.", default: "0")
+    public static let lrDecayIters = integer("lr-decay-iters", .learningRate, \.lrDecayIters,
+                                             "Iterations to decay over.", default: "the whole run")
+    public static let lrDecaySamples = integer("lr-decay-samples", .learningRate, \.lrDecaySamples,
+                                               "Samples to decay over.", default: "the whole run")
+    // Checkpointing.
+    public static let save = string("save", .checkpointing, \.save, "Directory to save checkpoints to.", metavar: "DIR")
+    public static let saveInterval = integer("save-interval", .checkpointing, \.saveInterval,
+                                             "Iterations between checkpoints.", default: "at the end only")
+    public static let load = string("load", .checkpointing, \.load, "Checkpoint directory to load (train resumes from it).", metavar: "DIR")
+    // Distributed.
+    public static let tensorModelParallelSize = integer("tensor-model-parallel-size", .distributed, \.tensorModelParallelSize,
+                                                        "Tensor-parallel ranks (t).")
+    public static let pipelineModelParallelSize = integer("pipeline-model-parallel-size", .distributed, \.pipelineModelParallelSize,
+                                                          "Pipeline stages (p); must divide --num-layers.")
+    public static let numLayersPerVirtualPipelineStage = integer(
+        "num-layers-per-virtual-pipeline-stage", .distributed, \.numLayersPerVirtualPipelineStage,
+        "Layers per model chunk of the interleaved 1F1B schedule.", default: "one chunk per stage")
+    public static let dataParallelSize = integer("data-parallel-size", .distributed, \.dataParallelSize,
+                                                 "Data-parallel ranks (rank threads outside mpirun).", default: "1, or np / (t p) under mpirun")
+    public static let useDistributedOptimizer = flag("use-distributed-optimizer", .distributed, \.useDistributedOptimizer,
+                                                     "Shard the Adam moments over data-parallel ranks (ZeRO-1).")
+    public static let ddpBucketSize = integer("ddp-bucket-size", .distributed, \.ddpBucketSize,
+                                              "Elements per data-parallel gradient all-reduce.", default: "max(40M, 1M x DP)")
+    // Validation.
+    public static let evalInterval = integer("eval-interval", .validation, \.evalInterval, "Iterations between validations.")
+    public static let evalIters = integer("eval-iters", .validation, \.evalIters, "Micro-batches per validation.")
+    // Data.
+    public static let dataPath = words("data-path", .data, \.dataPath, "Dataset prefix, or weights and prefixes of a blend.",
+                                       default: "required", metavar: "[WEIGHT] PREFIX ...")
+    public static let split = string("split", .data, \.split, "Train, validation and test weights of each dataset.",
+                                     metavar: "A,B,C")
+    public static let dataCachePath = string("data-cache-path", .data, \.dataCachePath, "Directory for the sample index cache.",
+                                             default: "PREFIX/cache/GPTDataset_indices", metavar: "DIR")
+    public static let eodMaskLoss = flag("eod-mask-loss", .data, \.eodMaskLoss, "Leave end-of-document tokens out of the loss.")
+    // Tokenizer.
+    public static let tokenizerFile = string("tokenizer-file", .tokenizer, \.tokenizerFile,
+                                             "Hugging Face tokenizer.json (byte-level BPE).")
+    public static let vocabFile = string("vocab-file", .tokenizer, \.vocabFile, "GPT-2 vocab.json (with --merge-file).")
+    public static let mergeFile = string("merge-file", .tokenizer, \.mergeFile, "GPT-2 merges.txt (with --vocab-file).")
+    // Logging.
+    public static let logInterval = integer("log-interval", .logging, \.logInterval, "Iterations between log lines.")
+    public static let tensorboardDir = string("tensorboard-dir", .logging, \.tensorboardDir,
+                                              "Directory for TensorBoard event files.", metavar: "DIR")
+    public static let metricsFile = string("metrics-file", .logging, \.metricsFile, "JSON lines of every logged iteration.")
+}
