@@ -109,14 +109,14 @@ public enum Checkpoint {
             var metadata = [
                 "format": "megatron-swift checkpoint 1",
                 "model": modelDescription(model.config).serialized,
-                "config": String(decoding: (try? JSONEncoder().encode(model.config)) ?? Data(), as: UTF8.self),
+                "config": canonicalJSON(model.config),
                 "iteration": String(state.iteration),
                 "consumed_samples": String(state.consumedSamples),
                 "consumed_valid_samples": String(state.consumedValidSamples),
                 "optimizer_step": String(state.optimizerStep),
                 "seed": String(state.seed),
                 "args": arguments.serialized,
-                "scheduler": schedule.map { String(decoding: (try? JSONEncoder().encode($0)) ?? Data(), as: UTF8.self) } ?? "null",
+                "scheduler": schedule.map(canonicalJSON) ?? "null",
             ]
             metadata.merge(layoutMetadata(tensorParallel: model.tensorParallelSize, tensorRank: model.tensorParallelRank,
                                           part: model.part, dataParallel: parallel.dataParallel, sharded: sharded)) { $1 }
@@ -271,6 +271,20 @@ public enum Checkpoint {
     }
 
     /// The shape fields a checkpoint must match.
+    /// A typed value (the model config, the LR schedule) as JSON through its `Codable`
+    /// conformance, which is also how it is read back. Keys are sorted so the same state always
+    /// writes the same bytes (Foundation's key order otherwise changes from process to process).
+    /// The user's arguments, whose order matters, go through `JSONValue` instead.
+    static func canonicalJSON(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do {
+            return String(decoding: try encoder.encode(value), as: UTF8.self)
+        } catch {
+            preconditionFailure("\(type(of: value)) did not encode to JSON: \(error)")
+        }
+    }
+
     static func modelDescription(_ config: GPTConfig) -> JSONValue {
         .object([
             ("num_layers", .number(Double(config.numLayers))),
