@@ -205,7 +205,7 @@ public final class GPTModel {
         let c = config.hiddenSize
         let localHeads = config.numAttentionHeads / tensorParallelSize
         let p = UnsafePointer(params.buffer.pointer)
-        let g = grads.buffer.pointer
+        let grad = grads.buffer.pointer
         let s = scratchFor(batch: batch, seqLength: seqLength)
         let dresidual = acts.dresidual.pointer
         let layers = stage.chunks[chunk]
@@ -219,11 +219,11 @@ public final class GPTModel {
             // Output layer, then the final LayerNorm; each rank's vocabulary columns give part of
             // the input gradient (f's backward sums them).
             embedding.outputLayer.backward(dinp: s.dln.pointer, dout: acts.logits.pointer, inp: acts.lnf.pointer,
-                                           params: p, grads: g, ones: nil, rows: n)
+                                           params: p, grads: grad, ones: nil, rows: n)
             region.copyToRegionBackward(s.dln.pointer, count: n * c)
             dresidual.update(repeating: 0, count: n * c)
             let lastResidual = layers.isEmpty ? acts.embedded.pointer : acts.layers[layers.count - 1].residual3.pointer
-            LayerNorm.backward(dinp: dresidual, dweight: g + finalLN.weight, dbias: g + finalLN.bias, dout: s.dln.pointer,
+            LayerNorm.backward(dinp: dresidual, dweight: grad + finalLN.weight, dbias: grad + finalLN.bias, dout: s.dln.pointer,
                                inp: lastResidual, weight: p + finalLN.weight, mean: acts.lnfMean.pointer,
                                rstd: acts.lnfRstd.pointer, rows: n, channels: c)
             acts.totals = nil
@@ -233,7 +233,7 @@ public final class GPTModel {
             let a = acts.layers[l]
             let input = UnsafePointer(l == 0 ? acts.embedded.pointer : acts.layers[l - 1].residual3.pointer)
             layers[l].backward(input: input, buffers: a.buffers(gelu: s.gelu.pointer), dresidual: dresidual, scratch: gradients,
-                               rows: n, params: p, grads: g, region: region) { dqkv, dout in
+                               rows: n, params: p, grads: grad, region: region) { dqkv, dout in
                 Attention.backward(dqkv: dqkv, dout: dout, out: a.attention.pointer, logSumExp: a.attentionLSE.pointer,
                                    qkv: a.qkv.pointer, scratch: s.attentionScratch.pointer,
                                    batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize)
@@ -241,7 +241,7 @@ public final class GPTModel {
         }
         if part.embeds(chunk: chunk) {
             stage.embedding!.backward(dout: dresidual, tokens: acts.tokens.pointer, batch: batch, seqLength: seqLength,
-                                      grads: g, region: region)
+                                      grads: grad, region: region)
         }
         acts.forwarded = false
     }

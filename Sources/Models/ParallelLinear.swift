@@ -35,9 +35,9 @@ public struct ColumnParallelLinear: Sendable {
     /// Overwrites `dinp` (when given) with this rank's part of the input gradient and adds the
     /// weight and bias gradients into `grads`. `ones` holds `rows` ones (for the bias gradient).
     public func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-                         params p: UnsafePointer<Float>, grads g: UnsafeMutablePointer<Float>,
+                         params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
                          ones: UnsafePointer<Float>?, rows: Int) {
-        Matmul.backward(dinp: dinp, dweight: g + weight, dbias: bias.map { g + $0 }, dout: dout, inp: inp,
+        Matmul.backward(dinp: dinp, dweight: grad + weight, dbias: bias.map { grad + $0 }, dout: dout, inp: inp,
                         weight: p + weight, ones: ones, rows: rows, inFeatures: inFeatures, outFeatures: localOutFeatures)
     }
 }
@@ -81,9 +81,9 @@ public struct RowParallelLinear: Sendable {
     /// Overwrites `dinp` with the gradient of this rank's input slice (no communication: the
     /// output gradient is the same on every rank) and adds the weight and bias gradients.
     public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-                         params p: UnsafePointer<Float>, grads g: UnsafeMutablePointer<Float>,
+                         params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
                          ones: UnsafePointer<Float>, rows: Int) {
-        Matmul.backward(dinp: dinp, dweight: g + weight, dbias: g + bias, dout: dout, inp: inp,
+        Matmul.backward(dinp: dinp, dweight: grad + weight, dbias: grad + bias, dout: dout, inp: inp,
                         weight: p + weight, ones: ones, rows: rows, inFeatures: localInFeatures, outFeatures: outFeatures)
     }
 }

@@ -119,26 +119,26 @@ public struct TransformerLayer: Sendable {
     /// `attentionCoreBackward(dqkv, dout)` is the attention core's backward.
     func backward(input: UnsafePointer<Float>, buffers b: TransformerLayerBuffers, dresidual: UnsafeMutablePointer<Float>,
                   scratch d: TransformerLayerGradients, rows n: Int, params p: UnsafePointer<Float>,
-                  grads g: UnsafeMutablePointer<Float>, region: TensorParallelRegion,
+                  grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion,
                   attentionCoreBackward: (_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>) -> Void) {
         let c = hidden
         // MLP block: the GELU output is recomputed instead of stored.
         GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures)
-        fc2.backward(dinp: d.dfc, dout: region.reduceFromRegionBackward(dresidual), inp: b.gelu, params: p, grads: g,
+        fc2.backward(dinp: d.dfc, dout: region.reduceFromRegionBackward(dresidual), inp: b.gelu, params: p, grads: grad,
                      ones: d.ones, rows: n)
         GELU.backward(dinp: d.dfc, inp: b.fc, dout: d.dfc, count: n * fc1.localOutFeatures)
-        fc1.backward(dinp: d.dln, dout: d.dfc, inp: b.ln2, params: p, grads: g, ones: d.ones, rows: n)
+        fc1.backward(dinp: d.dln, dout: d.dfc, inp: b.ln2, params: p, grads: grad, ones: d.ones, rows: n)
         region.copyToRegionBackward(d.dln, count: n * c)
-        LayerNorm.backward(dinp: dresidual, dweight: g + preMLPLayerNorm.weight, dbias: g + preMLPLayerNorm.bias,
+        LayerNorm.backward(dinp: dresidual, dweight: grad + preMLPLayerNorm.weight, dbias: grad + preMLPLayerNorm.bias,
                            dout: d.dln, inp: b.residual2, weight: p + preMLPLayerNorm.weight,
                            mean: b.ln2Mean, rstd: b.ln2Rstd, rows: n, channels: c)
         // Attention block.
         projection.backward(dinp: d.dattention, dout: region.reduceFromRegionBackward(dresidual), inp: b.attention,
-                            params: p, grads: g, ones: d.ones, rows: n)
+                            params: p, grads: grad, ones: d.ones, rows: n)
         attentionCoreBackward(d.dqkv, d.dattention)
-        qkv.backward(dinp: d.dln, dout: d.dqkv, inp: b.ln1, params: p, grads: g, ones: d.ones, rows: n)
+        qkv.backward(dinp: d.dln, dout: d.dqkv, inp: b.ln1, params: p, grads: grad, ones: d.ones, rows: n)
         region.copyToRegionBackward(d.dln, count: n * c)
-        LayerNorm.backward(dinp: dresidual, dweight: g + inputLayerNorm.weight, dbias: g + inputLayerNorm.bias,
+        LayerNorm.backward(dinp: dresidual, dweight: grad + inputLayerNorm.weight, dbias: grad + inputLayerNorm.bias,
                            dout: d.dln, inp: input, weight: p + inputLayerNorm.weight,
                            mean: b.ln1Mean, rstd: b.ln1Rstd, rows: n, channels: c)
     }

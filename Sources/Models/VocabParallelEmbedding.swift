@@ -49,9 +49,9 @@ public struct VocabParallelEmbedding: Sendable {
     /// Adds the gradient `dout` of the embedding output into this rank's word-embedding rows
     /// and the position embedding (g's backward is the identity).
     func backward(dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, batch: Int, seqLength: Int,
-                  grads g: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
+                  grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
         guard let positionEmbeddings else { preconditionFailure("this stage holds no input embedding") }
-        Embedding.backward(dwte: g + wordEmbeddings, dwpe: g + positionEmbeddings, dout: region.reduceFromRegionBackward(dout),
+        Embedding.backward(dwte: grad + wordEmbeddings, dwpe: grad + positionEmbeddings, dout: region.reduceFromRegionBackward(dout),
                            tokens: tokens, batch: batch, seqLength: seqLength, channels: hidden,
                            vocabStart: vocabStart, vocabCount: vocabCount)
     }

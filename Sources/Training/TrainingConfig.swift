@@ -1,3 +1,4 @@
+import Distributed
 import FileSupport
 import Models
 
@@ -186,8 +187,13 @@ public struct TrainingConfig: Sendable, Equatable {
         try positive(microBatchSize, "micro-batch-size")
         try positive(tensorModelParallelSize, "tensor-model-parallel-size")
         try positive(pipelineModelParallelSize, "pipeline-model-parallel-size")
-        guard numLayers % pipelineModelParallelSize == 0 else {
-            throw .invalidFlag("--pipeline-model-parallel-size", "\(pipelineModelParallelSize) stages do not divide --num-layers \(numLayers)")
+        // The model shape over TP and the stages (RankGrid's rules; the vocabulary and the batch
+        // over DP are checked when the tokenizer and the world are known).
+        do {
+            try RankGrid(tensorParallel: tensorModelParallelSize, dataParallel: 1, pipelineParallel: pipelineModelParallelSize)
+                .validate(heads: numAttentionHeads, hidden: hiddenSize, paddedVocabulary: nil, layers: numLayers)
+        } catch {
+            throw .layout(error.description)
         }
         if let perChunk = numLayersPerVirtualPipelineStage {
             try positive(perChunk, "num-layers-per-virtual-pipeline-stage")

@@ -133,4 +133,27 @@ import Testing
         #expect(worstTensor <= 1e-3)
         #expect(reference.losses[4] < reference.losses[0])
     }
+
+    /// Every ramp-up batch size must divide into micro-batches over the data-parallel ranks (and,
+    /// interleaved, into a multiple of the stages): refused at start-up on every rank, instead of
+    /// training on fewer samples than the run records.
+    @Test func rampupSizesThatDoNotDivideOverDataParallelAreRefused() throws {
+        let rampup: (key: String, value: JSONValue) = ("rampup-batch-size", .array([.number(4), .number(2), .number(16)]))
+        let config = try Self.config(layers: 2, extra: [rampup])
+        _ = try Trainer(config: config, vocabularySize: 2048, endOfDocument: 0)  // sizes 4, 6, 8 over micro 2: fine on one rank
+        #expect(throws: TrainingError.layout("--global-batch-size 6 is not a multiple of --micro-batch-size 2 x data-parallel size 2")) {
+            _ = try ThreadCommunicator.run(size: 2) { world in
+                try Trainer(config: config, vocabularySize: 2048, endOfDocument: 0,
+                            parallel: try ParallelState(world: world, tensorParallel: 1)).iteration
+            }
+        }
+        let interleaved = try Self.config(layers: 4, extra: [("global-batch-size", .number(6)), ("pipeline-model-parallel-size", .number(2)),
+                                                              ("num-layers-per-virtual-pipeline-stage", .number(1))])
+        #expect(throws: TrainingError.self) {
+            _ = try ThreadCommunicator.run(size: 2) { world in
+                try Trainer(config: interleaved, vocabularySize: 2048, endOfDocument: 0,
+                            parallel: try ParallelState(world: world, tensorParallel: 1, pipelineParallel: 2)).iteration
+            }
+        }
+    }
 }

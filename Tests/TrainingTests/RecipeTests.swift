@@ -105,7 +105,7 @@ import Testing
         #expect(try config([("pipeline-model-parallel-size", .number(3))]).virtualPipelineChunks == 1)
         #expect(try config([("pipeline-model-parallel-size", .number(3)),
                             ("num-layers-per-virtual-pipeline-stage", .number(1))]).virtualPipelineChunks == 2)
-        #expect(throws: TrainingError.invalidFlag("--pipeline-model-parallel-size", "4 stages do not divide --num-layers 6")) {
+        #expect(throws: TrainingError.layout("--pipeline-model-parallel-size 4 does not divide --num-layers 6")) {
             try config([("pipeline-model-parallel-size", .number(4))])
         }
         #expect(throws: TrainingError.invalidFlag("--num-layers-per-virtual-pipeline-stage", "needs --pipeline-model-parallel-size of at least 2")) {
