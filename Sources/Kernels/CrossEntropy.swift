@@ -8,7 +8,10 @@ import Darwin
 ///
 /// Row `i` has weight `w_i = lossMask[i]` (1 without a mask), or 0 when `targets[i]` equals
 /// `ignoreIndex`. The loss is `sum_i w_i * CE_i / sum_i w_i`, Megatron's masked mean.
-/// Padded vocabulary entries are ordinary logits (as in Megatron): they take part in the softmax.
+/// Padded vocabulary entries are ordinary logits (as in Megatron): they take part in the softmax,
+/// unless `validColumns` bounds it (a model imported from Hugging Face, whose padding rows are
+/// zeros and whose softmax runs over the true vocabulary): columns at or past it are left out of
+/// the softmax and get a zero gradient.
 public enum CrossEntropy {
     /// Targets equal to this are skipped (PyTorch's and Hugging Face's convention).
     public static let ignoreIndex: Int32 = -100
@@ -23,24 +26,26 @@ public enum CrossEntropy {
 
     /// Computes each row's loss into `losses` (0 for ignored rows) and its log-sum-exp into
     /// `logSumExp` (kept for `backward`). `logits` is `[rows, vocab]` and is not modified.
-    /// Targets must be in `0..<vocab` or equal `ignoreIndex` (callers validate user input).
+    /// Targets must be in `0..<validColumns` or equal `ignoreIndex` (callers validate user
+    /// input); only the first `validColumns` (default: all) logits of a row enter the softmax.
     @discardableResult
     public static func forward(losses: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
                                logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
-                               lossMask: UnsafePointer<Float>?, rows: Int, vocab: Int) -> Totals {
+                               lossMask: UnsafePointer<Float>?, rows: Int, vocab: Int, validColumns: Int? = nil) -> Totals {
+        let valid = min(validColumns ?? vocab, vocab)
         ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
                 let x = logits + row * vocab
-                let m = vectorMax(x, vocab)
+                let m = vectorMax(x, valid)
                 let mVector = FloatVector(repeating: m)
                 var acc = FloatVector(repeating: 0)
                 var i = 0
-                while i + 16 <= vocab {
+                while i + 16 <= valid {
                     acc += fastExp(loadVector(x + i) - mVector)
                     i += 16
                 }
                 var sum = acc.sum()
-                while i < vocab {
+                while i < valid {
                     sum += fastExp(x[i] - m)
                     i += 1
                 }
@@ -68,11 +73,12 @@ public enum CrossEntropy {
     /// For the masked mean, `scale = dloss / totals.weight`.
     /// With vocabulary-parallel logits (columns `vocabStart ..< vocabStart + vocab` of the full
     /// vocabulary) and the global log-sum-exp, the one-hot is subtracted only where the target
-    /// falls in this shard.
+    /// falls in this shard. Columns at or past `validColumns` (of this shard) get a zero gradient.
     public static func backward(logitsToGradient logits: UnsafeMutablePointer<Float>,
                                 logSumExp: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
                                 lossMask: UnsafePointer<Float>?, scale: Float, rows: Int, vocab: Int,
-                                vocabStart: Int = 0) {
+                                vocabStart: Int = 0, validColumns: Int? = nil) {
+        let valid = max(0, min(validColumns ?? vocab, vocab))
         ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
                 let x = logits + row * vocab
@@ -84,14 +90,15 @@ public enum CrossEntropy {
                 let lseVector = FloatVector(repeating: logSumExp[row])
                 let wVector = FloatVector(repeating: w)
                 var i = 0
-                while i + 16 <= vocab {
+                while i + 16 <= valid {
                     storeVector(fastExp(loadVector(x + i) - lseVector) * wVector, x + i)
                     i += 16
                 }
-                while i < vocab {
+                while i < valid {
                     x[i] = fastExp(x[i] - logSumExp[row]) * w
                     i += 1
                 }
+                if valid < vocab { (x + valid).update(repeating: 0, count: vocab - valid) }
                 let local = Int(targets[row]) - vocabStart
                 if local >= 0 && local < vocab { x[local] -= w }
             }
@@ -103,23 +110,25 @@ public enum CrossEntropy {
     /// exponentials and target logits are combined across the shards by `reduce` (an all-reduce
     /// over the tensor-parallel group: max, then sum, then sum). `scratch` holds `3 * rows` floats.
     /// Writes each row's global log-sum-exp and loss; returns the same totals on every shard.
+    /// Only this shard's first `validColumns` (default: all) columns enter the softmax.
     public static func forwardVocabParallel(losses: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
                                             logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
                                             lossMask: UnsafePointer<Float>?, rows: Int, vocab: Int, vocabStart: Int,
-                                            scratch: UnsafeMutablePointer<Float>,
+                                            validColumns: Int? = nil, scratch: UnsafeMutablePointer<Float>,
                                             reduce: (UnsafeMutablePointer<Float>, Int, _ maximum: Bool) -> Void) -> Totals {
+        let valid = max(0, min(validColumns ?? vocab, vocab))
         let maxima = scratch, sums = scratch + rows, targetLogits = scratch + 2 * rows
-        for row in 0..<rows { maxima[row] = vectorMax(logits + row * vocab, vocab) }
+        for row in 0..<rows { maxima[row] = valid > 0 ? vectorMax(logits + row * vocab, valid) : -Float.infinity }
         reduce(maxima, rows, true)
         ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
                 let x = logits + row * vocab
                 let m = maxima[row]
                 var sum: Float = 0
-                for i in 0..<vocab { sum += fastExp(x[i] - m) }
+                for i in 0..<valid { sum += fastExp(x[i] - m) }
                 sums[row] = sum
                 let local = Int(targets[row]) - vocabStart
-                targetLogits[row] = targets[row] != ignoreIndex && local >= 0 && local < vocab ? x[local] : 0
+                targetLogits[row] = targets[row] != ignoreIndex && local >= 0 && local < valid ? x[local] : 0
             }
         }
         reduce(sums, 2 * rows, false)  // sums and target logits in one call

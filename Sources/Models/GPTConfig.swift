@@ -18,10 +18,15 @@ public struct GPTConfig: Codable, Sendable, Equatable {
     public var initMethodStd: Float
     /// LayerNorm epsilon.
     public var layerNormEpsilon: Float
+    /// Whether the true vocabulary bounds the softmax (the padded ids are never predicted and
+    /// get no gradient). Set for models imported from Hugging Face, whose padding rows are zeros
+    /// and whose loss is over the true vocabulary; Megatron trains the padding like any other
+    /// logit (false, the default).
+    public var maskPaddedVocabulary: Bool
 
     public init(numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, maxPositionEmbeddings: Int,
                 vocabSize: Int, makeVocabSizeDivisibleBy: Int = 128, initMethodStd: Float = 0.02,
-                layerNormEpsilon: Float = 1e-5) {
+                layerNormEpsilon: Float = 1e-5, maskPaddedVocabulary: Bool = false) {
         self.numLayers = numLayers
         self.hiddenSize = hiddenSize
         self.numAttentionHeads = numAttentionHeads
@@ -30,7 +35,30 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         self.makeVocabSizeDivisibleBy = makeVocabSizeDivisibleBy
         self.initMethodStd = initMethodStd
         self.layerNormEpsilon = layerNormEpsilon
+        self.maskPaddedVocabulary = maskPaddedVocabulary
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case numLayers, hiddenSize, numAttentionHeads, maxPositionEmbeddings, vocabSize, makeVocabSizeDivisibleBy
+        case initMethodStd, layerNormEpsilon, maskPaddedVocabulary
+    }
+
+    /// Decodes a stored config; checkpoints written before `maskPaddedVocabulary` existed keep
+    /// Megatron's behaviour.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(numLayers: try c.decode(Int.self, forKey: .numLayers), hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
+                  numAttentionHeads: try c.decode(Int.self, forKey: .numAttentionHeads),
+                  maxPositionEmbeddings: try c.decode(Int.self, forKey: .maxPositionEmbeddings),
+                  vocabSize: try c.decode(Int.self, forKey: .vocabSize),
+                  makeVocabSizeDivisibleBy: try c.decode(Int.self, forKey: .makeVocabSizeDivisibleBy),
+                  initMethodStd: try c.decode(Float.self, forKey: .initMethodStd),
+                  layerNormEpsilon: try c.decode(Float.self, forKey: .layerNormEpsilon),
+                  maskPaddedVocabulary: try c.decodeIfPresent(Bool.self, forKey: .maskPaddedVocabulary) ?? false)
+    }
+
+    /// Ids a token or target may take: the padded vocabulary, or the true one when it bounds the softmax.
+    public var acceptedVocabularySize: Int { maskPaddedVocabulary ? vocabSize : paddedVocabSize }
 
     /// The vocabulary rounded up to a multiple of `makeVocabSizeDivisibleBy` (50257 -> 50304).
     public var paddedVocabSize: Int {

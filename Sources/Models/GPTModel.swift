@@ -186,7 +186,7 @@ public final class GPTModel {
                           weight: p + finalLN.weight, bias: p + finalLN.bias, rows: n, channels: c, eps: config.layerNormEpsilon)
         // The output layer (tied to the word embedding) gives this rank's vocabulary columns.
         embedding.outputLayer.forward(out: acts.logits.pointer, inp: region.copyToRegion(acts.lnf.pointer), params: p, rows: n)
-        let totals = VocabParallelCrossEntropy(embedding: embedding).forward(
+        let totals = VocabParallelCrossEntropy(embedding: embedding, config: config).forward(
             losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer, logits: acts.logits.pointer,
             targets: acts.targets.pointer, lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
             rows: n, scratch: s.crossEntropyScratch.pointer, region: region)
@@ -213,7 +213,7 @@ public final class GPTModel {
         if part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm {
             guard let totals = acts.totals else { preconditionFailure("backward called without a forward") }
             let scale = totals.weight > 0 ? gradientScale / Float(totals.weight) : 0
-            VocabParallelCrossEntropy(embedding: embedding).backward(
+            VocabParallelCrossEntropy(embedding: embedding, config: config).backward(
                 logitsToGradient: acts.logits.pointer, logSumExp: acts.logitsLSE.pointer, targets: acts.targets.pointer,
                 lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil, scale: scale, rows: n)
             // Output layer, then the final LayerNorm; each rank's vocabulary columns give part of
@@ -251,7 +251,7 @@ public final class GPTModel {
         if seqLength > config.maxPositionEmbeddings {
             throw .sequenceTooLong(seqLength: seqLength, maxPositionEmbeddings: config.maxPositionEmbeddings)
         }
-        let vocab = Int32(config.paddedVocabSize)
+        let vocab = Int32(config.acceptedVocabularySize)
         for i in 0..<count {
             if tokens[i] < 0 || tokens[i] >= vocab {
                 throw .tokenOutOfRange(position: i, id: Int(tokens[i]), vocabSize: Int(vocab))

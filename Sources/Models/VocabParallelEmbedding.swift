@@ -65,10 +65,14 @@ public struct VocabParallelCrossEntropy: Sendable {
     /// This rank's vocabulary range.
     public let vocabStart: Int
     public let vocabCount: Int
+    /// Columns of this rank's range inside the softmax: all of them, or with
+    /// `GPTConfig.maskPaddedVocabulary` those below the true vocabulary size.
+    public let validColumns: Int
 
-    init(embedding: VocabParallelEmbedding) {
+    init(embedding: VocabParallelEmbedding, config: GPTConfig) {
         vocabStart = embedding.vocabStart
         vocabCount = embedding.vocabCount
+        validColumns = config.maskPaddedVocabulary ? max(0, min(vocabCount, config.vocabSize - vocabStart)) : vocabCount
     }
 
     /// Writes each row's loss and log-sum-exp and returns the masked totals (the same on every
@@ -78,11 +82,11 @@ public struct VocabParallelCrossEntropy: Sendable {
                  rows: Int, scratch: UnsafeMutablePointer<Float>, region: TensorParallelRegion) -> CrossEntropy.Totals {
         guard let group = region.group, group.size > 1 else {
             return CrossEntropy.forward(losses: losses, logSumExp: logSumExp, logits: logits, targets: targets,
-                                        lossMask: lossMask, rows: rows, vocab: vocabCount)
+                                        lossMask: lossMask, rows: rows, vocab: vocabCount, validColumns: validColumns)
         }
         return CrossEntropy.forwardVocabParallel(
             losses: losses, logSumExp: logSumExp, logits: logits, targets: targets, lossMask: lossMask, rows: rows,
-            vocab: vocabCount, vocabStart: vocabStart, scratch: scratch) { buffer, count, maximum in
+            vocab: vocabCount, vocabStart: vocabStart, validColumns: validColumns, scratch: scratch) { buffer, count, maximum in
                 group.allReduce(buffer, count: count, operation: maximum ? .max : .sum)
             }
     }
@@ -91,6 +95,6 @@ public struct VocabParallelCrossEntropy: Sendable {
     func backward(logitsToGradient logits: UnsafeMutablePointer<Float>, logSumExp: UnsafePointer<Float>,
                   targets: UnsafePointer<Int32>, lossMask: UnsafePointer<Float>?, scale: Float, rows: Int) {
         CrossEntropy.backward(logitsToGradient: logits, logSumExp: logSumExp, targets: targets, lossMask: lossMask,
-                              scale: scale, rows: rows, vocab: vocabCount, vocabStart: vocabStart)
+                              scale: scale, rows: rows, vocab: vocabCount, vocabStart: vocabStart, validColumns: validColumns)
     }
 }

@@ -270,6 +270,21 @@ public enum Checkpoint {
         return (model, merged.iteration)
     }
 
+    /// The model configuration stored in a checkpoint's rank file (`path` names it in errors).
+    static func storedModelConfig(_ file: SafeTensorsFile, path: String) throws(TrainingError) -> GPTConfig {
+        guard let text = file.metadata["config"],
+              let config = try? JSONDecoder().decode(GPTConfig.self, from: Data(text.utf8)) else {
+            throw .checkpoint(path: path, reason: "no model configuration in its metadata")
+        }
+        return config
+    }
+
+    /// The model configuration of the latest checkpoint in `directory`.
+    public static func storedModelConfig(in directory: String) throws(TrainingError) -> GPTConfig {
+        let first = try latestFirstRank(in: directory)
+        return try storedModelConfig(first.file, path: first.path)
+    }
+
     /// The shape fields a checkpoint must match.
     /// A typed value (the model config, the LR schedule) as JSON through its `Codable`
     /// conformance, which is also how it is read back. Keys are sorted so the same state always

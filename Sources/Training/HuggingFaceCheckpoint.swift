@@ -41,7 +41,8 @@ public enum HuggingFaceCheckpoint {
         if case let .number(x)? = json["layer_norm_epsilon"] { epsilon = Float(x) }
         let config = GPTConfig(numLayers: try integer("n_layer"), hiddenSize: try integer("n_embd"),
                                numAttentionHeads: try integer("n_head"), maxPositionEmbeddings: try integer("n_positions"),
-                               vocabSize: try integer("vocab_size"), layerNormEpsilon: epsilon)
+                               vocabSize: try integer("vocab_size"), layerNormEpsilon: epsilon,
+                               maskPaddedVocabulary: true)
         let weightsPath = directory + "/model.safetensors"
         do {
             let model = try GPTModel(config: config)

@@ -28,10 +28,7 @@ public struct MergedCheckpoint {
     /// Reads every model-parallel rank's folder of the latest checkpoint in `directory`.
     public init(directory: String, moments readMoments: Bool) throws(TrainingError) {
         let first = try Checkpoint.latestFirstRank(in: directory)
-        guard let text = first.file.metadata["config"],
-              let config = try? JSONDecoder().decode(GPTConfig.self, from: Data(text.utf8)) else {
-            throw .checkpoint(path: first.path, reason: "no model configuration in its metadata")
-        }
+        let config = try Checkpoint.storedModelConfig(first.file, path: first.path)
         let layout = first.layout
         let t = layout.tensorParallel
         let full = ParameterLayout(GPTModel.parameterSpecs(config))

@@ -53,10 +53,14 @@ public final class Trainer {
                 parallel: ParallelState = .single) throws {
         self.config = config
         self.parallel = parallel
-        let modelConfig = GPTConfig(numLayers: config.numLayers, hiddenSize: config.hiddenSize,
+        var modelConfig = GPTConfig(numLayers: config.numLayers, hiddenSize: config.hiddenSize,
                                     numAttentionHeads: config.numAttentionHeads,
                                     maxPositionEmbeddings: config.maxPositionEmbeddings ?? config.seqLength,
                                     vocabSize: vocabularySize, initMethodStd: Float(config.initMethodStd))
+        // A model imported from Hugging Face keeps its softmax over the true vocabulary.
+        if let load = config.load, (try? Checkpoint.latestIteration(in: load)) != nil {
+            modelConfig.maskPaddedVocabulary = try Checkpoint.storedModelConfig(in: load).maskPaddedVocabulary
+        }
         // The layout's rules, checked once before any work: the model divides over TP and the
         // stages, and every global batch size of the run (each ramp-up size too) over DP and,
         // interleaved, into a multiple of the stages.

@@ -123,6 +123,30 @@ import TestSupport
         #expect(gradient[vocab..<(2 * vocab)].allSatisfy { $0 == 0 })  // the ignored row
     }
 
+    /// With `validColumns` (an imported model's true vocabulary), the padded columns are outside
+    /// the softmax: the loss and gradient equal those over the first columns alone, and the
+    /// padded columns' gradient is zero.
+    @Test func crossEntropyBoundedByTheTrueVocabulary() {
+        let rows = 4, vocab = 48, valid = 37
+        var logits = randomFloats(rows * vocab, seed: 19, std: 2)
+        for row in 0..<rows { for i in valid..<vocab { logits[row * vocab + i] = 3 } }  // padding that would dominate
+        let targets: [Int32] = [5, 36, 0, 12]
+        let mask: [Float] = [1, 1, 1, 1]
+        var losses = [Float](repeating: 0, count: rows), lse = losses
+        let totals = CrossEntropy.forward(losses: &losses, logSumExp: &lse, logits: logits, targets: targets,
+                                          lossMask: mask, rows: rows, vocab: vocab, validColumns: valid)
+        let truncated = (0..<rows).flatMap { row in logits[(row * vocab)..<(row * vocab + valid)].map(Double.init) }
+        let expected = Float64Reference.crossEntropy(truncated, targets, mask, rows: rows, vocab: valid)
+        #expect(abs(totals.mean - expected) / expected < Self.forwardTolerance)
+        var gradient = logits
+        CrossEntropy.backward(logitsToGradient: &gradient, logSumExp: lse, targets: targets, lossMask: mask,
+                              scale: Float(1 / totals.weight), rows: rows, vocab: vocab, validColumns: valid)
+        let g = numericGradient(at: truncated) { Float64Reference.crossEntropy($0, targets, mask, rows: rows, vocab: valid) }
+        let ours = (0..<rows).flatMap { row in gradient[(row * vocab)..<(row * vocab + valid)] }
+        #expect(relativeError(ours, g) < Self.gradientTolerance)
+        for row in 0..<rows { #expect(gradient[(row * vocab + valid)..<((row + 1) * vocab)].allSatisfy { $0 == 0 }) }
+    }
+
     @Test func residualAddsInPlace() {
         var a = randomFloats(45, seed: 17)
         let b = randomFloats(45, seed: 18)

@@ -10,6 +10,10 @@ import Testing
 @Suite struct TensorParallelTests {
     static let config = GPTConfig(numLayers: 2, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 16,
                                   vocabSize: 200)  // padded to 256
+    /// The same with the true vocabulary bounding the softmax: with TP 4 the last rank's range
+    /// (192..<256) holds 8 valid ids, with TP 2 the second (128..<256) holds 72.
+    static let maskedConfig = GPTConfig(numLayers: 2, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 16,
+                                        vocabSize: 200, maskPaddedVocabulary: true)
 
     static func batch() -> (tokens: [Int32], targets: [Int32], mask: [Float]) {
         var random = RandomGenerator(seed: 42)
@@ -21,14 +25,16 @@ import Testing
         return (tokens, targets, mask)
     }
 
-    @Test(arguments: [2, 4]) func forwardAndBackwardMatchOneRank(tensorParallel t: Int) throws {
+    @Test(arguments: [(2, false), (4, false), (2, true), (4, true)])
+    func forwardAndBackwardMatchOneRank(tensorParallel t: Int, masked: Bool) throws {
         let (tokens, targets, mask) = Self.batch()
-        let reference = try GPTModel(config: Self.config, seed: 9)
+        let config = masked ? Self.maskedConfig : Self.config
+        let reference = try GPTModel(config: config, seed: 9)
         let referenceLoss = try reference.forward(tokens: tokens, targets: targets, lossMask: mask, batch: 2, seqLength: 16).mean
         reference.backward(gradientScale: 1)
 
         let shards = try ThreadCommunicator.run(size: t) { comm -> (loss: Double, grads: [[Float]]) in
-            let model = try GPTModel(config: Self.config, seed: 9, tensorParallel: comm)
+            let model = try GPTModel(config: config, seed: 9, tensorParallel: comm)
             let loss = try model.forward(tokens: tokens, targets: targets, lossMask: mask, batch: 2, seqLength: 16).mean
             model.backward(gradientScale: 1)
             let grads = model.layout.specs.indices.map { model.grads.values(model.layout.specs[$0].name) }
@@ -53,6 +59,7 @@ import Testing
             worst = max(worst, error)
             #expect(error <= 1e-5, "\(spec.name): \(error)")
         }
-        print("TP \(t): loss \(shards[0].loss) vs \(referenceLoss), worst gradient relative error \(worst)")
+        if masked { #expect(reference.grads.values(wordEmbeddingName)[(200 * 64)...].allSatisfy { $0 == 0 }) }
+        print("TP \(t)\(masked ? " (true vocabulary)" : ""): loss \(shards[0].loss) vs \(referenceLoss), worst gradient relative error \(worst)")
     }
 }

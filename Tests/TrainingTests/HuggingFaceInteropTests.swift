@@ -1,4 +1,6 @@
 import FileSupport
+import Foundation
+import Kernels
 import Models
 import Parameters
 import Testing
@@ -29,6 +31,38 @@ import Testing
         }
         print("HF import: max |logit - transformers| = \(worst) (logits up to \(scale))")
         #expect(worst <= 1e-5 * max(1, scale))
+    }
+
+    /// The language-model loss of an imported model equals transformers' (next-token
+    /// cross-entropy over the true 301-token vocabulary, here from transformers' own logits): the
+    /// 83 padding ids (zero rows) stay out of the softmax, in training too.
+    @Test func importedModelGivesTransformersLoss() throws {
+        let model = try HuggingFaceCheckpoint.read(directory: Self.fixtures + "/hf")
+        #expect(model.config.maskPaddedVocabulary)
+        let reference = try SafeTensorsFile(path: Self.fixtures + "/reference.safetensors")
+        let tokens = try reference.integers("tokens").map { Int32($0) }
+        let expected = try reference.floats("logits")
+        let n = tokens.count, vocab = 301
+        var transformersLoss = 0.0
+        for t in 0..<(n - 1) {
+            let row = expected[(t * vocab)..<((t + 1) * vocab)].map(Double.init)
+            let largest = row.max()!
+            let logSumExp = largest + Foundation.log(row.reduce(0) { $0 + Foundation.exp($1 - largest) })
+            transformersLoss += logSumExp - row[Int(tokens[t + 1])]
+        }
+        transformersLoss /= Double(n - 1)
+        let targets = Array(tokens.dropFirst()) + [CrossEntropy.ignoreIndex]
+        let loss = try model.forward(tokens: tokens, targets: targets, batch: 1, seqLength: n).mean
+        print("HF import: loss \(loss), transformers \(transformersLoss)")
+        #expect(abs(loss - transformersLoss) / transformersLoss < 1e-5)
+        // The padding gets no gradient, so training keeps it out of the softmax too.
+        model.backward()
+        let embedding = model.grads.values(wordEmbeddingName)
+        #expect(embedding[(vocab * model.config.hiddenSize)...].allSatisfy { $0 == 0 })
+        // Ids of the padding are not valid input for it.
+        #expect(throws: GPTInputError.self) {
+            try model.forward(tokens: [301], targets: [0], batch: 1, seqLength: 1)
+        }
     }
 
     @Test func exportThenImportIsExact() throws {
