@@ -92,6 +92,16 @@ public final class GPTActivations {
     public var outputGradient: UnsafeMutablePointer<Float> { dresidual.pointer }
     /// The gradient of the input after the backward.
     public var inputGradient: UnsafePointer<Float> { UnsafePointer(dresidual.pointer) }
+
+    /// Bytes this set holds (what `GPTMemory.activationBytes` predicts).
+    var allocatedBytes: Int {
+        let perLayer = layers.map { a in
+            [a.ln1, a.ln1Mean, a.ln1Rstd, a.qkv, a.attention, a.attentionLSE, a.residual2, a.ln2, a.ln2Mean, a.ln2Rstd, a.fc, a.residual3]
+                .reduce(0) { $0 + $1.count }
+        }.reduce(0, +)
+        let own = [lossMask, embedded, lnf, lnfMean, lnfRstd, logits, logitsLSE, losses, dresidual].reduce(0) { $0 + $1.count }
+        return 4 * (tokens.count + targets.count + own + perLayer)
+    }
 }
 
 /// A GPT's per-step scratch, shared by every layer and every micro-batch in flight (only one
@@ -123,6 +133,11 @@ final class GPTScratch {
         ones = FloatBuffer(count: n)
         ones.pointer.update(repeating: 1, count: n)
         crossEntropyScratch = FloatBuffer(count: 3 * n)
+    }
+
+    /// Bytes this scratch holds (what `GPTMemory.scratchBytes` predicts).
+    var allocatedBytes: Int {
+        4 * [gelu, attentionScratch, dln, dattention, dqkv, dfc, ones, crossEntropyScratch].reduce(0) { $0 + $1.count }
     }
 
     /// The gradient scratch every layer's backward uses in turn.

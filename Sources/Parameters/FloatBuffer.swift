@@ -11,12 +11,16 @@ public final class FloatBuffer: @unchecked Sendable {
     /// Start of the storage.
     public let pointer: UnsafeMutablePointer<Float>
 
-    /// Allocates `count` zeroed floats.
+    /// Allocates `count` zeroed floats. When the memory cannot be had, the process stops with
+    /// one line naming the size (never a trap: release builds drop preconditions); runs check
+    /// their whole need up front (`GPTMemory`, `MemoryRequirement`) so this is the last resort.
     public init(count: Int) {
         self.count = count
+        let (bytes, overflow) = max(1, count).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
         var raw: UnsafeMutableRawPointer?
-        let status = posix_memalign(&raw, 64, max(1, count) * MemoryLayout<Float>.stride)
-        precondition(status == 0 && raw != nil, "cannot allocate \(count) floats")
+        if count < 0 || overflow || posix_memalign(&raw, 64, bytes) != 0 || raw == nil {
+            outOfMemory(bytes: Double(max(1, count)) * Double(MemoryLayout<Float>.stride))
+        }
         pointer = raw!.bindMemory(to: Float.self, capacity: max(1, count))
         pointer.initialize(repeating: 0, count: count)
     }
@@ -37,12 +41,25 @@ public final class Int32Buffer: @unchecked Sendable {
     /// Start of the storage.
     public let pointer: UnsafeMutablePointer<Int32>
 
-    /// Allocates `count` zeroed elements.
+    /// Allocates `count` zeroed elements (out of memory stops the process as `FloatBuffer` does).
     public init(count: Int) {
         self.count = count
-        pointer = .allocate(capacity: max(1, count))
+        let (bytes, overflow) = max(1, count).multipliedReportingOverflow(by: MemoryLayout<Int32>.stride)
+        guard count >= 0, !overflow, let raw = malloc(bytes) else {
+            outOfMemory(bytes: Double(max(1, count)) * Double(MemoryLayout<Int32>.stride))
+        }
+        pointer = raw.bindMemory(to: Int32.self, capacity: max(1, count))
         pointer.initialize(repeating: 0, count: count)
     }
 
-    deinit { pointer.deallocate() }
+    deinit { free(pointer) }
+}
+
+/// Stops the process with one line on standard error: an allocation of `bytes` failed.
+func outOfMemory(bytes: Double) -> Never {
+    let available = SystemMemory.availableBytes().map { " (\(SystemMemory.describe($0)) available)" } ?? ""
+    let line = "error: out of memory: cannot allocate \(SystemMemory.describe(bytes))\(available); "
+        + "reduce the model, the micro-batch or the sequence length\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+    exit(1)
 }

@@ -67,16 +67,19 @@ public final class Trainer {
         let rampup = try config.rampup()
         let sizes = rampup.map { Array(stride(from: $0.start, through: $0.finalBatchSize, by: $0.increment)) + [$0.finalBatchSize] }
             ?? [config.globalBatchSize]
+        let layout: RankGrid
         do {
             let grid = parallel.grid
-            let layout = try RankGrid(tensorParallel: grid.tensorParallel, dataParallel: grid.dataParallel,
-                                      pipelineParallel: grid.pipelineParallel, virtualStages: config.virtualPipelineChunks)
+            layout = try RankGrid(tensorParallel: grid.tensorParallel, dataParallel: grid.dataParallel,
+                                  pipelineParallel: grid.pipelineParallel, virtualStages: config.virtualPipelineChunks)
             try layout.validate(heads: modelConfig.numAttentionHeads, hidden: modelConfig.hiddenSize,
                                 paddedVocabulary: modelConfig.paddedVocabSize, layers: modelConfig.numLayers)
             for size in sizes { try layout.validate(globalBatchSize: size, microBatchSize: config.microBatchSize) }
         } catch {
             throw TrainingError.layout(error.description)
         }
+        // Everything this machine's ranks will allocate, against what it has, before allocating.
+        try MemoryRequirement.check(config: modelConfig, training: config, layout: layout, parallel: parallel)
         let part = try GPTPipelinePart(numLayers: modelConfig.numLayers, stages: parallel.pipelineParallel,
                                        stage: parallel.pipelineRank, chunks: config.virtualPipelineChunks)
         model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part)

@@ -6,6 +6,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
     case data(String)
     /// The model or a batch does not divide over the parallel layout (the message names the flags).
     case layout(String)
+    /// The run needs more memory than this machine has available (the message gives the figures).
+    case memory(String)
 
     public var description: String {
         switch self {
@@ -14,6 +16,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .checkpoint(path, reason): "checkpoint \(path): \(reason)"
         case let .data(reason): reason
         case let .layout(reason): reason
+        case let .memory(reason): reason
         }
     }
 }

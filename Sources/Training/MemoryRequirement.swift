@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Distributed
+import Kernels
+import Models
+import Parameters
+import Pipeline
+
+/// What one rank of a training run allocates, from the sizes this implementation really
+/// allocates (`GPTMemory` for activations and scratch, the parameter layout for weights): the
+/// weights and gradients, the Adam moments (a 1/DP shard of them with ZeRO-1, plus its
+/// buffers), the full model built once at start-up and sliced (tensor or pipeline parallelism),
+/// and the activations of the micro-batches in flight (the schedule's peak) with the shared
+/// scratch. The start-up copy is freed before the optimizer and the activations exist.
+public struct MemoryRequirement: Sendable, CustomStringConvertible {
+    public var weightsAndGradients = 0.0
+    public var optimizer = 0.0
+    public var initialization = 0.0
+    public var activations = 0.0
+    public var scratch = 0.0
+    /// Micro-batches whose activations are held at once (the schedule's peak on this stage).
+    public var microBatchesInFlight = 0
+
+    /// The peak: start-up (weights, gradients, full model) or a step, whichever is larger.
+    public var peak: Double {
+        weightsAndGradients + max(initialization, optimizer + activations + scratch)
+    }
+
+    public var description: String {
+        var parts = ["weights and gradients \(SystemMemory.describe(weightsAndGradients))",
+                     "Adam moments \(SystemMemory.describe(optimizer))",
+                     "activations \(SystemMemory.describe(activations)) (\(microBatchesInFlight) in flight)",
+                     "scratch \(SystemMemory.describe(scratch))"]
+        if initialization > 0 { parts.append("full model at start-up \(SystemMemory.describe(initialization))") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// The requirement of pipeline stage `stage` of `layout` for `config` with micro-batches of
+    /// `microBatchSize` and global batches of up to `globalBatchSize`; `threads` kernel threads.
+    public init(config: GPTConfig, layout: RankGrid, stage: Int, microBatchSize: Int, globalBatchSize: Int,
+                seqLength: Int, distributedOptimizer: Bool, threads: Int) {
+        let t = layout.tensorParallel, p = layout.pipelineParallel, v = layout.virtualStages
+        let parameters = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p)
+        weightsAndGradients = 8 * parameters
+        if distributedOptimizer && layout.dataParallel > 1 {
+            let shard = (parameters / Double(layout.dataParallel)).rounded(.up)
+            optimizer = 4 * (2 * shard + shard + shard * Double(layout.dataParallel) + shard)
+        } else {
+            optimizer = 8 * parameters
+        }
+        if t > 1 || p > 1 { initialization = 4 * Self.parameterCount(config, tensorParallel: 1, stage: 0, stages: 1) }
+        let microBatches = max(1, globalBatchSize / (microBatchSize * layout.dataParallel))
+        let kind: PipelineScheduleKind = v > 1 ? .interleaved(virtualStages: v) : .oneForwardOneBackward
+        if let schedule = try? PipelineSchedule(kind: kind, stages: p, microBatches: microBatches),
+           let simulation = try? PipelineSimulation(schedule) {
+            microBatchesInFlight = simulation.peakActivations[stage]
+        } else {
+            microBatchesInFlight = microBatches * v
+        }
+        let perChunk = config.numLayers / (p * v)
+        activations = Double(microBatchesInFlight) * GPTMemory.activationBytes(
+            config: config, batch: microBatchSize, seqLength: seqLength, tensorParallel: t, layerCount: perChunk,
+            head: stage == p - 1)
+        scratch = GPTMemory.scratchBytes(config: config, batch: microBatchSize, seqLength: seqLength, tensorParallel: t,
+                                         threads: threads)
+    }
+
+    /// Parameters (floats) of one tensor-parallel rank of pipeline stage `stage`, without
+    /// building the layout of every layer.
+    static func parameterCount(_ config: GPTConfig, tensorParallel t: Int, stage: Int, stages: Int) -> Double {
+        var one = config
+        one.numLayers = 1
+        var embedding = 0.0, positions = 0.0, layer = 0.0, head = 0.0
+        for spec in GPTModel.parameterSpecs(one, tensorParallel: t) {
+            let count = Double(spec.shape.reduce(1, *))
+            if spec.name == wordEmbeddingName { embedding = count }
+            else if spec.name.hasPrefix("embedding.") { positions = count }
+            else if spec.name.hasPrefix("decoder.layers.") { layer += count }
+            else { head += count }
+        }
+        var total = Double(config.numLayers / stages) * layer
+        if stage == 0 { total += embedding + positions }
+        if stage == stages - 1 { total += head + (stage == 0 ? 0 : embedding) }
+        return total
+    }
+
+    /// Ranks that share this machine's memory: every rank thread of this process, or under
+    /// mpirun the local rank count Open MPI, MPICH or Slurm tell (1 when none does).
+    public static func ranksOnThisMachine(_ parallel: ParallelState) -> Int {
+        if let world = parallel.world, world is ThreadCommunicator { return world.size }
+        for name in ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"] {
+            if let value = getenv(name), let count = Int(String(cString: value)), count > 0 { return count }
+        }
+        return 1
+    }
+
+    /// Refuses a run whose ranks on this machine need more memory than it has available,
+    /// before anything large is allocated; the error gives the figures and what would fit.
+    static func check(config: GPTConfig, training: TrainingConfig, layout: RankGrid, parallel: ParallelState,
+                      available: Double? = SystemMemory.availableBytes()) throws(TrainingError) {
+        guard let available else { return }
+        let threads = ThreadPool.current.threadCount
+        let globalBatch = training.globalBatchSize
+        func need(microBatch: Int, seqLength: Int) -> (total: Double, busiest: MemoryRequirement) {
+            var config = config
+            // The position embedding follows --seq-length unless --max-position-embeddings is given.
+            if training.maxPositionEmbeddings == nil { config.maxPositionEmbeddings = seqLength }
+            let stages = (0..<layout.pipelineParallel).map {
+                MemoryRequirement(config: config, layout: layout, stage: $0, microBatchSize: microBatch, globalBatchSize: globalBatch,
+                                  seqLength: seqLength, distributedOptimizer: training.useDistributedOptimizer, threads: threads)
+            }
+            let busiest = stages.max { $0.peak < $1.peak }!
+            let ranks = ranksOnThisMachine(parallel)
+            // Rank threads: every (TP, DP) copy of every stage lives here; processes: the busiest stage per rank.
+            let total = ranks == layout.world && parallel.world is ThreadCommunicator
+                ? Double(layout.tensorParallel * layout.dataParallel) * stages.reduce(0) { $0 + $1.peak }
+                : Double(ranks) * busiest.peak
+            return (total, busiest)
+        }
+        let (total, busiest) = need(microBatch: training.microBatchSize, seqLength: training.seqLength)
+        guard total > available else { return }
+        var advice = "reduce the model or the sequence length"
+        if let fitting = stride(from: training.microBatchSize - 1, through: 1, by: -1).first(where: {
+            need(microBatch: $0, seqLength: training.seqLength).total <= available
+        }) {
+            advice = "--micro-batch-size \(fitting) would fit"
+        } else if need(microBatch: 1, seqLength: 1).total <= available {
+            // The need grows with the sequence length: the longest that fits with one sample.
+            var fits = 1, tooLong = training.seqLength
+            while tooLong - fits > 1 {
+                let middle = fits + (tooLong - fits) / 2
+                if need(microBatch: 1, seqLength: middle).total <= available { fits = middle } else { tooLong = middle }
+            }
+            advice = "even one sample per micro-batch does not fit; --seq-length \(fits) would"
+        } else {
+            advice = "even one sample per micro-batch does not fit: reduce the model (layers, hidden size, vocabulary) "
+                + "or spread it over more tensor/pipeline-parallel ranks"
+        }
+        throw .memory("this run needs about \(SystemMemory.describe(total)) on this machine but \(SystemMemory.describe(available)) is available "
+                      + "(busiest rank: \(busiest)); \(advice)")
+    }
+}

@@ -1,0 +1,26 @@
+import Kernels
+@testable import Models
+import Testing
+
+/// The up-front memory figures are the sizes the model really allocates.
+@Suite struct GPTMemoryTests {
+    static let config = GPTConfig(numLayers: 3, hiddenSize: 48, numAttentionHeads: 4, maxPositionEmbeddings: 40, vocabSize: 301)
+
+    @Test(arguments: [(1, true), (1, false), (2, true), (4, false)])
+    func activationAndScratchBytesAreWhatIsAllocated(tensorParallel t: Int, head: Bool) {
+        let acts = GPTActivations(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 2, head: head)
+        #expect(GPTMemory.activationBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 2,
+                                          head: head) == Double(acts.allocatedBytes))
+        let scratch = GPTScratch(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t)
+        #expect(GPTMemory.scratchBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t,
+                                       threads: ThreadPool.current.threadCount) == Double(scratch.allocatedBytes))
+    }
+
+    @Test func absurdShapesDoNotOverflow() {
+        let huge = GPTConfig(numLayers: 1_000_000, hiddenSize: 32768, numAttentionHeads: 64, maxPositionEmbeddings: 100_000_000,
+                             vocabSize: 50257)
+        let bytes = GPTMemory.activationBytes(config: huge, batch: 8, seqLength: 100_000_000, tensorParallel: 1,
+                                              layerCount: 1_000_000, head: true)
+        #expect(bytes.isFinite && bytes > 1e21)
+    }
+}

@@ -1,0 +1,73 @@
+import Distributed
+import FileSupport
+import Kernels
+import Models
+import Testing
+@testable import Training
+
+/// Runs that cannot fit are refused before anything large is allocated, with the figures and
+/// what would fit; runs that fit are not.
+@Suite struct MemoryRequirementTests {
+    static let corpus = try! ResumeTests.corpus()
+
+    static func config(_ extra: [(key: String, value: JSONValue)]) throws -> TrainingConfig {
+        try ResumeTests.config(prefix: corpus.prefix, extra: extra)
+    }
+
+    @Test func aModelTooLargeForThisMachineIsRefused() throws {
+        // 12 x 32768^2 x 4 layers = 52 G parameters: 830 GB of weights, gradients and moments.
+        let config = try Self.config([("hidden-size", .number(32768)), ("num-attention-heads", .number(64)),
+                                      ("num-layers", .number(4))])
+        let message = Self.memoryError { _ = try Trainer(config: config, vocabularySize: 2048, endOfDocument: 0) }
+        #expect(message?.contains("this run needs about") == true)
+        #expect(message?.contains("reduce the model") == true, "\(message ?? "not refused")")
+    }
+
+    @Test func anAbsurdSequenceLengthIsRefused() throws {
+        let config = try Self.config([("seq-length", .number(100_000_000))])
+        #expect(throws: TrainingError.self) { _ = try Trainer(config: config, vocabularySize: 2048, endOfDocument: 0) }
+    }
+
+    @Test func theAdviceNamesAMicroBatchSizeThatFits() throws {
+        let training = try Self.config([("micro-batch-size", .number(4)), ("global-batch-size", .number(8)),
+                                        ("seq-length", .number(512))])
+        let model = GPTConfig(numLayers: 2, hiddenSize: 32, numAttentionHeads: 2, maxPositionEmbeddings: 512, vocabSize: 2048)
+        let layout = try RankGrid(tensorParallel: 1, dataParallel: 1, pipelineParallel: 1)
+        func peak(microBatch: Int) -> Double {
+            MemoryRequirement(config: model, layout: layout, stage: 0, microBatchSize: microBatch, globalBatchSize: 8,
+                              seqLength: 512, distributedOptimizer: false, threads: ThreadPool.current.threadCount).peak
+        }
+        #expect(peak(microBatch: 2) < peak(microBatch: 4))
+        try MemoryRequirement.check(config: model, training: training, layout: layout, parallel: .single, available: peak(microBatch: 4))
+        let message = Self.memoryError {
+            try MemoryRequirement.check(config: model, training: training, layout: layout, parallel: .single,
+                                        available: peak(microBatch: 2))
+        }
+        #expect(message?.contains("--micro-batch-size 2 would fit") == true, "\(message ?? "not refused")")
+    }
+
+    /// The message of the `TrainingError.memory` that `body` throws (nil when it throws none).
+    static func memoryError(_ body: () throws -> Void) -> String? {
+        do { try body() } catch {
+            if case let .memory(message)? = error as? TrainingError { return message }
+        }
+        return nil
+    }
+
+    /// ZeRO-1 keeps 1/DP of the moments, but the distributed optimizer also stages the whole
+    /// padded gradient (reduce-scatter send, all-gather receive) and two shard buffers: it saves
+    /// memory only from DP 5 up (2P floats of moments against 2P/DP + P + 2P/DP of buffers and moments).
+    @Test func zeroOneCountsItsShardsAndItsStagingBuffer() throws {
+        let model = GPTConfig(numLayers: 4, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 64, vocabSize: 2048)
+        let parameters = Double(GPTModel.parameterSpecs(model).reduce(0) { $0 + $1.count })
+        func optimizerBytes(dataParallel: Int, sharded: Bool) throws -> Double {
+            let layout = try RankGrid(tensorParallel: 1, dataParallel: dataParallel, pipelineParallel: 1)
+            return MemoryRequirement(config: model, layout: layout, stage: 0, microBatchSize: 1, globalBatchSize: 8, seqLength: 64,
+                                     distributedOptimizer: sharded, threads: 1).optimizer
+        }
+        #expect(try optimizerBytes(dataParallel: 8, sharded: false) == 8 * parameters)
+        let shard = (parameters / 8).rounded(.up)
+        #expect(try optimizerBytes(dataParallel: 8, sharded: true) == 4 * (4 * shard + 8 * shard))
+        #expect(try optimizerBytes(dataParallel: 8, sharded: true) < optimizerBytes(dataParallel: 8, sharded: false))
+    }
+}
