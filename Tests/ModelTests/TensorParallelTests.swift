@@ -6,7 +6,8 @@ import TestSupport
 import Testing
 
 /// Tensor-parallel layers against the single-rank model: same seed, same batch, ranks as
-/// threads. Loss, and every gradient assembled from the shards, within 1e-5 relative.
+/// threads. Loss within 5e-8 and every gradient assembled from the shards within 2e-6 relative
+/// (observed: 1.0e-8 and 6.3e-7).
 @Suite struct TensorParallelTests {
     static let config = GPTConfig(numLayers: 2, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 16,
                                   vocabSize: 200)  // padded to 256
@@ -40,7 +41,7 @@ import Testing
             let grads = model.layout.specs.indices.map { model.grads.values(model.layout.specs[$0].name) }
             return (loss, grads)
         }
-        for shard in shards { #expect(abs(shard.loss - referenceLoss) <= 1e-5 * abs(referenceLoss)) }
+        for shard in shards { #expect(abs(shard.loss - referenceLoss) <= 5e-8 * abs(referenceLoss)) }
         var worst = 0.0
         for (index, spec) in reference.layout.specs.enumerated() {
             let kind = TensorShard(name: spec.name)
@@ -57,7 +58,7 @@ import Testing
             }
             let error = relativeError(full, reference.grads.values(spec.name))
             worst = max(worst, error)
-            #expect(error <= 1e-5, "\(spec.name): \(error)")
+            #expect(error <= 2e-6, "\(spec.name): \(error)")
         }
         if masked { #expect(reference.grads.values(wordEmbeddingName)[(200 * 64)...].allSatisfy { $0 == 0 }) }
         print("TP \(t)\(masked ? " (true vocabulary)" : ""): loss \(shards[0].loss) vs \(referenceLoss), worst gradient relative error \(worst)")

@@ -98,7 +98,7 @@ import Testing
             let worst = zip(resumed[0].losses, expected).map { abs($0 - $1) / abs($1) }.max()!
             print("\(source) -> \(target): losses within \(worst)")
             #expect(resumed[0].losses.count == 3)
-            #expect(worst <= 1e-5)
+            #expect(worst <= 5e-8)  // observed up to 5.0e-9
         }
         // Merging a resharded checkpoint gives back the same weights and moments.
         for name in ["4-1-1", "1-4-1", "2-2-2"] {

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Compares the losses of two --metrics-file outputs: every iteration's lm_loss and every
-# validation_loss must agree within a relative tolerance (default 1e-5), and both files must hold
-# the same records. With FIRST_ITERATION (a resumed run against a straight one), only the lm_loss
+# Compares the losses of two --metrics-file outputs: every iteration's lm_loss and grad_norm and
+# every validation_loss must agree within a relative tolerance (default 3e-7; the runs CI compares
+# differ by up to 7.2e-8, the norms under Open MPI's reduction order), and both files must hold the same records. With FIRST_ITERATION (a resumed run against a straight one), only the lm_loss
 # of iterations from FIRST_ITERATION on are compared.
 # Usage: compare_metrics.sh REFERENCE.jsonl CANDIDATE.jsonl [TOLERANCE] [FIRST_ITERATION]
 set -euo pipefail
-reference="$1" candidate="$2" tolerance="${3:-1e-5}" first="${4:-}"
+reference="$1" candidate="$2" tolerance="${3:-3e-7}" first="${4:-}"
 losses() {
     # One "iteration kind value" line per record that carries a loss.
     awk -v first="$first" '{
@@ -15,6 +15,8 @@ losses() {
         else if (match($0, /"validation_loss":[-0-9.eE+]+/)) { kind = "validation_loss"; value = substr($0, RSTART + 18, RLENGTH - 18) }
         if (first != "" && (kind != "lm_loss" || iteration + 0 < first + 0)) kind = ""
         if (kind != "") print iteration, kind, value
+        # The gradient norm: a constant gradient-scale bug cancels out of the losses, not out of it.
+        if (kind == "lm_loss" && match($0, /"grad_norm":[-0-9.eE+]+/)) print iteration, "grad_norm", substr($0, RSTART + 12, RLENGTH - 12)
     }' "$1"
 }
 paste -d' ' <(losses "$reference") <(losses "$candidate") | awk -v tolerance="$tolerance" -v a="$reference" -v b="$candidate" '
@@ -30,6 +32,6 @@ paste -d' ' <(losses "$reference") <(losses "$candidate") | awk -v tolerance="$t
     END {
         if (count == 0) { print "no losses to compare"; exit 1 }
         if (bad) exit 1
-        printf "%d losses agree within %s (worst relative difference %.3g)\n", count, tolerance, worst
+        printf "%d losses and norms agree within %s (worst relative difference %.3g)\n", count, tolerance, worst
     }'
 [ "$(losses "$reference" | wc -l)" = "$(losses "$candidate" | wc -l)" ] || { echo "$reference and $candidate hold different numbers of losses" >&2; exit 1; }

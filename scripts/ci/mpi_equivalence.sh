@@ -2,7 +2,7 @@
 # The Open MPI backend against the single-rank run: the communicator check under mpirun, then
 # 5 training steps of TP 2 x DP 2 (with and without the distributed optimizer) as 4 processes
 # and of TP 2 x PP 2 x DP 2 (3D, with and without it) as 8 processes, whose losses must equal one
-# rank's within 1e-5 relative; checkpoints saved by 4 and 8 processes at iteration 3 resumed
+# rank's (and their gradient norms) within 3e-7 relative; checkpoints saved by 4 and 8 processes at iteration 3 resumed
 # under the same layout, and resharded to TP 1 x PP 1 and resumed on one rank, must continue with
 # the same losses; a world that does not match the layout must fail with a clear error.
 # Usage: mpi_equivalence.sh MEGATRON_BINARY WORK_DIR
@@ -38,11 +38,11 @@ test -s "$work/ckpt/iter_0000003/mp_rank_01/distrib_optim_dp_01.safetensors"
 "${mpi[@]}" -np 4 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --use-distributed-optimizer \
     --load "$work/ckpt" --metrics-file "$work/resumed-tp2dp2.jsonl" > "$work/resumed-tp2dp2.log"
 echo -n "resumed under mpirun -np 4 from iteration 3: "
-bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/resumed-tp2dp2.jsonl" 1e-5 4
+bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/resumed-tp2dp2.jsonl" 3e-7 4
 "$binary" convert --input "$work/ckpt" --output "$work/ckpt-tp1" --target-tensor-model-parallel-size 1
 "$binary" "${train[@]}" --load "$work/ckpt-tp1" --metrics-file "$work/resumed-tp1.jsonl" > "$work/resumed-tp1.log"
 echo -n "resharded to TP 1 and resumed on one rank: "
-bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/resumed-tp1.jsonl" 1e-5 4
+bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/resumed-tp1.jsonl" 3e-7 4
 
 # 3D: TP 2 x PP 2 x DP 2 as 8 processes (1F1B over 2 stages of one layer each).
 "${mpi[@]}" -np 8 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2 \
@@ -59,7 +59,7 @@ test -s "$work/ckpt3d/iter_0000003/mp_rank_01_001/distrib_optim_dp_01.safetensor
     --target-pipeline-model-parallel-size 1
 "$binary" "${train[@]}" --load "$work/ckpt3d-single" --metrics-file "$work/resumed-3d.jsonl" > "$work/resumed-3d.log"
 echo -n "saved by TP 2 x PP 2 x DP 2, resharded to one rank and resumed: "
-bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/resumed-3d.jsonl" 1e-5 4
+bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/resumed-3d.jsonl" 3e-7 4
 
 if "${mpi[@]}" -np 3 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --data-parallel-size 2 > "$work/mismatch.log" 2>&1; then
     echo "mpirun -np 3 with a 4-rank layout should have failed" >&2; exit 1
