@@ -90,11 +90,18 @@ public enum Checkpoint {
     /// Writes this rank's part of a checkpoint into `directory` (created if needed). Collective
     /// over `parallel.world`: the first data-parallel rank of each (tensor, pipeline) rank writes
     /// the model file, every rank its optimizer shard when sharded, global rank 0 moves the directory
-    /// into place.
+    /// into place. Weights that are not all finite are never saved: every rank throws, naming the
+    /// first tensor at fault, before anything is written.
     public static func save(to directory: String, model: GPTModel, moments: Moments, state: State,
                             arguments: JSONValue = .object([]), schedule: LearningRateSchedule? = nil,
                             parallel: ParallelState = .single) throws(TrainingError) {
         let target = CheckpointDirectory(root: directory, iteration: state.iteration)
+        let bad = model.params.firstNonFinite()
+        let anyBad = parallel.world.map { $0.allReduce([bad == nil ? 0.0 : 1.0], operation: .max)[0] > 0 } ?? (bad != nil)
+        if anyBad {
+            let what = bad.map { "tensor \($0.name) holds \($0.value) (element \($0.index))" } ?? "another rank's weights are not all finite"
+            throw .checkpoint(path: directory, reason: "refusing to save iteration \(state.iteration): \(what)")
+        }
         if parallel.isFirst { try target.prepare() }
         parallel.world?.barrier()
         let rankDirectory = try target.rankDirectory(rankDirectoryName(of: model))
@@ -246,6 +253,7 @@ public enum Checkpoint {
                           optimizerStep: try number("optimizer_step", in: file, path: path),
                           seed: try number("seed", in: file, path: path))
         try CheckpointFiles.read(file, path: path, prefix: "", into: model.params)
+        try CheckpointFiles.requireFinite(model.params, path: path)
         switch moments {
         case .whole(let optimizer):
             try CheckpointFiles.readMoments(in: rankDirectory, model: file, path: path, into: optimizer.m, optimizer.v)

@@ -100,6 +100,14 @@ enum CheckpointFiles {
         do { return (try SafeTensorsFile(path: path), path) } catch { throw .checkpoint(path: path, reason: error.description) }
     }
 
+    /// Throws naming `path` and the first tensor of `store` that holds a NaN or infinite value
+    /// (weights read from a checkpoint written before saves were checked, or edited since).
+    static func requireFinite(_ store: ParameterStore, path: String) throws(TrainingError) {
+        guard let bad = store.firstNonFinite() else { return }
+        throw .checkpoint(path: path, reason: "tensor \(bad.name) holds \(bad.value) (element \(bad.index)); "
+            + "the run that saved it had diverged: load an earlier checkpoint")
+    }
+
     /// Fills `store` from the tensors named `prefix + spec name`, checking each size.
     static func read(_ file: SafeTensorsFile, path: String, prefix: String, into store: ParameterStore) throws(TrainingError) {
         for (index, spec) in store.layout.specs.enumerated() {

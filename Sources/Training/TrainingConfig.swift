@@ -35,6 +35,12 @@ public struct TrainingConfig: Sendable, Equatable {
     public var clipGrad = 1.0
     public var trainIters: Int?
     public var trainSamples: Int?
+    /// `--no-check-for-nan-in-loss-and-grad`: skip (and count) an iteration whose loss or gradient
+    /// norm is not finite instead of stopping the run.
+    public var noCheckForNaNInLossAndGrad = false
+    /// Megatron's `check_for_nan_in_loss_and_grad` (on by default): a non-finite loss or gradient
+    /// norm stops training with an error naming the iteration.
+    public var checkForNaNInLossAndGrad: Bool { !noCheckForNaNInLossAndGrad }
     // Data.
     public var dataPath: [String] = []
     public var split = "969, 30, 1"

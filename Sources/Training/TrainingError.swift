@@ -6,6 +6,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
     case data(String)
     /// The model or a batch does not divide over the parallel layout (the message names the flags).
     case layout(String)
+    /// Iteration `iteration`'s loss or gradient norm was not finite (`--check-for-nan-in-loss-and-grad`).
+    case diverged(iteration: Int, loss: Double, gradNorm: Double)
 
     public var description: String {
         switch self {
@@ -14,6 +16,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .checkpoint(path, reason): "checkpoint \(path): \(reason)"
         case let .data(reason): reason
         case let .layout(reason): reason
+        case let .diverged(iteration, loss, gradNorm):
+            "training diverged at iteration \(iteration): lm loss \(loss), grad norm \(gradNorm); stopped before the update "
+                + "(no checkpoint of it is saved). Lower --lr or check the data and the checkpoint loaded; "
+                + "--no-check-for-nan-in-loss-and-grad skips such iterations instead"
         }
     }
 }

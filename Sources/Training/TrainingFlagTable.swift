@@ -5,7 +5,7 @@ extension TrainingFlag {
         numLayers, hiddenSize, numAttentionHeads, seqLength, maxPositionEmbeddings,
         initMethodStd, seed,
         weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad,
-        microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples,
+        microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples, noCheckForNaNInLossAndGrad,
         lr, minLR, lrDecayStyle, lrWarmupIters, lrWarmupSamples, lrDecayIters, lrDecaySamples,
         save, saveInterval, load,
         tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, dataParallelSize,
@@ -57,6 +57,9 @@ extension TrainingFlag {
                                            "Iterations to train (or --train-samples).", range: .atLeast(1))
     public static let trainSamples = integer("train-samples", .training, \.trainSamples,
                                              "Samples to train (or --train-iters).", range: .atLeast(1))
+    public static let noCheckForNaNInLossAndGrad = flag(
+        "no-check-for-nan-in-loss-and-grad", .training, \.noCheckForNaNInLossAndGrad,
+        "Skip and count iterations whose loss or grad norm is not finite instead of stopping with an error.")
     // Learning rate.
     public static let lr = number("lr", .learningRate, \.lr, "Peak learning rate.", range: .positive, default: "required")
     public static let minLR = number("min-lr", .learningRate, \.minLR, "Learning rate at the end of the decay.", range: .nonNegative)
