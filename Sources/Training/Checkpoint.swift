@@ -187,12 +187,30 @@ public enum Checkpoint {
         }
     }
 
+    /// Whether `directory` has never held a checkpoint: it is missing, or holds neither a tracker
+    /// file nor an `iter_` folder (Megatron's first launch of a job script that passes the same
+    /// folder to `--save` and `--load`). An `iter_` folder without a tracker is an error, so that
+    /// starting afresh never overwrites it.
+    public static func isUnused(_ directory: String) throws(TrainingError) -> Bool {
+        let files = FileManager.default
+        if files.fileExists(atPath: directory + "/" + trackerName) { return false }
+        let entries = (try? files.contentsOfDirectory(atPath: directory)) ?? []
+        if let saved = entries.sorted().first(where: { $0.hasPrefix("iter_") }) {
+            throw .checkpoint(path: directory, reason: "it holds \(saved) but no \(trackerName); write the iteration "
+                + "to load into \(trackerName), or give an empty --load folder to start from scratch")
+        }
+        return true
+    }
+
     /// The iteration named by `directory`'s tracker file.
     public static func latestIteration(in directory: String) throws(TrainingError) -> Int {
         let path = directory + "/" + trackerName
         let text: String
+        guard FileManager.default.fileExists(atPath: directory) else {
+            throw .checkpoint(path: directory, reason: "the folder does not exist")
+        }
         do { text = String(decoding: try MappedFile.read(path: path), as: UTF8.self) } catch {
-            throw .checkpoint(path: directory, reason: "no \(trackerName) (\(error.reason))")
+            throw .checkpoint(path: directory, reason: "no \(trackerName) (\(error.reason)): no checkpoint was saved there")
         }
         guard let iteration = Int(text.filter { !$0.isWhitespace }), iteration >= 0 else {
             throw .checkpoint(path: path, reason: "does not hold an iteration number")
@@ -206,9 +224,18 @@ public enum Checkpoint {
         -> (iterationDirectory: String, iteration: Int, file: SafeTensorsFile, path: String, layout: StoredLayout) {
         let iteration = try latestIteration(in: directory)
         let iterationDirectory = directory + "/" + directoryName(iteration: iteration)
+        let files = FileManager.default
+        guard files.fileExists(atPath: iterationDirectory) else {
+            throw .checkpoint(path: directory, reason: "\(trackerName) names iteration \(iteration) but its folder "
+                + "\(directoryName(iteration: iteration)) is missing")
+        }
         var candidate = iterationDirectory + "/" + rankDirectoryName(tensorRank: 0)
-        if !FileManager.default.fileExists(atPath: candidate) {
+        if !files.fileExists(atPath: candidate) {
             candidate = iterationDirectory + "/" + rankDirectoryName(tensorRank: 0, pipelineRank: 0)
+            guard files.fileExists(atPath: candidate) else {
+                throw .checkpoint(path: iterationDirectory, reason: "the folder of the first rank is missing (neither "
+                    + "\(rankDirectoryName(tensorRank: 0)) nor \(rankDirectoryName(tensorRank: 0, pipelineRank: 0)))")
+            }
         }
         let (file, path) = try CheckpointFiles.openModel(in: candidate)
         return (iterationDirectory, iteration, file, path, try StoredLayout(file, path: path))

@@ -43,6 +43,9 @@ public final class Trainer {
     public private(set) var iteration = 0
     public private(set) var consumedSamples = 0
     public private(set) var consumedValidSamples = 0
+    /// Set when `--load` named a folder without any checkpoint yet (Megatron's first launch):
+    /// the run starts from scratch and the log shows this warning.
+    public private(set) var loadWarning: String?
     private let train: GPTSampleSource
     private let valid: GPTSampleSource?
     private let executor: PipelineExecutor
@@ -108,7 +111,10 @@ public final class Trainer {
         train = sources[0]!
         valid = sources[1]
 
-        if let load = config.load {
+        if let load = config.load, try Checkpoint.isUnused(load) {
+            loadWarning = "could not find the metadata file \(load)/\(Checkpoint.trackerName); will not load any "
+                + "checkpoints and will start from random"
+        } else if let load = config.load {
             let state = try Checkpoint.load(from: load, model: model, moments: moments)
             iteration = state.iteration
             consumedSamples = state.consumedSamples

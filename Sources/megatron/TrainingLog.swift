@@ -31,6 +31,7 @@ struct TrainingLog {
 
     func start() {
         guard !quiet else { return }
+        if let warning = trainer.loadWarning { print("WARNING: " + warning) }
         let c = trainer.model.config
         print("> GPT: \(trainer.model.layout.totalCount) parameters, \(c.numLayers) layers, hidden \(c.hiddenSize), "
               + "\(c.numAttentionHeads) heads, seq \(trainer.config.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize))")
