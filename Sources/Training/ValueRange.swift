@@ -56,6 +56,12 @@ public struct ValueRange: Sendable, Equatable, CustomStringConvertible {
         return contains(x) ? nil : "must be\(bound), got \(Self.text(x))"
     }
 
+    /// Throws `flag: must be ..., got x` when `x` is out of range: the check of other commands'
+    /// numeric options (`plan --train-tokens`, `evaluate --seed`).
+    public func check(_ x: Double, flag: String, float32: Bool = false) throws(TrainingError) {
+        if let reason = violation(x, float32: float32) { throw .invalidFlag(flag, reason) }
+    }
+
     /// A whole number without its `.0` (`1`, `0.9`, `1e-08`, `inf`).
     static func text(_ x: Double) -> String {
         x.isFinite && x == x.rounded() && abs(x) < 1e15 ? String(Int64(x)) : String(x)

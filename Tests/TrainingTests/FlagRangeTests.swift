@@ -64,6 +64,16 @@ import Testing
         }
     }
 
+    @Test func otherCommandsCheckTheirOptionsWithTheSameRanges() {
+        #expect(throws: TrainingError.invalidFlag("--train-tokens", "must be a finite number > 0, got inf")) {
+            try ValueRange.positive.check(.infinity, flag: "--train-tokens")
+        }
+        #expect(throws: TrainingError.invalidFlag("--seed", "must be in [0, 4294967296), got 4294967296")) {
+            try TrainingFlag.seed.range!.check(4_294_967_296, flag: "--seed")
+        }
+        #expect(throws: Never.self) { try ValueRange.positive.check(300e9, flag: "--train-tokens") }
+    }
+
     @Test func rangesReadAsText() {
         #expect(ValueRange.positive.description == "> 0")
         #expect(ValueRange.unitHalfOpen.description == "in [0, 1)")
