@@ -117,7 +117,7 @@ enum CheckpointFiles {
     static func requireFinite(_ store: ParameterStore, path: String) throws(TrainingError) {
         guard let bad = store.firstNonFinite() else { return }
         throw .checkpoint(path: path, reason: "tensor \(bad.name) holds \(bad.value) (element \(bad.index)); "
-            + "the run that saved it had diverged: load an earlier checkpoint")
+            + "the run that saved it had diverged, or the file was damaged: load an earlier checkpoint")
     }
 
     /// Fills `store` from the tensors named `prefix + spec name`, checking each size.

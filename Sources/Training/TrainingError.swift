@@ -17,7 +17,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .data(reason): reason
         case let .layout(reason): reason
         case let .diverged(iteration, loss, gradNorm):
-            "training diverged at iteration \(iteration): lm loss \(loss), grad norm \(gradNorm); stopped before the update "
+            // NaN prints without its sign ("-nan" reads like a different value).
+            "training diverged at iteration \(iteration): lm loss \(loss.isNaN ? "nan" : String(loss)), "
+                + "grad norm \(gradNorm.isNaN ? "nan" : String(gradNorm)); stopped before the update "
                 + "(no checkpoint of it is saved). Lower --lr or check the data and the checkpoint loaded; "
                 + "--no-check-for-nan-in-loss-and-grad skips such iterations instead"
         }
