@@ -18,11 +18,14 @@ public struct SamplingOptions: Sendable, Equatable {
         self.topP = topP
     }
 
-    /// Checks the options like Megatron: top-k and top-p together are an error.
+    /// Checks the options like Megatron: top-k and top-p together are an error; NaN, infinite or
+    /// out-of-range values are errors naming the flag and the value.
     public func validate() throws(ConfigurationError) {
-        guard temperature >= 0, temperature.isFinite else { throw .invalid(flag: "--temperature", reason: "must be >= 0") }
-        guard topK >= 0 else { throw .invalid(flag: "--top-k", reason: "must be >= 0") }
-        guard topP >= 0 && topP <= 1 else { throw .invalid(flag: "--top-p", reason: "must be in [0, 1]") }
+        guard temperature.isFinite, temperature >= 0 else {
+            throw .invalid(flag: "--temperature", reason: "must be a finite number >= 0, got \(temperature)")
+        }
+        guard topK >= 0 else { throw .invalid(flag: "--top-k", reason: "must be >= 0, got \(topK)") }
+        guard topP >= 0 && topP <= 1 else { throw .invalid(flag: "--top-p", reason: "must be in [0, 1], got \(topP)") }
         guard topK == 0 || topP == 0 else { throw .invalid(flag: "--top-p", reason: "cannot be used together with --top-k") }
     }
 

@@ -88,4 +88,16 @@ public final class ParameterStore: @unchecked Sendable {
 
     /// Sets every element to zero.
     public func zero() { buffer.zero() }
+
+    /// The first tensor in layout order holding a NaN or infinite value, with that value's
+    /// position in the tensor; nil when every value is finite.
+    public func firstNonFinite() -> (name: String, index: Int, value: Float)? {
+        for (tensor, spec) in layout.specs.enumerated() {
+            let values = UnsafeBufferPointer(start: pointer(at: tensor), count: spec.count)
+            if let index = values.firstIndex(where: { !$0.isFinite }) {
+                return (spec.name, index, values[index])
+            }
+        }
+        return nil
+    }
 }

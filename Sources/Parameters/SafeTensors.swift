@@ -56,13 +56,13 @@ public struct SafeTensorsFile: Sendable {
 
     /// Reads and validates a whole file.
     public init(path: String) throws(TensorFileError) {
-        let data: Data
+        let bytes: [UInt8]
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            bytes = try MappedFile.read(path: path)
         } catch {
-            throw .unreadable(path: path, reason: "\(error)")
+            throw .unreadable(path: path, reason: error.reason)  // "cannot open: No such file or directory"
         }
-        try self.init(bytes: [UInt8](data), path: path)
+        try self.init(bytes: bytes, path: path)
     }
 
     /// Parses a file already in memory.

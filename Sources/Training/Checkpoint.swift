@@ -90,11 +90,18 @@ public enum Checkpoint {
     /// Writes this rank's part of a checkpoint into `directory` (created if needed). Collective
     /// over `parallel.world`: the first data-parallel rank of each (tensor, pipeline) rank writes
     /// the model file, every rank its optimizer shard when sharded, global rank 0 moves the directory
-    /// into place.
+    /// into place. Weights that are not all finite are never saved: every rank throws, naming the
+    /// first tensor at fault, before anything is written.
     public static func save(to directory: String, model: GPTModel, moments: Moments, state: State,
                             arguments: JSONValue = .object([]), schedule: LearningRateSchedule? = nil,
                             parallel: ParallelState = .single) throws(TrainingError) {
         let target = CheckpointDirectory(root: directory, iteration: state.iteration)
+        let bad = model.params.firstNonFinite()
+        let anyBad = parallel.world.map { $0.allReduce([bad == nil ? 0.0 : 1.0], operation: .max)[0] > 0 } ?? (bad != nil)
+        if anyBad {
+            let what = bad.map { "tensor \($0.name) holds \($0.value) (element \($0.index))" } ?? "another rank's weights are not all finite"
+            throw .checkpoint(path: directory, reason: "refusing to save iteration \(state.iteration): \(what)")
+        }
         if parallel.isFirst { try target.prepare() }
         parallel.world?.barrier()
         let rankDirectory = try target.rankDirectory(rankDirectoryName(of: model))
@@ -180,12 +187,30 @@ public enum Checkpoint {
         }
     }
 
+    /// Whether `directory` has never held a checkpoint: it is missing, or holds neither a tracker
+    /// file nor an `iter_` folder (Megatron's first launch of a job script that passes the same
+    /// folder to `--save` and `--load`). An `iter_` folder without a tracker is an error, so that
+    /// starting afresh never overwrites it.
+    public static func isUnused(_ directory: String) throws(TrainingError) -> Bool {
+        let files = FileManager.default
+        if files.fileExists(atPath: directory + "/" + trackerName) { return false }
+        let entries = (try? files.contentsOfDirectory(atPath: directory)) ?? []
+        if let saved = entries.sorted().first(where: { $0.hasPrefix("iter_") }) {
+            throw .checkpoint(path: directory, reason: "it holds \(saved) but no \(trackerName); write the iteration "
+                + "to load into \(trackerName), or give an empty --load folder to start from scratch")
+        }
+        return true
+    }
+
     /// The iteration named by `directory`'s tracker file.
     public static func latestIteration(in directory: String) throws(TrainingError) -> Int {
         let path = directory + "/" + trackerName
         let text: String
+        guard FileManager.default.fileExists(atPath: directory) else {
+            throw .checkpoint(path: directory, reason: "the folder does not exist")
+        }
         do { text = String(decoding: try MappedFile.read(path: path), as: UTF8.self) } catch {
-            throw .checkpoint(path: directory, reason: "no \(trackerName) (\(error.reason))")
+            throw .checkpoint(path: directory, reason: "no \(trackerName) (\(error.reason)): no checkpoint was saved there")
         }
         guard let iteration = Int(text.filter { !$0.isWhitespace }), iteration >= 0 else {
             throw .checkpoint(path: path, reason: "does not hold an iteration number")
@@ -199,9 +224,18 @@ public enum Checkpoint {
         -> (iterationDirectory: String, iteration: Int, file: SafeTensorsFile, path: String, layout: StoredLayout) {
         let iteration = try latestIteration(in: directory)
         let iterationDirectory = directory + "/" + directoryName(iteration: iteration)
+        let files = FileManager.default
+        guard files.fileExists(atPath: iterationDirectory) else {
+            throw .checkpoint(path: directory, reason: "\(trackerName) names iteration \(iteration) but its folder "
+                + "\(directoryName(iteration: iteration)) is missing")
+        }
         var candidate = iterationDirectory + "/" + rankDirectoryName(tensorRank: 0)
-        if !FileManager.default.fileExists(atPath: candidate) {
+        if !files.fileExists(atPath: candidate) {
             candidate = iterationDirectory + "/" + rankDirectoryName(tensorRank: 0, pipelineRank: 0)
+            guard files.fileExists(atPath: candidate) else {
+                throw .checkpoint(path: iterationDirectory, reason: "the folder of the first rank is missing (neither "
+                    + "\(rankDirectoryName(tensorRank: 0)) nor \(rankDirectoryName(tensorRank: 0, pipelineRank: 0)))")
+            }
         }
         let (file, path) = try CheckpointFiles.openModel(in: candidate)
         return (iterationDirectory, iteration, file, path, try StoredLayout(file, path: path))
@@ -246,6 +280,7 @@ public enum Checkpoint {
                           optimizerStep: try number("optimizer_step", in: file, path: path),
                           seed: try number("seed", in: file, path: path))
         try CheckpointFiles.read(file, path: path, prefix: "", into: model.params)
+        try CheckpointFiles.requireFinite(model.params, path: path)
         switch moments {
         case .whole(let optimizer):
             try CheckpointFiles.readMoments(in: rankDirectory, model: file, path: path, into: optimizer.m, optimizer.v)

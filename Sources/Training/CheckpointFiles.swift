@@ -94,10 +94,30 @@ enum CheckpointFiles {
         do { try SafeTensorsFile.write(tensors, metadata: metadata, to: path) } catch { throw .checkpoint(path: path, reason: "\(error)") }
     }
 
-    /// Opens a rank folder's model file.
+    /// Opens a rank folder's model file; a missing folder or file is named as such.
     static func openModel(in directory: String) throws(TrainingError) -> (file: SafeTensorsFile, path: String) {
         let path = directory + "/" + modelFile
+        try requireExists(path, what: "the rank file")
         do { return (try SafeTensorsFile(path: path), path) } catch { throw .checkpoint(path: path, reason: error.description) }
+    }
+
+    /// Throws `what is missing` naming `path` (or its missing folder) when there is no such file.
+    static func requireExists(_ path: String, what: String) throws(TrainingError) {
+        let files = FileManager.default
+        guard !files.fileExists(atPath: path) else { return }
+        let folder = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+        if !folder.isEmpty && !files.fileExists(atPath: folder) {
+            throw .checkpoint(path: path, reason: "\(what) is missing: its folder \(folder) does not exist")
+        }
+        throw .checkpoint(path: path, reason: "\(what) is missing")
+    }
+
+    /// Throws naming `path` and the first tensor of `store` that holds a NaN or infinite value
+    /// (weights read from a checkpoint written before saves were checked, or edited since).
+    static func requireFinite(_ store: ParameterStore, path: String) throws(TrainingError) {
+        guard let bad = store.firstNonFinite() else { return }
+        throw .checkpoint(path: path, reason: "tensor \(bad.name) holds \(bad.value) (element \(bad.index)); "
+            + "the run that saved it had diverged, or the file was damaged: load an earlier checkpoint")
     }
 
     /// Fills `store` from the tensors named `prefix + spec name`, checking each size.
@@ -129,6 +149,7 @@ enum CheckpointFiles {
         var covered = 0
         for rank in 0..<dataParallel {
             let shardPath = directory + "/" + shardFile(dataRank: rank)
+            try requireExists(shardPath, what: "the distributed optimizer's shard of data-parallel rank \(rank)")
             let shard: SafeTensorsFile
             do { shard = try SafeTensorsFile(path: shardPath) } catch { throw .checkpoint(path: shardPath, reason: error.description) }
             guard let start = shard.metadata["shard_start"].flatMap({ Int($0) }),

@@ -48,6 +48,7 @@ public struct MergedCheckpoint {
                 }
                 let weights = ParameterStore(layout: local)
                 try CheckpointFiles.read(file, path: path, prefix: "", into: weights)
+                try CheckpointFiles.requireFinite(weights, path: path)
                 var stores = [(weights, params)]
                 if readMoments {
                     let localM = ParameterStore(layout: local), localV = ParameterStore(layout: local)

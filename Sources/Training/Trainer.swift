@@ -16,7 +16,8 @@ public struct IterationStats: Sendable {
     public var loss: Double
     /// Global gradient norm before clipping.
     public var gradNorm: Double
-    /// The update was skipped because the gradients were not finite.
+    /// The update was skipped because the loss or the gradients were not finite (only with
+    /// `--no-check-for-nan-in-loss-and-grad`; with the check such an iteration throws).
     public var skipped: Bool
     public var seconds: Double
 }
@@ -42,6 +43,9 @@ public final class Trainer {
     public private(set) var iteration = 0
     public private(set) var consumedSamples = 0
     public private(set) var consumedValidSamples = 0
+    /// Set when `--load` named a folder without any checkpoint yet (Megatron's first launch):
+    /// the run starts from scratch and the log shows this warning.
+    public private(set) var loadWarning: String?
     private let train: GPTSampleSource
     private let valid: GPTSampleSource?
     private let executor: PipelineExecutor
@@ -114,7 +118,10 @@ public final class Trainer {
         train = sources[0]!
         valid = sources[1]
 
-        if let load = config.load {
+        if let load = config.load, try Checkpoint.isUnused(load) {
+            loadWarning = "could not find the metadata file \(load)/\(Checkpoint.trackerName); will not load any "
+                + "checkpoints and will start from random"
+        } else if let load = config.load {
             let state = try Checkpoint.load(from: load, model: model, moments: moments)
             iteration = state.iteration
             consumedSamples = state.consumedSamples
@@ -135,7 +142,9 @@ public final class Trainer {
 
     /// Runs one iteration: load the global batch, run this stage's pipeline schedule (forward
     /// and backward of every micro-batch), synchronize the gradients, clip, and update the
-    /// weights at the scheduled learning rate.
+    /// weights at the scheduled learning rate. A non-finite loss or gradient norm throws
+    /// `TrainingError.diverged` before the update, or with `--no-check-for-nan-in-loss-and-grad`
+    /// skips the update (`IterationStats.skipped`).
     public func step() throws -> IterationStats {
         let clock = ContinuousClock()
         let start = clock.now
@@ -147,14 +156,20 @@ public final class Trainer {
         let lossSum = try executor.run(try Self.pipelineSchedule(part: model.part, microBatches: microBatches),
                                        batches: batches, gradientScale: 1 / Float(microBatches))
         let norm = gradientSync.synchronize(model, optimizer: optimizer)
-        let skipped = !norm.isFinite
+        let loss = meanLoss(lossSum, microBatches: microBatches)
+        // The one place that decides whether the update happens (fp16 loss scaling will turn
+        // non-finite gradients into skipped iterations here). Loss and norm are reduced over
+        // every rank, so all ranks decide alike.
+        let skipped = !(loss.isFinite && norm.isFinite)
+        if skipped && config.checkForNaNInLossAndGrad {
+            throw TrainingError.diverged(iteration: iteration + 1, loss: loss, gradNorm: norm)
+        }
         if !skipped {
             // The gradients are summed over DP: the scale takes the mean and clips.
             optimizer.hyperparameters.learningRate = Float(learningRate)
             let scale = GradientClipping.coefficient(norm: norm, clip: config.clipGrad) / Double(parallel.dataParallel)
             optimizer.update(params: model.params, grads: model.grads, gradScale: Float(scale))
         }
-        let loss = meanLoss(lossSum, microBatches: microBatches)
         consumedSamples += batchSize
         iteration += 1
         let elapsed = (clock.now - start).components

@@ -35,6 +35,12 @@ public struct TrainingConfig: Sendable, Equatable {
     public var clipGrad = 1.0
     public var trainIters: Int?
     public var trainSamples: Int?
+    /// `--no-check-for-nan-in-loss-and-grad`: skip (and count) an iteration whose loss or gradient
+    /// norm is not finite instead of stopping the run.
+    public var noCheckForNaNInLossAndGrad = false
+    /// Megatron's `check_for_nan_in_loss_and_grad` (on by default): a non-finite loss or gradient
+    /// norm stops training with an error naming the iteration.
+    public var checkForNaNInLossAndGrad: Bool { !noCheckForNaNInLossAndGrad }
     // Data.
     public var dataPath: [String] = []
     public var split = "969, 30, 1"
@@ -175,18 +181,11 @@ public struct TrainingConfig: Sendable, Equatable {
         try flag.apply(&self, Setting(key: key, value: value, source: source))
     }
 
-    /// Checks ranges and combinations; the error names the flag.
+    /// Checks ranges and combinations; the error names the flag. Each integer and number flag's
+    /// range comes from its `TrainingFlag.range` (finite, and e.g. `--lr` > 0, `--adam-beta1` in
+    /// [0, 1)); the rest are the rules between flags.
     public func validate() throws(TrainingError) {
-        func positive(_ value: Int, _ flag: String) throws(TrainingError) {
-            guard value > 0 else { throw .invalidFlag("--\(flag)", "must be positive, got \(value)") }
-        }
-        try positive(numLayers, "num-layers")
-        try positive(hiddenSize, "hidden-size")
-        try positive(numAttentionHeads, "num-attention-heads")
-        try positive(seqLength, "seq-length")
-        try positive(microBatchSize, "micro-batch-size")
-        try positive(tensorModelParallelSize, "tensor-model-parallel-size")
-        try positive(pipelineModelParallelSize, "pipeline-model-parallel-size")
+        for flag in TrainingFlag.all { if let error = flag.rangeViolation(in: self) { throw error } }
         // The model shape over TP and the stages (RankGrid's rules; the vocabulary and the batch
         // over DP are checked when the tokenizer and the world are known).
         do {
@@ -196,7 +195,6 @@ public struct TrainingConfig: Sendable, Equatable {
             throw .layout(error.description)
         }
         if let perChunk = numLayersPerVirtualPipelineStage {
-            try positive(perChunk, "num-layers-per-virtual-pipeline-stage")
             guard pipelineModelParallelSize > 1 else {
                 throw .invalidFlag("--num-layers-per-virtual-pipeline-stage", "needs --pipeline-model-parallel-size of at least 2")
             }
@@ -207,16 +205,9 @@ public struct TrainingConfig: Sendable, Equatable {
                 }
             }
         }
-        if let dataParallelSize { try positive(dataParallelSize, "data-parallel-size") }
-        if let ddpBucketSize { try positive(ddpBucketSize, "ddp-bucket-size") }
-        try positive(logInterval, "log-interval")
-        try positive(evalInterval, "eval-interval")
-        guard evalIters >= 0 else { throw .invalidFlag("--eval-iters", "must not be negative") }
         guard (trainIters == nil) != (trainSamples == nil) else {
             throw .invalidFlag("--train-iters", "give exactly one of --train-iters and --train-samples")
         }
-        if let trainIters { try positive(trainIters, "train-iters") }
-        if let trainSamples { try positive(trainSamples, "train-samples") }
         if trainSamples != nil && (lrWarmupIters != nil || lrDecayIters != nil) {
             throw .invalidFlag("--lr-warmup-iters", "with --train-samples use --lr-warmup-samples and --lr-decay-samples")
         }
@@ -230,14 +221,11 @@ public struct TrainingConfig: Sendable, Equatable {
         guard globalBatchSize > 0, globalBatchSize % microBatchSize == 0 else {
             throw .invalidFlag("--global-batch-size", "\(globalBatchSize) is not a positive multiple of --micro-batch-size \(microBatchSize)")
         }
-        guard lr > 0 else { throw .invalidFlag("--lr", "must be positive, got \(lr)") }
-        guard minLR >= 0, minLR <= lr else { throw .invalidFlag("--min-lr", "must be in [0, --lr]") }
+        guard minLR <= lr else { throw .invalidFlag("--min-lr", "must be in [0, --lr \(lr)], got \(minLR)") }
         guard !dataPath.isEmpty else { throw .invalidFlag("--data-path", "is required") }
         guard tokenizerFile != nil || (vocabFile != nil && mergeFile != nil) else {
             throw .invalidFlag("--tokenizer-file", "give --tokenizer-file, or --vocab-file and --merge-file")
         }
-        if save != nil, let saveInterval { try positive(saveInterval, "save-interval") }
-        guard (0..<(1 << 32)).contains(seed) else { throw .invalidFlag("--seed", "must be in [0, 2^32)") }
         guard (maxPositionEmbeddings ?? seqLength) >= seqLength else {
             throw .invalidFlag("--max-position-embeddings", "must be at least --seq-length \(seqLength)")
         }

@@ -8,6 +8,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
     case layout(String)
     /// The run needs more memory than this machine has available (the message gives the figures).
     case memory(String)
+    /// Iteration `iteration`'s loss or gradient norm was not finite (`--check-for-nan-in-loss-and-grad`).
+    case diverged(iteration: Int, loss: Double, gradNorm: Double)
 
     public var description: String {
         switch self {
@@ -17,6 +19,12 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .data(reason): reason
         case let .layout(reason): reason
         case let .memory(reason): reason
+        case let .diverged(iteration, loss, gradNorm):
+            // NaN prints without its sign ("-nan" reads like a different value).
+            "training diverged at iteration \(iteration): lm loss \(loss.isNaN ? "nan" : String(loss)), "
+                + "grad norm \(gradNorm.isNaN ? "nan" : String(gradNorm)); stopped before the update "
+                + "(no checkpoint of it is saved). Lower --lr or check the data and the checkpoint loaded; "
+                + "--no-check-for-nan-in-loss-and-grad skips such iterations instead"
         }
     }
 }

@@ -49,6 +49,18 @@ public struct TrainingFlag: Sendable {
     public let metavar: String
     /// Sets the typed property from a setting's value; throws naming the setting and its source.
     let apply: @Sendable (inout TrainingConfig, Setting) throws(TrainingError) -> Void
+    /// The values an integer or number flag accepts (nil for other kinds); checked by
+    /// `TrainingConfig.validate()` on the flag's typed property.
+    public internal(set) var range: ValueRange? = nil
+    /// Reads the flag's property as a number for the range check (nil when it is not set).
+    var number: (@Sendable (TrainingConfig) -> Double?)? = nil
+
+    /// Why the flag's value in `config` is out of its range, as `--lr: must be ...` (nil if it is
+    /// in range, unset, or the flag has no range).
+    func rangeViolation(in config: TrainingConfig) -> TrainingError? {
+        guard let range, let value = number?(config), let reason = range.violation(value, float32: kind == .number) else { return nil }
+        return .invalidFlag("--" + name, reason)
+    }
 
     /// The help line's flag part: `--num-layers N`.
     public var usage: String { "--" + name + (metavar.isEmpty ? "" : " " + metavar) }
@@ -143,27 +155,27 @@ struct Setting {
 extension TrainingFlag {
     typealias Path<Value> = WritableKeyPath<TrainingConfig, Value> & Sendable
 
-    static func integer(_ name: String, _ group: Group, _ path: Path<Int>, _ help: String,
+    static func integer(_ name: String, _ group: Group, _ path: Path<Int>, _ help: String, range: ValueRange,
                         default text: String? = nil, metavar: String = "N") -> TrainingFlag {
         TrainingFlag(name: name, kind: .integer, group: group, help: help,
-                     defaultDescription: text ?? String(TrainingConfig()[keyPath: path]), metavar: metavar) {
-            (config, setting) throws(TrainingError) in config[keyPath: path] = try setting.int()
-        }
+                     defaultDescription: text ?? String(TrainingConfig()[keyPath: path]), metavar: metavar,
+                     apply: { (config, setting) throws(TrainingError) in config[keyPath: path] = try setting.int() },
+                     range: range, number: { Double($0[keyPath: path]) })
     }
 
-    static func integer(_ name: String, _ group: Group, _ path: Path<Int?>, _ help: String,
+    static func integer(_ name: String, _ group: Group, _ path: Path<Int?>, _ help: String, range: ValueRange,
                         default text: String = "none", metavar: String = "N") -> TrainingFlag {
-        TrainingFlag(name: name, kind: .integer, group: group, help: help, defaultDescription: text, metavar: metavar) {
-            (config, setting) throws(TrainingError) in config[keyPath: path] = try setting.int()
-        }
+        TrainingFlag(name: name, kind: .integer, group: group, help: help, defaultDescription: text, metavar: metavar,
+                     apply: { (config, setting) throws(TrainingError) in config[keyPath: path] = try setting.int() },
+                     range: range, number: { $0[keyPath: path].map(Double.init) })
     }
 
-    static func number(_ name: String, _ group: Group, _ path: Path<Double>, _ help: String,
+    static func number(_ name: String, _ group: Group, _ path: Path<Double>, _ help: String, range: ValueRange,
                        default text: String? = nil) -> TrainingFlag {
         TrainingFlag(name: name, kind: .number, group: group, help: help,
-                     defaultDescription: text ?? String(TrainingConfig()[keyPath: path]), metavar: "X") {
-            (config, setting) throws(TrainingError) in config[keyPath: path] = try setting.double()
-        }
+                     defaultDescription: text ?? String(TrainingConfig()[keyPath: path]), metavar: "X",
+                     apply: { (config, setting) throws(TrainingError) in config[keyPath: path] = try setting.double() },
+                     range: range, number: { $0[keyPath: path] })
     }
 
     static func string(_ name: String, _ group: Group, _ path: Path<String>, _ help: String,

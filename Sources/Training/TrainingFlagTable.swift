@@ -5,7 +5,7 @@ extension TrainingFlag {
         numLayers, hiddenSize, numAttentionHeads, seqLength, maxPositionEmbeddings,
         initMethodStd, seed,
         weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad,
-        microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples,
+        microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples, noCheckForNaNInLossAndGrad,
         lr, minLR, lrDecayStyle, lrWarmupIters, lrWarmupSamples, lrDecayIters, lrDecaySamples,
         save, saveInterval, load,
         tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, dataParallelSize,
@@ -17,44 +17,52 @@ extension TrainingFlag {
     ]
 
     // Network size.
-    public static let numLayers = integer("num-layers", .networkSize, \.numLayers, "Number of transformer layers.", default: "required")
-    public static let hiddenSize = integer("hidden-size", .networkSize, \.hiddenSize, "Transformer hidden size.", default: "required")
+    public static let numLayers = integer("num-layers", .networkSize, \.numLayers, "Number of transformer layers.",
+                                          range: .atLeast(1), default: "required")
+    public static let hiddenSize = integer("hidden-size", .networkSize, \.hiddenSize, "Transformer hidden size.",
+                                           range: .atLeast(1), default: "required")
     public static let numAttentionHeads = integer("num-attention-heads", .networkSize, \.numAttentionHeads,
-                                                  "Number of attention heads; must divide --hidden-size.", default: "required")
-    public static let seqLength = integer("seq-length", .networkSize, \.seqLength, "Tokens per sample (sequence length).", default: "required")
+                                                  "Number of attention heads; must divide --hidden-size.",
+                                                  range: .atLeast(1), default: "required")
+    public static let seqLength = integer("seq-length", .networkSize, \.seqLength, "Tokens per sample (sequence length).",
+                                          range: .atLeast(1), default: "required")
     public static let maxPositionEmbeddings = integer("max-position-embeddings", .networkSize, \.maxPositionEmbeddings,
-                                                      "Positions of the learned position embedding.", default: "--seq-length")
+                                                      "Positions of the learned position embedding.", range: .atLeast(1), default: "--seq-length")
     // Initialization.
     public static let initMethodStd = number("init-method-std", .initialization, \.initMethodStd,
-                                             "Standard deviation of the normal weight initialization.")
-    public static let seed = integer("seed", .initialization, \.seed, "Random seed of initialization and data order, in [0, 2^32).")
+                                             "Standard deviation of the normal weight initialization.", range: .positive)
+    public static let seed = integer("seed", .initialization, \.seed, "Random seed of initialization and data order, in [0, 2^32).",
+                                     range: .halfOpen(0, 4_294_967_296))
     // Regularization and optimizer.
-    public static let weightDecay = number("weight-decay", .regularization, \.weightDecay, "AdamW weight decay.")
-    public static let adamBeta1 = number("adam-beta1", .regularization, \.adamBeta1, "Adam first-moment coefficient.")
-    public static let adamBeta2 = number("adam-beta2", .regularization, \.adamBeta2, "Adam second-moment coefficient.")
-    public static let adamEps = number("adam-eps", .regularization, \.adamEps, "Adam epsilon added to the denominator.")
-    public static let clipGrad = number("clip-grad", .regularization, \.clipGrad, "Global gradient-norm clip (0: no clipping).")
+    public static let weightDecay = number("weight-decay", .regularization, \.weightDecay, "AdamW weight decay.", range: .nonNegative)
+    public static let adamBeta1 = number("adam-beta1", .regularization, \.adamBeta1, "Adam first-moment coefficient.", range: .unitHalfOpen)
+    public static let adamBeta2 = number("adam-beta2", .regularization, \.adamBeta2, "Adam second-moment coefficient.", range: .unitHalfOpen)
+    public static let adamEps = number("adam-eps", .regularization, \.adamEps, "Adam epsilon added to the denominator.", range: .positive)
+    public static let clipGrad = number("clip-grad", .regularization, \.clipGrad, "Global gradient-norm clip (0: no clipping).", range: .nonNegative)
     // Training.
     public static let microBatchSize = integer("micro-batch-size", .training, \.microBatchSize,
-                                               "Samples per micro-batch of a data-parallel rank.")
+                                               "Samples per micro-batch of a data-parallel rank.", range: .atLeast(1))
     public static let globalBatchSize = integer("global-batch-size", .training, \.globalBatchSize,
-                                                "Samples per iteration over all data-parallel ranks.", default: "required")
+                                                "Samples per iteration over all data-parallel ranks.", range: .finite, default: "required")
     public static let rampupBatchSize = TrainingFlag(
         name: "rampup-batch-size", kind: .words, group: .training,
         help: "Grow the global batch from START by INCREMENT over SAMPLES samples.",
         defaultDescription: "none", metavar: "START INCREMENT SAMPLES") { (config, setting) throws(TrainingError) in
             let words = try setting.strings()
-            let numbers = words.compactMap { Double($0) }.map { Int($0) }
+            let numbers = words.compactMap { Double($0) }.filter { $0.isFinite && $0 == $0.rounded() && abs($0) < 9e15 }.map { Int($0) }
             guard numbers.count == 3, words.count == 3 else { throw setting.fail("three integers: START INCREMENT SAMPLES") }
             config.rampupBatchSize = numbers
         }
     public static let trainIters = integer("train-iters", .training, \.trainIters,
-                                           "Iterations to train (or --train-samples).")
+                                           "Iterations to train (or --train-samples).", range: .atLeast(1))
     public static let trainSamples = integer("train-samples", .training, \.trainSamples,
-                                             "Samples to train (or --train-iters).")
+                                             "Samples to train (or --train-iters).", range: .atLeast(1))
+    public static let noCheckForNaNInLossAndGrad = flag(
+        "no-check-for-nan-in-loss-and-grad", .training, \.noCheckForNaNInLossAndGrad,
+        "Skip and count iterations whose loss or grad norm is not finite instead of stopping with an error.")
     // Learning rate.
-    public static let lr = number("lr", .learningRate, \.lr, "Peak learning rate.", default: "required")
-    public static let minLR = number("min-lr", .learningRate, \.minLR, "Learning rate at the end of the decay.")
+    public static let lr = number("lr", .learningRate, \.lr, "Peak learning rate.", range: .positive, default: "required")
+    public static let minLR = number("min-lr", .learningRate, \.minLR, "Learning rate at the end of the decay.", range: .nonNegative)
     public static let lrDecayStyle = TrainingFlag(
         name: "lr-decay-style", kind: .string, group: .learningRate, help: "Decay after warmup: constant, linear or cosine.",
         defaultDescription: TrainingConfig().lrDecayStyle.rawValue, metavar: "STYLE") { (config, setting) throws(TrainingError) in
@@ -64,35 +72,35 @@ extension TrainingFlag {
             config.lrDecayStyle = style
         }
     public static let lrWarmupIters = integer("lr-warmup-iters", .learningRate, \.lrWarmupIters,
-                                              "Linear warmup iterations.", default: "0")
+                                              "Linear warmup iterations.", range: .nonNegative, default: "0")
     public static let lrWarmupSamples = integer("lr-warmup-samples", .learningRate, \.lrWarmupSamples,
-                                                "Linear warmup samples.", default: "0")
+                                                "Linear warmup samples.", range: .nonNegative, default: "0")
     public static let lrDecayIters = integer("lr-decay-iters", .learningRate, \.lrDecayIters,
-                                             "Iterations to decay over.", default: "the whole run")
+                                             "Iterations to decay over.", range: .atLeast(1), default: "the whole run")
     public static let lrDecaySamples = integer("lr-decay-samples", .learningRate, \.lrDecaySamples,
-                                               "Samples to decay over.", default: "the whole run")
+                                               "Samples to decay over.", range: .atLeast(1), default: "the whole run")
     // Checkpointing.
     public static let save = string("save", .checkpointing, \.save, "Directory to save checkpoints to.", metavar: "DIR")
     public static let saveInterval = integer("save-interval", .checkpointing, \.saveInterval,
-                                             "Iterations between checkpoints.", default: "at the end only")
+                                             "Iterations between checkpoints.", range: .atLeast(1), default: "at the end only")
     public static let load = string("load", .checkpointing, \.load, "Checkpoint directory to load (train resumes from it).", metavar: "DIR")
     // Distributed.
     public static let tensorModelParallelSize = integer("tensor-model-parallel-size", .distributed, \.tensorModelParallelSize,
-                                                        "Tensor-parallel ranks (t).")
+                                                        "Tensor-parallel ranks (t).", range: .atLeast(1))
     public static let pipelineModelParallelSize = integer("pipeline-model-parallel-size", .distributed, \.pipelineModelParallelSize,
-                                                          "Pipeline stages (p); must divide --num-layers.")
+                                                          "Pipeline stages (p); must divide --num-layers.", range: .atLeast(1))
     public static let numLayersPerVirtualPipelineStage = integer(
         "num-layers-per-virtual-pipeline-stage", .distributed, \.numLayersPerVirtualPipelineStage,
-        "Layers per model chunk of the interleaved 1F1B schedule.", default: "one chunk per stage")
+        "Layers per model chunk of the interleaved 1F1B schedule.", range: .atLeast(1), default: "one chunk per stage")
     public static let dataParallelSize = integer("data-parallel-size", .distributed, \.dataParallelSize,
-                                                 "Data-parallel ranks (rank threads outside mpirun).", default: "1, or np / (t p) under mpirun")
+                                                 "Data-parallel ranks (rank threads outside mpirun).", range: .atLeast(1), default: "1, or np / (t p) under mpirun")
     public static let useDistributedOptimizer = flag("use-distributed-optimizer", .distributed, \.useDistributedOptimizer,
                                                      "Shard the Adam moments over data-parallel ranks (ZeRO-1).")
     public static let ddpBucketSize = integer("ddp-bucket-size", .distributed, \.ddpBucketSize,
-                                              "Elements per data-parallel gradient all-reduce.", default: "max(40M, 1M x DP)")
+                                              "Elements per data-parallel gradient all-reduce.", range: .atLeast(1), default: "max(40M, 1M x DP)")
     // Validation.
-    public static let evalInterval = integer("eval-interval", .validation, \.evalInterval, "Iterations between validations.")
-    public static let evalIters = integer("eval-iters", .validation, \.evalIters, "Micro-batches per validation.")
+    public static let evalInterval = integer("eval-interval", .validation, \.evalInterval, "Iterations between validations.", range: .atLeast(1))
+    public static let evalIters = integer("eval-iters", .validation, \.evalIters, "Micro-batches per validation.", range: .nonNegative)
     // Data.
     public static let dataPath = words("data-path", .data, \.dataPath, "Dataset prefix, or weights and prefixes of a blend.",
                                        default: "required", metavar: "[WEIGHT] PREFIX ...")
@@ -107,7 +115,7 @@ extension TrainingFlag {
     public static let vocabFile = string("vocab-file", .tokenizer, \.vocabFile, "GPT-2 vocab.json (with --merge-file).")
     public static let mergeFile = string("merge-file", .tokenizer, \.mergeFile, "GPT-2 merges.txt (with --vocab-file).")
     // Logging.
-    public static let logInterval = integer("log-interval", .logging, \.logInterval, "Iterations between log lines.")
+    public static let logInterval = integer("log-interval", .logging, \.logInterval, "Iterations between log lines.", range: .atLeast(1))
     public static let tensorboardDir = string("tensorboard-dir", .logging, \.tensorboardDir,
                                               "Directory for TensorBoard event files.", metavar: "DIR")
     public static let metricsFile = string("metrics-file", .logging, \.metricsFile, "JSON lines of every logged iteration.")

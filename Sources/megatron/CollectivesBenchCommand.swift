@@ -1,6 +1,7 @@
 import ArgumentParser
 import Distributed
 import Measurement
+import Training
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,7 +34,7 @@ struct CollectivesBenchCommand: ParsableCommand {
     func validate() throws {
         guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
-        guard sizes.allSatisfy({ $0 > 0 }) else { throw ValidationError("--sizes must be positive") }
+        for size in sizes { try ValueRange.positive.check(size, flag: "--sizes") }
     }
 
     func run() throws {

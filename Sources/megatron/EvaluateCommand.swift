@@ -52,6 +52,7 @@ struct EvaluateCommand: ParsableCommand {
         guard microBatchSize >= 1 else { throw ValidationError("--micro-batch-size must be at least 1") }
         if let evalIters { guard evalIters >= 1 else { throw ValidationError("--eval-iters must be at least 1") } }
         if let seqLength { guard seqLength >= 1 else { throw ValidationError("--seq-length must be at least 1") } }
+        try TrainingFlag.seed.range?.check(Double(seed), flag: "--seed")  // a seed beyond UInt32 would trap
     }
 
     func run() throws {

@@ -65,7 +65,7 @@ struct PlanCommand: ParsableCommand {
         guard globalBatchSize >= 1 else { throw ValidationError("--global-batch-size must be at least 1") }
         guard microBatchSize >= 1 else { throw ValidationError("--micro-batch-size must be at least 1") }
         guard top >= 0 else { throw ValidationError("--top must not be negative") }
-        guard trainTokens > 0 else { throw ValidationError("--train-tokens must be positive") }
+        try ValueRange.positive.check(trainTokens, flag: "--train-tokens")
     }
 
     func run() throws {

@@ -31,6 +31,7 @@ struct TrainingLog {
 
     func start() {
         guard !quiet else { return }
+        if let warning = trainer.loadWarning { print("WARNING: " + warning) }
         let c = trainer.model.config
         print("> GPT: \(trainer.model.layout.totalCount) parameters, \(c.numLayers) layers, hidden \(c.hiddenSize), "
               + "\(c.numAttentionHeads) heads, seq \(trainer.config.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize))")
@@ -44,7 +45,7 @@ struct TrainingLog {
         intervalSamples += stats.globalBatchSize
         if stats.skipped {
             skipped += 1
-            if stats.gradNorm.isNaN { nan += 1 }
+            if !stats.loss.isFinite { nan += 1 }  // Megatron's "nan iterations": a non-finite loss
         } else {
             intervalLoss += stats.loss
         }
@@ -61,8 +62,9 @@ struct TrainingLog {
         let msPerIteration = intervalSeconds / iterations * 1000
         let tokensPerSecond = Double(intervalSamples * trainer.config.seqLength) / intervalSeconds
         let flops = trainer.modelFLOPs(batchSize: intervalSamples) / intervalSeconds
-        let counted = max(1, intervalIterations - skipped)
-        let loss = intervalLoss / Double(counted)
+        // An interval of skipped iterations only has no loss: nan, never 0.
+        let counted = intervalIterations - skipped
+        let loss = counted > 0 ? intervalLoss / Double(counted) : .nan
         let total = trainer.config.trainIters.map(String.init) ?? "?"
         if terminal { writeError("\r\u{1B}[K") }
         print(" [\(timestamp())] iteration \(padded(stats.iteration, 8))/\(padded(total, 8)) | consumed samples: \(padded(stats.consumedSamples, 12))"
