@@ -281,7 +281,11 @@ private struct JSONParser {
             }
             runStart = position
         }
-        return String(validating: output, as: UTF8.self) ?? String(decoding: output, as: UTF8.self)
+        // JSON text is UTF-8 (RFC 8259): bytes that are not are an error, not U+FFFD.
+        guard let text = String(validating: output, as: UTF8.self) else {
+            throw error("invalid UTF-8 in the string ending here")
+        }
+        return text
     }
 
     mutating func hex4() throws(JSONError) -> UInt32 {

@@ -17,7 +17,7 @@ extension Tokenizer {
                             splitSpecialTokens: Bool = false) throws(TokenizerError) -> Tokenizer {
         let vocabulary: [String: Int32]
         do {
-            vocabulary = try JSONDecoder().decode([String: Int32].self, from: try readFile(vocabFile))
+            vocabulary = try tokenIDs(try JSONDecoder().decode([String: Int64].self, from: try readFile(vocabFile)), path: vocabFile)
         } catch let error as TokenizerError {
             throw error
         } catch {
@@ -73,13 +73,14 @@ extension Tokenizer {
             throw .unsupported(path: path, feature: "end_of_word_suffix")
         }
         if model.byte_fallback == true { throw .unsupported(path: path, feature: "byte_fallback") }
-        var vocabulary = model.vocab
+        var vocabulary = try tokenIDs(model.vocab, path: path)
         for token in file.added_tokens ?? [] {
-            if let existing = vocabulary[token.content], existing != token.id {
+            let id = try tokenID(token.id, of: token.content, path: path)
+            if let existing = vocabulary[token.content], existing != id {
                 throw .malformed(path: path, reason:
-                    "added token \(token.content) has id \(token.id) but the vocabulary says \(existing)")
+                    "added token \(token.content) has id \(id) but the vocabulary says \(existing)")
             }
-            vocabulary[token.content] = token.id
+            vocabulary[token.content] = id
         }
         return try Tokenizer(vocabulary: vocabulary, merges: model.merges.map { ($0.left, $0.right) },
                              addedTokens: (file.added_tokens ?? []).map(\.content),
@@ -118,10 +119,29 @@ extension Tokenizer {
             do {
                 try AtomicFile.write(Array(contents.utf8), to: directory + "/" + name)
             } catch {
-                throw .unreadable(path: error.path, reason: error.reason)
+                throw .unwritable(path: error.path, reason: error.reason)
             }
         }
     }
+}
+
+/// Token ids as the tokenizer keeps them (`Int32`); an id outside `0...Int32.max` is an error
+/// naming the token (JSON numbers are read wide so that the message says what is wrong).
+func tokenIDs(_ wide: [String: Int64], path: String) throws(TokenizerError) -> [String: Int32] {
+    var ids = [String: Int32]()
+    ids.reserveCapacity(wide.count)
+    for (token, id) in wide {
+        ids[token] = try tokenID(id, of: token, path: path)
+    }
+    return ids
+}
+
+/// One token id, checked to fit the tokenizer's `Int32` ids.
+func tokenID(_ id: Int64, of token: String, path: String) throws(TokenizerError) -> Int32 {
+    guard let narrow = Int32(exactly: id), narrow >= 0 else {
+        throw .malformed(path: path, reason: "token \(JSONValue.string(token).serialized) has id \(id), outside 0...\(Int32.max)")
+    }
+    return narrow
 }
 
 func readFile(_ path: String) throws(TokenizerError) -> Data {
@@ -135,7 +155,7 @@ func readFile(_ path: String) throws(TokenizerError) -> Data {
 /// The parts of a Hugging Face `tokenizer.json` that a byte-level BPE tokenizer uses.
 struct HuggingFaceTokenizerFile: Decodable {
     struct AddedToken: Decodable {
-        var id: Int32
+        var id: Int64
         var content: String
         var lstrip: Bool?
         var rstrip: Bool?
@@ -168,7 +188,7 @@ struct HuggingFaceTokenizerFile: Decodable {
     }
     struct Model: Decodable {
         var type: String?
-        var vocab: [String: Int32]
+        var vocab: [String: Int64]
         var merges: [Merge]
         var continuing_subword_prefix: String?
         var end_of_word_suffix: String?

@@ -160,19 +160,32 @@ public struct TrainingConfig: Sendable, Equatable {
     /// Reads settings from a config file: a JSON object (`{"num-layers": 12, ...}`) or, for
     /// `.yaml`/`.yml`, YAML: flat (`num_layers: 12`) or Megatron's nested `--yaml-cfg` layout
     /// (see `YAMLSettings`); `_` or `-` in names. Errors name the file.
+    /// A setting given twice in one file (also as `num_layers` and `num-layers`) is an error.
     public static func settings(fromFile path: String) throws(TrainingError) -> [(key: String, value: JSONValue)] {
         let bytes: [UInt8]
         do { bytes = try MappedFile.read(path: path) } catch { throw .config(path: path, reason: error.reason) }
+        let members: [(key: String, value: JSONValue)]
         if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
-            return try YAMLSettings.parse(String(decoding: bytes, as: UTF8.self), source: path)
+            members = try YAMLSettings.parse(String(decoding: bytes, as: UTF8.self), source: path)
+        } else {
+            let value: JSONValue
+            do {
+                value = try JSONValue.parse(utf8: bytes)
+            } catch {
+                throw .config(path: path, reason: "malformed JSON: \(error)")
+            }
+            guard case let .object(object) = value else { throw .config(path: path, reason: "expected a JSON object") }
+            members = object
         }
-        let value: JSONValue
-        do {
-            value = try JSONValue.parse(utf8: bytes)
-        } catch {
-            throw .config(path: path, reason: "malformed JSON: \(error)")
+        var seen = [String: String]()
+        for (key, _) in members {
+            let name = key.replacing("_", with: "-")
+            if let earlier = seen[name] {
+                throw .config(path: path, reason: earlier == key ? "\"\(key)\" is given twice"
+                                                                 : "\"\(earlier)\" and \"\(key)\" are the same setting, given twice")
+            }
+            seen[name] = key
         }
-        guard case let .object(members) = value else { throw .config(path: path, reason: "expected a JSON object") }
         return members
     }
 

@@ -19,12 +19,14 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Prompt text (repeat for several).")
     var prompt: [String] = [""]
 
-    @Option(name: .long) var tokensToGenerate = 64
-    @Option(name: .long, help: "0 for greedy decoding.")
+    // Numbers take the next word even when it starts with '-' ("--temperature -1" is then a
+    // range error, not a missing value).
+    @Option(name: .long, parsing: .unconditional) var tokensToGenerate = 64
+    @Option(name: .long, parsing: .unconditional, help: "0 for greedy decoding.")
     var temperature: Float = 1.0
-    @Option(name: .long, help: "Sample among the k most likely tokens (0: all).")
+    @Option(name: .long, parsing: .unconditional, help: "Sample among the k most likely tokens (0: all).")
     var topK = 0
-    @Option(name: .long, help: "Nucleus sampling threshold (0: off); not with --top-k.")
+    @Option(name: .long, parsing: .unconditional, help: "Nucleus sampling threshold (0: off); not with --top-k.")
     var topP: Float = 0
     @Option(name: .long) var seed: UInt64 = 1234
     @Flag(name: .long, help: "Print JSON lines {\"prompt\", \"text\", \"tokens\"}.")

@@ -97,6 +97,24 @@ import Tokenizer
         #expect(try IndexedDataset(prefix: preprocessor.datasetPrefix(key: "text")).documentCount == 2)
     }
 
+    /// Bytes that are not UTF-8 stop the run with the line (JSON text is UTF-8), or are skipped
+    /// and counted with --skip-invalid; they never become U+FFFD silently.
+    @Test func invalidUTF8IsAnErrorWithTheLine() throws {
+        let input = DataFixtures.temporaryDirectory() + "/bytes.jsonl"
+        let bad: [UInt8] = Array(#"{"text": "ok "#.utf8) + [0xFF, 0xFE] + Array(#" bad"}"#.utf8)
+        try AtomicFile.write(Array((Self.lines[0] + "\n").utf8) + bad + [0x0A] + Array((Self.lines[1] + "\n").utf8), to: input)
+        var preprocessor = Preprocessor(inputPath: input, outputPrefix: input + "-out")
+        do {
+            _ = try preprocessor.run(tokenizer: Self.tokenizer)
+            Issue.record("invalid UTF-8 must stop the run")
+        } catch {
+            #expect(error.description.hasPrefix("\(input):2: malformed JSON: invalid UTF-8"), "\(error)")
+        }
+        preprocessor.skipInvalid = true
+        let progress = try preprocessor.run(tokenizer: Self.tokenizer)
+        #expect(progress.documents == 2 && progress.skipped == 1)
+    }
+
     @Test func jsonParserHandlesEscapesAndRejectsBadSyntax() throws {
         let value = try JSONValue.parse(#" {"a": [1, -2.5e3, true, false, null], "b": "x\"\\\/\b\f\n\r\t\u0041\ud83d\ude00"} "#)
         #expect(value["a"] == .array([.number(1), .number(-2500), .bool(true), .bool(false), .null]))

@@ -90,5 +90,18 @@ import Testing
         #expect(throws: TokenizerError.self) { try Tokenizer.load(tokenizerFile: directory + "/missing.json") }
         let tokenizer = try Tokenizer.load(tokenizerFile: Self.tokenizerJSON)
         #expect(throws: TokenizerError.self) { try tokenizer.decode([Int32(tokenizer.vocabularySize)]) }
+        // An id that does not fit the tokenizer's ids is named as such, not as invalid JSON.
+        try AtomicFile.write(Array("{\"a\": 0, \"b\": 4294967301}".utf8), to: directory + "/vocab.json")
+        #expect(throws: TokenizerError.malformed(path: directory + "/vocab.json",
+                                                 reason: "token \"b\" has id 4294967301, outside 0...2147483647")) {
+            try Tokenizer.load(vocabFile: directory + "/vocab.json", mergesFile: directory + "/merges.txt")
+        }
+        // Saving into a path that is a file says it cannot write there.
+        do {
+            try tokenizer.save(to: directory + "/vocab.json")
+            Issue.record("saving into a file must fail")
+        } catch {
+            #expect(error.description.hasPrefix("cannot write \(directory)/vocab.json/"), "\(error)")
+        }
     }
 }

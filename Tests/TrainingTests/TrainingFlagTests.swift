@@ -139,4 +139,14 @@ import Testing
         }
         #expect(try TrainingConfig(settings: [("run.json", RecipeTests.required)]).globalBatchSize == 4)
     }
+
+    /// One setting given twice in a config file, under either spelling, is an error naming both.
+    @Test func aSettingGivenTwiceInAFileIsAnError() throws {
+        let path = try Self.temporaryFile(".json", #"{"num_layers": 2, "num-layers": 3}"#)
+        #expect(throws: TrainingError.config(path: path, reason: "\"num_layers\" and \"num-layers\" are the same setting, given twice")) {
+            try TrainingConfig.settings(fromFile: path)
+        }
+        let yaml = try Self.temporaryFile(".yaml", "num_layers: 2\nlanguage_model:\n  num_layers: 3\n")
+        #expect(throws: TrainingError.self) { try TrainingConfig.settings(fromFile: yaml) }
+    }
 }
