@@ -6,6 +6,7 @@ extension TrainingFlag {
         initMethodStd, seed,
         weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad,
         microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples,
+        exitSignalHandler, exitInterval, exitDurationInMins,
         lr, minLR, lrDecayStyle, lrWarmupIters, lrWarmupSamples, lrDecayIters, lrDecaySamples,
         save, saveInterval, load,
         tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, dataParallelSize,
@@ -52,6 +53,27 @@ extension TrainingFlag {
                                            "Iterations to train (or --train-samples).")
     public static let trainSamples = integer("train-samples", .training, \.trainSamples,
                                              "Samples to train (or --train-iters).")
+    public static let exitSignalHandler = flag(
+        "exit-signal-handler", .training, \.exitSignalHandler,
+        "On SIGTERM or SIGINT finish the iteration, save to --save and exit 0 (a second signal kills at once).")
+    public static let exitInterval = TrainingFlag(
+        name: "exit-interval", kind: .integer, group: .training,
+        help: "Save to --save and exit 0 at the first iteration that is a multiple of N.",
+        defaultDescription: "none", metavar: "N") { (config, setting) throws(TrainingError) in
+            let interval = try setting.int()
+            guard interval > 0 else { throw .config(path: setting.source, reason: "exit-interval must be positive, got \(interval)") }
+            config.exitInterval = interval
+        }
+    public static let exitDurationInMins = TrainingFlag(
+        name: "exit-duration-in-mins", kind: .number, group: .training,
+        help: "Save to --save and exit 0 after the iteration during which the run passed M minutes.",
+        defaultDescription: "none", metavar: "M") { (config, setting) throws(TrainingError) in
+            let minutes = try setting.double()
+            guard minutes > 0, minutes.isFinite else {
+                throw .config(path: setting.source, reason: "exit-duration-in-mins must be positive, got \(minutes)")
+            }
+            config.exitDurationInMins = minutes
+        }
     // Learning rate.
     public static let lr = number("lr", .learningRate, \.lr, "Peak learning rate.", default: "required")
     public static let minLR = number("min-lr", .learningRate, \.minLR, "Learning rate at the end of the decay.")
