@@ -130,6 +130,17 @@ import Testing
         #expect(result.stdout.contains("received SIGINT"))
     }
 
+    @Test func aKilledRunKeepsItsLogLines() throws {
+        let metrics = ResumeTests.temporaryDirectory() + "/metrics.jsonl"
+        let run = try Run(["--metrics-file", metrics])
+        Self.waitForLines(metrics, 1, while: run)
+        kill(run.process.processIdentifier, SIGKILL)
+        let result = run.wait()
+        #expect(result.status == SIGKILL)
+        // The log line of iteration 1 is printed before its metrics record is written.
+        #expect(result.stdout.contains(" iteration        1/  100000 |"), "\(result.stdout)")
+    }
+
     @Test func unwritableSaveFailsAtStart() throws {
         let directory = ResumeTests.temporaryDirectory()
         try AtomicFile.write([], to: directory + "/file")
