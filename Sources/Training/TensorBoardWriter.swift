@@ -5,10 +5,12 @@ import FileSupport
 
 /// Writes TensorBoard event files (`events.out.tfevents.TIME.HOST`): TFRecord framing (length,
 /// masked CRC-32C of the length, the record, masked CRC-32C of the record) around protobuf
-/// `Event` messages holding scalar summaries, which TensorBoard's readers load.
+/// `Event` messages holding scalar summaries, which TensorBoard's readers load. Each event is
+/// appended with one `write`; one that cannot be written whole is cut off again and reported.
 public final class TensorBoardWriter {
+    /// The event file's path.
     public let path: String
-    private let file: UnsafeMutablePointer<FILE>
+    let descriptor: Int32
 
     /// Creates the directory if needed and starts a new event file with the version record.
     public init(directory: String) throws(TrainingError) {
@@ -19,20 +21,21 @@ public final class TensorBoardWriter {
         _ = host.withUnsafeMutableBufferPointer { gethostname($0.baseAddress!.withMemoryRebound(to: CChar.self, capacity: 255) { $0 }, 255) }
         let hostName = String(decoding: host.prefix { $0 != 0 }, as: UTF8.self)
         path = "\(directory)/events.out.tfevents.\(time(nil)).\(hostName)"
-        guard let file = fopen(path, "ab") else {
+        descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
             throw .invalidFlag("--tensorboard-dir", "cannot create \(path): \(String(cString: strerror(errno)))")
         }
-        self.file = file
         var event = Protobuf()
         event.double(field: 1, Self.now())
         event.string(field: 3, "brain.Event:2")
-        writeRecord(event.bytes)
+        do { try writeRecord(event.bytes) } catch { throw .invalidFlag("--tensorboard-dir", error.description) }
     }
 
-    deinit { fclose(file) }
+    deinit { close(descriptor) }
 
-    /// Appends scalars (tag -> value) at `step`.
-    public func scalars(_ values: [(tag: String, value: Double)], step: Int) {
+    /// Appends scalars (tag -> value) at `step`; throws (naming the file and the system's reason)
+    /// when the event cannot be written whole.
+    public func scalars(_ values: [(tag: String, value: Double)], step: Int) throws(FileError) {
         var summary = Protobuf()
         for (tag, value) in values {
             var entry = Protobuf()
@@ -44,8 +47,7 @@ public final class TensorBoardWriter {
         event.double(field: 1, Self.now())
         event.varint(field: 2, UInt64(bitPattern: Int64(step)))
         event.message(field: 5, summary)
-        writeRecord(event.bytes)
-        fflush(file)
+        try writeRecord(event.bytes)
     }
 
     private static func now() -> Double {
@@ -54,14 +56,14 @@ public final class TensorBoardWriter {
         return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
     }
 
-    private func writeRecord(_ data: [UInt8]) {
+    private func writeRecord(_ data: [UInt8]) throws(FileError) {
         var record = [UInt8]()
         let length = withUnsafeBytes(of: UInt64(data.count).littleEndian) { Array($0) }
         record += length
         record += withUnsafeBytes(of: CRC32C.masked(length).littleEndian) { Array($0) }
         record += data
         record += withUnsafeBytes(of: CRC32C.masked(data).littleEndian) { Array($0) }
-        _ = record.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        try AppendOnlyFile.append(record, to: descriptor, path: path)
     }
 }
 

@@ -59,6 +59,12 @@ public struct TrainingConfig: Sendable, Equatable {
     public var load: String?
     public var tensorboardDir: String?
     public var metricsFile: String?
+    /// `--exit-signal-handler`: on SIGTERM or SIGINT finish the iteration, save and exit 0.
+    public var exitSignalHandler = false
+    /// `--exit-interval`: save and exit at the first iteration that is a multiple of it.
+    public var exitInterval: Int?
+    /// `--exit-duration-in-mins`: save and exit once the run has lasted this many minutes.
+    public var exitDurationInMins: Double?
     // Parallelism.
     public var tensorModelParallelSize = 1
     public var pipelineModelParallelSize = 1

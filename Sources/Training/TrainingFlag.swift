@@ -170,6 +170,13 @@ extension TrainingFlag {
                      range: range, number: { $0[keyPath: path].map(Double.init) })
     }
 
+    static func number(_ name: String, _ group: Group, _ path: Path<Double?>, _ help: String, range: ValueRange,
+                       default text: String = "none") -> TrainingFlag {
+        TrainingFlag(name: name, kind: .number, group: group, help: help, defaultDescription: text, metavar: "X",
+                     apply: { (config, setting) throws(TrainingError) in config[keyPath: path] = try setting.double() },
+                     range: range, number: { $0[keyPath: path] })
+    }
+
     static func number(_ name: String, _ group: Group, _ path: Path<Double>, _ help: String, range: ValueRange,
                        default text: String? = nil) -> TrainingFlag {
         TrainingFlag(name: name, kind: .number, group: group, help: help,

@@ -6,6 +6,7 @@ extension TrainingFlag {
         initMethodStd, seed,
         weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad,
         microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples, noCheckForNaNInLossAndGrad,
+        exitSignalHandler, exitInterval, exitDurationInMins,
         lr, minLR, lrDecayStyle, lrWarmupIters, lrWarmupSamples, lrDecayIters, lrDecaySamples,
         save, saveInterval, load,
         tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, dataParallelSize,
@@ -60,6 +61,15 @@ extension TrainingFlag {
     public static let noCheckForNaNInLossAndGrad = flag(
         "no-check-for-nan-in-loss-and-grad", .training, \.noCheckForNaNInLossAndGrad,
         "Skip and count iterations whose loss or grad norm is not finite instead of stopping with an error.")
+    public static let exitSignalHandler = flag(
+        "exit-signal-handler", .training, \.exitSignalHandler,
+        "On SIGTERM or SIGINT finish the iteration, save to --save and exit 0 (a second signal kills at once).")
+    public static let exitInterval = integer("exit-interval", .training, \.exitInterval,
+                                             "Save to --save and exit 0 at the first iteration that is a multiple of N.",
+                                             range: .atLeast(1))
+    public static let exitDurationInMins = number("exit-duration-in-mins", .training, \.exitDurationInMins,
+                                                  "Save to --save and exit 0 after the iteration during which the run passed X minutes.",
+                                                  range: .positive, default: "none")
     // Learning rate.
     public static let lr = number("lr", .learningRate, \.lr, "Peak learning rate.", range: .positive, default: "required")
     public static let minLR = number("min-lr", .learningRate, \.minLR, "Learning rate at the end of the decay.", range: .nonNegative)

@@ -50,6 +50,14 @@ enum RankLauncher {
         _ = try RankThreads.run(size: ranks) { world in try body(world) }
     }
 
+    /// Whether this process holds global rank 0: always outside mpirun (rank threads share the
+    /// process); under an MPI launcher judged from the rank it announces, before MPI starts.
+    static var isGlobalRankZero: Bool {
+        guard MPICommunicator.isLaunchedByMPI else { return true }
+        let rank = ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"].lazy.compactMap { (name: String) in getenv(name) }.first
+        return rank.map { String(cString: $0) == "0" } ?? true
+    }
+
     /// Ranks of this job on this node, as Open MPI announces it.
     static var localRankCount: Int? {
         getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap { Int(String(cString: $0)) }

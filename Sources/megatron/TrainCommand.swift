@@ -26,6 +26,7 @@ struct TrainCommand: ParsableCommand {
     var arguments: [String] = []
 
     func run() throws {
+        let startTime = monotonicSeconds()
         if arguments.contains("--help") || arguments.contains("-h") {
             print(Self.helpMessage())
             return
@@ -35,6 +36,15 @@ struct TrainCommand: ParsableCommand {
         if let file = parsed.config { sources.append((file, try TrainingConfig.settings(fromFile: file))) }
         sources.append(("command line", parsed.settings))
         let config = try TrainingConfig(settings: sources)
+        // Global rank 0 claims --save for the whole run before any rank writes, then clears what
+        // killed runs left there.
+        var saveLock: DirectoryLock?
+        if let save = config.save, RankLauncher.isGlobalRankZero {
+            saveLock = try SaveFolder.claim(save)
+            let actions = try SaveFolder.removeStaleTemporaries(in: save)
+            if !actions.isEmpty { printLine("> cleaned up after an earlier run in \(save): " + actions.joined(separator: ", ")) }
+        }
+        if config.exitSignalHandler { ExitConditions.installSignalHandler() }
         let tokenizer = try config.tokenizerFile.map { try Tokenizer.load(tokenizerFile: $0) }
             ?? Tokenizer.load(vocabFile: config.vocabFile!, mergesFile: config.mergeFile!)
         guard let eod = tokenizer.endOfDocumentID else {
@@ -52,12 +62,16 @@ struct TrainCommand: ParsableCommand {
                 try ParallelState(world: $0, tensorParallel: config.tensorModelParallelSize,
                                   pipelineParallel: config.pipelineModelParallelSize)
             } ?? .single
-            try Self.train(config: config, vocabularySize: vocabularySize, eod: eod, parallel: state)
+            try Self.train(config: config, vocabularySize: vocabularySize, eod: eod, parallel: state, startTime: startTime)
         }
+        withExtendedLifetime(saveLock) {}
     }
 
-    /// The loop of one rank; global rank 0 logs and writes the metrics and event files.
-    static func train(config: TrainingConfig, vocabularySize: Int, eod: Int32, parallel: ParallelState) throws {
+    /// The loop of one rank; global rank 0 logs and writes the metrics and event files. Ends at
+    /// the last iteration, or earlier with a checkpoint when an `ExitConditions` reason comes up
+    /// (`startTime`: when the run started, for `--exit-duration-in-mins`).
+    static func train(config: TrainingConfig, vocabularySize: Int, eod: Int32, parallel: ParallelState,
+                      startTime: Double) throws {
         let trainer = try Trainer(config: config, vocabularySize: vocabularySize, endOfDocument: eod, parallel: parallel)
         let first = parallel.isFirst
         let metrics = first ? try config.metricsFile.map { try MetricsFile(path: $0) } : nil
@@ -65,16 +79,33 @@ struct TrainCommand: ParsableCommand {
         // Only the logging rank measures the sgemm peak (the others would run it at the same time).
         var log = TrainingLog(trainer: trainer, peakFLOPs: first ? GEMMPeak.measure() * 1e9 : 1, metrics: metrics,
                               tensorBoard: tensorBoard, quiet: !first)
+        let exits = ExitConditions(config: config, startTime: startTime)
         log.start()
+        if let metrics, metrics.repairedBytes > 0 {
+            log.note("cut off the torn last line (\(metrics.repairedBytes) bytes) of --metrics-file \(metrics.path)")
+        }
         while !trainer.finished {
             let stats = try trainer.step()
             log.record(stats)
             if trainer.iteration % config.evalInterval == 0 || trainer.finished, let loss = try trainer.evaluate() {
                 log.validation(loss: loss)
             }
+            var saved = false
             if let save = config.save, let interval = config.saveInterval, trainer.iteration % interval == 0 {
                 try trainer.save(to: save)
                 log.note("saved checkpoint at iteration \(trainer.iteration) to \(save)")
+                saved = true
+            }
+            if !trainer.finished, let reason = exits.reason(after: trainer.iteration, parallel: parallel) {
+                if let save = config.save, !saved {
+                    try trainer.save(to: save)
+                    log.note("saved checkpoint at iteration \(trainer.iteration) to \(save)")
+                } else if config.save == nil {
+                    log.note("no --save: exiting without a checkpoint")
+                }
+                log.note("exiting at iteration \(trainer.iteration): \(reason)")
+                log.finish()
+                return
             }
         }
         if let save = config.save, config.saveInterval.map({ trainer.iteration % $0 != 0 }) ?? true {

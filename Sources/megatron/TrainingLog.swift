@@ -33,9 +33,9 @@ struct TrainingLog {
         guard !quiet else { return }
         if let warning = trainer.loadWarning { print("WARNING: " + warning) }
         let c = trainer.model.config
-        print("> GPT: \(trainer.model.layout.totalCount) parameters, \(c.numLayers) layers, hidden \(c.hiddenSize), "
+        printLine("> GPT: \(trainer.model.layout.totalCount) parameters, \(c.numLayers) layers, hidden \(c.hiddenSize), "
               + "\(c.numAttentionHeads) heads, seq \(trainer.config.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize))")
-        print("> training \(trainer.totalSamples) samples from iteration \(trainer.iteration) "
+        printLine("> training \(trainer.totalSamples) samples from iteration \(trainer.iteration) "
               + "(consumed samples \(trainer.consumedSamples)); sgemm peak \(fixed(peakFLOPs / 1e9, 1)) GFLOP/s")
     }
 
@@ -67,22 +67,22 @@ struct TrainingLog {
         let loss = counted > 0 ? intervalLoss / Double(counted) : .nan
         let total = trainer.config.trainIters.map(String.init) ?? "?"
         if terminal { writeError("\r\u{1B}[K") }
-        print(" [\(timestamp())] iteration \(padded(stats.iteration, 8))/\(padded(total, 8)) | consumed samples: \(padded(stats.consumedSamples, 12))"
+        printLine(" [\(timestamp())] iteration \(padded(stats.iteration, 8))/\(padded(total, 8)) | consumed samples: \(padded(stats.consumedSamples, 12))"
               + " | elapsed time per iteration (ms): \(fixed(msPerIteration, 1)) | learning rate: \(scientificE(stats.learningRate))"
               + " | global batch size: \(padded(stats.globalBatchSize, 5)) | lm loss: \(scientificE(loss))"
               + " | grad norm: \(fixed(stats.gradNorm, 3)) | number of skipped iterations: \(padded(skipped, 3))"
               + " | number of nan iterations: \(padded(nan, 3)) | tokens/s: \(fixed(tokensPerSecond, 0))"
               + " | TFLOP/s: \(fixed(flops / 1e12, 4)) | MFU: \(fixed(flops / peakFLOPs * 100, 1))% |")
-        metrics?.write([
+        report("--metrics-file") { try metrics?.write([
             ("iteration", .number(Double(stats.iteration))), ("consumed_samples", .number(Double(stats.consumedSamples))),
             ("lm_loss", .number(loss)), ("lr", .number(stats.learningRate)), ("grad_norm", .number(stats.gradNorm)),
             ("global_batch_size", .number(Double(stats.globalBatchSize))), ("ms_per_iter", .number(msPerIteration)),
             ("tokens_per_s", .number(tokensPerSecond)), ("skipped_iterations", .number(Double(skipped))),
-        ])
-        tensorBoard?.scalars([("lm loss", loss), ("learning-rate", stats.learningRate),
+        ]) }
+        report("--tensorboard-dir") { try tensorBoard?.scalars([("lm loss", loss), ("learning-rate", stats.learningRate),
                               ("batch-size", Double(stats.globalBatchSize)), ("grad-norm", stats.gradNorm),
                               ("iteration-time", msPerIteration / 1000), ("throughput/tokens-per-second", tokensPerSecond)],
-                             step: stats.iteration)
+                             step: stats.iteration) }
         intervalSeconds = 0
         intervalLoss = 0
         intervalIterations = 0
@@ -94,20 +94,26 @@ struct TrainingLog {
     func validation(loss: Double) {
         guard !quiet else { return }
         let ppl = exp(min(loss, 20))
-        print(String(repeating: "-", count: 100))
-        print(" validation loss at iteration \(trainer.iteration) | lm loss value: \(scientificE(loss)) | lm loss PPL: \(scientificE(ppl)) |")
-        print(String(repeating: "-", count: 100))
-        tensorBoard?.scalars([("lm loss validation", loss), ("lm loss validation ppl", ppl)], step: trainer.iteration)
-        metrics?.write([("iteration", .number(Double(trainer.iteration))), ("validation_loss", .number(loss)),
-                        ("validation_ppl", .number(ppl))])
+        printLine(String(repeating: "-", count: 100))
+        printLine(" validation loss at iteration \(trainer.iteration) | lm loss value: \(scientificE(loss)) | lm loss PPL: \(scientificE(ppl)) |")
+        printLine(String(repeating: "-", count: 100))
+        report("--tensorboard-dir") { try tensorBoard?.scalars([("lm loss validation", loss), ("lm loss validation ppl", ppl)], step: trainer.iteration) }
+        report("--metrics-file") { try metrics?.write([("iteration", .number(Double(trainer.iteration))), ("validation_loss", .number(loss)),
+                               ("validation_ppl", .number(ppl))]) }
     }
 
-    func note(_ line: String) { if !quiet { print("> " + line) } }
+    /// A metrics or event write that failed: a warning per failure, and training goes on (the
+    /// record is left out of the file; checkpoints are what a run cannot lose).
+    private func report(_ flag: String, _ write: () throws -> Void?) {
+        do { _ = try write() } catch { writeError("warning: \(flag): \(error) (record skipped, training continues)\n") }
+    }
+
+    func note(_ line: String) { if !quiet { printLine("> " + line) } }
 
     func finish() {
         guard !quiet else { return }
         if terminal { writeError("\r\u{1B}[K") }
-        print("> done: iteration \(trainer.iteration), consumed samples \(trainer.consumedSamples)")
+        printLine("> done: iteration \(trainer.iteration), consumed samples \(trainer.consumedSamples)")
     }
 
     private func progress(_ iteration: Int) {
@@ -116,6 +122,13 @@ struct TrainingLog {
         writeError("\r[" + String(repeating: "=", count: done) + String(repeating: " ", count: width - done)
                    + "] \(iteration)/\(total)")
     }
+}
+
+/// Prints a line and flushes it at once, so that a killed run keeps its log even when standard
+/// output is a file or a pipe (block-buffered).
+func printLine(_ line: String) {
+    print(line)
+    fflush(nil)
 }
 
 private func padded(_ value: some CustomStringConvertible, _ width: Int) -> String {

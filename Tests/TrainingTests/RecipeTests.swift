@@ -122,7 +122,7 @@ import Testing
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)  // the standard check value
         let directory = "/tmp/megatron-tb-\(UInt32.random(in: 0...UInt32.max))"
         let writer = try TensorBoardWriter(directory: directory)
-        writer.scalars([("lm loss", 2.5)], step: 7)
+        try writer.scalars([("lm loss", 2.5)], step: 7)
         let bytes = try MappedFile.read(path: writer.path)
         // Two records, each: u64 length, u32 masked crc of the length, data, u32 masked crc of the data.
         var offset = 0, records = 0

@@ -1,0 +1,33 @@
+import Foundation
+import Testing
+
+/// What a user sees when a command line is wrong: one `Error:` line naming the flag or file, a
+/// non-zero exit, and no usage block after it.
+@Suite struct CommandLineErrorTests {
+    /// Runs `megatron arguments` (the binary beside the tests) and returns its status and stderr.
+    static func megatron(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TrainProcessTests.binary)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test(arguments: [
+        (["generate", "--load", "/nonexistent", "--tokenizer-file", "t.json", "--temperature", "-1"],
+         "Error: invalid --temperature: must be a finite number >= 0, got -1.0"),
+        (["preprocess", "--input", "x.jsonl", "--output-prefix", "y", "--vocab-file", "v", "--merge-file", "m", "--workers", "0"],
+         "Error: --workers must be at least 1, got 0"),
+        (["train", "--num-layers", "2", "--no-such-flag"], "Error: --no-such-flag: unknown flag"),
+    ])
+    func aBadCommandLineIsOneErrorLine(arguments: [String], expected: String) throws {
+        let result = try Self.megatron(arguments)
+        #expect(result.status != 0)
+        #expect(result.stderr == expected + "\n", "\(result.stderr)")
+    }
+}
