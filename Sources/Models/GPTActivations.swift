@@ -5,19 +5,21 @@ import Parameters
 final class GPTLayerActivations {
     let ln1: FloatBuffer, ln1Mean: FloatBuffer, ln1Rstd: FloatBuffer  // [n, c], [n], [n]
     let qkv: FloatBuffer                                               // [n, 3c]
-    let attention: FloatBuffer                                         // [n, c]
-    let attentionLSE: FloatBuffer                                      // [batch, heads, seqLength]
+    let attention: FloatBuffer                                         // [n, c] (empty when recomputed)
+    let attentionLSE: FloatBuffer                                      // [batch, heads, seqLength] (likewise)
     let residual2: FloatBuffer                                         // [n, c] input + attention branch
     let ln2: FloatBuffer, ln2Mean: FloatBuffer, ln2Rstd: FloatBuffer
     let fc: FloatBuffer                                                // [n, 4c] before GELU
     let residual3: FloatBuffer                                         // [n, c] the layer's output
 
-    /// `local` is this rank's share of the hidden size (c / TP) and `ffnLocal` its share of the MLP.
-    init(n: Int, c: Int, local: Int, ffnLocal: Int, lseCount: Int) {
+    /// `local` is this rank's share of the hidden size (c / TP) and `ffnLocal` its share of the
+    /// MLP; without `keepsAttentionCore` the attention output and statistics are not stored
+    /// (selective recomputation).
+    init(n: Int, c: Int, local: Int, ffnLocal: Int, lseCount: Int, keepsAttentionCore: Bool = true) {
         ln1 = FloatBuffer(count: n * c); ln1Mean = FloatBuffer(count: n); ln1Rstd = FloatBuffer(count: n)
         qkv = FloatBuffer(count: n * 3 * local)
-        attention = FloatBuffer(count: n * local)
-        attentionLSE = FloatBuffer(count: lseCount)
+        attention = FloatBuffer(count: keepsAttentionCore ? n * local : 0)
+        attentionLSE = FloatBuffer(count: keepsAttentionCore ? lseCount : 0)
         residual2 = FloatBuffer(count: n * c)
         ln2 = FloatBuffer(count: n * c); ln2Mean = FloatBuffer(count: n); ln2Rstd = FloatBuffer(count: n)
         fc = FloatBuffer(count: n * ffnLocal)
@@ -25,12 +27,19 @@ final class GPTLayerActivations {
     }
 
     /// The layer's forward buffers, with the GELU output in `gelu` (shared scratch: the backward
-    /// recomputes it).
-    func buffers(gelu: UnsafeMutablePointer<Float>) -> TransformerLayerBuffers {
+    /// recomputes it) and the attention core's output in `attention` (its own buffer unless it
+    /// is recomputed).
+    func buffers(gelu: UnsafeMutablePointer<Float>, attention: UnsafeMutablePointer<Float>? = nil) -> TransformerLayerBuffers {
         TransformerLayerBuffers(ln1: ln1.pointer, ln1Mean: ln1Mean.pointer, ln1Rstd: ln1Rstd.pointer, qkv: qkv.pointer,
-                                attention: attention.pointer, residual2: residual2.pointer, ln2: ln2.pointer,
+                                attention: attention ?? self.attention.pointer, residual2: residual2.pointer, ln2: ln2.pointer,
                                 ln2Mean: ln2Mean.pointer, ln2Rstd: ln2Rstd.pointer, fc: fc.pointer, gelu: gelu,
                                 output: residual3.pointer)
+    }
+
+    /// Bytes held.
+    var allocatedBytes: Int {
+        4 * [ln1, ln1Mean, ln1Rstd, qkv, attention, attentionLSE, residual2, ln2, ln2Mean, ln2Rstd, fc, residual3]
+            .reduce(0) { $0 + $1.count }
     }
 }
 
@@ -42,6 +51,10 @@ final class GPTLayerActivations {
 /// previous stage) and `output` its output (sent to the next stage). `outputGradient` receives
 /// the gradient of the output before the backward; after the backward the same buffer holds the
 /// gradient of the input (`inputGradient`), sent to the previous stage.
+///
+/// With full recomputation a recomputed layer keeps nothing: its group keeps its input (the
+/// previous layer's output, or the boundary copy of the previous group's output) and the group's
+/// output is copied into a boundary buffer for whatever follows it.
 public final class GPTActivations {
     /// Micro-batch shape.
     public let batch: Int
@@ -51,7 +64,12 @@ public final class GPTActivations {
     var totals: CrossEntropy.Totals?
     var forwarded = false
     let embedded: FloatBuffer                        // [n, c] the chunk's input
-    let layers: [GPTLayerActivations]
+    /// Each layer's saved activations; nil for a layer that full recomputation re-runs.
+    let layers: [GPTLayerActivations?]
+    /// The recomputed groups of layers, in order.
+    let recomputedGroups: [Range<Int>]
+    /// The output of each recomputed group, by the index of the layer (or chunk end) it feeds.
+    let boundaries: [Int: FloatBuffer]
     let lnf: FloatBuffer, lnfMean: FloatBuffer, lnfRstd: FloatBuffer
     let logits: FloatBuffer                          // [n, vocab]; becomes its gradient in backward (empty without the head)
     let logitsLSE: FloatBuffer, losses: FloatBuffer  // [n]
@@ -59,8 +77,9 @@ public final class GPTActivations {
 
     /// Sizes for `layerCount` layers on one rank of a tensor-parallel group of `t`, with the
     /// final LayerNorm and output layer when `head`: QKV, attention, MLP and logits hold the
-    /// rank's heads, MLP units and vocabulary range.
-    init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, layerCount: Int, head: Bool) {
+    /// rank's heads, MLP units and vocabulary range. `recomputation` says what is not kept.
+    init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, layerCount: Int, head: Bool,
+         recomputation: ActivationRecomputation = .none) {
         self.batch = batch
         self.seqLength = seqLength
         let n = batch * seqLength
@@ -71,9 +90,14 @@ public final class GPTActivations {
         targets = Int32Buffer(count: n)
         lossMask = FloatBuffer(count: n)
         embedded = FloatBuffer(count: n * c)
-        layers = (0..<layerCount).map { _ in
-            GPTLayerActivations(n: n, c: c, local: local, ffnLocal: ffnLocal, lseCount: batch * config.numAttentionHeads / t * seqLength)
+        recomputedGroups = recomputation.recomputedGroups(layerCount: layerCount)
+        let recomputed = Set(recomputedGroups.flatMap { $0 })
+        layers = (0..<layerCount).map { l in
+            recomputed.contains(l) ? nil : GPTLayerActivations(
+                n: n, c: c, local: local, ffnLocal: ffnLocal, lseCount: batch * config.numAttentionHeads / t * seqLength,
+                keepsAttentionCore: !recomputation.recomputesAttentionCore)
         }
+        boundaries = Dictionary(uniqueKeysWithValues: recomputedGroups.map { ($0.upperBound, FloatBuffer(count: n * c)) })
         let headRows = head ? n : 0
         lnf = FloatBuffer(count: headRows * c); lnfMean = FloatBuffer(count: headRows); lnfRstd = FloatBuffer(count: headRows)
         logits = FloatBuffer(count: headRows * config.paddedVocabSize / t)
@@ -82,12 +106,24 @@ public final class GPTActivations {
         dresidual = FloatBuffer(count: n * c)
     }
 
+    /// The input of layer `l` (`l == layers.count`: the chunk's output).
+    func input(ofLayer l: Int) -> UnsafeMutablePointer<Float> {
+        if l == 0 { return embedded.pointer }
+        if let previous = layers[l - 1] { return previous.residual3.pointer }
+        return boundaries[l]!.pointer
+    }
+
+    /// The recomputed group holding layer `l`, if any.
+    func recomputedGroup(of l: Int) -> Range<Int>? {
+        layers[l] == nil ? recomputedGroups.first { $0.contains(l) } : nil
+    }
+
     /// Elements of `input`, `output` and the gradients (`batch * seqLength * hiddenSize`).
     public var hiddenCount: Int { embedded.count }
     /// The chunk's input activation `[batch, seqLength, hidden]` (write the received one here).
     public var input: UnsafeMutablePointer<Float> { embedded.pointer }
     /// The chunk's output activation after its forward.
-    public var output: UnsafePointer<Float> { UnsafePointer(layers.last?.residual3.pointer ?? embedded.pointer) }
+    public var output: UnsafePointer<Float> { UnsafePointer(input(ofLayer: layers.count)) }
     /// Write the gradient of the output here before the backward of a chunk without the loss.
     public var outputGradient: UnsafeMutablePointer<Float> { dresidual.pointer }
     /// The gradient of the input after the backward.
@@ -95,12 +131,10 @@ public final class GPTActivations {
 
     /// Bytes this set holds (what `GPTMemory.activationBytes` predicts).
     var allocatedBytes: Int {
-        let perLayer = layers.map { a in
-            [a.ln1, a.ln1Mean, a.ln1Rstd, a.qkv, a.attention, a.attentionLSE, a.residual2, a.ln2, a.ln2Mean, a.ln2Rstd, a.fc, a.residual3]
-                .reduce(0) { $0 + $1.count }
-        }.reduce(0, +)
+        let perLayer = layers.reduce(0) { $0 + ($1?.allocatedBytes ?? 0) }
         let own = [lossMask, embedded, lnf, lnfMean, lnfRstd, logits, logitsLSE, losses, dresidual].reduce(0) { $0 + $1.count }
-        return 4 * (tokens.count + targets.count + own + perLayer)
+            + boundaries.values.reduce(0) { $0 + $1.count }
+        return 4 * (tokens.count + targets.count + own) + perLayer
     }
 }
 
@@ -116,14 +150,21 @@ final class GPTScratch {
     let dfc: FloatBuffer                             // [n, 4c]
     let ones: FloatBuffer                            // [n] for bias gradients
     let crossEntropyScratch: FloatBuffer             // [3n] vocab-parallel row statistics
+    /// The attention core's output and statistics of a layer whose core is recomputed
+    /// (selective recomputation; empty otherwise).
+    let attention: FloatBuffer, attentionLSE: FloatBuffer
+    /// Full activations of one recomputed group, re-run in the backward (full recomputation).
+    let workspace: [GPTLayerActivations]
 
-    init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int) {
+    init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, recomputation: ActivationRecomputation = .none,
+         layersPerChunk: Int = 0) {
         self.batch = batch
         self.seqLength = seqLength
         let n = batch * seqLength
         let c = config.hiddenSize
         let local = c / t
         let ffnLocal = config.ffnHiddenSize / t
+        let lseCount = batch * config.numAttentionHeads / t * seqLength
         gelu = FloatBuffer(count: n * ffnLocal)
         attentionScratch = FloatBuffer(count: Attention.scratchCount(seqLength: seqLength))
         dln = FloatBuffer(count: n * c)
@@ -133,11 +174,19 @@ final class GPTScratch {
         ones = FloatBuffer(count: n)
         ones.pointer.update(repeating: 1, count: n)
         crossEntropyScratch = FloatBuffer(count: 3 * n)
+        let selective = recomputation.recomputesAttentionCore
+        attention = FloatBuffer(count: selective ? n * local : 0)
+        attentionLSE = FloatBuffer(count: selective ? lseCount : 0)
+        let groupSize = recomputation.recomputedGroups(layerCount: layersPerChunk).map(\.count).max() ?? 0
+        workspace = (0..<groupSize).map { _ in
+            GPTLayerActivations(n: n, c: c, local: local, ffnLocal: ffnLocal, lseCount: lseCount)
+        }
     }
 
     /// Bytes this scratch holds (what `GPTMemory.scratchBytes` predicts).
     var allocatedBytes: Int {
-        4 * [gelu, attentionScratch, dln, dattention, dqkv, dfc, ones, crossEntropyScratch].reduce(0) { $0 + $1.count }
+        4 * [gelu, attentionScratch, dln, dattention, dqkv, dfc, ones, crossEntropyScratch, attention, attentionLSE]
+            .reduce(0) { $0 + $1.count } + workspace.reduce(0) { $0 + $1.allocatedBytes }
     }
 
     /// The gradient scratch every layer's backward uses in turn.

@@ -34,6 +34,8 @@ public final class GPTModel {
     public let shards: [TensorShard]
     /// The layers, embedding and head this pipeline stage holds.
     public let part: GPTPipelinePart
+    /// Which activations the backward recomputes instead of keeping.
+    public let recomputation: ActivationRecomputation
 
     /// Creates a model with Megatron's initialization from `seed`: weights normal(0, std), the
     /// attention and MLP output projections normal(0, std / sqrt(2 * numLayers)), biases zero,
@@ -45,8 +47,9 @@ public final class GPTModel {
     /// parallel), and full copies of LayerNorms, position embeddings and output biases. With a
     /// pipeline `part`, it holds only that stage's layers, embedding and head. The full weights
     /// are generated from `seed` and sliced, so every layout starts from the same model.
+    /// `recomputation` trades the backward's saved activations for a second forward.
     public init(config: GPTConfig, seed: UInt64 = 1234, tensorParallel: Communicator? = nil,
-                part: GPTPipelinePart? = nil) throws(ConfigurationError) {
+                part: GPTPipelinePart? = nil, recomputation: ActivationRecomputation = .none) throws(ConfigurationError) {
         try config.validate()
         let t = tensorParallel?.size ?? 1
         let part = part ?? .whole(numLayers: config.numLayers)
@@ -60,6 +63,8 @@ public final class GPTModel {
         } catch {
             throw .layout(error)
         }
+        try recomputation.validate(layersPerChunk: part.chunkLayers.map(\.count).min() ?? 0)
+        self.recomputation = recomputation
         self.config = config
         region = TensorParallelRegion(group: tensorParallel)
         self.part = part
@@ -132,7 +137,8 @@ public final class GPTModel {
     /// Activation storage for one micro-batch in flight through model chunk `chunk`.
     public func makeActivations(chunk: Int, batch: Int, seqLength: Int) -> GPTActivations {
         GPTActivations(config: config, batch: batch, seqLength: seqLength, tensorParallel: tensorParallelSize,
-                       layerCount: part.chunkLayers[chunk].count, head: part.computesLoss(chunk: chunk))
+                       layerCount: part.chunkLayers[chunk].count, head: part.computesLoss(chunk: chunk),
+                       recomputation: recomputation)
     }
 
     /// Checks a micro-batch's ids and copies its tokens, targets and loss mask into `acts` (the
@@ -150,7 +156,8 @@ public final class GPTModel {
     private func scratchFor(batch: Int, seqLength: Int) -> GPTScratch {
         if let scratch, scratch.batch == batch, scratch.seqLength == seqLength { return scratch }
         scratch = nil
-        let created = GPTScratch(config: config, batch: batch, seqLength: seqLength, tensorParallel: tensorParallelSize)
+        let created = GPTScratch(config: config, batch: batch, seqLength: seqLength, tensorParallel: tensorParallelSize,
+                                 recomputation: recomputation, layersPerChunk: part.chunkLayers.map(\.count).max() ?? 0)
         scratch = created
         return created
     }
@@ -173,12 +180,27 @@ public final class GPTModel {
         }
         var residual = UnsafePointer(acts.embedded.pointer)
         for (l, layer) in stage.chunks[chunk].enumerated() {
-            let a = acts.layers[l]
-            layer.forward(input: residual, buffers: a.buffers(gelu: s.gelu.pointer), rows: n, params: p, region: region) { qkv, out in
-                Attention.forward(out: out, logSumExp: a.attentionLSE.pointer, qkv: qkv, scratch: s.attentionScratch.pointer,
-                                  batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize)
+            if let a = acts.layers[l] {
+                // A kept layer (its attention core goes to scratch when the backward recomputes it).
+                let selective = recomputation.recomputesAttentionCore
+                let logSumExp = selective ? s.attentionLSE.pointer : a.attentionLSE.pointer
+                layer.forward(input: residual, buffers: a.buffers(gelu: s.gelu.pointer, attention: selective ? s.attention.pointer : nil),
+                              rows: n, params: p, region: region) { qkv, out in
+                    Attention.forward(out: out, logSumExp: logSumExp, qkv: qkv, scratch: s.attentionScratch.pointer,
+                                      batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize)
+                }
+                residual = UnsafePointer(a.residual3.pointer)
+            } else {
+                // A recomputed layer runs in the workspace; its group's output is kept at the boundary.
+                let group = acts.recomputedGroup(of: l)!
+                let w = s.workspace[l - group.lowerBound]
+                forwardInWorkspace(layer, input: residual, workspace: w, acts: acts, scratch: s, params: p)
+                residual = UnsafePointer(w.residual3.pointer)
+                if l == group.upperBound - 1 {
+                    acts.boundaries[group.upperBound]!.pointer.update(from: residual, count: n * c)
+                    residual = UnsafePointer(acts.boundaries[group.upperBound]!.pointer)
+                }
             }
-            residual = UnsafePointer(a.residual3.pointer)
         }
         acts.forwarded = true
         guard part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm else { return nil }
@@ -222,20 +244,54 @@ public final class GPTModel {
                                            params: p, grads: grad, ones: nil, rows: n)
             region.copyToRegionBackward(s.dln.pointer, count: n * c)
             dresidual.update(repeating: 0, count: n * c)
-            let lastResidual = layers.isEmpty ? acts.embedded.pointer : acts.layers[layers.count - 1].residual3.pointer
+            let lastResidual = acts.input(ofLayer: layers.count)
             LayerNorm.backward(dinp: dresidual, dweight: grad + finalLN.weight, dbias: grad + finalLN.bias, dout: s.dln.pointer,
                                inp: lastResidual, weight: p + finalLN.weight, mean: acts.lnfMean.pointer,
                                rstd: acts.lnfRstd.pointer, rows: n, channels: c)
             acts.totals = nil
         }
         let gradients = s.layerGradients
+        var materialized: Range<Int>?  // the recomputed group whose activations the workspace holds
         for l in stride(from: layers.count - 1, through: 0, by: -1) {
-            let a = acts.layers[l]
-            let input = UnsafePointer(l == 0 ? acts.embedded.pointer : acts.layers[l - 1].residual3.pointer)
-            layers[l].backward(input: input, buffers: a.buffers(gelu: s.gelu.pointer), dresidual: dresidual, scratch: gradients,
+            let buffers: TransformerLayerBuffers, input: UnsafePointer<Float>
+            let qkv: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>
+            if let a = acts.layers[l] {
+                input = UnsafePointer(acts.input(ofLayer: l))
+                qkv = UnsafePointer(a.qkv.pointer)
+                if recomputation.recomputesAttentionCore {
+                    // Selective recomputation: the attention core again, from the saved QKV.
+                    Attention.forward(out: s.attention.pointer, logSumExp: s.attentionLSE.pointer, qkv: qkv,
+                                      scratch: s.attentionScratch.pointer, batch: batch, seqLength: seqLength,
+                                      heads: localHeads, channels: c / tensorParallelSize)
+                    buffers = a.buffers(gelu: s.gelu.pointer, attention: s.attention.pointer)
+                    logSumExp = UnsafePointer(s.attentionLSE.pointer)
+                } else {
+                    buffers = a.buffers(gelu: s.gelu.pointer)
+                    logSumExp = UnsafePointer(a.attentionLSE.pointer)
+                }
+            } else {
+                // Full recomputation: re-run the group's forward from its kept input, once per group.
+                let group = acts.recomputedGroup(of: l)!
+                if materialized != group {
+                    var x = UnsafePointer(acts.input(ofLayer: group.lowerBound))
+                    for j in group {
+                        let w = s.workspace[j - group.lowerBound]
+                        forwardInWorkspace(layers[j], input: x, workspace: w, acts: acts, scratch: s, params: p)
+                        x = UnsafePointer(w.residual3.pointer)
+                    }
+                    materialized = group
+                }
+                let k = l - group.lowerBound
+                let w = s.workspace[k]
+                input = UnsafePointer(k == 0 ? acts.input(ofLayer: group.lowerBound) : s.workspace[k - 1].residual3.pointer)
+                buffers = w.buffers(gelu: s.gelu.pointer)
+                qkv = UnsafePointer(w.qkv.pointer)
+                logSumExp = UnsafePointer(w.attentionLSE.pointer)
+            }
+            layers[l].backward(input: input, buffers: buffers, dresidual: dresidual, scratch: gradients,
                                rows: n, params: p, grads: grad, region: region) { dqkv, dout in
-                Attention.backward(dqkv: dqkv, dout: dout, out: a.attention.pointer, logSumExp: a.attentionLSE.pointer,
-                                   qkv: a.qkv.pointer, scratch: s.attentionScratch.pointer,
+                Attention.backward(dqkv: dqkv, dout: dout, out: buffers.attention, logSumExp: logSumExp, qkv: qkv,
+                                   scratch: s.attentionScratch.pointer,
                                    batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize)
             }
         }
@@ -244,6 +300,19 @@ public final class GPTModel {
                                       grads: grad, region: region)
         }
         acts.forwarded = false
+    }
+
+    /// Runs `layer` forward on `input` with every activation in the workspace slot `w` (a layer
+    /// of a recomputed group: in the forward, and again in the backward).
+    private func forwardInWorkspace(_ layer: TransformerLayer, input: UnsafePointer<Float>, workspace w: GPTLayerActivations,
+                                    acts: GPTActivations, scratch s: GPTScratch, params p: UnsafePointer<Float>) {
+        let localHeads = config.numAttentionHeads / tensorParallelSize
+        layer.forward(input: input, buffers: w.buffers(gelu: s.gelu.pointer), rows: acts.batch * acts.seqLength, params: p,
+                      region: region) { qkv, out in
+            Attention.forward(out: out, logSumExp: w.attentionLSE.pointer, qkv: qkv, scratch: s.attentionScratch.pointer,
+                              batch: acts.batch, seqLength: acts.seqLength, heads: localHeads,
+                              channels: config.hiddenSize / tensorParallelSize)
+        }
     }
 
     private func validate(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, count: Int,

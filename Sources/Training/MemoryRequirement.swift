@@ -39,7 +39,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
     /// The requirement of pipeline stage `stage` of `layout` for `config` with micro-batches of
     /// `microBatchSize` and global batches of up to `globalBatchSize`; `threads` kernel threads.
     public init(config: GPTConfig, layout: RankGrid, stage: Int, microBatchSize: Int, globalBatchSize: Int,
-                seqLength: Int, distributedOptimizer: Bool, threads: Int) {
+                seqLength: Int, distributedOptimizer: Bool, threads: Int, recomputation: ActivationRecomputation = .none) {
         let t = layout.tensorParallel, p = layout.pipelineParallel, v = layout.virtualStages
         let parameters = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p)
         weightsAndGradients = 8 * parameters
@@ -61,9 +61,9 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         let perChunk = config.numLayers / (p * v)
         activations = Double(microBatchesInFlight) * GPTMemory.activationBytes(
             config: config, batch: microBatchSize, seqLength: seqLength, tensorParallel: t, layerCount: perChunk,
-            head: stage == p - 1)
+            head: stage == p - 1, recomputation: recomputation)
         scratch = GPTMemory.scratchBytes(config: config, batch: microBatchSize, seqLength: seqLength, tensorParallel: t,
-                                         threads: threads)
+                                         threads: threads, recomputation: recomputation, layersPerChunk: perChunk)
     }
 
     /// Parameters (floats) of one tensor-parallel rank of pipeline stage `stage`, without
@@ -108,7 +108,8 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
             if training.maxPositionEmbeddings == nil { config.maxPositionEmbeddings = seqLength }
             let stages = (0..<layout.pipelineParallel).map {
                 MemoryRequirement(config: config, layout: layout, stage: $0, microBatchSize: microBatch, globalBatchSize: globalBatch,
-                                  seqLength: seqLength, distributedOptimizer: training.useDistributedOptimizer, threads: threads)
+                                  seqLength: seqLength, distributedOptimizer: training.useDistributedOptimizer, threads: threads,
+                                  recomputation: training.recomputation)
             }
             let busiest = stages.max { $0.peak < $1.peak }!
             let ranks = ranksOnThisMachine(parallel)

@@ -86,7 +86,8 @@ public final class Trainer {
         try MemoryRequirement.check(config: modelConfig, training: config, layout: layout, parallel: parallel)
         let part = try GPTPipelinePart(numLayers: modelConfig.numLayers, stages: parallel.pipelineParallel,
                                        stage: parallel.pipelineRank, chunks: config.virtualPipelineChunks)
-        model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part)
+        model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part,
+                             recomputation: config.recomputation)
         executor = PipelineExecutor(model: model, pipeline: parallel.pipeline)
         var hyper = AdamW.Hyperparameters(learningRate: 0)
         hyper.beta1 = Float(config.adamBeta1)

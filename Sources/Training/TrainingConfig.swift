@@ -78,6 +78,12 @@ public struct TrainingConfig: Sendable, Equatable {
     /// Elements per data-parallel gradient all-reduce (Megatron's `--ddp-bucket-size`; default
     /// max(40M, 1M x DP)). Buckets run one after another after the backward, not overlapped.
     public var ddpBucketSize: Int?
+    /// `--recompute-granularity` (nil: keep every activation).
+    public var recomputeGranularity: ActivationRecomputation.Granularity?
+    /// `--recompute-method` (with full; nil: uniform).
+    public var recomputeMethod: ActivationRecomputation.Method?
+    /// `--recompute-num-layers` (with full; nil: 1).
+    public var recomputeNumLayers: Int?
     /// The settings the config was built from, merged (later sources override earlier ones);
     /// stored in checkpoints as the run's arguments.
     public private(set) var arguments = JSONValue.object([])
@@ -224,6 +230,19 @@ public struct TrainingConfig: Sendable, Equatable {
                 }
             }
         }
+        // Megatron: the method and the layer count belong to full recomputation.
+        if recomputeGranularity != .full && (recomputeMethod != nil || recomputeNumLayers != nil) {
+            throw .invalidFlag(recomputeMethod != nil ? "--recompute-method" : "--recompute-num-layers",
+                               "needs --recompute-granularity full")
+        }
+        do {
+            try recomputation.validate(layersPerChunk: numLayers / (pipelineModelParallelSize * virtualPipelineChunks))
+        } catch {
+            switch error {
+            case let .invalid(flag, reason): throw .invalidFlag(flag, reason)
+            case let .layout(layout): throw .layout(layout.description)
+            }
+        }
         guard (trainIters == nil) != (trainSamples == nil) else {
             throw .invalidFlag("--train-iters", "give exactly one of --train-iters and --train-samples")
         }
@@ -273,6 +292,12 @@ public struct TrainingConfig: Sendable, Equatable {
     public var virtualPipelineChunks: Int {
         guard let perChunk = numLayersPerVirtualPipelineStage else { return 1 }
         return (try? GPTPipelinePart.chunks(numLayers: numLayers, stages: pipelineModelParallelSize, layersPerChunk: perChunk)) ?? 1
+    }
+
+    /// What the backward recomputes (Megatron's three recompute flags).
+    public var recomputation: ActivationRecomputation {
+        ActivationRecomputation(granularity: recomputeGranularity ?? .none, method: recomputeMethod ?? .uniform,
+                                numLayers: recomputeNumLayers ?? 1)
     }
 
     /// The learning-rate schedule in samples.

@@ -1,3 +1,5 @@
+import Models
+
 /// The flags of `megatron train`, in the order `--help` lists them within their groups.
 extension TrainingFlag {
     /// Every flag `megatron train` and its config files accept (`--config FILE` aside).
@@ -10,7 +12,7 @@ extension TrainingFlag {
         lr, minLR, lrDecayStyle, lrWarmupIters, lrWarmupSamples, lrDecayIters, lrDecaySamples,
         save, saveInterval, load,
         tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, dataParallelSize,
-        useDistributedOptimizer, ddpBucketSize,
+        useDistributedOptimizer, ddpBucketSize, recomputeGranularity, recomputeMethod, recomputeNumLayers,
         evalInterval, evalIters,
         dataPath, split, dataCachePath, eodMaskLoss,
         tokenizerFile, vocabFile, mergeFile,
@@ -81,6 +83,30 @@ extension TrainingFlag {
             }
             config.lrDecayStyle = style
         }
+    // Activation recomputation (Korthikanti et al. 2022).
+    public static let recomputeGranularity = TrainingFlag(
+        name: "recompute-granularity", kind: .string, group: .training,
+        help: "Recompute activations in the backward: full (whole layers, see --recompute-method) or selective (the attention core).",
+        defaultDescription: "none", metavar: "full|selective") { (config, setting) throws(TrainingError) in
+            let text = try setting.string()
+            guard let granularity = ActivationRecomputation.Granularity(rawValue: text), granularity != .none else {
+                throw .config(path: setting.source, reason: "recompute-granularity must be full or selective, got \(text)")
+            }
+            config.recomputeGranularity = granularity
+        }
+    public static let recomputeMethod = TrainingFlag(
+        name: "recompute-method", kind: .string, group: .training,
+        help: "With full: uniform (every layer, in groups of --recompute-num-layers) or block (the first --recompute-num-layers of each stage).",
+        defaultDescription: "uniform", metavar: "uniform|block") { (config, setting) throws(TrainingError) in
+            let text = try setting.string()
+            guard let method = ActivationRecomputation.Method(rawValue: text) else {
+                throw .config(path: setting.source, reason: "recompute-method must be uniform or block, got \(text)")
+            }
+            config.recomputeMethod = method
+        }
+    public static let recomputeNumLayers = integer("recompute-num-layers", .training, \.recomputeNumLayers,
+                                                   "Layers per recomputed group (uniform) or recomputed layers per stage (block).",
+                                                   range: .atLeast(1), default: "1")
     public static let lrWarmupIters = integer("lr-warmup-iters", .learningRate, \.lrWarmupIters,
                                               "Linear warmup iterations.", range: .nonNegative, default: "0")
     public static let lrWarmupSamples = integer("lr-warmup-samples", .learningRate, \.lrWarmupSamples,

@@ -6,14 +6,24 @@ import Testing
 @Suite struct GPTMemoryTests {
     static let config = GPTConfig(numLayers: 3, hiddenSize: 48, numAttentionHeads: 4, maxPositionEmbeddings: 40, vocabSize: 301)
 
-    @Test(arguments: [(1, true), (1, false), (2, true), (4, false)])
-    func activationAndScratchBytesAreWhatIsAllocated(tensorParallel t: Int, head: Bool) {
-        let acts = GPTActivations(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 2, head: head)
-        #expect(GPTMemory.activationBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 2,
-                                          head: head) == Double(acts.allocatedBytes))
-        let scratch = GPTScratch(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t)
+    static let recomputations: [ActivationRecomputation] = [
+        .none, ActivationRecomputation(granularity: .selective), ActivationRecomputation(granularity: .full),
+        ActivationRecomputation(granularity: .full, method: .uniform, numLayers: 2),
+        ActivationRecomputation(granularity: .full, method: .block, numLayers: 1),
+    ]
+
+    @Test(arguments: [(1, true), (1, false), (2, true), (4, false)], recomputations)
+    func activationAndScratchBytesAreWhatIsAllocated(layout: (tensorParallel: Int, head: Bool), recomputation: ActivationRecomputation) {
+        let (t, head) = layout
+        let acts = GPTActivations(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 3, head: head,
+                                  recomputation: recomputation)
+        #expect(GPTMemory.activationBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 3,
+                                          head: head, recomputation: recomputation) == Double(acts.allocatedBytes))
+        let scratch = GPTScratch(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, recomputation: recomputation,
+                                 layersPerChunk: 3)
         #expect(GPTMemory.scratchBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t,
-                                       threads: ThreadPool.current.threadCount) == Double(scratch.allocatedBytes))
+                                       threads: ThreadPool.current.threadCount, recomputation: recomputation,
+                                       layersPerChunk: 3) == Double(scratch.allocatedBytes))
     }
 
     @Test func absurdShapesDoNotOverflow() {

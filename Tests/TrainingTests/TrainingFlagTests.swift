@@ -10,6 +10,8 @@ import Testing
         switch flag.name {
         case "rampup-batch-size": return (["4", "2", "16"], #"["4", "2", "16"]"#, #"["4", "2", "16"]"#)
         case "lr-decay-style": return (["cosine"], #""cosine""#, "cosine")
+        case "recompute-granularity": return (["selective"], #""selective""#, "selective")
+        case "recompute-method": return (["block"], #""block""#, "block")
         default: break
         }
         switch flag.kind {
