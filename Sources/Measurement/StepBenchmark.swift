@@ -6,8 +6,13 @@ import Parameters
 /// Times full training steps of a GPT on random tokens.
 public struct StepBenchmark {
     public let shape: BenchShape
+    /// What the backward recomputes.
+    public let recomputation: ActivationRecomputation
 
-    public init(shape: BenchShape) { self.shape = shape }
+    public init(shape: BenchShape, recomputation: ActivationRecomputation = .none) {
+        self.shape = shape
+        self.recomputation = recomputation
+    }
 
     /// Per-phase timings (milliseconds) of every timed step.
     public struct Result {
@@ -21,7 +26,7 @@ public struct StepBenchmark {
 
     public func run(warmup: Int, steps: Int) throws -> Result {
         let config = shape.gptConfig
-        let model = try GPTModel(config: config, seed: 1234)
+        let model = try GPTModel(config: config, seed: 1234, recomputation: recomputation)
         let optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: AdamW.Hyperparameters(learningRate: 1e-4))
         let n = shape.microBatch * shape.seqLength
         var rng = RandomGenerator(seed: 99)

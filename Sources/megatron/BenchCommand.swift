@@ -27,7 +27,11 @@ struct StepBenchCommand: ParsableCommand {
         MFU divides Megatron's model FLOPs per step (Narayanan et al. 2021, without recomputation),
           F = 72 B s l h^2 (1 + s / (6 h) + V / (12 l h)),
         by the step time and by the sgemm peak this command measures first (best of several
-        4096x768x3072 products on all BLAS threads). Peak memory is the process's peak resident set.
+        4096x768x3072 products on all BLAS threads). Peak memory is the process's peak resident set;
+        saved activations are the bytes the model keeps between forward and backward (the layers'
+        and, separately, the logits), counted by the code that allocates them.
+        With --recompute-granularity the backward recomputes activations (MFU still counts the
+        model FLOPs without the recomputation, as Megatron does).
         """)
 
     @Option(name: .long, help: "Configuration: S, M or 124M.")
@@ -42,6 +46,29 @@ struct StepBenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of text.")
     var json = false
 
+    @Option(name: .long, help: "full or selective: recompute activations in the backward (as train).")
+    var recomputeGranularity: String?
+
+    @Option(name: .long, help: "uniform or block (with full).")
+    var recomputeMethod: String = "uniform"
+
+    @Option(name: .long, help: "Layers per recomputed group (uniform) or recomputed layers (block).")
+    var recomputeNumLayers: Int = 1
+
+    /// The recomputation the flags ask for.
+    var recomputation: ActivationRecomputation {
+        get throws {
+            guard let text = recomputeGranularity else { return .none }
+            guard let granularity = ActivationRecomputation.Granularity(rawValue: text), granularity != .none else {
+                throw ValidationError("--recompute-granularity must be full or selective, got \(text)")
+            }
+            guard let method = ActivationRecomputation.Method(rawValue: recomputeMethod) else {
+                throw ValidationError("--recompute-method must be uniform or block, got \(recomputeMethod)")
+            }
+            return ActivationRecomputation(granularity: granularity, method: method, numLayers: recomputeNumLayers)
+        }
+    }
+
     func validate() throws {
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
@@ -49,8 +76,9 @@ struct StepBenchCommand: ParsableCommand {
 
     func run() throws {
         let peak = GEMMPeak.measure()
-        let result = try StepBenchmark(shape: config.shape).run(warmup: warmup, steps: steps)
-        let report = BenchReport(shape: config.shape, result: result, sgemmPeakGFLOPs: peak)
+        let recomputation = try recomputation
+        let result = try StepBenchmark(shape: config.shape, recomputation: recomputation).run(warmup: warmup, steps: steps)
+        let report = BenchReport(shape: config.shape, result: result, sgemmPeakGFLOPs: peak, recomputation: recomputation)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

@@ -1,4 +1,5 @@
 import Measurement
+import Models
 
 /// What `megatron bench` prints.
 struct BenchReport: Codable {
@@ -17,8 +18,13 @@ struct BenchReport: Codable {
     var sgemmPeakGFLOPs: Double
     var mfu: Double
     var finalLoss: Double
+    /// `none`, `selective` or `full (method, N layers)`.
+    var recompute: String
+    /// Bytes the transformer layers keep for the backward (one micro-batch), and the logits'.
+    var layerActivationMiB: Double
+    var logitsMiB: Double
 
-    init(shape: BenchShape, result: StepBenchmark.Result, sgemmPeakGFLOPs: Double) {
+    init(shape: BenchShape, result: StepBenchmark.Result, sgemmPeakGFLOPs: Double, recomputation: ActivationRecomputation) {
         config = shape.name
         parameters = result.parameterCount
         tokensPerStep = shape.microBatch * shape.seqLength
@@ -34,6 +40,17 @@ struct BenchReport: Codable {
         self.sgemmPeakGFLOPs = sgemmPeakGFLOPs
         mfu = achievedGFLOPs / sgemmPeakGFLOPs
         finalLoss = result.lastLoss
+        recompute = recomputation.description
+        let config = shape.gptConfig
+        let withHead = GPTMemory.activationBytes(config: config, batch: shape.microBatch, seqLength: shape.seqLength,
+                                                 tensorParallel: 1, layerCount: config.numLayers, head: true,
+                                                 recomputation: recomputation)
+        let withoutLayers = GPTMemory.activationBytes(config: config, batch: shape.microBatch, seqLength: shape.seqLength,
+                                                      tensorParallel: 1, layerCount: 0, head: true)
+        let withoutHead = GPTMemory.activationBytes(config: config, batch: shape.microBatch, seqLength: shape.seqLength,
+                                                    tensorParallel: 1, layerCount: 0, head: false)
+        layerActivationMiB = (withHead - withoutLayers) / 1_048_576
+        logitsMiB = (withoutLayers - withoutHead) / 1_048_576
     }
 
     var text: String {
@@ -42,6 +59,8 @@ struct BenchReport: Codable {
         config \(config): \(parameters) parameters, \(tokensPerStep) tokens/step, median of \(steps) steps
           ms/step          \(f(msPerStep)) (forward \(f(forwardMs)), backward \(f(backwardMs)), optimizer \(f(optimizerMs)))
           tokens/s         \(f(tokensPerSecond))
+          recompute        \(recompute)
+          saved activations \(f(layerActivationMiB)) MiB in the layers, \(f(logitsMiB)) MiB logits and loss
           peak memory      \(f(peakMemoryMiB)) MiB
           model FLOPs      \(f(modelTFLOPsPerStep, 3)) TFLOP/step -> \(f(achievedGFLOPs)) GFLOP/s
           sgemm peak       \(f(sgemmPeakGFLOPs)) GFLOP/s (measured)
