@@ -128,7 +128,7 @@ public final class BFloat16Buffer: @unchecked Sendable {
     /// The contents widened to fp32 (for tests and small exports).
     public var floats: [Float] {
         if count == 0 { return [] }
-        [Float](unsafeUninitializedCapacity: count) { storage, initialized in
+        return [Float](unsafeUninitializedCapacity: count) { storage, initialized in
             BFloat16Conversion.widenSerial(out: storage.baseAddress!, inp: pointer, count: count)
             initialized = count
         }
