@@ -32,8 +32,10 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        // oneDNN (Debian ships no pkg-config file for it): the bf16 GEMM under Kernels.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .target(name: "FileSupport", swiftSettings: checkedReleaseFlags),
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: releaseFlags),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL"], swiftSettings: releaseFlags),
         .target(name: "Parameters", dependencies: ["FileSupport"], swiftSettings: releaseFlags),
         .target(name: "Tokenizer", dependencies: ["FileSupport"], swiftSettings: releaseFlags),
         .target(name: "Datasets", dependencies: ["FileSupport", "Tokenizer"], swiftSettings: checkedReleaseFlags),

@@ -9,6 +9,8 @@ start=$(date +%s)
 
 need=()
 pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
+# oneDNN (the bf16 GEMM): Debian ships no dnnl.pc, so look for its header too.
+pkg-config --exists dnnl 2>/dev/null || [ -f /usr/include/oneapi/dnnl/dnnl.h ] || need+=(libdnnl-dev)
 pkg-config --exists ompi-c 2>/dev/null || need+=(libopenmpi-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ ${#need[@]} -gt 0 ]; then

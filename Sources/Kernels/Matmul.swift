@@ -35,20 +35,36 @@ public enum Matmul {
                                 ones: UnsafePointer<Float>?,
                                 rows: Int, inFeatures: Int, outFeatures: Int) {
         if let dinp {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                        Int32(rows), Int32(inFeatures), Int32(outFeatures),
-                        1, dout, Int32(outFeatures), weight, Int32(inFeatures),
-                        0, dinp, Int32(inFeatures))
+            inputGradient(dinp: dinp, dout: dout, weight: weight, rows: rows, inFeatures: inFeatures,
+                          outFeatures: outFeatures)
         }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                    Int32(outFeatures), Int32(inFeatures), Int32(rows),
-                    1, dout, Int32(outFeatures), inp, Int32(inFeatures),
-                    1, dweight, Int32(inFeatures))
+        weightGradient(dweight: dweight, dout: dout, inp: inp, rows: rows, inFeatures: inFeatures,
+                       outFeatures: outFeatures)
         if let dbias {
             guard let ones else { preconditionFailure("Matmul.backward needs `ones` for the bias gradient") }
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(outFeatures),
                         1, dout, Int32(outFeatures), ones, 1, 1, dbias, 1)
         }
+    }
+}
+
+extension Matmul {
+    /// The input gradient alone: overwrites `dinp` with `dout · W` (NN).
+    public static func inputGradient(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                     weight: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                    Int32(rows), Int32(inFeatures), Int32(outFeatures),
+                    1, dout, Int32(outFeatures), weight, Int32(inFeatures),
+                    0, dinp, Int32(inFeatures))
+    }
+
+    /// The weight gradient alone: adds `doutᵀ · inp` to `dweight` (TN).
+    public static func weightGradient(dweight: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                      inp: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                    Int32(outFeatures), Int32(inFeatures), Int32(rows),
+                    1, dout, Int32(outFeatures), inp, Int32(inFeatures),
+                    1, dweight, Int32(inFeatures))
     }
 }
 

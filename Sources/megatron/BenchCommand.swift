@@ -13,8 +13,8 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks: training steps (default), collectives and pipeline schedules.",
-        subcommands: [StepBenchCommand.self, CollectivesBenchCommand.self, PipelineBenchCommand.self],
+        abstract: "Benchmarks: training steps (default), collectives, pipeline schedules and GEMMs.",
+        subcommands: [StepBenchCommand.self, CollectivesBenchCommand.self, PipelineBenchCommand.self, GEMMBenchCommand.self],
         defaultSubcommand: StepBenchCommand.self)
 }
 
