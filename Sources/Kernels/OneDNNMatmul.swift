@@ -1,4 +1,7 @@
 import CDNNL
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// One GEMM `C[m, n] (+)= op(A)[m, k] · op(B)[k, n] (+ bias[n])` through oneDNN's matmul
@@ -71,6 +74,15 @@ public enum OneDNNMatmul {
                     dnnl_exec_arg_t(arg: 33, memory: memory(entry.b, b)),      // DNNL_ARG_WEIGHTS
                     dnnl_exec_arg_t(arg: 17, memory: memory(entry.c, c))]      // DNNL_ARG_DST
         if let bias { args.append(dnnl_exec_arg_t(arg: 41, memory: memory(entry.bias, bias))) }  // DNNL_ARG_BIAS
+        // This call's own scratchpad (see OneDNNPrimitive.scratchpad).
+        var scratch: UnsafeMutableRawPointer?
+        if entry.scratchpadBytes > 0 {
+            guard posix_memalign(&scratch, 64, entry.scratchpadBytes) == 0, let scratch else {
+                fatalError("oneDNN: cannot allocate a \(entry.scratchpadBytes)-byte scratchpad")
+            }
+            args.append(dnnl_exec_arg_t(arg: 80, memory: memory(entry.scratchpad, scratch)))  // DNNL_ARG_SCRATCHPAD
+        }
+        defer { free(scratch) }
         let stream = OneDNNContext.shared.takeStream()
         check(dnnl_primitive_execute(entry.primitive, stream, Int32(args.count), &args), "dnnl_primitive_execute")
         check(dnnl_stream_wait(stream), "dnnl_stream_wait")
@@ -121,6 +133,11 @@ public enum OneDNNMatmul {
 final class OneDNNPrimitive: @unchecked Sendable {
     let primitive: dnnl_primitive_t?
     let a: dnnl_memory_desc_t, b: dnnl_memory_desc_t, c: dnnl_memory_desc_t, bias: dnnl_memory_desc_t
+    /// The per-call scratchpad: the primitive is created with a user-managed scratchpad so
+    /// that threads executing it at once never share oneDNN's global one (Debian's build has no
+    /// concurrent-execution scratchpad).
+    let scratchpad: dnnl_memory_desc_t
+    let scratchpadBytes: Int
     let implementation: String
 
     init?(_ shape: OneDNNMatmul.Shape, engine: dnnl_engine_t?) {
@@ -138,6 +155,8 @@ final class OneDNNPrimitive: @unchecked Sendable {
         var attr: dnnl_primitive_attr_t?
         OneDNNMatmul.check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
         defer { dnnl_primitive_attr_destroy(attr) }
+        OneDNNMatmul.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
+                           "dnnl_primitive_attr_set_scratchpad_mode")
         if shape.accumulate {
             var postOps: dnnl_post_ops_t?
             OneDNNMatmul.check(dnnl_post_ops_create(&postOps), "dnnl_post_ops_create")
@@ -151,6 +170,13 @@ final class OneDNNPrimitive: @unchecked Sendable {
         var name: UnsafePointer<CChar>?
         dnnl_primitive_desc_query(descriptor, dnnl_query_impl_info_str, 0, &name)
         implementation = name.map { String(cString: $0) } ?? "?"
+        if let md = dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0) {
+            scratchpad = md.pointee
+        } else {
+            scratchpad = dnnl_memory_desc_t()
+        }
+        var md = scratchpad
+        scratchpadBytes = dnnl_memory_desc_get_size(&md)
         var primitive: dnnl_primitive_t?
         guard dnnl_primitive_create(&primitive, descriptor) == dnnl_success else { return nil }
         self.primitive = primitive
