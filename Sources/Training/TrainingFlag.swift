@@ -200,6 +200,22 @@ extension TrainingFlag {
         }
     }
 
+    /// A flag whose value is one of `choices` (an enumeration's raw values), stored through `set`.
+    static func choice<Value: RawRepresentable>(_ name: String, _ group: Group, _ choices: [Value], _ help: String,
+                                                default text: String, set: @escaping @Sendable (inout TrainingConfig, Value) -> Void)
+        -> TrainingFlag where Value.RawValue == String {
+        let names = choices.map(\.rawValue)
+        let list = names.dropLast().joined(separator: ", ") + (names.count > 1 ? " or " : "") + (names.last ?? "")
+        return TrainingFlag(name: name, kind: .string, group: group, help: help, defaultDescription: text,
+                            metavar: names.joined(separator: "|")) { (config, setting) throws(TrainingError) in
+            let text = try setting.string()
+            guard names.contains(text), let value = Value(rawValue: text) else {
+                throw .config(path: setting.source, reason: "\(name) must be \(list), got \(text)")
+            }
+            set(&config, value)
+        }
+    }
+
     static func flag(_ name: String, _ group: Group, _ path: Path<Bool>, _ help: String) -> TrainingFlag {
         TrainingFlag(name: name, kind: .flag, group: group, help: help,
                      defaultDescription: String(TrainingConfig()[keyPath: path]), metavar: "") {

@@ -75,38 +75,9 @@ extension TrainingFlag {
     // Learning rate.
     public static let lr = number("lr", .learningRate, \.lr, "Peak learning rate.", range: .positive, default: "required")
     public static let minLR = number("min-lr", .learningRate, \.minLR, "Learning rate at the end of the decay.", range: .nonNegative)
-    public static let lrDecayStyle = TrainingFlag(
-        name: "lr-decay-style", kind: .string, group: .learningRate, help: "Decay after warmup: constant, linear or cosine.",
-        defaultDescription: TrainingConfig().lrDecayStyle.rawValue, metavar: "STYLE") { (config, setting) throws(TrainingError) in
-            guard let style = LearningRateSchedule.Style(rawValue: try setting.string()) else {
-                throw .config(path: setting.source, reason: "lr-decay-style must be constant, linear or cosine")
-            }
-            config.lrDecayStyle = style
-        }
-    // Activation recomputation (Korthikanti et al. 2022).
-    public static let recomputeGranularity = TrainingFlag(
-        name: "recompute-granularity", kind: .string, group: .training,
-        help: "Recompute activations in the backward: full (whole layers, see --recompute-method) or selective (the attention core).",
-        defaultDescription: "none", metavar: "full|selective") { (config, setting) throws(TrainingError) in
-            let text = try setting.string()
-            guard let granularity = ActivationRecomputation.Granularity(rawValue: text), granularity != .none else {
-                throw .config(path: setting.source, reason: "recompute-granularity must be full or selective, got \(text)")
-            }
-            config.recomputeGranularity = granularity
-        }
-    public static let recomputeMethod = TrainingFlag(
-        name: "recompute-method", kind: .string, group: .training,
-        help: "With full: uniform (every layer, in groups of --recompute-num-layers) or block (the first --recompute-num-layers of each stage).",
-        defaultDescription: "uniform", metavar: "uniform|block") { (config, setting) throws(TrainingError) in
-            let text = try setting.string()
-            guard let method = ActivationRecomputation.Method(rawValue: text) else {
-                throw .config(path: setting.source, reason: "recompute-method must be uniform or block, got \(text)")
-            }
-            config.recomputeMethod = method
-        }
-    public static let recomputeNumLayers = integer("recompute-num-layers", .training, \.recomputeNumLayers,
-                                                   "Layers per recomputed group (uniform) or recomputed layers per stage (block).",
-                                                   range: .atLeast(1), default: "1")
+    public static let lrDecayStyle = choice(
+        "lr-decay-style", .learningRate, LearningRateSchedule.Style.allCases, "Decay after warmup: constant, linear or cosine.",
+        default: TrainingConfig().lrDecayStyle.rawValue) { $0.lrDecayStyle = $1 }
     public static let lrWarmupIters = integer("lr-warmup-iters", .learningRate, \.lrWarmupIters,
                                               "Linear warmup iterations.", range: .nonNegative, default: "0")
     public static let lrWarmupSamples = integer("lr-warmup-samples", .learningRate, \.lrWarmupSamples,
@@ -134,6 +105,18 @@ extension TrainingFlag {
                                                      "Shard the Adam moments over data-parallel ranks (ZeRO-1).")
     public static let ddpBucketSize = integer("ddp-bucket-size", .distributed, \.ddpBucketSize,
                                               "Elements per data-parallel gradient all-reduce.", range: .atLeast(1), default: "max(40M, 1M x DP)")
+    // Activation recomputation (Korthikanti et al. 2022).
+    public static let recomputeGranularity = choice(
+        "recompute-granularity", .training, [ActivationRecomputation.Granularity.full, .selective],
+        "Recompute activations in the backward: full (whole layers, see --recompute-method) or selective (the attention core).",
+        default: "none") { $0.recomputeGranularity = $1 }
+    public static let recomputeMethod = choice(
+        "recompute-method", .training, ActivationRecomputation.Method.allCases,
+        "With full: uniform (every layer, in groups of --recompute-num-layers) or block (the first --recompute-num-layers of each stage).",
+        default: "uniform") { $0.recomputeMethod = $1 }
+    public static let recomputeNumLayers = integer("recompute-num-layers", .training, \.recomputeNumLayers,
+                                                   "Layers per recomputed group (uniform) or recomputed layers per stage (block).",
+                                                   range: .atLeast(1), default: "1")
     // Validation.
     public static let evalInterval = integer("eval-interval", .validation, \.evalInterval, "Iterations between validations.", range: .atLeast(1))
     public static let evalIters = integer("eval-iters", .validation, \.evalIters, "Micro-batches per validation.", range: .nonNegative)
