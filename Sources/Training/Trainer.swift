@@ -50,6 +50,8 @@ public final class Trainer {
     private let valid: GPTSampleSource?
     private let executor: PipelineExecutor
     private let gradientSync: GradientSync
+    /// What this rank allocates (counted from the buffer sizes, before allocating them).
+    public let memory: MemoryRequirement
 
     /// Builds the model (initialised from `--seed`), the datasets and, with `--load`, restores
     /// the latest checkpoint. `vocabularySize` and `endOfDocument` come from the tokenizer.
@@ -84,6 +86,11 @@ public final class Trainer {
         }
         // Everything this machine's ranks will allocate, against what it has, before allocating.
         try MemoryRequirement.check(config: modelConfig, training: config, layout: layout, parallel: parallel)
+        memory = MemoryRequirement(config: modelConfig, layout: layout, stage: parallel.pipelineRank,
+                                   microBatchSize: config.microBatchSize,
+                                   globalBatchSize: sizes.max() ?? config.globalBatchSize, seqLength: config.seqLength,
+                                   distributedOptimizer: config.useDistributedOptimizer, threads: ThreadPool.current.threadCount,
+                                   recomputation: config.recomputation)
         let part = try GPTPipelinePart(numLayers: modelConfig.numLayers, stages: parallel.pipelineParallel,
                                        stage: parallel.pipelineRank, chunks: config.virtualPipelineChunks)
         model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part,

@@ -1,4 +1,6 @@
 import FileSupport
+import Measurement
+import Parameters
 import Training
 #if canImport(Glibc)
 import Glibc
@@ -37,6 +39,7 @@ struct TrainingLog {
               + "\(c.numAttentionHeads) heads, seq \(trainer.config.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize))")
         printLine("> training \(trainer.totalSamples) samples from iteration \(trainer.iteration) "
               + "(consumed samples \(trainer.consumedSamples)); sgemm peak \(fixed(peakFLOPs / 1e9, 1)) GFLOP/s")
+        printLine("> memory of rank 0: \(trainer.memory); recompute \(trainer.config.recomputation)")
     }
 
     mutating func record(_ stats: IterationStats) {
@@ -113,7 +116,8 @@ struct TrainingLog {
     func finish() {
         guard !quiet else { return }
         if terminal { writeError("\r\u{1B}[K") }
-        printLine("> done: iteration \(trainer.iteration), consumed samples \(trainer.consumedSamples)")
+        printLine("> done: iteration \(trainer.iteration), consumed samples \(trainer.consumedSamples); "
+                  + "peak resident memory \(SystemMemory.describe(Double(ProcessMemory.peakResidentBytes())))")
     }
 
     private func progress(_ iteration: Int) {
