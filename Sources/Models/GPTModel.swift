@@ -48,8 +48,11 @@ public final class GPTModel {
     /// pipeline `part`, it holds only that stage's layers, embedding and head. The full weights
     /// are generated from `seed` and sliced, so every layout starts from the same model.
     /// `recomputation` trades the backward's saved activations for a second forward.
+    /// `shardedOver` pads the weight and gradient buffers to a multiple of that many equal
+    /// shards (the distributed optimizer's data-parallel size) so that it needs no staging copy.
     public init(config: GPTConfig, seed: UInt64 = 1234, tensorParallel: Communicator? = nil,
-                part: GPTPipelinePart? = nil, recomputation: ActivationRecomputation = .none) throws(ConfigurationError) {
+                part: GPTPipelinePart? = nil, recomputation: ActivationRecomputation = .none,
+                shardedOver zeroShards: Int = 1) throws(ConfigurationError) {
         try config.validate()
         let t = tensorParallel?.size ?? 1
         let part = part ?? .whole(numLayers: config.numLayers)
@@ -70,8 +73,10 @@ public final class GPTModel {
         self.part = part
         layout = ParameterLayout(Self.parameterSpecs(config, tensorParallel: t, part: part))
         shards = layout.specs.map { TensorShard(name: $0.name) }
-        params = ParameterStore(layout: layout)
-        grads = ParameterStore(layout: layout)
+        let multiple = max(1, zeroShards)
+        let capacity = (layout.totalCount + multiple - 1) / multiple * multiple
+        params = ParameterStore(layout: layout, capacity: capacity)
+        grads = ParameterStore(layout: layout, capacity: capacity)
         stage = GPTStageLayers(layout: layout, part: part, config: config, region: region)
         if t == 1 && part.isWhole {
             Self.initialize(params, config: config, seed: seed)

@@ -19,8 +19,9 @@ public final class DistributedOptimizer {
     /// Second moment of this rank's shard.
     public let v: FloatBuffer
     private let gradientShard: FloatBuffer
-    private let padded: FloatBuffer
     private let sendShard: FloatBuffer
+    /// A padded copy of the whole buffer, only for stores without room for `dp` equal shards.
+    private lazy var staging = FloatBuffer(count: shardSize * data.size)
 
     public init(layout: ParameterLayout, hyperparameters: AdamW.Hyperparameters, data: Communicator) {
         self.hyperparameters = hyperparameters
@@ -30,7 +31,6 @@ public final class DistributedOptimizer {
         m = FloatBuffer(count: shardSize)
         v = FloatBuffer(count: shardSize)
         gradientShard = FloatBuffer(count: shardSize)
-        padded = FloatBuffer(count: shardSize * data.size)
         sendShard = FloatBuffer(count: shardSize)
     }
 
@@ -56,9 +56,14 @@ public final class DistributedOptimizer {
     /// (for counting tensor-parallel replicated parameters once).
     public func reduceScatterGradients(_ grads: ParameterStore, weight: (Int) -> Double) -> Double {
         let n = layout.totalCount
-        padded.pointer.update(from: grads.buffer.pointer, count: n)
-        (padded.pointer + n).update(repeating: 0, count: padded.count - n)
-        data.reduceScatter(send: padded.pointer, receive: gradientShard.pointer, count: shardSize)
+        if grads.buffer.count >= shardSize * data.size {
+            // The store's padding (zero) completes the last shard: no copy.
+            data.reduceScatter(send: grads.buffer.pointer, receive: gradientShard.pointer, count: shardSize)
+        } else {
+            staging.pointer.update(from: grads.buffer.pointer, count: n)
+            (staging.pointer + n).update(repeating: 0, count: staging.count - n)
+            data.reduceScatter(send: staging.pointer, receive: gradientShard.pointer, count: shardSize)
+        }
         var squares = 0.0
         forEachSegment { index, _, local, count in
             let w = weight(index)
@@ -83,8 +88,12 @@ public final class DistributedOptimizer {
         let range = shardRange
         sendShard.pointer.update(from: params.buffer.pointer + range.lowerBound, count: range.count)
         (sendShard.pointer + range.count).update(repeating: 0, count: shardSize - range.count)
-        data.allGather(send: sendShard.pointer, receive: padded.pointer, count: shardSize)
-        params.buffer.pointer.update(from: padded.pointer, count: n)
+        if params.buffer.count >= shardSize * data.size {
+            data.allGather(send: sendShard.pointer, receive: params.buffer.pointer, count: shardSize)
+        } else {
+            data.allGather(send: sendShard.pointer, receive: staging.pointer, count: shardSize)
+            params.buffer.pointer.update(from: staging.pointer, count: n)
+        }
     }
 
     /// Calls `body(tensor index, flat offset, offset in the shard, count)` for each part of a

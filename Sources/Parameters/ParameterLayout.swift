@@ -64,10 +64,12 @@ public final class ParameterStore: @unchecked Sendable {
     /// The storage.
     public let buffer: FloatBuffer
 
-    /// Allocates a zeroed store for `layout`.
-    public init(layout: ParameterLayout) {
+    /// Allocates a zeroed store for `layout`, of at least `capacity` floats: elements past the
+    /// layout stay zero (padding that lets a data-parallel reduce-scatter and all-gather of
+    /// equal shards work on the buffer itself).
+    public init(layout: ParameterLayout, capacity: Int = 0) {
         self.layout = layout
-        self.buffer = FloatBuffer(count: layout.totalCount)
+        self.buffer = FloatBuffer(count: max(layout.totalCount, capacity))
     }
 
     /// Pointer to the start of a named tensor.

@@ -44,8 +44,11 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         let parameters = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p)
         weightsAndGradients = 8 * parameters
         if distributedOptimizer && layout.dataParallel > 1 {
+            // Moments, the reduced-gradient shard and the shard sent to the all-gather; the
+            // weights and gradients are padded to dp equal shards and need no staging copy.
             let shard = (parameters / Double(layout.dataParallel)).rounded(.up)
-            optimizer = 4 * (2 * shard + shard + shard * Double(layout.dataParallel) + shard)
+            optimizer = 4 * (2 * shard + shard + shard)
+            weightsAndGradients = 8 * shard * Double(layout.dataParallel)
         } else {
             optimizer = 8 * parameters
         }

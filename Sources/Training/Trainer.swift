@@ -93,8 +93,9 @@ public final class Trainer {
                                    recomputation: config.recomputation)
         let part = try GPTPipelinePart(numLayers: modelConfig.numLayers, stages: parallel.pipelineParallel,
                                        stage: parallel.pipelineRank, chunks: config.virtualPipelineChunks)
+        let zeroShards = config.useDistributedOptimizer ? parallel.dataParallel : 1
         model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part,
-                             recomputation: config.recomputation)
+                             recomputation: config.recomputation, shardedOver: zeroShards)
         executor = PipelineExecutor(model: model, pipeline: parallel.pipeline)
         var hyper = AdamW.Hyperparameters(learningRate: 0)
         hyper.beta1 = Float(config.adamBeta1)

@@ -54,20 +54,23 @@ import Testing
         return nil
     }
 
-    /// ZeRO-1 keeps 1/DP of the moments, but the distributed optimizer also stages the whole
-    /// padded gradient (reduce-scatter send, all-gather receive) and two shard buffers: it saves
-    /// memory only from DP 5 up (2P floats of moments against 2P/DP + P + 2P/DP of buffers and moments).
-    @Test func zeroOneCountsItsShardsAndItsStagingBuffer() throws {
+    /// ZeRO-1 keeps 1/DP of the moments plus two shard buffers (the reduced gradients and the
+    /// shard it sends to the all-gather); the weights and gradients are padded to DP equal shards
+    /// and reduce-scattered and gathered in place. It saves memory from DP 3 up (4P/DP floats
+    /// against the plain optimizer's 2P).
+    @Test func zeroOneCountsItsShards() throws {
         let model = GPTConfig(numLayers: 4, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 64, vocabSize: 2048)
         let parameters = Double(GPTModel.parameterSpecs(model).reduce(0) { $0 + $1.count })
-        func optimizerBytes(dataParallel: Int, sharded: Bool) throws -> Double {
+        func bytes(dataParallel: Int, sharded: Bool) throws -> MemoryRequirement {
             let layout = try RankGrid(tensorParallel: 1, dataParallel: dataParallel, pipelineParallel: 1)
             return MemoryRequirement(config: model, layout: layout, stage: 0, microBatchSize: 1, globalBatchSize: 8, seqLength: 64,
-                                     distributedOptimizer: sharded, threads: 1).optimizer
+                                     distributedOptimizer: sharded, threads: 1)
         }
-        #expect(try optimizerBytes(dataParallel: 8, sharded: false) == 8 * parameters)
+        #expect(try bytes(dataParallel: 8, sharded: false).optimizer == 8 * parameters)
         let shard = (parameters / 8).rounded(.up)
-        #expect(try optimizerBytes(dataParallel: 8, sharded: true) == 4 * (4 * shard + 8 * shard))
-        #expect(try optimizerBytes(dataParallel: 8, sharded: true) < optimizerBytes(dataParallel: 8, sharded: false))
+        #expect(try bytes(dataParallel: 8, sharded: true).optimizer == 4 * 4 * shard)
+        #expect(try bytes(dataParallel: 8, sharded: true).weightsAndGradients == 8 * 8 * shard)
+        #expect(try bytes(dataParallel: 2, sharded: true).optimizer == bytes(dataParallel: 2, sharded: false).optimizer)
+        #expect(try bytes(dataParallel: 3, sharded: true).optimizer < bytes(dataParallel: 3, sharded: false).optimizer)
     }
 }
