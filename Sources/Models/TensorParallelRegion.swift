@@ -47,9 +47,4 @@ public struct TensorParallelRegion {
     /// the call site for symmetry with the forward; costs nothing.
     @inline(__always)
     public func reduceFromRegionBackward(_ gradient: UnsafePointer<Float>) -> UnsafePointer<Float> { gradient }
-
-    /// Sums `values` over the group (statistics such as a loss or a squared norm).
-    public func sum(_ values: [Double]) -> [Double] {
-        group?.allReduce(values, operation: .sum) ?? values
-    }
 }

@@ -320,7 +320,6 @@ public enum Checkpoint {
         return try storedModelConfig(first.file, path: first.path)
     }
 
-    /// The shape fields a checkpoint must match.
     /// A typed value (the model config, the LR schedule) as JSON through its `Codable`
     /// conformance, which is also how it is read back. Keys are sorted so the same state always
     /// writes the same bytes (Foundation's key order otherwise changes from process to process).
@@ -335,6 +334,7 @@ public enum Checkpoint {
         }
     }
 
+    /// The shape fields a checkpoint must match.
     static func modelDescription(_ config: GPTConfig) -> JSONValue {
         .object([
             ("num_layers", .number(Double(config.numLayers))),

@@ -100,12 +100,13 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
 
     /// Refuses a run whose ranks on this machine need more memory than it has available,
     /// before anything large is allocated; the error gives the figures and what would fit.
+    /// Returns each pipeline stage's requirement for the run as configured.
+    @discardableResult
     static func check(config: GPTConfig, training: TrainingConfig, layout: RankGrid, parallel: ParallelState,
-                      available: Double? = SystemMemory.availableBytes()) throws(TrainingError) {
-        guard let available else { return }
+                      available: Double? = SystemMemory.availableBytes()) throws(TrainingError) -> [MemoryRequirement] {
         let threads = ThreadPool.current.threadCount
         let globalBatch = training.globalBatchSize
-        func need(microBatch: Int, seqLength: Int) -> (total: Double, busiest: MemoryRequirement) {
+        func need(microBatch: Int, seqLength: Int) -> (total: Double, busiest: MemoryRequirement, stages: [MemoryRequirement]) {
             var config = config
             // The position embedding follows --seq-length unless --max-position-embeddings is given.
             if training.maxPositionEmbeddings == nil { config.maxPositionEmbeddings = seqLength }
@@ -120,10 +121,10 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
             let total = ranks == layout.world && parallel.world is ThreadCommunicator
                 ? Double(layout.tensorParallel * layout.dataParallel) * stages.reduce(0) { $0 + $1.peak }
                 : Double(ranks) * busiest.peak
-            return (total, busiest)
+            return (total, busiest, stages)
         }
-        let (total, busiest) = need(microBatch: training.microBatchSize, seqLength: training.seqLength)
-        guard total > available else { return }
+        let (total, busiest, stages) = need(microBatch: training.microBatchSize, seqLength: training.seqLength)
+        guard let available, total > available else { return stages }
         var advice = "reduce the model or the sequence length"
         if let fitting = stride(from: training.microBatchSize - 1, through: 1, by: -1).first(where: {
             need(microBatch: $0, seqLength: training.seqLength).total <= available

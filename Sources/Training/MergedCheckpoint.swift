@@ -84,13 +84,10 @@ public struct MergedCheckpoint {
         let flag = "--target-tensor-model-parallel-size \(t) --target-pipeline-model-parallel-size \(p)"
         let layout = Checkpoint.StoredLayout(tensorParallel: t, pipelineParallel: p, chunks: chunks)
         var parts = [GPTPipelinePart]()
-        guard chunks == 1 || p >= 2 else {
-            throw .invalidFlag(flag, "an interleaved layout (\(chunks) chunks per stage) needs at least 2 pipeline stages")
-        }
         do {
-            let grid = try RankGrid(world: t * p, tensorParallel: t, pipelineParallel: p)
-            try grid.validate(heads: config.numAttentionHeads, hidden: config.hiddenSize, paddedVocabulary: config.paddedVocabSize,
-                              layers: config.numLayers, globalBatchSize: 1, microBatchSize: 1)
+            try RankGrid(tensorParallel: t, dataParallel: 1, pipelineParallel: p, virtualStages: chunks)
+                .validate(heads: config.numAttentionHeads, hidden: config.hiddenSize, paddedVocabulary: config.paddedVocabSize,
+                          layers: config.numLayers)
             parts = try (0..<p).map { try GPTPipelinePart(numLayers: config.numLayers, stages: p, stage: $0, chunks: chunks) }
         } catch let error as LayoutError {
             throw .invalidFlag(flag, "cannot split this model: \(error.description)")

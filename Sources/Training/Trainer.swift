@@ -85,12 +85,8 @@ public final class Trainer {
             throw TrainingError.layout(error.description)
         }
         // Everything this machine's ranks will allocate, against what it has, before allocating.
-        try MemoryRequirement.check(config: modelConfig, training: config, layout: layout, parallel: parallel)
-        memory = MemoryRequirement(config: modelConfig, layout: layout, stage: parallel.pipelineRank,
-                                   microBatchSize: config.microBatchSize,
-                                   globalBatchSize: sizes.max() ?? config.globalBatchSize, seqLength: config.seqLength,
-                                   distributedOptimizer: config.useDistributedOptimizer, threads: ThreadPool.current.threadCount,
-                                   recomputation: config.recomputation)
+        memory = try MemoryRequirement.check(config: modelConfig, training: config, layout: layout,
+                                             parallel: parallel)[parallel.pipelineRank]
         let part = try GPTPipelinePart(numLayers: modelConfig.numLayers, stages: parallel.pipelineParallel,
                                        stage: parallel.pipelineRank, chunks: config.virtualPipelineChunks)
         let zeroShards = config.useDistributedOptimizer ? parallel.dataParallel : 1

@@ -91,12 +91,6 @@ public struct TrainingConfig: Sendable, Equatable {
     /// Megatron's defaults, not yet valid (the required flags are unset).
     public init() {}
 
-    /// How a setting's command-line words become a value.
-    public typealias Kind = TrainingFlag.Kind
-
-    /// The kind of each setting (flags without the leading dashes), from `TrainingFlag.all`.
-    public static var kinds: [String: Kind] { Dictionary(uniqueKeysWithValues: TrainingFlag.all.map { ($0.name, $0.kind) }) }
-
     /// Parses Megatron-style command-line words (`--lr 3e-4`, `--lr=3e-4`, `--eod-mask-loss`,
     /// `--data-path 0.3 a 0.7 b`) into settings; `--config FILE` is returned separately.
     public static func settings(fromArguments words: [String]) throws(TrainingError) -> (config: String?, settings: [(key: String, value: JSONValue)]) {

@@ -2,16 +2,11 @@
 /// Float32's range, since the kernels compute in Float32), optionally bounded below and above.
 /// `TrainingConfig.validate()` checks every flag of `TrainingFlag.all` against its range, so the
 /// error names the flag, the range and the value given.
-public struct ValueRange: Sendable, Equatable, CustomStringConvertible {
+public struct ValueRange: Sendable, CustomStringConvertible {
     /// The lower bound and whether it is allowed; nil: no lower bound.
     public var lower: (value: Double, inclusive: Bool)?
     /// The upper bound and whether it is allowed; nil: no upper bound.
     public var upper: (value: Double, inclusive: Bool)?
-
-    public static func == (a: ValueRange, b: ValueRange) -> Bool {
-        a.lower?.value == b.lower?.value && a.lower?.inclusive == b.lower?.inclusive
-            && a.upper?.value == b.upper?.value && a.upper?.inclusive == b.upper?.inclusive
-    }
 
     /// Any finite value.
     public static let finite = ValueRange()

@@ -1,3 +1,4 @@
+import Datasets
 import Distributed
 import Synchronization
 import Training
@@ -61,9 +62,3 @@ struct ExitConditions {
     }
 }
 
-/// Seconds on the monotonic clock.
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9
-}

@@ -74,15 +74,11 @@ struct GEMMBenchCommand: ParsableCommand {
             print(product.rawValue)
             for row in results where row.product == product {
                 let name = row.path.rawValue.padding(toLength: pathWidth, withPad: " ", startingAt: 0)
-                let cell = "\(fixed(row.bestGFLOPs)) (\(fixed(row.medianGFLOPs)))"
+                let cell = "\(fixed(row.bestGFLOPs, 1)) (\(fixed(row.medianGFLOPs, 1)))"
                 print("  \(name)  \(cell)\(row.implementation.map { "  [\($0)]" } ?? "")")
             }
         }
-        print("forward alternating call by call: OpenBLAS fp32 \(fixed(mixed.openBLAS)), oneDNN bf16 \(fixed(mixed.oneDNN)) (medians)")
+        print("forward alternating call by call: OpenBLAS fp32 \(fixed(mixed.openBLAS, 1)), oneDNN bf16 \(fixed(mixed.oneDNN, 1)) (medians)")
     }
 
-    private func fixed(_ value: Double) -> String {
-        let tenths = Int((value * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)"
-    }
 }

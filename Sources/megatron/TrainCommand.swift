@@ -1,4 +1,5 @@
 import ArgumentParser
+import Datasets
 import Distributed
 import FileSupport
 import Measurement
@@ -84,34 +85,32 @@ struct TrainCommand: ParsableCommand {
         if let metrics, metrics.repairedBytes > 0 {
             log.note("cut off the torn last line (\(metrics.repairedBytes) bytes) of --metrics-file \(metrics.path)")
         }
+        /// Whether `--save-interval` saves at the current iteration.
+        let intervalSaves = { config.saveInterval.map { trainer.iteration % $0 == 0 } ?? false }
+        func saveCheckpoint(to save: String) throws {
+            try trainer.save(to: save)
+            log.note("saved checkpoint at iteration \(trainer.iteration) to \(save)")
+        }
+        var exitReason: String?
         while !trainer.finished {
             let stats = try trainer.step()
             log.record(stats)
             if trainer.iteration % config.evalInterval == 0 || trainer.finished, let loss = try trainer.evaluate() {
                 log.validation(loss: loss)
             }
-            var saved = false
-            if let save = config.save, let interval = config.saveInterval, trainer.iteration % interval == 0 {
-                try trainer.save(to: save)
-                log.note("saved checkpoint at iteration \(trainer.iteration) to \(save)")
-                saved = true
-            }
+            if let save = config.save, intervalSaves() { try saveCheckpoint(to: save) }
             if !trainer.finished, let reason = exits.reason(after: trainer.iteration, parallel: parallel) {
-                if let save = config.save, !saved {
-                    try trainer.save(to: save)
-                    log.note("saved checkpoint at iteration \(trainer.iteration) to \(save)")
-                } else if config.save == nil {
-                    log.note("no --save: exiting without a checkpoint")
-                }
-                log.note("exiting at iteration \(trainer.iteration): \(reason)")
-                log.finish()
-                return
+                exitReason = reason
+                break
             }
         }
-        if let save = config.save, config.saveInterval.map({ trainer.iteration % $0 != 0 }) ?? true {
-            try trainer.save(to: save)
-            log.note("saved checkpoint at iteration \(trainer.iteration) to \(save)")
+        // The end of the run, or an early exit: a checkpoint unless the interval just wrote one.
+        if let save = config.save, !intervalSaves() {
+            try saveCheckpoint(to: save)
+        } else if config.save == nil && exitReason != nil {
+            log.note("no --save: exiting without a checkpoint")
         }
+        if let exitReason { log.note("exiting at iteration \(trainer.iteration): \(exitReason)") }
         log.finish()
     }
 }
