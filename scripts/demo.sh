@@ -23,6 +23,13 @@ swift build -c release --product megatron 2>&1 | tail -1
 B=.build/release/megatron
 OUT=${DEMO_DIR:-out/demo}
 ITERS=${DEMO_ITERS:-160}
+# DEMO_PRECISION=bf16 (or fp16) trains in that precision.
+case "${DEMO_PRECISION:-fp32}" in
+    fp32) PRECISION=() ;;
+    bf16) PRECISION=(--bf16) ;;
+    fp16) PRECISION=(--fp16) ;;
+    *) echo "DEMO_PRECISION must be fp32, bf16 or fp16, got ${DEMO_PRECISION}" >&2; exit 1 ;;
+esac
 rm -rf "$OUT" && mkdir -p "$OUT"
 corpus=data/devils-dictionary/devils_dictionary.jsonl
 
@@ -31,13 +38,13 @@ $B tokenizer train --input $corpus --vocab-size 4096 --output "$OUT/tokenizer"
 echo "== preprocess to Megatron's .bin/.idx"
 $B preprocess --input $corpus --output-prefix "$OUT/devil" --tokenizer-file "$OUT/tokenizer/tokenizer.json" \
     --append-eod --workers 2
-echo "== train: 4 layers, hidden 256, 4 heads, seq 128, batch 32, $ITERS iterations"
+echo "== train: 4 layers, hidden 256, 4 heads, seq 128, batch 32, $ITERS iterations, ${DEMO_PRECISION:-fp32}"
 $B train --num-layers 4 --hidden-size 256 --num-attention-heads 4 --seq-length 128 \
     --micro-batch-size 16 --global-batch-size 32 --lr 1e-3 --min-lr 1e-4 --lr-decay-style cosine \
     --lr-warmup-iters 16 --train-iters "$ITERS" --weight-decay 0.1 --adam-beta2 0.95 --clip-grad 1.0 \
     --data-path "$OUT/devil_text_document" --tokenizer-file "$OUT/tokenizer/tokenizer.json" --split 95,5,0 \
     --log-interval 10 --eval-interval 20 --eval-iters 4 --save "$OUT/checkpoint" \
-    --metrics-file "$OUT/metrics.jsonl" --seed 1234
+    --metrics-file "$OUT/metrics.jsonl" --seed 1234 ${PRECISION[@]+"${PRECISION[@]}"}
 echo "== evaluate the checkpoint on the validation split"
 $B evaluate --load "$OUT/checkpoint" --data-path "$OUT/devil_text_document" \
     --tokenizer-file "$OUT/tokenizer/tokenizer.json" --split 95,5 --micro-batch-size 8 --json

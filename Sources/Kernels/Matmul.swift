@@ -42,9 +42,15 @@ public enum Matmul {
                        outFeatures: outFeatures)
         if let dbias {
             guard let ones else { preconditionFailure("Matmul.backward needs `ones` for the bias gradient") }
-            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(outFeatures),
-                        1, dout, Int32(outFeatures), ones, 1, 1, dbias, 1)
+            biasGradient(dbias: dbias, dout: dout, ones: ones, rows: rows, outFeatures: outFeatures)
         }
+    }
+
+    /// Adds the column sums of `dout` (`[rows, outFeatures]`) to `dbias`: a GEMV against `rows` ones.
+    public static func biasGradient(dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                    ones: UnsafePointer<Float>, rows: Int, outFeatures: Int) {
+        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(outFeatures),
+                    1, dout, Int32(outFeatures), ones, 1, 1, dbias, 1)
     }
 }
 

@@ -155,9 +155,12 @@ final class GPTScratch {
     let attention: FloatBuffer, attentionLSE: FloatBuffer
     /// Full activations of one recomputed group, re-run in the backward (full recomputation).
     let workspace: [GPTLayerActivations]
+    /// bf16 or fp16 operands of the linear layers' GEMMs: the activation `[n, max(c, 4c/t)]` and
+    /// the output gradient `[n, max(3c/t, c, 4c/t, vocab/t with the head)]` (nil in fp32).
+    let operandInput: LowPrecisionBuffer?, operandOutputGradient: LowPrecisionBuffer?
 
     init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, recomputation: ActivationRecomputation = .none,
-         layersPerChunk: Int = 0) {
+         layersPerChunk: Int = 0, precision: ComputePrecision = .fp32, head: Bool = true) {
         self.batch = batch
         self.seqLength = seqLength
         let n = batch * seqLength
@@ -181,12 +184,17 @@ final class GPTScratch {
         workspace = (0..<groupSize).map { _ in
             GPTLayerActivations(n: n, c: c, local: local, ffnLocal: ffnLocal, lseCount: lseCount)
         }
+        let operands = GPTMemory.operandCounts(config: config, batch: batch, seqLength: seqLength, tensorParallel: t,
+                                               head: head)
+        operandInput = LowPrecisionBuffer(precision, count: operands.input)
+        operandOutputGradient = LowPrecisionBuffer(precision, count: operands.outputGradient)
     }
 
     /// Bytes this scratch holds (what `GPTMemory.scratchBytes` predicts).
     var allocatedBytes: Int {
         4 * [gelu, attentionScratch, dln, dattention, dqkv, dfc, ones, crossEntropyScratch, attention, attentionLSE]
             .reduce(0) { $0 + $1.count } + workspace.reduce(0) { $0 + $1.allocatedBytes }
+            + (operandInput?.byteCount ?? 0) + (operandOutputGradient?.byteCount ?? 0)
     }
 
     /// The gradient scratch every layer's backward uses in turn.

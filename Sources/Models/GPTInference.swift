@@ -69,14 +69,14 @@ public final class GPTInference {
                 ln1: normed.pointer, ln1Mean: mean, ln1Rstd: rstd, qkv: qkv.pointer, attention: attention.pointer,
                 residual2: residual.pointer, ln2: normed.pointer, ln2Mean: mean, ln2Rstd: rstd, fc: hidden.pointer,
                 gelu: activated.pointer, output: next)
-            layer.forward(input: x, buffers: buffers, rows: 1, params: p, region: model.region) { qkv, out in
+            layer.forward(input: x, buffers: buffers, rows: 1, params: p, precision: .fp32, region: model.region) { qkv, out in
                 attendToCache(layer: l, qkv: qkv, out: out)
             }
             swap(&x, &next)
         }
         LayerNorm.forward(out: normed.pointer, mean: mean, rstd: rstd, inp: x, weight: p + finalLN.weight,
                           bias: p + finalLN.bias, rows: 1, channels: c, eps: config.layerNormEpsilon)
-        embedding.outputLayer.forward(out: logitsBuffer.pointer, inp: normed.pointer, params: p, rows: 1)
+        embedding.outputLayer.forward(out: logitsBuffer.pointer, inp: normed.pointer, params: p, rows: 1, precision: .fp32)
         length += 1
         return logits
     }

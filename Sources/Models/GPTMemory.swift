@@ -35,9 +35,11 @@ public enum GPTMemory {
 
     /// Bytes of the per-shape scratch every layer shares (`threads` kernel threads: the attention
     /// keeps one `[seqLength, seqLength]` pair per thread), with the workspace of the largest
-    /// recomputed group or the recomputed attention core of `recomputation`.
+    /// recomputed group or the recomputed attention core of `recomputation`, and in bf16 or fp16 the
+    /// GEMM operands (the output gradient as wide as the stage's logits when it holds the `head`).
     public static func scratchBytes(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, threads: Int,
-                                    recomputation: ActivationRecomputation = .none, layersPerChunk: Int = 0) -> Double {
+                                    recomputation: ActivationRecomputation = .none, layersPerChunk: Int = 0,
+                                    precision: ComputePrecision = .fp32, head: Bool = true) -> Double {
         let n = Double(batch) * Double(seqLength), c = Double(config.hiddenSize)
         let local = c / Double(t), ffnLocal = Double(config.ffnHiddenSize / t)
         let attention = 2 * Double(threads) * Double(seqLength) * Double(seqLength)
@@ -46,6 +48,18 @@ public enum GPTMemory {
         var floats = n * ffnLocal + attention + n * c + n * local + 3 * n * local + n * ffnLocal + n + 3 * n
         if recomputation.recomputesAttentionCore { floats += n * local + lse }
         let workspace = Double(recomputation.recomputedGroups(layerCount: layersPerChunk).map(\.count).max() ?? 0)
+        let operands = operandCounts(config: config, batch: batch, seqLength: seqLength, tensorParallel: t, head: head)
         return 4 * floats + workspace * layerBytes(config: config, batch: batch, seqLength: seqLength, tensorParallel: t)
+            + Double(precision.operandBytes) * Double(operands.input + operands.outputGradient)
+    }
+
+    /// Elements of the low-precision GEMM operand scratch (`GPTScratch.operandInput`,
+    /// `operandOutputGradient`): the widest activation and the widest output gradient any linear
+    /// layer of the stage multiplies.
+    static func operandCounts(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int,
+                              head: Bool) -> (input: Int, outputGradient: Int) {
+        let n = batch * seqLength, c = config.hiddenSize, ffnLocal = config.ffnHiddenSize / t
+        let widestOutput = max(3 * c / t, c, ffnLocal, head ? config.paddedVocabSize / t : 0)
+        return (n * max(c, ffnLocal), n * widestOutput)
     }
 }

@@ -36,6 +36,12 @@ public final class GPTModel {
     public let part: GPTPipelinePart
     /// Which activations the backward recomputes instead of keeping.
     public let recomputation: ActivationRecomputation
+    /// The number format of the linear layers' GEMMs (`params` stays fp32: the master weights).
+    public let precision: ComputePrecision
+    /// The bf16 (or fp16) copy of `params` the low-precision GEMMs read (nil in fp32).
+    private let lowPrecisionWeights: LowPrecisionBuffer?
+    /// Whether `lowPrecisionWeights` holds the current `params`.
+    private var lowPrecisionCurrent = false
 
     /// Creates a model with Megatron's initialization from `seed`: weights normal(0, std), the
     /// attention and MLP output projections normal(0, std / sqrt(2 * numLayers)), biases zero,
@@ -50,9 +56,10 @@ public final class GPTModel {
     /// `recomputation` trades the backward's saved activations for a second forward.
     /// `shardedOver` pads the weight and gradient buffers to a multiple of that many equal
     /// shards (the distributed optimizer's data-parallel size) so that it needs no staging copy.
+    /// `precision` is the linear layers' number format (see `ComputePrecision`).
     public init(config: GPTConfig, seed: UInt64 = 1234, tensorParallel: Communicator? = nil,
                 part: GPTPipelinePart? = nil, recomputation: ActivationRecomputation = .none,
-                shardedOver zeroShards: Int = 1) throws(ConfigurationError) {
+                shardedOver zeroShards: Int = 1, precision: ComputePrecision = .fp32) throws(ConfigurationError) {
         try config.validate()
         let t = tensorParallel?.size ?? 1
         let part = part ?? .whole(numLayers: config.numLayers)
@@ -77,6 +84,8 @@ public final class GPTModel {
         let capacity = (layout.totalCount + multiple - 1) / multiple * multiple
         params = ParameterStore(layout: layout, capacity: capacity)
         grads = ParameterStore(layout: layout, capacity: capacity)
+        self.precision = precision
+        lowPrecisionWeights = LowPrecisionBuffer(precision, count: layout.totalCount)
         stage = GPTStageLayers(layout: layout, part: part, config: config, region: region)
         if t == 1 && part.isWhole {
             Self.initialize(params, config: config, seed: seed)
@@ -103,6 +112,23 @@ public final class GPTModel {
 
     /// Sets every gradient to zero (before the first micro-batch of a step).
     public func zeroGrad() { grads.zero() }
+
+    /// Tells the model that `params` changed (an optimizer step, a loaded checkpoint, imported
+    /// weights): in bf16 or fp16 the next forward rounds them into the low-precision copy again.
+    public func weightsDidChange() { lowPrecisionCurrent = false }
+
+    /// How this model's linear layers multiply, with `s`'s operand scratch; refreshes the
+    /// low-precision weights when `params` changed since they were last rounded.
+    private func linearPrecision(_ s: GPTScratch) -> LinearPrecision {
+        guard let weights = lowPrecisionWeights, let input = s.operandInput, let gradient = s.operandOutputGradient else {
+            return .fp32
+        }
+        if !lowPrecisionCurrent {
+            weights.round(from: params.buffer.pointer, count: layout.totalCount)
+            lowPrecisionCurrent = true
+        }
+        return LowPrecisionBuffer.linearPrecision(weights: weights, input: input, outputGradient: gradient)
+    }
 
     /// Logits `[batch, seqLength, paddedVocabSize]` of the last `forward`, valid until `backward`
     /// (which overwrites them with their gradient).
@@ -162,7 +188,8 @@ public final class GPTModel {
         if let scratch, scratch.batch == batch, scratch.seqLength == seqLength { return scratch }
         scratch = nil
         let created = GPTScratch(config: config, batch: batch, seqLength: seqLength, tensorParallel: tensorParallelSize,
-                                 recomputation: recomputation, layersPerChunk: part.chunkLayers.map(\.count).max() ?? 0)
+                                 recomputation: recomputation, layersPerChunk: part.chunkLayers.map(\.count).max() ?? 0,
+                                 precision: precision, head: part.holdsHead)
         scratch = created
         return created
     }
@@ -178,10 +205,12 @@ public final class GPTModel {
         let localHeads = config.numAttentionHeads / tensorParallelSize
         let p = UnsafePointer(params.buffer.pointer)
         let s = scratchFor(batch: batch, seqLength: seqLength)
+        let precision = linearPrecision(s)
 
         if part.embeds(chunk: chunk) {
             stage.embedding!.forward(out: acts.embedded.pointer, tokens: acts.tokens.pointer, batch: batch,
                                      seqLength: seqLength, params: p, region: region)
+            precision.roundInPlace(acts.embedded.pointer, count: n * c)
         }
         var residual = UnsafePointer(acts.embedded.pointer)
         for (l, layer) in stage.chunks[chunk].enumerated() {
@@ -190,7 +219,7 @@ public final class GPTModel {
                 let selective = recomputation.recomputesAttentionCore
                 let logSumExp = selective ? s.attentionLSE.pointer : a.attentionLSE.pointer
                 layer.forward(input: residual, buffers: a.buffers(gelu: s.gelu.pointer, attention: selective ? s.attention.pointer : nil),
-                              rows: n, params: p, region: region) { qkv, out in
+                              rows: n, params: p, precision: precision, region: region) { qkv, out in
                     Attention.forward(out: out, logSumExp: logSumExp, qkv: qkv, scratch: s.attentionScratch.pointer,
                                       batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize)
                 }
@@ -199,7 +228,8 @@ public final class GPTModel {
                 // A recomputed layer runs in the workspace; its group's output is kept at the boundary.
                 let group = acts.recomputedGroup(of: l)!
                 let w = s.workspace[l - group.lowerBound]
-                forwardInWorkspace(layer, input: residual, workspace: w, acts: acts, scratch: s, params: p)
+                forwardInWorkspace(layer, input: residual, workspace: w, acts: acts, scratch: s, params: p,
+                                   precision: precision)
                 residual = UnsafePointer(w.residual3.pointer)
                 if l == group.upperBound - 1 {
                     acts.boundaries[group.upperBound]!.pointer.update(from: residual, count: n * c)
@@ -212,7 +242,8 @@ public final class GPTModel {
         LayerNorm.forward(out: acts.lnf.pointer, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
                           weight: p + finalLN.weight, bias: p + finalLN.bias, rows: n, channels: c, eps: config.layerNormEpsilon)
         // The output layer (tied to the word embedding) gives this rank's vocabulary columns.
-        embedding.outputLayer.forward(out: acts.logits.pointer, inp: region.copyToRegion(acts.lnf.pointer), params: p, rows: n)
+        embedding.outputLayer.forward(out: acts.logits.pointer, inp: region.copyToRegion(acts.lnf.pointer), params: p,
+                                      rows: n, precision: precision)
         let totals = VocabParallelCrossEntropy(embedding: embedding, config: config).forward(
             losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer, logits: acts.logits.pointer,
             targets: acts.targets.pointer, lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
@@ -234,6 +265,7 @@ public final class GPTModel {
         let p = UnsafePointer(params.buffer.pointer)
         let grad = grads.buffer.pointer
         let s = scratchFor(batch: batch, seqLength: seqLength)
+        let precision = linearPrecision(s)
         let dresidual = acts.dresidual.pointer
         let layers = stage.chunks[chunk]
 
@@ -246,7 +278,7 @@ public final class GPTModel {
             // Output layer, then the final LayerNorm; each rank's vocabulary columns give part of
             // the input gradient (f's backward sums them).
             embedding.outputLayer.backward(dinp: s.dln.pointer, dout: acts.logits.pointer, inp: acts.lnf.pointer,
-                                           params: p, grads: grad, ones: nil, rows: n)
+                                           params: p, grads: grad, ones: nil, rows: n, precision: precision)
             region.copyToRegionBackward(s.dln.pointer, count: n * c)
             dresidual.update(repeating: 0, count: n * c)
             let lastResidual = acts.input(ofLayer: layers.count)
@@ -281,7 +313,8 @@ public final class GPTModel {
                     var x = UnsafePointer(acts.input(ofLayer: group.lowerBound))
                     for j in group {
                         let w = s.workspace[j - group.lowerBound]
-                        forwardInWorkspace(layers[j], input: x, workspace: w, acts: acts, scratch: s, params: p)
+                        forwardInWorkspace(layers[j], input: x, workspace: w, acts: acts, scratch: s, params: p,
+                                           precision: precision)
                         x = UnsafePointer(w.residual3.pointer)
                     }
                     materialized = group
@@ -294,7 +327,7 @@ public final class GPTModel {
                 logSumExp = UnsafePointer(w.attentionLSE.pointer)
             }
             layers[l].backward(input: input, buffers: buffers, dresidual: dresidual, scratch: gradients,
-                               rows: n, params: p, grads: grad, region: region) { dqkv, dout in
+                               rows: n, params: p, grads: grad, precision: precision, region: region) { dqkv, dout in
                 Attention.backward(dqkv: dqkv, dout: dout, out: buffers.attention, logSumExp: logSumExp, qkv: qkv,
                                    scratch: s.attentionScratch.pointer,
                                    batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize)
@@ -310,10 +343,11 @@ public final class GPTModel {
     /// Runs `layer` forward on `input` with every activation in the workspace slot `w` (a layer
     /// of a recomputed group: in the forward, and again in the backward).
     private func forwardInWorkspace(_ layer: TransformerLayer, input: UnsafePointer<Float>, workspace w: GPTLayerActivations,
-                                    acts: GPTActivations, scratch s: GPTScratch, params p: UnsafePointer<Float>) {
+                                    acts: GPTActivations, scratch s: GPTScratch, params p: UnsafePointer<Float>,
+                                    precision: LinearPrecision) {
         let localHeads = config.numAttentionHeads / tensorParallelSize
         layer.forward(input: input, buffers: w.buffers(gelu: s.gelu.pointer), rows: acts.batch * acts.seqLength, params: p,
-                      region: region) { qkv, out in
+                      precision: precision, region: region) { qkv, out in
             Attention.forward(out: out, logSumExp: w.attentionLSE.pointer, qkv: qkv, scratch: s.attentionScratch.pointer,
                               batch: acts.batch, seqLength: acts.seqLength, heads: localHeads,
                               channels: config.hiddenSize / tensorParallelSize)

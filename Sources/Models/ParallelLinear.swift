@@ -26,19 +26,19 @@ public struct ColumnParallelLinear: Sendable {
     }
 
     /// `out[rows, localOut] = inp[rows, in] · W_iᵀ + b_i`.
-    public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                        params p: UnsafePointer<Float>, rows: Int) {
-        Matmul.forward(out: out, inp: inp, weight: p + weight, bias: bias.map { p + $0 },
-                       rows: rows, inFeatures: inFeatures, outFeatures: localOutFeatures)
+    func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                 params p: UnsafePointer<Float>, rows: Int, precision: LinearPrecision) {
+        LinearGEMM.forward(out: out, inp: inp, params: p, weight: weight, bias: bias, rows: rows,
+                           inFeatures: inFeatures, outFeatures: localOutFeatures, precision: precision)
     }
 
     /// Overwrites `dinp` (when given) with this rank's part of the input gradient and adds the
     /// weight and bias gradients into `grads`. `ones` holds `rows` ones (for the bias gradient).
-    public func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-                         params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
-                         ones: UnsafePointer<Float>?, rows: Int) {
-        Matmul.backward(dinp: dinp, dweight: grad + weight, dbias: bias.map { grad + $0 }, dout: dout, inp: inp,
-                        weight: p + weight, ones: ones, rows: rows, inFeatures: inFeatures, outFeatures: localOutFeatures)
+    func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                  params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
+                  ones: UnsafePointer<Float>?, rows: Int, precision: LinearPrecision) {
+        LinearGEMM.backward(dinp: dinp, dout: dout, inp: inp, params: p, grads: grad, weight: weight, bias: bias,
+                            ones: ones, rows: rows, inFeatures: inFeatures, outFeatures: localOutFeatures, precision: precision)
     }
 }
 
@@ -72,18 +72,18 @@ public struct RowParallelLinear: Sendable {
 
     /// `partial[rows, out] = inp_i[rows, localIn] · B_iᵀ (+ b on rank 0)`: this rank's term of
     /// the output, to be summed over the group with `g`.
-    public func forward(partial: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                        params p: UnsafePointer<Float>, rows: Int) {
-        Matmul.forward(out: partial, inp: inp, weight: p + weight, bias: addsBias ? p + bias : nil,
-                       rows: rows, inFeatures: localInFeatures, outFeatures: outFeatures)
+    func forward(partial: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                 params p: UnsafePointer<Float>, rows: Int, precision: LinearPrecision) {
+        LinearGEMM.forward(out: partial, inp: inp, params: p, weight: weight, bias: addsBias ? bias : nil, rows: rows,
+                           inFeatures: localInFeatures, outFeatures: outFeatures, precision: precision)
     }
 
     /// Overwrites `dinp` with the gradient of this rank's input slice (no communication: the
     /// output gradient is the same on every rank) and adds the weight and bias gradients.
-    public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-                         params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
-                         ones: UnsafePointer<Float>, rows: Int) {
-        Matmul.backward(dinp: dinp, dweight: grad + weight, dbias: grad + bias, dout: dout, inp: inp,
-                        weight: p + weight, ones: ones, rows: rows, inFeatures: localInFeatures, outFeatures: outFeatures)
+    func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                  params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
+                  ones: UnsafePointer<Float>, rows: Int, precision: LinearPrecision) {
+        LinearGEMM.backward(dinp: dinp, dout: dout, inp: inp, params: p, grads: grad, weight: weight, bias: bias,
+                            ones: ones, rows: rows, inFeatures: localInFeatures, outFeatures: outFeatures, precision: precision)
     }
 }

@@ -89,26 +89,26 @@ public struct TransformerLayer: Sendable {
         epsilon = config.layerNormEpsilon
     }
 
-    /// Runs the layer on `input` (`[rows, c]`) into `b.output`. `attentionCore(qkv, out)` turns
-    /// this rank's QKV rows into its heads' attention output.
+    /// Runs the layer on `input` (`[rows, c]`) into `b.output`, the linear layers in `precision`.
+    /// `attentionCore(qkv, out)` turns this rank's QKV rows into its heads' attention output.
     func forward(input: UnsafePointer<Float>, buffers b: TransformerLayerBuffers, rows n: Int,
-                 params p: UnsafePointer<Float>, region: TensorParallelRegion,
+                 params p: UnsafePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion,
                  attentionCore: (_ qkv: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> Void) {
         let c = hidden
         // Attention block.
         LayerNorm.forward(out: b.ln1, mean: b.ln1Mean, rstd: b.ln1Rstd, inp: input, weight: p + inputLayerNorm.weight,
                           bias: p + inputLayerNorm.bias, rows: n, channels: c, eps: epsilon)
-        qkv.forward(out: b.qkv, inp: region.copyToRegion(b.ln1), params: p, rows: n)
+        qkv.forward(out: b.qkv, inp: region.copyToRegion(b.ln1), params: p, rows: n, precision: precision)
         attentionCore(b.qkv, b.attention)
-        projection.forward(partial: b.residual2, inp: b.attention, params: p, rows: n)
+        projection.forward(partial: b.residual2, inp: b.attention, params: p, rows: n, precision: precision)
         region.reduceFromRegion(b.residual2, count: n * c)
         Residual.addInPlace(b.residual2, input, count: n * c)
         // MLP block.
         LayerNorm.forward(out: b.ln2, mean: b.ln2Mean, rstd: b.ln2Rstd, inp: b.residual2, weight: p + preMLPLayerNorm.weight,
                           bias: p + preMLPLayerNorm.bias, rows: n, channels: c, eps: epsilon)
-        fc1.forward(out: b.fc, inp: region.copyToRegion(b.ln2), params: p, rows: n)
+        fc1.forward(out: b.fc, inp: region.copyToRegion(b.ln2), params: p, rows: n, precision: precision)
         GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures)
-        fc2.forward(partial: b.output, inp: b.gelu, params: p, rows: n)
+        fc2.forward(partial: b.output, inp: b.gelu, params: p, rows: n, precision: precision)
         region.reduceFromRegion(b.output, count: n * c)
         Residual.addInPlace(b.output, b.residual2, count: n * c)
     }
@@ -119,24 +119,24 @@ public struct TransformerLayer: Sendable {
     /// `attentionCoreBackward(dqkv, dout)` is the attention core's backward.
     func backward(input: UnsafePointer<Float>, buffers b: TransformerLayerBuffers, dresidual: UnsafeMutablePointer<Float>,
                   scratch d: TransformerLayerGradients, rows n: Int, params p: UnsafePointer<Float>,
-                  grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion,
+                  grads grad: UnsafeMutablePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion,
                   attentionCoreBackward: (_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>) -> Void) {
         let c = hidden
         // MLP block: the GELU output is recomputed instead of stored.
         GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures)
         fc2.backward(dinp: d.dfc, dout: region.reduceFromRegionBackward(dresidual), inp: b.gelu, params: p, grads: grad,
-                     ones: d.ones, rows: n)
+                     ones: d.ones, rows: n, precision: precision)
         GELU.backward(dinp: d.dfc, inp: b.fc, dout: d.dfc, count: n * fc1.localOutFeatures)
-        fc1.backward(dinp: d.dln, dout: d.dfc, inp: b.ln2, params: p, grads: grad, ones: d.ones, rows: n)
+        fc1.backward(dinp: d.dln, dout: d.dfc, inp: b.ln2, params: p, grads: grad, ones: d.ones, rows: n, precision: precision)
         region.copyToRegionBackward(d.dln, count: n * c)
         LayerNorm.backward(dinp: dresidual, dweight: grad + preMLPLayerNorm.weight, dbias: grad + preMLPLayerNorm.bias,
                            dout: d.dln, inp: b.residual2, weight: p + preMLPLayerNorm.weight,
                            mean: b.ln2Mean, rstd: b.ln2Rstd, rows: n, channels: c)
         // Attention block.
         projection.backward(dinp: d.dattention, dout: region.reduceFromRegionBackward(dresidual), inp: b.attention,
-                            params: p, grads: grad, ones: d.ones, rows: n)
+                            params: p, grads: grad, ones: d.ones, rows: n, precision: precision)
         attentionCoreBackward(d.dqkv, d.dattention)
-        qkv.backward(dinp: d.dln, dout: d.dqkv, inp: b.ln1, params: p, grads: grad, ones: d.ones, rows: n)
+        qkv.backward(dinp: d.dln, dout: d.dqkv, inp: b.ln1, params: p, grads: grad, ones: d.ones, rows: n, precision: precision)
         region.copyToRegionBackward(d.dln, count: n * c)
         LayerNorm.backward(dinp: dresidual, dweight: grad + inputLayerNorm.weight, dbias: grad + inputLayerNorm.bias,
                            dout: d.dln, inp: input, weight: p + inputLayerNorm.weight,

@@ -39,7 +39,8 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
     /// The requirement of pipeline stage `stage` of `layout` for `config` with micro-batches of
     /// `microBatchSize` and global batches of up to `globalBatchSize`; `threads` kernel threads.
     public init(config: GPTConfig, layout: RankGrid, stage: Int, microBatchSize: Int, globalBatchSize: Int,
-                seqLength: Int, distributedOptimizer: Bool, threads: Int, recomputation: ActivationRecomputation = .none) {
+                seqLength: Int, distributedOptimizer: Bool, threads: Int, recomputation: ActivationRecomputation = .none,
+                precision: ComputePrecision = .fp32) {
         let t = layout.tensorParallel, p = layout.pipelineParallel, v = layout.virtualStages
         let parameters = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p)
         weightsAndGradients = 8 * parameters
@@ -52,6 +53,8 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         } else {
             optimizer = 8 * parameters
         }
+        // bf16 and fp16 keep a low-precision copy of the weights for the GEMMs.
+        weightsAndGradients += Double(precision.operandBytes) * parameters
         if t > 1 || p > 1 { initialization = 4 * Self.parameterCount(config, tensorParallel: 1, stage: 0, stages: 1) }
         let microBatches = max(1, globalBatchSize / (microBatchSize * layout.dataParallel))
         let kind: PipelineScheduleKind = v > 1 ? .interleaved(virtualStages: v) : .oneForwardOneBackward
@@ -66,7 +69,8 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
             config: config, batch: microBatchSize, seqLength: seqLength, tensorParallel: t, layerCount: perChunk,
             head: stage == p - 1, recomputation: recomputation)
         scratch = GPTMemory.scratchBytes(config: config, batch: microBatchSize, seqLength: seqLength, tensorParallel: t,
-                                         threads: threads, recomputation: recomputation, layersPerChunk: perChunk)
+                                         threads: threads, recomputation: recomputation, layersPerChunk: perChunk,
+                                         precision: precision, head: stage == p - 1)
     }
 
     /// Parameters (floats) of one tensor-parallel rank of pipeline stage `stage`, without
@@ -113,7 +117,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
             let stages = (0..<layout.pipelineParallel).map {
                 MemoryRequirement(config: config, layout: layout, stage: $0, microBatchSize: microBatch, globalBatchSize: globalBatch,
                                   seqLength: seqLength, distributedOptimizer: training.useDistributedOptimizer, threads: threads,
-                                  recomputation: training.recomputation)
+                                  recomputation: training.recomputation, precision: training.precision)
             }
             let busiest = stages.max { $0.peak < $1.peak }!
             let ranks = ranksOnThisMachine(parallel)

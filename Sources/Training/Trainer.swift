@@ -14,11 +14,14 @@ public struct IterationStats: Sendable {
     public var learningRate: Double
     /// Mean over micro-batches of each micro-batch's masked mean loss (Megatron's lm loss).
     public var loss: Double
-    /// Global gradient norm before clipping.
+    /// Global gradient norm before clipping (of the unscaled gradients with fp16).
     public var gradNorm: Double
-    /// The update was skipped because the loss or the gradients were not finite (only with
-    /// `--no-check-for-nan-in-loss-and-grad`; with the check such an iteration throws).
+    /// The update was skipped: with fp16 because the gradients overflowed, otherwise because the
+    /// loss or the gradients were not finite (only with `--no-check-for-nan-in-loss-and-grad`;
+    /// with the check such an iteration throws).
     public var skipped: Bool
+    /// The loss scale this iteration's backward used (1 without fp16).
+    public var lossScale: Double
     public var seconds: Double
 }
 
@@ -43,6 +46,15 @@ public final class Trainer {
     public private(set) var iteration = 0
     public private(set) var consumedSamples = 0
     public private(set) var consumedValidSamples = 0
+    /// Samples the learning-rate schedule has advanced over: as `consumedSamples`, less the
+    /// batches of skipped iterations (Megatron steps its scheduler only after an update).
+    public private(set) var scheduledSamples = 0
+    /// fp16's loss scaler (nil in fp32 and bf16).
+    public private(set) var lossScaler: LossScaler?
+    /// Overflowing iterations in a row at the scaler's minimum.
+    private var skipsAtMinimumScale = 0
+    /// A note for the log when the checkpoint loaded was written in another precision.
+    public private(set) var loadNote: String?
     /// Set when `--load` named a folder without any checkpoint yet (Megatron's first launch):
     /// the run starts from scratch and the log shows this warning.
     public private(set) var loadWarning: String?
@@ -91,7 +103,12 @@ public final class Trainer {
                                        stage: parallel.pipelineRank, chunks: config.virtualPipelineChunks)
         let zeroShards = config.useDistributedOptimizer ? parallel.dataParallel : 1
         model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part,
-                             recomputation: config.recomputation, shardedOver: zeroShards)
+                             recomputation: config.recomputation, shardedOver: zeroShards, precision: config.precision)
+        if config.fp16 {
+            lossScaler = config.lossScale.map { LossScaler(constant: $0) }
+                ?? LossScaler(initialScale: config.initialLossScale, minimumScale: config.minLossScale,
+                              window: config.lossScaleWindow, hysteresis: config.hysteresis)
+        }
         executor = PipelineExecutor(model: model, pipeline: parallel.pipeline)
         var hyper = AdamW.Hyperparameters(learningRate: 0)
         hyper.beta1 = Float(config.adamBeta1)
@@ -131,6 +148,13 @@ public final class Trainer {
             iteration = state.iteration
             consumedSamples = state.consumedSamples
             consumedValidSamples = state.consumedValidSamples
+            scheduledSamples = state.scheduledSamples
+            if let saved = state.lossScaler { lossScaler?.restore(saved) }
+            if state.precision != config.precision {
+                loadNote = "the checkpoint was trained in \(state.precision.rawValue), this run continues in "
+                    + "\(config.precision.rawValue) from its fp32 master weights and moments"
+                    + (lossScaler != nil ? " (the loss scale starts afresh)" : "")
+            }
         }
     }
 
@@ -155,32 +179,46 @@ public final class Trainer {
         let start = clock.now
         let batchSize = currentGlobalBatchSize
         let microBatches = batchSize / (config.microBatchSize * parallel.dataParallel)
-        let learningRate = schedule.learningRate(afterSamples: consumedSamples)
+        let learningRate = schedule.learningRate(afterSamples: scheduledSamples)
         let batches = try loadGlobalBatch(microBatches: microBatches)
         model.zeroGrad()
+        // fp16: the backward starts from the scaled loss, so the gradients come out scaled.
+        let lossScale = lossScaler?.scale ?? 1
         let lossSum = try executor.run(try Self.pipelineSchedule(part: model.part, microBatches: microBatches),
-                                       batches: batches, gradientScale: 1 / Float(microBatches))
-        let norm = gradientSync.synchronize(model, optimizer: optimizer)
+                                       batches: batches, gradientScale: Float(lossScale / Double(microBatches)))
+        let norm = gradientSync.synchronize(model, optimizer: optimizer) / lossScale
         let loss = meanLoss(lossSum, microBatches: microBatches)
-        // The one place that decides whether the update happens (fp16 loss scaling will turn
-        // non-finite gradients into skipped iterations here). Loss and norm are reduced over
-        // every rank, so all ranks decide alike.
+        // The one place that decides whether the update happens. Loss and norm are reduced over
+        // every rank, so all ranks decide alike. With fp16 non-finite gradients are an overflow
+        // of the loss scale: the iteration is skipped and the scaler backs off.
+        let overflow = lossScaler != nil && !norm.isFinite
         let skipped = !(loss.isFinite && norm.isFinite)
-        if skipped && config.checkForNaNInLossAndGrad {
+        if skipped && config.checkForNaNInLossAndGrad && !(overflow && loss.isFinite) {
             throw TrainingError.diverged(iteration: iteration + 1, loss: loss, gradNorm: norm)
         }
+        if var scaler = lossScaler {
+            skipsAtMinimumScale = overflow && scaler.isAtMinimum ? skipsAtMinimumScale + 1 : 0
+            if skipsAtMinimumScale >= config.maxSkipsAtMinLossScale {
+                throw TrainingError.lossScaleExhausted(iteration: iteration + 1, scale: scaler.scale, count: skipsAtMinimumScale)
+            }
+            scaler.update(overflow: overflow)
+            lossScaler = scaler
+        }
         if !skipped {
-            // The gradients are summed over DP: the scale takes the mean and clips.
+            // The gradients are summed over DP: the scale takes the mean, unscales and clips.
             optimizer.hyperparameters.learningRate = Float(learningRate)
-            let scale = GradientClipping.coefficient(norm: norm, clip: config.clipGrad) / Double(parallel.dataParallel)
+            let scale = GradientClipping.coefficient(norm: norm, clip: config.clipGrad) / (Double(parallel.dataParallel) * lossScale)
             optimizer.update(params: model.params, grads: model.grads, gradScale: Float(scale))
+            model.weightsDidChange()
+            scheduledSamples += batchSize
         }
         consumedSamples += batchSize
         iteration += 1
         let elapsed = (clock.now - start).components
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return IterationStats(iteration: iteration, consumedSamples: consumedSamples, globalBatchSize: batchSize,
-                              learningRate: learningRate, loss: loss, gradNorm: norm, skipped: skipped, seconds: seconds)
+                              learningRate: learningRate, loss: loss, gradNorm: norm, skipped: skipped,
+                              lossScale: lossScale, seconds: seconds)
     }
 
     /// This data-parallel rank's micro-batches of the next global batch (Megatron's sampler: each
@@ -249,7 +287,9 @@ public final class Trainer {
         try Checkpoint.save(to: directory, model: model, moments: moments,
                             state: Checkpoint.State(iteration: iteration, consumedSamples: consumedSamples,
                                                     consumedValidSamples: consumedValidSamples,
-                                                    optimizerStep: moments.step, seed: config.seed),
+                                                    optimizerStep: moments.step, seed: config.seed,
+                                                    scheduledSamples: scheduledSamples, precision: config.precision,
+                                                    lossScaler: lossScaler?.state),
                             arguments: config.arguments, schedule: schedule, parallel: parallel)
     }
 

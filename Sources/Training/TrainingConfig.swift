@@ -41,6 +41,26 @@ public struct TrainingConfig: Sendable, Equatable {
     /// Megatron's `check_for_nan_in_loss_and_grad` (on by default): a non-finite loss or gradient
     /// norm stops training with an error naming the iteration.
     public var checkForNaNInLossAndGrad: Bool { !noCheckForNaNInLossAndGrad }
+    // Mixed precision.
+    /// `--bf16`: the linear layers' GEMMs in bf16 (see `ComputePrecision`).
+    public var bf16 = false
+    /// `--fp16`: the linear layers' GEMMs in fp16, with loss scaling.
+    public var fp16 = false
+    /// `--loss-scale`: a static loss scale for fp16 (nil: dynamic).
+    public var lossScale: Double?
+    /// `--initial-loss-scale`, `--min-loss-scale`, `--loss-scale-window`, `--hysteresis`: the
+    /// dynamic loss scaler (Megatron's defaults).
+    public var initialLossScale = 4_294_967_296.0
+    public var minLossScale = 1.0
+    public var lossScaleWindow = 1000
+    public var hysteresis = 2
+    /// `--max-skips-at-min-loss-scale`: overflowing iterations in a row at the minimum (or the
+    /// static) scale after which the run stops.
+    public var maxSkipsAtMinLossScale = 10
+    /// `--accumulate-allreduce-grads-in-fp32`: accepted; gradients are always fp32 here.
+    public var accumulateAllreduceGradsInFp32 = false
+    /// The number format of the run's GEMMs.
+    public var precision: ComputePrecision { bf16 ? .bf16 : fp16 ? .fp16 : .fp32 }
     // Data.
     public var dataPath: [String] = []
     public var split = "969, 30, 1"
@@ -236,6 +256,11 @@ public struct TrainingConfig: Sendable, Equatable {
             case let .invalid(flag, reason): throw .invalidFlag(flag, reason)
             case let .layout(layout): throw .layout(layout.description)
             }
+        }
+        if bf16 && fp16 { throw .invalidFlag("--bf16", "give at most one of --bf16 and --fp16") }
+        if lossScale != nil && !fp16 { throw .invalidFlag("--loss-scale", "needs --fp16") }
+        if minLossScale > initialLossScale {
+            throw .invalidFlag("--min-loss-scale", "must not exceed --initial-loss-scale \(initialLossScale), got \(minLossScale)")
         }
         guard (trainIters == nil) != (trainSamples == nil) else {
             throw .invalidFlag("--train-iters", "give exactly one of --train-iters and --train-samples")

@@ -10,6 +10,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
     case memory(String)
     /// Iteration `iteration`'s loss or gradient norm was not finite (`--check-for-nan-in-loss-and-grad`).
     case diverged(iteration: Int, loss: Double, gradNorm: Double)
+    /// fp16: `count` iterations in a row overflowed at the lowest loss scale the run allows.
+    case lossScaleExhausted(iteration: Int, scale: Double, count: Int)
 
     public var description: String {
         switch self {
@@ -25,6 +27,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
                 + "grad norm \(gradNorm.isNaN ? "nan" : String(gradNorm)); stopped before the update "
                 + "(no checkpoint of it is saved). Lower --lr or check the data and the checkpoint loaded; "
                 + "--no-check-for-nan-in-loss-and-grad skips such iterations instead"
+        case let .lossScaleExhausted(iteration, scale, count):
+            "fp16 gradients overflowed in \(count) iterations in a row at the loss scale's minimum \(scale) "
+                + "(up to iteration \(iteration)); stopped without saving (the last checkpoint is intact). "
+                + "Lower --min-loss-scale or --lr, or train in --bf16 (--max-skips-at-min-loss-scale sets the limit)"
         }
     }
 }

@@ -26,6 +26,7 @@ public struct TrainingFlag: Sendable {
         case initialization
         case regularization = "regularization and optimizer"
         case training
+        case mixedPrecision = "mixed precision"
         case learningRate = "learning rate"
         case checkpointing
         case distributed

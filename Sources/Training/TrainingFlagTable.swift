@@ -9,6 +9,8 @@ extension TrainingFlag {
         weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad,
         microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples, noCheckForNaNInLossAndGrad,
         exitSignalHandler, exitInterval, exitDurationInMins,
+        bf16, fp16, lossScale, initialLossScale, minLossScale, lossScaleWindow, hysteresis, maxSkipsAtMinLossScale,
+        accumulateAllreduceGradsInFp32,
         lr, minLR, lrDecayStyle, lrWarmupIters, lrWarmupSamples, lrDecayIters, lrDecaySamples,
         save, saveInterval, load,
         tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, dataParallelSize,
@@ -72,6 +74,30 @@ extension TrainingFlag {
     public static let exitDurationInMins = number("exit-duration-in-mins", .training, \.exitDurationInMins,
                                                   "Save to --save and exit 0 after the iteration during which the run passed X minutes.",
                                                   range: .positive, default: "none")
+    // Mixed precision (Megatron-LM's fp16 recipe, MT-NLG's bf16).
+    public static let bf16 = flag("bf16", .mixedPrecision, \.bf16,
+                                  "Run the linear layers' GEMMs in bf16 (fp32 master weights, gradients and optimizer).")
+    public static let fp16 = flag("fp16", .mixedPrecision, \.fp16,
+                                  "Run the linear layers' GEMMs in fp16 with loss scaling (fp32 master weights, gradients and optimizer).")
+    public static let lossScale = number("loss-scale", .mixedPrecision, \.lossScale,
+                                         "Static loss scale (with --fp16); without it the scale is dynamic.",
+                                         range: .positive, default: "dynamic")
+    public static let initialLossScale = number("initial-loss-scale", .mixedPrecision, \.initialLossScale,
+                                                "Starting dynamic loss scale.", range: .positive, default: "2^32")
+    public static let minLossScale = number("min-loss-scale", .mixedPrecision, \.minLossScale,
+                                            "The dynamic loss scale never backs off below this.", range: .positive)
+    public static let lossScaleWindow = integer("loss-scale-window", .mixedPrecision, \.lossScaleWindow,
+                                                "Clean iterations before the dynamic loss scale doubles.", range: .atLeast(1))
+    public static let hysteresis = integer("hysteresis", .mixedPrecision, \.hysteresis,
+                                           "Overflowing iterations tolerated before the dynamic loss scale halves.",
+                                           range: .atLeast(1))
+    public static let maxSkipsAtMinLossScale = integer(
+        "max-skips-at-min-loss-scale", .mixedPrecision, \.maxSkipsAtMinLossScale,
+        "Stop with an error after this many overflowing iterations in a row at --min-loss-scale (or the static --loss-scale).",
+        range: .atLeast(1))
+    public static let accumulateAllreduceGradsInFp32 = flag(
+        "accumulate-allreduce-grads-in-fp32", .mixedPrecision, \.accumulateAllreduceGradsInFp32,
+        "Accepted for Megatron compatibility: gradients are always accumulated and all-reduced in fp32 here.")
     // Learning rate.
     public static let lr = number("lr", .learningRate, \.lr, "Peak learning rate.", range: .positive, default: "required")
     public static let minLR = number("min-lr", .learningRate, \.minLR, "Learning rate at the end of the decay.", range: .nonNegative)

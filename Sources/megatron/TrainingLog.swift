@@ -1,4 +1,5 @@
 import FileSupport
+import Kernels
 import Measurement
 import Parameters
 import Training
@@ -34,12 +35,20 @@ struct TrainingLog {
     func start() {
         guard !quiet else { return }
         if let warning = trainer.loadWarning { print("WARNING: " + warning) }
+        if let note = trainer.loadNote { printLine("> note: " + note) }
         let c = trainer.model.config
         printLine("> GPT: \(trainer.model.layout.totalCount) parameters, \(c.numLayers) layers, hidden \(c.hiddenSize), "
               + "\(c.numAttentionHeads) heads, seq \(trainer.config.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize))")
         printLine("> training \(trainer.totalSamples) samples from iteration \(trainer.iteration) "
               + "(consumed samples \(trainer.consumedSamples)); sgemm peak \(fixed(peakFLOPs / 1e9, 1)) GFLOP/s")
         printLine("> memory of rank 0: \(trainer.memory); recompute \(trainer.config.recomputation)")
+        switch trainer.config.precision {
+        case .fp32: break
+        case .bf16: printLine("> precision bf16; " + BF16Matmul.description)
+        case .fp16:
+            let scale = trainer.lossScaler.map { $0.isDynamic ? "dynamic loss scale from \($0.scale)" : "static loss scale \($0.scale)" } ?? ""
+            printLine("> precision fp16 (emulated: fp16-rounded operands, fp32 sgemm); \(scale)")
+        }
     }
 
     mutating func record(_ stats: IterationStats) {
@@ -73,7 +82,7 @@ struct TrainingLog {
         printLine(" [\(timestamp())] iteration \(padded(stats.iteration, 8))/\(padded(total, 8)) | consumed samples: \(padded(stats.consumedSamples, 12))"
               + " | elapsed time per iteration (ms): \(fixed(msPerIteration, 1)) | learning rate: \(scientificE(stats.learningRate))"
               + " | global batch size: \(padded(stats.globalBatchSize, 5)) | lm loss: \(scientificE(loss))"
-              + " | grad norm: \(fixed(stats.gradNorm, 3)) | number of skipped iterations: \(padded(skipped, 3))"
+              + " | loss scale: \(fixed(stats.lossScale, 1)) | grad norm: \(fixed(stats.gradNorm, 3)) | number of skipped iterations: \(padded(skipped, 3))"
               + " | number of nan iterations: \(padded(nan, 3)) | tokens/s: \(fixed(tokensPerSecond, 0))"
               + " | TFLOP/s: \(fixed(flops / 1e12, 4)) | MFU: \(fixed(flops / peakFLOPs * 100, 1))% |")
         report("--metrics-file") { try metrics?.write([
@@ -81,9 +90,10 @@ struct TrainingLog {
             ("lm_loss", .number(loss)), ("lr", .number(stats.learningRate)), ("grad_norm", .number(stats.gradNorm)),
             ("global_batch_size", .number(Double(stats.globalBatchSize))), ("ms_per_iter", .number(msPerIteration)),
             ("tokens_per_s", .number(tokensPerSecond)), ("skipped_iterations", .number(Double(skipped))),
+            ("skipped", .bool(stats.skipped)), ("loss_scale", .number(stats.lossScale)),
         ]) }
         report("--tensorboard-dir") { try tensorBoard?.scalars([("lm loss", loss), ("learning-rate", stats.learningRate),
-                              ("batch-size", Double(stats.globalBatchSize)), ("grad-norm", stats.gradNorm),
+                              ("batch-size", Double(stats.globalBatchSize)), ("grad-norm", stats.gradNorm), ("loss-scale", stats.lossScale),
                               ("iteration-time", msPerIteration / 1000), ("throughput/tokens-per-second", tokensPerSecond)],
                              step: stats.iteration) }
         intervalSeconds = 0

@@ -42,8 +42,8 @@ import TestSupport
             return store
         }
 
-        func model() throws -> GPTModel {
-            let model = try GPTModel(config: config, seed: 1)
+        func model(precision: ComputePrecision = .fp32) throws -> GPTModel {
+            let model = try GPTModel(config: config, seed: 1, precision: precision)
             try HuggingFaceGPT2.load(into: model.params, config: config, prefix: "init/") { try file.floats($0) }
             return model
         }

@@ -22,8 +22,10 @@ import Testing
         var tp = 1, pp = 1, dp = 1, chunks = 1
         var distributed = false
         var layers = 2
+        var precision = ComputePrecision.fp32
         var description: String {
             "TP \(tp) x PP \(pp)\(chunks > 1 ? " (\(chunks) chunks)" : "") x DP \(dp)\(distributed ? " + distributed optimizer" : "")"
+                + (precision == .fp32 ? "" : " in \(precision.rawValue)")
         }
     }
 
@@ -46,6 +48,7 @@ import Testing
             extra.append(("num-layers-per-virtual-pipeline-stage", .number(Double(layout.layers / (layout.pp * layout.chunks)))))
         }
         extra.append(("pipeline-model-parallel-size", .number(Double(layout.pp))))
+        if layout.precision != .fp32 { extra.append((layout.precision.rawValue, .bool(true))) }
         let config = try Self.config(layers: layout.layers, extra: extra)
         let (t, p, d) = (layout.tp, layout.pp, layout.dp)
         if t * p * d == 1 {
