@@ -74,10 +74,13 @@ public enum CrossEntropy {
     /// With vocabulary-parallel logits (columns `vocabStart ..< vocabStart + vocab` of the full
     /// vocabulary) and the global log-sum-exp, the one-hot is subtracted only where the target
     /// falls in this shard. Columns at or past `validColumns` (of this shard) get a zero gradient.
+    /// `eachRow(row, gradient)`, when given, is called with every finished row while it is still
+    /// in cache (from the thread that computed it), e.g. to round it into a GEMM operand.
     public static func backward(logitsToGradient logits: UnsafeMutablePointer<Float>,
                                 logSumExp: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
                                 lossMask: UnsafePointer<Float>?, scale: Float, rows: Int, vocab: Int,
-                                vocabStart: Int = 0, validColumns: Int? = nil) {
+                                vocabStart: Int = 0, validColumns: Int? = nil,
+                                eachRow: ((Int, UnsafePointer<Float>) -> Void)? = nil) {
         let valid = max(0, min(validColumns ?? vocab, vocab))
         ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
@@ -85,6 +88,7 @@ public enum CrossEntropy {
                 let w = rowWeight(row, targets: targets, lossMask: lossMask) * scale
                 if w == 0 {
                     x.update(repeating: 0, count: vocab)
+                    eachRow?(row, x)
                     continue
                 }
                 let lseVector = FloatVector(repeating: logSumExp[row])
@@ -101,6 +105,7 @@ public enum CrossEntropy {
                 if valid < vocab { (x + valid).update(repeating: 0, count: vocab - valid) }
                 let local = Int(targets[row]) - vocabStart
                 if local >= 0 && local < vocab { x[local] -= w }
+                eachRow?(row, x)
             }
         }
     }

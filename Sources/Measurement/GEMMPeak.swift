@@ -1,8 +1,41 @@
 import Kernels
+import Models
 import Parameters
 
-/// Measures the sgemm ceiling of this machine, the denominator of MFU.
+/// Measures the GEMM ceiling of this machine, the denominator of MFU: sgemm for fp32 (and the
+/// emulated fp16), the bf16 GEMM for bf16.
 public enum GEMMPeak {
+    /// The peak of the GEMM `precision` trains with.
+    public static func measure(_ precision: ComputePrecision, repeats: Int = 5) -> Double {
+        precision == .bf16 ? measureBF16(repeats: repeats) : measure(repeats: repeats)
+    }
+
+    /// Best GFLOP/s of the same product on bf16 operands (`BF16Matmul`'s active backend).
+    public static func measureBF16(repeats: Int = 5) -> Double {
+        let m = 4096, n = 3072, k = 768
+        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
+        var rng = RandomGenerator(seed: 1)
+        rng.fillNormal(a.pointer, count: a.count, std: 1)
+        rng.fillNormal(b.pointer, count: b.count, std: 1)
+        let a16 = BFloat16Buffer(rounding: a.pointer, count: a.count), b16 = BFloat16Buffer(rounding: b.pointer, count: b.count)
+        return best(of: repeats, flops: 2 * Double(m * n * k)) {
+            BF16Matmul.forward(out: c.pointer, inp: a16.pointer, weight: b16.pointer, bias: nil,
+                               rows: m, inFeatures: k, outFeatures: n)
+        }
+    }
+
+    /// Best GFLOP/s of `repeats` runs of `body` doing `flops` each.
+    static func best(of repeats: Int, flops: Double, _ body: () -> Void) -> Double {
+        let clock = ContinuousClock()
+        var best = 0.0
+        for _ in 0..<repeats {
+            let start = clock.now
+            body()
+            best = max(best, flops / (milliseconds(clock.now - start) / 1000) / 1e9)
+        }
+        return best
+    }
+
     /// Best GFLOP/s of several transformer-shaped products (4096 x 3072 x 768, the MLP's first
     /// GEMM at GPT-2 124M) on all BLAS threads.
     public static func measure(repeats: Int = 5) -> Double {
@@ -11,15 +44,9 @@ public enum GEMMPeak {
         var rng = RandomGenerator(seed: 1)
         rng.fillNormal(a.pointer, count: a.count, std: 1)
         rng.fillNormal(b.pointer, count: b.count, std: 1)
-        let clock = ContinuousClock()
-        var best = 0.0
-        for _ in 0..<repeats {
-            let start = clock.now
+        return best(of: repeats, flops: 2 * Double(m * n * k)) {
             Matmul.forward(out: c.pointer, inp: a.pointer, weight: b.pointer, bias: nil,
                            rows: m, inFeatures: k, outFeatures: n)
-            let seconds = milliseconds(clock.now - start) / 1000
-            best = max(best, 2 * Double(m * n * k) / seconds / 1e9)
         }
-        return best
     }
 }

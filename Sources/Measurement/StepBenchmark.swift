@@ -8,10 +8,13 @@ public struct StepBenchmark {
     public let shape: BenchShape
     /// What the backward recomputes.
     public let recomputation: ActivationRecomputation
+    /// The GEMMs' number format (fp16 with a fixed loss scale of 1024; random tokens do not overflow).
+    public let precision: ComputePrecision
 
-    public init(shape: BenchShape, recomputation: ActivationRecomputation = .none) {
+    public init(shape: BenchShape, recomputation: ActivationRecomputation = .none, precision: ComputePrecision = .fp32) {
         self.shape = shape
         self.recomputation = recomputation
+        self.precision = precision
     }
 
     /// Per-phase timings (milliseconds) of every timed step.
@@ -26,7 +29,8 @@ public struct StepBenchmark {
 
     public func run(warmup: Int, steps: Int) throws -> Result {
         let config = shape.gptConfig
-        let model = try GPTModel(config: config, seed: 1234, recomputation: recomputation)
+        let model = try GPTModel(config: config, seed: 1234, recomputation: recomputation, precision: precision)
+        let lossScale: Float = precision == .fp16 ? 1024 : 1
         let optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: AdamW.Hyperparameters(learningRate: 1e-4))
         let n = shape.microBatch * shape.seqLength
         var rng = RandomGenerator(seed: 99)
@@ -40,9 +44,10 @@ public struct StepBenchmark {
             result.lastLoss = try model.forward(tokens: tokens, targets: targets, batch: shape.microBatch,
                                                 seqLength: shape.seqLength).mean
             let forwardEnd = clock.now
-            model.backward()
+            model.backward(gradientScale: lossScale)
             let backwardEnd = clock.now
-            optimizer.update(params: model.params, grads: model.grads)
+            optimizer.update(params: model.params, grads: model.grads, gradScale: 1 / lossScale)
+            model.weightsDidChange()
             let end = clock.now
             if step >= warmup {
                 result.forwardMs.append(milliseconds(forwardEnd - start))

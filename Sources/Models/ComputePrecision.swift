@@ -6,9 +6,11 @@ import Parameters
 /// With `.bf16` every GEMM of the linear layers (QKV, attention projection, MLP, the output
 /// layer) multiplies bf16 operands with fp32 accumulation: the weights come from a bf16 copy of
 /// the fp32 weights (refreshed after every change, the fp32 ones stay the optimizer's master
-/// weights), activations are rounded to bf16 as they enter a GEMM and its output is rounded to
-/// bf16 (what Megatron stores); the embedding output is rounded likewise. LayerNorm statistics,
-/// the softmax, the cross-entropy over fp32 logits, the residual stream (Megatron's
+/// weights), activations and activation gradients are rounded to bf16 as they enter a GEMM and
+/// its output is rounded to bf16 (what Megatron stores), as is the embedding output. The logits
+/// stay as the GEMM's fp32 accumulator leaves them (Megatron rounds them to bf16 and casts them
+/// back for the cross-entropy). LayerNorm statistics, the attention core (on bf16-rounded Q, K
+/// and V: its GEMMs are fp32), the softmax, the cross-entropy, the residual stream (Megatron's
 /// `--fp32-residual-connection`), the gradients (accumulated in fp32 as Megatron's
 /// `--accumulate-allreduce-grads-in-fp32`) and the optimizer stay fp32.
 ///
@@ -73,8 +75,11 @@ struct BF16Operands {
 /// the output layer in either precision; `weight` and `bias` are offsets into the parameter
 /// buffer `p` (and the gradient buffer `grad`).
 enum LinearGEMM {
+    /// `roundsOutput: false` leaves the fp32 accumulator's output as it is (the logits, which
+    /// the cross-entropy reads in fp32).
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, params p: UnsafePointer<Float>,
-                        weight: Int, bias: Int?, rows: Int, inFeatures: Int, outFeatures: Int, precision: LinearPrecision) {
+                        weight: Int, bias: Int?, rows: Int, inFeatures: Int, outFeatures: Int, precision: LinearPrecision,
+                        roundsOutput: Bool = true) {
         switch precision {
         case .fp32:
             Matmul.forward(out: out, inp: inp, weight: p + weight, bias: bias.map { p + $0 },
@@ -83,26 +88,30 @@ enum LinearGEMM {
             BFloat16Conversion.round(out: operands.input, inp: inp, count: rows * inFeatures)
             BF16Matmul.forward(out: out, inp: operands.input, weight: operands.weights + weight, bias: bias.map { p + $0 },
                                rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
-            BFloat16Conversion.roundInPlace(out, count: rows * outFeatures)
+            if roundsOutput { BFloat16Conversion.roundInPlace(out, count: rows * outFeatures) }
         case .fp16(let operands):
             HalfPrecision.round(out: operands.input, inp: inp, count: rows * inFeatures)
             Matmul.forward(out: out, inp: operands.input, weight: operands.weights + weight, bias: bias.map { p + $0 },
                            rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
-            HalfPrecision.roundInPlace(out, count: rows * outFeatures)
+            if roundsOutput { HalfPrecision.roundInPlace(out, count: rows * outFeatures) }
         }
     }
 
     /// Overwrites `dinp` (when given) with the input gradient and adds the weight and bias
-    /// gradients (fp32) into `grad`. `ones` holds `rows` ones when there is a bias.
+    /// gradients (fp32) into `grad`. `ones` holds `rows` ones when there is a bias. With
+    /// `outputGradientRounded` the operand scratch already holds `dout` rounded.
     static func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                          params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>, weight: Int, bias: Int?,
-                         ones: UnsafePointer<Float>?, rows: Int, inFeatures: Int, outFeatures: Int, precision: LinearPrecision) {
+                         ones: UnsafePointer<Float>?, rows: Int, inFeatures: Int, outFeatures: Int, precision: LinearPrecision,
+                         outputGradientRounded: Bool = false) {
         switch precision {
         case .fp32:
             Matmul.backward(dinp: dinp, dweight: grad + weight, dbias: bias.map { grad + $0 }, dout: dout, inp: inp,
                             weight: p + weight, ones: ones, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
         case .bf16(let operands):
-            BFloat16Conversion.round(out: operands.outputGradient, inp: dout, count: rows * outFeatures)
+            if !outputGradientRounded {
+                BFloat16Conversion.round(out: operands.outputGradient, inp: dout, count: rows * outFeatures)
+            }
             BFloat16Conversion.round(out: operands.input, inp: inp, count: rows * inFeatures)
             BF16Matmul.backward(dinp: dinp, dweight: grad + weight, dout: operands.outputGradient, inp: operands.input,
                                 weight: operands.weights + weight, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
@@ -112,7 +121,9 @@ enum LinearGEMM {
                 Matmul.biasGradient(dbias: grad + bias, dout: dout, ones: ones, rows: rows, outFeatures: outFeatures)
             }
         case .fp16(let operands):
-            HalfPrecision.round(out: operands.outputGradient, inp: dout, count: rows * outFeatures)
+            if !outputGradientRounded {
+                HalfPrecision.round(out: operands.outputGradient, inp: dout, count: rows * outFeatures)
+            }
             HalfPrecision.round(out: operands.input, inp: inp, count: rows * inFeatures)
             Matmul.backward(dinp: dinp, dweight: grad + weight, dbias: bias.map { grad + $0 }, dout: operands.outputGradient,
                             inp: operands.input, weight: operands.weights + weight, ones: ones, rows: rows,

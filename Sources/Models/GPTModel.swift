@@ -242,8 +242,9 @@ public final class GPTModel {
         LayerNorm.forward(out: acts.lnf.pointer, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
                           weight: p + finalLN.weight, bias: p + finalLN.bias, rows: n, channels: c, eps: config.layerNormEpsilon)
         // The output layer (tied to the word embedding) gives this rank's vocabulary columns.
+        // The logits stay as the fp32 accumulator gives them: the cross-entropy reads fp32.
         embedding.outputLayer.forward(out: acts.logits.pointer, inp: region.copyToRegion(acts.lnf.pointer), params: p,
-                                      rows: n, precision: precision)
+                                      rows: n, precision: precision, roundsOutput: false)
         let totals = VocabParallelCrossEntropy(embedding: embedding, config: config).forward(
             losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer, logits: acts.logits.pointer,
             targets: acts.targets.pointer, lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
@@ -274,11 +275,13 @@ public final class GPTModel {
             let scale = totals.weight > 0 ? gradientScale / Float(totals.weight) : 0
             VocabParallelCrossEntropy(embedding: embedding, config: config).backward(
                 logitsToGradient: acts.logits.pointer, logSumExp: acts.logitsLSE.pointer, targets: acts.targets.pointer,
-                lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil, scale: scale, rows: n)
+                lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil, scale: scale, rows: n,
+                precision: precision)
             // Output layer, then the final LayerNorm; each rank's vocabulary columns give part of
             // the input gradient (f's backward sums them).
             embedding.outputLayer.backward(dinp: s.dln.pointer, dout: acts.logits.pointer, inp: acts.lnf.pointer,
-                                           params: p, grads: grad, ones: nil, rows: n, precision: precision)
+                                           params: p, grads: grad, ones: nil, rows: n, precision: precision,
+                                           outputGradientRounded: true)
             region.copyToRegionBackward(s.dln.pointer, count: n * c)
             dresidual.update(repeating: 0, count: n * c)
             let lastResidual = acts.input(ofLayer: layers.count)

@@ -91,10 +91,27 @@ public struct VocabParallelCrossEntropy: Sendable {
             }
     }
 
-    /// Overwrites `logits` with the gradient of `scale` times the summed masked loss.
+    /// Overwrites `logits` with the gradient of `scale` times the summed masked loss; in bf16 or
+    /// fp16 also rounds it, row by row while in cache, into `precision`'s output-gradient operand
+    /// (the output layer's backward then uses it as it is).
     func backward(logitsToGradient logits: UnsafeMutablePointer<Float>, logSumExp: UnsafePointer<Float>,
-                  targets: UnsafePointer<Int32>, lossMask: UnsafePointer<Float>?, scale: Float, rows: Int) {
+                  targets: UnsafePointer<Int32>, lossMask: UnsafePointer<Float>?, scale: Float, rows: Int,
+                  precision: LinearPrecision) {
+        let columns = vocabCount
+        let rounding: ((Int, UnsafePointer<Float>) -> Void)?
+        switch precision {
+        case .fp32: rounding = nil
+        case .bf16(let operands):
+            rounding = { row, gradient in
+                BFloat16Conversion.roundSerial(out: operands.outputGradient + row * columns, inp: gradient, count: columns)
+            }
+        case .fp16(let operands):
+            rounding = { row, gradient in
+                HalfPrecision.roundSerial(out: operands.outputGradient + row * columns, inp: gradient, count: columns)
+            }
+        }
         CrossEntropy.backward(logitsToGradient: logits, logSumExp: logSumExp, targets: targets, lossMask: lossMask,
-                              scale: scale, rows: rows, vocab: vocabCount, vocabStart: vocabStart, validColumns: validColumns)
+                              scale: scale, rows: rows, vocab: vocabCount, vocabStart: vocabStart, validColumns: validColumns,
+                              eachRow: rounding)
     }
 }

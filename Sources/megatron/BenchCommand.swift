@@ -31,7 +31,9 @@ struct StepBenchCommand: ParsableCommand {
         saved activations are the bytes the model keeps between forward and backward (the layers'
         and, separately, the logits), counted by the code that allocates them.
         With --recompute-granularity the backward recomputes activations (MFU still counts the
-        model FLOPs without the recomputation, as Megatron does).
+        model FLOPs without the recomputation, as Megatron does). With --bf16 the linear layers'
+        GEMMs run on bf16 operands and MFU is against the bf16 GEMM peak (same product, measured);
+        --fp16 is emulated (fp16-rounded operands, sgemm) and measured against the sgemm peak.
         """)
 
     @Option(name: .long, help: "Configuration: S, M or 124M.")
@@ -45,6 +47,12 @@ struct StepBenchCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Print one JSON object instead of text.")
     var json = false
+
+    @Flag(name: .long, help: "bf16 GEMMs with fp32 master weights (as train --bf16).")
+    var bf16 = false
+
+    @Flag(name: .long, help: "fp16 GEMMs (emulated) with a loss scale of 1024 (as train --fp16).")
+    var fp16 = false
 
     @Option(name: .long, help: "full or selective: recompute activations in the backward (as train).")
     var recomputeGranularity: String?
@@ -72,13 +80,17 @@ struct StepBenchCommand: ParsableCommand {
     func validate() throws {
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
+        guard !(bf16 && fp16) else { throw ValidationError("give at most one of --bf16 and --fp16") }
     }
 
     func run() throws {
-        let peak = GEMMPeak.measure()
+        let precision: ComputePrecision = bf16 ? .bf16 : fp16 ? .fp16 : .fp32
+        let peak = GEMMPeak.measure(precision)
         let recomputation = try recomputation
-        let result = try StepBenchmark(shape: config.shape, recomputation: recomputation).run(warmup: warmup, steps: steps)
-        let report = BenchReport(shape: config.shape, result: result, sgemmPeakGFLOPs: peak, recomputation: recomputation)
+        let result = try StepBenchmark(shape: config.shape, recomputation: recomputation, precision: precision)
+            .run(warmup: warmup, steps: steps)
+        let report = BenchReport(shape: config.shape, result: result, gemmPeakGFLOPs: peak, recomputation: recomputation,
+                                 precision: precision)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

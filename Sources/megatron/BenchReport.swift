@@ -1,3 +1,4 @@
+import Kernels
 import Measurement
 import Models
 
@@ -15,8 +16,12 @@ struct BenchReport: Codable {
     var peakMemoryMiB: Double
     var modelTFLOPsPerStep: Double
     var achievedGFLOPs: Double
-    var sgemmPeakGFLOPs: Double
+    /// The measured peak of the GEMM the precision uses (sgemm, or the bf16 GEMM).
+    var gemmPeakGFLOPs: Double
     var mfu: Double
+    /// fp32, bf16 or fp16, and what computes the bf16 GEMMs.
+    var precision: String
+    var gemm: String
     var finalLoss: Double
     /// `none`, `selective` or `full (method, N layers)`.
     var recompute: String
@@ -24,7 +29,8 @@ struct BenchReport: Codable {
     var layerActivationMiB: Double
     var logitsMiB: Double
 
-    init(shape: BenchShape, result: StepBenchmark.Result, sgemmPeakGFLOPs: Double, recomputation: ActivationRecomputation) {
+    init(shape: BenchShape, result: StepBenchmark.Result, gemmPeakGFLOPs: Double, recomputation: ActivationRecomputation,
+         precision: ComputePrecision) {
         config = shape.name
         parameters = result.parameterCount
         tokensPerStep = shape.microBatch * shape.seqLength
@@ -37,8 +43,14 @@ struct BenchReport: Codable {
         peakMemoryMiB = Double(ProcessMemory.peakResidentBytes()) / 1_048_576
         modelTFLOPsPerStep = shape.modelFLOPsPerStep / 1e12
         achievedGFLOPs = shape.modelFLOPsPerStep / (msPerStep / 1000) / 1e9
-        self.sgemmPeakGFLOPs = sgemmPeakGFLOPs
-        mfu = achievedGFLOPs / sgemmPeakGFLOPs
+        self.gemmPeakGFLOPs = gemmPeakGFLOPs
+        mfu = achievedGFLOPs / gemmPeakGFLOPs
+        self.precision = precision.rawValue
+        switch precision {
+        case .fp32: gemm = "OpenBLAS sgemm"
+        case .bf16: gemm = BF16Matmul.description
+        case .fp16: gemm = "fp16 emulated: fp16-rounded operands, OpenBLAS sgemm"
+        }
         finalLoss = result.lastLoss
         recompute = recomputation.description
         let config = shape.gptConfig
@@ -58,12 +70,13 @@ struct BenchReport: Codable {
         return """
         config \(config): \(parameters) parameters, \(tokensPerStep) tokens/step, median of \(steps) steps
           ms/step          \(f(msPerStep)) (forward \(f(forwardMs)), backward \(f(backwardMs)), optimizer \(f(optimizerMs)))
+          precision        \(precision) (\(gemm))
           tokens/s         \(f(tokensPerSecond))
           recompute        \(recompute)
           saved activations \(f(layerActivationMiB)) MiB in the layers, \(f(logitsMiB)) MiB logits and loss
           peak memory      \(f(peakMemoryMiB)) MiB
           model FLOPs      \(f(modelTFLOPsPerStep, 3)) TFLOP/step -> \(f(achievedGFLOPs)) GFLOP/s
-          sgemm peak       \(f(sgemmPeakGFLOPs)) GFLOP/s (measured)
+          GEMM peak        \(f(gemmPeakGFLOPs)) GFLOP/s (measured, \(precision == "bf16" ? "bf16 GEMM" : "sgemm"))
           MFU              \(f(mfu * 100)) %
           loss             \(f(finalLoss, 4))
         """

@@ -77,8 +77,8 @@ struct TrainCommand: ParsableCommand {
         let first = parallel.isFirst
         let metrics = first ? try config.metricsFile.map { try MetricsFile(path: $0) } : nil
         let tensorBoard = first ? try config.tensorboardDir.map { try TensorBoardWriter(directory: $0) } : nil
-        // Only the logging rank measures the sgemm peak (the others would run it at the same time).
-        var log = TrainingLog(trainer: trainer, peakFLOPs: first ? GEMMPeak.measure() * 1e9 : 1, metrics: metrics,
+        // Only the logging rank measures the GEMM peak (the others would run it at the same time).
+        var log = TrainingLog(trainer: trainer, peakFLOPs: first ? GEMMPeak.measure(config.precision) * 1e9 : 1, metrics: metrics,
                               tensorBoard: tensorBoard, quiet: !first)
         let exits = ExitConditions(config: config, startTime: startTime)
         log.start()

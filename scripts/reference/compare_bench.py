@@ -47,7 +47,7 @@ def main():
         mem = statistics.median(r["peakMemoryMiB"] for r in rows)
         print(f"{name:<16} {ms:>10.1f} {tps:>10.1f} {mem:>10.1f}")
     mfu = statistics.median(r["mfu"] for r in results["megatron-swift"])
-    peak = statistics.median(r["sgemmPeakGFLOPs"] for r in results["megatron-swift"])
+    peak = statistics.median(r["gemmPeakGFLOPs"] for r in results["megatron-swift"])
     print(f"megatron-swift MFU {100 * mfu:.1f}% of a measured sgemm peak of {peak:.1f} GFLOP/s")
 
 
