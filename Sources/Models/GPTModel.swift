@@ -117,17 +117,21 @@ public final class GPTModel {
     /// weights): in bf16 or fp16 the next forward rounds them into the low-precision copy again.
     public func weightsDidChange() { lowPrecisionCurrent = false }
 
-    /// How this model's linear layers multiply, with `s`'s operand scratch; refreshes the
-    /// low-precision weights when `params` changed since they were last rounded.
+    /// How this model's linear layers multiply, with `s`'s operand scratch.
     private func linearPrecision(_ s: GPTScratch) -> LinearPrecision {
-        guard let weights = lowPrecisionWeights, let input = s.operandInput, let gradient = s.operandOutputGradient else {
-            return .fp32
-        }
+        linearPrecision(operand: s.operandInput, outputGradient: s.operandOutputGradient)
+    }
+
+    /// How this model's linear layers multiply with these operand buffers (a forward-only caller
+    /// needs no output-gradient one); refreshes the low-precision weights when `params` changed
+    /// since they were last rounded.
+    func linearPrecision(operand input: LowPrecisionBuffer?, outputGradient: LowPrecisionBuffer? = nil) -> LinearPrecision {
+        guard let weights = lowPrecisionWeights, let input else { return .fp32 }
         if !lowPrecisionCurrent {
             weights.round(from: params.buffer.pointer, count: layout.totalCount)
             lowPrecisionCurrent = true
         }
-        return LowPrecisionBuffer.linearPrecision(weights: weights, input: input, outputGradient: gradient)
+        return LowPrecisionBuffer.linearPrecision(weights: weights, input: input, outputGradient: outputGradient ?? input)
     }
 
     /// Logits `[batch, seqLength, paddedVocabSize]` of the last `forward`, valid until `backward`

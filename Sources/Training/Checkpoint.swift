@@ -338,11 +338,14 @@ public enum Checkpoint {
 
     /// The whole model of the latest checkpoint in `directory` (model-parallel shards merged),
     /// built from the configuration stored in it (for evaluation, generation and export; the
-    /// optimizer state is not read).
-    public static func loadModel(from directory: String) throws(TrainingError) -> (model: GPTModel, iteration: Int) {
+    /// optimizer state is not read), computing in `precision`.
+    public static func loadModel(from directory: String, precision: ComputePrecision = .fp32)
+        throws(TrainingError) -> (model: GPTModel, iteration: Int) {
         let merged = try MergedCheckpoint(directory: directory, moments: false)
         let model: GPTModel
-        do { model = try GPTModel(config: merged.config) } catch { throw .checkpoint(path: directory, reason: error.description) }
+        do { model = try GPTModel(config: merged.config, precision: precision) } catch {
+            throw .checkpoint(path: directory, reason: error.description)
+        }
         model.params.buffer.pointer.update(from: merged.params.buffer.pointer, count: model.layout.totalCount)
         model.weightsDidChange()
         return (model, merged.iteration)

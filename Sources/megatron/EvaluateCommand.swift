@@ -45,6 +45,9 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print {\"tokens\", \"loss\", \"ppl\", \"word_ppl\"} as JSON.")
     var json = false
 
+    @Flag(name: .long, help: "Run the linear layers' GEMMs in bf16 (as train --bf16).")
+    var bf16 = false
+
     func validate() throws {
         guard dataPath.isEmpty != (textFile == nil) else {
             throw ValidationError("give exactly one of --data-path and --text-file")
@@ -57,7 +60,7 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let tokenizer = try tokenizer.load()
-        let (model, iteration) = try Checkpoint.loadModel(from: load)
+        let (model, iteration) = try Checkpoint.loadModel(from: load, precision: bf16 ? .bf16 : .fp32)
         guard tokenizer.vocabularySize <= model.config.paddedVocabSize else {
             throw ValidationError("the tokenizer has \(tokenizer.vocabularySize) ids but the checkpoint's model only \(model.config.paddedVocabSize)")
         }

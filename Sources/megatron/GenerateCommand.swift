@@ -31,6 +31,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long) var seed: UInt64 = 1234
     @Flag(name: .long, help: "Print JSON lines {\"prompt\", \"text\", \"tokens\"}.")
     var json = false
+    @Flag(name: .long, help: "bf16 GEMMs and a bf16 key/value cache (as train --bf16).")
+    var bf16 = false
 
     func validate() throws {
         guard tokensToGenerate >= 0 else { throw ValidationError("--tokens-to-generate must not be negative") }
@@ -40,7 +42,7 @@ struct GenerateCommand: ParsableCommand {
         let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
         try options.validate()
         let tokenizer = try tokenizer.load()
-        let (model, _) = try Checkpoint.loadModel(from: load)
+        let (model, _) = try Checkpoint.loadModel(from: load, precision: bf16 ? .bf16 : .fp32)
         guard tokenizer.vocabularySize <= model.config.paddedVocabSize else {
             throw ValidationError("the tokenizer has \(tokenizer.vocabularySize) ids but the checkpoint's model only \(model.config.paddedVocabSize)")
         }

@@ -5,7 +5,10 @@ Each run starts a fresh process of each program (so peak memory is per process);
 the median over runs of each program's median ms/step, its tokens/s and peak memory.
 
     swift build -c release
-    python3 scripts/reference/compare_bench.py --config M --runs 3 --steps 3
+    python3 scripts/reference/compare_bench.py --config M --runs 3 --steps 3 [--bf16] [--compile]
+
+`--bf16` runs both sides in bf16 (ours `--bf16`, PyTorch's CPU autocast); `--compile` adds
+PyTorch with torch.compile as a third program.
 """
 import argparse
 import json
@@ -29,17 +32,25 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "megatron"))
+    parser.add_argument("--bf16", action="store_true", help="both sides in bf16")
+    parser.add_argument("--compile", action="store_true", help="also PyTorch with torch.compile")
     args = parser.parse_args()
-    results = {"megatron-swift": [], "pytorch": []}
+    precision = ["--bf16"] if args.bf16 else []
+    reference = [sys.executable, os.path.join(HERE, "pytorch_bench.py"), "--config", args.config,
+                 "--steps", str(args.steps)] + precision
+    programs = {
+        "megatron-swift": [args.binary, "bench", "--config", args.config, "--steps", str(args.steps), "--json"] + precision,
+        "pytorch": reference,
+    }
+    if args.compile:
+        programs["pytorch compile"] = reference + ["--compile", "--warmup", "2"]
+    results = {name: [] for name in programs}
     for run in range(args.runs):
-        ours = run_json([args.binary, "bench", "--config", args.config, "--steps", str(args.steps), "--json"])
-        theirs = run_json([sys.executable, os.path.join(HERE, "pytorch_bench.py"), "--config", args.config,
-                           "--steps", str(args.steps)])
-        results["megatron-swift"].append(ours)
-        results["pytorch"].append(theirs)
-        print(f"run {run + 1}: megatron-swift {ours['tokensPerSecond']:.1f} tok/s, "
-              f"pytorch {theirs['tokensPerSecond']:.1f} tok/s", file=sys.stderr, flush=True)
-    print(f"config {args.config}: median of {args.runs} runs x {args.steps} timed steps")
+        for name, command in programs.items():
+            results[name].append(run_json(command))
+        line = ", ".join(f"{name} {rows[-1]['tokensPerSecond']:.1f} tok/s" for name, rows in results.items())
+        print(f"run {run + 1}: {line}", file=sys.stderr, flush=True)
+    print(f"config {args.config} {'bf16' if args.bf16 else 'fp32'}: median of {args.runs} runs x {args.steps} timed steps")
     print(f"{'program':<16} {'ms/step':>10} {'tokens/s':>10} {'peak MiB':>10}")
     for name, rows in results.items():
         ms = statistics.median(r["msPerStep"] for r in rows)
@@ -48,7 +59,8 @@ def main():
         print(f"{name:<16} {ms:>10.1f} {tps:>10.1f} {mem:>10.1f}")
     mfu = statistics.median(r["mfu"] for r in results["megatron-swift"])
     peak = statistics.median(r["gemmPeakGFLOPs"] for r in results["megatron-swift"])
-    print(f"megatron-swift MFU {100 * mfu:.1f}% of a measured sgemm peak of {peak:.1f} GFLOP/s")
+    gemm = "bf16 GEMM" if args.bf16 else "sgemm"
+    print(f"megatron-swift MFU {100 * mfu:.1f}% of a measured {gemm} peak of {peak:.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""PyTorch side of `megatron bench`: the same GPT-2 configurations, eager fp32, 2 threads.
+"""PyTorch side of `megatron bench`: the same GPT-2 configurations, eager fp32, 2 threads
+(`--bf16`: CPU autocast to bf16; `--compile`: torch.compile, whose compilation is warm-up).
 
 Times full training steps (forward, masked-mean cross-entropy, backward, AdamW) of a Hugging Face
 GPT2LMHeadModel (random weights, dropout off) on random tokens after warm-up, and prints
 ms/step, tokens/s and peak resident memory, like `megatron bench --json`.
 
-    python3 scripts/reference/pytorch_bench.py --config M --steps 5 [--threads 2] [--attn sdpa|eager]
+    python3 scripts/reference/pytorch_bench.py --config M --steps 5 [--threads 2] [--attn sdpa|eager] [--bf16] [--compile]
 """
 import argparse
 import json
@@ -30,6 +31,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
+    parser.add_argument("--bf16", action="store_true", help="torch.autocast('cpu', dtype=torch.bfloat16)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -40,6 +43,7 @@ def main():
     config._attn_implementation = args.attn
     model = GPT2LMHeadModel(config)
     model.train()
+    forward = torch.compile(model) if args.compile else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
     stream = torch.randint(0, vocab, (batch * seq + 1,))
     tokens, targets = stream[:-1].view(batch, seq), stream[1:].view(batch, seq)
@@ -47,8 +51,9 @@ def main():
     for step in range(args.warmup + args.steps):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        logits = model(tokens).logits
-        loss = torch.nn.functional.cross_entropy(logits.view(-1, vocab), targets.reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits = forward(tokens).logits
+        loss = torch.nn.functional.cross_entropy(logits.float().view(-1, vocab), targets.reshape(-1))
         loss.backward()
         optimizer.step()
         elapsed = time.perf_counter() - start
@@ -56,7 +61,9 @@ def main():
             times.append(elapsed * 1000)
     ms = statistics.median(times)
     report = {
-        "config": args.config, "framework": f"pytorch {torch.__version__} eager fp32 ({args.attn} attention)",
+        "config": args.config,
+        "framework": f"pytorch {torch.__version__} {'compiled' if args.compile else 'eager'} "
+                     f"{'bf16 autocast' if args.bf16 else 'fp32'} ({args.attn} attention)",
         "threads": args.threads, "parameters": sum(p.numel() for p in model.parameters()),
         "tokensPerStep": batch * seq, "steps": len(times), "msPerStep": ms,
         "tokensPerSecond": batch * seq / (ms / 1000),
