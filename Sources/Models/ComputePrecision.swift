@@ -40,6 +40,12 @@ enum LinearPrecision {
     case bf16(BF16Operands)
     case fp16(FP16Operands)
 
+    /// Whether the GEMMs take bf16 or fp16 operands.
+    var isReduced: Bool {
+        if case .fp32 = self { return false }
+        return true
+    }
+
     /// Rounds `count` activations in place to the format (nothing in fp32).
     func roundInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) {
         switch self {

@@ -59,7 +59,11 @@ public enum GPTMemory {
     static func operandCounts(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int,
                               head: Bool) -> (input: Int, outputGradient: Int) {
         let n = batch * seqLength, c = config.hiddenSize, ffnLocal = config.ffnHiddenSize / t
-        let widestOutput = max(3 * c / t, c, ffnLocal, head ? config.paddedVocabSize / t : 0)
-        return (n * max(c, ffnLocal), n * widestOutput)
+        let logitsGradient = head ? outputLayerBlockRows(rows: n) * config.paddedVocabSize / t : 0
+        return (n * max(c, ffnLocal), max(n * max(3 * c / t, c, ffnLocal), logitsGradient))
     }
+
+    /// Rows of the logits gradient the output layer's bf16 or fp16 backward rounds and multiplies
+    /// at a time (its operand scratch holds one such block, not the whole `[rows, vocab]`).
+    static func outputLayerBlockRows(rows: Int) -> Int { min(rows, 512) }
 }

@@ -277,15 +277,24 @@ public final class GPTModel {
         if part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm {
             guard let totals = acts.totals else { preconditionFailure("backward called without a forward") }
             let scale = totals.weight > 0 ? gradientScale / Float(totals.weight) : 0
-            VocabParallelCrossEntropy(embedding: embedding, config: config).backward(
-                logitsToGradient: acts.logits.pointer, logSumExp: acts.logitsLSE.pointer, targets: acts.targets.pointer,
-                lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil, scale: scale, rows: n,
-                precision: precision)
-            // Output layer, then the final LayerNorm; each rank's vocabulary columns give part of
-            // the input gradient (f's backward sums them).
-            embedding.outputLayer.backward(dinp: s.dln.pointer, dout: acts.logits.pointer, inp: acts.lnf.pointer,
-                                           params: p, grads: grad, ones: nil, rows: n, precision: precision,
-                                           outputGradientRounded: true)
+            // The cross-entropy's backward, then the output layer's; each rank's vocabulary
+            // columns give part of the input gradient (f's backward sums them). In bf16 or fp16
+            // a block of rows at a time, so that the rounded logits gradient needs no buffer as
+            // large as the logits.
+            let crossEntropy = VocabParallelCrossEntropy(embedding: embedding, config: config)
+            let block = precision.isReduced ? GPTMemory.outputLayerBlockRows(rows: n) : n
+            let vocab = crossEntropy.vocabCount
+            for start in stride(from: 0, to: n, by: block) {
+                let rows = min(block, n - start)
+                crossEntropy.backward(
+                    logitsToGradient: acts.logits.pointer + start * vocab, logSumExp: acts.logitsLSE.pointer + start,
+                    targets: acts.targets.pointer + start,
+                    lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer + start) : nil, scale: scale, rows: rows,
+                    precision: precision)
+                embedding.outputLayer.backward(dinp: s.dln.pointer + start * c, dout: acts.logits.pointer + start * vocab,
+                                               inp: acts.lnf.pointer + start * c, params: p, grads: grad, ones: nil, rows: rows,
+                                               precision: precision, outputGradientRounded: true)
+            }
             region.copyToRegionBackward(s.dln.pointer, count: n * c)
             dresidual.update(repeating: 0, count: n * c)
             let lastResidual = acts.input(ofLayer: layers.count)
