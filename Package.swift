@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Parameters"], path: "Tests/TestSupport"),
         .testTarget(name: "DataTests", dependencies: ["Tokenizer", "Datasets", "FileSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Tokenizer", "FileSupport", "Models", "Parameters", "Optimizer", "Distributed", "Kernels"],
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Tokenizer", "FileSupport", "Models", "Parameters", "Optimizer", "Distributed", "Kernels", "Planner"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: releaseFlags),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"], swiftSettings: releaseFlags),

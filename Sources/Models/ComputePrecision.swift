@@ -82,20 +82,23 @@ struct BF16Operands {
 /// buffer `p` (and the gradient buffer `grad`).
 enum LinearGEMM {
     /// `roundsOutput: false` leaves the fp32 accumulator's output as it is (the logits, which
-    /// the cross-entropy reads in fp32).
+    /// the cross-entropy reads in fp32). In bf16, `savedInput` receives the rounded input (kept
+    /// for the backward instead of the fp32 one) and is multiplied from there.
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, params p: UnsafePointer<Float>,
                         weight: Int, bias: Int?, rows: Int, inFeatures: Int, outFeatures: Int, precision: LinearPrecision,
-                        roundsOutput: Bool = true) {
+                        roundsOutput: Bool = true, savedInput: UnsafeMutablePointer<BFloat16>? = nil) {
         switch precision {
         case .fp32:
             Matmul.forward(out: out, inp: inp, weight: p + weight, bias: bias.map { p + $0 },
                            rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
         case .bf16(let operands):
-            BFloat16Conversion.round(out: operands.input, inp: inp, count: rows * inFeatures)
-            BF16Matmul.forward(out: out, inp: operands.input, weight: operands.weights + weight, bias: bias.map { p + $0 },
+            let operand = savedInput ?? operands.input
+            BFloat16Conversion.round(out: operand, inp: inp, count: rows * inFeatures)
+            BF16Matmul.forward(out: out, inp: operand, weight: operands.weights + weight, bias: bias.map { p + $0 },
                                rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
             if roundsOutput { BFloat16Conversion.roundInPlace(out, count: rows * outFeatures) }
         case .fp16(let operands):
+            precondition(savedInput == nil, "LinearGEMM: fp16 keeps its inputs in fp32")
             HalfPrecision.round(out: operands.input, inp: inp, count: rows * inFeatures)
             Matmul.forward(out: out, inp: operands.input, weight: operands.weights + weight, bias: bias.map { p + $0 },
                            rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
@@ -105,11 +108,12 @@ enum LinearGEMM {
 
     /// Overwrites `dinp` (when given) with the input gradient and adds the weight and bias
     /// gradients (fp32) into `grad`. `ones` holds `rows` ones when there is a bias. With
-    /// `outputGradientRounded` the operand scratch already holds `dout` rounded.
+    /// `outputGradientRounded` the operand scratch already holds `dout` rounded. The input is
+    /// `inp`, or in bf16 the forward's `savedInput` (then `inp` is not read).
     static func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                          params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>, weight: Int, bias: Int?,
                          ones: UnsafePointer<Float>?, rows: Int, inFeatures: Int, outFeatures: Int, precision: LinearPrecision,
-                         outputGradientRounded: Bool = false) {
+                         outputGradientRounded: Bool = false, savedInput: UnsafePointer<BFloat16>? = nil) {
         switch precision {
         case .fp32:
             Matmul.backward(dinp: dinp, dweight: grad + weight, dbias: bias.map { grad + $0 }, dout: dout, inp: inp,
@@ -118,8 +122,9 @@ enum LinearGEMM {
             if !outputGradientRounded {
                 BFloat16Conversion.round(out: operands.outputGradient, inp: dout, count: rows * outFeatures)
             }
-            BFloat16Conversion.round(out: operands.input, inp: inp, count: rows * inFeatures)
-            BF16Matmul.backward(dinp: dinp, dweight: grad + weight, dout: operands.outputGradient, inp: operands.input,
+            let operand = savedInput ?? UnsafePointer(operands.input)
+            if savedInput == nil { BFloat16Conversion.round(out: operands.input, inp: inp, count: rows * inFeatures) }
+            BF16Matmul.backward(dinp: dinp, dweight: grad + weight, dout: operands.outputGradient, inp: operand,
                                 weight: operands.weights + weight, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
             if let dinp { BFloat16Conversion.roundInPlace(dinp, count: rows * inFeatures) }
             if let bias {
@@ -127,6 +132,7 @@ enum LinearGEMM {
                 Matmul.biasGradient(dbias: grad + bias, dout: dout, ones: ones, rows: rows, outFeatures: outFeatures)
             }
         case .fp16(let operands):
+            precondition(savedInput == nil, "LinearGEMM: fp16 keeps its inputs in fp32")
             if !outputGradientRounded {
                 HalfPrecision.round(out: operands.outputGradient, inp: dout, count: rows * outFeatures)
             }

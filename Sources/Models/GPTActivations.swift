@@ -11,35 +11,48 @@ final class GPTLayerActivations {
     let ln2: FloatBuffer, ln2Mean: FloatBuffer, ln2Rstd: FloatBuffer
     let fc: FloatBuffer                                                // [n, 4c] before GELU
     let residual3: FloatBuffer                                         // [n, c] the layer's output
+    /// bf16 training keeps the LayerNorm outputs and the fc1 output in bf16 instead (the fp32
+    /// `ln1`, `ln2` and `fc` are then empty and the forward uses shared scratch).
+    let bf16LN1: BFloat16Buffer, bf16LN2: BFloat16Buffer, bf16FC: BFloat16Buffer
 
     /// `local` is this rank's share of the hidden size (c / TP) and `ffnLocal` its share of the
     /// MLP; without `keepsAttentionCore` the attention output and statistics are not stored
-    /// (selective recomputation).
-    init(n: Int, c: Int, local: Int, ffnLocal: Int, lseCount: Int, keepsAttentionCore: Bool = true) {
-        ln1 = FloatBuffer(count: n * c); ln1Mean = FloatBuffer(count: n); ln1Rstd = FloatBuffer(count: n)
+    /// (selective recomputation); with `keepsBF16Inputs` the GEMM-only activations are bf16.
+    init(n: Int, c: Int, local: Int, ffnLocal: Int, lseCount: Int, keepsAttentionCore: Bool = true,
+         keepsBF16Inputs: Bool = false) {
+        let fp32 = keepsBF16Inputs ? 0 : 1, bf16 = keepsBF16Inputs ? 1 : 0
+        ln1 = FloatBuffer(count: fp32 * n * c); ln1Mean = FloatBuffer(count: n); ln1Rstd = FloatBuffer(count: n)
         qkv = FloatBuffer(count: n * 3 * local)
         attention = FloatBuffer(count: keepsAttentionCore ? n * local : 0)
         attentionLSE = FloatBuffer(count: keepsAttentionCore ? lseCount : 0)
         residual2 = FloatBuffer(count: n * c)
-        ln2 = FloatBuffer(count: n * c); ln2Mean = FloatBuffer(count: n); ln2Rstd = FloatBuffer(count: n)
-        fc = FloatBuffer(count: n * ffnLocal)
+        ln2 = FloatBuffer(count: fp32 * n * c); ln2Mean = FloatBuffer(count: n); ln2Rstd = FloatBuffer(count: n)
+        fc = FloatBuffer(count: fp32 * n * ffnLocal)
         residual3 = FloatBuffer(count: n * c)
+        bf16LN1 = BFloat16Buffer(count: bf16 * n * c)
+        bf16LN2 = BFloat16Buffer(count: bf16 * n * c)
+        bf16FC = BFloat16Buffer(count: bf16 * n * ffnLocal)
     }
 
     /// The layer's forward buffers, with the GELU output in `gelu` (shared scratch: the backward
     /// recomputes it) and the attention core's output in `attention` (its own buffer unless it
-    /// is recomputed).
-    func buffers(gelu: UnsafeMutablePointer<Float>, attention: UnsafeMutablePointer<Float>? = nil) -> TransformerLayerBuffers {
-        TransformerLayerBuffers(ln1: ln1.pointer, ln1Mean: ln1Mean.pointer, ln1Rstd: ln1Rstd.pointer, qkv: qkv.pointer,
-                                attention: attention ?? self.attention.pointer, residual2: residual2.pointer, ln2: ln2.pointer,
-                                ln2Mean: ln2Mean.pointer, ln2Rstd: ln2Rstd.pointer, fc: fc.pointer, gelu: gelu,
-                                output: residual3.pointer)
+    /// is recomputed). A layer keeping bf16 inputs works in `s`'s fp32 LayerNorm and fc scratch.
+    func buffers(gelu: UnsafeMutablePointer<Float>, attention: UnsafeMutablePointer<Float>? = nil,
+                 scratch s: GPTScratch) -> TransformerLayerBuffers {
+        let bf16 = bf16FC.count > 0
+        var buffers = TransformerLayerBuffers(
+            ln1: bf16 ? s.layerNormOutput.pointer : ln1.pointer, ln1Mean: ln1Mean.pointer, ln1Rstd: ln1Rstd.pointer,
+            qkv: qkv.pointer, attention: attention ?? self.attention.pointer, residual2: residual2.pointer,
+            ln2: bf16 ? s.layerNormOutput.pointer : ln2.pointer, ln2Mean: ln2Mean.pointer, ln2Rstd: ln2Rstd.pointer,
+            fc: bf16 ? s.fc.pointer : fc.pointer, gelu: gelu, output: residual3.pointer)
+        if bf16 { buffers.savedBF16 = BF16LayerInputs(ln1: bf16LN1.pointer, ln2: bf16LN2.pointer, fc: bf16FC.pointer) }
+        return buffers
     }
 
     /// Bytes held.
     var allocatedBytes: Int {
         4 * [ln1, ln1Mean, ln1Rstd, qkv, attention, attentionLSE, residual2, ln2, ln2Mean, ln2Rstd, fc, residual3]
-            .reduce(0) { $0 + $1.count }
+            .reduce(0) { $0 + $1.count } + 2 * (bf16LN1.count + bf16LN2.count + bf16FC.count)
     }
 }
 
@@ -71,6 +84,9 @@ public final class GPTActivations {
     /// The output of each recomputed group, by the index of the layer (or chunk end) it feeds.
     let boundaries: [Int: FloatBuffer]
     let lnf: FloatBuffer, lnfMean: FloatBuffer, lnfRstd: FloatBuffer
+    /// The final LayerNorm's output in bf16 training (then `lnf` is empty; the forward writes the
+    /// fp32 output to scratch and the output layer keeps it rounded here).
+    let bf16LNF: BFloat16Buffer
     let logits: FloatBuffer                          // [n, vocab]; becomes its gradient in backward (empty without the head)
     let logitsLSE: FloatBuffer, losses: FloatBuffer  // [n]
     let dresidual: FloatBuffer                       // [n, c] gradient of the residual stream
@@ -79,7 +95,7 @@ public final class GPTActivations {
     /// final LayerNorm and output layer when `head`: QKV, attention, MLP and logits hold the
     /// rank's heads, MLP units and vocabulary range. `recomputation` says what is not kept.
     init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, layerCount: Int, head: Bool,
-         recomputation: ActivationRecomputation = .none) {
+         recomputation: ActivationRecomputation = .none, precision: ComputePrecision = .fp32) {
         self.batch = batch
         self.seqLength = seqLength
         let n = batch * seqLength
@@ -95,11 +111,14 @@ public final class GPTActivations {
         layers = (0..<layerCount).map { l in
             recomputed.contains(l) ? nil : GPTLayerActivations(
                 n: n, c: c, local: local, ffnLocal: ffnLocal, lseCount: batch * config.numAttentionHeads / t * seqLength,
-                keepsAttentionCore: !recomputation.recomputesAttentionCore)
+                keepsAttentionCore: !recomputation.recomputesAttentionCore, keepsBF16Inputs: precision == .bf16)
         }
         boundaries = Dictionary(uniqueKeysWithValues: recomputedGroups.map { ($0.upperBound, FloatBuffer(count: n * c)) })
         let headRows = head ? n : 0
-        lnf = FloatBuffer(count: headRows * c); lnfMean = FloatBuffer(count: headRows); lnfRstd = FloatBuffer(count: headRows)
+        let lnfBF16 = precision == .bf16 ? 1 : 0
+        lnf = FloatBuffer(count: (1 - lnfBF16) * headRows * c); lnfMean = FloatBuffer(count: headRows)
+        lnfRstd = FloatBuffer(count: headRows)
+        bf16LNF = BFloat16Buffer(count: lnfBF16 * headRows * c)
         logits = FloatBuffer(count: headRows * config.paddedVocabSize / t)
         logitsLSE = FloatBuffer(count: headRows)
         losses = FloatBuffer(count: headRows)
@@ -134,7 +153,7 @@ public final class GPTActivations {
         let perLayer = layers.reduce(0) { $0 + ($1?.allocatedBytes ?? 0) }
         let own = [lossMask, embedded, lnf, lnfMean, lnfRstd, logits, logitsLSE, losses, dresidual].reduce(0) { $0 + $1.count }
             + boundaries.values.reduce(0) { $0 + $1.count }
-        return 4 * (tokens.count + targets.count + own) + perLayer
+        return 4 * (tokens.count + targets.count + own) + perLayer + 2 * bf16LNF.count
     }
 }
 
@@ -155,6 +174,9 @@ final class GPTScratch {
     let attention: FloatBuffer, attentionLSE: FloatBuffer
     /// Full activations of one recomputed group, re-run in the backward (full recomputation).
     let workspace: [GPTLayerActivations]
+    /// fp32 LayerNorm and fc1 outputs of a layer keeping them in bf16 (bf16 training; empty
+    /// otherwise): `[n, c]` and `[n, 4c/t]`.
+    let layerNormOutput: FloatBuffer, fc: FloatBuffer
     /// bf16 or fp16 operands of the linear layers' GEMMs: the activation `[n, max(c, 4c/t)]` and
     /// the output gradient `[n, max(3c/t, c, 4c/t, vocab/t with the head)]` (nil in fp32).
     let operandInput: LowPrecisionBuffer?, operandOutputGradient: LowPrecisionBuffer?
@@ -181,9 +203,12 @@ final class GPTScratch {
         attention = FloatBuffer(count: selective ? n * local : 0)
         attentionLSE = FloatBuffer(count: selective ? lseCount : 0)
         let groupSize = recomputation.recomputedGroups(layerCount: layersPerChunk).map(\.count).max() ?? 0
+        let bf16 = precision == .bf16
         workspace = (0..<groupSize).map { _ in
-            GPTLayerActivations(n: n, c: c, local: local, ffnLocal: ffnLocal, lseCount: lseCount)
+            GPTLayerActivations(n: n, c: c, local: local, ffnLocal: ffnLocal, lseCount: lseCount, keepsBF16Inputs: bf16)
         }
+        layerNormOutput = FloatBuffer(count: bf16 ? n * c : 0)
+        fc = FloatBuffer(count: bf16 ? n * ffnLocal : 0)
         let operands = GPTMemory.operandCounts(config: config, batch: batch, seqLength: seqLength, tensorParallel: t,
                                                head: head)
         operandInput = LowPrecisionBuffer(precision, count: operands.input)
@@ -192,7 +217,8 @@ final class GPTScratch {
 
     /// Bytes this scratch holds (what `GPTMemory.scratchBytes` predicts).
     var allocatedBytes: Int {
-        4 * [gelu, attentionScratch, dln, dattention, dqkv, dfc, ones, crossEntropyScratch, attention, attentionLSE]
+        4 * [gelu, attentionScratch, dln, dattention, dqkv, dfc, ones, crossEntropyScratch, attention, attentionLSE,
+             layerNormOutput, fc]
             .reduce(0) { $0 + $1.count } + workspace.reduce(0) { $0 + $1.allocatedBytes }
             + (operandInput?.byteCount ?? 0) + (operandOutputGradient?.byteCount ?? 0)
     }

@@ -9,28 +9,33 @@ public enum GPTMemory {
     /// tensor-parallel group of `t`, with the final LayerNorm and logits when `head`, keeping
     /// what `recomputation` does not recompute.
     public static func activationBytes(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int,
-                                       layerCount: Int, head: Bool, recomputation: ActivationRecomputation = .none) -> Double {
+                                       layerCount: Int, head: Bool, recomputation: ActivationRecomputation = .none,
+                                       precision: ComputePrecision = .fp32) -> Double {
         let n = Double(batch) * Double(seqLength), c = Double(config.hiddenSize)
         let groups = recomputation.recomputedGroups(layerCount: layerCount)
         let recomputedLayers = groups.reduce(0) { $0 + $1.count }
         let kept = Double(layerCount - recomputedLayers) * layerBytes(config: config, batch: batch, seqLength: seqLength,
                                                                         tensorParallel: t,
-                                                                        keepsAttentionCore: !recomputation.recomputesAttentionCore)
+                                                                        keepsAttentionCore: !recomputation.recomputesAttentionCore,
+                                                                        precision: precision)
         // tokens, targets, loss mask, input, output gradient; a boundary copy per recomputed group.
         var floats = 3 * n + n * c + n * c + Double(groups.count) * n * c
-        if head { floats += n * c + 2 * n + n * Double(config.paddedVocabSize / t) + 2 * n }
+        // The final LayerNorm's output is bf16 in bf16 (2 bytes: half a float).
+        if head { floats += (precision == .bf16 ? 0.5 : 1) * n * c + 2 * n + n * Double(config.paddedVocabSize / t) + 2 * n }
         return 4 * floats + kept
     }
 
     /// Bytes one kept layer saves (`GPTLayerActivations`).
     public static func layerBytes(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int,
-                                  keepsAttentionCore: Bool = true) -> Double {
+                                  keepsAttentionCore: Bool = true, precision: ComputePrecision = .fp32) -> Double {
         let n = Double(batch) * Double(seqLength), c = Double(config.hiddenSize)
         let local = c / Double(t), ffnLocal = Double(config.ffnHiddenSize / t)
         let lse = Double(batch) * Double(config.numAttentionHeads / t) * Double(seqLength)
-        // ln1 + stats, qkv, [attention, lse], residual2, ln2 + stats, fc, residual3.
+        // ln1 + stats, qkv, [attention, lse], residual2, ln2 + stats, fc, residual3; in bf16 the
+        // LayerNorm outputs and fc are kept in bf16 (half a float each).
         let core = keepsAttentionCore ? n * local + lse : 0
-        return 4 * (n * c + 2 * n + 3 * n * local + core + n * c + n * c + 2 * n + n * ffnLocal + n * c)
+        let gemmOnly = precision == .bf16 ? 0.5 : 1
+        return 4 * (gemmOnly * (n * c + n * c + n * ffnLocal) + 2 * n + 3 * n * local + core + n * c + 2 * n + n * c)
     }
 
     /// Bytes of the per-shape scratch every layer shares (`threads` kernel threads: the attention
@@ -47,9 +52,11 @@ public enum GPTMemory {
         // gelu, attention, dln, dattention, dqkv, dfc, ones, cross-entropy statistics.
         var floats = n * ffnLocal + attention + n * c + n * local + 3 * n * local + n * ffnLocal + n + 3 * n
         if recomputation.recomputesAttentionCore { floats += n * local + lse }
+        if precision == .bf16 { floats += n * c + n * ffnLocal }  // fp32 LayerNorm and fc1 outputs
         let workspace = Double(recomputation.recomputedGroups(layerCount: layersPerChunk).map(\.count).max() ?? 0)
         let operands = operandCounts(config: config, batch: batch, seqLength: seqLength, tensorParallel: t, head: head)
-        return 4 * floats + workspace * layerBytes(config: config, batch: batch, seqLength: seqLength, tensorParallel: t)
+        return 4 * floats + workspace * layerBytes(config: config, batch: batch, seqLength: seqLength, tensorParallel: t,
+                                                   precision: precision)
             + Double(precision.operandBytes) * Double(operands.input + operands.outputGradient)
     }
 

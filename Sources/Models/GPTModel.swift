@@ -173,7 +173,7 @@ public final class GPTModel {
     public func makeActivations(chunk: Int, batch: Int, seqLength: Int) -> GPTActivations {
         GPTActivations(config: config, batch: batch, seqLength: seqLength, tensorParallel: tensorParallelSize,
                        layerCount: part.chunkLayers[chunk].count, head: part.computesLoss(chunk: chunk),
-                       recomputation: recomputation)
+                       recomputation: recomputation, precision: precision)
     }
 
     /// Checks a micro-batch's ids and copies its tokens, targets and loss mask into `acts` (the
@@ -222,7 +222,7 @@ public final class GPTModel {
                 // A kept layer (its attention core goes to scratch when the backward recomputes it).
                 let selective = recomputation.recomputesAttentionCore
                 let logSumExp = selective ? s.attentionLSE.pointer : a.attentionLSE.pointer
-                layer.forward(input: residual, buffers: a.buffers(gelu: s.gelu.pointer, attention: selective ? s.attention.pointer : nil),
+                layer.forward(input: residual, buffers: a.buffers(gelu: s.gelu.pointer, attention: selective ? s.attention.pointer : nil, scratch: s),
                               rows: n, params: p, precision: precision, region: region) { qkv, out in
                     Attention.forward(out: out, logSumExp: logSumExp, qkv: qkv, scratch: s.attentionScratch.pointer,
                                       batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize)
@@ -243,12 +243,15 @@ public final class GPTModel {
         }
         acts.forwarded = true
         guard part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm else { return nil }
-        LayerNorm.forward(out: acts.lnf.pointer, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
+        // In bf16 the fp32 output goes to scratch and the output layer keeps it rounded.
+        let lnf = acts.bf16LNF.count > 0 ? s.layerNormOutput.pointer : acts.lnf.pointer
+        LayerNorm.forward(out: lnf, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
                           weight: p + finalLN.weight, bias: p + finalLN.bias, rows: n, channels: c, eps: config.layerNormEpsilon)
         // The output layer (tied to the word embedding) gives this rank's vocabulary columns.
         // The logits stay as the fp32 accumulator gives them: the cross-entropy reads fp32.
-        embedding.outputLayer.forward(out: acts.logits.pointer, inp: region.copyToRegion(acts.lnf.pointer), params: p,
-                                      rows: n, precision: precision, roundsOutput: false)
+        embedding.outputLayer.forward(out: acts.logits.pointer, inp: region.copyToRegion(lnf), params: p,
+                                      rows: n, precision: precision, roundsOutput: false,
+                                      savedInput: acts.bf16LNF.count > 0 ? acts.bf16LNF.pointer : nil)
         let totals = VocabParallelCrossEntropy(embedding: embedding, config: config).forward(
             losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer, logits: acts.logits.pointer,
             targets: acts.targets.pointer, lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
@@ -293,7 +296,8 @@ public final class GPTModel {
                     precision: precision)
                 embedding.outputLayer.backward(dinp: s.dln.pointer + start * c, dout: acts.logits.pointer + start * vocab,
                                                inp: acts.lnf.pointer + start * c, params: p, grads: grad, ones: nil, rows: rows,
-                                               precision: precision, outputGradientRounded: true)
+                                               precision: precision, outputGradientRounded: true,
+                                               savedInput: acts.bf16LNF.count > 0 ? UnsafePointer(acts.bf16LNF.pointer + start * c) : nil)
             }
             region.copyToRegionBackward(s.dln.pointer, count: n * c)
             dresidual.update(repeating: 0, count: n * c)
@@ -316,10 +320,10 @@ public final class GPTModel {
                     Attention.forward(out: s.attention.pointer, logSumExp: s.attentionLSE.pointer, qkv: qkv,
                                       scratch: s.attentionScratch.pointer, batch: batch, seqLength: seqLength,
                                       heads: localHeads, channels: c / tensorParallelSize)
-                    buffers = a.buffers(gelu: s.gelu.pointer, attention: s.attention.pointer)
+                    buffers = a.buffers(gelu: s.gelu.pointer, attention: s.attention.pointer, scratch: s)
                     logSumExp = UnsafePointer(s.attentionLSE.pointer)
                 } else {
-                    buffers = a.buffers(gelu: s.gelu.pointer)
+                    buffers = a.buffers(gelu: s.gelu.pointer, scratch: s)
                     logSumExp = UnsafePointer(a.attentionLSE.pointer)
                 }
             } else {
@@ -338,7 +342,7 @@ public final class GPTModel {
                 let k = l - group.lowerBound
                 let w = s.workspace[k]
                 input = UnsafePointer(k == 0 ? acts.input(ofLayer: group.lowerBound) : s.workspace[k - 1].residual3.pointer)
-                buffers = w.buffers(gelu: s.gelu.pointer)
+                buffers = w.buffers(gelu: s.gelu.pointer, scratch: s)
                 qkv = UnsafePointer(w.qkv.pointer)
                 logSumExp = UnsafePointer(w.attentionLSE.pointer)
             }
@@ -362,7 +366,7 @@ public final class GPTModel {
                                     acts: GPTActivations, scratch s: GPTScratch, params p: UnsafePointer<Float>,
                                     precision: LinearPrecision) {
         let localHeads = config.numAttentionHeads / tensorParallelSize
-        layer.forward(input: input, buffers: w.buffers(gelu: s.gelu.pointer), rows: acts.batch * acts.seqLength, params: p,
+        layer.forward(input: input, buffers: w.buffers(gelu: s.gelu.pointer, scratch: s), rows: acts.batch * acts.seqLength, params: p,
                       precision: precision, region: region) { qkv, out in
             Attention.forward(out: out, logSumExp: w.attentionLSE.pointer, qkv: qkv, scratch: s.attentionScratch.pointer,
                               batch: acts.batch, seqLength: acts.seqLength, heads: localHeads,

@@ -26,23 +26,27 @@ public struct ColumnParallelLinear: Sendable {
     }
 
     /// `out[rows, localOut] = inp[rows, in] · W_iᵀ + b_i`.
-    /// In bf16 or fp16 the output is rounded to the format unless `roundsOutput` is false.
+    /// In bf16 or fp16 the output is rounded to the format unless `roundsOutput` is false; in
+    /// bf16 `savedInput` keeps the rounded input for the backward (see `LinearGEMM`).
     func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                 params p: UnsafePointer<Float>, rows: Int, precision: LinearPrecision, roundsOutput: Bool = true) {
+                 params p: UnsafePointer<Float>, rows: Int, precision: LinearPrecision, roundsOutput: Bool = true,
+                 savedInput: UnsafeMutablePointer<BFloat16>? = nil) {
         LinearGEMM.forward(out: out, inp: inp, params: p, weight: weight, bias: bias, rows: rows,
                            inFeatures: inFeatures, outFeatures: localOutFeatures, precision: precision,
-                           roundsOutput: roundsOutput)
+                           roundsOutput: roundsOutput, savedInput: savedInput)
     }
 
     /// Overwrites `dinp` (when given) with this rank's part of the input gradient and adds the
     /// weight and bias gradients into `grads`. `ones` holds `rows` ones (for the bias gradient).
-    /// With `outputGradientRounded` the precision's operand scratch already holds `dout` rounded.
+    /// With `outputGradientRounded` the precision's operand scratch already holds `dout` rounded;
+    /// `savedInput` is the forward's bf16 copy of the input.
     func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                   params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
-                  ones: UnsafePointer<Float>?, rows: Int, precision: LinearPrecision, outputGradientRounded: Bool = false) {
+                  ones: UnsafePointer<Float>?, rows: Int, precision: LinearPrecision, outputGradientRounded: Bool = false,
+                  savedInput: UnsafePointer<BFloat16>? = nil) {
         LinearGEMM.backward(dinp: dinp, dout: dout, inp: inp, params: p, grads: grad, weight: weight, bias: bias,
                             ones: ones, rows: rows, inFeatures: inFeatures, outFeatures: localOutFeatures, precision: precision,
-                            outputGradientRounded: outputGradientRounded)
+                            outputGradientRounded: outputGradientRounded, savedInput: savedInput)
     }
 }
 

@@ -27,6 +27,18 @@ struct TransformerLayerBuffers {
     var gelu: UnsafeMutablePointer<Float>
     /// The layer's output, `residual2` plus the MLP branch `[rows, c]`.
     var output: UnsafeMutablePointer<Float>
+    /// In bf16 training: where the layer keeps the GEMM-only activations as bf16 (then `ln1`,
+    /// `ln2` and `fc` are shared fp32 scratch; nil: they are kept in fp32 where they are).
+    var savedBF16: BF16LayerInputs? = nil
+}
+
+/// The activations a bf16 layer keeps in bf16 for its backward: the two LayerNorm outputs (read
+/// again only by the QKV and fc1 weight gradients) and the fc1 output (widened back for GELU).
+struct BF16LayerInputs {
+    /// `[rows, c]` each.
+    var ln1: UnsafeMutablePointer<BFloat16>, ln2: UnsafeMutablePointer<BFloat16>
+    /// `[rows, 4c/t]`.
+    var fc: UnsafeMutablePointer<BFloat16>
 }
 
 /// Gradient scratch of one layer's backward (shared by every layer).
@@ -98,7 +110,8 @@ public struct TransformerLayer: Sendable {
         // Attention block.
         LayerNorm.forward(out: b.ln1, mean: b.ln1Mean, rstd: b.ln1Rstd, inp: input, weight: p + inputLayerNorm.weight,
                           bias: p + inputLayerNorm.bias, rows: n, channels: c, eps: epsilon)
-        qkv.forward(out: b.qkv, inp: region.copyToRegion(b.ln1), params: p, rows: n, precision: precision)
+        qkv.forward(out: b.qkv, inp: region.copyToRegion(b.ln1), params: p, rows: n, precision: precision,
+                    savedInput: b.savedBF16?.ln1)
         attentionCore(b.qkv, b.attention)
         projection.forward(partial: b.residual2, inp: b.attention, params: p, rows: n, precision: precision)
         region.reduceFromRegion(b.residual2, count: n * c)
@@ -106,7 +119,11 @@ public struct TransformerLayer: Sendable {
         // MLP block.
         LayerNorm.forward(out: b.ln2, mean: b.ln2Mean, rstd: b.ln2Rstd, inp: b.residual2, weight: p + preMLPLayerNorm.weight,
                           bias: p + preMLPLayerNorm.bias, rows: n, channels: c, eps: epsilon)
-        fc1.forward(out: b.fc, inp: region.copyToRegion(b.ln2), params: p, rows: n, precision: precision)
+        fc1.forward(out: b.fc, inp: region.copyToRegion(b.ln2), params: p, rows: n, precision: precision,
+                    savedInput: b.savedBF16?.ln2)
+        if let saved = b.savedBF16 {  // exact: the output is rounded to bf16 already
+            BFloat16Conversion.round(out: saved.fc, inp: b.fc, count: n * fc1.localOutFeatures)
+        }
         GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures)
         fc2.forward(partial: b.output, inp: b.gelu, params: p, rows: n, precision: precision)
         region.reduceFromRegion(b.output, count: n * c)
@@ -123,11 +140,15 @@ public struct TransformerLayer: Sendable {
                   attentionCoreBackward: (_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>) -> Void) {
         let c = hidden
         // MLP block: the GELU output is recomputed instead of stored.
+        if let saved = b.savedBF16 {
+            BFloat16Conversion.widen(out: b.fc, inp: saved.fc, count: n * fc1.localOutFeatures)
+        }
         GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures)
         fc2.backward(dinp: d.dfc, dout: region.reduceFromRegionBackward(dresidual), inp: b.gelu, params: p, grads: grad,
                      ones: d.ones, rows: n, precision: precision)
         GELU.backward(dinp: d.dfc, inp: b.fc, dout: d.dfc, count: n * fc1.localOutFeatures)
-        fc1.backward(dinp: d.dln, dout: d.dfc, inp: b.ln2, params: p, grads: grad, ones: d.ones, rows: n, precision: precision)
+        fc1.backward(dinp: d.dln, dout: d.dfc, inp: b.ln2, params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
+                     savedInput: b.savedBF16.map { UnsafePointer($0.ln2) })
         region.copyToRegionBackward(d.dln, count: n * c)
         LayerNorm.backward(dinp: dresidual, dweight: grad + preMLPLayerNorm.weight, dbias: grad + preMLPLayerNorm.bias,
                            dout: d.dln, inp: b.residual2, weight: p + preMLPLayerNorm.weight,
@@ -136,7 +157,8 @@ public struct TransformerLayer: Sendable {
         projection.backward(dinp: d.dattention, dout: region.reduceFromRegionBackward(dresidual), inp: b.attention,
                             params: p, grads: grad, ones: d.ones, rows: n, precision: precision)
         attentionCoreBackward(d.dqkv, d.dattention)
-        qkv.backward(dinp: d.dln, dout: d.dqkv, inp: b.ln1, params: p, grads: grad, ones: d.ones, rows: n, precision: precision)
+        qkv.backward(dinp: d.dln, dout: d.dqkv, inp: b.ln1, params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
+                     savedInput: b.savedBF16.map { UnsafePointer($0.ln1) })
         region.copyToRegionBackward(d.dln, count: n * c)
         LayerNorm.backward(dinp: dresidual, dweight: grad + inputLayerNorm.weight, dbias: grad + inputLayerNorm.bias,
                            dout: d.dln, inp: input, weight: p + inputLayerNorm.weight,

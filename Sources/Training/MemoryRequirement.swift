@@ -67,7 +67,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         let perChunk = config.numLayers / (p * v)
         activations = Double(microBatchesInFlight) * GPTMemory.activationBytes(
             config: config, batch: microBatchSize, seqLength: seqLength, tensorParallel: t, layerCount: perChunk,
-            head: stage == p - 1, recomputation: recomputation)
+            head: stage == p - 1, recomputation: recomputation, precision: precision)
         scratch = GPTMemory.scratchBytes(config: config, batch: microBatchSize, seqLength: seqLength, tensorParallel: t,
                                          threads: threads, recomputation: recomputation, layersPerChunk: perChunk,
                                          precision: precision, head: stage == p - 1)

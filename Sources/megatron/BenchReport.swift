@@ -56,11 +56,11 @@ struct BenchReport: Codable {
         let config = shape.gptConfig
         let withHead = GPTMemory.activationBytes(config: config, batch: shape.microBatch, seqLength: shape.seqLength,
                                                  tensorParallel: 1, layerCount: config.numLayers, head: true,
-                                                 recomputation: recomputation)
+                                                 recomputation: recomputation, precision: precision)
         let withoutLayers = GPTMemory.activationBytes(config: config, batch: shape.microBatch, seqLength: shape.seqLength,
-                                                      tensorParallel: 1, layerCount: 0, head: true)
+                                                      tensorParallel: 1, layerCount: 0, head: true, precision: precision)
         let withoutHead = GPTMemory.activationBytes(config: config, batch: shape.microBatch, seqLength: shape.seqLength,
-                                                    tensorParallel: 1, layerCount: 0, head: false)
+                                                    tensorParallel: 1, layerCount: 0, head: false, precision: precision)
         layerActivationMiB = (withHead - withoutLayers) / 1_048_576
         logitsMiB = (withoutLayers - withoutHead) / 1_048_576
     }

@@ -14,16 +14,27 @@ import Testing
 
     @Test(arguments: [(1, true), (1, false), (2, true), (4, false)], recomputations)
     func activationAndScratchBytesAreWhatIsAllocated(layout: (tensorParallel: Int, head: Bool), recomputation: ActivationRecomputation) {
-        let (t, head) = layout
-        let acts = GPTActivations(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 3, head: head,
-                                  recomputation: recomputation)
-        #expect(GPTMemory.activationBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 3,
-                                          head: head, recomputation: recomputation) == Double(acts.allocatedBytes))
-        let scratch = GPTScratch(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, recomputation: recomputation,
-                                 layersPerChunk: 3)
-        #expect(GPTMemory.scratchBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t,
-                                       threads: ThreadPool.current.threadCount, recomputation: recomputation,
-                                       layersPerChunk: 3) == Double(scratch.allocatedBytes))
+        for precision in ComputePrecision.allCases {
+            let (t, head) = layout
+            let acts = GPTActivations(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 3, head: head,
+                                      recomputation: recomputation, precision: precision)
+            #expect(GPTMemory.activationBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 3,
+                                              head: head, recomputation: recomputation, precision: precision)
+                    == Double(acts.allocatedBytes), "\(precision)")
+            let scratch = GPTScratch(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, recomputation: recomputation,
+                                     layersPerChunk: 3, precision: precision, head: head)
+            #expect(GPTMemory.scratchBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t,
+                                           threads: ThreadPool.current.threadCount, recomputation: recomputation,
+                                           layersPerChunk: 3, precision: precision, head: head)
+                    == Double(scratch.allocatedBytes), "\(precision)")
+        }
+    }
+
+    /// bf16 keeps the LayerNorm and fc1 outputs in bf16: a layer saves less than in fp32.
+    @Test func bf16LayersSaveLessThanFP32() {
+        let fp32 = GPTMemory.layerBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: 1)
+        let bf16 = GPTMemory.layerBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: 1, precision: .bf16)
+        #expect(bf16 < 0.8 * fp32)
     }
 
     @Test func absurdShapesDoNotOverflow() {

@@ -26,8 +26,10 @@ import Testing
     }
 
     /// Loss and gradients of two micro-batches accumulated (the second reuses the buffers).
-    static func run(_ recomputation: ActivationRecomputation, tensorParallel: Communicator? = nil) throws -> (losses: [Double], grads: [Float]) {
-        let model = try GPTModel(config: config, seed: 3, tensorParallel: tensorParallel, recomputation: recomputation)
+    static func run(_ recomputation: ActivationRecomputation, tensorParallel: Communicator? = nil,
+                    precision: ComputePrecision = .fp32) throws -> (losses: [Double], grads: [Float]) {
+        let model = try GPTModel(config: config, seed: 3, tensorParallel: tensorParallel, recomputation: recomputation,
+                                 precision: precision)
         let (tokens, targets) = batch()
         var losses = [Double]()
         for shift in 0..<2 {
@@ -40,10 +42,12 @@ import Testing
 
     @Test(arguments: policies)
     func lossesAndGradientsAreBitIdentical(_ recomputation: ActivationRecomputation) throws {
-        let reference = try Self.run(.none)
-        let recomputed = try Self.run(recomputation)
-        #expect(recomputed.losses == reference.losses, "\(recomputation)")
-        #expect(recomputed.grads == reference.grads, "\(recomputation)")
+        for precision in ComputePrecision.allCases {
+            let reference = try Self.run(.none, precision: precision)
+            let recomputed = try Self.run(recomputation, precision: precision)
+            #expect(recomputed.losses == reference.losses, "\(recomputation) in \(precision)")
+            #expect(recomputed.grads == reference.grads, "\(recomputation) in \(precision)")
+        }
     }
 
     @Test func tensorParallelRecomputationIsBitIdenticalToItsOwnKeptRun() throws {
