@@ -5,15 +5,16 @@ import Parameters
 final class GPTLayerActivations {
     let ln1: FloatBuffer, ln1Mean: FloatBuffer, ln1Rstd: FloatBuffer  // [n, c], [n], [n]
     let qkv: FloatBuffer                                               // [n, 3c]
-    let attention: FloatBuffer                                         // [n, c] (empty when recomputed)
+    let attention: FloatBuffer                                         // [n, c] (empty when recomputed or bf16)
     let attentionLSE: FloatBuffer                                      // [batch, heads, seqLength] (likewise)
     let residual2: FloatBuffer                                         // [n, c] input + attention branch
     let ln2: FloatBuffer, ln2Mean: FloatBuffer, ln2Rstd: FloatBuffer
     let fc: FloatBuffer                                                // [n, 4c] before GELU
     let residual3: FloatBuffer                                         // [n, c] the layer's output
-    /// bf16 training keeps the LayerNorm outputs and the fc1 output in bf16 instead (the fp32
-    /// `ln1`, `ln2` and `fc` are then empty and the forward uses shared scratch).
+    /// bf16 training keeps the LayerNorm, QKV, attention and fc1 outputs in bf16 instead (the
+    /// fp32 buffers are then empty and the layer works in shared scratch).
     let bf16LN1: BFloat16Buffer, bf16LN2: BFloat16Buffer, bf16FC: BFloat16Buffer
+    let bf16QKV: BFloat16Buffer, bf16Attention: BFloat16Buffer
 
     /// `local` is this rank's share of the hidden size (c / TP) and `ffnLocal` its share of the
     /// MLP; without `keepsAttentionCore` the attention output and statistics are not stored
@@ -22,8 +23,8 @@ final class GPTLayerActivations {
          keepsBF16Inputs: Bool = false) {
         let fp32 = keepsBF16Inputs ? 0 : 1, bf16 = keepsBF16Inputs ? 1 : 0
         ln1 = FloatBuffer(count: fp32 * n * c); ln1Mean = FloatBuffer(count: n); ln1Rstd = FloatBuffer(count: n)
-        qkv = FloatBuffer(count: n * 3 * local)
-        attention = FloatBuffer(count: keepsAttentionCore ? n * local : 0)
+        qkv = FloatBuffer(count: fp32 * n * 3 * local)
+        attention = FloatBuffer(count: keepsAttentionCore ? fp32 * n * local : 0)
         attentionLSE = FloatBuffer(count: keepsAttentionCore ? lseCount : 0)
         residual2 = FloatBuffer(count: n * c)
         ln2 = FloatBuffer(count: fp32 * n * c); ln2Mean = FloatBuffer(count: n); ln2Rstd = FloatBuffer(count: n)
@@ -32,27 +33,43 @@ final class GPTLayerActivations {
         bf16LN1 = BFloat16Buffer(count: bf16 * n * c)
         bf16LN2 = BFloat16Buffer(count: bf16 * n * c)
         bf16FC = BFloat16Buffer(count: bf16 * n * ffnLocal)
+        bf16QKV = BFloat16Buffer(count: bf16 * n * 3 * local)
+        bf16Attention = BFloat16Buffer(count: keepsAttentionCore ? bf16 * n * local : 0)
     }
 
     /// The layer's forward buffers, with the GELU output in `gelu` (shared scratch: the backward
     /// recomputes it) and the attention core's output in `attention` (its own buffer unless it
-    /// is recomputed). A layer keeping bf16 inputs works in `s`'s fp32 LayerNorm and fc scratch.
+    /// is recomputed). A layer keeping bf16 activations works in `s`'s fp32 scratch.
     func buffers(gelu: UnsafeMutablePointer<Float>, attention: UnsafeMutablePointer<Float>? = nil,
                  scratch s: GPTScratch) -> TransformerLayerBuffers {
-        let bf16 = bf16FC.count > 0
+        let bf16 = keepsBF16
         var buffers = TransformerLayerBuffers(
             ln1: bf16 ? s.layerNormOutput.pointer : ln1.pointer, ln1Mean: ln1Mean.pointer, ln1Rstd: ln1Rstd.pointer,
-            qkv: qkv.pointer, attention: attention ?? self.attention.pointer, residual2: residual2.pointer,
+            qkv: bf16 ? s.qkv.pointer : qkv.pointer,
+            attention: attention ?? (bf16 ? s.attentionOutput.pointer : self.attention.pointer), residual2: residual2.pointer,
             ln2: bf16 ? s.layerNormOutput.pointer : ln2.pointer, ln2Mean: ln2Mean.pointer, ln2Rstd: ln2Rstd.pointer,
             fc: bf16 ? s.fc.pointer : fc.pointer, gelu: gelu, output: residual3.pointer)
-        if bf16 { buffers.savedBF16 = BF16LayerInputs(ln1: bf16LN1.pointer, ln2: bf16LN2.pointer, fc: bf16FC.pointer) }
+        if bf16 {
+            buffers.savedBF16 = BF16LayerInputs(ln1: bf16LN1.pointer, ln2: bf16LN2.pointer, qkv: bf16QKV.pointer,
+                                                attention: attention == nil ? bf16Attention.pointer : nil, fc: bf16FC.pointer)
+        }
         return buffers
+    }
+
+    /// Whether the layer keeps its activations in bf16.
+    var keepsBF16: Bool { bf16FC.count > 0 }
+
+    /// The saved QKV in fp32, for the attention core: in place, or widened into `s.qkv` (bf16).
+    func qkvForAttention(scratch s: GPTScratch, count: Int) -> UnsafePointer<Float> {
+        guard keepsBF16 else { return UnsafePointer(qkv.pointer) }
+        BFloat16Conversion.widen(out: s.qkv.pointer, inp: bf16QKV.pointer, count: count)
+        return UnsafePointer(s.qkv.pointer)
     }
 
     /// Bytes held.
     var allocatedBytes: Int {
         4 * [ln1, ln1Mean, ln1Rstd, qkv, attention, attentionLSE, residual2, ln2, ln2Mean, ln2Rstd, fc, residual3]
-            .reduce(0) { $0 + $1.count } + 2 * (bf16LN1.count + bf16LN2.count + bf16FC.count)
+            .reduce(0) { $0 + $1.count } + 2 * [bf16LN1, bf16LN2, bf16FC, bf16QKV, bf16Attention].reduce(0) { $0 + $1.count }
     }
 }
 
@@ -174,9 +191,10 @@ final class GPTScratch {
     let attention: FloatBuffer, attentionLSE: FloatBuffer
     /// Full activations of one recomputed group, re-run in the backward (full recomputation).
     let workspace: [GPTLayerActivations]
-    /// fp32 LayerNorm and fc1 outputs of a layer keeping them in bf16 (bf16 training; empty
-    /// otherwise): `[n, c]` and `[n, 4c/t]`.
-    let layerNormOutput: FloatBuffer, fc: FloatBuffer
+    /// fp32 LayerNorm, fc1, QKV and attention outputs of a layer keeping them in bf16 (bf16
+    /// training; empty otherwise): `[n, c]`, `[n, 4c/t]`, `[n, 3c/t]`, `[n, c/t]` (the last
+    /// empty with selective recomputation, which has `attention`).
+    let layerNormOutput: FloatBuffer, fc: FloatBuffer, qkv: FloatBuffer, attentionOutput: FloatBuffer
     /// bf16 or fp16 operands of the linear layers' GEMMs: the activation `[n, max(c, 4c/t)]` and
     /// the output gradient `[n, max(3c/t, c, 4c/t, vocab/t with the head)]` (nil in fp32).
     let operandInput: LowPrecisionBuffer?, operandOutputGradient: LowPrecisionBuffer?
@@ -209,6 +227,8 @@ final class GPTScratch {
         }
         layerNormOutput = FloatBuffer(count: bf16 ? n * c : 0)
         fc = FloatBuffer(count: bf16 ? n * ffnLocal : 0)
+        qkv = FloatBuffer(count: bf16 ? n * 3 * local : 0)
+        attentionOutput = FloatBuffer(count: bf16 && !selective ? n * local : 0)
         let operands = GPTMemory.operandCounts(config: config, batch: batch, seqLength: seqLength, tensorParallel: t,
                                                head: head)
         operandInput = LowPrecisionBuffer(precision, count: operands.input)
@@ -218,7 +238,7 @@ final class GPTScratch {
     /// Bytes this scratch holds (what `GPTMemory.scratchBytes` predicts).
     var allocatedBytes: Int {
         4 * [gelu, attentionScratch, dln, dattention, dqkv, dfc, ones, crossEntropyScratch, attention, attentionLSE,
-             layerNormOutput, fc]
+             layerNormOutput, fc, qkv, attentionOutput]
             .reduce(0) { $0 + $1.count } + workspace.reduce(0) { $0 + $1.allocatedBytes }
             + (operandInput?.byteCount ?? 0) + (operandOutputGradient?.byteCount ?? 0)
     }

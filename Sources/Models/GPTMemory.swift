@@ -32,10 +32,10 @@ public enum GPTMemory {
         let local = c / Double(t), ffnLocal = Double(config.ffnHiddenSize / t)
         let lse = Double(batch) * Double(config.numAttentionHeads / t) * Double(seqLength)
         // ln1 + stats, qkv, [attention, lse], residual2, ln2 + stats, fc, residual3; in bf16 the
-        // LayerNorm outputs and fc are kept in bf16 (half a float each).
-        let core = keepsAttentionCore ? n * local + lse : 0
-        let gemmOnly = precision == .bf16 ? 0.5 : 1
-        return 4 * (gemmOnly * (n * c + n * c + n * ffnLocal) + 2 * n + 3 * n * local + core + n * c + 2 * n + n * c)
+        // LayerNorm, QKV, attention and fc1 outputs are kept in bf16 (half a float each).
+        let half = precision == .bf16 ? 0.5 : 1
+        let core = keepsAttentionCore ? half * n * local + lse : 0
+        return 4 * (half * (n * c + n * c + 3 * n * local + n * ffnLocal) + 2 * n + core + n * c + 2 * n + n * c)
     }
 
     /// Bytes of the per-shape scratch every layer shares (`threads` kernel threads: the attention
@@ -52,7 +52,8 @@ public enum GPTMemory {
         // gelu, attention, dln, dattention, dqkv, dfc, ones, cross-entropy statistics.
         var floats = n * ffnLocal + attention + n * c + n * local + 3 * n * local + n * ffnLocal + n + 3 * n
         if recomputation.recomputesAttentionCore { floats += n * local + lse }
-        if precision == .bf16 { floats += n * c + n * ffnLocal }  // fp32 LayerNorm and fc1 outputs
+        // fp32 LayerNorm, fc1, QKV and (unless recomputed) attention outputs of a bf16 layer.
+        if precision == .bf16 { floats += n * c + n * ffnLocal + 3 * n * local + (recomputation.recomputesAttentionCore ? 0 : n * local) }
         let workspace = Double(recomputation.recomputedGroups(layerCount: layersPerChunk).map(\.count).max() ?? 0)
         let operands = operandCounts(config: config, batch: batch, seqLength: seqLength, tensorParallel: t, head: head)
         return 4 * floats + workspace * layerBytes(config: config, batch: batch, seqLength: seqLength, tensorParallel: t,

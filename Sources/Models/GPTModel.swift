@@ -311,12 +311,12 @@ public final class GPTModel {
         var materialized: Range<Int>?  // the recomputed group whose activations the workspace holds
         for l in stride(from: layers.count - 1, through: 0, by: -1) {
             let buffers: TransformerLayerBuffers, input: UnsafePointer<Float>
-            let qkv: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>
+            let logSumExp: UnsafePointer<Float>
             if let a = acts.layers[l] {
                 input = UnsafePointer(acts.input(ofLayer: l))
-                qkv = UnsafePointer(a.qkv.pointer)
                 if recomputation.recomputesAttentionCore {
                     // Selective recomputation: the attention core again, from the saved QKV.
+                    let qkv = a.qkvForAttention(scratch: s, count: n * 3 * c / tensorParallelSize)
                     Attention.forward(out: s.attention.pointer, logSumExp: s.attentionLSE.pointer, qkv: qkv,
                                       scratch: s.attentionScratch.pointer, batch: batch, seqLength: seqLength,
                                       heads: localHeads, channels: c / tensorParallelSize)
@@ -343,12 +343,13 @@ public final class GPTModel {
                 let w = s.workspace[k]
                 input = UnsafePointer(k == 0 ? acts.input(ofLayer: group.lowerBound) : s.workspace[k - 1].residual3.pointer)
                 buffers = w.buffers(gelu: s.gelu.pointer, scratch: s)
-                qkv = UnsafePointer(w.qkv.pointer)
                 logSumExp = UnsafePointer(w.attentionLSE.pointer)
             }
+            // The layer's backward hands the attention core its QKV and output in fp32 (widened
+            // from the bf16 copies into `buffers`' scratch when bf16 keeps them).
             layers[l].backward(input: input, buffers: buffers, dresidual: dresidual, scratch: gradients,
                                rows: n, params: p, grads: grad, precision: precision, region: region) { dqkv, dout in
-                Attention.backward(dqkv: dqkv, dout: dout, out: buffers.attention, logSumExp: logSumExp, qkv: qkv,
+                Attention.backward(dqkv: dqkv, dout: dout, out: buffers.attention, logSumExp: logSumExp, qkv: buffers.qkv,
                                    scratch: s.attentionScratch.pointer,
                                    batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize)
             }

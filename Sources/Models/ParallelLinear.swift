@@ -81,17 +81,20 @@ public struct RowParallelLinear: Sendable {
     /// `partial[rows, out] = inp_i[rows, localIn] · B_iᵀ (+ b on rank 0)`: this rank's term of
     /// the output, to be summed over the group with `g`.
     func forward(partial: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                 params p: UnsafePointer<Float>, rows: Int, precision: LinearPrecision) {
+                 params p: UnsafePointer<Float>, rows: Int, precision: LinearPrecision,
+                 savedInput: UnsafeMutablePointer<BFloat16>? = nil) {
         LinearGEMM.forward(out: partial, inp: inp, params: p, weight: weight, bias: addsBias ? bias : nil, rows: rows,
-                           inFeatures: localInFeatures, outFeatures: outFeatures, precision: precision)
+                           inFeatures: localInFeatures, outFeatures: outFeatures, precision: precision, savedInput: savedInput)
     }
 
     /// Overwrites `dinp` with the gradient of this rank's input slice (no communication: the
     /// output gradient is the same on every rank) and adds the weight and bias gradients.
     func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                   params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
-                  ones: UnsafePointer<Float>, rows: Int, precision: LinearPrecision) {
+                  ones: UnsafePointer<Float>, rows: Int, precision: LinearPrecision,
+                  savedInput: UnsafePointer<BFloat16>? = nil) {
         LinearGEMM.backward(dinp: dinp, dout: dout, inp: inp, params: p, grads: grad, weight: weight, bias: bias,
-                            ones: ones, rows: rows, inFeatures: localInFeatures, outFeatures: outFeatures, precision: precision)
+                            ones: ones, rows: rows, inFeatures: localInFeatures, outFeatures: outFeatures, precision: precision,
+                            savedInput: savedInput)
     }
 }

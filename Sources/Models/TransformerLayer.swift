@@ -27,16 +27,23 @@ struct TransformerLayerBuffers {
     var gelu: UnsafeMutablePointer<Float>
     /// The layer's output, `residual2` plus the MLP branch `[rows, c]`.
     var output: UnsafeMutablePointer<Float>
-    /// In bf16 training: where the layer keeps the GEMM-only activations as bf16 (then `ln1`,
-    /// `ln2` and `fc` are shared fp32 scratch; nil: they are kept in fp32 where they are).
+    /// In bf16 training: where the layer keeps its activations as bf16 (then `ln1`, `ln2`, `fc`,
+    /// `qkv` and, unless it is recomputed, `attention` are shared fp32 scratch; nil: they are
+    /// kept in fp32 where they are).
     var savedBF16: BF16LayerInputs? = nil
 }
 
-/// The activations a bf16 layer keeps in bf16 for its backward: the two LayerNorm outputs (read
-/// again only by the QKV and fc1 weight gradients) and the fc1 output (widened back for GELU).
+/// The activations a bf16 layer keeps in bf16 for its backward (all bf16 values already, so
+/// keeping them in bf16 loses nothing): the two LayerNorm outputs (read again only by the QKV
+/// and fc1 weight gradients), the QKV and fc1 outputs and the attention output (widened back
+/// into the fp32 scratch for the attention core's and GELU's backward).
 struct BF16LayerInputs {
     /// `[rows, c]` each.
     var ln1: UnsafeMutablePointer<BFloat16>, ln2: UnsafeMutablePointer<BFloat16>
+    /// `[rows, 3c/t]`.
+    var qkv: UnsafeMutablePointer<BFloat16>
+    /// `[rows, c/t]` (nil: the attention core is recomputed, selective recomputation).
+    var attention: UnsafeMutablePointer<BFloat16>?
     /// `[rows, 4c/t]`.
     var fc: UnsafeMutablePointer<BFloat16>
 }
@@ -112,8 +119,12 @@ public struct TransformerLayer: Sendable {
                           bias: p + inputLayerNorm.bias, rows: n, channels: c, eps: epsilon)
         qkv.forward(out: b.qkv, inp: region.copyToRegion(b.ln1), params: p, rows: n, precision: precision,
                     savedInput: b.savedBF16?.ln1)
+        if let saved = b.savedBF16 {  // exact: the output is rounded to bf16 already
+            BFloat16Conversion.round(out: saved.qkv, inp: b.qkv, count: n * qkv.localOutFeatures)
+        }
         attentionCore(b.qkv, b.attention)
-        projection.forward(partial: b.residual2, inp: b.attention, params: p, rows: n, precision: precision)
+        projection.forward(partial: b.residual2, inp: b.attention, params: p, rows: n, precision: precision,
+                           savedInput: b.savedBF16?.attention)
         region.reduceFromRegion(b.residual2, count: n * c)
         Residual.addInPlace(b.residual2, input, count: n * c)
         // MLP block.
@@ -155,7 +166,18 @@ public struct TransformerLayer: Sendable {
                            mean: b.ln2Mean, rstd: b.ln2Rstd, rows: n, channels: c)
         // Attention block.
         projection.backward(dinp: d.dattention, dout: region.reduceFromRegionBackward(dresidual), inp: b.attention,
-                            params: p, grads: grad, ones: d.ones, rows: n, precision: precision)
+                            params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
+                            savedInput: b.savedBF16?.attention.map { UnsafePointer($0) })
+        if let saved = b.savedBF16 {  // the attention core's backward reads fp32 QKV and output
+            BFloat16Conversion.widen(out: b.qkv, inp: saved.qkv, count: n * qkv.localOutFeatures)
+            if let attention = saved.attention {
+                BFloat16Conversion.widen(out: b.attention, inp: attention, count: n * projection.localInFeatures)
+            } else {
+                // Recomputed (selective): rounded as the kept copy would be, so that both give
+                // the same gradients.
+                BFloat16Conversion.roundInPlace(b.attention, count: n * projection.localInFeatures)
+            }
+        }
         attentionCoreBackward(d.dqkv, d.dattention)
         qkv.backward(dinp: d.dln, dout: d.dqkv, inp: b.ln1, params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
                      savedInput: b.savedBF16.map { UnsafePointer($0.ln1) })
