@@ -105,13 +105,21 @@ public enum BF16Matmul {
         widenedSGEMM(shape, a: a, b: b, bias: bias, c: c)
     }
 
-    /// Widens `A` and `B` to fp32 scratch (allocated per call) and runs `cblas_sgemm`.
+    /// Widens `A` and `B` to fp32 scratch (from `ScratchPool`) and runs `cblas_sgemm`.
     static func widenedSGEMM(_ shape: OneDNNMatmul.Shape, a: UnsafePointer<BFloat16>, b: UnsafePointer<BFloat16>,
                              bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>) {
         let (m, n, k) = (shape.m, shape.n, shape.k)
-        let wideA = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
-        let wideB = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
-        defer { wideA.deallocate(); wideB.deallocate() }
+        ScratchPool.withBytes(4 * (m * k + k * n)) { raw in
+            let wideA = raw.bindMemory(to: Float.self, capacity: m * k + k * n)
+            widenedSGEMM(shape, a: a, b: b, bias: bias, c: c, wideA: wideA, wideB: wideA + m * k)
+        }
+    }
+
+    /// `widenedSGEMM` with the fp32 scratch given.
+    private static func widenedSGEMM(_ shape: OneDNNMatmul.Shape, a: UnsafePointer<BFloat16>, b: UnsafePointer<BFloat16>,
+                                     bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>,
+                                     wideA: UnsafeMutablePointer<Float>, wideB: UnsafeMutablePointer<Float>) {
+        let (m, n, k) = (shape.m, shape.n, shape.k)
         BFloat16Conversion.widen(out: wideA, inp: a, count: m * k)
         BFloat16Conversion.widen(out: wideB, inp: b, count: k * n)
         var beta: Float = shape.accumulate ? 1 : 0

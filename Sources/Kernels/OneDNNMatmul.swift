@@ -74,19 +74,16 @@ public enum OneDNNMatmul {
                     dnnl_exec_arg_t(arg: 33, memory: memory(entry.b, b)),      // DNNL_ARG_WEIGHTS
                     dnnl_exec_arg_t(arg: 17, memory: memory(entry.c, c))]      // DNNL_ARG_DST
         if let bias { args.append(dnnl_exec_arg_t(arg: 41, memory: memory(entry.bias, bias))) }  // DNNL_ARG_BIAS
-        // This call's own scratchpad (see OneDNNPrimitive.scratchpad).
-        var scratch: UnsafeMutableRawPointer?
-        if entry.scratchpadBytes > 0 {
-            guard posix_memalign(&scratch, 64, entry.scratchpadBytes) == 0, let scratch else {
-                fatalError("oneDNN: cannot allocate a \(entry.scratchpadBytes)-byte scratchpad")
+        // This call's own scratchpad (see OneDNNPrimitive.scratchpad), from the pool.
+        ScratchPool.withBytes(entry.scratchpadBytes) { scratch in
+            if entry.scratchpadBytes > 0 {
+                args.append(dnnl_exec_arg_t(arg: 80, memory: memory(entry.scratchpad, scratch)))  // DNNL_ARG_SCRATCHPAD
             }
-            args.append(dnnl_exec_arg_t(arg: 80, memory: memory(entry.scratchpad, scratch)))  // DNNL_ARG_SCRATCHPAD
+            let stream = OneDNNContext.shared.takeStream()
+            check(dnnl_primitive_execute(entry.primitive, stream, Int32(args.count), &args), "dnnl_primitive_execute")
+            check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+            OneDNNContext.shared.returnStream(stream)
         }
-        defer { free(scratch) }
-        let stream = OneDNNContext.shared.takeStream()
-        check(dnnl_primitive_execute(entry.primitive, stream, Int32(args.count), &args), "dnnl_primitive_execute")
-        check(dnnl_stream_wait(stream), "dnnl_stream_wait")
-        OneDNNContext.shared.returnStream(stream)
         for handle in memories { dnnl_memory_destroy(handle) }
         return true
     }

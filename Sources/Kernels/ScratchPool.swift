@@ -1,0 +1,49 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Reusable 64-byte aligned scratch for kernels that need a temporary buffer per call (the
+/// emulated bf16 GEMM's widened operands, oneDNN's scratchpad): a block freed by one call is
+/// taken by the next instead of allocating and faulting in fresh pages every time. Safe from
+/// several threads (rank threads multiply at the same time, each with its own block).
+public enum ScratchPool {
+    private struct Block: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+        let bytes: Int
+    }
+
+    /// Idle blocks, smallest first.
+    private static let idle = Mutex<[Block]>([])
+    /// Idle blocks kept at most (the smallest go first beyond that).
+    private static let capacity = 8
+
+    /// Calls `body` with at least `bytes` bytes of scratch (contents undefined), valid until it returns.
+    public static func withBytes<R>(_ bytes: Int, _ body: (UnsafeMutableRawPointer) throws -> R) rethrows -> R {
+        let block = take(max(bytes, 1))
+        defer { give(block) }
+        return try body(block.pointer)
+    }
+
+    private static func take(_ bytes: Int) -> Block {
+        if let block = idle.withLock({ blocks -> Block? in
+            guard let index = blocks.firstIndex(where: { $0.bytes >= bytes }) else { return nil }
+            return blocks.remove(at: index)
+        }) {
+            return block
+        }
+        var pointer: UnsafeMutableRawPointer?
+        guard posix_memalign(&pointer, 64, bytes) == 0, let pointer else {
+            fatalError("ScratchPool: cannot allocate \(bytes) bytes of scratch")
+        }
+        return Block(pointer: pointer, bytes: bytes)
+    }
+
+    private static func give(_ block: Block) {
+        let dropped = idle.withLock { blocks -> Block? in
+            blocks.insert(block, at: blocks.firstIndex { $0.bytes >= block.bytes } ?? blocks.count)
+            return blocks.count > capacity ? blocks.removeFirst() : nil
+        }
+        if let dropped { free(dropped.pointer) }
+    }
+}
