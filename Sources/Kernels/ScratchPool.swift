@@ -15,8 +15,9 @@ public enum ScratchPool {
 
     /// Idle blocks, smallest first.
     private static let idle = Mutex<[Block]>([])
-    /// Idle blocks kept at most (the smallest go first beyond that).
-    private static let capacity = 8
+    /// Bytes of idle blocks the pool keeps at most (a block that would exceed it is freed; the
+    /// memory check counts this much per process on top of the model's own scratch).
+    public static let idleByteLimit = 64 << 20
 
     /// Calls `body` with at least `bytes` bytes of scratch (contents undefined), valid until it returns.
     public static func withBytes<R>(_ bytes: Int, _ body: (UnsafeMutableRawPointer) throws -> R) rethrows -> R {
@@ -40,10 +41,11 @@ public enum ScratchPool {
     }
 
     private static func give(_ block: Block) {
-        let dropped = idle.withLock { blocks -> Block? in
+        let kept = idle.withLock { blocks -> Bool in
+            guard blocks.reduce(block.bytes, { $0 + $1.bytes }) <= idleByteLimit else { return false }
             blocks.insert(block, at: blocks.firstIndex { $0.bytes >= block.bytes } ?? blocks.count)
-            return blocks.count > capacity ? blocks.removeFirst() : nil
+            return true
         }
-        if let dropped { free(dropped.pointer) }
+        if !kept { free(block.pointer) }
     }
 }

@@ -196,7 +196,8 @@ final class GPTScratch {
     /// empty with selective recomputation, which has `attention`).
     let layerNormOutput: FloatBuffer, fc: FloatBuffer, qkv: FloatBuffer, attentionOutput: FloatBuffer
     /// bf16 or fp16 operands of the linear layers' GEMMs: the activation `[n, max(c, 4c/t)]` and
-    /// the output gradient `[n, max(3c/t, c, 4c/t, vocab/t with the head)]` (nil in fp32).
+    /// the output gradient, `[n, max(3c/t, c, 4c/t)]` or with the head at least a block of
+    /// logits-gradient rows `[512, vocab/t]` (nil in fp32).
     let operandInput: LowPrecisionBuffer?, operandOutputGradient: LowPrecisionBuffer?
 
     init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, recomputation: ActivationRecomputation = .none,

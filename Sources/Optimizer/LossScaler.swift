@@ -30,6 +30,9 @@ public struct LossScaler: Sendable, Equatable {
     public private(set) var growthTracker = 0
     /// Hysteresis left before the next backoff.
     public private(set) var hysteresisTracker: Int
+    /// Overflowing iterations in a row at the lowest scale (`isAtMinimum` when they overflowed;
+    /// an overflow above it or a clean iteration starts the count again).
+    public private(set) var overflowsAtMinimum = 0
 
     /// A dynamic scaler (Megatron's defaults: 2^32, 1, 2, 0.5, 1000, 2).
     public init(initialScale: Double, minimumScale: Double, growthFactor: Double = 2, backoffFactor: Double = 0.5,
@@ -64,6 +67,7 @@ public struct LossScaler: Sendable, Equatable {
 
     /// Records one iteration's outcome: `overflow` when its gradients were not finite.
     public mutating func update(overflow: Bool) {
+        overflowsAtMinimum = overflow && isAtMinimum ? overflowsAtMinimum + 1 : 0
         guard isDynamic else { return }
         if overflow {
             growthTracker = 0
@@ -84,19 +88,25 @@ public struct LossScaler: Sendable, Equatable {
         public var scale: Double
         public var growthTracker: Int
         public var hysteresisTracker: Int
+        public var overflowsAtMinimum: Int
 
-        public init(scale: Double, growthTracker: Int, hysteresisTracker: Int) {
+        public init(scale: Double, growthTracker: Int, hysteresisTracker: Int, overflowsAtMinimum: Int = 0) {
             self.scale = scale
             self.growthTracker = growthTracker
             self.hysteresisTracker = hysteresisTracker
+            self.overflowsAtMinimum = overflowsAtMinimum
         }
     }
 
     /// The scaler's state.
-    public var state: State { State(scale: scale, growthTracker: growthTracker, hysteresisTracker: hysteresisTracker) }
+    public var state: State {
+        State(scale: scale, growthTracker: growthTracker, hysteresisTracker: hysteresisTracker,
+              overflowsAtMinimum: overflowsAtMinimum)
+    }
 
     /// Continues from a saved state (a static scaler keeps its own scale).
     public mutating func restore(_ state: State) {
+        overflowsAtMinimum = state.overflowsAtMinimum
         guard isDynamic else { return }
         value = Float(state.scale)
         growthTracker = state.growthTracker

@@ -35,9 +35,12 @@ public enum Checkpoint {
         public var precision: ComputePrecision
         /// fp16's loss scaler (nil in other precisions).
         public var lossScaler: LossScaler.State?
+        /// Whether that scaler was dynamic (a static one is resumed only under `--loss-scale`).
+        public var lossScaleIsDynamic: Bool
 
         public init(iteration: Int, consumedSamples: Int, consumedValidSamples: Int, optimizerStep: Int, seed: Int,
-                    scheduledSamples: Int? = nil, precision: ComputePrecision = .fp32, lossScaler: LossScaler.State? = nil) {
+                    scheduledSamples: Int? = nil, precision: ComputePrecision = .fp32, lossScaler: LossScaler.State? = nil,
+                    lossScaleIsDynamic: Bool = true) {
             self.iteration = iteration
             self.consumedSamples = consumedSamples
             self.consumedValidSamples = consumedValidSamples
@@ -46,6 +49,7 @@ public enum Checkpoint {
             self.scheduledSamples = scheduledSamples ?? consumedSamples
             self.precision = precision
             self.lossScaler = lossScaler
+            self.lossScaleIsDynamic = lossScaleIsDynamic
         }
     }
 
@@ -142,6 +146,8 @@ public enum Checkpoint {
                 metadata["loss_scale"] = String(scaler.scale)
                 metadata["loss_scale_growth_tracker"] = String(scaler.growthTracker)
                 metadata["loss_scale_hysteresis_tracker"] = String(scaler.hysteresisTracker)
+                metadata["loss_scale_overflows_at_minimum"] = String(scaler.overflowsAtMinimum)
+                metadata["loss_scale_dynamic"] = String(state.lossScaleIsDynamic)
             }
             metadata.merge(layoutMetadata(tensorParallel: model.tensorParallelSize, tensorRank: model.tensorParallelRank,
                                           part: model.part, dataParallel: parallel.dataParallel, sharded: sharded)) { $1 }
@@ -285,7 +291,9 @@ public enum Checkpoint {
             throw .checkpoint(path: path, reason: "metadata loss_scale is not a positive number: \(text)")
         }
         return LossScaler.State(scale: scale, growthTracker: try number("loss_scale_growth_tracker", in: file, path: path),
-                                hysteresisTracker: try number("loss_scale_hysteresis_tracker", in: file, path: path))
+                                hysteresisTracker: try number("loss_scale_hysteresis_tracker", in: file, path: path),
+                                overflowsAtMinimum: try number("loss_scale_overflows_at_minimum", in: file, path: path,
+                                                               fallback: 0))
     }
 
     /// Loads this rank's part of the latest checkpoint in `directory` into `model` and `moments`;
@@ -319,7 +327,8 @@ public enum Checkpoint {
                           seed: try number("seed", in: file, path: path),
                           scheduledSamples: try number("scheduled_samples", in: file, path: path, fallback: consumed),
                           precision: try storedPrecision(file, path: path),
-                          lossScaler: try storedLossScaler(file, path: path))
+                          lossScaler: try storedLossScaler(file, path: path),
+                          lossScaleIsDynamic: file.metadata["loss_scale_dynamic"] != "false")
         try CheckpointFiles.read(file, path: path, prefix: "", into: model.params)
         try CheckpointFiles.requireFinite(model.params, path: path)
         model.weightsDidChange()

@@ -71,6 +71,8 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         scratch = GPTMemory.scratchBytes(config: config, batch: microBatchSize, seqLength: seqLength, tensorParallel: t,
                                          threads: threads, recomputation: recomputation, layersPerChunk: perChunk,
                                          precision: precision, head: stage == p - 1)
+        // The bf16 GEMMs' pooled scratch (oneDNN's scratchpads, the emulation's widened operands).
+        if precision == .bf16 { scratch += Double(ScratchPool.idleByteLimit) }
     }
 
     /// Parameters (floats) of one tensor-parallel rank of pipeline stage `stage`, without

@@ -51,8 +51,6 @@ public final class Trainer {
     public private(set) var scheduledSamples = 0
     /// fp16's loss scaler (nil in fp32 and bf16).
     public private(set) var lossScaler: LossScaler?
-    /// Overflowing iterations in a row at the scaler's minimum.
-    private var skipsAtMinimumScale = 0
     /// A note for the log when the checkpoint loaded was written in another precision.
     public private(set) var loadNote: String?
     /// Set when `--load` named a folder without any checkpoint yet (Megatron's first launch):
@@ -149,7 +147,8 @@ public final class Trainer {
             consumedSamples = state.consumedSamples
             consumedValidSamples = state.consumedValidSamples
             scheduledSamples = state.scheduledSamples
-            if let saved = state.lossScaler { lossScaler?.restore(saved) }
+            // A static scale's state is only resumed under the same static scale.
+            if let saved = state.lossScaler, state.lossScaleIsDynamic == lossScaler?.isDynamic { lossScaler?.restore(saved) }
             if state.precision != config.precision {
                 loadNote = "the checkpoint was trained in \(state.precision.rawValue), this run continues in "
                     + "\(config.precision.rawValue) from its fp32 master weights and moments"
@@ -196,13 +195,15 @@ public final class Trainer {
         if skipped && config.checkForNaNInLossAndGrad && !(overflow && loss.isFinite) {
             throw TrainingError.diverged(iteration: iteration + 1, loss: loss, gradNorm: norm)
         }
-        if var scaler = lossScaler {
-            skipsAtMinimumScale = overflow && scaler.isAtMinimum ? skipsAtMinimumScale + 1 : 0
-            if skipsAtMinimumScale >= config.maxSkipsAtMinLossScale {
-                throw TrainingError.lossScaleExhausted(iteration: iteration + 1, scale: scaler.scale, count: skipsAtMinimumScale)
-            }
+        // The scaler sees the gradients' outcome (an iteration skipped for a non-finite loss
+        // alone, with the NaN check off, tells it nothing).
+        if var scaler = lossScaler, overflow || !skipped {
+            let scale = scaler.scale
             scaler.update(overflow: overflow)
             lossScaler = scaler
+            if scaler.overflowsAtMinimum >= config.maxSkipsAtMinLossScale {
+                throw TrainingError.lossScaleExhausted(iteration: iteration + 1, scale: scale, count: scaler.overflowsAtMinimum)
+            }
         }
         if !skipped {
             // The gradients are summed over DP: the scale takes the mean, unscales and clips.
@@ -289,7 +290,8 @@ public final class Trainer {
                                                     consumedValidSamples: consumedValidSamples,
                                                     optimizerStep: moments.step, seed: config.seed,
                                                     scheduledSamples: scheduledSamples, precision: config.precision,
-                                                    lossScaler: lossScaler?.state),
+                                                    lossScaler: lossScaler?.state,
+                                                    lossScaleIsDynamic: lossScaler?.isDynamic ?? false),
                             arguments: config.arguments, schedule: schedule, parallel: parallel)
     }
 

@@ -11,10 +11,14 @@ import Glibc
 /// user chose a policy.
 enum OpenMPWaitPolicy {
     /// Re-executes this program with `OMP_WAIT_POLICY=PASSIVE` when the variable is unset;
-    /// returns (and the program carries on as it is) if that cannot be done.
+    /// returns (and the program carries on as it is) if that cannot be done. The executable's
+    /// resolved path is executed (not the `/proc/self/exe` link, which would rename the process
+    /// `exe` in `ps` and `pgrep`); the arguments are kept.
     static func makePassive() {
         guard getenv("OMP_WAIT_POLICY") == nil else { return }
-        setenv("OMP_WAIT_POLICY", "PASSIVE", 1)
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        var path = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &path, path.count - 1)
+        guard length > 0, setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0 else { return }
+        execv(path, CommandLine.unsafeArgv)
     }
 }

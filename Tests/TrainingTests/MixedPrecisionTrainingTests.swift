@@ -116,9 +116,27 @@ import Testing
         #expect(try trainer.step().skipped)
         #expect(throws: TrainingError.lossScaleExhausted(iteration: 3, scale: Double(Float(1e30)), count: 3)) { try trainer.step() }
         #expect(try Checkpoint.latestIteration(in: directory) == 1)
+        // The count is part of the checkpoint: resumed at 1 (one overflow counted), the run
+        // stops at the same iteration.
         var config = trainer.config
         config.load = directory
-        #expect(try ResumeTests.trainer(config).iteration == 1)
+        let resumed = try ResumeTests.trainer(config)
+        #expect(resumed.iteration == 1)
+        #expect(try resumed.step().skipped)
+        #expect(throws: TrainingError.lossScaleExhausted(iteration: 3, scale: Double(Float(1e30)), count: 3)) { try resumed.step() }
+    }
+
+    /// A static scale's state is not taken over by a dynamic scaler: resumed without
+    /// `--loss-scale`, the dynamic scale starts at `--initial-loss-scale`.
+    @Test func aStaticScaleIsNotResumedAsADynamicOne() throws {
+        let directory = ResumeTests.temporaryDirectory()
+        let trainer = try ResumeTests.trainer(try Self.config([("fp16", .bool(true)), ("loss-scale", .number(128))]))
+        _ = try trainer.step()
+        try trainer.save(to: directory)
+        var config = try Self.config([("fp16", .bool(true)), ("initial-loss-scale", .number(4096))])
+        config.load = directory
+        let resumed = try ResumeTests.trainer(config)
+        #expect(resumed.lossScaler?.scale == 4096 && resumed.lossScaler?.isDynamic == true)
     }
 
     @Test func precisionFlagsAreCheckedTogether() throws {
