@@ -46,7 +46,7 @@ let package = Package(
                                           .product(name: "Yams", package: "Yams")],
                 swiftSettings: releaseFlags),
         .target(name: "Pipeline", swiftSettings: releaseFlags),
-        .target(name: "Planner", dependencies: ["Models", "FileSupport", "Distributed"], swiftSettings: releaseFlags),
+        .target(name: "Planner", dependencies: ["Models", "Kernels", "FileSupport", "Distributed"], swiftSettings: releaseFlags),
         .target(name: "Measurement", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Planner"],
                 swiftSettings: releaseFlags),
         .executableTarget(

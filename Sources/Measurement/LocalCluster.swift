@@ -17,9 +17,11 @@ public enum LocalCluster {
         let peak = GEMMPeak.measure() * 1e9
         let bandwidth = measureCopyBandwidth()
         let memory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
-        return ClusterSpec(name: "local", peakFLOPs: peak, memoryBytes: memory, memoryBandwidth: bandwidth,
-                           devicesPerNode: 1, nodes: 1, intraNodeBandwidth: bandwidth, intraNodeLatency: 1e-6,
-                           interNodeBandwidth: bandwidth, interNodeLatency: 1e-6, gemmEfficiency: gemmEfficiency)
+        var cluster = ClusterSpec(name: "local", peakFLOPs: peak, memoryBytes: memory, memoryBandwidth: bandwidth,
+                                  devicesPerNode: 1, nodes: 1, intraNodeBandwidth: bandwidth, intraNodeLatency: 1e-6,
+                                  interNodeBandwidth: bandwidth, interNodeLatency: 1e-6, gemmEfficiency: gemmEfficiency)
+        cluster.implementation = .megatronSwift
+        return cluster
     }
 
     /// Bytes/s of reading plus writing a 256 MiB buffer (best of three copies).

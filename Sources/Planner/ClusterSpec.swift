@@ -19,6 +19,18 @@ public struct ClusterSpec: Sendable, Equatable {
     public var interNodeBandwidth: Double
     public var interNodeLatency: Double
     public var gemmEfficiency: Double
+    /// Whose buffers the memory prediction counts: Megatron's on GPUs (Korthikanti et al.'s
+    /// activation table, Megatron's bytes per parameter) for the presets and JSON clusters, or
+    /// this binary's own (`GPTMemory`'s buffer sizes) for `--cluster local`.
+    public var implementation = Implementation.megatronGPU
+
+    /// An implementation profile of the memory prediction.
+    public enum Implementation: String, Sendable, Equatable {
+        /// Megatron-LM on GPUs: 16-bit activations, dropout masks, fused kernels.
+        case megatronGPU
+        /// This binary on the CPU: its flash-style attention, fp32 master weights in the model.
+        case megatronSwift
+    }
 
     /// Devices in the whole cluster.
     public var devices: Int { devicesPerNode * nodes }

@@ -79,20 +79,30 @@ public enum Planner {
         // (fp32 master weights, moments, fp16's fp32 gradient copy) is what ZeRO-1 shards.
         let replicatedOptimizer = MemoryModel.bytesPerParameter(precision: precision, distributedOptimizer: false, dataParallel: 1)
             - precision.weightBytes - precision.gradientBytes
-        let weightBytes = perDevice * precision.weightBytes
-        let gradientBytes = perDevice * precision.gradientBytes
-        let optimizerBytes = perDevice * replicatedOptimizer / Double(layout.distributedOptimizer ? dp : 1)
-        let state = weightBytes + gradientBytes + optimizerBytes
-        let options = MemoryModel.ActivationOptions(tensorParallel: layout.tensorParallel,
-                                                     sequenceParallel: layout.sequenceParallel,
-                                                     recompute: layout.recompute)
-        let perLayer = MemoryModel.activationBytesPerLayer(seqLength: config.maxPositionEmbeddings,
-                                                           microBatch: layout.microBatchSize, hidden: config.hiddenSize,
-                                                           heads: config.numAttentionHeads, options: options)
-            * precision.activationBytes / 2
+        var weightBytes = perDevice * precision.weightBytes
+        var gradientBytes = perDevice * precision.gradientBytes
+        var optimizerBytes = perDevice * replicatedOptimizer / Double(layout.distributedOptimizer ? dp : 1)
         // 1F1B keeps up to p micro-batches in flight on the first stage; interleaving adds (p-1)/(p v).
         let inFlight = min(Double(m), p) * (layout.virtualStages > 1 ? 1 + (p - 1) / (p * v) : 1)
-        let activations = perLayer * (l / p) * inFlight
+        let activations: Double
+        switch cluster.implementation {
+        case .megatronGPU:
+            let options = MemoryModel.ActivationOptions(tensorParallel: layout.tensorParallel,
+                                                         sequenceParallel: layout.sequenceParallel,
+                                                         recompute: layout.recompute)
+            let perLayer = MemoryModel.activationBytesPerLayer(seqLength: config.maxPositionEmbeddings,
+                                                               microBatch: layout.microBatchSize, hidden: config.hiddenSize,
+                                                               heads: config.numAttentionHeads, options: options)
+                * precision.activationBytes / 2
+            activations = perLayer * (l / p) * inFlight
+        case .megatronSwift:
+            let bytes = MemoryModel.megatronSwiftBytes(precision: precision, distributedOptimizer: layout.distributedOptimizer,
+                                                       dataParallel: dp)
+            (weightBytes, gradientBytes, optimizerBytes) = (perDevice * bytes.weights, perDevice * bytes.gradients,
+                                                            perDevice * bytes.optimizer)
+            activations = LocalActivations.bytes(config: config, layout: layout, inFlight: inFlight)
+        }
+        let state = weightBytes + gradientBytes + optimizerBytes
 
         // Time.
         let batch = layout.globalBatchSize

@@ -97,3 +97,36 @@ import Testing
         #expect(planned(.bf16, true) == 6 + 12.0 / 8)
     }
 }
+
+/// `megatron plan --cluster local` predicts this binary's own buffers: on one rank its weights,
+/// gradients, optimizer state, saved activations and scratch are what `MemoryRequirement` (the
+/// figures a run checks before allocating) counts, in every precision and recomputation.
+@Suite struct LocalPlanTests {
+    @Test(arguments: [MemoryModel.Precision.fp32, .bf16, .fp16], CostModel.Recompute.allCases)
+    func localPlanPredictsThisBinarysBuffers(precision: MemoryModel.Precision, recompute: CostModel.Recompute) throws {
+        let model = GPTConfig(numLayers: 4, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 64, vocabSize: 2048)
+        var cluster = ClusterSpec(name: "test", peakFLOPs: 1e11, memoryBytes: 1e12, memoryBandwidth: 1e10, devicesPerNode: 1,
+                                  nodes: 1, intraNodeBandwidth: 1e10, intraNodeLatency: 1e-6, interNodeBandwidth: 1e10,
+                                  interNodeLatency: 1e-6, gemmEfficiency: 0.75)
+        cluster.implementation = .megatronSwift
+        var layout = TrainingLayout()
+        layout.microBatchSize = 2
+        layout.globalBatchSize = 8
+        layout.precision = precision
+        layout.recompute = recompute
+        let plan = try Planner.estimate(config: model, layout: layout, cluster: cluster)
+        let recomputation: ActivationRecomputation = switch recompute {
+        case .none: .none
+        case .selective: ActivationRecomputation(granularity: .selective)
+        case .full: ActivationRecomputation(granularity: .full, method: .uniform, numLayers: 1)
+        }
+        let need = MemoryRequirement(config: model, layout: try RankGrid(tensorParallel: 1, dataParallel: 1, pipelineParallel: 1),
+                                     stage: 0, microBatchSize: 2, globalBatchSize: 8, seqLength: 64, distributedOptimizer: false,
+                                     threads: ThreadPool.current.threadCount, recomputation: recomputation,
+                                     precision: ComputePrecision(rawValue: precision.rawValue)!)
+        let state = plan.weightBytesPerDevice + plan.gradientBytesPerDevice + plan.optimizerBytesPerDevice
+        // The planner counts parameters by formula (12 h^2 + 13 h per layer, V h + s h): within 0.1%.
+        #expect(abs(state - (need.weightsAndGradients + need.optimizer)) / state < 1e-3, "\(precision) \(recompute)")
+        #expect(plan.activationBytesPerDevice == need.activations + need.scratch, "\(precision) \(recompute)")
+    }
+}
