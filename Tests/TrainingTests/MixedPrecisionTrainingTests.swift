@@ -152,20 +152,21 @@ import Testing
     }
 }
 
-/// bf16 under every kind of layout against one bf16 rank.
+/// bf16 and fp16 under every kind of layout against one rank in the same precision.
 extension ParallelTrainingTests {
     /// Not bitwise: a row-parallel layer rounds each rank's partial sum to bf16 before the
     /// all-reduce (one rank rounds the whole sum), and bf16 rounding of the GEMM operands turns
-    /// fp32 summation-order differences into different roundings. Observed: losses within
-    /// 1.1e-5, weights norm-wise within 7e-4 after 5 steps; pipeline parallelism alone (no
-    /// partial sums) is bitwise.
+    /// fp32 summation-order differences into different roundings. Observed after 5 steps:
+    /// losses within 2.2e-5 and weights norm-wise within 1.6e-3 (bf16), 1.2e-6 and 6.2e-4
+    /// (fp16, loss scale 1024); pipeline parallelism alone (no partial sums) is bitwise.
     @Test(arguments: [
         Layout(tp: 2, dp: 2, distributed: true, precision: .bf16),
         Layout(tp: 2, pp: 2, dp: 2, distributed: true, layers: 8, precision: .bf16),
         Layout(pp: 4, chunks: 2, layers: 8, precision: .bf16),
+        Layout(tp: 2, dp: 2, distributed: true, precision: .fp16),
     ])
-    func bf16LayoutMatchesOneBF16Rank(_ layout: Layout) throws {
-        let reference = try Self.train(Layout(layers: layout.layers, precision: .bf16))
+    func lowPrecisionLayoutMatchesOneRank(_ layout: Layout) throws {
+        let reference = try Self.train(Layout(layers: layout.layers, precision: layout.precision))
         let result = try Self.train(layout)
         let worstLoss = zip(result.losses, reference.losses).map { abs($0 - $1) / abs($1) }.max()!
         var difference = 0.0, norm = 0.0
@@ -176,9 +177,9 @@ extension ParallelTrainingTests {
             }
         }
         let weights = (difference / norm).squareRoot()
-        print("\(layout) vs one bf16 rank: losses within \(worstLoss), weights within \(weights)")
-        #expect(worstLoss < 5e-5)
-        #expect(weights < 3e-3)
+        print("\(layout) vs one \(layout.precision.rawValue) rank: losses within \(worstLoss), weights within \(weights)")
+        #expect(worstLoss < 1e-4)
+        #expect(weights < 5e-3)
         if layout.tp == 1 && layout.dp == 1 { #expect(worstLoss == 0 && weights < 1e-7) }
         #expect(reference.losses[4] < reference.losses[0])
     }
