@@ -20,7 +20,7 @@ import Testing
     }
 
     /// 60 iterations of the test model in bf16 against fp32: every loss within 0.1% and the mean
-    /// of the last 10 within 0.02% (the issue asks for 3%; observed 1.7e-4 and 1.7e-5).
+    /// of the last 10 within 0.02% (the issue asks for 3%; observed 6.4e-5 and 6.4e-6).
     @Test func bf16TrainingTracksFP32() throws {
         let settings: [(key: String, value: JSONValue)] = [("train-iters", .number(60)), ("eval-iters", .number(0))]
         let fp32 = try ResumeTests.trainer(try Self.config(settings))
