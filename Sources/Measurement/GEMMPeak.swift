@@ -12,16 +12,24 @@ public enum GEMMPeak {
 
     /// Best GFLOP/s of the same product on bf16 operands (`BF16Matmul`'s active backend).
     public static func measureBF16(repeats: Int = 5) -> Double {
-        let m = 4096, n = 3072, k = 768
-        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
-        var rng = RandomGenerator(seed: 1)
-        rng.fillNormal(a.pointer, count: a.count, std: 1)
-        rng.fillNormal(b.pointer, count: b.count, std: 1)
+        let (a, b, c) = operands()
         let a16 = BFloat16Buffer(rounding: a.pointer, count: a.count), b16 = BFloat16Buffer(rounding: b.pointer, count: b.count)
         return best(of: repeats, flops: 2 * Double(m * n * k)) {
             BF16Matmul.forward(out: c.pointer, inp: a16.pointer, weight: b16.pointer, bias: nil,
                                rows: m, inFeatures: k, outFeatures: n)
         }
+    }
+
+    /// The measured product's shape: 4096 x 3072 x 768 (the MLP's first GEMM at GPT-2 124M).
+    static let m = 4096, n = 3072, k = 768
+
+    /// Random `A [m, k]`, `B [n, k]` and the output `C [m, n]`.
+    static func operands() -> (a: FloatBuffer, b: FloatBuffer, c: FloatBuffer) {
+        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k)
+        var rng = RandomGenerator(seed: 1)
+        rng.fillNormal(a.pointer, count: a.count, std: 1)
+        rng.fillNormal(b.pointer, count: b.count, std: 1)
+        return (a, b, FloatBuffer(count: m * n))
     }
 
     /// Best GFLOP/s of `repeats` runs of `body` doing `flops` each.
@@ -39,11 +47,7 @@ public enum GEMMPeak {
     /// Best GFLOP/s of several transformer-shaped products (4096 x 3072 x 768, the MLP's first
     /// GEMM at GPT-2 124M) on all BLAS threads.
     public static func measure(repeats: Int = 5) -> Double {
-        let m = 4096, n = 3072, k = 768
-        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
-        var rng = RandomGenerator(seed: 1)
-        rng.fillNormal(a.pointer, count: a.count, std: 1)
-        rng.fillNormal(b.pointer, count: b.count, std: 1)
+        let (a, b, c) = operands()
         return best(of: repeats, flops: 2 * Double(m * n * k)) {
             Matmul.forward(out: c.pointer, inp: a.pointer, weight: b.pointer, bias: nil,
                            rows: m, inFeatures: k, outFeatures: n)

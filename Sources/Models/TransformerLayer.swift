@@ -169,12 +169,12 @@ public struct TransformerLayer: Sendable {
                             params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
                             savedInput: b.savedBF16?.attention.map { UnsafePointer($0) })
         if let saved = b.savedBF16 {  // the attention core's backward reads fp32 QKV and output
-            BFloat16Conversion.widen(out: b.qkv, inp: saved.qkv, count: n * qkv.localOutFeatures)
             if let attention = saved.attention {
+                BFloat16Conversion.widen(out: b.qkv, inp: saved.qkv, count: n * qkv.localOutFeatures)
                 BFloat16Conversion.widen(out: b.attention, inp: attention, count: n * projection.localInFeatures)
             } else {
-                // Recomputed (selective): rounded as the kept copy would be, so that both give
-                // the same gradients.
+                // Recomputed (selective): the caller re-ran the core from `b.qkv`, widened already;
+                // its output is rounded as the kept copy would be, so both give the same gradients.
                 BFloat16Conversion.roundInPlace(b.attention, count: n * projection.localInFeatures)
             }
         }

@@ -89,23 +89,30 @@ public struct LossScaler: Sendable, Equatable {
         public var growthTracker: Int
         public var hysteresisTracker: Int
         public var overflowsAtMinimum: Int
+        /// Whether it was a dynamic scaler's (a static scale's state is not taken over by one).
+        public var isDynamic: Bool
 
-        public init(scale: Double, growthTracker: Int, hysteresisTracker: Int, overflowsAtMinimum: Int = 0) {
+        public init(scale: Double, growthTracker: Int, hysteresisTracker: Int, overflowsAtMinimum: Int = 0,
+                    isDynamic: Bool = true) {
             self.scale = scale
             self.growthTracker = growthTracker
             self.hysteresisTracker = hysteresisTracker
             self.overflowsAtMinimum = overflowsAtMinimum
+            self.isDynamic = isDynamic
         }
     }
 
     /// The scaler's state.
     public var state: State {
         State(scale: scale, growthTracker: growthTracker, hysteresisTracker: hysteresisTracker,
-              overflowsAtMinimum: overflowsAtMinimum)
+              overflowsAtMinimum: overflowsAtMinimum, isDynamic: isDynamic)
     }
 
-    /// Continues from a saved state (a static scaler keeps its own scale).
+    /// Continues from a saved state of the same kind of scaler; another kind's state is ignored
+    /// (a static scale resumed without `--loss-scale` starts the dynamic scale afresh; a static
+    /// scaler keeps its own scale).
     public mutating func restore(_ state: State) {
+        guard state.isDynamic == isDynamic else { return }
         overflowsAtMinimum = state.overflowsAtMinimum
         guard isDynamic else { return }
         value = Float(state.scale)

@@ -21,38 +21,6 @@ import Parameters
 /// layout and loading under the same one resumes bit-identically; the data-parallel size and the
 /// optimizer kind may change at load, the tensor- and pipeline-parallel sizes through `reshard`.
 public enum Checkpoint {
-    /// What is restored besides the tensors.
-    public struct State: Equatable, Sendable {
-        public var iteration: Int
-        public var consumedSamples: Int
-        public var consumedValidSamples: Int
-        public var optimizerStep: Int
-        public var seed: Int
-        /// Samples the learning-rate schedule has advanced over (less than `consumedSamples` after
-        /// skipped iterations; a checkpoint without it counts every consumed sample).
-        public var scheduledSamples: Int
-        /// The precision the run trained in (older checkpoints: fp32).
-        public var precision: ComputePrecision
-        /// fp16's loss scaler (nil in other precisions).
-        public var lossScaler: LossScaler.State?
-        /// Whether that scaler was dynamic (a static one is resumed only under `--loss-scale`).
-        public var lossScaleIsDynamic: Bool
-
-        public init(iteration: Int, consumedSamples: Int, consumedValidSamples: Int, optimizerStep: Int, seed: Int,
-                    scheduledSamples: Int? = nil, precision: ComputePrecision = .fp32, lossScaler: LossScaler.State? = nil,
-                    lossScaleIsDynamic: Bool = true) {
-            self.iteration = iteration
-            self.consumedSamples = consumedSamples
-            self.consumedValidSamples = consumedValidSamples
-            self.optimizerStep = optimizerStep
-            self.seed = seed
-            self.scheduledSamples = scheduledSamples ?? consumedSamples
-            self.precision = precision
-            self.lossScaler = lossScaler
-            self.lossScaleIsDynamic = lossScaleIsDynamic
-        }
-    }
-
     /// Where a rank's Adam moments live.
     public enum Moments {
         /// Moments of every local tensor (AdamW over the whole local model).
@@ -132,23 +100,10 @@ public enum Checkpoint {
                 "format": "megatron-swift checkpoint 1",
                 "model": modelDescription(model.config).serialized,
                 "config": canonicalJSON(model.config),
-                "iteration": String(state.iteration),
-                "consumed_samples": String(state.consumedSamples),
-                "consumed_valid_samples": String(state.consumedValidSamples),
-                "optimizer_step": String(state.optimizerStep),
-                "seed": String(state.seed),
-                "scheduled_samples": String(state.scheduledSamples),
-                "precision": state.precision.rawValue,
                 "args": arguments.serialized,
                 "scheduler": schedule.map(canonicalJSON) ?? "null",
             ]
-            if let scaler = state.lossScaler {
-                metadata["loss_scale"] = String(scaler.scale)
-                metadata["loss_scale_growth_tracker"] = String(scaler.growthTracker)
-                metadata["loss_scale_hysteresis_tracker"] = String(scaler.hysteresisTracker)
-                metadata["loss_scale_overflows_at_minimum"] = String(scaler.overflowsAtMinimum)
-                metadata["loss_scale_dynamic"] = String(state.lossScaleIsDynamic)
-            }
+            metadata.merge(state.metadata) { $1 }
             metadata.merge(layoutMetadata(tensorParallel: model.tensorParallelSize, tensorRank: model.tensorParallelRank,
                                           part: model.part, dataParallel: parallel.dataParallel, sharded: sharded)) { $1 }
             var whole: (m: ParameterStore, v: ParameterStore)?
@@ -275,27 +230,6 @@ public enum Checkpoint {
         return value
     }
 
-    /// The precision a rank file was trained in (fp32 when not recorded).
-    static func storedPrecision(_ file: SafeTensorsFile, path: String) throws(TrainingError) -> ComputePrecision {
-        guard let text = file.metadata["precision"] else { return .fp32 }
-        guard let precision = ComputePrecision(rawValue: text) else {
-            throw .checkpoint(path: path, reason: "metadata precision is not fp32, bf16 or fp16: \(text)")
-        }
-        return precision
-    }
-
-    /// The fp16 loss scaler's state of a rank file (nil when it has none).
-    static func storedLossScaler(_ file: SafeTensorsFile, path: String) throws(TrainingError) -> LossScaler.State? {
-        guard let text = file.metadata["loss_scale"] else { return nil }
-        guard let scale = Double(text), scale.isFinite, scale > 0 else {
-            throw .checkpoint(path: path, reason: "metadata loss_scale is not a positive number: \(text)")
-        }
-        return LossScaler.State(scale: scale, growthTracker: try number("loss_scale_growth_tracker", in: file, path: path),
-                                hysteresisTracker: try number("loss_scale_hysteresis_tracker", in: file, path: path),
-                                overflowsAtMinimum: try number("loss_scale_overflows_at_minimum", in: file, path: path,
-                                                               fallback: 0))
-    }
-
     /// Loads this rank's part of the latest checkpoint in `directory` into `model` and `moments`;
     /// throws if it was made for another model shape or model-parallel layout, or is damaged.
     public static func load(from directory: String, model: GPTModel, moments: Moments) throws(TrainingError) -> State {
@@ -319,16 +253,7 @@ public enum Checkpoint {
               try number("pipeline_model_parallel_rank", in: file, path: path, fallback: 0) == model.part.stage else {
             throw .checkpoint(path: path, reason: "it is not the file of \(rankDirectoryName(of: model)) under \(wanted.description)")
         }
-        let consumed = try number("consumed_samples", in: file, path: path)
-        let state = State(iteration: try number("iteration", in: file, path: path),
-                          consumedSamples: consumed,
-                          consumedValidSamples: try number("consumed_valid_samples", in: file, path: path),
-                          optimizerStep: try number("optimizer_step", in: file, path: path),
-                          seed: try number("seed", in: file, path: path),
-                          scheduledSamples: try number("scheduled_samples", in: file, path: path, fallback: consumed),
-                          precision: try storedPrecision(file, path: path),
-                          lossScaler: try storedLossScaler(file, path: path),
-                          lossScaleIsDynamic: file.metadata["loss_scale_dynamic"] != "false")
+        let state = try State(file, path: path)
         try CheckpointFiles.read(file, path: path, prefix: "", into: model.params)
         try CheckpointFiles.requireFinite(model.params, path: path)
         model.weightsDidChange()

@@ -147,8 +147,7 @@ public final class Trainer {
             consumedSamples = state.consumedSamples
             consumedValidSamples = state.consumedValidSamples
             scheduledSamples = state.scheduledSamples
-            // A static scale's state is only resumed under the same static scale.
-            if let saved = state.lossScaler, state.lossScaleIsDynamic == lossScaler?.isDynamic { lossScaler?.restore(saved) }
+            if let saved = state.lossScaler { lossScaler?.restore(saved) }
             if state.precision != config.precision {
                 loadNote = "the checkpoint was trained in \(state.precision.rawValue), this run continues in "
                     + "\(config.precision.rawValue) from its fp32 master weights and moments"
@@ -290,8 +289,7 @@ public final class Trainer {
                                                     consumedValidSamples: consumedValidSamples,
                                                     optimizerStep: moments.step, seed: config.seed,
                                                     scheduledSamples: scheduledSamples, precision: config.precision,
-                                                    lossScaler: lossScaler?.state,
-                                                    lossScaleIsDynamic: lossScaler?.isDynamic ?? false),
+                                                    lossScaler: lossScaler?.state),
                             arguments: config.arguments, schedule: schedule, parallel: parallel)
     }
 
