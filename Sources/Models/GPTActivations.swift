@@ -1,37 +1,41 @@
 import Kernels
 import Parameters
 
-/// Saved activations of one transformer layer for a micro-batch of `n = batch * seqLength` rows.
+/// Saved activations of one transformer layer for a micro-batch of `n = batch * seqLength` rows
+/// (`m` of them this rank's outside the tensor-parallel region: `n`, or `n / t` with sequence
+/// parallelism).
 final class GPTLayerActivations {
-    let ln1: FloatBuffer, ln1Mean: FloatBuffer, ln1Rstd: FloatBuffer  // [n, c], [n], [n]
+    let ln1: FloatBuffer, ln1Mean: FloatBuffer, ln1Rstd: FloatBuffer  // [m, c], [m], [m]
     let qkv: FloatBuffer                                               // [n, 3c]
     let attention: FloatBuffer                                         // [n, c] (empty when recomputed or bf16)
     let attentionLSE: FloatBuffer                                      // [batch, heads, seqLength] (likewise)
-    let residual2: FloatBuffer                                         // [n, c] input + attention branch
+    let residual2: FloatBuffer                                         // [m, c] input + attention branch
     let ln2: FloatBuffer, ln2Mean: FloatBuffer, ln2Rstd: FloatBuffer
     let fc: FloatBuffer                                                // [n, 4c] before GELU
-    let residual3: FloatBuffer                                         // [n, c] the layer's output
+    let residual3: FloatBuffer                                         // [m, c] the layer's output
     /// bf16 training keeps the LayerNorm, QKV, attention and fc1 outputs in bf16 instead (the
     /// fp32 buffers are then empty and the layer works in shared scratch).
     let bf16LN1: BFloat16Buffer, bf16LN2: BFloat16Buffer, bf16FC: BFloat16Buffer
     let bf16QKV: BFloat16Buffer, bf16Attention: BFloat16Buffer
 
     /// `local` is this rank's share of the hidden size (c / TP) and `ffnLocal` its share of the
-    /// MLP; without `keepsAttentionCore` the attention output and statistics are not stored
-    /// (selective recomputation); with `keepsBF16Inputs` the GEMM-only activations are bf16.
-    init(n: Int, c: Int, local: Int, ffnLocal: Int, lseCount: Int, keepsAttentionCore: Bool = true,
+    /// MLP; `shardRows` of the `n` tokens are this rank's outside the tensor-parallel region (all
+    /// `n`, or `n / TP` with sequence parallelism: the LayerNorms and residuals); without
+    /// `keepsAttentionCore` the attention output and statistics are not stored (selective
+    /// recomputation); with `keepsBF16Inputs` the GEMM-only activations are bf16.
+    init(n: Int, shardRows m: Int, c: Int, local: Int, ffnLocal: Int, lseCount: Int, keepsAttentionCore: Bool = true,
          keepsBF16Inputs: Bool = false) {
         let fp32 = keepsBF16Inputs ? 0 : 1, bf16 = keepsBF16Inputs ? 1 : 0
-        ln1 = FloatBuffer(count: fp32 * n * c); ln1Mean = FloatBuffer(count: n); ln1Rstd = FloatBuffer(count: n)
+        ln1 = FloatBuffer(count: fp32 * m * c); ln1Mean = FloatBuffer(count: m); ln1Rstd = FloatBuffer(count: m)
         qkv = FloatBuffer(count: fp32 * n * 3 * local)
         attention = FloatBuffer(count: keepsAttentionCore ? fp32 * n * local : 0)
         attentionLSE = FloatBuffer(count: keepsAttentionCore ? lseCount : 0)
-        residual2 = FloatBuffer(count: n * c)
-        ln2 = FloatBuffer(count: fp32 * n * c); ln2Mean = FloatBuffer(count: n); ln2Rstd = FloatBuffer(count: n)
+        residual2 = FloatBuffer(count: m * c)
+        ln2 = FloatBuffer(count: fp32 * m * c); ln2Mean = FloatBuffer(count: m); ln2Rstd = FloatBuffer(count: m)
         fc = FloatBuffer(count: fp32 * n * ffnLocal)
-        residual3 = FloatBuffer(count: n * c)
-        bf16LN1 = BFloat16Buffer(count: bf16 * n * c)
-        bf16LN2 = BFloat16Buffer(count: bf16 * n * c)
+        residual3 = FloatBuffer(count: m * c)
+        bf16LN1 = BFloat16Buffer(count: bf16 * m * c)
+        bf16LN2 = BFloat16Buffer(count: bf16 * m * c)
         bf16FC = BFloat16Buffer(count: bf16 * n * ffnLocal)
         bf16QKV = BFloat16Buffer(count: bf16 * n * 3 * local)
         bf16Attention = BFloat16Buffer(count: keepsAttentionCore ? bf16 * n * local : 0)
@@ -48,7 +52,7 @@ final class GPTLayerActivations {
             qkv: bf16 ? s.qkv.pointer : qkv.pointer,
             attention: attention ?? (bf16 ? s.attentionOutput.pointer : self.attention.pointer), residual2: residual2.pointer,
             ln2: bf16 ? s.layerNormOutput.pointer : ln2.pointer, ln2Mean: ln2Mean.pointer, ln2Rstd: ln2Rstd.pointer,
-            fc: bf16 ? s.fc.pointer : fc.pointer, gelu: gelu, output: residual3.pointer)
+            fc: bf16 ? s.fc.pointer : fc.pointer, gelu: gelu, output: residual3.pointer, gathered: s.sequenceGathered)
         if bf16 {
             buffers.savedBF16 = BF16LayerInputs(ln1: bf16LN1.pointer, ln2: bf16LN2.pointer, qkv: bf16QKV.pointer,
                                                 attention: attention == nil ? bf16Attention.pointer : nil, fc: bf16FC.pointer)
@@ -93,7 +97,7 @@ public final class GPTActivations {
     var hasLossMask = false
     var totals: CrossEntropy.Totals?
     var forwarded = false
-    let embedded: FloatBuffer                        // [n, c] the chunk's input
+    let embedded: FloatBuffer                        // [m, c] the chunk's input (m: this rank's tokens, see init)
     /// Each layer's saved activations; nil for a layer that full recomputation re-runs.
     let layers: [GPTLayerActivations?]
     /// The recomputed groups of layers, in order.
@@ -106,40 +110,44 @@ public final class GPTActivations {
     let bf16LNF: BFloat16Buffer
     let logits: FloatBuffer                          // [n, vocab]; becomes its gradient in backward (empty without the head)
     let logitsLSE: FloatBuffer, losses: FloatBuffer  // [n]
-    let dresidual: FloatBuffer                       // [n, c] gradient of the residual stream
+    let dresidual: FloatBuffer                       // [m, c] gradient of the residual stream
 
     /// Sizes for `layerCount` layers on one rank of a tensor-parallel group of `t`, with the
     /// final LayerNorm and output layer when `head`: QKV, attention, MLP and logits hold the
-    /// rank's heads, MLP units and vocabulary range. `recomputation` says what is not kept.
+    /// rank's heads, MLP units and vocabulary range. `recomputation` says what is not kept. With
+    /// `sequenceParallel` the residual stream, LayerNorms, chunk input and output and their
+    /// gradients hold this rank's `m = n / t` tokens (the pipeline sends carry that shard).
     init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, layerCount: Int, head: Bool,
-         recomputation: ActivationRecomputation = .none, precision: ComputePrecision = .fp32) {
+         recomputation: ActivationRecomputation = .none, precision: ComputePrecision = .fp32,
+         sequenceParallel: Bool = false) {
         self.batch = batch
         self.seqLength = seqLength
         let n = batch * seqLength
+        let m = sequenceParallel ? n / t : n  // this rank's tokens outside the tensor-parallel region
         let c = config.hiddenSize
         let local = c / t
         let ffnLocal = config.ffnHiddenSize / t
         tokens = Int32Buffer(count: n)
         targets = Int32Buffer(count: n)
         lossMask = FloatBuffer(count: n)
-        embedded = FloatBuffer(count: n * c)
+        embedded = FloatBuffer(count: m * c)
         recomputedGroups = recomputation.recomputedGroups(layerCount: layerCount)
         let recomputed = Set(recomputedGroups.flatMap { $0 })
         layers = (0..<layerCount).map { l in
             recomputed.contains(l) ? nil : GPTLayerActivations(
-                n: n, c: c, local: local, ffnLocal: ffnLocal, lseCount: batch * config.numAttentionHeads / t * seqLength,
+                n: n, shardRows: m, c: c, local: local, ffnLocal: ffnLocal, lseCount: batch * config.numAttentionHeads / t * seqLength,
                 keepsAttentionCore: !recomputation.recomputesAttentionCore, keepsBF16Inputs: precision == .bf16)
         }
-        boundaries = Dictionary(uniqueKeysWithValues: recomputedGroups.map { ($0.upperBound, FloatBuffer(count: n * c)) })
-        let headRows = head ? n : 0
+        boundaries = Dictionary(uniqueKeysWithValues: recomputedGroups.map { ($0.upperBound, FloatBuffer(count: m * c)) })
+        let headRows = head ? n : 0, headShardRows = head ? m : 0
         let lnfBF16 = precision == .bf16 ? 1 : 0
-        lnf = FloatBuffer(count: (1 - lnfBF16) * headRows * c); lnfMean = FloatBuffer(count: headRows)
-        lnfRstd = FloatBuffer(count: headRows)
-        bf16LNF = BFloat16Buffer(count: lnfBF16 * headRows * c)
+        lnf = FloatBuffer(count: (1 - lnfBF16) * headShardRows * c); lnfMean = FloatBuffer(count: headShardRows)
+        lnfRstd = FloatBuffer(count: headShardRows)
+        bf16LNF = BFloat16Buffer(count: lnfBF16 * headShardRows * c)
         logits = FloatBuffer(count: headRows * config.paddedVocabSize / t)
         logitsLSE = FloatBuffer(count: headRows)
         losses = FloatBuffer(count: headRows)
-        dresidual = FloatBuffer(count: n * c)
+        dresidual = FloatBuffer(count: m * c)
     }
 
     /// The input of layer `l` (`l == layers.count`: the chunk's output).
@@ -154,7 +162,8 @@ public final class GPTActivations {
         layers[l] == nil ? recomputedGroups.first { $0.contains(l) } : nil
     }
 
-    /// Elements of `input`, `output` and the gradients (`batch * seqLength * hiddenSize`).
+    /// Elements of `input`, `output` and the gradients (`batch * seqLength * hiddenSize`, or
+    /// this rank's `1/t` of it with sequence parallelism).
     public var hiddenCount: Int { embedded.count }
     /// The chunk's input activation `[batch, seqLength, hidden]` (write the received one here).
     public var input: UnsafeMutablePointer<Float> { embedded.pointer }
@@ -192,19 +201,25 @@ final class GPTScratch {
     /// Full activations of one recomputed group, re-run in the backward (full recomputation).
     let workspace: [GPTLayerActivations]
     /// fp32 LayerNorm, fc1, QKV and attention outputs of a layer keeping them in bf16 (bf16
-    /// training; empty otherwise): `[n, c]`, `[n, 4c/t]`, `[n, 3c/t]`, `[n, c/t]` (the last
+    /// training; empty otherwise): `[m, c]` (this rank's tokens), `[n, 4c/t]`, `[n, 3c/t]`, `[n, c/t]` (the last
     /// empty with selective recomputation, which has `attention`).
     let layerNormOutput: FloatBuffer, fc: FloatBuffer, qkv: FloatBuffer, attentionOutput: FloatBuffer
     /// bf16 or fp16 operands of the linear layers' GEMMs: the activation `[n, max(c, 4c/t)]` and
     /// the output gradient, `[n, max(3c/t, c, 4c/t)]` or with the head at least a block of
     /// logits-gradient rows `[512, vocab/t]` (nil in fp32).
     let operandInput: LowPrecisionBuffer?, operandOutputGradient: LowPrecisionBuffer?
+    /// With sequence parallelism: everything gathered along the sequence `[n, c]` (LayerNorm
+    /// outputs entering the tensor-parallel region, output gradients coming back, partial sums
+    /// before their reduce-scatter) and the reduce-scattered LayerNorm input gradient `[n/t, c]`
+    /// (both empty otherwise).
+    let gathered: FloatBuffer, dlnShard: FloatBuffer
 
     init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, recomputation: ActivationRecomputation = .none,
-         layersPerChunk: Int = 0, precision: ComputePrecision = .fp32, head: Bool = true) {
+         layersPerChunk: Int = 0, precision: ComputePrecision = .fp32, head: Bool = true, sequenceParallel: Bool = false) {
         self.batch = batch
         self.seqLength = seqLength
         let n = batch * seqLength
+        let m = sequenceParallel ? n / t : n
         let c = config.hiddenSize
         let local = c / t
         let ffnLocal = config.ffnHiddenSize / t
@@ -224,9 +239,10 @@ final class GPTScratch {
         let groupSize = recomputation.recomputedGroups(layerCount: layersPerChunk).map(\.count).max() ?? 0
         let bf16 = precision == .bf16
         workspace = (0..<groupSize).map { _ in
-            GPTLayerActivations(n: n, c: c, local: local, ffnLocal: ffnLocal, lseCount: lseCount, keepsBF16Inputs: bf16)
+            GPTLayerActivations(n: n, shardRows: m, c: c, local: local, ffnLocal: ffnLocal, lseCount: lseCount,
+                                keepsBF16Inputs: bf16)
         }
-        layerNormOutput = FloatBuffer(count: bf16 ? n * c : 0)
+        layerNormOutput = FloatBuffer(count: bf16 ? m * c : 0)
         fc = FloatBuffer(count: bf16 ? n * ffnLocal : 0)
         qkv = FloatBuffer(count: bf16 ? n * 3 * local : 0)
         attentionOutput = FloatBuffer(count: bf16 && !selective ? n * local : 0)
@@ -234,12 +250,17 @@ final class GPTScratch {
                                                head: head)
         operandInput = LowPrecisionBuffer(precision, count: operands.input)
         operandOutputGradient = LowPrecisionBuffer(precision, count: operands.outputGradient)
+        gathered = FloatBuffer(count: sequenceParallel ? n * c : 0)
+        dlnShard = FloatBuffer(count: sequenceParallel ? m * c : 0)
     }
+
+    /// `gathered` with sequence parallelism, nil otherwise.
+    var sequenceGathered: UnsafeMutablePointer<Float>? { gathered.count > 0 ? gathered.pointer : nil }
 
     /// Bytes this scratch holds (what `GPTMemory.scratchBytes` predicts).
     var allocatedBytes: Int {
         4 * [gelu, attentionScratch, dln, dattention, dqkv, dfc, ones, crossEntropyScratch, attention, attentionLSE,
-             layerNormOutput, fc, qkv, attentionOutput]
+             layerNormOutput, fc, qkv, attentionOutput, gathered, dlnShard]
             .reduce(0) { $0 + $1.count } + workspace.reduce(0) { $0 + $1.allocatedBytes }
             + (operandInput?.byteCount ?? 0) + (operandOutputGradient?.byteCount ?? 0)
     }
@@ -247,6 +268,6 @@ final class GPTScratch {
     /// The gradient scratch every layer's backward uses in turn.
     var layerGradients: TransformerLayerGradients {
         TransformerLayerGradients(dln: dln.pointer, dattention: dattention.pointer, dqkv: dqkv.pointer, dfc: dfc.pointer,
-                                  ones: UnsafePointer(ones.pointer))
+                                  ones: UnsafePointer(ones.pointer), dlnShard: dlnShard.count > 0 ? dlnShard.pointer : nil)
     }
 }

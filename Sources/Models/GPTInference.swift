@@ -80,7 +80,8 @@ public final class GPTInference {
                 ln1: normed.pointer, ln1Mean: mean, ln1Rstd: rstd, qkv: qkv.pointer, attention: attention.pointer,
                 residual2: residual.pointer, ln2: normed.pointer, ln2Mean: mean, ln2Rstd: rstd, fc: hidden.pointer,
                 gelu: activated.pointer, output: next)
-            layer.forward(input: x, buffers: buffers, rows: 1, params: p, precision: precision, region: model.region) { qkv, out in
+            layer.forward(input: x, buffers: buffers, rows: 1, params: p, precision: precision,
+                          region: model.region.withoutSequenceParallel) { qkv, out in
                 attendToCache(layer: l, qkv: qkv, out: out)
             }
             swap(&x, &next)

@@ -3,6 +3,7 @@ public enum GPTInputError: Error, CustomStringConvertible, Equatable {
     case sequenceTooLong(seqLength: Int, maxPositionEmbeddings: Int)
     case tokenOutOfRange(position: Int, id: Int, vocabSize: Int)
     case targetOutOfRange(position: Int, id: Int, vocabSize: Int)
+    case sequenceNotDivisible(seqLength: Int, tensorParallel: Int)
 
     public var description: String {
         switch self {
@@ -12,6 +13,8 @@ public enum GPTInputError: Error, CustomStringConvertible, Equatable {
             "token id \(id) at position \(position) is outside the padded vocabulary 0..<\(vocab) (wrong tokenizer or --vocab-size?)"
         case let .targetOutOfRange(position, id, vocab):
             "target id \(id) at position \(position) is outside the padded vocabulary 0..<\(vocab) and is not the ignore index -100"
+        case let .sequenceNotDivisible(seqLength, t):
+            "--sequence-parallel splits each sequence over the \(t) tensor-parallel ranks: the sequence length \(seqLength) is not a multiple of \(t)"
         }
     }
 }

@@ -7,45 +7,59 @@ import Kernels
 public enum GPTMemory {
     /// Bytes of one micro-batch's `GPTActivations` for `layerCount` layers on one rank of a
     /// tensor-parallel group of `t`, with the final LayerNorm and logits when `head`, keeping
-    /// what `recomputation` does not recompute.
+    /// what `recomputation` does not recompute; with `sequenceParallel` the residual region holds
+    /// `1/t` of the tokens.
     public static func activationBytes(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int,
                                        layerCount: Int, head: Bool, recomputation: ActivationRecomputation = .none,
-                                       precision: ComputePrecision = .fp32) -> Double {
+                                       precision: ComputePrecision = .fp32, sequenceParallel: Bool = false) -> Double {
         let n = Double(batch) * Double(seqLength), c = Double(config.hiddenSize)
+        let m = shardRows(n, tensorParallel: t, sequenceParallel: sequenceParallel)
         let groups = recomputation.recomputedGroups(layerCount: layerCount)
         let recomputedLayers = groups.reduce(0) { $0 + $1.count }
         let kept = Double(layerCount - recomputedLayers) * layerBytes(config: config, batch: batch, seqLength: seqLength,
                                                                         tensorParallel: t,
                                                                         keepsAttentionCore: !recomputation.recomputesAttentionCore,
-                                                                        precision: precision)
+                                                                        precision: precision,
+                                                                        sequenceParallel: sequenceParallel)
         // tokens, targets, loss mask, input, output gradient; a boundary copy per recomputed group.
-        var floats = 3 * n + n * c + n * c + Double(groups.count) * n * c
+        var floats = 3 * n + m * c + m * c + Double(groups.count) * m * c
         // The final LayerNorm's output is bf16 in bf16 (2 bytes: half a float).
-        if head { floats += (precision == .bf16 ? 0.5 : 1) * n * c + 2 * n + n * Double(config.paddedVocabSize / t) + 2 * n }
+        if head { floats += (precision == .bf16 ? 0.5 : 1) * m * c + 2 * m + n * Double(config.paddedVocabSize / t) + 2 * n }
         return 4 * floats + kept
     }
 
     /// Bytes one kept layer saves (`GPTLayerActivations`).
     public static func layerBytes(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int,
-                                  keepsAttentionCore: Bool = true, precision: ComputePrecision = .fp32) -> Double {
+                                  keepsAttentionCore: Bool = true, precision: ComputePrecision = .fp32,
+                                  sequenceParallel: Bool = false) -> Double {
         let n = Double(batch) * Double(seqLength), c = Double(config.hiddenSize)
+        let m = shardRows(n, tensorParallel: t, sequenceParallel: sequenceParallel)
         let local = c / Double(t), ffnLocal = Double(config.ffnHiddenSize / t)
         let lse = Double(batch) * Double(config.numAttentionHeads / t) * Double(seqLength)
         // ln1 + stats, qkv, [attention, lse], residual2, ln2 + stats, fc, residual3; in bf16 the
-        // LayerNorm, QKV, attention and fc1 outputs are kept in bf16 (half a float each).
+        // LayerNorm, QKV, attention and fc1 outputs are kept in bf16 (half a float each). The
+        // LayerNorms and residuals hold this rank's m tokens.
         let half = precision == .bf16 ? 0.5 : 1
         let core = keepsAttentionCore ? half * n * local + lse : 0
-        return 4 * (half * (n * c + n * c + 3 * n * local + n * ffnLocal) + 2 * n + core + n * c + 2 * n + n * c)
+        return 4 * (half * (m * c + m * c + 3 * n * local + n * ffnLocal) + 2 * m + core + m * c + 2 * m + m * c)
+    }
+
+    /// Tokens of `n` a rank holds outside the tensor-parallel region.
+    static func shardRows(_ n: Double, tensorParallel t: Int, sequenceParallel: Bool) -> Double {
+        sequenceParallel && t > 1 ? n / Double(t) : n
     }
 
     /// Bytes of the per-shape scratch every layer shares (`threads` kernel threads: the attention
     /// keeps one `[seqLength, seqLength]` pair per thread), with the workspace of the largest
     /// recomputed group or the recomputed attention core of `recomputation`, and in bf16 or fp16 the
-    /// GEMM operands (the output gradient as wide as the stage's logits when it holds the `head`).
+    /// GEMM operands (the output gradient as wide as the stage's logits when it holds the `head`),
+    /// and with `sequenceParallel` the buffers the sequence is gathered into and scattered from.
     public static func scratchBytes(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, threads: Int,
                                     recomputation: ActivationRecomputation = .none, layersPerChunk: Int = 0,
-                                    precision: ComputePrecision = .fp32, head: Bool = true) -> Double {
+                                    precision: ComputePrecision = .fp32, head: Bool = true,
+                                    sequenceParallel: Bool = false) -> Double {
         let n = Double(batch) * Double(seqLength), c = Double(config.hiddenSize)
+        let m = shardRows(n, tensorParallel: t, sequenceParallel: sequenceParallel)
         let local = c / Double(t), ffnLocal = Double(config.ffnHiddenSize / t)
         let attention = 2 * Double(threads) * Double(seqLength) * Double(seqLength)
         let lse = Double(batch) * Double(config.numAttentionHeads / t) * Double(seqLength)
@@ -53,11 +67,13 @@ public enum GPTMemory {
         var floats = n * ffnLocal + attention + n * c + n * local + 3 * n * local + n * ffnLocal + n + 3 * n
         if recomputation.recomputesAttentionCore { floats += n * local + lse }
         // fp32 LayerNorm, fc1, QKV and (unless recomputed) attention outputs of a bf16 layer.
-        if precision == .bf16 { floats += n * c + n * ffnLocal + 3 * n * local + (recomputation.recomputesAttentionCore ? 0 : n * local) }
+        if precision == .bf16 { floats += m * c + n * ffnLocal + 3 * n * local + (recomputation.recomputesAttentionCore ? 0 : n * local) }
+        // Sequence parallelism: the gathered rows and the reduce-scattered LayerNorm gradient.
+        if m < n { floats += n * c + m * c }
         let workspace = Double(recomputation.recomputedGroups(layerCount: layersPerChunk).map(\.count).max() ?? 0)
         let operands = operandCounts(config: config, batch: batch, seqLength: seqLength, tensorParallel: t, head: head)
         return 4 * floats + workspace * layerBytes(config: config, batch: batch, seqLength: seqLength, tensorParallel: t,
-                                                   precision: precision)
+                                                   precision: precision, sequenceParallel: sequenceParallel)
             + Double(precision.operandBytes) * Double(operands.input + operands.outputGradient)
     }
 

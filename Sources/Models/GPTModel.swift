@@ -57,9 +57,12 @@ public final class GPTModel {
     /// `shardedOver` pads the weight and gradient buffers to a multiple of that many equal
     /// shards (the distributed optimizer's data-parallel size) so that it needs no staging copy.
     /// `precision` is the linear layers' number format (see `ComputePrecision`).
+    /// `sequenceParallel` splits the residual region's tokens over the tensor-parallel group
+    /// (ignored without one; see `TensorParallelRegion`).
     public init(config: GPTConfig, seed: UInt64 = 1234, tensorParallel: Communicator? = nil,
                 part: GPTPipelinePart? = nil, recomputation: ActivationRecomputation = .none,
-                shardedOver zeroShards: Int = 1, precision: ComputePrecision = .fp32) throws(ConfigurationError) {
+                shardedOver zeroShards: Int = 1, precision: ComputePrecision = .fp32,
+                sequenceParallel: Bool = false) throws(ConfigurationError) {
         try config.validate()
         let t = tensorParallel?.size ?? 1
         let part = part ?? .whole(numLayers: config.numLayers)
@@ -76,7 +79,7 @@ public final class GPTModel {
         try recomputation.validate(layersPerChunk: part.chunkLayers.map(\.count).min() ?? 0)
         self.recomputation = recomputation
         self.config = config
-        region = TensorParallelRegion(group: tensorParallel)
+        region = TensorParallelRegion(group: tensorParallel, sequenceParallel: sequenceParallel)
         self.part = part
         layout = ParameterLayout(Self.parameterSpecs(config, tensorParallel: t, part: part))
         shards = layout.specs.map { TensorShard(name: $0.name) }
@@ -173,7 +176,7 @@ public final class GPTModel {
     public func makeActivations(chunk: Int, batch: Int, seqLength: Int) -> GPTActivations {
         GPTActivations(config: config, batch: batch, seqLength: seqLength, tensorParallel: tensorParallelSize,
                        layerCount: part.chunkLayers[chunk].count, head: part.computesLoss(chunk: chunk),
-                       recomputation: recomputation, precision: precision)
+                       recomputation: recomputation, precision: precision, sequenceParallel: region.sequenceParallel)
     }
 
     /// Checks a micro-batch's ids and copies its tokens, targets and loss mask into `acts` (the
@@ -193,7 +196,7 @@ public final class GPTModel {
         scratch = nil
         let created = GPTScratch(config: config, batch: batch, seqLength: seqLength, tensorParallel: tensorParallelSize,
                                  recomputation: recomputation, layersPerChunk: part.chunkLayers.map(\.count).max() ?? 0,
-                                 precision: precision, head: part.holdsHead)
+                                 precision: precision, head: part.holdsHead, sequenceParallel: region.sequenceParallel)
         scratch = created
         return created
     }
@@ -212,9 +215,9 @@ public final class GPTModel {
         let precision = linearPrecision(s)
 
         if part.embeds(chunk: chunk) {
-            stage.embedding!.forward(out: acts.embedded.pointer, tokens: acts.tokens.pointer, batch: batch,
-                                     seqLength: seqLength, params: p, region: region)
-            precision.roundInPlace(acts.embedded.pointer, count: n * c)
+            stage.embedding!.forward(out: acts.embedded.pointer, partial: s.sequenceGathered ?? acts.embedded.pointer,
+                                     tokens: acts.tokens.pointer, batch: batch, seqLength: seqLength, params: p, region: region)
+            precision.roundInPlace(acts.embedded.pointer, count: region.localRows(n) * c)
         }
         var residual = UnsafePointer(acts.embedded.pointer)
         for (l, layer) in stage.chunks[chunk].enumerated() {
@@ -236,26 +239,15 @@ public final class GPTModel {
                                    precision: precision)
                 residual = UnsafePointer(w.residual3.pointer)
                 if l == group.upperBound - 1 {
-                    acts.boundaries[group.upperBound]!.pointer.update(from: residual, count: n * c)
+                    acts.boundaries[group.upperBound]!.pointer.update(from: residual, count: region.localRows(n) * c)
                     residual = UnsafePointer(acts.boundaries[group.upperBound]!.pointer)
                 }
             }
         }
         acts.forwarded = true
         guard part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm else { return nil }
-        // In bf16 the fp32 output goes to scratch and the output layer keeps it rounded.
-        let lnf = acts.bf16LNF.count > 0 ? s.layerNormOutput.pointer : acts.lnf.pointer
-        LayerNorm.forward(out: lnf, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
-                          weight: p + finalLN.weight, bias: p + finalLN.bias, rows: n, channels: c, eps: config.layerNormEpsilon)
-        // The output layer (tied to the word embedding) gives this rank's vocabulary columns.
-        // The logits stay as the fp32 accumulator gives them: the cross-entropy reads fp32.
-        embedding.outputLayer.forward(out: acts.logits.pointer, inp: region.copyToRegion(lnf), params: p,
-                                      rows: n, precision: precision, roundsOutput: false,
-                                      savedInput: acts.bf16LNF.count > 0 ? acts.bf16LNF.pointer : nil)
-        let totals = VocabParallelCrossEntropy(embedding: embedding, config: config).forward(
-            losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer, logits: acts.logits.pointer,
-            targets: acts.targets.pointer, lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
-            rows: n, scratch: s.crossEntropyScratch.pointer, region: region)
+        let totals = GPTLossHead(embedding: embedding, finalLayerNorm: finalLN, config: config)
+            .forward(residual: residual, activations: acts, scratch: s, params: p, precision: precision, region: region)
         acts.totals = totals
         return totals
     }
@@ -279,32 +271,9 @@ public final class GPTModel {
 
         if part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm {
             guard let totals = acts.totals else { preconditionFailure("backward called without a forward") }
-            let scale = totals.weight > 0 ? gradientScale / Float(totals.weight) : 0
-            // The cross-entropy's backward, then the output layer's; each rank's vocabulary
-            // columns give part of the input gradient (f's backward sums them). In bf16 or fp16
-            // a block of rows at a time, so that the rounded logits gradient needs no buffer as
-            // large as the logits.
-            let crossEntropy = VocabParallelCrossEntropy(embedding: embedding, config: config)
-            let block = precision.isReduced ? GPTMemory.outputLayerBlockRows(rows: n) : n
-            let vocab = crossEntropy.vocabCount
-            for start in stride(from: 0, to: n, by: block) {
-                let rows = min(block, n - start)
-                crossEntropy.backward(
-                    logitsToGradient: acts.logits.pointer + start * vocab, logSumExp: acts.logitsLSE.pointer + start,
-                    targets: acts.targets.pointer + start,
-                    lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer + start) : nil, scale: scale, rows: rows,
-                    precision: precision)
-                embedding.outputLayer.backward(dinp: s.dln.pointer + start * c, dout: acts.logits.pointer + start * vocab,
-                                               inp: acts.lnf.pointer + start * c, params: p, grads: grad, ones: nil, rows: rows,
-                                               precision: precision, outputGradientRounded: true,
-                                               savedInput: acts.bf16LNF.count > 0 ? UnsafePointer(acts.bf16LNF.pointer + start * c) : nil)
-            }
-            region.copyToRegionBackward(s.dln.pointer, count: n * c)
-            dresidual.update(repeating: 0, count: n * c)
-            let lastResidual = acts.input(ofLayer: layers.count)
-            LayerNorm.backward(dinp: dresidual, dweight: grad + finalLN.weight, dbias: grad + finalLN.bias, dout: s.dln.pointer,
-                               inp: lastResidual, weight: p + finalLN.weight, mean: acts.lnfMean.pointer,
-                               rstd: acts.lnfRstd.pointer, rows: n, channels: c)
+            GPTLossHead(embedding: embedding, finalLayerNorm: finalLN, config: config)
+                .backward(totals: totals, gradientScale: gradientScale, lastResidual: acts.input(ofLayer: layers.count),
+                          activations: acts, scratch: s, params: p, grads: grad, precision: precision, region: region)
             acts.totals = nil
         }
         let gradients = s.layerGradients
@@ -355,8 +324,8 @@ public final class GPTModel {
             }
         }
         if part.embeds(chunk: chunk) {
-            stage.embedding!.backward(dout: dresidual, tokens: acts.tokens.pointer, batch: batch, seqLength: seqLength,
-                                      grads: grad, region: region)
+            stage.embedding!.backward(dout: dresidual, gathered: s.sequenceGathered, tokens: acts.tokens.pointer,
+                                      batch: batch, seqLength: seqLength, grads: grad, region: region)
         }
         acts.forwarded = false
     }
@@ -379,6 +348,9 @@ public final class GPTModel {
                           seqLength: Int) throws(GPTInputError) {
         if seqLength > config.maxPositionEmbeddings {
             throw .sequenceTooLong(seqLength: seqLength, maxPositionEmbeddings: config.maxPositionEmbeddings)
+        }
+        if region.sequenceParallel && seqLength % region.size != 0 {
+            throw .sequenceNotDivisible(seqLength: seqLength, tensorParallel: region.size)
         }
         let vocab = Int32(config.acceptedVocabularySize)
         for i in 0..<count {

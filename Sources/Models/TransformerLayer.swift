@@ -27,6 +27,11 @@ struct TransformerLayerBuffers {
     var gelu: UnsafeMutablePointer<Float>
     /// The layer's output, `residual2` plus the MLP branch `[rows, c]`.
     var output: UnsafeMutablePointer<Float>
+    /// With sequence parallelism, shared scratch `[rows, c]` for everything gathered over the
+    /// sequence (the LayerNorm outputs entering the region, the output gradients coming back) and
+    /// the row-parallel partial sums before the reduce-scatter; nil otherwise. Then `ln1`, `ln2`,
+    /// their statistics, `residual2` and `output` hold this rank's `rows / t` tokens only.
+    var gathered: UnsafeMutablePointer<Float>? = nil
     /// In bf16 training: where the layer keeps its activations as bf16 (then `ln1`, `ln2`, `fc`,
     /// `qkv` and, unless it is recomputed, `attention` are shared fp32 scratch; nil: they are
     /// kept in fp32 where they are).
@@ -60,12 +65,19 @@ struct TransformerLayerGradients {
     var dfc: UnsafeMutablePointer<Float>
     /// `rows` ones, for the bias gradients.
     var ones: UnsafePointer<Float>
+    /// With sequence parallelism, this rank's tokens' share of `dln` after the reduce-scatter
+    /// `[rows / t, c]`; nil otherwise.
+    var dlnShard: UnsafeMutablePointer<Float>?
 }
 
 /// One pre-LayerNorm transformer layer on one tensor-parallel rank (Megatron-LM Figure 2 and 3):
 ///
 ///     x -> LN -> f -> QKV (column) -> attention -> projection (row) -> g -> + x = r
 ///     r -> LN -> f -> fc1 (column) -> GELU -> fc2 (row) -> g -> + r
+///
+/// With sequence parallelism (Korthikanti et al. 2022, Figure 5) f and g become an all-gather and
+/// a reduce-scatter along the sequence, and x, r and the LayerNorms hold `1/t` of the tokens
+/// (`TensorParallelRegion.enterRegion` / `leaveRegion` are the pair in either form).
 ///
 /// Written once for training (attention over the micro-batch's sequences, activations saved for
 /// the backward), decoding (attention over a key/value cache, nothing saved) and, later, BERT:
@@ -108,65 +120,75 @@ public struct TransformerLayer: Sendable {
         epsilon = config.layerNormEpsilon
     }
 
-    /// Runs the layer on `input` (`[rows, c]`) into `b.output`, the linear layers in `precision`.
-    /// `attentionCore(qkv, out)` turns this rank's QKV rows into its heads' attention output.
+    /// Runs the layer on `input` (`[region.localRows(rows), c]`) into `b.output`, the linear
+    /// layers in `precision` over all `rows` tokens. `attentionCore(qkv, out)` turns this rank's
+    /// QKV rows into its heads' attention output.
     func forward(input: UnsafePointer<Float>, buffers b: TransformerLayerBuffers, rows n: Int,
                  params p: UnsafePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion,
                  attentionCore: (_ qkv: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> Void) {
-        let c = hidden
+        let c = hidden, local = region.localRows(n)
         // Attention block.
         LayerNorm.forward(out: b.ln1, mean: b.ln1Mean, rstd: b.ln1Rstd, inp: input, weight: p + inputLayerNorm.weight,
-                          bias: p + inputLayerNorm.bias, rows: n, channels: c, eps: epsilon)
-        qkv.forward(out: b.qkv, inp: region.copyToRegion(b.ln1), params: p, rows: n, precision: precision,
-                    savedInput: b.savedBF16?.ln1)
+                          bias: p + inputLayerNorm.bias, rows: local, channels: c, eps: epsilon)
+        let ln1 = region.enterRegion(b.ln1, gatheringInto: b.gathered, rows: n, channels: c)
+        qkv.forward(out: b.qkv, inp: ln1, params: p, rows: n, precision: precision,
+                    savedInput: region.keptGEMMInput(b.savedBF16?.ln1, layerNorm: b.ln1, rows: n, channels: c))
         if let saved = b.savedBF16 {  // exact: the output is rounded to bf16 already
             BFloat16Conversion.round(out: saved.qkv, inp: b.qkv, count: n * qkv.localOutFeatures)
         }
         attentionCore(b.qkv, b.attention)
-        projection.forward(partial: b.residual2, inp: b.attention, params: p, rows: n, precision: precision,
+        let attentionPartial = b.gathered ?? b.residual2
+        projection.forward(partial: attentionPartial, inp: b.attention, params: p, rows: n, precision: precision,
                            savedInput: b.savedBF16?.attention)
-        region.reduceFromRegion(b.residual2, count: n * c)
-        Residual.addInPlace(b.residual2, input, count: n * c)
+        region.leaveRegion(attentionPartial, into: b.residual2, rows: n, channels: c)
+        Residual.addInPlace(b.residual2, input, count: local * c)
         // MLP block.
         LayerNorm.forward(out: b.ln2, mean: b.ln2Mean, rstd: b.ln2Rstd, inp: b.residual2, weight: p + preMLPLayerNorm.weight,
-                          bias: p + preMLPLayerNorm.bias, rows: n, channels: c, eps: epsilon)
-        fc1.forward(out: b.fc, inp: region.copyToRegion(b.ln2), params: p, rows: n, precision: precision,
-                    savedInput: b.savedBF16?.ln2)
+                          bias: p + preMLPLayerNorm.bias, rows: local, channels: c, eps: epsilon)
+        let ln2 = region.enterRegion(b.ln2, gatheringInto: b.gathered, rows: n, channels: c)
+        fc1.forward(out: b.fc, inp: ln2, params: p, rows: n, precision: precision,
+                    savedInput: region.keptGEMMInput(b.savedBF16?.ln2, layerNorm: b.ln2, rows: n, channels: c))
         if let saved = b.savedBF16 {  // exact: the output is rounded to bf16 already
             BFloat16Conversion.round(out: saved.fc, inp: b.fc, count: n * fc1.localOutFeatures)
         }
         GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures)
-        fc2.forward(partial: b.output, inp: b.gelu, params: p, rows: n, precision: precision)
-        region.reduceFromRegion(b.output, count: n * c)
-        Residual.addInPlace(b.output, b.residual2, count: n * c)
+        let mlpPartial = b.gathered ?? b.output
+        fc2.forward(partial: mlpPartial, inp: b.gelu, params: p, rows: n, precision: precision)
+        region.leaveRegion(mlpPartial, into: b.output, rows: n, channels: c)
+        Residual.addInPlace(b.output, b.residual2, count: local * c)
     }
 
     /// Adds the layer's parameter gradients into `grads` and turns `dresidual` (the gradient of
-    /// the layer's output, `[rows, c]`) into the gradient of its input. `b` holds the forward's
-    /// saved activations; the GELU output is recomputed into `b.gelu`.
-    /// `attentionCoreBackward(dqkv, dout)` is the attention core's backward.
+    /// the layer's output, `[region.localRows(rows), c]`) into the gradient of its input. `b`
+    /// holds the forward's saved activations; the GELU output is recomputed into `b.gelu`.
+    /// `attentionCoreBackward(dqkv, dout)` is the attention core's backward. With sequence
+    /// parallelism the LayerNorm weight gradients are this rank's tokens' share: the caller sums
+    /// them over the group once per step (`GPTModel.allReduceSequenceParallelGradients`).
     func backward(input: UnsafePointer<Float>, buffers b: TransformerLayerBuffers, dresidual: UnsafeMutablePointer<Float>,
                   scratch d: TransformerLayerGradients, rows n: Int, params p: UnsafePointer<Float>,
                   grads grad: UnsafeMutablePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion,
                   attentionCoreBackward: (_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>) -> Void) {
-        let c = hidden
+        let c = hidden, local = region.localRows(n)
         // MLP block: the GELU output is recomputed instead of stored.
         if let saved = b.savedBF16 {
             BFloat16Conversion.widen(out: b.fc, inp: saved.fc, count: n * fc1.localOutFeatures)
         }
         GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures)
-        fc2.backward(dinp: d.dfc, dout: region.reduceFromRegionBackward(dresidual), inp: b.gelu, params: p, grads: grad,
-                     ones: d.ones, rows: n, precision: precision)
+        fc2.backward(dinp: d.dfc, dout: region.leaveRegionBackward(dresidual, gatheringInto: b.gathered, rows: n, channels: c),
+                     inp: b.gelu, params: p, grads: grad, ones: d.ones, rows: n, precision: precision)
         GELU.backward(dinp: d.dfc, inp: b.fc, dout: d.dfc, count: n * fc1.localOutFeatures)
-        fc1.backward(dinp: d.dln, dout: d.dfc, inp: b.ln2, params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
-                     savedInput: b.savedBF16.map { UnsafePointer($0.ln2) })
-        region.copyToRegionBackward(d.dln, count: n * c)
+        let ln2 = region.gemmInputForBackward(layerNorm: b.ln2, saved: b.savedBF16?.ln2, gatheringInto: b.gathered,
+                                               rows: n, channels: c)
+        fc1.backward(dinp: d.dln, dout: d.dfc, inp: ln2.input, params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
+                     savedInput: ln2.saved)
         LayerNorm.backward(dinp: dresidual, dweight: grad + preMLPLayerNorm.weight, dbias: grad + preMLPLayerNorm.bias,
-                           dout: d.dln, inp: b.residual2, weight: p + preMLPLayerNorm.weight,
-                           mean: b.ln2Mean, rstd: b.ln2Rstd, rows: n, channels: c)
+                           dout: region.enterRegionBackward(d.dln, scatteringInto: d.dlnShard, rows: n, channels: c),
+                           inp: b.residual2, weight: p + preMLPLayerNorm.weight,
+                           mean: b.ln2Mean, rstd: b.ln2Rstd, rows: local, channels: c)
         // Attention block.
-        projection.backward(dinp: d.dattention, dout: region.reduceFromRegionBackward(dresidual), inp: b.attention,
-                            params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
+        projection.backward(dinp: d.dattention,
+                            dout: region.leaveRegionBackward(dresidual, gatheringInto: b.gathered, rows: n, channels: c),
+                            inp: b.attention, params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
                             savedInput: b.savedBF16?.attention.map { UnsafePointer($0) })
         if let saved = b.savedBF16 {  // the attention core's backward reads fp32 QKV and output
             if let attention = saved.attention {
@@ -179,12 +201,14 @@ public struct TransformerLayer: Sendable {
             }
         }
         attentionCoreBackward(d.dqkv, d.dattention)
-        qkv.backward(dinp: d.dln, dout: d.dqkv, inp: b.ln1, params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
-                     savedInput: b.savedBF16.map { UnsafePointer($0.ln1) })
-        region.copyToRegionBackward(d.dln, count: n * c)
+        let ln1 = region.gemmInputForBackward(layerNorm: b.ln1, saved: b.savedBF16?.ln1, gatheringInto: b.gathered,
+                                               rows: n, channels: c)
+        qkv.backward(dinp: d.dln, dout: d.dqkv, inp: ln1.input, params: p, grads: grad, ones: d.ones, rows: n,
+                     precision: precision, savedInput: ln1.saved)
         LayerNorm.backward(dinp: dresidual, dweight: grad + inputLayerNorm.weight, dbias: grad + inputLayerNorm.bias,
-                           dout: d.dln, inp: input, weight: p + inputLayerNorm.weight,
-                           mean: b.ln1Mean, rstd: b.ln1Rstd, rows: n, channels: c)
+                           dout: region.enterRegionBackward(d.dln, scatteringInto: d.dlnShard, rows: n, channels: c),
+                           inp: input, weight: p + inputLayerNorm.weight,
+                           mean: b.ln1Mean, rstd: b.ln1Rstd, rows: local, channels: c)
     }
 }
 

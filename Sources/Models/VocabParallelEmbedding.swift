@@ -3,8 +3,9 @@ import Kernels
 /// The input embedding with the word embedding split by vocabulary rows over the tensor-parallel
 /// ranks (Megatron-LM section 3): rank i holds tokens `[i V/t, (i+1) V/t)`, looks up the tokens
 /// of its range (zeros for the others), rank 0 adds the learned positions, and `g` sums the
-/// partial embeddings. The backward needs no communication: each rank adds the output gradient
-/// into the rows of its own tokens.
+/// partial embeddings. The backward needs no communication (with sequence parallelism, an
+/// all-gather of the output gradient): each rank adds the output gradient into the rows of its
+/// own tokens.
 ///
 /// The same weight is the output layer (`outputLayer`, column parallel over the vocabulary): the
 /// logits stay split by vocabulary for `VocabParallelCrossEntropy`.
@@ -37,21 +38,27 @@ public struct VocabParallelEmbedding: Sendable {
         ColumnParallelLinear(weight: wordEmbeddings, bias: nil, inFeatures: hidden, localOutFeatures: vocabCount)
     }
 
-    /// Embeds `batch x seqLength` tokens into `out` (`[batch, seqLength, c]`, the same on every rank).
-    func forward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>, batch: Int, seqLength: Int,
-                 params p: UnsafePointer<Float>, region: TensorParallelRegion) {
+    /// Embeds `batch x seqLength` tokens into `out` (`[batch, seqLength, c]`, the same on every
+    /// rank; with sequence parallelism this rank's `1/t` of the rows). Each rank's partial
+    /// embedding goes to `partial` (`[batch, seqLength, c]`; `out` itself without sequence
+    /// parallelism) and leaves the region with g.
+    func forward(out: UnsafeMutablePointer<Float>, partial: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>,
+                 batch: Int, seqLength: Int, params p: UnsafePointer<Float>, region: TensorParallelRegion) {
         guard let positionEmbeddings else { preconditionFailure("this stage holds no input embedding") }
-        Embedding.forward(out: out, tokens: tokens, wte: p + wordEmbeddings, wpe: addsPositions ? p + positionEmbeddings : nil,
-                          batch: batch, seqLength: seqLength, channels: hidden, vocabStart: vocabStart, vocabCount: vocabCount)
-        region.reduceFromRegion(out, count: batch * seqLength * hidden)
+        Embedding.forward(out: partial, tokens: tokens, wte: p + wordEmbeddings,
+                          wpe: addsPositions ? p + positionEmbeddings : nil, batch: batch, seqLength: seqLength,
+                          channels: hidden, vocabStart: vocabStart, vocabCount: vocabCount)
+        region.leaveRegion(partial, into: out, rows: batch * seqLength, channels: hidden)
     }
 
-    /// Adds the gradient `dout` of the embedding output into this rank's word-embedding rows
-    /// and the position embedding (g's backward is the identity).
-    func backward(dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, batch: Int, seqLength: Int,
-                  grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
+    /// Adds the gradient `dout` of the embedding output (this rank's rows of it with sequence
+    /// parallelism, gathered into `gathered` first) into this rank's word-embedding rows and the
+    /// position embedding.
+    func backward(dout: UnsafePointer<Float>, gathered: UnsafeMutablePointer<Float>?, tokens: UnsafePointer<Int32>,
+                  batch: Int, seqLength: Int, grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
         guard let positionEmbeddings else { preconditionFailure("this stage holds no input embedding") }
-        Embedding.backward(dwte: grad + wordEmbeddings, dwpe: grad + positionEmbeddings, dout: region.reduceFromRegionBackward(dout),
+        let gradient = region.leaveRegionBackward(dout, gatheringInto: gathered, rows: batch * seqLength, channels: hidden)
+        Embedding.backward(dwte: grad + wordEmbeddings, dwpe: grad + positionEmbeddings, dout: gradient,
                            tokens: tokens, batch: batch, seqLength: seqLength, channels: hidden,
                            vocabStart: vocabStart, vocabCount: vocabCount)
     }

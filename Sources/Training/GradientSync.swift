@@ -4,7 +4,8 @@ import Optimizer
 import Parameters
 
 /// Everything that happens to the gradients between the backward passes and the optimizer:
-/// the tied word embedding's copies summed between the first and last pipeline stage, the
+/// the LayerNorm gradients summed over the tensor-parallel group under sequence parallelism, the
+/// tied word embedding's copies summed between the first and last pipeline stage, the
 /// data-parallel reduction (the optimizer's: all-reduce in buckets, or reduce-scatter into the
 /// ZeRO-1 shards), and the global gradient norm over every model-parallel rank.
 struct GradientSync {
@@ -22,6 +23,9 @@ struct GradientSync {
     /// data-parallel mean (the gradients stay summed over DP: the optimizer divides through its
     /// gradient scale).
     func synchronize(_ model: GPTModel, optimizer: any ModelOptimizer) -> Double {
+        // With sequence parallelism each tensor-parallel rank's LayerNorm gradients cover its own
+        // tokens: summed over the group first.
+        model.allReduceSequenceParallelGradients()
         // The last stage's copy of the word embedding (output layer) and the first stage's
         // (input embedding) get the sum of both gradients, so the copies stay equal.
         if let embedding = parallel.embedding, let index = model.layout.index(of: wordEmbeddingName) {

@@ -40,7 +40,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
     /// `microBatchSize` and global batches of up to `globalBatchSize`; `threads` kernel threads.
     public init(config: GPTConfig, layout: RankGrid, stage: Int, microBatchSize: Int, globalBatchSize: Int,
                 seqLength: Int, distributedOptimizer: Bool, threads: Int, recomputation: ActivationRecomputation = .none,
-                precision: ComputePrecision = .fp32) {
+                precision: ComputePrecision = .fp32, sequenceParallel: Bool = false) {
         let t = layout.tensorParallel, p = layout.pipelineParallel, v = layout.virtualStages
         let parameters = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p)
         weightsAndGradients = 8 * parameters
@@ -67,10 +67,10 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         let perChunk = config.numLayers / (p * v)
         activations = Double(microBatchesInFlight) * GPTMemory.activationBytes(
             config: config, batch: microBatchSize, seqLength: seqLength, tensorParallel: t, layerCount: perChunk,
-            head: stage == p - 1, recomputation: recomputation, precision: precision)
+            head: stage == p - 1, recomputation: recomputation, precision: precision, sequenceParallel: sequenceParallel)
         scratch = GPTMemory.scratchBytes(config: config, batch: microBatchSize, seqLength: seqLength, tensorParallel: t,
                                          threads: threads, recomputation: recomputation, layersPerChunk: perChunk,
-                                         precision: precision, head: stage == p - 1)
+                                         precision: precision, head: stage == p - 1, sequenceParallel: sequenceParallel)
         // The bf16 GEMMs' pooled scratch (oneDNN's scratchpads, the emulation's widened operands).
         if precision == .bf16 { scratch += Double(ScratchPool.idleByteLimit) }
     }
@@ -119,7 +119,8 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
             let stages = (0..<layout.pipelineParallel).map {
                 MemoryRequirement(config: config, layout: layout, stage: $0, microBatchSize: microBatch, globalBatchSize: globalBatch,
                                   seqLength: seqLength, distributedOptimizer: training.useDistributedOptimizer, threads: threads,
-                                  recomputation: training.recomputation, precision: training.precision)
+                                  recomputation: training.recomputation, precision: training.precision,
+                                  sequenceParallel: training.usesSequenceParallel)
             }
             let busiest = stages.max { $0.peak < $1.peak }!
             let ranks = ranksOnThisMachine(parallel)

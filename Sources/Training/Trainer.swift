@@ -101,7 +101,8 @@ public final class Trainer {
                                        stage: parallel.pipelineRank, chunks: config.virtualPipelineChunks)
         let zeroShards = config.useDistributedOptimizer ? parallel.dataParallel : 1
         model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part,
-                             recomputation: config.recomputation, shardedOver: zeroShards, precision: config.precision)
+                             recomputation: config.recomputation, shardedOver: zeroShards, precision: config.precision,
+                             sequenceParallel: config.usesSequenceParallel)
         if config.fp16 {
             lossScaler = config.lossScale.map { LossScaler(constant: $0) }
                 ?? LossScaler(initialScale: config.initialLossScale, minimumScale: config.minLossScale,

@@ -95,6 +95,9 @@ public struct TrainingConfig: Sendable, Equatable {
     /// np / TP and, when given, must match the world.
     public var dataParallelSize: Int?
     public var useDistributedOptimizer = false
+    /// `--sequence-parallel`: the LayerNorms, residuals and dropout hold `1/TP` of each sequence
+    /// (Korthikanti et al. 2022); turned off, with a warning, when TP is 1 (as Megatron does).
+    public var sequenceParallel = false
     /// Elements per data-parallel gradient all-reduce (Megatron's `--ddp-bucket-size`; default
     /// max(40M, 1M x DP)). Buckets run one after another after the backward, not overlapped.
     public var ddpBucketSize: Int?
@@ -257,6 +260,9 @@ public struct TrainingConfig: Sendable, Equatable {
             case let .layout(layout): throw .layout(layout.description)
             }
         }
+        if usesSequenceParallel && seqLength % tensorModelParallelSize != 0 {
+            throw .invalidFlag("--sequence-parallel", "splits each sequence over the \(tensorModelParallelSize) tensor-parallel ranks: --seq-length \(seqLength) is not a multiple of \(tensorModelParallelSize)")
+        }
         if bf16 && fp16 { throw .invalidFlag("--bf16", "give at most one of --bf16 and --fp16") }
         if lossScale != nil && !fp16 { throw .invalidFlag("--loss-scale", "needs --fp16") }
         if minLossScale > initialLossScale {
@@ -311,6 +317,16 @@ public struct TrainingConfig: Sendable, Equatable {
     public var virtualPipelineChunks: Int {
         guard let perChunk = numLayersPerVirtualPipelineStage else { return 1 }
         return (try? GPTPipelinePart.chunks(numLayers: numLayers, stages: pipelineModelParallelSize, layersPerChunk: perChunk)) ?? 1
+    }
+
+    /// Whether the run splits the sequence over the tensor-parallel ranks (`--sequence-parallel`
+    /// with TP above 1).
+    public var usesSequenceParallel: Bool { sequenceParallel && tensorModelParallelSize > 1 }
+
+    /// What the settings say that the run will not do as asked (printed at the start of the log).
+    public var warnings: [String] {
+        sequenceParallel && tensorModelParallelSize == 1
+            ? ["--sequence-parallel needs --tensor-model-parallel-size above 1: running without sequence parallelism"] : []
     }
 
     /// What the backward recomputes (Megatron's three recompute flags).

@@ -14,7 +14,7 @@ extension TrainingFlag {
         lr, minLR, lrDecayStyle, lrWarmupIters, lrWarmupSamples, lrDecayIters, lrDecaySamples,
         save, saveInterval, load,
         tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, dataParallelSize,
-        useDistributedOptimizer, ddpBucketSize, recomputeGranularity, recomputeMethod, recomputeNumLayers,
+        useDistributedOptimizer, sequenceParallel, ddpBucketSize, recomputeGranularity, recomputeMethod, recomputeNumLayers,
         evalInterval, evalIters,
         dataPath, split, dataCachePath, eodMaskLoss,
         tokenizerFile, vocabFile, mergeFile,
@@ -127,6 +127,9 @@ extension TrainingFlag {
         "Layers per model chunk of the interleaved 1F1B schedule.", range: .atLeast(1), default: "one chunk per stage")
     public static let dataParallelSize = integer("data-parallel-size", .distributed, \.dataParallelSize,
                                                  "Data-parallel ranks (rank threads outside mpirun).", range: .atLeast(1), default: "1, or np / (t p) under mpirun")
+    public static let sequenceParallel = flag(
+        "sequence-parallel", .distributed, \.sequenceParallel,
+        "Split the LayerNorm and residual regions along the sequence over the tensor-parallel ranks (all-gather/reduce-scatter instead of all-reduce).")
     public static let useDistributedOptimizer = flag("use-distributed-optimizer", .distributed, \.useDistributedOptimizer,
                                                      "Shard the Adam moments over data-parallel ranks (ZeRO-1).")
     public static let ddpBucketSize = integer("ddp-bucket-size", .distributed, \.ddpBucketSize,

@@ -34,6 +34,7 @@ struct TrainingLog {
 
     func start() {
         guard !quiet else { return }
+        for warning in trainer.config.warnings { print("WARNING: " + warning) }
         if let warning = trainer.loadWarning { print("WARNING: " + warning) }
         if let note = trainer.loadNote { printLine("> note: " + note) }
         let c = trainer.model.config

@@ -14,20 +14,35 @@ import Testing
 
     @Test(arguments: [(1, true), (1, false), (2, true), (4, false)], recomputations)
     func activationAndScratchBytesAreWhatIsAllocated(layout: (tensorParallel: Int, head: Bool), recomputation: ActivationRecomputation) {
+        let (t, head) = layout
+        // Sequence parallelism needs the sequence to divide over the ranks: 16 tokens then.
+        let shapes = [(seqLength: 17, sequenceParallel: false), (seqLength: 16, sequenceParallel: t > 1)]
         for precision in ComputePrecision.allCases {
-            let (t, head) = layout
-            let acts = GPTActivations(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 3, head: head,
-                                      recomputation: recomputation, precision: precision)
-            #expect(GPTMemory.activationBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, layerCount: 3,
-                                              head: head, recomputation: recomputation, precision: precision)
-                    == Double(acts.allocatedBytes), "\(precision)")
-            let scratch = GPTScratch(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t, recomputation: recomputation,
-                                     layersPerChunk: 3, precision: precision, head: head)
-            #expect(GPTMemory.scratchBytes(config: Self.config, batch: 3, seqLength: 17, tensorParallel: t,
+          for (seqLength, sequenceParallel) in shapes {
+            let acts = GPTActivations(config: Self.config, batch: 3, seqLength: seqLength, tensorParallel: t, layerCount: 3,
+                                      head: head, recomputation: recomputation, precision: precision,
+                                      sequenceParallel: sequenceParallel)
+            #expect(GPTMemory.activationBytes(config: Self.config, batch: 3, seqLength: seqLength, tensorParallel: t, layerCount: 3,
+                                              head: head, recomputation: recomputation, precision: precision,
+                                              sequenceParallel: sequenceParallel)
+                    == Double(acts.allocatedBytes), "\(precision) SP \(sequenceParallel)")
+            let scratch = GPTScratch(config: Self.config, batch: 3, seqLength: seqLength, tensorParallel: t,
+                                     recomputation: recomputation, layersPerChunk: 3, precision: precision, head: head,
+                                     sequenceParallel: sequenceParallel)
+            #expect(GPTMemory.scratchBytes(config: Self.config, batch: 3, seqLength: seqLength, tensorParallel: t,
                                            threads: ThreadPool.current.threadCount, recomputation: recomputation,
-                                           layersPerChunk: 3, precision: precision, head: head)
-                    == Double(scratch.allocatedBytes), "\(precision)")
+                                           layersPerChunk: 3, precision: precision, head: head, sequenceParallel: sequenceParallel)
+                    == Double(scratch.allocatedBytes), "\(precision) SP \(sequenceParallel)")
+          }
         }
+    }
+
+    /// Sequence parallelism divides a layer's LayerNorm and residual activations by t, which is
+    /// what it is for: with TP 4 a layer saves less with it than without.
+    @Test func sequenceParallelLayersSaveLess() {
+        let without = GPTMemory.layerBytes(config: Self.config, batch: 3, seqLength: 16, tensorParallel: 4)
+        let with = GPTMemory.layerBytes(config: Self.config, batch: 3, seqLength: 16, tensorParallel: 4, sequenceParallel: true)
+        #expect(with < 0.6 * without)
     }
 
     /// bf16 keeps the LayerNorm and fc1 outputs in bf16: a layer saves less than in fp32.

@@ -5,8 +5,8 @@ import Parameters
 import TestSupport
 import Testing
 
-/// Tensor-parallel layers against the single-rank model: same seed, same batch, ranks as
-/// threads. Loss within 5e-8 and every gradient assembled from the shards within 2e-6 relative
+/// Tensor-parallel layers, with and without sequence parallelism, against the single-rank model:
+/// same seed, same batch, ranks as threads. Loss within 5e-8 and every gradient assembled from the shards within 2e-6 relative
 /// (observed: 1.0e-8 and 6.3e-7).
 @Suite struct TensorParallelTests {
     static let config = GPTConfig(numLayers: 2, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 16,
@@ -26,8 +26,8 @@ import Testing
         return (tokens, targets, mask)
     }
 
-    @Test(arguments: [(2, false), (4, false), (2, true), (4, true)])
-    func forwardAndBackwardMatchOneRank(tensorParallel t: Int, masked: Bool) throws {
+    @Test(arguments: [(2, false, false), (4, false, false), (2, true, false), (4, true, false), (2, false, true), (4, true, true)])
+    func forwardAndBackwardMatchOneRank(tensorParallel t: Int, masked: Bool, sequenceParallel: Bool) throws {
         let (tokens, targets, mask) = Self.batch()
         let config = masked ? Self.maskedConfig : Self.config
         let reference = try GPTModel(config: config, seed: 9)
@@ -35,9 +35,10 @@ import Testing
         reference.backward(gradientScale: 1)
 
         let shards = try ThreadCommunicator.run(size: t) { comm -> (loss: Double, grads: [[Float]]) in
-            let model = try GPTModel(config: config, seed: 9, tensorParallel: comm)
+            let model = try GPTModel(config: config, seed: 9, tensorParallel: comm, sequenceParallel: sequenceParallel)
             let loss = try model.forward(tokens: tokens, targets: targets, lossMask: mask, batch: 2, seqLength: 16).mean
             model.backward(gradientScale: 1)
+            model.allReduceSequenceParallelGradients()
             let grads = model.layout.specs.indices.map { model.grads.values(model.layout.specs[$0].name) }
             return (loss, grads)
         }
@@ -61,6 +62,6 @@ import Testing
             #expect(error <= 2e-6, "\(spec.name): \(error)")
         }
         if masked { #expect(reference.grads.values(wordEmbeddingName)[(200 * 64)...].allSatisfy { $0 == 0 }) }
-        print("TP \(t)\(masked ? " (true vocabulary)" : ""): loss \(shards[0].loss) vs \(referenceLoss), worst gradient relative error \(worst)")
+        print("TP \(t)\(sequenceParallel ? " SP" : "")\(masked ? " (true vocabulary)" : ""): loss \(shards[0].loss) vs \(referenceLoss), worst gradient relative error \(worst)")
     }
 }

@@ -1,0 +1,73 @@
+import Kernels
+
+/// The last stage's head: the final LayerNorm, the output layer (tied to the word embedding,
+/// column parallel over the vocabulary) and the vocabulary-parallel cross-entropy. The logits
+/// stay as the fp32 accumulator gives them: the cross-entropy reads fp32.
+///
+/// The final LayerNorm sits in the residual region: with sequence parallelism it normalises this
+/// rank's tokens, which enter the tensor-parallel region gathered (g) before the output layer;
+/// the output layer's input gradient leaves it reduce-scattered.
+struct GPTLossHead {
+    let embedding: VocabParallelEmbedding
+    let finalLayerNorm: LayerNormWeights
+    let config: GPTConfig
+
+    /// Runs the head on the last layer's output `residual` (`[region.localRows(n), c]`) and returns
+    /// the masked loss totals (the same on every tensor-parallel rank).
+    func forward(residual: UnsafePointer<Float>, activations acts: GPTActivations, scratch s: GPTScratch,
+                 params p: UnsafePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion) -> CrossEntropy.Totals {
+        let n = acts.batch * acts.seqLength, c = config.hiddenSize
+        // In bf16 the fp32 output goes to scratch and the output layer keeps it rounded.
+        let keepsBF16 = acts.bf16LNF.count > 0
+        let lnf = keepsBF16 ? s.layerNormOutput.pointer : acts.lnf.pointer
+        LayerNorm.forward(out: lnf, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
+                          weight: p + finalLayerNorm.weight, bias: p + finalLayerNorm.bias, rows: region.localRows(n),
+                          channels: c, eps: config.layerNormEpsilon)
+        let input = region.enterRegion(lnf, gatheringInto: s.sequenceGathered, rows: n, channels: c)
+        embedding.outputLayer.forward(out: acts.logits.pointer, inp: input, params: p, rows: n, precision: precision,
+                                      roundsOutput: false,
+                                      savedInput: region.keptGEMMInput(keepsBF16 ? acts.bf16LNF.pointer : nil,
+                                                                       layerNorm: lnf, rows: n, channels: c))
+        return VocabParallelCrossEntropy(embedding: embedding, config: config).forward(
+            losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer, logits: acts.logits.pointer,
+            targets: acts.targets.pointer, lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
+            rows: n, scratch: s.crossEntropyScratch.pointer, region: region)
+    }
+
+    /// Sets `acts.dresidual` to the gradient of `gradientScale` times the mean loss `totals` with
+    /// respect to the last layer's output `lastResidual`, adding the output layer's and final
+    /// LayerNorm's parameter gradients into `grad`.
+    func backward(totals: CrossEntropy.Totals, gradientScale: Float, lastResidual: UnsafePointer<Float>,
+                  activations acts: GPTActivations, scratch s: GPTScratch, params p: UnsafePointer<Float>,
+                  grads grad: UnsafeMutablePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion) {
+        let n = acts.batch * acts.seqLength, c = config.hiddenSize, m = region.localRows(n)
+        let scale = totals.weight > 0 ? gradientScale / Float(totals.weight) : 0
+        let keepsBF16 = acts.bf16LNF.count > 0
+        let input = region.gemmInputForBackward(layerNorm: keepsBF16 ? s.layerNormOutput.pointer : acts.lnf.pointer,
+                                                saved: keepsBF16 ? acts.bf16LNF.pointer : nil,
+                                                gatheringInto: s.sequenceGathered, rows: n, channels: c)
+        // The cross-entropy's backward, then the output layer's; each rank's vocabulary columns
+        // give part of the input gradient (f's backward sums them). In bf16 or fp16 a block of
+        // rows at a time, so that the rounded logits gradient needs no buffer as large as the logits.
+        let crossEntropy = VocabParallelCrossEntropy(embedding: embedding, config: config)
+        let block = precision.isReduced ? GPTMemory.outputLayerBlockRows(rows: n) : n
+        let vocab = crossEntropy.vocabCount
+        for start in stride(from: 0, to: n, by: block) {
+            let rows = min(block, n - start)
+            crossEntropy.backward(
+                logitsToGradient: acts.logits.pointer + start * vocab, logSumExp: acts.logitsLSE.pointer + start,
+                targets: acts.targets.pointer + start,
+                lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer + start) : nil, scale: scale, rows: rows,
+                precision: precision)
+            embedding.outputLayer.backward(dinp: s.dln.pointer + start * c, dout: acts.logits.pointer + start * vocab,
+                                           inp: input.input + start * c, params: p, grads: grad, ones: nil, rows: rows,
+                                           precision: precision, outputGradientRounded: true,
+                                           savedInput: input.saved.map { $0 + start * c })
+        }
+        let dlnf = region.enterRegionBackward(s.dln.pointer, scatteringInto: s.layerGradients.dlnShard, rows: n, channels: c)
+        acts.dresidual.pointer.update(repeating: 0, count: m * c)
+        LayerNorm.backward(dinp: acts.dresidual.pointer, dweight: grad + finalLayerNorm.weight, dbias: grad + finalLayerNorm.bias,
+                           dout: dlnf, inp: lastResidual, weight: p + finalLayerNorm.weight, mean: acts.lnfMean.pointer,
+                           rstd: acts.lnfRstd.pointer, rows: m, channels: c)
+    }
+}

@@ -1,0 +1,39 @@
+import Parameters
+
+extension GPTModel {
+    /// Whether the run splits the residual region's tokens over the tensor-parallel group.
+    public var sequenceParallel: Bool { region.sequenceParallel }
+
+    /// Indices (in `layout`) of the tensors whose gradient each tensor-parallel rank computes from
+    /// its own tokens only under sequence parallelism: the LayerNorms' weights and biases (every
+    /// other replicated tensor, the row-parallel biases and the position embedding, gets its
+    /// gradient from the gathered output gradient, whole on every rank).
+    var sequenceParallelPartialTensors: [Int] {
+        layout.specs.indices.filter { layout.specs[$0].name.contains("layernorm.") }
+    }
+
+    /// With sequence parallelism, sums the LayerNorm gradients over the tensor-parallel group so
+    /// that every rank holds the gradient of all tokens (Megatron's `finalize_model_grads` does
+    /// this once per step, after the last micro-batch's backward, in one flat all-reduce, as
+    /// here). Does nothing otherwise.
+    public func allReduceSequenceParallelGradients() {
+        guard region.sequenceParallel, let group = region.group else { return }
+        let tensors = sequenceParallelPartialTensors
+        let total = tensors.reduce(0) { $0 + layout.specs[$1].count }
+        guard total > 0 else { return }
+        let flat = FloatBuffer(count: total)
+        var offset = 0
+        for index in tensors {
+            let count = layout.specs[index].count
+            (flat.pointer + offset).update(from: grads.pointer(at: index), count: count)
+            offset += count
+        }
+        group.allReduce(flat.pointer, count: total, operation: .sum)
+        offset = 0
+        for index in tensors {
+            let count = layout.specs[index].count
+            grads.pointer(at: index).update(from: flat.pointer + offset, count: count)
+            offset += count
+        }
+    }
+}
