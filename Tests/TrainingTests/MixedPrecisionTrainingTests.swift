@@ -164,6 +164,8 @@ extension ParallelTrainingTests {
         Layout(tp: 2, pp: 2, dp: 2, distributed: true, layers: 8, precision: .bf16),
         Layout(pp: 4, chunks: 2, layers: 8, precision: .bf16),
         Layout(tp: 2, dp: 2, distributed: true, precision: .fp16),
+        Layout(tp: 2, pp: 2, dp: 2, distributed: true, layers: 8, precision: .bf16, sequenceParallel: true),
+        Layout(tp: 4, precision: .fp16, sequenceParallel: true),
     ])
     func lowPrecisionLayoutMatchesOneRank(_ layout: Layout) throws {
         let reference = try Self.train(Layout(layers: layout.layers, precision: layout.precision))

@@ -23,9 +23,10 @@ import Testing
         var distributed = false
         var layers = 2
         var precision = ComputePrecision.fp32
+        var sequenceParallel = false
         var description: String {
-            "TP \(tp) x PP \(pp)\(chunks > 1 ? " (\(chunks) chunks)" : "") x DP \(dp)\(distributed ? " + distributed optimizer" : "")"
-                + (precision == .fp32 ? "" : " in \(precision.rawValue)")
+            "TP \(tp)\(sequenceParallel ? " (SP)" : "") x PP \(pp)\(chunks > 1 ? " (\(chunks) chunks)" : "") x DP \(dp)"
+                + (distributed ? " + distributed optimizer" : "") + (precision == .fp32 ? "" : " in \(precision.rawValue)")
         }
     }
 
@@ -49,6 +50,7 @@ import Testing
         }
         extra.append(("pipeline-model-parallel-size", .number(Double(layout.pp))))
         if layout.precision != .fp32 { extra.append((layout.precision.rawValue, .bool(true))) }
+        if layout.sequenceParallel { extra.append(("sequence-parallel", .bool(true))) }
         // fp16 from a scale the test model does not overflow at, so that every step updates.
         if layout.precision == .fp16 { extra.append(("initial-loss-scale", .number(1024))) }
         let config = try Self.config(layers: layout.layers, extra: extra)
@@ -134,6 +136,31 @@ import Testing
     ])
     func pipelineMatchesOneRank(_ layout: Layout) throws {
         try Self.compare(layout, Self.deepReference)
+    }
+
+    /// Sequence parallelism (Korthikanti et al. 2022): the LayerNorms and residuals on 1/t of the
+    /// tokens, the pipeline sending the shard, the LayerNorm gradients summed over TP.
+    @Test(arguments: [
+        Layout(tp: 2, sequenceParallel: true), Layout(tp: 4, sequenceParallel: true),
+        Layout(tp: 2, dp: 2, distributed: true, sequenceParallel: true),
+        Layout(tp: 2, pp: 2, dp: 2, distributed: true, layers: 8, sequenceParallel: true),
+        Layout(tp: 2, pp: 2, chunks: 2, layers: 8, sequenceParallel: true),
+    ])
+    func sequenceParallelMatchesOneRank(_ layout: Layout) throws {
+        try Self.compare(layout, layout.layers == 8 ? Self.deepReference : Self.reference)
+    }
+
+    /// As Megatron: without tensor parallelism the flag is dropped with a warning; a sequence
+    /// that does not split evenly over the ranks is refused before anything runs.
+    @Test func sequenceParallelFlagIsChecked() throws {
+        let alone = try Self.config(layers: 2, extra: [("sequence-parallel", .bool(true))])
+        #expect(!alone.usesSequenceParallel && alone.warnings.count == 1)
+        #expect(throws: TrainingError.invalidFlag("--sequence-parallel", "splits each sequence over the 3 tensor-parallel ranks: --seq-length 16 is not a multiple of 3")) {
+            try Self.config(layers: 2, extra: [("sequence-parallel", .bool(true)), ("tensor-model-parallel-size", .number(3)),
+                                               ("hidden-size", .number(48)), ("num-attention-heads", .number(3))])
+        }
+        let split = try Self.config(layers: 2, extra: [("sequence-parallel", .bool(true)), ("tensor-model-parallel-size", .number(2))])
+        #expect(split.usesSequenceParallel && split.warnings.isEmpty)
     }
 
     /// Tolerances: about 4x the largest difference observed over these layouts (losses 1.4e-8,

@@ -53,6 +53,17 @@ import Testing
         }
     }
 
+    /// With sequence parallelism the recomputed forward gathers the sequence again: still the
+    /// same bits, in fp32 and in bf16 (whose LayerNorm outputs are kept as bf16 shards).
+    @Test(arguments: [false, true])
+    func sequenceParallelIsBitIdentical(bf16: Bool) throws {
+        let layout: [(key: String, value: JSONValue)] = [("sequence-parallel", .bool(true)), ("bf16", .bool(bf16))]
+        let reference = try Self.train(layout, tensorParallel: 2)
+        for variant in Self.variants {
+            #expect(try Self.train(layout + variant, tensorParallel: 2) == reference, "\(variant.map(\.value))")
+        }
+    }
+
     @Test func flagsThatDoNotFitAreErrors() throws {
         #expect(throws: TrainingError.invalidFlag("--recompute-method", "needs --recompute-granularity full")) {
             try Self.config([("recompute-method", .string("block"))])
