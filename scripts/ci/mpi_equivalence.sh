@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Open MPI backend against the single-rank run: the communicator check under mpirun, then
-# 5 training steps of TP 2 x DP 2 (with and without the distributed optimizer) as 4 processes
-# and of TP 2 x PP 2 x DP 2 (3D, with and without it) as 8 processes, whose losses must equal one
+# 5 training steps of TP 2 x DP 2 (with and without the distributed optimizer, and with sequence
+# parallelism) as 4 processes and of TP 2 x PP 2 x DP 2 (3D, with and without it, and with
+# sequence parallelism) as 8 processes, whose losses must equal one
 # rank's (and their gradient norms) within 3e-7 relative; checkpoints saved by 4 and 8 processes at iteration 3 resumed
 # under the same layout, and resharded to TP 1 x PP 1 and resumed on one rank, must continue with
 # the same losses; a world that does not match the layout must fail with a clear error.
@@ -30,6 +31,10 @@ train=(train --num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-lengt
 echo -n "mpirun -np 4, TP 2 x DP 2: "; bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/tp2dp2.jsonl"
 echo -n "mpirun -np 4, TP 2 x DP 2, distributed optimizer: "
 bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/tp2dp2-zero.jsonl"
+"${mpi[@]}" -np 4 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --sequence-parallel --use-distributed-optimizer \
+    --metrics-file "$work/tp2dp2-sp.jsonl" > "$work/tp2dp2-sp.log"
+echo -n "mpirun -np 4, TP 2 x DP 2, sequence parallel, distributed optimizer: "
+bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/tp2dp2-sp.jsonl"
 
 # Checkpoints: 3 iterations saved by TP 2 x DP 2 with ZeRO-1, resumed to 5 as is and after resharding.
 "${mpi[@]}" -np 4 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --use-distributed-optimizer \
@@ -52,6 +57,9 @@ echo -n "mpirun -np 8, TP 2 x PP 2 x DP 2: "; bash "$here/compare_metrics.sh" "$
     --use-distributed-optimizer --metrics-file "$work/3d-zero.jsonl" > "$work/3d-zero.log"
 echo -n "mpirun -np 8, TP 2 x PP 2 x DP 2, distributed optimizer: "
 bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/3d-zero.jsonl"
+"${mpi[@]}" -np 8 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2 \
+    --sequence-parallel --metrics-file "$work/3d-sp.jsonl" > "$work/3d-sp.log"
+echo -n "mpirun -np 8, TP 2 x PP 2 x DP 2, sequence parallel: "; bash "$here/compare_metrics.sh" "$work/single.jsonl" "$work/3d-sp.jsonl"
 "${mpi[@]}" -np 8 "$binary" "${train[@]}" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2 \
     --use-distributed-optimizer --train-iters 3 --save "$work/ckpt3d" > "$work/save3d.log"
 test -s "$work/ckpt3d/iter_0000003/mp_rank_01_001/distrib_optim_dp_01.safetensors"
