@@ -5,20 +5,22 @@ import Planner
 import Glibc
 #endif
 
-/// `--cluster local`: this machine as one node with one device (a single rank using every core),
-/// with the sgemm peak `megatron bench` measures and a measured memory bandwidth.
+/// `--cluster local`: this machine as one node of `ranks` devices, each a rank thread with its
+/// share of the cores, of the sgemm peak `megatron bench` measures, of the memory and of a
+/// measured memory bandwidth (one device using every core by default).
 public enum LocalCluster {
     /// Fraction of the sgemm peak a whole training step reaches here: `megatron bench` measured
     /// model FLOPs / (step time x sgemm peak) = 0.70 (S), 0.71 (M) and 0.93 (124M, where the
     /// skipped masked half of attention counts); 0.75 is the value for small models.
     public static let gemmEfficiency = 0.75
 
-    public static func measure() -> ClusterSpec {
-        let peak = GEMMPeak.measure() * 1e9
-        let bandwidth = measureCopyBandwidth()
-        let memory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+    public static func measure(ranks: Int = 1) -> ClusterSpec {
+        let share = Double(max(1, ranks))
+        let peak = GEMMPeak.measure() * 1e9 / share
+        let bandwidth = measureCopyBandwidth() / share
+        let memory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE))) / share
         var cluster = ClusterSpec(name: "local", peakFLOPs: peak, memoryBytes: memory, memoryBandwidth: bandwidth,
-                                  devicesPerNode: 1, nodes: 1, intraNodeBandwidth: bandwidth, intraNodeLatency: 1e-6,
+                                  devicesPerNode: max(1, ranks), nodes: 1, intraNodeBandwidth: bandwidth, intraNodeLatency: 1e-6,
                                   interNodeBandwidth: bandwidth, interNodeLatency: 1e-6, gemmEfficiency: gemmEfficiency)
         cluster.implementation = .megatronSwift
         return cluster

@@ -175,7 +175,7 @@ public final class GPTActivations {
     public var inputGradient: UnsafePointer<Float> { UnsafePointer(dresidual.pointer) }
 
     /// Bytes this set holds (what `GPTMemory.activationBytes` predicts).
-    var allocatedBytes: Int {
+    public var allocatedBytes: Int {
         let perLayer = layers.reduce(0) { $0 + ($1?.allocatedBytes ?? 0) }
         let own = [lossMask, embedded, lnf, lnfMean, lnfRstd, logits, logitsLSE, losses, dresidual].reduce(0) { $0 + $1.count }
             + boundaries.values.reduce(0) { $0 + $1.count }

@@ -23,6 +23,8 @@ public final class GPTModel {
     /// The activations of the whole-model `forward` / `backward` (the pipeline executor keeps its own).
     private var activations: GPTActivations?
     private var scratch: GPTScratch?
+    /// Bytes of the shared per-shape scratch allocated so far (what `GPTMemory.scratchBytes` predicts).
+    public var scratchBytes: Int { scratch?.allocatedBytes ?? 0 }
     /// The tensor-parallel group's f and g operators (Megatron-LM section 3).
     public let region: TensorParallelRegion
     /// The tensor-parallel group (nil: the whole model on this rank).

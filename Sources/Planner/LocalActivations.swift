@@ -3,11 +3,12 @@ import Models
 
 /// The activation memory of `--cluster local` (this binary's implementation profile): the
 /// buffers `GPTActivations` and `GPTScratch` allocate (`GPTMemory`), for the first pipeline
-/// stage's layers, with the run's precision and recomputation, not Megatron's GPU table.
+/// stage's layers, with the run's precision, recomputation and sequence parallelism, not
+/// Megatron's GPU table.
 enum LocalActivations {
     /// Bytes of `inFlight` micro-batches' saved activations of the first stage plus the shared
-    /// scratch (and, in bf16, the GEMMs' pooled scratch).
-    static func bytes(config: GPTConfig, layout: TrainingLayout, inFlight: Double) -> Double {
+    /// scratch (and, in bf16, the GEMMs' pooled scratch), for a rank with `threads` kernel threads.
+    static func bytes(config: GPTConfig, layout: TrainingLayout, inFlight: Double, threads: Int) -> Double {
         let t = layout.tensorParallel, p = layout.pipelineParallel, v = layout.virtualStages
         let precision = ComputePrecision(rawValue: layout.precision.rawValue) ?? .fp32
         let recomputation: ActivationRecomputation = switch layout.recompute {
@@ -18,10 +19,12 @@ enum LocalActivations {
         let s = config.maxPositionEmbeddings, b = layout.microBatchSize
         let perMicroBatch = GPTMemory.activationBytes(config: config, batch: b, seqLength: s, tensorParallel: t,
                                                       layerCount: config.numLayers / p, head: p == 1,
-                                                      recomputation: recomputation, precision: precision)
+                                                      recomputation: recomputation, precision: precision,
+                                                      sequenceParallel: layout.sequenceParallel)
         let scratch = GPTMemory.scratchBytes(config: config, batch: b, seqLength: s, tensorParallel: t,
-                                             threads: ThreadPool.current.threadCount, recomputation: recomputation,
-                                             layersPerChunk: config.numLayers / (p * v), precision: precision, head: p == 1)
+                                             threads: threads, recomputation: recomputation,
+                                             layersPerChunk: config.numLayers / (p * v), precision: precision, head: p == 1,
+                                             sequenceParallel: layout.sequenceParallel)
             + (precision == .bf16 ? Double(ScratchPool.idleByteLimit) : 0)
         return inFlight * perMicroBatch + scratch
     }

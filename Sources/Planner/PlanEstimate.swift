@@ -1,3 +1,4 @@
+import Kernels
 import Models
 
 /// What the planner predicts for a model, layout and cluster.
@@ -100,7 +101,9 @@ public enum Planner {
                                                        dataParallel: dp)
             (weightBytes, gradientBytes, optimizerBytes) = (perDevice * bytes.weights, perDevice * bytes.gradients,
                                                             perDevice * bytes.optimizer)
-            activations = LocalActivations.bytes(config: config, layout: layout, inFlight: inFlight)
+            // Each rank thread of the node gets its share of the cores (as `megatron train` gives them).
+            let threads = max(1, ThreadPool.current.threadCount / cluster.devicesPerNode)
+            activations = LocalActivations.bytes(config: config, layout: layout, inFlight: inFlight, threads: threads)
         }
         let state = weightBytes + gradientBytes + optimizerBytes
 

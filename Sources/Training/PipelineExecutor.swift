@@ -155,6 +155,12 @@ final class PipelineExecutor {
         2 * (slot.microBatch * virtualStages + boundary) + (gradient ? 1 : 0)
     }
 
+    /// Bytes of the activation sets this stage holds (its peak: sets are kept for reuse), counted
+    /// from the buffers themselves.
+    var activationBytes: Int {
+        (spare.joined().map(\.allocatedBytes) + inFlight.values.map(\.allocatedBytes)).reduce(0, +)
+    }
+
     private func take(_ slot: Slot, shape batch: MicroBatch) -> GPTActivations {
         precondition(inFlight[slot] == nil, "micro-batch \(slot.microBatch) is already in flight through chunk \(slot.chunk)")
         var acts: GPTActivations

@@ -62,6 +62,9 @@ public final class Trainer {
     private let gradientSync: GradientSync
     /// What this rank allocates (counted from the buffer sizes, before allocating them).
     public let memory: MemoryRequirement
+    /// Bytes this rank's saved activations (every micro-batch set its pipeline schedule keeps in
+    /// flight) and the model's shared scratch hold now, counted from the allocated buffers.
+    public var allocatedActivationBytes: (saved: Int, scratch: Int) { (executor.activationBytes, model.scratchBytes) }
 
     /// Builds the model (initialised from `--seed`), the datasets and, with `--load`, restores
     /// the latest checkpoint. `vocabularySize` and `endOfDocument` come from the tokenizer.

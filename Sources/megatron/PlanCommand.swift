@@ -114,7 +114,9 @@ struct PlanCommand: ParsableCommand {
     }
 
     func clusterSpec() throws -> ClusterSpec {
-        if cluster == "local" { return LocalCluster.measure() }
+        if cluster == "local" {  // as many rank threads as the layout has ranks, as `megatron train` starts
+            return LocalCluster.measure(ranks: tensorModelParallelSize * pipelineModelParallelSize * (dataParallelSize ?? 1))
+        }
         if let preset = ClusterSpec.presets[cluster] { return preset }
         guard cluster.hasSuffix(".json") else {
             throw ValidationError("unknown --cluster \(cluster) (presets: \(ClusterSpec.presets.keys.sorted().joined(separator: ", ")), local, or a .json file)")

@@ -86,12 +86,15 @@ struct TrainingLog {
               + " | loss scale: \(fixed(stats.lossScale, 1)) | grad norm: \(fixed(stats.gradNorm, 3)) | number of skipped iterations: \(padded(skipped, 3))"
               + " | number of nan iterations: \(padded(nan, 3)) | tokens/s: \(fixed(tokensPerSecond, 0))"
               + " | TFLOP/s: \(fixed(flops / 1e12, 4)) | MFU: \(fixed(flops / peakFLOPs * 100, 1))% |")
+        let activations = trainer.allocatedActivationBytes
         report("--metrics-file") { try metrics?.write([
             ("iteration", .number(Double(stats.iteration))), ("consumed_samples", .number(Double(stats.consumedSamples))),
             ("lm_loss", .number(loss)), ("lr", .number(stats.learningRate)), ("grad_norm", .number(stats.gradNorm)),
             ("global_batch_size", .number(Double(stats.globalBatchSize))), ("ms_per_iter", .number(msPerIteration)),
             ("tokens_per_s", .number(tokensPerSecond)), ("skipped_iterations", .number(Double(skipped))),
             ("skipped", .bool(stats.skipped)), ("loss_scale", .number(stats.lossScale)),
+            ("activation_bytes", .number(Double(activations.saved))), ("scratch_bytes", .number(Double(activations.scratch))),
+            ("peak_memory_bytes", .number(Double(ProcessMemory.peakResidentBytes()))),
         ]) }
         report("--tensorboard-dir") { try tensorBoard?.scalars([("lm loss", loss), ("learning-rate", stats.learningRate),
                               ("batch-size", Double(stats.globalBatchSize)), ("grad-norm", stats.gradNorm), ("loss-scale", stats.lossScale),
@@ -127,7 +130,10 @@ struct TrainingLog {
     func finish() {
         guard !quiet else { return }
         if terminal { writeError("\r\u{1B}[K") }
+        let activations = trainer.allocatedActivationBytes
         printLine("> done: iteration \(trainer.iteration), consumed samples \(trainer.consumedSamples); "
+                  + "saved activations of rank 0 \(SystemMemory.describe(Double(activations.saved))) "
+                  + "(scratch \(SystemMemory.describe(Double(activations.scratch)))); "
                   + "peak resident memory \(SystemMemory.describe(Double(ProcessMemory.peakResidentBytes())))")
     }
 
