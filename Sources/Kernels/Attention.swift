@@ -16,7 +16,35 @@ import CBLAS
 /// The forward keeps only each row's log-sum-exp; the backward recomputes the probabilities, so
 /// no `[T, T]` matrix per head is stored between passes (one `[T, T]` scratch per thread).
 /// Products are `cblas_sgemm` calls over row blocks that skip the masked upper triangle.
+///
+/// With `dropout` the probabilities are dropped out after the softmax (Megatron's
+/// `--attention-dropout`): the output is `(P ∘ Z / (1-p)) V`, the log-sum-exp is the undropped
+/// one, and the backward regenerates the mask `Z` (`DropoutMask`, element `(i, j)` of a head at
+/// counter `i * T + j`) instead of reading it from memory.
 public enum Attention {
+    /// Dropout on the attention probabilities: sequence `b` of the call, head `h` of the call
+    /// draws the mask keyed by the global sequence `firstSequence + b` and global head
+    /// `firstHead + h`, so a tensor-parallel rank's heads draw what they would on one rank.
+    public struct DropoutStream: Sendable, Equatable {
+        public var probability: Float
+        /// The layer's attention-dropout stream (a `DropoutMask.key`).
+        public var key: UInt64
+        public var firstSequence: Int
+        public var firstHead: Int
+
+        public init(probability: Float, key: UInt64, firstSequence: Int, firstHead: Int) {
+            self.probability = probability
+            self.key = key
+            self.firstSequence = firstSequence
+            self.firstHead = firstHead
+        }
+
+        /// The mask of sequence `b`, head `h` of the call.
+        func mask(_ b: Int, _ h: Int) -> DropoutMask {
+            DropoutMask(probability: probability, key: DropoutMask.key(seed: key, firstSequence + b, firstHead + h))
+        }
+    }
+
     /// Default rows per GEMM block; blocks above the diagonal are never computed.
     public static let defaultBlockRows = 256
 
@@ -31,23 +59,24 @@ public enum Attention {
     public static func forward(out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                batch: Int, seqLength: Int, heads: Int, channels: Int,
-                               blockRows: Int = defaultBlockRows) {
+                               dropout: DropoutStream? = nil, blockRows: Int = defaultBlockRows) {
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)
         forEachHead(shape) { b, h, rows, worker in
             let q = qkv + shape.qkvOffset(b, h)
             forwardHead(out: out + shape.outOffset(b, h), logSumExp: logSumExp + (b * heads + h) * seqLength,
                         q: q, k: q + shape.hd, v: q + 2 * shape.hd,
-                        probabilities: scratch + worker * seqLength * seqLength, shape: shape, rows: rows)
+                        probabilities: scratch + worker * seqLength * seqLength, shape: shape, rows: rows,
+                        dropout: dropout?.mask(b, h))
         }
     }
 
     /// Backward of `forward`: overwrites `dqkv` with the gradient of the queries, keys and values.
-    /// `out` and `logSumExp` are the forward's results for the same `qkv`.
+    /// `out` and `logSumExp` are the forward's results for the same `qkv` (and `dropout`).
     public static func backward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 out: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>,
                                 qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                 batch: Int, seqLength: Int, heads: Int, channels: Int,
-                                blockRows: Int = defaultBlockRows) {
+                                dropout: DropoutStream? = nil, blockRows: Int = defaultBlockRows) {
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)
         forEachHead(shape) { b, h, rows, worker in
             let q = qkv + shape.qkvOffset(b, h)
@@ -57,7 +86,7 @@ public enum Attention {
                          o: out + shape.outOffset(b, h), lse: logSumExp + (b * heads + h) * seqLength,
                          q: q, k: q + shape.hd, v: q + 2 * shape.hd,
                          probabilities: workerScratch, dscores: workerScratch + seqLength * seqLength,
-                         shape: shape, rows: rows)
+                         shape: shape, rows: rows, dropout: dropout?.mask(b, h))
         }
     }
 
@@ -113,7 +142,8 @@ public enum Attention {
 
     private static func forwardHead(out o: UnsafeMutablePointer<Float>, logSumExp lse: UnsafeMutablePointer<Float>,
                                     q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                    probabilities: UnsafeMutablePointer<Float>, shape: Shape, rows: RowRunner) {
+                                    probabilities: UnsafeMutablePointer<Float>, shape: Shape, rows: RowRunner,
+                                    dropout: DropoutMask?) {
         let t = shape.t
         let blocks = shape.blocks
         scores(into: probabilities, q: q, k: k, ld: shape.ld, scale: shape.scale, blocks: blocks, hd: shape.hd)
@@ -137,6 +167,7 @@ public enum Attention {
                     j += 1
                 }
                 scaleInPlace(row, count: i + 1, by: 1 / sum)
+                dropout?.apply(row, count: i + 1, firstCounter: UInt32(truncatingIfNeeded: i * t))
                 blocks.zeroMasked(row, row: i)
                 lse[i] = m + logf(sum)
             }
@@ -154,7 +185,7 @@ public enum Attention {
                                      o: UnsafePointer<Float>, lse: UnsafePointer<Float>,
                                      q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                      probabilities: UnsafeMutablePointer<Float>, dscores: UnsafeMutablePointer<Float>,
-                                     shape: Shape, rows: RowRunner) {
+                                     shape: Shape, rows: RowRunner, dropout: DropoutMask?) {
         let t = shape.t, hd = shape.hd, ld = shape.ld, channels = shape.channels, scale = shape.scale
         let blocks = shape.blocks
         // Recompute P, and dP = dO · Vᵀ.
@@ -166,27 +197,38 @@ public enum Attention {
                         0, dscores + r0 * t, Int32(t))
         }
         // P = exp(S - lse); dS = P * (dP - rowsum(dO * O)).
-        rows(t) { range in
-            for i in range {
-                let p = probabilities + i * t
-                let ds = dscores + i * t
-                let d = vectorDot(dO + i * channels, o + i * channels, hd)
-                let lseVector = FloatVector(repeating: lse[i])
-                let dVector = FloatVector(repeating: d)
-                var j = 0
-                while j + 16 <= i + 1 {
-                    let pj = fastExp(loadVector(p + j) - lseVector)
-                    storeVector(pj, p + j)
-                    storeVector(pj * (loadVector(ds + j) - dVector), ds + j)
-                    j += 16
+        if let dropout {
+            rows(t) { range in
+                for i in range {
+                    droppedBackwardRow(i, p: probabilities + i * t, ds: dscores + i * t,
+                                       d: vectorDot(dO + i * channels, o + i * channels, hd), lse: lse[i], t: t, mask: dropout)
+                    blocks.zeroMasked(probabilities + i * t, row: i)
+                    blocks.zeroMasked(dscores + i * t, row: i)
                 }
-                while j <= i {
-                    p[j] = fastExp(p[j] - lse[i])
-                    ds[j] = p[j] * (ds[j] - d)
-                    j += 1
+            }
+        } else {
+            rows(t) { range in
+                for i in range {
+                    let p = probabilities + i * t
+                    let ds = dscores + i * t
+                    let d = vectorDot(dO + i * channels, o + i * channels, hd)
+                    let lseVector = FloatVector(repeating: lse[i])
+                    let dVector = FloatVector(repeating: d)
+                    var j = 0
+                    while j + 16 <= i + 1 {
+                        let pj = fastExp(loadVector(p + j) - lseVector)
+                        storeVector(pj, p + j)
+                        storeVector(pj * (loadVector(ds + j) - dVector), ds + j)
+                        j += 16
+                    }
+                    while j <= i {
+                        p[j] = fastExp(p[j] - lse[i])
+                        ds[j] = p[j] * (ds[j] - d)
+                        j += 1
+                    }
+                    blocks.zeroMasked(p, row: i)
+                    blocks.zeroMasked(ds, row: i)
                 }
-                blocks.zeroMasked(p, row: i)
-                blocks.zeroMasked(ds, row: i)
             }
         }
         // dQ = scale · dS · K; dK = scale · dSᵀ · Q; dV = Pᵀ · dO.
@@ -207,6 +249,31 @@ public enum Attention {
                         Int32(r1), Int32(hd), Int32(r1 - r0),
                         1, probabilities + r0 * t, Int32(t), dO + r0 * channels, Int32(channels),
                         beta, dv, Int32(ld))
+        }
+    }
+
+    /// Row `i` of the backward with dropout: with `Z` the mask times `1/(1-p)`, the gradient of
+    /// the undropped probabilities is `dP ∘ Z`, so `dS = P ∘ (dP ∘ Z - D)` (`D` = `dO_i · O_i`, `O`
+    /// the dropped output), and `p` becomes the dropped `P ∘ Z` that `dV = (P ∘ Z)ᵀ dO` reads.
+    @inline(__always)
+    private static func droppedBackwardRow(_ i: Int, p: UnsafeMutablePointer<Float>, ds: UnsafeMutablePointer<Float>,
+                                           d: Float, lse: Float, t: Int, mask: DropoutMask) {
+        let lseVector = FloatVector(repeating: lse), dVector = FloatVector(repeating: d)
+        let first = UInt32(truncatingIfNeeded: i * t)
+        var j = 0
+        while j + 16 <= i + 1 {
+            let pj = fastExp(loadVector(p + j) - lseVector)
+            let z = mask.factors(first &+ UInt32(j))
+            storeVector(pj * (loadVector(ds + j) * z - dVector), ds + j)
+            storeVector(pj * z, p + j)
+            j += 16
+        }
+        while j <= i {
+            let pj = fastExp(p[j] - lse)
+            let z = mask.factor(first &+ UInt32(j))
+            ds[j] = pj * (ds[j] * z - d)
+            p[j] = pj * z
+            j += 1
         }
     }
 

@@ -1,3 +1,4 @@
+import Kernels
 import Foundation
 
 /// Straightforward Float64 implementations of each kernel's forward, the ground truth for the
@@ -32,7 +33,10 @@ enum Float64Reference {
     }
 
     /// Causal attention over the per-head interleaved QKV layout.
-    static func attention(_ qkv: [Double], batch: Int, seqLength t: Int, heads: Int, channels c: Int) -> [Double] {
+    /// Causal attention; with `dropout`, probability `(i, j)` of sequence `b`, head `h` is
+    /// multiplied by `dropout(b, h).factor(i * t + j)` after the softmax.
+    static func attention(_ qkv: [Double], batch: Int, seqLength t: Int, heads: Int, channels c: Int,
+                          dropout: ((Int, Int) -> DropoutMask)? = nil) -> [Double] {
         let d = c / heads
         var out = [Double](repeating: 0, count: batch * t * c)
         for b in 0..<batch {
@@ -49,7 +53,10 @@ enum Float64Reference {
                     let total = scores.reduce(0, +)
                     for k in 0..<d {
                         var acc = 0.0
-                        for j in 0...i { acc += scores[j] / total * at(j, 2, k) }
+                        for j in 0...i {
+                            let kept = dropout.map { Double($0(b, h).factor(UInt32(i * t + j))) } ?? 1
+                            acc += scores[j] / total * kept * at(j, 2, k)
+                        }
                         out[(b * t + i) * c + h * d + k] = acc
                     }
                 }

@@ -86,6 +86,55 @@ import TestSupport
         #expect(relativeError(dqkv, g) < Self.gradientTolerance)
     }
 
+    /// Dropout on the probabilities: the mask regenerated in the backward is the forward's (the
+    /// gradient matches finite differences of the forward with that mask); about p of them drop.
+    @Test(arguments: [(4, 1, 2), (256, 2, 1)])
+    func attentionWithDropoutForwardAndBackward(blockRows: Int, batch: Int, heads: Int) {
+        let t = 19, c = 5 * heads
+        let stream = Attention.DropoutStream(probability: 0.3, key: 99, firstSequence: 5, firstHead: 2)
+        let qkv = randomFloats(batch * t * 3 * c, seed: 21)
+        let r = randomFloats(batch * t * c, seed: 22)
+        var out = [Float](repeating: 0, count: batch * t * c)
+        var lse = [Float](repeating: 0, count: batch * heads * t)
+        var dqkv = [Float](repeating: 7, count: qkv.count)
+        var scratch = [Float](repeating: 0, count: Attention.scratchCount(seqLength: t))
+        Attention.forward(out: &out, logSumExp: &lse, qkv: qkv, scratch: &scratch, batch: batch, seqLength: t,
+                          heads: heads, channels: c, dropout: stream, blockRows: blockRows)
+        Attention.backward(dqkv: &dqkv, dout: r, out: out, logSumExp: lse, qkv: qkv, scratch: &scratch,
+                           batch: batch, seqLength: t, heads: heads, channels: c, dropout: stream, blockRows: blockRows)
+        let mask = { (b: Int, h: Int) in
+            DropoutMask(probability: 0.3, key: DropoutMask.key(seed: 99, 5 + b, 2 + h))
+        }
+        let qd = qkv.map(Double.init)
+        let reference = Float64Reference.attention(qd, batch: batch, seqLength: t, heads: heads, channels: c, dropout: mask)
+        #expect(relativeError(out, reference) < Self.forwardTolerance)
+        #expect(relativeError(out, Float64Reference.attention(qd, batch: batch, seqLength: t, heads: heads, channels: c)) > 0.05)
+        let g = numericGradient(at: qd) {
+            projected(Float64Reference.attention($0, batch: batch, seqLength: t, heads: heads, channels: c, dropout: mask), r)
+        }
+        #expect(relativeError(dqkv, g) < Self.gradientTolerance)
+    }
+
+    /// The mask keeps about 1 - p of the elements, scales them by 1/(1-p), is the same from the
+    /// vector and the scalar path, and differs between streams.
+    @Test func dropoutMaskStatistics() {
+        let count = 100_003
+        var values = [Float](repeating: 1, count: count)
+        let mask = DropoutMask(probability: 0.1, key: DropoutMask.key(seed: 1234, 3, 7))
+        mask.apply(&values, count: count, firstCounter: 5)
+        let kept = values.filter { $0 != 0 }
+        #expect(abs(Double(kept.count) / Double(count) - 0.9) < 0.003)
+        #expect(kept.allSatisfy { $0 == Float(1) / Float(0.9) })
+        #expect((0..<count).allSatisfy { (values[$0] != 0) == mask.keeps(UInt32(5 + $0)) })
+        var shifted = [Float](repeating: 1, count: 64)
+        mask.apply(&shifted, count: 64, firstCounter: 6)
+        #expect(Array(shifted[0..<63]) == Array(values[1..<64]))
+        var other = [Float](repeating: 1, count: count)
+        DropoutMask(probability: 0.1, key: DropoutMask.key(seed: 1234, 3, 8)).apply(&other, count: count, firstCounter: 5)
+        let agreement = zip(values, other).filter { ($0 == 0) == ($1 == 0) }.count
+        #expect(Double(agreement) / Double(count) < 0.83)  // independent: 0.9^2 + 0.1^2 = 0.82
+    }
+
     @Test func embeddingForwardAndBackward() {
         let batch = 2, t = 5, vocab = 11, c = 19
         let tokens: [Int32] = [3, 7, 3, 0, 10, 7, 7, 1, 2, 3]  // repeats accumulate
