@@ -79,14 +79,18 @@ public struct MicroBatch: Sendable, Equatable {
     public var tokens: [Int32]
     public var labels: [Int32]
     public var lossMask: [Float]
+    /// The index of its first sample in the order the run consumes samples (the next ones
+    /// follow): what names a sample for dropout, the same whichever rank trains on it.
+    public var firstSample: Int
 
     /// A micro-batch of `batchSize` sequences of `sequenceLength` tokens, labels and loss weights.
-    public init(batchSize: Int, sequenceLength: Int, tokens: [Int32], labels: [Int32], lossMask: [Float]) {
+    public init(batchSize: Int, sequenceLength: Int, tokens: [Int32], labels: [Int32], lossMask: [Float], firstSample: Int = 0) {
         self.batchSize = batchSize
         self.sequenceLength = sequenceLength
         self.tokens = tokens
         self.labels = labels
         self.lossMask = lossMask
+        self.firstSample = firstSample
     }
 }
 
@@ -107,7 +111,8 @@ public struct MicroBatchLoader {
     /// The next micro-batch, or nil when fewer than `microBatchSize` samples are left.
     public mutating func next() -> MicroBatch? {
         guard consumedSamples + microBatchSize <= source.count else { return nil }
-        var batch = MicroBatch(batchSize: microBatchSize, sequenceLength: 0, tokens: [], labels: [], lossMask: [])
+        var batch = MicroBatch(batchSize: microBatchSize, sequenceLength: 0, tokens: [], labels: [], lossMask: [],
+                               firstSample: consumedSamples)
         for i in consumedSamples..<(consumedSamples + microBatchSize) {
             let sample = source.sample(i)
             batch.sequenceLength = sample.tokens.count

@@ -97,6 +97,9 @@ public final class GPTActivations {
     var hasLossMask = false
     var totals: CrossEntropy.Totals?
     var forwarded = false
+    /// The run-wide index of the micro-batch's first sample when its forward is a training one
+    /// (dropout, if configured, applies); nil for an evaluation forward.
+    public var dropoutSample: Int?
     let embedded: FloatBuffer                        // [m, c] the chunk's input (m: this rank's tokens, see init)
     /// Each layer's saved activations; nil for a layer that full recomputation re-runs.
     let layers: [GPTLayerActivations?]
@@ -213,6 +216,8 @@ final class GPTScratch {
     /// before their reduce-scatter) and the reduce-scattered LayerNorm input gradient `[n/t, c]`
     /// (both empty otherwise).
     let gathered: FloatBuffer, dlnShard: FloatBuffer
+    /// With hidden dropout, a branch's output gradient after the mask `[m, c]` (empty otherwise).
+    let dbranch: FloatBuffer
 
     init(config: GPTConfig, batch: Int, seqLength: Int, tensorParallel t: Int, recomputation: ActivationRecomputation = .none,
          layersPerChunk: Int = 0, precision: ComputePrecision = .fp32, head: Bool = true, sequenceParallel: Bool = false) {
@@ -252,6 +257,7 @@ final class GPTScratch {
         operandOutputGradient = LowPrecisionBuffer(precision, count: operands.outputGradient)
         gathered = FloatBuffer(count: sequenceParallel ? n * c : 0)
         dlnShard = FloatBuffer(count: sequenceParallel ? m * c : 0)
+        dbranch = FloatBuffer(count: config.hiddenDropout > 0 ? m * c : 0)
     }
 
     /// `gathered` with sequence parallelism, nil otherwise.
@@ -260,7 +266,7 @@ final class GPTScratch {
     /// Bytes this scratch holds (what `GPTMemory.scratchBytes` predicts).
     var allocatedBytes: Int {
         4 * [gelu, attentionScratch, dln, dattention, dqkv, dfc, ones, crossEntropyScratch, attention, attentionLSE,
-             layerNormOutput, fc, qkv, attentionOutput, gathered, dlnShard]
+             layerNormOutput, fc, qkv, attentionOutput, gathered, dlnShard, dbranch]
             .reduce(0) { $0 + $1.count } + workspace.reduce(0) { $0 + $1.allocatedBytes }
             + (operandInput?.byteCount ?? 0) + (operandOutputGradient?.byteCount ?? 0)
     }
@@ -268,6 +274,7 @@ final class GPTScratch {
     /// The gradient scratch every layer's backward uses in turn.
     var layerGradients: TransformerLayerGradients {
         TransformerLayerGradients(dln: dln.pointer, dattention: dattention.pointer, dqkv: dqkv.pointer, dfc: dfc.pointer,
-                                  ones: UnsafePointer(ones.pointer), dlnShard: dlnShard.count > 0 ? dlnShard.pointer : nil)
+                                  ones: UnsafePointer(ones.pointer), dlnShard: dlnShard.count > 0 ? dlnShard.pointer : nil,
+                                  dbranch: dbranch.count > 0 ? dbranch.pointer : nil)
     }
 }

@@ -23,10 +23,16 @@ public struct GPTConfig: Codable, Sendable, Equatable {
     /// and whose loss is over the true vocabulary; Megatron trains the padding like any other
     /// logit (false, the default).
     public var maskPaddedVocabulary: Bool
+    /// `--hidden-dropout`: dropout on the embedding output and on each attention and MLP
+    /// output before its residual addition, in training forwards (0: none).
+    public var hiddenDropout: Float
+    /// `--attention-dropout`: dropout on the attention probabilities, in training forwards.
+    public var attentionDropout: Float
 
     public init(numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, maxPositionEmbeddings: Int,
                 vocabSize: Int, makeVocabSizeDivisibleBy: Int = 128, initMethodStd: Float = 0.02,
-                layerNormEpsilon: Float = 1e-5, maskPaddedVocabulary: Bool = false) {
+                layerNormEpsilon: Float = 1e-5, maskPaddedVocabulary: Bool = false, hiddenDropout: Float = 0,
+                attentionDropout: Float = 0) {
         self.numLayers = numLayers
         self.hiddenSize = hiddenSize
         self.numAttentionHeads = numAttentionHeads
@@ -36,15 +42,17 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         self.initMethodStd = initMethodStd
         self.layerNormEpsilon = layerNormEpsilon
         self.maskPaddedVocabulary = maskPaddedVocabulary
+        self.hiddenDropout = hiddenDropout
+        self.attentionDropout = attentionDropout
     }
 
     private enum CodingKeys: String, CodingKey {
         case numLayers, hiddenSize, numAttentionHeads, maxPositionEmbeddings, vocabSize, makeVocabSizeDivisibleBy
-        case initMethodStd, layerNormEpsilon, maskPaddedVocabulary
+        case initMethodStd, layerNormEpsilon, maskPaddedVocabulary, hiddenDropout, attentionDropout
     }
 
-    /// Decodes a stored config; checkpoints written before `maskPaddedVocabulary` existed keep
-    /// Megatron's behaviour.
+    /// Decodes a stored config; checkpoints written before `maskPaddedVocabulary` or the dropouts
+    /// existed keep Megatron's behaviour and no dropout.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(numLayers: try c.decode(Int.self, forKey: .numLayers), hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
@@ -54,7 +62,9 @@ public struct GPTConfig: Codable, Sendable, Equatable {
                   makeVocabSizeDivisibleBy: try c.decode(Int.self, forKey: .makeVocabSizeDivisibleBy),
                   initMethodStd: try c.decode(Float.self, forKey: .initMethodStd),
                   layerNormEpsilon: try c.decode(Float.self, forKey: .layerNormEpsilon),
-                  maskPaddedVocabulary: try c.decodeIfPresent(Bool.self, forKey: .maskPaddedVocabulary) ?? false)
+                  maskPaddedVocabulary: try c.decodeIfPresent(Bool.self, forKey: .maskPaddedVocabulary) ?? false,
+                  hiddenDropout: try c.decodeIfPresent(Float.self, forKey: .hiddenDropout) ?? 0,
+                  attentionDropout: try c.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? 0)
     }
 
     /// Ids a token or target may take: the padded vocabulary, or the true one when it bounds the softmax.
@@ -97,6 +107,10 @@ public struct GPTConfig: Codable, Sendable, Equatable {
                            reason: "\(numAttentionHeads) heads do not divide --hidden-size \(hiddenSize)")
         }
         if !(initMethodStd > 0) { throw .invalid(flag: "--init-method-std", reason: "must be positive") }
+        for (value, flag) in [(hiddenDropout, "--hidden-dropout"), (attentionDropout, "--attention-dropout")]
+        where !(value >= 0 && value < 1) {
+            throw .invalid(flag: flag, reason: "must be in [0, 1), got \(value)")
+        }
     }
 
     /// Number of parameters (tied embedding counted once).

@@ -70,6 +70,8 @@ public enum GPTMemory {
         if precision == .bf16 { floats += m * c + n * ffnLocal + 3 * n * local + (recomputation.recomputesAttentionCore ? 0 : n * local) }
         // Sequence parallelism: the gathered rows and the reduce-scattered LayerNorm gradient.
         if m < n { floats += n * c + m * c }
+        // Hidden dropout: a branch's masked output gradient.
+        if config.hiddenDropout > 0 { floats += m * c }
         let workspace = Double(recomputation.recomputedGroups(layerCount: layersPerChunk).map(\.count).max() ?? 0)
         let operands = operandCounts(config: config, batch: batch, seqLength: seqLength, tensorParallel: t, head: head)
         return 4 * floats + workspace * layerBytes(config: config, batch: batch, seqLength: seqLength, tensorParallel: t,

@@ -44,6 +44,8 @@ public final class GPTModel {
     private let lowPrecisionWeights: LowPrecisionBuffer?
     /// Whether `lowPrecisionWeights` holds the current `params`.
     private var lowPrecisionCurrent = false
+    /// The initialization seed, which also seeds the dropout masks.
+    let seed: UInt64
 
     /// Creates a model with Megatron's initialization from `seed`: weights normal(0, std), the
     /// attention and MLP output projections normal(0, std / sqrt(2 * numLayers)), biases zero,
@@ -81,6 +83,7 @@ public final class GPTModel {
         try recomputation.validate(layersPerChunk: part.chunkLayers.map(\.count).min() ?? 0)
         self.recomputation = recomputation
         self.config = config
+        self.seed = seed
         region = TensorParallelRegion(group: tensorParallel, sequenceParallel: sequenceParallel)
         self.part = part
         layout = ParameterLayout(Self.parameterSpecs(config, tensorParallel: t, part: part))
@@ -148,12 +151,14 @@ public final class GPTModel {
 
     /// Runs `tokens` (`[batch, seqLength]`) through the whole model and returns the masked mean
     /// cross-entropy against `targets` (ids, or `CrossEntropy.ignoreIndex`), weighted by
-    /// `lossMask` when given. Keeps what `backward` needs. Throws, before computing anything,
-    /// when a token or target id is outside the vocabulary or the sequence is too long.
+    /// `lossMask` when given. Keeps what `backward` needs. A training forward passes the run-wide
+    /// index of the batch's first sample as `dropoutSample` (configured dropouts then apply).
+    /// Throws, before computing anything, when a token or target id is outside the vocabulary or
+    /// the sequence is too long.
     @discardableResult
     public func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>,
                         lossMask: UnsafePointer<Float>? = nil, batch: Int,
-                        seqLength: Int) throws(GPTInputError) -> CrossEntropy.Totals {
+                        seqLength: Int, dropoutSample: Int? = nil) throws(GPTInputError) -> CrossEntropy.Totals {
         precondition(part.isWhole, "the whole-model forward needs the whole model; a pipeline stage runs forward(chunk:)")
         let acts: GPTActivations
         if let existing = activations, existing.batch == batch, existing.seqLength == seqLength {
@@ -164,6 +169,7 @@ public final class GPTModel {
             activations = acts
         }
         try load(tokens: tokens, targets: targets, lossMask: lossMask, into: acts)
+        acts.dropoutSample = dropoutSample
         return forward(chunk: 0, activations: acts)!
     }
 
@@ -215,11 +221,13 @@ public final class GPTModel {
         let p = UnsafePointer(params.buffer.pointer)
         let s = scratchFor(batch: batch, seqLength: seqLength)
         let precision = linearPrecision(s)
+        let dropout = self.dropout(acts)
 
         if part.embeds(chunk: chunk) {
             stage.embedding!.forward(out: acts.embedded.pointer, partial: s.sequenceGathered ?? acts.embedded.pointer,
                                      tokens: acts.tokens.pointer, batch: batch, seqLength: seqLength, params: p, region: region)
             precision.roundInPlace(acts.embedded.pointer, count: region.localRows(n) * c)
+            dropout?.applyHidden(acts.embedded.pointer, rows: region.localRows(n), site: .embedding, layer: 0)
         }
         var residual = UnsafePointer(acts.embedded.pointer)
         for (l, layer) in stage.chunks[chunk].enumerated() {
@@ -228,9 +236,10 @@ public final class GPTModel {
                 let selective = recomputation.recomputesAttentionCore
                 let logSumExp = selective ? s.attentionLSE.pointer : a.attentionLSE.pointer
                 layer.forward(input: residual, buffers: a.buffers(gelu: s.gelu.pointer, attention: selective ? s.attention.pointer : nil, scratch: s),
-                              rows: n, params: p, precision: precision, region: region) { qkv, out in
+                              rows: n, params: p, precision: precision, region: region, dropout: dropout) { qkv, out in
                     Attention.forward(out: out, logSumExp: logSumExp, qkv: qkv, scratch: s.attentionScratch.pointer,
-                                      batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize)
+                                      batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize,
+                                      dropout: dropout?.attentionStream(layer: layer.index))
                 }
                 residual = UnsafePointer(a.residual3.pointer)
             } else {
@@ -238,7 +247,7 @@ public final class GPTModel {
                 let group = acts.recomputedGroup(of: l)!
                 let w = s.workspace[l - group.lowerBound]
                 forwardInWorkspace(layer, input: residual, workspace: w, acts: acts, scratch: s, params: p,
-                                   precision: precision)
+                                   precision: precision, dropout: dropout)
                 residual = UnsafePointer(w.residual3.pointer)
                 if l == group.upperBound - 1 {
                     acts.boundaries[group.upperBound]!.pointer.update(from: residual, count: region.localRows(n) * c)
@@ -270,6 +279,7 @@ public final class GPTModel {
         let precision = linearPrecision(s)
         let dresidual = acts.dresidual.pointer
         let layers = stage.chunks[chunk]
+        let dropout = self.dropout(acts)
 
         if part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm {
             guard let totals = acts.totals else { preconditionFailure("backward called without a forward") }
@@ -290,7 +300,8 @@ public final class GPTModel {
                     let qkv = a.qkvForAttention(scratch: s, count: n * 3 * c / tensorParallelSize)
                     Attention.forward(out: s.attention.pointer, logSumExp: s.attentionLSE.pointer, qkv: qkv,
                                       scratch: s.attentionScratch.pointer, batch: batch, seqLength: seqLength,
-                                      heads: localHeads, channels: c / tensorParallelSize)
+                                      heads: localHeads, channels: c / tensorParallelSize,
+                                      dropout: dropout?.attentionStream(layer: layers[l].index))
                     buffers = a.buffers(gelu: s.gelu.pointer, attention: s.attention.pointer, scratch: s)
                     logSumExp = UnsafePointer(s.attentionLSE.pointer)
                 } else {
@@ -305,7 +316,7 @@ public final class GPTModel {
                     for j in group {
                         let w = s.workspace[j - group.lowerBound]
                         forwardInWorkspace(layers[j], input: x, workspace: w, acts: acts, scratch: s, params: p,
-                                           precision: precision)
+                                           precision: precision, dropout: dropout)
                         x = UnsafePointer(w.residual3.pointer)
                     }
                     materialized = group
@@ -318,14 +329,16 @@ public final class GPTModel {
             }
             // The layer's backward hands the attention core its QKV and output in fp32 (widened
             // from the bf16 copies into `buffers`' scratch when bf16 keeps them).
-            layers[l].backward(input: input, buffers: buffers, dresidual: dresidual, scratch: gradients,
-                               rows: n, params: p, grads: grad, precision: precision, region: region) { dqkv, dout in
+            layers[l].backward(input: input, buffers: buffers, dresidual: dresidual, scratch: gradients, rows: n, params: p,
+                               grads: grad, precision: precision, region: region, dropout: dropout) { dqkv, dout in
                 Attention.backward(dqkv: dqkv, dout: dout, out: buffers.attention, logSumExp: logSumExp, qkv: buffers.qkv,
                                    scratch: s.attentionScratch.pointer,
-                                   batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize)
+                                   batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize,
+                                   dropout: dropout?.attentionStream(layer: layers[l].index))
             }
         }
         if part.embeds(chunk: chunk) {
+            dropout?.applyHidden(dresidual, rows: region.localRows(n), site: .embedding, layer: 0)
             stage.embedding!.backward(dout: dresidual, gathered: s.sequenceGathered, tokens: acts.tokens.pointer,
                                       batch: batch, seqLength: seqLength, grads: grad, region: region)
         }
@@ -336,14 +349,20 @@ public final class GPTModel {
     /// of a recomputed group: in the forward, and again in the backward).
     private func forwardInWorkspace(_ layer: TransformerLayer, input: UnsafePointer<Float>, workspace w: GPTLayerActivations,
                                     acts: GPTActivations, scratch s: GPTScratch, params p: UnsafePointer<Float>,
-                                    precision: LinearPrecision) {
+                                    precision: LinearPrecision, dropout: ModelDropout?) {
         let localHeads = config.numAttentionHeads / tensorParallelSize
         layer.forward(input: input, buffers: w.buffers(gelu: s.gelu.pointer, scratch: s), rows: acts.batch * acts.seqLength, params: p,
-                      precision: precision, region: region) { qkv, out in
+                      precision: precision, region: region, dropout: dropout) { qkv, out in
             Attention.forward(out: out, logSumExp: w.attentionLSE.pointer, qkv: qkv, scratch: s.attentionScratch.pointer,
                               batch: acts.batch, seqLength: acts.seqLength, heads: localHeads,
-                              channels: config.hiddenSize / tensorParallelSize)
+                              channels: config.hiddenSize / tensorParallelSize, dropout: dropout?.attentionStream(layer: layer.index))
         }
+    }
+
+    /// The dropouts of `acts`' forward (nil for an evaluation forward or without dropout).
+    private func dropout(_ acts: GPTActivations) -> ModelDropout? {
+        ModelDropout(config: config, seed: seed, sample: acts.dropoutSample, batch: acts.batch, seqLength: acts.seqLength,
+                     region: region)
     }
 
     private func validate(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, count: Int,

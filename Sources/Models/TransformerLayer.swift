@@ -68,6 +68,8 @@ struct TransformerLayerGradients {
     /// With sequence parallelism, this rank's tokens' share of `dln` after the reduce-scatter
     /// `[rows / t, c]`; nil otherwise.
     var dlnShard: UnsafeMutablePointer<Float>?
+    /// With hidden dropout, a branch's output gradient after the mask `[rows (/ t), c]`; nil otherwise.
+    var dbranch: UnsafeMutablePointer<Float>?
 }
 
 /// One pre-LayerNorm transformer layer on one tensor-parallel rank (Megatron-LM Figure 2 and 3):
@@ -97,6 +99,8 @@ public struct TransformerLayer: Sendable {
     public let hidden: Int
     /// LayerNorm epsilon.
     public let epsilon: Float
+    /// The layer's index in the whole model (names its dropout streams).
+    public let index: Int
 
     /// Layer `index`'s tensors in `layout` (Megatron-core names), on rank `region.rank` of a
     /// tensor-parallel group of `region.size`.
@@ -118,13 +122,16 @@ public struct TransformerLayer: Sendable {
                                 localInFeatures: ffnLocal, outFeatures: c, addsBias: region.addsReplicatedBias)
         hidden = c
         epsilon = config.layerNormEpsilon
+        self.index = index
     }
 
     /// Runs the layer on `input` (`[region.localRows(rows), c]`) into `b.output`, the linear
     /// layers in `precision` over all `rows` tokens. `attentionCore(qkv, out)` turns this rank's
-    /// QKV rows into its heads' attention output.
+    /// QKV rows into its heads' attention output. `dropout` (a training forward) drops out the
+    /// attention and MLP outputs before their residual additions.
     func forward(input: UnsafePointer<Float>, buffers b: TransformerLayerBuffers, rows n: Int,
                  params p: UnsafePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion,
+                 dropout: ModelDropout? = nil,
                  attentionCore: (_ qkv: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> Void) {
         let c = hidden, local = region.localRows(n)
         // Attention block.
@@ -141,6 +148,7 @@ public struct TransformerLayer: Sendable {
         projection.forward(partial: attentionPartial, inp: b.attention, params: p, rows: n, precision: precision,
                            savedInput: b.savedBF16?.attention)
         region.leaveRegion(attentionPartial, into: b.residual2, rows: n, channels: c)
+        dropout?.applyHidden(b.residual2, rows: local, site: .attentionOutput, layer: index)
         Residual.addInPlace(b.residual2, input, count: local * c)
         // MLP block.
         LayerNorm.forward(out: b.ln2, mean: b.ln2Mean, rstd: b.ln2Rstd, inp: b.residual2, weight: p + preMLPLayerNorm.weight,
@@ -155,6 +163,7 @@ public struct TransformerLayer: Sendable {
         let mlpPartial = b.gathered ?? b.output
         fc2.forward(partial: mlpPartial, inp: b.gelu, params: p, rows: n, precision: precision)
         region.leaveRegion(mlpPartial, into: b.output, rows: n, channels: c)
+        dropout?.applyHidden(b.output, rows: local, site: .mlpOutput, layer: index)
         Residual.addInPlace(b.output, b.residual2, count: local * c)
     }
 
@@ -164,9 +173,12 @@ public struct TransformerLayer: Sendable {
     /// `attentionCoreBackward(dqkv, dout)` is the attention core's backward. With sequence
     /// parallelism the LayerNorm weight gradients are this rank's tokens' share: the caller sums
     /// them over the group once per step (`GPTModel.allReduceSequenceParallelGradients`).
+    /// `dropout` is the forward's: each branch's gradient goes through the same mask (into
+    /// `d.dbranch`, the residual path keeping `dresidual`).
     func backward(input: UnsafePointer<Float>, buffers b: TransformerLayerBuffers, dresidual: UnsafeMutablePointer<Float>,
                   scratch d: TransformerLayerGradients, rows n: Int, params p: UnsafePointer<Float>,
                   grads grad: UnsafeMutablePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion,
+                  dropout: ModelDropout? = nil,
                   attentionCoreBackward: (_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>) -> Void) {
         let c = hidden, local = region.localRows(n)
         // MLP block: the GELU output is recomputed instead of stored.
@@ -174,7 +186,10 @@ public struct TransformerLayer: Sendable {
             BFloat16Conversion.widen(out: b.fc, inp: saved.fc, count: n * fc1.localOutFeatures)
         }
         GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures)
-        fc2.backward(dinp: d.dfc, dout: region.leaveRegionBackward(dresidual, gatheringInto: b.gathered, rows: n, channels: c),
+        let mlpGradient = dropout?.applyHidden(out: d.dbranch!, inp: dresidual, rows: local, site: .mlpOutput, layer: index)
+        fc2.backward(dinp: d.dfc,
+                     dout: region.leaveRegionBackward(mlpGradient ?? UnsafePointer(dresidual), gatheringInto: b.gathered,
+                                                      rows: n, channels: c),
                      inp: b.gelu, params: p, grads: grad, ones: d.ones, rows: n, precision: precision)
         GELU.backward(dinp: d.dfc, inp: b.fc, dout: d.dfc, count: n * fc1.localOutFeatures)
         let ln2 = region.gemmInputForBackward(layerNorm: b.ln2, saved: b.savedBF16?.ln2, gatheringInto: b.gathered,
@@ -186,8 +201,11 @@ public struct TransformerLayer: Sendable {
                            inp: b.residual2, weight: p + preMLPLayerNorm.weight,
                            mean: b.ln2Mean, rstd: b.ln2Rstd, rows: local, channels: c)
         // Attention block.
+        let attentionGradient = dropout?.applyHidden(out: d.dbranch!, inp: dresidual, rows: local, site: .attentionOutput,
+                                                     layer: index)
         projection.backward(dinp: d.dattention,
-                            dout: region.leaveRegionBackward(dresidual, gatheringInto: b.gathered, rows: n, channels: c),
+                            dout: region.leaveRegionBackward(attentionGradient ?? UnsafePointer(dresidual),
+                                                             gatheringInto: b.gathered, rows: n, channels: c),
                             inp: b.attention, params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
                             savedInput: b.savedBF16?.attention.map { UnsafePointer($0) })
         if let saved = b.savedBF16 {  // the attention core's backward reads fp32 QKV and output

@@ -68,7 +68,7 @@ final class PipelineExecutor {
             case .forward:
                 let acts = inFlight[slot] ?? take(slot, shape: batches[slot.microBatch])
                 let start = clock.now
-                lossSum += try forward(slot, acts, batches[slot.microBatch])
+                lossSum += try forward(slot, acts, batches[slot.microBatch], training: true)
                 computeSeconds += seconds(since: start)
             case .sendActivation:
                 let acts = inFlight[slot]!
@@ -110,7 +110,7 @@ final class PipelineExecutor {
                     pipeline!.receive(acts.input, count: acts.hiddenCount, from: previousStage,
                                       tag: tag(slot, boundary: s - 1, gradient: false))
                 }
-                lossSum += try forward(slot, acts, batch)
+                lossSum += try forward(slot, acts, batch, training: false)
                 if s < virtualStages - 1 {
                     pipeline!.send(acts.output, count: acts.hiddenCount, to: nextStage,
                                    tag: tag(slot, boundary: s, gradient: false))
@@ -138,10 +138,12 @@ final class PipelineExecutor {
         return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
     }
 
-    private func forward(_ slot: Slot, _ acts: GPTActivations, _ batch: MicroBatch) throws(GPTInputError) -> Double {
+    /// A training forward drops out (when configured) by the batch's run-wide sample indices.
+    private func forward(_ slot: Slot, _ acts: GPTActivations, _ batch: MicroBatch, training: Bool) throws(GPTInputError) -> Double {
         if model.part.embeds(chunk: slot.chunk) || model.part.computesLoss(chunk: slot.chunk) {
             try model.load(batch, into: acts)
         }
+        acts.dropoutSample = training ? batch.firstSample : nil
         return model.forward(chunk: slot.chunk, activations: acts)?.mean ?? 0
     }
 

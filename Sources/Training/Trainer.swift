@@ -75,7 +75,8 @@ public final class Trainer {
         var modelConfig = GPTConfig(numLayers: config.numLayers, hiddenSize: config.hiddenSize,
                                     numAttentionHeads: config.numAttentionHeads,
                                     maxPositionEmbeddings: config.maxPositionEmbeddings ?? config.seqLength,
-                                    vocabSize: vocabularySize, initMethodStd: Float(config.initMethodStd))
+                                    vocabSize: vocabularySize, initMethodStd: Float(config.initMethodStd),
+                                    hiddenDropout: Float(config.hiddenDropout), attentionDropout: Float(config.attentionDropout))
         // A model imported from Hugging Face keeps its softmax over the true vocabulary.
         if let load = config.load, (try? Checkpoint.latestIteration(in: load)) != nil {
             modelConfig.maskPaddedVocabulary = try Checkpoint.storedModelConfig(in: load).maskPaddedVocabulary

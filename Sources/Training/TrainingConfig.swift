@@ -14,6 +14,9 @@ public struct TrainingConfig: Sendable, Equatable {
     public var seqLength = 0
     public var maxPositionEmbeddings: Int?
     public var initMethodStd = 0.02
+    /// `--hidden-dropout` and `--attention-dropout` (0 here; Megatron's default is 0.1).
+    public var hiddenDropout = 0.0
+    public var attentionDropout = 0.0
     // Batch.
     public var microBatchSize = 1
     /// `--global-batch-size`: required, so always set in a validated config (0 before).

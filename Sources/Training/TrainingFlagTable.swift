@@ -6,7 +6,7 @@ extension TrainingFlag {
     public static let all: [TrainingFlag] = [
         numLayers, hiddenSize, numAttentionHeads, seqLength, maxPositionEmbeddings,
         initMethodStd, seed,
-        weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad,
+        weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad, hiddenDropout, attentionDropout,
         microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples, noCheckForNaNInLossAndGrad,
         exitSignalHandler, exitInterval, exitDurationInMins,
         bf16, fp16, lossScale, initialLossScale, minLossScale, lossScaleWindow, hysteresis, maxSkipsAtMinLossScale,
@@ -43,6 +43,13 @@ extension TrainingFlag {
     public static let adamBeta1 = number("adam-beta1", .regularization, \.adamBeta1, "Adam first-moment coefficient.", range: .unitHalfOpen)
     public static let adamBeta2 = number("adam-beta2", .regularization, \.adamBeta2, "Adam second-moment coefficient.", range: .unitHalfOpen)
     public static let adamEps = number("adam-eps", .regularization, \.adamEps, "Adam epsilon added to the denominator.", range: .positive)
+    public static let hiddenDropout = number(
+        "hidden-dropout", .regularization, \.hiddenDropout,
+        "Dropout on the embedding and on each attention and MLP output before the residual (Megatron's default is 0.1).",
+        range: .unitHalfOpen)
+    public static let attentionDropout = number(
+        "attention-dropout", .regularization, \.attentionDropout,
+        "Dropout on the attention probabilities (Megatron's default is 0.1).", range: .unitHalfOpen)
     public static let clipGrad = number("clip-grad", .regularization, \.clipGrad, "Global gradient-norm clip (0: no clipping).", range: .nonNegative)
     // Training.
     public static let microBatchSize = integer("micro-batch-size", .training, \.microBatchSize,
