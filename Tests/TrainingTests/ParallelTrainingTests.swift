@@ -24,9 +24,11 @@ import Testing
         var layers = 2
         var precision = ComputePrecision.fp32
         var sequenceParallel = false
+        var dropout = false
         var description: String {
             "TP \(tp)\(sequenceParallel ? " (SP)" : "") x PP \(pp)\(chunks > 1 ? " (\(chunks) chunks)" : "") x DP \(dp)"
                 + (distributed ? " + distributed optimizer" : "") + (precision == .fp32 ? "" : " in \(precision.rawValue)")
+                + (dropout ? " with dropout" : "")
         }
     }
 
@@ -51,6 +53,7 @@ import Testing
         extra.append(("pipeline-model-parallel-size", .number(Double(layout.pp))))
         if layout.precision != .fp32 { extra.append((layout.precision.rawValue, .bool(true))) }
         if layout.sequenceParallel { extra.append(("sequence-parallel", .bool(true))) }
+        if layout.dropout { extra += [("hidden-dropout", .number(0.1)), ("attention-dropout", .number(0.1))] }
         // fp16 from a scale the test model does not overflow at, so that every step updates.
         if layout.precision == .fp16 { extra.append(("initial-loss-scale", .number(1024))) }
         let config = try Self.config(layers: layout.layers, extra: extra)
@@ -148,6 +151,16 @@ import Testing
     ])
     func sequenceParallelMatchesOneRank(_ layout: Layout) throws {
         try Self.compare(layout, layout.layers == 8 ? Self.deepReference : Self.reference)
+    }
+
+    /// Dropout under data, tensor (with sequence parallelism) and pipeline parallelism draws the
+    /// masks one rank draws for the same samples.
+    @Test(arguments: [
+        Layout(tp: 2, dp: 2, distributed: true, sequenceParallel: true, dropout: true),
+        Layout(tp: 2, pp: 2, dp: 2, layers: 8, dropout: true),
+    ])
+    func dropoutMatchesOneRank(_ layout: Layout) throws {
+        try Self.compare(layout, try Self.train(Layout(layers: layout.layers, dropout: true)))
     }
 
     /// As Megatron: without tensor parallelism the flag is dropped with a warning; a sequence

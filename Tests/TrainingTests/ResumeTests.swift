@@ -65,9 +65,12 @@ import Tokenizer
         return losses
     }
 
-    @Test func resumedRunIsBitIdentical() throws {
+    /// Also with dropout: its masks are keyed by the consumed samples the checkpoint keeps.
+    @Test(arguments: [false, true])
+    func resumedRunIsBitIdentical(dropout: Bool) throws {
         let (directory, prefix) = try Self.corpus()
-        let config = try Self.config(prefix: prefix)
+        let config = try Self.config(prefix: prefix, extra: dropout
+            ? [("hidden-dropout", .number(0.1)), ("attention-dropout", .number(0.1))] : [])
 
         let straight = try Self.trainer(config)
         let straightLosses = try Self.run(straight, until: 6)
