@@ -10,11 +10,16 @@ public struct StepBenchmark {
     public let recomputation: ActivationRecomputation
     /// The GEMMs' number format (fp16 with a fixed loss scale of 1024; random tokens do not overflow).
     public let precision: ComputePrecision
+    /// Hidden and attention dropout probabilities (each step is a training forward on new samples).
+    public let hiddenDropout: Float, attentionDropout: Float
 
-    public init(shape: BenchShape, recomputation: ActivationRecomputation = .none, precision: ComputePrecision = .fp32) {
+    public init(shape: BenchShape, recomputation: ActivationRecomputation = .none, precision: ComputePrecision = .fp32,
+                hiddenDropout: Float = 0, attentionDropout: Float = 0) {
         self.shape = shape
         self.recomputation = recomputation
         self.precision = precision
+        self.hiddenDropout = hiddenDropout
+        self.attentionDropout = attentionDropout
     }
 
     /// Per-phase timings (milliseconds) of every timed step.
@@ -28,7 +33,9 @@ public struct StepBenchmark {
     }
 
     public func run(warmup: Int, steps: Int) throws -> Result {
-        let config = shape.gptConfig
+        var config = shape.gptConfig
+        config.hiddenDropout = hiddenDropout
+        config.attentionDropout = attentionDropout
         let model = try GPTModel(config: config, seed: 1234, recomputation: recomputation, precision: precision)
         let lossScale: Float = precision == .fp16 ? 1024 : 1
         let optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: AdamW.Hyperparameters(learningRate: 1e-4))
@@ -42,7 +49,7 @@ public struct StepBenchmark {
             let start = clock.now
             model.zeroGrad()
             result.lastLoss = try model.forward(tokens: tokens, targets: targets, batch: shape.microBatch,
-                                                seqLength: shape.seqLength).mean
+                                                seqLength: shape.seqLength, dropoutSample: step * shape.microBatch).mean
             let forwardEnd = clock.now
             model.backward(gradientScale: lossScale)
             let backwardEnd = clock.now

@@ -63,6 +63,12 @@ struct StepBenchCommand: ParsableCommand {
     @Option(name: .long, help: "Layers per recomputed group (uniform) or recomputed layers (block).")
     var recomputeNumLayers: Int = 1
 
+    @Option(name: .long, help: "Dropout on the embedding and the attention and MLP outputs (as train).")
+    var hiddenDropout: Float = 0
+
+    @Option(name: .long, help: "Dropout on the attention probabilities (as train).")
+    var attentionDropout: Float = 0
+
     /// The recomputation the flags ask for.
     var recomputation: ActivationRecomputation {
         get throws {
@@ -81,13 +87,18 @@ struct StepBenchCommand: ParsableCommand {
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
         guard !(bf16 && fp16) else { throw ValidationError("give at most one of --bf16 and --fp16") }
+        for (value, flag) in [(hiddenDropout, "--hidden-dropout"), (attentionDropout, "--attention-dropout")]
+        where !(value >= 0 && value < 1) {
+            throw ValidationError("\(flag) must be in [0, 1), got \(value)")
+        }
     }
 
     func run() throws {
         let precision: ComputePrecision = bf16 ? .bf16 : fp16 ? .fp16 : .fp32
         let peak = GEMMPeak.measure(precision)
         let recomputation = try recomputation
-        let result = try StepBenchmark(shape: config.shape, recomputation: recomputation, precision: precision)
+        let result = try StepBenchmark(shape: config.shape, recomputation: recomputation, precision: precision,
+                                       hiddenDropout: hiddenDropout, attentionDropout: attentionDropout)
             .run(warmup: warmup, steps: steps)
         let report = BenchReport(shape: config.shape, result: result, gemmPeakGFLOPs: peak, recomputation: recomputation,
                                  precision: precision)
