@@ -47,11 +47,13 @@ let package = Package(
                 swiftSettings: releaseFlags),
         .target(name: "Pipeline", swiftSettings: releaseFlags),
         .target(name: "Planner", dependencies: ["Models", "Kernels", "FileSupport", "Distributed"], swiftSettings: releaseFlags),
+        .target(name: "Evaluation", dependencies: ["Models", "Kernels", "FileSupport", "Datasets"],
+                swiftSettings: checkedReleaseFlags),
         .target(name: "Measurement", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Planner"],
                 swiftSettings: releaseFlags),
         .executableTarget(
             name: "megatron",
-            dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Planner", "Tokenizer", "Datasets", "FileSupport", "Training", "Distributed", "Measurement",
+            dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Planner", "Tokenizer", "Datasets", "FileSupport", "Training", "Distributed", "Measurement", "Evaluation",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: releaseFlags),
         .target(name: "TestSupport", dependencies: ["Parameters"], path: "Tests/TestSupport"),
@@ -64,6 +66,8 @@ let package = Package(
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Models"], swiftSettings: releaseFlags),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Parameters", "TestSupport"],
                     swiftSettings: releaseFlags),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Tokenizer", "Datasets", "FileSupport", "Models"],
+                    exclude: ["Fixtures"], swiftSettings: releaseFlags),
         .testTarget(name: "ModelTests", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "TestSupport", "Distributed"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
     ]

@@ -1,15 +1,25 @@
 import ArgumentParser
 import Datasets
+import Evaluation
 import FileSupport
 import Tokenizer
 import Training
 
-/// `megatron evaluate`: loss and perplexity of a checkpoint on a dataset or a text file.
+/// `megatron evaluate`: loss and perplexity of a checkpoint on a dataset or a text file, or its
+/// score on a zero- or few-shot task (`EvaluateTaskRun`).
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Loss and perplexity of a checkpoint on a Megatron dataset or a plain text file.",
+        abstract: "Loss and perplexity of a checkpoint on a dataset or a text file, or its score on a zero-/few-shot task.",
         discussion: """
+        With --task NAME --task-data FILE.jsonl, the documents of the file (the fields of the
+        task's public dataset, one JSON object per line) are scored as lm-evaluation-harness
+        0.4.13's task of that name: the same prompts and continuations, log-likelihoods summed over
+        the continuation's tokens, acc and acc_norm (multiple choice) or acc and perplexity
+        (lambada_openai). --num-fewshot K prepends K examples drawn with Python's random.sample
+        seeded by --fewshot-seed from --fewshot-data (default: the task file, leaving out the
+        evaluated document). Tasks: \(TaskCatalog.names.joined(separator: ", ")).
+
         With --data-path, samples of --seq-length tokens are drawn in Megatron's order from the
         --split portion given (default: the whole dataset, "0,0,1") and the masked mean loss over
         --eval-iters micro-batches (default: all) is reported. With --text-file, the file is
@@ -28,6 +38,8 @@ struct EvaluateCommand: ParsableCommand {
     @Option(name: .long, help: "Plain text file to score.")
     var textFile: String?
 
+    @OptionGroup var task: TaskOptions
+
     @OptionGroup var tokenizer: TokenizerOptions
 
     @Option(name: .flag(.seqLength), help: .flag(.seqLength, "Also the window of --text-file (default: the model's maximum)."))
@@ -39,7 +51,8 @@ struct EvaluateCommand: ParsableCommand {
     @Option(name: .flag(.evalIters), help: .flag(.evalIters, "Default: every sample of the split."))
     var evalIters: Int?
 
-    @Option(name: .flag(.microBatchSize), help: .flag(.microBatchSize)) var microBatchSize = 1
+    @Option(name: .flag(.microBatchSize), help: .flag(.microBatchSize, "With --task: requests per forward (default 1)."))
+    var microBatchSize = 1
     @Option(name: .flag(.seed), help: .flag(.seed)) var seed = 1234
 
     @Flag(name: .long, help: "Print {\"tokens\", \"loss\", \"ppl\", \"word_ppl\"} as JSON.")
@@ -49,9 +62,10 @@ struct EvaluateCommand: ParsableCommand {
     var bf16 = false
 
     func validate() throws {
-        guard dataPath.isEmpty != (textFile == nil) else {
-            throw ValidationError("give exactly one of --data-path and --text-file")
+        guard [!dataPath.isEmpty, textFile != nil, task.task != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --data-path, --text-file and --task")
         }
+        try task.validate()
         guard microBatchSize >= 1 else { throw ValidationError("--micro-batch-size must be at least 1") }
         if let evalIters { guard evalIters >= 1 else { throw ValidationError("--eval-iters must be at least 1") } }
         if let seqLength { guard seqLength >= 1 else { throw ValidationError("--seq-length must be at least 1") } }
@@ -67,6 +81,9 @@ struct EvaluateCommand: ParsableCommand {
         let length = seqLength ?? model.config.maxPositionEmbeddings
         guard length <= model.config.maxPositionEmbeddings else {
             throw ValidationError("--seq-length \(length) exceeds the model's \(model.config.maxPositionEmbeddings) positions")
+        }
+        if task.task != nil {
+            return try task.run(model: model, iteration: iteration, tokenizer: tokenizer, batchSize: microBatchSize, json: json)
         }
         let result: EvaluationResult
         if let textFile {

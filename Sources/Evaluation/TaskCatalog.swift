@@ -1,0 +1,142 @@
+import FileSupport
+
+/// The tasks `megatron evaluate --task` knows, each building exactly the prompts and choices of
+/// lm-evaluation-harness's task of the same name (0.4.13) from the fields of its dataset.
+public enum TaskCatalog {
+    /// Task names, in help order.
+    public static var names: [String] { tasks.map(\.name) }
+
+    /// The task called `name`.
+    public static func task(named name: String) throws(TaskError) -> EvaluationTask {
+        guard let task = tasks.first(where: { $0.name == name }) else { throw .unknownTask(name) }
+        return task
+    }
+
+    static let tasks: [EvaluationTask] = [
+        EvaluationTask(name: "lambada_openai", kind: .loglikelihood, source: "EleutherAI/lambada_openai: text") { doc throws(TaskError) in
+            // Jinja: text.split(' ')[:-1]|join(' ') and ' ' + text.split(' ')[-1].
+            let words = try doc.string("text").split(separator: " ", omittingEmptySubsequences: false)
+            return FormattedDocument(texts: [words.dropLast().joined(separator: " ")], choices: [], gold: 0,
+                                     target: " " + words.last!)
+        },
+        multipleChoice("piqa", source: "baber/piqa: goal, sol1, sol2, label") { doc throws(TaskError) in
+            ("Question: \(try doc.string("goal"))\nAnswer:", [try doc.string("sol1"), try doc.string("sol2")], try doc.integer("label"))
+        },
+        multipleChoice("hellaswag", source: "Rowan/hellaswag: activity_label, ctx_a, ctx_b, endings, label") { doc throws(TaskError) in
+            let context = try doc.string("ctx_a") + " " + PythonText.capitalize(try doc.string("ctx_b"))
+            return (HellaSwag.preprocess(try doc.string("activity_label") + ": " + context),
+                    try doc.strings("endings").map(HellaSwag.preprocess), try doc.integer("label"))
+        },
+        multipleChoice("arc_easy", source: "allenai/ai2_arc ARC-Easy: question, choices {text, label}, answerKey", arc),
+        multipleChoice("arc_challenge", source: "allenai/ai2_arc ARC-Challenge: question, choices {text, label}, answerKey", arc),
+        multipleChoice("boolq", source: "super_glue boolq: passage, question, label") { doc throws(TaskError) in
+            ("\(try doc.string("passage"))\nQuestion: \(try doc.string("question"))?\nAnswer:", ["no", "yes"], try doc.integer("label"))
+        },
+        EvaluationTask(name: "winogrande", kind: .multipleInput, source: "allenai/winogrande: sentence, option1, option2, answer") { doc throws(TaskError) in
+            let sentence = try doc.string("sentence")
+            guard let blank = sentence.unicodeScalars.firstIndex(of: "_") else { throw doc.bad("\"sentence\" has no _ blank") }
+            let before = String(sentence.unicodeScalars[..<blank])
+            let after = String(sentence.unicodeScalars[sentence.unicodeScalars.index(after: blank)...])
+            let options = [before + (try doc.string("option1")), before + (try doc.string("option2"))]
+            let answer = try doc.string("answer")
+            guard let gold = ["1": 0, "2": 1][answer] else { throw doc.bad("\"answer\" must be \"1\" or \"2\", got \(answer)") }
+            return FormattedDocument(texts: options, choices: options, gold: gold, target: PythonText.strip(after))
+        },
+        multipleChoice("wic", source: "super_glue wic: sentence1, sentence2, start1, end1, label") { doc throws(TaskError) in
+            let first = try doc.string("sentence1")
+            let word = try PythonText.slice(first, try doc.integer("start1"), try doc.integer("end1"), doc: doc)
+            return ("Sentence 1: \(first)\nSentence 2: \(try doc.string("sentence2"))\nQuestion: Is the word '\(word)' "
+                    + "used in the same way in the two sentences above?\nAnswer:", ["no", "yes"], try doc.integer("label"))
+        },
+        multipleChoice("anli_r1", source: "facebook/anli: premise, hypothesis, label", anli),
+        multipleChoice("anli_r2", source: "facebook/anli: premise, hypothesis, label", anli),
+        multipleChoice("anli_r3", source: "facebook/anli: premise, hypothesis, label", anli),
+        multipleChoice("multiple_choice", source: "your own: context, choices, label") { doc throws(TaskError) in
+            (try doc.string("context"), try doc.strings("choices"), try doc.integer("label"))
+        },
+    ]
+
+    /// A multiple-choice task whose documents give a text, the options and the right one's index.
+    static func multipleChoice(_ name: String, source: String,
+                               _ parts: @escaping @Sendable (JSONDocument) throws(TaskError) -> (String, [String], Int))
+        -> EvaluationTask {
+        EvaluationTask(name: name, kind: .multipleChoice, source: source) { doc throws(TaskError) in
+            let (text, choices, gold) = try parts(doc)
+            guard !choices.isEmpty else { throw doc.bad("no choices") }
+            guard choices.indices.contains(gold) else { throw doc.bad("label \(gold) is not one of the \(choices.count) choices") }
+            return FormattedDocument(texts: [text], choices: choices, gold: gold, target: "")
+        }
+    }
+
+    @Sendable static func arc(_ doc: JSONDocument) throws(TaskError) -> (String, [String], Int) {
+        let choices = try doc.object("choices")
+        let labels = try choices.strings("label")
+        let key = try doc.string("answerKey")
+        guard let gold = labels.firstIndex(of: key) else { throw doc.bad("answerKey \(key) is not among the choice labels") }
+        return ("Question: \(try doc.string("question"))\nAnswer:", try choices.strings("text"), gold)
+    }
+
+    @Sendable static func anli(_ doc: JSONDocument) throws(TaskError) -> (String, [String], Int) {
+        ("\(try doc.string("premise"))\nQuestion: \(try doc.string("hypothesis")) True, False, or Neither?\nAnswer:",
+         ["True", "Neither", "False"], try doc.integer("label"))
+    }
+}
+
+/// lm-eval's HellaSwag text clean-up (`hellaswag/utils.py`).
+enum HellaSwag {
+    static func preprocess(_ text: String) -> String {
+        var result = PythonText.strip(text).replacing(" [title]", with: ". ")
+        result = PythonText.removeBracketed(result)
+        return result.replacing("  ", with: " ")
+    }
+}
+
+/// Python string operations the task templates use, on Unicode scalars as Python's `str`.
+enum PythonText {
+    /// `str.strip()`.
+    static func strip(_ text: String) -> String {
+        let scalars = text.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        let last = scalars.lastIndex { !$0.properties.isWhitespace }!
+        return String(scalars[first...last])
+    }
+
+    /// `str.rstrip()`.
+    static func rstrip(_ text: String) -> String {
+        let scalars = text.unicodeScalars
+        guard let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        return String(scalars[...last])
+    }
+
+    /// `str.capitalize()`: the first character upper-cased, the rest lower-cased.
+    static func capitalize(_ text: String) -> String {
+        guard let first = text.unicodeScalars.first else { return text }
+        return String(first).uppercased() + String(text.unicodeScalars.dropFirst()).lowercased()
+    }
+
+    /// `re.sub(r"\[.*?\]", "", text)`: every `[` with the nearest `]` after it on the same line removed.
+    static func removeBracketed(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        let scalars = Array(text.unicodeScalars)
+        var i = 0
+        while i < scalars.count {
+            if scalars[i] == "[", let close = scalars[(i + 1)...].firstIndex(where: { $0 == "]" || $0 == "\n" }),
+               scalars[close] == "]" {
+                i = close + 1
+                continue
+            }
+            out.append(scalars[i])
+            i += 1
+        }
+        return String(out)
+    }
+
+    /// `text[start:end]` for non-negative indices.
+    static func slice(_ text: String, _ start: Int, _ end: Int, doc: JSONDocument) throws(TaskError) -> String {
+        let scalars = Array(text.unicodeScalars)
+        guard start >= 0, end >= start else { throw doc.bad("start \(start) and end \(end) do not delimit a word") }
+        var view = String.UnicodeScalarView()
+        view.append(contentsOf: scalars[min(start, scalars.count)..<min(end, scalars.count)])
+        return String(view)
+    }
+}

@@ -1,0 +1,102 @@
+import Datasets
+import FileSupport
+
+/// The strings lm-evaluation-harness scores for one document: pairs of context and continuation.
+public struct TaskPrompt: Sendable, Equatable {
+    public var contexts: [String]
+    public var continuations: [String]
+}
+
+/// lm-evaluation-harness's prompt construction for a task (`fewshot_context` and
+/// `construct_requests`, plain text, no chat template): each of `numFewShot` examples drawn by
+/// Python's `random.Random(seed).sample` from the few-shot pool, in the order documents are
+/// evaluated, as `text + " " + answer + "\n\n"`, then the document's text; multiple choice scores
+/// `" " + choice` after it, a last-word task its target, a multiple-input task `" " + target`
+/// after each choice's text. When the pool is the evaluated file itself, the evaluated document
+/// is left out of its own examples as lm-eval does (one more is drawn, equal documents removed).
+public struct TaskPromptBuilder {
+    public let task: EvaluationTask
+    let pool: [(document: JSONValue, formatted: FormattedDocument)]
+    let numFewShot: Int
+    let excludesEvaluated: Bool
+    var random: PythonRandom
+
+    /// `fewShotPool` holds the pool's documents (nil: none, zero-shot); `poolIsEvaluated` says it
+    /// is the evaluated file.
+    public init(task: EvaluationTask, fewShotPool: [JSONValue], numFewShot: Int, seed: Int,
+                poolIsEvaluated: Bool) throws(TaskError) {
+        self.task = task
+        var pool = [(document: JSONValue, formatted: FormattedDocument)]()
+        if numFewShot > 0 {
+            for (index, document) in fewShotPool.enumerated() {
+                pool.append((document, try task.format(document, line: index + 1)))
+            }
+            let available = pool.count - (poolIsEvaluated ? 1 : 0)
+            guard numFewShot <= available else { throw .notEnoughFewShotExamples(wanted: numFewShot, available: available) }
+        }
+        self.pool = pool
+        self.numFewShot = numFewShot
+        excludesEvaluated = poolIsEvaluated
+        random = PythonRandom(seed: seed)
+    }
+
+    /// The prompt of `document` (formatted as `formatted`); draws its few-shot examples, so call
+    /// it for the documents in their evaluation order.
+    public mutating func prompt(for document: JSONValue, formatted: FormattedDocument) -> TaskPrompt {
+        let prefix = examples(excluding: document).map { example in
+            example.texts[task.kind == .multipleInput ? example.gold : 0] + " " + answer(example) + "\n\n"
+        }.joined()
+        switch task.kind {
+        case .loglikelihood:
+            return TaskPrompt(contexts: [prefix + formatted.texts[0]], continuations: [formatted.target])
+        case .multipleChoice:
+            let context = prefix + formatted.texts[0]
+            return TaskPrompt(contexts: Array(repeating: context, count: formatted.choices.count),
+                              continuations: formatted.choices.map { " " + $0 })
+        case .multipleInput:
+            return TaskPrompt(contexts: formatted.texts.map { prefix + $0 },
+                              continuations: Array(repeating: " " + formatted.target, count: formatted.texts.count))
+        }
+    }
+
+    /// A few-shot example's answer as lm-eval writes it after the delimiter.
+    private func answer(_ example: FormattedDocument) -> String {
+        task.kind == .multipleChoice ? example.choices[example.gold] : example.target
+    }
+
+    /// lm-eval's `ContextSampler.sample`.
+    private mutating func examples(excluding document: JSONValue) -> [FormattedDocument] {
+        guard numFewShot > 0 else { return [] }
+        let indices = Array(pool.indices)
+        guard excludesEvaluated else { return random.sample(indices, count: numFewShot).map { pool[$0].formatted } }
+        var drawn = random.sample(indices, count: numFewShot + 1).filter { pool[$0].document != document }
+        drawn = Array(drawn.prefix(numFewShot))
+        if drawn.count < numFewShot {
+            drawn = random.sample(indices.filter { pool[$0].document != document }, count: numFewShot)
+        }
+        return drawn.map { pool[$0].formatted }
+    }
+}
+
+/// lm-evaluation-harness's `hf` model's tokenization of a request (`_encode_pair`): trailing
+/// whitespace of the context moves to the front of the continuation, the continuation's tokens are
+/// those of context + continuation after the context's, and an empty context is the
+/// end-of-text token.
+public struct RequestTokenizer {
+    let encode: (String) -> [Int32]
+    let endOfText: Int32
+
+    public init(endOfText: Int32, encode: @escaping (String) -> [Int32]) {
+        self.encode = encode
+        self.endOfText = endOfText
+    }
+
+    public func request(context: String, continuation: String) -> LogLikelihoodRequest {
+        if context.isEmpty { return LogLikelihoodRequest(context: [endOfText], continuation: encode(continuation)) }
+        let trimmed = PythonText.rstrip(context)
+        let moved = String(context.unicodeScalars.dropFirst(trimmed.unicodeScalars.count))
+        let whole = encode(trimmed + moved + continuation)
+        let contextTokens = encode(trimmed)
+        return LogLikelihoodRequest(context: contextTokens, continuation: Array(whole.dropFirst(contextTokens.count)))
+    }
+}
