@@ -12,8 +12,10 @@ public struct TaskPrompt: Sendable, Equatable {
 /// Python's `random.Random(seed).sample` from the few-shot pool, in the order documents are
 /// evaluated, as `text + " " + answer + "\n\n"`, then the document's text; multiple choice scores
 /// `" " + choice` after it, a last-word task its target, a multiple-input task `" " + target`
-/// after each choice's text. When the pool is the evaluated file itself, the evaluated document
-/// is left out of its own examples as lm-eval does (one more is drawn, equal documents removed).
+/// after each choice's text. With `excludesEvaluated` (lm-eval's few-shot split named and equal
+/// to the evaluated one) the evaluated document is left out of its own examples as lm-eval does:
+/// one more is drawn and documents equal to it removed. Without it (lm-eval's default when a task
+/// has only a test split) a document may be drawn as its own example.
 public struct TaskPromptBuilder {
     public let task: EvaluationTask
     let pool: [(document: JSONValue, formatted: FormattedDocument)]
@@ -21,22 +23,22 @@ public struct TaskPromptBuilder {
     let excludesEvaluated: Bool
     var random: PythonRandom
 
-    /// `fewShotPool` holds the pool's documents (nil: none, zero-shot); `poolIsEvaluated` says it
-    /// is the evaluated file.
+    /// `fewShotPool` holds the pool's documents (empty for zero-shot); `excludesEvaluated` says
+    /// the pool is the evaluated file and a document must not be its own example.
     public init(task: EvaluationTask, fewShotPool: [JSONValue], numFewShot: Int, seed: Int,
-                poolIsEvaluated: Bool) throws(TaskError) {
+                excludesEvaluated: Bool = false) throws(TaskError) {
         self.task = task
         var pool = [(document: JSONValue, formatted: FormattedDocument)]()
         if numFewShot > 0 {
             for (index, document) in fewShotPool.enumerated() {
                 pool.append((document, try task.format(document, line: index + 1)))
             }
-            let available = pool.count - (poolIsEvaluated ? 1 : 0)
+            let available = pool.count - (excludesEvaluated ? 1 : 0)
             guard numFewShot <= available else { throw .notEnoughFewShotExamples(wanted: numFewShot, available: available) }
         }
         self.pool = pool
         self.numFewShot = numFewShot
-        excludesEvaluated = poolIsEvaluated
+        self.excludesEvaluated = excludesEvaluated
         random = PythonRandom(seed: seed)
     }
 

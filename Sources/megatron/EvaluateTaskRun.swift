@@ -19,6 +19,9 @@ struct TaskOptions: ParsableArguments {
     @Option(name: .long, help: "Pool of few-shot examples, JSON Lines (default: --task-data).")
     var fewshotData: String?
 
+    @Flag(name: .long, help: "Never draw the evaluated document as its own example (lm-eval: fewshot_split set to the test split).")
+    var fewshotExcludeEvaluated = false
+
     @Option(name: .long, help: "Few-shot examples before each document.")
     var numFewshot = 0
 
@@ -32,8 +35,9 @@ struct TaskOptions: ParsableArguments {
     var outputFile: String?
 
     func validate() throws {
-        guard task != nil || (taskData == nil && fewshotData == nil && outputFile == nil && limit == nil && numFewshot == 0) else {
-            throw ValidationError("--task-data, --fewshot-data, --num-fewshot, --limit and --output-file go with --task")
+        guard task != nil || (taskData == nil && fewshotData == nil && outputFile == nil && limit == nil && numFewshot == 0
+                              && !fewshotExcludeEvaluated) else {
+            throw ValidationError("--task-data, --fewshot-data, --num-fewshot, --fewshot-exclude-evaluated, --limit and --output-file go with --task")
         }
         if let task {
             guard (try? TaskCatalog.task(named: task)) != nil else { throw ValidationError(TaskError.unknownTask(task).description) }
@@ -51,8 +55,12 @@ struct TaskOptions: ParsableArguments {
         let documents = try TaskFile.read(path: taskData)
         let poolPath = fewshotData ?? taskData
         let pool = numFewshot > 0 ? (poolPath == taskData ? documents : try TaskFile.read(path: poolPath)) : []
+        if numFewshot > 0 && Self.samePath(poolPath, taskData) && !fewshotExcludeEvaluated {
+            writeError("warning: few-shot examples are drawn from the evaluated file, which may draw a document as its own "
+                       + "example (as lm-eval does for a task without a training split); --fewshot-exclude-evaluated prevents it\n")
+        }
         let builder = try TaskPromptBuilder(task: evaluationTask, fewShotPool: pool, numFewShot: numFewshot, seed: fewshotSeed,
-                                            poolIsEvaluated: numFewshot > 0 && Self.samePath(poolPath, taskData))
+                                            excludesEvaluated: fewshotExcludeEvaluated && Self.samePath(poolPath, taskData))
         var evaluation = TaskEvaluation(builder: builder,
                                         tokenizer: RequestTokenizer(endOfText: endOfText) { tokenizer.encode($0) },
                                         scorer: LogLikelihoodScorer(model: model, batchSize: batchSize))

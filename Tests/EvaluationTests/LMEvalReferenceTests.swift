@@ -1,0 +1,87 @@
+import Evaluation
+import FileSupport
+import Models
+import Testing
+import Tokenizer
+import Training
+
+/// `megatron evaluate --task` against lm-evaluation-harness 0.4.13's `hf` model on the same
+/// documents, model and tokenizer (fixtures by `scripts/reference/task_fixtures.py`: a random
+/// GPT-2 of odd sizes with 128 positions, so that few-shot prompts are cut from the left):
+/// every context and continuation string is lm-eval's, every log-likelihood agrees within 2e-4
+/// absolute (observed below 3e-5 over sums of up to 12 tokens' log-probabilities of a few nats
+/// each: fp32 models on both sides), every greedy flag and prediction, and so every metric, is
+/// the same. The random weights (std 0.25) separate the choices by far more than that.
+@Suite(.serialized) struct LMEvalReferenceTests {
+    static let repository: String = {
+        var path = #filePath
+        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
+        return path
+    }()
+    static let fixtures = repository + "/Tests/EvaluationTests/Fixtures"
+    static let tokenizer = try! Tokenizer.load(tokenizerFile: repository + "/Tests/DataTests/Fixtures/tokenizer/tokenizer.json")
+    static let expected: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected.json"))
+
+    static func evaluate(_ task: String, shots: Int, batchSize: Int, excludingEvaluated: Bool = false) throws -> TaskScore {
+        let documents = try TaskFile.read(path: "\(fixtures)/tasks/\(task).jsonl")
+        let poolIsEvaluated = task == "lambada_openai"
+        let pool = shots == 0 ? [] : poolIsEvaluated ? documents : try TaskFile.read(path: "\(fixtures)/tasks/\(task)_fewshot.jsonl")
+        let builder = try TaskPromptBuilder(task: try TaskCatalog.task(named: task), fewShotPool: pool, numFewShot: shots,
+                                            seed: 1234, excludesEvaluated: excludingEvaluated)
+        var evaluation = TaskEvaluation(builder: builder,
+                                        tokenizer: RequestTokenizer(endOfText: tokenizer.endOfDocumentID!) { tokenizer.encode($0) },
+                                        scorer: LogLikelihoodScorer(model: try HuggingFaceCheckpoint.read(directory: fixtures + "/hf"),
+                                                                    batchSize: batchSize))
+        return try evaluation.run(documents)
+    }
+
+    @Test(arguments: ["lambada_openai", "piqa", "hellaswag", "arc_easy", "boolq", "winogrande", "wic", "anli_r1"], [0, 2])
+    func matchesLMEval(task: String, shots: Int) throws {
+        try Self.compare(try Self.evaluate(task, shots: shots, batchSize: 5), Self.expected["\(task)/\(shots)"], "\(task)/\(shots)")
+    }
+
+    /// lm-eval's `fewshot_split` named as the test split: the evaluated document is never its own example.
+    @Test func fewShotExamplesCanLeaveTheEvaluatedDocumentOut() throws {
+        let score = try Self.evaluate("lambada_openai", shots: 2, batchSize: 3, excludingEvaluated: true)
+        try Self.compare(score, Self.expected["lambada_openai/2/excluding"], "lambada_openai/2/excluding")
+    }
+
+    static func compare(_ score: TaskScore, _ reference: JSONValue?, _ name: String) throws {
+        guard let reference, case let .array(examples)? = reference["examples"] else {
+            Issue.record("no reference for \(name)")
+            return
+        }
+        let task = name
+        #expect(score.examples.count == examples.count)
+        var worst = 0.0
+        for (ours, theirs) in zip(score.examples, examples) {
+            #expect(ours.prompt.contexts == Self.strings(theirs["contexts"]), "\(task) #\(ours.index) contexts")
+            #expect(ours.prompt.continuations == Self.strings(theirs["continuations"]), "\(task) #\(ours.index) continuations")
+            guard case let .array(lls)? = theirs["loglikelihoods"], case let .array(greedy)? = theirs["is_greedy"] else { continue }
+            for (result, (ll, flag)) in zip(ours.results, zip(lls, greedy)) {
+                guard case let .number(value) = ll else { continue }
+                worst = max(worst, abs(result.logLikelihood - value))
+                #expect(abs(result.logLikelihood - value) <= 2e-4, "\(task) #\(ours.index): \(result.logLikelihood) vs \(value)")
+                #expect(.bool(result.isGreedy) == flag)
+            }
+        }
+        for metric in score.metrics {
+            guard case let .number(value)? = reference["metrics"]?[metric.name] else { continue }
+            let tolerance = metric.name == "perplexity" ? 1e-4 * value : 1e-12
+            #expect(abs(metric.value - value) <= tolerance, "\(task) \(metric.name): \(metric.value) vs \(value)")
+        }
+        print("\(task): worst log-likelihood difference \(worst)")
+    }
+
+    /// The batch size changes the padding, not the scores.
+    @Test func batchingDoesNotChangeTheScores() throws {
+        let one = try Self.evaluate("hellaswag", shots: 2, batchSize: 1)
+        let many = try Self.evaluate("hellaswag", shots: 2, batchSize: 7)
+        #expect(one.examples.map(\.results) == many.examples.map(\.results))
+    }
+
+    static func strings(_ value: JSONValue?) -> [String] {
+        guard case let .array(values)? = value else { return [] }
+        return values.compactMap { if case let .string(text) = $0 { text } else { nil } }
+    }
+}

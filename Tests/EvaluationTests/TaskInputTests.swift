@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Evaluation
+import FileSupport
+import Testing
+
+/// The generic multiple-choice format and what bad task input gets: one error naming the task,
+/// the document and the field.
+@Suite struct TaskInputTests {
+    static let fixtures = LMEvalReferenceTests.fixtures
+
+    /// A PiQA document rewritten as `{"context", "choices", "label"}` gives PiQA's prompts.
+    @Test func genericMultipleChoiceIsPiQAsFormat() throws {
+        let piqa = try TaskCatalog.task(named: "piqa"), generic = try TaskCatalog.task(named: "multiple_choice")
+        for (index, document) in try TaskFile.read(path: Self.fixtures + "/tasks/piqa.jsonl").enumerated() {
+            let parts = try piqa.format(document, line: index + 1)
+            let rewritten = JSONValue.object([
+                ("context", .string(parts.texts[0])), ("choices", .array(parts.choices.map { .string($0) })),
+                ("label", .number(Double(parts.gold))),
+            ])
+            #expect(try generic.format(rewritten, line: index + 1) == parts)
+        }
+        let bundled = try TaskFile.read(path: Self.fixtures + "/tasks/multiple_choice.jsonl")
+        #expect(try bundled.enumerated().map { try generic.format($1, line: $0 + 1).choices.count } == Array(repeating: 3, count: bundled.count))
+    }
+
+    @Test func badDocumentsAreNamed() throws {
+        let piqa = try TaskCatalog.task(named: "piqa")
+        #expect(throws: TaskError.badDocument(task: "piqa", line: 3, reason: "no \"sol2\" field")) {
+            try piqa.format(try JSONValue.parse(#"{"goal": "g", "sol1": "a", "label": 0}"#), line: 3)
+        }
+        #expect(throws: TaskError.badDocument(task: "piqa", line: 1, reason: "label 2 is not one of the 2 choices")) {
+            try piqa.format(try JSONValue.parse(#"{"goal": "g", "sol1": "a", "sol2": "b", "label": 2}"#), line: 1)
+        }
+        #expect(throws: TaskError.badDocument(task: "winogrande", line: 1, reason: "\"sentence\" has no _ blank")) {
+            try TaskCatalog.task(named: "winogrande").format(
+                try JSONValue.parse(#"{"sentence": "no blank", "option1": "a", "option2": "b", "answer": "1"}"#), line: 1)
+        }
+        #expect(throws: TaskError.unknownTask("mmlu")) { try TaskCatalog.task(named: "mmlu") }
+    }
+
+    @Test func aLineThatIsNotJSONIsNamed() throws {
+        let path = "/tmp/megatron-task-input-\(getpid()).jsonl"
+        try AtomicFile.write(Array("{\"text\": \"a b\"}\n\n{\"text\": \"c\"\n".utf8), to: path)
+        defer { unlink(path) }
+        #expect(throws: (any Error).self) { try TaskFile.read(path: path) }
+        do { _ = try TaskFile.read(path: path) } catch {
+            #expect("\(error)".contains("line 3 is not valid JSON"))
+        }
+    }
+
+    /// More examples than the pool holds (besides the evaluated document) is refused up front.
+    @Test func tooFewFewShotExamplesIsAnError() throws {
+        let documents = try TaskFile.read(path: Self.fixtures + "/tasks/piqa_fewshot.jsonl")
+        #expect(throws: TaskError.notEnoughFewShotExamples(wanted: 6, available: 5)) {
+            try TaskPromptBuilder(task: try TaskCatalog.task(named: "piqa"), fewShotPool: documents, numFewShot: 6, seed: 1,
+                                  excludesEvaluated: true)
+        }
+    }
+}
