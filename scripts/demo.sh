@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quick start: on a fresh machine, install what is missing, build, train a tokenizer on the
 # bundled corpus (The Devil's Dictionary), preprocess it, train a small GPT for a few minutes with
-# the validation perplexity printed as it falls, save a checkpoint and print generated samples.
+# the validation perplexity printed as it falls, save a checkpoint, print generated samples and
+# score the model on two zero-shot tasks built from the corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/opt/swift/usr/bin"
@@ -54,6 +55,15 @@ for prompt in "LOVE, n." "POLITICS, n." "A lawyer is"; do
         --prompt "$prompt" --tokens-to-generate 40 --top-k 20 --temperature 0.8 --seed 7
     echo "--"
 done
+echo "== zero-shot tasks built from the corpus (data/tasks, scripts/data/make_tasks.py)"
+lambada=$($B evaluate --load "$OUT/checkpoint" --tokenizer-file "$OUT/tokenizer/tokenizer.json" --task lambada_openai \
+    --task-data data/tasks/devils_lambada.jsonl --micro-batch-size 16 --json)
+definitions=$($B evaluate --load "$OUT/checkpoint" --tokenizer-file "$OUT/tokenizer/tokenizer.json" --task multiple_choice \
+    --task-data data/tasks/devils_definitions.jsonl --micro-batch-size 16 --json)
+echo "$lambada"
+echo "$definitions"
 first=$(grep validation_ppl "$OUT/metrics.jsonl" | head -1 | sed 's/.*"validation_ppl":\([0-9.e+-]*\).*/\1/')
 last=$(grep validation_ppl "$OUT/metrics.jsonl" | tail -1 | sed 's/.*"validation_ppl":\([0-9.e+-]*\).*/\1/')
-echo "== validation perplexity: $first (first evaluation) -> $last (last); wall time $(( $(date +%s) - start )) s"
+field() { echo "$1" | sed "s/.*\"$2\":\([0-9.e+-]*\).*/\1/"; }
+echo "== validation perplexity: $first (first evaluation) -> $last (last); last-word accuracy $(field "$lambada" acc)," \
+    "definition choice accuracy $(field "$definitions" acc) (chance 0.25); wall time $(( $(date +%s) - start )) s"
