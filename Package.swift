@@ -26,6 +26,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
@@ -49,11 +50,14 @@ let package = Package(
         .target(name: "Planner", dependencies: ["Models", "Kernels", "FileSupport", "Distributed"], swiftSettings: releaseFlags),
         .target(name: "Evaluation", dependencies: ["Models", "Kernels", "FileSupport", "Datasets"],
                 swiftSettings: checkedReleaseFlags),
+        .target(name: "Serving", dependencies: ["Models", "Kernels", "Tokenizer", "FileSupport", "Parameters",
+                                         .product(name: "Hummingbird", package: "hummingbird")],
+                swiftSettings: checkedReleaseFlags),
         .target(name: "Measurement", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Planner"],
                 swiftSettings: releaseFlags),
         .executableTarget(
             name: "megatron",
-            dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Planner", "Tokenizer", "Datasets", "FileSupport", "Training", "Distributed", "Measurement", "Evaluation",
+            dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Planner", "Tokenizer", "Datasets", "FileSupport", "Training", "Distributed", "Measurement", "Evaluation", "Serving",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: releaseFlags),
         .target(name: "TestSupport", dependencies: ["Parameters"], path: "Tests/TestSupport"),
@@ -68,6 +72,8 @@ let package = Package(
                     swiftSettings: releaseFlags),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Tokenizer", "Datasets", "FileSupport", "Models"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Training", "Tokenizer", "FileSupport", "Models"],
+                    swiftSettings: releaseFlags),
         .testTarget(name: "ModelTests", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "TestSupport", "Distributed"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
     ]
