@@ -1,0 +1,163 @@
+import Dispatch
+import Evaluation
+import FileSupport
+import Models
+import Serving
+import Synchronization
+import Testing
+import Tokenizer
+import Training
+
+/// `megatron serve` over real loopback HTTP: the fixture GPT-2 of the evaluation tests and the
+/// test tokenizer behind `MegatronServer`, on a free port.
+@Suite(.serialized) struct ServerTests {
+    static let repository: String = {
+        var path = #filePath
+        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
+        return path
+    }()
+    static let tokenizer = try! Tokenizer.load(tokenizerFile: repository + "/Tests/DataTests/Fixtures/tokenizer/tokenizer.json")
+    static func model() throws -> GPTModel {
+        try HuggingFaceCheckpoint.read(directory: repository + "/Tests/EvaluationTests/Fixtures/hf")
+    }
+
+    /// Runs `body` with a client of a server on a free port, then stops the server.
+    static func withServer(limits: ServerLimits = ServerLimits(), _ body: (LoopbackClient) throws -> Void) async throws {
+        let server = MegatronServer(engine: CompletionEngine(model: try model(), tokenizer: tokenizer), limits: limits,
+                                    modelName: "fixture")
+        let port = Mutex(0)
+        let running = Task {
+            try await server.application(host: "127.0.0.1", port: 0) { bound in port.withLock { $0 = bound } }.runService()
+        }
+        while port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        defer { running.cancel() }
+        try body(LoopbackClient(port: port.withLock { $0 }))
+    }
+
+    static func json(_ reply: LoopbackClient.Reply) throws -> JSONValue { try JSONValue.parse(reply.body) }
+
+    static func element(_ value: JSONValue?, _ index: Int) -> JSONValue? {
+        guard case let .array(values)? = value, values.indices.contains(index) else { return nil }
+        return values[index]
+    }
+
+    @Test func healthAndModels() async throws {
+        try await Self.withServer { client in
+            #expect(try client.send("GET", "/health").status == 200)
+            let models = try client.send("GET", "/v1/models")
+            #expect(models.status == 200 && models.body.contains("\"fixture\""))
+            #expect(try client.send("GET", "/nowhere").status == 404)
+        }
+    }
+
+    /// lm-eval's `local-completions` log-likelihood request (token ids, `echo`, `logprobs: 1`,
+    /// `max_tokens: 1`): the continuation's summed log-probabilities and greedy flag are what
+    /// `evaluate --task` computes for the same pair.
+    @Test func echoedLogprobsAreTheScorersLogLikelihoods() async throws {
+        let context = Self.tokenizer.encode("The Devil's Dictionary defines a lawyer as"), continuation = Self.tokenizer.encode(" one skilled")
+        let expected = try LogLikelihoodScorer(model: try Self.model()).score([LogLikelihoodRequest(context: context, continuation: continuation)])[0]
+        try await Self.withServer { client in
+            let ids = (context + continuation).map(String.init).joined(separator: ",")
+            let reply = try client.send("POST", "/v1/completions", body: #"{"prompt": [[\#(ids)]], "max_tokens": 1, "temperature": 0, "logprobs": 1, "echo": true, "seed": 1234}"#)
+            #expect(reply.status == 200)
+            guard case let .array(choices)? = try Self.json(reply)["choices"], case let .array(logprobs)? = choices[0]["logprobs"]?["token_logprobs"],
+                  case let .array(top)? = choices[0]["logprobs"]?["top_logprobs"] else {
+                Issue.record("no logprobs in \(reply.body)")
+                return
+            }
+            #expect(logprobs.count == context.count + continuation.count + 1 && logprobs[0] == .null)
+            var sum = 0.0, greedy = true
+            for index in context.count..<(context.count + continuation.count) {
+                guard case let .number(value) = logprobs[index], case let .object(alternatives) = top[index],
+                      case let .number(best)? = alternatives.first?.value else { continue }
+                sum += value
+                greedy = greedy && value == best
+            }
+            #expect(abs(sum - expected.logLikelihood) < 1e-3, "\(sum) vs \(expected.logLikelihood)")
+            #expect(greedy == expected.isGreedy)
+        }
+    }
+
+    /// Greedy completions are the model's greedy continuation, streamed or not.
+    @Test func greedyCompletionStreamedOrNot() async throws {
+        let prompt = Self.tokenizer.encode("A lawyer is")
+        let generated = try GPTInference(model: try Self.model()).generate(prompt: prompt, count: 6, vocabularySize: Self.tokenizer.vocabularySize,
+                                                                         options: SamplingOptions(temperature: 0), seed: 0)
+        let text = try Self.tokenizer.decode(generated)
+        try await Self.withServer { client in
+            let reply = try client.send("POST", "/v1/completions", body: #"{"prompt": "A lawyer is", "max_tokens": 6, "temperature": 0}"#)
+            guard case let .array(choices)? = try Self.json(reply)["choices"] else { Issue.record("\(reply.body)"); return }
+            #expect(choices[0]["text"] == .string(text))
+            let stream = try client.send("POST", "/v1/completions", body: #"{"prompt": "A lawyer is", "max_tokens": 6, "temperature": 0, "stream": true}"#)
+            #expect(stream.headers["content-type"] == "text/event-stream")
+            let events = stream.body.split(separator: "\n\n").map { String($0.dropFirst("data: ".count)) }
+            #expect(events.last == "[DONE]")
+            let pieces = try events.dropLast().map { Self.element(try JSONValue.parse($0)["choices"], 0)?["text"] }
+            #expect(pieces.map { if case let .string(s)? = $0 { s } else { "" } }.joined() == text)
+        }
+    }
+
+    @Test func megatronGenerateAPI() async throws {
+        try await Self.withServer { client in
+            let reply = try client.send("PUT", "/api", body: #"{"prompts": ["A lawyer is", "Love"], "tokens_to_generate": 4, "logprobs": true, "top_k": 1, "random_seed": 3}"#)
+            #expect(reply.status == 200)
+            let answer = try Self.json(reply)
+            guard case let .array(texts)? = answer["text"], case let .array(tokens)? = answer["tokens"],
+                  case let .array(segments)? = answer["segments"], case let .array(logprobs)? = answer["logprobs"] else {
+                Issue.record("\(reply.body)")
+                return
+            }
+            #expect(texts.count == 2)
+            if case let .string(first) = texts[0] { #expect(first.hasPrefix("A lawyer is")) }
+            for i in 0..<2 {
+                guard case let .array(t) = tokens[i], case let .array(s) = segments[i], case let .array(l) = logprobs[i] else { continue }
+                #expect(s.count == t.count && l.count == t.count - 1)
+            }
+        }
+    }
+
+    /// Malformed requests get a 400 naming the problem; the server keeps serving.
+    @Test(arguments: [
+        ("POST", "/v1/completions", #"{"prompt": "x", "max_tokens": "ten"}"#, "max_tokens must be an integer"),
+        ("POST", "/v1/completions", #"{"prompt": "x", "max_tokens": -1}"#, "max_tokens must be between 0"),
+        ("POST", "/v1/completions", #"{"prompt": [5, 99999]}"#, "prompt token ids must be integers in 0..<2048"),
+        ("POST", "/v1/completions", #"{"max_tokens": 3}"#, "prompt is required"),
+        ("POST", "/v1/completions", #"{"prompt": "x", "temperature": -1}"#, "temperature must be between 0"),
+        ("POST", "/v1/completions", "{not json", "the body is not valid JSON"),
+        ("PUT", "/api", #"{"prompts": ["", "y"]}"#, "empty prompts require add_BOS=true"),
+        ("PUT", "/api", #"{"prompts": ["x"], "top_k": 5, "top_p": 0.5}"#, "cannot set both top_k and top_p"),
+        ("PUT", "/api", #"{"prompts": "x"}"#, "prompts is not a list of strings"),
+        ("PUT", "/api", #"{"prompts": ["x"], "tokens_to_generate": 0}"#, "tokens_to_generate=0 implies logprobs"),
+    ])
+    func malformedRequestsAreRefusedByName(method: String, path: String, body: String, message: String) async throws {
+        try await Self.withServer { client in
+            let reply = try client.send(method, path, body: body)
+            #expect(reply.status == 400, "\(reply.body)")
+            #expect(reply.body.contains(message), "\(reply.body)")
+            #expect(try client.send("GET", "/health").status == 200)
+        }
+    }
+
+    @Test func aPromptLongerThanTheModelAndAHugeBodyAreRefused() async throws {
+        var limits = ServerLimits()
+        limits.maxBodyBytes = 4096
+        try await Self.withServer(limits: limits) { client in
+            let long = Array(repeating: "7", count: 200).joined(separator: ",")
+            let reply = try client.send("POST", "/v1/completions", body: #"{"prompt": [\#(long)]}"#)
+            #expect(reply.status == 400 && reply.body.contains("the model reads at most 128"))
+            let huge = try client.send("POST", "/v1/completions", body: #"{"prompt": "\#(String(repeating: "a", count: 5000))"}"#)
+            #expect(huge.status == 413)
+        }
+    }
+
+    /// A full queue refuses at once instead of waiting.
+    @Test func aFullQueueRefusesAtOnce() async throws {
+        let queue = InferenceQueue(engine: 0, capacity: 1)
+        let release = DispatchSemaphore(value: 0)
+        let held = try queue.start { _ in release.wait() }
+        #expect(throws: ServeError.busy) { _ = try queue.start { _ in 1 } }
+        release.signal()
+        try await held.value
+        #expect(try await queue.run { $0 + 1 } == 1)
+    }
+}
