@@ -48,6 +48,8 @@ public enum TaskCatalog {
             return ("Sentence 1: \(first)\nSentence 2: \(try doc.string("sentence2"))\nQuestion: Is the word '\(word)' "
                     + "used in the same way in the two sentences above?\nAnswer:", ["no", "yes"], try doc.integer("label"))
         },
+        multipleChoice("race", source: "EleutherAI/race high: article, problems (a Python list of {question, answer, options})",
+                       race),
         multipleChoice("anli_r1", source: "facebook/anli: premise, hypothesis, label", anli),
         multipleChoice("anli_r2", source: "facebook/anli: premise, hypothesis, label", anli),
         multipleChoice("anli_r3", source: "facebook/anli: premise, hypothesis, label", anli),
@@ -74,6 +76,35 @@ public enum TaskCatalog {
         let key = try doc.string("answerKey")
         guard let gold = labels.firstIndex(of: key) else { throw doc.bad("answerKey \(key) is not among the choice labels") }
         return ("Question: \(try doc.string("question"))\nAnswer:", try choices.strings("text"), gold)
+    }
+
+    /// lm-eval's `race/preprocess_race.py`: the article, every earlier question of the article
+    /// answered (a cloze question ending in "  _  ." filled in), then the last question.
+    @Sendable static func race(_ doc: JSONDocument) throws(TaskError) -> (String, [String], Int) {
+        let problemsText = try doc.string("problems")
+        let parsed: JSONValue
+        do { parsed = try PythonLiteral.parse(problemsText) } catch { throw doc.bad("\"problems\" is not a Python list: \(error)") }
+        guard case let .array(values) = parsed, !values.isEmpty else { throw doc.bad("\"problems\" is an empty list") }
+        var problems = [(question: String, options: [String], answer: Int)]()
+        for value in values {
+            let problem = JSONDocument(value: value, task: doc.task, line: doc.line)
+            let letter = try problem.string("answer")
+            guard let answer = ["A": 0, "B": 1, "C": 2, "D": 3][letter] else { throw doc.bad("answer \(letter) is not A-D") }
+            let options = try problem.strings("options")
+            guard options.count >= 4 else { throw doc.bad("a problem has fewer than 4 options") }
+            problems.append((try problem.string("question"), options, answer))
+        }
+        var text = "Article: " + (try doc.string("article")) + "\n\n"
+        for problem in problems.dropLast() {
+            let question = Array(problem.question.unicodeScalars)
+            if question.count >= 6 && String(String.UnicodeScalarView(question.suffix(6))) == "  _  ." {
+                text += String(String.UnicodeScalarView(question.dropLast(5))) + problem.options[problem.answer] + "\n"
+            } else {
+                text += "Question: " + problem.question + "\nAnswer: " + problem.options[problem.answer] + "\n"
+            }
+        }
+        let last = problems[problems.count - 1]
+        return (text + last.question, Array(last.options.prefix(4)), last.answer)
     }
 
     @Sendable static func anli(_ doc: JSONDocument) throws(TaskError) -> (String, [String], Int) {

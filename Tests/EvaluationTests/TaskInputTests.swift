@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Evaluation
+@testable import Evaluation
 import FileSupport
 import Testing
 
@@ -23,6 +23,21 @@ import Testing
         }
         let bundled = try TaskFile.read(path: Self.fixtures + "/tasks/multiple_choice.jsonl")
         #expect(try bundled.enumerated().map { try generic.format($1, line: $0 + 1).choices.count } == Array(repeating: 3, count: bundled.count))
+    }
+
+    /// RACE's `problems` field is a Python `repr`: single or double quotes, escapes, nesting.
+    @Test func pythonLiteralsAsRACEStoresThem() throws {
+        let text = #"[{'question': "It's a \"test\"", 'options': ['a\'b', "c\\d", 'e\nf', '\x41\u00e9'], 'n': [1, -2.5, True, None]}, ('t',)]"#
+        let value = try PythonLiteral.parse(text)
+        let expected = JSONValue.array([
+            .object([("question", .string(#"It's a "test""#)),
+                     ("options", .array([.string("a'b"), .string(#"c\d"#), .string("e\nf"), .string("Aé")])),
+                     ("n", .array([.number(1), .number(-2.5), .bool(true), .null]))]),
+            .array([.string("t")]),
+        ])
+        #expect(value == expected)
+        #expect(throws: PythonLiteral.ParseError.self) { try PythonLiteral.parse("[1, 2") }
+        #expect(throws: PythonLiteral.ParseError.self) { try PythonLiteral.parse("{'a' 1}") }
     }
 
     @Test func badDocumentsAreNamed() throws {

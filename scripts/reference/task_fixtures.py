@@ -48,6 +48,7 @@ INSTALLED = {  # task -> its YAML in lm-eval, and whether it has a training spli
     "winogrande": ("winogrande/default.yaml", True),
     "wic": ("super_glue/wic/default.yaml", True),
     "anli_r1": ("anli/anli_r1.yaml", True),
+    "race": ("race/race.yaml", False),
 }
 
 
@@ -98,6 +99,15 @@ def documents(task, pick, count):
             word = words[position]
             docs.append({"word": word, "sentence1": a, "sentence2": b, "start1": start, "end1": start + len(word),
                          "start2": 0, "end2": 1, "idx": index, "label": index % 2})
+        elif task == "race":
+            words_b = b.split()
+            problems = [
+                {"question": " ".join(words_b[:-1]) + "  _  .", "answer": "B", "options": [c, words_b[-1], d, a[:20]]},
+                {"question": "What does the writer think of " + words[1] + "?", "answer": "ACDB"[index % 4],
+                 "options": [d, c, b, "It's \"hard\" to say"]},
+                {"question": "Which is true?", "answer": "ABCD"[index % 4], "options": [a, b, c, d]},
+            ][index % 2:]
+            docs.append({"example_id": f"corpus{index}.txt", "article": a + " " + b + " " + c, "problems": str(problems)})
         elif task == "anli_r1":
             docs.append({"uid": f"corpus-{index}", "premise": a + " " + b, "hypothesis": c, "label": index % 3,
                          "reason": ""})
