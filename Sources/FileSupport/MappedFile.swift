@@ -76,6 +76,19 @@ public final class MappedFile: @unchecked Sendable {
         }
     }
 
+    /// Gives back the resident pages wholly inside `range` (byte offsets) of a mapped file: they
+    /// leave the process's resident memory and are read from disk again if touched. A file read
+    /// into memory (not mapped) keeps its bytes.
+    public func release(_ range: Range<Int>) {
+        guard isMapped, let base = bytes.baseAddress else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let address = Int(bitPattern: base)
+        let start = (address + range.lowerBound + page - 1) / page * page
+        let end = (address + range.upperBound) / page * page
+        guard end > start else { return }
+        madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED)
+    }
+
     /// Calls `body` with the bytes, keeping the mapping alive meanwhile.
     public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try withExtendedLifetime(self) { () throws(E) -> R in try body(bytes) }

@@ -62,11 +62,12 @@ public final class GPTModel {
     /// shards (the distributed optimizer's data-parallel size) so that it needs no staging copy.
     /// `precision` is the linear layers' number format (see `ComputePrecision`).
     /// `sequenceParallel` splits the residual region's tokens over the tensor-parallel group
-    /// (ignored without one; see `TensorParallelRegion`).
+    /// (ignored without one; see `TensorParallelRegion`). `forInference` allocates no gradients
+    /// and leaves the weights zero for the caller to load (no random initialization).
     public init(config: GPTConfig, seed: UInt64 = 1234, tensorParallel: Communicator? = nil,
                 part: GPTPipelinePart? = nil, recomputation: ActivationRecomputation = .none,
                 shardedOver zeroShards: Int = 1, precision: ComputePrecision = .fp32,
-                sequenceParallel: Bool = false) throws(ConfigurationError) {
+                sequenceParallel: Bool = false, forInference: Bool = false) throws(ConfigurationError) {
         try config.validate()
         let t = tensorParallel?.size ?? 1
         let part = part ?? .whole(numLayers: config.numLayers)
@@ -91,11 +92,13 @@ public final class GPTModel {
         let multiple = max(1, zeroShards)
         let capacity = (layout.totalCount + multiple - 1) / multiple * multiple
         params = ParameterStore(layout: layout, capacity: capacity)
-        grads = ParameterStore(layout: layout, capacity: capacity)
+        grads = forInference ? .unallocated(layout: layout) : ParameterStore(layout: layout, capacity: capacity)
         self.precision = precision
         lowPrecisionWeights = LowPrecisionBuffer(precision, count: layout.totalCount)
         stage = GPTStageLayers(layout: layout, part: part, config: config, region: region)
-        if t == 1 && part.isWhole {
+        if forInference {
+            return
+        } else if t == 1 && part.isWhole {
             Self.initialize(params, config: config, seed: seed)
         } else {
             let full = ParameterStore(layout: ParameterLayout(Self.parameterSpecs(config)))
@@ -119,7 +122,7 @@ public final class GPTModel {
     }
 
     /// Sets every gradient to zero (before the first micro-batch of a step).
-    public func zeroGrad() { grads.zero() }
+    public func zeroGrad() { if grads.isAllocated { grads.zero() } }
 
     /// Tells the model that `params` changed (an optimizer step, a loaded checkpoint, imported
     /// weights): in bf16 or fp16 the next forward rounds them into the low-precision copy again.
@@ -269,6 +272,7 @@ public final class GPTModel {
     /// input (the first chunk of the first stage adds it into the embeddings instead).
     public func backward(chunk: Int, activations acts: GPTActivations, gradientScale: Float = 1) {
         precondition(acts.forwarded, "backward called without a forward")
+        precondition(grads.isAllocated, "a model loaded for inference has no gradients")
         let batch = acts.batch, seqLength = acts.seqLength
         let n = batch * seqLength
         let c = config.hiddenSize

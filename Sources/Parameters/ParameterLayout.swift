@@ -72,6 +72,20 @@ public final class ParameterStore: @unchecked Sendable {
         self.buffer = FloatBuffer(count: max(layout.totalCount, capacity))
     }
 
+    /// A store with no storage, for what a model loaded for inference never uses (its
+    /// gradients): `isAllocated` is false and no pointer into it may be taken.
+    public static func unallocated(layout: ParameterLayout) -> ParameterStore {
+        ParameterStore(layout: layout, buffer: FloatBuffer(count: 0))
+    }
+
+    private init(layout: ParameterLayout, buffer: FloatBuffer) {
+        self.layout = layout
+        self.buffer = buffer
+    }
+
+    /// Whether the store holds its layout's values (false for `unallocated`).
+    public var isAllocated: Bool { buffer.count >= layout.totalCount }
+
     /// Pointer to the start of a named tensor.
     public subscript(name: String) -> UnsafeMutablePointer<Float> {
         buffer.pointer + layout.entry(name).offset

@@ -51,30 +51,48 @@ public struct SafeTensorsFile: Sendable {
     public let entries: [String: Entry]
     /// Free-form string metadata (`__metadata__`).
     public let metadata: [String: String]
-    private let bytes: [UInt8]
+    /// The file's bytes: mapped (read from disk as tensors are read, their pages given back
+    /// after), or an array already in memory.
+    private let mapped: MappedFile?
+    private let array: [UInt8]
     private let dataStart: Int
 
-    /// Reads and validates a whole file.
+    /// Maps and validates a whole file. Its tensors are read from the mapping, so reading a
+    /// model does not first copy the whole file into memory.
     public init(path: String) throws(TensorFileError) {
-        let bytes: [UInt8]
+        let file: MappedFile
         do {
-            bytes = try MappedFile.read(path: path)
+            file = try MappedFile(path: path)
         } catch {
             throw .unreadable(path: path, reason: error.reason)  // "cannot open: No such file or directory"
         }
-        try self.init(bytes: bytes, path: path)
+        (entries, metadata, dataStart) = try Self.parseHeader(file.bytes, path: path)
+        self.path = path
+        mapped = file
+        array = []
     }
 
     /// Parses a file already in memory.
     public init(bytes: [UInt8], path: String) throws(TensorFileError) {
+        let header = bytes.withUnsafeBytes { raw in
+            Result { () throws(TensorFileError) in try Self.parseHeader(raw, path: path) }
+        }
+        (entries, metadata, dataStart) = try header.get()
         self.path = path
+        mapped = nil
+        array = bytes
+    }
+
+    /// The header's tensor entries and metadata, and where the payload starts.
+    private static func parseHeader(_ bytes: UnsafeRawBufferPointer, path: String)
+        throws(TensorFileError) -> (entries: [String: Entry], metadata: [String: String], dataStart: Int) {
         guard bytes.count >= 8 else { throw .malformed(path: path, reason: "shorter than its 8-byte header length") }
         var headerLength = 0
         for i in 0..<8 { headerLength |= Int(bytes[i]) << (8 * i) }
         guard headerLength > 0, headerLength <= bytes.count - 8 else {
             throw .malformed(path: path, reason: "header length \(headerLength) exceeds the file size \(bytes.count)")
         }
-        let header = Data(bytes[8..<(8 + headerLength)])
+        let header = Data(bytes[8..<(8 + headerLength)])  // valid while `mapped` or `array` holds it
         let raw: [String: HeaderValue]
         do {
             raw = try JSONDecoder().decode([String: HeaderValue].self, from: header)
@@ -102,10 +120,13 @@ public struct SafeTensorsFile: Sendable {
                 throw .malformed(path: path, reason: "header entry '\(name)' is not a tensor")
             }
         }
-        self.entries = entries
-        self.metadata = metadata
-        self.bytes = bytes
-        self.dataStart = 8 + headerLength
+        return (entries, metadata, 8 + headerLength)
+    }
+
+    /// Calls `body` with the file's bytes.
+    private func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let mapped { return mapped.withBytes(body) }
+        return array.withUnsafeBytes(body)
     }
 
     /// Names of all tensors, sorted.
@@ -119,21 +140,33 @@ public struct SafeTensorsFile: Sendable {
 
     /// A tensor's values converted to `Float` (from F32, F64, I32 or I64).
     public func floats(_ name: String) throws(TensorFileError) -> [Float] {
+        let count = try shape(name).reduce(1, *)
+        var values = [Float](repeating: 0, count: count)
+        try values.withUnsafeMutableBufferPointer { (out: inout UnsafeMutableBufferPointer<Float>) throws(TensorFileError) in
+            try read(name, into: out.baseAddress!, count: count)
+        }
+        return values
+    }
+
+    /// Writes a tensor's `count` values, converted to `Float`, to `out`; then a mapped file gives
+    /// the tensor's pages back (so a model read tensor by tensor never holds the whole file).
+    public func read(_ name: String, into out: UnsafeMutablePointer<Float>, count: Int) throws(TensorFileError) {
         guard let entry = entries[name] else { throw .missingTensor(path: path, name: name) }
-        let count = entry.shape.reduce(1, *)
-        let start = dataStart + entry.dataOffsets[0]
         guard ["F32", "F64", "I32", "I64"].contains(entry.dtype) else {
             throw .unsupportedType(path: path, name: name, dtype: entry.dtype)
         }
-        return bytes.withUnsafeBytes { raw -> [Float] in
+        precondition(count == entry.shape.reduce(1, *), "read \(count) values of '\(name)', which has \(entry.shape.reduce(1, *))")
+        let start = dataStart + entry.dataOffsets[0]
+        withBytes { raw in
             let base = raw.baseAddress! + start
             switch entry.dtype {
-            case "F32": return (0..<count).map { base.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) }
-            case "F64": return (0..<count).map { Float(base.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self)) }
-            case "I32": return (0..<count).map { Float(base.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
-            default: return (0..<count).map { Float(base.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
+            case "F32": UnsafeMutableRawPointer(out).copyMemory(from: base, byteCount: 4 * count)
+            case "F64": for i in 0..<count { out[i] = Float(base.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
+            case "I32": for i in 0..<count { out[i] = Float(base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
+            default: for i in 0..<count { out[i] = Float(base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)) }
             }
         }
+        mapped?.release(start..<(dataStart + entry.dataOffsets[1]))
     }
 
     /// A tensor's values as integers (from I32 or I64).
@@ -144,7 +177,7 @@ public struct SafeTensorsFile: Sendable {
         guard ["I32", "I64"].contains(entry.dtype) else {
             throw .unsupportedType(path: path, name: name, dtype: entry.dtype)
         }
-        return bytes.withUnsafeBytes { raw -> [Int] in
+        return withBytes { raw -> [Int] in
             let base = raw.baseAddress! + start
             if entry.dtype == "I32" {
                 return (0..<count).map { Int(base.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }

@@ -272,15 +272,16 @@ public enum Checkpoint {
 
     /// The whole model of the latest checkpoint in `directory` (model-parallel shards merged),
     /// built from the configuration stored in it (for evaluation, generation and export; the
-    /// optimizer state is not read), computing in `precision`.
+    /// optimizer state is not read and no gradients are allocated), computing in `precision`.
     public static func loadModel(from directory: String, precision: ComputePrecision = .fp32)
         throws(TrainingError) -> (model: GPTModel, iteration: Int) {
-        let merged = try MergedCheckpoint(directory: directory, moments: false)
+        let config = try storedModelConfig(in: directory)
         let model: GPTModel
-        do { model = try GPTModel(config: merged.config, precision: precision) } catch {
+        do { model = try GPTModel(config: config, precision: precision, forInference: true) } catch {
             throw .checkpoint(path: directory, reason: error.description)
         }
-        model.params.buffer.pointer.update(from: merged.params.buffer.pointer, count: model.layout.totalCount)
+        // The shards are read (and merged) straight into the model's weights.
+        let merged = try MergedCheckpoint(directory: directory, moments: false, into: model.params)
         model.weightsDidChange()
         return (model, merged.iteration)
     }

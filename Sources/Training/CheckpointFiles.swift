@@ -123,12 +123,17 @@ enum CheckpointFiles {
     /// Fills `store` from the tensors named `prefix + spec name`, checking each size.
     static func read(_ file: SafeTensorsFile, path: String, prefix: String, into store: ParameterStore) throws(TrainingError) {
         for (index, spec) in store.layout.specs.enumerated() {
-            let values: [Float]
-            do { values = try file.floats(prefix + spec.name) } catch { throw .checkpoint(path: path, reason: error.description) }
-            guard values.count == spec.count else {
-                throw .checkpoint(path: path, reason: "\(prefix + spec.name) has \(values.count) values, expected \(spec.count)")
+            do {
+                let count = try file.shape(prefix + spec.name).reduce(1, *)
+                guard count == spec.count else {
+                    throw TrainingError.checkpoint(path: path, reason: "\(prefix + spec.name) has \(count) values, expected \(spec.count)")
+                }
+                try file.read(prefix + spec.name, into: store.pointer(at: index), count: count)
+            } catch let error as TrainingError {
+                throw error
+            } catch {
+                throw .checkpoint(path: path, reason: "\(error)")
             }
-            store.pointer(at: index).update(from: values, count: spec.count)
         }
     }
 

@@ -25,15 +25,20 @@ public struct MergedCheckpoint {
     /// The first rank's metadata (run state, arguments, schedule).
     public let metadata: [String: String]
 
-    /// Reads every model-parallel rank's folder of the latest checkpoint in `directory`.
-    public init(directory: String, moments readMoments: Bool) throws(TrainingError) {
+    /// Reads every model-parallel rank's folder of the latest checkpoint in `directory`, the
+    /// weights into `destination` when given (a store laid out as the whole model).
+    public init(directory: String, moments readMoments: Bool, into destination: ParameterStore? = nil) throws(TrainingError) {
         let first = try Checkpoint.latestFirstRank(in: directory)
         let config = try Checkpoint.storedModelConfig(first.file, path: first.path)
         let layout = first.layout
         let t = layout.tensorParallel
         let full = ParameterLayout(GPTModel.parameterSpecs(config))
-        params = ParameterStore(layout: full)
-        let m = ParameterStore(layout: full), v = ParameterStore(layout: full)
+        if let destination {
+            precondition(destination.layout.specs.map(\.name) == full.specs.map(\.name), "the destination is not laid out as the whole model")
+        }
+        params = destination ?? ParameterStore(layout: full)
+        let m = readMoments ? ParameterStore(layout: full) : .unallocated(layout: full)
+        let v = readMoments ? ParameterStore(layout: full) : .unallocated(layout: full)
         for stage in 0..<layout.pipelineParallel {
             let part = try layout.part(numLayers: config.numLayers, stage: stage, path: first.path)
             let local = ParameterLayout(GPTModel.parameterSpecs(config, tensorParallel: t, part: part))
@@ -46,10 +51,12 @@ public struct MergedCheckpoint {
                       file.metadata["model"] == first.file.metadata["model"] else {
                     throw .checkpoint(path: path, reason: "it is not tensor-parallel rank \(rank) of stage \(stage) under \(layout.description) of the same model")
                 }
-                let weights = ParameterStore(layout: local)
+                // One rank holding the whole model is read in place; shards go through a staging store.
+                let whole = t == 1 && layout.pipelineParallel == 1
+                let weights = whole ? params : ParameterStore(layout: local)
                 try CheckpointFiles.read(file, path: path, prefix: "", into: weights)
                 try CheckpointFiles.requireFinite(weights, path: path)
-                var stores = [(weights, params)]
+                var stores = whole ? [] : [(weights, params)]
                 if readMoments {
                     let localM = ParameterStore(layout: local), localV = ParameterStore(layout: local)
                     try CheckpointFiles.readMoments(in: directoryOfRank, model: file, path: path, into: localM, localV)

@@ -100,6 +100,14 @@ import Testing
             #expect(resumed[0].losses.count == 3)
             #expect(worst <= 5e-8)  // observed up to 5.0e-9
         }
+        // Loading for inference reads the shards straight into a model without gradients: the
+        // same weights, from the 2 x 2 original and from the one-rank reshard.
+        for name in ["source", "1-1-1"] {
+            if name == "1-1-1" { try merged.reshard(to: root + "/1-1-1", tensorParallel: 1) }
+            let (model, iteration) = try Checkpoint.loadModel(from: root + "/" + name)
+            #expect(iteration == 3 && !model.grads.isAllocated)
+            #expect((0..<model.layout.totalCount).allSatisfy { model.params.buffer.pointer[$0] == merged.params.buffer.pointer[$0] }, "\(name)")
+        }
         // Merging a resharded checkpoint gives back the same weights and moments.
         for name in ["4-1-1", "1-4-1", "2-2-2"] {
             let again = try MergedCheckpoint(directory: root + "/" + name, moments: true)
