@@ -1,9 +1,10 @@
 import Kernels
 import Parameters
 
-/// Incremental decoding with a key/value cache: each `append` runs one new token through the
-/// model, attending over the keys and values cached for the earlier positions, and returns the
-/// next-token logits. Gives the same logits as a full `GPTModel.forward` over the whole sequence
+/// Incremental decoding with a key/value cache, of one sequence or several side by side (one
+/// token of each per forward, so the weights are read once for all of them): each `append` runs
+/// the new tokens through the model, each attending over the keys and values cached for its
+/// sequence's earlier positions, and returns the next-token logits. Gives the same logits as a full `GPTModel.forward` over the whole sequence
 /// (to float rounding) at a cost linear, not quadratic, in the generated length. The transformer
 /// layers are the model's own (`TransformerLayer`); only the attention core differs.
 ///
@@ -11,97 +12,127 @@ import Parameters
 /// the QKV output is rounded to bf16 anyway); fp32 and fp16 models keep an fp32 cache.
 public final class GPTInference {
     public let model: GPTModel
-    private let keys: KeyValueCache    // [layers, maxPositions, channels], head h at h * headDim
+    /// Sequences decoded side by side (each with its own cache and position).
+    public let sequences: Int
+    private let keys: KeyValueCache    // [sequences, layers, maxPositions, channels], head h at h * headDim
     private let values: KeyValueCache
     /// The bf16 or fp16 GEMM operand (nil in fp32).
     private let operand: LowPrecisionBuffer?
     /// One widened cache row (bf16 cache).
     private let row: FloatBuffer
-    /// The residual stream: the layer input and output alternate between the two halves.
+    /// The residual stream of up to `sequences` rows: the layer input and output alternate
+    /// between the two halves.
     private let stream: FloatBuffer
     private let normed: FloatBuffer, qkv: FloatBuffer, attention: FloatBuffer, residual: FloatBuffer
     private let hidden: FloatBuffer, activated: FloatBuffer
     private let scores: FloatBuffer, logitsBuffer: FloatBuffer, statistics: FloatBuffer
-    /// Tokens processed so far (the next token's position).
-    public private(set) var length = 0
+    /// Tokens processed so far by each sequence (its next token's position).
+    public private(set) var lengths: [Int]
 
-    /// `model` must hold every weight (no tensor parallelism).
-    public init(model: GPTModel) {
+    /// Tokens processed so far by sequence 0 (the next token's position).
+    public var length: Int { lengths[0] }
+
+    /// `model` must hold every weight (no tensor parallelism). `sequences` sequences can be
+    /// decoded together: one forward takes a token of each, reading every weight once.
+    public init(model: GPTModel, sequences: Int = 1) {
         precondition(model.tensorParallelSize == 1 && model.part.isWhole, "KV-cached decoding runs on a whole (single-rank) model")
+        precondition(sequences >= 1, "decoding needs at least one sequence")
         self.model = model
-        let c = model.config.hiddenSize, t = model.config.maxPositionEmbeddings
-        keys = KeyValueCache(precision: model.precision, count: model.config.numLayers * t * c)
-        values = KeyValueCache(precision: model.precision, count: model.config.numLayers * t * c)
-        operand = LowPrecisionBuffer(model.precision, count: max(c, model.config.ffnHiddenSize))
+        self.sequences = sequences
+        let c = model.config.hiddenSize, t = model.config.maxPositionEmbeddings, ffn = model.config.ffnHiddenSize
+        let b = sequences
+        keys = KeyValueCache(precision: model.precision, count: b * model.config.numLayers * t * c)
+        values = KeyValueCache(precision: model.precision, count: b * model.config.numLayers * t * c)
+        operand = LowPrecisionBuffer(model.precision, count: b * max(c, ffn))
         row = FloatBuffer(count: c / model.config.numAttentionHeads)
-        stream = FloatBuffer(count: 2 * c)
-        normed = FloatBuffer(count: c)
-        qkv = FloatBuffer(count: 3 * c)
-        attention = FloatBuffer(count: c)
-        residual = FloatBuffer(count: c)
-        hidden = FloatBuffer(count: model.config.ffnHiddenSize)
-        activated = FloatBuffer(count: model.config.ffnHiddenSize)
+        stream = FloatBuffer(count: 2 * b * c)
+        normed = FloatBuffer(count: b * c)
+        qkv = FloatBuffer(count: b * 3 * c)
+        attention = FloatBuffer(count: b * c)
+        residual = FloatBuffer(count: b * c)
+        hidden = FloatBuffer(count: b * ffn)
+        activated = FloatBuffer(count: b * ffn)
         scores = FloatBuffer(count: t)
-        logitsBuffer = FloatBuffer(count: model.config.paddedVocabSize)
-        statistics = FloatBuffer(count: 2)
+        logitsBuffer = FloatBuffer(count: b * model.config.paddedVocabSize)
+        statistics = FloatBuffer(count: 2 * b)
+        lengths = Array(repeating: 0, count: b)
     }
 
-    /// Forgets the cached sequence.
-    public func reset() { length = 0 }
+    /// Forgets every cached sequence.
+    public func reset() { lengths = Array(repeating: 0, count: sequences) }
 
-    /// The logits after the last appended token (`paddedVocabSize` values).
+    /// Forgets sequence `slot`'s cache.
+    public func reset(slot: Int) { lengths[slot] = 0 }
+
+    /// The logits after the last appended token (`paddedVocabSize` values; of the first row when
+    /// several sequences were appended).
     public var logits: UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(start: logitsBuffer.pointer, count: model.config.paddedVocabSize)
     }
 
-    /// Runs `token` at position `length` and returns the logits for the next token.
+    /// Runs `token` at sequence 0's next position and returns the logits for the next token.
     @discardableResult
     public func append(_ token: Int32) throws(GPTInputError) -> UnsafeBufferPointer<Float> {
+        try append([token], slots: [0])
+        return logits
+    }
+
+    /// Runs `tokens[r]` at the next position of sequence `slots[r]` (distinct slots), all in one
+    /// forward, and returns the logits `[tokens.count, paddedVocabSize]`, row r for `slots[r]`.
+    @discardableResult
+    public func append(_ tokens: [Int32], slots: [Int]) throws(GPTInputError) -> UnsafeBufferPointer<Float> {
+        precondition(tokens.count == slots.count && !tokens.isEmpty && tokens.count <= sequences, "one token per slot")
         let config = model.config
-        guard length < config.maxPositionEmbeddings else {
-            throw .sequenceTooLong(seqLength: length + 1, maxPositionEmbeddings: config.maxPositionEmbeddings)
+        for (token, slot) in zip(tokens, slots) {
+            guard lengths[slot] < config.maxPositionEmbeddings else {
+                throw .sequenceTooLong(seqLength: lengths[slot] + 1, maxPositionEmbeddings: config.maxPositionEmbeddings)
+            }
+            guard token >= 0 && Int(token) < config.paddedVocabSize else {
+                throw .tokenOutOfRange(position: lengths[slot], id: Int(token), vocabSize: config.paddedVocabSize)
+            }
         }
-        guard token >= 0 && Int(token) < config.paddedVocabSize else {
-            throw .tokenOutOfRange(position: length, id: Int(token), vocabSize: config.paddedVocabSize)
-        }
-        let c = config.hiddenSize
+        let n = tokens.count, c = config.hiddenSize
         let p = UnsafePointer(model.params.buffer.pointer), stage = model.stage
-        let mean = statistics.pointer, rstd = statistics.pointer + 1
+        let mean = statistics.pointer, rstd = statistics.pointer + n
         guard let embedding = stage.embedding, let positions = embedding.positionEmbeddings,
               let finalLN = stage.finalLayerNorm else { preconditionFailure("decoding needs the whole model") }
         let precision = model.linearPrecision(operand: operand)
-        var x = stream.pointer, next = stream.pointer + c
-        var position: Int32 = token
-        Embedding.forward(out: x, tokens: &position, wte: p + embedding.wordEmbeddings,
-                          wpe: p + positions + length * c, batch: 1, seqLength: 1, channels: c)
-        precision.roundInPlace(x, count: c)
+        var x = stream.pointer, next = stream.pointer + sequences * c
+        for (r, (token, slot)) in zip(tokens, slots).enumerated() {
+            var id = token
+            Embedding.forward(out: x + r * c, tokens: &id, wte: p + embedding.wordEmbeddings,
+                              wpe: p + positions + lengths[slot] * c, batch: 1, seqLength: 1, channels: c)
+        }
+        precision.roundInPlace(x, count: n * c)
         for (l, layer) in stage.layers.enumerated() {
             let buffers = TransformerLayerBuffers(
                 ln1: normed.pointer, ln1Mean: mean, ln1Rstd: rstd, qkv: qkv.pointer, attention: attention.pointer,
                 residual2: residual.pointer, ln2: normed.pointer, ln2Mean: mean, ln2Rstd: rstd, fc: hidden.pointer,
                 gelu: activated.pointer, output: next)
-            layer.forward(input: x, buffers: buffers, rows: 1, params: p, precision: precision,
+            layer.forward(input: x, buffers: buffers, rows: n, params: p, precision: precision,
                           region: model.region.withoutSequenceParallel) { qkv, out in
-                attendToCache(layer: l, qkv: qkv, out: out)
+                for (r, slot) in slots.enumerated() {
+                    attendToCache(layer: l, slot: slot, qkv: qkv + r * 3 * c, out: out + r * c)
+                }
             }
             swap(&x, &next)
         }
         LayerNorm.forward(out: normed.pointer, mean: mean, rstd: rstd, inp: x, weight: p + finalLN.weight,
-                          bias: p + finalLN.bias, rows: 1, channels: c, eps: config.layerNormEpsilon)
-        embedding.outputLayer.forward(out: logitsBuffer.pointer, inp: normed.pointer, params: p, rows: 1, precision: precision,
+                          bias: p + finalLN.bias, rows: n, channels: c, eps: config.layerNormEpsilon)
+        embedding.outputLayer.forward(out: logitsBuffer.pointer, inp: normed.pointer, params: p, rows: n, precision: precision,
                                       roundsOutput: false)
-        length += 1
-        return logits
+        for slot in slots { lengths[slot] += 1 }
+        return UnsafeBufferPointer(start: logitsBuffer.pointer, count: n * config.paddedVocabSize)
     }
 
-    /// The attention core of one token at position `length` in layer `layer`: appends its key
-    /// and value to the cache and attends over positions `0...length`.
-    private func attendToCache(layer: Int, qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+    /// The attention core of one token of sequence `slot` at its position in layer `layer`:
+    /// appends its key and value to the sequence's cache and attends over its positions so far.
+    private func attendToCache(layer: Int, slot: Int, qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let config = model.config
         let c = config.hiddenSize, heads = config.numAttentionHeads, d = c / heads
-        let t = length, maxT = config.maxPositionEmbeddings
+        let t = lengths[slot], maxT = config.maxPositionEmbeddings
         let scale = 1 / Float(d).squareRoot()
-        let layerStart = layer * maxT * c
+        let layerStart = (slot * config.numLayers + layer) * maxT * c
         for h in 0..<heads {
             let q = qkv + h * 3 * d
             keys.write(at: layerStart + t * c + h * d, from: q + d, count: d)

@@ -33,9 +33,12 @@ struct GenerateCommand: ParsableCommand {
     var json = false
     @Flag(name: .long, help: "bf16 GEMMs and a bf16 key/value cache (as train --bf16).")
     var bf16 = false
+    @Option(name: .flag(.microBatchSize), help: .flag(.microBatchSize, "Prompts decoded together (default 8)."))
+    var microBatchSize = 8
 
     func validate() throws {
         guard tokensToGenerate >= 0 else { throw ValidationError("--tokens-to-generate must not be negative") }
+        guard microBatchSize >= 1 else { throw ValidationError("--micro-batch-size must be at least 1") }
     }
 
     func run() throws {
@@ -46,8 +49,8 @@ struct GenerateCommand: ParsableCommand {
         guard tokenizer.vocabularySize <= model.config.paddedVocabSize else {
             throw ValidationError("the tokenizer has \(tokenizer.vocabularySize) ids but the checkpoint's model only \(model.config.paddedVocabSize)")
         }
-        let inference = GPTInference(model: model)
         let eod = tokenizer.endOfDocumentID
+        var prompts = [[Int32]]()
         for text in prompt {
             var ids = tokenizer.encode(text)
             if ids.isEmpty {
@@ -57,8 +60,17 @@ struct GenerateCommand: ParsableCommand {
             guard ids.count < model.config.maxPositionEmbeddings else {
                 throw ValidationError("the prompt has \(ids.count) tokens; the model takes at most \(model.config.maxPositionEmbeddings - 1) before generating")
             }
-            var generated = try inference.generate(prompt: ids, count: tokensToGenerate, vocabularySize: tokenizer.vocabularySize,
-                                                   options: options, seed: seed, stop: eod)
+            prompts.append(ids)
+        }
+        // Up to --micro-batch-size prompts decode side by side (one forward per step for all).
+        let inference = GPTInference(model: model, sequences: min(microBatchSize, prompts.count))
+        var results = [[Int32]]()
+        for start in stride(from: 0, to: prompts.count, by: inference.sequences) {
+            let group = Array(prompts[start..<min(start + inference.sequences, prompts.count)])
+            results += try inference.generate(prompts: group, count: tokensToGenerate, vocabularySize: tokenizer.vocabularySize,
+                                              options: options, seed: seed, stop: eod)
+        }
+        for (text, var generated) in zip(prompt, results) {
             if let eod, generated.last == eod { generated.removeLast() }
             let completion = try tokenizer.decode(generated)
             if json {

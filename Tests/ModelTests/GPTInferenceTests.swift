@@ -103,4 +103,42 @@ import TestSupport
         }
         #expect(seen == [1, 2])
     }
+
+    /// Several sequences decoded side by side, each at its own position, give each sequence's
+    /// logits alone (to the rounding of a GEMM over more rows), and batched generation gives
+    /// what generating each prompt alone gives.
+    @Test func sequencesDecodedTogetherMatchEachAlone() throws {
+        let model = try Self.model()
+        var random = RandomGenerator(seed: 5)
+        let streams = (0..<3).map { s in (0..<(10 + 4 * s)).map { _ in Int32(random.next() % 150) } }
+        var alone = [[Float]]()
+        for stream in streams {
+            let inference = GPTInference(model: model)
+            var logits = [Float]()
+            for token in stream { logits += Array(try inference.append(token)) }
+            alone.append(logits)
+        }
+        let together = GPTInference(model: model, sequences: 3)
+        var logits = streams.map { _ in [Float]() }
+        let vocab = model.config.paddedVocabSize
+        for step in 0..<streams.map(\.count).max()! {
+            let slots = streams.indices.filter { step < streams[$0].count }
+            let rows = try together.append(slots.map { streams[$0][step] }, slots: slots)
+            for (r, slot) in slots.enumerated() { logits[slot] += Array(rows[(r * vocab)..<((r + 1) * vocab)]) }
+        }
+        for s in streams.indices { #expect(relativeError(logits[s], alone[s]) < 1e-5, "sequence \(s)") }
+        #expect(together.lengths == streams.map(\.count))
+
+        let prompts: [[Int32]] = [[1, 2, 3], [7], [9, 9, 9, 9, 9, 9]]
+        let greedy = SamplingOptions(temperature: 0)
+        let batched = try together.generate(prompts: prompts, count: 8, vocabularySize: 150, options: greedy, seed: 1)
+        let single = GPTInference(model: model)
+        for (prompt, result) in zip(prompts, batched) {
+            #expect(result == (try single.generate(prompt: prompt, count: 8, vocabularySize: 150, options: greedy, seed: 1)))
+        }
+        // Near the last position a sequence stops on its own: 24 positions, an 18-token prompt.
+        let long = try together.generate(prompts: [Array(repeating: 4, count: 18), [5]], count: 20, vocabularySize: 150,
+                                         options: greedy, seed: 1)
+        #expect(long[0].count == 6 && long[1].count == 20)
+    }
 }
