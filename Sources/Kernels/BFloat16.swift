@@ -101,7 +101,8 @@ public enum BFloat16Conversion {
     }
 }
 
-/// An owned, 64-byte aligned, zero-initialized array of bf16 values (one allocation, freed on deinit).
+/// An owned, 64-byte aligned array of bf16 values, zero-initialized unless asked not to (one
+/// allocation, freed on deinit).
 public final class BFloat16Buffer: @unchecked Sendable {
     /// Number of elements.
     public let count: Int
@@ -109,12 +110,15 @@ public final class BFloat16Buffer: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<BFloat16>
 
     /// Allocates `count` zeroed elements.
-    public init(count: Int) {
+    public convenience init(count: Int) { self.init(count: count, zeroed: true) }
+
+    /// Allocates `count` elements, zeroed or not (see `FloatBuffer.init(count:zeroed:)`).
+    public init(count: Int, zeroed: Bool) {
         precondition(count >= 0, "BFloat16Buffer: negative count \(count)")
         self.count = count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 2, alignment: 64)
         pointer = raw.bindMemory(to: BFloat16.self, capacity: max(1, count))
-        pointer.initialize(repeating: BFloat16(bitPattern: 0), count: count)
+        if zeroed { pointer.initialize(repeating: BFloat16(bitPattern: 0), count: count) }
     }
 
     /// Allocates and fills with `values` rounded to bf16.

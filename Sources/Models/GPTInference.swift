@@ -165,8 +165,11 @@ private enum KeyValueCache {
     case fp32(FloatBuffer)
     case bf16(BFloat16Buffer)
 
+    /// Not zeroed: a position is written before it is read, and untouched positions (most of a
+    /// long cache) then take no resident memory.
     init(precision: ComputePrecision, count: Int) {
-        self = precision == .bf16 ? .bf16(BFloat16Buffer(count: count)) : .fp32(FloatBuffer(count: count))
+        self = precision == .bf16 ? .bf16(BFloat16Buffer(count: count, zeroed: false))
+            : .fp32(FloatBuffer(count: count, zeroed: false))
     }
 
     /// Stores `count` values at `offset` (rounded to bf16 in a bf16 cache).

@@ -4,7 +4,8 @@ import Glibc
 import Darwin
 #endif
 
-/// An owned, 64-byte aligned, zero-initialized array of `Float`s (one allocation, freed on deinit).
+/// An owned, 64-byte aligned array of `Float`s, zero-initialized unless asked not to (one
+/// allocation, freed on deinit).
 public final class FloatBuffer: @unchecked Sendable {
     /// Number of floats.
     public let count: Int
@@ -14,7 +15,12 @@ public final class FloatBuffer: @unchecked Sendable {
     /// Allocates `count` zeroed floats. When the memory cannot be had, the process stops with
     /// one line naming the size (never a trap: release builds drop preconditions); runs check
     /// their whole need up front (`GPTMemory`, `MemoryRequirement`) so this is the last resort.
-    public init(count: Int) {
+    public convenience init(count: Int) { self.init(count: count, zeroed: true) }
+
+    /// `count` floats, zeroed or not: a buffer whose every element is written before it is read
+    /// (a key/value cache) skips the pass, and a large one then takes resident memory only as
+    /// its pages are first written.
+    public init(count: Int, zeroed: Bool) {
         self.count = count
         let (bytes, overflow) = max(1, count).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
         var raw: UnsafeMutableRawPointer?
@@ -22,7 +28,7 @@ public final class FloatBuffer: @unchecked Sendable {
             outOfMemory(bytes: Double(max(1, count)) * Double(MemoryLayout<Float>.stride))
         }
         pointer = raw!.bindMemory(to: Float.self, capacity: max(1, count))
-        pointer.initialize(repeating: 0, count: count)
+        if zeroed { pointer.initialize(repeating: 0, count: count) }
     }
 
     deinit { free(pointer) }
