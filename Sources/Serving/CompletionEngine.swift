@@ -68,6 +68,8 @@ public final class CompletionEngine {
     public let model: GPTModel
     public let tokenizer: Tokenizer
     private let inference: GPTInference
+    /// The decoder of several sequences (`completeTogether`), made on first use.
+    private var batched: GPTInference?
     /// The ids a completion may produce: the tokenizer's.
     public var vocabularySize: Int { tokenizer.vocabularySize }
 
@@ -75,6 +77,14 @@ public final class CompletionEngine {
         self.model = model
         self.tokenizer = tokenizer
         inference = GPTInference(model: model)
+    }
+
+    /// A decoder of at least `count` sequences (kept for the next batch).
+    func batchInference(for count: Int) -> GPTInference {
+        if let batched, batched.sequences >= count { return batched }
+        let made = GPTInference(model: model, sequences: max(count, Self.maxBatch))
+        batched = made
+        return made
     }
 
     /// Longest prompt the model reads.

@@ -74,14 +74,17 @@ public struct MegatronServer: Sendable {
         return try RequestFields(Array(buffer.readableBytesView))
     }
 
-    /// Runs `prompts` (one after another, on the model's worker) with `template`'s settings.
+    /// Runs `prompts` on the model's worker with `template`'s settings: decoded side by side
+    /// when there are several and their prompts are not scored, one after another otherwise.
     func complete(_ prompts: [[Int32]], _ template: CompletionRequest) async throws -> [Completion] {
-        try await queue.run { engine in
-            try prompts.map { prompt in
-                var request = template
-                request.prompt = prompt
-                return try engine.complete(request)
-            }
+        let requests = prompts.map { prompt in
+            var request = template
+            request.prompt = prompt
+            return request
+        }
+        let together = requests.count > 1 && !(template.echo && template.logprobs != nil)
+        return try await queue.run { engine in
+            together ? try engine.completeTogether(requests) : try requests.map { try engine.complete($0) }
         }
     }
 

@@ -160,4 +160,29 @@ import Training
         try await held.value
         #expect(try await queue.run { $0 + 1 } == 1)
     }
+
+    /// Prompts decoded side by side complete as each does alone: greedy and sampled, with stop
+    /// strings, log-probabilities, the end-of-text token and the model's last position.
+    @Test func promptsDecodedTogetherCompleteAsEachAlone() throws {
+        let engine = CompletionEngine(model: try Self.model(), tokenizer: Self.tokenizer)
+        var requests = [CompletionRequest]()
+        for (index, text) in ["A lawyer is", "Love", "The Devil's Dictionary", "War"].enumerated() {
+            requests.append(CompletionRequest(prompt: Self.tokenizer.encode(text), maxTokens: 6 + index,
+                                              sampling: SamplingOptions(temperature: index % 2 == 0 ? 0 : 0.9, topK: 20),
+                                              seed: UInt64(index), logprobs: index == 1 ? 3 : nil, stop: index == 2 ? ["ok"] : [],
+                                              stopToken: Self.tokenizer.endOfDocumentID))
+        }
+        requests.append(CompletionRequest(prompt: Array(repeating: 7, count: 125), maxTokens: 10))  // 3 positions left
+        requests.append(CompletionRequest(prompt: [5], maxTokens: 0))
+        let together = try engine.completeTogether(requests)
+        for (request, result) in zip(requests, together) {
+            let alone = try engine.complete(request)
+            #expect(result.generated.map(\.id) == alone.generated.map(\.id) && result.text == alone.text
+                    && result.finishReason == alone.finishReason, "\(request.prompt.prefix(3))")
+            for (a, b) in zip(result.generated, alone.generated) {
+                #expect(abs((a.logprob ?? 0) - (b.logprob ?? 0)) < 1e-4 && a.top.map(\.id) == b.top.map(\.id))
+            }
+        }
+        #expect(together[4].generated.count == 3 && together[5].generated.isEmpty)
+    }
 }
