@@ -33,6 +33,7 @@ extension CompletionEngine {
     }
 
     private func decodeTogether(_ requests: [CompletionRequest]) throws -> [Completion] {
+        largestBatch = max(largestBatch, requests.count)
         let batch = batchInference(for: requests.count)
         batch.reset()
         let vocabulary = model.config.paddedVocabSize, maxPositions = model.config.maxPositionEmbeddings

@@ -70,6 +70,8 @@ public final class CompletionEngine {
     private let inference: GPTInference
     /// The decoder of several sequences (`completeTogether`), made on first use.
     private var batched: GPTInference?
+    /// The most prompts decoded together so far.
+    public internal(set) var largestBatch = 0
     /// The ids a completion may produce: the tokenizer's.
     public var vocabularySize: Int { tokenizer.vocabularySize }
 

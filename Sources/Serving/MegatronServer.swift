@@ -13,6 +13,8 @@ import Tokenizer
 /// in flight are answered.
 public struct MegatronServer: Sendable {
     let queue: InferenceQueue<CompletionEngine>
+    /// Gathers the prompts that can decode together, across requests.
+    let batcher: RequestBatcher
     let tokenizer: Tokenizer
     let maxPromptTokens: Int
     let limits: ServerLimits
@@ -23,6 +25,7 @@ public struct MegatronServer: Sendable {
         tokenizer = engine.tokenizer
         maxPromptTokens = engine.maxPromptTokens
         queue = InferenceQueue(engine: engine, capacity: limits.queueCapacity)
+        batcher = RequestBatcher(queue: queue)
         self.limits = limits
         self.modelName = modelName
     }
@@ -74,18 +77,17 @@ public struct MegatronServer: Sendable {
         return try RequestFields(Array(buffer.readableBytesView))
     }
 
-    /// Runs `prompts` on the model's worker with `template`'s settings: decoded side by side
-    /// when there are several and their prompts are not scored, one after another otherwise.
+    /// Runs `prompts` on the model's worker with `template`'s settings: prompts that are not
+    /// scored decode side by side with whatever other prompts wait (this request's and other
+    /// clients'); scored ones (`echo` with `logprobs`) one after another.
     func complete(_ prompts: [[Int32]], _ template: CompletionRequest) async throws -> [Completion] {
         let requests = prompts.map { prompt in
             var request = template
             request.prompt = prompt
             return request
         }
-        let together = requests.count > 1 && !(template.echo && template.logprobs != nil)
-        return try await queue.run { engine in
-            together ? try engine.completeTogether(requests) : try requests.map { try engine.complete($0) }
-        }
+        if !(template.echo && template.logprobs != nil) { return try await batcher.complete(requests) }
+        return try await queue.run { engine in try requests.map { try engine.complete($0) } }
     }
 
     /// Server-sent events, as OpenAI streams a completion: a `text_completion` chunk per piece of

@@ -2,7 +2,7 @@ import Dispatch
 import Evaluation
 import FileSupport
 import Models
-import Serving
+@testable import Serving
 import Synchronization
 import Testing
 import Tokenizer
@@ -184,5 +184,25 @@ import Training
             }
         }
         #expect(together[4].generated.count == 3 && together[5].generated.isEmpty)
+    }
+
+    /// Prompts of different clients waiting together decode in one batch, each with its own answer.
+    @Test func waitingPromptsOfDifferentClientsDecodeTogether() async throws {
+        let engine = CompletionEngine(model: try Self.model(), tokenizer: Self.tokenizer)
+        let queue = InferenceQueue(engine: engine, capacity: 16)
+        let batcher = RequestBatcher(queue: queue)
+        let texts = ["A lawyer is", "Love", "War", "Politics is", "Hope"]
+        let requests = texts.map { CompletionRequest(prompt: Self.tokenizer.encode($0), maxTokens: 5) }
+        let alone = try requests.map { try engine.complete($0) }
+        let release = DispatchSemaphore(value: 0)
+        let held = try queue.start { _ in release.wait() }  // the worker is busy while the clients arrive
+        let clients = requests.map { request in Task { try await batcher.complete([request])[0] } }
+        while queue.load < 1 + requests.count { try await Task.sleep(for: .milliseconds(5)) }
+        release.signal()
+        try await held.value
+        for (client, expected) in zip(clients, alone) {
+            #expect(try await client.value.generated.map(\.id) == expected.generated.map(\.id))
+        }
+        #expect(engine.largestBatch == requests.count)
     }
 }
