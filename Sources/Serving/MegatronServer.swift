@@ -9,7 +9,8 @@ import Tokenizer
 /// Every request is parsed and checked on the connection's task (a malformed one gets a 400 with
 /// a JSON error naming the field, without touching the model); valid ones wait in
 /// `InferenceQueue` for the one worker that runs the model, at most `limits.queueCapacity` of
-/// them (503 at once beyond that). `runService` stops on SIGTERM or SIGINT after the requests
+/// them (503 at once beyond that), where prompts that are not scored decode together with the
+/// others waiting (`RequestBatcher`). `runService` stops on SIGTERM or SIGINT after the requests
 /// in flight are answered.
 public struct MegatronServer: Sendable {
     let queue: InferenceQueue<CompletionEngine>
