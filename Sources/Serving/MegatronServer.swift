@@ -92,7 +92,8 @@ public struct MegatronServer: Sendable {
     }
 
     /// Server-sent events, as OpenAI streams a completion: a `text_completion` chunk per piece of
-    /// generated text, one with the `finish_reason` per prompt, then `data: [DONE]`.
+    /// generated text (after one with the prompt's text when it is echoed), one with the
+    /// `finish_reason` per prompt, then `data: [DONE]`.
     func stream(_ call: CompletionsCall, id: String, created: Int) throws -> Response {
         let (events, sink) = AsyncStream<ByteBuffer>.makeStream()
         @Sendable func send(_ index: Int, _ text: String, _ finish: String?) {
@@ -104,11 +105,12 @@ public struct MegatronServer: Sendable {
             ])
             sink.yield(ByteBuffer(string: "data: \(chunk.serialized)\n\n"))
         }
-        let prompts = call.prompts, template = call.request
+        let prompts = call.prompts, template = call.request, tokenizer = tokenizer
         let job = try queue.start { engine in
             for (index, prompt) in prompts.enumerated() {
                 var request = template
                 request.prompt = prompt
+                if template.echo { send(index, (try? tokenizer.decode(prompt)) ?? "", nil) }  // the prompt comes first
                 let completion = try engine.complete(request) { send(index, $0, nil) }
                 send(index, "", completion.finishReason)
             }

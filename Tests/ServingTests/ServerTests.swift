@@ -94,6 +94,10 @@ import Training
             #expect(events.last == "[DONE]")
             let pieces = try events.dropLast().map { Self.element(try JSONValue.parse($0)["choices"], 0)?["text"] }
             #expect(pieces.map { if case let .string(s)? = $0 { s } else { "" } }.joined() == text)
+            let echoed = try client.send("POST", "/v1/completions", body: #"{"prompt": "A lawyer is", "max_tokens": 6, "temperature": 0, "stream": true, "echo": true}"#)
+            let echoedPieces = try echoed.body.split(separator: "\n\n").map { String($0.dropFirst("data: ".count)) }.dropLast()
+                .map { Self.element(try JSONValue.parse($0)["choices"], 0)?["text"] }
+            #expect(echoedPieces.map { if case let .string(s)? = $0 { s } else { "" } }.joined() == "A lawyer is" + text)
         }
     }
 
