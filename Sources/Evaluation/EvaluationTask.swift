@@ -31,8 +31,6 @@ public struct EvaluationTask: Sendable {
 
     public let name: String
     public let kind: Kind
-    /// The dataset whose lines it reads (for help and errors).
-    public let source: String
     let format: @Sendable (JSONDocument) throws(TaskError) -> FormattedDocument
 
     /// Puts document `document` (line `line` of the file) into its parts.

@@ -13,26 +13,26 @@ public enum TaskCatalog {
     }
 
     static let tasks: [EvaluationTask] = [
-        EvaluationTask(name: "lambada_openai", kind: .loglikelihood, source: "EleutherAI/lambada_openai: text") { doc throws(TaskError) in
+        EvaluationTask(name: "lambada_openai", kind: .loglikelihood) { doc throws(TaskError) in
             // Jinja: text.split(' ')[:-1]|join(' ') and ' ' + text.split(' ')[-1].
             let words = try doc.string("text").split(separator: " ", omittingEmptySubsequences: false)
             return FormattedDocument(texts: [words.dropLast().joined(separator: " ")], choices: [], gold: 0,
                                      target: " " + words.last!)
         },
-        multipleChoice("piqa", source: "baber/piqa: goal, sol1, sol2, label") { doc throws(TaskError) in
+        multipleChoice("piqa") { doc throws(TaskError) in
             ("Question: \(try doc.string("goal"))\nAnswer:", [try doc.string("sol1"), try doc.string("sol2")], try doc.integer("label"))
         },
-        multipleChoice("hellaswag", source: "Rowan/hellaswag: activity_label, ctx_a, ctx_b, endings, label") { doc throws(TaskError) in
+        multipleChoice("hellaswag") { doc throws(TaskError) in
             let context = try doc.string("ctx_a") + " " + PythonText.capitalize(try doc.string("ctx_b"))
             return (HellaSwag.preprocess(try doc.string("activity_label") + ": " + context),
                     try doc.strings("endings").map(HellaSwag.preprocess), try doc.integer("label"))
         },
-        multipleChoice("arc_easy", source: "allenai/ai2_arc ARC-Easy: question, choices {text, label}, answerKey", arc),
-        multipleChoice("arc_challenge", source: "allenai/ai2_arc ARC-Challenge: question, choices {text, label}, answerKey", arc),
-        multipleChoice("boolq", source: "super_glue boolq: passage, question, label") { doc throws(TaskError) in
+        multipleChoice("arc_easy", arc),
+        multipleChoice("arc_challenge", arc),
+        multipleChoice("boolq") { doc throws(TaskError) in
             ("\(try doc.string("passage"))\nQuestion: \(try doc.string("question"))?\nAnswer:", ["no", "yes"], try doc.integer("label"))
         },
-        EvaluationTask(name: "winogrande", kind: .multipleInput, source: "allenai/winogrande: sentence, option1, option2, answer") { doc throws(TaskError) in
+        EvaluationTask(name: "winogrande", kind: .multipleInput) { doc throws(TaskError) in
             let sentence = try doc.string("sentence")
             guard let blank = sentence.unicodeScalars.firstIndex(of: "_") else { throw doc.bad("\"sentence\" has no _ blank") }
             let before = String(sentence.unicodeScalars[..<blank])
@@ -42,27 +42,26 @@ public enum TaskCatalog {
             guard let gold = ["1": 0, "2": 1][answer] else { throw doc.bad("\"answer\" must be \"1\" or \"2\", got \(answer)") }
             return FormattedDocument(texts: options, choices: options, gold: gold, target: PythonText.strip(after))
         },
-        multipleChoice("wic", source: "super_glue wic: sentence1, sentence2, start1, end1, label") { doc throws(TaskError) in
+        multipleChoice("wic") { doc throws(TaskError) in
             let first = try doc.string("sentence1")
             let word = try PythonText.slice(first, try doc.integer("start1"), try doc.integer("end1"), doc: doc)
             return ("Sentence 1: \(first)\nSentence 2: \(try doc.string("sentence2"))\nQuestion: Is the word '\(word)' "
                     + "used in the same way in the two sentences above?\nAnswer:", ["no", "yes"], try doc.integer("label"))
         },
-        multipleChoice("race", source: "EleutherAI/race high: article, problems (a Python list of {question, answer, options})",
-                       race),
-        multipleChoice("anli_r1", source: "facebook/anli: premise, hypothesis, label", anli),
-        multipleChoice("anli_r2", source: "facebook/anli: premise, hypothesis, label", anli),
-        multipleChoice("anli_r3", source: "facebook/anli: premise, hypothesis, label", anli),
-        multipleChoice("multiple_choice", source: "your own: context, choices, label") { doc throws(TaskError) in
+        multipleChoice("race", race),
+        multipleChoice("anli_r1", anli),
+        multipleChoice("anli_r2", anli),
+        multipleChoice("anli_r3", anli),
+        multipleChoice("multiple_choice") { doc throws(TaskError) in
             (try doc.string("context"), try doc.strings("choices"), try doc.integer("label"))
         },
     ]
 
     /// A multiple-choice task whose documents give a text, the options and the right one's index.
-    static func multipleChoice(_ name: String, source: String,
+    static func multipleChoice(_ name: String,
                                _ parts: @escaping @Sendable (JSONDocument) throws(TaskError) -> (String, [String], Int))
         -> EvaluationTask {
-        EvaluationTask(name: name, kind: .multipleChoice, source: source) { doc throws(TaskError) in
+        EvaluationTask(name: name, kind: .multipleChoice) { doc throws(TaskError) in
             let (text, choices, gold) = try parts(doc)
             guard !choices.isEmpty else { throw doc.bad("no choices") }
             guard choices.indices.contains(gold) else { throw doc.bad("label \(gold) is not one of the \(choices.count) choices") }

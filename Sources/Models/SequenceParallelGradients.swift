@@ -12,16 +12,23 @@ extension GPTModel {
         layout.specs.indices.filter { layout.specs[$0].name.contains("layernorm.") }
     }
 
+    /// Floats of the gradients `allReduceSequenceParallelGradients` sums (0 without sequence parallelism).
+    public var sequenceParallelGradientCount: Int {
+        region.sequenceParallel ? sequenceParallelPartialTensors.reduce(0) { $0 + layout.specs[$1].count } : 0
+    }
+
     /// With sequence parallelism, sums the LayerNorm gradients over the tensor-parallel group so
     /// that every rank holds the gradient of all tokens (Megatron's `finalize_model_grads` does
     /// this once per step, after the last micro-batch's backward, in one flat all-reduce, as
-    /// here). Does nothing otherwise.
-    public func allReduceSequenceParallelGradients() {
+    /// here). Does nothing otherwise. The gradients are packed into `scratch` (at least
+    /// `sequenceParallelGradientCount` floats; a caller running every step keeps one), or into a
+    /// buffer allocated for the call.
+    public func allReduceSequenceParallelGradients(packingInto scratch: FloatBuffer? = nil) {
         guard region.sequenceParallel, let group = region.group else { return }
         let tensors = sequenceParallelPartialTensors
         let total = tensors.reduce(0) { $0 + layout.specs[$1].count }
         guard total > 0 else { return }
-        let flat = FloatBuffer(count: total)
+        let flat = scratch.flatMap { $0.count >= total ? $0 : nil } ?? FloatBuffer(count: total)
         var offset = 0
         for index in tensors {
             let count = layout.specs[index].count

@@ -13,10 +13,16 @@ struct GradientSync {
     /// Elements per data-parallel all-reduce (`--ddp-bucket-size`).
     let bucketSize: Int
 
+    /// Where `model`'s sequence-parallel LayerNorm gradients are packed for their all-reduce
+    /// (nil without sequence parallelism), kept from step to step.
+    let sequenceParallelScratch: FloatBuffer?
+
     /// Megatron's default bucket: `max(40M, 1M x DP)` elements.
-    init(parallel: ParallelState, bucketSize: Int?) {
+    init(parallel: ParallelState, bucketSize: Int?, model: GPTModel) {
         self.parallel = parallel
         self.bucketSize = bucketSize ?? max(40_000_000, 1_000_000 * parallel.dataParallel)
+        let count = model.sequenceParallelGradientCount
+        sequenceParallelScratch = count > 0 ? FloatBuffer(count: count) : nil
     }
 
     /// Reduces `model`'s gradients for `optimizer` and returns the global gradient norm of the
@@ -25,7 +31,7 @@ struct GradientSync {
     func synchronize(_ model: GPTModel, optimizer: any ModelOptimizer) -> Double {
         // With sequence parallelism each tensor-parallel rank's LayerNorm gradients cover its own
         // tokens: summed over the group first.
-        model.allReduceSequenceParallelGradients()
+        model.allReduceSequenceParallelGradients(packingInto: sequenceParallelScratch)
         // The last stage's copy of the word embedding (output layer) and the first stage's
         // (input embedding) get the sum of both gradients, so the copies stay equal.
         if let embedding = parallel.embedding, let index = model.layout.index(of: wordEmbeddingName) {

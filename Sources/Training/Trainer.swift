@@ -123,7 +123,7 @@ public final class Trainer {
         } else {
             optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: hyper)
         }
-        gradientSync = GradientSync(parallel: parallel, bucketSize: config.ddpBucketSize)
+        gradientSync = GradientSync(parallel: parallel, bucketSize: config.ddpBucketSize, model: model)
         schedule = try config.schedule()
         self.rampup = rampup
         totalSamples = try config.totalSamples()

@@ -114,15 +114,7 @@ import Testing
         }
         var worst = 0.0
         for (index, spec) in model.layout.specs.enumerated() {
-            let kind = TensorShard(name: spec.name)
-            var full = [Float](repeating: 0, count: spec.count)
-            for rank in 0..<t {
-                shards[rank].grads[index].withUnsafeBufferPointer { shard in
-                    full.withUnsafeMutableBufferPointer { out in
-                        kind.place(shard.baseAddress!, into: out.baseAddress!, fullShape: spec.shape, rank: rank, size: t)
-                    }
-                }
-            }
+            let full = TensorParallelTests.assemble(shards.map { $0.grads[index] }, spec: spec)
             let error = relativeError(full, reference.grads[index])
             worst = max(worst, error)
             #expect(error <= 2e-6, "\(spec.name): \(error)")

@@ -46,16 +46,9 @@ import Testing
         var worst = 0.0
         for (index, spec) in reference.layout.specs.enumerated() {
             let kind = TensorShard(name: spec.name)
-            var full = [Float](repeating: 0, count: spec.count)
-            for rank in 0..<t {
-                shards[rank].grads[index].withUnsafeBufferPointer { shard in
-                    full.withUnsafeMutableBufferPointer { out in
-                        kind.place(shard.baseAddress!, into: out.baseAddress!, fullShape: spec.shape, rank: rank, size: t)
-                    }
-                }
-                if kind == .replicated {  // every rank computes the same full gradient
-                    #expect(relativeError(shards[rank].grads[index], shards[0].grads[index]) <= 1e-6, "\(spec.name)")
-                }
+            let full = Self.assemble(shards.map { $0.grads[index] }, spec: spec)
+            for rank in 0..<t where kind == .replicated {  // every rank computes the same full gradient
+                #expect(relativeError(shards[rank].grads[index], shards[0].grads[index]) <= 1e-6, "\(spec.name)")
             }
             let error = relativeError(full, reference.grads.values(spec.name))
             worst = max(worst, error)
@@ -63,5 +56,19 @@ import Testing
         }
         if masked { #expect(reference.grads.values(wordEmbeddingName)[(200 * 64)...].allSatisfy { $0 == 0 }) }
         print("TP \(t)\(sequenceParallel ? " SP" : "")\(masked ? " (true vocabulary)" : ""): loss \(shards[0].loss) vs \(referenceLoss), worst gradient relative error \(worst)")
+    }
+
+    /// The whole tensor `spec` from the tensor-parallel ranks' shards of it, in rank order.
+    static func assemble(_ shards: [[Float]], spec: ParameterSpec) -> [Float] {
+        let kind = TensorShard(name: spec.name)
+        var full = [Float](repeating: 0, count: spec.count)
+        for (rank, shard) in shards.enumerated() {
+            shard.withUnsafeBufferPointer { shard in
+                full.withUnsafeMutableBufferPointer { out in
+                    kind.place(shard.baseAddress!, into: out.baseAddress!, fullShape: spec.shape, rank: rank, size: shards.count)
+                }
+            }
+        }
+        return full
     }
 }

@@ -17,17 +17,12 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import tempfile
 
-SHAPES = {  # layers, hidden, heads, seq, micro-batch (megatron bench's configurations)
-    "M": (6, 384, 6, 512, 4),
-    "124M": (12, 768, 12, 1024, 4),
-}
-
-
-def last_json(arguments):
-    output = subprocess.run(arguments, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+# The bench configurations and the JSON-reading runner are plan_memory_vs_bench.py's.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from plan_memory_vs_bench import SHAPES, run as last_json  # noqa: E402
 
 
 def main():
@@ -47,7 +42,7 @@ def main():
           "| total predicted MiB (2 ranks) | peak resident MiB | error | tokens/s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.configs:
-        layers, hidden, heads, seq, micro = SHAPES[name]
+        layers, hidden, heads, seq, _, micro = SHAPES[name]
         shape = ["--num-layers", str(layers), "--hidden-size", str(hidden), "--num-attention-heads", str(heads),
                  "--seq-length", str(seq), "--micro-batch-size", str(micro), "--global-batch-size", str(micro),
                  "--tensor-model-parallel-size", "2"]
