@@ -2,7 +2,7 @@
 # The quick start: on a fresh machine, install what is missing, build, train a tokenizer on the
 # bundled corpus (The Devil's Dictionary), preprocess it, train a small GPT for a few minutes with
 # the validation perplexity printed as it falls, save a checkpoint, print generated samples and
-# score the model on two zero-shot tasks built from the corpus.
+# score the model on three zero-shot tasks built from the corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/opt/swift/usr/bin"
@@ -60,10 +60,14 @@ lambada=$($B evaluate --load "$OUT/checkpoint" --tokenizer-file "$OUT/tokenizer/
     --task-data data/tasks/devils_lambada.jsonl --micro-batch-size 16 --json)
 definitions=$($B evaluate --load "$OUT/checkpoint" --tokenizer-file "$OUT/tokenizer/tokenizer.json" --task multiple_choice \
     --task-data data/tasks/devils_definitions.jsonl --micro-batch-size 16 --json)
+wikitext=$($B evaluate --load "$OUT/checkpoint" --tokenizer-file "$OUT/tokenizer/tokenizer.json" --task wikitext \
+    --task-data data/tasks/devils_wikitext.jsonl --micro-batch-size 8 --json)
 echo "$lambada"
 echo "$definitions"
+echo "$wikitext"
 first=$(grep validation_ppl "$OUT/metrics.jsonl" | head -1 | sed 's/.*"validation_ppl":\([0-9.e+-]*\).*/\1/')
 last=$(grep validation_ppl "$OUT/metrics.jsonl" | tail -1 | sed 's/.*"validation_ppl":\([0-9.e+-]*\).*/\1/')
 field() { echo "$1" | sed "s/.*\"$2\":\([0-9.e+-]*\).*/\1/"; }
 echo "== validation perplexity: $first (first evaluation) -> $last (last); last-word accuracy $(field "$lambada" acc)," \
-    "definition choice accuracy $(field "$definitions" acc) (chance 0.25); wall time $(( $(date +%s) - start )) s"
+    "definition choice accuracy $(field "$definitions" acc) (chance 0.25), wikitext-style word perplexity" \
+    "$(field "$wikitext" word_perplexity); wall time $(( $(date +%s) - start )) s"

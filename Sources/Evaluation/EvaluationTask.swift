@@ -11,8 +11,12 @@ public struct FormattedDocument: Sendable, Equatable {
     /// The index of the right option (multiple choice), or of the right text (multiple input).
     public var gold: Int
     /// The continuation of a last-word or multiple-input task (`doc_to_target`, with its
-    /// leading space where the task has one); unused by multiple choice.
+    /// leading space where the task has one), or the whole text of a rolling task; unused by
+    /// multiple choice.
     public var target: String
+    /// A rolling task's normalisers: the document's words and UTF-8 bytes (0 for other tasks).
+    public var words = 0
+    public var bytes = 0
 }
 
 /// One of lm-evaluation-harness's zero- and few-shot tasks (0.4.13), reading the fields of its
@@ -27,6 +31,9 @@ public struct EvaluationTask: Sendable {
         case multipleChoice
         /// One continuation `" " + target` after each choice's text (WinoGrande's partial scoring).
         case multipleInput
+        /// The target alone, scored whole in disjoint windows of the model's length
+        /// (`loglikelihood_rolling`): `word_perplexity`, `byte_perplexity`, `bits_per_byte`.
+        case rollingLogLikelihood
     }
 
     public let name: String
@@ -94,6 +101,7 @@ public enum TaskError: Error, CustomStringConvertible, Equatable {
     case badDocument(task: String, line: Int, reason: String)
     case badFile(path: String, reason: String)
     case notEnoughFewShotExamples(wanted: Int, available: Int)
+    case noFewShotForRollingTask(String)
 
     public var description: String {
         switch self {
@@ -103,6 +111,8 @@ public enum TaskError: Error, CustomStringConvertible, Equatable {
         case let .badFile(path, reason): "\(path): \(reason)"
         case let .notEnoughFewShotExamples(wanted, available):
             "--num-fewshot \(wanted) needs that many examples besides the one evaluated; --fewshot-data has \(available)"
+        case let .noFewShotForRollingTask(name):
+            "\(name) scores whole documents by rolling windows and takes no few-shot examples (--num-fewshot 0)"
         }
     }
 }

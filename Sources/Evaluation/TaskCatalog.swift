@@ -52,6 +52,13 @@ public enum TaskCatalog {
         multipleChoice("anli_r1", anli),
         multipleChoice("anli_r2", anli),
         multipleChoice("anli_r3", anli),
+        // HANS is not an lm-eval 0.4.13 task: its premise/hypothesis pairs in the prompt of
+        // lm-eval's RTE (GLUE), whose two labels (entailment, not) HANS shares.
+        multipleChoice("hans") { doc throws(TaskError) in
+            ("\(try doc.string("premise"))\nQuestion: \(try doc.string("hypothesis")) True or False?\nAnswer:", ["True", "False"],
+             try doc.integer("label"))
+        },
+        EvaluationTask(name: "wikitext", kind: .rollingLogLikelihood, format: WikiText.format),
         multipleChoice("multiple_choice") { doc throws(TaskError) in
             (try doc.string("context"), try doc.strings("choices"), try doc.integer("label"))
         },
@@ -115,58 +122,7 @@ public enum TaskCatalog {
 /// lm-eval's HellaSwag text clean-up (`hellaswag/utils.py`).
 enum HellaSwag {
     static func preprocess(_ text: String) -> String {
-        var result = PythonText.strip(text).replacing(" [title]", with: ". ")
-        result = PythonText.removeBracketed(result)
-        return result.replacing("  ", with: " ")
-    }
-}
-
-/// Python string operations the task templates use, on Unicode scalars as Python's `str`.
-enum PythonText {
-    /// `str.strip()`.
-    static func strip(_ text: String) -> String {
-        let scalars = text.unicodeScalars
-        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
-        let last = scalars.lastIndex { !$0.properties.isWhitespace }!
-        return String(scalars[first...last])
-    }
-
-    /// `str.rstrip()`.
-    static func rstrip(_ text: String) -> String {
-        let scalars = text.unicodeScalars
-        guard let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
-        return String(scalars[...last])
-    }
-
-    /// `str.capitalize()`: the first character upper-cased, the rest lower-cased.
-    static func capitalize(_ text: String) -> String {
-        guard let first = text.unicodeScalars.first else { return text }
-        return String(first).uppercased() + String(text.unicodeScalars.dropFirst()).lowercased()
-    }
-
-    /// `re.sub(r"\[.*?\]", "", text)`: every `[` with the nearest `]` after it on the same line removed.
-    static func removeBracketed(_ text: String) -> String {
-        var out = String.UnicodeScalarView()
-        let scalars = Array(text.unicodeScalars)
-        var i = 0
-        while i < scalars.count {
-            if scalars[i] == "[", let close = scalars[(i + 1)...].firstIndex(where: { $0 == "]" || $0 == "\n" }),
-               scalars[close] == "]" {
-                i = close + 1
-                continue
-            }
-            out.append(scalars[i])
-            i += 1
-        }
-        return String(out)
-    }
-
-    /// `text[start:end]` for non-negative indices.
-    static func slice(_ text: String, _ start: Int, _ end: Int, doc: JSONDocument) throws(TaskError) -> String {
-        let scalars = Array(text.unicodeScalars)
-        guard start >= 0, end >= start else { throw doc.bad("start \(start) and end \(end) do not delimit a word") }
-        var view = String.UnicodeScalarView()
-        view.append(contentsOf: scalars[min(start, scalars.count)..<min(end, scalars.count)])
-        return String(view)
+        let result = PythonText.removeBracketed(PythonText.replace(PythonText.strip(text), " [title]", ". "))
+        return PythonText.replace(result, "  ", " ")
     }
 }

@@ -15,10 +15,13 @@ public struct ExampleOutcome: Sendable {
     /// argmax of the log-likelihoods, and of them divided by each choice's length in characters.
     public var prediction: Int
     public var normalizedPrediction: Int
+    /// A rolling task's document length in words and UTF-8 bytes (0 otherwise).
+    public var words = 0
+    public var bytes = 0
 
     /// The example as a JSON line.
     public var json: JSONValue {
-        .object([
+        var fields: [(key: String, value: JSONValue)] = [
             ("index", .number(Double(index))),
             ("contexts", .array(prompt.contexts.map { .string($0) })),
             ("continuations", .array(prompt.continuations.map { .string($0) })),
@@ -26,7 +29,9 @@ public struct ExampleOutcome: Sendable {
             ("is_greedy", .array(results.map { .bool($0.isGreedy) })),
             ("gold", .number(Double(gold))), ("prediction", .number(Double(prediction))),
             ("prediction_norm", .number(Double(normalizedPrediction))),
-        ])
+        ]
+        if words > 0 || bytes > 0 { fields += [("words", .number(Double(words))), ("bytes", .number(Double(bytes)))] }
+        return .object(fields)
     }
 }
 
@@ -73,20 +78,34 @@ public struct TaskEvaluation {
             let formatted = try task.format(document, line: index + 1)
             prompts.append((builder.prompt(for: document, formatted: formatted), formatted))
         }
-        let requests = prompts.flatMap { entry in
-            zip(entry.prompt.contexts, entry.prompt.continuations).map { tokenizer.request(context: $0, continuation: $1) }
+        // Each context/continuation pair is one request, or a rolling task's document one per window.
+        let maxLength = scorer.model.config.maxPositionEmbeddings
+        let pairs = prompts.flatMap { entry in
+            zip(entry.prompt.contexts, entry.prompt.continuations).map { context, continuation in
+                task.kind == .rollingLogLikelihood ? tokenizer.rollingRequests(continuation, maxLength: maxLength)
+                    : [tokenizer.request(context: context, continuation: continuation)]
+            }
         }
-        let results = try scorer.score(requests) { progress?($0, requests.count) }
+        let requests = pairs.flatMap { $0 }
+        let scored = try scorer.score(requests) { progress?($0, requests.count) }
+        var results = [LogLikelihoodResult](), next = 0
+        for pair in pairs {
+            let parts = scored[next..<(next + pair.count)]
+            next += pair.count
+            results.append(LogLikelihoodResult(logLikelihood: parts.reduce(0) { $0 + $1.logLikelihood },
+                                               isGreedy: parts.allSatisfy(\.isGreedy)))
+        }
         var examples = [ExampleOutcome](), offset = 0
         for (index, entry) in prompts.enumerated() {
             let count = entry.prompt.contexts.count
             let scored = Array(results[offset..<(offset + count)])
             offset += count
             let lengths = entry.formatted.choices.map { Double($0.unicodeScalars.count) }
-            let normalized = task.kind == .loglikelihood ? [] : zip(scored, lengths).map { $0.logLikelihood / $1 }
+            let normalized = entry.formatted.choices.isEmpty ? [] : zip(scored, lengths).map { $0.logLikelihood / $1 }
             examples.append(ExampleOutcome(index: index, prompt: entry.prompt, results: scored, gold: entry.formatted.gold,
                                            prediction: Self.argmax(scored.map(\.logLikelihood)),
-                                           normalizedPrediction: Self.argmax(normalized)))
+                                           normalizedPrediction: Self.argmax(normalized),
+                                           words: entry.formatted.words, bytes: entry.formatted.bytes))
         }
         return TaskScore(task: task.name, numFewShot: builder.numFewShot, examples: examples,
                          metrics: Self.metrics(examples, kind: task.kind))
@@ -108,6 +127,12 @@ public struct TaskEvaluation {
             let accuracy = examples.map { $0.prediction == $0.gold ? 1.0 : 0 }
             let normalized = examples.map { $0.normalizedPrediction == $0.gold ? 1.0 : 0 }
             return [("acc", mean(accuracy), standardError(accuracy)), ("acc_norm", mean(normalized), standardError(normalized))]
+        case .rollingLogLikelihood:
+            // lm-eval's weighted_perplexity and bits_per_byte: sums over documents, then divided.
+            let logLikelihood = examples.reduce(0) { $0 + $1.results[0].logLikelihood }
+            let words = Double(examples.reduce(0) { $0 + $1.words }), bytes = Double(examples.reduce(0) { $0 + $1.bytes })
+            return [("word_perplexity", exp(-logLikelihood / words), nil), ("byte_perplexity", exp(-logLikelihood / bytes), nil),
+                    ("bits_per_byte", -logLikelihood / bytes / log(2), nil)]
         }
     }
 

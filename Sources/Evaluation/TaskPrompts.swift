@@ -28,6 +28,7 @@ public struct TaskPromptBuilder {
     public init(task: EvaluationTask, fewShotPool: [JSONValue], numFewShot: Int, seed: Int,
                 excludesEvaluated: Bool = false) throws(TaskError) {
         self.task = task
+        guard task.kind != .rollingLogLikelihood || numFewShot == 0 else { throw .noFewShotForRollingTask(task.name) }
         var pool = [(document: JSONValue, formatted: FormattedDocument)]()
         if numFewShot > 0 {
             for (index, document) in fewShotPool.enumerated() {
@@ -58,6 +59,8 @@ public struct TaskPromptBuilder {
         case .multipleInput:
             return TaskPrompt(contexts: formatted.texts.map { prefix + $0 },
                               continuations: Array(repeating: " " + formatted.target, count: formatted.texts.count))
+        case .rollingLogLikelihood:
+            return TaskPrompt(contexts: [""], continuations: [formatted.target])
         }
     }
 
@@ -100,5 +103,29 @@ public struct RequestTokenizer {
         let whole = encode(trimmed + moved + continuation)
         let contextTokens = encode(trimmed)
         return LogLikelihoodRequest(context: contextTokens, continuation: Array(whole.dropFirst(contextTokens.count)))
+    }
+
+    /// lm-eval's `loglikelihood_rolling` requests for `text` (`get_rolling_token_windows` with a
+    /// context of one token, made disjoint): the text's tokens in consecutive windows of
+    /// `maxLength`, the first after the end-of-text token, each later one after the token before
+    /// it; the last window, if short, reads back as far as a whole window would. Every token is
+    /// scored exactly once; an empty text makes no request.
+    public func rollingRequests(_ text: String, maxLength: Int) -> [LogLikelihoodRequest] {
+        let tokens = encode(text)
+        guard !tokens.isEmpty else { return [] }
+        let first = min(maxLength, tokens.count)
+        var requests = [LogLikelihoodRequest(context: [endOfText], continuation: Array(tokens[..<first]))]
+        var predicted = first
+        while predicted < tokens.count {
+            let count = min(tokens.count - predicted, maxLength)
+            let end = predicted + count
+            // The window reads tokens[end - maxLength - 1 ..< end - 1]; all but its last
+            // count - 1 tokens are the context.
+            let readStart = max(end - maxLength - 1, 0)
+            requests.append(LogLikelihoodRequest(context: Array(tokens[readStart..<(end - count)]),
+                                                 continuation: Array(tokens[(end - count)..<end])))
+            predicted = end
+        }
+        return requests
     }
 }

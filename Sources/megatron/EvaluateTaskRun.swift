@@ -40,7 +40,10 @@ struct TaskOptions: ParsableArguments {
             throw ValidationError("--task-data, --fewshot-data, --num-fewshot, --fewshot-exclude-evaluated, --limit and --output-file go with --task")
         }
         if let task {
-            guard (try? TaskCatalog.task(named: task)) != nil else { throw ValidationError(TaskError.unknownTask(task).description) }
+            guard let known = try? TaskCatalog.task(named: task) else { throw ValidationError(TaskError.unknownTask(task).description) }
+            guard known.kind != .rollingLogLikelihood || numFewshot == 0 else {
+                throw ValidationError(TaskError.noFewShotForRollingTask(task).description)
+            }
             guard taskData != nil else { throw ValidationError("--task needs --task-data FILE.jsonl") }
         }
         guard numFewshot >= 0 else { throw ValidationError("--num-fewshot must not be negative") }

@@ -35,9 +35,18 @@ import Training
         return try evaluation.run(documents)
     }
 
-    @Test(arguments: ["lambada_openai", "piqa", "hellaswag", "arc_easy", "boolq", "winogrande", "wic", "anli_r1", "race"], [0, 2])
+    @Test(arguments: ["lambada_openai", "piqa", "hellaswag", "arc_easy", "boolq", "winogrande", "wic", "anli_r1", "race", "hans"],
+          [0, 2])
     func matchesLMEval(task: String, shots: Int) throws {
         try Self.compare(try Self.evaluate(task, shots: shots, batchSize: 5), Self.expected["\(task)/\(shots)"], "\(task)/\(shots)")
+    }
+
+    /// wikitext: the detokenized pages are lm-eval's, each page's rolling log-likelihood (pages of
+    /// 100-330 tokens in windows of the model's 128 positions) agrees within 1e-6 relative (observed 1.4e-4
+    /// absolute on sums of about -4,000 nats), and
+    /// so do the word and byte perplexities.
+    @Test func wikitextMatchesLMEval() throws {
+        try Self.compare(try Self.evaluate("wikitext", shots: 0, batchSize: 3), Self.expected["wikitext/0"], "wikitext/0")
     }
 
     /// lm-eval's `fewshot_split` named as the test split: the evaluated document is never its own example.
@@ -58,16 +67,23 @@ import Training
             #expect(ours.prompt.contexts == Self.strings(theirs["contexts"]), "\(task) #\(ours.index) contexts")
             #expect(ours.prompt.continuations == Self.strings(theirs["continuations"]), "\(task) #\(ours.index) continuations")
             guard case let .array(lls)? = theirs["loglikelihoods"], case let .array(greedy)? = theirs["is_greedy"] else { continue }
-            for (result, (ll, flag)) in zip(ours.results, zip(lls, greedy)) {
+            #expect(lls.count == ours.results.count)
+            for (k, (result, ll)) in zip(ours.results, lls).enumerated() {
                 guard case let .number(value) = ll else { continue }
                 worst = max(worst, abs(result.logLikelihood - value))
-                #expect(abs(result.logLikelihood - value) <= 2e-4, "\(task) #\(ours.index): \(result.logLikelihood) vs \(value)")
-                #expect(.bool(result.isGreedy) == flag)
+                // Sums of a few tokens: 2e-4 absolute; a rolling page sums hundreds: 1e-6 relative.
+                let tolerance = max(2e-4, 1e-6 * abs(value))
+                #expect(abs(result.logLikelihood - value) <= tolerance, "\(task) #\(ours.index): \(result.logLikelihood) vs \(value)")
+                if greedy.indices.contains(k) { #expect(.bool(result.isGreedy) == greedy[k]) }  // none for a rolling task
             }
         }
         for metric in score.metrics {
-            guard case let .number(value)? = reference["metrics"]?[metric.name] else { continue }
-            let tolerance = metric.name == "perplexity" ? 1e-4 * value : 1e-12
+            guard case let .number(value)? = reference["metrics"]?[metric.name] else {
+                // Tasks whose lm-eval YAML lists acc alone have no acc_norm there; every other metric must be there.
+                if metric.name != "acc_norm" { Issue.record("\(task): lm-eval reports no \(metric.name)") }
+                continue
+            }
+            let tolerance = ["acc", "acc_norm"].contains(metric.name) ? 1e-12 : 1e-4 * value
             #expect(abs(metric.value - value) <= tolerance, "\(task) \(metric.name): \(metric.value) vs \(value)")
         }
         print("\(task): worst log-likelihood difference \(worst)")

@@ -73,4 +73,44 @@ import Testing
                                   excludesEvaluated: true)
         }
     }
+
+    /// A rolling task takes no few-shot examples.
+    @Test func rollingTasksRefuseFewShot() throws {
+        #expect(throws: TaskError.noFewShotForRollingTask("wikitext")) {
+            try TaskPromptBuilder(task: try TaskCatalog.task(named: "wikitext"), fewShotPool: [], numFewShot: 1, seed: 1)
+        }
+    }
+
+    /// lm-eval's rolling windows with a one-token context, for texts shorter than, equal to and
+    /// longer than the window: every token is scored once, in order; the first window follows the
+    /// end-of-text token, a later full one the token before it, and a short last one reads back a
+    /// whole window.
+    @Test func rollingWindowsScoreEveryTokenOnce() {
+        let tokenizer = RequestTokenizer(endOfText: -1) { text in text.unicodeScalars.map { Int32($0.value) } }
+        let maxLength = 4
+        for length in 0...13 {
+            let text = String(String.UnicodeScalarView((0..<length).map { Unicode.Scalar(UInt8(97 + $0)) }))
+            let tokens = text.unicodeScalars.map { Int32($0.value) }
+            let requests = tokenizer.rollingRequests(text, maxLength: maxLength)
+            #expect(requests.flatMap(\.continuation) == tokens, "length \(length)")
+            for (index, request) in requests.enumerated() {
+                #expect(request.continuation.count <= maxLength)
+                #expect(request.context.count + request.continuation.count == (index == 0 ? request.continuation.count + 1 : maxLength + 1))
+                if index == 0 { #expect(request.context == [-1]) }
+                let start = requests[..<index].reduce(0) { $0 + $1.continuation.count }
+                if index > 0 { #expect(request.context == Array(tokens[(start - request.context.count)..<start])) }
+            }
+        }
+    }
+
+    /// WikiText's detokenizer on the constructs it rewrites, and the words and bytes counted on
+    /// the page as distributed.
+    @Test func wikitextPagesAreDetokenizedAsLMEvalDoes() throws {
+        let page = " = A = \n \n = = B = = \n The dogs ' 1 @,@ 250 kg ( 2 @.@ 5 t ) at 40 \u{B0} C , in [ x ] { y } \" z \" ' q ' N times ; go /' 7/ caf\u{E9} 's !\n"
+        let formatted = try TaskCatalog.task(named: "wikitext").format(.object([("page", .string(page))]), line: 1)
+        // What lm-eval's wikitext_detokenizer returns for this page (its quote pattern pairs the
+        // possessive's quote with the next one).
+        #expect(formatted.target == " = A =\n\n== B ==\nThe dogs'1,250 kg (2.5 t) at 40\u{B0}C, in [x] {y} \"z\"' q 'N times; go /'[0-9]/ caf\u{E9}'s !\n")
+        #expect(formatted.words == 50 && formatted.bytes == page.utf8.count)
+    }
 }

@@ -5,6 +5,9 @@ domain), into data/tasks:
   devils_lambada.jsonl       a LAMBADA-style last-word task in lambada_openai's field ("text"):
                              the first sentence of a definition, headword included, without its
                              final punctuation; the model must predict its last word
+  devils_wikitext.jsonl      pages for the rolling-perplexity task (`--task wikitext`, field
+                             "page"): runs of whole entries spaced out as WikiText-103 distributes
+                             text (punctuation apart, @-@ hyphens, " = TITLE = " headings)
   devils_definitions.jsonl   a multiple-choice task in the generic format ("context", "choices",
                              "label"): a headword as the corpus writes it ("ABASEMENT, n.") and
                              the first sentences of four definitions, one of them its own
@@ -40,6 +43,20 @@ def entries():
     return found
 
 
+def wikitext_page(entries_text):
+    """Entries as one WikiText-103 page: the first headword as the title, each entry a paragraph
+    with its punctuation spaced out and its hyphens written @-@."""
+    def spaced(text):
+        text = re.sub(r"(\w)-(\w)", r"\1 @-@ \2", text)
+        text = re.sub(r"'s\b", " 's", text)
+        return " ".join(re.sub(r'([,.;:!?()\[\]"])', r" \1 ", text).split())
+    title = entries_text[0].split(",")[0].title()
+    lines = [f" = {title} = ", " "]
+    for text in entries_text:
+        lines += [" " + spaced(text) + " ", " "]
+    return "\n".join(lines) + "\n"
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = random.Random(1881)
@@ -57,7 +74,14 @@ def main():
             label = index % 4
             choices = others[:label] + [sentence] + others[label:]
             file.write(json.dumps({"context": headword, "choices": choices, "label": label}) + "\n")
-    print(f"{len(found)} entries; wrote {OUT}/devils_lambada.jsonl and devils_definitions.jsonl")
+    with open(CORPUS) as file:
+        texts = [" ".join(json.loads(line)["text"].split()) for line in file]
+    pages = random.Random(1911)
+    with open(os.path.join(OUT, "devils_wikitext.jsonl"), "w") as file:
+        for _ in range(20):
+            start = pages.randrange(len(texts) - 6)
+            file.write(json.dumps({"page": wikitext_page(texts[start:start + 2 + pages.randrange(5)])}) + "\n")
+    print(f"{len(found)} entries; wrote {OUT}/devils_lambada.jsonl, devils_definitions.jsonl and devils_wikitext.jsonl")
 
 
 if __name__ == "__main__":

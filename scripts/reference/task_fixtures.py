@@ -49,7 +49,46 @@ INSTALLED = {  # task -> its YAML in lm-eval, and whether it has a training spli
     "wic": ("super_glue/wic/default.yaml", True),
     "anli_r1": ("anli/anli_r1.yaml", True),
     "race": ("race/race.yaml", False),
+    # HANS is not an lm-eval task: lm-eval's RTE prompt over HANS's fields (megatron's `hans`).
+    "hans": ("glue/rte/default.yaml", True),
+    "wikitext": ("wikitext/wikitext.yaml", False),
 }
+EXTRA_YAML = {
+    "hans": ['doc_to_text: "{{premise}}\\nQuestion: {{hypothesis}} True or False?\\nAnswer:"'],
+}
+SHOTS = {"wikitext": [0]}  # a rolling task takes no examples
+NEW_TASKS = ["hans", "wikitext"]  # drawn from their own generator so that the others' files stay as they were
+
+
+def wikitext_style(text):
+    """A sentence spaced out as WikiText distributes it: punctuation, @-@ hyphens, @,@ and @.@ in
+    numbers, ' s possessives."""
+    text = re.sub(r"(\d),(\d)", r"\1 @,@ \2", text)
+    text = re.sub(r"(\d)\.(\d)", r"\1 @.@ \2", text)
+    text = re.sub(r"(\w)-(\w)", r"\1 @-@ \2", text)
+    text = re.sub(r"'s\b", " 's", text)
+    text = re.sub(r'([,.;:!?()\[\]"])', r" \1 ", text)
+    return " ".join(text.split())
+
+
+def wikitext_page(rng, pick, index):
+    """A WikiText-103 style page (wikitext_document_level's `page`): a title, a section heading,
+    paragraphs of corpus sentences, and every construct the detokenizer rewrites."""
+    title = pick().split()[0].strip(".,;:!?\"'")
+    lines = [f" = {title} = ", ""]
+    for section in range(1 + index % 3):
+        if section:
+            lines += [f" = = Part {section} = = ", ""]
+            if index % 2:
+                lines += [f" = = = Notes on {title} = = = ", ""]
+        sentences = [wikitext_style(pick()) for _ in range(2 + rng.randrange(5))]
+        extras = [f"It weighs 1 @,@ 250 kg ( about 2 @.@ 5 tons ) at 40 \u00b0 C .",
+                  "The writers ' views , in [ brackets ] and { braces } , vary .",
+                  'He said " so it goes " and left ; a \' quoted \' word , N times !',
+                  "See /' 7/ and the caf\u00e9 's menu ?", "Dogs ' tails wag .\n more"]
+        sentences.insert(rng.randrange(len(sentences) + 1), extras[(index + section) % len(extras)])
+        lines += [" " + " ".join(sentences) + " ", ""]
+    return "\n".join(lines) + "\n"
 
 
 def sentences():
@@ -63,6 +102,9 @@ def sentences():
                 if 6 <= len(words) <= 40 and all(w.isprintable() for w in words):
                     found.append(" ".join(words))
     return found
+
+
+rng_for_pages = random.Random(1701)
 
 
 def documents(task, pick, count):
@@ -108,10 +150,22 @@ def documents(task, pick, count):
                 {"question": "Which is true?", "answer": "ABCD"[index % 4], "options": [a, b, c, d]},
             ][index % 2:]
             docs.append({"example_id": f"corpus{index}.txt", "article": a + " " + b + " " + c, "problems": str(problems)})
+        elif task == "hans":
+            docs.append({"premise": a, "hypothesis": b, "label": index % 2, "parse_premise": "", "parse_hypothesis": "",
+                         "binary_parse_premise": "", "binary_parse_hypothesis": "", "heuristic": "lexical_overlap",
+                         "subcase": "ln_subject/object_swap", "template": "temp1"})
+        elif task == "wikitext":
+            docs.append({"page": wikitext_page(rng_for_pages, pick, index)})
         elif task == "anli_r1":
             docs.append({"uid": f"corpus-{index}", "premise": a + " " + b, "hypothesis": c, "label": index % 3,
                          "reason": ""})
     return docs
+
+
+def arguments(sample):
+    """A logged sample's requests: (context, continuation), or (text,) for a rolling task."""
+    found = sample["arguments"]
+    return list(found.values()) if isinstance(found, dict) else found
 
 
 def write_jsonl(path, docs):
@@ -125,13 +179,20 @@ def main():
     rng = random.Random(2024)
     pool = sentences()
     pick = lambda: rng.choice(pool)  # noqa: E731
-    for task in INSTALLED:
+    def write_task(task, pick):
         write_jsonl(os.path.join(OUT, "tasks", f"{task}.jsonl"), documents(task, pick, 8))
         if INSTALLED[task][1]:
             write_jsonl(os.path.join(OUT, "tasks", f"{task}_fewshot.jsonl"), documents(task, pick, 6))
+
+    for task in INSTALLED:
+        if task not in NEW_TASKS:
+            write_task(task, pick)
     # A multiple_choice file in the generic format (scored by megatron only: lm-eval has no such task).
     write_jsonl(os.path.join(OUT, "tasks", "multiple_choice.jsonl"),
                 [{"context": pick(), "choices": [pick(), pick(), pick()], "label": i % 3} for i in range(6)])
+    rng = random.Random(2025)
+    for task in NEW_TASKS:
+        write_task(task, pick)
 
     torch.manual_seed(7)
     config = GPT2Config(vocab_size=2048, n_positions=128, n_embd=48, n_layer=2, n_head=3,
@@ -161,12 +222,12 @@ def main():
                      "dataset_path: json", "dataset_name: null",
                      f"dataset_kwargs:\n  data_files: {json.dumps(data)}",
                      f"training_split: {'train' if has_train else 'null'}", "validation_split: null", "test_split: test",
-                     "fewshot_split: null"]
+                     "fewshot_split: null"] + EXTRA_YAML.get(task, [])
             with open(os.path.join(configs, f"local_{task}.yaml"), "w") as file:
                 file.write("\n".join(lines) + "\n")
         manager = lm_eval.tasks.TaskManager(include_path=configs)
         for task in INSTALLED:
-            for shots in [0, 2]:
+            for shots in SHOTS.get(task, [0, 2]):
                 results = lm_eval.simple_evaluate(model=lm, tasks=[f"local_{task}"], num_fewshot=shots,
                                                   task_manager=manager, log_samples=True, fewshot_random_seed=1234,
                                                   bootstrap_iters=0)
@@ -176,12 +237,10 @@ def main():
                 expected[f"{task}/{shots}"] = {
                     "metrics": metrics,
                     "examples": [{
-                        "contexts": [arg[0] for arg in s["arguments"].values()] if isinstance(s["arguments"], dict)
-                        else [arg[0] for arg in s["arguments"]],
-                        "continuations": [arg[1] for arg in s["arguments"].values()] if isinstance(s["arguments"], dict)
-                        else [arg[1] for arg in s["arguments"]],
-                        "loglikelihoods": [r[0][0] for r in s["resps"]],
-                        "is_greedy": [bool(r[0][1]) for r in s["resps"]],
+                        "contexts": [arg[0] if len(arg) > 1 else "" for arg in arguments(s)],
+                        "continuations": [arg[-1] for arg in arguments(s)],
+                        "loglikelihoods": [r[0][0] if isinstance(r[0], (list, tuple)) else r[0] for r in s["resps"]],
+                        "is_greedy": [bool(r[0][1]) for r in s["resps"] if isinstance(r[0], (list, tuple))],
                     } for s in samples],
                 }
                 print(task, shots, metrics)
