@@ -84,37 +84,24 @@ extension GPTInference {
     }
 
     /// `generate(prompt:...)` for several non-empty prompts at once, one sequence each (at most
-    /// `sequences`), decoded side by side: each step feeds every unfinished sequence its next
-    /// prompt token or its last sampled one in one forward. Each sequence samples with its own
-    /// generator seeded with `seed`, as a `generate(prompt:...)` of it alone would.
+    /// `sequences`), decoded side by side by a `BatchDecoder`. Each sequence samples with its own
+    /// generator seeded with `seed`, as a `generate(prompt:...)` of it alone would, and stops
+    /// where its tokens fill the model.
     public func generate(prompts: [[Int32]], count: Int, vocabularySize: Int, options: SamplingOptions,
                          seed: UInt64, stop: Int32? = nil) throws(GPTInputError) -> [[Int32]] {
         precondition(prompts.count <= sequences && prompts.allSatisfy { !$0.isEmpty }, "one non-empty prompt per sequence")
-        reset()
+        let decoder = BatchDecoder(inference: self)
         var generated = prompts.map { _ in [Int32]() }
         guard count > 0 else { return generated }
-        let maxPositions = model.config.maxPositionEmbeddings, vocabulary = model.config.paddedVocabSize
-        var randoms = prompts.map { _ in RandomGenerator(seed: seed) }
-        var fed = prompts.map { _ in 0 }
-        var feed: [Int32?] = prompts.map { $0[0] }  // the next token each sequence takes (nil: done)
-        while true {
-            let active = feed.indices.filter { feed[$0] != nil }
-            guard !active.isEmpty else { break }
-            let logits = try append(active.map { feed[$0]! }, slots: active)
-            for (r, i) in active.enumerated() {
-                fed[i] += 1
-                if fed[i] < prompts[i].count {
-                    feed[i] = prompts[i][fed[i]]
-                    continue
-                }
-                feed[i] = nil
-                guard lengths[i] < maxPositions else { continue }  // the sequence fills the model
-                let row = UnsafeBufferPointer(rebasing: logits[(r * vocabulary)..<((r + 1) * vocabulary)])
-                let token = Sampler.next(logits: row, vocabularySize: vocabularySize, options: options, random: &randoms[i])
+        for i in prompts.indices {
+            var random = RandomGenerator(seed: seed)
+            decoder.add(prompt: prompts[i]) { logits in
+                let token = Sampler.next(logits: logits, vocabularySize: vocabularySize, options: options, random: &random)
                 generated[i].append(token)
-                if token != stop && generated[i].count < count && lengths[i] < maxPositions { feed[i] = token }
+                return token != stop && generated[i].count < count ? token : nil
             }
         }
+        try decoder.run()
         return generated
     }
 }

@@ -60,33 +60,25 @@ public struct Completion: Sendable, Equatable {
     public var finishReason: String
 }
 
-/// Runs completions on one whole (single-rank) model: the prompt through a full forward when its
-/// log-probabilities are asked for (one batched pass, whose last position also gives the first
-/// generated token), then key/value-cached decoding (`GPTInference`). Not thread-safe: the
-/// server confines it to one worker (`InferenceQueue`).
+/// Runs completions on one whole (single-rank) model: a prompt whose log-probabilities are asked
+/// for goes through one full forward first; generation is key/value-cached decoding in the slots
+/// of a `BatchDecoder`, where requests join and leave at any step (`run(next:)`, continuous
+/// batching). Not thread-safe: the server confines it to one worker (`InferenceQueue`).
 public final class CompletionEngine {
     public let model: GPTModel
     public let tokenizer: Tokenizer
-    private let inference: GPTInference
-    /// The decoder of several sequences (`completeTogether`), made on first use.
-    private var batched: GPTInference?
+    /// Decoding slots (`maxBatch` sequences), made on first use.
+    private var decoder: BatchDecoder?
     /// The most prompts decoded together so far.
     public internal(set) var largestBatch = 0
     /// The ids a completion may produce: the tokenizer's.
     public var vocabularySize: Int { tokenizer.vocabularySize }
+    /// Most prompts decoded side by side.
+    public static let maxBatch = 8
 
     public init(model: GPTModel, tokenizer: Tokenizer) {
         self.model = model
         self.tokenizer = tokenizer
-        inference = GPTInference(model: model)
-    }
-
-    /// A decoder of at least `count` sequences (kept for the next batch).
-    func batchInference(for count: Int) -> GPTInference {
-        if let batched, batched.sequences >= count { return batched }
-        let made = GPTInference(model: model, sequences: max(count, Self.maxBatch))
-        batched = made
-        return made
     }
 
     /// Longest prompt the model reads.
@@ -95,59 +87,44 @@ public final class CompletionEngine {
     /// Completes `request`; `onText` receives the generated text as it grows (each call the
     /// characters added since the last; a stop string is never sent).
     public func complete(_ request: CompletionRequest, onText: ((String) -> Void)? = nil) throws -> Completion {
-        precondition(!request.prompt.isEmpty, "an empty prompt reaches the engine")
-        var random = RandomGenerator(seed: request.seed)
-        let scoresPrompt = request.echo && request.logprobs != nil
-        var prompt = request.prompt.map { ScoredToken(id: $0, logprob: nil, top: []) }
-        var logits: [Float]
-        if scoresPrompt {
-            logits = try scorePrompt(&prompt, alternatives: request.logprobs ?? 0)
-        } else if request.maxTokens > 0 {
-            inference.reset()
-            var last = UnsafeBufferPointer<Float>(start: nil, count: 0)
-            for token in request.prompt { last = try inference.append(token) }
-            logits = Array(last)
-        } else {
-            logits = []
-        }
-        var generated = [ScoredToken](), finish = "length", text = ""
-        var cached = !scoresPrompt  // whether the KV cache holds the sequence so far
-        while generated.count < request.maxTokens {
-            let id = logits.withUnsafeBufferPointer {
-                Sampler.next(logits: $0, vocabularySize: vocabularySize, options: request.sampling, random: &random)
-            }
-            if id == request.stopToken {
-                finish = "stop"
-                break
-            }
-            generated.append(logits.withUnsafeBufferPointer { score(id, logits: $0, alternatives: request.logprobs) })
-            let previous = text
-            text = (try? tokenizer.decode(generated.map(\.id))) ?? text
-            if let cut = Self.firstStop(request.stop, in: text) {
-                text = String(text[..<cut])
-                finish = "stop"
-            }
-            if let onText, text.count > previous.count, text.hasPrefix(previous) { onText(String(text.dropFirst(previous.count))) }
-            if finish == "stop" { break }
-            let position = request.prompt.count + generated.count
-            guard generated.count < request.maxTokens else { break }
-            guard position < model.config.maxPositionEmbeddings else { break }
-            if !cached {  // the prompt went through a full forward: fill the cache once
-                inference.reset()
-                for token in request.prompt { try inference.append(token) }
-                for token in generated.dropLast() { try inference.append(token.id) }
-                cached = true
-            }
-            logits = Array(try inference.append(id))
-        }
-        if request.logprobs == nil {
-            for i in generated.indices { generated[i].logprob = nil }
-        }
-        return Completion(prompt: prompt, generated: generated, text: text, finishReason: finish)
+        try completeTogether([request], onText: onText.map { send in { _, text in send(text) } })[0]
     }
 
-    /// Scores every prompt token after the first with one forward; returns the last position's logits.
-    private func scorePrompt(_ prompt: inout [ScoredToken], alternatives: Int) throws -> [Float] {
+    /// Completes `requests` side by side, up to `maxBatch` at a time (a request starts as soon as
+    /// a slot is free), each as it would complete alone; `onText(index, text)` as in `complete`.
+    public func completeTogether(_ requests: [CompletionRequest], onText: ((Int, String) -> Void)? = nil) throws -> [Completion] {
+        var results = [Result<Completion, any Error>?](repeating: nil, count: requests.count)
+        var next = 0
+        run { room in
+            let taken = requests.indices.dropFirst(next).prefix(room)
+            next += taken.count
+            return taken.map { index in
+                CompletionJob(request: requests[index], onText: onText.map { send in { send(index, $0) } }) { results[index] = $0 }
+            }
+        }
+        return try results.map { try $0!.get() }
+    }
+
+    /// Runs jobs as they come until none is left: before every step `next(room)` hands over up
+    /// to `room` new jobs, which start at once (continuous batching); each job's `done` is called
+    /// once, with its completion or the error that ended it.
+    public func run(next: (_ room: Int) -> [CompletionJob]) {
+        let decoder = self.decoder ?? BatchDecoder(inference: GPTInference(model: model, sequences: Self.maxBatch))
+        self.decoder = decoder
+        while true {
+            let jobs = next(decoder.freeSlots)
+            for job in jobs { start(job, in: decoder) }
+            largestBatch = max(largestBatch, decoder.activeCount)
+            if decoder.activeCount == 0 {
+                if jobs.isEmpty { return }
+                continue
+            }
+            try? decoder.step()  // an error reaches each of the step's jobs through `finished`
+        }
+    }
+
+    /// Scores every prompt token after the first with one forward.
+    func scorePrompt(_ prompt: inout [ScoredToken], alternatives: Int) throws {
         let tokens = prompt.map(\.id), n = tokens.count
         let targets = [Int32](repeating: CrossEntropy.ignoreIndex, count: n)
         try tokens.withUnsafeBufferPointer { x in
@@ -160,7 +137,6 @@ public final class CompletionEngine {
             prompt[i] = score(tokens[i], logits: UnsafeBufferPointer(start: model.logits + (i - 1) * vocab, count: vocab),
                               alternatives: alternatives)
         }
-        return Array(UnsafeBufferPointer(start: model.logits + (n - 1) * vocab, count: vocab))
     }
 
     /// `id`'s log-probability under `logits` (over the tokenizer's ids) and the top alternatives.

@@ -78,17 +78,21 @@ public struct MegatronServer: Sendable {
         return try RequestFields(Array(buffer.readableBytesView))
     }
 
-    /// Runs `prompts` on the model's worker with `template`'s settings: prompts that are not
-    /// scored decode side by side with whatever other prompts wait (this request's and other
-    /// clients'); scored ones (`echo` with `logprobs`) one after another.
+    /// Runs `prompts` on the model's worker with `template`'s settings, side by side with
+    /// whatever other prompts decode (this request's and other clients').
     func complete(_ prompts: [[Int32]], _ template: CompletionRequest) async throws -> [Completion] {
+        try await submit(prompts, template).completions()
+    }
+
+    /// Queues `prompts` with `template`'s settings; throws `.busy` at once when the queue is full.
+    func submit(_ prompts: [[Int32]], _ template: CompletionRequest,
+                onText: (@Sendable (Int, String) -> Void)? = nil) throws(ServeError) -> RequestBatcher.Submitted {
         let requests = prompts.map { prompt in
             var request = template
             request.prompt = prompt
             return request
         }
-        if !(template.echo && template.logprobs != nil) { return try await batcher.complete(requests) }
-        return try await queue.run { engine in try requests.map { try engine.complete($0) } }
+        return try batcher.submit(requests, onText: onText)
     }
 
     /// Server-sent events, as OpenAI streams a completion: a `text_completion` chunk per piece of
@@ -105,18 +109,15 @@ public struct MegatronServer: Sendable {
             ])
             sink.yield(ByteBuffer(string: "data: \(chunk.serialized)\n\n"))
         }
-        let prompts = call.prompts, template = call.request, tokenizer = tokenizer
-        let job = try queue.start { engine in
-            for (index, prompt) in prompts.enumerated() {
-                var request = template
-                request.prompt = prompt
-                if template.echo { send(index, (try? tokenizer.decode(prompt)) ?? "", nil) }  // the prompt comes first
-                let completion = try engine.complete(request) { send(index, $0, nil) }
-                send(index, "", completion.finishReason)
-            }
+        if call.request.echo {  // the prompts' text comes first
+            for (index, prompt) in call.prompts.enumerated() { send(index, (try? tokenizer.decode(prompt)) ?? "", nil) }
         }
+        let submitted = try submit(call.prompts, call.request) { send($0, $1, nil) }
         Task {
-            do { try await job.value } catch {
+            do {
+                let completions = try await submitted.completions()
+                for (index, completion) in completions.enumerated() { send(index, "", completion.finishReason) }
+            } catch {
                 sink.yield(ByteBuffer(string: "data: \(JSONValue.object([("error", .object([("message", .string("\(error)"))]))]).serialized)\n\n"))
             }
             sink.yield(ByteBuffer(string: "data: [DONE]\n\n"))

@@ -1,19 +1,22 @@
 import Synchronization
 
-/// Gathers the prompts waiting for the model so that they decode together: each submitted
-/// prompt queues a job on `InferenceQueue` as before, and whichever of those jobs runs first
-/// takes every prompt still waiting (up to `CompletionEngine.maxBatch`) and completes them in one
-/// batch, handing each its result; the jobs of the prompts it took then find nothing to do.
-/// Prompts that arrive while a batch decodes wait for the next one (static batching).
+/// Gathers the prompts waiting for the model so that they decode together (continuous
+/// batching): each submitted prompt queues a job on `InferenceQueue`, and whichever of those jobs
+/// runs first drives `CompletionEngine.run`, which before every decoding step takes prompts still
+/// waiting into the free slots (up to `CompletionEngine.maxBatch` decode at once), so a prompt
+/// that arrives while others decode joins them at the next step; each prompt's result goes to
+/// its client as soon as it ends. The jobs of prompts taken that way then find nothing to do.
 final class RequestBatcher: Sendable {
-    /// A prompt waiting for its completion, and where the completion goes.
-    private final class Waiting: Sendable {
+    /// A prompt waiting for its completion, and where its text and completion go.
+    fileprivate final class Waiting: Sendable {
         let request: CompletionRequest
+        let onText: (@Sendable (String) -> Void)?
         let result: AsyncThrowingStream<Completion, any Error>
         private let sink: AsyncThrowingStream<Completion, any Error>.Continuation
 
-        init(request: CompletionRequest) {
+        init(request: CompletionRequest, onText: (@Sendable (String) -> Void)?) {
             self.request = request
+            self.onText = onText
             (result, sink) = AsyncThrowingStream<Completion, any Error>.makeStream()
         }
 
@@ -24,7 +27,7 @@ final class RequestBatcher: Sendable {
             }
         }
 
-        /// The completion, once a batch has delivered it.
+        /// The completion, once the engine has delivered it.
         func value() async throws -> Completion {
             for try await completion in result { return completion }
             throw CancellationError()
@@ -36,40 +39,48 @@ final class RequestBatcher: Sendable {
 
     init(queue: InferenceQueue<CompletionEngine>) { self.queue = queue }
 
-    /// Completes `requests` (prompts that are not scored), each possibly in a batch with other
-    /// clients' prompts. Throws `.busy` at once when the queue cannot take them all.
-    func complete(_ requests: [CompletionRequest]) async throws -> [Completion] {
+    /// Prompts submitted together, whose completions come as the engine delivers them.
+    struct Submitted: Sendable {
+        fileprivate let items: [Waiting]
+
+        /// The completions, in the order of the requests.
+        func completions() async throws -> [Completion] {
+            var results = [Completion]()
+            for item in items { results.append(try await item.value()) }
+            return results
+        }
+    }
+
+    /// Queues `requests`, each to decode possibly side by side with other clients' prompts;
+    /// `onText(index, text)` receives request `index`'s text as it is generated. Throws `.busy`
+    /// at once, queuing nothing, when the queue cannot take them all.
+    func submit(_ requests: [CompletionRequest], onText: (@Sendable (Int, String) -> Void)? = nil) throws(ServeError) -> Submitted {
         var items = [Waiting]()
-        for request in requests {
-            let item = Waiting(request: request)
+        for (index, request) in requests.enumerated() {
+            var itemText: (@Sendable (String) -> Void)?
+            if let onText { itemText = { @Sendable text in onText(index, text) } }
+            let item = Waiting(request: request, onText: itemText)
             pending.withLock { $0.append(item) }
             do {
-                _ = try queue.start { [self] engine in runBatch(engine) }
+                _ = try queue.start { [self] engine in runWaiting(engine) }
             } catch {
-                // Take back what this request queued that no batch has taken yet.
+                // Take back what this request queued that the engine has not taken yet.
                 pending.withLock { list in list.removeAll { waiting in items.contains { $0 === waiting } || waiting === item } }
                 throw error
             }
             items.append(item)
         }
-        var results = [Completion]()
-        for item in items { results.append(try await item.value()) }
-        return results
+        return Submitted(items: items)
     }
 
-    /// On the worker: takes the waiting prompts and completes them together.
-    private func runBatch(_ engine: CompletionEngine) {
-        let batch = pending.withLock { list -> [Waiting] in
-            let taken = Array(list.prefix(CompletionEngine.maxBatch))
-            list.removeFirst(taken.count)
-            return taken
-        }
-        guard !batch.isEmpty else { return }
-        do {
-            let results = try engine.completeTogether(batch.map(\.request))
-            for (item, result) in zip(batch, results) { item.deliver(.success(result)) }
-        } catch {
-            for item in batch { item.deliver(.failure(error)) }
+    /// On the worker: completes the waiting prompts, taking in new ones as slots free up.
+    private func runWaiting(_ engine: CompletionEngine) {
+        engine.run { room in
+            pending.withLock { list -> [CompletionJob] in
+                let taken = list.prefix(room)
+                list.removeFirst(taken.count)
+                return taken.map { item in CompletionJob(request: item.request, onText: item.onText, done: item.deliver) }
+            }
         }
     }
 }

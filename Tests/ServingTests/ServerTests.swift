@@ -178,6 +178,7 @@ import Training
         }
         requests.append(CompletionRequest(prompt: Array(repeating: 7, count: 125), maxTokens: 10))  // 3 positions left
         requests.append(CompletionRequest(prompt: [5], maxTokens: 0))
+        requests.append(CompletionRequest(prompt: Self.tokenizer.encode("A cynic is"), maxTokens: 4, logprobs: 2, echo: true))
         let together = try engine.completeTogether(requests)
         for (request, result) in zip(requests, together) {
             let alone = try engine.complete(request)
@@ -200,7 +201,7 @@ import Training
         let alone = try requests.map { try engine.complete($0) }
         let release = DispatchSemaphore(value: 0)
         let held = try queue.start { _ in release.wait() }  // the worker is busy while the clients arrive
-        let clients = requests.map { request in Task { try await batcher.complete([request])[0] } }
+        let clients = requests.map { request in Task { try await batcher.submit([request]).completions()[0] } }
         while queue.load < 1 + requests.count { try await Task.sleep(for: .milliseconds(5)) }
         release.signal()
         try await held.value
@@ -208,5 +209,34 @@ import Training
             #expect(try await client.value.generated.map(\.id) == expected.generated.map(\.id))
         }
         #expect(engine.largestBatch == requests.count)
+    }
+
+    /// A prompt that arrives while others decode joins them at the next step (continuous
+    /// batching) and completes as it would alone; more prompts than slots wait for a free one.
+    @Test func arrivalsJoinARunningBatch() throws {
+        let engine = CompletionEngine(model: try Self.model(), tokenizer: Self.tokenizer)
+        let first = CompletionRequest(prompt: Self.tokenizer.encode("A lawyer is"), maxTokens: 30)
+        let later = CompletionRequest(prompt: Self.tokenizer.encode("Love"), maxTokens: 5, sampling: SamplingOptions(temperature: 0.8),
+                                      seed: 3)
+        let alone = try [first, later].map { try engine.complete($0) }
+        var results = [Completion?](repeating: nil, count: 2), steps = 0, laterDoneAtStep = 0, firstDoneAtStep = 0
+        engine.run { room in
+            steps += 1
+            switch steps {
+            case 1: return [CompletionJob(request: first) { results[0] = try? $0.get(); firstDoneAtStep = steps }]
+            case 10: return [CompletionJob(request: later) { results[1] = try? $0.get(); laterDoneAtStep = steps }]
+            default: return []
+            }
+        }
+        #expect(results[0]?.generated.map(\.id) == alone[0].generated.map(\.id))
+        #expect(results[1]?.generated.map(\.id) == alone[1].generated.map(\.id))
+        #expect(laterDoneAtStep > 10 && laterDoneAtStep < firstDoneAtStep, "the later prompt ran beside the first")
+
+        let many = (0..<11).map { CompletionRequest(prompt: Self.tokenizer.encode("War \($0)"), maxTokens: 2 + $0 % 4) }
+        let batched = try engine.completeTogether(many)
+        for (request, result) in zip(many, batched) {
+            #expect(result.generated.map(\.id) == (try engine.complete(request)).generated.map(\.id))
+        }
+        #expect(engine.largestBatch == CompletionEngine.maxBatch)
     }
 }

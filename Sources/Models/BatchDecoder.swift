@@ -1,0 +1,89 @@
+/// Sequences decoded side by side in the slots of a `GPTInference`, each joining and leaving at
+/// any step (continuous batching): every `step` feeds each active sequence its next prompt token,
+/// or the token its `choose` picked last, in one forward, so the weights are read once for all
+/// of them. Once a sequence has consumed its prompt, `choose` receives the logits for its next
+/// position and returns the token to feed (the caller records it), or nil to end the sequence;
+/// a sequence also ends when it fills the model, so that it never holds more than
+/// `maxPositionEmbeddings` tokens (`choose` is only asked for a token that still fits).
+/// `finished` is called once when a sequence leaves its slot: with nil, or with the error that
+/// stopped the step (which ends every sequence of that step).
+///
+/// The one decoding loop of the project: `GPTInference.generate` and the server's completions
+/// both run on it.
+public final class BatchDecoder {
+    public typealias Choose = (UnsafeBufferPointer<Float>) -> Int32?
+    public typealias Finished = (GPTInputError?) -> Void
+
+    private struct Sequence {
+        let prompt: [Int32]
+        var fed = 0
+        /// The token taken at the next step.
+        var feed: Int32
+        let choose: Choose
+        let finished: Finished
+    }
+
+    public let inference: GPTInference
+    private var slots: [Sequence?]
+
+    /// Decodes in `inference`'s sequences, which it resets.
+    public init(inference: GPTInference) {
+        self.inference = inference
+        inference.reset()
+        slots = Array(repeating: nil, count: inference.sequences)
+    }
+
+    /// Slots a new sequence can take now.
+    public var freeSlots: Int { slots.reduce(0) { $0 + ($1 == nil ? 1 : 0) } }
+
+    /// Sequences decoding now.
+    public var activeCount: Int { slots.count - freeSlots }
+
+    /// Starts decoding `prompt` (non-empty) in a free slot; its first token is fed at the next step.
+    public func add(prompt: [Int32], choose: @escaping Choose, finished: @escaping Finished = { _ in }) {
+        precondition(!prompt.isEmpty, "a sequence starts from at least one token")
+        guard let slot = slots.firstIndex(where: { $0 == nil }) else { preconditionFailure("no free slot") }
+        inference.reset(slot: slot)
+        slots[slot] = Sequence(prompt: prompt, feed: prompt[0], choose: choose, finished: finished)
+    }
+
+    /// One forward of every active sequence (nothing when none is active).
+    public func step() throws(GPTInputError) {
+        let active = slots.indices.filter { slots[$0] != nil }
+        guard !active.isEmpty else { return }
+        let logits: UnsafeBufferPointer<Float>
+        do {
+            logits = try inference.append(active.map { slots[$0]!.feed }, slots: active)
+        } catch {
+            for slot in active { leave(slot, error) }
+            throw error
+        }
+        let vocabulary = inference.model.config.paddedVocabSize, maxPositions = inference.model.config.maxPositionEmbeddings
+        for (row, slot) in active.enumerated() {
+            slots[slot]!.fed += 1
+            let sequence = slots[slot]!
+            if sequence.fed < sequence.prompt.count {
+                slots[slot]!.feed = sequence.prompt[sequence.fed]
+                continue
+            }
+            guard inference.lengths[slot] < maxPositions,
+                  let token = sequence.choose(UnsafeBufferPointer(rebasing: logits[(row * vocabulary)..<((row + 1) * vocabulary)]))
+            else {
+                leave(slot, nil)
+                continue
+            }
+            slots[slot]!.feed = token
+        }
+    }
+
+    /// Steps until every sequence has ended.
+    public func run() throws(GPTInputError) {
+        while activeCount > 0 { try step() }
+    }
+
+    private func leave(_ slot: Int, _ error: GPTInputError?) {
+        let finished = slots[slot]!.finished
+        slots[slot] = nil
+        finished(error)
+    }
+}

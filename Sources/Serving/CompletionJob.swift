@@ -1,0 +1,83 @@
+import Models
+import Parameters
+
+/// A request handed to `CompletionEngine.run`, with where its text and result go.
+public struct CompletionJob {
+    public var request: CompletionRequest
+    /// Receives the generated text as it grows (each call the characters added since the last).
+    public var onText: ((String) -> Void)?
+    /// Called once, with the completion or the error that ended it.
+    public var done: (Result<Completion, any Error>) -> Void
+
+    public init(request: CompletionRequest, onText: ((String) -> Void)? = nil,
+                done: @escaping (Result<Completion, any Error>) -> Void) {
+        self.request = request
+        self.onText = onText
+        self.done = done
+    }
+}
+
+extension CompletionEngine {
+    /// One request's generation so far.
+    private final class Generation {
+        let job: CompletionJob
+        var prompt: [ScoredToken]
+        var random: RandomGenerator
+        var generated: [ScoredToken] = []
+        var text = ""
+        var finish = "length"
+
+        init(_ job: CompletionJob) {
+            self.job = job
+            prompt = job.request.prompt.map { ScoredToken(id: $0, logprob: nil, top: []) }
+            random = RandomGenerator(seed: job.request.seed)
+        }
+
+        func deliver(_ error: (any Error)?) {
+            if let error { return job.done(.failure(error)) }
+            if job.request.logprobs == nil {
+                for i in generated.indices { generated[i].logprob = nil }
+            }
+            job.done(.success(Completion(prompt: prompt, generated: generated, text: text, finishReason: finish)))
+        }
+    }
+
+    /// Scores the job's prompt when asked for (echo with log-probabilities), then starts its
+    /// decoding in `decoder`, or delivers it at once when it generates nothing.
+    func start(_ job: CompletionJob, in decoder: BatchDecoder) {
+        precondition(!job.request.prompt.isEmpty, "an empty prompt reaches the engine")
+        let generation = Generation(job)
+        let request = job.request
+        do {
+            if request.echo, let alternatives = request.logprobs { try scorePrompt(&generation.prompt, alternatives: alternatives) }
+        } catch {
+            return generation.deliver(error)
+        }
+        guard request.maxTokens > 0 else { return generation.deliver(nil) }
+        decoder.add(prompt: request.prompt, choose: { [self] logits in choose(logits, for: generation) },
+                    finished: { generation.deliver($0) })
+    }
+
+    /// The next token of `generation` from `logits`: sampled, scored and appended, its text
+    /// streamed; returns it when the generation goes on.
+    private func choose(_ logits: UnsafeBufferPointer<Float>, for generation: Generation) -> Int32? {
+        let request = generation.job.request
+        let id = Sampler.next(logits: logits, vocabularySize: vocabularySize, options: request.sampling, random: &generation.random)
+        if id == request.stopToken {
+            generation.finish = "stop"
+            return nil
+        }
+        generation.generated.append(score(id, logits: logits, alternatives: request.logprobs))
+        let previous = generation.text
+        generation.text = (try? tokenizer.decode(generation.generated.map(\.id))) ?? generation.text
+        if let cut = Self.firstStop(request.stop, in: generation.text) {
+            generation.text = String(generation.text[..<cut])
+            generation.finish = "stop"
+        }
+        let text = generation.text
+        if let onText = generation.job.onText, text.count > previous.count, text.hasPrefix(previous) {
+            onText(String(text.dropFirst(previous.count)))
+        }
+        return generation.finish == "stop" || generation.generated.count >= request.maxTokens ? nil : id
+    }
+}
