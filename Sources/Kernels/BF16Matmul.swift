@@ -55,6 +55,10 @@ public enum BF16Matmul {
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<BFloat16>,
                                weight: UnsafePointer<BFloat16>, bias: UnsafePointer<Float>?,
                                rows: Int, inFeatures: Int, outFeatures: Int, backend: Backend = active) {
+        if SkinnyMatmul.handlesBFloat16(rows: rows) {  // decoding: stream the weight once, no reorder
+            return SkinnyMatmul.forward(out: out, inp: inp, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures,
+                                        outFeatures: outFeatures)
+        }
         gemm(OneDNNMatmul.Shape(m: rows, n: outFeatures, k: inFeatures, transposeA: false, transposeB: true,
                                 type: .bfloat16, bias: bias != nil),
              a: inp, b: weight, bias: bias, c: out, backend: backend)

@@ -7,10 +7,14 @@ import CBLAS
 /// (PyTorch's `nn.Linear` / Megatron's layout), `bias` is `[outFeatures]`, `out` is
 /// `[rows, outFeatures]`.
 public enum Matmul {
-    /// Writes `out = inp · Wᵀ (+ bias)`.
+    /// Writes `out = inp · Wᵀ (+ bias)`; up to `SkinnyMatmul.maxRows` rows through `SkinnyMatmul`.
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                rows: Int, inFeatures: Int, outFeatures: Int) {
+        if SkinnyMatmul.handles(rows: rows) {  // decoding: stream the weight once, no packing
+            return SkinnyMatmul.forward(out: out, inp: inp, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures,
+                                        outFeatures: outFeatures)
+        }
         var beta: Float = 0
         if let bias {
             ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / outFeatures)) { range in
