@@ -6,7 +6,7 @@ megatron's figures are wall times of whole commands: time to first token is a 1-
 `generate` (start-up, loading, prompt, one token), throughput is 128 / (time of a 129-token run
 - time of the 1-token run). transformers' are timed in-process after its model is loaded (its
 load time is printed separately). Batch 8 runs 8 prompts: transformers in one padded batch,
-megatron one after another (it decodes one sequence at a time).
+megatron side by side (`generate` decodes up to --micro-batch-size, default 8, prompts together).
 
     python3 scripts/reference/generate_speed.py --hf DIR --checkpoint DIR [--rounds 2]
 """
