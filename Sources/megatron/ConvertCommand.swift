@@ -4,12 +4,13 @@ import Models
 import Optimizer
 import Training
 
-/// `megatron convert`: Hugging Face GPT-2 directories to and from this project's checkpoints, and
-/// checkpoints resharded for another tensor- or pipeline-parallel layout.
+/// `megatron convert`: Hugging Face GPT-2 directories to and from this project's checkpoints,
+/// Megatron-LM checkpoints into them, and checkpoints resharded for another tensor- or
+/// pipeline-parallel layout.
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert between Hugging Face GPT-2 (config.json + model.safetensors) and megatron-swift checkpoints, or reshard a checkpoint.",
+        abstract: "Convert Hugging Face GPT-2 and Megatron-LM checkpoints to and from megatron-swift's, or reshard a checkpoint.",
         discussion: """
         --input CKPT_DIR --output CKPT_DIR --target-tensor-model-parallel-size T
         [--target-pipeline-model-parallel-size P [--target-num-layers-per-virtual-pipeline-stage N]]:
@@ -20,9 +21,17 @@ struct ConvertCommand: ParsableCommand {
         optimizer state) that `train --load`, `evaluate` and `generate` accept.
         --output-format hf --input CKPT_DIR --output HF_DIR: a directory that
         transformers' GPT2LMHeadModel.from_pretrained loads with the same logits.
+        --input-format megatron-lm --input MEGATRON_LM_CKPT --output CKPT_DIR: a Megatron-LM
+        checkpoint of the legacy layout (latest_checkpointed_iteration.txt, iter_NNNNNNN or
+        release, mp_rank_TT[_PPP]/model_optim_rng.pt; any TP x PP) as a checkpoint at
+        iteration 0 with a fresh optimizer, its shape taken from the checkpoint's args.
+        (`megatron` is this project's own format.)
         """)
 
-    enum Format: String, ExpressibleByArgument { case hf, megatron }
+    enum Format: String, ExpressibleByArgument {
+        case hf, megatron
+        case megatronLM = "megatron-lm"
+    }
 
     @Option(name: .long) var inputFormat: Format = .megatron
     @Option(name: .long) var outputFormat: Format = .megatron
@@ -43,6 +52,9 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func validate() throws {
+        if outputFormat == .megatronLM {
+            throw ValidationError("--output-format megatron-lm is not written yet: Megatron-LM checkpoints are read only (--input-format megatron-lm)")
+        }
         for (value, flag) in [(targetTensorModelParallelSize, "--target-tensor-model-parallel-size"),
                               (targetPipelineModelParallelSize, "--target-pipeline-model-parallel-size"),
                               (targetNumLayersPerVirtualPipelineStage, "--target-num-layers-per-virtual-pipeline-stage")] {
@@ -77,14 +89,22 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
-        if inputFormat == .hf {
-            let model = try HuggingFaceCheckpoint.read(directory: input)
+        if inputFormat == .hf || inputFormat == .megatronLM {
+            var source = ""
+            let model: GPTModel
+            if inputFormat == .hf {
+                model = try HuggingFaceCheckpoint.read(directory: input)
+            } else {
+                let (imported, iteration) = try MegatronLMCheckpoint.read(directory: input)
+                model = imported
+                source = " from Megatron-LM iteration \(iteration)"
+            }
             let optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: AdamW.Hyperparameters(learningRate: 0))
             try Checkpoint.save(to: output, model: model, moments: .whole(optimizer),
                                 state: Checkpoint.State(iteration: 0, consumedSamples: 0, consumedValidSamples: 0,
                                                         optimizerStep: 0, seed: 1234))
             if reshards { _ = try reshard(MergedCheckpoint(directory: output, moments: true)) }
-            print("wrote \(output)/\(Checkpoint.directoryName(iteration: 0)) (\(model.layout.totalCount) parameters)")
+            print("wrote \(output)/\(Checkpoint.directoryName(iteration: 0)) (\(model.layout.totalCount) parameters\(source))")
         } else if outputFormat == .megatron {
             let merged = try MergedCheckpoint(directory: input, moments: true)
             let change = try reshard(merged)

@@ -1,0 +1,77 @@
+import Models
+import TorchFormat
+
+/// The `args` namespace of a Megatron-LM checkpoint (Megatron-LM's argument names), read into
+/// this project's `GPTConfig`; an architecture this project does not implement is refused with
+/// the Megatron-LM flag that names it.
+struct MegatronLMArguments {
+    let values: PickleDict
+    let path: String
+
+    init(_ file: TorchFile) throws(TrainingError) {
+        guard let values = file.root.entries?["args"]?.entries else {
+            throw .checkpoint(path: file.path, reason: "no 'args' namespace: not a Megatron-LM checkpoint")
+        }
+        self.values = values
+        path = file.path
+    }
+
+    /// Whether `name` is absent or None.
+    func isUnset(_ name: String) -> Bool {
+        guard let value = values[name] else { return true }
+        if case .none = value { return true }
+        return false
+    }
+
+    func integer(_ name: String, default fallback: Int? = nil) throws(TrainingError) -> Int {
+        if isUnset(name), let fallback { return fallback }
+        guard let value = values[name]?.int else { throw .checkpoint(path: path, reason: "args.\(name) is missing or not an integer") }
+        return value
+    }
+
+    func flag(_ name: String) -> Bool { values[name]?.int == 1 }
+
+    func string(_ name: String) -> String? { values[name]?.string }
+
+    /// The model's shape. The vocabulary is `padded_vocab_size` (Megatron's padding already
+    /// applied), all of it in the softmax.
+    func modelConfig() throws(TrainingError) -> GPTConfig {
+        func refuse(_ flag: String, _ what: String) -> TrainingError {
+            .checkpoint(path: path, reason: "\(flag): \(what) is not implemented in this project")
+        }
+        if let type = string("position_embedding_type"), type != "learned_absolute" { throw refuse("--position-embedding-type \(type)", "this position embedding") }
+        if let norm = string("normalization"), norm != "LayerNorm" { throw refuse("--normalization \(norm)", "this normalization") }
+        if flag("swiglu") { throw refuse("--swiglu", "SwiGLU") }
+        if flag("squared_relu") { throw refuse("--squared-relu", "squared ReLU") }
+        if flag("untie_embeddings_and_output_weights") { throw refuse("--untie-embeddings-and-output-weights", "an untied output layer") }
+        if flag("apply_residual_connection_post_layernorm") {
+            throw refuse("--apply-residual-connection-post-layernorm", "the residual taken after the LayerNorm")
+        }
+        if values["add_bias_linear"]?.int == 0 { throw refuse("--disable-bias-linear", "linear layers without bias") }
+        if !isUnset("num_experts") { throw refuse("--num-experts", "mixture of experts") }
+        let heads = try integer("num_attention_heads")
+        let queryGroups = try integer("num_query_groups", default: heads)
+        if flag("group_query_attention") && queryGroups != heads {
+            throw refuse("--group-query-attention", "grouped-query attention")
+        }
+        if !isUnset("virtual_pipeline_model_parallel_size") || !isUnset("num_layers_per_virtual_pipeline_stage") {
+            throw refuse("--num-layers-per-virtual-pipeline-stage", "reading an interleaved (model0, model1, ...) checkpoint")
+        }
+        if !isUnset("decoder_first_pipeline_num_layers") || !isUnset("decoder_last_pipeline_num_layers") {
+            throw refuse("--decoder-first-pipeline-num-layers", "uneven pipeline stages")
+        }
+        // Megatron's fused bias-GELU and --openai-gelu are the tanh approximation; without them
+        // the MLP uses the exact erf GELU.
+        if values["bias_gelu_fusion"]?.int == 0 && !flag("openai_gelu") {
+            throw refuse("--no-bias-gelu-fusion", "the exact (erf) GELU")
+        }
+        let hidden = try integer("hidden_size")
+        if try integer("ffn_hidden_size", default: 4 * hidden) != 4 * hidden { throw refuse("--ffn-hidden-size", "an MLP other than 4h") }
+        if let kv = values["kv_channels"]?.int, kv * heads != hidden { throw refuse("--kv-channels", "heads narrower than hidden / heads") }
+        let epsilon = values["norm_epsilon"]?.double ?? values["layernorm_epsilon"]?.double ?? 1e-5
+        return GPTConfig(numLayers: try integer("num_layers"), hiddenSize: hidden, numAttentionHeads: heads,
+                         maxPositionEmbeddings: try integer("max_position_embeddings"),
+                         vocabSize: try integer("padded_vocab_size"), makeVocabSizeDivisibleBy: 1,
+                         layerNormEpsilon: Float(epsilon), maskPaddedVocabulary: false)
+    }
+}

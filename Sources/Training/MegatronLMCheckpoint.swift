@@ -1,0 +1,125 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import FileSupport
+import Models
+import Parameters
+import TorchFormat
+
+/// A checkpoint of Megatron-LM's legacy layout read into a whole `GPTModel`:
+/// `latest_checkpointed_iteration.txt` naming `iter_NNNNNNN` (or `release`), whose
+/// `mp_rank_TT[_PPP]/model_optim_rng.pt` files are `torch.save` archives of `{'args', 'iteration',
+/// 'model', ...}`. The model's shape comes from `args` (Megatron-LM's argument names); the
+/// tensor-parallel shards are put back together as Megatron cut them, each pipeline stage's local
+/// layer numbers offset to global ones. Parameter names are megatron-core's, of the local layer
+/// spec (this project's) or of the Transformer Engine spec (`layer_norm_weight` inside
+/// `linear_qkv` and `linear_fc1`, `_extra_state` entries skipped). The vocabulary is Megatron's
+/// padded one, every row trained and in the softmax, as in Megatron.
+public enum MegatronLMCheckpoint {
+    /// The model in `directory` (a checkpoint root with its tracker file, or one iteration's
+    /// folder) and the iteration it was saved at (0 for `release`).
+    public static func read(directory: String) throws(TrainingError) -> (model: GPTModel, iteration: Int) {
+        let (folder, iteration) = try iterationFolder(directory)
+        let first = try open(folder, rankFolder(tensor: 0, pipeline: 0, pipelineParallel: nil, in: folder))
+        let arguments = try MegatronLMArguments(first)
+        let config = try arguments.modelConfig()
+        let t = try arguments.integer("tensor_model_parallel_size", default: 1)
+        let p = try arguments.integer("pipeline_model_parallel_size", default: 1)
+        guard config.numLayers % p == 0 else {
+            throw .checkpoint(path: first.path, reason: "\(config.numLayers) layers do not split evenly over \(p) pipeline stages")
+        }
+        let model: GPTModel
+        do { model = try GPTModel(config: config) } catch {
+            throw .checkpoint(path: first.path, reason: "its model arguments are not a valid GPT: \(error)")
+        }
+        let full = model.layout
+        var filled = Set<String>()
+        for stage in 0..<p {
+            for rank in 0..<t {
+                let file = rank == 0 && stage == 0 ? first
+                    : try open(folder, rankFolder(tensor: rank, pipeline: stage, pipelineParallel: p, in: folder))
+                guard let state = file.root.entries?["model"]?.entries else {
+                    throw .checkpoint(path: file.path, reason: "no 'model' state dict (an interleaved checkpoint's model0, model1, ... are not read)")
+                }
+                for key in state.keys {
+                    guard case let .tensor(tensor)? = state[key], let name = try ourName(key, stage: stage,
+                                                                                       layersPerStage: config.numLayers / p, path: file.path)
+                    else { continue }
+                    guard let index = full.index(of: name) else {
+                        throw .checkpoint(path: file.path, reason: "\(key) is not a parameter of this GPT (an architecture this project does not implement?)")
+                    }
+                    let shard = TensorShard(name: name), fullShape = full.specs[index].shape
+                    let expected = shard.shape(of: fullShape, size: t)
+                    guard tensor.shape == expected else {
+                        throw .checkpoint(path: file.path, reason: "\(key) has shape \(tensor.shape), expected \(expected) for TP \(t)")
+                    }
+                    guard rank == 0 || shard != .replicated else { continue }
+                    let values: [Float]
+                    do { values = try file.floats(tensor, name: key) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+                    values.withUnsafeBufferPointer { source in
+                        shard.place(source.baseAddress!, into: model.params.pointer(at: index), fullShape: fullShape, rank: rank, size: t)
+                    }
+                    filled.insert(name)
+                }
+            }
+        }
+        if let missing = full.specs.map(\.name).first(where: { !filled.contains($0) }) {
+            throw .checkpoint(path: folder, reason: "no tensor holds \(missing)")
+        }
+        model.weightsDidChange()
+        return (model, iteration)
+    }
+
+    /// This project's name for megatron-core's `key` on pipeline stage `stage`, or nil for an
+    /// entry that is not a weight of ours (`_extra_state`, the last stage's copy of the tied
+    /// word embedding).
+    static func ourName(_ key: String, stage: Int, layersPerStage: Int, path: String) throws(TrainingError) -> String? {
+        if key.hasSuffix("._extra_state") || key == "output_layer.weight" { return nil }
+        guard key.hasPrefix("decoder.layers.") else { return key }
+        let parts = key.split(separator: ".", maxSplits: 3).map(String.init)
+        guard parts.count == 4, let local = Int(parts[2]) else {
+            throw .checkpoint(path: path, reason: "\(key) is not a layer parameter name")
+        }
+        let renamed = [  // Transformer Engine fuses the LayerNorms into the following linear layer
+            "self_attention.linear_qkv.layer_norm_weight": "input_layernorm.weight",
+            "self_attention.linear_qkv.layer_norm_bias": "input_layernorm.bias",
+            "mlp.linear_fc1.layer_norm_weight": "pre_mlp_layernorm.weight",
+            "mlp.linear_fc1.layer_norm_bias": "pre_mlp_layernorm.bias",
+        ][parts[3]] ?? parts[3]
+        return "decoder.layers.\(stage * layersPerStage + local).\(renamed)"
+    }
+
+    /// The iteration folder `directory` names and its iteration.
+    static func iterationFolder(_ directory: String) throws(TrainingError) -> (String, Int) {
+        let tracker = directory + "/latest_checkpointed_iteration.txt"
+        guard let text = try? String(contentsOfFile: tracker, encoding: .utf8) else {
+            return (directory, 0)  // an iteration folder given directly; its iteration comes from the files
+        }
+        let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if value == "release" { return (directory + "/release", 0) }
+        guard let iteration = Int(value), iteration >= 0 else {
+            throw .checkpoint(path: tracker, reason: "holds \"\(value)\", neither an iteration number nor release")
+        }
+        return (directory + "/" + String(format: "iter_%07d", iteration), iteration)
+    }
+
+    /// `mp_rank_TT` or `mp_rank_TT_PPP` (`pipelineParallel` nil: whichever exists for stage 0).
+    static func rankFolder(tensor: Int, pipeline: Int, pipelineParallel: Int?, in folder: String) -> String {
+        let plain = folder + "/" + String(format: "mp_rank_%02d", tensor)
+        let staged = plain + String(format: "_%03d", pipeline)
+        if let pipelineParallel { return pipelineParallel > 1 ? staged : plain }
+        return FileManager.default.fileExists(atPath: staged) ? staged : plain
+    }
+
+    static func open(_ folder: String, _ rank: String) throws(TrainingError) -> TorchFile {
+        let path = rank + "/model_optim_rng.pt"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw .checkpoint(path: path, reason: FileManager.default.fileExists(atPath: folder)
+                ? "missing (a torch_dist checkpoint? convert it to the legacy layout with Megatron-LM's --ckpt-format torch)"
+                : "missing: \(folder) does not exist")
+        }
+        do { return try TorchFile(path: path) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+    }
+}

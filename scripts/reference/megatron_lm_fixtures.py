@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Fixtures for reading Megatron-LM checkpoints: megatron-core's own GPTModel (PyPI megatron-core,
+run on the CPU), saved in Megatron-LM's legacy checkpoint layout, and its outputs on a batch.
+
+megatron-core runs on the CPU with a gloo group of one rank once two CUDA-only helpers are
+replaced (the global memory buffer allocates on the CPU; the RNG tracker is the inference one,
+whose `fork` does nothing), an explicit causal mask is passed, and the local layer spec is used.
+
+Writes into Tests/TrainingTests/Fixtures/megatron-lm:
+  tp1/        latest_checkpointed_iteration.txt and iter_0000007/mp_rank_00/model_optim_rng.pt:
+              {'args': argparse.Namespace with Megatron-LM's argument names, 'checkpoint_version',
+              'iteration', 'model': the state dict, 'rng_state': Python/numpy/torch RNG states}
+  tp2pp2/     the same model cut for 2 tensor-parallel ranks x 2 pipeline stages as Megatron-LM
+              saves it (mp_rank_TT_PPP, local layer numbers on each stage, the last stage's
+              output_layer.weight a copy of its word-embedding shard)
+  expected.json  tokens, labels, megatron-core's per-token losses, the logits of the first
+              sequence and every parameter's gradient norm after backward of the mean loss
+
+    pip install megatron-core==0.16.1 torch numpy
+    python3 scripts/reference/megatron_lm_fixtures.py
+"""
+import argparse
+import functools
+import json
+import operator
+import os
+import random
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "Tests/TrainingTests/Fixtures/megatron-lm")
+LAYERS, HIDDEN, HEADS, VOCAB, POSITIONS, SEQ, BATCH, ITERATION = 4, 48, 4, 136, 32, 12, 2, 7
+
+
+def megatron_core():
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29533")
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    from megatron.core import parallel_state, utils
+    from megatron.core.tensor_parallel import random as megatron_random
+    parallel_state.initialize_model_parallel(1, 1)
+    megatron_random.initialize_rng_tracker(inference_rng_tracker=True)
+
+    def get_tensor(self, tensor_shape, dtype, name, mem_alloc_context=None):
+        return torch.empty(functools.reduce(operator.mul, tensor_shape, 1), dtype=dtype).view(*tensor_shape)
+
+    utils.GlobalMemoryBuffer.get_tensor = get_tensor
+
+
+def build_model():
+    from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
+    from megatron.core.models.gpt.gpt_model import GPTModel
+    from megatron.core.transformer.transformer_config import TransformerConfig
+    torch.manual_seed(5)
+    # bias_activation_fusion: Megatron-LM's default --bias-gelu-fusion, the tanh GELU.
+    config = TransformerConfig(num_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS, ffn_hidden_size=4 * HIDDEN,
+                               use_cpu_initialization=True, hidden_dropout=0.0, attention_dropout=0.0, layernorm_epsilon=1e-5,
+                               bias_activation_fusion=True, params_dtype=torch.float32, init_method_std=0.3)
+    model = GPTModel(config, transformer_layer_spec=get_gpt_layer_local_spec(), vocab_size=VOCAB,
+                     max_sequence_length=POSITIONS, share_embeddings_and_output_weights=True,
+                     position_embedding_type="learned_absolute")
+    with torch.no_grad():  # LayerNorms and biases away from 1 and 0, so that a misplaced one shows
+        for name, parameter in model.named_parameters():
+            if parameter.dim() == 1:
+                parameter.add_(torch.randn_like(parameter) * 0.1)
+    return model
+
+
+def args(tp, pp):
+    from megatron.core.transformer.enums import AttnMaskType
+    return argparse.Namespace(
+        num_layers=LAYERS, hidden_size=HIDDEN, ffn_hidden_size=4 * HIDDEN, num_attention_heads=HEADS,
+        max_position_embeddings=POSITIONS, seq_length=SEQ, padded_vocab_size=VOCAB, make_vocab_size_divisible_by=4,
+        tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp, virtual_pipeline_model_parallel_size=None,
+        untie_embeddings_and_output_weights=False, norm_epsilon=1e-5, normalization="LayerNorm",
+        position_embedding_type="learned_absolute", swiglu=False, group_query_attention=False, num_query_groups=None,
+        add_bias_linear=True, num_experts=None, bias_gelu_fusion=True, openai_gelu=False,
+        apply_residual_connection_post_layernorm=False, transformer_impl="local", params_dtype=torch.float32,
+        attn_mask_type=AttnMaskType.causal, tokenizer_type="GPT2BPETokenizer", iteration=ITERATION)
+
+
+def rng_state():
+    return [{"random_rng_state": random.getstate(), "np_rng_state": np.random.get_state(),
+             "torch_rng_state": torch.get_rng_state(), "cuda_rng_state": None, "rng_tracker_states": {}}]
+
+
+def save(directory, tp_rank, pp_rank, tp, pp, model_state):
+    name = f"mp_rank_{tp_rank:02d}" + (f"_{pp_rank:03d}" if pp > 1 else "")
+    path = os.path.join(directory, f"iter_{ITERATION:07d}", name)
+    os.makedirs(path, exist_ok=True)
+    torch.save({"args": args(tp, pp), "checkpoint_version": 3.0, "iteration": ITERATION, "model": model_state,
+                "rng_state": rng_state()}, os.path.join(path, "model_optim_rng.pt"))
+    with open(os.path.join(directory, "latest_checkpointed_iteration.txt"), "w") as file:
+        file.write(str(ITERATION))
+
+
+def shard(name, tensor, rank, size):
+    """Megatron's tensor-parallel split of a full tensor."""
+    rows = ("word_embeddings.weight", "linear_qkv.weight", "linear_qkv.bias", "linear_fc1.weight", "linear_fc1.bias",
+            "output_layer.weight")
+    columns = ("linear_proj.weight", "linear_fc2.weight")
+    if name.endswith(rows):
+        return tensor.chunk(size, dim=0)[rank].clone()
+    if name.endswith(columns):
+        return tensor.chunk(size, dim=1)[rank].clone()
+    return tensor.clone()
+
+
+def main():
+    megatron_core()
+    model = build_model()
+    state = {k: v for k, v in model.state_dict().items()}
+    save(os.path.join(OUT, "tp1"), 0, 0, 1, 1, model.state_dict())
+    tp, pp, per_stage = 2, 2, LAYERS // 2
+    for stage in range(pp):
+        for rank in range(tp):
+            local = {}
+            for name, tensor in state.items():
+                if name.startswith("decoder.layers."):
+                    layer = int(name.split(".")[2])
+                    if not stage * per_stage <= layer < (stage + 1) * per_stage:
+                        continue
+                    name = "decoder.layers.%d.%s" % (layer - stage * per_stage, name.split(".", 3)[3])
+                elif name.startswith("embedding.") and stage != 0:
+                    continue
+                elif (name.startswith("decoder.final_layernorm") or name.startswith("output_layer")) and stage != pp - 1:
+                    continue
+                local[name] = tensor if tensor is None or not torch.is_tensor(tensor) else shard(name, tensor, rank, tp)
+            if stage == pp - 1:  # the last stage's copy of the tied word embedding
+                local["output_layer.weight"] = shard("output_layer.weight", state["embedding.word_embeddings.weight"], rank, tp)
+            save(os.path.join(OUT, "tp2pp2"), rank, stage, tp, pp, local)
+
+    generator = torch.Generator().manual_seed(11)
+    tokens = torch.randint(0, VOCAB, (BATCH, SEQ), generator=generator)
+    labels = torch.randint(0, VOCAB, (BATCH, SEQ), generator=generator)
+    positions = torch.arange(SEQ).unsqueeze(0).expand(BATCH, -1)
+    mask = torch.triu(torch.ones(1, 1, SEQ, SEQ), diagonal=1).bool()
+    logits = model(tokens, positions, mask)
+    losses = model(tokens, positions, mask, labels=labels)
+    losses.mean().backward()
+    gradients = {name: p.grad.double().norm().item() for name, p in model.named_parameters()}
+    with open(os.path.join(OUT, "expected.json"), "w") as file:
+        json.dump({"tokens": tokens.tolist(), "labels": labels.tolist(), "losses": losses.tolist(),
+                   "mean_loss": losses.mean().item(), "logits_first_sequence": logits[0].tolist(),
+                   "gradient_norms": gradients}, file)
+    print("mean loss", losses.mean().item(), "parameters", len(gradients))
+
+
+if __name__ == "__main__":
+    main()
