@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import ArgumentParser
 import Kernels
 import Models
@@ -25,6 +30,10 @@ struct ConvertCommand: ParsableCommand {
         checkpoint of the legacy layout (latest_checkpointed_iteration.txt, iter_NNNNNNN or
         release, mp_rank_TT[_PPP]/model_optim_rng.pt; any TP x PP) as a checkpoint at
         iteration 0 with a fresh optimizer, its shape taken from the checkpoint's args.
+        --output-format megatron-lm --input CKPT_DIR --output MEGATRON_LM_CKPT
+        [--target-tensor-model-parallel-size T] [--target-pipeline-model-parallel-size P]:
+        the latest checkpoint's weights in that layout (default TP 1 x PP 1) for Megatron-LM
+        (--ckpt-format torch, --finetune or --no-load-optim --no-load-rng).
         (`megatron` is this project's own format.)
         """)
 
@@ -53,14 +62,17 @@ struct ConvertCommand: ParsableCommand {
 
     func validate() throws {
         if outputFormat == .megatronLM {
-            throw ValidationError("--output-format megatron-lm is not written yet: Megatron-LM checkpoints are read only (--input-format megatron-lm)")
+            guard inputFormat == .megatron else { throw ValidationError("--output-format megatron-lm takes a megatron-swift checkpoint (--input-format megatron)") }
+            guard targetNumLayersPerVirtualPipelineStage == nil else {
+                throw ValidationError("--target-num-layers-per-virtual-pipeline-stage: interleaved Megatron-LM checkpoints are not written")
+            }
         }
         for (value, flag) in [(targetTensorModelParallelSize, "--target-tensor-model-parallel-size"),
                               (targetPipelineModelParallelSize, "--target-pipeline-model-parallel-size"),
                               (targetNumLayersPerVirtualPipelineStage, "--target-num-layers-per-virtual-pipeline-stage")] {
             if let value, value < 1 { throw ValidationError("\(flag) must be at least 1, got \(value)") }
         }
-        if reshards {
+        if reshards && outputFormat != .megatronLM {
             guard outputFormat == .megatron else {
                 throw ValidationError("the --target-... layout flags need --output-format megatron")
             }
@@ -105,6 +117,16 @@ struct ConvertCommand: ParsableCommand {
                                                         optimizerStep: 0, seed: 1234))
             if reshards { _ = try reshard(MergedCheckpoint(directory: output, moments: true)) }
             print("wrote \(output)/\(Checkpoint.directoryName(iteration: 0)) (\(model.layout.totalCount) parameters\(source))")
+        } else if outputFormat == .megatronLM {
+            let merged = try MergedCheckpoint(directory: input, moments: false)
+            let t = targetTensorModelParallelSize ?? 1, p = targetPipelineModelParallelSize ?? 1
+            if merged.config.maskPaddedVocabulary {
+                writeError("warning: this model's softmax excludes its \(merged.config.paddedVocabSize - merged.config.vocabSize) padded "
+                           + "vocabulary rows (a Hugging Face import); Megatron-LM includes every row of padded_vocab_size\n")
+            }
+            try MegatronLMCheckpoint.write(merged.params, config: merged.config, iteration: merged.iteration, to: output,
+                                           tensorParallel: t, pipelineParallel: p)
+            print("wrote \(output)/\(String(format: "iter_%07d", merged.iteration)) for Megatron-LM: TP \(t) x PP \(p), weights only")
         } else if outputFormat == .megatron {
             let merged = try MergedCheckpoint(directory: input, moments: true)
             let change = try reshard(merged)

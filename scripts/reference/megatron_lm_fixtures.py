@@ -18,6 +18,14 @@ Writes into Tests/TrainingTests/Fixtures/megatron-lm:
 
     pip install megatron-core==0.16.1 torch numpy
     python3 scripts/reference/megatron_lm_fixtures.py
+
+`--check-export DIR` instead loads a checkpoint that `megatron convert --output-format
+megatron-lm` wrote from the imported fixture (TP 1 x PP 1) into megatron-core's GPTModel with
+`strict=True` and compares its loss on the fixture batch with the recorded one:
+
+    megatron convert --input-format megatron-lm --input Tests/TrainingTests/Fixtures/megatron-lm/tp2pp2 --output /tmp/ours
+    megatron convert --output-format megatron-lm --input /tmp/ours --output /tmp/exported
+    python3 scripts/reference/megatron_lm_fixtures.py --check-export /tmp/exported
 """
 import argparse
 import functools
@@ -109,7 +117,31 @@ def shard(name, tensor, rank, size):
     return tensor.clone()
 
 
+def check_export(directory):
+    megatron_core()
+    model = build_model()
+    with open(os.path.join(directory, "latest_checkpointed_iteration.txt")) as file:
+        iteration = int(file.read().strip())
+    saved = torch.load(os.path.join(directory, f"iter_{iteration:07d}", "mp_rank_00", "model_optim_rng.pt"), weights_only=False)
+    model.load_state_dict(saved["model"], strict=True)
+    with open(os.path.join(OUT, "expected.json")) as file:
+        expected = json.load(file)
+    tokens, labels = torch.tensor(expected["tokens"]), torch.tensor(expected["labels"])
+    positions = torch.arange(SEQ).unsqueeze(0).expand(BATCH, -1)
+    mask = torch.triu(torch.ones(1, 1, SEQ, SEQ), diagonal=1).bool()
+    with torch.no_grad():
+        loss = model(tokens, positions, mask, labels=labels).mean().item()
+    error = abs(loss - expected["mean_loss"]) / expected["mean_loss"]
+    print(f"strict load ok; megatron-core loss {loss:.9f} vs the fixture's {expected['mean_loss']:.9f}: relative error {error:.2e}")
+    raise SystemExit(0 if error < 1e-6 else 1)
+
+
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--check-export")
+    options = parser.parse_args()
+    if options.check_export:
+        return check_export(options.check_export)
     megatron_core()
     model = build_model()
     state = {k: v for k, v in model.state_dict().items()}

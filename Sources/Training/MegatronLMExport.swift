@@ -1,0 +1,104 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Distributed
+import FileSupport
+import Models
+import Parameters
+import TorchFormat
+
+extension MegatronLMCheckpoint {
+    /// Writes `params` (a whole model of `config`) as a Megatron-LM checkpoint of the legacy
+    /// layout into `directory`: `iter_NNNNNNN/mp_rank_TT[_PPP]/model_optim_rng.pt` for `t` x `p`
+    /// ranks, each `{'args', 'checkpoint_version': 3.0, 'iteration', 'model'}` with megatron-core's
+    /// local-spec names (stage-local layer numbers, `_extra_state` entries as the local spec
+    /// saves them, the last stage's copy of the tied word embedding as `output_layer.weight`),
+    /// then the tracker file. Loads into megatron-core's `GPTModel` with `strict=True`.
+    public static func write(_ params: ParameterStore, config: GPTConfig, iteration: Int, to directory: String,
+                             tensorParallel t: Int = 1, pipelineParallel p: Int = 1) throws(TrainingError) {
+        do {
+            try RankGrid(tensorParallel: t, dataParallel: 1, pipelineParallel: p)
+                .validate(heads: config.numAttentionHeads, hidden: config.hiddenSize, paddedVocabulary: config.paddedVocabSize,
+                          layers: config.numLayers)
+        } catch {
+            throw .checkpoint(path: directory, reason: "\(error)")
+        }
+        let folder = directory + "/" + String(format: "iter_%07d", iteration)
+        let perStage = config.numLayers / p
+        for stage in 0..<p {
+            let part: GPTPipelinePart
+            do { part = try GPTPipelinePart(numLayers: config.numLayers, stages: p, stage: stage) } catch {
+                throw .checkpoint(path: directory, reason: "\(error)")
+            }
+            let local = ParameterLayout(GPTModel.parameterSpecs(config, tensorParallel: t, part: part))
+            for rank in 0..<t {
+                var state = [(String, TorchSaveValue)]()
+                func tensor(_ name: String) -> TorchSaveValue {
+                    let index = params.layout.index(of: name)!, fullShape = params.layout.specs[index].shape
+                    let shard = TensorShard(name: name), shape = shard.shape(of: fullShape, size: t)
+                    var values = [Float](repeating: 0, count: shape.reduce(1, *))
+                    values.withUnsafeMutableBufferPointer { out in
+                        shard.slice(params.pointer(at: index), into: out.baseAddress!, fullShape: fullShape, rank: rank, size: t)
+                    }
+                    return .tensor(shape: shape, values: values)
+                }
+                for spec in local.specs {
+                    var name = spec.name
+                    if name.hasPrefix("decoder.layers.") {
+                        let parts = name.split(separator: ".", maxSplits: 3)
+                        name = "decoder.layers.\(Int(parts[2])! - stage * perStage).\(parts[3])"
+                    }
+                    if name == wordEmbeddingName && !part.holdsEmbedding { continue }  // written as output_layer.weight below
+                    state.append((name, tensor(spec.name)))
+                    for linear in ["self_attention.linear_proj", "self_attention.linear_qkv", "mlp.linear_fc1", "mlp.linear_fc2"]
+                    where name.hasSuffix(linear + ".bias") {
+                        state.append((String(name.dropLast("bias".count)) + "_extra_state", .none))
+                    }
+                }
+                if part.holdsHead {
+                    if p > 1 { state.append(("output_layer.weight", tensor(wordEmbeddingName))) }
+                    state.append(("output_layer._extra_state", .none))
+                }
+                let name = "mp_rank_" + String(format: "%02d", rank) + (p > 1 ? String(format: "_%03d", stage) : "")
+                do {
+                    try Directory.create(folder + "/" + name)
+                    try TorchSave.write(.dict([("args", arguments(config, t: t, p: p, iteration: iteration)),
+                                               ("checkpoint_version", .float(3.0)), ("iteration", .int(iteration)),
+                                               ("model", .orderedDict(state))]),
+                                        to: folder + "/" + name + "/model_optim_rng.pt")
+                } catch {
+                    throw .checkpoint(path: folder + "/" + name, reason: "\(error)")
+                }
+            }
+        }
+        do {
+            try AtomicFile.write(Array("\(iteration)".utf8), to: directory + "/latest_checkpointed_iteration.txt")
+        } catch {
+            throw .checkpoint(path: directory, reason: "\(error)")
+        }
+    }
+
+    /// The `args` namespace Megatron-LM checks a loaded checkpoint against, with its names.
+    static func arguments(_ config: GPTConfig, t: Int, p: Int, iteration: Int) -> TorchSaveValue {
+        // The shortest decimal of each fp32 setting (1e-05, not 9.99999974e-06).
+        func decimal(_ value: Float) -> TorchSaveValue { .float(Double("\(value)") ?? Double(value)) }
+        return .namespace([
+            ("num_layers", .int(config.numLayers)), ("hidden_size", .int(config.hiddenSize)),
+            ("ffn_hidden_size", .int(config.ffnHiddenSize)), ("num_attention_heads", .int(config.numAttentionHeads)),
+            ("kv_channels", .int(config.headDim)), ("max_position_embeddings", .int(config.maxPositionEmbeddings)),
+            ("padded_vocab_size", .int(config.paddedVocabSize)), ("make_vocab_size_divisible_by", .int(config.makeVocabSizeDivisibleBy)),
+            ("tensor_model_parallel_size", .int(t)), ("pipeline_model_parallel_size", .int(p)),
+            ("virtual_pipeline_model_parallel_size", .none), ("untie_embeddings_and_output_weights", .bool(false)),
+            ("norm_epsilon", decimal(config.layerNormEpsilon)), ("normalization", .string("LayerNorm")),
+            ("position_embedding_type", .string("learned_absolute")), ("swiglu", .bool(false)), ("add_bias_linear", .bool(true)),
+            ("group_query_attention", .bool(false)), ("num_query_groups", .none), ("num_experts", .none),
+            ("bias_gelu_fusion", .bool(true)), ("openai_gelu", .bool(false)),
+            ("apply_residual_connection_post_layernorm", .bool(false)), ("transformer_impl", .string("local")),
+            ("hidden_dropout", decimal(config.hiddenDropout)), ("attention_dropout", decimal(config.attentionDropout)),
+            ("init_method_std", decimal(config.initMethodStd)), ("params_dtype", .global(module: "torch", name: "float32")),
+            ("iteration", .int(iteration)),
+        ])
+    }
+}
