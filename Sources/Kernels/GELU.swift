@@ -1,44 +1,76 @@
-/// GELU with the tanh approximation (GPT-2 / Megatron `gelu_new`):
-/// `gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+/// GELU in its two forms: the tanh approximation (GPT-2's `gelu_new`; Megatron's fused bias-GELU
+/// and `--openai-gelu`), `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, the default; and the
+/// exact `0.5 x (1 + erf(x / sqrt 2))` (PyTorch's `F.gelu`; Megatron with `--no-bias-gelu-fusion`,
+/// Hugging Face's `gelu`).
 public enum GELU {
     @usableFromInline static let k: Float = 0.797_884_560_802_865_4  // sqrt(2 / pi)
     @usableFromInline static let c: Float = 0.044_715
 
     /// Writes `out[i] = gelu(inp[i])` for `count` elements (`out` may equal `inp`).
-    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
-        ThreadPool.current.parallelFor(count, minimumPerThread: 32768) { range in
-            var i = range.lowerBound
-            while i + 16 <= range.upperBound {
-                storeVector(value(loadVector(inp + i)), out + i)
-                i += 16
-            }
-            while i < range.upperBound {
-                out[i] = value(FloatVector(repeating: inp[i]))[0]
-                i += 1
-            }
+    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, exact: Bool = false) {
+        if exact {
+            map(out: out, inp: inp, dout: nil, count: count, ExactGELU.self)
+        } else {
+            map(out: out, inp: inp, dout: nil, count: count, TanhGELU.self)
         }
     }
 
     /// Backward of `forward`: writes `dinp[i] = gelu'(inp[i]) * dout[i]` (`dinp` may equal `dout`).
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                                dout: UnsafePointer<Float>, count: Int) {
+                                dout: UnsafePointer<Float>, count: Int, exact: Bool = false) {
+        if exact {
+            map(out: dinp, inp: inp, dout: dout, count: count, ExactGELU.self)
+        } else {
+            map(out: dinp, inp: inp, dout: dout, count: count, TanhGELU.self)
+        }
+    }
+
+    /// `out = f(inp)`, or `f'(inp) * dout` when `dout` is given, 16 lanes at a time.
+    @inline(__always)
+    private static func map<Form: GELUForm>(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                            dout: UnsafePointer<Float>?, count: Int, _: Form.Type) {
         ThreadPool.current.parallelFor(count, minimumPerThread: 32768) { range in
             var i = range.lowerBound
-            while i + 16 <= range.upperBound {
-                storeVector(derivative(loadVector(inp + i)) * loadVector(dout + i), dinp + i)
-                i += 16
-            }
-            while i < range.upperBound {
-                dinp[i] = derivative(FloatVector(repeating: inp[i]))[0] * dout[i]
-                i += 1
+            if let dout {
+                while i + 16 <= range.upperBound {
+                    storeVector(Form.derivative(loadVector(inp + i)) * loadVector(dout + i), out + i)
+                    i += 16
+                }
+                while i < range.upperBound {
+                    out[i] = Form.derivative(FloatVector(repeating: inp[i]))[0] * dout[i]
+                    i += 1
+                }
+            } else {
+                while i + 16 <= range.upperBound {
+                    storeVector(Form.value(loadVector(inp + i)), out + i)
+                    i += 16
+                }
+                while i < range.upperBound {
+                    out[i] = Form.value(FloatVector(repeating: inp[i]))[0]
+                    i += 1
+                }
             }
         }
     }
 
     @inline(__always)
+    static func value(_ x: FloatVector) -> FloatVector { TanhGELU.value(x) }
+
+    @inline(__always)
+    static func derivative(_ x: FloatVector) -> FloatVector { TanhGELU.derivative(x) }
+}
+
+/// One form of GELU: its value and derivative, 16 lanes at a time.
+protocol GELUForm {
+    static func value(_ x: FloatVector) -> FloatVector
+    static func derivative(_ x: FloatVector) -> FloatVector
+}
+
+enum TanhGELU: GELUForm {
+    @inline(__always)
     static func value(_ x: FloatVector) -> FloatVector {
         let x3: FloatVector = x * x * x
-        let t = fastTanh(x.addingProduct(x3, c) * k)
+        let t = fastTanh(x.addingProduct(x3, GELU.c) * GELU.k)
         let half: FloatVector = x * 0.5
         return half.addingProduct(half, t)
     }
@@ -46,12 +78,31 @@ public enum GELU {
     @inline(__always)
     static func derivative(_ x: FloatVector) -> FloatVector {
         let x2: FloatVector = x * x
-        let inner: FloatVector = x.addingProduct(x2 * x, c) * k
+        let inner: FloatVector = x.addingProduct(x2 * x, GELU.c) * GELU.k
         let t = fastTanh(inner)
-        let dinner: FloatVector = (x2 * (3 * c)  + 1) * k
+        let dinner: FloatVector = (x2 * (3 * GELU.c) + 1) * GELU.k
         let sech2: FloatVector = 1 - t * t
         let half: FloatVector = x * 0.5
         let first: FloatVector = (t + 1) * 0.5
         return first.addingProduct(half * sech2, dinner)
+    }
+}
+
+enum ExactGELU: GELUForm {
+    static let inverseSqrt2: Float = 0.707_106_781_186_547_5
+    static let inverseSqrt2Pi: Float = 0.398_942_280_401_432_7
+
+    @inline(__always)
+    static func value(_ x: FloatVector) -> FloatVector {
+        let half: FloatVector = x * 0.5
+        return half.addingProduct(half, fastErf(x * inverseSqrt2))
+    }
+
+    /// Φ(x) + x φ(x).
+    @inline(__always)
+    static func derivative(_ x: FloatVector) -> FloatVector {
+        let cdf: FloatVector = (fastErf(x * inverseSqrt2) + 1) * 0.5
+        let pdf: FloatVector = fastExp(x * x * -0.5) * inverseSqrt2Pi
+        return cdf.addingProduct(x, pdf)
     }
 }

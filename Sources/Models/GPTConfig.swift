@@ -28,11 +28,15 @@ public struct GPTConfig: Codable, Sendable, Equatable {
     public var hiddenDropout: Float
     /// `--attention-dropout`: dropout on the attention probabilities, in training forwards.
     public var attentionDropout: Float
+    /// `--no-bias-gelu-fusion`: the MLP's GELU is the exact erf one (PyTorch's `F.gelu`, which
+    /// Megatron uses without its fused bias-GELU; Hugging Face's `gelu`) instead of the tanh
+    /// approximation (Megatron's default fused bias-GELU, GPT-2's `gelu_new`).
+    public var exactGELU: Bool
 
     public init(numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, maxPositionEmbeddings: Int,
                 vocabSize: Int, makeVocabSizeDivisibleBy: Int = 128, initMethodStd: Float = 0.02,
                 layerNormEpsilon: Float = 1e-5, maskPaddedVocabulary: Bool = false, hiddenDropout: Float = 0,
-                attentionDropout: Float = 0) {
+                attentionDropout: Float = 0, exactGELU: Bool = false) {
         self.numLayers = numLayers
         self.hiddenSize = hiddenSize
         self.numAttentionHeads = numAttentionHeads
@@ -44,15 +48,34 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         self.maskPaddedVocabulary = maskPaddedVocabulary
         self.hiddenDropout = hiddenDropout
         self.attentionDropout = attentionDropout
+        self.exactGELU = exactGELU
     }
 
     private enum CodingKeys: String, CodingKey {
         case numLayers, hiddenSize, numAttentionHeads, maxPositionEmbeddings, vocabSize, makeVocabSizeDivisibleBy
-        case initMethodStd, layerNormEpsilon, maskPaddedVocabulary, hiddenDropout, attentionDropout
+        case initMethodStd, layerNormEpsilon, maskPaddedVocabulary, hiddenDropout, attentionDropout, exactGELU
+    }
+
+    /// Encodes every field; `exactGELU` only when set, so that a tanh model's stored description
+    /// is what it was before the exact form existed.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(numLayers, forKey: .numLayers)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(numAttentionHeads, forKey: .numAttentionHeads)
+        try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings)
+        try c.encode(vocabSize, forKey: .vocabSize)
+        try c.encode(makeVocabSizeDivisibleBy, forKey: .makeVocabSizeDivisibleBy)
+        try c.encode(initMethodStd, forKey: .initMethodStd)
+        try c.encode(layerNormEpsilon, forKey: .layerNormEpsilon)
+        try c.encode(maskPaddedVocabulary, forKey: .maskPaddedVocabulary)
+        try c.encode(hiddenDropout, forKey: .hiddenDropout)
+        try c.encode(attentionDropout, forKey: .attentionDropout)
+        if exactGELU { try c.encode(exactGELU, forKey: .exactGELU) }
     }
 
     /// Decodes a stored config; checkpoints written before `maskPaddedVocabulary` or the dropouts
-    /// existed keep Megatron's behaviour and no dropout.
+    /// existed keep Megatron's behaviour and no dropout; without `exactGELU`, the tanh GELU.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(numLayers: try c.decode(Int.self, forKey: .numLayers), hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
@@ -64,7 +87,8 @@ public struct GPTConfig: Codable, Sendable, Equatable {
                   layerNormEpsilon: try c.decode(Float.self, forKey: .layerNormEpsilon),
                   maskPaddedVocabulary: try c.decodeIfPresent(Bool.self, forKey: .maskPaddedVocabulary) ?? false,
                   hiddenDropout: try c.decodeIfPresent(Float.self, forKey: .hiddenDropout) ?? 0,
-                  attentionDropout: try c.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? 0)
+                  attentionDropout: try c.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? 0,
+                  exactGELU: try c.decodeIfPresent(Bool.self, forKey: .exactGELU) ?? false)
     }
 
     /// Ids a token or target may take: the padded vocabulary, or the true one when it bounds the softmax.

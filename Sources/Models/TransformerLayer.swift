@@ -101,6 +101,8 @@ public struct TransformerLayer: Sendable {
     public let epsilon: Float
     /// The layer's index in the whole model (names its dropout streams).
     public let index: Int
+    /// Whether the MLP's GELU is the exact erf form (`GPTConfig.exactGELU`).
+    public let exactGELU: Bool
 
     /// Layer `index`'s tensors in `layout` (Megatron-core names), on rank `region.rank` of a
     /// tensor-parallel group of `region.size`.
@@ -123,6 +125,7 @@ public struct TransformerLayer: Sendable {
         hidden = c
         epsilon = config.layerNormEpsilon
         self.index = index
+        exactGELU = config.exactGELU
     }
 
     /// Runs the layer on `input` (`[region.localRows(rows), c]`) into `b.output`, the linear
@@ -159,7 +162,7 @@ public struct TransformerLayer: Sendable {
         if let saved = b.savedBF16 {  // exact: the output is rounded to bf16 already
             BFloat16Conversion.round(out: saved.fc, inp: b.fc, count: n * fc1.localOutFeatures)
         }
-        GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures)
+        GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures, exact: exactGELU)
         let mlpPartial = b.gathered ?? b.output
         fc2.forward(partial: mlpPartial, inp: b.gelu, params: p, rows: n, precision: precision)
         region.leaveRegion(mlpPartial, into: b.output, rows: n, channels: c)
@@ -185,13 +188,13 @@ public struct TransformerLayer: Sendable {
         if let saved = b.savedBF16 {
             BFloat16Conversion.widen(out: b.fc, inp: saved.fc, count: n * fc1.localOutFeatures)
         }
-        GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures)
+        GELU.forward(out: b.gelu, inp: b.fc, count: n * fc1.localOutFeatures, exact: exactGELU)
         let mlpGradient = dropout?.applyHidden(out: d.dbranch!, inp: dresidual, rows: local, site: .mlpOutput, layer: index)
         fc2.backward(dinp: d.dfc,
                      dout: region.leaveRegionBackward(mlpGradient ?? UnsafePointer(dresidual), gatheringInto: b.gathered,
                                                       rows: n, channels: c),
                      inp: b.gelu, params: p, grads: grad, ones: d.ones, rows: n, precision: precision)
-        GELU.backward(dinp: d.dfc, inp: b.fc, dout: d.dfc, count: n * fc1.localOutFeatures)
+        GELU.backward(dinp: d.dfc, inp: b.fc, dout: d.dfc, count: n * fc1.localOutFeatures, exact: exactGELU)
         let ln2 = region.gemmInputForBackward(layerNorm: b.ln2, saved: b.savedBF16?.ln2, gatheringInto: b.gathered,
                                                rows: n, channels: c)
         fc1.backward(dinp: d.dln, dout: d.dfc, inp: ln2.input, params: p, grads: grad, ones: d.ones, rows: n, precision: precision,

@@ -7,7 +7,8 @@ import Parameters
 /// `GPT2LMHeadModel.save_pretrained` writes them) read into or written from a `GPTModel`.
 public enum HuggingFaceCheckpoint {
     /// Reads the model in `directory`. Only what this project's GPT supports is accepted:
-    /// GPT-2 (`model_type` gpt2), tanh GELU (`gelu_new`), 4h MLP, tied output layer.
+    /// GPT-2 (`model_type` gpt2), tanh GELU (`gelu_new`, `gelu_pytorch_tanh`) or exact (`gelu`), 4h MLP,
+    /// tied output layer.
     public static func read(directory: String) throws(TrainingError) -> GPTModel {
         let configPath = directory + "/config.json"
         let json: JSONValue
@@ -28,8 +29,13 @@ public enum HuggingFaceCheckpoint {
         if case let .string(type)? = json["model_type"], type != "gpt2" {
             throw .checkpoint(path: configPath, reason: "model_type \(type) is not supported (gpt2 only)")
         }
-        if case let .string(activation)? = json["activation_function"], activation != "gelu_new" {
-            throw .checkpoint(path: configPath, reason: "activation_function \(activation) is not supported (gelu_new only)")
+        // gelu_new and gelu_pytorch_tanh are the tanh GELU, gelu the exact erf one.
+        var exactGELU = false
+        if case let .string(activation)? = json["activation_function"] {
+            guard ["gelu_new", "gelu_pytorch_tanh", "gelu"].contains(activation) else {
+                throw .checkpoint(path: configPath, reason: "activation_function \(activation) is not supported (gelu_new, gelu_pytorch_tanh or gelu)")
+            }
+            exactGELU = activation == "gelu"
         }
         if let inner = json["n_inner"], inner != .null, inner != .number(Double(4 * (try integer("n_embd")))) {
             throw .checkpoint(path: configPath, reason: "n_inner other than 4 x n_embd is not supported")
@@ -42,7 +48,7 @@ public enum HuggingFaceCheckpoint {
         let config = GPTConfig(numLayers: try integer("n_layer"), hiddenSize: try integer("n_embd"),
                                numAttentionHeads: try integer("n_head"), maxPositionEmbeddings: try integer("n_positions"),
                                vocabSize: try integer("vocab_size"), layerNormEpsilon: epsilon,
-                               maskPaddedVocabulary: true)
+                               maskPaddedVocabulary: true, exactGELU: exactGELU)
         let weightsPath = directory + "/model.safetensors"
         do {
             let model = try GPTModel(config: config)
@@ -75,7 +81,7 @@ public enum HuggingFaceCheckpoint {
             ("n_layer", .number(Double(c.numLayers))), ("n_embd", .number(Double(c.hiddenSize))),
             ("n_head", .number(Double(c.numAttentionHeads))), ("n_positions", .number(Double(c.maxPositionEmbeddings))),
             ("n_ctx", .number(Double(c.maxPositionEmbeddings))), ("vocab_size", .number(Double(c.vocabSize))),
-            ("n_inner", .null), ("activation_function", .string("gelu_new")),
+            ("n_inner", .null), ("activation_function", .string(model.config.exactGELU ? "gelu" : "gelu_new")),
             ("layer_norm_epsilon", .number(Double(c.layerNormEpsilon))), ("initializer_range", .number(Double(c.initMethodStd))),
             ("resid_pdrop", .number(0)), ("embd_pdrop", .number(0)), ("attn_pdrop", .number(0)),
             ("tie_word_embeddings", .bool(true)), ("torch_dtype", .string("float32")),

@@ -61,10 +61,8 @@ struct MegatronLMArguments {
             throw refuse("--decoder-first-pipeline-num-layers", "uneven pipeline stages")
         }
         // Megatron's fused bias-GELU and --openai-gelu are the tanh approximation; without them
-        // the MLP uses the exact erf GELU.
-        if values["bias_gelu_fusion"]?.int == 0 && !flag("openai_gelu") {
-            throw refuse("--no-bias-gelu-fusion", "the exact (erf) GELU")
-        }
+        // the MLP uses the exact erf GELU (F.gelu).
+        let exactGELU = values["bias_gelu_fusion"]?.int == 0 && !flag("openai_gelu")
         let hidden = try integer("hidden_size")
         if try integer("ffn_hidden_size", default: 4 * hidden) != 4 * hidden { throw refuse("--ffn-hidden-size", "an MLP other than 4h") }
         if let kv = values["kv_channels"]?.int, kv * heads != hidden { throw refuse("--kv-channels", "heads narrower than hidden / heads") }
@@ -72,6 +70,6 @@ struct MegatronLMArguments {
         return GPTConfig(numLayers: try integer("num_layers"), hiddenSize: hidden, numAttentionHeads: heads,
                          maxPositionEmbeddings: try integer("max_position_embeddings"),
                          vocabSize: try integer("padded_vocab_size"), makeVocabSizeDivisibleBy: 1,
-                         layerNormEpsilon: Float(epsilon), maskPaddedVocabulary: false)
+                         layerNormEpsilon: Float(epsilon), maskPaddedVocabulary: false, exactGELU: exactGELU)
     }
 }

@@ -94,7 +94,7 @@ extension MegatronLMCheckpoint {
             ("norm_epsilon", decimal(config.layerNormEpsilon)), ("normalization", .string("LayerNorm")),
             ("position_embedding_type", .string("learned_absolute")), ("swiglu", .bool(false)), ("add_bias_linear", .bool(true)),
             ("group_query_attention", .bool(false)), ("num_query_groups", .none), ("num_experts", .none),
-            ("bias_gelu_fusion", .bool(true)), ("openai_gelu", .bool(false)),
+            ("bias_gelu_fusion", .bool(!config.exactGELU)), ("openai_gelu", .bool(false)),
             ("apply_residual_connection_post_layernorm", .bool(false)), ("transformer_impl", .string("local")),
             ("hidden_dropout", decimal(config.hiddenDropout)), ("attention_dropout", decimal(config.attentionDropout)),
             ("init_method_std", decimal(config.initMethodStd)), ("params_dtype", .global(module: "torch", name: "float32")),

@@ -76,10 +76,17 @@ public final class Trainer {
                                     numAttentionHeads: config.numAttentionHeads,
                                     maxPositionEmbeddings: config.maxPositionEmbeddings ?? config.seqLength,
                                     vocabSize: vocabularySize, initMethodStd: Float(config.initMethodStd),
-                                    hiddenDropout: Float(config.hiddenDropout), attentionDropout: Float(config.attentionDropout))
-        // A model imported from Hugging Face keeps its softmax over the true vocabulary.
+                                    hiddenDropout: Float(config.hiddenDropout), attentionDropout: Float(config.attentionDropout),
+                                    exactGELU: config.noBiasGeluFusion)
+        // A model imported from Hugging Face keeps its softmax over the true vocabulary, and an
+        // imported exact-GELU model its GELU.
         if let load = config.load, (try? Checkpoint.latestIteration(in: load)) != nil {
-            modelConfig.maskPaddedVocabulary = try Checkpoint.storedModelConfig(in: load).maskPaddedVocabulary
+            let stored = try Checkpoint.storedModelConfig(in: load)
+            modelConfig.maskPaddedVocabulary = stored.maskPaddedVocabulary
+            if config.noBiasGeluFusion && !stored.exactGELU {
+                throw TrainingError.checkpoint(path: load, reason: "--no-bias-gelu-fusion asks for the exact GELU; this checkpoint's model uses the tanh one")
+            }
+            modelConfig.exactGELU = stored.exactGELU
         }
         // The layout's rules, checked once before any work: the model divides over TP and the
         // stages, and every global batch size of the run (each ramp-up size too) over DP and,

@@ -14,6 +14,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var seqLength = 0
     public var maxPositionEmbeddings: Int?
     public var initMethodStd = 0.02
+    /// `--no-bias-gelu-fusion`: the exact erf GELU (default: tanh, Megatron's fused bias-GELU).
+    public var noBiasGeluFusion = false
     /// `--hidden-dropout` and `--attention-dropout` (0 here; Megatron's default is 0.1).
     public var hiddenDropout = 0.0
     public var attentionDropout = 0.0

@@ -5,7 +5,7 @@ extension TrainingFlag {
     /// Every flag `megatron train` and its config files accept (`--config FILE` aside).
     public static let all: [TrainingFlag] = [
         numLayers, hiddenSize, numAttentionHeads, seqLength, maxPositionEmbeddings,
-        initMethodStd, seed,
+        initMethodStd, noBiasGeluFusion, seed,
         weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad, hiddenDropout, attentionDropout,
         microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples, noCheckForNaNInLossAndGrad,
         exitSignalHandler, exitInterval, exitDurationInMins,
@@ -36,6 +36,9 @@ extension TrainingFlag {
     // Initialization.
     public static let initMethodStd = number("init-method-std", .initialization, \.initMethodStd,
                                              "Standard deviation of the normal weight initialization.", range: .positive)
+    public static let noBiasGeluFusion = flag(
+        "no-bias-gelu-fusion", .networkSize, \.noBiasGeluFusion,
+        "The exact erf GELU, as Megatron without its fused bias-GELU (default: the tanh approximation that fusion computes).")
     public static let seed = integer("seed", .initialization, \.seed, "Random seed of initialization and data order, in [0, 2^32).",
                                      range: .halfOpen(0, 4_294_967_296))
     // Regularization and optimizer.

@@ -28,6 +28,10 @@ enum Float64Reference {
         return y
     }
 
+    static func exactGELU(_ x: [Double]) -> [Double] {
+        x.map { 0.5 * $0 * (1 + erf($0 / 2.squareRoot())) }
+    }
+
     static func gelu(_ x: [Double]) -> [Double] {
         x.map { 0.5 * $0 * (1 + tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0))) }
     }

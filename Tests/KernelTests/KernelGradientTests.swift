@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 import Testing
 import TestSupport
@@ -52,17 +53,30 @@ import TestSupport
         #expect(relativeError(db, gb) < Self.gradientTolerance)
     }
 
-    @Test func geluForwardAndBackward() {
+    /// Both forms: the tanh approximation and the exact erf GELU.
+    @Test(arguments: [false, true])
+    func geluForwardAndBackward(exact: Bool) {
         let count = 53
         let x = randomFloats(count, seed: 9, std: 3)
         let r = randomFloats(count, seed: 10)
         var y = [Float](repeating: 0, count: count), dx = y
-        GELU.forward(out: &y, inp: x, count: count)
-        GELU.backward(dinp: &dx, inp: x, dout: r, count: count)
+        GELU.forward(out: &y, inp: x, count: count, exact: exact)
+        GELU.backward(dinp: &dx, inp: x, dout: r, count: count, exact: exact)
         let xd = x.map(Double.init)
-        #expect(relativeError(y, Float64Reference.gelu(xd)) < Self.forwardTolerance)
-        let gx = numericGradient(at: xd) { projected(Float64Reference.gelu($0), r) }
+        let reference = exact ? Float64Reference.exactGELU : Float64Reference.gelu
+        #expect(relativeError(y, reference(xd)) < Self.forwardTolerance)
+        let gx = numericGradient(at: xd) { projected(reference($0), r) }
         #expect(relativeError(dx, gx) < Self.gradientTolerance)
+    }
+
+    /// The vector erf against libm's over [-6, 6] (absolute error).
+    @Test func erfMatchesLibm() {
+        var worst = 0.0
+        for i in 0...12000 {
+            let x = -6 + Double(i) * 0.001
+            worst = max(worst, abs(Double(fastErf(FloatVector(repeating: Float(x)))[0]) - erf(Double(Float(x)))))
+        }
+        #expect(worst < 4e-7, "\(worst)")
     }
 
     /// Several row blocks and one; heads spread over threads (batch x heads >= threads) and one

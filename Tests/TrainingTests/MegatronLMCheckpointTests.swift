@@ -21,8 +21,9 @@ import TorchFormat
         return path + "/Fixtures/megatron-lm"
     }()
     static let expected: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected.json"))
+    static let expectedExactGELU: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected-exact-gelu.json"))
 
-    static func integers(_ key: String) -> [Int32] {
+    static func integers(_ key: String, in expected: JSONValue = expected) -> [Int32] {
         guard case let .array(rows)? = expected[key] else { return [] }
         return rows.flatMap { row -> [Int32] in
             guard case let .array(values) = row else { return [] }
@@ -42,22 +43,25 @@ import TorchFormat
     /// megatron-core's loss, logits and every gradient of the mean loss, from the whole
     /// checkpoint and from its TP 2 x PP 2 shards (observed: loss 3.2e-8 relative, logits 6.0e-7,
     /// gradient norms 4.6e-7; fp32 on both sides, different summation orders).
-    @Test(arguments: ["tp1", "tp2pp2"])
+    /// `tp1-exact-gelu` is a model with Megatron-LM's `--no-bias-gelu-fusion` (the exact erf GELU).
+    @Test(arguments: ["tp1", "tp2pp2", "tp1-exact-gelu"])
     func givesMegatronCoresLossLogitsAndGradients(checkpoint: String) throws {
+        let expected = checkpoint.hasSuffix("exact-gelu") ? Self.expectedExactGELU : Self.expected
         let (model, iteration) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/" + checkpoint)
         #expect(iteration == 7 && model.config.numLayers == 4 && model.config.paddedVocabSize == 136)
-        let tokens = Self.integers("tokens"), labels = Self.integers("labels")
+        #expect(model.config.exactGELU == checkpoint.hasSuffix("exact-gelu"))
+        let tokens = Self.integers("tokens", in: expected), labels = Self.integers("labels", in: expected)
         let totals = try model.forward(tokens: tokens, targets: labels, batch: 2, seqLength: 12)
-        let expectedLoss = Self.numbers(Self.expected["mean_loss"]).first ?? .nan
+        let expectedLoss = Self.numbers(expected["mean_loss"]).first ?? .nan
         let lossError = abs(totals.mean - expectedLoss) / expectedLoss
         #expect(lossError < 1e-6, "loss \(totals.mean) vs \(expectedLoss)")
         let vocab = model.config.paddedVocabSize
         let logits = Array(UnsafeBufferPointer(start: model.logits, count: 12 * vocab))
-        let logitsError = relativeError(logits, Self.numbers(Self.expected["logits_first_sequence"]))
+        let logitsError = relativeError(logits, Self.numbers(expected["logits_first_sequence"]))
         #expect(logitsError < 5e-6)
         model.backward()
         var worst = 0.0
-        guard case let .object(norms)? = Self.expected["gradient_norms"] else { Issue.record("no gradient norms"); return }
+        guard case let .object(norms)? = expected["gradient_norms"] else { Issue.record("no gradient norms"); return }
         #expect(norms.count == model.layout.specs.count)
         for (name, value) in norms {
             guard case let .number(expectedNorm) = value else { continue }
@@ -115,7 +119,7 @@ import TorchFormat
                                    ("normalization", .string("RMSNorm"), "--normalization RMSNorm"),
                                    ("untie_embeddings_and_output_weights", .bool(true), "--untie-embeddings-and-output-weights"),
                                    ("num_experts", .int(8), "--num-experts"),
-                                   ("bias_gelu_fusion", .bool(false), "--no-bias-gelu-fusion")] {
+                                   ("ffn_hidden_size", .int(100), "--ffn-hidden-size")] {
             let saved = arguments.values[key] ?? .none
             arguments.values.set(.string(key), value)
             #expect { _ = try arguments.modelConfig() } throws: { "\($0)".contains(flag) }

@@ -15,6 +15,8 @@ Writes into Tests/TrainingTests/Fixtures/megatron-lm:
               output_layer.weight a copy of its word-embedding shard)
   expected.json  tokens, labels, megatron-core's per-token losses, the logits of the first
               sequence and every parameter's gradient norm after backward of the mean loss
+  tp1-exact-gelu/, expected-exact-gelu.json   the same for a model with the exact erf GELU
+              (Megatron-LM's --no-bias-gelu-fusion)
 
     pip install megatron-core==0.16.1 torch numpy
     python3 scripts/reference/megatron_lm_fixtures.py
@@ -58,15 +60,16 @@ def megatron_core():
     utils.GlobalMemoryBuffer.get_tensor = get_tensor
 
 
-def build_model():
+def build_model(exact_gelu=False):
     from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
     from megatron.core.models.gpt.gpt_model import GPTModel
     from megatron.core.transformer.transformer_config import TransformerConfig
     torch.manual_seed(5)
-    # bias_activation_fusion: Megatron-LM's default --bias-gelu-fusion, the tanh GELU.
+    # bias_activation_fusion: Megatron-LM's default --bias-gelu-fusion, the tanh GELU; without it
+    # (--no-bias-gelu-fusion) the MLP runs F.gelu, the exact erf GELU.
     config = TransformerConfig(num_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS, ffn_hidden_size=4 * HIDDEN,
                                use_cpu_initialization=True, hidden_dropout=0.0, attention_dropout=0.0, layernorm_epsilon=1e-5,
-                               bias_activation_fusion=True, params_dtype=torch.float32, init_method_std=0.3)
+                               bias_activation_fusion=not exact_gelu, params_dtype=torch.float32, init_method_std=0.3)
     model = GPTModel(config, transformer_layer_spec=get_gpt_layer_local_spec(), vocab_size=VOCAB,
                      max_sequence_length=POSITIONS, share_embeddings_and_output_weights=True,
                      position_embedding_type="learned_absolute")
@@ -77,7 +80,7 @@ def build_model():
     return model
 
 
-def args(tp, pp):
+def args(tp, pp, exact_gelu=False):
     from megatron.core.transformer.enums import AttnMaskType
     return argparse.Namespace(
         num_layers=LAYERS, hidden_size=HIDDEN, ffn_hidden_size=4 * HIDDEN, num_attention_heads=HEADS,
@@ -85,21 +88,23 @@ def args(tp, pp):
         tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp, virtual_pipeline_model_parallel_size=None,
         untie_embeddings_and_output_weights=False, norm_epsilon=1e-5, normalization="LayerNorm",
         position_embedding_type="learned_absolute", swiglu=False, group_query_attention=False, num_query_groups=None,
-        add_bias_linear=True, num_experts=None, bias_gelu_fusion=True, openai_gelu=False,
+        add_bias_linear=True, num_experts=None, bias_gelu_fusion=not exact_gelu, openai_gelu=False,
         apply_residual_connection_post_layernorm=False, transformer_impl="local", params_dtype=torch.float32,
         attn_mask_type=AttnMaskType.causal, tokenizer_type="GPT2BPETokenizer", iteration=ITERATION)
 
 
 def rng_state():
+    random.seed(7)  # so that regenerating the fixtures writes the same bytes
+    np.random.seed(7)
     return [{"random_rng_state": random.getstate(), "np_rng_state": np.random.get_state(),
              "torch_rng_state": torch.get_rng_state(), "cuda_rng_state": None, "rng_tracker_states": {}}]
 
 
-def save(directory, tp_rank, pp_rank, tp, pp, model_state):
+def save(directory, tp_rank, pp_rank, tp, pp, model_state, exact_gelu=False):
     name = f"mp_rank_{tp_rank:02d}" + (f"_{pp_rank:03d}" if pp > 1 else "")
     path = os.path.join(directory, f"iter_{ITERATION:07d}", name)
     os.makedirs(path, exist_ok=True)
-    torch.save({"args": args(tp, pp), "checkpoint_version": 3.0, "iteration": ITERATION, "model": model_state,
+    torch.save({"args": args(tp, pp, exact_gelu), "checkpoint_version": 3.0, "iteration": ITERATION, "model": model_state,
                 "rng_state": rng_state()}, os.path.join(path, "model_optim_rng.pt"))
     with open(os.path.join(directory, "latest_checkpointed_iteration.txt"), "w") as file:
         file.write(str(ITERATION))
@@ -165,6 +170,15 @@ def main():
                 local["output_layer.weight"] = shard("output_layer.weight", state["embedding.word_embeddings.weight"], rank, tp)
             save(os.path.join(OUT, "tp2pp2"), rank, stage, tp, pp, local)
 
+    record(model, "expected.json")
+    # The exact-GELU variant (--no-bias-gelu-fusion), whole.
+    exact = build_model(exact_gelu=True)
+    save(os.path.join(OUT, "tp1-exact-gelu"), 0, 0, 1, 1, exact.state_dict(), exact_gelu=True)
+    record(exact, "expected-exact-gelu.json")
+
+
+def record(model, name):
+    """megatron-core's outputs on the fixture batch, into `name`."""
     generator = torch.Generator().manual_seed(11)
     tokens = torch.randint(0, VOCAB, (BATCH, SEQ), generator=generator)
     labels = torch.randint(0, VOCAB, (BATCH, SEQ), generator=generator)
@@ -174,11 +188,11 @@ def main():
     losses = model(tokens, positions, mask, labels=labels)
     losses.mean().backward()
     gradients = {name: p.grad.double().norm().item() for name, p in model.named_parameters()}
-    with open(os.path.join(OUT, "expected.json"), "w") as file:
+    with open(os.path.join(OUT, name), "w") as file:
         json.dump({"tokens": tokens.tolist(), "labels": labels.tolist(), "losses": losses.tolist(),
                    "mean_loss": losses.mean().item(), "logits_first_sequence": logits[0].tolist(),
                    "gradient_norms": gradients}, file)
-    print("mean loss", losses.mean().item(), "parameters", len(gradients))
+    print(name, "mean loss", losses.mean().item(), "parameters", len(gradients))
 
 
 if __name__ == "__main__":
