@@ -52,12 +52,6 @@ public enum GELU {
             }
         }
     }
-
-    @inline(__always)
-    static func value(_ x: FloatVector) -> FloatVector { TanhGELU.value(x) }
-
-    @inline(__always)
-    static func derivative(_ x: FloatVector) -> FloatVector { TanhGELU.derivative(x) }
 }
 
 /// One form of GELU: its value and derivative, 16 lanes at a time.
