@@ -78,10 +78,15 @@ public final class Trainer {
                                     vocabSize: vocabularySize, initMethodStd: Float(config.initMethodStd),
                                     hiddenDropout: Float(config.hiddenDropout), attentionDropout: Float(config.attentionDropout),
                                     exactGELU: config.noBiasGeluFusion)
-        // A model imported from Hugging Face keeps its softmax over the true vocabulary, and an
-        // imported exact-GELU model its GELU.
+        // A loaded checkpoint keeps its vocabulary (a Megatron-LM import's padding, a Hugging
+        // Face import's softmax over the true vocabulary) and its GELU.
         if let load = config.load, (try? Checkpoint.latestIteration(in: load)) != nil {
             let stored = try Checkpoint.storedModelConfig(in: load)
+            guard vocabularySize <= stored.acceptedVocabularySize else {
+                throw TrainingError.checkpoint(path: load, reason: "the tokenizer has \(vocabularySize) ids but the checkpoint's model accepts \(stored.acceptedVocabularySize)")
+            }
+            modelConfig.vocabSize = stored.vocabSize
+            modelConfig.makeVocabSizeDivisibleBy = stored.makeVocabSizeDivisibleBy
             modelConfig.maskPaddedVocabulary = stored.maskPaddedVocabulary
             if config.noBiasGeluFusion && !stored.exactGELU {
                 throw TrainingError.checkpoint(path: load, reason: "--no-bias-gelu-fusion asks for the exact GELU; this checkpoint's model uses the tanh one")

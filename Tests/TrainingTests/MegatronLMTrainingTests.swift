@@ -1,0 +1,42 @@
+import FileSupport
+import Kernels
+import Foundation
+import Models
+import Optimizer
+import Testing
+@testable import Training
+
+/// A Megatron-LM checkpoint imported and trained further here: the run takes the checkpoint's
+/// padded vocabulary (2112, Megatron-LM's padding of the 2048-id test tokenizer to a multiple of
+/// 64, which this project's default of 128 would not give), starts from its weights, and learns.
+@Suite(.serialized) struct MegatronLMTrainingTests {
+    @Test func importedCheckpointTrainsOn() throws {
+        let (imported, _) = try MegatronLMCheckpoint.read(directory: MegatronLMCheckpointTests.fixtures + "/tp1")
+        let directory = ResumeTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let checkpoint = directory + "/checkpoint"
+        try Checkpoint.save(to: checkpoint, model: imported,
+                            moments: .whole(AdamWOptimizer(layout: imported.layout, hyperparameters: AdamW.Hyperparameters(learningRate: 0))),
+                            state: Checkpoint.State(iteration: 0, consumedSamples: 0, consumedValidSamples: 0, optimizerStep: 0, seed: 1234))
+        let (_, prefix) = try ResumeTests.corpus()
+        let settings: [(key: String, value: JSONValue)] = [
+            ("num-layers", .number(4)), ("hidden-size", .number(48)), ("num-attention-heads", .number(4)),
+            ("seq-length", .number(16)), ("max-position-embeddings", .number(32)), ("micro-batch-size", .number(2)),
+            ("global-batch-size", .number(4)), ("lr", .number(1e-3)), ("train-iters", .number(8)), ("eval-interval", .number(100)),
+            ("data-path", .string(prefix)), ("tokenizer-file", .string(ResumeTests.tokenizerFile)), ("split", .string("90,10,0")),
+            ("load", .string(checkpoint)),
+        ]
+        let trainer = try Trainer(config: try TrainingConfig(settings: [("test", settings)]), vocabularySize: 2048, endOfDocument: 0)
+        #expect(trainer.model.config.paddedVocabSize == 2112 && !trainer.model.config.maskPaddedVocabulary)
+        for spec in imported.layout.specs {
+            #expect(trainer.model.params.values(spec.name) == imported.params.values(spec.name), "\(spec.name)")
+        }
+        var losses = [Double]()
+        while trainer.iteration < 8 { losses.append(try trainer.step().loss) }
+        #expect(losses.allSatisfy(\.isFinite) && losses.suffix(2).reduce(0, +) < losses.prefix(2).reduce(0, +), "\(losses)")
+
+        // A tokenizer larger than the imported vocabulary is refused by name.
+        #expect { _ = try Trainer(config: try TrainingConfig(settings: [("test", settings)]), vocabularySize: 3000, endOfDocument: 0) }
+            throws: { "\($0)".contains("the tokenizer has 3000 ids") }
+    }
+}
