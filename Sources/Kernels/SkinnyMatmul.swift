@@ -9,12 +9,12 @@ public enum SkinnyMatmul {
     public static let maxRows = 8
 
     /// Whether an fp32 product of `rows` input rows goes through this path.
-    @inlinable public static func handles(rows: Int) -> Bool { rows <= maxRows }
+    @inlinable public static func handles(rows: Int) -> Bool { (1...maxRows).contains(rows) }
 
     /// Whether a bf16 product of `rows` input rows does: from 4 rows on oneDNN's bf16 dot-product
     /// kernels win (124M decoding, bf16: 1 row 77-116 tokens/s here against 39 through oneDNN,
     /// 2 rows 167 against 101, 4 rows even at about 135, 8 rows 151 against 289).
-    @inlinable public static func handlesBFloat16(rows: Int) -> Bool { rows <= 2 }
+    @inlinable public static func handlesBFloat16(rows: Int) -> Bool { (1...2).contains(rows) }
 
     /// fp32 weight and input.
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,

@@ -7,10 +7,9 @@ import Tokenizer
 /// completions (`POST /v1/completions`, `GET /v1/models`) with `GET /health`, on Hummingbird.
 ///
 /// Every request is parsed and checked on the connection's task (a malformed one gets a 400 with
-/// a JSON error naming the field, without touching the model); valid ones wait in
-/// `InferenceQueue` for the one worker that runs the model, at most `limits.queueCapacity` of
-/// them (503 at once beyond that), where prompts that are not scored decode together with the
-/// others waiting (`RequestBatcher`). `runService` stops on SIGTERM or SIGINT after the requests
+/// a JSON error naming the field, without touching the model); valid ones go to `RequestBatcher`,
+/// where at most `limits.queueCapacity` prompts wait or decode (503 at once beyond that) and
+/// decode together on the one worker that runs the model (`InferenceQueue`). `runService` stops on SIGTERM or SIGINT after the requests
 /// in flight are answered.
 public struct MegatronServer: Sendable {
     let queue: InferenceQueue<CompletionEngine>
@@ -26,7 +25,7 @@ public struct MegatronServer: Sendable {
         tokenizer = engine.tokenizer
         maxPromptTokens = engine.maxPromptTokens
         queue = InferenceQueue(engine: engine, capacity: limits.queueCapacity)
-        batcher = RequestBatcher(queue: queue)
+        batcher = RequestBatcher(queue: queue, capacity: limits.queueCapacity)
         self.limits = limits
         self.modelName = modelName
     }
@@ -34,7 +33,7 @@ public struct MegatronServer: Sendable {
     /// The routes.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.get("/health") { _, _ in Self.json(.object([("status", .string("ok")), ("queued", .number(Double(queue.load)))])) }
+        router.get("/health") { _, _ in Self.json(.object([("status", .string("ok")), ("queued", .number(Double(batcher.load)))])) }
         router.get("/v1/models") { _, _ in
             Self.json(.object([("object", .string("list")), ("data", .array([.object([
                 ("id", .string(modelName)), ("object", .string("model")), ("owned_by", .string("megatron-swift")),

@@ -1,11 +1,12 @@
 import Synchronization
 
 /// Gathers the prompts waiting for the model so that they decode together (continuous
-/// batching): each submitted prompt queues a job on `InferenceQueue`, and whichever of those jobs
-/// runs first drives `CompletionEngine.run`, which before every decoding step takes prompts still
-/// waiting into the free slots (up to `CompletionEngine.maxBatch` decode at once), so a prompt
-/// that arrives while others decode joins them at the next step; each prompt's result goes to
-/// its client as soon as it ends. The jobs of prompts taken that way then find nothing to do.
+/// batching): one driver job at a time runs `CompletionEngine.run` on the model's worker, which
+/// before every decoding step takes prompts still waiting into the free slots (up to
+/// `CompletionEngine.maxBatch` decode at once), so a prompt that arrives while others decode joins
+/// them at the next step; each prompt's result goes to its client as soon as it ends. At most
+/// `capacity` prompts wait or decode; a request that would pass that is refused whole (`.busy`)
+/// before any of its prompts is queued.
 final class RequestBatcher: Sendable {
     /// A prompt waiting for its completion, and where its text and completion go.
     fileprivate final class Waiting: Sendable {
@@ -34,10 +35,25 @@ final class RequestBatcher: Sendable {
         }
     }
 
-    private let queue: InferenceQueue<CompletionEngine>
-    private let pending = Mutex<[Waiting]>([])
+    /// Prompts waiting for a slot, prompts decoding, and whether a driver job is queued or running.
+    private struct State {
+        var pending: [Waiting] = []
+        var active = 0
+        var driving = false
+    }
 
-    init(queue: InferenceQueue<CompletionEngine>) { self.queue = queue }
+    private let queue: InferenceQueue<CompletionEngine>
+    private let state = Mutex(State())
+    /// Prompts that may wait or decode at once.
+    let capacity: Int
+
+    init(queue: InferenceQueue<CompletionEngine>, capacity: Int) {
+        self.queue = queue
+        self.capacity = max(1, capacity)
+    }
+
+    /// Prompts waiting or decoding now.
+    var load: Int { state.withLock { $0.pending.count + $0.active } }
 
     /// Prompts submitted together, whose completions come as the engine delivers them.
     struct Submitted: Sendable {
@@ -53,34 +69,59 @@ final class RequestBatcher: Sendable {
 
     /// Queues `requests`, each to decode possibly side by side with other clients' prompts;
     /// `onText(index, text)` receives request `index`'s text as it is generated. Throws `.busy`
-    /// at once, queuing nothing, when the queue cannot take them all.
+    /// at once, queuing nothing, when they do not all fit under `capacity`.
     func submit(_ requests: [CompletionRequest], onText: (@Sendable (Int, String) -> Void)? = nil) throws(ServeError) -> Submitted {
-        var items = [Waiting]()
-        for (index, request) in requests.enumerated() {
+        let items = requests.enumerated().map { index, request in
             var itemText: (@Sendable (String) -> Void)?
             if let onText { itemText = { @Sendable text in onText(index, text) } }
-            let item = Waiting(request: request, onText: itemText)
-            pending.withLock { $0.append(item) }
+            return Waiting(request: request, onText: itemText)
+        }
+        guard items.count <= capacity else {
+            throw .badRequest("\(items.count) prompts in one request exceed the server's --queue-size \(capacity)")
+        }
+        let startsDriver = try state.withLock { (state) throws(ServeError) -> Bool in
+            guard state.pending.count + state.active + items.count <= capacity else { throw .busy }
+            state.pending += items
+            defer { state.driving = true }
+            return !state.driving
+        }
+        if startsDriver {
             do {
-                _ = try queue.start { [self] engine in runWaiting(engine) }
+                _ = try queue.start { [self] engine in drive(engine) }
             } catch {
-                // Take back what this request queued that the engine has not taken yet.
-                pending.withLock { list in list.removeAll { waiting in items.contains { $0 === waiting } || waiting === item } }
+                // The worker's own queue is full (only when it is shared): hand the prompts back.
+                state.withLock { state in
+                    state.pending.removeAll { waiting in items.contains { $0 === waiting } }
+                    state.driving = false
+                }
                 throw error
             }
-            items.append(item)
         }
         return Submitted(items: items)
     }
 
-    /// On the worker: completes the waiting prompts, taking in new ones as slots free up.
-    private func runWaiting(_ engine: CompletionEngine) {
-        engine.run { room in
-            pending.withLock { list -> [CompletionJob] in
-                let taken = list.prefix(room)
-                list.removeFirst(taken.count)
-                return taken.map { item in CompletionJob(request: item.request, onText: item.onText, done: item.deliver) }
+    /// On the worker: completes the waiting prompts, taking in new ones as slots free up, until
+    /// none is left (checked under the same lock `submit` queues under, so none is stranded).
+    private func drive(_ engine: CompletionEngine) {
+        while true {
+            engine.run { room in
+                state.withLock { state -> [CompletionJob] in
+                    let taken = Array(state.pending.prefix(room))
+                    state.pending.removeFirst(taken.count)
+                    state.active += taken.count
+                    return taken.map { item in
+                        CompletionJob(request: item.request, onText: item.onText) { [self] outcome in
+                            self.state.withLock { $0.active -= 1 }
+                            item.deliver(outcome)
+                        }
+                    }
+                }
             }
+            let done = state.withLock { state -> Bool in
+                if state.pending.isEmpty { state.driving = false }
+                return !state.driving
+            }
+            if done { return }
         }
     }
 }

@@ -1,6 +1,6 @@
 /// What `megatron serve` accepts before it refuses: bounded work, bounded memory.
 public struct ServerLimits: Sendable {
-    /// Requests waiting for the model; one more is answered 503 at once.
+    /// Prompts waiting for the model or decoding; a request that would pass it is answered 503 at once.
     public var queueCapacity = 64
     /// Largest request body, bytes.
     public var maxBodyBytes = 1 << 20

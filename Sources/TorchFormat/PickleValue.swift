@@ -123,6 +123,25 @@ public struct TorchTensor: Sendable, Equatable {
 
     public var elementCount: Int { shape.reduce(1, *) }
 
+    /// Whether the view is a plain one inside its storage: no negative offset, size or stride,
+    /// no more elements than the storage holds, its last element inside it (checked without
+    /// arithmetic that can overflow). Every tensor read must pass this first.
+    public var fitsItsStorage: Bool {
+        guard storage.count >= 0, offset >= 0, shape.allSatisfy({ $0 >= 0 }), stride.allSatisfy({ $0 >= 0 }) else { return false }
+        var count = 1, last = offset
+        for (size, step) in zip(shape, stride) {
+            let (product, overflow) = count.multipliedReportingOverflow(by: size)
+            guard !overflow, product <= max(storage.count, 1) else { return false }
+            count = product
+            guard size > 0 else { continue }
+            let (reach, overflow2) = step.multipliedReportingOverflow(by: size - 1)
+            let (sum, overflow3) = last.addingReportingOverflow(reach)
+            guard !overflow2, !overflow3 else { return false }
+            last = sum
+        }
+        return count == 0 || last < storage.count
+    }
+
     /// Whether the view is the row-major layout of its shape.
     public var isContiguous: Bool {
         var expected = 1

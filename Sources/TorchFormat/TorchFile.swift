@@ -27,8 +27,8 @@ public final class TorchFile: @unchecked Sendable {
         guard let bytes = archive.bytes(of: prefix + "data/" + storage.key) else {
             throw FileError(path: path, reason: "\(name): storage \(storage.key) is missing from the archive")
         }
-        guard bytes.count >= storage.count * storage.dtype.byteSize else {
-            throw FileError(path: path, reason: "\(name): storage \(storage.key) holds \(bytes.count) bytes, fewer than its \(storage.count) elements")
+        guard tensor.fitsItsStorage, storage.count <= bytes.count / storage.dtype.byteSize else {
+            throw FileError(path: path, reason: "\(name): storage \(storage.key) (\(bytes.count) bytes for \(storage.count) elements) does not hold the tensor")
         }
         let count = tensor.elementCount
         var out = [Float](repeating: 0, count: count)

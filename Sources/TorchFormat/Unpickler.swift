@@ -14,8 +14,14 @@ public struct Unpickler {
     private let data: UnsafeRawBufferPointer
     private var position = 0
     private var stack: [PickleValue] = []
+    /// How deeply each stack entry nests containers (kept under `maxDepth`, so that no value
+    /// nests deeper than Swift's recursive release of it can handle).
+    private var depths: [Int] = []
     private var marks: [Int] = []
-    private var memo: [Int: PickleValue] = [:]
+    private var memo: [Int: (value: PickleValue, depth: Int)] = [:]
+    /// The deepest value popped since the last `beginPops`.
+    private var popped = 0
+    static let maxDepth = 1000
 
     public init(_ data: UnsafeRawBufferPointer) { self.data = data }
 
@@ -34,7 +40,7 @@ public struct Unpickler {
     }
 
     private mutating func integer(_ size: Int) throws(PickleError) -> Int {
-        guard position + size <= data.count else { throw fail("truncated") }
+        guard size <= data.count - position else { throw fail("truncated") }
         var value = 0
         for i in 0..<size { value |= Int(data[position + i]) << (8 * i) }
         position += size
@@ -42,7 +48,7 @@ public struct Unpickler {
     }
 
     private mutating func raw(_ count: Int) throws(PickleError) -> UnsafeRawBufferPointer {
-        guard count >= 0, position + count <= data.count else { throw fail("truncated") }
+        guard count >= 0, count <= data.count - position else { throw fail("truncated") }
         defer { position += count }
         return UnsafeRawBufferPointer(rebasing: data[position..<(position + count)])
     }
@@ -56,15 +62,40 @@ public struct Unpickler {
         }
     }
 
+    private mutating func push(_ value: PickleValue, depth: Int = 0) throws(PickleError) {
+        guard depth <= Self.maxDepth else { throw fail("values nested more than \(Self.maxDepth) deep") }
+        stack.append(value)
+        depths.append(depth)
+    }
+
+    /// A container made of what was popped since `popped` was reset: one level deeper.
+    private mutating func pushContainer(_ value: PickleValue) throws(PickleError) {
+        try push(value, depth: popped + 1)
+        popped = 0
+    }
+
     private mutating func pop() throws(PickleError) -> PickleValue {
-        guard let value = stack.popLast() else { throw fail("stack underflow") }
+        guard let value = stack.popLast(), let depth = depths.popLast() else { throw fail("stack underflow") }
+        popped = max(popped, depth)
         return value
     }
 
     private mutating func popMark() throws(PickleError) -> [PickleValue] {
         guard let mark = marks.popLast(), mark <= stack.count else { throw fail("no MARK") }
-        defer { stack.removeSubrange(mark...) }
+        defer {
+            stack.removeSubrange(mark...)
+            depths.removeSubrange(mark...)
+        }
+        popped = max(popped, depths[mark...].max() ?? 0)
         return Array(stack[mark...])
+    }
+
+    /// The top entry now holds what was popped since `popped` was reset (APPEND, SETITEM, BUILD).
+    private mutating func deepenTop() throws(PickleError) {
+        guard !depths.isEmpty else { throw fail("stack underflow") }
+        depths[depths.count - 1] = max(depths[depths.count - 1], popped + 1)
+        guard depths[depths.count - 1] <= Self.maxDepth else { throw fail("values nested more than \(Self.maxDepth) deep") }
+        popped = 0
     }
 
     private mutating func run() throws(PickleError) -> PickleValue {
@@ -76,65 +107,66 @@ public struct Unpickler {
             case 0x95: _ = try integer(8)                              // FRAME
             case 0x2E: return try pop()                                // STOP
             case 0x28: marks.append(stack.count)                       // MARK
-            case 0x4E: stack.append(.none)                             // NONE
-            case 0x88: stack.append(.bool(true))                       // NEWTRUE
-            case 0x89: stack.append(.bool(false))                      // NEWFALSE
-            case 0x4B: stack.append(.int(try integer(1)))              // BININT1
-            case 0x4D: stack.append(.int(try integer(2)))              // BININT2
-            case 0x4A: stack.append(.int(Int(Int32(truncatingIfNeeded: try integer(4)))))  // BININT
-            case 0x8A: stack.append(.int(try long(try raw(try integer(1)))))  // LONG1
+            case 0x4E: try push(.none)                             // NONE
+            case 0x88: try push(.bool(true))                       // NEWTRUE
+            case 0x89: try push(.bool(false))                      // NEWFALSE
+            case 0x4B: try push(.int(try integer(1)))              // BININT1
+            case 0x4D: try push(.int(try integer(2)))              // BININT2
+            case 0x4A: try push(.int(Int(Int32(truncatingIfNeeded: try integer(4)))))  // BININT
+            case 0x8A: try push(.int(try long(try raw(try integer(1)))))  // LONG1
             case 0x47:                                                 // BINFLOAT, big-endian
                 let bytes = try raw(8)
                 var bits: UInt64 = 0
                 for b in bytes { bits = bits << 8 | UInt64(b) }
-                stack.append(.float(Double(bitPattern: bits)))
-            case 0x58: stack.append(.string(String(decoding: try raw(try integer(4)), as: UTF8.self)))  // BINUNICODE
-            case 0x8C: stack.append(.string(String(decoding: try raw(try integer(1)), as: UTF8.self)))  // SHORT_BINUNICODE
-            case 0x8D: stack.append(.string(String(decoding: try raw(try integer(8)), as: UTF8.self)))  // BINUNICODE8
-            case 0x54: stack.append(.string(String(decoding: try raw(try integer(4)), as: UTF8.self)))  // BINSTRING
-            case 0x55: stack.append(.string(String(decoding: try raw(try integer(1)), as: UTF8.self)))  // SHORT_BINSTRING
-            case 0x42: stack.append(.bytes(Array(try raw(try integer(4)))))                              // BINBYTES
-            case 0x43: stack.append(.bytes(Array(try raw(try integer(1)))))                              // SHORT_BINBYTES
-            case 0x29: stack.append(.tuple([]))                        // EMPTY_TUPLE
-            case 0x85: stack.append(.tuple([try pop()]))               // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); stack.append(.tuple([a, b]))           // TUPLE2
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.tuple([a, b, c]))  // TUPLE3
-            case 0x74: stack.append(.tuple(try popMark()))             // TUPLE
-            case 0x5D: stack.append(.list(PickleList()))               // EMPTY_LIST
-            case 0x6C: let list = PickleList(); list.values = try popMark(); stack.append(.list(list))  // LIST
-            case 0x7D: stack.append(.dict(PickleDict()))               // EMPTY_DICT
+                try push(.float(Double(bitPattern: bits)))
+            case 0x58: try push(.string(String(decoding: try raw(try integer(4)), as: UTF8.self)))  // BINUNICODE
+            case 0x8C: try push(.string(String(decoding: try raw(try integer(1)), as: UTF8.self)))  // SHORT_BINUNICODE
+            case 0x8D: try push(.string(String(decoding: try raw(try integer(8)), as: UTF8.self)))  // BINUNICODE8
+            case 0x54: try push(.string(String(decoding: try raw(try integer(4)), as: UTF8.self)))  // BINSTRING
+            case 0x55: try push(.string(String(decoding: try raw(try integer(1)), as: UTF8.self)))  // SHORT_BINSTRING
+            case 0x42: try push(.bytes(Array(try raw(try integer(4)))))                              // BINBYTES
+            case 0x43: try push(.bytes(Array(try raw(try integer(1)))))                              // SHORT_BINBYTES
+            case 0x29: try push(.tuple([]))                            // EMPTY_TUPLE
+            case 0x85: popped = 0; try pushContainer(.tuple([try pop()]))                                    // TUPLE1
+            case 0x86: popped = 0; let b = try pop(), a = try pop(); try pushContainer(.tuple([a, b]))       // TUPLE2
+            case 0x87: popped = 0; let c = try pop(), b = try pop(), a = try pop(); try pushContainer(.tuple([a, b, c]))  // TUPLE3
+            case 0x74: popped = 0; try pushContainer(.tuple(try popMark()))                                  // TUPLE
+            case 0x5D: try push(.list(PickleList()))                   // EMPTY_LIST
+            case 0x6C: popped = 0; let list = PickleList(); list.values = try popMark(); try pushContainer(.list(list))  // LIST
+            case 0x7D: try push(.dict(PickleDict()))                   // EMPTY_DICT
             case 0x64:                                                 // DICT
+                popped = 0
                 let items = try popMark(), dict = PickleDict()
                 for i in stride(from: 0, to: items.count - 1, by: 2) { dict.set(items[i], items[i + 1]) }
-                stack.append(.dict(dict))
-            case 0x61: let value = try pop(); try append([value])      // APPEND
-            case 0x65: try append(try popMark())                       // APPENDS
-            case 0x73: let value = try pop(), key = try pop(); try setItems([key, value])  // SETITEM
-            case 0x75: try setItems(try popMark())                     // SETITEMS
-            case 0x71: memo[try integer(1)] = try top()                // BINPUT
-            case 0x72: memo[try integer(4)] = try top()                // LONG_BINPUT
-            case 0x94: memo[memo.count] = try top()                    // MEMOIZE
+                try pushContainer(.dict(dict))
+            case 0x61: popped = 0; let value = try pop(); try append([value]); try deepenTop()       // APPEND
+            case 0x65: popped = 0; try append(try popMark()); try deepenTop()                        // APPENDS
+            case 0x73: popped = 0; let value = try pop(), key = try pop(); try setItems([key, value]); try deepenTop()  // SETITEM
+            case 0x75: popped = 0; try setItems(try popMark()); try deepenTop()                      // SETITEMS
+            case 0x71: memo[try integer(1)] = try topEntry()           // BINPUT
+            case 0x72: memo[try integer(4)] = try topEntry()           // LONG_BINPUT
+            case 0x94: memo[memo.count] = try topEntry()               // MEMOIZE
             case 0x68, 0x6A:                                           // BINGET, LONG_BINGET
                 let key = try integer(opcode == 0x68 ? 1 : 4)
-                guard let value = memo[key] else { throw fail("memo \(key) was never stored", at: at) }
-                stack.append(value)
+                guard let entry = memo[key] else { throw fail("memo \(key) was never stored", at: at) }
+                try push(entry.value, depth: entry.depth)
             case 0x63:                                                 // GLOBAL
                 let module = try line(), name = try line()
-                stack.append(.global(module: module, name: name))
+                try push(.global(module: module, name: name))
             case 0x93:                                                 // STACK_GLOBAL
                 let name = try pop(), module = try pop()
                 guard let m = module.string, let n = name.string else { throw fail("STACK_GLOBAL without names", at: at) }
-                stack.append(.global(module: m, name: n))
-            case 0x51: stack.append(try persistent(try pop(), at: at))   // BINPERSID
-            case 0x52:                                                 // REDUCE
+                try push(.global(module: m, name: n))
+            case 0x51: try push(try persistent(try pop(), at: at))       // BINPERSID
+            case 0x52, 0x81:                                           // REDUCE, NEWOBJ
+                popped = 0
                 let arguments = try pop(), callable = try pop()
-                stack.append(try reduce(callable, arguments.items ?? [], at: at))
-            case 0x81:                                                 // NEWOBJ
-                let arguments = try pop(), type = try pop()
-                stack.append(try reduce(type, arguments.items ?? [], at: at))
+                try pushContainer(try reduce(callable, arguments.items ?? [], at: at))
             case 0x62:                                                 // BUILD
+                popped = 0
                 let state = try pop()
                 if case let .object(object) = try top() { object.state = state }
+                try deepenTop()
             default:
                 throw fail("unexpected opcode 0x\(String(opcode, radix: 16)) (not part of what torch.save writes)", at: at)
             }
@@ -144,6 +176,11 @@ public struct Unpickler {
     private func top() throws(PickleError) -> PickleValue {
         guard let value = stack.last else { throw fail("stack underflow") }
         return value
+    }
+
+    private func topEntry() throws(PickleError) -> (value: PickleValue, depth: Int) {
+        guard let value = stack.last, let depth = depths.last else { throw fail("stack underflow") }
+        return (value, depth)
     }
 
     /// A little-endian two's-complement integer of up to 8 bytes.
@@ -202,9 +239,8 @@ public struct Unpickler {
                 throw fail("_rebuild_tensor_v2 with unexpected arguments", at: at)
             }
             let tensor = TorchTensor(storage: storage, offset: offset, shape: shape, stride: stride)
-            let last = zip(shape, stride).reduce(offset) { $0 + max($1.0 - 1, 0) * $1.1 }
-            guard tensor.elementCount == 0 || last < storage.count else {
-                throw fail("a tensor reaches past its storage of \(storage.count) elements", at: at)
+            guard tensor.fitsItsStorage else {
+                throw fail("a tensor of shape \(shape), stride \(stride), offset \(offset) does not fit its storage of \(storage.count) elements", at: at)
             }
             return .tensor(tensor)
         case ("_codecs", "encode"):

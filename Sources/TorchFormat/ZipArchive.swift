@@ -25,11 +25,19 @@ public final class ZipArchive: @unchecked Sendable {
 
     private func fail(_ reason: String) -> FileError { FileError(path: path, reason: "not a readable torch.save archive: \(reason)") }
 
+    /// The little-endian unsigned integer of `size` bytes at `offset`; one that does not fit
+    /// the file (an offset or length from a damaged or hostile archive) is an error.
     private func integer(at offset: Int, _ size: Int) throws(FileError) -> Int {
-        guard offset >= 0, offset + size <= file.bytes.count else { throw fail("truncated (a record runs past the end)") }
-        var value = 0
-        for i in 0..<size { value |= Int(file.bytes[offset + i]) << (8 * i) }
-        return value
+        guard offset >= 0, offset <= file.bytes.count - size else { throw fail("truncated (a record runs past the end)") }
+        var value: UInt64 = 0
+        for i in 0..<size { value |= UInt64(file.bytes[offset + i]) << UInt64(8 * i) }
+        guard value <= UInt64(file.bytes.count) || size < 8 else { throw fail("a size or offset beyond the end of the file") }
+        return Int(value)
+    }
+
+    /// Whether `count` bytes from `start` lie inside the file (no arithmetic that can overflow).
+    private func inside(_ start: Int, _ count: Int) -> Bool {
+        start >= 0 && count >= 0 && start <= file.bytes.count && count <= file.bytes.count - start
     }
 
     private func readDirectory() throws(FileError) {
@@ -52,6 +60,7 @@ public final class ZipArchive: @unchecked Sendable {
             count = try integer(at: record + 32, 8)
             directory = try integer(at: record + 48, 8)
         }
+        guard count <= data.count / 46, inside(directory, 0) else { throw fail("damaged end-of-central-directory record") }
         var offset = directory
         for _ in 0..<count {
             guard try integer(at: offset, 4) == 0x0201_4B50 else { throw fail("damaged central directory") }
@@ -61,7 +70,7 @@ public final class ZipArchive: @unchecked Sendable {
             let nameLength = try integer(at: offset + 28, 2), extraLength = try integer(at: offset + 30, 2)
             let commentLength = try integer(at: offset + 32, 2)
             var local = try integer(at: offset + 42, 4)
-            guard offset + 46 + nameLength <= data.count else { throw fail("truncated central directory") }
+            guard inside(offset, 46 + nameLength) else { throw fail("truncated central directory") }
             let name = String(decoding: UnsafeRawBufferPointer(rebasing: data[(offset + 46)..<(offset + 46 + nameLength)]), as: UTF8.self)
             // ZIP64 extra field: the 8-byte sizes and offset that did not fit, in this order.
             var extra = offset + 46 + nameLength
@@ -76,12 +85,13 @@ public final class ZipArchive: @unchecked Sendable {
                 }
                 extra += 4 + length
             }
+            guard inside(local, 0), size >= 0 else { throw fail("entry \(name) has an offset or size beyond the file") }
             guard method == 0, compressed == size else {
                 throw fail("entry \(name) is compressed (method \(method)); torch.save stores entries uncompressed")
             }
             guard try integer(at: local, 4) == 0x0403_4B50 else { throw fail("damaged local header of \(name)") }
             let start = local + 30 + (try integer(at: local + 26, 2)) + (try integer(at: local + 28, 2))
-            guard start + size <= data.count else { throw fail("entry \(name) runs past the end of the file (truncated)") }
+            guard inside(start, size) else { throw fail("entry \(name) runs past the end of the file (truncated)") }
             entries[name] = start..<(start + size)
             names.append(name)
             offset += 46 + nameLength + extraLength + commentLength

@@ -230,9 +230,11 @@ public enum Checkpoint {
         return value
     }
 
-    /// Loads this rank's part of the latest checkpoint in `directory` into `model` and `moments`;
+    /// Loads this rank's part of the latest checkpoint in `directory` into `model` and, unless
+    /// `readsMoments` is false (a fresh optimizer), `moments`;
     /// throws if it was made for another model shape or model-parallel layout, or is damaged.
-    public static func load(from directory: String, model: GPTModel, moments: Moments) throws(TrainingError) -> State {
+    public static func load(from directory: String, model: GPTModel, moments: Moments,
+                            readsMoments: Bool = true) throws(TrainingError) -> State {
         let first = try latestFirstRank(in: directory)
         let wanted = StoredLayout(tensorParallel: model.tensorParallelSize, pipelineParallel: model.part.stages, chunks: model.part.chunks)
         guard first.layout == wanted else {
@@ -257,6 +259,7 @@ public enum Checkpoint {
         try CheckpointFiles.read(file, path: path, prefix: "", into: model.params)
         try CheckpointFiles.requireFinite(model.params, path: path)
         model.weightsDidChange()
+        guard readsMoments else { return state }  // --finetune, --no-load-optim: the optimizer starts afresh
         switch moments {
         case .whole(let optimizer):
             try CheckpointFiles.readMoments(in: rankDirectory, model: file, path: path, into: optimizer.m, optimizer.v)

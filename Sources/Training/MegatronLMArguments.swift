@@ -42,6 +42,8 @@ struct MegatronLMArguments {
         if let type = string("position_embedding_type"), type != "learned_absolute" { throw refuse("--position-embedding-type \(type)", "this position embedding") }
         if let norm = string("normalization"), norm != "LayerNorm" { throw refuse("--normalization \(norm)", "this normalization") }
         if flag("swiglu") { throw refuse("--swiglu", "SwiGLU") }
+        if flag("apply_layernorm_1p") { throw refuse("--apply-layernorm-1p", "LayerNorm weights stored as gamma - 1") }
+        if flag("qk_layernorm") { throw refuse("--qk-layernorm", "LayerNorms on queries and keys") }
         if flag("squared_relu") { throw refuse("--squared-relu", "squared ReLU") }
         if flag("untie_embeddings_and_output_weights") { throw refuse("--untie-embeddings-and-output-weights", "an untied output layer") }
         if flag("apply_residual_connection_post_layernorm") {
@@ -64,12 +66,21 @@ struct MegatronLMArguments {
         // the MLP uses the exact erf GELU (F.gelu).
         let exactGELU = values["bias_gelu_fusion"]?.int == 0 && !flag("openai_gelu")
         let hidden = try integer("hidden_size")
+        guard hidden > 0, hidden < 1 << 24, heads > 0, heads <= hidden else {
+            throw .checkpoint(path: path, reason: "args.hidden_size \(hidden) or num_attention_heads \(heads) is out of range")
+        }
         if try integer("ffn_hidden_size", default: 4 * hidden) != 4 * hidden { throw refuse("--ffn-hidden-size", "an MLP other than 4h") }
-        if let kv = values["kv_channels"]?.int, kv * heads != hidden { throw refuse("--kv-channels", "heads narrower than hidden / heads") }
+        if let kv = values["kv_channels"]?.int, kv != hidden / heads || hidden % heads != 0 {
+            throw refuse("--kv-channels", "heads narrower than hidden / heads")
+        }
         let epsilon = values["norm_epsilon"]?.double ?? values["layernorm_epsilon"]?.double ?? 1e-5
+        // The vocabulary is the padded one; Megatron's --make-vocab-size-divisible-by is kept (for
+        // export) when the padded size is a multiple of it, as Megatron pads to a multiple of it x TP.
+        let padded = try integer("padded_vocab_size")
+        let divisibleBy = try integer("make_vocab_size_divisible_by", default: 1)
         return GPTConfig(numLayers: try integer("num_layers"), hiddenSize: hidden, numAttentionHeads: heads,
                          maxPositionEmbeddings: try integer("max_position_embeddings"),
-                         vocabSize: try integer("padded_vocab_size"), makeVocabSizeDivisibleBy: 1,
+                         vocabSize: padded, makeVocabSizeDivisibleBy: divisibleBy > 0 && padded % divisibleBy == 0 ? divisibleBy : 1,
                          layerNormEpsilon: Float(epsilon), maskPaddedVocabulary: false, exactGELU: exactGELU)
     }
 }

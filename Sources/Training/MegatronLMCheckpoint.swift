@@ -21,12 +21,16 @@ public enum MegatronLMCheckpoint {
     /// The model in `directory` (a checkpoint root with its tracker file, or one iteration's
     /// folder) and the iteration it was saved at (0 for `release`).
     public static func read(directory: String) throws(TrainingError) -> (model: GPTModel, iteration: Int) {
-        let (folder, iteration) = try iterationFolder(directory)
+        let (folder, trackedIteration) = try iterationFolder(directory)
         let first = try open(folder, rankFolder(tensor: 0, pipeline: 0, pipelineParallel: nil, in: folder))
         let arguments = try MegatronLMArguments(first)
         let config = try arguments.modelConfig()
         let t = try arguments.integer("tensor_model_parallel_size", default: 1)
         let p = try arguments.integer("pipeline_model_parallel_size", default: 1)
+        guard (1...4096).contains(t), (1...4096).contains(p) else {
+            throw .checkpoint(path: first.path, reason: "args.tensor_model_parallel_size \(t) or pipeline_model_parallel_size \(p) is out of range")
+        }
+        let iteration = trackedIteration ?? first.root.entries?["iteration"]?.int ?? 0
         guard config.numLayers % p == 0 else {
             throw .checkpoint(path: first.path, reason: "\(config.numLayers) layers do not split evenly over \(p) pipeline stages")
         }
@@ -35,7 +39,9 @@ public enum MegatronLMCheckpoint {
             throw .checkpoint(path: first.path, reason: "its model arguments are not a valid GPT: \(error)")
         }
         let full = model.layout
-        var filled = Set<String>()
+        // Which tensor-parallel ranks filled each tensor (a replicated one needs rank 0, a split
+        // one every rank: a shard missing from one file must not leave its part zero).
+        var filled = [String: Set<Int>]()
         for stage in 0..<p {
             for rank in 0..<t {
                 let file = rank == 0 && stage == 0 ? first
@@ -55,18 +61,22 @@ public enum MegatronLMCheckpoint {
                     guard tensor.shape == expected else {
                         throw .checkpoint(path: file.path, reason: "\(key) has shape \(tensor.shape), expected \(expected) for TP \(t)")
                     }
+                    filled[name, default: []].insert(rank)
                     guard rank == 0 || shard != .replicated else { continue }
                     let values: [Float]
                     do { values = try file.floats(tensor, name: key) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
                     values.withUnsafeBufferPointer { source in
                         shard.place(source.baseAddress!, into: model.params.pointer(at: index), fullShape: fullShape, rank: rank, size: t)
                     }
-                    filled.insert(name)
                 }
             }
         }
-        if let missing = full.specs.map(\.name).first(where: { !filled.contains($0) }) {
-            throw .checkpoint(path: folder, reason: "no tensor holds \(missing)")
+        for spec in full.specs {
+            let needed = TensorShard(name: spec.name) == .replicated ? Set([0]) : Set(0..<t)
+            guard let ranks = filled[spec.name], needed.isSubset(of: ranks) else {
+                throw .checkpoint(path: folder, reason: "\(spec.name) is missing from tensor-parallel rank(s) "
+                                  + "\(needed.subtracting(filled[spec.name] ?? []).sorted())")
+            }
         }
         model.weightsDidChange()
         return (model, iteration)
@@ -91,12 +101,11 @@ public enum MegatronLMCheckpoint {
         return "decoder.layers.\(stage * layersPerStage + local).\(renamed)"
     }
 
-    /// The iteration folder `directory` names and its iteration.
-    static func iterationFolder(_ directory: String) throws(TrainingError) -> (String, Int) {
+    /// The iteration folder `directory` names and its iteration (nil for an iteration folder
+    /// given directly: its files say).
+    static func iterationFolder(_ directory: String) throws(TrainingError) -> (String, Int?) {
         let tracker = directory + "/latest_checkpointed_iteration.txt"
-        guard let text = try? String(contentsOfFile: tracker, encoding: .utf8) else {
-            return (directory, 0)  // an iteration folder given directly; its iteration comes from the files
-        }
+        guard let text = try? String(contentsOfFile: tracker, encoding: .utf8) else { return (directory, nil) }
         let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if value == "release" { return (directory + "/release", 0) }
         guard let iteration = Int(value), iteration >= 0 else {

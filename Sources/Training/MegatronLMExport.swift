@@ -98,6 +98,7 @@ extension MegatronLMCheckpoint {
             ("apply_residual_connection_post_layernorm", .bool(false)), ("transformer_impl", .string("local")),
             ("hidden_dropout", decimal(config.hiddenDropout)), ("attention_dropout", decimal(config.attentionDropout)),
             ("init_method_std", decimal(config.initMethodStd)), ("params_dtype", .global(module: "torch", name: "float32")),
+            ("tokenizer_type", .string("GPT2BPETokenizer")),
             ("iteration", .int(iteration)),
         ])
     }

@@ -159,12 +159,15 @@ public final class Trainer {
             loadWarning = "could not find the metadata file \(load)/\(Checkpoint.trackerName); will not load any "
                 + "checkpoints and will start from random"
         } else if let load = config.load {
-            let state = try Checkpoint.load(from: load, model: model, moments: moments)
-            iteration = state.iteration
-            consumedSamples = state.consumedSamples
-            consumedValidSamples = state.consumedValidSamples
-            scheduledSamples = state.scheduledSamples
-            if let saved = state.lossScaler { lossScaler?.restore(saved) }
+            let state = try Checkpoint.load(from: load, model: model, moments: moments,
+                                            readsMoments: !config.finetune && !config.noLoadOptim)
+            if !config.finetune {  // --finetune: the weights alone
+                iteration = state.iteration
+                consumedSamples = state.consumedSamples
+                consumedValidSamples = state.consumedValidSamples
+                scheduledSamples = state.scheduledSamples
+                if let saved = state.lossScaler { lossScaler?.restore(saved) }
+            }
             if state.precision != config.precision {
                 loadNote = "the checkpoint was trained in \(state.precision.rawValue), this run continues in "
                     + "\(config.precision.rawValue) from its fp32 master weights and moments"

@@ -82,6 +82,12 @@ public struct TrainingConfig: Sendable, Equatable {
     public var save: String?
     public var saveInterval: Int?
     public var load: String?
+    /// `--finetune`: weights only from `load`; iteration, consumed samples and optimizer start afresh.
+    public var finetune = false
+    /// `--no-load-optim`: fresh optimizer moments; the run's position comes from the checkpoint.
+    public var noLoadOptim = false
+    /// `--no-load-rng`: accepted; checkpoints hold no RNG state (dropout is keyed by seed and sample).
+    public var noLoadRng = false
     public var tensorboardDir: String?
     public var metricsFile: String?
     /// `--exit-signal-handler`: on SIGTERM or SIGINT finish the iteration, save and exit 0.
@@ -270,6 +276,8 @@ public struct TrainingConfig: Sendable, Equatable {
         }
         if bf16 && fp16 { throw .invalidFlag("--bf16", "give at most one of --bf16 and --fp16") }
         if lossScale != nil && !fp16 { throw .invalidFlag("--loss-scale", "needs --fp16") }
+        if finetune && load == nil { throw .invalidFlag("--finetune", "needs --load") }
+        if noLoadOptim && load == nil { throw .invalidFlag("--no-load-optim", "needs --load") }
         if minLossScale > initialLossScale {
             throw .invalidFlag("--min-loss-scale", "must not exceed --initial-loss-scale \(initialLossScale), got \(minLossScale)")
         }

@@ -12,7 +12,7 @@ extension TrainingFlag {
         bf16, fp16, lossScale, initialLossScale, minLossScale, lossScaleWindow, hysteresis, maxSkipsAtMinLossScale,
         accumulateAllreduceGradsInFp32,
         lr, minLR, lrDecayStyle, lrWarmupIters, lrWarmupSamples, lrDecayIters, lrDecaySamples,
-        save, saveInterval, load,
+        save, saveInterval, load, finetune, noLoadOptim, noLoadRng,
         tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, dataParallelSize,
         useDistributedOptimizer, sequenceParallel, ddpBucketSize, recomputeGranularity, recomputeMethod, recomputeNumLayers,
         evalInterval, evalIters,
@@ -127,6 +127,12 @@ extension TrainingFlag {
     public static let saveInterval = integer("save-interval", .checkpointing, \.saveInterval,
                                              "Iterations between checkpoints.", range: .atLeast(1), default: "at the end only")
     public static let load = string("load", .checkpointing, \.load, "Checkpoint directory to load (train resumes from it).", metavar: "DIR")
+    public static let finetune = flag("finetune", .checkpointing, \.finetune,
+                                      "Load only the weights of --load: iteration, samples and optimizer start afresh.")
+    public static let noLoadOptim = flag("no-load-optim", .checkpointing, \.noLoadOptim,
+                                         "Do not load the optimizer state of --load (fresh Adam moments; the run continues at its iteration).")
+    public static let noLoadRng = flag("no-load-rng", .checkpointing, \.noLoadRng,
+                                       "Accepted for Megatron job scripts: no RNG state is saved here (dropout masks follow --seed and the sample).")
     // Distributed.
     public static let tensorModelParallelSize = integer("tensor-model-parallel-size", .distributed, \.tensorModelParallelSize,
                                                         "Tensor-parallel ranks (t).", range: .atLeast(1))

@@ -11,8 +11,9 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Serve a checkpoint: Megatron's PUT /api and OpenAI-compatible POST /v1/completions.",
         discussion: """
-        Requests are answered by one worker that runs the model; up to --queue-size wait for it and
-        more are refused with 503 at once. Malformed requests get a 400 with a JSON error naming
+        Requests are answered by one worker that runs the model, up to 8 prompts decoding side by
+        side (continuous batching); up to --queue-size prompts wait or decode, and a request that
+        would pass that is refused with 503 at once. Malformed requests get a 400 with a JSON error naming
         the field. SIGTERM or SIGINT stops the server after the requests in flight are answered.
         """)
 

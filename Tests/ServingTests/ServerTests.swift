@@ -195,14 +195,14 @@ import Training
     @Test func waitingPromptsOfDifferentClientsDecodeTogether() async throws {
         let engine = CompletionEngine(model: try Self.model(), tokenizer: Self.tokenizer)
         let queue = InferenceQueue(engine: engine, capacity: 16)
-        let batcher = RequestBatcher(queue: queue)
+        let batcher = RequestBatcher(queue: queue, capacity: 16)
         let texts = ["A lawyer is", "Love", "War", "Politics is", "Hope"]
         let requests = texts.map { CompletionRequest(prompt: Self.tokenizer.encode($0), maxTokens: 5) }
         let alone = try requests.map { try engine.complete($0) }
         let release = DispatchSemaphore(value: 0)
         let held = try queue.start { _ in release.wait() }  // the worker is busy while the clients arrive
         let clients = requests.map { request in Task { try await batcher.submit([request]).completions()[0] } }
-        while queue.load < 1 + requests.count { try await Task.sleep(for: .milliseconds(5)) }
+        while batcher.load < requests.count { try await Task.sleep(for: .milliseconds(5)) }
         release.signal()
         try await held.value
         for (client, expected) in zip(clients, alone) {

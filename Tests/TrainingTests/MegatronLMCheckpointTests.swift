@@ -7,7 +7,7 @@ import Models
 import Parameters
 import Testing
 import TestSupport
-import TorchFormat
+@testable import TorchFormat
 @testable import Training
 
 /// Megatron-LM checkpoints read against megatron-core itself (fixtures by
@@ -106,9 +106,42 @@ import TorchFormat
         // A pickle with an opcode torch.save never writes (INST) is refused with its offset.
         let bad: [UInt8] = [0x80, 0x02, 0x69] + Array("os\nsystem\n".utf8) + [0x2E]
         #expect(throws: PickleError.self) { try bad.withUnsafeBytes { try Unpickler.load($0) } }
+        // Hostile pickles: nesting deeper than 1000, a length near Int.max, never a crash.
+        let deep: [UInt8] = [0x80, 0x02, 0x29] + [UInt8](repeating: 0x85, count: 5000) + [0x2E]
+        #expect { try deep.withUnsafeBytes { try Unpickler.load($0) } } throws: { "\($0)".contains("nested more than") }
+        let long: [UInt8] = [0x80, 0x02, 0x8D] + [UInt8](repeating: 0xFF, count: 7) + [0x7F, 0x2E]
+        #expect(throws: PickleError.self) { try long.withUnsafeBytes { try Unpickler.load($0) } }
+        // Tensor views that do not fit their storage are never read.
+        let storage = TorchStorage(dtype: .float32, key: "0", count: 12)
+        #expect(TorchTensor(storage: storage, offset: 0, shape: [3, 4], stride: [4, 1]).fitsItsStorage)
+        for (offset, shape, stride) in [(0, [3, 4], [-4, 1]), (-1, [12], [1]), (0, [-1], [1]), (0, [4, 4], [4, 1]),
+                                        (0, [Int.max, 2], [0, 1]), (1, [12], [1])] {
+            #expect(!TorchTensor(storage: storage, offset: offset, shape: shape, stride: stride).fitsItsStorage, "\(shape) \(stride)")
+        }
         // A missing tracker target.
         try "9\n".write(toFile: directory + "/latest_checkpointed_iteration.txt", atomically: true, encoding: .utf8)
         #expect { _ = try MegatronLMCheckpoint.read(directory: directory) } throws: { "\($0)".contains("iter_0000009") }
+    }
+
+    /// A tensor-parallel shard missing from one rank's file is an error naming it, not a zero block.
+    @Test func aMissingShardIsNamed() throws {
+        let (model, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/tp1")
+        let directory = NSTemporaryDirectory() + "megatron-lm-missing-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try MegatronLMCheckpoint.write(model.params, config: model.config, iteration: 3, to: directory, tensorParallel: 2)
+        let path = directory + "/iter_0000003/mp_rank_01/model_optim_rng.pt"
+        let file = try TorchFile(path: path)
+        let state = try #require(file.root.entries?["model"]?.entries)
+        var kept = [(String, TorchSaveValue)]()
+        for key in state.keys where key != "decoder.layers.2.mlp.linear_fc1.weight" {
+            guard case let .tensor(tensor)? = state[key] else { kept.append((key, .none)); continue }
+            kept.append((key, .tensor(shape: tensor.shape, values: try file.floats(tensor, name: key))))
+        }
+        try TorchSave.write(.dict([("args", MegatronLMCheckpoint.arguments(model.config, t: 2, p: 1, iteration: 3)),
+                                   ("iteration", .int(3)), ("model", .orderedDict(kept))]), to: path)
+        #expect { _ = try MegatronLMCheckpoint.read(directory: directory) } throws: {
+            "\($0)".contains("decoder.layers.2.mlp.linear_fc1.weight is missing from tensor-parallel rank(s) [1]")
+        }
     }
 
     /// An architecture this project does not implement is refused with the flag that names it.
@@ -120,7 +153,9 @@ import TorchFormat
                                    ("normalization", .string("RMSNorm"), "--normalization RMSNorm"),
                                    ("untie_embeddings_and_output_weights", .bool(true), "--untie-embeddings-and-output-weights"),
                                    ("num_experts", .int(8), "--num-experts"),
-                                   ("ffn_hidden_size", .int(100), "--ffn-hidden-size")] {
+                                   ("ffn_hidden_size", .int(100), "--ffn-hidden-size"),
+                                   ("apply_layernorm_1p", .bool(true), "--apply-layernorm-1p"),
+                                   ("qk_layernorm", .bool(true), "--qk-layernorm")] {
             let saved = arguments.values[key] ?? .none
             arguments.values.set(.string(key), value)
             #expect { _ = try arguments.modelConfig() } throws: { "\($0)".contains(flag) }

@@ -8,7 +8,8 @@ import Testing
 
 /// A Megatron-LM checkpoint imported and trained further here: the run takes the checkpoint's
 /// padded vocabulary (2112, Megatron-LM's padding of the 2048-id test tokenizer to a multiple of
-/// 64, which this project's default of 128 would not give), starts from its weights, and learns.
+/// 64, which this project's default of 128 would not give), starts from its weights, and learns;
+/// Megatron's --finetune and --no-load-optim then continue from what it saved.
 @Suite(.serialized) struct MegatronLMTrainingTests {
     @Test func importedCheckpointTrainsOn() throws {
         let (imported, _) = try MegatronLMCheckpoint.read(directory: MegatronLMCheckpointTests.fixtures + "/tp1")
@@ -34,6 +35,18 @@ import Testing
         var losses = [Double]()
         while trainer.iteration < 8 { losses.append(try trainer.step().loss) }
         #expect(losses.allSatisfy(\.isFinite) && losses.suffix(2).reduce(0, +) < losses.prefix(2).reduce(0, +), "\(losses)")
+
+        // Continued with Megatron's --finetune (weights only) and --no-load-optim (fresh moments).
+        let saved = directory + "/trained"
+        try trainer.save(to: saved)
+        let trainedWeights = trainer.model.layout.specs.map { trainer.model.params.values($0.name) }
+        for (flag, iteration) in [("finetune", 0), ("no-load-optim", 8)] {
+            var continued = settings.filter { $0.key != "load" } + [("load", .string(saved)), (flag, .bool(true))]
+            continued = continued.map { $0.key == "train-iters" ? ($0.key, .number(12)) : $0 }
+            let next = try Trainer(config: try TrainingConfig(settings: [("test", continued)]), vocabularySize: 2048, endOfDocument: 0)
+            #expect(next.iteration == iteration && next.optimizer.step == 0, "--\(flag)")
+            #expect(next.model.layout.specs.map { next.model.params.values($0.name) } == trainedWeights, "--\(flag)")
+        }
 
         // A tokenizer larger than the imported vocabulary is refused by name.
         #expect { _ = try Trainer(config: try TrainingConfig(settings: [("test", settings)]), vocabularySize: 3000, endOfDocument: 0) }
