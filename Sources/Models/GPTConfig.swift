@@ -28,6 +28,10 @@ public struct GPTConfig: Codable, Sendable, Equatable {
     public var hiddenDropout: Float
     /// `--attention-dropout`: dropout on the attention probabilities, in training forwards.
     public var attentionDropout: Float
+    /// `--ffn-hidden-size` when given (nil: 4h, following `hiddenSize`).
+    public var ffnHiddenSizeSetting: Int?
+    /// The MLP's inner width: `--ffn-hidden-size`, by default 4h.
+    public var ffnHiddenSize: Int { ffnHiddenSizeSetting ?? 4 * hiddenSize }
     /// `--no-bias-gelu-fusion`: the MLP's GELU is the exact erf one (PyTorch's `F.gelu`, which
     /// Megatron uses without its fused bias-GELU; Hugging Face's `gelu`) instead of the tanh
     /// approximation (Megatron's default fused bias-GELU, GPT-2's `gelu_new`).
@@ -36,7 +40,7 @@ public struct GPTConfig: Codable, Sendable, Equatable {
     public init(numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, maxPositionEmbeddings: Int,
                 vocabSize: Int, makeVocabSizeDivisibleBy: Int = 128, initMethodStd: Float = 0.02,
                 layerNormEpsilon: Float = 1e-5, maskPaddedVocabulary: Bool = false, hiddenDropout: Float = 0,
-                attentionDropout: Float = 0, exactGELU: Bool = false) {
+                attentionDropout: Float = 0, exactGELU: Bool = false, ffnHiddenSize: Int? = nil) {
         self.numLayers = numLayers
         self.hiddenSize = hiddenSize
         self.numAttentionHeads = numAttentionHeads
@@ -49,15 +53,16 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         self.hiddenDropout = hiddenDropout
         self.attentionDropout = attentionDropout
         self.exactGELU = exactGELU
+        ffnHiddenSizeSetting = ffnHiddenSize == 4 * hiddenSize ? nil : ffnHiddenSize
     }
 
     private enum CodingKeys: String, CodingKey {
         case numLayers, hiddenSize, numAttentionHeads, maxPositionEmbeddings, vocabSize, makeVocabSizeDivisibleBy
-        case initMethodStd, layerNormEpsilon, maskPaddedVocabulary, hiddenDropout, attentionDropout, exactGELU
+        case initMethodStd, layerNormEpsilon, maskPaddedVocabulary, hiddenDropout, attentionDropout, exactGELU, ffnHiddenSize
     }
 
-    /// Encodes every field; `exactGELU` only when set, so that a tanh model's stored description
-    /// is what it was before the exact form existed.
+    /// Encodes every field; `exactGELU` only when set and `ffnHiddenSize` only when not 4h, so
+    /// that a model without them is stored as it was before they existed.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(numLayers, forKey: .numLayers)
@@ -72,6 +77,7 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         try c.encode(hiddenDropout, forKey: .hiddenDropout)
         try c.encode(attentionDropout, forKey: .attentionDropout)
         if exactGELU { try c.encode(exactGELU, forKey: .exactGELU) }
+        if let ffnHiddenSizeSetting { try c.encode(ffnHiddenSizeSetting, forKey: .ffnHiddenSize) }
     }
 
     /// Decodes a stored config; checkpoints written before `maskPaddedVocabulary` or the dropouts
@@ -88,7 +94,8 @@ public struct GPTConfig: Codable, Sendable, Equatable {
                   maskPaddedVocabulary: try c.decodeIfPresent(Bool.self, forKey: .maskPaddedVocabulary) ?? false,
                   hiddenDropout: try c.decodeIfPresent(Float.self, forKey: .hiddenDropout) ?? 0,
                   attentionDropout: try c.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? 0,
-                  exactGELU: try c.decodeIfPresent(Bool.self, forKey: .exactGELU) ?? false)
+                  exactGELU: try c.decodeIfPresent(Bool.self, forKey: .exactGELU) ?? false,
+                  ffnHiddenSize: try c.decodeIfPresent(Int.self, forKey: .ffnHiddenSize))
     }
 
     /// Ids a token or target may take: the padded vocabulary, or the true one when it bounds the softmax.
@@ -103,16 +110,14 @@ public struct GPTConfig: Codable, Sendable, Equatable {
     /// Width of one attention head.
     public var headDim: Int { hiddenSize / numAttentionHeads }
 
-    /// MLP inner width (4h).
-    public var ffnHiddenSize: Int { 4 * hiddenSize }
-
     /// Model FLOPs of one forward and backward pass over `batch` sequences of `seqLength` tokens
-    /// without recomputation (Narayanan et al. 2021): `72 B s l h^2 (1 + s/(6h) + V/(12 l h))`.
-    /// Training's MFU and the planner both count with it.
+    /// without recomputation (Narayanan et al. 2021): three times the forward's matmuls,
+    /// `3 (B s l (8h^2 + 4 h f + 4 s h) + 2 B s h V)` with MLP width f, which for f = 4h is
+    /// `72 B s l h^2 (1 + s/(6h) + V/(12 l h))`. Training's MFU and the planner both count with it.
     public func modelFLOPs(batch: Int, seqLength: Int) -> Double {
         let b = Double(batch), s = Double(seqLength), l = Double(numLayers)
-        let h = Double(hiddenSize), v = Double(paddedVocabSize)
-        return 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h))
+        let h = Double(hiddenSize), v = Double(paddedVocabSize), f = Double(ffnHiddenSize)
+        return 3 * (b * s * l * (8 * h * h + 4 * h * f + 4 * s * h) + 2 * b * s * h * v)
     }
 
     /// Checks that the shape is usable; the error names the offending flag.
@@ -126,6 +131,7 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         try positive(maxPositionEmbeddings, "--max-position-embeddings")
         try positive(vocabSize, "--vocab-size")
         try positive(makeVocabSizeDivisibleBy, "--make-vocab-size-divisible-by")
+        try positive(ffnHiddenSize, "--ffn-hidden-size")
         if hiddenSize % numAttentionHeads != 0 {
             throw .invalid(flag: "--num-attention-heads",
                            reason: "\(numAttentionHeads) heads do not divide --hidden-size \(hiddenSize)")

@@ -81,6 +81,9 @@ public final class GPTModel {
         } catch {
             throw .layout(error)
         }
+        guard config.ffnHiddenSize % t == 0 else {
+            throw .invalid(flag: "--ffn-hidden-size", reason: "\(config.ffnHiddenSize) does not divide over --tensor-model-parallel-size \(t)")
+        }
         try recomputation.validate(layersPerChunk: part.chunkLayers.map(\.count).min() ?? 0)
         self.recomputation = recomputation
         self.config = config

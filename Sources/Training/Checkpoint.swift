@@ -320,12 +320,15 @@ public enum Checkpoint {
 
     /// The shape fields a checkpoint must match.
     static func modelDescription(_ config: GPTConfig) -> JSONValue {
-        .object([
+        var fields: [(key: String, value: JSONValue)] = [
             ("num_layers", .number(Double(config.numLayers))),
             ("hidden_size", .number(Double(config.hiddenSize))),
             ("num_attention_heads", .number(Double(config.numAttentionHeads))),
             ("max_position_embeddings", .number(Double(config.maxPositionEmbeddings))),
             ("padded_vocab_size", .number(Double(config.paddedVocabSize))),
-        ])
+        ]
+        // Only when not 4h, so that the description of a 4h model is what it always was.
+        if let ffn = config.ffnHiddenSizeSetting { fields.append(("ffn_hidden_size", .number(Double(ffn)))) }
+        return .object(fields)
     }
 }

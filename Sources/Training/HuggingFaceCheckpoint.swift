@@ -7,8 +7,8 @@ import Parameters
 /// `GPT2LMHeadModel.save_pretrained` writes them) read into or written from a `GPTModel`.
 public enum HuggingFaceCheckpoint {
     /// Reads the model in `directory`. Only what this project's GPT supports is accepted:
-    /// GPT-2 (`model_type` gpt2), tanh GELU (`gelu_new`, `gelu_pytorch_tanh`) or exact (`gelu`), 4h MLP,
-    /// tied output layer.
+    /// GPT-2 (`model_type` gpt2), tanh GELU (`gelu_new`, `gelu_pytorch_tanh`) or exact (`gelu`), any
+    /// MLP width (`n_inner`), tied output layer.
     public static func read(directory: String) throws(TrainingError) -> GPTModel {
         let configPath = directory + "/config.json"
         let json: JSONValue
@@ -37,8 +37,12 @@ public enum HuggingFaceCheckpoint {
             }
             exactGELU = activation == "gelu"
         }
-        if let inner = json["n_inner"], inner != .null, inner != .number(Double(4 * (try integer("n_embd")))) {
-            throw .checkpoint(path: configPath, reason: "n_inner other than 4 x n_embd is not supported")
+        var ffn: Int?
+        if let inner = json["n_inner"], inner != .null {
+            guard case let .number(x) = inner, x == x.rounded(), x > 0, x < 1e8 else {
+                throw .checkpoint(path: configPath, reason: "n_inner must be a positive integer or null")
+            }
+            ffn = Int(x)
         }
         if json["tie_word_embeddings"] == .bool(false) {
             throw .checkpoint(path: configPath, reason: "untied output layers are not supported")
@@ -48,7 +52,7 @@ public enum HuggingFaceCheckpoint {
         let config = GPTConfig(numLayers: try integer("n_layer"), hiddenSize: try integer("n_embd"),
                                numAttentionHeads: try integer("n_head"), maxPositionEmbeddings: try integer("n_positions"),
                                vocabSize: try integer("vocab_size"), layerNormEpsilon: epsilon,
-                               maskPaddedVocabulary: true, exactGELU: exactGELU)
+                               maskPaddedVocabulary: true, exactGELU: exactGELU, ffnHiddenSize: ffn)
         let weightsPath = directory + "/model.safetensors"
         do {
             let model = try GPTModel(config: config)
@@ -81,7 +85,7 @@ public enum HuggingFaceCheckpoint {
             ("n_layer", .number(Double(c.numLayers))), ("n_embd", .number(Double(c.hiddenSize))),
             ("n_head", .number(Double(c.numAttentionHeads))), ("n_positions", .number(Double(c.maxPositionEmbeddings))),
             ("n_ctx", .number(Double(c.maxPositionEmbeddings))), ("vocab_size", .number(Double(c.vocabSize))),
-            ("n_inner", .null), ("activation_function", .string(model.config.exactGELU ? "gelu" : "gelu_new")),
+            ("n_inner", model.config.ffnHiddenSizeSetting.map { .number(Double($0)) } ?? .null), ("activation_function", .string(model.config.exactGELU ? "gelu" : "gelu_new")),
             ("layer_norm_epsilon", .number(Double(c.layerNormEpsilon))), ("initializer_range", .number(Double(c.initMethodStd))),
             ("resid_pdrop", .number(0)), ("embd_pdrop", .number(0)), ("attn_pdrop", .number(0)),
             ("tie_word_embeddings", .bool(true)), ("torch_dtype", .string("float32")),

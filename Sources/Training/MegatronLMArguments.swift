@@ -69,7 +69,8 @@ struct MegatronLMArguments {
         guard hidden > 0, hidden < 1 << 24, heads > 0, heads <= hidden else {
             throw .checkpoint(path: path, reason: "args.hidden_size \(hidden) or num_attention_heads \(heads) is out of range")
         }
-        if try integer("ffn_hidden_size", default: 4 * hidden) != 4 * hidden { throw refuse("--ffn-hidden-size", "an MLP other than 4h") }
+        let ffn = try integer("ffn_hidden_size", default: 4 * hidden)
+        guard ffn > 0, ffn < 1 << 26 else { throw .checkpoint(path: path, reason: "args.ffn_hidden_size \(ffn) is out of range") }
         if let kv = values["kv_channels"]?.int, kv != hidden / heads || hidden % heads != 0 {
             throw refuse("--kv-channels", "heads narrower than hidden / heads")
         }
@@ -81,6 +82,7 @@ struct MegatronLMArguments {
         return GPTConfig(numLayers: try integer("num_layers"), hiddenSize: hidden, numAttentionHeads: heads,
                          maxPositionEmbeddings: try integer("max_position_embeddings"),
                          vocabSize: padded, makeVocabSizeDivisibleBy: divisibleBy > 0 && padded % divisibleBy == 0 ? divisibleBy : 1,
-                         layerNormEpsilon: Float(epsilon), maskPaddedVocabulary: false, exactGELU: exactGELU)
+                         layerNormEpsilon: Float(epsilon), maskPaddedVocabulary: false, exactGELU: exactGELU,
+                         ffnHiddenSize: ffn)
     }
 }

@@ -77,7 +77,7 @@ public final class Trainer {
                                     maxPositionEmbeddings: config.maxPositionEmbeddings ?? config.seqLength,
                                     vocabSize: vocabularySize, initMethodStd: Float(config.initMethodStd),
                                     hiddenDropout: Float(config.hiddenDropout), attentionDropout: Float(config.attentionDropout),
-                                    exactGELU: config.noBiasGeluFusion)
+                                    exactGELU: config.noBiasGeluFusion, ffnHiddenSize: config.ffnHiddenSize)
         // A loaded checkpoint keeps its vocabulary (a Megatron-LM import's padding, a Hugging
         // Face import's softmax over the true vocabulary) and its GELU.
         if let load = config.load, (try? Checkpoint.latestIteration(in: load)) != nil {

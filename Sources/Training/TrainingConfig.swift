@@ -10,6 +10,8 @@ public struct TrainingConfig: Sendable, Equatable {
     // Model.
     public var numLayers = 0
     public var hiddenSize = 0
+    /// `--ffn-hidden-size` (nil: 4 x hidden size).
+    public var ffnHiddenSize: Int?
     public var numAttentionHeads = 0
     public var seqLength = 0
     public var maxPositionEmbeddings: Int?

@@ -4,7 +4,7 @@ import Models
 extension TrainingFlag {
     /// Every flag `megatron train` and its config files accept (`--config FILE` aside).
     public static let all: [TrainingFlag] = [
-        numLayers, hiddenSize, numAttentionHeads, seqLength, maxPositionEmbeddings,
+        numLayers, hiddenSize, ffnHiddenSize, numAttentionHeads, seqLength, maxPositionEmbeddings,
         initMethodStd, noBiasGeluFusion, seed,
         weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad, hiddenDropout, attentionDropout,
         microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples, noCheckForNaNInLossAndGrad,
@@ -26,6 +26,8 @@ extension TrainingFlag {
                                           range: .atLeast(1), default: "required")
     public static let hiddenSize = integer("hidden-size", .networkSize, \.hiddenSize, "Transformer hidden size.",
                                            range: .atLeast(1), default: "required")
+    public static let ffnHiddenSize = integer("ffn-hidden-size", .networkSize, \.ffnHiddenSize, "MLP inner width.",
+                                              range: .atLeast(1), default: "4 x --hidden-size")
     public static let numAttentionHeads = integer("num-attention-heads", .networkSize, \.numAttentionHeads,
                                                   "Number of attention heads; must divide --hidden-size.",
                                                   range: .atLeast(1), default: "required")

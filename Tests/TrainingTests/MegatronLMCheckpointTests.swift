@@ -21,7 +21,7 @@ import TestSupport
         return path + "/Fixtures/megatron-lm"
     }()
     static let expected: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected.json"))
-    static let expectedExactGELU: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected-exact-gelu.json"))
+    static let expectedExactGELU: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected-exact-gelu-ffn80.json"))
 
     static func integers(_ key: String, in expected: JSONValue = expected) -> [Int32] {
         guard case let .array(rows)? = expected[key] else { return [] }
@@ -42,15 +42,16 @@ import TestSupport
 
     /// megatron-core's loss, logits and every gradient of the mean loss, from the whole
     /// checkpoint and from its TP 2 x PP 2 shards (observed: loss 7.8e-8 relative, logits 5.4e-7,
-    /// gradient norms 8.3e-7, with the exact GELU 1.6e-6; fp32 on both sides, different summation
-    /// orders).
-    /// `tp1-exact-gelu` is a model with Megatron-LM's `--no-bias-gelu-fusion` (the exact erf GELU).
-    @Test(arguments: ["tp1", "tp2pp2", "tp1-exact-gelu"])
+    /// gradient norms 8.3e-7; fp32 on both sides, different summation orders).
+    /// `tp1-exact-gelu-ffn80` is a model with Megatron-LM's `--no-bias-gelu-fusion` (the exact erf
+    /// GELU) and `--ffn-hidden-size 80` (not 4h).
+    @Test(arguments: ["tp1", "tp2pp2", "tp1-exact-gelu-ffn80"])
     func givesMegatronCoresLossLogitsAndGradients(checkpoint: String) throws {
-        let expected = checkpoint.hasSuffix("exact-gelu") ? Self.expectedExactGELU : Self.expected
+        let variant = checkpoint.hasSuffix("exact-gelu-ffn80")
+        let expected = variant ? Self.expectedExactGELU : Self.expected
         let (model, iteration) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/" + checkpoint)
         #expect(iteration == 7 && model.config.numLayers == 4 && model.config.paddedVocabSize == 2112)
-        #expect(model.config.exactGELU == checkpoint.hasSuffix("exact-gelu"))
+        #expect(model.config.exactGELU == variant && model.config.ffnHiddenSize == (variant ? 80 : 192))
         let tokens = Self.integers("tokens", in: expected), labels = Self.integers("labels", in: expected)
         let totals = try model.forward(tokens: tokens, targets: labels, batch: 2, seqLength: 12)
         let expectedLoss = Self.numbers(expected["mean_loss"]).first ?? .nan
@@ -153,7 +154,6 @@ import TestSupport
                                    ("normalization", .string("RMSNorm"), "--normalization RMSNorm"),
                                    ("untie_embeddings_and_output_weights", .bool(true), "--untie-embeddings-and-output-weights"),
                                    ("num_experts", .int(8), "--num-experts"),
-                                   ("ffn_hidden_size", .int(100), "--ffn-hidden-size"),
                                    ("apply_layernorm_1p", .bool(true), "--apply-layernorm-1p"),
                                    ("qk_layernorm", .bool(true), "--qk-layernorm")] {
             let saved = arguments.values[key] ?? .none
@@ -195,5 +195,9 @@ import TestSupport
         let (back, iteration) = try MegatronLMCheckpoint.read(directory: directory + "/changed")
         #expect(iteration == 9)
         for spec in model.layout.specs { #expect(back.params.values(spec.name) == model.params.values(spec.name), "\(spec.name)") }
+        // The exact GELU and an MLP of 80 survive the round trip in args.
+        let (variant, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/tp1-exact-gelu-ffn80")
+        try MegatronLMCheckpoint.write(variant.params, config: variant.config, iteration: 1, to: directory + "/variant")
+        #expect(try MegatronLMCheckpoint.read(directory: directory + "/variant").model.config == variant.config)
     }
 }

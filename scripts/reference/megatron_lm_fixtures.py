@@ -15,8 +15,8 @@ Writes into Tests/TrainingTests/Fixtures/megatron-lm:
               output_layer.weight a copy of its word-embedding shard)
   expected.json  tokens, labels, megatron-core's per-token losses, the logits of the first
               three positions and every parameter's gradient norm after backward of the mean loss
-  tp1-exact-gelu/, expected-exact-gelu.json   the same for a model with the exact erf GELU
-              (Megatron-LM's --no-bias-gelu-fusion)
+  tp1-exact-gelu-ffn80/, expected-exact-gelu-ffn80.json   the same for a model with the exact
+              erf GELU (Megatron-LM's --no-bias-gelu-fusion) and an MLP of 80 (--ffn-hidden-size)
 
     pip install megatron-core==0.16.1 torch numpy
     python3 scripts/reference/megatron_lm_fixtures.py
@@ -62,14 +62,14 @@ def megatron_core():
     utils.GlobalMemoryBuffer.get_tensor = get_tensor
 
 
-def build_model(exact_gelu=False):
+def build_model(exact_gelu=False, ffn=4 * HIDDEN):
     from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
     from megatron.core.models.gpt.gpt_model import GPTModel
     from megatron.core.transformer.transformer_config import TransformerConfig
     torch.manual_seed(5)
     # bias_activation_fusion: Megatron-LM's default --bias-gelu-fusion, the tanh GELU; without it
     # (--no-bias-gelu-fusion) the MLP runs F.gelu, the exact erf GELU.
-    config = TransformerConfig(num_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS, ffn_hidden_size=4 * HIDDEN,
+    config = TransformerConfig(num_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS, ffn_hidden_size=ffn,
                                use_cpu_initialization=True, hidden_dropout=0.0, attention_dropout=0.0, layernorm_epsilon=1e-5,
                                bias_activation_fusion=not exact_gelu, params_dtype=torch.float32, init_method_std=0.3)
     model = GPTModel(config, transformer_layer_spec=get_gpt_layer_local_spec(), vocab_size=VOCAB,
@@ -82,10 +82,10 @@ def build_model(exact_gelu=False):
     return model
 
 
-def args(tp, pp, exact_gelu=False):
+def args(tp, pp, exact_gelu=False, ffn=4 * HIDDEN):
     from megatron.core.transformer.enums import AttnMaskType
     return argparse.Namespace(
-        num_layers=LAYERS, hidden_size=HIDDEN, ffn_hidden_size=4 * HIDDEN, num_attention_heads=HEADS,
+        num_layers=LAYERS, hidden_size=HIDDEN, ffn_hidden_size=ffn, num_attention_heads=HEADS,
         max_position_embeddings=POSITIONS, seq_length=SEQ, padded_vocab_size=VOCAB, make_vocab_size_divisible_by=64,
         tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp, virtual_pipeline_model_parallel_size=None,
         untie_embeddings_and_output_weights=False, norm_epsilon=1e-5, normalization="LayerNorm",
@@ -102,11 +102,11 @@ def rng_state():
              "torch_rng_state": torch.get_rng_state(), "cuda_rng_state": None, "rng_tracker_states": {}}]
 
 
-def save(directory, tp_rank, pp_rank, tp, pp, model_state, exact_gelu=False):
+def save(directory, tp_rank, pp_rank, tp, pp, model_state, exact_gelu=False, ffn=4 * HIDDEN):
     name = f"mp_rank_{tp_rank:02d}" + (f"_{pp_rank:03d}" if pp > 1 else "")
     path = os.path.join(directory, f"iter_{ITERATION:07d}", name)
     os.makedirs(path, exist_ok=True)
-    torch.save({"args": args(tp, pp, exact_gelu), "checkpoint_version": 3.0, "iteration": ITERATION, "model": model_state,
+    torch.save({"args": args(tp, pp, exact_gelu, ffn), "checkpoint_version": 3.0, "iteration": ITERATION, "model": model_state,
                 "rng_state": rng_state()}, os.path.join(path, "model_optim_rng.pt"))
     with open(os.path.join(directory, "latest_checkpointed_iteration.txt"), "w") as file:
         file.write(str(ITERATION))
@@ -173,10 +173,10 @@ def main():
             save(os.path.join(OUT, "tp2pp2"), rank, stage, tp, pp, local)
 
     record(model, "expected.json")
-    # The exact-GELU variant (--no-bias-gelu-fusion), whole.
-    exact = build_model(exact_gelu=True)
-    save(os.path.join(OUT, "tp1-exact-gelu"), 0, 0, 1, 1, exact.state_dict(), exact_gelu=True)
-    record(exact, "expected-exact-gelu.json")
+    # A variant with the exact GELU (--no-bias-gelu-fusion) and an MLP of 80 (--ffn-hidden-size), whole.
+    variant = build_model(exact_gelu=True, ffn=80)
+    save(os.path.join(OUT, "tp1-exact-gelu-ffn80"), 0, 0, 1, 1, variant.state_dict(), exact_gelu=True, ffn=80)
+    record(variant, "expected-exact-gelu-ffn80.json")
 
 
 def record(model, name):
