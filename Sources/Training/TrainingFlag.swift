@@ -123,6 +123,10 @@ struct Setting {
         return x
     }
 
+    /// Null in a config file (Megatron's YAML writes `ffn_hidden_size: null` for "the default"):
+    /// an optional setting left unset.
+    var isNull: Bool { value == .null }
+
     func string() throws(TrainingError) -> String {
         guard case let .string(s) = value else { throw fail("a string") }
         return s
@@ -167,14 +171,14 @@ extension TrainingFlag {
     static func integer(_ name: String, _ group: Group, _ path: Path<Int?>, _ help: String, range: ValueRange,
                         default text: String = "none", metavar: String = "N") -> TrainingFlag {
         TrainingFlag(name: name, kind: .integer, group: group, help: help, defaultDescription: text, metavar: metavar,
-                     apply: { (config, setting) throws(TrainingError) in config[keyPath: path] = try setting.int() },
+                     apply: { (config, setting) throws(TrainingError) in config[keyPath: path] = setting.isNull ? nil : try setting.int() },
                      range: range, number: { $0[keyPath: path].map(Double.init) })
     }
 
     static func number(_ name: String, _ group: Group, _ path: Path<Double?>, _ help: String, range: ValueRange,
                        default text: String = "none") -> TrainingFlag {
         TrainingFlag(name: name, kind: .number, group: group, help: help, defaultDescription: text, metavar: "X",
-                     apply: { (config, setting) throws(TrainingError) in config[keyPath: path] = try setting.double() },
+                     apply: { (config, setting) throws(TrainingError) in config[keyPath: path] = setting.isNull ? nil : try setting.double() },
                      range: range, number: { $0[keyPath: path] })
     }
 
