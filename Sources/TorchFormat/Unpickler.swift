@@ -15,7 +15,9 @@ public struct Unpickler {
     private var position = 0
     private var stack: [PickleValue] = []
     /// How deeply each stack entry nests containers (kept under `maxDepth`, so that no value
-    /// nests deeper than Swift's recursive release of it can handle).
+    /// nests deeper than Swift's recursive release of it can handle). A container filled after a
+    /// memo or another container took it can nest deeper than recorded there: this stops naive
+    /// deep nesting, not every crafted pickle.
     private var depths: [Int] = []
     private var marks: [Int] = []
     private var memo: [Int: (value: PickleValue, depth: Int)] = [:]
