@@ -1,7 +1,7 @@
 /// Sequences decoded side by side in the slots of a `GPTInference`, each joining and leaving at
-/// any step (continuous batching): every `step` feeds each active sequence its next prompt token,
-/// or the token its `choose` picked last, in one forward, so the weights are read once for all
-/// of them. Once a sequence has consumed its prompt, `choose` receives the logits for its next
+/// any step (continuous batching): every `step` feeds each active sequence the next chunk of its
+/// prompt (up to `prefillRows` prompt tokens a step) or the token its `choose` picked last, in
+/// one forward, so the weights are read once for all of them. Once a sequence has consumed its prompt, `choose` receives the logits for its next
 /// position and returns the token to feed (the caller records it), or nil to end the sequence;
 /// a sequence also ends when it fills the model, so that it never holds more than
 /// `maxPositionEmbeddings` tokens (`choose` is only asked for a token that still fits).
@@ -17,7 +17,7 @@ public final class BatchDecoder {
     private struct Sequence {
         let prompt: [Int32]
         var fed = 0
-        /// The token taken at the next step.
+        /// The token taken at the next step once the prompt is read.
         var feed: Int32
         let choose: Choose
         let finished: Finished
@@ -39,7 +39,7 @@ public final class BatchDecoder {
     /// Sequences decoding now.
     public var activeCount: Int { slots.count - freeSlots }
 
-    /// Starts decoding `prompt` (non-empty) in a free slot; its first token is fed at the next step.
+    /// Starts decoding `prompt` (non-empty) in a free slot; it is fed from the next step.
     public func add(prompt: [Int32], choose: @escaping Choose, finished: @escaping Finished = { _ in }) {
         precondition(!prompt.isEmpty, "a sequence starts from at least one token")
         guard let slot = slots.firstIndex(where: { $0 == nil }) else { preconditionFailure("no free slot") }
@@ -47,25 +47,42 @@ public final class BatchDecoder {
         slots[slot] = Sequence(prompt: prompt, feed: prompt[0], choose: choose, finished: finished)
     }
 
-    /// One forward of every active sequence (nothing when none is active).
+    /// Prompt tokens one step feeds at most, shared by the sequences still reading their prompts.
+    public static let prefillRows = 256
+
+    /// One forward of every active sequence (nothing when none is active): a sequence reading its
+    /// prompt feeds its next chunk of it at once (prefill), the others their last chosen token.
     public func step() throws(GPTInputError) {
         let active = slots.indices.filter { slots[$0] != nil }
         guard !active.isEmpty else { return }
+        let prefilling = active.filter { slots[$0]!.fed < slots[$0]!.prompt.count }.count
+        let chunk = max(1, Self.prefillRows / max(prefilling, 1))
+        var tokens = [Int32](), rowSlots = [Int](), fedNow = [Int]()
+        for slot in active {
+            let sequence = slots[slot]!
+            if sequence.fed < sequence.prompt.count {
+                let part = sequence.prompt[sequence.fed..<min(sequence.fed + chunk, sequence.prompt.count)]
+                tokens += part
+                rowSlots += Array(repeating: slot, count: part.count)
+                fedNow.append(part.count)
+            } else {
+                tokens.append(sequence.feed)
+                rowSlots.append(slot)
+                fedNow.append(1)
+            }
+        }
         let logits: UnsafeBufferPointer<Float>
         do {
-            logits = try inference.append(active.map { slots[$0]!.feed }, slots: active)
+            logits = try inference.append(tokens, slots: rowSlots)  // a row of logits per slot, in `active` order
         } catch {
             for slot in active { leave(slot, error) }
             throw error
         }
         let vocabulary = inference.model.config.paddedVocabSize, maxPositions = inference.model.config.maxPositionEmbeddings
         for (row, slot) in active.enumerated() {
-            slots[slot]!.fed += 1
+            slots[slot]!.fed += fedNow[row]
             let sequence = slots[slot]!
-            if sequence.fed < sequence.prompt.count {
-                slots[slot]!.feed = sequence.prompt[sequence.fed]
-                continue
-            }
+            if sequence.fed < sequence.prompt.count { continue }
             guard inference.lengths[slot] < maxPositions,
                   let token = sequence.choose(UnsafeBufferPointer(rebasing: logits[(row * vocabulary)..<((row + 1) * vocabulary)]))
             else {

@@ -1,10 +1,10 @@
 import Kernels
 import Parameters
 
-/// Incremental decoding with a key/value cache, of one sequence or several side by side (one
-/// token of each per forward, so the weights are read once for all of them): each `append` runs
-/// the new tokens through the model, each attending over the keys and values cached for its
-/// sequence's earlier positions, and returns the next-token logits. Gives the same logits as a full `GPTModel.forward` over the whole sequence
+/// Incremental decoding with a key/value cache, of one sequence or several side by side (so the
+/// weights are read once for all of them): each `append` runs the new tokens through the model
+/// (one per sequence, or a prompt's many at once), each attending over the keys and values cached
+/// for its sequence's earlier positions, and returns the next-token logits. Gives the same logits as a full `GPTModel.forward` over the whole sequence
 /// (to float rounding) at a cost linear, not quadratic, in the generated length. The transformer
 /// layers are the model's own (`TransformerLayer`); only the attention core differs.
 ///
@@ -16,16 +16,11 @@ public final class GPTInference {
     public let sequences: Int
     private let keys: KeyValueCache    // [sequences, layers, maxPositions, channels], head h at h * headDim
     private let values: KeyValueCache
-    /// The bf16 or fp16 GEMM operand (nil in fp32).
-    private let operand: LowPrecisionBuffer?
     /// One widened cache row (bf16 cache).
     private let row: FloatBuffer
-    /// The residual stream of up to `sequences` rows: the layer input and output alternate
-    /// between the two halves.
-    private let stream: FloatBuffer
-    private let normed: FloatBuffer, qkv: FloatBuffer, attention: FloatBuffer, residual: FloatBuffer
-    private let hidden: FloatBuffer, activated: FloatBuffer
-    private let scores: FloatBuffer, logitsBuffer: FloatBuffer, statistics: FloatBuffer
+    private let scores: FloatBuffer
+    /// The per-row buffers of one forward, grown to the most rows a forward has taken.
+    private var rows: RowBuffers
     /// Tokens processed so far by each sequence (its next token's position).
     public private(set) var lengths: [Int]
 
@@ -33,29 +28,19 @@ public final class GPTInference {
     public var length: Int { lengths[0] }
 
     /// `model` must hold every weight (no tensor parallelism). `sequences` sequences can be
-    /// decoded together: one forward takes a token of each, reading every weight once.
+    /// decoded together: one forward takes tokens of each, reading every weight once.
     public init(model: GPTModel, sequences: Int = 1) {
         precondition(model.tensorParallelSize == 1 && model.part.isWhole, "KV-cached decoding runs on a whole (single-rank) model")
         precondition(sequences >= 1, "decoding needs at least one sequence")
         self.model = model
         self.sequences = sequences
-        let c = model.config.hiddenSize, t = model.config.maxPositionEmbeddings, ffn = model.config.ffnHiddenSize
-        let b = sequences
-        keys = KeyValueCache(precision: model.precision, count: b * model.config.numLayers * t * c)
-        values = KeyValueCache(precision: model.precision, count: b * model.config.numLayers * t * c)
-        operand = LowPrecisionBuffer(model.precision, count: b * max(c, ffn))
+        let c = model.config.hiddenSize, t = model.config.maxPositionEmbeddings
+        keys = KeyValueCache(precision: model.precision, count: sequences * model.config.numLayers * t * c)
+        values = KeyValueCache(precision: model.precision, count: sequences * model.config.numLayers * t * c)
         row = FloatBuffer(count: c / model.config.numAttentionHeads)
-        stream = FloatBuffer(count: 2 * b * c)
-        normed = FloatBuffer(count: b * c)
-        qkv = FloatBuffer(count: b * 3 * c)
-        attention = FloatBuffer(count: b * c)
-        residual = FloatBuffer(count: b * c)
-        hidden = FloatBuffer(count: b * ffn)
-        activated = FloatBuffer(count: b * ffn)
         scores = FloatBuffer(count: t)
-        logitsBuffer = FloatBuffer(count: b * model.config.paddedVocabSize)
-        statistics = FloatBuffer(count: 2 * b)
-        lengths = Array(repeating: 0, count: b)
+        rows = RowBuffers(config: model.config, precision: model.precision, rows: sequences, sequences: sequences)
+        lengths = Array(repeating: 0, count: sequences)
     }
 
     /// Forgets every cached sequence.
@@ -64,10 +49,10 @@ public final class GPTInference {
     /// Forgets sequence `slot`'s cache.
     public func reset(slot: Int) { lengths[slot] = 0 }
 
-    /// The logits after the last appended token (`paddedVocabSize` values; of the first row when
-    /// several sequences were appended).
+    /// The logits after the last appended token (`paddedVocabSize` values; of the first
+    /// sequence's row when several sequences were appended).
     public var logits: UnsafeBufferPointer<Float> {
-        UnsafeBufferPointer(start: logitsBuffer.pointer, count: model.config.paddedVocabSize)
+        UnsafeBufferPointer(start: rows.logits.pointer, count: model.config.paddedVocabSize)
     }
 
     /// Runs `token` at sequence 0's next position and returns the logits for the next token.
@@ -77,60 +62,73 @@ public final class GPTInference {
         return logits
     }
 
-    /// Runs `tokens[r]` at the next position of sequence `slots[r]` (distinct slots), all in one
-    /// forward, and returns the logits `[tokens.count, paddedVocabSize]`, row r for `slots[r]`.
+    /// Runs `tokens[r]` at the next position of sequence `slots[r]`, all in one forward. A slot
+    /// may take several rows (a prompt fed at once): its rows take its next positions in order,
+    /// each attending to the ones before. Returns the logits `[distinct slots, paddedVocabSize]`
+    /// after each distinct slot's last row, in the order the slots first appear.
     @discardableResult
     public func append(_ tokens: [Int32], slots: [Int]) throws(GPTInputError) -> UnsafeBufferPointer<Float> {
-        precondition(tokens.count == slots.count && !tokens.isEmpty && tokens.count <= sequences, "one token per slot")
+        precondition(tokens.count == slots.count && !tokens.isEmpty, "one slot per token")
         let config = model.config
-        for (token, slot) in zip(tokens, slots) {
-            guard lengths[slot] < config.maxPositionEmbeddings else {
-                throw .sequenceTooLong(seqLength: lengths[slot] + 1, maxPositionEmbeddings: config.maxPositionEmbeddings)
+        var positions = [Int](), next = lengths, lastRow = [Int: Int](), order = [Int]()
+        for (r, (token, slot)) in zip(tokens, slots).enumerated() {
+            guard next[slot] < config.maxPositionEmbeddings else {
+                throw .sequenceTooLong(seqLength: next[slot] + 1, maxPositionEmbeddings: config.maxPositionEmbeddings)
             }
             guard token >= 0 && Int(token) < config.paddedVocabSize else {
-                throw .tokenOutOfRange(position: lengths[slot], id: Int(token), vocabSize: config.paddedVocabSize)
+                throw .tokenOutOfRange(position: next[slot], id: Int(token), vocabSize: config.paddedVocabSize)
             }
+            positions.append(next[slot])
+            next[slot] += 1
+            if lastRow[slot] == nil { order.append(slot) }
+            lastRow[slot] = r
         }
         let n = tokens.count, c = config.hiddenSize
+        precondition(order.count <= sequences, "more slots than sequences")
+        if n > rows.capacity { rows = RowBuffers(config: config, precision: model.precision, rows: n, sequences: sequences) }
+        let b = rows
         let p = UnsafePointer(model.params.buffer.pointer), stage = model.stage
-        let mean = statistics.pointer, rstd = statistics.pointer + n
-        guard let embedding = stage.embedding, let positions = embedding.positionEmbeddings,
+        let mean = b.statistics.pointer, rstd = b.statistics.pointer + n
+        guard let embedding = stage.embedding, let positionTable = embedding.positionEmbeddings,
               let finalLN = stage.finalLayerNorm else { preconditionFailure("decoding needs the whole model") }
-        let precision = model.linearPrecision(operand: operand)
-        var x = stream.pointer, next = stream.pointer + sequences * c
-        for (r, (token, slot)) in zip(tokens, slots).enumerated() {
-            var id = token
+        let precision = model.linearPrecision(operand: b.operand)
+        var x = b.stream.pointer, other = b.stream.pointer + b.capacity * c
+        for r in 0..<n {
+            var id = tokens[r]
             Embedding.forward(out: x + r * c, tokens: &id, wte: p + embedding.wordEmbeddings,
-                              wpe: p + positions + lengths[slot] * c, batch: 1, seqLength: 1, channels: c)
+                              wpe: p + positionTable + positions[r] * c, batch: 1, seqLength: 1, channels: c)
         }
         precision.roundInPlace(x, count: n * c)
         for (l, layer) in stage.layers.enumerated() {
             let buffers = TransformerLayerBuffers(
-                ln1: normed.pointer, ln1Mean: mean, ln1Rstd: rstd, qkv: qkv.pointer, attention: attention.pointer,
-                residual2: residual.pointer, ln2: normed.pointer, ln2Mean: mean, ln2Rstd: rstd, fc: hidden.pointer,
-                gelu: activated.pointer, output: next)
+                ln1: b.normed.pointer, ln1Mean: mean, ln1Rstd: rstd, qkv: b.qkv.pointer, attention: b.attention.pointer,
+                residual2: b.residual.pointer, ln2: b.normed.pointer, ln2Mean: mean, ln2Rstd: rstd, fc: b.hidden.pointer,
+                gelu: b.activated.pointer, output: other)
             layer.forward(input: x, buffers: buffers, rows: n, params: p, precision: precision,
                           region: model.region.withoutSequenceParallel) { qkv, out in
-                for (r, slot) in slots.enumerated() {
-                    attendToCache(layer: l, slot: slot, qkv: qkv + r * 3 * c, out: out + r * c)
+                for r in 0..<n {  // in row order: a slot's earlier rows are in its cache before its later ones attend
+                    attendToCache(layer: l, slot: slots[r], position: positions[r], qkv: qkv + r * 3 * c, out: out + r * c)
                 }
             }
-            swap(&x, &next)
+            swap(&x, &other)
         }
-        LayerNorm.forward(out: normed.pointer, mean: mean, rstd: rstd, inp: x, weight: p + finalLN.weight,
-                          bias: p + finalLN.bias, rows: n, channels: c, eps: config.layerNormEpsilon)
-        embedding.outputLayer.forward(out: logitsBuffer.pointer, inp: normed.pointer, params: p, rows: n, precision: precision,
+        // The head only for each slot's last row.
+        let m = order.count
+        for (k, slot) in order.enumerated() { (other + k * c).update(from: x + lastRow[slot]! * c, count: c) }
+        LayerNorm.forward(out: b.normed.pointer, mean: mean, rstd: rstd, inp: other, weight: p + finalLN.weight,
+                          bias: p + finalLN.bias, rows: m, channels: c, eps: config.layerNormEpsilon)
+        embedding.outputLayer.forward(out: b.logits.pointer, inp: b.normed.pointer, params: p, rows: m, precision: precision,
                                       roundsOutput: false)
-        for slot in slots { lengths[slot] += 1 }
-        return UnsafeBufferPointer(start: logitsBuffer.pointer, count: n * config.paddedVocabSize)
+        lengths = next
+        return UnsafeBufferPointer(start: b.logits.pointer, count: m * config.paddedVocabSize)
     }
 
-    /// The attention core of one token of sequence `slot` at its position in layer `layer`:
+    /// The attention core of one token of sequence `slot` at `position` in layer `layer`:
     /// appends its key and value to the sequence's cache and attends over its positions so far.
-    private func attendToCache(layer: Int, slot: Int, qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+    private func attendToCache(layer: Int, slot: Int, position t: Int, qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let config = model.config
         let c = config.hiddenSize, heads = config.numAttentionHeads, d = c / heads
-        let t = lengths[slot], maxT = config.maxPositionEmbeddings
+        let maxT = config.maxPositionEmbeddings
         let scale = 1 / Float(d).squareRoot()
         let layerStart = (slot * config.numLayers + layer) * maxT * c
         for h in 0..<heads {
@@ -157,6 +155,33 @@ public final class GPTInference {
                 for k in 0..<d { headOut[k] += weight * v[k] }
             }
         }
+    }
+}
+
+/// The buffers of one decoding forward over up to `capacity` rows.
+private final class RowBuffers {
+    let capacity: Int
+    /// The bf16 or fp16 GEMM operand (nil in fp32).
+    let operand: LowPrecisionBuffer?
+    /// The residual stream: the layer input and output alternate between the two halves.
+    let stream: FloatBuffer
+    let normed: FloatBuffer, qkv: FloatBuffer, attention: FloatBuffer, residual: FloatBuffer
+    let hidden: FloatBuffer, activated: FloatBuffer, statistics: FloatBuffer, logits: FloatBuffer
+
+    /// `sequences`: the most distinct sequences in a forward (rows of logits).
+    init(config: GPTConfig, precision: ComputePrecision, rows n: Int, sequences: Int) {
+        let c = config.hiddenSize, ffn = config.ffnHiddenSize
+        capacity = n
+        operand = LowPrecisionBuffer(precision, count: n * max(c, ffn))
+        stream = FloatBuffer(count: 2 * n * c)
+        normed = FloatBuffer(count: n * c)
+        qkv = FloatBuffer(count: n * 3 * c)
+        attention = FloatBuffer(count: n * c)
+        residual = FloatBuffer(count: n * c)
+        hidden = FloatBuffer(count: n * ffn)
+        activated = FloatBuffer(count: n * ffn)
+        statistics = FloatBuffer(count: 2 * n)
+        logits = FloatBuffer(count: min(n, sequences) * config.paddedVocabSize)
     }
 }
 

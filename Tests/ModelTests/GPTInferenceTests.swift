@@ -37,6 +37,31 @@ import TestSupport
         #expect(throws: GPTInputError.self) { try inference.append(1) }  // past the last position
     }
 
+    /// A prompt fed at once (prefill: many rows of one slot in a forward) gives the logits of its
+    /// last position as feeding it token by token does, in fp32 and in bf16, alone and beside a
+    /// sequence that decodes one token; the positions and caches then continue as usual.
+    @Test(arguments: [ComputePrecision.fp32, .bf16])
+    func prefillEqualsTokenByToken(precision: ComputePrecision) throws {
+        let model = try Self.model(precision: precision)
+        var random = RandomGenerator(seed: 21)
+        let prompt = (0..<13).map { _ in Int32(random.next() % 150) }, other: [Int32] = [4, 9]
+        let vocab = model.config.paddedVocabSize
+        let stepwise = GPTInference(model: model, sequences: 2)
+        for token in prompt.dropLast() { try stepwise.append([token], slots: [0]) }
+        try stepwise.append([other[0]], slots: [1])
+        let expected = Array(try stepwise.append([prompt.last!, other[1]], slots: [0, 1]))
+        let expectedNext = Array(try stepwise.append([7], slots: [0]))
+
+        let prefill = GPTInference(model: model, sequences: 2)
+        try prefill.append([other[0]], slots: [1])
+        let logits = Array(try prefill.append(prompt + [other[1]], slots: Array(repeating: 0, count: prompt.count) + [1]))
+        #expect(prefill.lengths == [13, 2])
+        let tolerance = precision == .fp32 ? 1e-5 : 2e-2  // bf16: GEMMs over other row counts round differently
+        #expect(relativeError(Array(logits[0..<vocab]), Array(expected[0..<vocab])) < tolerance)
+        #expect(relativeError(Array(logits[vocab..<(2 * vocab)]), Array(expected[vocab..<(2 * vocab)])) < tolerance)
+        #expect(relativeError(Array(try prefill.append([7], slots: [0])), expectedNext) < tolerance)
+    }
+
     /// bf16 decoding (bf16 GEMMs, bf16 cache) against the full bf16 forward: equal at bf16's
     /// resolution (a one-row GEMM may sum in another order and round the other way), and
     /// different from fp32's logits by bf16 rounding, not more.
