@@ -112,10 +112,12 @@ public final class GPTInference {
             }
             swap(&x, &other)
         }
-        // The head only for each slot's last row.
+        // The head only for each slot's last row (gathered when a slot took several rows).
         let m = order.count
-        for (k, slot) in order.enumerated() { (other + k * c).update(from: x + lastRow[slot]! * c, count: c) }
-        LayerNorm.forward(out: b.normed.pointer, mean: mean, rstd: rstd, inp: other, weight: p + finalLN.weight,
+        if m < n {
+            for (k, slot) in order.enumerated() { (other + k * c).update(from: x + lastRow[slot]! * c, count: c) }
+        }
+        LayerNorm.forward(out: b.normed.pointer, mean: mean, rstd: rstd, inp: m < n ? other : x, weight: p + finalLN.weight,
                           bias: p + finalLN.bias, rows: m, channels: c, eps: config.layerNormEpsilon)
         embedding.outputLayer.forward(out: b.logits.pointer, inp: b.normed.pointer, params: p, rows: m, precision: precision,
                                       roundsOutput: false)

@@ -35,9 +35,6 @@ extension CompletionEngine {
 
         func deliver(_ error: (any Error)?) {
             if let error { return job.done(.failure(error)) }
-            if job.request.logprobs == nil {
-                for i in generated.indices { generated[i].logprob = nil }
-            }
             job.done(.success(Completion(prompt: prompt, generated: generated, text: text, finishReason: finish)))
         }
     }
@@ -67,7 +64,9 @@ extension CompletionEngine {
             generation.finish = "stop"
             return nil
         }
-        generation.generated.append(score(id, logits: logits, alternatives: request.logprobs))
+        // A log-softmax over the vocabulary only when log-probabilities are asked for.
+        generation.generated.append(request.logprobs == nil ? ScoredToken(id: id, logprob: nil, top: [])
+                                        : score(id, logits: logits, alternatives: request.logprobs))
         let previous = generation.text
         generation.text = (try? tokenizer.decode(generation.generated.map(\.id))) ?? generation.text
         if let cut = Self.firstStop(request.stop, in: generation.text) {

@@ -102,9 +102,6 @@ public final class PickleObject {
         self.type = type
         self.arguments = arguments
     }
-
-    /// `module.name` of the class, when it is a named global.
-    public var typeName: String? { if case let .global(module, name) = type { module + "." + name } else { nil } }
 }
 
 /// One storage of a `torch.save` archive: its element type and the archive entry with its bytes.

@@ -32,6 +32,12 @@ public final class TorchFile: @unchecked Sendable {
         }
         let count = tensor.elementCount
         var out = [Float](repeating: 0, count: count)
+        if tensor.isContiguous && storage.dtype == .float32 {  // the usual case: one copy
+            out.withUnsafeMutableBytes { target in
+                target.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[(4 * tensor.offset)..<(4 * (tensor.offset + count))]))
+            }
+            return out
+        }
         // Row-major walk over the strided view.
         var index = [Int](repeating: 0, count: tensor.shape.count)
         for i in 0..<count {

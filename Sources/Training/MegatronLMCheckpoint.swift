@@ -104,20 +104,20 @@ public enum MegatronLMCheckpoint {
     /// The iteration folder `directory` names and its iteration (nil for an iteration folder
     /// given directly: its files say).
     static func iterationFolder(_ directory: String) throws(TrainingError) -> (String, Int?) {
-        let tracker = directory + "/latest_checkpointed_iteration.txt"
+        let tracker = directory + "/" + Checkpoint.trackerName
         guard let text = try? String(contentsOfFile: tracker, encoding: .utf8) else { return (directory, nil) }
         let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if value == "release" { return (directory + "/release", 0) }
         guard let iteration = Int(value), iteration >= 0 else {
             throw .checkpoint(path: tracker, reason: "holds \"\(value)\", neither an iteration number nor release")
         }
-        return (directory + "/" + String(format: "iter_%07d", iteration), iteration)
+        return (directory + "/" + Checkpoint.directoryName(iteration: iteration), iteration)
     }
 
     /// `mp_rank_TT` or `mp_rank_TT_PPP` (`pipelineParallel` nil: whichever exists for stage 0).
     static func rankFolder(tensor: Int, pipeline: Int, pipelineParallel: Int?, in folder: String) -> String {
-        let plain = folder + "/" + String(format: "mp_rank_%02d", tensor)
-        let staged = plain + String(format: "_%03d", pipeline)
+        let plain = folder + "/" + Checkpoint.rankDirectoryName(tensorRank: tensor)
+        let staged = folder + "/" + Checkpoint.rankDirectoryName(tensorRank: tensor, pipelineRank: pipeline)
         if let pipelineParallel { return pipelineParallel > 1 ? staged : plain }
         return FileManager.default.fileExists(atPath: staged) ? staged : plain
     }

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Distributed
 import FileSupport
 import Models
@@ -25,7 +20,7 @@ extension MegatronLMCheckpoint {
         } catch {
             throw .checkpoint(path: directory, reason: "\(error)")
         }
-        let folder = directory + "/" + String(format: "iter_%07d", iteration)
+        let folder = directory + "/" + Checkpoint.directoryName(iteration: iteration)
         let perStage = config.numLayers / p
         for stage in 0..<p {
             let part: GPTPipelinePart
@@ -61,7 +56,7 @@ extension MegatronLMCheckpoint {
                     if p > 1 { state.append(("output_layer.weight", tensor(wordEmbeddingName))) }
                     state.append(("output_layer._extra_state", .none))
                 }
-                let name = "mp_rank_" + String(format: "%02d", rank) + (p > 1 ? String(format: "_%03d", stage) : "")
+                let name = Checkpoint.rankDirectoryName(tensorRank: rank, pipelineRank: p > 1 ? stage : nil)
                 do {
                     try Directory.create(folder + "/" + name)
                     try TorchSave.write(.dict([("args", arguments(config, t: t, p: p, iteration: iteration)),
@@ -74,7 +69,7 @@ extension MegatronLMCheckpoint {
             }
         }
         do {
-            try AtomicFile.write(Array("\(iteration)".utf8), to: directory + "/latest_checkpointed_iteration.txt")
+            try AtomicFile.write(Array("\(iteration)".utf8), to: directory + "/" + Checkpoint.trackerName)
         } catch {
             throw .checkpoint(path: directory, reason: "\(error)")
         }

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import ArgumentParser
 import Kernels
 import Models
@@ -126,7 +121,7 @@ struct ConvertCommand: ParsableCommand {
             }
             try MegatronLMCheckpoint.write(merged.params, config: merged.config, iteration: merged.iteration, to: output,
                                            tensorParallel: t, pipelineParallel: p)
-            print("wrote \(output)/\(String(format: "iter_%07d", merged.iteration)) for Megatron-LM: TP \(t) x PP \(p), weights only")
+            print("wrote \(output)/\(Checkpoint.directoryName(iteration: merged.iteration)) for Megatron-LM: TP \(t) x PP \(p), weights only")
         } else if outputFormat == .megatron {
             let merged = try MergedCheckpoint(directory: input, moments: true)
             let change = try reshard(merged)

@@ -2,6 +2,7 @@ import Evaluation
 import FileSupport
 import Models
 import Testing
+import TestSupport
 import Tokenizer
 import Training
 
@@ -13,12 +14,8 @@ import Training
 /// each: fp32 models on both sides), every greedy flag and prediction, and so every metric, is
 /// the same. The random weights (std 0.25) separate the choices by far more than that.
 @Suite(.serialized) struct LMEvalReferenceTests {
-    static let repository: String = {
-        var path = #filePath
-        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
-        return path
-    }()
-    static let fixtures = repository + "/Tests/EvaluationTests/Fixtures"
+    static let repository = repositoryRoot()
+    static let fixtures = fixturesDirectory()
     static let tokenizer = try! Tokenizer.load(tokenizerFile: repository + "/Tests/DataTests/Fixtures/tokenizer/tokenizer.json")
     static let expected: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected.json"))
 

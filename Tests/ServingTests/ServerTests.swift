@@ -5,17 +5,14 @@ import Models
 @testable import Serving
 import Synchronization
 import Testing
+import TestSupport
 import Tokenizer
 import Training
 
 /// `megatron serve` over real loopback HTTP: the fixture GPT-2 of the evaluation tests and the
 /// test tokenizer behind `MegatronServer`, on a free port.
 @Suite(.serialized) struct ServerTests {
-    static let repository: String = {
-        var path = #filePath
-        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
-        return path
-    }()
+    static let repository = repositoryRoot()
     static let tokenizer = try! Tokenizer.load(tokenizerFile: repository + "/Tests/DataTests/Fixtures/tokenizer/tokenizer.json")
     static func model() throws -> GPTModel {
         try HuggingFaceCheckpoint.read(directory: repository + "/Tests/EvaluationTests/Fixtures/hf")

@@ -4,16 +4,13 @@ import Kernels
 import Models
 import Parameters
 import Testing
+import TestSupport
 @testable import Training
 
 /// `megatron convert` against transformers' GPT2LMHeadModel (fixture from
 /// `scripts/reference/hf_interop.py generate`: odd sizes, perturbed LayerNorms).
 @Suite struct HuggingFaceInteropTests {
-    static let fixtures: String = {
-        var path = #filePath
-        path = String(path[..<path.lastIndex(of: "/")!])
-        return path + "/Fixtures"
-    }()
+    static let fixtures = fixturesDirectory()
 
     @Test func importedModelGivesTransformersLogits() throws {
         let model = try HuggingFaceCheckpoint.read(directory: Self.fixtures + "/hf")

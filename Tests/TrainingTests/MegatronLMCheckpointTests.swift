@@ -15,11 +15,7 @@ import TestSupport
 /// 4 layers x 48 hidden x 4 heads, vocabulary 2112, perturbed LayerNorms and biases, saved by torch.save in
 /// Megatron-LM's layout, whole and cut for TP 2 x PP 2).
 @Suite struct MegatronLMCheckpointTests {
-    static let fixtures: String = {
-        var path = #filePath
-        path = String(path[..<path.lastIndex(of: "/")!])
-        return path + "/Fixtures/megatron-lm"
-    }()
+    static let fixtures = fixturesDirectory() + "/megatron-lm"
     static let expected: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected.json"))
     static let expectedExactGELU: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected-exact-gelu-ffn80.json"))
 
@@ -91,7 +87,7 @@ import TestSupport
 
     /// Damaged or foreign input is one error naming the file; nothing is read half-way.
     @Test func badInputIsNamed() throws {
-        let directory = NSTemporaryDirectory() + "megatron-lm-bad-\(getpid())"
+        let directory = ResumeTests.temporaryDirectory()
         try FileManager.default.createDirectory(atPath: directory + "/iter_0000001/mp_rank_00", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try "1\n".write(toFile: directory + "/latest_checkpointed_iteration.txt", atomically: true, encoding: .utf8)
@@ -127,7 +123,7 @@ import TestSupport
     /// A tensor-parallel shard missing from one rank's file is an error naming it, not a zero block.
     @Test func aMissingShardIsNamed() throws {
         let (model, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/tp1")
-        let directory = NSTemporaryDirectory() + "megatron-lm-missing-\(getpid())"
+        let directory = ResumeTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try MegatronLMCheckpoint.write(model.params, config: model.config, iteration: 3, to: directory, tensorParallel: 2)
         let path = directory + "/iter_0000003/mp_rank_01/model_optim_rng.pt"
@@ -169,7 +165,7 @@ import TestSupport
     /// exactly (what megatron-core then computes from it is what the import test checks).
     @Test func exportWritesMegatronLMsLayout() throws {
         let (model, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/tp1")
-        let directory = NSTemporaryDirectory() + "megatron-lm-export-\(getpid())"
+        let directory = ResumeTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for (t, p, reference) in [(1, 1, "tp1"), (2, 2, "tp2pp2")] {
             let out = directory + "/\(reference)"

@@ -5,16 +5,13 @@ import Glibc
 import Datasets
 import FileSupport
 import Testing
+import TestSupport
 import Tokenizer
 @testable import Training
 
 /// Training on a small preprocessed corpus: stop-and-resume equals an uninterrupted run bit for bit.
 @Suite(.serialized) struct ResumeTests {
-    static let repository: String = {
-        var path = #filePath
-        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
-        return path
-    }()
+    static let repository = repositoryRoot()
     static let tokenizerFile = repository + "/Tests/DataTests/Fixtures/tokenizer/tokenizer.json"
 
     /// Preprocesses the first 80 documents of the bundled corpus into a fresh directory.
