@@ -36,11 +36,16 @@ public struct GPTConfig: Codable, Sendable, Equatable {
     /// Megatron uses without its fused bias-GELU; Hugging Face's `gelu`) instead of the tanh
     /// approximation (Megatron's default fused bias-GELU, GPT-2's `gelu_new`).
     public var exactGELU: Bool
+    /// `--untie-embeddings-and-output-weights`: the output layer has its own weight
+    /// (`output_layer.weight`, `[paddedVocabSize, hiddenSize]`, held by the last stage) instead
+    /// of reusing the word embedding.
+    public var untieEmbeddingsAndOutputWeights: Bool
 
     public init(numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, maxPositionEmbeddings: Int,
                 vocabSize: Int, makeVocabSizeDivisibleBy: Int = 128, initMethodStd: Float = 0.02,
                 layerNormEpsilon: Float = 1e-5, maskPaddedVocabulary: Bool = false, hiddenDropout: Float = 0,
-                attentionDropout: Float = 0, exactGELU: Bool = false, ffnHiddenSize: Int? = nil) {
+                attentionDropout: Float = 0, exactGELU: Bool = false, ffnHiddenSize: Int? = nil,
+                untieEmbeddingsAndOutputWeights: Bool = false) {
         self.numLayers = numLayers
         self.hiddenSize = hiddenSize
         self.numAttentionHeads = numAttentionHeads
@@ -53,16 +58,19 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         self.hiddenDropout = hiddenDropout
         self.attentionDropout = attentionDropout
         self.exactGELU = exactGELU
+        self.untieEmbeddingsAndOutputWeights = untieEmbeddingsAndOutputWeights
         ffnHiddenSizeSetting = ffnHiddenSize == 4 * hiddenSize ? nil : ffnHiddenSize
     }
 
     private enum CodingKeys: String, CodingKey {
         case numLayers, hiddenSize, numAttentionHeads, maxPositionEmbeddings, vocabSize, makeVocabSizeDivisibleBy
         case initMethodStd, layerNormEpsilon, maskPaddedVocabulary, hiddenDropout, attentionDropout, exactGELU, ffnHiddenSize
+        case untieEmbeddingsAndOutputWeights
     }
 
-    /// Encodes every field; `exactGELU` only when set and `ffnHiddenSize` only when not 4h, so
-    /// that a model without them is stored as it was before they existed.
+    /// Encodes every field; `exactGELU` and `untieEmbeddingsAndOutputWeights` only when set and
+    /// `ffnHiddenSize` only when not 4h, so that a model without them is stored as it was before
+    /// they existed.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(numLayers, forKey: .numLayers)
@@ -78,10 +86,12 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         try c.encode(attentionDropout, forKey: .attentionDropout)
         if exactGELU { try c.encode(exactGELU, forKey: .exactGELU) }
         if let ffnHiddenSizeSetting { try c.encode(ffnHiddenSizeSetting, forKey: .ffnHiddenSize) }
+        if untieEmbeddingsAndOutputWeights { try c.encode(true, forKey: .untieEmbeddingsAndOutputWeights) }
     }
 
     /// Decodes a stored config; checkpoints written before `maskPaddedVocabulary` or the dropouts
-    /// existed keep Megatron's behaviour and no dropout; without `exactGELU`, the tanh GELU.
+    /// existed keep Megatron's behaviour and no dropout; without `exactGELU`, the tanh GELU;
+    /// without `untieEmbeddingsAndOutputWeights`, the tied output layer.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(numLayers: try c.decode(Int.self, forKey: .numLayers), hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
@@ -95,7 +105,8 @@ public struct GPTConfig: Codable, Sendable, Equatable {
                   hiddenDropout: try c.decodeIfPresent(Float.self, forKey: .hiddenDropout) ?? 0,
                   attentionDropout: try c.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? 0,
                   exactGELU: try c.decodeIfPresent(Bool.self, forKey: .exactGELU) ?? false,
-                  ffnHiddenSize: try c.decodeIfPresent(Int.self, forKey: .ffnHiddenSize))
+                  ffnHiddenSize: try c.decodeIfPresent(Int.self, forKey: .ffnHiddenSize),
+                  untieEmbeddingsAndOutputWeights: try c.decodeIfPresent(Bool.self, forKey: .untieEmbeddingsAndOutputWeights) ?? false)
     }
 
     /// Ids a token or target may take: the padded vocabulary, or the true one when it bounds the softmax.
@@ -143,7 +154,7 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         }
     }
 
-    /// Number of parameters (tied embedding counted once).
+    /// Number of parameters (a tied embedding counted once, an untied output layer on its own).
     public var parameterCount: Int {
         GPTModel.parameterSpecs(self).reduce(0) { $0 + $1.count }
     }

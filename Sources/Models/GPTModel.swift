@@ -3,7 +3,8 @@ import Kernels
 import Parameters
 
 /// A GPT language model on one rank: pre-LayerNorm transformer blocks, learned positions, GELU
-/// MLP, final LayerNorm and an output layer tied to the word embedding (REFERENCE section 1).
+/// MLP, final LayerNorm and an output layer tied to the word embedding (REFERENCE section 1) or,
+/// with `--untie-embeddings-and-output-weights`, a weight of its own.
 ///
 /// Parameters live in one `ParameterStore` and their gradients in a second one of the same
 /// layout. `forward` runs a micro-batch to the loss and keeps the activations the backward pass

@@ -9,7 +9,8 @@ extension GPTModel {
         let ffn = config.ffnHiddenSize
         let part = part ?? .whole(numLayers: config.numLayers)
         var specs = [ParameterSpec]()
-        if part.holdsWordEmbedding {
+        let tied = !config.untieEmbeddingsAndOutputWeights
+        if part.holdsEmbedding || (part.holdsHead && tied) {
             specs.append(ParameterSpec(name: wordEmbeddingName, shape: [config.paddedVocabSize, c], weightDecay: true))
         }
         if part.holdsEmbedding {
@@ -37,6 +38,7 @@ extension GPTModel {
                 ParameterSpec(name: finalLayerNormWeightName, shape: [c], weightDecay: false),
                 ParameterSpec(name: finalLayerNormBiasName, shape: [c], weightDecay: false),
             ]
+            if !tied { specs.append(ParameterSpec(name: outputLayerName, shape: [config.paddedVocabSize, c], weightDecay: true)) }
         }
         return specs.map { spec in
             var shard = spec
@@ -66,8 +68,10 @@ extension GPTModel {
     }
 }
 
-/// The tied word embedding (input embedding and output layer), Megatron-core's name.
+/// The word embedding (input embedding, and the output layer when tied), Megatron-core's name.
 public let wordEmbeddingName = "embedding.word_embeddings.weight"
+/// The untied output layer's weight (`--untie-embeddings-and-output-weights`), Megatron-core's name.
+public let outputLayerName = "output_layer.weight"
 let positionEmbeddingName = "embedding.position_embeddings.weight"
 let finalLayerNormWeightName = "decoder.final_layernorm.weight"
 let finalLayerNormBiasName = "decoder.final_layernorm.bias"
@@ -75,7 +79,8 @@ let finalLayerNormBiasName = "decoder.final_layernorm.bias"
 /// The layers of one GPT pipeline stage on one tensor-parallel rank, resolved once against the
 /// parameter layout so the step does no name look-ups.
 struct GPTStageLayers {
-    /// The word (and, on the first stage, position) embedding; nil on a middle stage.
+    /// The word (and, on the first stage, position) embedding and the output layer; nil on a
+    /// middle stage.
     let embedding: VocabParallelEmbedding?
     /// Each model chunk's transformer layers, in order.
     let chunks: [[TransformerLayer]]
@@ -87,9 +92,10 @@ struct GPTStageLayers {
 
     init(layout: ParameterLayout, part: GPTPipelinePart, config: GPTConfig, region: TensorParallelRegion) {
         let offsets = ParameterOffsets(layout: layout)
-        embedding = offsets.optional(wordEmbeddingName).map {
-            VocabParallelEmbedding(wordEmbeddings: $0, positionEmbeddings: offsets.optional(positionEmbeddingName),
-                                   config: config, region: region)
+        let word = offsets.optional(wordEmbeddingName), output = offsets.optional(outputLayerName)
+        embedding = (word ?? output).map {
+            VocabParallelEmbedding(wordEmbeddings: $0, outputWeights: part.holdsHead ? output ?? $0 : nil,
+                                   positionEmbeddings: offsets.optional(positionEmbeddingName), config: config, region: region)
         }
         chunks = part.chunkLayers.map { range in
             range.map { TransformerLayer(index: $0, layout: offsets, config: config, region: region) }

@@ -70,7 +70,8 @@ public struct GPTPipelinePart: Sendable, Equatable, CustomStringConvertible {
     public var holdsEmbedding: Bool { stage == 0 }
     /// The last stage: final LayerNorm, output layer and loss (its last chunk is the last virtual stage).
     public var holdsHead: Bool { stage == stages - 1 }
-    /// Whether this stage holds a copy of the word embedding (first or last stage).
+    /// Whether this stage holds a copy of the word embedding when the output layer is tied to it
+    /// (first or last stage; untied, only the first).
     public var holdsWordEmbedding: Bool { holdsEmbedding || holdsHead }
     /// Whether `chunk` starts from the token embedding.
     public func embeds(chunk: Int) -> Bool { holdsEmbedding && chunk == 0 }

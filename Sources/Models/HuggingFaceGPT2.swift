@@ -34,14 +34,17 @@ public enum HuggingFaceGPT2 {
             }
         }
         // Hugging Face keeps the unpadded vocabulary; the padding rows stay zero.
-        let wte = try tensor(prefix + "transformer.wte.weight")
-        let (wteOffset, wteSpec) = store.layout.entry("embedding.word_embeddings.weight")
-        guard wte.count == config.vocabSize * c || wte.count == wteSpec.count else {
-            throw ImportError.shapeMismatch(tensor: prefix + "transformer.wte.weight", found: wte.count,
-                                            expected: [config.vocabSize, c])
+        func copyVocabularyRows(_ hf: String, _ name: String) throws {
+            let values = try tensor(prefix + hf)
+            let (offset, spec) = store.layout.entry(name)
+            guard values.count == config.vocabSize * c || values.count == spec.count else {
+                throw ImportError.shapeMismatch(tensor: prefix + hf, found: values.count, expected: [config.vocabSize, c])
+            }
+            (store.buffer.pointer + offset).update(repeating: 0, count: spec.count)
+            (store.buffer.pointer + offset).update(from: values, count: values.count)
         }
-        (store.buffer.pointer + wteOffset).update(repeating: 0, count: wteSpec.count)
-        (store.buffer.pointer + wteOffset).update(from: wte, count: wte.count)
+        try copyVocabularyRows("transformer.wte.weight", wordEmbeddingName)
+        if config.untieEmbeddingsAndOutputWeights { try copyVocabularyRows("lm_head.weight", outputLayerName) }
         try copy("transformer.wpe.weight", "embedding.position_embeddings.weight")
         for layer in 0..<config.numLayers {
             let hf = "transformer.h.\(layer)."
@@ -77,7 +80,8 @@ public enum HuggingFaceGPT2 {
 
     /// The tensors of `store` under Hugging Face GPT-2 names and shapes (Conv1D `[in, out]`,
     /// `c_attn` columns `[queries | keys | values]`, the word embeddings without the padding
-    /// rows), in the order `GPT2LMHeadModel` lists them; the output layer is tied and omitted.
+    /// rows), in the order `GPT2LMHeadModel` lists them; a tied output layer is omitted, an
+    /// untied one is `lm_head.weight`.
     public static func export(_ store: ParameterStore, config: GPTConfig) -> [(name: String, shape: [Int], values: [Float])] {
         let c = config.hiddenSize, f = config.ffnHiddenSize
         var tensors = [(name: String, shape: [Int], values: [Float])]()
@@ -94,9 +98,10 @@ public enum HuggingFaceGPT2 {
             }
             tensors.append((hf, [rows, cols], values))
         }
-        let wte = store["embedding.word_embeddings.weight"]
-        tensors.append(("transformer.wte.weight", [config.vocabSize, c],
-                        Array(UnsafeBufferPointer(start: wte, count: config.vocabSize * c))))
+        func vocabularyRows(_ hf: String, _ name: String) {
+            tensors.append((hf, [config.vocabSize, c], Array(UnsafeBufferPointer(start: store[name], count: config.vocabSize * c))))
+        }
+        vocabularyRows("transformer.wte.weight", wordEmbeddingName)
         plain("transformer.wpe.weight", "embedding.position_embeddings.weight")
         for layer in 0..<config.numLayers {
             let hf = "transformer.h.\(layer).", ours = "decoder.layers.\(layer)."
@@ -123,6 +128,7 @@ public enum HuggingFaceGPT2 {
         }
         plain("transformer.ln_f.weight", "decoder.final_layernorm.weight")
         plain("transformer.ln_f.bias", "decoder.final_layernorm.bias")
+        if config.untieEmbeddingsAndOutputWeights { vocabularyRows("lm_head.weight", outputLayerName) }
         return tensors
     }
 

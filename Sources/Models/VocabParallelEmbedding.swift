@@ -7,11 +7,16 @@ import Kernels
 /// all-gather of the output gradient): each rank adds the output gradient into the rows of its
 /// own tokens.
 ///
-/// The same weight is the output layer (`outputLayer`, column parallel over the vocabulary): the
-/// logits stay split by vocabulary for `VocabParallelCrossEntropy`.
+/// The same weight, or with `--untie-embeddings-and-output-weights` a weight of its own, is the
+/// output layer (`outputLayer`, column parallel over the vocabulary): the logits stay split by
+/// vocabulary for `VocabParallelCrossEntropy`.
 public struct VocabParallelEmbedding: Sendable {
-    /// Offset of this rank's word-embedding rows `[V/t, c]`.
+    /// Offset of this rank's word-embedding rows `[V/t, c]` (on an untied last stage without the
+    /// input embedding, the output layer's).
     public let wordEmbeddings: Int
+    /// Offset of this rank's output-layer rows `[V/t, c]`: `wordEmbeddings` when tied; nil on a
+    /// stage without the head.
+    public let outputWeights: Int?
     /// Offset of the (replicated) position embedding `[maxPositions, c]`; nil on a stage that
     /// only holds the output layer.
     public let positionEmbeddings: Int?
@@ -23,8 +28,9 @@ public struct VocabParallelEmbedding: Sendable {
     /// Whether this rank adds the positions (rank 0, so the sum counts them once).
     public let addsPositions: Bool
 
-    init(wordEmbeddings: Int, positionEmbeddings: Int?, config: GPTConfig, region: TensorParallelRegion) {
+    init(wordEmbeddings: Int, outputWeights: Int?, positionEmbeddings: Int?, config: GPTConfig, region: TensorParallelRegion) {
         self.wordEmbeddings = wordEmbeddings
+        self.outputWeights = outputWeights
         self.positionEmbeddings = positionEmbeddings
         hidden = config.hiddenSize
         vocabCount = config.paddedVocabSize / region.size
@@ -35,7 +41,8 @@ public struct VocabParallelEmbedding: Sendable {
     /// The output layer: logits `[rows, V/t]` of this rank's vocabulary range from the final
     /// LayerNorm's output (the caller enters the region with `f`).
     public var outputLayer: ColumnParallelLinear {
-        ColumnParallelLinear(weight: wordEmbeddings, bias: nil, inFeatures: hidden, localOutFeatures: vocabCount)
+        guard let outputWeights else { preconditionFailure("this stage holds no output layer") }
+        return ColumnParallelLinear(weight: outputWeights, bias: nil, inFeatures: hidden, localOutFeatures: vocabCount)
     }
 
     /// Embeds `batch x seqLength` tokens into `out` (`[batch, seqLength, c]`, the same on every

@@ -304,6 +304,35 @@ public enum Checkpoint {
         return try storedModelConfig(first.file, path: first.path)
     }
 
+    /// The model a run loading `directory` trains: `requested` (from the run's flags) with what
+    /// the stored model fixes instead: its vocabulary and padding (a Megatron-LM import's
+    /// padding, a Hugging Face import's softmax over the true vocabulary), its GELU and whether
+    /// its output layer is untied. A flag asking for the other GELU or for an untied output layer
+    /// the checkpoint does not have is an error, as are another LayerNorm epsilon and a tokenizer
+    /// with more ids than the model.
+    static func modelConfig(_ requested: GPTConfig, loading directory: String) throws(TrainingError) -> GPTConfig {
+        let stored = try storedModelConfig(in: directory)
+        guard requested.vocabSize <= stored.acceptedVocabularySize else {
+            throw .checkpoint(path: directory, reason: "the tokenizer has \(requested.vocabSize) ids but the checkpoint's model accepts \(stored.acceptedVocabularySize)")
+        }
+        if requested.exactGELU && !stored.exactGELU {
+            throw .checkpoint(path: directory, reason: "--no-bias-gelu-fusion asks for the exact GELU; this checkpoint's model uses the tanh one")
+        }
+        if requested.layerNormEpsilon != stored.layerNormEpsilon {
+            throw .checkpoint(path: directory, reason: "--norm-epsilon \(requested.layerNormEpsilon) differs from the checkpoint's \(stored.layerNormEpsilon)")
+        }
+        if requested.untieEmbeddingsAndOutputWeights && !stored.untieEmbeddingsAndOutputWeights {
+            throw .checkpoint(path: directory, reason: "--untie-embeddings-and-output-weights asks for an output layer of its own; this checkpoint's is tied to the word embedding")
+        }
+        var config = requested
+        config.vocabSize = stored.vocabSize
+        config.makeVocabSizeDivisibleBy = stored.makeVocabSizeDivisibleBy
+        config.maskPaddedVocabulary = stored.maskPaddedVocabulary
+        config.exactGELU = stored.exactGELU
+        config.untieEmbeddingsAndOutputWeights = stored.untieEmbeddingsAndOutputWeights
+        return config
+    }
+
     /// A typed value (the model config, the LR schedule) as JSON through its `Codable`
     /// conformance, which is also how it is read back. Keys are sorted so the same state always
     /// writes the same bytes (Foundation's key order otherwise changes from process to process).
@@ -329,6 +358,7 @@ public enum Checkpoint {
         ]
         // Only when not 4h, so that the description of a 4h model is what it always was.
         if let ffn = config.ffnHiddenSizeSetting { fields.append(("ffn_hidden_size", .number(Double(ffn)))) }
+        if config.untieEmbeddingsAndOutputWeights { fields.append(("untie_embeddings_and_output_weights", .bool(true))) }
         return .object(fields)
     }
 }

@@ -34,7 +34,9 @@ struct GradientSync {
         model.allReduceSequenceParallelGradients(packingInto: sequenceParallelScratch)
         // The last stage's copy of the word embedding (output layer) and the first stage's
         // (input embedding) get the sum of both gradients, so the copies stay equal.
-        if let embedding = parallel.embedding, let index = model.layout.index(of: wordEmbeddingName) {
+        // (Untied, the output layer is a weight of its own: nothing to sum.)
+        if let embedding = parallel.embedding, !model.config.untieEmbeddingsAndOutputWeights,
+           let index = model.layout.index(of: wordEmbeddingName) {
             embedding.allReduce(model.grads.pointer(at: index), count: model.layout.specs[index].count, operation: .sum)
         }
         var squares = optimizer.reduceGradients(model.grads, data: parallel.data, bucketSize: bucketSize) {

@@ -44,15 +44,13 @@ public enum HuggingFaceCheckpoint {
             }
             ffn = Int(x)
         }
-        if json["tie_word_embeddings"] == .bool(false) {
-            throw .checkpoint(path: configPath, reason: "untied output layers are not supported")
-        }
         var epsilon: Float = 1e-5
         if case let .number(x)? = json["layer_norm_epsilon"] { epsilon = Float(x) }
         let config = GPTConfig(numLayers: try integer("n_layer"), hiddenSize: try integer("n_embd"),
                                numAttentionHeads: try integer("n_head"), maxPositionEmbeddings: try integer("n_positions"),
                                vocabSize: try integer("vocab_size"), layerNormEpsilon: epsilon,
-                               maskPaddedVocabulary: true, exactGELU: exactGELU, ffnHiddenSize: ffn)
+                               maskPaddedVocabulary: true, exactGELU: exactGELU, ffnHiddenSize: ffn,
+                               untieEmbeddingsAndOutputWeights: json["tie_word_embeddings"] == .bool(false))
         let weightsPath = directory + "/model.safetensors"
         do {
             let model = try GPTModel(config: config)
@@ -88,7 +86,7 @@ public enum HuggingFaceCheckpoint {
             ("n_inner", model.config.ffnHiddenSizeSetting.map { .number(Double($0)) } ?? .null), ("activation_function", .string(model.config.exactGELU ? "gelu" : "gelu_new")),
             ("layer_norm_epsilon", .number(Double(c.layerNormEpsilon))), ("initializer_range", .number(Double(c.initMethodStd))),
             ("resid_pdrop", .number(0)), ("embd_pdrop", .number(0)), ("attn_pdrop", .number(0)),
-            ("tie_word_embeddings", .bool(true)), ("torch_dtype", .string("float32")),
+            ("tie_word_embeddings", .bool(!c.untieEmbeddingsAndOutputWeights)), ("torch_dtype", .string("float32")),
         ]
         if let eosTokenID {
             fields += [("bos_token_id", .number(Double(eosTokenID))), ("eos_token_id", .number(Double(eosTokenID)))]

@@ -45,7 +45,6 @@ struct MegatronLMArguments {
         if flag("apply_layernorm_1p") { throw refuse("--apply-layernorm-1p", "LayerNorm weights stored as gamma - 1") }
         if flag("qk_layernorm") { throw refuse("--qk-layernorm", "LayerNorms on queries and keys") }
         if flag("squared_relu") { throw refuse("--squared-relu", "squared ReLU") }
-        if flag("untie_embeddings_and_output_weights") { throw refuse("--untie-embeddings-and-output-weights", "an untied output layer") }
         if flag("apply_residual_connection_post_layernorm") {
             throw refuse("--apply-residual-connection-post-layernorm", "the residual taken after the LayerNorm")
         }
@@ -83,6 +82,6 @@ struct MegatronLMArguments {
                          maxPositionEmbeddings: try integer("max_position_embeddings"),
                          vocabSize: padded, makeVocabSizeDivisibleBy: divisibleBy > 0 && padded % divisibleBy == 0 ? divisibleBy : 1,
                          layerNormEpsilon: Float(epsilon), maskPaddedVocabulary: false, exactGELU: exactGELU,
-                         ffnHiddenSize: ffn)
+                         ffnHiddenSize: ffn, untieEmbeddingsAndOutputWeights: flag("untie_embeddings_and_output_weights"))
     }
 }

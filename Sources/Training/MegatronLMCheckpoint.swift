@@ -16,7 +16,8 @@ import TorchFormat
 /// layer numbers offset to global ones. Parameter names are megatron-core's, of the local layer
 /// spec (this project's) or of the Transformer Engine spec (`layer_norm_weight` inside
 /// `linear_qkv` and `linear_fc1`, `_extra_state` entries skipped). The vocabulary is Megatron's
-/// padded one, every row trained and in the softmax, as in Megatron.
+/// padded one, every row trained and in the softmax, as in Megatron. An untied output layer
+/// (`--untie-embeddings-and-output-weights`) is read from the last stage's `output_layer.weight`.
 public enum MegatronLMCheckpoint {
     /// The model in `directory` (a checkpoint root with its tracker file, or one iteration's
     /// folder) and the iteration it was saved at (0 for `release`).
@@ -50,8 +51,9 @@ public enum MegatronLMCheckpoint {
                     throw .checkpoint(path: file.path, reason: "no 'model' state dict (an interleaved checkpoint's model0, model1, ... are not read)")
                 }
                 for key in state.keys {
-                    guard case let .tensor(tensor)? = state[key], let name = try ourName(key, stage: stage,
-                                                                                       layersPerStage: config.numLayers / p, path: file.path)
+                    guard case let .tensor(tensor)? = state[key],
+                          let name = try ourName(key, stage: stage, layersPerStage: config.numLayers / p,
+                                                 untied: config.untieEmbeddingsAndOutputWeights, path: file.path)
                     else { continue }
                     guard let index = full.index(of: name) else {
                         throw .checkpoint(path: file.path, reason: "\(key) is not a parameter of this GPT (an architecture this project does not implement?)")
@@ -84,9 +86,10 @@ public enum MegatronLMCheckpoint {
 
     /// This project's name for megatron-core's `key` on pipeline stage `stage`, or nil for an
     /// entry that is not a weight of ours (`_extra_state`, the last stage's copy of the tied
-    /// word embedding).
-    static func ourName(_ key: String, stage: Int, layersPerStage: Int, path: String) throws(TrainingError) -> String? {
-        if key.hasSuffix("._extra_state") || key == "output_layer.weight" { return nil }
+    /// word embedding; `untied`, the output layer's own weight is ours).
+    static func ourName(_ key: String, stage: Int, layersPerStage: Int, untied: Bool, path: String) throws(TrainingError) -> String? {
+        if key.hasSuffix("._extra_state") { return nil }
+        if key == outputLayerName { return untied ? outputLayerName : nil }
         guard key.hasPrefix("decoder.layers.") else { return key }
         let parts = key.split(separator: ".", maxSplits: 3).map(String.init)
         guard parts.count == 4, let local = Int(parts[2]) else {

@@ -9,7 +9,8 @@ extension MegatronLMCheckpoint {
     /// layout into `directory`: `iter_NNNNNNN/mp_rank_TT[_PPP]/model_optim_rng.pt` for `t` x `p`
     /// ranks, each `{'args', 'checkpoint_version': 3.0, 'iteration', 'model'}` with megatron-core's
     /// local-spec names (stage-local layer numbers, `_extra_state` entries as the local spec
-    /// saves them, the last stage's copy of the tied word embedding as `output_layer.weight`),
+    /// saves them, the last stage's copy of the tied word embedding or the untied output layer
+    /// as `output_layer.weight`),
     /// then the tracker file. Loads into megatron-core's `GPTModel` with `strict=True`.
     public static func write(_ params: ParameterStore, config: GPTConfig, iteration: Int, to directory: String,
                              tensorParallel t: Int = 1, pipelineParallel p: Int = 1) throws(TrainingError) {
@@ -53,7 +54,8 @@ extension MegatronLMCheckpoint {
                     }
                 }
                 if part.holdsHead {
-                    if p > 1 { state.append(("output_layer.weight", tensor(wordEmbeddingName))) }
+                    // Untied, the output layer's own weight was written with the specs above.
+                    if p > 1 && !config.untieEmbeddingsAndOutputWeights { state.append((outputLayerName, tensor(wordEmbeddingName))) }
                     state.append(("output_layer._extra_state", .none))
                 }
                 let name = Checkpoint.rankDirectoryName(tensorRank: rank, pipelineRank: p > 1 ? stage : nil)
@@ -85,7 +87,7 @@ extension MegatronLMCheckpoint {
             ("kv_channels", .int(config.headDim)), ("max_position_embeddings", .int(config.maxPositionEmbeddings)),
             ("padded_vocab_size", .int(config.paddedVocabSize)), ("make_vocab_size_divisible_by", .int(config.makeVocabSizeDivisibleBy)),
             ("tensor_model_parallel_size", .int(t)), ("pipeline_model_parallel_size", .int(p)),
-            ("virtual_pipeline_model_parallel_size", .none), ("untie_embeddings_and_output_weights", .bool(false)),
+            ("virtual_pipeline_model_parallel_size", .none), ("untie_embeddings_and_output_weights", .bool(config.untieEmbeddingsAndOutputWeights)),
             ("norm_epsilon", decimal(config.layerNormEpsilon)), ("normalization", .string("LayerNorm")),
             ("position_embedding_type", .string("learned_absolute")), ("swiglu", .bool(false)), ("add_bias_linear", .bool(true)),
             ("group_query_attention", .bool(false)), ("num_query_groups", .none), ("num_experts", .none),

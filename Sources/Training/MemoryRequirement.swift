@@ -90,7 +90,8 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         }
         var total = Double(config.numLayers / stages) * layer
         if stage == 0 { total += embedding + positions }
-        if stage == stages - 1 { total += head + (stage == 0 ? 0 : embedding) }
+        // The head's tensors hold an untied output layer; a tied one is the embedding's copy.
+        if stage == stages - 1 { total += head + (stage == 0 || config.untieEmbeddingsAndOutputWeights ? 0 : embedding) }
         return total
     }
 

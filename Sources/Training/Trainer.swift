@@ -75,23 +75,13 @@ public final class Trainer {
         var modelConfig = GPTConfig(numLayers: config.numLayers, hiddenSize: config.hiddenSize,
                                     numAttentionHeads: config.numAttentionHeads,
                                     maxPositionEmbeddings: config.maxPositionEmbeddings ?? config.seqLength,
-                                    vocabSize: vocabularySize, initMethodStd: Float(config.initMethodStd),
+                                    vocabSize: vocabularySize, makeVocabSizeDivisibleBy: config.makeVocabSizeDivisibleBy,
+                                    initMethodStd: Float(config.initMethodStd), layerNormEpsilon: Float(config.normEpsilon),
                                     hiddenDropout: Float(config.hiddenDropout), attentionDropout: Float(config.attentionDropout),
-                                    exactGELU: config.noBiasGeluFusion, ffnHiddenSize: config.ffnHiddenSize)
-        // A loaded checkpoint keeps its vocabulary (a Megatron-LM import's padding, a Hugging
-        // Face import's softmax over the true vocabulary) and its GELU.
+                                    exactGELU: config.noBiasGeluFusion, ffnHiddenSize: config.ffnHiddenSize,
+                                    untieEmbeddingsAndOutputWeights: config.untieEmbeddingsAndOutputWeights)
         if let load = config.load, (try? Checkpoint.latestIteration(in: load)) != nil {
-            let stored = try Checkpoint.storedModelConfig(in: load)
-            guard vocabularySize <= stored.acceptedVocabularySize else {
-                throw TrainingError.checkpoint(path: load, reason: "the tokenizer has \(vocabularySize) ids but the checkpoint's model accepts \(stored.acceptedVocabularySize)")
-            }
-            modelConfig.vocabSize = stored.vocabSize
-            modelConfig.makeVocabSizeDivisibleBy = stored.makeVocabSizeDivisibleBy
-            modelConfig.maskPaddedVocabulary = stored.maskPaddedVocabulary
-            if config.noBiasGeluFusion && !stored.exactGELU {
-                throw TrainingError.checkpoint(path: load, reason: "--no-bias-gelu-fusion asks for the exact GELU; this checkpoint's model uses the tanh one")
-            }
-            modelConfig.exactGELU = stored.exactGELU
+            modelConfig = try Checkpoint.modelConfig(modelConfig, loading: load)
         }
         // The layout's rules, checked once before any work: the model divides over TP and the
         // stages, and every global batch size of the run (each ramp-up size too) over DP and,

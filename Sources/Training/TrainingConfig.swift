@@ -18,6 +18,13 @@ public struct TrainingConfig: Sendable, Equatable {
     public var initMethodStd = 0.02
     /// `--no-bias-gelu-fusion`: the exact erf GELU (default: tanh, Megatron's fused bias-GELU).
     public var noBiasGeluFusion = false
+    /// `--untie-embeddings-and-output-weights`: the output layer gets a weight of its own.
+    public var untieEmbeddingsAndOutputWeights = false
+    /// `--make-vocab-size-divisible-by`: the vocabulary is padded to a multiple of it (not of it
+    /// times TP as in Megatron: the padded size, so the model, does not change with the layout).
+    public var makeVocabSizeDivisibleBy = 128
+    /// `--norm-epsilon`: the LayerNorms' epsilon.
+    public var normEpsilon = 1e-5
     /// `--hidden-dropout` and `--attention-dropout` (0 here; Megatron's default is 0.1).
     public var hiddenDropout = 0.0
     public var attentionDropout = 0.0

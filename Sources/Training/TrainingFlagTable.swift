@@ -5,6 +5,7 @@ extension TrainingFlag {
     /// Every flag `megatron train` and its config files accept (`--config FILE` aside).
     public static let all: [TrainingFlag] = [
         numLayers, hiddenSize, ffnHiddenSize, numAttentionHeads, seqLength, maxPositionEmbeddings,
+        untieEmbeddingsAndOutputWeights, makeVocabSizeDivisibleBy, normEpsilon,
         initMethodStd, noBiasGeluFusion, seed,
         weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad, hiddenDropout, attentionDropout,
         microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples, noCheckForNaNInLossAndGrad,
@@ -35,6 +36,14 @@ extension TrainingFlag {
                                           range: .atLeast(1), default: "required")
     public static let maxPositionEmbeddings = integer("max-position-embeddings", .networkSize, \.maxPositionEmbeddings,
                                                       "Positions of the learned position embedding.", range: .atLeast(1), default: "--seq-length")
+    public static let untieEmbeddingsAndOutputWeights = flag(
+        "untie-embeddings-and-output-weights", .networkSize, \.untieEmbeddingsAndOutputWeights,
+        "Give the output layer a weight of its own instead of the word embedding's.")
+    public static let makeVocabSizeDivisibleBy = integer(
+        "make-vocab-size-divisible-by", .networkSize, \.makeVocabSizeDivisibleBy,
+        "Pad the vocabulary to a multiple of this (Megatron multiplies it by TP; here the padded size does not depend on the layout).",
+        range: .atLeast(1))
+    public static let normEpsilon = number("norm-epsilon", .networkSize, \.normEpsilon, "LayerNorm epsilon.", range: .positive)
     // Initialization.
     public static let initMethodStd = number("init-method-std", .initialization, \.initMethodStd,
                                              "Standard deviation of the normal weight initialization.", range: .positive)

@@ -70,6 +70,21 @@ import TestSupport
         let n = model.layout.totalCount
         #expect((0..<n).allSatisfy { model.params.buffer.pointer[$0] == back.params.buffer.pointer[$0] })
         #expect(back.config == model.config)
+        // An untied output layer is lm_head.weight with tie_word_embeddings false (transformers
+        // loads the export of the untied Megatron-LM fixture and gives megatron-core's loss to 2e-7).
+        let (untied, _) = try MegatronLMCheckpoint.read(directory: MegatronLMCheckpointTests.fixtures + "/tp2pp2-untied-eps1e-6")
+        try HuggingFaceCheckpoint.write(untied, to: directory + "-untied")
+        let config = try JSONValue.parse(utf8: try MappedFile.read(path: directory + "-untied/config.json"))
+        #expect(config["tie_word_embeddings"] == .bool(false))
+        let untiedBack = try HuggingFaceCheckpoint.read(directory: directory + "-untied")
+        #expect(untiedBack.config.untieEmbeddingsAndOutputWeights)
+        // (Read back from Hugging Face, the vocabulary is padded again, to a multiple of 128: the
+        // first rows are the exported ones.)
+        for spec in untied.layout.specs {
+            #expect(Array(untiedBack.params.values(spec.name).prefix(spec.count)) == untied.params.values(spec.name), "\(spec.name)")
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.removeItem(atPath: directory + "-untied")
     }
 
     @Test func unsupportedConfigsAreClearErrors() throws {

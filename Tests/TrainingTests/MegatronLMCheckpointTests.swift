@@ -18,6 +18,7 @@ import TestSupport
     static let fixtures = fixturesDirectory() + "/megatron-lm"
     static let expected: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected.json"))
     static let expectedExactGELU: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected-exact-gelu-ffn80.json"))
+    static let expectedUntied: JSONValue = try! JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected-untied-eps1e-6.json"))
 
     static func integers(_ key: String, in expected: JSONValue = expected) -> [Int32] {
         guard case let .array(rows)? = expected[key] else { return [] }
@@ -40,14 +41,16 @@ import TestSupport
     /// checkpoint and from its TP 2 x PP 2 shards (observed: loss 7.8e-8 relative, logits 5.4e-7,
     /// gradient norms 8.3e-7; fp32 on both sides, different summation orders).
     /// `tp1-exact-gelu-ffn80` is a model with Megatron-LM's `--no-bias-gelu-fusion` (the exact erf
-    /// GELU) and `--ffn-hidden-size 80` (not 4h).
-    @Test(arguments: ["tp1", "tp2pp2", "tp1-exact-gelu-ffn80"])
+    /// GELU) and `--ffn-hidden-size 80` (not 4h); `tp2pp2-untied-eps1e-6` one with
+    /// `--untie-embeddings-and-output-weights` and `--norm-epsilon 1e-6`, cut for TP 2 x PP 2.
+    @Test(arguments: ["tp1", "tp2pp2", "tp1-exact-gelu-ffn80", "tp2pp2-untied-eps1e-6"])
     func givesMegatronCoresLossLogitsAndGradients(checkpoint: String) throws {
-        let variant = checkpoint.hasSuffix("exact-gelu-ffn80")
-        let expected = variant ? Self.expectedExactGELU : Self.expected
+        let variant = checkpoint.hasSuffix("exact-gelu-ffn80"), untied = checkpoint.hasSuffix("untied-eps1e-6")
+        let expected = variant ? Self.expectedExactGELU : untied ? Self.expectedUntied : Self.expected
         let (model, iteration) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/" + checkpoint)
         #expect(iteration == 7 && model.config.numLayers == 4 && model.config.paddedVocabSize == 2112)
         #expect(model.config.exactGELU == variant && model.config.ffnHiddenSize == (variant ? 80 : 192))
+        #expect(model.config.untieEmbeddingsAndOutputWeights == untied && model.config.layerNormEpsilon == (untied ? 1e-6 : 1e-5))
         let tokens = Self.integers("tokens", in: expected), labels = Self.integers("labels", in: expected)
         let totals = try model.forward(tokens: tokens, targets: labels, batch: 2, seqLength: 12)
         let expectedLoss = Self.numbers(expected["mean_loss"]).first ?? .nan
@@ -148,7 +151,6 @@ import TestSupport
         for (key, value, flag) in [("swiglu", PickleValue.bool(true), "--swiglu"),
                                    ("position_embedding_type", .string("rope"), "--position-embedding-type rope"),
                                    ("normalization", .string("RMSNorm"), "--normalization RMSNorm"),
-                                   ("untie_embeddings_and_output_weights", .bool(true), "--untie-embeddings-and-output-weights"),
                                    ("num_experts", .int(8), "--num-experts"),
                                    ("apply_layernorm_1p", .bool(true), "--apply-layernorm-1p"),
                                    ("qk_layernorm", .bool(true), "--qk-layernorm")] {
@@ -160,14 +162,15 @@ import TestSupport
         #expect(try arguments.modelConfig().numLayers == 4)
     }
 
-    /// Export: the imported fixture written back gives Megatron-LM's own files (same names, same
-    /// tensors bit for bit, whole and TP 2 x PP 2), and a changed model survives the round trip
+    /// Export: the imported fixtures written back give Megatron-LM's own files (same names, same
+    /// tensors bit for bit, whole and TP 2 x PP 2, tied and untied), and a changed model survives the round trip
     /// exactly (what megatron-core then computes from it is what the import test checks).
     @Test func exportWritesMegatronLMsLayout() throws {
         let (model, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/tp1")
+        let (untied, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/tp2pp2-untied-eps1e-6")
         let directory = ResumeTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        for (t, p, reference) in [(1, 1, "tp1"), (2, 2, "tp2pp2")] {
+        for (model, t, p, reference) in [(model, 1, 1, "tp1"), (model, 2, 2, "tp2pp2"), (untied, 2, 2, "tp2pp2-untied-eps1e-6")] {
             let out = directory + "/\(reference)"
             try MegatronLMCheckpoint.write(model.params, config: model.config, iteration: 7, to: out, tensorParallel: t, pipelineParallel: p)
             for rank in ["mp_rank_00", "mp_rank_00_000", "mp_rank_01_000", "mp_rank_00_001", "mp_rank_01_001"]
@@ -181,7 +184,9 @@ import TestSupport
                     let (mine, reference) = (try ours.floats(x, name: key), try theirs.floats(y, name: key))
                     #expect(x.shape == y.shape && mine == reference, "\(key)")
                 }
-                #expect(ours.root.entries?["args"]?.entries?["padded_vocab_size"]?.int == 2112)
+                let args = ours.root.entries?["args"]?.entries
+                #expect(args?["padded_vocab_size"]?.int == 2112)
+                #expect(args?["untie_embeddings_and_output_weights"]?.int == (model === untied ? 1 : 0))
             }
         }
         // A changed model: exported TP 2 x PP 2 and read back, every weight equal.

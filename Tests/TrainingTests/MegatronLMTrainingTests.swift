@@ -11,6 +11,17 @@ import Testing
 /// 64, which this project's default of 128 would not give), starts from its weights, and learns;
 /// Megatron's --finetune and --no-load-optim then continue from what it saved.
 @Suite(.serialized) struct MegatronLMTrainingTests {
+    /// A small run on the test corpus shaped like the Megatron-LM fixtures' model.
+    static func settings() throws -> [(key: String, value: JSONValue)] {
+        let (_, prefix) = try ResumeTests.corpus()
+        return [
+            ("num-layers", .number(4)), ("hidden-size", .number(48)), ("num-attention-heads", .number(4)),
+            ("seq-length", .number(16)), ("max-position-embeddings", .number(32)), ("micro-batch-size", .number(2)),
+            ("global-batch-size", .number(4)), ("lr", .number(1e-3)), ("train-iters", .number(8)), ("eval-interval", .number(100)),
+            ("data-path", .string(prefix)), ("tokenizer-file", .string(ResumeTests.tokenizerFile)), ("split", .string("90,10,0")),
+        ]
+    }
+
     @Test func importedCheckpointTrainsOn() throws {
         let (imported, _) = try MegatronLMCheckpoint.read(directory: MegatronLMCheckpointTests.fixtures + "/tp1")
         let directory = ResumeTests.temporaryDirectory()
@@ -19,14 +30,7 @@ import Testing
         try Checkpoint.save(to: checkpoint, model: imported,
                             moments: .whole(AdamWOptimizer(layout: imported.layout, hyperparameters: AdamW.Hyperparameters(learningRate: 0))),
                             state: Checkpoint.State(iteration: 0, consumedSamples: 0, consumedValidSamples: 0, optimizerStep: 0, seed: 1234))
-        let (_, prefix) = try ResumeTests.corpus()
-        let settings: [(key: String, value: JSONValue)] = [
-            ("num-layers", .number(4)), ("hidden-size", .number(48)), ("num-attention-heads", .number(4)),
-            ("seq-length", .number(16)), ("max-position-embeddings", .number(32)), ("micro-batch-size", .number(2)),
-            ("global-batch-size", .number(4)), ("lr", .number(1e-3)), ("train-iters", .number(8)), ("eval-interval", .number(100)),
-            ("data-path", .string(prefix)), ("tokenizer-file", .string(ResumeTests.tokenizerFile)), ("split", .string("90,10,0")),
-            ("load", .string(checkpoint)),
-        ]
+        let settings = try Self.settings() + [("load", .string(checkpoint))]
         let trainer = try Trainer(config: try TrainingConfig(settings: [("test", settings)]), vocabularySize: 2048, endOfDocument: 0)
         #expect(trainer.model.config.paddedVocabSize == 2112 && !trainer.model.config.maskPaddedVocabulary)
         for spec in imported.layout.specs {
@@ -51,5 +55,37 @@ import Testing
         // A tokenizer larger than the imported vocabulary is refused by name.
         #expect { _ = try Trainer(config: try TrainingConfig(settings: [("test", settings)]), vocabularySize: 3000, endOfDocument: 0) }
             throws: { "\($0)".contains("the tokenizer has 3000 ids") }
+    }
+
+    /// The model-shape flags Megatron-LM job scripts pass reach the model; a checkpoint fixes
+    /// them for a run that loads it, and a flag asking for something else is an error naming it.
+    @Test func megatronShapeFlagsReachTheModel() throws {
+        let shape: [(key: String, value: JSONValue)] = [
+            ("norm-epsilon", .number(1e-6)), ("make-vocab-size-divisible-by", .number(96)),
+            ("untie-embeddings-and-output-weights", .bool(true)), ("train-iters", .number(1)),
+        ]
+        let settings = try Self.settings().filter { $0.key != "train-iters" } + shape
+        let trainer = try Trainer(config: try TrainingConfig(settings: [("test", settings)]), vocabularySize: 2048, endOfDocument: 0)
+        let config = trainer.model.config
+        #expect(config.layerNormEpsilon == 1e-6 && config.paddedVocabSize == 2112 && config.untieEmbeddingsAndOutputWeights)
+        #expect(trainer.model.layout.index(of: outputLayerName) != nil)
+        _ = try trainer.step()
+        let directory = ResumeTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try trainer.save(to: directory)
+        // Loaded without the flags: the checkpoint's untied layer and padding, and its epsilon given again.
+        let plain = try Self.settings() + [("norm-epsilon", .number(1e-6)), ("load", .string(directory))]
+        let loaded = try Trainer(config: try TrainingConfig(settings: [("test", plain)]), vocabularySize: 2048, endOfDocument: 0)
+        #expect(loaded.model.config == config)
+        let otherEpsilon = plain.filter { $0.key != "norm-epsilon" }
+        #expect { _ = try Trainer(config: try TrainingConfig(settings: [("test", otherEpsilon)]), vocabularySize: 2048, endOfDocument: 0) }
+            throws: { "\($0)".contains("--norm-epsilon") }
+        // A tied checkpoint does not become untied.
+        let tied = directory + "/tied"
+        let tiedTrainer = try Trainer(config: try TrainingConfig(settings: [("test", Self.settings())]), vocabularySize: 2048, endOfDocument: 0)
+        try tiedTrainer.save(to: tied)
+        let untie = try Self.settings() + [("untie-embeddings-and-output-weights", .bool(true)), ("load", .string(tied))]
+        #expect { _ = try Trainer(config: try TrainingConfig(settings: [("test", untie)]), vocabularySize: 2048, endOfDocument: 0) }
+            throws: { "\($0)".contains("--untie-embeddings-and-output-weights") }
     }
 }

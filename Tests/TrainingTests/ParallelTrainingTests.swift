@@ -25,11 +25,14 @@ import Testing
         var precision = ComputePrecision.fp32
         var sequenceParallel = false
         var dropout = false
+        var untied = false
         var description: String {
             "TP \(tp)\(sequenceParallel ? " (SP)" : "") x PP \(pp)\(chunks > 1 ? " (\(chunks) chunks)" : "") x DP \(dp)"
                 + (distributed ? " + distributed optimizer" : "") + (precision == .fp32 ? "" : " in \(precision.rawValue)")
-                + (dropout ? " with dropout" : "")
+                + (dropout ? " with dropout" : "") + (untied ? " untied" : "")
         }
+        /// The flags of the model's shape beyond the test config's.
+        var modelFlags: [(key: String, value: JSONValue)] { untied ? [("untie-embeddings-and-output-weights", .bool(true))] : [] }
     }
 
     /// What a run gives: losses and gradient norms as logged, and the full weights (assembled
@@ -54,6 +57,7 @@ import Testing
         if layout.precision != .fp32 { extra.append((layout.precision.rawValue, .bool(true))) }
         if layout.sequenceParallel { extra.append(("sequence-parallel", .bool(true))) }
         if layout.dropout { extra += [("hidden-dropout", .number(0.1)), ("attention-dropout", .number(0.1))] }
+        extra += layout.modelFlags
         // fp16 from a scale the test model does not overflow at, so that every step updates.
         if layout.precision == .fp16 { extra.append(("initial-loss-scale", .number(1024))) }
         let config = try Self.config(layers: layout.layers, extra: extra)
@@ -74,7 +78,7 @@ import Testing
             return (stats.map(\.loss), stats.map(\.gradNorm), shards, state.tensorRank, state.dataRank)
         }
         // Every copy of every tensor on every rank equals the first copy of its kind.
-        for spec in try Trainer(config: try Self.config(layers: layout.layers), vocabularySize: 2048, endOfDocument: 0).model.layout.specs {
+        for spec in try Trainer(config: try Self.config(layers: layout.layers, extra: layout.modelFlags), vocabularySize: 2048, endOfDocument: 0).model.layout.specs {
             let replicated = TensorShard(name: spec.name) == .replicated
             var first = [Int: [Float]]()  // by tensor-parallel rank (one entry for replicated tensors)
             for rank in ranks {
@@ -87,7 +91,7 @@ import Testing
                 }
             }
         }
-        let full = try Trainer(config: try Self.config(layers: layout.layers), vocabularySize: 2048, endOfDocument: 0).model
+        let full = try Trainer(config: try Self.config(layers: layout.layers, extra: layout.modelFlags), vocabularySize: 2048, endOfDocument: 0).model
         var weights = [[Float]]()
         for spec in full.layout.specs {
             var tensor = [Float](repeating: 0, count: spec.count)
@@ -161,6 +165,16 @@ import Testing
     ])
     func dropoutMatchesOneRank(_ layout: Layout) throws {
         try Self.compare(layout, try Self.train(Layout(layers: layout.layers, dropout: true)))
+    }
+
+    /// An output layer of its own (`--untie-embeddings-and-output-weights`): held by the last
+    /// stage only, split by vocabulary over TP, no gradient sum between the first and last stage.
+    @Test(arguments: [Layout(tp: 2, pp: 2, dp: 2, distributed: true, layers: 8, untied: true),
+                      Layout(pp: 4, chunks: 2, layers: 8, untied: true)])
+    func untiedOutputLayerMatchesOneRank(_ layout: Layout) throws {
+        let reference = try Self.train(Layout(layers: 8, untied: true))
+        #expect(reference.weights.count == Self.deepReference.weights.count + 1)
+        try Self.compare(layout, reference)
     }
 
     /// As Megatron: without tensor parallelism the flag is dropped with a warning; a sequence

@@ -17,13 +17,17 @@ Writes into Tests/TrainingTests/Fixtures/megatron-lm:
               three positions and every parameter's gradient norm after backward of the mean loss
   tp1-exact-gelu-ffn80/, expected-exact-gelu-ffn80.json   the same for a model with the exact
               erf GELU (Megatron-LM's --no-bias-gelu-fusion) and an MLP of 80 (--ffn-hidden-size)
+  tp2pp2-untied-eps1e-6/, expected-untied-eps1e-6.json   a model with an output layer of its own
+              (--untie-embeddings-and-output-weights) and LayerNorm epsilon 1e-6 (--norm-epsilon),
+              cut for TP 2 x PP 2
 
     pip install megatron-core==0.16.1 torch numpy
     python3 scripts/reference/megatron_lm_fixtures.py
 
 `--check-export DIR` instead loads a checkpoint that `megatron convert --output-format
 megatron-lm` wrote from the imported fixture (TP 1 x PP 1) into megatron-core's GPTModel with
-`strict=True` and compares its loss on the fixture batch with the recorded one:
+`strict=True` and compares its loss on the fixture batch with the recorded one (`--untied` for
+an export of the untied variant):
 
     megatron convert --input-format megatron-lm --input Tests/TrainingTests/Fixtures/megatron-lm/tp2pp2 --output /tmp/ours
     megatron convert --output-format megatron-lm --input /tmp/ours --output /tmp/exported
@@ -62,7 +66,7 @@ def megatron_core():
     utils.GlobalMemoryBuffer.get_tensor = get_tensor
 
 
-def build_model(exact_gelu=False, ffn=4 * HIDDEN):
+def build_model(exact_gelu=False, ffn=4 * HIDDEN, untied=False, epsilon=1e-5):
     from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
     from megatron.core.models.gpt.gpt_model import GPTModel
     from megatron.core.transformer.transformer_config import TransformerConfig
@@ -70,10 +74,10 @@ def build_model(exact_gelu=False, ffn=4 * HIDDEN):
     # bias_activation_fusion: Megatron-LM's default --bias-gelu-fusion, the tanh GELU; without it
     # (--no-bias-gelu-fusion) the MLP runs F.gelu, the exact erf GELU.
     config = TransformerConfig(num_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS, ffn_hidden_size=ffn,
-                               use_cpu_initialization=True, hidden_dropout=0.0, attention_dropout=0.0, layernorm_epsilon=1e-5,
+                               use_cpu_initialization=True, hidden_dropout=0.0, attention_dropout=0.0, layernorm_epsilon=epsilon,
                                bias_activation_fusion=not exact_gelu, params_dtype=torch.float32, init_method_std=0.3)
     model = GPTModel(config, transformer_layer_spec=get_gpt_layer_local_spec(), vocab_size=VOCAB,
-                     max_sequence_length=POSITIONS, share_embeddings_and_output_weights=True,
+                     max_sequence_length=POSITIONS, share_embeddings_and_output_weights=not untied,
                      position_embedding_type="learned_absolute")
     with torch.no_grad():  # LayerNorms and biases away from 1 and 0, so that a misplaced one shows
         for name, parameter in model.named_parameters():
@@ -82,13 +86,13 @@ def build_model(exact_gelu=False, ffn=4 * HIDDEN):
     return model
 
 
-def args(tp, pp, exact_gelu=False, ffn=4 * HIDDEN):
+def args(tp, pp, exact_gelu=False, ffn=4 * HIDDEN, untied=False, epsilon=1e-5):
     from megatron.core.transformer.enums import AttnMaskType
     return argparse.Namespace(
         num_layers=LAYERS, hidden_size=HIDDEN, ffn_hidden_size=ffn, num_attention_heads=HEADS,
         max_position_embeddings=POSITIONS, seq_length=SEQ, padded_vocab_size=VOCAB, make_vocab_size_divisible_by=64,
         tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp, virtual_pipeline_model_parallel_size=None,
-        untie_embeddings_and_output_weights=False, norm_epsilon=1e-5, normalization="LayerNorm",
+        untie_embeddings_and_output_weights=untied, norm_epsilon=epsilon, normalization="LayerNorm",
         position_embedding_type="learned_absolute", swiglu=False, group_query_attention=False, num_query_groups=None,
         add_bias_linear=True, num_experts=None, bias_gelu_fusion=not exact_gelu, openai_gelu=False,
         apply_residual_connection_post_layernorm=False, transformer_impl="local", params_dtype=torch.float32,
@@ -102,11 +106,11 @@ def rng_state():
              "torch_rng_state": torch.get_rng_state(), "cuda_rng_state": None, "rng_tracker_states": {}}]
 
 
-def save(directory, tp_rank, pp_rank, tp, pp, model_state, exact_gelu=False, ffn=4 * HIDDEN):
+def save(directory, tp_rank, pp_rank, tp, pp, model_state, **variant):
     name = f"mp_rank_{tp_rank:02d}" + (f"_{pp_rank:03d}" if pp > 1 else "")
     path = os.path.join(directory, f"iter_{ITERATION:07d}", name)
     os.makedirs(path, exist_ok=True)
-    torch.save({"args": args(tp, pp, exact_gelu, ffn), "checkpoint_version": 3.0, "iteration": ITERATION, "model": model_state,
+    torch.save({"args": args(tp, pp, **variant), "checkpoint_version": 3.0, "iteration": ITERATION, "model": model_state,
                 "rng_state": rng_state()}, os.path.join(path, "model_optim_rng.pt"))
     with open(os.path.join(directory, "latest_checkpointed_iteration.txt"), "w") as file:
         file.write(str(ITERATION))
@@ -124,14 +128,14 @@ def shard(name, tensor, rank, size):
     return tensor.clone()
 
 
-def check_export(directory):
+def check_export(directory, untied):
     megatron_core()
-    model = build_model()
+    model = build_model(untied=True, epsilon=1e-6) if untied else build_model()
     with open(os.path.join(directory, "latest_checkpointed_iteration.txt")) as file:
         iteration = int(file.read().strip())
     saved = torch.load(os.path.join(directory, f"iter_{iteration:07d}", "mp_rank_00", "model_optim_rng.pt"), weights_only=False)
     model.load_state_dict(saved["model"], strict=True)
-    with open(os.path.join(OUT, "expected.json")) as file:
+    with open(os.path.join(OUT, "expected-untied-eps1e-6.json" if untied else "expected.json")) as file:
         expected = json.load(file)
     tokens, labels = torch.tensor(expected["tokens"]), torch.tensor(expected["labels"])
     positions = torch.arange(SEQ).unsqueeze(0).expand(BATCH, -1)
@@ -146,14 +150,30 @@ def check_export(directory):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--check-export")
+    parser.add_argument("--untied", action="store_true")
     options = parser.parse_args()
     if options.check_export:
-        return check_export(options.check_export)
+        return check_export(options.check_export, options.untied)
     megatron_core()
     model = build_model()
-    state = {k: v for k, v in model.state_dict().items()}
     save(os.path.join(OUT, "tp1"), 0, 0, 1, 1, model.state_dict())
-    tp, pp, per_stage = 2, 2, LAYERS // 2
+    save_sharded(os.path.join(OUT, "tp2pp2"), model)
+    record(model, "expected.json")
+    # A variant with the exact GELU (--no-bias-gelu-fusion) and an MLP of 80 (--ffn-hidden-size), whole.
+    variant = build_model(exact_gelu=True, ffn=80)
+    save(os.path.join(OUT, "tp1-exact-gelu-ffn80"), 0, 0, 1, 1, variant.state_dict(), exact_gelu=True, ffn=80)
+    record(variant, "expected-exact-gelu-ffn80.json")
+    # An untied output layer (--untie-embeddings-and-output-weights), epsilon 1e-6, cut for TP 2 x PP 2.
+    untied = build_model(untied=True, epsilon=1e-6)
+    save_sharded(os.path.join(OUT, "tp2pp2-untied-eps1e-6"), untied, untied=True, epsilon=1e-6)
+    record(untied, "expected-untied-eps1e-6.json")
+
+
+def save_sharded(directory, model, tp=2, pp=2, **variant):
+    """`model` cut for `tp` x `pp` ranks as Megatron-LM saves it: local layer numbers on each
+    stage; with a tied output layer the last stage holds a copy of its word-embedding shard."""
+    state = dict(model.state_dict())
+    per_stage = LAYERS // pp
     for stage in range(pp):
         for rank in range(tp):
             local = {}
@@ -168,15 +188,9 @@ def main():
                 elif (name.startswith("decoder.final_layernorm") or name.startswith("output_layer")) and stage != pp - 1:
                     continue
                 local[name] = tensor if tensor is None or not torch.is_tensor(tensor) else shard(name, tensor, rank, tp)
-            if stage == pp - 1:  # the last stage's copy of the tied word embedding
+            if stage == pp - 1 and "output_layer.weight" not in state:  # the last stage's copy of the tied word embedding
                 local["output_layer.weight"] = shard("output_layer.weight", state["embedding.word_embeddings.weight"], rank, tp)
-            save(os.path.join(OUT, "tp2pp2"), rank, stage, tp, pp, local)
-
-    record(model, "expected.json")
-    # A variant with the exact GELU (--no-bias-gelu-fusion) and an MLP of 80 (--ffn-hidden-size), whole.
-    variant = build_model(exact_gelu=True, ffn=80)
-    save(os.path.join(OUT, "tp1-exact-gelu-ffn80"), 0, 0, 1, 1, variant.state_dict(), exact_gelu=True, ffn=80)
-    record(variant, "expected-exact-gelu-ffn80.json")
+            save(directory, rank, stage, tp, pp, local, **variant)
 
 
 def record(model, name):
