@@ -72,6 +72,30 @@ public enum GPTDataBuilder {
     }
 }
 
+extension GPTDataBuilder {
+    /// Megatron's per-split blends (`--train-data-path`, `--valid-data-path`, `--test-data-path`):
+    /// split `s` is built from `paths[s]` alone with every document in it, as megatron-core's
+    /// builder does with `blend_per_split` (a split of weight one for that split and none for the
+    /// others). `paths[s] == nil` or `sizes[s] == nil`: that split is not built.
+    public static func build(perSplit paths: [DataPath?], config: GPTDatasetConfig,
+                             sizes: [Int?]) throws(DatasetError) -> [GPTSampleSource?] {
+        precondition(paths.count == 3 && sizes.count == 3)
+        var sources = [GPTSampleSource?]()
+        for split in 0..<3 {
+            guard let path = paths[split], let size = sizes[split] else {
+                sources.append(nil)
+                continue
+            }
+            var whole = config
+            whole.split = try DataSplit(["1,0,0", "0,1,0", "0,0,1"][split])
+            var only: [Int?] = [nil, nil, nil]
+            only[split] = size
+            sources.append(try build(dataPath: path, config: whole, sizes: only)[split])
+        }
+        return sources
+    }
+}
+
 /// A micro-batch: `batchSize` samples of `sequenceLength` tokens, row-major.
 public struct MicroBatch: Sendable, Equatable {
     public var batchSize: Int

@@ -138,10 +138,18 @@ public final class Trainer {
         let gbs = config.globalBatchSize
         let trainIters = config.trainIters ?? (totalSamples + gbs - 1) / gbs
         let validSamples = config.evalIters > 0 ? (trainIters / config.evalInterval + 1) * config.evalIters * gbs : 0
-        let bookends = split.bookends
-        let sources = try GPTDataBuilder.build(
-            dataPath: try DataPath(config.dataPath), config: datasetConfig,
-            sizes: [totalSamples, bookends[1] != nil && validSamples > 0 ? validSamples : nil, nil])
+        let sources: [GPTSampleSource?]
+        if config.trainDataPath.isEmpty {
+            sources = try GPTDataBuilder.build(
+                dataPath: try DataPath(config.dataPath), config: datasetConfig,
+                sizes: [totalSamples, split.bookends[1] != nil && validSamples > 0 ? validSamples : nil, nil])
+        } else {
+            let paths = try [config.trainDataPath, config.validDataPath, config.testDataPath].map {
+                words throws(DatasetError) in words.isEmpty ? nil : try DataPath(words)
+            }
+            sources = try GPTDataBuilder.build(perSplit: paths, config: datasetConfig,
+                                               sizes: [totalSamples, validSamples > 0 ? validSamples : nil, nil])
+        }
         train = sources[0]!
         valid = sources[1]
 

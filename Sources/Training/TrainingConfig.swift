@@ -77,7 +77,14 @@ public struct TrainingConfig: Sendable, Equatable {
     public var precision: ComputePrecision { bf16 ? .bf16 : fp16 ? .fp16 : .fp32 }
     // Data.
     public var dataPath: [String] = []
+    /// `--train-data-path`, `--valid-data-path`, `--test-data-path`: a blend per split, each
+    /// dataset used whole for its split, instead of `--data-path` and `--split` (empty: not given).
+    public var trainDataPath: [String] = []
+    public var validDataPath: [String] = []
+    public var testDataPath: [String] = []
     public var split = "969, 30, 1"
+    /// `--tokenizer-type`: optional, checked against the tokenizer files given.
+    public var tokenizerType: String?
     public var tokenizerFile: String?
     public var vocabFile: String?
     public var mergeFile: String?
@@ -307,12 +314,34 @@ public struct TrainingConfig: Sendable, Equatable {
             throw .invalidFlag("--global-batch-size", "\(globalBatchSize) is not a positive multiple of --micro-batch-size \(microBatchSize)")
         }
         guard minLR <= lr else { throw .invalidFlag("--min-lr", "must be in [0, --lr \(lr)], got \(minLR)") }
-        guard !dataPath.isEmpty else { throw .invalidFlag("--data-path", "is required") }
+        if trainDataPath.isEmpty {
+            guard !dataPath.isEmpty else { throw .invalidFlag("--data-path", "is required (or --train-data-path)") }
+            for (words, flag) in [(validDataPath, "--valid-data-path"), (testDataPath, "--test-data-path")] where !words.isEmpty {
+                throw .invalidFlag(flag, "needs --train-data-path")
+            }
+        } else if !dataPath.isEmpty {
+            throw .invalidFlag("--train-data-path", "give either --data-path (with --split) or the per-split --train-data-path, --valid-data-path, --test-data-path")
+        }
         guard tokenizerFile != nil || (vocabFile != nil && mergeFile != nil) else {
             throw .invalidFlag("--tokenizer-file", "give --tokenizer-file, or --vocab-file and --merge-file")
         }
+        try Self.check(tokenizerType: tokenizerType, tokenizerFile: tokenizerFile != nil)
         guard (maxPositionEmbeddings ?? seqLength) >= seqLength else {
             throw .invalidFlag("--max-position-embeddings", "must be at least --seq-length \(seqLength)")
+        }
+    }
+
+    /// Megatron's `--tokenizer-type` against the files given: `GPT2BPETokenizer` with
+    /// `--vocab-file`/`--merge-file`, `HuggingFaceTokenizer` with `--tokenizer-file`; the other
+    /// types (SentencePiece, tiktoken, BERT WordPiece, ...) are not implemented.
+    public static func check(tokenizerType type: String?, tokenizerFile: Bool) throws(TrainingError) {
+        guard let type else { return }
+        switch type {
+        case "GPT2BPETokenizer" where !tokenizerFile, "HuggingFaceTokenizer" where tokenizerFile: return
+        case "GPT2BPETokenizer", "HuggingFaceTokenizer":
+            throw .invalidFlag("--tokenizer-type", "\(type) does not match the tokenizer files given")
+        default:
+            throw .invalidFlag("--tokenizer-type", "\(type) is not supported (GPT2BPETokenizer or HuggingFaceTokenizer)")
         }
     }
 

@@ -17,8 +17,8 @@ extension TrainingFlag {
         tensorModelParallelSize, pipelineModelParallelSize, numLayersPerVirtualPipelineStage, dataParallelSize,
         useDistributedOptimizer, sequenceParallel, ddpBucketSize, recomputeGranularity, recomputeMethod, recomputeNumLayers,
         evalInterval, evalIters,
-        dataPath, split, dataCachePath, eodMaskLoss,
-        tokenizerFile, vocabFile, mergeFile,
+        dataPath, split, trainDataPath, validDataPath, testDataPath, dataCachePath, eodMaskLoss,
+        tokenizerType, tokenizerFile, vocabFile, mergeFile,
         logInterval, tensorboardDir, metricsFile,
     ]
 
@@ -178,13 +178,26 @@ extension TrainingFlag {
     public static let evalIters = integer("eval-iters", .validation, \.evalIters, "Micro-batches per validation.", range: .nonNegative)
     // Data.
     public static let dataPath = words("data-path", .data, \.dataPath, "Dataset prefix, or weights and prefixes of a blend.",
-                                       default: "required", metavar: "[WEIGHT] PREFIX ...")
+                                       default: "required unless --train-data-path", metavar: "[WEIGHT] PREFIX ...")
+    public static let trainDataPath = words(
+        "train-data-path", .data, \.trainDataPath, "The training split's dataset or blend, used whole (instead of --data-path).",
+        default: "none", metavar: "[WEIGHT] PREFIX ...")
+    public static let validDataPath = words(
+        "valid-data-path", .data, \.validDataPath, "The validation split's dataset or blend, used whole (with --train-data-path).",
+        default: "none", metavar: "[WEIGHT] PREFIX ...")
+    public static let testDataPath = words(
+        "test-data-path", .data, \.testDataPath, "The test split's dataset or blend (with --train-data-path; train does not evaluate it).",
+        default: "none", metavar: "[WEIGHT] PREFIX ...")
     public static let split = string("split", .data, \.split, "Train, validation and test weights of each dataset.",
                                      metavar: "A,B,C")
     public static let dataCachePath = string("data-cache-path", .data, \.dataCachePath, "Directory for the sample index cache.",
                                              default: "PREFIX/cache/GPTDataset_indices", metavar: "DIR")
     public static let eodMaskLoss = flag("eod-mask-loss", .data, \.eodMaskLoss, "Leave end-of-document tokens out of the loss.")
     // Tokenizer.
+    public static let tokenizerType = string(
+        "tokenizer-type", .tokenizer, \.tokenizerType,
+        "GPT2BPETokenizer (--vocab-file, --merge-file) or HuggingFaceTokenizer (--tokenizer-file); checked against the files.",
+        metavar: "TYPE")
     public static let tokenizerFile = string("tokenizer-file", .tokenizer, \.tokenizerFile,
                                              "Hugging Face tokenizer.json (byte-level BPE).")
     public static let vocabFile = string("vocab-file", .tokenizer, \.vocabFile, "GPT-2 vocab.json (with --merge-file).")

@@ -13,7 +13,7 @@ struct TokenizerOptions: ParsableArguments {
     @Option(name: .flag(.mergeFile), help: .flag(.mergeFile))
     var mergeFile: String?
 
-    @Option(name: .long, help: "GPT2BPETokenizer (vocab + merges) or HuggingFaceTokenizer (tokenizer.json); optional, checked against the files given.")
+    @Option(name: .flag(.tokenizerType), help: .flag(.tokenizerType))
     var tokenizerType: String?
 
     func validate() throws {
@@ -24,14 +24,8 @@ struct TokenizerOptions: ParsableArguments {
         case (nil, nil, .some): throw ValidationError("--merge-file needs --vocab-file")
         case (nil, nil, nil): throw ValidationError("missing tokenizer: give --tokenizer-file, or --vocab-file and --merge-file")
         }
-        if let type = tokenizerType {
-            switch type {
-            case "GPT2BPETokenizer" where vocabFile != nil, "HuggingFaceTokenizer" where tokenizerFile != nil: break
-            case "GPT2BPETokenizer", "HuggingFaceTokenizer":
-                throw ValidationError("--tokenizer-type \(type) does not match the tokenizer files given")
-            default:
-                throw ValidationError("--tokenizer-type \(type) is not supported (GPT2BPETokenizer or HuggingFaceTokenizer)")
-            }
+        do { try TrainingConfig.check(tokenizerType: tokenizerType, tokenizerFile: tokenizerFile != nil) } catch {
+            throw ValidationError(error.description)
         }
     }
 

@@ -130,6 +130,32 @@ import Testing
         }
     }
 
+    /// Megatron's per-split blends (`--train-data-path 0.3 gpt_docs 0.7 gpt_docs_b
+    /// --valid-data-path gpt_docs_b`) against megatron-core's builder with `blend_per_split`
+    /// (scripts/reference/per_split_blend_fixture.py): each dataset used whole for its split.
+    @Test func perSplitBlendsMatchMegatronCore() throws {
+        let fixture = try DataFixtures.json("megatron_core/per_split_blend.json")
+        var config = GPTDatasetConfig(sequenceLength: 16, split: try DataSplit("969,30,1"), endOfDocumentID: 999)
+        config.seed = 1234
+        config.cacheDirectory = DataFixtures.temporaryDirectory()
+        let path = { (name: String) in DataFixtures.path("megatron_core/" + name) }
+        let sources = try GPTDataBuilder.build(
+            perSplit: [try DataPath(["0.3", path("gpt_docs"), "0.7", path("gpt_docs_b")]), try DataPath([path("gpt_docs_b")]), nil],
+            config: config, sizes: [40, 8, 8])
+        let splits = fixture["splits"]!.array
+        let train = try #require(sources[0] as? BlendedGPTDataset)
+        #expect(train.datasetIndex == splits[0]["dataset_index"]!.ints)
+        #expect(train.datasetSampleIndex == splits[0]["dataset_sample_index"]!.ints)
+        #expect(train.datasets.map(\.count) == splits[0]["per_dataset_len"]!.ints)
+        let valid = try #require(sources[1] as? GPTDataset)
+        #expect(valid.count == Int(splits[1]["length"]!.number!))
+        #expect(valid.index.shuffleIndex.map(Int.init) == splits[1]["shuffle_index"]!.ints)
+        #expect(sources[2] == nil)
+        for (source, split) in [(train as GPTSampleSource, splits[0]), (valid, splits[1])] {
+            for (j, tokens) in split["first_samples"]!.array.enumerated() { #expect(source.sample(j).tokens == tokens.int32s) }
+        }
+    }
+
     @Test func microBatchesAreConsecutiveSamples() throws {
         let dataset = try IndexedDataset(prefix: DataFixtures.path("megatron_core/gpt_docs"))
         let config = try Self.config(Self.cases[0], cacheDirectory: DataFixtures.temporaryDirectory())

@@ -88,4 +88,28 @@ import Testing
         #expect { _ = try Trainer(config: try TrainingConfig(settings: [("test", untie)]), vocabularySize: 2048, endOfDocument: 0) }
             throws: { "\($0)".contains("--untie-embeddings-and-output-weights") }
     }
+
+    /// Megatron job scripts' data and tokenizer flags: per-split blends instead of --data-path
+    /// and --split (the sample order is megatron-core's, `GPTDatasetTests`), and --tokenizer-type
+    /// checked against the files; conflicting or unsupported ones are errors naming the flag.
+    @Test func perSplitDataPathsAndTokenizerType() throws {
+        let base = try Self.settings()
+        let prefix = try ResumeTests.corpus().1
+        let perSplit = base.filter { $0.key != "data-path" && $0.key != "split" } + [
+            ("train-data-path", .string(prefix)), ("valid-data-path", .string(prefix)), ("test-data-path", .string(prefix)),
+            ("tokenizer-type", .string("HuggingFaceTokenizer")), ("eval-iters", .number(1)),
+        ]
+        let trainer = try Trainer(config: try TrainingConfig(settings: [("test", perSplit)]), vocabularySize: 2048, endOfDocument: 0)
+        let step = try trainer.step()
+        let validation = try #require(try trainer.evaluate())
+        #expect(step.loss.isFinite && validation.isFinite)
+        for (settings, flag) in [
+            (base + [("train-data-path", .string(prefix))], "--train-data-path"),
+            (base + [("valid-data-path", .string(prefix))], "--valid-data-path"),
+            (base + [("tokenizer-type", .string("GPT2BPETokenizer"))], "--tokenizer-type"),
+            (base + [("tokenizer-type", .string("SentencePieceTokenizer"))], "--tokenizer-type"),
+        ] as [([(key: String, value: JSONValue)], String)] {
+            #expect { _ = try TrainingConfig(settings: [("test", settings)]) } throws: { "\($0)".contains(flag) }
+        }
+    }
 }
