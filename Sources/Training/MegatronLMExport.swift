@@ -12,8 +12,16 @@ extension MegatronLMCheckpoint {
     /// saves them, the last stage's copy of the tied word embedding or the untied output layer
     /// as `output_layer.weight`),
     /// then the tracker file. Loads into megatron-core's `GPTModel` with `strict=True`.
+    ///
+    /// The vocabulary is padded as Megatron-LM pads it for `t` ranks: to a multiple of
+    /// `make_vocab_size_divisible_by` x TP above the tokenizer's size (`trueVocabularySize`,
+    /// Megatron's converter's `--true-vocab-size`; by default the model's vocabulary size), with
+    /// zero rows added or padding rows dropped as needed.
     public static func write(_ params: ParameterStore, config: GPTConfig, iteration: Int, to directory: String,
-                             tensorParallel t: Int = 1, pipelineParallel p: Int = 1) throws(TrainingError) {
+                             tensorParallel t: Int = 1, pipelineParallel p: Int = 1,
+                             trueVocabularySize: Int? = nil) throws(TrainingError) {
+        let (params, config) = try repaddingVocabulary(params, config: config, tensorParallel: t,
+                                                       trueVocabularySize: trueVocabularySize ?? config.vocabSize, path: directory)
         do {
             try RankGrid(tensorParallel: t, dataParallel: 1, pipelineParallel: p)
                 .validate(heads: config.numAttentionHeads, hidden: config.hiddenSize, paddedVocabulary: config.paddedVocabSize,
@@ -77,6 +85,29 @@ extension MegatronLMCheckpoint {
         }
     }
 
+    /// `params` with the word embedding (and an untied output layer) cut or zero-padded to
+    /// `trueVocabularySize` rounded up to a multiple of `makeVocabSizeDivisibleBy` x `t`, and the
+    /// config describing it (its `makeVocabSizeDivisibleBy` multiplied by `t`: `arguments` divides
+    /// it back). Only rows at or past the true vocabulary are dropped.
+    static func repaddingVocabulary(_ params: ParameterStore, config: GPTConfig, tensorParallel t: Int,
+                                    trueVocabularySize vocabulary: Int, path: String) throws(TrainingError) -> (ParameterStore, GPTConfig) {
+        guard vocabulary >= 1, vocabulary <= config.acceptedVocabularySize else {
+            throw .checkpoint(path: path, reason: "the true vocabulary size \(vocabulary) is not in 1...\(config.acceptedVocabularySize), the ids this model accepts")
+        }
+        var target = config
+        target.vocabSize = vocabulary
+        target.makeVocabSizeDivisibleBy = config.makeVocabSizeDivisibleBy * t
+        let layout = ParameterLayout(GPTModel.parameterSpecs(target, part: .whole(numLayers: config.numLayers)))
+        let store = ParameterStore(layout: layout)
+        let c = config.hiddenSize, keptRows = min(config.paddedVocabSize, target.paddedVocabSize)
+        for (index, spec) in layout.specs.enumerated() {
+            let source = params[spec.name]
+            let count = spec.name == wordEmbeddingName || spec.name == outputLayerName ? keptRows * c : spec.count
+            store.pointer(at: index).update(from: source, count: count)  // rows past `keptRows` stay zero
+        }
+        return (store, target)
+    }
+
     /// The `args` namespace Megatron-LM checks a loaded checkpoint against, with its names.
     static func arguments(_ config: GPTConfig, t: Int, p: Int, iteration: Int) -> TorchSaveValue {
         // The shortest decimal of each fp32 setting (1e-05, not 9.99999974e-06).
@@ -85,7 +116,7 @@ extension MegatronLMCheckpoint {
             ("num_layers", .int(config.numLayers)), ("hidden_size", .int(config.hiddenSize)),
             ("ffn_hidden_size", .int(config.ffnHiddenSize)), ("num_attention_heads", .int(config.numAttentionHeads)),
             ("kv_channels", .int(config.headDim)), ("max_position_embeddings", .int(config.maxPositionEmbeddings)),
-            ("padded_vocab_size", .int(config.paddedVocabSize)), ("make_vocab_size_divisible_by", .int(config.makeVocabSizeDivisibleBy)),
+            ("padded_vocab_size", .int(config.paddedVocabSize)), ("make_vocab_size_divisible_by", .int(config.makeVocabSizeDivisibleBy / t)),
             ("tensor_model_parallel_size", .int(t)), ("pipeline_model_parallel_size", .int(p)),
             ("virtual_pipeline_model_parallel_size", .none), ("untie_embeddings_and_output_weights", .bool(config.untieEmbeddingsAndOutputWeights)),
             ("norm_epsilon", decimal(config.layerNormEpsilon)), ("normalization", .string("LayerNorm")),

@@ -49,6 +49,8 @@ struct ConvertCommand: ParsableCommand {
     var targetPipelineModelParallelSize: Int?
     @Option(name: .long, help: "Layers per model chunk of the interleaved schedule the written checkpoint is for.")
     var targetNumLayersPerVirtualPipelineStage: Int?
+    @Option(name: .long, help: "The tokenizer's vocabulary size, which Megatron-LM pads to a multiple of make_vocab_size_divisible_by x TP (megatron-lm output; default: the model's).")
+    var trueVocabSize: Int?
 
     /// Whether a target layout was given (a reshard).
     private var reshards: Bool {
@@ -61,6 +63,8 @@ struct ConvertCommand: ParsableCommand {
             guard targetNumLayersPerVirtualPipelineStage == nil else {
                 throw ValidationError("--target-num-layers-per-virtual-pipeline-stage: interleaved Megatron-LM checkpoints are not written")
             }
+        } else if trueVocabSize != nil {
+            throw ValidationError("--true-vocab-size is for --output-format megatron-lm")
         }
         for (value, flag) in [(targetTensorModelParallelSize, "--target-tensor-model-parallel-size"),
                               (targetPipelineModelParallelSize, "--target-pipeline-model-parallel-size"),
@@ -120,7 +124,7 @@ struct ConvertCommand: ParsableCommand {
                            + "vocabulary rows (a Hugging Face import); Megatron-LM includes every row of padded_vocab_size\n")
             }
             try MegatronLMCheckpoint.write(merged.params, config: merged.config, iteration: merged.iteration, to: output,
-                                           tensorParallel: t, pipelineParallel: p)
+                                           tensorParallel: t, pipelineParallel: p, trueVocabularySize: trueVocabSize)
             print("wrote \(output)/\(Checkpoint.directoryName(iteration: merged.iteration)) for Megatron-LM: TP \(t) x PP \(p), weights only")
         } else if outputFormat == .megatron {
             let merged = try MergedCheckpoint(directory: input, moments: true)

@@ -196,6 +196,22 @@ import TestSupport
         let (back, iteration) = try MegatronLMCheckpoint.read(directory: directory + "/changed")
         #expect(iteration == 9)
         for spec in model.layout.specs { #expect(back.params.values(spec.name) == model.params.values(spec.name), "\(spec.name)") }
+        // Re-padded as Megatron-LM pads the 2048-id tokenizer for TP 4 (make_vocab_size_divisible_by
+        // 96 x 4: 2304 rows, the added ones zero), and for a tokenizer of 2000 ids at TP 1 (2016
+        // rows: padding rows dropped).
+        let (original, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/tp1")
+        let embedding = original.params.values(wordEmbeddingName)
+        for (t, trueVocabulary, rows) in [(4, 2048, 2304), (1, 2000, 2016)] {
+            let out = directory + "/repadded-\(t)"
+            try MegatronLMCheckpoint.write(original.params, config: original.config, iteration: 1, to: out, tensorParallel: t,
+                                           trueVocabularySize: trueVocabulary)
+            let (repadded, _) = try MegatronLMCheckpoint.read(directory: out)
+            #expect(repadded.config.paddedVocabSize == rows && repadded.config.makeVocabSizeDivisibleBy == 96)
+            let values = repadded.params.values(wordEmbeddingName), kept = min(rows, 2112) * 48
+            #expect(Array(values.prefix(kept)) == Array(embedding.prefix(kept)) && values.dropFirst(kept).allSatisfy { $0 == 0 })
+        }
+        #expect { try MegatronLMCheckpoint.write(original.params, config: original.config, iteration: 1, to: directory + "/big",
+                                                 trueVocabularySize: 3000) } throws: { "\($0)".contains("true vocabulary size 3000") }
         // The exact GELU and an MLP of 80 survive the round trip in args.
         let (variant, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/tp1-exact-gelu-ffn80")
         try MegatronLMCheckpoint.write(variant.params, config: variant.config, iteration: 1, to: directory + "/variant")

@@ -8,7 +8,7 @@ import Testing
 
 /// A Megatron-LM checkpoint imported and trained further here: the run takes the checkpoint's
 /// padded vocabulary (2112, Megatron-LM's padding of the 2048-id test tokenizer to a multiple of
-/// 64, which this project's default of 128 would not give), starts from its weights, and learns;
+/// 96, which this project's default of 128 would not give), starts from its weights, and learns;
 /// Megatron's --finetune and --no-load-optim then continue from what it saved.
 @Suite(.serialized) struct MegatronLMTrainingTests {
     /// A small run on the test corpus shaped like the Megatron-LM fixtures' model.

@@ -46,8 +46,9 @@ import torch.distributed as dist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "Tests/TrainingTests/Fixtures/megatron-lm")
-# VOCAB: the test tokenizer's 2048 ids padded to a multiple of 64 (Megatron-LM's
-# --make-vocab-size-divisible-by 64 x TP 1), which this project's default (128) would not give.
+# VOCAB: the test tokenizer's 2048 ids padded as Megatron-LM pads them with
+# --make-vocab-size-divisible-by 96: to a multiple of 96 x TP, 2112 for TP 1 and for TP 2 alike (a
+# padding this project's default of 128 would not give).
 LAYERS, HIDDEN, HEADS, VOCAB, POSITIONS, SEQ, BATCH, ITERATION = 4, 48, 4, 2112, 32, 12, 2, 7
 
 
@@ -90,7 +91,7 @@ def args(tp, pp, exact_gelu=False, ffn=4 * HIDDEN, untied=False, epsilon=1e-5):
     from megatron.core.transformer.enums import AttnMaskType
     return argparse.Namespace(
         num_layers=LAYERS, hidden_size=HIDDEN, ffn_hidden_size=ffn, num_attention_heads=HEADS,
-        max_position_embeddings=POSITIONS, seq_length=SEQ, padded_vocab_size=VOCAB, make_vocab_size_divisible_by=64,
+        max_position_embeddings=POSITIONS, seq_length=SEQ, padded_vocab_size=VOCAB, make_vocab_size_divisible_by=96,
         tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp, virtual_pipeline_model_parallel_size=None,
         untie_embeddings_and_output_weights=untied, norm_epsilon=epsilon, normalization="LayerNorm",
         position_embedding_type="learned_absolute", swiglu=False, group_query_attention=False, num_query_groups=None,
