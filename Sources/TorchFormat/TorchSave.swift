@@ -25,17 +25,25 @@ public indirect enum TorchSaveValue {
 /// loadable by `torch.load(..., weights_only=False)`, written atomically.
 public enum TorchSave {
     public static func write(_ value: TorchSaveValue, to path: String) throws(FileError) {
+        try write(value, to: path, zip64Above: 0xFFFF_FFFE)
+    }
+
+    /// `write` with ZIP64 fields for whatever passes `limit` bytes (tests lower it).
+    static func write(_ value: TorchSaveValue, to path: String, zip64Above limit: Int) throws(FileError) {
         var pickle = PickleWriter()
         pickle.write(value)
         let archive = String(path.split(separator: "/").last?.split(separator: ".").first ?? "archive")
-        var zip = ZipWriter()
-        pickle.bytes.withUnsafeBytes { zip.add(archive + "/data.pkl", $0) }
-        Array("little".utf8).withUnsafeBytes { zip.add(archive + "/byteorder", $0) }
-        for (key, values) in pickle.storages {
-            values.withUnsafeBytes { zip.add(archive + "/data/\(key)", $0) }
+        var zip = try ZipWriter(path: path, zip64Above: limit)
+        func add(_ name: String, _ bytes: [UInt8]) throws(FileError) {
+            try rethrowing(bytes.withUnsafeBytes { raw in capture { () throws(FileError) in try zip.add(name, raw) } })
         }
-        Array("3\n".utf8).withUnsafeBytes { zip.add(archive + "/version", $0) }
-        try AtomicFile.write(try zip.finish(), to: path)
+        try add(archive + "/data.pkl", pickle.bytes)
+        try add(archive + "/byteorder", Array("little".utf8))
+        for (key, values) in pickle.storages {
+            try rethrowing(values.withUnsafeBytes { raw in capture { () throws(FileError) in try zip.add(archive + "/data/\(key)", raw) } })
+        }
+        try add(archive + "/version", Array("3\n".utf8))
+        try zip.finish()
     }
 }
 

@@ -144,6 +144,39 @@ import TestSupport
         }
     }
 
+    /// ZIP64: with the 4 GiB limit lowered to 100 bytes, the tensors' entries, their offsets and
+    /// the directory take ZIP64 fields and an end record as a checkpoint past 4 GiB would, and read
+    /// back exactly (torch.load reads such a file too: checked by hand with torch 2.15). CRC-32
+    /// (slicing-by-8) against its check value and a bytewise reference.
+    @Test func zip64ArchivesReadBack() throws {
+        let directory = ResumeTests.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let values = (0..<300).map { Float($0) * 0.25 - 7 }
+        let path = directory + "/model_optim_rng.pt"
+        try TorchSave.write(.dict([("iteration", .int(5)), ("model", .orderedDict([("w", .tensor(shape: [30, 10], values: values)),
+                                                                                 ("b", .tensor(shape: [3], values: [1, 2, 3]))]))]),
+                            to: path, zip64Above: 100)
+        let bytes = try MappedFile.read(path: path)
+        #expect(bytes.count > 1400)
+        #expect(bytes.withUnsafeBytes { raw in (0..<(raw.count - 4)).contains { raw.loadUnaligned(fromByteOffset: $0, as: UInt32.self) == 0x0606_4B50 } })
+        let file = try TorchFile(path: path)
+        #expect(file.root.entries?["iteration"]?.int == 5)
+        guard case let .tensor(w)? = file.root.entries?["model"]?.entries?["w"] else { Issue.record("no tensor"); return }
+        #expect(try file.floats(w, name: "w") == values && w.shape == [30, 10])
+        #expect(Array("123456789".utf8).withUnsafeBytes { CRC32.checksum($0) } == 0xCBF4_3926)
+        var generator = SystemRandomNumberGenerator()
+        for length in [0, 1, 7, 8, 9, 63, 1000] {
+            let data = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in data {
+                crc ^= UInt32(byte)
+                for _ in 0..<8 { crc = crc & 1 != 0 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
+            }
+            #expect(data.withUnsafeBytes { CRC32.checksum($0) } == crc ^ 0xFFFF_FFFF, "length \(length)")
+        }
+    }
+
     /// An architecture this project does not implement is refused with the flag that names it.
     @Test func unsupportedArchitecturesNameTheirFlag() throws {
         let file = try TorchFile(path: Self.fixtures + "/tp1/iter_0000007/mp_rank_00/model_optim_rng.pt")
