@@ -33,6 +33,26 @@ struct MegatronLMArguments {
 
     func string(_ name: String) -> String? { values[name]?.string }
 
+    /// Model chunks per pipeline stage: 1, or with the interleaved schedule
+    /// `virtual_pipeline_model_parallel_size` (or what `num_layers_per_virtual_pipeline_stage`
+    /// gives); the layers must split evenly over the stages and chunks.
+    func modelChunks(pipelineParallel p: Int, layers: Int) throws(TrainingError) -> Int {
+        var v = 1
+        if !isUnset("virtual_pipeline_model_parallel_size") {
+            v = try integer("virtual_pipeline_model_parallel_size")
+        } else if !isUnset("num_layers_per_virtual_pipeline_stage") {
+            let perChunk = try integer("num_layers_per_virtual_pipeline_stage")
+            guard perChunk > 0, layers % (p * perChunk) == 0 else {
+                throw .checkpoint(path: path, reason: "args.num_layers_per_virtual_pipeline_stage \(perChunk) does not divide \(layers) layers over \(p) stages")
+            }
+            v = layers / (p * perChunk)
+        }
+        guard v >= 1, v <= layers, layers % (p * v) == 0 else {
+            throw .checkpoint(path: path, reason: "\(layers) layers do not split evenly over \(p) pipeline stages x \(v) model chunks")
+        }
+        return v
+    }
+
     /// The model's shape. The vocabulary is `padded_vocab_size` (Megatron's padding already
     /// applied), all of it in the softmax.
     func modelConfig() throws(TrainingError) -> GPTConfig {
@@ -54,9 +74,6 @@ struct MegatronLMArguments {
         let queryGroups = try integer("num_query_groups", default: heads)
         if flag("group_query_attention") && queryGroups != heads {
             throw refuse("--group-query-attention", "grouped-query attention")
-        }
-        if !isUnset("virtual_pipeline_model_parallel_size") || !isUnset("num_layers_per_virtual_pipeline_stage") {
-            throw refuse("--num-layers-per-virtual-pipeline-stage", "reading an interleaved (model0, model1, ...) checkpoint")
         }
         if !isUnset("decoder_first_pipeline_num_layers") || !isUnset("decoder_last_pipeline_num_layers") {
             throw refuse("--decoder-first-pipeline-num-layers", "uneven pipeline stages")

@@ -12,8 +12,8 @@ import TorchFormat
 /// `latest_checkpointed_iteration.txt` naming `iter_NNNNNNN` (or `release`), whose
 /// `mp_rank_TT[_PPP]/model_optim_rng.pt` files are `torch.save` archives of `{'args', 'iteration',
 /// 'model', ...}`. The model's shape comes from `args` (Megatron-LM's argument names); the
-/// tensor-parallel shards are put back together as Megatron cut them, each pipeline stage's local
-/// layer numbers offset to global ones. Parameter names are megatron-core's, of the local layer
+/// tensor-parallel shards are put back together as Megatron cut them, each pipeline stage's (or,
+/// interleaved, each model chunk's: `model0`, `model1`, ...) local layer numbers offset to global ones. Parameter names are megatron-core's, of the local layer
 /// spec (this project's) or of the Transformer Engine spec (`layer_norm_weight` inside
 /// `linear_qkv` and `linear_fc1`, `_extra_state` entries skipped). The vocabulary is Megatron's
 /// padded one, every row trained and in the softmax, as in Megatron. An untied output layer
@@ -32,9 +32,8 @@ public enum MegatronLMCheckpoint {
             throw .checkpoint(path: first.path, reason: "args.tensor_model_parallel_size \(t) or pipeline_model_parallel_size \(p) is out of range")
         }
         let iteration = trackedIteration ?? first.root.entries?["iteration"]?.int ?? 0
-        guard config.numLayers % p == 0 else {
-            throw .checkpoint(path: first.path, reason: "\(config.numLayers) layers do not split evenly over \(p) pipeline stages")
-        }
+        let v = try arguments.modelChunks(pipelineParallel: p, layers: config.numLayers)
+        let perChunk = config.numLayers / (p * v)
         let model: GPTModel
         do { model = try GPTModel(config: config) } catch {
             throw .checkpoint(path: first.path, reason: "its model arguments are not a valid GPT: \(error)")
@@ -43,33 +42,40 @@ public enum MegatronLMCheckpoint {
         // Which tensor-parallel ranks filled each tensor (a replicated one needs rank 0, a split
         // one every rank: a shard missing from one file must not leave its part zero).
         var filled = [String: Set<Int>]()
+        /// Places the tensors of one state dict (tensor-parallel rank `rank`, layers from `firstLayer`).
+        func place(_ state: PickleDict, from file: TorchFile, rank: Int, firstLayer: Int) throws(TrainingError) {
+            for key in state.keys {
+                guard case let .tensor(tensor)? = state[key],
+                      let name = try ourName(key, firstLayer: firstLayer, untied: config.untieEmbeddingsAndOutputWeights, path: file.path)
+                else { continue }
+                guard let index = full.index(of: name) else {
+                    throw .checkpoint(path: file.path, reason: "\(key) is not a parameter of this GPT (an architecture this project does not implement?)")
+                }
+                let shard = TensorShard(name: name), fullShape = full.specs[index].shape
+                let expected = shard.shape(of: fullShape, size: t)
+                guard tensor.shape == expected else {
+                    throw .checkpoint(path: file.path, reason: "\(key) has shape \(tensor.shape), expected \(expected) for TP \(t)")
+                }
+                filled[name, default: []].insert(rank)
+                guard rank == 0 || shard != .replicated else { continue }
+                let values: [Float]
+                do { values = try file.floats(tensor, name: key) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+                values.withUnsafeBufferPointer { source in
+                    shard.place(source.baseAddress!, into: model.params.pointer(at: index), fullShape: fullShape, rank: rank, size: t)
+                }
+            }
+        }
         for stage in 0..<p {
             for rank in 0..<t {
                 let file = rank == 0 && stage == 0 ? first
                     : try open(folder, rankFolder(tensor: rank, pipeline: stage, pipelineParallel: p, in: folder))
-                guard let state = file.root.entries?["model"]?.entries else {
-                    throw .checkpoint(path: file.path, reason: "no 'model' state dict (an interleaved checkpoint's model0, model1, ... are not read)")
-                }
-                for key in state.keys {
-                    guard case let .tensor(tensor)? = state[key],
-                          let name = try ourName(key, stage: stage, layersPerStage: config.numLayers / p,
-                                                 untied: config.untieEmbeddingsAndOutputWeights, path: file.path)
-                    else { continue }
-                    guard let index = full.index(of: name) else {
-                        throw .checkpoint(path: file.path, reason: "\(key) is not a parameter of this GPT (an architecture this project does not implement?)")
+                // One state dict, or with the interleaved schedule one per model chunk (model0, ...).
+                for chunk in 0..<v {
+                    let entry = v == 1 ? "model" : "model\(chunk)"
+                    guard let state = file.root.entries?[entry]?.entries else {
+                        throw .checkpoint(path: file.path, reason: "no '\(entry)' state dict (args say \(v) model chunk(s) per stage)")
                     }
-                    let shard = TensorShard(name: name), fullShape = full.specs[index].shape
-                    let expected = shard.shape(of: fullShape, size: t)
-                    guard tensor.shape == expected else {
-                        throw .checkpoint(path: file.path, reason: "\(key) has shape \(tensor.shape), expected \(expected) for TP \(t)")
-                    }
-                    filled[name, default: []].insert(rank)
-                    guard rank == 0 || shard != .replicated else { continue }
-                    let values: [Float]
-                    do { values = try file.floats(tensor, name: key) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
-                    values.withUnsafeBufferPointer { source in
-                        shard.place(source.baseAddress!, into: model.params.pointer(at: index), fullShape: fullShape, rank: rank, size: t)
-                    }
+                    try place(state, from: file, rank: rank, firstLayer: (chunk * p + stage) * perChunk)
                 }
             }
         }
@@ -84,10 +90,11 @@ public enum MegatronLMCheckpoint {
         return (model, iteration)
     }
 
-    /// This project's name for megatron-core's `key` on pipeline stage `stage`, or nil for an
+    /// This project's name for megatron-core's `key` in a state dict whose layer 0 is global layer
+    /// `firstLayer` (a pipeline stage's or model chunk's first), or nil for an
     /// entry that is not a weight of ours (`_extra_state`, the last stage's copy of the tied
     /// word embedding; `untied`, the output layer's own weight is ours).
-    static func ourName(_ key: String, stage: Int, layersPerStage: Int, untied: Bool, path: String) throws(TrainingError) -> String? {
+    static func ourName(_ key: String, firstLayer: Int, untied: Bool, path: String) throws(TrainingError) -> String? {
         if key.hasSuffix("._extra_state") { return nil }
         if key == outputLayerName { return untied ? outputLayerName : nil }
         guard key.hasPrefix("decoder.layers.") else { return key }
@@ -101,7 +108,7 @@ public enum MegatronLMCheckpoint {
             "mlp.linear_fc1.layer_norm_weight": "pre_mlp_layernorm.weight",
             "mlp.linear_fc1.layer_norm_bias": "pre_mlp_layernorm.bias",
         ][parts[3]] ?? parts[3]
-        return "decoder.layers.\(stage * layersPerStage + local).\(renamed)"
+        return "decoder.layers.\(firstLayer + local).\(renamed)"
     }
 
     /// The iteration folder `directory` names and its iteration (nil for an iteration folder

@@ -47,7 +47,7 @@ struct ConvertCommand: ParsableCommand {
     var targetTensorModelParallelSize: Int?
     @Option(name: .long, help: "Pipeline stages of the written checkpoint (megatron output).")
     var targetPipelineModelParallelSize: Int?
-    @Option(name: .long, help: "Layers per model chunk of the interleaved schedule the written checkpoint is for.")
+    @Option(name: .long, help: "Layers per model chunk of the interleaved schedule the written checkpoint is for (megatron or megatron-lm output).")
     var targetNumLayersPerVirtualPipelineStage: Int?
     @Option(name: .long, help: "The tokenizer's vocabulary size, which Megatron-LM pads to a multiple of make_vocab_size_divisible_by x TP (megatron-lm output; default: the model's).")
     var trueVocabSize: Int?
@@ -60,9 +60,6 @@ struct ConvertCommand: ParsableCommand {
     func validate() throws {
         if outputFormat == .megatronLM {
             guard inputFormat == .megatron else { throw ValidationError("--output-format megatron-lm takes a megatron-swift checkpoint (--input-format megatron)") }
-            guard targetNumLayersPerVirtualPipelineStage == nil else {
-                throw ValidationError("--target-num-layers-per-virtual-pipeline-stage: interleaved Megatron-LM checkpoints are not written")
-            }
         } else if trueVocabSize != nil {
             throw ValidationError("--true-vocab-size is for --output-format megatron-lm")
         }
@@ -81,6 +78,16 @@ struct ConvertCommand: ParsableCommand {
         }
     }
 
+    /// Model chunks per stage for `--target-num-layers-per-virtual-pipeline-stage`.
+    private func chunks(numLayers: Int, stages: Int, layersPerChunk: Int) throws -> Int {
+        do { return try GPTPipelinePart.chunks(numLayers: numLayers, stages: stages, layersPerChunk: layersPerChunk) } catch {
+            switch error {
+            case let .invalid(flag, reason): throw ValidationError("--target-\(flag.dropFirst(2)): \(reason)")
+            case let .layout(layout): throw ValidationError(layout.description)
+            }
+        }
+    }
+
     /// Writes `merged` into `output` under the target layout (sizes not given keep the checkpoint's).
     private func reshard(_ merged: MergedCheckpoint) throws -> String {
         let t = targetTensorModelParallelSize ?? merged.tensorParallel
@@ -88,12 +95,7 @@ struct ConvertCommand: ParsableCommand {
         // Interleaving is kept unless the pipeline size changes (its chunks would no longer fit).
         var chunks = p == merged.pipelineParallel ? merged.chunks : 1
         if let perChunk = targetNumLayersPerVirtualPipelineStage {
-            do { chunks = try GPTPipelinePart.chunks(numLayers: merged.config.numLayers, stages: p, layersPerChunk: perChunk) } catch {
-                switch error {
-                case let .invalid(flag, reason): throw ValidationError("--target-\(flag.dropFirst(2)): \(reason)")
-                case let .layout(layout): throw ValidationError(layout.description)
-                }
-            }
+            chunks = try self.chunks(numLayers: merged.config.numLayers, stages: p, layersPerChunk: perChunk)
         }
         try merged.reshard(to: output, tensorParallel: t, pipelineParallel: p, chunks: chunks)
         return "TP \(merged.tensorParallel) x PP \(merged.pipelineParallel) -> TP \(t) x PP \(p)" + (chunks > 1 ? " (\(chunks) chunks per stage)" : "")
@@ -119,13 +121,15 @@ struct ConvertCommand: ParsableCommand {
         } else if outputFormat == .megatronLM {
             let merged = try MergedCheckpoint(directory: input, moments: false)
             let t = targetTensorModelParallelSize ?? 1, p = targetPipelineModelParallelSize ?? 1
+            let v = try targetNumLayersPerVirtualPipelineStage.map { try chunks(numLayers: merged.config.numLayers, stages: p, layersPerChunk: $0) } ?? 1
             if merged.config.maskPaddedVocabulary {
                 writeError("warning: this model's softmax excludes its \(merged.config.paddedVocabSize - merged.config.vocabSize) padded "
                            + "vocabulary rows (a Hugging Face import); Megatron-LM includes every row of padded_vocab_size\n")
             }
             try MegatronLMCheckpoint.write(merged.params, config: merged.config, iteration: merged.iteration, to: output,
-                                           tensorParallel: t, pipelineParallel: p, trueVocabularySize: trueVocabSize)
-            print("wrote \(output)/\(Checkpoint.directoryName(iteration: merged.iteration)) for Megatron-LM: TP \(t) x PP \(p), weights only")
+                                           tensorParallel: t, pipelineParallel: p, chunks: v, trueVocabularySize: trueVocabSize)
+            print("wrote \(output)/\(Checkpoint.directoryName(iteration: merged.iteration)) for Megatron-LM: TP \(t) x PP \(p)"
+                  + (v > 1 ? " (\(v) model chunks per stage)" : "") + ", weights only")
         } else if outputFormat == .megatron {
             let merged = try MergedCheckpoint(directory: input, moments: true)
             let change = try reshard(merged)

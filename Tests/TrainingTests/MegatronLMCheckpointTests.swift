@@ -42,8 +42,9 @@ import TestSupport
     /// gradient norms 8.3e-7; fp32 on both sides, different summation orders).
     /// `tp1-exact-gelu-ffn80` is a model with Megatron-LM's `--no-bias-gelu-fusion` (the exact erf
     /// GELU) and `--ffn-hidden-size 80` (not 4h); `tp2pp2-untied-eps1e-6` one with
-    /// `--untie-embeddings-and-output-weights` and `--norm-epsilon 1e-6`, cut for TP 2 x PP 2.
-    @Test(arguments: ["tp1", "tp2pp2", "tp1-exact-gelu-ffn80", "tp2pp2-untied-eps1e-6"])
+    /// `--untie-embeddings-and-output-weights` and `--norm-epsilon 1e-6`, cut for TP 2 x PP 2;
+    /// `pp2-vp2` the first model saved by an interleaved run (2 stages x 2 model chunks).
+    @Test(arguments: ["tp1", "tp2pp2", "pp2-vp2", "tp1-exact-gelu-ffn80", "tp2pp2-untied-eps1e-6"])
     func givesMegatronCoresLossLogitsAndGradients(checkpoint: String) throws {
         let variant = checkpoint.hasSuffix("exact-gelu-ffn80"), untied = checkpoint.hasSuffix("untied-eps1e-6")
         let expected = variant ? Self.expectedExactGELU : untied ? Self.expectedUntied : Self.expected
@@ -203,19 +204,23 @@ import TestSupport
         let (untied, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/tp2pp2-untied-eps1e-6")
         let directory = ResumeTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        for (model, t, p, reference) in [(model, 1, 1, "tp1"), (model, 2, 2, "tp2pp2"), (untied, 2, 2, "tp2pp2-untied-eps1e-6")] {
+        for (model, t, p, v, reference) in [(model, 1, 1, 1, "tp1"), (model, 2, 2, 1, "tp2pp2"), (model, 1, 2, 2, "pp2-vp2"),
+                                            (untied, 2, 2, 1, "tp2pp2-untied-eps1e-6")] {
             let out = directory + "/\(reference)"
-            try MegatronLMCheckpoint.write(model.params, config: model.config, iteration: 7, to: out, tensorParallel: t, pipelineParallel: p)
-            for rank in ["mp_rank_00", "mp_rank_00_000", "mp_rank_01_000", "mp_rank_00_001", "mp_rank_01_001"]
-            where (t == 1) == (rank == "mp_rank_00") {
+            try MegatronLMCheckpoint.write(model.params, config: model.config, iteration: 7, to: out, tensorParallel: t,
+                                           pipelineParallel: p, chunks: v)
+            let ranks = p == 1 ? ["mp_rank_00"] : (0..<p).flatMap { stage in (0..<t).map { String(format: "mp_rank_%02d_%03d", $0, stage) } }
+            for rank in ranks {
                 let ours = try TorchFile(path: "\(out)/iter_0000007/\(rank)/model_optim_rng.pt")
                 let theirs = try TorchFile(path: "\(Self.fixtures)/\(reference)/iter_0000007/\(rank)/model_optim_rng.pt")
-                let a = try #require(ours.root.entries?["model"]?.entries), b = try #require(theirs.root.entries?["model"]?.entries)
-                #expect(Set(a.keys) == Set(b.keys), "\(reference) \(rank)")  // a state dict's order does not matter
-                for key in b.keys {
-                    guard case let .tensor(x)? = a[key], case let .tensor(y)? = b[key] else { continue }
-                    let (mine, reference) = (try ours.floats(x, name: key), try theirs.floats(y, name: key))
-                    #expect(x.shape == y.shape && mine == reference, "\(key)")
+                for entry in v == 1 ? ["model"] : (0..<v).map { "model\($0)" } {
+                    let a = try #require(ours.root.entries?[entry]?.entries), b = try #require(theirs.root.entries?[entry]?.entries)
+                    #expect(Set(a.keys) == Set(b.keys), "\(reference) \(rank) \(entry)")  // a state dict's order does not matter
+                    for key in b.keys {
+                        guard case let .tensor(x)? = a[key], case let .tensor(y)? = b[key] else { continue }
+                        let (mine, reference) = (try ours.floats(x, name: key), try theirs.floats(y, name: key))
+                        #expect(x.shape == y.shape && mine == reference, "\(key)")
+                    }
                 }
                 let args = ours.root.entries?["args"]?.entries
                 #expect(args?["padded_vocab_size"]?.int == 2112)

@@ -17,6 +17,8 @@ Writes into Tests/TrainingTests/Fixtures/megatron-lm:
               three positions and every parameter's gradient norm after backward of the mean loss
   tp1-exact-gelu-ffn80/, expected-exact-gelu-ffn80.json   the same for a model with the exact
               erf GELU (Megatron-LM's --no-bias-gelu-fusion) and an MLP of 80 (--ffn-hidden-size)
+  pp2-vp2/    the first model cut for 2 pipeline stages of 2 model chunks each (the interleaved
+              schedule's checkpoint: 'model0', 'model1' per file, layers numbered within each chunk)
   tp2pp2-untied-eps1e-6/, expected-untied-eps1e-6.json   a model with an output layer of its own
               (--untie-embeddings-and-output-weights) and LayerNorm epsilon 1e-6 (--norm-epsilon),
               cut for TP 2 x PP 2
@@ -87,12 +89,13 @@ def build_model(exact_gelu=False, ffn=4 * HIDDEN, untied=False, epsilon=1e-5):
     return model
 
 
-def args(tp, pp, exact_gelu=False, ffn=4 * HIDDEN, untied=False, epsilon=1e-5):
+def args(tp, pp, exact_gelu=False, ffn=4 * HIDDEN, untied=False, epsilon=1e-5, vp=None):
     from megatron.core.transformer.enums import AttnMaskType
     return argparse.Namespace(
         num_layers=LAYERS, hidden_size=HIDDEN, ffn_hidden_size=ffn, num_attention_heads=HEADS,
         max_position_embeddings=POSITIONS, seq_length=SEQ, padded_vocab_size=VOCAB, make_vocab_size_divisible_by=96,
-        tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp, virtual_pipeline_model_parallel_size=None,
+        tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp, virtual_pipeline_model_parallel_size=vp,
+        num_layers_per_virtual_pipeline_stage=LAYERS // (pp * vp) if vp else None,
         untie_embeddings_and_output_weights=untied, norm_epsilon=epsilon, normalization="LayerNorm",
         position_embedding_type="learned_absolute", swiglu=False, group_query_attention=False, num_query_groups=None,
         add_bias_linear=True, num_experts=None, bias_gelu_fusion=not exact_gelu, openai_gelu=False,
@@ -107,11 +110,12 @@ def rng_state():
              "torch_rng_state": torch.get_rng_state(), "cuda_rng_state": None, "rng_tracker_states": {}}]
 
 
-def save(directory, tp_rank, pp_rank, tp, pp, model_state, **variant):
+def save(directory, tp_rank, pp_rank, tp, pp, model_state, chunks=None, **variant):
     name = f"mp_rank_{tp_rank:02d}" + (f"_{pp_rank:03d}" if pp > 1 else "")
     path = os.path.join(directory, f"iter_{ITERATION:07d}", name)
     os.makedirs(path, exist_ok=True)
-    torch.save({"args": args(tp, pp, **variant), "checkpoint_version": 3.0, "iteration": ITERATION, "model": model_state,
+    models = {"model": model_state} if chunks is None else {"model%d" % i: chunk for i, chunk in enumerate(chunks)}
+    torch.save({"args": args(tp, pp, **variant), "checkpoint_version": 3.0, "iteration": ITERATION, **models,
                 "rng_state": rng_state()}, os.path.join(path, "model_optim_rng.pt"))
     with open(os.path.join(directory, "latest_checkpointed_iteration.txt"), "w") as file:
         file.write(str(ITERATION))
@@ -159,6 +163,7 @@ def main():
     model = build_model()
     save(os.path.join(OUT, "tp1"), 0, 0, 1, 1, model.state_dict())
     save_sharded(os.path.join(OUT, "tp2pp2"), model)
+    save_interleaved(os.path.join(OUT, "pp2-vp2"), model)
     record(model, "expected.json")
     # A variant with the exact GELU (--no-bias-gelu-fusion) and an MLP of 80 (--ffn-hidden-size), whole.
     variant = build_model(exact_gelu=True, ffn=80)
@@ -168,6 +173,36 @@ def main():
     untied = build_model(untied=True, epsilon=1e-6)
     save_sharded(os.path.join(OUT, "tp2pp2-untied-eps1e-6"), untied, untied=True, epsilon=1e-6)
     record(untied, "expected-untied-eps1e-6.json")
+
+
+def save_interleaved(directory, model, pp=2, vp=2):
+    """`model` (TP 1) for `pp` stages of `vp` model chunks as Megatron-LM saves an interleaved run:
+    chunk c of stage s holds virtual stage c pp + s, its layers numbered from 0 within the chunk;
+    the first stage's chunk 0 holds the embedding, the last stage's last chunk the final LayerNorm
+    and its copy of the tied word embedding as output_layer.weight."""
+    state = dict(model.state_dict())
+    per_chunk = LAYERS // (pp * vp)
+    for stage in range(pp):
+        chunks = []
+        for chunk in range(vp):
+            first = (chunk * pp + stage) * per_chunk
+            local = {}
+            for name, tensor in state.items():
+                if name.startswith("decoder.layers."):
+                    layer = int(name.split(".")[2])
+                    if not first <= layer < first + per_chunk:
+                        continue
+                    name = "decoder.layers.%d.%s" % (layer - first, name.split(".", 3)[3])
+                elif name.startswith("embedding.") and (stage, chunk) != (0, 0):
+                    continue
+                elif name.startswith("decoder.final_layernorm") or name.startswith("output_layer"):
+                    if (stage, chunk) != (pp - 1, vp - 1):
+                        continue
+                local[name] = tensor
+            if (stage, chunk) == (pp - 1, vp - 1):
+                local["output_layer.weight"] = state["embedding.word_embeddings.weight"].clone()
+            chunks.append(local)
+        save(directory, 0, stage, 1, pp, None, chunks=chunks, vp=vp)
 
 
 def save_sharded(directory, model, tp=2, pp=2, **variant):
