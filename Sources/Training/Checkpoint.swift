@@ -8,6 +8,7 @@ import Foundation
 import Glibc
 #endif
 import FileSupport
+import Kernels
 import Models
 import Optimizer
 import Parameters
@@ -302,6 +303,14 @@ public enum Checkpoint {
     public static func storedModelConfig(in directory: String) throws(TrainingError) -> GPTConfig {
         let first = try latestFirstRank(in: directory)
         return try storedModelConfig(first.file, path: first.path)
+    }
+
+    /// Saves an imported `model` (Hugging Face, Megatron-LM) into `directory` as a run at iteration
+    /// 0 with a fresh optimizer.
+    public static func saveImported(_ model: GPTModel, to directory: String) throws(TrainingError) {
+        let optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: AdamW.Hyperparameters(learningRate: 0))
+        try save(to: directory, model: model, moments: .whole(optimizer),
+                 state: State(iteration: 0, consumedSamples: 0, consumedValidSamples: 0, optimizerStep: 0, seed: 1234))
     }
 
     /// The model a run loading `directory` trains: `requested` (from the run's flags) with what

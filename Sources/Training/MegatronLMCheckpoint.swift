@@ -22,6 +22,91 @@ public enum MegatronLMCheckpoint {
     /// The model in `directory` (a checkpoint root with its tracker file, or one iteration's
     /// folder) and the iteration it was saved at (0 for `release`).
     public static func read(directory: String) throws(TrainingError) -> (model: GPTModel, iteration: Int) {
+        let checkpoint = try open(directory)
+        return (try checkpoint.model(), checkpoint.iteration)
+    }
+
+    /// One parameter of a rank file's state dict: megatron-core's key, this project's name (nil
+    /// for the last stage's copy of the tied word embedding, which is still a parameter there)
+    /// and the tensor.
+    struct Entry {
+        let key: String
+        let name: String?
+        let tensor: TorchTensor
+    }
+
+    /// The file of one tensor-parallel rank of one stage, with its parameters in state-dict order
+    /// (megatron-core's `named_parameters` order; the model chunks' one after another).
+    struct RankFile {
+        let file: TorchFile
+        let folder: String
+        let rank: Int
+        let stage: Int
+        /// Per model chunk (one unless interleaved), the parameters in order.
+        let chunks: [[Entry]]
+    }
+
+    /// A Megatron-LM checkpoint opened: its arguments, the model's shape and layout, and every
+    /// rank file's parameters (not yet read).
+    struct Opened {
+        let folder: String
+        let iteration: Int
+        let arguments: MegatronLMArguments
+        let config: GPTConfig
+        let tensorParallel: Int
+        let files: [RankFile]
+
+        /// The whole model, the tensor-parallel shards put together.
+        func model() throws(TrainingError) -> GPTModel {
+            let model: GPTModel
+            do { model = try GPTModel(config: config) } catch {
+                throw .checkpoint(path: folder, reason: "its model arguments are not a valid GPT: \(error)")
+            }
+            try place(into: model.params) { file, entry throws(TrainingError) in try file.file.floats(entry.tensor, key: entry.key) }
+            model.weightsDidChange()
+            return model
+        }
+
+        /// Fills `store` (laid out as the whole model) from every rank file's parameters, each
+        /// shard's values given by `values`; every tensor must be filled by the ranks it needs
+        /// (a replicated one by rank 0, a split one by every rank).
+        func place(into store: ParameterStore, values: (RankFile, Entry) throws(TrainingError) -> [Float]) throws(TrainingError) {
+            let full = store.layout, t = tensorParallel
+            var filled = [String: Set<Int>]()
+            for file in files {
+                for entry in file.chunks.joined() {
+                    guard let name = entry.name else { continue }
+                    guard let index = full.index(of: name) else {
+                        throw .checkpoint(path: file.file.path, reason: "\(entry.key) is not a parameter of this GPT (an architecture this project does not implement?)")
+                    }
+                    let shard = TensorShard(name: name), fullShape = full.specs[index].shape
+                    let expected = shard.shape(of: fullShape, size: t)
+                    guard entry.tensor.shape == expected else {
+                        throw .checkpoint(path: file.file.path, reason: "\(entry.key) has shape \(entry.tensor.shape), expected \(expected) for TP \(t)")
+                    }
+                    filled[name, default: []].insert(file.rank)
+                    guard file.rank == 0 || shard != .replicated else { continue }
+                    let shardValues = try values(file, entry)
+                    guard shardValues.count == expected.reduce(1, *) else {
+                        throw .checkpoint(path: file.file.path, reason: "\(entry.key): \(shardValues.count) values for shape \(expected)")
+                    }
+                    shardValues.withUnsafeBufferPointer { source in
+                        shard.place(source.baseAddress!, into: store.pointer(at: index), fullShape: fullShape, rank: file.rank, size: t)
+                    }
+                }
+            }
+            for spec in full.specs {
+                let needed = TensorShard(name: spec.name) == .replicated ? Set([0]) : Set(0..<t)
+                guard let ranks = filled[spec.name], needed.isSubset(of: ranks) else {
+                    throw .checkpoint(path: folder, reason: "\(spec.name) is missing from tensor-parallel rank(s) "
+                                      + "\(needed.subtracting(filled[spec.name] ?? []).sorted())")
+                }
+            }
+        }
+    }
+
+    /// Opens the checkpoint in `directory`: its arguments and each rank file's parameter list.
+    static func open(_ directory: String) throws(TrainingError) -> Opened {
         let (folder, trackedIteration) = try iterationFolder(directory)
         let first = try open(folder, rankFolder(tensor: 0, pipeline: 0, pipelineParallel: nil, in: folder))
         let arguments = try MegatronLMArguments(first)
@@ -34,60 +119,31 @@ public enum MegatronLMCheckpoint {
         let iteration = trackedIteration ?? first.root.entries?["iteration"]?.int ?? 0
         let v = try arguments.modelChunks(pipelineParallel: p, layers: config.numLayers)
         let perChunk = config.numLayers / (p * v)
-        let model: GPTModel
-        do { model = try GPTModel(config: config) } catch {
-            throw .checkpoint(path: first.path, reason: "its model arguments are not a valid GPT: \(error)")
-        }
-        let full = model.layout
-        // Which tensor-parallel ranks filled each tensor (a replicated one needs rank 0, a split
-        // one every rank: a shard missing from one file must not leave its part zero).
-        var filled = [String: Set<Int>]()
-        /// Places the tensors of one state dict (tensor-parallel rank `rank`, layers from `firstLayer`).
-        func place(_ state: PickleDict, from file: TorchFile, rank: Int, firstLayer: Int) throws(TrainingError) {
-            for key in state.keys {
-                guard case let .tensor(tensor)? = state[key],
-                      let name = try ourName(key, firstLayer: firstLayer, untied: config.untieEmbeddingsAndOutputWeights, path: file.path)
-                else { continue }
-                guard let index = full.index(of: name) else {
-                    throw .checkpoint(path: file.path, reason: "\(key) is not a parameter of this GPT (an architecture this project does not implement?)")
-                }
-                let shard = TensorShard(name: name), fullShape = full.specs[index].shape
-                let expected = shard.shape(of: fullShape, size: t)
-                guard tensor.shape == expected else {
-                    throw .checkpoint(path: file.path, reason: "\(key) has shape \(tensor.shape), expected \(expected) for TP \(t)")
-                }
-                filled[name, default: []].insert(rank)
-                guard rank == 0 || shard != .replicated else { continue }
-                let values: [Float]
-                do { values = try file.floats(tensor, name: key) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
-                values.withUnsafeBufferPointer { source in
-                    shard.place(source.baseAddress!, into: model.params.pointer(at: index), fullShape: fullShape, rank: rank, size: t)
-                }
-            }
-        }
+        var files = [RankFile]()
         for stage in 0..<p {
             for rank in 0..<t {
-                let file = rank == 0 && stage == 0 ? first
-                    : try open(folder, rankFolder(tensor: rank, pipeline: stage, pipelineParallel: p, in: folder))
+                let rankFolder = rankFolder(tensor: rank, pipeline: stage, pipelineParallel: p, in: folder)
+                let file = rank == 0 && stage == 0 ? first : try open(folder, rankFolder)
                 // One state dict, or with the interleaved schedule one per model chunk (model0, ...).
+                var chunks = [[Entry]]()
                 for chunk in 0..<v {
                     let entry = v == 1 ? "model" : "model\(chunk)"
                     guard let state = file.root.entries?[entry]?.entries else {
                         throw .checkpoint(path: file.path, reason: "no '\(entry)' state dict (args say \(v) model chunk(s) per stage)")
                     }
-                    try place(state, from: file, rank: rank, firstLayer: (chunk * p + stage) * perChunk)
+                    var entries = [Entry]()
+                    for key in state.keys where !key.hasSuffix("._extra_state") {
+                        guard case let .tensor(tensor)? = state[key] else { continue }
+                        let name = try ourName(key, firstLayer: (chunk * p + stage) * perChunk,
+                                               untied: config.untieEmbeddingsAndOutputWeights, path: file.path)
+                        entries.append(Entry(key: key, name: name, tensor: tensor))
+                    }
+                    chunks.append(entries)
                 }
+                files.append(RankFile(file: file, folder: rankFolder, rank: rank, stage: stage, chunks: chunks))
             }
         }
-        for spec in full.specs {
-            let needed = TensorShard(name: spec.name) == .replicated ? Set([0]) : Set(0..<t)
-            guard let ranks = filled[spec.name], needed.isSubset(of: ranks) else {
-                throw .checkpoint(path: folder, reason: "\(spec.name) is missing from tensor-parallel rank(s) "
-                                  + "\(needed.subtracting(filled[spec.name] ?? []).sorted())")
-            }
-        }
-        model.weightsDidChange()
-        return (model, iteration)
+        return Opened(folder: folder, iteration: iteration, arguments: arguments, config: config, tensorParallel: t, files: files)
     }
 
     /// This project's name for megatron-core's `key` in a state dict whose layer 0 is global layer
@@ -140,5 +196,12 @@ public enum MegatronLMCheckpoint {
                 : "missing: \(folder) does not exist")
         }
         do { return try TorchFile(path: path) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+    }
+}
+
+extension TorchFile {
+    /// `tensor`'s values as fp32 (entry `key` of the file), or a checkpoint error naming both.
+    func floats(_ tensor: TorchTensor, key: String) throws(TrainingError) -> [Float] {
+        do { return try floats(tensor, name: key) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
     }
 }

@@ -1,7 +1,5 @@
 import ArgumentParser
-import Kernels
 import Models
-import Optimizer
 import Training
 
 /// `megatron convert`: Hugging Face GPT-2 directories to and from this project's checkpoints,
@@ -24,9 +22,11 @@ struct ConvertCommand: ParsableCommand {
         --input-format megatron-lm --input MEGATRON_LM_CKPT --output CKPT_DIR: a Megatron-LM
         checkpoint of the legacy layout (latest_checkpointed_iteration.txt, iter_NNNNNNN or
         release, mp_rank_TT[_PPP]/model_optim_rng.pt; any TP x PP) as a checkpoint at
-        iteration 0 with a fresh optimizer, its shape taken from the checkpoint's args.
+        iteration 0 with a fresh optimizer, its shape taken from the checkpoint's args; with
+        --load-optimizer, at its iteration with its Adam state (fp32, plain or distributed).
         --output-format megatron-lm --input CKPT_DIR --output MEGATRON_LM_CKPT
-        [--target-tensor-model-parallel-size T] [--target-pipeline-model-parallel-size P]:
+        [--target-tensor-model-parallel-size T] [--target-pipeline-model-parallel-size P]
+        [--target-num-layers-per-virtual-pipeline-stage N] [--true-vocab-size V]:
         the latest checkpoint's weights in that layout (default TP 1 x PP 1) for Megatron-LM
         (--ckpt-format torch, --finetune or --no-load-optim --no-load-rng).
         (`megatron` is this project's own format.)
@@ -49,6 +49,8 @@ struct ConvertCommand: ParsableCommand {
     var targetPipelineModelParallelSize: Int?
     @Option(name: .long, help: "Layers per model chunk of the interleaved schedule the written checkpoint is for (megatron or megatron-lm output).")
     var targetNumLayersPerVirtualPipelineStage: Int?
+    @Flag(name: .long, help: "Also read the Adam state and the run's position (megatron-lm input), so that train --load continues the run.")
+    var loadOptimizer = false
     @Option(name: .long, help: "The tokenizer's vocabulary size, which Megatron-LM pads to a multiple of make_vocab_size_divisible_by x TP (megatron-lm output; default: the model's).")
     var trueVocabSize: Int?
 
@@ -60,6 +62,8 @@ struct ConvertCommand: ParsableCommand {
     func validate() throws {
         if outputFormat == .megatronLM {
             guard inputFormat == .megatron else { throw ValidationError("--output-format megatron-lm takes a megatron-swift checkpoint (--input-format megatron)") }
+        } else if loadOptimizer && inputFormat != .megatronLM {
+            throw ValidationError("--load-optimizer reads a Megatron-LM checkpoint's optimizer (--input-format megatron-lm)")
         } else if trueVocabSize != nil {
             throw ValidationError("--true-vocab-size is for --output-format megatron-lm")
         }
@@ -102,22 +106,15 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
-        if inputFormat == .hf || inputFormat == .megatronLM {
-            var source = ""
-            let model: GPTModel
-            if inputFormat == .hf {
-                model = try HuggingFaceCheckpoint.read(directory: input)
-            } else {
-                let (imported, iteration) = try MegatronLMCheckpoint.read(directory: input)
-                model = imported
-                source = " from Megatron-LM iteration \(iteration)"
-            }
-            let optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: AdamW.Hyperparameters(learningRate: 0))
-            try Checkpoint.save(to: output, model: model, moments: .whole(optimizer),
-                                state: Checkpoint.State(iteration: 0, consumedSamples: 0, consumedValidSamples: 0,
-                                                        optimizerStep: 0, seed: 1234))
+        if inputFormat == .hf {
+            let model = try HuggingFaceCheckpoint.read(directory: input)
+            try Checkpoint.saveImported(model, to: output)
             if reshards { _ = try reshard(MergedCheckpoint(directory: output, moments: true)) }
-            print("wrote \(output)/\(Checkpoint.directoryName(iteration: 0)) (\(model.layout.totalCount) parameters\(source))")
+            print("wrote \(output)/\(Checkpoint.directoryName(iteration: 0)) (\(model.layout.totalCount) parameters)")
+        } else if inputFormat == .megatronLM {
+            let summary = try MegatronLMCheckpoint.convert(from: input, to: output, loadOptimizer: loadOptimizer)
+            if reshards { _ = try reshard(MergedCheckpoint(directory: output, moments: true)) }
+            print("wrote \(output)/\(summary)")
         } else if outputFormat == .megatronLM {
             let merged = try MergedCheckpoint(directory: input, moments: false)
             let t = targetTensorModelParallelSize ?? 1, p = targetPipelineModelParallelSize ?? 1

@@ -12,10 +12,14 @@ import TestSupport
 @Suite struct HuggingFaceInteropTests {
     static let fixtures = fixturesDirectory()
 
-    @Test func importedModelGivesTransformersLogits() throws {
-        let model = try HuggingFaceCheckpoint.read(directory: Self.fixtures + "/hf")
+    /// `-gelu-untied`: a model with the exact erf GELU (`activation_function: gelu`) and its own
+    /// `lm_head.weight` (`tie_word_embeddings: false`).
+    @Test(arguments: ["", "-gelu-untied"])
+    func importedModelGivesTransformersLogits(variant: String) throws {
+        let model = try HuggingFaceCheckpoint.read(directory: Self.fixtures + "/hf" + variant)
         #expect(model.config.vocabSize == 301 && model.config.paddedVocabSize == 384)
-        let reference = try SafeTensorsFile(path: Self.fixtures + "/reference.safetensors")
+        #expect(model.config.exactGELU == !variant.isEmpty && model.config.untieEmbeddingsAndOutputWeights == !variant.isEmpty)
+        let reference = try SafeTensorsFile(path: Self.fixtures + "/reference\(variant).safetensors")
         let tokens = try reference.integers("tokens").map { Int32($0) }
         let expected = try reference.floats("logits")
         try model.forward(tokens: tokens, targets: [Int32](repeating: 0, count: tokens.count), batch: 1, seqLength: tokens.count)
@@ -26,7 +30,7 @@ import TestSupport
                 scale = max(scale, abs(expected[t * 301 + v]))
             }
         }
-        print("HF import: max |logit - transformers| = \(worst) (logits up to \(scale))")
+        print("HF import\(variant): max |logit - transformers| = \(worst) (logits up to \(scale))")
         #expect(worst <= 1e-5 * max(1, scale))
     }
 

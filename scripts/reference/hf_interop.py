@@ -3,7 +3,9 @@
 
   generate DIR   writes DIR/hf (a randomly initialised GPT2LMHeadModel of odd sizes, saved with
                  save_pretrained) and DIR/reference.safetensors (token ids and the model's logits)
-                 for the Swift tests.
+                 for the Swift tests, and the same for a model with the exact erf GELU
+                 (activation_function "gelu") and an untied lm_head (tie_word_embeddings False):
+                 DIR/hf-gelu-untied and DIR/reference-gelu-untied.safetensors.
   check          round-trips a fresh random model through `megatron convert` (hf -> checkpoint ->
                  hf) and checks that transformers loads the result with identical logits.
 
@@ -20,10 +22,11 @@ from safetensors.torch import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
 
-def random_model(seed):
+def random_model(seed, activation="gelu_new", tied=True):
     torch.manual_seed(seed)
     config = GPT2Config(n_layer=3, n_embd=72, n_head=3, n_positions=40, vocab_size=301,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, activation_function="gelu_new")
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, activation_function=activation,
+                        tie_word_embeddings=tied)
     config._attn_implementation = "eager"
     model = GPT2LMHeadModel(config).eval()
     with torch.no_grad():  # LayerNorms away from 1/0 and larger weights, so every tensor matters
@@ -44,11 +47,11 @@ def logits(model):
 
 
 def generate(directory):
-    model = random_model(1)
-    model.save_pretrained(os.path.join(directory, "hf"), safe_serialization=True)
-    save_file({"tokens": torch.tensor(TOKENS, dtype=torch.int32), "logits": logits(model).float().contiguous()},
-              os.path.join(directory, "reference.safetensors"))
-    print(f"wrote {directory}/hf and {directory}/reference.safetensors")
+    for name, model in [("", random_model(1)), ("-gelu-untied", random_model(3, activation="gelu", tied=False))]:
+        model.save_pretrained(os.path.join(directory, "hf" + name), safe_serialization=True)
+        save_file({"tokens": torch.tensor(TOKENS, dtype=torch.int32), "logits": logits(model).float().contiguous()},
+                  os.path.join(directory, f"reference{name}.safetensors"))
+        print(f"wrote {directory}/hf{name} and {directory}/reference{name}.safetensors")
 
 
 def check(binary):

@@ -9,8 +9,8 @@ The model is the one of megatron_lm_fixtures.py (same build_model(), seed and pe
 LayerNorms and biases) with 2 layers and a vocabulary of 128 instead of 4 and 2112, so that the
 three (four with the distributed optimizer) copies of every parameter stay under 1.5 MB.
 
-megatron-core's DDP wrapper and optimizers run on the CPU (gloo, one rank) once, besides
-megatron_lm_fixtures.megatron_core()'s two patches:
+megatron-core's DDP wrapper and optimizers run on the CPU (gloo, one rank) with three patches
+besides megatron_lm_fixtures.megatron_core()'s two:
   - torch.tensor/zeros/empty/ones/full given device='cuda...' allocate on the CPU instead
     (FP32Optimizer's loss scale, clip_grads' overflow buffers);
   - torch.cuda.current_device() answers 'cpu' (the DDP param/grad buffers);

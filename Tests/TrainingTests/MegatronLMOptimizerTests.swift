@@ -1,0 +1,113 @@
+import FileSupport
+import Foundation
+import Kernels
+import Models
+import Optimizer
+import Parameters
+import Testing
+import TestSupport
+@testable import Training
+
+/// The Adam state of Megatron-LM checkpoints against megatron-core's own optimizers (fixtures by
+/// `scripts/reference/megatron_lm_optimizer_fixture.py`: megatron-core 0.16.1's
+/// `get_megatron_optimizer` run on the CPU for 3 steps of a 2-layer GPT, saved as Megatron-LM
+/// saves it, with the plain fp32 optimizer and with the distributed one).
+@Suite struct MegatronLMOptimizerTests {
+    static let fixtures = MegatronLMCheckpointTests.fixtures
+
+    static func expected(_ name: String) throws -> JSONValue {
+        try JSONValue.parse(utf8: try MappedFile.read(path: fixtures + "/expected-\(name).json"))
+    }
+
+    static func floats(_ value: JSONValue?) -> [Float] { MegatronLMCheckpointTests.numbers(value).map(Float.init) }
+
+    static func norm(_ values: [Float]) -> Double { values.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+
+    /// Every parameter's moments equal megatron-core's (first values bit for bit, norms to
+    /// float64 rounding), and the step, iteration and samples are the run's.
+    @Test(arguments: [("tp1-optim", "optim", false), ("tp1-distopt", "distopt", true)])
+    func momentsAreMegatronCores(checkpoint: String, fixture: String, distributed: Bool) throws {
+        let expected = try Self.expected(fixture)
+        let (model, iteration, state) = try MegatronLMCheckpoint.readWithOptimizer(directory: Self.fixtures + "/" + checkpoint)
+        #expect(iteration == 3 && state.step == 3 && state.consumedSamples == 6 && state.distributed == distributed)
+        guard case let .object(parameters)? = expected["parameters"] else { Issue.record("no parameters"); return }
+        #expect(parameters.count == model.layout.specs.count)
+        for (name, record) in parameters {
+            for (store, key) in [(state.m, "exp_avg"), (state.v, "exp_avg_sq"), (model.params, "param")] {
+                let values = store.values(name)
+                #expect(Array(values.prefix(4)) == Self.floats(record["\(key)_first4"]), "\(name) \(key)")
+                let norm = MegatronLMCheckpointTests.numbers(record["\(key)_norm"]).first ?? .nan
+                #expect(abs(Self.norm(values) - norm) <= 1e-12 * norm, "\(name) \(key)")
+            }
+        }
+    }
+
+    /// One more step from the imported state, with Megatron-LM's hyperparameters, on the fixture
+    /// batch gives megatron-core's fourth step: the moments and the step count are what Adam's
+    /// update and bias correction continue from.
+    @Test func theNextStepIsMegatronCores() throws {
+        let expected = try Self.expected("optim")
+        let (model, _, state) = try MegatronLMCheckpoint.readWithOptimizer(directory: Self.fixtures + "/tp1-optim")
+        let next = try #require(expected["next_step"])
+        let tokens = MegatronLMCheckpointTests.integers("tokens", in: expected)
+        let labels = MegatronLMCheckpointTests.integers("labels", in: expected)
+        let loss = try model.forward(tokens: tokens, targets: labels, batch: 2, seqLength: 12).mean
+        let expectedLoss = MegatronLMCheckpointTests.numbers(next["loss"]).first ?? .nan
+        #expect(abs(loss - expectedLoss) / expectedLoss < 1e-6, "loss \(loss) vs \(expectedLoss)")
+        model.zeroGrad()
+        model.backward()
+        let gradNorm = Self.norm(Array(UnsafeBufferPointer(start: model.grads.buffer.pointer, count: model.layout.totalCount)))
+        let expectedNorm = MegatronLMCheckpointTests.numbers(next["grad_norm"]).first ?? .nan
+        #expect(abs(gradNorm - expectedNorm) / expectedNorm < 1e-5, "grad norm \(gradNorm) vs \(expectedNorm)")
+        let lr = Float(MegatronLMCheckpointTests.numbers(next["lr"]).first ?? .nan)
+        let optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: AdamW.Hyperparameters(
+            learningRate: lr, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.1))
+        optimizer.m.buffer.pointer.update(from: state.m.buffer.pointer, count: model.layout.totalCount)
+        optimizer.v.buffer.pointer.update(from: state.v.buffer.pointer, count: model.layout.totalCount)
+        optimizer.restore(step: state.step)
+        let clip = Float(GradientClipping.coefficient(norm: gradNorm, clip: 1.0))
+        optimizer.update(params: model.params, grads: model.grads, gradScale: clip)
+        guard case let .object(parameters)? = next["parameters"] else { Issue.record("no parameters"); return }
+        var worst = 0.0, worstMoment = 0.0
+        for (name, record) in parameters {
+            let norm = MegatronLMCheckpointTests.numbers(record["param_norm"]).first ?? .nan
+            // The QKV bias holds the key bias, whose gradient is exactly zero (the softmax ignores
+            // a constant added to a query's scores): Adam turns both sides' rounding noise into
+            // updates of up to lr, so that tensor differs by ~4e-5 (observed) and is bounded apart.
+            let weightError = abs(Self.norm(model.params.values(name)) - norm) / norm
+            if name.hasSuffix("linear_qkv.bias") {
+                #expect(weightError < 2e-4, "\(name)")
+            } else {
+                worst = max(worst, weightError)
+            }
+            let m = MegatronLMCheckpointTests.numbers(record["exp_avg_norm"]).first ?? .nan
+            worstMoment = max(worstMoment, abs(Self.norm(optimizer.m.values(name)) - m) / m)
+            for (ours, theirs) in zip(model.params.values(name).prefix(4), Self.floats(record["param_first4"])) {
+                #expect(abs(ours - theirs) <= 1e-6 * max(1, abs(theirs)), "\(name)")
+            }
+        }
+        print("Megatron-LM optimizer, next step: loss \(loss) vs \(expectedLoss), grad norm \(gradNorm) vs \(expectedNorm), "
+              + "worst weight norm \(worst) (QKV biases aside), first moment \(worstMoment)")
+        #expect(worst < 1e-5 && worstMoment < 1e-5)
+    }
+
+    /// `convert --load-optimizer`: a checkpoint at Megatron-LM's iteration whose moments, step and
+    /// samples `train --load` resumes; without the flag, iteration 0 and fresh moments.
+    @Test func convertCarriesTheRunOn() throws {
+        let directory = ResumeTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let summary = try MegatronLMCheckpoint.convert(from: Self.fixtures + "/tp1-distopt", to: directory + "/with", loadOptimizer: true)
+        #expect(summary.contains("distributed optimizer state at step 3"))
+        let (_, _, state) = try MegatronLMCheckpoint.readWithOptimizer(directory: Self.fixtures + "/tp1-distopt")
+        let (model, _) = try Checkpoint.loadModel(from: directory + "/with")
+        let moments = AdamWOptimizer(layout: model.layout, hyperparameters: AdamW.Hyperparameters(learningRate: 0))
+        let saved = try Checkpoint.load(from: directory + "/with", model: model, moments: .whole(moments), readsMoments: true)
+        #expect(saved.iteration == 3 && saved.consumedSamples == 6 && saved.optimizerStep == 3)
+        for spec in model.layout.specs { #expect(moments.v.values(spec.name) == state.v.values(spec.name), "\(spec.name)") }
+        _ = try MegatronLMCheckpoint.convert(from: Self.fixtures + "/tp1-optim", to: directory + "/without", loadOptimizer: false)
+        #expect(try Checkpoint.latestIteration(in: directory + "/without") == 0)
+        // A checkpoint saved without its optimizer says so.
+        #expect { _ = try MegatronLMCheckpoint.readWithOptimizer(directory: Self.fixtures + "/tp1") }
+            throws: { "\($0)".contains("no optimizer state") }
+    }
+}
