@@ -104,19 +104,24 @@ public func monotonicSeconds() -> Double {
 }
 
 /// One input line: its 1-based number and byte range (without the newline).
-struct Line {
-    var number: Int
-    var range: Range<Int>
+public struct Line: Sendable {
+    public var number: Int
+    public var range: Range<Int>
 }
 
 /// Splits a buffer into batches of whole lines of about `targetBytes`.
-struct LineBatches: Sequence, IteratorProtocol {
+public struct LineBatches: Sequence, IteratorProtocol {
     let bytes: UnsafeRawBufferPointer
     let targetBytes: Int
     var position = 0
     var number = 0
 
-    mutating func next() -> [Line]? {
+    public init(bytes: UnsafeRawBufferPointer, targetBytes: Int) {
+        self.bytes = bytes
+        self.targetBytes = targetBytes
+    }
+
+    public mutating func next() -> [Line]? {
         guard position < bytes.count else { return nil }
         var batch = [Line]()
         let batchStart = position

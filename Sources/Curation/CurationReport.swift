@@ -1,0 +1,65 @@
+import FileSupport
+
+/// The JSON report every curation step writes beside its outputs: its settings, per dataset the
+/// documents read, kept and removed (by reason), the malformed lines, and a sample of removed
+/// documents with why.
+public struct CurationReport {
+    public let step: String
+    public var settings: [(key: String, value: JSONValue)] = []
+    public var datasets: [[(key: String, value: JSONValue)]] = []
+    public var samples: [JSONValue] = []
+    public var malformed: [String] = []
+    /// Removed documents kept as samples, per reason.
+    public static let samplesPerReason = 5
+
+    public init(step: String) { self.step = step }
+
+    /// Adds a removed document to the samples unless its reason has enough already.
+    public mutating func sample(reason: String, location: String, text: String, extra: [(key: String, value: JSONValue)] = []) {
+        let count = samples.filter { if case let .object(fields) = $0 { fields.first?.value == .string(reason) } else { false } }.count
+        guard count < Self.samplesPerReason else { return }
+        let preview = text.count > 300 ? String(text.prefix(300)) + "..." : text
+        samples.append(.object([("reason", .string(reason)), ("document", .string(location))] + extra + [("text", .string(preview))]))
+    }
+
+    public var json: JSONValue {
+        .object([("step", .string(step)), ("settings", .object(settings)), ("datasets", .array(datasets.map { .object($0) })),
+                 ("malformed_lines", .array(malformed.map { .string($0) })), ("removed_samples", .array(samples))])
+    }
+
+    /// Writes the report atomically.
+    public func write(to path: String) throws(CurationError) {
+        do { try AtomicFile.write(Array((json.serialized + "\n").utf8), to: path) } catch { throw CurationError("\(error)") }
+    }
+}
+
+/// Writes a step's output JSONL atomically: nothing appears at the path until `commit`, and a
+/// step that stops on an error leaves the old file (or none) in place.
+public final class CorpusWriter {
+    private let writer: AtomicFileWriter
+    public private(set) var documents = 0
+
+    public init(path: String) throws(CurationError) {
+        do { writer = try AtomicFileWriter(path: path) } catch { throw CurationError("\(error)") }
+    }
+
+    /// Appends one line (its bytes without a newline).
+    public func append(_ line: UnsafeRawBufferPointer) throws(CurationError) {
+        do {
+            try writer.write(line)
+            try writer.write([0x0A])
+        } catch {
+            throw CurationError("\(error)")
+        }
+        documents += 1
+    }
+
+    public func append(_ line: String) throws(CurationError) {
+        var line = line
+        try rethrowing(line.withUTF8 { bytes in capture { () throws(CurationError) in try append(UnsafeRawBufferPointer(bytes)) } })
+    }
+
+    public func commit() throws(CurationError) {
+        do { try writer.commit() } catch { throw CurationError("\(error)") }
+    }
+}

@@ -1,0 +1,197 @@
+import ArgumentParser
+import Curation
+
+/// `megatron curate`: the data-curation steps of MT-NLG's corpus (Smith et al. 2022, section 3),
+/// each over JSONL with a JSON report beside its output.
+struct CurateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "curate",
+        abstract: "Curate a JSONL corpus: exact and MinHash near-duplicate removal, downstream-task decontamination.",
+        subcommands: [Dedup.self, Decontaminate.self])
+
+    /// Options every step shares.
+    struct Common: ParsableArguments {
+        @Option(name: .long, parsing: .upToNextOption, help: "JSON keys holding the text (joined by a blank line when several).")
+        var jsonKeys: [String] = ["text"]
+
+        @Option(name: .long, help: "What a malformed line does: fail (stop, naming FILE:LINE) or skip (leave it out, in the report).")
+        var malformed: MalformedLinePolicy = .fail
+
+        @Option(name: .long, help: "The step's JSON report (default: the first output with .report.json).")
+        var report: String?
+    }
+
+    struct Dedup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove exact and near duplicates across datasets (MinHash LSH); earlier inputs win.",
+            discussion: """
+            Documents are compared in normal form (NFC, whitespace runs one space). Exact duplicates
+            share the SHA-1 of that text. Near duplicates: MinHash signatures (datasketch's, for the
+            same --num-perm, --seed and --scheme) over word --ngram shingles, LSH with --bands x
+            --rows (default: the banding datasketch's optimiser picks for --threshold with false
+            negatives weighted 0.95: 16 x 8 for 128 permutations at 0.8), each candidate pair
+            joined when its signatures agree on at least --threshold of their values (unless
+            --no-verify); each cluster keeps its first document in input order. The kept lines are
+            copied byte for byte; every output appears only once complete.
+            """)
+
+        @Option(name: .long, parsing: .upToNextOption, help: "Input JSONL files, highest priority first.")
+        var input: [String]
+
+        @Option(name: .long, parsing: .upToNextOption, help: "Output JSONL files, one per input.")
+        var output: [String]
+
+        @OptionGroup var common: Common
+
+        @Option(name: .long, help: "Jaccard similarity that makes two documents near duplicates.")
+        var threshold = 0.8
+
+        @Option(name: .customLong("num-perm"), help: "MinHash permutations.")
+        var numPerm = 128
+
+        @Option(name: .long, help: "Words per shingle.")
+        var ngram = 5
+
+        @Option(name: .long, help: "LSH bands (default: from --threshold).")
+        var bands: Int?
+
+        @Option(name: .long, help: "Signature values per band (default: from --threshold).")
+        var rows: Int?
+
+        @Option(name: .long, help: "MinHash permutation seed (datasketch's seed).")
+        var seed: UInt32 = 1
+
+        @Option(name: .long, help: "MinHash scheme: affine32 (datasketch 2.x) or legacy (datasketch before 2.0).")
+        var scheme: MinHashPermutations.Scheme = .affine32
+
+        @Flag(name: .long, help: "Join every LSH candidate pair without checking its Jaccard estimate.")
+        var noVerify = false
+
+        @Flag(name: .long, help: "Only exact duplicates.")
+        var exactOnly = false
+
+        @Option(name: .long, help: "Threads computing signatures.")
+        var threads = 2
+
+        func validate() throws {
+            guard !input.isEmpty, input.count == output.count else {
+                throw ValidationError("give one --output per --input (\(input.count) inputs, \(output.count) outputs)")
+            }
+            guard Set(output).isDisjoint(with: input), Set(output).count == output.count else {
+                throw ValidationError("--output files must differ from each other and from the inputs")
+            }
+            guard threshold > 0, threshold <= 1 else { throw ValidationError("--threshold must be in (0, 1], got \(threshold)") }
+            guard numPerm >= 1, numPerm <= 4096 else { throw ValidationError("--num-perm must be in 1...4096, got \(numPerm)") }
+            guard ngram >= 1 else { throw ValidationError("--ngram must be at least 1, got \(ngram)") }
+            guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+            for (value, flag) in [(bands, "--bands"), (rows, "--rows")] {
+                if let value, value < 1 || value > numPerm { throw ValidationError("\(flag) must be in 1...--num-perm, got \(value)") }
+            }
+        }
+
+        func run() throws {
+            var options = DedupOptions()
+            options.fuzzy = !exactOnly
+            options.threshold = threshold
+            options.permutations = numPerm
+            options.ngram = ngram
+            options.bands = bands
+            options.rows = rows
+            options.seed = seed
+            options.scheme = scheme
+            options.verify = !noVerify
+            options.threads = threads
+            options.textKeys = common.jsonKeys
+            options.malformed = common.malformed
+            let reportPath = common.report ?? output[0] + ".report.json"
+            let report = try Deduplicator(options: options).run(inputs: input, outputs: output, reportPath: reportPath)
+            CurateCommand.summarize(report, reportPath: reportPath)
+        }
+    }
+
+    struct Decontaminate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove downstream-task text (13-gram overlap, as GPT-3 and MT-NLG) from a corpus.",
+            discussion: """
+            Task texts (every string field of each --task-data JSONL line, or --task-keys) are
+            lower-cased, stripped of punctuation and cut into --ngram word n-grams, as lm-eval's
+            decontamination Janitor does. A document's matching n-grams are removed with --window
+            characters each side and the document split there; pieces of --min-piece-length or
+            fewer characters are dropped, and so is a document with more than --too-dirty-cutoff
+            matches. Each kept piece is a line of its own with the original line's other fields.
+            """)
+
+        @Option(name: .long, help: "Input JSONL file.")
+        var input: String
+
+        @Option(name: .long, help: "Output JSONL file.")
+        var output: String
+
+        @Option(name: .long, parsing: .upToNextOption, help: "Task JSONL files whose text must not be trained on.")
+        var taskData: [String]
+
+        @Option(name: .long, parsing: .upToNextOption, help: "Fields of the task lines to use (default: every string field).")
+        var taskKeys: [String] = []
+
+        @OptionGroup var common: Common
+
+        @Option(name: .long, help: "Words per n-gram.")
+        var ngram = 13
+
+        @Option(name: .long, help: "Characters removed on each side of a match.")
+        var window = 200
+
+        @Option(name: .long, help: "Matches above which a document is dropped whole.")
+        var tooDirtyCutoff = 10
+
+        @Option(name: .long, help: "Pieces this long or shorter are dropped.")
+        var minPieceLength = 200
+
+        @Option(name: .long, help: "Ignore task n-grams found in more task documents than this.")
+        var maxTaskFrequency: Int?
+
+        func validate() throws {
+            guard !taskData.isEmpty else { throw ValidationError("give the task files with --task-data") }
+            guard output != input else { throw ValidationError("--output must differ from --input") }
+            guard common.jsonKeys.count == 1 else { throw ValidationError("decontamination rewrites one text field: give one --json-keys") }
+            guard ngram >= 1, window >= 0, tooDirtyCutoff >= 0, minPieceLength >= 0 else {
+                throw ValidationError("--ngram must be positive and --window, --too-dirty-cutoff, --min-piece-length not negative")
+            }
+            if let maxTaskFrequency, maxTaskFrequency < 1 { throw ValidationError("--max-task-frequency must be at least 1") }
+        }
+
+        func run() throws {
+            var settings = Decontaminator.Settings()
+            settings.ngram = ngram
+            settings.window = window
+            settings.tooDirtyCutoff = tooDirtyCutoff
+            settings.minimumPieceLength = minPieceLength
+            settings.maxTaskFrequency = maxTaskFrequency
+            var decontaminator = Decontaminator(settings: settings)
+            try decontaminator.register(taskFiles: taskData, keys: taskKeys)
+            let reportPath = common.report ?? output + ".report.json"
+            let report = try decontaminator.run(input: input, output: output, reportPath: reportPath, textKey: common.jsonKeys[0],
+                                                malformed: common.malformed)
+            CurateCommand.summarize(report, reportPath: reportPath)
+        }
+    }
+
+    /// One line per dataset of what the step kept and removed, then where the report is.
+    static func summarize(_ report: CurationReport, reportPath: String) {
+        for dataset in report.datasets {
+            let fields = dataset.compactMap { field -> String? in
+                switch field.value {
+                case let .number(x): return "\(field.key.replacingOccurrences(of: "_", with: " ")) \(Int(x))"
+                case let .string(text) where field.key == "input": return text + ":"
+                default: return nil
+                }
+            }
+            print(fields.joined(separator: " "))
+        }
+        if !report.malformed.isEmpty { print("\(report.malformed.count) malformed lines left out") }
+        print("report: \(reportPath)")
+    }
+}
+
+extension MalformedLinePolicy: ExpressibleByArgument {}
+extension MinHashPermutations.Scheme: ExpressibleByArgument {}

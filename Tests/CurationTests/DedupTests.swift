@@ -1,0 +1,60 @@
+import FileSupport
+import Foundation
+import Testing
+@testable import Curation
+
+/// `curate dedup` over files: exact and near duplicates across datasets in priority order,
+/// malformed lines, and outputs that appear only whole.
+@Suite struct DedupTests {
+    static func words(_ count: Int, seed: UInt64) -> [String] {
+        var generator = SplitMix(seed: seed)
+        return (0..<count).map { _ in "w\(generator.next() % 5000)" }
+    }
+
+    @Test func removesExactAndNearDuplicatesAcrossDatasets() throws {
+        let directory = CurationFiles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let base = Self.words(300, seed: 1)
+        var near = base
+        near[150] = "changed"  // one word of 300: Jaccard of 5-gram sets about 0.97
+        let other = Self.words(300, seed: 2)
+        let line = { (words: [String]) in #"{"text": "\#(words.joined(separator: " "))"}"# }
+        try CurationFiles.writeLines([line(base), line(other)], to: directory + "/high.jsonl")
+        try CurationFiles.writeLines([
+            line(near),                                                 // near duplicate of high:1
+            #"{"text": "\#(base.joined(separator: #"  \n\t "#))"}"#,  // exact (after normalisation) of high:1
+            line(Self.words(300, seed: 3)),                             // new
+            line(Self.words(300, seed: 3)),                             // exact of low:3
+        ], to: directory + "/low.jsonl")
+        let deduplicator = Deduplicator(options: DedupOptions())
+        let report = try deduplicator.run(inputs: [directory + "/high.jsonl", directory + "/low.jsonl"],
+                                          outputs: [directory + "/high.out.jsonl", directory + "/low.out.jsonl"],
+                                          reportPath: directory + "/report.json")
+        let high = try String(contentsOfFile: directory + "/high.out.jsonl", encoding: .utf8).split(separator: "\n")
+        let low = try String(contentsOfFile: directory + "/low.out.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(high.count == 2 && low.count == 1 && low[0].contains(Self.words(300, seed: 3)[0]))
+        let counts = report.datasets.map { fields in
+            ["kept", "exact_duplicates", "near_duplicates"].map { key in fields.first { $0.key == key }?.value }
+        }
+        #expect(counts[1] == [.number(1), .number(2), .number(1)])
+        let samples = report.json["removed_samples"]?.serialized ?? ""
+        #expect(samples.contains("high.jsonl:1") && samples.contains("jaccard_estimate"))
+    }
+
+    /// A malformed line stops the step with FILE:LINE and writes nothing; `--malformed skip`
+    /// leaves it out and reports it.
+    @Test func malformedLinesAreNamed() throws {
+        let directory = CurationFiles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try CurationFiles.writeLines([#"{"text": "fine"}"#, #"{"text": "broken"#, #"{"title": "no text"}"#], to: directory + "/in.jsonl")
+        let inputs = [directory + "/in.jsonl"], outputs = [directory + "/out.jsonl"]
+        #expect { try Deduplicator(options: DedupOptions()).run(inputs: inputs, outputs: outputs, reportPath: directory + "/r.json") }
+            throws: { "\($0)".contains("in.jsonl:2: malformed JSON") }
+        #expect(!FileManager.default.fileExists(atPath: outputs[0]) && !FileManager.default.fileExists(atPath: directory + "/r.json"))
+        var options = DedupOptions()
+        options.malformed = .skip
+        let report = try Deduplicator(options: options).run(inputs: inputs, outputs: outputs, reportPath: directory + "/r.json")
+        #expect(report.malformed.count == 2 && report.malformed[1].contains("in.jsonl:3: no string field \"text\""))
+        #expect(try String(contentsOfFile: outputs[0], encoding: .utf8) == #"{"text": "fine"}"# + "\n")
+    }
+}
