@@ -30,3 +30,36 @@ public enum TextNormalizer {
         return scalar.properties.isWhitespace
     }
 }
+
+extension TextNormalizer {
+    /// The text a filtered corpus keeps: NFC; `\r\n` and `\r` as `\n`; on each line, runs of other
+    /// whitespace one space and none at either end; at most one blank line in a row; none at
+    /// either end of the document. Line and paragraph structure stay.
+    public static func clean(_ text: String) -> String {
+        let composed = text.precomposedStringWithCanonicalMapping
+        var out = String.UnicodeScalarView()
+        var pendingSpace = false, newlines = 0
+        var previousWasCarriageReturn = false
+        for scalar in composed.unicodeScalars {
+            let isNewline = scalar == "\n" || scalar == "\r"
+            defer { previousWasCarriageReturn = scalar == "\r" }
+            if isNewline {
+                if scalar == "\n" && previousWasCarriageReturn { continue }
+                pendingSpace = false
+                if !out.isEmpty { newlines += 1 }
+            } else if isSpace(scalar) {
+                pendingSpace = newlines == 0 && !out.isEmpty
+            } else {
+                if newlines > 0 {
+                    out.append(contentsOf: newlines > 1 ? "\n\n".unicodeScalars : "\n".unicodeScalars)
+                } else if pendingSpace {
+                    out.append(" ")
+                }
+                newlines = 0
+                pendingSpace = false
+                out.append(scalar)
+            }
+        }
+        return String(out)
+    }
+}

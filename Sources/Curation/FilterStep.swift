@@ -1,0 +1,51 @@
+/// `megatron curate filter`: each document cleaned (`TextNormalizer.clean`) and kept when it
+/// passes the `QualityFilters`; kept lines carry the cleaned text (other fields as they were).
+public struct FilterStep {
+    public let filters: QualityFilters
+    public init(filters: QualityFilters) { self.filters = filters }
+
+    @discardableResult
+    public func run(input: String, output: String, reportPath: String, textKey: String = "text",
+                    malformed: MalformedLinePolicy = .fail) throws(CurationError) -> CurationReport {
+        var report = CurationReport(step: "filter")
+        let f = filters
+        report.settings = [
+            ("min_words", .number(Double(f.minWords))), ("max_words", .number(Double(f.maxWords))),
+            ("min_mean_word_length", .number(f.minMeanWordLength)), ("max_mean_word_length", .number(f.maxMeanWordLength)),
+            ("max_symbol_word_ratio", .number(f.maxSymbolWordRatio)), ("max_bullet_lines", .number(f.maxBulletLines)),
+            ("max_ellipsis_lines", .number(f.maxEllipsisLines)), ("min_alphabetic_words", .number(f.minAlphabeticWords)),
+            ("min_stop_words", .number(Double(f.minStopWords))), ("min_terminal_punctuation_lines", .number(f.minTerminalPunctuationLines)),
+            ("max_duplicate_lines", .number(f.maxDuplicateLines)), ("max_duplicate_paragraphs", .number(f.maxDuplicateParagraphs)),
+            ("max_duplicate_line_characters", .number(f.maxDuplicateLineCharacters)),
+            ("max_duplicate_paragraph_characters", .number(f.maxDuplicateParagraphCharacters)),
+        ]
+        let corpus = try CorpusFile(path: input, textKeys: [textKey], malformed: malformed)
+        let writer = try CorpusWriter(path: output)
+        var documents = 0, removedByRule = [String: Int]()
+        var rejected = [String]()
+        try corpus.forEachBatch(rejected: { rejected.append($0) }) { (batch: [CorpusDocument]) throws(CurationError) in
+            for document in batch {
+                documents += 1
+                let cleaned = TextNormalizer.clean(document.text)
+                if let failure = filters.firstFailure(cleaned) {
+                    removedByRule[failure.rule, default: 0] += 1
+                    report.sample(reason: failure.rule, location: "\(input):\(document.line)", text: document.text,
+                                  extra: [("value", .number(failure.value))])
+                } else if cleaned == document.text {
+                    try writer.append(document.raw)
+                } else if let line = CorpusFile.replacingText(in: document.raw, key: textKey, with: cleaned) {
+                    try writer.append(line)
+                } else {
+                    throw CurationError("\(input):\(document.line): cannot rewrite the line")
+                }
+            }
+        }
+        try writer.commit()
+        report.malformed = rejected
+        report.datasets = [[("input", .string(input)), ("output", .string(output)), ("documents", .number(Double(documents))),
+                            ("kept", .number(Double(writer.documents)))]
+                           + removedByRule.sorted { $0.key < $1.key }.map { ("removed: " + $0.key, .number(Double($0.value))) }]
+        try report.write(to: reportPath)
+        return report
+    }
+}
