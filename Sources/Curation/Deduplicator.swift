@@ -59,11 +59,11 @@ public struct Deduplicator {
 
     public init(options: DedupOptions) { self.options = options }
 
-    /// Per dataset, which lines (1-based) to remove and why.
-    public func findDuplicates(in paths: [String], rejected: inout [String]) throws(CurationError)
+    /// Per dataset, which lines (1-based) to remove and why, with LSH `banding` (`options.banding`).
+    public func findDuplicates(in paths: [String], banding: (bands: Int, rows: Int), rejected: inout [String]) throws(CurationError)
         -> (removed: [[Int: DuplicateRecord]], documents: [Int]) {
         let permutations = MinHashPermutations(count: options.permutations, seed: options.seed, scheme: options.scheme)
-        let (bands, rows) = options.banding
+        let (bands, rows) = banding
         guard bands >= 1, rows >= 1, bands * rows <= options.permutations else {
             throw CurationError("--bands \(bands) x --rows \(rows) do not fit in --num-perm \(options.permutations)")
         }
@@ -116,9 +116,8 @@ public struct Deduplicator {
                 let shared = SharedOutputs(keys: keys, signatures: signatures)
                 DispatchQueue.concurrentPerform(iterations: workers) { worker in
                     for i in (batch.count * worker / workers)..<(batch.count * (worker + 1) / workers) {
-                        var text = TextNormalizer.normalize(batch[i].text)
-                        text.withUTF8 { utf8 in
-                            let bytes = UnsafeRawBufferPointer(utf8)
+                        let text = TextNormalizer.normalizedUTF8(batch[i].text)
+                        text.withUnsafeBytes { bytes in
                             shared.keys[i] = SHA1Key(SHA1.digest(bytes))
                             if fuzzy {
                                 permutations.signature(into: shared.signatures.baseAddress! + i * n) { body in
@@ -174,7 +173,7 @@ extension Deduplicator {
             ("bands", .number(Double(bands))), ("rows", .number(Double(rows))), ("verify", .bool(options.verify)),
         ]
         var rejected = [String]()
-        let (removed, documents) = try findDuplicates(in: inputs, rejected: &rejected)
+        let (removed, documents) = try findDuplicates(in: inputs, banding: (bands, rows), rejected: &rejected)
         report.malformed = rejected
         for (dataset, (input, output)) in zip(inputs, outputs).enumerated() {
             let writer = try CorpusWriter(path: output)

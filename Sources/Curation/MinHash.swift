@@ -81,11 +81,26 @@ public struct MinHashPermutations: Sendable {
     }
 
     /// The signature of a document's shingles (`shingles` calls its argument with each
-    /// shingle's bytes) into `signature` (`count` values).
+    /// shingle's bytes, which must stay valid until `shingles` returns: they are hashed in groups)
+    /// into `signature` (`count` values).
     public func signature(into signature: UnsafeMutablePointer<UInt32>,
                           shingles: ((UnsafeRawBufferPointer) -> Void) -> Void) {
         signature.update(repeating: .max, count: count)
-        shingles { bytes in update(signature, hash: SHA1.hash32(bytes)) }
+        // Shingles are hashed eight at a time (`SHA1.hash32(lanes:)`).
+        var pending = [UnsafeRawBufferPointer]()
+        pending.reserveCapacity(8)
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 8) { hashes in
+            func flush() {
+                SHA1.hash32(lanes: pending, into: hashes.baseAddress!)
+                for i in 0..<pending.count { update(signature, hash: hashes[i]) }
+                pending.removeAll(keepingCapacity: true)
+            }
+            shingles { bytes in
+                pending.append(bytes)
+                if pending.count == 8 { flush() }
+            }
+            if !pending.isEmpty { flush() }
+        }
     }
 
     /// The fraction of equal values of two signatures: datasketch's `MinHash.jaccard`, the

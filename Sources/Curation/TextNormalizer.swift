@@ -8,19 +8,49 @@ import Foundation
 /// either end. Python: `" ".join(unicodedata.normalize("NFC", text).split())`.
 public enum TextNormalizer {
     public static func normalize(_ text: String) -> String {
-        let composed = text.precomposedStringWithCanonicalMapping
-        var out = String.UnicodeScalarView()
+        String(decoding: normalizedUTF8(text), as: UTF8.self)
+    }
+
+    /// `normalize(text)` as UTF-8 bytes; ASCII text (the common case) needs no NFC and is
+    /// handled byte by byte.
+    public static func normalizedUTF8(_ text: String) -> [UInt8] {
+        var out = [UInt8]()
         var pendingSpace = false
-        for scalar in composed.unicodeScalars {
-            if isSpace(scalar) {
-                pendingSpace = !out.isEmpty
-            } else {
-                if pendingSpace { out.append(" ") }
-                pendingSpace = false
-                out.append(scalar)
+        var source = text
+        let ascii = source.withUTF8 { bytes in
+            let raw = UnsafeRawBufferPointer(bytes)
+            var high: UInt64 = 0, i = 0
+            while i + 8 <= raw.count { high |= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self); i += 8 }
+            while i < raw.count { high |= UInt64(raw[i]); i += 1 }
+            return high & 0x8080_8080_8080_8080 == 0
+        }
+        if !ascii {
+            source = text.precomposedStringWithCanonicalMapping
+            out.reserveCapacity(source.utf8.count)
+            for scalar in source.unicodeScalars {
+                if isSpace(scalar) {
+                    pendingSpace = !out.isEmpty
+                } else {
+                    if pendingSpace { out.append(0x20) }
+                    pendingSpace = false
+                    out.append(contentsOf: UTF8.encode(scalar)!)
+                }
+            }
+            return out
+        }
+        out.reserveCapacity(source.utf8.count)
+        source.withUTF8 { bytes in
+            for byte in bytes {
+                if byte == 0x20 || (0x09...0x0D).contains(byte) || (0x1C...0x1F).contains(byte) {
+                    pendingSpace = !out.isEmpty
+                } else {
+                    if pendingSpace { out.append(0x20) }
+                    pendingSpace = false
+                    out.append(byte)
+                }
             }
         }
-        return String(out)
+        return out
     }
 
     /// `str.isspace()` of one code point.

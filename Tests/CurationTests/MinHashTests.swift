@@ -19,6 +19,21 @@ import TestSupport
         #expect(hex("abc") == "a9993e364706816aba3e25717850c26c9cd0d89d")
         #expect(hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
         #expect(hex(String(repeating: "a", count: 1000)) == "291e9a6c66994949b57ba5e650361e98fc36b1ba")
+        // Eight lanes at once equal one at a time, for every length around the one-block limit.
+        var generator = SplitMix(seed: 9)
+        let messages = (0..<24).map { length in (0..<(length * 5)).map { _ in UInt8(truncatingIfNeeded: generator.next()) } }
+        for start in stride(from: 0, to: messages.count, by: 8) {
+            let group = Array(messages[start..<(start + 8)])
+            var lanes = [UInt32](repeating: 0, count: 8)
+            let buffers = group.map { message in
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: message.count, alignment: 1)
+                buffer.copyBytes(from: message)
+                return UnsafeRawBufferPointer(buffer)
+            }
+            defer { buffers.forEach { $0.deallocate() } }
+            lanes.withUnsafeMutableBufferPointer { SHA1.hash32(lanes: buffers, into: $0.baseAddress!) }
+            #expect(lanes == buffers.map { SHA1.hash32($0) }, "lengths \(group.map(\.count))")
+        }
     }
 
     /// Every fixture document's normalised text and signatures (both schemes, two permutation
@@ -80,8 +95,10 @@ import TestSupport
                 for set in [a, b] {
                     var signature = [UInt32](repeating: 0, count: 128)
                     signature.withUnsafeMutableBufferPointer { out in
-                        permutations.signature(into: out.baseAddress!) { body in
-                            for var shingle in set { withUnsafeBytes(of: &shingle) { body($0) } }
+                        set.withUnsafeBytes { raw in
+                            permutations.signature(into: out.baseAddress!) { body in
+                                for i in 0..<set.count { body(UnsafeRawBufferPointer(rebasing: raw[(8 * i)..<(8 * i + 8)])) }
+                            }
                         }
                         _ = lsh.add(out.baseAddress!)
                     }

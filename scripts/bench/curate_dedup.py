@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Speed of `megatron curate dedup` against datasketch on a generated corpus.
+
+Generates a JSONL corpus (default about 200 MB: documents of 250-500 words drawn from a Zipfian
+vocabulary, with a tenth of them near-duplicates of earlier ones, 0.2 to 2 per cent of their
+words replaced, and some exact copies), then times:
+  - `megatron curate dedup` (exact + MinHash LSH, defaults) at --threads 1 and 2;
+  - datasketch 2.0 MinHash (update_batch over the same word 5-gram shingles, 128 permutations)
+    + MinHashLSH(threshold=0.8) insert and query, on the first --datasketch-docs documents
+    (it is slow; its documents per second are what is compared).
+Prints documents per second and MB per second for each, and how many duplicates each found.
+
+    python3 scripts/bench/curate_dedup.py [--megabytes 200] [--binary .build/release/megatron]
+"""
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import tempfile
+import time
+
+
+def generate(path, megabytes, seed=7):
+    rng = random.Random(seed)
+    vocabulary = ["w%d" % i for i in range(30000)]
+    weights = [1.0 / (i + 1) for i in range(len(vocabulary))]
+    documents, size, planted = [], 0, 0
+    with open(path, "w") as out:
+        while size < megabytes * 1_000_000:
+            if documents and rng.random() < 0.1:
+                words = list(rng.choice(documents[-2000:]))
+                for _ in range(max(1, int(len(words) * rng.uniform(0.002, 0.02)))):
+                    words[rng.randrange(len(words))] = rng.choice(vocabulary)
+                planted += 1
+            elif documents and rng.random() < 0.02:
+                words = list(rng.choice(documents[-2000:]))
+                planted += 1
+            else:
+                words = rng.choices(vocabulary, weights, k=rng.randint(250, 500))
+            documents.append(words)
+            line = json.dumps({"text": " ".join(words)}) + "\n"
+            out.write(line)
+            size += len(line)
+    return len(documents), size, planted
+
+
+def datasketch_rate(path, count):
+    from datasketch import MinHash, MinHashLSH
+    lsh = MinHashLSH(threshold=0.8, num_perm=128)
+    duplicates = 0
+    start = time.perf_counter()
+    with open(path) as file:
+        for i, line in enumerate(file):
+            if i == count:
+                break
+            words = " ".join(json.loads(line)["text"].split()).split(" ")
+            shingles = [" ".join(words[j:j + 5]).encode() for j in range(len(words) - 4)] or [" ".join(words).encode()]
+            m = MinHash(num_perm=128)
+            m.update_batch(shingles)
+            if lsh.query(m):
+                duplicates += 1
+            else:
+                lsh.insert(str(i), m)
+    return count / (time.perf_counter() - start), duplicates
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--megabytes", type=float, default=200)
+    parser.add_argument("--binary", default=".build/release/megatron")
+    parser.add_argument("--datasketch-docs", type=int, default=5000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        corpus = os.path.join(work, "corpus.jsonl")
+        documents, size, planted = generate(corpus, args.megabytes)
+        print(f"corpus: {documents} documents, {size / 1e6:.1f} MB, {planted} planted duplicates")
+        for threads in (1, 2):
+            output = os.path.join(work, f"out{threads}.jsonl")
+            start = time.perf_counter()
+            subprocess.run([args.binary, "curate", "dedup", "--input", corpus, "--output", output, "--threads", str(threads)],
+                           check=True, stdout=subprocess.DEVNULL)
+            seconds = time.perf_counter() - start
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            with open(output + ".report.json") as file:
+                report = json.load(file)["datasets"][0]
+            print(f"megatron curate dedup, {threads} thread(s): {documents / seconds:,.0f} docs/s, {size / 1e6 / seconds:.1f} MB/s, "
+                  f"{seconds:.1f} s; removed {report['exact_duplicates']} exact + {report['near_duplicates']} near; "
+                  f"peak RSS so far {peak:.0f} MiB")
+        rate, duplicates = datasketch_rate(corpus, min(args.datasketch_docs, documents))
+        print(f"datasketch MinHash + MinHashLSH (first {min(args.datasketch_docs, documents)} documents): {rate:,.0f} docs/s, "
+              f"{duplicates} duplicates found among them")
+
+
+if __name__ == "__main__":
+    main()
