@@ -12,7 +12,7 @@
                     whether each is contaminated and the clean pieces kept, for the default
                     settings (13-grams, window 200, 10 matches, slices of 200) and a small one.
 
-    pip install datasketch==2.0.0 lm-eval==0.4.13 numpy
+    pip install datasketch==2.0.0 lm-eval==0.4.13 numpy scipy scikit-learn
     python3 scripts/reference/curation_fixtures.py
 """
 import json
@@ -121,7 +121,75 @@ def janitor_fixture(rng):
           {name: sum(o["contaminated"] for o in r["outputs"]) for name, r in results.items()}, "contaminated")
 
 
+def fnv1a(data):
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def classifier_features(text, buckets, ngrams=2):
+    """The Swift QualityClassifier's features: normalised, lower-cased words and word pairs,
+    FNV-1a 64 buckets, counts scaled to unit L2 norm."""
+    words = normalise(text).lower().split(" ") if normalise(text) else []
+    counts = {}
+    for n in range(1, ngrams + 1):
+        for start in range(0, len(words) - n + 1):
+            bucket = fnv1a(" ".join(words[start:start + n]).encode()) % buckets
+            counts[bucket] = counts.get(bucket, 0) + 1
+    norm = sum(v * v for v in counts.values()) ** 0.5
+    return {k: v / norm for k, v in counts.items()}
+
+
+def classifier_fixture(rng):
+    """Positive and negative documents from overlapping word distributions with 12% of the labels
+    flipped (held-out accuracy in the 80s, not separable); scikit-learn's LogisticRegression on the
+    same features; numpy's pareto draws for GPT-3's sampling rule."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+    from sklearn.linear_model import LogisticRegression
+    common = ["c%d" % i for i in range(400)]
+    good = ["g%d" % i for i in range(150)]
+    bad = ["b%d" % i for i in range(150)]
+
+    def document(positive):
+        words = [rng.choice(common) if rng.random() < 0.8 else rng.choice(good if positive else bad) for _ in range(rng.randint(20, 80))]
+        return " ".join(words)
+
+    def split(count):
+        rows = []
+        for _ in range(count):
+            positive = rng.random() < 0.5
+            label = positive if rng.random() > 0.12 else not positive
+            rows.append({"text": document(positive), "label": bool(label)})
+        return rows
+
+    train, test = split(800), split(400)
+    buckets = 1 << 16
+
+    def matrix(rows):
+        data, indices, pointers = [], [], [0]
+        for row in rows:
+            features = sorted(classifier_features(row["text"], buckets).items())
+            indices += [k for k, _ in features]
+            data += [v for _, v in features]
+            pointers.append(len(indices))
+        return csr_matrix((data, indices, pointers), shape=(len(rows), buckets))
+
+    model = LogisticRegression(C=1.0, max_iter=5000)
+    model.fit(matrix(train), [r["label"] for r in train])
+    accuracy = float(model.score(matrix(test), [r["label"] for r in test]))
+    state = np.random.RandomState(5)
+    pareto = [float(x) for x in state.pareto(9, size=20)]
+    with open(os.path.join(OUT, "classifier.json"), "w") as file:
+        json.dump({"buckets": buckets, "train": train, "test": test, "sklearn_test_accuracy": accuracy,
+                   "first_features": sorted(classifier_features(train[0]["text"], buckets).items()),
+                   "pareto_seed_5_alpha_9": pareto}, file)
+    print("classifier.json: scikit-learn held-out accuracy", accuracy)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     minhash_fixture(random.Random(3))
     janitor_fixture(random.Random(5))
+    classifier_fixture(random.Random(11))
