@@ -56,7 +56,7 @@ let package = Package(
                                          .product(name: "Hummingbird", package: "hummingbird")],
                 swiftSettings: checkedReleaseFlags),
         // Data curation: filters, exact and MinHash dedup, decontamination (reads users' files).
-        .target(name: "Curation", dependencies: ["Datasets", "FileSupport"], swiftSettings: checkedReleaseFlags),
+        .target(name: "Curation", dependencies: ["Datasets", "FileSupport", "Tokenizer"], swiftSettings: checkedReleaseFlags),
         .target(name: "Measurement", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "Planner"],
                 swiftSettings: releaseFlags),
         .executableTarget(
@@ -69,7 +69,7 @@ let package = Package(
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Tokenizer", "FileSupport", "Models", "Parameters", "Optimizer", "Distributed", "Kernels", "Planner", "TorchFormat", "TestSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
-        .testTarget(name: "CurationTests", dependencies: ["Curation", "Datasets", "FileSupport", "TestSupport"],
+        .testTarget(name: "CurationTests", dependencies: ["Curation", "Datasets", "FileSupport", "Tokenizer", "TestSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: releaseFlags),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"], swiftSettings: releaseFlags),

@@ -7,7 +7,31 @@ struct CurateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "curate",
         abstract: "Curate a JSONL corpus: quality filters and classifier, exact and MinHash near-duplicate removal, downstream-task decontamination.",
-        subcommands: [Filter.self, TrainClassifier.self, Classify.self, Dedup.self, Decontaminate.self])
+        subcommands: [Run.self, Filter.self, TrainClassifier.self, Classify.self, Dedup.self, Decontaminate.self])
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the configured steps over several datasets, preprocess them and print the --data-path blend.",
+            discussion: """
+            CONFIG is a JSON object: output_dir; datasets, a list of {name, input, weight or \
+            epochs}; tokenizer_file (or vocab_file and merge_file); optional json_key, malformed, \
+            append_eod (default true), train_tokens (to print each dataset's epochs); and a section \
+            per step to run, with the step's flags as keys (underscores for dashes): filter, \
+            classifier ({model, threshold or pareto_alpha, seed}), dedup, decontaminate \
+            ({task_data, ...}). Order: filter and classifier per dataset, dedup across all \
+            (earlier datasets win), decontaminate per dataset, preprocess, blend. Weights and \
+            epochs become Megatron's --data-path (weight = epochs x tokens, normalised), written \
+            to output_dir/data_path.txt and checked by reading it back as train does.
+            """)
+
+        @Argument(help: "The JSON config.") var config: String
+
+        func run() throws {
+            let pipeline = try CurationPipeline(configPath: config)
+            let summary = try pipeline.run { print($0) }
+            print("--data-path \(summary.dataPath)")
+        }
+    }
 
     /// Options every step shares.
     struct Common: ParsableArguments {

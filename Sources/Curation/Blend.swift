@@ -1,0 +1,60 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#endif
+import Foundation
+import Datasets
+
+/// MT-NLG's dataset blend (Smith et al. 2022, table 2): each dataset's share of the training
+/// samples, given directly as a weight or as the epochs over its tokens, printed as Megatron's
+/// `--data-path` string.
+public struct Blend: Sendable {
+    public struct Entry: Sendable {
+        public var name: String
+        /// The indexed dataset's prefix (`PREFIX.bin/.idx`).
+        public var prefix: String
+        public var tokens: Int
+        /// The share of samples, normalised over the blend.
+        public var weight: Double
+    }
+
+    public let entries: [Entry]
+
+    /// Each dataset with either a weight or epochs (`weight = epochs x tokens`, normalised with
+    /// the others); at least one must be positive.
+    public init(_ datasets: [(name: String, prefix: String, tokens: Int, weight: Double?, epochs: Double?)]) throws(CurationError) {
+        var raw = [Double]()
+        for dataset in datasets {
+            switch (dataset.weight, dataset.epochs) {
+            case let (weight?, nil) where weight >= 0: raw.append(weight)
+            case let (nil, epochs?) where epochs >= 0: raw.append(epochs * Double(dataset.tokens))
+            default: throw CurationError("dataset \(dataset.name): give one non-negative weight or epochs")
+            }
+        }
+        let total = raw.reduce(0, +)
+        guard total > 0 else { throw CurationError("the blend's weights are all zero") }
+        entries = zip(datasets, raw).map { Entry(name: $0.name, prefix: $0.prefix, tokens: $0.tokens, weight: $1 / total) }
+    }
+
+    /// `--data-path W1 PREFIX1 W2 PREFIX2 ...`, the weights with 6 significant digits.
+    public var dataPath: String {
+        entries.map { String(format: "%.6g", $0.weight) + " " + $0.prefix }.joined(separator: " ")
+    }
+
+    /// The epochs each dataset is seen for in a run of `trainTokens` tokens.
+    public func epochs(trainTokens: Int) -> [Double] {
+        entries.map { $0.tokens > 0 ? $0.weight * Double(trainTokens) / Double($0.tokens) : 0 }
+    }
+
+    /// Reads `dataPath` back as `train` will (`DataPath`, then Megatron's per-dataset sample
+    /// counts for `samples` training samples) and returns each dataset's share of them.
+    public func checkedShares(samples: Int) throws(CurationError) -> [Double] {
+        let words = dataPath.split(separator: " ").map(String.init)
+        let parsed: DataPath
+        do { parsed = try DataPath(words) } catch { throw CurationError("the blend's --data-path does not parse: \(error)") }
+        guard parsed.prefixes == entries.map(\.prefix), let weights = parsed.weights else {
+            throw CurationError("the blend's --data-path reads back as other datasets")
+        }
+        let (target, _) = Blending.sampleCounts(weights: Blending.normalize(weights), size: samples)
+        return target.map { Double($0) / Double(samples) }
+    }
+}

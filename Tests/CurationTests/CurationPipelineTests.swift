@@ -1,0 +1,69 @@
+import Datasets
+import FileSupport
+import Foundation
+import Testing
+import TestSupport
+@testable import Curation
+
+/// `curate run`: two datasets with a planted duplicate and a planted task passage go through
+/// every step into indexed datasets and a blend that reads back as `train` reads it.
+@Suite struct CurationPipelineTests {
+    static let tokenizer = repositoryRoot() + "/Tests/DataTests/Fixtures/tokenizer/tokenizer.json"
+
+    static func prose(_ seed: UInt64, words: Int = 120) -> String {
+        var generator = SplitMix(seed: seed)
+        let vocabulary = ["the", "river", "of", "and", "to", "mill", "that", "with", "farmers", "season", "grain", "water", "rose",
+                          "early", "banks", "watched", "concern", "planted", "fields", "spring", "meadow", "diary", "painted", "post"]
+        return (0..<words).map { _ in vocabulary[Int(generator.next() % UInt64(vocabulary.count))] }.joined(separator: " ") + "."
+    }
+
+    @Test func runsEveryStepIntoABlend() throws {
+        let directory = CurationFiles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let task = "who painted the white horse that stood by the old stone bridge over the quiet northern river at dawn"
+        let line = { (text: String) in #"{"text": "\#(text)"}"# }
+        try CurationFiles.writeLines([line(Self.prose(1)), line(Self.prose(2)), line(Self.prose(1)), line("too short"),
+                                      line(Self.prose(3) + " " + task + " " + Self.prose(4, words: 100))], to: directory + "/web.jsonl")
+        try CurationFiles.writeLines([line(Self.prose(5)), line(Self.prose(2))], to: directory + "/books.jsonl")
+        try CurationFiles.writeLines([#"{"question": "\#(task)"}"#], to: directory + "/task.jsonl")
+        let config = """
+            {"output_dir": "\(directory)/out", "tokenizer_file": "\(Self.tokenizer)", "train_tokens": 100000,
+             "datasets": [{"name": "books", "input": "\(directory)/books.jsonl", "epochs": 3},
+                          {"name": "web", "input": "\(directory)/web.jsonl", "weight": 0.5}],
+             "filter": {"min_words": 20, "max_duplicate_lines": 0.5},
+             "dedup": {"threshold": 0.8},
+             "decontaminate": {"task_data": ["\(directory)/task.jsonl"], "min_piece_length": 50}}
+            """
+        try config.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        var log = [String]()
+        let summary = try CurationPipeline(configPath: directory + "/config.json").run { log.append($0) }
+        let text = log.joined(separator: "\n")
+        #expect(text.contains("filter web: documents 5, kept 4"), "\(text)")
+        #expect(text.contains("dedup web: documents 4, kept 2, exact duplicates 2"), "\(text)")  // its copy and books' document
+        #expect(text.contains("decontaminate web: documents 2, contaminated 1"), "\(text)")
+        let blend = try #require(summary.blend)
+        #expect(blend.entries.map(\.name) == ["books", "web"])
+        let books = try IndexedDataset(prefix: blend.entries[0].prefix)
+        #expect(books.sequenceCount == 2 && blend.entries[0].tokens > 0)
+        // books: weight 3 x its tokens; web: 0.5 as it is; normalised together.
+        let raw = [3 * Double(blend.entries[0].tokens), 0.5]
+        #expect(abs(blend.entries[0].weight - raw[0] / (raw[0] + raw[1])) < 1e-12)
+        let shares = try blend.checkedShares(samples: 100_000)
+        #expect(zip(shares, blend.entries).allSatisfy { abs($0 - $1.weight) < 1e-4 })
+        #expect(try String(contentsOfFile: directory + "/out/data_path.txt", encoding: .utf8).hasSuffix("web_text_document\n"))
+    }
+
+    /// A config with an unknown key, or a missing tokenizer, is one error naming it.
+    @Test func badConfigsAreNamed() throws {
+        let directory = CurationFiles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for (config, message) in [
+            (#"{"output_dir": "x", "datasets": [{"name": "a", "input": "a.jsonl", "weight": 1}], "dedupe": {}}"#, "unknown key \"dedupe\""),
+            (#"{"output_dir": "x", "datasets": [{"name": "a", "input": "a.jsonl", "weight": 1}]}"#, "give tokenizer_file"),
+            (#"{"output_dir": "x", "datasets": []}"#, "non-empty list"),
+        ] {
+            try config.write(toFile: directory + "/c.json", atomically: true, encoding: .utf8)
+            #expect { try CurationPipeline(configPath: directory + "/c.json") } throws: { "\($0)".contains(message) }
+        }
+    }
+}
