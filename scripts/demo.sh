@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick start: on a fresh machine, install what is missing, build, train a tokenizer on the
-# bundled corpus (The Devil's Dictionary), preprocess it, train a small GPT for a few minutes with
+# bundled corpus (The Devil's Dictionary), curate it (planted duplicates removed, the wikitext-style
+# task's text removed) into Megatron's .bin/.idx, train a small GPT for a few minutes with
 # the validation perplexity printed as it falls, save a checkpoint, print generated samples and
 # score the model on three zero-shot tasks built from the corpus.
 set -euo pipefail
@@ -36,18 +37,31 @@ corpus=data/devils-dictionary/devils_dictionary.jsonl
 
 echo "== tokenizer: byte-level BPE, 4096 tokens, trained on the corpus"
 $B tokenizer train --input $corpus --vocab-size 4096 --output "$OUT/tokenizer"
-echo "== preprocess to Megatron's .bin/.idx"
-$B preprocess --input $corpus --output-prefix "$OUT/devil" --tokenizer-file "$OUT/tokenizer/tokenizer.json" \
-    --append-eod --workers 2
+echo "== curate: plant duplicates, then filter, dedup, decontaminate against the wikitext-style task, preprocess"
+# The raw corpus: the dictionary, 30 entries again as they are, 30 more with one word changed.
+raw="$OUT/raw.jsonl"
+cat $corpus > "$raw"
+head -n 30 $corpus >> "$raw"
+sed -n '400,429p' $corpus | sed 's/ the / a /' >> "$raw"
+cat > "$OUT/curate.json" <<CONFIG
+{"output_dir": "$OUT/curated", "tokenizer_file": "$OUT/tokenizer/tokenizer.json",
+ "datasets": [{"name": "devil", "input": "$raw", "weight": 1}],
+ "filter": {"min_words": 3, "min_stop_words": 0, "min_alphabetic_words": 0.5, "max_symbol_word_ratio": 0.5},
+ "dedup": {"threshold": 0.8},
+ "decontaminate": {"task_data": ["data/tasks/devils_wikitext.jsonl"], "min_piece_length": 100}}
+CONFIG
+$B curate run "$OUT/curate.json"
+data_path=$(cat "$OUT/curated/data_path.txt")
+prefix="$OUT/curated/devil_text_document"
 echo "== train: 4 layers, hidden 256, 4 heads, seq 128, batch 32, $ITERS iterations, ${DEMO_PRECISION:-fp32}"
 $B train --num-layers 4 --hidden-size 256 --num-attention-heads 4 --seq-length 128 \
     --micro-batch-size 16 --global-batch-size 32 --lr 1e-3 --min-lr 1e-4 --lr-decay-style cosine \
     --lr-warmup-iters 16 --train-iters "$ITERS" --weight-decay 0.1 --adam-beta2 0.95 --clip-grad 1.0 \
-    --data-path "$OUT/devil_text_document" --tokenizer-file "$OUT/tokenizer/tokenizer.json" --split 95,5,0 \
+    --data-path $data_path --tokenizer-file "$OUT/tokenizer/tokenizer.json" --split 95,5,0 \
     --log-interval 10 --eval-interval 20 --eval-iters 4 --save "$OUT/checkpoint" \
     --metrics-file "$OUT/metrics.jsonl" --seed 1234 ${PRECISION[@]+"${PRECISION[@]}"}
 echo "== evaluate the checkpoint on the validation split"
-$B evaluate --load "$OUT/checkpoint" --data-path "$OUT/devil_text_document" \
+$B evaluate --load "$OUT/checkpoint" --data-path "$prefix" \
     --tokenizer-file "$OUT/tokenizer/tokenizer.json" --split 95,5 --micro-batch-size 8 --json
 echo "== samples"
 for prompt in "LOVE, n." "POLITICS, n." "A lawyer is"; do
