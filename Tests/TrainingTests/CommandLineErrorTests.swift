@@ -24,6 +24,10 @@ import Testing
         (["preprocess", "--input", "x.jsonl", "--output-prefix", "y", "--vocab-file", "v", "--merge-file", "m", "--workers", "0"],
          "Error: --workers must be at least 1, got 0"),
         (["train", "--num-layers", "2", "--no-such-flag"], "Error: --no-such-flag: unknown flag"),
+        (["curate", "dedup", "--input", "a.jsonl", "b.jsonl", "--output", "a.out.jsonl"],
+         "Error: give one --output per --input (2 inputs, 1 outputs)"),
+        (["curate", "decontaminate", "--input", "/nonexistent/in.jsonl", "--output", "/tmp/out.jsonl", "--task-data", "/nonexistent/t.jsonl"],
+         "Error: /nonexistent/t.jsonl: cannot open: No such file or directory"),
     ])
     func aBadCommandLineIsOneErrorLine(arguments: [String], expected: String) throws {
         let result = try Self.megatron(arguments)
