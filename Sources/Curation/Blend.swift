@@ -6,7 +6,7 @@ import Datasets
 
 /// MT-NLG's dataset blend (Smith et al. 2022, table 2): each dataset's share of the training
 /// samples, given directly as a weight or as the epochs over its tokens, printed as Megatron's
-/// `--data-path` string.
+/// `--data-path` string (the prefixes must hold no whitespace).
 public struct Blend: Sendable {
     public struct Entry: Sendable {
         public var name: String
@@ -19,14 +19,22 @@ public struct Blend: Sendable {
 
     public let entries: [Entry]
 
-    /// Each dataset with either a weight or epochs (`weight = epochs x tokens`, normalised with
-    /// the others); at least one must be positive.
-    public init(_ datasets: [(name: String, prefix: String, tokens: Int, weight: Double?, epochs: Double?)]) throws(CurationError) {
+    /// Each dataset with either a weight (its share of the training samples) or epochs (passes
+    /// over its tokens: a share of `epochs x tokens / trainTokens`); the shares are then
+    /// normalised to sum to one. Epochs alone need no `trainTokens` (the shares are proportional
+    /// to `epochs x tokens`); weights mixed with epochs do.
+    public init(_ datasets: [(name: String, prefix: String, tokens: Int, weight: Double?, epochs: Double?)],
+                trainTokens: Int? = nil) throws(CurationError) {
+        let mixed = datasets.contains { $0.weight != nil } && datasets.contains { $0.epochs != nil }
+        if mixed && trainTokens == nil {
+            throw CurationError("datasets given by weight and by epochs together need train_tokens (to turn epochs into a share)")
+        }
         var raw = [Double]()
         for dataset in datasets {
             switch (dataset.weight, dataset.epochs) {
             case let (weight?, nil) where weight >= 0: raw.append(weight)
-            case let (nil, epochs?) where epochs >= 0: raw.append(epochs * Double(dataset.tokens))
+            case let (nil, epochs?) where epochs >= 0:
+                raw.append(epochs * Double(dataset.tokens) / Double(mixed ? max(1, trainTokens!) : 1))
             default: throw CurationError("dataset \(dataset.name): give one non-negative weight or epochs")
             }
         }

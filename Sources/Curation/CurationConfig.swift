@@ -14,6 +14,10 @@ extension CurationPipeline {
                                  keys: ["output_dir", "datasets", "json_key", "malformed", "tokenizer_file", "vocab_file", "merge_file",
                                         "append_eod", "train_tokens", "filter", "classifier", "dedup", "decontaminate"])
         outputDirectory = try config.string("output_dir")
+        guard !outputDirectory.contains(where: \.isWhitespace) else {
+            // The blend is a space-separated --data-path: its prefixes cannot hold spaces.
+            throw CurationError("\(configPath): output_dir must not contain whitespace (it becomes part of --data-path)")
+        }
         guard case let .array(items)? = config.value("datasets"), !items.isEmpty else {
             throw CurationError("\(configPath): \"datasets\" must be a non-empty list")
         }
@@ -21,8 +25,8 @@ extension CurationPipeline {
         for (i, item) in items.enumerated() {
             let entry = try Section(item, path: configPath, name: "datasets[\(i)]", keys: ["name", "input", "weight", "epochs"])
             let name = try entry.string("name")
-            guard !name.isEmpty, !name.contains("/"), !datasets.contains(where: { $0.name == name }) else {
-                throw CurationError("\(configPath): datasets[\(i)].name must be a unique file name, got \"\(name)\"")
+            guard !name.isEmpty, !name.contains("/"), !name.contains(where: \.isWhitespace), !datasets.contains(where: { $0.name == name }) else {
+                throw CurationError("\(configPath): datasets[\(i)].name must be a unique file name without spaces, got \"\(name)\"")
             }
             datasets.append(Dataset(name: name, input: try entry.string("input"), weight: try entry.optionalNumber("weight"),
                                     epochs: try entry.optionalNumber("epochs")))
@@ -46,43 +50,52 @@ extension CurationPipeline {
             throw CurationError("\(configPath): tokenizer: \(error)")
         }
         appendEndOfDocument = try config.optionalBool("append_eod") ?? true
-        trainTokens = try config.optionalNumber("train_tokens").map { Int($0) }
+        trainTokens = try config.optionalInteger("train_tokens", in: 1...Int(1e18))
         if let section = config.value("filter") {
             filters = try Self.filters(Section(section, path: configPath, name: "filter", keys: Self.filterKeys))
         }
         if let section = config.value("classifier") {
             let c = try Section(section, path: configPath, name: "classifier", keys: ["model", "threshold", "pareto_alpha", "seed"])
             let model = try QualityClassifier.load(from: try c.string("model"))
-            var selection = QualityClassifier.Selection.threshold(try c.optionalNumber("threshold") ?? 0.5)
-            if let alpha = try c.optionalNumber("pareto_alpha") {
-                selection = .pareto(alpha: alpha, seed: UInt32(try c.optionalNumber("seed") ?? 1234))
+            var selection = QualityClassifier.Selection.threshold(try c.optionalNumber("threshold", in: 0...1) ?? 0.5)
+            if let alpha = try c.optionalNumber("pareto_alpha", in: 0.000_001...1e6) {
+                selection = .pareto(alpha: alpha, seed: UInt32(try c.optionalInteger("seed", in: 0...Int(UInt32.max)) ?? 1234))
             }
             classifier = (model, selection)
         }
         if let section = config.value("dedup") {
             let d = try Section(section, path: configPath, name: "dedup",
-                                keys: ["threshold", "num_perm", "ngram", "bands", "rows", "seed", "verify", "exact_only", "threads"])
+                                keys: ["threshold", "num_perm", "ngram", "bands", "rows", "seed", "scheme", "no_verify", "exact_only", "threads"])
             var options = DedupOptions()
-            options.threshold = try d.optionalNumber("threshold") ?? options.threshold
-            options.permutations = Int(try d.optionalNumber("num_perm") ?? Double(options.permutations))
-            options.ngram = Int(try d.optionalNumber("ngram") ?? Double(options.ngram))
-            options.bands = try d.optionalNumber("bands").map { Int($0) }
-            options.rows = try d.optionalNumber("rows").map { Int($0) }
-            options.seed = UInt32(try d.optionalNumber("seed") ?? 1)
-            options.verify = try d.optionalBool("verify") ?? true
+            options.threshold = try d.optionalNumber("threshold", in: 0.000_001...1) ?? options.threshold
+            options.permutations = try d.optionalInteger("num_perm", in: 1...4096) ?? options.permutations
+            options.ngram = try d.optionalInteger("ngram", in: 1...1000) ?? options.ngram
+            options.bands = try d.optionalInteger("bands", in: 1...options.permutations)
+            options.rows = try d.optionalInteger("rows", in: 1...options.permutations)
+            if let bands = options.bands, let rows = options.rows, bands * rows > options.permutations {
+                throw CurationError("\(configPath): dedup.bands x dedup.rows must not exceed num_perm \(options.permutations)")
+            }
+            options.seed = UInt32(try d.optionalInteger("seed", in: 0...Int(UInt32.max)) ?? 1)
+            if let scheme = try d.optionalString("scheme") {
+                guard let value = MinHashPermutations.Scheme(rawValue: scheme) else {
+                    throw CurationError("\(configPath): dedup.scheme must be affine32 or legacy, got \"\(scheme)\"")
+                }
+                options.scheme = value
+            }
+            options.verify = !(try d.optionalBool("no_verify") ?? false)
             options.fuzzy = !(try d.optionalBool("exact_only") ?? false)
-            options.threads = Int(try d.optionalNumber("threads") ?? 2)
+            options.threads = try d.optionalInteger("threads", in: 1...256) ?? 2
             dedup = options
         }
         if let section = config.value("decontaminate") {
             let d = try Section(section, path: configPath, name: "decontaminate",
                                 keys: ["task_data", "task_keys", "ngram", "window", "too_dirty_cutoff", "min_piece_length", "max_task_frequency"])
             var settings = Decontaminator.Settings()
-            settings.ngram = Int(try d.optionalNumber("ngram") ?? Double(settings.ngram))
-            settings.window = Int(try d.optionalNumber("window") ?? Double(settings.window))
-            settings.tooDirtyCutoff = Int(try d.optionalNumber("too_dirty_cutoff") ?? Double(settings.tooDirtyCutoff))
-            settings.minimumPieceLength = Int(try d.optionalNumber("min_piece_length") ?? Double(settings.minimumPieceLength))
-            settings.maxTaskFrequency = try d.optionalNumber("max_task_frequency").map { Int($0) }
+            settings.ngram = try d.optionalInteger("ngram", in: 1...1000) ?? settings.ngram
+            settings.window = try d.optionalInteger("window", in: 0...1 << 30) ?? settings.window
+            settings.tooDirtyCutoff = try d.optionalInteger("too_dirty_cutoff", in: 0...1 << 30) ?? settings.tooDirtyCutoff
+            settings.minimumPieceLength = try d.optionalInteger("min_piece_length", in: 0...1 << 30) ?? settings.minimumPieceLength
+            settings.maxTaskFrequency = try d.optionalInteger("max_task_frequency", in: 1...1 << 30)
             var decontaminator = Decontaminator(settings: settings)
             try decontaminator.register(taskFiles: try d.strings("task_data"), keys: try d.optionalStrings("task_keys") ?? [])
             self.decontaminator = decontaminator
@@ -100,7 +113,7 @@ extension CurationPipeline {
             if let value = try s.optionalNumber(key) { f[keyPath: path] = value }
         }
         func set(_ key: String, _ path: WritableKeyPath<QualityFilters, Int>) throws(CurationError) {
-            if let value = try s.optionalNumber(key) { f[keyPath: path] = Int(value) }
+            if let value = try s.optionalInteger(key, in: 0...1 << 40) { f[keyPath: path] = value }
         }
         try set("min_words", \.minWords)
         try set("max_words", \.maxWords)
@@ -156,6 +169,22 @@ struct Section {
         guard let value = value(key), value != .null else { return nil }
         guard case let .number(x) = value, x.isFinite, x >= 0 else { throw wrong(key, "a non-negative number") }
         return x
+    }
+
+    /// A number in `range`.
+    func optionalNumber(_ key: String, in range: ClosedRange<Double>) throws(CurationError) -> Double? {
+        guard let value = try optionalNumber(key) else { return nil }
+        guard range.contains(value) else { throw wrong(key, "in \(range.lowerBound)...\(range.upperBound)") }
+        return value
+    }
+
+    /// A whole number in `range`.
+    func optionalInteger(_ key: String, in range: ClosedRange<Int>) throws(CurationError) -> Int? {
+        guard let value = try optionalNumber(key) else { return nil }
+        guard value == value.rounded(), value >= Double(range.lowerBound), value <= Double(range.upperBound) else {
+            throw wrong(key, "a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return Int(value)
     }
 
     func optionalBool(_ key: String) throws(CurationError) -> Bool? {

@@ -13,7 +13,7 @@ import Tokenizer
 ///
 ///     {"output_dir": "curated", "datasets": [{"name": "web", "input": "web.jsonl", "weight": 0.7},
 ///                                            {"name": "books", "input": "books.jsonl", "epochs": 2}],
-///      "tokenizer_file": "tokenizer.json", "append_eod": true, "train_tokens": 1000000,
+///      "tokenizer_file": "tokenizer.json", "append_eod": true, "train_tokens": 100000000,
 ///      "filter": {"min_words": 20}, "classifier": {"model": "m.json", "threshold": 0.5},
 ///      "dedup": {"threshold": 0.8}, "decontaminate": {"task_data": ["lambada.jsonl"]}}
 ///
@@ -114,7 +114,7 @@ public struct CurationPipeline {
                 + preprocessor.datasetPrefix(key: textKey))
             blended.append((datasets[i].name, preprocessor.datasetPrefix(key: textKey), progress.tokens, datasets[i].weight, datasets[i].epochs))
         }
-        let blend = try Blend(blended)
+        let blend = try Blend(blended, trainTokens: trainTokens)
         let shares = try blend.checkedShares(samples: 100_000)
         for (entry, share) in zip(blend.entries, shares) {
             let epochs = trainTokens.map { blend.epochs(trainTokens: $0)[blend.entries.firstIndex { $0.name == entry.name }!] }

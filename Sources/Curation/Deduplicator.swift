@@ -42,15 +42,17 @@ public struct DedupOptions: Sendable {
 public struct DuplicateRecord: Sendable {
     public enum Kind: String, Sendable { case exact, fuzzy }
     public let kind: Kind
-    /// (dataset index, line) of the removed document and of the document kept in its place.
+    /// (dataset index, line) of the removed document and of the first document of its cluster.
     public let removed: (dataset: Int, line: Int)
     public let keptAs: (dataset: Int, line: Int)
-    /// The signatures' Jaccard estimate (fuzzy only).
+    /// The document it matched (fuzzy: a candidate that passed verification; exact: `keptAs`)
+    /// and their signatures' Jaccard estimate (fuzzy only).
+    public let matched: (dataset: Int, line: Int)
     public let jaccard: Double?
 }
 
-/// Exact and fuzzy deduplication over several JSONL datasets at once, in priority order: a
-/// document of an earlier dataset (and, within one, an earlier line) is the one kept. Two passes:
+/// Exact and fuzzy deduplication over several JSONL datasets at once, in priority order: of two
+/// duplicates, the document of the earlier dataset (and, within one, the earlier line) is kept. Two passes:
 /// the first normalises each document, drops exact repeats (SHA-1 of the normalised text) and
 /// adds the rest to a `MinHashLSH` (signatures computed on `threads` threads); the second copies
 /// the kept lines, byte for byte, to the outputs.
@@ -84,7 +86,8 @@ public struct Deduplicator {
                     let here = (dataset: dataset, line: document.line)
                     if options.exact {
                         if let first = seen[keys[i]] {
-                            removed[dataset][document.line] = DuplicateRecord(kind: .exact, removed: here, keptAs: first, jaccard: nil)
+                            removed[dataset][document.line] = DuplicateRecord(kind: .exact, removed: here, keptAs: first, matched: first,
+                                                                          jaccard: nil)
                             continue
                         }
                         seen[keys[i]] = here
@@ -95,7 +98,7 @@ public struct Deduplicator {
                     let kept = signatures.withUnsafeBufferPointer { lsh.add($0.baseAddress! + i * n) }
                     if kept != index, let match = lsh.matches[index] {
                         removed[dataset][document.line] = DuplicateRecord(kind: .fuzzy, removed: here, keptAs: origin[kept],
-                                                                          jaccard: match.jaccard)
+                                                                          matched: origin[match.document], jaccard: match.jaccard)
                     }
                 }
             }
@@ -187,7 +190,10 @@ extension Deduplicator {
                     }
                     if record.kind == .exact { exact += 1 } else { fuzzy += 1 }
                     var extra: [(key: String, value: JSONValue)] = [("duplicate_of", .string("\(inputs[record.keptAs.dataset]):\(record.keptAs.line)"))]
-                    if let jaccard = record.jaccard { extra.append(("jaccard_estimate", .number(jaccard))) }
+                    if let jaccard = record.jaccard {
+                        extra += [("matched", .string("\(inputs[record.matched.dataset]):\(record.matched.line)")),
+                                  ("jaccard_estimate", .number(jaccard))]
+                    }
                     report.sample(reason: record.kind == .exact ? "exact duplicate" : "near duplicate",
                                   location: "\(input):\(document.line)", text: document.text, extra: extra)
                 }

@@ -2,8 +2,10 @@
 /// Ullman, Mining of Massive Datasets, ch. 3): the signature is cut into `bands` bands of `rows`
 /// values; documents equal in any band are candidates, a candidate pair whose signatures agree
 /// on at least `threshold` of their values (the Jaccard estimate) is joined, and the clusters are
-/// the connected components. Documents are added in priority order: a cluster's first document
-/// is the one kept.
+/// the connected components. Documents are added in priority order; one that joins an earlier
+/// cluster is a duplicate (a document kept earlier stays kept even if a later one links its
+/// cluster to another). Each bucket keeps one member per cluster, so a new document is compared
+/// with that member only.
 ///
 /// Memory grows with the documents: their signatures (4 bytes per permutation) and one bucket
 /// entry per band (about 12 bytes each).
@@ -74,7 +76,8 @@ public struct MinHashLSH {
                 key = (key ^ UInt64(signature[band * rows + row])) &* 0x100_0000_01B3
                 key ^= key >> 29
             }
-            for other in buckets[band][key, default: []] where find(Int(other)) != find(index) {
+            let members = buckets[band][key, default: []]
+            for other in members where find(Int(other)) != find(index) {
                 let jaccard = signatures.withUnsafeBufferPointer { all in
                     permutations.jaccard(all.baseAddress! + Int(other) * n, all.baseAddress! + index * n)
                 }
@@ -82,7 +85,9 @@ public struct MinHashLSH {
                 union(index, Int(other))
                 if matches[index] == nil { matches[index] = (Int(other), jaccard) }
             }
-            buckets[band][key, default: []].append(Int32(index))
+            // A bucket keeps one member per cluster: a family of near-copies costs one comparison
+            // per band and document, not one per earlier copy.
+            if !members.contains(where: { find(Int($0)) == find(index) }) { buckets[band][key, default: []].append(Int32(index)) }
         }
         return find(index)
     }

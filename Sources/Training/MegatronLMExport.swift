@@ -1,3 +1,7 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#endif
+import Foundation
 import Distributed
 import FileSupport
 import Models
@@ -12,7 +16,9 @@ extension MegatronLMCheckpoint {
     /// local-spec names (stage-local layer numbers, `_extra_state` entries as the local spec
     /// saves them, the last stage's copy of the tied word embedding or the untied output layer
     /// as `output_layer.weight`),
-    /// then the tracker file. Loads into megatron-core's `GPTModel` with `strict=True`.
+    /// then the tracker file (iteration 0 is written as `release`, the only way Megatron-LM reads
+    /// it). Loads into megatron-core's `GPTModel` with `strict=True`. An existing iteration folder
+    /// is not written into.
     ///
     /// The vocabulary is padded as Megatron-LM pads it for `t` ranks: to a multiple of
     /// `make_vocab_size_divisible_by` x TP above the tokenizer's size (`trueVocabularySize`,
@@ -30,7 +36,12 @@ extension MegatronLMCheckpoint {
         } catch {
             throw .checkpoint(path: directory, reason: "\(error)")
         }
-        let folder = directory + "/" + Checkpoint.directoryName(iteration: iteration)
+        // Megatron-LM reads iteration 0 only as `release` (its tracker must hold an iteration > 0 or "release").
+        let folderName = iteration == 0 ? "release" : Checkpoint.directoryName(iteration: iteration)
+        let folder = directory + "/" + folderName
+        guard !FileManager.default.fileExists(atPath: folder) else {
+            throw .checkpoint(path: folder, reason: "already exists (rank files of another layout would be mixed in): remove it or write elsewhere")
+        }
         for stage in 0..<p {
             let part: GPTPipelinePart
             do { part = try GPTPipelinePart(numLayers: config.numLayers, stages: p, stage: stage, chunks: v) } catch {
@@ -92,7 +103,7 @@ extension MegatronLMCheckpoint {
             }
         }
         do {
-            try AtomicFile.write(Array("\(iteration)".utf8), to: directory + "/" + Checkpoint.trackerName)
+            try AtomicFile.write(Array((iteration == 0 ? "release" : "\(iteration)").utf8), to: directory + "/" + Checkpoint.trackerName)
         } catch {
             throw .checkpoint(path: directory, reason: "\(error)")
         }

@@ -68,6 +68,10 @@ extension MegatronLMCheckpoint {
     public static func readWithOptimizer(directory: String) throws(TrainingError)
         -> (model: GPTModel, iteration: Int, optimizer: MegatronLMOptimizerState) {
         let checkpoint = try open(directory)
+        for precision in ["bf16", "fp16"] where checkpoint.arguments.flag(precision) {
+            throw .checkpoint(path: checkpoint.folder, reason: "a --\(precision) run's optimizer state (its fp32 master weights beside the "
+                              + "\(precision) model) is not read; convert without --load-optimizer")
+        }
         let model = try checkpoint.model()
         let layout = model.layout
         var moments = [String: (m: [Float], v: [Float])]()  // by "stage/rank/name"
@@ -196,11 +200,12 @@ extension MegatronLMCheckpoint {
         }
         var moments = [String: (m: [Float], v: [Float])]()
         for (chunk, parameters) in file.chunks.enumerated() {
-            guard let buffers = root[String(chunk)]?.entries, buffers.pairs.count == 1, let buffer = buffers.pairs[0].value.entries,
+            guard let buffers = root[String(chunk)]?.entries, buffers.pairs.count == 1, isFloat32Pair(buffers.pairs[0].key),
+                  let buffer = buffers.pairs[0].value.entries,
                   case let .tensor(m)? = buffer["exp_avg"], case let .tensor(v)? = buffer["exp_avg_sq"],
                   let count = buffer["numel_unpadded"]?.int else {
-                throw .checkpoint(path: path, reason: "model chunk \(chunk): expected one fp32 buffer with exp_avg, exp_avg_sq and "
-                                  + "numel_unpadded (several parameter dtypes are not read)")
+                throw .checkpoint(path: path, reason: "model chunk \(chunk): expected one (float32, float32) buffer with exp_avg, "
+                                  + "exp_avg_sq and numel_unpadded (other or several parameter dtypes are not read)")
             }
             var offsets = [Int](), end = 0
             for entry in parameters.reversed() {
@@ -220,5 +225,12 @@ extension MegatronLMCheckpoint {
             }
         }
         return moments
+    }
+
+    /// Whether a `distrib_optim.pt` buffer key is `(torch.float32, torch.float32)` (fp32 parameters
+    /// and gradients).
+    static func isFloat32Pair(_ key: PickleValue) -> Bool {
+        guard case let .tuple(items) = key, items.count == 2 else { return false }
+        return items.allSatisfy { if case let .global(module, name) = $0 { module == "torch" && name == "float32" } else { false } }
     }
 }

@@ -60,10 +60,11 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func validate() throws {
+        if loadOptimizer && inputFormat != .megatronLM {
+            throw ValidationError("--load-optimizer reads a Megatron-LM checkpoint's optimizer (--input-format megatron-lm)")
+        }
         if outputFormat == .megatronLM {
             guard inputFormat == .megatron else { throw ValidationError("--output-format megatron-lm takes a megatron-swift checkpoint (--input-format megatron)") }
-        } else if loadOptimizer && inputFormat != .megatronLM {
-            throw ValidationError("--load-optimizer reads a Megatron-LM checkpoint's optimizer (--input-format megatron-lm)")
         } else if trueVocabSize != nil {
             throw ValidationError("--true-vocab-size is for --output-format megatron-lm")
         }
@@ -125,7 +126,8 @@ struct ConvertCommand: ParsableCommand {
             }
             try MegatronLMCheckpoint.write(merged.params, config: merged.config, iteration: merged.iteration, to: output,
                                            tensorParallel: t, pipelineParallel: p, chunks: v, trueVocabularySize: trueVocabSize)
-            print("wrote \(output)/\(Checkpoint.directoryName(iteration: merged.iteration)) for Megatron-LM: TP \(t) x PP \(p)"
+            let folder = merged.iteration == 0 ? "release" : Checkpoint.directoryName(iteration: merged.iteration)
+            print("wrote \(output)/\(folder) for Megatron-LM: TP \(t) x PP \(p)"
                   + (v > 1 ? " (\(v) model chunks per stage)" : "") + ", weights only")
         } else if outputFormat == .megatron {
             let merged = try MergedCheckpoint(directory: input, moments: true)

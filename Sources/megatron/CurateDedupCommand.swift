@@ -13,7 +13,7 @@ extension CurateCommand {
             --rows (default: the banding datasketch's optimiser picks for --threshold with false \
             negatives weighted 0.95: 16 x 8 for 128 permutations at 0.8), each candidate pair \
             joined when its signatures agree on at least --threshold of their values (unless \
-            --no-verify); each cluster keeps its first document in input order. The kept lines are \
+            --no-verify); a document that joins an earlier document's cluster (input order) is removed. The kept lines are \
             copied byte for byte; every output appears only once complete.
             """)
 

@@ -45,12 +45,18 @@ import TestSupport
         #expect(blend.entries.map(\.name) == ["books", "web"])
         let books = try IndexedDataset(prefix: blend.entries[0].prefix)
         #expect(books.sequenceCount == 2 && blend.entries[0].tokens > 0)
-        // books: weight 3 x its tokens; web: 0.5 as it is; normalised together.
-        let raw = [3 * Double(blend.entries[0].tokens), 0.5]
+        // books: 3 epochs of its tokens out of 100,000 training tokens; web: a share of 0.5; normalised.
+        let raw = [3 * Double(blend.entries[0].tokens) / 100_000, 0.5]
         #expect(abs(blend.entries[0].weight - raw[0] / (raw[0] + raw[1])) < 1e-12)
         let shares = try blend.checkedShares(samples: 100_000)
         #expect(zip(shares, blend.entries).allSatisfy { abs($0 - $1.weight) < 1e-4 })
         #expect(try String(contentsOfFile: directory + "/out/data_path.txt", encoding: .utf8).hasSuffix("web_text_document\n"))
+        // Weights and epochs together without train_tokens: refused.
+        #expect { try Blend([("a", "a", 100, 0.5, nil), ("b", "b", 100, nil, 2)]) } throws: { "\($0)".contains("need train_tokens") }
+        let epochsOnly = try Blend([("a", "a", 100, nil, 1), ("b", "b", 300, nil, 2)])
+        let weights: [Double] = epochsOnly.entries.map(\.weight)
+        let expected: [Double] = [100.0 / 700.0, 600.0 / 700.0]
+        #expect(weights == expected)
     }
 
     /// A config with an unknown key, or a missing tokenizer, is one error naming it.
@@ -61,6 +67,12 @@ import TestSupport
             (#"{"output_dir": "x", "datasets": [{"name": "a", "input": "a.jsonl", "weight": 1}], "dedupe": {}}"#, "unknown key \"dedupe\""),
             (#"{"output_dir": "x", "datasets": [{"name": "a", "input": "a.jsonl", "weight": 1}]}"#, "give tokenizer_file"),
             (#"{"output_dir": "x", "datasets": []}"#, "non-empty list"),
+            (#"{"output_dir": "x y", "datasets": [{"name": "a", "input": "a.jsonl", "weight": 1}]}"#, "must not contain whitespace"),
+            (#"{"output_dir": "x", "datasets": [{"name": "a b", "input": "a.jsonl", "weight": 1}]}"#, "without spaces"),
+            (#"{"output_dir": "x", "tokenizer_file": "\#(Self.tokenizer)", "datasets": [{"name": "a", "input": "a.jsonl", "weight": 1}], "dedup": {"num_perm": 0}}"#,
+             "dedup.num_perm must be a whole number in 1...4096"),
+            (#"{"output_dir": "x", "tokenizer_file": "\#(Self.tokenizer)", "datasets": [{"name": "a", "input": "a.jsonl", "weight": 1}], "dedup": {"num_perm": 16, "bands": 8, "rows": 4}}"#,
+             "must not exceed num_perm"),
         ] {
             try config.write(toFile: directory + "/c.json", atomically: true, encoding: .utf8)
             #expect { try CurationPipeline(configPath: directory + "/c.json") } throws: { "\($0)".contains(message) }

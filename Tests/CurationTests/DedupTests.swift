@@ -41,6 +41,23 @@ import Testing
         #expect(samples.contains("high.jsonl:1") && samples.contains("jaccard_estimate"))
     }
 
+    /// A family of 60 near-copies (each one word changed from the first) is one cluster: all but
+    /// the first removed, each compared with the cluster's bucket member only.
+    @Test func aFamilyOfNearCopiesIsOneCluster() throws {
+        let directory = CurationFiles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let base = Self.words(400, seed: 7)
+        let lines = (0..<60).map { i -> String in
+            var words = base
+            if i > 0 { words[(i * 37) % words.count] = "edit\(i)" }
+            return #"{"text": "\#(words.joined(separator: " "))"}"#
+        }
+        try CurationFiles.writeLines(lines, to: directory + "/in.jsonl")
+        let report = try Deduplicator(options: DedupOptions()).run(inputs: [directory + "/in.jsonl"], outputs: [directory + "/out.jsonl"],
+                                                                   reportPath: directory + "/report.json")
+        #expect(report.datasets[0].first { $0.key == "near_duplicates" }?.value == .number(59))
+    }
+
     /// A malformed line stops the step with FILE:LINE and writes nothing; `--malformed skip`
     /// leaves it out and reports it.
     @Test func malformedLinesAreNamed() throws {

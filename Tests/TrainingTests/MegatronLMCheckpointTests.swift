@@ -250,6 +250,15 @@ import TestSupport
         }
         #expect { try MegatronLMCheckpoint.write(original.params, config: original.config, iteration: 1, to: directory + "/big",
                                                  trueVocabularySize: 3000) } throws: { "\($0)".contains("true vocabulary size 3000") }
+        // Iteration 0 is written as `release` (Megatron-LM reads no iteration 0); an existing
+        // iteration folder is not written into; model chunks need pipeline stages.
+        try MegatronLMCheckpoint.write(original.params, config: original.config, iteration: 0, to: directory + "/zero")
+        #expect(try String(contentsOfFile: directory + "/zero/latest_checkpointed_iteration.txt", encoding: .utf8) == "release")
+        #expect(try MegatronLMCheckpoint.read(directory: directory + "/zero").iteration == 0)
+        #expect { try MegatronLMCheckpoint.write(original.params, config: original.config, iteration: 0, to: directory + "/zero") }
+            throws: { "\($0)".contains("already exists") }
+        #expect { try MegatronLMCheckpoint.write(original.params, config: original.config, iteration: 1, to: directory + "/chunks",
+                                                 chunks: 2) } throws: { "\($0)".contains("pipeline-model-parallel-size of at least 2") }
         // The exact GELU and an MLP of 80 survive the round trip in args.
         let (variant, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/tp1-exact-gelu-ffn80")
         try MegatronLMCheckpoint.write(variant.params, config: variant.config, iteration: 1, to: directory + "/variant")
