@@ -31,7 +31,7 @@ extension QualityClassifier {
     /// report (counts, mean score of kept and removed, samples) to `reportPath`.
     @discardableResult
     public func classify(input: String, output: String, reportPath: String, selection: Selection, textKeys: [String] = ["text"],
-                         malformed: MalformedLinePolicy = .fail) throws(CurationError) -> CurationReport {
+                         malformed: MalformedLinePolicy = .fail, threads: Int = 1) throws(CurationError) -> CurationReport {
         var report = CurationReport(step: "classify")
         switch selection {
         case let .threshold(value): report.settings = [("threshold", .number(value))]
@@ -45,9 +45,9 @@ extension QualityClassifier {
         var rejected = [String]()
         try CorpusFile(path: input, textKeys: textKeys, malformed: malformed).forEachBatch(rejected: { rejected.append($0) }) {
             (batch: [CorpusDocument]) throws(CurationError) in
-            for document in batch {
+            let scores = parallelMap(batch, threads: threads) { [self] document in score(document.text) }
+            for (document, score) in zip(batch, scores) {
                 documents += 1
-                let score = self.score(document.text)
                 let keeps: Bool
                 switch selection {
                 case let .threshold(value): keeps = score > value

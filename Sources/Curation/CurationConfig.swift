@@ -12,7 +12,7 @@ extension CurationPipeline {
         }
         let config = try Section(root, path: configPath, name: "config",
                                  keys: ["output_dir", "datasets", "json_key", "malformed", "tokenizer_file", "vocab_file", "merge_file",
-                                        "append_eod", "train_tokens", "filter", "classifier", "dedup", "decontaminate"])
+                                        "append_eod", "train_tokens", "threads", "filter", "classifier", "dedup", "decontaminate"])
         outputDirectory = try config.string("output_dir")
         guard !outputDirectory.contains(where: \.isWhitespace) else {
             // The blend is a space-separated --data-path: its prefixes cannot hold spaces.
@@ -39,8 +39,10 @@ extension CurationPipeline {
         do {
             if let file = try config.optionalString("tokenizer_file") {
                 tokenizer = try Tokenizer.load(tokenizerFile: file)
+                tokenizerFiles = [file]
             } else if let vocab = try config.optionalString("vocab_file"), let merges = try config.optionalString("merge_file") {
                 tokenizer = try Tokenizer.load(vocabFile: vocab, mergesFile: merges)
+                tokenizerFiles = [vocab, merges]
             } else {
                 throw CurationError("\(configPath): give tokenizer_file, or vocab_file and merge_file (preprocess needs a tokenizer)")
             }
@@ -50,22 +52,24 @@ extension CurationPipeline {
             throw CurationError("\(configPath): tokenizer: \(error)")
         }
         appendEndOfDocument = try config.optionalBool("append_eod") ?? true
+        threads = try config.optionalInteger("threads", in: 1...256) ?? 2
         trainTokens = try config.optionalInteger("train_tokens", in: 1...Int(1e18))
         if let section = config.value("filter") {
             filters = try Self.filters(Section(section, path: configPath, name: "filter", keys: Self.filterKeys))
         }
         if let section = config.value("classifier") {
             let c = try Section(section, path: configPath, name: "classifier", keys: ["model", "threshold", "pareto_alpha", "seed"])
-            let model = try QualityClassifier.load(from: try c.string("model"))
+            let modelPath = try c.string("model")
+            let model = try QualityClassifier.load(from: modelPath)
             var selection = QualityClassifier.Selection.threshold(try c.optionalNumber("threshold", in: 0...1) ?? 0.5)
             if let alpha = try c.optionalNumber("pareto_alpha", in: 0.000_001...1e6) {
                 selection = .pareto(alpha: alpha, seed: UInt32(try c.optionalInteger("seed", in: 0...Int(UInt32.max)) ?? 1234))
             }
-            classifier = (model, selection)
+            classifier = (model, modelPath, selection)
         }
         if let section = config.value("dedup") {
             let d = try Section(section, path: configPath, name: "dedup",
-                                keys: ["threshold", "num_perm", "ngram", "bands", "rows", "seed", "scheme", "no_verify", "exact_only", "threads"])
+                                keys: ["threshold", "num_perm", "ngram", "bands", "rows", "seed", "scheme", "no_verify", "exact_only"])
             var options = DedupOptions()
             options.threshold = try d.optionalNumber("threshold", in: 0.000_001...1) ?? options.threshold
             options.permutations = try d.optionalInteger("num_perm", in: 1...4096) ?? options.permutations
@@ -84,7 +88,6 @@ extension CurationPipeline {
             }
             options.verify = !(try d.optionalBool("no_verify") ?? false)
             options.fuzzy = !(try d.optionalBool("exact_only") ?? false)
-            options.threads = try d.optionalInteger("threads", in: 1...256) ?? 2
             dedup = options
         }
         if let section = config.value("decontaminate") {
@@ -97,7 +100,8 @@ extension CurationPipeline {
             settings.minimumPieceLength = try d.optionalInteger("min_piece_length", in: 0...1 << 30) ?? settings.minimumPieceLength
             settings.maxTaskFrequency = try d.optionalInteger("max_task_frequency", in: 1...1 << 30)
             var decontaminator = Decontaminator(settings: settings)
-            try decontaminator.register(taskFiles: try d.strings("task_data"), keys: try d.optionalStrings("task_keys") ?? [])
+            taskFiles = try d.strings("task_data")
+            try decontaminator.register(taskFiles: taskFiles, keys: try d.optionalStrings("task_keys") ?? [])
             self.decontaminator = decontaminator
         }
     }

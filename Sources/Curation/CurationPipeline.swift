@@ -17,8 +17,8 @@ import Tokenizer
 ///      "filter": {"min_words": 20}, "classifier": {"model": "m.json", "threshold": 0.5},
 ///      "dedup": {"threshold": 0.8}, "decontaminate": {"task_data": ["lambada.jsonl"]}}
 ///
-/// A step section left out is not run. Every step writes its output and report atomically, so a
-/// run that stops leaves each file whole or absent; a rerun starts over.
+/// A step section left out is not run. Every step writes its output and report atomically, then a
+/// stamp beside them; a rerun reuses each step whose stamp still matches.
 public struct CurationPipeline {
     public struct Dataset {
         public var name: String
@@ -32,21 +32,29 @@ public struct CurationPipeline {
     public var textKey = "text"
     public var malformed = MalformedLinePolicy.fail
     public var filters: QualityFilters?
-    public var classifier: (model: QualityClassifier, selection: QualityClassifier.Selection)?
+    public var classifier: (model: QualityClassifier, modelPath: String, selection: QualityClassifier.Selection)?
     public var dedup: DedupOptions?
     public var decontaminator: Decontaminator?
+    /// The task files the decontaminator registered (part of its step's stamp).
+    public var taskFiles: [String] = []
     public var tokenizer: Tokenizer
+    /// The tokenizer's files (part of the preprocess step's stamp).
+    public var tokenizerFiles: [String] = []
+    /// Threads of every step.
+    public var threads = 2
     public var appendEndOfDocument = true
     public var trainTokens: Int?
 
-    /// What the run produced: per dataset the documents after each step, the blend and its check.
+    /// What the run produced: the blend.
     public struct Summary {
-        public var lines: [String] = []
         public var blend: Blend?
         public var dataPath: String { blend?.dataPath ?? "" }
     }
 
-    /// Runs every configured step; `log` gets one line per step and dataset.
+    /// Runs every configured step; `log` gets one line per step and dataset. A step whose stamp
+    /// (its settings and the size and modification time of its inputs, written beside its output
+    /// when it finished) is unchanged and whose outputs exist is reused, so a rerun after a stop
+    /// resumes at the first unfinished step.
     public func run(log: (String) -> Void) throws(CurationError) -> Summary {
         do { try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true) } catch {
             throw CurationError("\(outputDirectory): cannot create: \(error.localizedDescription)")
@@ -54,51 +62,66 @@ public struct CurationPipeline {
         var current = datasets.map(\.input)
         var summary = Summary()
         func path(_ dataset: Int, _ step: String) -> String { "\(outputDirectory)/\(datasets[dataset].name).\(step).jsonl" }
-        func counts(_ report: CurationReport) -> String {
-            report.datasets.map { fields in
-                fields.compactMap { field -> String? in
-                    guard case let .number(x) = field.value, x == x.rounded() else { return nil }
-                    return "\(field.key.replacingOccurrences(of: "_", with: " ")) \(Int(x))"
-                }.joined(separator: ", ")
-            }.joined(separator: "; ")
+        /// Runs `body` unless the step's stamp says its outputs are up to date.
+        func step(_ name: String, settings: String, inputs: [String], outputs: [String],
+                  _ body: () throws(CurationError) -> String) throws(CurationError) {
+            let stampPath = outputs[0] + ".stamp"
+            let stamp = Self.stamp(name, settings: settings, inputs: inputs)
+            if (try? String(contentsOfFile: stampPath, encoding: .utf8)) == stamp,
+               outputs.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
+                log("\(name): reused (inputs and settings unchanged since it finished)")
+                return
+            }
+            try? FileManager.default.removeItem(atPath: stampPath)
+            log("\(name): " + (try body()))
+            do { try AtomicFile.write(Array(stamp.utf8), to: stampPath) } catch { throw CurationError("\(error)") }
         }
         if let filters {
             for i in datasets.indices {
-                let report = try FilterStep(filters: filters).run(input: current[i], output: path(i, "filtered"),
-                                                                  reportPath: path(i, "filtered") + ".report.json",
-                                                                  textKey: textKey, malformed: malformed)
-                log("filter \(datasets[i].name): \(counts(report))")
+                try step("filter \(datasets[i].name)", settings: filters.fingerprint + textKey + malformed.rawValue,
+                         inputs: [current[i]], outputs: [path(i, "filtered")]) { () throws(CurationError) in
+                    Self.counts(try FilterStep(filters: filters, threads: threads).run(
+                        input: current[i], output: path(i, "filtered"), reportPath: path(i, "filtered") + ".report.json",
+                        textKey: textKey, malformed: malformed))
+                }
                 current[i] = path(i, "filtered")
             }
         }
         if let classifier {
             for i in datasets.indices {
-                let report = try classifier.model.classify(input: current[i], output: path(i, "classified"),
-                                                           reportPath: path(i, "classified") + ".report.json",
-                                                           selection: classifier.selection, textKeys: [textKey], malformed: malformed)
-                log("classify \(datasets[i].name): \(counts(report))")
+                try step("classify \(datasets[i].name)", settings: "\(classifier.selection)" + textKey + malformed.rawValue,
+                         inputs: [current[i], classifier.modelPath], outputs: [path(i, "classified")]) { () throws(CurationError) in
+                    Self.counts(try classifier.model.classify(
+                        input: current[i], output: path(i, "classified"), reportPath: path(i, "classified") + ".report.json",
+                        selection: classifier.selection, textKeys: [textKey], malformed: malformed, threads: threads))
+                }
                 current[i] = path(i, "classified")
             }
         }
         if var options = dedup {
             options.textKeys = [textKey]
             options.malformed = malformed
+            options.threads = threads
             let outputs = datasets.indices.map { path($0, "dedup") }
-            let report = try Deduplicator(options: options).run(inputs: current, outputs: outputs,
-                                                                reportPath: "\(outputDirectory)/dedup.report.json")
-            for i in datasets.indices {
-                var one = CurationReport(step: "dedup")
-                one.datasets = [report.datasets[i]]
-                log("dedup \(datasets[i].name): \(counts(one))")
+            try step("dedup", settings: "\(options)", inputs: current, outputs: outputs) { () throws(CurationError) in
+                let report = try Deduplicator(options: options).run(inputs: current, outputs: outputs,
+                                                                    reportPath: "\(outputDirectory)/dedup.report.json")
+                return zip(datasets, report.datasets).map { dataset, fields in
+                    var one = CurationReport(step: "dedup")
+                    one.datasets = [fields]
+                    return "\(dataset.name): " + Self.counts(one)
+                }.joined(separator: "; ")
             }
             current = outputs
         }
         if let decontaminator {
             for i in datasets.indices {
-                let report = try decontaminator.run(input: current[i], output: path(i, "decontaminated"),
-                                                    reportPath: path(i, "decontaminated") + ".report.json", textKey: textKey,
-                                                    malformed: malformed)
-                log("decontaminate \(datasets[i].name): \(counts(report))")
+                try step("decontaminate \(datasets[i].name)", settings: "\(decontaminator.settings)" + textKey + malformed.rawValue,
+                         inputs: [current[i]] + taskFiles, outputs: [path(i, "decontaminated")]) { () throws(CurationError) in
+                    Self.counts(try decontaminator.run(
+                        input: current[i], output: path(i, "decontaminated"), reportPath: path(i, "decontaminated") + ".report.json",
+                        textKey: textKey, malformed: malformed, threads: threads))
+                }
                 current[i] = path(i, "decontaminated")
             }
         }
@@ -107,20 +130,29 @@ public struct CurationPipeline {
             var preprocessor = Preprocessor(inputPath: current[i], outputPrefix: "\(outputDirectory)/\(datasets[i].name)")
             preprocessor.jsonKeys = [textKey]
             preprocessor.appendEndOfDocument = appendEndOfDocument
-            preprocessor.workers = 2
-            let progress: Preprocessor.Progress
-            do { progress = try preprocessor.run(tokenizer: tokenizer) } catch { throw CurationError("preprocess \(datasets[i].name): \(error)") }
-            log("preprocess \(datasets[i].name): \(progress.documents) documents, \(progress.tokens) tokens -> "
-                + preprocessor.datasetPrefix(key: textKey))
-            blended.append((datasets[i].name, preprocessor.datasetPrefix(key: textKey), progress.tokens, datasets[i].weight, datasets[i].epochs))
+            preprocessor.workers = threads
+            let prefix = preprocessor.datasetPrefix(key: textKey)
+            try step("preprocess \(datasets[i].name)", settings: "\(appendEndOfDocument)" + textKey,
+                     inputs: [current[i]] + tokenizerFiles, outputs: [prefix + ".bin", prefix + ".idx"]) { () throws(CurationError) in
+                let progress: Preprocessor.Progress
+                do { progress = try preprocessor.run(tokenizer: tokenizer) } catch {
+                    throw CurationError("preprocess \(datasets[i].name): \(error)")
+                }
+                return "\(progress.documents) documents, \(progress.tokens) tokens -> \(prefix)"
+            }
+            let tokens: Int
+            do { tokens = try IndexedDataset(prefix: prefix).sequenceLengths.reduce(0) { $0 + Int($1) } } catch {
+                throw CurationError("\(prefix): \(error)")
+            }
+            blended.append((datasets[i].name, prefix, tokens, datasets[i].weight, datasets[i].epochs))
         }
         let blend = try Blend(blended, trainTokens: trainTokens)
         let shares = try blend.checkedShares(samples: 100_000)
-        for (entry, share) in zip(blend.entries, shares) {
-            let epochs = trainTokens.map { blend.epochs(trainTokens: $0)[blend.entries.firstIndex { $0.name == entry.name }!] }
+        let epochs = trainTokens.map { blend.epochs(trainTokens: $0) }
+        for (index, (entry, share)) in zip(blend.entries, shares).enumerated() {
             log("blend \(entry.name): \(entry.tokens) tokens, weight \(String(format: "%.4f", entry.weight)), "
                 + "\(String(format: "%.4f", share)) of samples as train reads it back"
-                + (epochs.map { String(format: ", %.2f epochs of %d tokens", $0, trainTokens!) } ?? ""))
+                + (epochs.map { String(format: ", %.2f epochs of %d tokens", $0[index], trainTokens!) } ?? ""))
         }
         do {
             try AtomicFile.write(Array((blend.dataPath + "\n").utf8), to: "\(outputDirectory)/data_path.txt")
@@ -129,5 +161,27 @@ public struct CurationPipeline {
         }
         summary.blend = blend
         return summary
+    }
+
+    /// A report's whole-number counts, for the log.
+    static func counts(_ report: CurationReport) -> String {
+        report.datasets.map { fields in
+            fields.compactMap { field -> String? in
+                guard case let .number(x) = field.value, x == x.rounded() else { return nil }
+                return "\(field.key.replacingOccurrences(of: "_", with: " ")) \(Int(x))"
+            }.joined(separator: ", ")
+        }.joined(separator: "; ")
+    }
+
+    /// A step's name, settings and inputs (path, size and modification time of each).
+    static func stamp(_ step: String, settings: String, inputs: [String]) -> String {
+        var lines = [step, settings]
+        for input in inputs {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: input)
+            let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
+            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1
+            lines.append("\(input) \(size) \(modified)")
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 }

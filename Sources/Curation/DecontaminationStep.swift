@@ -25,7 +25,7 @@ extension Decontaminator {
     /// with the other fields of the original) and writes the report to `reportPath`.
     @discardableResult
     public func run(input: String, output: String, reportPath: String, textKey: String = "text",
-                    malformed: MalformedLinePolicy = .fail) throws(CurationError) -> CurationReport {
+                    malformed: MalformedLinePolicy = .fail, threads: Int = 1) throws(CurationError) -> CurationReport {
         var report = CurationReport(step: "decontaminate")
         report.settings = [("ngram", .number(Double(settings.ngram))), ("window", .number(Double(settings.window))),
                            ("too_dirty_cutoff", .number(Double(settings.tooDirtyCutoff))),
@@ -37,10 +37,11 @@ extension Decontaminator {
         var documents = 0, contaminated = 0, dropped = 0, pieces = 0
         var rejected = [String]()
         try corpus.forEachBatch(rejected: { rejected.append($0) }) { (batch: [CorpusDocument]) throws(CurationError) in
-            for document in batch {
+            let outcomes = parallelMap(batch, threads: threads) { [self] document in clean(document.text) }
+            for (document, outcome) in zip(batch, outcomes) {
                 documents += 1
                 let location = "\(input):\(document.line)"
-                switch clean(document.text) {
+                switch outcome {
                 case .clean:
                     try writer.append(document.raw)
                 case let .tooDirty(matches):

@@ -45,7 +45,7 @@ public struct Decontaminator: Sendable {
     }
 
     /// What decontamination does to one document.
-    public enum Outcome: Equatable {
+    public enum Outcome: Equatable, Sendable {
         /// No task n-gram: the document as it is.
         case clean
         /// The pieces left around the matches (possibly none).

@@ -2,7 +2,12 @@
 /// passes the `QualityFilters`; kept lines carry the cleaned text (other fields as they were).
 public struct FilterStep {
     public let filters: QualityFilters
-    public init(filters: QualityFilters) { self.filters = filters }
+    /// Threads cleaning and checking documents (the output keeps the input's order).
+    public var threads = 1
+    public init(filters: QualityFilters, threads: Int = 1) {
+        self.filters = filters
+        self.threads = threads
+    }
 
     @discardableResult
     public func run(input: String, output: String, reportPath: String, textKey: String = "text",
@@ -24,10 +29,14 @@ public struct FilterStep {
         var documents = 0, removedByRule = [String: Int]()
         var rejected = [String]()
         try corpus.forEachBatch(rejected: { rejected.append($0) }) { (batch: [CorpusDocument]) throws(CurationError) in
-            for document in batch {
-                documents += 1
+            let filters = self.filters
+            let results = parallelMap(batch, threads: threads) { document -> (String, (rule: String, value: Double)?) in
                 let cleaned = TextNormalizer.clean(document.text)
-                if let failure = filters.firstFailure(cleaned) {
+                return (cleaned, filters.firstFailure(cleaned))
+            }
+            for (document, (cleaned, failure)) in zip(batch, results) {
+                documents += 1
+                if let failure {
                     removedByRule[failure.rule, default: 0] += 1
                     report.sample(reason: failure.rule, location: "\(input):\(document.line)", text: document.text,
                                   extra: [("value", .number(failure.value))])

@@ -41,6 +41,18 @@ public struct QualityFilters: Sendable, Equatable {
 
     public init() {}
 
+    /// Every threshold as text in a fixed order (for a pipeline step's stamp).
+    public var fingerprint: String {
+        let scalars: [Double] = [Double(minWords), Double(maxWords), minMeanWordLength, maxMeanWordLength, maxSymbolWordRatio,
+                                 maxBulletLines, maxEllipsisLines, minAlphabeticWords, Double(minStopWords),
+                                 minTerminalPunctuationLines, maxDuplicateLines, maxDuplicateParagraphs,
+                                 maxDuplicateLineCharacters, maxDuplicateParagraphCharacters]
+        let maps = [maxTopNgramCharacters, maxDuplicateNgramCharacters].map { map in
+            map.keys.sorted().map { "\($0):\(map[$0]!)" }.joined(separator: ",")
+        }
+        return (scalars.map { "\($0)" } + maps).joined(separator: " ")
+    }
+
     /// The rule `text` breaks and the value measured, or nil when it passes them all.
     public func firstFailure(_ text: String) -> (rule: String, value: Double)? {
         let tokens = text.split(whereSeparator: { $0.unicodeScalars.allSatisfy(TextNormalizer.isSpace) }).map(String.init)

@@ -66,7 +66,7 @@ extension CurateCommand {
             let selection: QualityClassifier.Selection = paretoAlpha.map { .pareto(alpha: $0, seed: seed) } ?? .threshold(threshold)
             let reportPath = common.report ?? output + ".report.json"
             let report = try classifier.classify(input: input, output: output, reportPath: reportPath, selection: selection,
-                                                 textKeys: common.jsonKeys, malformed: common.malformed)
+                                                 textKeys: common.jsonKeys, malformed: common.malformed, threads: common.threads)
             CurateCommand.summarize(report, reportPath: reportPath)
         }
     }

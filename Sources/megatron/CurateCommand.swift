@@ -43,6 +43,13 @@ struct CurateCommand: ParsableCommand {
 
         @Option(name: .long, help: "The step's JSON report (default: the first output with .report.json).")
         var report: String?
+
+        @Option(name: .long, help: "Threads (the output keeps the input's order).")
+        var threads = 2
+
+        func validate() throws {
+            guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be in 1...256, got \(threads)") }
+        }
     }
 
     /// One line per dataset of what the step kept and removed, then where the report is.

@@ -65,7 +65,7 @@ extension CurateCommand {
             try decontaminator.register(taskFiles: taskData, keys: taskKeys)
             let reportPath = common.report ?? output + ".report.json"
             let report = try decontaminator.run(input: input, output: output, reportPath: reportPath, textKey: common.jsonKeys[0],
-                                                malformed: common.malformed)
+                                                malformed: common.malformed, threads: common.threads)
             CurateCommand.summarize(report, reportPath: reportPath)
         }
     }

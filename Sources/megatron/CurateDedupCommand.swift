@@ -52,9 +52,6 @@ extension CurateCommand {
         @Flag(name: .long, help: "Only exact duplicates.")
         var exactOnly = false
 
-        @Option(name: .long, help: "Threads computing signatures.")
-        var threads = 2
-
         func validate() throws {
             guard !input.isEmpty, input.count == output.count else {
                 throw ValidationError("give one --output per --input (\(input.count) inputs, \(output.count) outputs)")
@@ -65,7 +62,6 @@ extension CurateCommand {
             guard threshold > 0, threshold <= 1 else { throw ValidationError("--threshold must be in (0, 1], got \(threshold)") }
             guard numPerm >= 1, numPerm <= 4096 else { throw ValidationError("--num-perm must be in 1...4096, got \(numPerm)") }
             guard ngram >= 1 else { throw ValidationError("--ngram must be at least 1, got \(ngram)") }
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
             for (value, flag) in [(bands, "--bands"), (rows, "--rows")] {
                 if let value, value < 1 || value > numPerm { throw ValidationError("\(flag) must be in 1...--num-perm, got \(value)") }
             }
@@ -82,7 +78,7 @@ extension CurateCommand {
             options.seed = seed
             options.scheme = scheme
             options.verify = !noVerify
-            options.threads = threads
+            options.threads = common.threads
             options.textKeys = common.jsonKeys
             options.malformed = common.malformed
             let reportPath = common.report ?? output[0] + ".report.json"

@@ -62,7 +62,7 @@ extension CurateCommand {
             filters.maxDuplicateLineCharacters = maxDuplicateLineCharacters
             filters.maxDuplicateParagraphCharacters = maxDuplicateParagraphCharacters
             let reportPath = common.report ?? output + ".report.json"
-            let report = try FilterStep(filters: filters).run(input: input, output: output, reportPath: reportPath,
+            let report = try FilterStep(filters: filters, threads: common.threads).run(input: input, output: output, reportPath: reportPath,
                                                               textKey: common.jsonKeys[0], malformed: common.malformed)
             CurateCommand.summarize(report, reportPath: reportPath)
         }

@@ -39,7 +39,7 @@ import TestSupport
         let summary = try CurationPipeline(configPath: directory + "/config.json").run { log.append($0) }
         let text = log.joined(separator: "\n")
         #expect(text.contains("filter web: documents 5, kept 4"), "\(text)")
-        #expect(text.contains("dedup web: documents 4, kept 2, exact duplicates 2"), "\(text)")  // its copy and books' document
+        #expect(text.contains("web: documents 4, kept 2, exact duplicates 2"), "\(text)")  // its copy and books' document
         #expect(text.contains("decontaminate web: documents 2, contaminated 1"), "\(text)")
         let blend = try #require(summary.blend)
         #expect(blend.entries.map(\.name) == ["books", "web"])
@@ -51,6 +51,16 @@ import TestSupport
         let shares = try blend.checkedShares(samples: 100_000)
         #expect(zip(shares, blend.entries).allSatisfy { abs($0 - $1.weight) < 1e-4 })
         #expect(try String(contentsOfFile: directory + "/out/data_path.txt", encoding: .utf8).hasSuffix("web_text_document\n"))
+        // A rerun reuses every step; after the web input changes, its steps and dedup run again.
+        var again = [String]()
+        _ = try CurationPipeline(configPath: directory + "/config.json").run { again.append($0) }
+        #expect(again.filter { $0.contains("reused") }.count == 7, "\(again)")  // 2 filters, dedup, 2 decontaminations, 2 preprocesses
+        try CurationFiles.writeLines([line(Self.prose(1)), line(Self.prose(6))], to: directory + "/web.jsonl")
+        var changed = [String]()
+        let rerun = try CurationPipeline(configPath: directory + "/config.json").run { changed.append($0) }
+        #expect(changed.filter { $0.contains("reused") } == ["filter books: reused (inputs and settings unchanged since it finished)"],
+                "\(changed)")
+        #expect(rerun.blend?.entries[1].tokens != blend.entries[1].tokens)
         // Weights and epochs together without train_tokens: refused.
         #expect { try Blend([("a", "a", 100, 0.5, nil), ("b", "b", 100, nil, 2)]) } throws: { "\($0)".contains("need train_tokens") }
         let epochsOnly = try Blend([("a", "a", 100, nil, 1), ("b", "b", 300, nil, 2)])
