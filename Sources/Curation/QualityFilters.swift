@@ -55,33 +55,100 @@ public struct QualityFilters: Sendable, Equatable {
 
     /// The rule `text` breaks and the value measured, or nil when it passes them all.
     public func firstFailure(_ text: String) -> (rule: String, value: Double)? {
-        let tokens = text.split(whereSeparator: { $0.unicodeScalars.allSatisfy(TextNormalizer.isSpace) }).map(String.init)
-        let words = tokens.filter { $0.unicodeScalars.contains { $0.properties.isAlphabetic || $0.properties.numericType != nil } }
+        var text = text
+        return text.withUTF8 { firstFailure(utf8: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// One whitespace-separated token of the text: its byte range, characters (code points),
+    /// a 64-bit hash of its bytes (its identity in the repetition rules), whether it holds a
+    /// letter, and a letter or digit.
+    struct Token {
+        var range: Range<Int>
+        var characters: Int
+        var hash: UInt64
+        var alphabetic: Bool
+        var alphanumeric: Bool
+    }
+
+    static func tokens(_ bytes: UnsafeRawBufferPointer) -> [Token] {
+        var tokens = [Token]()
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            while i < n, isSpaceByte(bytes[i]) { i += 1 }
+            guard i < n else { break }
+            let start = i
+            var hash: UInt64 = 0xCBF2_9CE4_8422_2325, characters = 0, alphabetic = false, alphanumeric = false, ascii = true
+            while i < n, !isSpaceByte(bytes[i]) {
+                let byte = bytes[i]
+                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3
+                if byte & 0xC0 != 0x80 { characters += 1 }
+                if byte >= 0x80 { ascii = false }
+                let letter = (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A
+                alphabetic = alphabetic || letter
+                alphanumeric = alphanumeric || letter || (byte >= 0x30 && byte <= 0x39)
+                i += 1
+            }
+            if !ascii && !alphabetic {  // a letter outside ASCII
+                let scalars = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self).unicodeScalars
+                alphabetic = scalars.contains { $0.properties.isAlphabetic }
+                alphanumeric = alphanumeric || alphabetic || scalars.contains { $0.properties.numericType != nil }
+            }
+            tokens.append(Token(range: start..<i, characters: characters, hash: hash, alphabetic: alphabetic, alphanumeric: alphanumeric))
+        }
+        return tokens
+    }
+
+    /// Whitespace after `TextNormalizer.clean` (which leaves only spaces and newlines) and ASCII's.
+    @inline(__always)
+    static func isSpaceByte(_ byte: UInt8) -> Bool { byte == 0x20 || (byte >= 0x09 && byte <= 0x0D) }
+
+    /// The hashes `tokens` gives the lower-cased stop words.
+    static let stopWordHashes: Set<UInt64> = Set(["the", "be", "to", "of", "and", "that", "have", "with"].map { word in
+        word.utf8.reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
+    })
+
+    func firstFailure(utf8 bytes: UnsafeRawBufferPointer) -> (rule: String, value: Double)? {
+        let tokens = Self.tokens(bytes)
+        let words = tokens.filter(\.alphanumeric)
         func fail(_ rule: String, _ value: Double) -> (String, Double) { (rule, value) }
         if words.count < minWords || words.count > maxWords { return fail("word count", Double(words.count)) }
-        let meanLength = Double(words.reduce(0) { $0 + $1.count }) / Double(words.count)
+        let meanLength = Double(words.reduce(0) { $0 + $1.characters }) / Double(words.count)
         if meanLength < minMeanWordLength || meanLength > maxMeanWordLength { return fail("mean word length", meanLength) }
-        let symbols = Double(count("#", in: text) + count("...", in: text) + count("\u{2026}", in: text)) / Double(words.count)
+        var hashes = 0, ellipses = 0, i = 0
+        while i < bytes.count {
+            if bytes[i] == 0x23 { hashes += 1 }
+            if i + 2 < bytes.count, bytes[i] == 0x2E, bytes[i + 1] == 0x2E, bytes[i + 2] == 0x2E { ellipses += 1; i += 3; continue }
+            if i + 2 < bytes.count, bytes[i] == 0xE2, bytes[i + 1] == 0x80, bytes[i + 2] == 0xA6 { ellipses += 1; i += 3; continue }
+            i += 1
+        }
+        let symbols = Double(hashes + ellipses) / Double(words.count)
         if symbols > maxSymbolWordRatio { return fail("symbol to word ratio", symbols) }
+        let text = String(decoding: bytes, as: UTF8.self)
         let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         if !lines.isEmpty {
             let bullets = Double(lines.filter { line in ["\u{2022}", "-", "*", "\u{2023}", "\u{2043}", "\u{25E6}", "\u{25AA}", "\u{25CF}"].contains { line.hasPrefix($0) } }.count) / Double(lines.count)
             if bullets > maxBulletLines { return fail("bullet lines", bullets) }
-            let ellipses = Double(lines.filter { $0.hasSuffix("...") || $0.hasSuffix("\u{2026}") }.count) / Double(lines.count)
-            if ellipses > maxEllipsisLines { return fail("ellipsis lines", ellipses) }
+            let ellipsisLines = Double(lines.filter { $0.hasSuffix("...") || $0.hasSuffix("\u{2026}") }.count) / Double(lines.count)
+            if ellipsisLines > maxEllipsisLines { return fail("ellipsis lines", ellipsisLines) }
             let terminal = Double(lines.filter { line in [".", "!", "?", "\"", "'", "\u{201D}"].contains { line.hasSuffix($0) } }.count) / Double(lines.count)
             if terminal < minTerminalPunctuationLines { return fail("lines ending in punctuation", terminal) }
         }
-        let alphabetic = Double(tokens.filter { $0.unicodeScalars.contains { $0.properties.isAlphabetic } }.count) / Double(max(1, tokens.count))
+        let alphabetic = Double(tokens.filter(\.alphabetic).count) / Double(max(1, tokens.count))
         if alphabetic < minAlphabeticWords { return fail("alphabetic words", alphabetic) }
-        let stops: Set<String> = ["the", "be", "to", "of", "and", "that", "have", "with"]
-        let stopCount = tokens.filter { stops.contains($0.lowercased()) }.count
+        var stopCount = 0
+        for token in tokens where token.range.count <= 4 {
+            let lowered = bytes[token.range].reduce(UInt64(0xCBF2_9CE4_8422_2325)) { hash, byte in
+                (hash ^ UInt64(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)) &* 0x100_0000_01B3
+            }
+            if Self.stopWordHashes.contains(lowered) { stopCount += 1 }
+        }
         if stopCount < minStopWords { return fail("stop words", Double(stopCount)) }
         return repetitionFailure(text, lines: lines, words: tokens)
     }
 
-    /// Gopher's repetition rules.
-    func repetitionFailure(_ text: String, lines: [String], words: [String]) -> (rule: String, value: Double)? {
+    /// Gopher's repetition rules; n-grams are compared by their words' hashes.
+    func repetitionFailure(_ text: String, lines: [String], words: [Token]) -> (rule: String, value: Double)? {
         let paragraphs = text.components(separatedBy: "\n\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
         for (parts, what, maxCount, maxCharacters) in [(lines, "line", maxDuplicateLines, maxDuplicateLineCharacters),
                                                        (paragraphs, "paragraph", maxDuplicateParagraphs, maxDuplicateParagraphCharacters)]
@@ -96,32 +163,40 @@ public struct QualityFilters: Sendable, Equatable {
             let characterFraction = Double(duplicateCharacters) / Double(max(1, characters))
             if characterFraction > maxCharacters { return ("duplicate \(what) characters", characterFraction) }
         }
-        let totalCharacters = Double(max(1, words.reduce(0) { $0 + $1.count }))
+        let totalCharacters = Double(max(1, words.reduce(0) { $0 + $1.characters }))
+        /// The hash of the n words from `start`.
+        func ngram(_ start: Int, _ n: Int) -> UInt64 {
+            var hash: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(n)
+            for word in words[start..<(start + n)] { hash = (hash ^ word.hash) &* 0xFF51_AFD7_ED55_8CCD; hash ^= hash >> 32 }
+            return hash
+        }
         for n in maxTopNgramCharacters.keys.sorted() where words.count >= n {
-            var counts = [String: Int]()
-            for i in 0...(words.count - n) { counts[words[i..<(i + n)].joined(separator: " "), default: 0] += 1 }
-            guard let top = counts.max(by: { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }), top.value > 1 else { continue }
-            let fraction = Double(top.value * top.key.split(separator: " ").reduce(0) { $0 + $1.count }) / totalCharacters
+            var counts = [UInt64: (count: Int, first: Int)]()
+            for i in 0...(words.count - n) {
+                let key = ngram(i, n)
+                counts[key, default: (0, i)].count += 1
+            }
+            // The most frequent n-gram (the earliest of equals), if it repeats.
+            guard let top = counts.values.max(by: { $0.count < $1.count || ($0.count == $1.count && $0.first > $1.first) }),
+                  top.count > 1 else { continue }
+            let characters = words[top.first..<(top.first + n)].reduce(0) { $0 + $1.characters }
+            let fraction = Double(top.count * characters) / totalCharacters
             if fraction > maxTopNgramCharacters[n]! { return ("top \(n)-gram characters", fraction) }
         }
         for n in maxDuplicateNgramCharacters.keys.sorted() where words.count >= n {
-            var first = [String: Int](), covered = [Bool](repeating: false, count: words.count)
+            var first = [UInt64: Int](), covered = [Bool](repeating: false, count: words.count)
             for i in 0...(words.count - n) {
-                let ngram = words[i..<(i + n)].joined(separator: " ")
-                if let earlier = first[ngram] {
+                let key = ngram(i, n)
+                if let earlier = first[key] {
                     for j in earlier..<(earlier + n) { covered[j] = true }
                     for j in i..<(i + n) { covered[j] = true }
                 } else {
-                    first[ngram] = i
+                    first[key] = i
                 }
             }
-            let duplicated = Double(zip(words, covered).filter(\.1).reduce(0) { $0 + $1.0.count }) / totalCharacters
+            let duplicated = Double(zip(words, covered).filter(\.1).reduce(0) { $0 + $1.0.characters }) / totalCharacters
             if duplicated > maxDuplicateNgramCharacters[n]! { return ("duplicate \(n)-gram characters", duplicated) }
         }
         return nil
-    }
-
-    private func count(_ pattern: String, in text: String) -> Int {
-        text.components(separatedBy: pattern).count - 1
     }
 }

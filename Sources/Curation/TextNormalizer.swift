@@ -66,6 +66,7 @@ extension TextNormalizer {
     /// whitespace one space and none at either end; at most one blank line in a row; none at
     /// either end of the document. Line and paragraph structure stay.
     public static func clean(_ text: String) -> String {
+        if let ascii = cleanASCII(text) { return ascii }
         let composed = text.precomposedStringWithCanonicalMapping
         var out = String.UnicodeScalarView()
         var pendingSpace = false, newlines = 0
@@ -91,5 +92,37 @@ extension TextNormalizer {
             }
         }
         return String(out)
+    }
+
+    /// `clean` for ASCII text (no NFC needed), byte by byte; nil for other text.
+    static func cleanASCII(_ text: String) -> String? {
+        var source = text
+        return source.withUTF8 { bytes -> String? in
+            var out = [UInt8]()
+            out.reserveCapacity(bytes.count)
+            var pendingSpace = false, newlines = 0, previousWasCarriageReturn = false
+            for byte in bytes {
+                if byte >= 0x80 { return nil }
+                defer { previousWasCarriageReturn = byte == 0x0D }
+                if byte == 0x0A || byte == 0x0D {
+                    if byte == 0x0A && previousWasCarriageReturn { continue }
+                    pendingSpace = false
+                    if !out.isEmpty { newlines += 1 }
+                } else if byte == 0x20 || (0x09...0x0C).contains(byte) || (0x1C...0x1F).contains(byte) {
+                    pendingSpace = newlines == 0 && !out.isEmpty
+                } else {
+                    if newlines > 0 {
+                        out.append(0x0A)
+                        if newlines > 1 { out.append(0x0A) }
+                    } else if pendingSpace {
+                        out.append(0x20)
+                    }
+                    newlines = 0
+                    pendingSpace = false
+                    out.append(byte)
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
     }
 }

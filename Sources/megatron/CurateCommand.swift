@@ -15,13 +15,14 @@ struct CurateCommand: ParsableCommand {
             discussion: """
             CONFIG is a JSON object: output_dir; datasets, a list of {name, input, weight or \
             epochs}; tokenizer_file (or vocab_file and merge_file); optional json_key, malformed, \
-            append_eod (default true), train_tokens (to print each dataset's epochs); and a section \
+            append_eod (default true), train_tokens (to print each dataset's epochs), threads; and a section \
             per step to run, with the step's flags as keys (underscores for dashes): filter, \
             classifier ({model, threshold or pareto_alpha, seed}), dedup, decontaminate \
             ({task_data, ...}). Order: filter and classifier per dataset, dedup across all \
             (earlier datasets win), decontaminate per dataset, preprocess, blend. Weights and \
             epochs become Megatron's --data-path (weight = epochs x tokens, normalised), written \
-            to output_dir/data_path.txt and checked by reading it back as train does.
+            to output_dir/data_path.txt and checked by reading it back as train does. A rerun \
+            reuses every step whose inputs and settings are unchanged since it finished.
             """)
 
         @Argument(help: "The JSON config.") var config: String

@@ -59,6 +59,10 @@ import Testing
         #expect(TextNormalizer.clean("  Cafe\u{301}\t\tau  lait \r\nsecond\u{a0}line\r\r\n\n\n\nnew paragraph  \n") ==
                 "Caf\u{e9} au lait\nsecond line\n\nnew paragraph")
         #expect(TextNormalizer.normalize(" a \n\n b\u{3000}c ") == "a b c")
+        // ASCII text takes a byte path; it agrees with the general one.
+        let ascii = "  Cafe\t\tau  lait \r\nsecond\u{0B}line\r\r\n\n\n\nnew paragraph  \n"
+        #expect(TextNormalizer.clean(ascii) == "Cafe au lait\nsecond line\n\nnew paragraph")
+        #expect(TextNormalizer.clean(ascii + "\u{e9}") == "Cafe au lait\nsecond line\n\nnew paragraph\n\u{e9}")
     }
 
     @Test func filtersAFile() throws {

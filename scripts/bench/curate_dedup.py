@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Speed of `megatron curate dedup` against datasketch on a generated corpus.
+"""Speed of `megatron curate dedup` (and of the whole `curate run` pipeline) against datasketch on a
+generated corpus.
 
 Generates a JSONL corpus (default about 200 MB: documents of 250-500 words drawn from a Zipfian
 vocabulary, with a tenth of them near-duplicates of earlier ones, 0.2 to 2 per cent of their
 words replaced, and some exact copies), then times:
   - `megatron curate dedup` (exact + MinHash LSH, defaults) at --threads 1 and 2;
+  - `megatron curate run`: filter (thresholds relaxed for the generated text), dedup,
+    decontamination against 50 passages taken from the corpus, preprocess with the test
+    tokenizer, at threads 1 and 2;
   - datasketch 2.0 MinHash (update_batch over the same word 5-gram shingles, 128 permutations)
     + MinHashLSH(threshold=0.8) insert and query, on the first --datasketch-docs documents
     (it is slow; its documents per second are what is compared).
@@ -88,6 +92,26 @@ def main():
             print(f"megatron curate dedup, {threads} thread(s): {documents / seconds:,.0f} docs/s, {size / 1e6 / seconds:.1f} MB/s, "
                   f"{seconds:.1f} s; removed {report['exact_duplicates']} exact + {report['near_duplicates']} near; "
                   f"peak RSS so far {peak:.0f} MiB")
+        tokenizer = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                 "Tests/DataTests/Fixtures/tokenizer/tokenizer.json")
+        tasks = os.path.join(work, "tasks.jsonl")
+        with open(corpus) as source, open(tasks, "w") as out:
+            for i, line in enumerate(source):
+                if i % 2000 == 5:
+                    words = json.loads(line)["text"].split()
+                    out.write(json.dumps({"text": " ".join(words[100:140])}) + "\n")
+        for threads in (1, 2):
+            config = os.path.join(work, f"run{threads}.json")
+            with open(config, "w") as file:
+                json.dump({"output_dir": os.path.join(work, f"run{threads}"), "tokenizer_file": tokenizer, "threads": threads,
+                           "datasets": [{"name": "web", "input": corpus, "weight": 1}],
+                           "filter": {"min_stop_words": 0, "max_mean_word_length": 20},
+                           "dedup": {"threshold": 0.8}, "decontaminate": {"task_data": [tasks]}}, file)
+            start = time.perf_counter()
+            subprocess.run([args.binary, "curate", "run", config], check=True, stdout=subprocess.DEVNULL)
+            seconds = time.perf_counter() - start
+            print(f"megatron curate run (filter, dedup, decontaminate, preprocess), {threads} thread(s): "
+                  f"{documents / seconds:,.0f} docs/s, {size / 1e6 / seconds:.1f} MB/s, {seconds:.1f} s")
         rate, duplicates = datasketch_rate(corpus, min(args.datasketch_docs, documents))
         print(f"datasketch MinHash + MinHashLSH (first {min(args.datasketch_docs, documents)} documents): {rate:,.0f} docs/s, "
               f"{duplicates} duplicates found among them")
