@@ -9,6 +9,9 @@ words replaced, and some exact copies), then times:
   - `megatron curate run`: filter (thresholds relaxed for the generated text), dedup,
     decontamination against 50 passages taken from the corpus, preprocess with the test
     tokenizer, at threads 1 and 2;
+  - datatrove's MinHash deduplication (`--datatrove`: its four stages, signatures, buckets,
+    clusters and filter, with its defaults of 5-grams and 14 buckets x 8 hashes (SHA-1 hashes), on the corpus
+    split into two files so that two tasks can share it), at 1 and 2 workers;
   - datasketch 2.0 MinHash (update_batch over the same word 5-gram shingles, 128 permutations)
     + MinHashLSH(threshold=0.8) insert and query, on the first --datasketch-docs documents
     (it is slow; its documents per second are what is compared).
@@ -70,11 +73,56 @@ def datasketch_rate(path, count):
     return count / (time.perf_counter() - start), duplicates
 
 
+def datatrove_seconds(corpus, work, workers):
+    """datatrove's four MinHash deduplication stages over `corpus` (split in two files), with
+    `workers` local workers; returns the seconds and the documents it removed."""
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
+    from datatrove.pipeline.dedup.minhash import MinhashConfig
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers.jsonl import JsonlWriter
+    from datatrove.utils.hashing import HashConfig
+    base = os.path.join(work, f"datatrove{workers}")
+    data = os.path.join(base, "input")
+    os.makedirs(data)
+    with open(corpus) as source:
+        lines = source.readlines()
+    for part in range(2):
+        with open(os.path.join(data, f"part{part}.jsonl"), "w") as out:
+            out.writelines(lines[part * len(lines) // 2:(part + 1) * len(lines) // 2])
+    # SHA-1 shingle hashes: datatrove 0.10.1's default xxhash path passes str to xxhash, which
+    # the installed xxhash refuses.
+    config = MinhashConfig(hash_config=HashConfig(hash_fc="sha1", precision=64))
+    logs = os.path.join(base, "logs")
+    start = time.perf_counter()
+    LocalPipelineExecutor(pipeline=[JsonlReader(data), MinhashDedupSignature(output_folder=f"{base}/signatures", config=config)],
+                          tasks=2, workers=workers, logging_dir=f"{logs}/1").run()
+    LocalPipelineExecutor(pipeline=[MinhashDedupBuckets(input_folder=f"{base}/signatures", output_folder=f"{base}/buckets",
+                                                        config=config)],
+                          tasks=config.num_buckets, workers=workers, logging_dir=f"{logs}/2").run()
+    LocalPipelineExecutor(pipeline=[MinhashDedupCluster(input_folder=f"{base}/buckets", output_folder=f"{base}/remove",
+                                                        config=config)],
+                          tasks=1, logging_dir=f"{logs}/3").run()
+    LocalPipelineExecutor(pipeline=[JsonlReader(data), MinhashDedupFilter(input_folder=f"{base}/remove"),
+                                    JsonlWriter(f"{base}/output")],
+                          tasks=2, workers=workers, logging_dir=f"{logs}/4").run()
+    seconds = time.perf_counter() - start
+    kept = 0
+    for name in os.listdir(f"{base}/output"):
+        import gzip
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(os.path.join(base, "output", name), "rt") as file:
+            kept += sum(1 for _ in file)
+    return seconds, len(lines) - kept
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--megabytes", type=float, default=200)
     parser.add_argument("--binary", default=".build/release/megatron")
     parser.add_argument("--datasketch-docs", type=int, default=5000)
+    parser.add_argument("--datatrove", action="store_true", help="also time datatrove's MinHash deduplication")
+    parser.add_argument("--skip-pipeline", action="store_true", help="do not time curate run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         corpus = os.path.join(work, "corpus.jsonl")
@@ -100,7 +148,7 @@ def main():
                 if i % 2000 == 5:
                     words = json.loads(line)["text"].split()
                     out.write(json.dumps({"text": " ".join(words[100:140])}) + "\n")
-        for threads in (1, 2):
+        for threads in (() if args.skip_pipeline else (1, 2)):
             config = os.path.join(work, f"run{threads}.json")
             with open(config, "w") as file:
                 json.dump({"output_dir": os.path.join(work, f"run{threads}"), "tokenizer_file": tokenizer, "threads": threads,
@@ -112,6 +160,11 @@ def main():
             seconds = time.perf_counter() - start
             print(f"megatron curate run (filter, dedup, decontaminate, preprocess), {threads} thread(s): "
                   f"{documents / seconds:,.0f} docs/s, {size / 1e6 / seconds:.1f} MB/s, {seconds:.1f} s")
+        if args.datatrove:
+            for workers in (1, 2):
+                seconds, removed = datatrove_seconds(corpus, work, workers)
+                print(f"datatrove MinHash dedup (4 stages), {workers} worker(s): {documents / seconds:,.0f} docs/s, "
+                      f"{size / 1e6 / seconds:.1f} MB/s, {seconds:.1f} s; removed {removed}")
         rate, duplicates = datasketch_rate(corpus, min(args.datasketch_docs, documents))
         print(f"datasketch MinHash + MinHashLSH (first {min(args.datasketch_docs, documents)} documents): {rate:,.0f} docs/s, "
               f"{duplicates} duplicates found among them")
