@@ -106,11 +106,7 @@ public struct CurationPipeline {
             try step("dedup", settings: "\(options)", inputs: current, outputs: outputs) { () throws(CurationError) in
                 let report = try Deduplicator(options: options).run(inputs: current, outputs: outputs,
                                                                     reportPath: "\(outputDirectory)/dedup.report.json")
-                return zip(datasets, report.datasets).map { dataset, fields in
-                    var one = CurationReport(step: "dedup")
-                    one.datasets = [fields]
-                    return "\(dataset.name): " + Self.counts(one)
-                }.joined(separator: "; ")
+                return zip(datasets, report.datasets).map { "\($0.name): " + CurationReport.counts($1) }.joined(separator: "; ")
             }
             current = outputs
         }
@@ -163,14 +159,9 @@ public struct CurationPipeline {
         return summary
     }
 
-    /// A report's whole-number counts, for the log.
+    /// A report's counts, for the log.
     static func counts(_ report: CurationReport) -> String {
-        report.datasets.map { fields in
-            fields.compactMap { field -> String? in
-                guard case let .number(x) = field.value, x == x.rounded() else { return nil }
-                return "\(field.key.replacingOccurrences(of: "_", with: " ")) \(Int(x))"
-            }.joined(separator: ", ")
-        }.joined(separator: "; ")
+        report.datasets.map(CurationReport.counts).joined(separator: "; ")
     }
 
     /// A step's name, settings and inputs (path, size and modification time of each).

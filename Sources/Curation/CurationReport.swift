@@ -1,3 +1,7 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#endif
+import Foundation
 import FileSupport
 
 /// The JSON report every curation step writes beside its outputs: its settings, per dataset the
@@ -20,6 +24,16 @@ public struct CurationReport {
         guard count < Self.samplesPerReason else { return }
         let preview = text.count > 300 ? String(text.prefix(300)) + "..." : text
         samples.append(.object([("reason", .string(reason)), ("document", .string(location))] + extra + [("text", .string(preview))]))
+    }
+
+    /// One dataset's counts for a log line: "documents 12, kept 10, ..." (whole numbers as they
+    /// are, others with 3 decimals).
+    public static func counts(_ fields: [(key: String, value: JSONValue)]) -> String {
+        fields.compactMap { field -> String? in
+            guard case let .number(x) = field.value else { return nil }
+            let value = x == x.rounded() && abs(x) < 1e15 ? "\(Int(x))" : String(format: "%.3f", x)
+            return "\(field.key.replacingOccurrences(of: "_", with: " ")) \(value)"
+        }.joined(separator: ", ")
     }
 
     public var json: JSONValue {

@@ -135,11 +135,7 @@ public struct Decontaminator: Sendable {
     }
 
     /// FNV-1a of a word's UTF-8 bytes.
-    static func wordHash(_ word: String) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in word.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
-        return hash
-    }
+    static func wordHash(_ word: String) -> UInt64 { FNV1a.hash(word.utf8) }
 
     /// A word sequence's hash from its words' hashes (order-dependent).
     static func combine<C: Collection>(_ words: C) -> UInt64 where C.Element == UInt64 {

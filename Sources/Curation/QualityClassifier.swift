@@ -35,10 +35,11 @@ public struct QualityClassifier: Codable, Equatable, Sendable {
         var counts = [Int: Float]()
         for n in 1...max(1, ngrams) where words.count >= n {
             for start in 0...(words.count - n) {
-                var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+                // The hash of the n-gram's words joined by single spaces.
+                var hash = FNV1a.offset
                 for (k, word) in words[start..<(start + n)].enumerated() {
-                    if k > 0 { hash = (hash ^ 0x20) &* 0x100_0000_01B3 }
-                    for byte in word { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+                    if k > 0 { hash = FNV1a.step(hash, 0x20) }
+                    hash = word.reduce(hash, FNV1a.step)
                 }
                 counts[Int(hash % UInt64(buckets)), default: 0] += 1
             }

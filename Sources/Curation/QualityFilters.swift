@@ -78,10 +78,10 @@ public struct QualityFilters: Sendable, Equatable {
             while i < n, isSpaceByte(bytes[i]) { i += 1 }
             guard i < n else { break }
             let start = i
-            var hash: UInt64 = 0xCBF2_9CE4_8422_2325, characters = 0, alphabetic = false, alphanumeric = false, ascii = true
+            var hash = FNV1a.offset, characters = 0, alphabetic = false, alphanumeric = false, ascii = true
             while i < n, !isSpaceByte(bytes[i]) {
                 let byte = bytes[i]
-                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3
+                hash = FNV1a.step(hash, byte)
                 if byte & 0xC0 != 0x80 { characters += 1 }
                 if byte >= 0x80 { ascii = false }
                 let letter = (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A
@@ -104,9 +104,7 @@ public struct QualityFilters: Sendable, Equatable {
     static func isSpaceByte(_ byte: UInt8) -> Bool { byte == 0x20 || (byte >= 0x09 && byte <= 0x0D) }
 
     /// The hashes `tokens` gives the lower-cased stop words.
-    static let stopWordHashes: Set<UInt64> = Set(["the", "be", "to", "of", "and", "that", "have", "with"].map { word in
-        word.utf8.reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
-    })
+    static let stopWordHashes: Set<UInt64> = Set(["the", "be", "to", "of", "and", "that", "have", "with"].map { FNV1a.hash($0.utf8) })
 
     func firstFailure(utf8 bytes: UnsafeRawBufferPointer) -> (rule: String, value: Double)? {
         let tokens = Self.tokens(bytes)
@@ -138,9 +136,7 @@ public struct QualityFilters: Sendable, Equatable {
         if alphabetic < minAlphabeticWords { return fail("alphabetic words", alphabetic) }
         var stopCount = 0
         for token in tokens where token.range.count <= 4 {
-            let lowered = bytes[token.range].reduce(UInt64(0xCBF2_9CE4_8422_2325)) { hash, byte in
-                (hash ^ UInt64(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)) &* 0x100_0000_01B3
-            }
+            let lowered = FNV1a.hash(bytes[token.range].lazy.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
             if Self.stopWordHashes.contains(lowered) { stopCount += 1 }
         }
         if stopCount < minStopWords { return fail("stop words", Double(stopCount)) }

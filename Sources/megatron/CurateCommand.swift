@@ -56,16 +56,8 @@ struct CurateCommand: ParsableCommand {
     /// One line per dataset of what the step kept and removed, then where the report is.
     static func summarize(_ report: CurationReport, reportPath: String) {
         for dataset in report.datasets {
-            let fields = dataset.compactMap { field -> String? in
-                switch field.value {
-                case let .number(x):
-                    let value = x == x.rounded() ? "\(Int(x))" : fixed(x, 3)
-                    return "\(field.key.replacingOccurrences(of: "_", with: " ")) \(value)"
-                case let .string(text) where field.key == "input": return text + ":"
-                default: return nil
-                }
-            }
-            print(fields.joined(separator: " "))
+            let input = dataset.first { $0.key == "input" }.flatMap { if case let .string(path) = $0.value { path } else { nil } }
+            print((input.map { $0 + ": " } ?? "") + CurationReport.counts(dataset))
         }
         if !report.malformed.isEmpty { print("\(report.malformed.count) malformed lines left out") }
         print("report: \(reportPath)")
