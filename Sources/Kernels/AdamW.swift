@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Accelerator
 
 /// AdamW with decoupled weight decay and bias correction, in PyTorch's order of operations:
 /// `p *= 1 - lr * wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
@@ -40,6 +41,11 @@ public enum AdamW {
         let stepSize = hp.learningRate / correction1
         let inverseSqrtCorrection2 = 1 / correction2.squareRoot()
         let shrink: Float = decay ? 1 - hp.learningRate * hp.weightDecay : 1
+        if let gpu = GPU.active {
+            return gpu.adamW(params: params, grads: grads, m: m, v: v, count: count, beta1: b1, beta2: b2,
+                             epsilon: hp.epsilon, stepSize: stepSize, inverseSqrtCorrection2: inverseSqrtCorrection2,
+                             shrink: shrink, gradScale: gradScale)
+        }
         ThreadPool.current.parallelFor(count, minimumPerThread: 32768) { range in
             let b1v = FloatVector(repeating: b1), c1v = FloatVector(repeating: 1 - b1)
             let b2v = FloatVector(repeating: b2), c2v = FloatVector(repeating: 1 - b2)

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import CBLAS
+import Accelerator
 
 /// Causal multi-head self-attention over a fused QKV activation.
 ///
@@ -60,6 +61,11 @@ public enum Attention {
                                qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                batch: Int, seqLength: Int, heads: Int, channels: Int,
                                dropout: DropoutStream? = nil, blockRows: Int = defaultBlockRows) {
+        if let gpu = GPU.active, dropout == nil {  // with attention dropout the CPU path runs (on managed memory)
+            return gpu.attentionForward(out: out, logSumExp: logSumExp, qkv: qkv, batch: batch, seqLength: seqLength,
+                                        heads: heads, channels: channels)
+        }
+        GPU.hostWillRead()  // this CPU path may read GPU results (managed memory)
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)
         forEachHead(shape) { b, h, rows, worker in
             let q = qkv + shape.qkvOffset(b, h)
@@ -77,6 +83,11 @@ public enum Attention {
                                 qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                 batch: Int, seqLength: Int, heads: Int, channels: Int,
                                 dropout: DropoutStream? = nil, blockRows: Int = defaultBlockRows) {
+        if let gpu = GPU.active, dropout == nil {
+            return gpu.attentionBackward(dqkv: dqkv, dout: dout, out: out, logSumExp: logSumExp, qkv: qkv, batch: batch,
+                                         seqLength: seqLength, heads: heads, channels: channels)
+        }
+        GPU.hostWillRead()
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)
         forEachHead(shape) { b, h, rows, worker in
             let q = qkv + shape.qkvOffset(b, h)

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import CBLAS
+import Accelerator
 
 /// The linear layer of `Matmul` with bf16 inputs: `out = inp · Wᵀ (+ b)` where `inp` and `W`
 /// are bf16, products are exact in fp32 and sums accumulate in fp32 into fp32 outputs.
@@ -55,7 +56,7 @@ public enum BF16Matmul {
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<BFloat16>,
                                weight: UnsafePointer<BFloat16>, bias: UnsafePointer<Float>?,
                                rows: Int, inFeatures: Int, outFeatures: Int, backend: Backend = active) {
-        if SkinnyMatmul.handlesBFloat16(rows: rows) {  // decoding: stream the weight once, no reorder
+        if GPU.active == nil && SkinnyMatmul.handlesBFloat16(rows: rows) {  // decoding: stream the weight once, no reorder
             return SkinnyMatmul.forward(out: out, inp: inp, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures,
                                         outFeatures: outFeatures)
         }
@@ -105,8 +106,23 @@ public enum BF16Matmul {
             if !shape.accumulate { zeroOrBias(c, bias: bias, m: shape.m, n: shape.n) }
             return
         }
+        if let gpu = GPU.active { return cuBLASGEMM(gpu, shape, a: a, b: b, bias: bias, c: c) }
         if backend == .oneDNN, OneDNNMatmul.run(shape, a: a, b: b, bias: bias, c: c) { return }
         widenedSGEMM(shape, a: a, b: b, bias: bias, c: c)
+    }
+
+    /// `--device cuda`: cuBLAS on the bf16 operands, fp32 accumulation.
+    static func cuBLASGEMM(_ gpu: CUDAAccelerator, _ shape: OneDNNMatmul.Shape, a: UnsafePointer<BFloat16>,
+                           b: UnsafePointer<BFloat16>, bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>) {
+        let (m, n, k) = (shape.m, shape.n, shape.k)
+        if let bias { gpu.fillRows(c, with: bias, rows: m, n: n) }
+        a.withMemoryRebound(to: UInt16.self, capacity: m * k) { a16 in
+            b.withMemoryRebound(to: UInt16.self, capacity: k * n) { b16 in
+                gpu.gemmBF16(transposeA: shape.transposeA, transposeB: shape.transposeB, m: m, n: n, k: k, alpha: 1,
+                             a: a16, lda: shape.transposeA ? m : k, b: b16, ldb: shape.transposeB ? k : n,
+                             beta: shape.accumulate || bias != nil ? 1 : 0, c: c, ldc: n)
+            }
+        }
     }
 
     /// Widens `A` and `B` to fp32 scratch (from `ScratchPool`) and runs `cblas_sgemm`.

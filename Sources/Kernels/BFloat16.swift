@@ -1,3 +1,5 @@
+import Accelerator
+
 /// A bfloat16 number stored as its 16 bits: the upper half of an IEEE fp32 (sign, 8 exponent
 /// bits, 7 mantissa bits). Memory layout is a `UInt16`, so `UnsafePointer<BFloat16>` is what
 /// oneDNN's `bf16` data type reads.
@@ -29,6 +31,9 @@
 public enum BFloat16Conversion {
     /// Writes `out[i] = bf16(inp[i])` (round to nearest even) for `count` elements.
     public static func round(out: UnsafeMutablePointer<BFloat16>, inp: UnsafePointer<Float>, count: Int) {
+        if let gpu = GPU.active {
+            return out.withMemoryRebound(to: UInt16.self, capacity: count) { gpu.bf16Round(out: $0, inp: inp, count: count) }
+        }
         ThreadPool.current.parallelFor(count, minimumPerThread: 65536) { range in
             roundSerial(out: out + range.lowerBound, inp: inp + range.lowerBound, count: range.count)
         }
@@ -36,6 +41,9 @@ public enum BFloat16Conversion {
 
     /// Writes `out[i] = Float(inp[i])` (exact) for `count` elements.
     public static func widen(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<BFloat16>, count: Int) {
+        if let gpu = GPU.active {
+            return inp.withMemoryRebound(to: UInt16.self, capacity: count) { gpu.bf16Widen(out: out, inp: $0, count: count) }
+        }
         ThreadPool.current.parallelFor(count, minimumPerThread: 65536) { range in
             widenSerial(out: out + range.lowerBound, inp: inp + range.lowerBound, count: range.count)
         }
@@ -44,6 +52,7 @@ public enum BFloat16Conversion {
     /// Rounds `inp` to bf16 in place: `inp[i] = Float(bf16(inp[i]))` (what a value looks like after
     /// a bf16 round trip; tests and references use it).
     public static func roundInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        if let gpu = GPU.active { return gpu.bf16RoundInPlace(values, count: count) }
         ThreadPool.current.parallelFor(count, minimumPerThread: 65536) { range in
             var i = range.lowerBound
             while i + 16 <= range.upperBound {
@@ -116,6 +125,10 @@ public final class BFloat16Buffer: @unchecked Sendable {
     public init(count: Int, zeroed: Bool) {
         precondition(count >= 0, "BFloat16Buffer: negative count \(count)")
         self.count = count
+        if let managed = GPU.allocate(bytes: max(1, count) * 2) {  // --device cuda: zeroed on the GPU
+            pointer = managed.bindMemory(to: BFloat16.self, capacity: max(1, count))
+            return
+        }
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 2, alignment: 64)
         pointer = raw.bindMemory(to: BFloat16.self, capacity: max(1, count))
         if zeroed { pointer.initialize(repeating: BFloat16(bitPattern: 0), count: count) }
@@ -127,7 +140,7 @@ public final class BFloat16Buffer: @unchecked Sendable {
         BFloat16Conversion.round(out: pointer, inp: values, count: count)
     }
 
-    deinit { pointer.deallocate() }
+    deinit { if !GPU.release(pointer) { pointer.deallocate() } }
 
     /// The contents widened to fp32 (for tests and small exports).
     public var floats: [Float] {

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Accelerator
 
 /// Softmax cross-entropy over (padded) vocabulary logits, with an ignore index and a loss mask.
 ///
@@ -13,6 +14,11 @@ import Darwin
 /// zeros and whose softmax runs over the true vocabulary): columns at or past it are left out of
 /// the softmax and get a zero gradient.
 public enum CrossEntropy {
+    /// Whether `backward`'s `eachRow` is worth using: true on the CPU, where a finished row is
+    /// still in cache; false with a GPU, where the caller does better with the whole block
+    /// afterwards (a per-row callback would read the block on the host).
+    public static var prefersRowCallbacks: Bool { GPU.active == nil }
+
     /// Targets equal to this are skipped (PyTorch's and Hugging Face's convention).
     public static let ignoreIndex: Int32 = -100
 
@@ -33,6 +39,27 @@ public enum CrossEntropy {
                                logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
                                lossMask: UnsafePointer<Float>?, rows: Int, vocab: Int, validColumns: Int? = nil) -> Totals {
         let valid = min(validColumns ?? vocab, vocab)
+        if let gpu = GPU.active {
+            gpu.crossEntropyForward(losses: losses, logSumExp: logSumExp, logits: logits, targets: targets, rows: rows,
+                                    vocab: vocab, validColumns: valid, ignoreIndex: ignoreIndex)
+        } else {
+            rowLosses(losses: losses, logSumExp: logSumExp, logits: logits, targets: targets, rows: rows, vocab: vocab,
+                      valid: valid)
+        }
+        GPU.hostWillRead()
+        var totals = Totals(weightedLoss: 0, weight: 0)
+        for row in 0..<rows {
+            let w = rowWeight(row, targets: targets, lossMask: lossMask)
+            totals.weightedLoss += Double(w) * Double(losses[row])
+            totals.weight += Double(w)
+        }
+        return totals
+    }
+
+    /// The CPU rows of `forward`: each row's log-sum-exp over its first `valid` logits and its loss.
+    private static func rowLosses(losses: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
+                                  logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int,
+                                  valid: Int) {
         ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
                 let x = logits + row * vocab
@@ -59,13 +86,6 @@ public enum CrossEntropy {
                 }
             }
         }
-        var totals = Totals(weightedLoss: 0, weight: 0)
-        for row in 0..<rows {
-            let w = rowWeight(row, targets: targets, lossMask: lossMask)
-            totals.weightedLoss += Double(w) * Double(losses[row])
-            totals.weight += Double(w)
-        }
-        return totals
     }
 
     /// Backward of `forward`, in place: overwrites the logits with
@@ -82,6 +102,16 @@ public enum CrossEntropy {
                                 vocabStart: Int = 0, validColumns: Int? = nil,
                                 eachRow: ((Int, UnsafePointer<Float>) -> Void)? = nil) {
         let valid = max(0, min(validColumns ?? vocab, vocab))
+        if let gpu = GPU.active {
+            gpu.crossEntropyBackward(logits: logits, logSumExp: logSumExp, targets: targets, lossMask: lossMask, scale: scale,
+                                     rows: rows, vocab: vocab, vocabStart: vocabStart, validColumns: valid,
+                                     ignoreIndex: ignoreIndex)
+            if let eachRow {
+                GPU.hostWillRead()
+                for row in 0..<rows { eachRow(row, logits + row * vocab) }
+            }
+            return
+        }
         ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
                 let x = logits + row * vocab

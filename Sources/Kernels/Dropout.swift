@@ -1,3 +1,5 @@
+import Accelerator
+
 /// Dropout whose mask is a pure function of where an element is, not of a generator's position.
 ///
 /// Element `counter` of a stream `key` is kept when a 32-bit hash of the pair is at least
@@ -47,11 +49,13 @@ public struct DropoutMask: Sendable, Equatable {
     /// `values[i] *= mask(firstCounter + i) * scale` for `count` elements (the forward, and the
     /// backward on the gradient: dropout is linear in its input with the mask fixed).
     public func apply(_ values: UnsafeMutablePointer<Float>, count: Int, firstCounter: UInt32) {
+        GPU.hostWillRead()  // runs on the host, over what GPU kernels may have written
         apply(out: values, inp: values, count: count, firstCounter: firstCounter)
     }
 
     /// `out[i] = inp[i] * mask(firstCounter + i) * scale` (`out` may be `inp`).
     public func apply(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, firstCounter: UInt32) {
+        GPU.hostWillRead()
         var i = 0
         while i + 16 <= count {
             storeVector(loadVector(inp + i) * factors(firstCounter &+ UInt32(truncatingIfNeeded: i)), out + i)

@@ -1,3 +1,5 @@
+import Accelerator
+
 /// Token plus learned position embedding: `out[b, t] = wte[tokens[b, t]] + wpe[t]`.
 public enum Embedding {
     /// Embeds `batch x seqLength` token ids into `out` (`[batch, seqLength, channels]`).
@@ -10,6 +12,11 @@ public enum Embedding {
                                wte: UnsafePointer<Float>, wpe: UnsafePointer<Float>?,
                                batch: Int, seqLength: Int, channels: Int,
                                vocabStart: Int = 0, vocabCount: Int = Int.max) {
+        if let gpu = GPU.active, gpu.owns(wte) {
+            return gpu.embeddingForward(out: out, tokens: tokens, wte: wte, wpe: wpe, batch: batch, seqLength: seqLength,
+                                        channels: channels, vocabStart: vocabStart, vocabCount: vocabCount)
+        }
+        GPU.hostWillRead()  // this CPU path may read GPU results (managed memory)
         let c = channels
         ThreadPool.current.parallelFor(batch * seqLength, minimumPerThread: max(1, 32768 / c)) { range in
             for n in range {
@@ -46,6 +53,12 @@ public enum Embedding {
                                 dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
                                 batch: Int, seqLength: Int, channels: Int,
                                 vocabStart: Int = 0, vocabCount: Int = Int.max) {
+        if let gpu = GPU.active, gpu.owns(dwte) {
+            return gpu.embeddingBackward(dwte: dwte, dwpe: dwpe, dout: dout, tokens: tokens, batch: batch,
+                                         seqLength: seqLength, channels: channels, vocabStart: vocabStart,
+                                         vocabCount: vocabCount)
+        }
+        GPU.hostWillRead()
         let c = channels
         let rows = batch * seqLength
         let minimumChannels = max(16, 65536 / max(1, rows))

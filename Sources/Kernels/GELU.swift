@@ -1,3 +1,5 @@
+import Accelerator
+
 /// GELU in its two forms: the tanh approximation (GPT-2's `gelu_new`; Megatron's fused bias-GELU
 /// and `--openai-gelu`), `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, the default; and the
 /// exact `0.5 x (1 + erf(x / sqrt 2))` (PyTorch's `F.gelu`; Megatron with `--no-bias-gelu-fusion`,
@@ -8,6 +10,7 @@ public enum GELU {
 
     /// Writes `out[i] = gelu(inp[i])` for `count` elements (`out` may equal `inp`).
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, exact: Bool = false) {
+        if let gpu = GPU.active { return gpu.geluForward(out: out, inp: inp, count: count, exact: exact) }
         if exact {
             map(out: out, inp: inp, dout: nil, count: count, ExactGELU.self)
         } else {
@@ -18,6 +21,7 @@ public enum GELU {
     /// Backward of `forward`: writes `dinp[i] = gelu'(inp[i]) * dout[i]` (`dinp` may equal `dout`).
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, count: Int, exact: Bool = false) {
+        if let gpu = GPU.active { return gpu.geluBackward(dinp: dinp, inp: inp, dout: dout, count: count, exact: exact) }
         if exact {
             map(out: dinp, inp: inp, dout: dout, count: count, ExactGELU.self)
         } else {

@@ -1,3 +1,5 @@
+import Accelerator
+
 /// Rounding fp32 values to IEEE fp16 (`Float16`: 5 exponent bits, 10 mantissa bits, largest
 /// finite 65504) and back, vectorized 16 lanes at a time (F16C `vcvtps2ph` where the CPU has
 /// it). The fp16 GEMMs here are emulated: their operands are fp16 values held in fp32, which
@@ -7,6 +9,7 @@
 public enum HalfPrecision {
     /// Writes `out[i] = Float(Float16(inp[i]))` (round to nearest even; |x| >= 65520 gives ±inf).
     public static func round(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
+        GPU.hostWillRead()  // fp16 rounds on the host
         ThreadPool.current.parallelFor(count, minimumPerThread: 65536) { range in
             roundSerial(out: out + range.lowerBound, inp: inp + range.lowerBound, count: range.count)
         }
@@ -14,12 +17,14 @@ public enum HalfPrecision {
 
     /// Rounds `values` to fp16 in place.
     public static func roundInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        GPU.hostWillRead()  // fp16 rounds on the host
         round(out: values, inp: values, count: count)
     }
 
     /// Single-threaded `round` (`out` may equal `inp`).
     @inlinable
     public static func roundSerial(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
+        GPU.hostWillRead()  // fp16 rounds on the host
         var i = 0
         while i + 16 <= count {
             let wide = UnsafeRawPointer(inp + i).loadUnaligned(as: SIMD16<Float>.self)

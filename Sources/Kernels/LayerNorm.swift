@@ -1,3 +1,5 @@
+import Accelerator
+
 /// Layer normalization over the last dimension: `out = (x - mean) * rstd * weight + bias`,
 /// with `rstd = 1 / sqrt(var + eps)` (biased variance, as PyTorch).
 public enum LayerNorm {
@@ -7,6 +9,10 @@ public enum LayerNorm {
                                rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                rows: Int, channels: Int, eps: Float = 1e-5) {
+        if let gpu = GPU.active {
+            return gpu.layerNormForward(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight, bias: bias, rows: rows,
+                                        channels: channels, eps: eps)
+        }
         let c = channels
         ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 16384 / c)) { range in
             for row in range {
@@ -54,6 +60,10 @@ public enum LayerNorm {
                                 inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                                 rows: Int, channels: Int) {
+        if let gpu = GPU.active {
+            return gpu.layerNormBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight,
+                                         mean: mean, rstd: rstd, rows: rows, channels: channels)
+        }
         let c = channels
         let pool = ThreadPool.current
         let chunks = min(pool.threadCount, max(1, rows * c / 16384))

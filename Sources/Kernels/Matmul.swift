@@ -1,5 +1,6 @@
 import Synchronization
 import CBLAS
+import Accelerator
 
 /// A linear layer `out = inp · Wᵀ + b` through `cblas_sgemm`.
 ///
@@ -11,6 +12,12 @@ public enum Matmul {
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                rows: Int, inFeatures: Int, outFeatures: Int) {
+        if let gpu = GPU.active {  // --device cuda: cuBLAS
+            if let bias { gpu.fillRows(out, with: bias, rows: rows, n: outFeatures) }
+            return gpu.sgemm(transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures, alpha: 1,
+                             a: inp, lda: inFeatures, b: weight, ldb: inFeatures, beta: bias == nil ? 0 : 1,
+                             c: out, ldc: outFeatures)
+        }
         if SkinnyMatmul.handles(rows: rows) {  // decoding: stream the weight once, no packing
             return SkinnyMatmul.forward(out: out, inp: inp, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures,
                                         outFeatures: outFeatures)
@@ -53,6 +60,7 @@ public enum Matmul {
     /// Adds the column sums of `dout` (`[rows, outFeatures]`) to `dbias`: a GEMV against `rows` ones.
     public static func biasGradient(dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                     ones: UnsafePointer<Float>, rows: Int, outFeatures: Int) {
+        if let gpu = GPU.active { return gpu.addColumnSums(dbias, of: dout, ones: ones, rows: rows, cols: outFeatures) }
         cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(outFeatures),
                     1, dout, Int32(outFeatures), ones, 1, 1, dbias, 1)
     }
@@ -62,6 +70,10 @@ extension Matmul {
     /// The input gradient alone: overwrites `dinp` with `dout · W` (NN).
     public static func inputGradient(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                      weight: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int) {
+        if let gpu = GPU.active {
+            return gpu.sgemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
+                             a: dout, lda: outFeatures, b: weight, ldb: inFeatures, beta: 0, c: dinp, ldc: inFeatures)
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
                     Int32(rows), Int32(inFeatures), Int32(outFeatures),
                     1, dout, Int32(outFeatures), weight, Int32(inFeatures),
@@ -71,6 +83,10 @@ extension Matmul {
     /// The weight gradient alone: adds `doutᵀ · inp` to `dweight` (TN).
     public static func weightGradient(dweight: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                       inp: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int) {
+        if let gpu = GPU.active {
+            return gpu.sgemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, alpha: 1,
+                             a: dout, lda: outFeatures, b: inp, ldb: inFeatures, beta: 1, c: dweight, ldc: inFeatures)
+        }
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
                     Int32(outFeatures), Int32(inFeatures), Int32(rows),
                     1, dout, Int32(outFeatures), inp, Int32(inFeatures),

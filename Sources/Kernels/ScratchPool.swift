@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import Accelerator
 
 /// Reusable 64-byte aligned scratch for kernels that need a temporary buffer per call (the
 /// emulated bf16 GEMM's widened operands, oneDNN's scratchpad): a block freed by one call is
@@ -33,6 +34,7 @@ public enum ScratchPool {
         }) {
             return block
         }
+        if let managed = GPU.allocate(bytes: bytes) { return Block(pointer: managed, bytes: bytes) }  // --device cuda
         var pointer: UnsafeMutableRawPointer?
         guard posix_memalign(&pointer, 64, bytes) == 0, let pointer else {
             fatalError("ScratchPool: cannot allocate \(bytes) bytes of scratch")
@@ -46,6 +48,6 @@ public enum ScratchPool {
             blocks.insert(block, at: blocks.firstIndex { $0.bytes >= block.bytes } ?? blocks.count)
             return true
         }
-        if !kept { free(block.pointer) }
+        if !kept && !GPU.release(block.pointer) { free(block.pointer) }
     }
 }

@@ -1,3 +1,4 @@
+import Accelerator
 import Kernels
 import Models
 import Optimizer
@@ -52,9 +53,11 @@ public struct StepBenchmark {
                                                 seqLength: shape.seqLength, dropoutSample: step * shape.microBatch).mean
             let forwardEnd = clock.now
             model.backward(gradientScale: lossScale)
+            GPU.hostWillRead()  // on a GPU running asynchronously, each phase ends when its work does
             let backwardEnd = clock.now
             optimizer.update(params: model.params, grads: model.grads, gradScale: 1 / lossScale)
             model.weightsDidChange()
+            GPU.hostWillRead()
             let end = clock.now
             if step >= warmup {
                 result.forwardMs.append(milliseconds(forwardEnd - start))

@@ -65,7 +65,7 @@ struct GPTLossHead {
                                            savedInput: input.saved.map { $0 + start * c })
         }
         let dlnf = region.enterRegionBackward(s.dln.pointer, scatteringInto: s.layerGradients.dlnShard, rows: n, channels: c)
-        acts.dresidual.pointer.update(repeating: 0, count: m * c)
+        acts.dresidual.zero()  // [m, c], the whole buffer (zeroed where it lives: on a GPU, there)
         LayerNorm.backward(dinp: acts.dresidual.pointer, dweight: grad + finalLayerNorm.weight, dbias: grad + finalLayerNorm.bias,
                            dout: dlnf, inp: lastResidual, weight: p + finalLayerNorm.weight, mean: acts.lnfMean.pointer,
                            rstd: acts.lnfRstd.pointer, rows: m, channels: c)

@@ -200,10 +200,10 @@ public final class GPTModel {
                      into acts: GPTActivations) throws(GPTInputError) {
         let n = acts.batch * acts.seqLength
         try validate(tokens: tokens, targets: targets, count: n, seqLength: acts.seqLength)
-        acts.tokens.pointer.update(from: tokens, count: n)
-        acts.targets.pointer.update(from: targets, count: n)
+        MemoryCopy.copy(to: acts.tokens.pointer, from: tokens, count: n)
+        MemoryCopy.copy(to: acts.targets.pointer, from: targets, count: n)
         acts.hasLossMask = lossMask != nil
-        if let lossMask { acts.lossMask.pointer.update(from: lossMask, count: n) }
+        if let lossMask { MemoryCopy.copy(to: acts.lossMask.pointer, from: lossMask, count: n) }
     }
 
     private func scratchFor(batch: Int, seqLength: Int) -> GPTScratch {
@@ -257,7 +257,7 @@ public final class GPTModel {
                                    precision: precision, dropout: dropout)
                 residual = UnsafePointer(w.residual3.pointer)
                 if l == group.upperBound - 1 {
-                    acts.boundaries[group.upperBound]!.pointer.update(from: residual, count: region.localRows(n) * c)
+                    MemoryCopy.copy(to: acts.boundaries[group.upperBound]!.pointer, from: residual, count: region.localRows(n) * c)
                     residual = UnsafePointer(acts.boundaries[group.upperBound]!.pointer)
                 }
             }

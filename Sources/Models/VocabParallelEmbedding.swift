@@ -124,8 +124,12 @@ public struct VocabParallelCrossEntropy: Sendable {
                 HalfPrecision.roundSerial(out: operands.outputGradient + row * columns, inp: gradient, count: columns)
             }
         }
+        // On a GPU the bf16 block is rounded at once afterwards: the same values, not read row by row on the host.
+        var wholeBlock: UnsafeMutablePointer<BFloat16>?
+        if !CrossEntropy.prefersRowCallbacks, case .bf16(let operands) = precision { wholeBlock = operands.outputGradient }
         CrossEntropy.backward(logitsToGradient: logits, logSumExp: logSumExp, targets: targets, lossMask: lossMask,
                               scale: scale, rows: rows, vocab: vocabCount, vocabStart: vocabStart, validColumns: validColumns,
-                              eachRow: rounding)
+                              eachRow: wholeBlock == nil ? rounding : nil)
+        if let wholeBlock { BFloat16Conversion.round(out: wholeBlock, inp: logits, count: rows * columns) }
     }
 }

@@ -1,4 +1,5 @@
 import Parameters
+import Accelerator
 
 /// Global-norm gradient clipping, as Megatron's `--clip-grad`.
 public enum GradientClipping {
@@ -9,6 +10,10 @@ public enum GradientClipping {
             let w = weight(index)
             guard w != 0 else { continue }
             let p = grads.pointer(at: index)
+            if let gpu = GPU.active {  // --device cuda: summed on the GPU
+                total += w * gpu.sumOfSquares(p, count: spec.count)
+                continue
+            }
             var partial = 0.0
             for i in 0..<spec.count { partial += Double(p[i]) * Double(p[i]) }
             total += w * partial

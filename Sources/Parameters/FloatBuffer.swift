@@ -3,9 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Accelerator
 
 /// An owned, 64-byte aligned array of `Float`s, zero-initialized unless asked not to (one
-/// allocation, freed on deinit).
+/// allocation, freed on deinit). With `--device cuda` it is GPU managed memory (`GPU.allocate`),
+/// which the kernels use on the GPU and the host can still read.
 public final class FloatBuffer: @unchecked Sendable {
     /// Number of floats.
     public let count: Int
@@ -23,6 +25,10 @@ public final class FloatBuffer: @unchecked Sendable {
     public init(count: Int, zeroed: Bool) {
         self.count = count
         let (bytes, overflow) = max(1, count).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        if count >= 0 && !overflow, let managed = GPU.allocate(bytes: bytes) {  // zeroed on the GPU
+            pointer = managed.bindMemory(to: Float.self, capacity: max(1, count))
+            return
+        }
         var raw: UnsafeMutableRawPointer?
         if count < 0 || overflow || posix_memalign(&raw, 64, bytes) != 0 || raw == nil {
             outOfMemory(bytes: Double(max(1, count)) * Double(MemoryLayout<Float>.stride))
@@ -31,10 +37,13 @@ public final class FloatBuffer: @unchecked Sendable {
         if zeroed { pointer.initialize(repeating: 0, count: count) }
     }
 
-    deinit { free(pointer) }
+    deinit { if !GPU.release(pointer) { free(pointer) } }
 
     /// Sets every element to zero.
-    public func zero() { pointer.update(repeating: 0, count: count) }
+    public func zero() {
+        if let gpu = GPU.active, gpu.owns(pointer) { return gpu.zero(pointer, bytes: count * MemoryLayout<Float>.stride) }
+        pointer.update(repeating: 0, count: count)
+    }
 
     /// The contents as an array (for tests and small exports).
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
@@ -51,6 +60,10 @@ public final class Int32Buffer: @unchecked Sendable {
     public init(count: Int) {
         self.count = count
         let (bytes, overflow) = max(1, count).multipliedReportingOverflow(by: MemoryLayout<Int32>.stride)
+        if count >= 0 && !overflow, let managed = GPU.allocate(bytes: bytes) {  // zeroed on the GPU
+            pointer = managed.bindMemory(to: Int32.self, capacity: max(1, count))
+            return
+        }
         guard count >= 0, !overflow, let raw = malloc(bytes) else {
             outOfMemory(bytes: Double(max(1, count)) * Double(MemoryLayout<Int32>.stride))
         }
@@ -58,7 +71,7 @@ public final class Int32Buffer: @unchecked Sendable {
         pointer.initialize(repeating: 0, count: count)
     }
 
-    deinit { free(pointer) }
+    deinit { if !GPU.release(pointer) { free(pointer) } }
 }
 
 /// Stops the process with one line on standard error: an allocation of `bytes` failed.

@@ -1,3 +1,4 @@
+import Accelerator
 import Datasets
 import Distributed
 import Kernels
@@ -232,6 +233,7 @@ public final class Trainer {
         }
         consumedSamples += batchSize
         iteration += 1
+        GPU.hostWillRead()  // the step's GPU work done: checkpoints, logs and the clock see it finished
         let elapsed = (clock.now - start).components
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return IterationStats(iteration: iteration, consumedSamples: consumedSamples, globalBatchSize: batchSize,

@@ -1,3 +1,4 @@
+import Accelerator
 import Distributed
 import FileSupport
 import Models
@@ -134,6 +135,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var recomputeMethod: ActivationRecomputation.Method?
     /// `--recompute-num-layers` (with full; nil: 1).
     public var recomputeNumLayers: Int?
+    /// `--device`: the CPU, or one NVIDIA GPU (one rank: TP, PP and DP of 1).
+    public var device = ComputeDevice.cpu
     /// The settings the config was built from, merged (later sources override earlier ones);
     /// stored in checkpoints as the run's arguments.
     public private(set) var arguments = JSONValue.object([])
@@ -255,6 +258,9 @@ public struct TrainingConfig: Sendable, Equatable {
     /// [0, 1)); the rest are the rules between flags.
     public func validate() throws(TrainingError) {
         for flag in TrainingFlag.all { if let error = flag.rangeViolation(in: self) { throw error } }
+        if device == .cuda && tensorModelParallelSize * pipelineModelParallelSize * (dataParallelSize ?? 1) > 1 {
+            throw .invalidFlag("--device cuda", "runs one rank (TP, PP and DP of 1): GPUs do not talk to each other yet")
+        }
         // The model shape over TP and the stages (RankGrid's rules; the vocabulary and the batch
         // over DP are checked when the tokenizer and the world are known).
         do {

@@ -1,3 +1,4 @@
+import Accelerator
 import Models
 
 /// The flags of `megatron train`, in the order `--help` lists them within their groups.
@@ -9,7 +10,7 @@ extension TrainingFlag {
         initMethodStd, noBiasGeluFusion, seed,
         weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad, hiddenDropout, attentionDropout,
         microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples, noCheckForNaNInLossAndGrad,
-        exitSignalHandler, exitInterval, exitDurationInMins,
+        exitSignalHandler, exitInterval, exitDurationInMins, device,
         bf16, fp16, lossScale, initialLossScale, minLossScale, lossScaleWindow, hysteresis, maxSkipsAtMinLossScale,
         accumulateAllreduceGradsInFp32,
         lr, minLR, lrDecayStyle, lrWarmupIters, lrWarmupSamples, lrDecayIters, lrDecaySamples,
@@ -170,6 +171,10 @@ extension TrainingFlag {
         "recompute-method", .training, ActivationRecomputation.Method.allCases,
         "With full: uniform (every layer, in groups of --recompute-num-layers) or block (the first --recompute-num-layers of each stage).",
         default: "uniform") { $0.recomputeMethod = $1 }
+    public static let device = choice(
+        "device", .training, ComputeDevice.allCases,
+        "Where to compute: cpu, or cuda (one NVIDIA GPU through libmegatron_cuda.so; see the README).",
+        default: "cpu") { $0.device = $1 }
     public static let recomputeNumLayers = integer("recompute-num-layers", .training, \.recomputeNumLayers,
                                                    "Layers per recomputed group (uniform) or recomputed layers per stage (block).",
                                                    range: .atLeast(1), default: "1")

@@ -1,3 +1,4 @@
+import Accelerator
 import ArgumentParser
 import Kernels
 import Measurement
@@ -44,6 +45,8 @@ struct StepBenchCommand: ParsableCommand {
 
     @Option(name: .long, help: "Untimed warm-up steps.")
     var warmup: Int = 1
+
+    @OptionGroup var deviceOptions: DeviceOptions
 
     @Flag(name: .long, help: "Print one JSON object instead of text.")
     var json = false
@@ -94,6 +97,7 @@ struct StepBenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        try deviceOptions.activate(allowsAsynchronous: true)
         let precision: ComputePrecision = bf16 ? .bf16 : fp16 ? .fp16 : .fp32
         let peak = GEMMPeak.measure(precision)
         let recomputation = try recomputation
@@ -109,6 +113,7 @@ struct StepBenchCommand: ParsableCommand {
         } else {
             print(report.text)
         }
+        if let profile = GPU.active?.profileReport { printError(profile) }  // MEGATRON_CUDA_PROFILE=1
     }
 }
 

@@ -1,3 +1,4 @@
+import Accelerator
 import Kernels
 import Measurement
 import Models
@@ -46,10 +47,13 @@ struct BenchReport: Codable {
         self.gemmPeakGFLOPs = gemmPeakGFLOPs
         mfu = achievedGFLOPs / gemmPeakGFLOPs
         self.precision = precision.rawValue
-        switch precision {
-        case .fp32: gemm = "OpenBLAS sgemm"
-        case .bf16: gemm = BF16Matmul.description
-        case .fp16: gemm = "fp16 emulated: fp16-rounded operands, OpenBLAS sgemm"
+        switch (precision, GPU.active?.deviceName) {
+        case (.fp32, nil): gemm = "OpenBLAS sgemm"
+        case (.bf16, nil): gemm = BF16Matmul.description
+        case (.fp16, nil): gemm = "fp16 emulated: fp16-rounded operands, OpenBLAS sgemm"
+        case (.fp32, let device?): gemm = "cuBLAS sgemm, no TF32, on \(device)"
+        case (.bf16, let device?): gemm = "cuBLAS bf16 GEMM, fp32 accumulation, on \(device)"
+        case (.fp16, let device?): gemm = "fp16 emulated: fp16-rounded operands, cuBLAS sgemm, on \(device)"
         }
         finalLoss = result.lastLoss
         recompute = recomputation.description

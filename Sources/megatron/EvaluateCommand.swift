@@ -41,6 +41,7 @@ struct EvaluateCommand: ParsableCommand {
     @OptionGroup var task: TaskOptions
 
     @OptionGroup var tokenizer: TokenizerOptions
+    @OptionGroup var deviceOptions: DeviceOptions
 
     @Option(name: .flag(.seqLength), help: .flag(.seqLength, "Also the window of --text-file (default: the model's maximum)."))
     var seqLength: Int?
@@ -73,6 +74,7 @@ struct EvaluateCommand: ParsableCommand {
     }
 
     func run() throws {
+        try deviceOptions.activate()
         let tokenizer = try tokenizer.load()
         let (model, iteration) = try Checkpoint.loadModel(from: load, precision: bf16 ? .bf16 : .fp32)
         guard tokenizer.vocabularySize <= model.config.paddedVocabSize else {

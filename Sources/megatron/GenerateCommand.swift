@@ -15,6 +15,7 @@ struct GenerateCommand: ParsableCommand {
     var load: String
 
     @OptionGroup var tokenizer: TokenizerOptions
+    @OptionGroup var deviceOptions: DeviceOptions
 
     @Option(name: .long, help: "Prompt text (repeat for several).")
     var prompt: [String] = [""]
@@ -42,6 +43,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
+        try deviceOptions.activate()
         let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
         try options.validate()
         let tokenizer = try tokenizer.load()

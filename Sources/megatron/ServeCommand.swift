@@ -21,6 +21,7 @@ struct ServeCommand: ParsableCommand {
     var load: String
 
     @OptionGroup var tokenizer: TokenizerOptions
+    @OptionGroup var deviceOptions: DeviceOptions
 
     @Option(name: .long, help: "Address to listen on (loopback by default).")
     var host = "127.0.0.1"
@@ -44,6 +45,7 @@ struct ServeCommand: ParsableCommand {
     }
 
     func run() throws {
+        try deviceOptions.activate()
         let tokenizer = try tokenizer.load()
         let (model, iteration) = try Checkpoint.loadModel(from: load, precision: bf16 ? .bf16 : .fp32)
         guard tokenizer.vocabularySize <= model.config.paddedVocabSize else {

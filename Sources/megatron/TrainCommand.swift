@@ -1,3 +1,4 @@
+import Accelerator
 import ArgumentParser
 import Datasets
 import Distributed
@@ -46,6 +47,9 @@ struct TrainCommand: ParsableCommand {
             if !actions.isEmpty { printLine("> cleaned up after an earlier run in \(save): " + actions.joined(separator: ", ")) }
         }
         if config.exitSignalHandler { ExitConditions.installSignalHandler() }
+        // Before any buffer is allocated: with a GPU they all take its managed memory.
+        let device = try GPU.activate(config.device, allowsAsynchronous: true)
+        if config.device != .cpu && RankLauncher.isGlobalRankZero { printLine("> \(device)") }
         let tokenizer = try config.tokenizerFile.map { try Tokenizer.load(tokenizerFile: $0) }
             ?? Tokenizer.load(vocabFile: config.vocabFile!, mergesFile: config.mergeFile!)
         guard let eod = tokenizer.endOfDocumentID else {
@@ -57,6 +61,9 @@ struct TrainCommand: ParsableCommand {
             // Outside mpirun the layout sets the number of rank threads; under mpirun the data-
             // parallel size defaults to what the world leaves after tensor and pipeline parallelism.
             let dataParallel = config.dataParallelSize ?? (mpiWorld.map { max(1, $0 / modelParallel) } ?? 1)
+            if config.device == .cuda && modelParallel * dataParallel > 1 {
+                throw LayoutError.invalid("--device cuda runs one rank; mpirun started \(modelParallel * dataParallel)")
+            }
             return modelParallel * dataParallel
         }) { world in
             let state = try world.map {
@@ -66,6 +73,7 @@ struct TrainCommand: ParsableCommand {
             try Self.train(config: config, vocabularySize: vocabularySize, eod: eod, parallel: state, startTime: startTime)
         }
         withExtendedLifetime(saveLock) {}
+        if let profile = GPU.active?.profileReport { printError(profile) }  // MEGATRON_CUDA_PROFILE=1
     }
 
     /// The loop of one rank; global rank 0 logs and writes the metrics and event files. Ends at

@@ -12,6 +12,7 @@ import Testing
         case "lr-decay-style": return (["cosine"], #""cosine""#, "cosine")
         case "recompute-granularity": return (["selective"], #""selective""#, "selective")
         case "recompute-method": return (["block"], #""block""#, "block")
+        case "device": return (["cuda"], #""cuda""#, "cuda")
         default: break
         }
         switch flag.kind {

@@ -1,0 +1,38 @@
+import Foundation
+@testable import Accelerator
+import Testing
+
+/// The parts of the CUDA backend that run without a GPU: the registry that tells managed memory
+/// from host memory (which decides whether a kernel's pointer is staged), and the errors a
+/// machine without the kernel library or a GPU gets.
+@Suite struct AcceleratorTests {
+    @Test func managedMemoryKnowsItsRanges() {
+        let memory = ManagedMemory()
+        let blocks = (0..<3).map { _ in UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 64) }
+        defer { blocks.forEach { $0.deallocate() } }
+        memory.insert(blocks[2], bytes: 256)
+        memory.insert(blocks[0], bytes: 256)
+        #expect(memory.contains(blocks[0], bytes: 256))
+        #expect(memory.contains(blocks[0] + 100, bytes: 156))
+        #expect(!memory.contains(blocks[0] + 100, bytes: 157), "runs past the allocation's end")
+        #expect(!memory.contains(blocks[1], bytes: 4), "never inserted")
+        #expect(memory.contains(blocks[2] + 255, bytes: 1))
+        #expect(!memory.remove(blocks[1]))
+        #expect(!memory.remove(blocks[0] + 4), "only an allocation's start frees it")
+        #expect(memory.remove(blocks[0]))
+        #expect(!memory.contains(blocks[0], bytes: 1))
+        #expect(memory.contains(blocks[2], bytes: 256))
+    }
+
+    @Test func aMissingKernelLibraryIsNamed() throws {
+        setenv("MEGATRON_CUDA_KERNELS", "/nonexistent/libmegatron_cuda.so", 1)
+        defer { unsetenv("MEGATRON_CUDA_KERNELS") }
+        #expect(throws: AcceleratorError.self) { try CUDAAccelerator(device: 0) }
+        do {
+            _ = try CUDAAccelerator(device: 0)
+        } catch {
+            #expect(error.description.hasPrefix("cannot load the CUDA kernel library /nonexistent/libmegatron_cuda.so"))
+        }
+        #expect(GPU.active == nil, "a failed start leaves the process on the CPU")
+    }
+}
