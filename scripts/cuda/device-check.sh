@@ -76,10 +76,25 @@ if [[ $stages == *" infer "* ]]; then
             --task-data data/tasks/devils_lambada.jsonl --micro-batch-size 16 --json --device $device \
             > "$OUT/lambada-$device.json" 2> "$OUT/lambada-$device.err" || status=1
     done
-    for name in evaluate generate lambada; do
-        echo "-- $name"; tail -c 600 "$OUT/$name-cpu.json"; echo; tail -c 600 "$OUT/$name-cuda.json"; echo
-        tail -2 "$OUT/$name-cuda.err"
-    done
+    tail -n 2 "$OUT"/*-cuda.err
+    python3 - "$OUT" <<'PYEOF' || status=1
+import json, sys
+out = sys.argv[1]
+def lines(name):
+    return [json.loads(line) for line in open(f"{out}/{name}.json").read().splitlines() if line.startswith("{")]
+ok = True
+for name, key in (("evaluate", "loss"), ("lambada", "perplexity")):
+    cpu, gpu = lines(f"{name}-cpu")[-1], lines(f"{name}-cuda")[-1]
+    rel = abs(gpu[key] - cpu[key]) / abs(cpu[key])
+    extra = f", acc {cpu['acc']} / {gpu['acc']}" if "acc" in cpu else ""
+    print(f"{name}: {key} cpu {cpu[key]:.8g} cuda {gpu[key]:.8g} (relative difference {rel:.2e}){extra}")
+    ok = ok and rel <= 1e-5 and cpu.get("acc") == gpu.get("acc")
+for cpu, gpu in zip(lines("generate-cpu"), lines("generate-cuda")):
+    same = cpu["tokens"] == gpu["tokens"]
+    print(f"generate (greedy) {cpu['prompt']!r}: {'same tokens' if same else 'DIFFERENT tokens'}: {gpu['text']!r}")
+    ok = ok and same
+sys.exit(0 if ok else 1)
+PYEOF
 fi
 
 if [[ $stages == *" bench "* ]]; then
