@@ -52,7 +52,7 @@ let package = Package(
                 swiftSettings: releaseFlags),
         .target(name: "Pipeline", swiftSettings: releaseFlags),
         .target(name: "Planner", dependencies: ["Models", "Kernels", "FileSupport", "Distributed"], swiftSettings: releaseFlags),
-        .target(name: "Evaluation", dependencies: ["Models", "Kernels", "FileSupport", "Datasets"],
+        .target(name: "Evaluation", dependencies: ["Models", "Kernels", "FileSupport", "Datasets", "Tokenizer"],
                 swiftSettings: checkedReleaseFlags),
         .target(name: "Serving", dependencies: ["Models", "Kernels", "Tokenizer", "FileSupport", "Parameters",
                                          .product(name: "Hummingbird", package: "hummingbird")],

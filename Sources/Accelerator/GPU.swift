@@ -16,6 +16,8 @@ public enum ComputeDevice: String, Sendable, CaseIterable {
 /// threads start; nil on the CPU.
 public enum GPU {
     nonisolated(unsafe) public private(set) static var active: CUDAAccelerator?
+    /// The loaded GPU even while `withCPU` sets it aside: what it allocated is still freed by it.
+    nonisolated(unsafe) private static var loaded: CUDAAccelerator?
 
     /// Selects `device` for the process: on `.cuda` loads the backend (GPU 0, or
     /// `MEGATRON_CUDA_DEVICE`) or throws an error naming what is missing.
@@ -31,6 +33,7 @@ public enum GPU {
             let index = getenv("MEGATRON_CUDA_DEVICE").flatMap { Int(String(cString: $0)) } ?? 0
             let accelerator = try CUDAAccelerator(device: index, allowsAsynchronous: allowsAsynchronous)
             active = accelerator
+            loaded = accelerator
             let mode = accelerator.synchronous ? "" : ", asynchronous"
             return "device: cuda, \(accelerator.deviceName) (kernels: \(accelerator.libraryPath)\(mode))"
         }
@@ -59,9 +62,10 @@ public enum GPU {
         active?.allocate(bytes: bytes)
     }
 
-    /// Frees `pointer` if the GPU allocated it; false for host memory (the caller frees it).
+    /// Frees `pointer` if the GPU allocated it (also inside `withCPU`); false for host memory
+    /// (the caller frees it).
     @inline(__always)
     public static func release(_ pointer: UnsafeMutableRawPointer) -> Bool {
-        active?.release(pointer) ?? false
+        loaded?.release(pointer) ?? false
     }
 }

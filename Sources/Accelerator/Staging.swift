@@ -23,26 +23,28 @@ final class Staging {
 
     /// `pointer` (`count` elements read by the kernel), usable on the GPU.
     func input<T>(_ pointer: UnsafePointer<T>?, _ count: Int) -> UnsafePointer<T>? {
-        guard let pointer, count > 0 else { return pointer }
-        let bytes = count * MemoryLayout<T>.stride
-        if gpu.memory.contains(pointer, bytes: bytes) { return pointer }
-        let copy = temporary(bytes)
-        gpu.copy(to: copy, from: pointer, bytes: bytes)
-        stagedBytes += bytes
+        guard let pointer, count > 0, let copy = hostCopy(of: pointer, bytes: count * MemoryLayout<T>.stride) else {
+            return pointer
+        }
         return UnsafePointer(copy.assumingMemoryBound(to: T.self))
     }
 
     /// `pointer` (`count` elements the kernel writes and may read), usable on the GPU; copied
     /// back by `finish`.
     func output<T>(_ pointer: UnsafeMutablePointer<T>?, _ count: Int) -> UnsafeMutablePointer<T>? {
-        guard let pointer, count > 0 else { return pointer }
         let bytes = count * MemoryLayout<T>.stride
-        if gpu.memory.contains(pointer, bytes: bytes) { return pointer }
+        guard let pointer, count > 0, let copy = hostCopy(of: pointer, bytes: bytes) else { return pointer }
+        writeBacks.append((UnsafeMutableRawPointer(pointer), UnsafeRawPointer(copy), bytes))
+        return copy.assumingMemoryBound(to: T.self)
+    }
+
+    /// A managed copy of `bytes` at `pointer`, or nil when `pointer` is managed memory already.
+    private func hostCopy(of pointer: UnsafeRawPointer, bytes: Int) -> UnsafeMutableRawPointer? {
+        if gpu.memory.contains(pointer, bytes: bytes) { return nil }
         let copy = temporary(bytes)
         gpu.copy(to: copy, from: pointer, bytes: bytes)
         stagedBytes += bytes
-        writeBacks.append((UnsafeMutableRawPointer(pointer), UnsafeRawPointer(copy), bytes))
-        return copy.assumingMemoryBound(to: T.self)
+        return copy
     }
 
     /// Copies the outputs back, frees the temporaries and adds the call to the profile.

@@ -1,3 +1,4 @@
+import Tokenizer
 /// Downstream-task decontamination as GPT-3 and MT-NLG did it, and as lm-eval's `Janitor`
 /// implements it (its python path, code point for code point): task texts are lower-cased (ASCII
 /// letters), stripped of ASCII punctuation and cut into word n-grams (13 by default); a training
@@ -60,9 +61,9 @@ public struct Decontaminator: Sendable {
         var words = [(start: Int, end: Int)]()
         var i = 0
         while i < scalars.count {
-            if TextNormalizer.isSpace(scalars[i]) { i += 1; continue }
+            if scalars[i].isPythonSpace { i += 1; continue }
             let start = i
-            while i < scalars.count && !TextNormalizer.isSpace(scalars[i]) { i += 1 }
+            while i < scalars.count && !scalars[i].isPythonSpace { i += 1 }
             words.append((start, i - 1))
         }
         let n = settings.ngram
@@ -118,7 +119,7 @@ public struct Decontaminator: Sendable {
         let normalized = normalize(ArraySlice(text.unicodeScalars))
         var words = [String](), current = String.UnicodeScalarView()
         for scalar in normalized.unicodeScalars {
-            if TextNormalizer.isSpace(scalar) {
+            if scalar.isPythonSpace {
                 if !current.isEmpty { words.append(String(current)); current = String.UnicodeScalarView() }
             } else {
                 current.append(scalar)

@@ -1,6 +1,7 @@
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #endif
+import Tokenizer
 import Foundation
 
 /// The normal form every curation step compares text in: Unicode NFC, and every run of
@@ -28,7 +29,7 @@ public enum TextNormalizer {
             source = text.precomposedStringWithCanonicalMapping
             out.reserveCapacity(source.utf8.count)
             for scalar in source.unicodeScalars {
-                if isSpace(scalar) {
+                if scalar.isPythonSpace {
                     pendingSpace = !out.isEmpty
                 } else {
                     if pendingSpace { out.append(0x20) }
@@ -53,12 +54,6 @@ public enum TextNormalizer {
         return out
     }
 
-    /// `str.isspace()` of one code point.
-    @inline(__always)
-    public static func isSpace(_ scalar: Unicode.Scalar) -> Bool {
-        if scalar.value < 0x80 { return scalar.value == 0x20 || (0x09...0x0D).contains(scalar.value) || (0x1C...0x1F).contains(scalar.value) }
-        return scalar.properties.isWhitespace
-    }
 }
 
 extension TextNormalizer {
@@ -78,7 +73,7 @@ extension TextNormalizer {
                 if scalar == "\n" && previousWasCarriageReturn { continue }
                 pendingSpace = false
                 if !out.isEmpty { newlines += 1 }
-            } else if isSpace(scalar) {
+            } else if scalar.isPythonSpace {
                 pendingSpace = newlines == 0 && !out.isEmpty
             } else {
                 if newlines > 0 {

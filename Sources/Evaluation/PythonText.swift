@@ -1,11 +1,7 @@
+import Tokenizer
+
 /// Python string operations the task templates use, on Unicode scalars as Python's `str`.
 enum PythonText {
-    /// `str.isspace()` of one character, which is also what `\s` matches in a `str` pattern:
-    /// Unicode's White_Space plus the separators U+001C-U+001F.
-    static func isSpace(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.properties.isWhitespace || (0x1C...0x1F).contains(scalar.value)
-    }
-
     /// `text.replace(old, new)`: every non-overlapping occurrence, left to right, compared code
     /// point by code point (Swift's `replacing` compares characters, which differs when a match
     /// would end inside a grapheme cluster).
@@ -35,8 +31,8 @@ enum PythonText {
         while i < scalars.count {
             if scalars[i] == open, let end = scalars[(i + 1)...].firstIndex(of: close) {
                 var first = i + 1, last = end
-                while first < last && isSpace(scalars[first]) { first += 1 }
-                while last > first && isSpace(scalars[last - 1]) { last -= 1 }
+                while first < last && scalars[first].isPythonSpace { first += 1 }
+                while last > first && scalars[last - 1].isPythonSpace { last -= 1 }
                 out.append(open)
                 out.append(contentsOf: scalars[first..<last])
                 out.append(close)
@@ -53,7 +49,7 @@ enum PythonText {
     static func whitespaceSplitCount(_ text: String) -> Int {
         var runs = 0, inRun = false
         for scalar in text.unicodeScalars {
-            let space = isSpace(scalar)
+            let space = scalar.isPythonSpace
             if space && !inRun { runs += 1 }
             inRun = space
         }
@@ -63,15 +59,15 @@ enum PythonText {
     /// `str.strip()`.
     static func strip(_ text: String) -> String {
         let scalars = text.unicodeScalars
-        guard let first = scalars.firstIndex(where: { !isSpace($0) }) else { return "" }
-        let last = scalars.lastIndex { !isSpace($0) }!
+        guard let first = scalars.firstIndex(where: { !$0.isPythonSpace }) else { return "" }
+        let last = scalars.lastIndex { !$0.isPythonSpace }!
         return String(scalars[first...last])
     }
 
     /// `str.rstrip()`.
     static func rstrip(_ text: String) -> String {
         let scalars = text.unicodeScalars
-        guard let last = scalars.lastIndex(where: { !isSpace($0) }) else { return "" }
+        guard let last = scalars.lastIndex(where: { !$0.isPythonSpace }) else { return "" }
         return String(scalars[...last])
     }
 

@@ -10,7 +10,7 @@ import Glibc
 struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenizer",
-        abstract: "Train, encode and decode with a GPT-2 style byte-level BPE tokenizer.",
+        abstract: "Train, encode and decode with a GPT-2 style byte-level BPE tokenizer (encode and decode BERT's WordPiece too).",
         subcommands: [Train.self, Encode.self, Decode.self, Bench.self])
 
     struct Train: ParsableCommand {
@@ -63,7 +63,7 @@ struct TokenizerCommand: ParsableCommand {
         @OptionGroup var tokenizer: TokenizerOptions
 
         func run() throws {
-            let tokenizer = try tokenizer.load()
+            let tokenizer = try tokenizer.loadText()
             let text = String(decoding: readStandardInput(), as: UTF8.self)
             print(tokenizer.encode(text).map(String.init).joined(separator: " "))
         }
@@ -76,7 +76,7 @@ struct TokenizerCommand: ParsableCommand {
         @OptionGroup var tokenizer: TokenizerOptions
 
         func run() throws {
-            let tokenizer = try tokenizer.load()
+            let tokenizer = try tokenizer.loadText()
             let text = String(decoding: readStandardInput(), as: UTF8.self)
             var ids = [Int32]()
             for word in text.split(whereSeparator: { $0.isWhitespace }) {

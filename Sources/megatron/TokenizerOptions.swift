@@ -16,7 +16,16 @@ struct TokenizerOptions: ParsableArguments {
     @Option(name: .flag(.tokenizerType), help: .flag(.tokenizerType))
     var tokenizerType: String?
 
+    /// Whether `--tokenizer-type` names BERT's WordPiece (with `--vocab-file vocab.txt` alone).
+    var isWordPiece: Bool { tokenizerType.map { WordPieceTokenizer.megatronTypes[$0] != nil } ?? false }
+
     func validate() throws {
+        if isWordPiece {
+            guard vocabFile != nil, mergeFile == nil, tokenizerFile == nil else {
+                throw ValidationError("--tokenizer-type \(tokenizerType!) takes --vocab-file (BERT's vocab.txt) alone")
+            }
+            return
+        }
         switch (tokenizerFile, vocabFile, mergeFile) {
         case (.some, nil, nil), (nil, .some, .some): break
         case (.some, _, _): throw ValidationError("give either --tokenizer-file or --vocab-file with --merge-file, not both")
@@ -29,9 +38,21 @@ struct TokenizerOptions: ParsableArguments {
         }
     }
 
-    /// Loads the tokenizer the flags name.
+    /// Loads the byte-level BPE tokenizer the flags name (what every command but `tokenizer
+    /// encode/decode` needs: BERT's data and models are not built yet).
     func load() throws -> Tokenizer {
+        if isWordPiece {
+            throw ValidationError("--tokenizer-type \(tokenizerType!) works with `megatron tokenizer encode` and `decode` only so far")
+        }
         if let tokenizerFile { return try Tokenizer.load(tokenizerFile: tokenizerFile) }
         return try Tokenizer.load(vocabFile: vocabFile!, mergesFile: mergeFile!)
+    }
+
+    /// Loads the tokenizer the flags name, BPE or WordPiece.
+    func loadText() throws -> any TextTokenizer {
+        guard isWordPiece, let type = tokenizerType, let lowerCase = WordPieceTokenizer.megatronTypes[type] else {
+            return try load()
+        }
+        return try WordPieceTokenizer(vocabularyFile: vocabFile!, lowerCase: lowerCase)
     }
 }

@@ -24,6 +24,8 @@ import Testing
         (["preprocess", "--input", "x.jsonl", "--output-prefix", "y", "--vocab-file", "v", "--merge-file", "m", "--workers", "0"],
          "Error: --workers must be at least 1, got 0"),
         (["train", "--num-layers", "2", "--no-such-flag"], "Error: --no-such-flag: unknown flag"),
+        (["tokenizer", "encode", "--tokenizer-type", "BertWordPieceLowerCase", "--vocab-file", "v.txt", "--merge-file", "m.txt"],
+         "Error: --tokenizer-type BertWordPieceLowerCase takes --vocab-file (BERT's vocab.txt) alone"),
         (["curate", "dedup", "--input", "a.jsonl", "b.jsonl", "--output", "a.out.jsonl"],
          "Error: give one --output per --input (2 inputs, 1 outputs)"),
         (["curate", "decontaminate", "--input", "/nonexistent/in.jsonl", "--output", "/tmp/out.jsonl", "--task-data", "/nonexistent/t.jsonl"],
