@@ -6,8 +6,9 @@ import Glibc
 #endif
 
 /// What `megatron preprocess` does: tokenizes the chosen string fields of every line of a JSONL
-/// file and writes one Megatron indexed dataset per field, `PREFIX_KEY_document.bin/.idx`,
-/// one document per line (one sequence per document, as without `--split-sentences`).
+/// file and writes one Megatron indexed dataset per field, `PREFIX_KEY_document.bin/.idx`, one
+/// document per line: one sequence per document, or with `splitSentences` one per sentence
+/// (`PREFIX_KEY_sentence.bin/.idx`, Megatron's BERT data).
 public struct Preprocessor {
     public var inputPath: String
     public var jsonKeys: [String] = ["text"]
@@ -18,14 +19,19 @@ public struct Preprocessor {
     public var workers = 1
     /// Skip (and count) lines that are not JSON objects with the keys, instead of stopping.
     public var skipInvalid = false
+    /// Write each sentence as a sequence of its document (`--split-sentences`).
+    public var splitSentences = false
+    /// How sentences are found when `splitSentences` is set.
+    public var sentenceSplitter = SentenceSplitter()
 
     public init(inputPath: String, outputPrefix: String) {
         self.inputPath = inputPath
         self.outputPrefix = outputPrefix
     }
 
-    /// The dataset prefix written for one JSON key.
-    public func datasetPrefix(key: String) -> String { "\(outputPrefix)_\(key)_document" }
+    /// The dataset prefix written for one JSON key (Megatron's names: `_document`, or
+    /// `_sentence` with `splitSentences`).
+    public func datasetPrefix(key: String) -> String { "\(outputPrefix)_\(key)_\(splitSentences ? "sentence" : "document")" }
 
     /// Counters reported while running and at the end.
     public struct Progress: Sendable {
@@ -41,14 +47,14 @@ public struct Preprocessor {
     /// Runs the conversion; `report` is called about every `reportInterval` documents.
     /// The datasets are renamed into place only after every line was processed (one key after
     /// the other); on an error nothing appears at the output paths.
-    public func run(tokenizer: Tokenizer, reportInterval: Int = 10_000,
+    public func run(tokenizer: any TextTokenizer, reportInterval: Int = 10_000,
                     report: (Progress) -> Void = { _ in }) throws(DatasetError) -> Progress {
         guard !jsonKeys.isEmpty else { throw .invalidArgument("--json-keys needs at least one key") }
         guard Set(jsonKeys).count == jsonKeys.count else { throw .invalidArgument("--json-keys has a key twice") }
         guard workers >= 1 else { throw .invalidArgument("--workers must be at least 1") }
         let eod = tokenizer.endOfDocumentID
         if appendEndOfDocument && eod == nil {
-            throw .invalidArgument("--append-eod: the tokenizer has no <|endoftext|> token")
+            throw .invalidArgument("--append-eod: the tokenizer has no end-of-document token (<|endoftext|>)")
         }
         let input: MappedFile
         do { input = try MappedFile(path: inputPath) } catch { throw .io(error) }
@@ -56,7 +62,8 @@ public struct Preprocessor {
         var writers = [IndexedDatasetWriter]()
         for key in jsonKeys { writers.append(try IndexedDatasetWriter(prefix: datasetPrefix(key: key), dtype: dtype)) }
 
-        let encoders = EncoderPool(tokenizer: tokenizer, count: workers)
+        let encoders = EncoderPool(tokenizer: tokenizer, count: workers,
+                                   sentenceSplitter: splitSentences ? sentenceSplitter : nil)
         var progress = Progress()
         let start = monotonicSeconds()
         var nextReport = reportInterval
@@ -72,11 +79,14 @@ public struct Preprocessor {
                     guard skipInvalid else { throw .invalidArgument("\(inputPath):\(lineNumber): \(reason)") }
                     progress.skipped += 1
                 case let .document(fields):
-                    for (writer, var ids) in zip(writers, fields) {
-                        if appendEndOfDocument && !ids.isEmpty { ids.append(eod!) }
-                        if !ids.isEmpty { try writer.add(sequence: ids) }
+                    for (writer, var sequences) in zip(writers, fields) {
+                        sequences.removeAll { $0.isEmpty }
+                        if appendEndOfDocument && !sequences.isEmpty { sequences[sequences.count - 1].append(eod!) }
+                        for ids in sequences {
+                            try writer.add(sequence: ids)
+                            progress.tokens += ids.count
+                        }
                         writer.endDocument()
-                        progress.tokens += ids.count
                     }
                     progress.documents += 1
                 }
@@ -144,15 +154,19 @@ public struct LineBatches: Sequence, IteratorProtocol {
 enum LineResult: Sendable {
     case blank
     case invalid(String)
-    case document([[Int32]])
+    /// Per JSON key, its sequences: the whole field, or its sentences.
+    case document([[[Int32]]])
 }
 
 /// One encoder per worker thread; `encode` spreads a batch of lines over the workers.
 final class EncoderPool: @unchecked Sendable {
-    private var encoders: [Encoder]
+    private var encoders: [any DocumentEncoder]
+    /// Splits each field into sentences first; nil: a field is one sequence.
+    private let sentenceSplitter: SentenceSplitter?
 
-    init(tokenizer: Tokenizer, count: Int) {
-        encoders = (0..<count).map { _ in tokenizer.makeEncoder() }
+    init(tokenizer: any TextTokenizer, count: Int, sentenceSplitter: SentenceSplitter?) {
+        encoders = (0..<count).map { _ in tokenizer.makeDocumentEncoder() }
+        self.sentenceSplitter = sentenceSplitter
     }
 
     func encode(lines: [Line], in bytes: UnsafeRawBufferPointer, keys: [String]) -> [LineResult] {
@@ -164,7 +178,7 @@ final class EncoderPool: @unchecked Sendable {
                 let body = { @Sendable (worker: Int) in
                     let range = (lines.count * worker / workers)..<(lines.count * (worker + 1) / workers)
                     for k in range {
-                        shared.output[k] = Self.encode(line: lines[k], bytes: shared.bytes, keys: keys,
+                        shared.output[k] = self.encode(line: lines[k], bytes: shared.bytes, keys: keys,
                                                        encoder: &shared.encoders[worker])
                     }
                 }
@@ -174,8 +188,8 @@ final class EncoderPool: @unchecked Sendable {
         return results
     }
 
-    private static func encode(line: Line, bytes: UnsafeRawBufferPointer, keys: [String],
-                               encoder: inout Encoder) -> LineResult {
+    private func encode(line: Line, bytes: UnsafeRawBufferPointer, keys: [String],
+                        encoder: inout any DocumentEncoder) -> LineResult {
         let text = UnsafeBufferPointer(rebasing: bytes.assumingMemoryBound(to: UInt8.self)[line.range])
         if text.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return .blank }
         let value: JSONValue
@@ -185,15 +199,18 @@ final class EncoderPool: @unchecked Sendable {
             return .invalid("malformed JSON: \(error)")
         }
         guard case .object = value else { return .invalid("expected a JSON object, found \(value.typeName)") }
-        var fields = [[Int32]]()
+        var fields = [[[Int32]]]()
         for key in keys {
             guard let field = value[key] else { return .invalid("no key \"\(key)\"") }
             guard case let .string(string) = field else {
                 return .invalid("key \"\(key)\" is \(field.typeName), expected a string")
             }
-            var ids = [Int32]()
-            encoder.encode(string, into: &ids)
-            fields.append(ids)
+            let pieces = sentenceSplitter?.split(string) ?? [string]
+            fields.append(pieces.map { piece in
+                var ids = [Int32]()
+                encoder.encode(piece, into: &ids)
+                return ids
+            })
         }
         return .document(fields)
     }
@@ -202,6 +219,6 @@ final class EncoderPool: @unchecked Sendable {
 /// Buffers written by disjoint workers (each index by exactly one thread).
 private struct SharedPointers: @unchecked Sendable {
     let output: UnsafeMutableBufferPointer<LineResult>
-    let encoders: UnsafeMutableBufferPointer<Encoder>
+    let encoders: UnsafeMutableBufferPointer<any DocumentEncoder>
     let bytes: UnsafeRawBufferPointer
 }

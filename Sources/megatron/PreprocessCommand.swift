@@ -38,22 +38,22 @@ struct PreprocessCommand: ParsableCommand {
     @Flag(name: .long, help: "Skip malformed lines and lines without the keys (counted) instead of stopping.")
     var skipInvalid = false
 
-    @Flag(name: .long, help: "Megatron's sentence splitting (not supported: documents are one sequence).")
+    @Flag(name: .long, help: "Each sentence a sequence of its document (BERT's data): writes PREFIX_KEY_sentence.bin/.idx.")
     var splitSentences = false
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
         guard logInterval >= 1 else { throw ValidationError("--log-interval must be at least 1") }
-        guard !splitSentences else { throw ValidationError("--split-sentences is not supported (document level only)") }
     }
 
     func run() throws {
-        let tokenizer = try tokenizer.load()
+        let tokenizer = try tokenizer.loadText()
         var preprocessor = Preprocessor(inputPath: input, outputPrefix: outputPrefix)
         preprocessor.jsonKeys = jsonKeys
         preprocessor.appendEndOfDocument = appendEod
         preprocessor.workers = workers
         preprocessor.skipInvalid = skipInvalid
+        preprocessor.splitSentences = splitSentences
         let result = try preprocessor.run(tokenizer: tokenizer, reportInterval: logInterval) { progress in
             printError(Self.progressLine(progress))
         }

@@ -39,10 +39,10 @@ struct TokenizerOptions: ParsableArguments {
     }
 
     /// Loads the byte-level BPE tokenizer the flags name (what every command but `tokenizer
-    /// encode/decode` needs: BERT's data and models are not built yet).
+    /// encode/decode` and `preprocess` needs: BERT's models are not built yet).
     func load() throws -> Tokenizer {
         if isWordPiece {
-            throw ValidationError("--tokenizer-type \(tokenizerType!) works with `megatron tokenizer encode` and `decode` only so far")
+            throw ValidationError("--tokenizer-type \(tokenizerType!) works with `tokenizer encode`, `tokenizer decode` and `preprocess` only so far")
         }
         if let tokenizerFile { return try Tokenizer.load(tokenizerFile: tokenizerFile) }
         return try Tokenizer.load(vocabFile: vocabFile!, mergesFile: mergeFile!)

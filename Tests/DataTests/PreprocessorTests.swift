@@ -56,6 +56,28 @@ import Tokenizer
         }
     }
 
+    /// `--split-sentences` with BERT's WordPiece: `_sentence` datasets whose documents are their
+    /// sentences, each encoded alone; empty documents stay (no sequences).
+    @Test(arguments: [1, 2]) func splitsSentencesIntoSequences(workers: Int) throws {
+        let wordPiece = try WordPieceTokenizer(vocabularyFile: DataFixtures.path("wordpiece/uncased/vocab.txt"), lowerCase: true)
+        let documents = [["First sentence here.", "Second one follows!", "And a third?"], [],
+                         ["Dr. Who arrived.", "He left, n. b. unseen."], ["LOVE, n. A temporary insanity."]]
+        let input = try Self.write(documents.map { #"{"text": ""# + $0.joined(separator: " ") + #""}"# })
+        var preprocessor = Preprocessor(inputPath: input, outputPrefix: input + "-bert")
+        preprocessor.splitSentences = true
+        preprocessor.workers = workers
+        #expect(preprocessor.datasetPrefix(key: "text") == input + "-bert_text_sentence")
+        let progress = try preprocessor.run(tokenizer: wordPiece)
+        #expect(progress.documents == 4)
+        let dataset = try IndexedDataset(prefix: preprocessor.datasetPrefix(key: "text"))
+        #expect(dataset.documentIndices == [0, 3, 3, 5, 6])
+        for (sequence, sentence) in documents.joined().enumerated() {
+            #expect(dataset.tokens(ofSequence: sequence) == wordPiece.encode(sentence), "\(sentence)")
+        }
+        preprocessor.appendEndOfDocument = true
+        #expect(throws: DatasetError.self) { try preprocessor.run(tokenizer: wordPiece) }
+    }
+
     @Test func malformedLinesStopWithTheLineNumberAndWriteNothing() throws {
         let input = try Self.write([Self.lines[0], #"{"text": "unterminated}"#, Self.lines[1]])
         var preprocessor = Preprocessor(inputPath: input, outputPrefix: input + "-out")
