@@ -14,7 +14,10 @@ struct BenchReport: Codable {
     var backwardMs: Double
     var optimizerMs: Double
     var tokensPerSecond: Double
+    /// The process's peak resident memory (host).
     var peakMemoryMiB: Double
+    /// With `--device cuda`: GPU memory in use after the run (the card's total less its free).
+    var gpuMemoryMiB: Double?
     var modelTFLOPsPerStep: Double
     var achievedGFLOPs: Double
     /// The measured peak of the GEMM the precision uses (sgemm, or the bf16 GEMM).
@@ -42,6 +45,10 @@ struct BenchReport: Codable {
         optimizerMs = median(result.optimizerMs)
         tokensPerSecond = Double(tokensPerStep) / (msPerStep / 1000)
         peakMemoryMiB = Double(ProcessMemory.peakResidentBytes()) / 1_048_576
+        gpuMemoryMiB = GPU.active.map { gpu in
+            let memory = gpu.memoryInfo()
+            return Double(memory.total - memory.free) / 1_048_576
+        }
         modelTFLOPsPerStep = shape.modelFLOPsPerStep / 1e12
         achievedGFLOPs = shape.modelFLOPsPerStep / (msPerStep / 1000) / 1e9
         self.gemmPeakGFLOPs = gemmPeakGFLOPs
@@ -78,7 +85,7 @@ struct BenchReport: Codable {
           tokens/s         \(f(tokensPerSecond))
           recompute        \(recompute)
           saved activations \(f(layerActivationMiB)) MiB in the layers, \(f(logitsMiB)) MiB logits and loss
-          peak memory      \(f(peakMemoryMiB)) MiB
+          peak memory      \(f(peakMemoryMiB)) MiB\(gpuMemoryMiB.map { " (host); GPU \(f($0)) MiB in use" } ?? "")
           model FLOPs      \(f(modelTFLOPsPerStep, 3)) TFLOP/step -> \(f(achievedGFLOPs)) GFLOP/s
           GEMM peak        \(f(gemmPeakGFLOPs)) GFLOP/s (measured, \(precision == "bf16" ? "bf16 GEMM" : "sgemm"))
           MFU              \(f(mfu * 100)) %
