@@ -26,6 +26,33 @@ public struct NumpyRandomState {
         }
     }
 
+    /// `random()` / `random_sample()`: a double in [0, 1) from 53 random bits (two draws).
+    public mutating func random() -> Double {
+        let a = Double(next32() >> 5), b = Double(next32() >> 6)
+        return (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
+    }
+
+    /// `randint(low, high)` (int64): a uniform integer in `low..<high`.
+    public mutating func randint(_ low: Int, _ high: Int) -> Int {
+        precondition(high > low, "randint: empty range")
+        return low + Int(randomInterval(UInt64(high - low - 1)))
+    }
+
+    /// `choice(count, p=probabilities)`: an index drawn by the weights (the cumulative sum,
+    /// normalized by its last element, searched right of one `random()`).
+    public mutating func choice(probabilities: [Double]) -> Int {
+        var cumulative = [Double]()
+        var total = 0.0
+        for p in probabilities {
+            total += p
+            cumulative.append(total)
+        }
+        let last = cumulative[cumulative.count - 1]
+        for i in cumulative.indices { cumulative[i] /= last }
+        let u = random()
+        return cumulative.firstIndex { $0 > u } ?? cumulative.count
+    }
+
     /// Shuffles in place like `RandomState.shuffle` on a 1-D array (Fisher-Yates from the end).
     public mutating func shuffle<T>(_ values: inout [T]) {
         guard values.count > 1 else { return }
