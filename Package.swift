@@ -80,7 +80,7 @@ let package = Package(
                     swiftSettings: releaseFlags),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Tokenizer", "Datasets", "FileSupport", "Models", "TestSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
-        .testTarget(name: "ServingTests", dependencies: ["Serving", "Training", "Tokenizer", "FileSupport", "Models", "TestSupport"],
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Evaluation", "Training", "Tokenizer", "FileSupport", "Models", "TestSupport"],
                     swiftSettings: releaseFlags),
         .testTarget(name: "ModelTests", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "TestSupport", "Distributed"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
