@@ -117,6 +117,8 @@ public struct BERTSampleBuilder: Sendable {
         }
         let wanted = min(maskingProbability * Double(targetLength),
                          Double(max(1, Int((Double(tokens.count) * maskingProbability).rounded(.toNearestOrEven)))))
+        // megatron-core normalizes the 1/n weights, then normalizes them again before each draw
+        // (`nprobs[:n] / nprobs[:n].sum()`): both divisions kept, so the doubles are numpy's.
         var weights = (1...maxNgram).map { 1.0 / Double($0) }
         let total = weights.reduce(0, +)
         weights = weights.map { $0 / total }

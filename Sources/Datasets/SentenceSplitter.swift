@@ -75,21 +75,14 @@ public struct SentenceSplitter: Sendable {
         var first = period
         while first > 0 && (s[first - 1].properties.isAlphabetic || s[first - 1] == ".") { first -= 1 }
         guard first < period else { return false }
-        var word = String.UnicodeScalarView()
-        word.append(contentsOf: s[first..<period])
-        let lowered = String(word).lowercased()
+        let lowered = String(scalars: s[first..<period]).lowercased()
         if abbreviations.contains(lowered) { return true }
         return period - first == 1  // one letter: an initial ("J.") or a dictionary's part of speech ("n.")
     }
 
     private func append(_ scalars: ArraySlice<Unicode.Scalar>, to sentences: inout [String]) {
-        var first = scalars.startIndex, last = scalars.endIndex
-        while first < last && scalars[first].isPythonSpace { first += 1 }
-        while last > first && scalars[last - 1].isPythonSpace { last -= 1 }
-        guard first < last else { return }
-        var sentence = String.UnicodeScalarView()
-        sentence.append(contentsOf: scalars[first..<last])
-        sentences.append(String(sentence))
+        let sentence = scalars.trimmingPythonSpace()
+        if !sentence.isEmpty { sentences.append(String(scalars: sentence)) }
     }
 
     private static func isTerminator(_ scalar: Unicode.Scalar) -> Bool {

@@ -57,12 +57,7 @@ enum PythonText {
     }
 
     /// `str.strip()`.
-    static func strip(_ text: String) -> String {
-        let scalars = text.unicodeScalars
-        guard let first = scalars.firstIndex(where: { !$0.isPythonSpace }) else { return "" }
-        let last = scalars.lastIndex { !$0.isPythonSpace }!
-        return String(scalars[first...last])
-    }
+    static func strip(_ text: String) -> String { String(text.unicodeScalars.trimmingPythonSpace()) }
 
     /// `str.rstrip()`.
     static func rstrip(_ text: String) -> String {

@@ -122,9 +122,7 @@ struct BertBasicTokenizer: Sendable {
 
     /// NFD, then without nonspacing marks (category Mn).
     static func strippingAccents(_ scalars: [Unicode.Scalar]) -> [Unicode.Scalar] {
-        var text = String.UnicodeScalarView()
-        text.append(contentsOf: scalars)
-        return String(text).decomposedStringWithCanonicalMapping.unicodeScalars
+        String(scalars: scalars).decomposedStringWithCanonicalMapping.unicodeScalars
             .filter { $0.properties.generalCategory != .nonspacingMark }
     }
 }

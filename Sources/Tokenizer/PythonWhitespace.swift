@@ -9,3 +9,21 @@ extension Unicode.Scalar {
         return properties.isWhitespace
     }
 }
+
+extension BidirectionalCollection where Element == Unicode.Scalar {
+    /// Python's `str.strip()`: without `isPythonSpace` code points at either end.
+    public func trimmingPythonSpace() -> SubSequence {
+        guard let first = firstIndex(where: { !$0.isPythonSpace }) else { return self[endIndex...] }
+        let last = lastIndex { !$0.isPythonSpace }!
+        return self[first...last]
+    }
+}
+
+extension String {
+    /// The string of these code points, as they are (no normalization).
+    public init(scalars: some Sequence<Unicode.Scalar>) {
+        var view = String.UnicodeScalarView()
+        view.append(contentsOf: scalars)
+        self.init(view)
+    }
+}

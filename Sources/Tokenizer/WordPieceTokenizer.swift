@@ -16,8 +16,6 @@ public final class WordPieceTokenizer: Sendable {
     /// "é"), BERT's (Python's) compares code points.
     private let ids: [[Unicode.Scalar]: Int32]
     private let basic: BertBasicTokenizer
-    /// Whether the text is lower-cased and stripped of accents first (the uncased models).
-    public var lowerCase: Bool { basic.lowerCase }
     /// `[UNK]`, `[CLS]`, `[SEP]`, `[MASK]` and `[PAD]`.
     public let unknownID: Int32, classID: Int32, separatorID: Int32, maskID: Int32, padID: Int32
     /// The longest word split into pieces (Google BERT's `max_input_chars_per_word`).
@@ -42,12 +40,7 @@ public final class WordPieceTokenizer: Sendable {
         var lines = [String](), line = String.UnicodeScalarView()
         var previous: Unicode.Scalar?
         func finish() {
-            let scalars = Array(line)
-            let first = scalars.firstIndex { !$0.isPythonSpace } ?? scalars.count
-            let last = scalars.lastIndex { !$0.isPythonSpace }.map { $0 + 1 } ?? first
-            var stripped = String.UnicodeScalarView()
-            stripped.append(contentsOf: scalars[first..<max(first, last)])
-            lines.append(String(stripped))
+            lines.append(String(scalars: line.trimmingPythonSpace()))
             line = String.UnicodeScalarView()
         }
         for scalar in text.unicodeScalars {
@@ -86,9 +79,6 @@ public final class WordPieceTokenizer: Sendable {
 
     /// Number of ids.
     public var vocabularySize: Int { tokens.count }
-
-    /// The id of `token`, nil when it is not in the vocabulary.
-    public func id(of token: String) -> Int32? { ids[Array(token.unicodeScalars)] }
 
     /// The ids of `text`, without `[CLS]` / `[SEP]`.
     public func encode(_ text: String) -> [Int32] {
