@@ -48,8 +48,11 @@ public final class InferenceQueue<Engine>: @unchecked Sendable {
         return Task {
             try await withCheckedThrowingContinuation { continuation in
                 worker.async { [self] in
-                    defer { waiting.withLock { $0 -= 1 } }
-                    continuation.resume(with: Result { try work(engine) })
+                    let result = Result { try work(engine) }
+                    // Leave the count before the waiter resumes: a client that sees its answer
+                    // and sends the next request must find its place free.
+                    waiting.withLock { $0 -= 1 }
+                    continuation.resume(with: result)
                 }
             }
         }
