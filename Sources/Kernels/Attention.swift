@@ -6,14 +6,15 @@ import Darwin
 import CBLAS
 import Accelerator
 
-/// Causal multi-head self-attention over a fused QKV activation.
+/// Multi-head self-attention over a fused QKV activation: causal (GPT), or bidirectional over
+/// each sequence's keys before its padding (BERT, `Mask.padding`, in `PaddedAttention.swift`).
 ///
 /// `qkv` is `[batch, seqLength, 3 * channels]`; within a token's row, head `h` owns the
 /// `3 * headDim` values starting at `h * 3 * headDim`, ordered query, key, value (Megatron's
 /// per-head interleaved layout, so a tensor-parallel rank's heads are one contiguous slice).
 /// The output is `[batch, seqLength, channels]` with head `h` at columns `h * headDim`.
 ///
-/// Scores are `q·k / sqrt(headDim)` for keys at or before the query, softmax-normalized.
+/// Scores are `q·k / sqrt(headDim)` for keys at or before the query (causal), softmax-normalized.
 /// The forward keeps only each row's log-sum-exp; the backward recomputes the probabilities, so
 /// no `[T, T]` matrix per head is stored between passes (one `[T, T]` scratch per thread).
 /// Products are `cblas_sgemm` calls over row blocks that skip the masked upper triangle.
@@ -55,12 +56,27 @@ public enum Attention {
         2 * ThreadPool.current.threadCount * seqLength * seqLength
     }
 
+    /// Which keys a query attends to.
+    public enum Mask {
+        /// Keys at or before the query (GPT).
+        case causal
+        /// Every key of sequence `b` before `keyLengths[b]` (BERT's padding mask, bidirectional:
+        /// the keys of padding tokens are left out; `1 <= keyLengths[b] <= seqLength`). Queries
+        /// at padding positions attend to the same keys, as Hugging Face's BERT computes them.
+        case padding(keyLengths: UnsafePointer<Int32>)
+    }
+
     /// Writes the attention output into `out` and each query row's log-sum-exp of scaled scores
     /// into `logSumExp` (`[batch, heads, seqLength]`).
     public static func forward(out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-                               batch: Int, seqLength: Int, heads: Int, channels: Int,
+                               batch: Int, seqLength: Int, heads: Int, channels: Int, mask: Mask = .causal,
                                dropout: DropoutStream? = nil, blockRows: Int = defaultBlockRows) {
+        if case .padding(let keyLengths) = mask {
+            return paddedForward(out: out, logSumExp: logSumExp, qkv: qkv, scratch: scratch, batch: batch,
+                                 seqLength: seqLength, heads: heads, channels: channels, keyLengths: keyLengths,
+                                 dropout: dropout)
+        }
         if let gpu = GPU.active, dropout == nil {  // with attention dropout the CPU path runs (on managed memory)
             return gpu.attentionForward(out: out, logSumExp: logSumExp, qkv: qkv, batch: batch, seqLength: seqLength,
                                         heads: heads, channels: channels)
@@ -81,8 +97,13 @@ public enum Attention {
     public static func backward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 out: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>,
                                 qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-                                batch: Int, seqLength: Int, heads: Int, channels: Int,
+                                batch: Int, seqLength: Int, heads: Int, channels: Int, mask: Mask = .causal,
                                 dropout: DropoutStream? = nil, blockRows: Int = defaultBlockRows) {
+        if case .padding(let keyLengths) = mask {
+            return paddedBackward(dqkv: dqkv, dout: dout, out: out, logSumExp: logSumExp, qkv: qkv, scratch: scratch,
+                                  batch: batch, seqLength: seqLength, heads: heads, channels: channels,
+                                  keyLengths: keyLengths, dropout: dropout)
+        }
         if let gpu = GPU.active, dropout == nil {
             return gpu.attentionBackward(dqkv: dqkv, dout: dout, out: out, logSumExp: logSumExp, qkv: qkv, batch: batch,
                                          seqLength: seqLength, heads: heads, channels: channels)
@@ -211,7 +232,7 @@ public enum Attention {
         if let dropout {
             rows(t) { range in
                 for i in range {
-                    droppedBackwardRow(i, p: probabilities + i * t, ds: dscores + i * t,
+                    droppedBackwardRow(i, keys: i + 1, p: probabilities + i * t, ds: dscores + i * t,
                                        d: vectorDot(dO + i * channels, o + i * channels, hd), lse: lse[i], t: t, mask: dropout)
                     blocks.zeroMasked(probabilities + i * t, row: i)
                     blocks.zeroMasked(dscores + i * t, row: i)
@@ -263,23 +284,24 @@ public enum Attention {
         }
     }
 
-    /// Row `i` of the backward with dropout: with `Z` the mask times `1/(1-p)`, the gradient of
-    /// the undropped probabilities is `dP ∘ Z`, so `dS = P ∘ (dP ∘ Z - D)` (`D` = `dO_i · O_i`, `O`
-    /// the dropped output), and `p` becomes the dropped `P ∘ Z` that `dV = (P ∘ Z)ᵀ dO` reads.
+    /// Row `i` of the backward with dropout, over its first `keys` columns: with `Z` the mask times
+    /// `1/(1-p)`, the gradient of the undropped probabilities is `dP ∘ Z`, so
+    /// `dS = P ∘ (dP ∘ Z - D)` (`D` = `dO_i · O_i`, `O` the dropped output), and `p` becomes the
+    /// dropped `P ∘ Z` that `dV = (P ∘ Z)ᵀ dO` reads.
     @inline(__always)
-    private static func droppedBackwardRow(_ i: Int, p: UnsafeMutablePointer<Float>, ds: UnsafeMutablePointer<Float>,
-                                           d: Float, lse: Float, t: Int, mask: DropoutMask) {
+    static func droppedBackwardRow(_ i: Int, keys: Int, p: UnsafeMutablePointer<Float>, ds: UnsafeMutablePointer<Float>,
+                                   d: Float, lse: Float, t: Int, mask: DropoutMask) {
         let lseVector = FloatVector(repeating: lse), dVector = FloatVector(repeating: d)
         let first = UInt32(truncatingIfNeeded: i * t)
         var j = 0
-        while j + 16 <= i + 1 {
+        while j + 16 <= keys {
             let pj = fastExp(loadVector(p + j) - lseVector)
             let z = mask.factors(first &+ UInt32(j))
             storeVector(pj * (loadVector(ds + j) * z - dVector), ds + j)
             storeVector(pj * z, p + j)
             j += 16
         }
-        while j <= i {
+        while j < keys {
             let pj = fastExp(p[j] - lse)
             let z = mask.factor(first &+ UInt32(j))
             ds[j] = pj * (ds[j] * z - d)
@@ -329,7 +351,7 @@ public enum Attention {
     }
 
     @inline(__always)
-    private static func scaleInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
+    static func scaleInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
         let f = FloatVector(repeating: factor)
         var j = 0
         while j + 16 <= count {

@@ -37,10 +37,11 @@ enum Float64Reference {
     }
 
     /// Causal attention over the per-head interleaved QKV layout.
-    /// Causal attention; with `dropout`, probability `(i, j)` of sequence `b`, head `h` is
+    /// Causal attention, or with `keyLengths` every query of sequence `b` over keys
+    /// `0..<keyLengths[b]`; with `dropout`, probability `(i, j)` of sequence `b`, head `h` is
     /// multiplied by `dropout(b, h).factor(i * t + j)` after the softmax.
     static func attention(_ qkv: [Double], batch: Int, seqLength t: Int, heads: Int, channels c: Int,
-                          dropout: ((Int, Int) -> DropoutMask)? = nil) -> [Double] {
+                          keyLengths: [Int32]? = nil, dropout: ((Int, Int) -> DropoutMask)? = nil) -> [Double] {
         let d = c / heads
         var out = [Double](repeating: 0, count: batch * t * c)
         for b in 0..<batch {
@@ -49,7 +50,8 @@ enum Float64Reference {
                     qkv[(b * t + token) * 3 * c + h * 3 * d + section * d + j]
                 }
                 for i in 0..<t {
-                    var scores = (0...i).map { j in
+                    let keys = keyLengths.map { Int($0[b]) } ?? i + 1
+                    var scores = (0..<keys).map { j in
                         (0..<d).reduce(0.0) { $0 + at(i, 0, $1) * at(j, 1, $1) } / Double(d).squareRoot()
                     }
                     let m = scores.max()!
@@ -57,7 +59,7 @@ enum Float64Reference {
                     let total = scores.reduce(0, +)
                     for k in 0..<d {
                         var acc = 0.0
-                        for j in 0...i {
+                        for j in 0..<keys {
                             let kept = dropout.map { Double($0(b, h).factor(UInt32(i * t + j))) } ?? 1
                             acc += scores[j] / total * kept * at(j, 2, k)
                         }

@@ -129,6 +129,43 @@ import TestSupport
         #expect(relativeError(dqkv, g) < Self.gradientTolerance)
     }
 
+    /// BERT's bidirectional attention over each sequence's keys before its padding, with and
+    /// without dropout: the padding keys get no gradient, padding queries attend like the others.
+    @Test(arguments: [0, 0.3])
+    func paddedAttentionForwardAndBackward(dropoutProbability: Float) {
+        let t = 13, heads = 2, c = 5 * heads, batch = 3
+        let lengths: [Int32] = [13, 6, 1]
+        let stream = dropoutProbability > 0
+            ? Attention.DropoutStream(probability: dropoutProbability, key: 7, firstSequence: 1, firstHead: 0) : nil
+        let mask = stream.map { stream in { (b: Int, h: Int) in
+            DropoutMask(probability: stream.probability, key: DropoutMask.key(seed: 7, 1 + b, h))
+        } }
+        let qkv = randomFloats(batch * t * 3 * c, seed: 31)
+        let r = randomFloats(batch * t * c, seed: 32)
+        var out = [Float](repeating: 0, count: batch * t * c)
+        var lse = [Float](repeating: 0, count: batch * heads * t)
+        var dqkv = [Float](repeating: 7, count: qkv.count)
+        var scratch = [Float](repeating: 0, count: Attention.scratchCount(seqLength: t))
+        lengths.withUnsafeBufferPointer { keyLengths in
+            let padding = Attention.Mask.padding(keyLengths: keyLengths.baseAddress!)
+            Attention.forward(out: &out, logSumExp: &lse, qkv: qkv, scratch: &scratch, batch: batch, seqLength: t,
+                              heads: heads, channels: c, mask: padding, dropout: stream)
+            Attention.backward(dqkv: &dqkv, dout: r, out: out, logSumExp: lse, qkv: qkv, scratch: &scratch,
+                               batch: batch, seqLength: t, heads: heads, channels: c, mask: padding, dropout: stream)
+        }
+        let qd = qkv.map(Double.init)
+        let reference = { (x: [Double]) in
+            Float64Reference.attention(x, batch: batch, seqLength: t, heads: heads, channels: c, keyLengths: lengths, dropout: mask)
+        }
+        #expect(relativeError(out, reference(qd)) < Self.forwardTolerance)
+        #expect(relativeError(out, Float64Reference.attention(qd, batch: batch, seqLength: t, heads: heads, channels: c)) > 0.05)
+        let g = numericGradient(at: qd) { projected(reference($0), r) }
+        #expect(relativeError(dqkv, g) < Self.gradientTolerance)
+        // Sequence 1's keys and values past its 6 tokens have no gradient.
+        let padded = (6..<t).flatMap { token in (0..<heads).flatMap { h in (5..<15).map { ((t + token) * 3 * c) + h * 15 + $0 } } }
+        #expect(padded.allSatisfy { dqkv[$0] == 0 })
+    }
+
     /// The mask keeps about 1 - p of the elements, scales them by 1/(1-p), is the same from the
     /// vector and the scalar path, and differs between streams.
     @Test func dropoutMaskStatistics() {
