@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "Parameters", dependencies: ["FileSupport", "Accelerator"], swiftSettings: releaseFlags),
         .target(name: "Tokenizer", dependencies: ["FileSupport"], swiftSettings: releaseFlags),
         .target(name: "Datasets", dependencies: ["FileSupport", "Tokenizer"], swiftSettings: checkedReleaseFlags),
-        .target(name: "Models", dependencies: ["Kernels", "Parameters", "Distributed"], swiftSettings: releaseFlags),
+        .target(name: "Models", dependencies: ["Accelerator", "Kernels", "Parameters", "Distributed"], swiftSettings: releaseFlags),
         .target(name: "Optimizer", dependencies: ["Kernels", "Parameters", "Distributed", "Accelerator"], swiftSettings: releaseFlags),
         .target(name: "Distributed", dependencies: ["CMPI", "Kernels"], swiftSettings: releaseFlags),
         .target(name: "Training", dependencies: ["Accelerator", "Kernels", "Parameters", "Models", "Optimizer", "Datasets", "FileSupport", "Distributed", "Pipeline",

@@ -10,4 +10,12 @@ public enum MemoryCopy {
         }
         destination.update(from: source, count: count)
     }
+
+    /// `destination[0..<count] = 0`.
+    public static func zero(_ destination: UnsafeMutablePointer<Float>, count: Int) {
+        if let gpu = GPU.active, gpu.owns(destination) {
+            return gpu.zero(destination, bytes: count * MemoryLayout<Float>.stride)
+        }
+        destination.update(repeating: 0, count: count)
+    }
 }

@@ -114,6 +114,8 @@ public final class GPTActivations {
     let logits: FloatBuffer                          // [n, vocab]; becomes its gradient in backward (empty without the head)
     let logitsLSE: FloatBuffer, losses: FloatBuffer  // [n]
     let dresidual: FloatBuffer                       // [m, c] gradient of the residual stream
+    /// A BERT micro-batch's inputs and heads (nil for GPT).
+    let bert: BERTActivations?
 
     /// Sizes for `layerCount` layers on one rank of a tensor-parallel group of `t`, with the
     /// final LayerNorm and output layer when `head`: QKV, attention, MLP and logits hold the
@@ -151,6 +153,13 @@ public final class GPTActivations {
         logitsLSE = FloatBuffer(count: headRows)
         losses = FloatBuffer(count: headRows)
         dresidual = FloatBuffer(count: m * c)
+        bert = config.bert == nil ? nil : BERTActivations(config: config, batch: batch, seqLength: seqLength, head: head)
+    }
+
+    /// Which keys the attention core lets each query see: causal, or BERT's padding mask.
+    var attentionMask: Attention.Mask {
+        guard let bert else { return .causal }
+        return .padding(keyLengths: UnsafePointer(bert.keyLengths.pointer))
     }
 
     /// The input of layer `l` (`l == layers.count`: the chunk's output).
@@ -182,7 +191,7 @@ public final class GPTActivations {
         let perLayer = layers.reduce(0) { $0 + ($1?.allocatedBytes ?? 0) }
         let own = [lossMask, embedded, lnf, lnfMean, lnfRstd, logits, logitsLSE, losses, dresidual].reduce(0) { $0 + $1.count }
             + boundaries.values.reduce(0) { $0 + $1.count }
-        return 4 * (tokens.count + targets.count + own) + perLayer + 2 * bf16LNF.count
+        return 4 * (tokens.count + targets.count + own) + perLayer + 2 * bf16LNF.count + (bert?.allocatedBytes ?? 0)
     }
 }
 

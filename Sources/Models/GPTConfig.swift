@@ -40,12 +40,16 @@ public struct GPTConfig: Codable, Sendable, Equatable {
     /// (`output_layer.weight`, `[paddedVocabSize, hiddenSize]`, held by the last stage) instead
     /// of reusing the word embedding.
     public var untieEmbeddingsAndOutputWeights: Bool
+    /// BERT's settings (nil: a GPT model). With them the model is Megatron's BERT: bidirectional
+    /// attention over each sequence's tokens before its padding, token-type embeddings, and the
+    /// masked-LM and sentence-order heads instead of GPT's next-token head.
+    public var bert: BERTSettings?
 
     public init(numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, maxPositionEmbeddings: Int,
                 vocabSize: Int, makeVocabSizeDivisibleBy: Int = 128, initMethodStd: Float = 0.02,
                 layerNormEpsilon: Float = 1e-5, maskPaddedVocabulary: Bool = false, hiddenDropout: Float = 0,
                 attentionDropout: Float = 0, exactGELU: Bool = false, ffnHiddenSize: Int? = nil,
-                untieEmbeddingsAndOutputWeights: Bool = false) {
+                untieEmbeddingsAndOutputWeights: Bool = false, bert: BERTSettings? = nil) {
         self.numLayers = numLayers
         self.hiddenSize = hiddenSize
         self.numAttentionHeads = numAttentionHeads
@@ -59,13 +63,14 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         self.attentionDropout = attentionDropout
         self.exactGELU = exactGELU
         self.untieEmbeddingsAndOutputWeights = untieEmbeddingsAndOutputWeights
+        self.bert = bert
         ffnHiddenSizeSetting = ffnHiddenSize == 4 * hiddenSize ? nil : ffnHiddenSize
     }
 
     private enum CodingKeys: String, CodingKey {
         case numLayers, hiddenSize, numAttentionHeads, maxPositionEmbeddings, vocabSize, makeVocabSizeDivisibleBy
         case initMethodStd, layerNormEpsilon, maskPaddedVocabulary, hiddenDropout, attentionDropout, exactGELU, ffnHiddenSize
-        case untieEmbeddingsAndOutputWeights
+        case untieEmbeddingsAndOutputWeights, bert
     }
 
     /// Encodes every field; `exactGELU` and `untieEmbeddingsAndOutputWeights` only when set and
@@ -87,6 +92,7 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         if exactGELU { try c.encode(exactGELU, forKey: .exactGELU) }
         if let ffnHiddenSizeSetting { try c.encode(ffnHiddenSizeSetting, forKey: .ffnHiddenSize) }
         if untieEmbeddingsAndOutputWeights { try c.encode(true, forKey: .untieEmbeddingsAndOutputWeights) }
+        try c.encodeIfPresent(bert, forKey: .bert)
     }
 
     /// Decodes a stored config; checkpoints written before `maskPaddedVocabulary` or the dropouts
@@ -106,7 +112,8 @@ public struct GPTConfig: Codable, Sendable, Equatable {
                   attentionDropout: try c.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? 0,
                   exactGELU: try c.decodeIfPresent(Bool.self, forKey: .exactGELU) ?? false,
                   ffnHiddenSize: try c.decodeIfPresent(Int.self, forKey: .ffnHiddenSize),
-                  untieEmbeddingsAndOutputWeights: try c.decodeIfPresent(Bool.self, forKey: .untieEmbeddingsAndOutputWeights) ?? false)
+                  untieEmbeddingsAndOutputWeights: try c.decodeIfPresent(Bool.self, forKey: .untieEmbeddingsAndOutputWeights) ?? false,
+                  bert: try c.decodeIfPresent(BERTSettings.self, forKey: .bert))
     }
 
     /// Ids a token or target may take: the padded vocabulary, or the true one when it bounds the softmax.
@@ -146,6 +153,9 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         if hiddenSize % numAttentionHeads != 0 {
             throw .invalid(flag: "--num-attention-heads",
                            reason: "\(numAttentionHeads) heads do not divide --hidden-size \(hiddenSize)")
+        }
+        if let bert, bert.tokenTypes < 1 {
+            throw .invalid(flag: "--num-tokentypes", reason: "must be positive, got \(bert.tokenTypes)")
         }
         if !(initMethodStd > 0) { throw .invalid(flag: "--init-method-std", reason: "must be positive") }
         for (value, flag) in [(hiddenDropout, "--hidden-dropout"), (attentionDropout, "--attention-dropout")]

@@ -22,7 +22,7 @@ public final class GPTModel {
     /// The stage's embedding, transformer layers and final LayerNorm over the flat buffers.
     let stage: GPTStageLayers
     /// The activations of the whole-model `forward` / `backward` (the pipeline executor keeps its own).
-    private var activations: GPTActivations?
+    var activations: GPTActivations?
     private var scratch: GPTScratch?
     /// Bytes of the shared per-shape scratch allocated so far (what `GPTMemory.scratchBytes` predicts).
     public var scratchBytes: Int { scratch?.allocatedBytes ?? 0 }
@@ -86,6 +86,12 @@ public final class GPTModel {
             throw .invalid(flag: "--ffn-hidden-size", reason: "\(config.ffnHiddenSize) does not divide over --tensor-model-parallel-size \(t)")
         }
         try recomputation.validate(layersPerChunk: part.chunkLayers.map(\.count).min() ?? 0)
+        if config.bert != nil {
+            // BERT's heads, token types and padding mask run on one rank in fp32 so far.
+            if t > 1 { throw .invalid(flag: "--tensor-model-parallel-size", reason: "BERT runs without tensor parallelism so far") }
+            if !part.isWhole { throw .invalid(flag: "--pipeline-model-parallel-size", reason: "BERT runs without pipeline parallelism so far") }
+            if precision != .fp32 { throw .invalid(flag: "--\(precision.rawValue)", reason: "BERT trains in fp32 so far") }
+        }
         self.recomputation = recomputation
         self.config = config
         self.seed = seed
@@ -167,6 +173,7 @@ public final class GPTModel {
                         lossMask: UnsafePointer<Float>? = nil, batch: Int,
                         seqLength: Int, dropoutSample: Int? = nil) throws(GPTInputError) -> CrossEntropy.Totals {
         precondition(part.isWhole, "the whole-model forward needs the whole model; a pipeline stage runs forward(chunk:)")
+        precondition(config.bert == nil, "a BERT model runs forward(bert:)")
         let acts: GPTActivations
         if let existing = activations, existing.batch == batch, existing.seqLength == seqLength {
             acts = existing
@@ -233,6 +240,9 @@ public final class GPTModel {
         if part.embeds(chunk: chunk) {
             stage.embedding!.forward(out: acts.embedded.pointer, partial: s.sequenceGathered ?? acts.embedded.pointer,
                                      tokens: acts.tokens.pointer, batch: batch, seqLength: seqLength, params: p, region: region)
+            if let tokenTypes = stage.tokenTypeEmbedding, let bert = acts.bert {
+                BERTTokenTypes.forward(acts.embedded.pointer, types: bert.tokenTypes.pointer, table: p + tokenTypes, rows: n, channels: c)
+            }
             precision.roundInPlace(acts.embedded.pointer, count: region.localRows(n) * c)
             dropout?.applyHidden(acts.embedded.pointer, rows: region.localRows(n), site: .embedding, layer: 0)
         }
@@ -246,7 +256,7 @@ public final class GPTModel {
                               rows: n, params: p, precision: precision, region: region, dropout: dropout) { qkv, out in
                     Attention.forward(out: out, logSumExp: logSumExp, qkv: qkv, scratch: s.attentionScratch.pointer,
                                       batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize,
-                                      dropout: dropout?.attentionStream(layer: layer.index))
+                                      mask: acts.attentionMask, dropout: dropout?.attentionStream(layer: layer.index))
                 }
                 residual = UnsafePointer(a.residual3.pointer)
             } else {
@@ -264,6 +274,15 @@ public final class GPTModel {
         }
         acts.forwarded = true
         guard part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm else { return nil }
+        if let heads = stage.bertHeads, let bert = acts.bert {
+            LayerNorm.forward(out: acts.lnf.pointer, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
+                              weight: p + finalLN.weight, bias: p + finalLN.bias, rows: n, channels: c, eps: config.layerNormEpsilon)
+            let totals = heads.forward(lnf: acts.lnf.pointer, activations: acts, bert: bert, embedding: embedding,
+                                       crossEntropy: VocabParallelCrossEntropy(embedding: embedding, config: config),
+                                       scratch: s, params: p, region: region)
+            acts.totals = totals
+            return totals
+        }
         let totals = GPTLossHead(embedding: embedding, finalLayerNorm: finalLN, config: config)
             .forward(residual: residual, activations: acts, scratch: s, params: p, precision: precision, region: region)
         acts.totals = totals
@@ -289,7 +308,19 @@ public final class GPTModel {
         let layers = stage.chunks[chunk]
         let dropout = self.dropout(acts)
 
-        if part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm {
+        if part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm,
+           let heads = stage.bertHeads, let bert = acts.bert {
+            guard let totals = acts.totals else { preconditionFailure("backward called without a forward") }
+            heads.backward(totals: totals, gradientScale: gradientScale, lnf: acts.lnf.pointer, dlnf: s.dln.pointer,
+                           activations: acts, bert: bert, embedding: embedding,
+                           crossEntropy: VocabParallelCrossEntropy(embedding: embedding, config: config), scratch: s,
+                           params: p, grads: grad, region: region)
+            acts.dresidual.zero()
+            LayerNorm.backward(dinp: acts.dresidual.pointer, dweight: grad + finalLN.weight, dbias: grad + finalLN.bias,
+                               dout: s.dln.pointer, inp: acts.input(ofLayer: layers.count), weight: p + finalLN.weight,
+                               mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, rows: n, channels: c)
+            acts.totals = nil
+        } else if part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm {
             guard let totals = acts.totals else { preconditionFailure("backward called without a forward") }
             GPTLossHead(embedding: embedding, finalLayerNorm: finalLN, config: config)
                 .backward(totals: totals, gradientScale: gradientScale, lastResidual: acts.input(ofLayer: layers.count),
@@ -308,7 +339,7 @@ public final class GPTModel {
                     let qkv = a.qkvForAttention(scratch: s, count: n * 3 * c / tensorParallelSize)
                     Attention.forward(out: s.attention.pointer, logSumExp: s.attentionLSE.pointer, qkv: qkv,
                                       scratch: s.attentionScratch.pointer, batch: batch, seqLength: seqLength,
-                                      heads: localHeads, channels: c / tensorParallelSize,
+                                      heads: localHeads, channels: c / tensorParallelSize, mask: acts.attentionMask,
                                       dropout: dropout?.attentionStream(layer: layers[l].index))
                     buffers = a.buffers(gelu: s.gelu.pointer, attention: s.attention.pointer, scratch: s)
                     logSumExp = UnsafePointer(s.attentionLSE.pointer)
@@ -342,11 +373,14 @@ public final class GPTModel {
                 Attention.backward(dqkv: dqkv, dout: dout, out: buffers.attention, logSumExp: logSumExp, qkv: buffers.qkv,
                                    scratch: s.attentionScratch.pointer,
                                    batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize,
-                                   dropout: dropout?.attentionStream(layer: layers[l].index))
+                                   mask: acts.attentionMask, dropout: dropout?.attentionStream(layer: layers[l].index))
             }
         }
         if part.embeds(chunk: chunk) {
             dropout?.applyHidden(dresidual, rows: region.localRows(n), site: .embedding, layer: 0)
+            if let tokenTypes = stage.tokenTypeEmbedding, let bert = acts.bert {
+                BERTTokenTypes.backward(grad + tokenTypes, dout: dresidual, types: bert.tokenTypes.pointer, rows: n, channels: c)
+            }
             stage.embedding!.backward(dout: dresidual, gathered: s.sequenceGathered, tokens: acts.tokens.pointer,
                                       batch: batch, seqLength: seqLength, grads: grad, region: region)
         }
@@ -363,7 +397,8 @@ public final class GPTModel {
                       precision: precision, region: region, dropout: dropout) { qkv, out in
             Attention.forward(out: out, logSumExp: w.attentionLSE.pointer, qkv: qkv, scratch: s.attentionScratch.pointer,
                               batch: acts.batch, seqLength: acts.seqLength, heads: localHeads,
-                              channels: config.hiddenSize / tensorParallelSize, dropout: dropout?.attentionStream(layer: layer.index))
+                              channels: config.hiddenSize / tensorParallelSize, mask: acts.attentionMask,
+                              dropout: dropout?.attentionStream(layer: layer.index))
         }
     }
 

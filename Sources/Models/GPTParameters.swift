@@ -15,6 +15,9 @@ extension GPTModel {
         }
         if part.holdsEmbedding {
             specs.append(ParameterSpec(name: positionEmbeddingName, shape: [config.maxPositionEmbeddings, c], weightDecay: true))
+            if let bert = config.bert {
+                specs.append(ParameterSpec(name: tokenTypeEmbeddingName, shape: [bert.tokenTypes, c], weightDecay: true))
+            }
         }
         for layer in part.layers {
             let p = "decoder.layers.\(layer)."
@@ -39,6 +42,7 @@ extension GPTModel {
                 ParameterSpec(name: finalLayerNormBiasName, shape: [c], weightDecay: false),
             ]
             if !tied { specs.append(ParameterSpec(name: outputLayerName, shape: [config.paddedVocabSize, c], weightDecay: true)) }
+            if let bert = config.bert { specs += BERTHeads.parameterSpecs(config, bert) }
         }
         return specs.map { spec in
             var shard = spec
@@ -55,7 +59,7 @@ extension GPTModel {
         let outputStd = std / Float(2 * config.numLayers).squareRoot()
         for (index, spec) in params.layout.specs.enumerated() {
             let pointer = params.pointer(at: index)
-            if spec.name.hasSuffix("layernorm.weight") {
+            if spec.name.hasSuffix("layernorm.weight") || spec.name.hasSuffix("layer_norm.weight") {
                 pointer.update(repeating: 1, count: spec.count)
             } else if spec.name.hasSuffix(".bias") {
                 pointer.update(repeating: 0, count: spec.count)
@@ -73,6 +77,8 @@ public let wordEmbeddingName = "embedding.word_embeddings.weight"
 /// The untied output layer's weight (`--untie-embeddings-and-output-weights`), Megatron-core's name.
 public let outputLayerName = "output_layer.weight"
 let positionEmbeddingName = "embedding.position_embeddings.weight"
+/// BERT's token-type (segment) embedding, Megatron-core's name.
+let tokenTypeEmbeddingName = "embedding.tokentype_embeddings.weight"
 let finalLayerNormWeightName = "decoder.final_layernorm.weight"
 let finalLayerNormBiasName = "decoder.final_layernorm.bias"
 
@@ -86,6 +92,10 @@ struct GPTStageLayers {
     let chunks: [[TransformerLayer]]
     /// The final LayerNorm (last stage only).
     let finalLayerNorm: LayerNormWeights?
+    /// BERT's token-type embedding (first stage of a BERT model only).
+    let tokenTypeEmbedding: Int?
+    /// BERT's masked-LM and sentence-order heads (last stage of a BERT model only).
+    let bertHeads: BERTHeads?
 
     /// Every layer held, in chunk order.
     var layers: [TransformerLayer] { chunks.flatMap { $0 } }
@@ -102,5 +112,7 @@ struct GPTStageLayers {
         }
         finalLayerNorm = part.holdsHead
             ? LayerNormWeights(weight: offsets[finalLayerNormWeightName], bias: offsets[finalLayerNormBiasName]) : nil
+        tokenTypeEmbedding = config.bert == nil ? nil : offsets.optional(tokenTypeEmbeddingName)
+        bertHeads = config.bert.flatMap { part.holdsHead ? BERTHeads(offsets: offsets, config: config, settings: $0) : nil }
     }
 }

@@ -4,8 +4,8 @@ public enum TensorShard: Sendable, Equatable {
     /// row-parallel products). Those biases are added by tensor-parallel rank 0 alone, to its
     /// partial sum before the all-reduce (`RowParallelLinear`), so the sum counts them once.
     case replicated
-    /// Split along the first dimension: the word embedding's (and an untied output layer's)
-    /// vocabulary rows, the column-parallel
+    /// Split along the first dimension: the word embedding's (and an untied output layer's, and
+    /// BERT's output bias's) vocabulary rows, the column-parallel
     /// QKV and fc1 weights' output rows and their biases. Rank r holds rows `[r n/t, (r+1) n/t)`.
     case rows
     /// Split along the second dimension: the row-parallel attention-projection and fc2 weights'
@@ -14,7 +14,8 @@ public enum TensorShard: Sendable, Equatable {
 
     /// The shard kind of a GPT parameter, by its Megatron-core name.
     public init(name: String) {
-        if name == "embedding.word_embeddings.weight" || name == "output_layer.weight" || name.hasSuffix("linear_qkv.weight")
+        if name == "embedding.word_embeddings.weight" || name == "output_layer.weight" || name == "output_layer.bias"
+            || name.hasSuffix("linear_qkv.weight")
             || name.hasSuffix("linear_qkv.bias") || name.hasSuffix("linear_fc1.weight") || name.hasSuffix("linear_fc1.bias") {
             self = .rows
         } else if name.hasSuffix("linear_proj.weight") || name.hasSuffix("linear_fc2.weight") {

@@ -103,6 +103,9 @@ public struct TransformerLayer: Sendable {
     public let index: Int
     /// Whether the MLP's GELU is the exact erf form (`GPTConfig.exactGELU`).
     public let exactGELU: Bool
+    /// Megatron's `--apply-residual-connection-post-layernorm` (BERT's post-LN order): each
+    /// residual branch adds to its LayerNorm's output instead of its input.
+    public let residualFromLayerNorm: Bool
 
     /// Layer `index`'s tensors in `layout` (Megatron-core names), on rank `region.rank` of a
     /// tensor-parallel group of `region.size`.
@@ -126,6 +129,7 @@ public struct TransformerLayer: Sendable {
         epsilon = config.layerNormEpsilon
         self.index = index
         exactGELU = config.exactGELU
+        residualFromLayerNorm = config.bert?.residualConnectionPostLayerNorm ?? false
     }
 
     /// Runs the layer on `input` (`[region.localRows(rows), c]`) into `b.output`, the linear
@@ -152,7 +156,7 @@ public struct TransformerLayer: Sendable {
                            savedInput: b.savedBF16?.attention)
         region.leaveRegion(attentionPartial, into: b.residual2, rows: n, channels: c)
         dropout?.applyHidden(b.residual2, rows: local, site: .attentionOutput, layer: index)
-        Residual.addInPlace(b.residual2, input, count: local * c)
+        Residual.addInPlace(b.residual2, residualFromLayerNorm ? UnsafePointer(b.ln1) : input, count: local * c)
         // MLP block.
         LayerNorm.forward(out: b.ln2, mean: b.ln2Mean, rstd: b.ln2Rstd, inp: b.residual2, weight: p + preMLPLayerNorm.weight,
                           bias: p + preMLPLayerNorm.bias, rows: local, channels: c, eps: epsilon)
@@ -167,7 +171,7 @@ public struct TransformerLayer: Sendable {
         fc2.forward(partial: mlpPartial, inp: b.gelu, params: p, rows: n, precision: precision)
         region.leaveRegion(mlpPartial, into: b.output, rows: n, channels: c)
         dropout?.applyHidden(b.output, rows: local, site: .mlpOutput, layer: index)
-        Residual.addInPlace(b.output, b.residual2, count: local * c)
+        Residual.addInPlace(b.output, residualFromLayerNorm ? b.ln2 : b.residual2, count: local * c)
     }
 
     /// Adds the layer's parameter gradients into `grads` and turns `dresidual` (the gradient of
@@ -200,7 +204,7 @@ public struct TransformerLayer: Sendable {
         fc1.backward(dinp: d.dln, dout: d.dfc, inp: ln2.input, params: p, grads: grad, ones: d.ones, rows: n, precision: precision,
                      savedInput: ln2.saved)
         LayerNorm.backward(dinp: dresidual, dweight: grad + preMLPLayerNorm.weight, dbias: grad + preMLPLayerNorm.bias,
-                           dout: region.enterRegionBackward(d.dln, scatteringInto: d.dlnShard, rows: n, channels: c),
+                           dout: layerNormOutputGradient(d, dresidual: dresidual, rows: n, region: region),
                            inp: b.residual2, weight: p + preMLPLayerNorm.weight,
                            mean: b.ln2Mean, rstd: b.ln2Rstd, rows: local, channels: c)
         // Attention block.
@@ -227,9 +231,25 @@ public struct TransformerLayer: Sendable {
         qkv.backward(dinp: d.dln, dout: d.dqkv, inp: ln1.input, params: p, grads: grad, ones: d.ones, rows: n,
                      precision: precision, savedInput: ln1.saved)
         LayerNorm.backward(dinp: dresidual, dweight: grad + inputLayerNorm.weight, dbias: grad + inputLayerNorm.bias,
-                           dout: region.enterRegionBackward(d.dln, scatteringInto: d.dlnShard, rows: n, channels: c),
+                           dout: layerNormOutputGradient(d, dresidual: dresidual, rows: n, region: region),
                            inp: input, weight: p + inputLayerNorm.weight,
                            mean: b.ln1Mean, rstd: b.ln1Rstd, rows: local, channels: c)
+    }
+}
+
+extension TransformerLayer {
+    /// The gradient of a LayerNorm's output, this rank's tokens: what the branch's first GEMM
+    /// gave back (`d.dln`, summed or reduce-scattered over the tensor-parallel group), plus, when
+    /// the residual adds to the LayerNorm's output, the residual path's `dresidual`, which then
+    /// restarts from zero (the LayerNorm's backward adds the input gradient into it).
+    fileprivate func layerNormOutputGradient(_ d: TransformerLayerGradients, dresidual: UnsafeMutablePointer<Float>,
+                                             rows n: Int, region: TensorParallelRegion) -> UnsafePointer<Float> {
+        let gradient = region.enterRegionBackward(d.dln, scatteringInto: d.dlnShard, rows: n, channels: hidden)
+        guard residualFromLayerNorm else { return gradient }
+        let count = region.localRows(n) * hidden
+        Residual.addInPlace(UnsafeMutablePointer(mutating: gradient), dresidual, count: count)
+        MemoryCopy.zero(dresidual, count: count)
+        return gradient
     }
 }
 

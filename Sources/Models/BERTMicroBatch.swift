@@ -1,0 +1,115 @@
+import Accelerator
+import Kernels
+
+/// One BERT micro-batch (what Megatron's BERT dataset gives a step): `batch` sequences of
+/// `seqLength` tokens, each `[CLS] A [SEP] B [SEP]` followed by padding.
+public struct BERTMicroBatch: Sendable {
+    public var batch: Int
+    public var seqLength: Int
+    /// `[batch, seqLength]` token ids, some replaced by `[MASK]` or a random id.
+    public var tokens: [Int32]
+    /// `[batch, seqLength]` segment ids (0: sentence A, 1: sentence B).
+    public var tokenTypes: [Int32]
+    /// `[batch]` the number of tokens before each sequence's padding (Megatron's padding mask
+    /// holds ones there): only they are attended to.
+    public var lengths: [Int32]
+    /// `[batch, seqLength]` the original id at each masked position (anything elsewhere).
+    public var labels: [Int32]
+    /// `[batch, seqLength]` 1 where a token was masked (the masked-LM loss is its masked mean).
+    public var lossMask: [Float]
+    /// `[batch]` 1 when the two segments were swapped, 0 when in order (`CrossEntropy.ignoreIndex`:
+    /// no sentence-order loss for that sequence).
+    public var sentenceOrder: [Int32]
+
+    public init(batch: Int, seqLength: Int, tokens: [Int32], tokenTypes: [Int32], lengths: [Int32], labels: [Int32],
+                lossMask: [Float], sentenceOrder: [Int32]) {
+        self.batch = batch
+        self.seqLength = seqLength
+        self.tokens = tokens
+        self.tokenTypes = tokenTypes
+        self.lengths = lengths
+        self.labels = labels
+        self.lossMask = lossMask
+        self.sentenceOrder = sentenceOrder
+    }
+}
+
+/// BERT's two losses for one micro-batch; the model's gradient is that of their sum.
+public struct BERTLosses: Sendable {
+    /// The masked-LM cross-entropy over the masked positions (its `mean` is the loss).
+    public var maskedLM: CrossEntropy.Totals
+    /// The sentence-order cross-entropy over the sequences (nil without the binary head).
+    public var sentenceOrder: CrossEntropy.Totals?
+    /// `lm_loss + sop_loss`, what the step minimizes.
+    public var total: Double { maskedLM.mean + (sentenceOrder?.mean ?? 0) }
+}
+
+/// BERT's token-type embedding: row `types[i]` of the table added to row `i` of the embedding.
+enum BERTTokenTypes {
+    static func forward(_ embedded: UnsafeMutablePointer<Float>, types: UnsafePointer<Int32>, table: UnsafePointer<Float>,
+                        rows: Int, channels c: Int) {
+        GPU.hostWillRead()
+        for i in 0..<rows { Residual.addInPlace(embedded + i * c, table + Int(types[i]) * c, count: c) }
+    }
+
+    static func backward(_ dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, types: UnsafePointer<Int32>,
+                         rows: Int, channels c: Int) {
+        GPU.hostWillRead()
+        for i in 0..<rows { Residual.addInPlace(dtable + Int(types[i]) * c, dout + i * c, count: c) }
+    }
+}
+
+extension GPTModel {
+    /// Runs a BERT micro-batch through the whole model and returns both losses, keeping what
+    /// `backward` needs (whose gradient is then that of `gradientScale` times their sum). A
+    /// training forward passes the run-wide index of the batch's first sample as `dropoutSample`.
+    /// Throws, before computing anything, when an input is out of range.
+    public func forward(bert input: BERTMicroBatch, dropoutSample: Int? = nil) throws(GPTInputError) -> BERTLosses {
+        guard let settings = config.bert else { preconditionFailure("forward(bert:) needs a BERT model (GPTConfig.bert)") }
+        precondition(part.isWhole, "the whole-model forward needs the whole model")
+        let b = input.batch, t = input.seqLength, n = b * t
+        for (field, count, expected) in [("tokens", input.tokens.count, n), ("token types", input.tokenTypes.count, n),
+                                         ("labels", input.labels.count, n), ("loss mask", input.lossMask.count, n),
+                                         ("lengths", input.lengths.count, b), ("sentence order", input.sentenceOrder.count, b)]
+        where count != expected {
+            throw .bertInputCount(field: field, count: count, expected: expected)
+        }
+        func check(_ values: [Int32], _ field: String, _ accepted: String, _ valid: (Int32) -> Bool) throws(GPTInputError) {
+            if let index = values.firstIndex(where: { !valid($0) }) {
+                throw .bertInputOutOfRange(field: field, index: index, value: Int(values[index]), accepted: accepted)
+            }
+        }
+        try check(input.tokenTypes, "token type", "0..<\(settings.tokenTypes)") { $0 >= 0 && Int($0) < settings.tokenTypes }
+        try check(input.lengths, "sequence length before padding", "1...\(t)") { $0 >= 1 && Int($0) <= t }
+        try check(input.sentenceOrder, "sentence-order label", "0, 1 or \(CrossEntropy.ignoreIndex)") {
+            $0 == 0 || $0 == 1 || $0 == CrossEntropy.ignoreIndex
+        }
+        // Unmasked positions need no label: they are ignored rather than checked.
+        let targets = zip(input.labels, input.lossMask).map { $1 != 0 ? $0 : CrossEntropy.ignoreIndex }
+        let acts: GPTActivations
+        if let existing = activations, existing.batch == b, existing.seqLength == t {
+            acts = existing
+        } else {
+            activations = nil
+            acts = makeActivations(chunk: 0, batch: b, seqLength: t)
+            activations = acts
+        }
+        try load(tokens: input.tokens, targets: targets, lossMask: input.lossMask, into: acts)
+        guard let bert = acts.bert else { preconditionFailure("BERT activations missing") }
+        MemoryCopy.copy(to: bert.tokenTypes.pointer, from: input.tokenTypes, count: n)
+        MemoryCopy.copy(to: bert.keyLengths.pointer, from: input.lengths, count: b)
+        MemoryCopy.copy(to: bert.sentenceOrder.pointer, from: input.sentenceOrder, count: b)
+        acts.dropoutSample = dropoutSample
+        let maskedLM = forward(chunk: 0, activations: acts)!
+        return BERTLosses(maskedLM: maskedLM, sentenceOrder: bert.sentenceOrderTotals)
+    }
+}
+
+extension GPTModel {
+    /// The sentence-order logits `[batch, 2]` of the last BERT forward (empty without the binary head).
+    public var sentenceOrderLogits: [Float] {
+        guard let bert = activations?.bert else { return [] }
+        GPU.hostWillRead()
+        return bert.binaryLogits.array
+    }
+}

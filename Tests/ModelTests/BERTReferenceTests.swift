@@ -1,0 +1,97 @@
+import Kernels
+import Models
+import Parameters
+import Testing
+import TestSupport
+
+/// The Swift BERT against `scripts/reference/bert_model_fixtures.py` (float64): post-LN against
+/// Hugging Face's `BertForPreTraining`, pre-LN (Megatron's rearrangement) against the PyTorch
+/// reference written there. A batch of three sequences with padding, two segments and masked
+/// positions: masked-LM and sentence-order logits, both losses, every gradient of their sum.
+@Suite struct BERTReferenceTests {
+    static let fixturePath = String(#filePath.dropLast("BERTReferenceTests.swift".count)) + "Fixtures/bert_reference.safetensors"
+
+    struct Fixture {
+        let file: SafeTensorsFile
+        let batch: BERTMicroBatch
+        let metadata: [String: String]
+
+        init() throws {
+            let file = try SafeTensorsFile(path: BERTReferenceTests.fixturePath)
+            self.file = file
+            metadata = file.metadata
+            let ints = { (name: String) throws -> [Int32] in try file.integers(name).map { Int32($0) } }
+            batch = BERTMicroBatch(batch: Int(file.metadata["batch"]!)!, seqLength: Int(file.metadata["seq_length"]!)!,
+                                   tokens: try ints("tokens"), tokenTypes: try ints("token_types"), lengths: try ints("lengths"),
+                                   labels: try ints("labels"), lossMask: try file.floats("loss_mask"),
+                                   sentenceOrder: try ints("sentence_order"))
+        }
+
+        func config(postLayerNorm: Bool) -> GPTConfig {
+            func meta(_ key: String) -> Int { Int(metadata[key]!)! }
+            return GPTConfig(numLayers: meta("num_layers"), hiddenSize: meta("hidden_size"), numAttentionHeads: meta("num_heads"),
+                             maxPositionEmbeddings: meta("max_positions"), vocabSize: meta("vocab_size"),
+                             makeVocabSizeDivisibleBy: 1, layerNormEpsilon: Float(metadata["layernorm_epsilon"]!)!,
+                             exactGELU: true,
+                             bert: BERTSettings(residualConnectionPostLayerNorm: postLayerNorm,
+                                                tokenTypes: meta("token_types")))
+        }
+
+        /// A model holding case `name`'s weights.
+        func model(_ name: String) throws -> GPTModel {
+            let model = try GPTModel(config: config(postLayerNorm: name == "post"))
+            for (index, spec) in model.layout.specs.enumerated() {
+                let values = try file.floats("\(name).w.\(spec.name)")
+                #expect(values.count == spec.count, "\(spec.name)")
+                model.params.pointer(at: index).update(from: values, count: spec.count)
+            }
+            return model
+        }
+    }
+
+    @Test(arguments: ["post", "pre"])
+    func logitsLossesAndGradientsMatch(_ name: String) throws {
+        let fixture = try Fixture()
+        let model = try fixture.model(name)
+        let losses = try model.forward(bert: fixture.batch)
+        let mlm = Double(try fixture.file.floats("\(name).mlm_loss")[0])
+        let sop = Double(try fixture.file.floats("\(name).sop_loss")[0])
+        let n = fixture.batch.batch * fixture.batch.seqLength
+        let logits = Array(UnsafeBufferPointer(start: model.logits, count: n * model.config.paddedVocabSize))
+        let logitsError = relativeError(logits, try fixture.file.floats("\(name).mlm_logits"))
+        let binaryError = relativeError(model.sentenceOrderLogits, try fixture.file.floats("\(name).sop_logits"))
+        print("BERT \(name)-LN: masked-LM loss \(losses.maskedLM.mean) (reference \(mlm)), sentence order \(losses.sentenceOrder!.mean) (\(sop)); logits \(logitsError), binary logits \(binaryError)")
+        #expect(abs(losses.maskedLM.mean - mlm) / mlm < 1e-5)
+        #expect(abs(losses.sentenceOrder!.mean - sop) / sop < 1e-5)
+        #expect(logitsError < 1e-5 && binaryError < 1e-5)
+        model.zeroGrad()
+        model.backward()
+        var worst = (0.0, "")
+        for (index, spec) in model.layout.specs.enumerated() {
+            let gradient = Array(UnsafeBufferPointer(start: model.grads.pointer(at: index), count: spec.count))
+            let error = relativeError(gradient, try fixture.file.floats("\(name).g.\(spec.name)"))
+            #expect(error < 1e-5, "\(spec.name): \(error)")
+            if error > worst.0 { worst = (error, spec.name) }
+        }
+        print("BERT \(name)-LN: worst gradient \(worst.1) \(worst.0) over \(model.layout.specs.count) tensors")
+    }
+
+    /// Out-of-range inputs are named before anything runs.
+    @Test func badInputsAreNamed() throws {
+        let fixture = try Fixture()
+        let model = try fixture.model("pre")
+        var batch = fixture.batch
+        batch.tokenTypes[5] = 2
+        #expect(throws: GPTInputError.bertInputOutOfRange(field: "token type", index: 5, value: 2, accepted: "0..<2")) {
+            try model.forward(bert: batch)
+        }
+        batch = fixture.batch
+        batch.lengths[1] = 0
+        #expect(throws: GPTInputError.self) { try model.forward(bert: batch) }
+        batch = fixture.batch
+        batch.sentenceOrder.removeLast()
+        #expect(throws: GPTInputError.bertInputCount(field: "sentence order", count: 2, expected: 3)) {
+            try model.forward(bert: batch)
+        }
+    }
+}
