@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "Optimizer", dependencies: ["Kernels", "Parameters", "Distributed", "Accelerator"], swiftSettings: releaseFlags),
         .target(name: "Distributed", dependencies: ["CMPI", "Kernels"], swiftSettings: releaseFlags),
         .target(name: "Training", dependencies: ["Accelerator", "Kernels", "Parameters", "Models", "Optimizer", "Datasets", "FileSupport", "Distributed", "Pipeline",
-                                          "TorchFormat",
+                                          "TorchFormat", "Tokenizer",
                                           .product(name: "Yams", package: "Yams")],
                 swiftSettings: releaseFlags),
         .target(name: "Pipeline", swiftSettings: releaseFlags),

@@ -1,9 +1,25 @@
-/// Anything that serves GPT samples by index: one dataset split or a blend of several.
-public protocol GPTSampleSource: AnyObject, Sendable {
+/// Anything that serves training samples by index, GPT's or BERT's.
+public protocol TrainingSampleSource: AnyObject, Sendable {
     /// Number of samples.
     var count: Int { get }
+    /// Appends sample `i` (`0 <= i < count`) to `batch`, setting its sequence length.
+    func append(sample i: Int, to batch: inout MicroBatch)
+}
+
+/// Anything that serves GPT samples by index: one dataset split or a blend of several.
+public protocol GPTSampleSource: TrainingSampleSource {
     /// Sample `i`, `0 <= i < count`.
     func sample(_ i: Int) -> GPTSample
+}
+
+extension GPTSampleSource {
+    public func append(sample i: Int, to batch: inout MicroBatch) {
+        let sample = sample(i)
+        batch.sequenceLength = sample.tokens.count
+        batch.tokens += sample.tokens
+        batch.labels += sample.labels
+        batch.lossMask += sample.lossMask
+    }
 }
 
 extension GPTDataset: GPTSampleSource {}

@@ -106,27 +106,47 @@ public struct MicroBatch: Sendable, Equatable {
     /// The index of its first sample in the order the run consumes samples (the next ones
     /// follow): what names a sample for dropout, the same whichever rank trains on it.
     public var firstSample: Int
+    /// A BERT micro-batch's segment ids, lengths before padding and sentence-order labels (nil for GPT).
+    public var bert: BERTInputs?
 
     /// A micro-batch of `batchSize` sequences of `sequenceLength` tokens, labels and loss weights.
-    public init(batchSize: Int, sequenceLength: Int, tokens: [Int32], labels: [Int32], lossMask: [Float], firstSample: Int = 0) {
+    public init(batchSize: Int, sequenceLength: Int, tokens: [Int32], labels: [Int32], lossMask: [Float], firstSample: Int = 0,
+                bert: BERTInputs? = nil) {
         self.batchSize = batchSize
         self.sequenceLength = sequenceLength
         self.tokens = tokens
         self.labels = labels
         self.lossMask = lossMask
         self.firstSample = firstSample
+        self.bert = bert
+    }
+}
+
+/// What a BERT micro-batch carries beyond tokens, labels and loss mask.
+public struct BERTInputs: Sendable, Equatable {
+    /// `[batch, seqLength]` segment ids (0: `[CLS] A [SEP]`, 1: `B [SEP]`, 0 at padding).
+    public var tokenTypes: [Int32] = []
+    /// `[batch]` tokens before each sequence's padding.
+    public var lengths: [Int32] = []
+    /// `[batch]` 1 when the segments were swapped, 0 when in order (-100 without the binary head).
+    public var sentenceOrder: [Int32] = []
+
+    public init(tokenTypes: [Int32] = [], lengths: [Int32] = [], sentenceOrder: [Int32] = []) {
+        self.tokenTypes = tokenTypes
+        self.lengths = lengths
+        self.sentenceOrder = sentenceOrder
     }
 }
 
 /// Serves consecutive samples of a source as micro-batches, starting after the samples already
 /// consumed (Megatron's pretraining sampler: all shuffling is inside the dataset indices).
 public struct MicroBatchLoader {
-    public let source: GPTSampleSource
+    public let source: any TrainingSampleSource
     public let microBatchSize: Int
     /// Samples served so far (including those consumed before a resume).
     public private(set) var consumedSamples: Int
 
-    public init(source: GPTSampleSource, microBatchSize: Int, consumedSamples: Int = 0) {
+    public init(source: any TrainingSampleSource, microBatchSize: Int, consumedSamples: Int = 0) {
         self.source = source
         self.microBatchSize = microBatchSize
         self.consumedSamples = consumedSamples
@@ -137,13 +157,7 @@ public struct MicroBatchLoader {
         guard consumedSamples + microBatchSize <= source.count else { return nil }
         var batch = MicroBatch(batchSize: microBatchSize, sequenceLength: 0, tokens: [], labels: [], lossMask: [],
                                firstSample: consumedSamples)
-        for i in consumedSamples..<(consumedSamples + microBatchSize) {
-            let sample = source.sample(i)
-            batch.sequenceLength = sample.tokens.count
-            batch.tokens += sample.tokens
-            batch.labels += sample.labels
-            batch.lossMask += sample.lossMask
-        }
+        for i in consumedSamples..<(consumedSamples + microBatchSize) { source.append(sample: i, to: &batch) }
         consumedSamples += microBatchSize
         return batch
     }

@@ -65,27 +65,14 @@ extension GPTModel {
     /// training forward passes the run-wide index of the batch's first sample as `dropoutSample`.
     /// Throws, before computing anything, when an input is out of range.
     public func forward(bert input: BERTMicroBatch, dropoutSample: Int? = nil) throws(GPTInputError) -> BERTLosses {
-        guard let settings = config.bert else { preconditionFailure("forward(bert:) needs a BERT model (GPTConfig.bert)") }
+        precondition(config.bert != nil, "forward(bert:) needs a BERT model (GPTConfig.bert)")
         precondition(part.isWhole, "the whole-model forward needs the whole model")
         let b = input.batch, t = input.seqLength, n = b * t
-        for (field, count, expected) in [("tokens", input.tokens.count, n), ("token types", input.tokenTypes.count, n),
-                                         ("labels", input.labels.count, n), ("loss mask", input.lossMask.count, n),
-                                         ("lengths", input.lengths.count, b), ("sentence order", input.sentenceOrder.count, b)]
+        for (field, count, expected) in [("tokens", input.tokens.count, n), ("labels", input.labels.count, n),
+                                         ("loss mask", input.lossMask.count, n)]
         where count != expected {
             throw .bertInputCount(field: field, count: count, expected: expected)
         }
-        func check(_ values: [Int32], _ field: String, _ accepted: String, _ valid: (Int32) -> Bool) throws(GPTInputError) {
-            if let index = values.firstIndex(where: { !valid($0) }) {
-                throw .bertInputOutOfRange(field: field, index: index, value: Int(values[index]), accepted: accepted)
-            }
-        }
-        try check(input.tokenTypes, "token type", "0..<\(settings.tokenTypes)") { $0 >= 0 && Int($0) < settings.tokenTypes }
-        try check(input.lengths, "sequence length before padding", "1...\(t)") { $0 >= 1 && Int($0) <= t }
-        try check(input.sentenceOrder, "sentence-order label", "0, 1 or \(CrossEntropy.ignoreIndex)") {
-            $0 == 0 || $0 == 1 || $0 == CrossEntropy.ignoreIndex
-        }
-        // Unmasked positions need no label: they are ignored rather than checked.
-        let targets = zip(input.labels, input.lossMask).map { $1 != 0 ? $0 : CrossEntropy.ignoreIndex }
         let acts: GPTActivations
         if let existing = activations, existing.batch == b, existing.seqLength == t {
             acts = existing
@@ -94,15 +81,46 @@ extension GPTModel {
             acts = makeActivations(chunk: 0, batch: b, seqLength: t)
             activations = acts
         }
+        // Unmasked positions need no label: they are ignored rather than checked.
+        let targets = zip(input.labels, input.lossMask).map { $1 != 0 ? $0 : CrossEntropy.ignoreIndex }
+        try loadBERT(tokenTypes: input.tokenTypes, lengths: input.lengths, sentenceOrder: input.sentenceOrder, into: acts)
         try load(tokens: input.tokens, targets: targets, lossMask: input.lossMask, into: acts)
-        guard let bert = acts.bert else { preconditionFailure("BERT activations missing") }
-        MemoryCopy.copy(to: bert.tokenTypes.pointer, from: input.tokenTypes, count: n)
-        MemoryCopy.copy(to: bert.keyLengths.pointer, from: input.lengths, count: b)
-        MemoryCopy.copy(to: bert.sentenceOrder.pointer, from: input.sentenceOrder, count: b)
         acts.dropoutSample = dropoutSample
         let maskedLM = forward(chunk: 0, activations: acts)!
-        return BERTLosses(maskedLM: maskedLM, sentenceOrder: bert.sentenceOrderTotals)
+        return BERTLosses(maskedLM: maskedLM, sentenceOrder: acts.bert!.sentenceOrderTotals)
     }
+
+    /// Checks and copies a BERT micro-batch's segment ids (`[batch, seqLength]`), tokens before
+    /// the padding (`[batch]`) and sentence-order labels (`[batch]`) into `acts`; every stage
+    /// needs them (the attention of each layer reads the lengths).
+    public func loadBERT(tokenTypes: [Int32], lengths: [Int32], sentenceOrder: [Int32],
+                         into acts: GPTActivations) throws(GPTInputError) {
+        guard let settings = config.bert, let bert = acts.bert else { preconditionFailure("loadBERT needs a BERT model") }
+        let b = acts.batch, t = acts.seqLength
+        for (field, count, expected) in [("token types", tokenTypes.count, b * t), ("lengths", lengths.count, b),
+                                         ("sentence order", sentenceOrder.count, b)]
+        where count != expected {
+            throw .bertInputCount(field: field, count: count, expected: expected)
+        }
+        func check(_ values: [Int32], _ field: String, _ accepted: String, _ valid: (Int32) -> Bool) throws(GPTInputError) {
+            if let index = values.firstIndex(where: { !valid($0) }) {
+                throw .bertInputOutOfRange(field: field, index: index, value: Int(values[index]), accepted: accepted)
+            }
+        }
+        if settings.tokenTypes > 0 {
+            try check(tokenTypes, "token type", "0..<\(settings.tokenTypes)") { $0 >= 0 && Int($0) < settings.tokenTypes }
+        }
+        try check(lengths, "sequence length before padding", "1...\(t)") { $0 >= 1 && Int($0) <= t }
+        try check(sentenceOrder, "sentence-order label", "0, 1 or \(CrossEntropy.ignoreIndex)") {
+            $0 == 0 || $0 == 1 || $0 == CrossEntropy.ignoreIndex
+        }
+        MemoryCopy.copy(to: bert.tokenTypes.pointer, from: tokenTypes, count: b * t)
+        MemoryCopy.copy(to: bert.keyLengths.pointer, from: lengths, count: b)
+        MemoryCopy.copy(to: bert.sentenceOrder.pointer, from: sentenceOrder, count: b)
+    }
+
+    /// The sentence-order loss totals of `acts`' last forward (nil for GPT or without the binary head).
+    public func sentenceOrderTotals(_ acts: GPTActivations) -> CrossEntropy.Totals? { acts.bert?.sentenceOrderTotals }
 }
 
 extension GPTModel {

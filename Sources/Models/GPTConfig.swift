@@ -154,8 +154,8 @@ public struct GPTConfig: Codable, Sendable, Equatable {
             throw .invalid(flag: "--num-attention-heads",
                            reason: "\(numAttentionHeads) heads do not divide --hidden-size \(hiddenSize)")
         }
-        if let bert, bert.tokenTypes < 1 {
-            throw .invalid(flag: "--num-tokentypes", reason: "must be positive, got \(bert.tokenTypes)")
+        if let bert, bert.tokenTypes < 0 {
+            throw .invalid(flag: "--num-tokentypes", reason: "must not be negative, got \(bert.tokenTypes)")
         }
         if !(initMethodStd > 0) { throw .invalid(flag: "--init-method-std", reason: "must be positive") }
         for (value, flag) in [(hiddenDropout, "--hidden-dropout"), (attentionDropout, "--attention-dropout")]

@@ -15,7 +15,7 @@ extension GPTModel {
         }
         if part.holdsEmbedding {
             specs.append(ParameterSpec(name: positionEmbeddingName, shape: [config.maxPositionEmbeddings, c], weightDecay: true))
-            if let bert = config.bert {
+            if let bert = config.bert, bert.tokenTypes > 0 {
                 specs.append(ParameterSpec(name: tokenTypeEmbeddingName, shape: [bert.tokenTypes, c], weightDecay: true))
             }
         }
@@ -42,7 +42,7 @@ extension GPTModel {
                 ParameterSpec(name: finalLayerNormBiasName, shape: [c], weightDecay: false),
             ]
             if !tied { specs.append(ParameterSpec(name: outputLayerName, shape: [config.paddedVocabSize, c], weightDecay: true)) }
-            if let bert = config.bert { specs += BERTHeads.parameterSpecs(config, bert) }
+            if let bert = config.bert, bert.tokenTypes > 0 { specs += BERTHeads.parameterSpecs(config, bert) }
         }
         return specs.map { spec in
             var shard = spec

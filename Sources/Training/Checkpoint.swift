@@ -333,6 +333,13 @@ public enum Checkpoint {
         if requested.untieEmbeddingsAndOutputWeights && !stored.untieEmbeddingsAndOutputWeights {
             throw .checkpoint(path: directory, reason: "--untie-embeddings-and-output-weights asks for an output layer of its own; this checkpoint's is tied to the word embedding")
         }
+        if requested.bert != stored.bert {
+            func describe(_ config: GPTConfig) -> String {
+                guard let bert = config.bert else { return "a GPT" }
+                return "a \(bert.residualConnectionPostLayerNorm ? "post" : "pre")-LN BERT \(bert.binaryHead ? "with" : "without") the sentence-order head"
+            }
+            throw .checkpoint(path: directory, reason: "this run trains \(describe(requested)) (--model-type, --bert-layernorm-order, --bert-no-binary-head); the checkpoint holds \(describe(stored))")
+        }
         var config = requested
         config.vocabSize = stored.vocabSize
         config.makeVocabSizeDivisibleBy = stored.makeVocabSizeDivisibleBy

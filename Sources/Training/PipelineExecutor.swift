@@ -23,6 +23,9 @@ final class PipelineExecutor {
     /// (the pipeline bubble is where a stage waits).
     private(set) var computeSeconds = 0.0
     private(set) var waitSeconds = 0.0
+    /// BERT: the sum of the micro-batches' sentence-order losses of the last `run` or
+    /// `forwardOnly` on the last stage (0 elsewhere, and for GPT).
+    private(set) var sentenceOrderLossSum = 0.0
     private let clock = ContinuousClock()
 
     private struct Slot: Hashable {
@@ -53,6 +56,7 @@ final class PipelineExecutor {
         // Micro-batches left in flight by a run that threw are dropped.
         for slot in Array(inFlight.keys) { release(slot) }
         var lossSum = 0.0
+        sentenceOrderLossSum = 0
         if instructions?.microBatches != schedule.microBatches {
             instructions = (schedule.microBatches, schedule.instructions(stage: stage))
         }
@@ -101,6 +105,7 @@ final class PipelineExecutor {
     /// stage, 0 elsewhere.
     func forwardOnly(batches: [MicroBatch]) throws(GPTInputError) -> Double {
         var lossSum = 0.0
+        sentenceOrderLossSum = 0
         for (k, batch) in batches.enumerated() {
             for chunk in 0..<model.part.chunks {
                 let slot = Slot(microBatch: k, chunk: chunk)
@@ -143,8 +148,13 @@ final class PipelineExecutor {
         if model.part.embeds(chunk: slot.chunk) || model.part.computesLoss(chunk: slot.chunk) {
             try model.load(batch, into: acts)
         }
+        if let bert = batch.bert {  // every chunk's attention reads the lengths
+            try model.loadBERT(tokenTypes: bert.tokenTypes, lengths: bert.lengths, sentenceOrder: bert.sentenceOrder, into: acts)
+        }
         acts.dropoutSample = training ? batch.firstSample : nil
-        return model.forward(chunk: slot.chunk, activations: acts)?.mean ?? 0
+        let loss = model.forward(chunk: slot.chunk, activations: acts)?.mean ?? 0
+        sentenceOrderLossSum += model.sentenceOrderTotals(acts)?.mean ?? 0
+        return loss
     }
 
     /// The stage that runs the next virtual stage (chunk c on the last stage feeds chunk c + 1 on the first).

@@ -6,6 +6,7 @@ import Models
 import Optimizer
 import Parameters
 import Pipeline
+import Tokenizer
 
 /// One iteration's figures.
 public struct IterationStats: Sendable {
@@ -15,6 +16,9 @@ public struct IterationStats: Sendable {
     public var learningRate: Double
     /// Mean over micro-batches of each micro-batch's masked mean loss (Megatron's lm loss).
     public var loss: Double
+    /// BERT: the mean sentence-order loss (Megatron's sop loss; nil for GPT or without the
+    /// binary head). The step's objective is `loss` plus it.
+    public var sentenceOrderLoss: Double?
     /// Global gradient norm before clipping (of the unscaled gradients with fp16).
     public var gradNorm: Double
     /// The update was skipped: with fp16 because the gradients overflowed, otherwise because the
@@ -57,8 +61,10 @@ public final class Trainer {
     /// Set when `--load` named a folder without any checkpoint yet (Megatron's first launch):
     /// the run starts from scratch and the log shows this warning.
     public private(set) var loadWarning: String?
-    private let train: GPTSampleSource
-    private let valid: GPTSampleSource?
+    private let train: any TrainingSampleSource
+    private let valid: (any TrainingSampleSource)?
+    /// BERT: the sentence-order loss of the last `evaluate` (nil for GPT or without the binary head).
+    public private(set) var validationSentenceOrderLoss: Double?
     private let executor: PipelineExecutor
     private let gradientSync: GradientSync
     /// What this rank allocates (counted from the buffer sizes, before allocating them).
@@ -68,9 +74,10 @@ public final class Trainer {
     public var allocatedActivationBytes: (saved: Int, scratch: Int) { (executor.activationBytes, model.scratchBytes) }
 
     /// Builds the model (initialised from `--seed`), the datasets and, with `--load`, restores
-    /// the latest checkpoint. `vocabularySize` and `endOfDocument` come from the tokenizer.
+    /// the latest checkpoint. `vocabularySize` and `endOfDocument` come from the tokenizer;
+    /// BERT's data needs its WordPiece vocabulary `wordPiece` (its size is the vocabulary's).
     public init(config: TrainingConfig, vocabularySize: Int, endOfDocument: Int32,
-                parallel: ParallelState = .single) throws {
+                parallel: ParallelState = .single, wordPiece: WordPieceTokenizer? = nil) throws {
         self.config = config
         self.parallel = parallel
         var modelConfig = GPTConfig(numLayers: config.numLayers, hiddenSize: config.hiddenSize,
@@ -80,7 +87,10 @@ public final class Trainer {
                                     initMethodStd: Float(config.initMethodStd), layerNormEpsilon: Float(config.normEpsilon),
                                     hiddenDropout: Float(config.hiddenDropout), attentionDropout: Float(config.attentionDropout),
                                     exactGELU: config.noBiasGeluFusion, ffnHiddenSize: config.ffnHiddenSize,
-                                    untieEmbeddingsAndOutputWeights: config.untieEmbeddingsAndOutputWeights)
+                                    untieEmbeddingsAndOutputWeights: config.untieEmbeddingsAndOutputWeights,
+                                    bert: config.modelType == .bert
+                                        ? BERTSettings(residualConnectionPostLayerNorm: config.applyResidualConnectionPostLayernorm,
+                                                       binaryHead: !config.bertNoBinaryHead) : nil)
         if let load = config.load, (try? Checkpoint.latestIteration(in: load)) != nil {
             modelConfig = try Checkpoint.modelConfig(modelConfig, loading: load)
         }
@@ -139,8 +149,12 @@ public final class Trainer {
         let gbs = config.globalBatchSize
         let trainIters = config.trainIters ?? (totalSamples + gbs - 1) / gbs
         let validSamples = config.evalIters > 0 ? (trainIters / config.evalInterval + 1) * config.evalIters * gbs : 0
-        let sources: [GPTSampleSource?]
-        if config.trainDataPath.isEmpty {
+        let sources: [(any TrainingSampleSource)?]
+        if config.modelType == .bert {
+            guard let wordPiece else { throw TrainingError.invalidFlag("--model-type bert", "needs BERT's WordPiece vocabulary") }
+            sources = try BERTDataBuilder.build(prefix: config.dataPath[0], split: split, vocabulary: wordPiece, config: config,
+                                                sizes: [totalSamples, split.bookends[1] != nil && validSamples > 0 ? validSamples : nil])
+        } else if config.trainDataPath.isEmpty {
             sources = try GPTDataBuilder.build(
                 dataPath: try DataPath(config.dataPath), config: datasetConfig,
                 sizes: [totalSamples, split.bookends[1] != nil && validSamples > 0 ? validSamples : nil, nil])
@@ -204,7 +218,10 @@ public final class Trainer {
         let lossSum = try executor.run(try Self.pipelineSchedule(part: model.part, microBatches: microBatches),
                                        batches: batches, gradientScale: Float(lossScale / Double(microBatches)))
         let norm = gradientSync.synchronize(model, optimizer: optimizer) / lossScale
-        let loss = meanLoss(lossSum, microBatches: microBatches)
+        let losses = meanLosses([lossSum, executor.sentenceOrderLossSum], microBatches: microBatches)
+        let sentenceOrderLoss = model.config.bert?.binaryHead == true ? losses[1] : nil
+        // The objective: BERT's is the masked-LM plus the sentence-order loss.
+        let loss = losses[0] + (sentenceOrderLoss ?? 0)
         // The one place that decides whether the update happens. Loss and norm are reduced over
         // every rank, so all ranks decide alike. With fp16 non-finite gradients are an overflow
         // of the loss scale: the iteration is skipped and the scaler backs off.
@@ -237,7 +254,8 @@ public final class Trainer {
         let elapsed = (clock.now - start).components
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return IterationStats(iteration: iteration, consumedSamples: consumedSamples, globalBatchSize: batchSize,
-                              learningRate: learningRate, loss: loss, gradNorm: norm, skipped: skipped,
+                              learningRate: learningRate, loss: losses[0], sentenceOrderLoss: sentenceOrderLoss,
+                              gradNorm: norm, skipped: skipped,
                               lossScale: lossScale, seconds: seconds)
     }
 
@@ -252,35 +270,38 @@ public final class Trainer {
         }
     }
 
-    /// The iteration's loss on every rank: the last stage's sum of micro-batch losses, summed
+    /// The iteration's losses on every rank: the last stage's sums of micro-batch losses, summed
     /// over the pipeline and averaged over DP and the micro-batches.
-    private func meanLoss(_ lossSum: Double, microBatches: Int) -> Double {
-        var sum = lossSum
-        if let pipeline = parallel.pipeline { sum = pipeline.allReduce([sum], operation: .sum)[0] }
-        if let data = parallel.data { sum = data.allReduce([sum], operation: .sum)[0] / Double(parallel.dataParallel) }
-        return sum / Double(microBatches)
+    private func meanLosses(_ lossSums: [Double], microBatches: Int) -> [Double] {
+        var sums = lossSums
+        if let pipeline = parallel.pipeline { sums = pipeline.allReduce(sums, operation: .sum) }
+        if let data = parallel.data { sums = data.allReduce(sums, operation: .sum).map { $0 / Double(parallel.dataParallel) } }
+        return sums.map { $0 / Double(microBatches) }
     }
 
     /// Mean loss over `--eval-iters` global batches of the validation split (continuing where
-    /// the previous evaluation stopped, as Megatron does); nil without validation data.
+    /// the previous evaluation stopped, as Megatron does); nil without validation data. For BERT
+    /// the masked-LM loss, the sentence-order one going to `validationSentenceOrderLoss`.
     public func evaluate() throws -> Double? {
         guard let valid, config.evalIters > 0 else { return nil }
         let micro = config.microBatchSize
         let perBatch = config.globalBatchSize / micro
         var loader = MicroBatchLoader(source: valid, microBatchSize: micro, consumedSamples: consumedValidSamples)
-        var sum = 0.0, count = 0
+        var sums = [0.0, 0.0], count = 0
         // One global batch at a time, so the activations buffered between stages stay bounded.
         for _ in 0..<config.evalIters {
             var batches = [MicroBatch]()
             while batches.count < perBatch, let batch = loader.next() { batches.append(batch) }
             if batches.isEmpty { break }
-            sum += try executor.forwardOnly(batches: batches)
+            sums[0] += try executor.forwardOnly(batches: batches)
+            sums[1] += executor.sentenceOrderLossSum
             count += batches.count
         }
         consumedValidSamples = loader.consumedSamples
         guard count > 0 else { return nil }
-        if let pipeline = parallel.pipeline { sum = pipeline.allReduce([sum], operation: .sum)[0] }
-        return sum / Double(count)
+        if let pipeline = parallel.pipeline { sums = pipeline.allReduce(sums, operation: .sum) }
+        validationSentenceOrderLoss = model.config.bert?.binaryHead == true ? sums[1] / Double(count) : nil
+        return sums[0] / Double(count)
     }
 
     /// The 1F1B schedule of this run (interleaved with `--num-layers-per-virtual-pipeline-stage`).
@@ -293,7 +314,7 @@ public final class Trainer {
         }
     }
 
-    private func loadMicroBatch(source: GPTSampleSource, consumedSamples: Int) throws -> MicroBatch {
+    private func loadMicroBatch(source: any TrainingSampleSource, consumedSamples: Int) throws -> MicroBatch {
         var loader = MicroBatchLoader(source: source, microBatchSize: config.microBatchSize, consumedSamples: consumedSamples)
         guard let batch = loader.next() else {
             throw TrainingError.data("the training data ran out at sample \(loader.consumedSamples) of \(source.count)")

@@ -2,6 +2,7 @@ import Accelerator
 import Distributed
 import FileSupport
 import Models
+import Tokenizer
 
 /// Everything `megatron train` needs, under Megatron's flag names. Built from settings (a flag
 /// name without dashes -> value) that come from a config file and the command line, so that both
@@ -9,6 +10,17 @@ import Models
 /// property is set by one entry of `TrainingFlag.all`, which gives its type, default and help.
 public struct TrainingConfig: Sendable, Equatable {
     // Model.
+    /// `--model-type`: gpt (Megatron's pretrain_gpt.py) or bert (pretrain_bert.py).
+    public var modelType = ModelType.gpt
+    /// `--bert-no-binary-head`: BERT without the sentence-order head (and without token types).
+    public var bertNoBinaryHead = false
+    /// `--apply-residual-connection-post-layernorm` (or `--bert-layernorm-order post`): the
+    /// original post-LN BERT; off is Megatron-LM's rearranged pre-LN order.
+    public var applyResidualConnectionPostLayernorm = false
+    /// `--mask-prob`: the fraction of tokens BERT's data masks.
+    public var maskProb = 0.15
+    /// `--short-seq-prob`: the probability that a BERT sample targets a shorter length.
+    public var shortSeqProb = 0.1
     public var numLayers = 0
     public var hiddenSize = 0
     /// `--ffn-hidden-size` (nil: 4 x hidden size).
@@ -328,13 +340,36 @@ public struct TrainingConfig: Sendable, Equatable {
         } else if !dataPath.isEmpty {
             throw .invalidFlag("--train-data-path", "give either --data-path (with --split) or the per-split --train-data-path, --valid-data-path, --test-data-path")
         }
-        guard tokenizerFile != nil || (vocabFile != nil && mergeFile != nil) else {
-            throw .invalidFlag("--tokenizer-file", "give --tokenizer-file, or --vocab-file and --merge-file")
-        }
-        try Self.check(tokenizerType: tokenizerType, tokenizerFile: tokenizerFile != nil)
+        try validateModelType()
         guard (maxPositionEmbeddings ?? seqLength) >= seqLength else {
             throw .invalidFlag("--max-position-embeddings", "must be at least --seq-length \(seqLength)")
         }
+    }
+
+    /// The tokenizer and the data each model type reads, and what BERT does not run with yet.
+    private func validateModelType() throws(TrainingError) {
+        guard modelType == .bert else {
+            guard tokenizerFile != nil || (vocabFile != nil && mergeFile != nil) else {
+                throw .invalidFlag("--tokenizer-file", "give --tokenizer-file, or --vocab-file and --merge-file")
+            }
+            try Self.check(tokenizerType: tokenizerType, tokenizerFile: tokenizerFile != nil)
+            return
+        }
+        guard let type = tokenizerType, WordPieceTokenizer.megatronTypes[type] != nil, vocabFile != nil, mergeFile == nil,
+              tokenizerFile == nil else {
+            throw .invalidFlag("--model-type bert", "reads WordPiece: give --tokenizer-type BertWordPieceLowerCase or BertWordPieceCase with --vocab-file vocab.txt")
+        }
+        if tensorModelParallelSize > 1 || pipelineModelParallelSize > 1 {
+            throw .invalidFlag(tensorModelParallelSize > 1 ? "--tensor-model-parallel-size" : "--pipeline-model-parallel-size",
+                               "BERT runs with data parallelism only so far")
+        }
+        if bf16 || fp16 { throw .invalidFlag(bf16 ? "--bf16" : "--fp16", "BERT trains in fp32 so far") }
+        if device != .cpu { throw .invalidFlag("--device", "BERT runs on the CPU so far") }
+        if !trainDataPath.isEmpty || dataPath.count != 1 {
+            throw .invalidFlag("--data-path", "BERT reads one sentence-split dataset prefix (--data-path PREFIX with --split) so far")
+        }
+        if !(maskProb > 0 && maskProb < 1) { throw .invalidFlag("--mask-prob", "must be in (0, 1), got \(maskProb)") }
+        if !(shortSeqProb >= 0 && shortSeqProb <= 1) { throw .invalidFlag("--short-seq-prob", "must be in [0, 1], got \(shortSeqProb)") }
     }
 
     /// The ramp-up (nil without `--rampup-batch-size`).

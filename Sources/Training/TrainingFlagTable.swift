@@ -5,8 +5,9 @@ import Models
 extension TrainingFlag {
     /// Every flag `megatron train` and its config files accept (`--config FILE` aside).
     public static let all: [TrainingFlag] = [
-        numLayers, hiddenSize, ffnHiddenSize, numAttentionHeads, seqLength, maxPositionEmbeddings,
+        modelType, numLayers, hiddenSize, ffnHiddenSize, numAttentionHeads, seqLength, maxPositionEmbeddings,
         untieEmbeddingsAndOutputWeights, makeVocabSizeDivisibleBy, normEpsilon,
+        bertNoBinaryHead, applyResidualConnectionPostLayernorm, bertLayernormOrder, maskProb, shortSeqProb,
         initMethodStd, noBiasGeluFusion, seed,
         weightDecay, adamBeta1, adamBeta2, adamEps, clipGrad, hiddenDropout, attentionDropout,
         microBatchSize, globalBatchSize, rampupBatchSize, trainIters, trainSamples, noCheckForNaNInLossAndGrad,
@@ -24,6 +25,24 @@ extension TrainingFlag {
     ]
 
     // Network size.
+    public static let modelType = choice(
+        "model-type", .networkSize, ModelType.allCases,
+        "gpt (Megatron's pretrain_gpt.py) or bert (pretrain_bert.py: masked LM and sentence order, WordPiece data).",
+        default: "gpt") { $0.modelType = $1 }
+    public static let bertNoBinaryHead = flag(
+        "bert-no-binary-head", .networkSize, \.bertNoBinaryHead,
+        "BERT without the sentence-order head, its loss and the token-type embedding.")
+    public static let applyResidualConnectionPostLayernorm = flag(
+        "apply-residual-connection-post-layernorm", .networkSize, \.applyResidualConnectionPostLayernorm,
+        "Add each residual branch to its LayerNorm's output: BERT's original post-LN order (default: Megatron's pre-LN).")
+    public static let bertLayernormOrder = choice(
+        "bert-layernorm-order", .networkSize, BERTLayerNormOrder.allCases,
+        "post (original BERT) or pre (Megatron-LM's rearrangement); the same setting as --apply-residual-connection-post-layernorm.",
+        default: "pre") { $0.applyResidualConnectionPostLayernorm = $1 == .post }
+    public static let maskProb = number("mask-prob", .data, \.maskProb, "Fraction of tokens BERT's data masks.",
+                                        range: .positive)
+    public static let shortSeqProb = number("short-seq-prob", .data, \.shortSeqProb,
+                                            "Probability that a BERT sample targets a random shorter length.", range: .nonNegative)
     public static let numLayers = integer("num-layers", .networkSize, \.numLayers, "Number of transformer layers.",
                                           range: .atLeast(1), default: "required")
     public static let hiddenSize = integer("hidden-size", .networkSize, \.hiddenSize, "Transformer hidden size.",

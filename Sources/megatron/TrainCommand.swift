@@ -10,12 +10,12 @@ import Training
 import Glibc
 #endif
 
-/// `megatron train`: Megatron's pretrain_gpt.py: one rank, rank threads, or one rank per
-/// process under mpirun.
+/// `megatron train`: Megatron's pretrain_gpt.py (or with `--model-type bert` pretrain_bert.py):
+/// one rank, rank threads, or one rank per process under mpirun.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a GPT with Megatron's flags (and/or --config run.json).",
+        abstract: "Train a GPT (or --model-type bert) with Megatron's flags (and/or --config run.json).",
         discussion: """
         --config FILE reads the same settings from a JSON object or a YAML file (keys
         with - or _; YAML flat or in Megatron's nested --yaml-cfg layout); flags given
@@ -50,13 +50,20 @@ struct TrainCommand: ParsableCommand {
         // Before any buffer is allocated: with a GPU they all take its managed memory.
         let device = try GPU.activate(config.device, allowsAsynchronous: true)
         if config.device != .cpu && RankLauncher.isGlobalRankZero { printLine("> \(device)") }
-        let tokenizer = try config.tokenizerFile.map { try Tokenizer.load(tokenizerFile: $0) }
-            ?? Tokenizer.load(vocabFile: config.vocabFile!, mergesFile: config.mergeFile!)
-        guard let eod = tokenizer.endOfDocumentID else {
-            throw ValidationError("the tokenizer has no <|endoftext|> token")
+        // GPT reads byte-level BPE (its end-of-document id separates documents); BERT, WordPiece.
+        let wordPiece: WordPieceTokenizer?, vocabularySize: Int, eod: Int32
+        if config.modelType == .bert, let type = config.tokenizerType, let lowerCase = WordPieceTokenizer.megatronTypes[type] {
+            let vocabulary = try WordPieceTokenizer(vocabularyFile: config.vocabFile!, lowerCase: lowerCase)
+            (wordPiece, vocabularySize, eod) = (vocabulary, vocabulary.vocabularySize, vocabulary.separatorID)
+        } else {
+            let tokenizer = try config.tokenizerFile.map { try Tokenizer.load(tokenizerFile: $0) }
+                ?? Tokenizer.load(vocabFile: config.vocabFile!, mergesFile: config.mergeFile!)
+            guard let id = tokenizer.endOfDocumentID else {
+                throw ValidationError("the tokenizer has no <|endoftext|> token")
+            }
+            (wordPiece, vocabularySize, eod) = (nil, tokenizer.vocabularySize, id)
         }
         let modelParallel = config.tensorModelParallelSize * config.pipelineModelParallelSize
-        let vocabularySize = tokenizer.vocabularySize
         try RankLauncher.run(worldSize: { mpiWorld in
             // Outside mpirun the layout sets the number of rank threads; under mpirun the data-
             // parallel size defaults to what the world leaves after tensor and pipeline parallelism.
@@ -70,7 +77,8 @@ struct TrainCommand: ParsableCommand {
                 try ParallelState(world: $0, tensorParallel: config.tensorModelParallelSize,
                                   pipelineParallel: config.pipelineModelParallelSize)
             } ?? .single
-            try Self.train(config: config, vocabularySize: vocabularySize, eod: eod, parallel: state, startTime: startTime)
+            try Self.train(config: config, vocabularySize: vocabularySize, eod: eod, wordPiece: wordPiece, parallel: state,
+                           startTime: startTime)
         }
         withExtendedLifetime(saveLock) {}
         if let profile = GPU.active?.profileReport { printError(profile) }  // MEGATRON_CUDA_PROFILE=1
@@ -79,9 +87,10 @@ struct TrainCommand: ParsableCommand {
     /// The loop of one rank; global rank 0 logs and writes the metrics and event files. Ends at
     /// the last iteration, or earlier with a checkpoint when an `ExitConditions` reason comes up
     /// (`startTime`: when the run started, for `--exit-duration-in-mins`).
-    static func train(config: TrainingConfig, vocabularySize: Int, eod: Int32, parallel: ParallelState,
-                      startTime: Double) throws {
-        let trainer = try Trainer(config: config, vocabularySize: vocabularySize, endOfDocument: eod, parallel: parallel)
+    static func train(config: TrainingConfig, vocabularySize: Int, eod: Int32, wordPiece: WordPieceTokenizer?,
+                      parallel: ParallelState, startTime: Double) throws {
+        let trainer = try Trainer(config: config, vocabularySize: vocabularySize, endOfDocument: eod, parallel: parallel,
+                                  wordPiece: wordPiece)
         let first = parallel.isFirst
         let metrics = first ? try config.metricsFile.map { try MetricsFile(path: $0) } : nil
         let tensorBoard = first ? try config.tensorboardDir.map { try TensorBoardWriter(directory: $0) } : nil
@@ -104,7 +113,7 @@ struct TrainCommand: ParsableCommand {
             let stats = try trainer.step()
             log.record(stats)
             if trainer.iteration % config.evalInterval == 0 || trainer.finished, let loss = try trainer.evaluate() {
-                log.validation(loss: loss)
+                log.validation(loss: loss, sentenceOrderLoss: trainer.validationSentenceOrderLoss)
             }
             if let save = config.save, intervalSaves() { try saveCheckpoint(to: save) }
             if !trainer.finished, let reason = exits.reason(after: trainer.iteration, parallel: parallel) {

@@ -18,6 +18,7 @@ struct TrainingLog {
     let quiet: Bool
     private var intervalSeconds = 0.0
     private var intervalLoss = 0.0
+    private var intervalSentenceOrderLoss = 0.0
     private var intervalIterations = 0
     private var intervalSamples = 0
     private var skipped = 0
@@ -38,7 +39,8 @@ struct TrainingLog {
         if let warning = trainer.loadWarning { print("WARNING: " + warning) }
         if let note = trainer.loadNote { printLine("> note: " + note) }
         let c = trainer.model.config
-        printLine("> GPT: \(trainer.model.layout.totalCount) parameters, \(c.numLayers) layers, hidden \(c.hiddenSize), "
+        let kind = c.bert.map { "BERT (\($0.residualConnectionPostLayerNorm ? "post" : "pre")-LN\($0.binaryHead ? ", sentence-order head" : ""))" } ?? "GPT"
+        printLine("> \(kind): \(trainer.model.layout.totalCount) parameters, \(c.numLayers) layers, hidden \(c.hiddenSize), "
               + "\(c.numAttentionHeads) heads, seq \(trainer.config.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize))")
         printLine("> training \(trainer.totalSamples) samples from iteration \(trainer.iteration) "
               + "(consumed samples \(trainer.consumedSamples)); \(trainer.config.precision == .bf16 ? "bf16 GEMM" : "sgemm") peak \(fixed(peakFLOPs / 1e9, 1)) GFLOP/s")
@@ -61,6 +63,7 @@ struct TrainingLog {
             if !stats.loss.isFinite { nan += 1 }  // Megatron's "nan iterations": a non-finite loss
         } else {
             intervalLoss += stats.loss
+            intervalSentenceOrderLoss += stats.sentenceOrderLoss ?? 0
         }
         let interval = trainer.config.logInterval
         if stats.iteration % interval != 0 && !trainer.finished {
@@ -68,7 +71,8 @@ struct TrainingLog {
             return
         }
         if quiet {
-            intervalSeconds = 0; intervalLoss = 0; intervalIterations = 0; intervalSamples = 0; skipped = 0; nan = 0
+            intervalSeconds = 0; intervalLoss = 0; intervalSentenceOrderLoss = 0; intervalIterations = 0; intervalSamples = 0
+            skipped = 0; nan = 0
             return
         }
         let iterations = Double(intervalIterations)
@@ -78,11 +82,13 @@ struct TrainingLog {
         // An interval of skipped iterations only has no loss: nan, never 0.
         let counted = intervalIterations - skipped
         let loss = counted > 0 ? intervalLoss / Double(counted) : .nan
+        let sentenceOrderLoss = stats.sentenceOrderLoss == nil ? nil : counted > 0 ? intervalSentenceOrderLoss / Double(counted) : .nan
         let total = trainer.config.trainIters.map(String.init) ?? "?"
         if terminal { writeError("\r\u{1B}[K") }
         printLine(" [\(timestamp())] iteration \(padded(stats.iteration, 8))/\(padded(total, 8)) | consumed samples: \(padded(stats.consumedSamples, 12))"
               + " | elapsed time per iteration (ms): \(fixed(msPerIteration, 1)) | learning rate: \(scientificE(stats.learningRate))"
               + " | global batch size: \(padded(stats.globalBatchSize, 5)) | lm loss: \(scientificE(loss))"
+              + (sentenceOrderLoss.map { " | sop loss: \(scientificE($0))" } ?? "")
               + " | loss scale: \(fixed(stats.lossScale, 1)) | grad norm: \(fixed(stats.gradNorm, 3)) | number of skipped iterations: \(padded(skipped, 3))"
               + " | number of nan iterations: \(padded(nan, 3)) | tokens/s: \(fixed(tokensPerSecond, 0))"
               + " | TFLOP/s: \(fixed(flops / 1e12, 4)) | MFU: \(fixed(flops / peakFLOPs * 100, 1))% |")
@@ -95,28 +101,35 @@ struct TrainingLog {
             ("skipped", .bool(stats.skipped)), ("loss_scale", .number(stats.lossScale)),
             ("activation_bytes", .number(Double(activations.saved))), ("scratch_bytes", .number(Double(activations.scratch))),
             ("peak_memory_bytes", .number(Double(ProcessMemory.peakResidentBytes()))),
-        ]) }
+        ] + (sentenceOrderLoss.map { [("sop_loss", JSONValue.number($0))] } ?? [])) }
         report("--tensorboard-dir") { try tensorBoard?.scalars([("lm loss", loss), ("learning-rate", stats.learningRate),
                               ("batch-size", Double(stats.globalBatchSize)), ("grad-norm", stats.gradNorm), ("loss-scale", stats.lossScale),
-                              ("iteration-time", msPerIteration / 1000), ("throughput/tokens-per-second", tokensPerSecond)],
+                              ("iteration-time", msPerIteration / 1000), ("throughput/tokens-per-second", tokensPerSecond)]
+                              + (sentenceOrderLoss.map { [("sop loss", $0)] } ?? []),
                              step: stats.iteration) }
         intervalSeconds = 0
         intervalLoss = 0
+        intervalSentenceOrderLoss = 0
         intervalIterations = 0
         intervalSamples = 0
         skipped = 0
         nan = 0
     }
 
-    func validation(loss: Double) {
+    /// Logs a validation: the lm loss and its perplexity, and BERT's sentence-order loss.
+    func validation(loss: Double, sentenceOrderLoss: Double? = nil) {
         guard !quiet else { return }
         let ppl = exp(min(loss, 20))
         printLine(String(repeating: "-", count: 100))
-        printLine(" validation loss at iteration \(trainer.iteration) | lm loss value: \(scientificE(loss)) | lm loss PPL: \(scientificE(ppl)) |")
+        printLine(" validation loss at iteration \(trainer.iteration) | lm loss value: \(scientificE(loss)) | lm loss PPL: \(scientificE(ppl)) |"
+                  + (sentenceOrderLoss.map { " sop loss value: \(scientificE($0)) |" } ?? ""))
         printLine(String(repeating: "-", count: 100))
-        report("--tensorboard-dir") { try tensorBoard?.scalars([("lm loss validation", loss), ("lm loss validation ppl", ppl)], step: trainer.iteration) }
+        report("--tensorboard-dir") {
+            try tensorBoard?.scalars([("lm loss validation", loss), ("lm loss validation ppl", ppl)]
+                                     + (sentenceOrderLoss.map { [("sop loss validation", $0)] } ?? []), step: trainer.iteration)
+        }
         report("--metrics-file") { try metrics?.write([("iteration", .number(Double(trainer.iteration))), ("validation_loss", .number(loss)),
-                               ("validation_ppl", .number(ppl))]) }
+                               ("validation_ppl", .number(ppl))] + (sentenceOrderLoss.map { [("validation_sop_loss", JSONValue.number($0))] } ?? [])) }
     }
 
     /// A metrics or event write that failed: a warning per failure, and training goes on (the

@@ -1,0 +1,70 @@
+/// One split of a sentence-level indexed dataset served as BERT samples (megatron-core's
+/// `BERTMaskedWordPieceDataset`): the split's documents by `--split`, the sample mapping over
+/// them (`BERTSampleIndex`, as many epochs as `sampleCount` needs, targets of `seqLength - 3`
+/// tokens leaving room for `[CLS]` and two `[SEP]`), each sample built from its sentences
+/// (`BERTSampleBuilder`, seeded by `--seed` and the sample's index).
+///
+/// Megatron-core caches the mapping in a `.npy` file; it is rebuilt here at start (it takes a
+/// pass over the sentence lengths).
+public final class BERTDataset: TrainingSampleSource {
+    public let dataset: IndexedDataset
+    public let samples: [BERTSampleIndex.Sample]
+    public let builder: BERTSampleBuilder
+
+    /// The `splitIndex` split (0 train, 1 valid, 2 test) of `dataset` under `split`, with at
+    /// least `sampleCount` samples. Throws when the split holds no document that can make a
+    /// sample (with the binary head, one of at least two sentences).
+    public init(dataset: IndexedDataset, split: DataSplit, splitIndex: Int, sampleCount: Int, builder: BERTSampleBuilder,
+                shortSequenceProbability: Double) throws(DatasetError) {
+        let name = DataSplit.names[splitIndex]
+        guard let range = split.ranges(count: dataset.documentCount)[splitIndex], !range.isEmpty else {
+            throw .invalidArgument("--split \(split.text) leaves the \(name) split of \(dataset.prefix) no documents")
+        }
+        guard builder.sequenceLength > 3 else {
+            throw .invalidArgument("--seq-length \(builder.sequenceLength) leaves no room beside [CLS] and two [SEP]")
+        }
+        let bounds = Array(dataset.documentIndices[range.lowerBound...range.upperBound])
+        let minSentences = builder.classificationHead ? 2 : 1
+        let usable = (0..<(bounds.count - 1)).contains { d in
+            let sentences = Int(bounds[d])..<Int(bounds[d + 1])
+            return sentences.count >= minSentences
+                && (sentences.count == 1 || !dataset.sequenceLengths[sentences].contains { $0 > BERTSampleIndex.longSentenceLength })
+        }
+        guard usable else {
+            throw .invalidArgument("the \(name) split of \(dataset.prefix) has no document of at least \(minSentences) "
+                + "sentence(s) without one over \(BERTSampleIndex.longSentenceLength) tokens (was it preprocessed with --split-sentences?)")
+        }
+        self.dataset = dataset
+        self.builder = builder
+        samples = BERTSampleIndex.build(documentIndices: bounds, sentenceLengths: dataset.sequenceLengths,
+                                        epochs: Int(Int32.max) - 1, maxSamples: UInt64(sampleCount),
+                                        maxSequenceLength: Int32(builder.sequenceLength - 3),
+                                        shortSequenceProbability: shortSequenceProbability,
+                                        seed: Int32(truncatingIfNeeded: builder.seed), minSentences: Int32(minSentences))
+    }
+
+    public var count: Int { samples.count }
+
+    /// Sample `i` as megatron-core builds it.
+    public func sample(_ i: Int) -> BERTSample {
+        let entry = samples[i]
+        let sentences = (entry.first..<entry.end).map { dataset.tokens(ofSequence: $0) }
+        return builder.sample(index: i, sentences: sentences, targetLength: entry.targetLength)
+    }
+
+    /// Appends sample `i`: labels only at masked positions (-100, the cross-entropy's ignore
+    /// index, elsewhere), the tokens before the padding as its length, the sentence-order label
+    /// (-100 without the binary head).
+    public func append(sample i: Int, to batch: inout MicroBatch) {
+        let sample = sample(i)
+        batch.sequenceLength = sample.text.count
+        batch.tokens += sample.text.map { Int32($0) }
+        batch.labels += zip(sample.labels, sample.lossMask).map { $1 != 0 ? Int32($0) : -100 }
+        batch.lossMask += sample.lossMask.map { Float($0) }
+        var inputs = batch.bert ?? BERTInputs()
+        inputs.tokenTypes += sample.types.map { Int32($0) }
+        inputs.lengths.append(Int32((sample.paddingMask.lastIndex(of: 1) ?? 0) + 1))
+        inputs.sentenceOrder.append(builder.classificationHead ? (sample.isRandom ? 1 : 0) : -100)
+        batch.bert = inputs
+    }
+}

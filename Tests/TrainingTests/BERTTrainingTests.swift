@@ -1,0 +1,128 @@
+import Datasets
+import Distributed
+import FileSupport
+import Testing
+import TestSupport
+import Tokenizer
+@testable import Training
+
+/// `megatron train --model-type bert` on a sentence-split corpus: both losses learn, a resumed
+/// run is the uninterrupted one bit for bit, data parallelism (with ZeRO-1) matches one rank,
+/// and what BERT cannot run with is named.
+@Suite(.serialized) struct BERTTrainingTests {
+    static let vocabularyFile = ResumeTests.repository + "/Tests/DataTests/Fixtures/wordpiece/uncased/vocab.txt"
+    static let vocabulary = try! WordPieceTokenizer(vocabularyFile: vocabularyFile, lowerCase: true)
+    static let corpus = try! Self.makeCorpus()
+
+    /// The first 80 documents of the bundled corpus, split into sentences, in WordPiece ids.
+    static func makeCorpus() throws -> (directory: String, prefix: String) {
+        let directory = ResumeTests.temporaryDirectory()
+        var lines = [String]()
+        try TextDocuments.forEach(in: ResumeTests.repository + "/data/devils-dictionary/devils_dictionary.jsonl") { text in
+            if lines.count < 80 { lines.append(JSONValue.object([("text", .string(text))]).serialized) }
+        }
+        try AtomicFile.write(Array(lines.joined(separator: "\n").utf8), to: directory + "/corpus.jsonl")
+        var preprocessor = Preprocessor(inputPath: directory + "/corpus.jsonl", outputPrefix: directory + "/corpus")
+        preprocessor.splitSentences = true
+        _ = try preprocessor.run(tokenizer: vocabulary)
+        return (directory, preprocessor.datasetPrefix(key: "text"))
+    }
+
+    static func config(_ extra: [(key: String, value: JSONValue)] = []) throws -> TrainingConfig {
+        let settings: [(key: String, value: JSONValue)] = [
+            ("model-type", .string("bert")), ("tokenizer-type", .string("BertWordPieceLowerCase")),
+            ("vocab-file", .string(vocabularyFile)), ("data-path", .string(corpus.prefix)), ("split", .string("90,10,0")),
+            ("num-layers", .number(2)), ("hidden-size", .number(32)), ("num-attention-heads", .number(2)),
+            ("seq-length", .number(32)), ("micro-batch-size", .number(2)), ("global-batch-size", .number(4)),
+            ("lr", .number(3e-3)), ("min-lr", .number(3e-4)), ("lr-decay-style", .string("cosine")),
+            ("lr-warmup-iters", .number(2)), ("train-iters", .number(6)), ("eval-interval", .number(3)),
+            ("eval-iters", .number(1)), ("weight-decay", .number(0.01)), ("clip-grad", .number(1)),
+        ]
+        return try TrainingConfig(settings: [("test", settings + extra)])
+    }
+
+    static func trainer(_ config: TrainingConfig, parallel: ParallelState = .single) throws -> Trainer {
+        try Trainer(config: config, vocabularySize: vocabulary.vocabularySize, endOfDocument: vocabulary.separatorID,
+                    parallel: parallel, wordPiece: vocabulary)
+    }
+
+    /// Every iteration's masked-LM and sentence-order losses and norm, and each validation's.
+    static func run(_ trainer: Trainer, until stopAt: Int) throws -> [Double] {
+        var values = [Double]()
+        while trainer.iteration < stopAt {
+            let stats = try trainer.step()
+            values += [stats.loss, stats.sentenceOrderLoss ?? .nan, stats.gradNorm]
+            if trainer.iteration % trainer.config.evalInterval == 0, let loss = try trainer.evaluate() {
+                values += [loss, trainer.validationSentenceOrderLoss ?? .nan]
+            }
+        }
+        return values
+    }
+
+    /// Both orders learn the masked tokens; the sentence-order loss is logged (near log 2 at first).
+    @Test(arguments: ["pre", "post"])
+    func bothLayerNormOrdersLearn(order: String) throws {
+        let trainer = try Self.trainer(try Self.config([("bert-layernorm-order", .string(order)), ("train-iters", .number(30)),
+                                                        ("eval-iters", .number(0))]))
+        #expect(trainer.model.config.bert?.residualConnectionPostLayerNorm == (order == "post"))
+        var stats = [IterationStats]()
+        while !trainer.finished { stats.append(try trainer.step()) }
+        let first = stats.prefix(5).map(\.loss).reduce(0, +) / 5, last = stats.suffix(5).map(\.loss).reduce(0, +) / 5
+        print("BERT \(order)-LN: masked-LM loss \(first) -> \(last), sentence order \(stats[0].sentenceOrderLoss!) -> \(stats.last!.sentenceOrderLoss!)")
+        #expect(last < first - 0.5)
+        #expect(stats.allSatisfy { ($0.sentenceOrderLoss ?? 0) > 0.3 && ($0.sentenceOrderLoss ?? 9) < 1.5 })
+    }
+
+    @Test func resumedRunIsBitIdentical() throws {
+        let config = try Self.config([("hidden-dropout", .number(0.1)), ("attention-dropout", .number(0.1))])
+        let straight = try Self.trainer(config)
+        let straightValues = try Self.run(straight, until: 6)
+        let directory = ResumeTests.temporaryDirectory()
+        let first = try Self.trainer(config)
+        var values = try Self.run(first, until: 3)
+        try first.save(to: directory)
+        var resumedConfig = config
+        resumedConfig.load = directory
+        let resumed = try Self.trainer(resumedConfig)
+        #expect(resumed.iteration == 3)
+        values += try Self.run(resumed, until: 6)
+        #expect(values == straightValues)
+        let n = straight.model.layout.totalCount
+        #expect((0..<n).allSatisfy {
+            straight.model.params.buffer.pointer[$0].bitPattern == resumed.model.params.buffer.pointer[$0].bitPattern
+        })
+        // A GPT run cannot load it.
+        var gpt = try ResumeTests.config(prefix: try ResumeTests.corpus().prefix)
+        gpt.load = directory
+        #expect { _ = try ResumeTests.trainer(gpt) } throws: { "\($0)".contains("the checkpoint holds a pre-LN BERT") }
+    }
+
+    /// Two data-parallel rank threads (plain and ZeRO-1) train as one rank: the same losses up
+    /// to the order of the gradient sum.
+    @Test(arguments: [false, true])
+    func dataParallelMatchesOneRank(distributed: Bool) throws {
+        let config = try Self.config([("eval-iters", .number(0))])
+        let reference = try Self.run(try Self.trainer(config), until: 6)
+        let parallelConfig = try Self.config([("eval-iters", .number(0)), ("data-parallel-size", .number(2)),
+                                              ("use-distributed-optimizer", .bool(distributed))])
+        let ranks = try ThreadCommunicator.run(size: 2) { world in
+            try Self.run(try Self.trainer(parallelConfig, parallel: try ParallelState(world: world, tensorParallel: 1,
+                                                                                       pipelineParallel: 1)), until: 6)
+        }
+        #expect(ranks[0] == ranks[1])
+        let worst = zip(ranks[0], reference).map { abs($0 - $1) / max(abs($1), 1e-6) }.max()!
+        print("BERT DP 2\(distributed ? " ZeRO-1" : ""): worst relative difference \(worst) from one rank")
+        #expect(worst < 1e-5)
+    }
+
+    @Test func whatBERTCannotRunWithIsNamed() throws {
+        func message(_ extra: [(key: String, value: JSONValue)]) -> String {
+            do { _ = try Self.config(extra); return "" } catch { return "\(error)" }
+        }
+        #expect(message([("tokenizer-type", .string("GPT2BPETokenizer"))]).contains("--model-type bert: reads WordPiece"))
+        #expect(message([("tensor-model-parallel-size", .number(2))]).contains("BERT runs with data parallelism only so far"))
+        #expect(message([("bf16", .bool(true))]).contains("BERT trains in fp32 so far"))
+        #expect(message([("mask-prob", .number(1.5))]).contains("--mask-prob"))
+        #expect(message([("model-type", .string("t5"))]).contains("model-type must be gpt or bert, got t5"))
+    }
+}
