@@ -89,7 +89,7 @@ public final class Trainer {
                                     exactGELU: config.noBiasGeluFusion, ffnHiddenSize: config.ffnHiddenSize,
                                     untieEmbeddingsAndOutputWeights: config.untieEmbeddingsAndOutputWeights,
                                     bert: config.modelType == .bert
-                                        ? BERTSettings(residualConnectionPostLayerNorm: config.applyResidualConnectionPostLayernorm,
+                                        ? BERTSettings(residualConnectionPostLayerNorm: config.bertPostLayerNorm,
                                                        binaryHead: !config.bertNoBinaryHead) : nil)
         if let load = config.load, (try? Checkpoint.latestIteration(in: load)) != nil {
             modelConfig = try Checkpoint.modelConfig(modelConfig, loading: load)

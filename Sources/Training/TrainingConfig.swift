@@ -14,9 +14,13 @@ public struct TrainingConfig: Sendable, Equatable {
     public var modelType = ModelType.gpt
     /// `--bert-no-binary-head`: BERT without the sentence-order head (and without token types).
     public var bertNoBinaryHead = false
-    /// `--apply-residual-connection-post-layernorm` (or `--bert-layernorm-order post`): the
-    /// original post-LN BERT; off is Megatron-LM's rearranged pre-LN order.
+    /// `--apply-residual-connection-post-layernorm` (Megatron's flag): the original post-LN BERT;
+    /// off is Megatron-LM's rearranged pre-LN order.
     public var applyResidualConnectionPostLayernorm = false
+    /// `--bert-layernorm-order post|pre`: the same choice by name (nil: not given).
+    public var bertLayernormOrder: BERTLayerNormOrder?
+    /// Whether BERT's residual branches add to the LayerNorm outputs (post-LN), from either flag.
+    public var bertPostLayerNorm: Bool { applyResidualConnectionPostLayernorm || bertLayernormOrder == .post }
     /// `--mask-prob`: the fraction of tokens BERT's data masks.
     public var maskProb = 0.15
     /// `--short-seq-prob`: the probability that a BERT sample targets a shorter length.
@@ -367,6 +371,9 @@ public struct TrainingConfig: Sendable, Equatable {
         if device != .cpu { throw .invalidFlag("--device", "BERT runs on the CPU so far") }
         if !trainDataPath.isEmpty || dataPath.count != 1 {
             throw .invalidFlag("--data-path", "BERT reads one sentence-split dataset prefix (--data-path PREFIX with --split) so far")
+        }
+        if applyResidualConnectionPostLayernorm && bertLayernormOrder == .pre {
+            throw .invalidFlag("--bert-layernorm-order", "pre contradicts --apply-residual-connection-post-layernorm (post)")
         }
         if !(maskProb > 0 && maskProb < 1) { throw .invalidFlag("--mask-prob", "must be in (0, 1), got \(maskProb)") }
         if !(shortSeqProb >= 0 && shortSeqProb <= 1) { throw .invalidFlag("--short-seq-prob", "must be in [0, 1], got \(shortSeqProb)") }

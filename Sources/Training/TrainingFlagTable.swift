@@ -38,7 +38,7 @@ extension TrainingFlag {
     public static let bertLayernormOrder = choice(
         "bert-layernorm-order", .networkSize, BERTLayerNormOrder.allCases,
         "post (original BERT) or pre (Megatron-LM's rearrangement); the same setting as --apply-residual-connection-post-layernorm.",
-        default: "pre") { $0.applyResidualConnectionPostLayernorm = $1 == .post }
+        default: "pre") { $0.bertLayernormOrder = $1 }
     public static let maskProb = number("mask-prob", .data, \.maskProb, "Fraction of tokens BERT's data masks.",
                                         range: .positive)
     public static let shortSeqProb = number("short-seq-prob", .data, \.shortSeqProb,

@@ -123,6 +123,9 @@ import Tokenizer
         #expect(message([("tensor-model-parallel-size", .number(2))]).contains("BERT runs with data parallelism only so far"))
         #expect(message([("bf16", .bool(true))]).contains("BERT trains in fp32 so far"))
         #expect(message([("mask-prob", .number(1.5))]).contains("--mask-prob"))
+        #expect(message([("bert-layernorm-order", .string("pre")), ("apply-residual-connection-post-layernorm", .bool(true))])
+            .contains("pre contradicts --apply-residual-connection-post-layernorm"))
+        #expect(try Self.config([("apply-residual-connection-post-layernorm", .bool(true))]).bertPostLayerNorm)
         #expect(message([("model-type", .string("t5"))]).contains("model-type must be gpt or bert, got t5"))
     }
 }

@@ -13,6 +13,8 @@ import Testing
         case "recompute-granularity": return (["selective"], #""selective""#, "selective")
         case "recompute-method": return (["block"], #""block""#, "block")
         case "device": return (["cuda"], #""cuda""#, "cuda")
+        case "model-type": return (["bert"], #""bert""#, "bert")
+        case "bert-layernorm-order": return (["post"], #""post""#, "post")
         default: break
         }
         switch flag.kind {
