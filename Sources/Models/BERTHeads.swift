@@ -14,7 +14,9 @@ import Parameters
 ///
 /// The loss is the masked-LM cross-entropy's masked mean plus the sentence-order cross-entropy's
 /// mean (`pretrain_bert.py`'s `lm_loss + sop_loss`). The GELU is the exact erf form (PyTorch's
-/// `F.gelu`, as Megatron-core and Hugging Face's BERT).
+/// `F.gelu`, as Megatron-core and Hugging Face's BERT). With tensor parallelism the output layer,
+/// its bias and the cross-entropy are split by vocabulary (as GPT's); the dense layers, the
+/// LayerNorm, the pooler and the binary head are replicated, computed alike on every rank.
 struct BERTHeads {
     let lmDense: ColumnParallelLinear
     let lmLayerNorm: LayerNormWeights
@@ -88,8 +90,10 @@ struct BERTHeads {
         LayerNorm.forward(out: bert.lmLayerNorm.pointer, mean: bert.lmMean.pointer, rstd: bert.lmRstd.pointer,
                           inp: bert.lmGELU.pointer, weight: p + lmLayerNorm.weight, bias: p + lmLayerNorm.bias,
                           rows: n, channels: c, eps: epsilon)
-        outputLayer(embedding).forward(out: acts.logits.pointer, inp: bert.lmLayerNorm.pointer, params: p, rows: n,
-                                       precision: .fp32, roundsOutput: false)
+        // The output layer is split by vocabulary over the tensor-parallel group (f before it).
+        outputLayer(embedding).forward(out: acts.logits.pointer,
+                                       inp: region.enterRegion(bert.lmLayerNorm.pointer, gatheringInto: nil, rows: n, channels: c),
+                                       params: p, rows: n, precision: .fp32, roundsOutput: false)
         let totals = crossEntropy.forward(
             losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer, logits: acts.logits.pointer,
             targets: acts.targets.pointer, lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
@@ -127,7 +131,7 @@ struct BERTHeads {
                                         grads: grad, ones: ones, rows: n, precision: .fp32)
         bert.dHead.zero()
         LayerNorm.backward(dinp: bert.dHead.pointer, dweight: grad + lmLayerNorm.weight, dbias: grad + lmLayerNorm.bias,
-                           dout: dlnf, inp: bert.lmGELU.pointer, weight: p + lmLayerNorm.weight,
+                           dout: region.enterRegionBackward(dlnf, scatteringInto: nil, rows: n, channels: c), inp: bert.lmGELU.pointer, weight: p + lmLayerNorm.weight,
                            mean: bert.lmMean.pointer, rstd: bert.lmRstd.pointer, rows: n, channels: c)
         GELU.backward(dinp: bert.dHead.pointer, inp: bert.lmDense.pointer, dout: bert.dHead.pointer, count: n * c, exact: true)
         lmDense.backward(dinp: dlnf, dout: bert.dHead.pointer, inp: lnf, params: p, grads: grad, ones: ones, rows: n,

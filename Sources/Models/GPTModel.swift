@@ -87,9 +87,8 @@ public final class GPTModel {
         }
         try recomputation.validate(layersPerChunk: part.chunkLayers.map(\.count).min() ?? 0)
         if config.bert != nil {
-            // BERT's heads, token types and padding mask run on one rank in fp32 so far.
-            if t > 1 { throw .invalid(flag: "--tensor-model-parallel-size", reason: "BERT runs without tensor parallelism so far") }
-            if !part.isWhole { throw .invalid(flag: "--pipeline-model-parallel-size", reason: "BERT runs without pipeline parallelism so far") }
+            // BERT's heads read the whole sequence in fp32 so far.
+            if sequenceParallel && t > 1 { throw .invalid(flag: "--sequence-parallel", reason: "BERT runs without sequence parallelism so far") }
             if precision != .fp32 { throw .invalid(flag: "--\(precision.rawValue)", reason: "BERT trains in fp32 so far") }
         }
         self.recomputation = recomputation

@@ -363,10 +363,7 @@ public struct TrainingConfig: Sendable, Equatable {
               tokenizerFile == nil else {
             throw .invalidFlag("--model-type bert", "reads WordPiece: give --tokenizer-type BertWordPieceLowerCase or BertWordPieceCase with --vocab-file vocab.txt")
         }
-        if tensorModelParallelSize > 1 || pipelineModelParallelSize > 1 {
-            throw .invalidFlag(tensorModelParallelSize > 1 ? "--tensor-model-parallel-size" : "--pipeline-model-parallel-size",
-                               "BERT runs with data parallelism only so far")
-        }
+        if usesSequenceParallel { throw .invalidFlag("--sequence-parallel", "BERT runs without sequence parallelism so far") }
         if bf16 || fp16 { throw .invalidFlag(bf16 ? "--bf16" : "--fp16", "BERT trains in fp32 so far") }
         if device != .cpu { throw .invalidFlag("--device", "BERT runs on the CPU so far") }
         if !trainDataPath.isEmpty || dataPath.count != 1 {

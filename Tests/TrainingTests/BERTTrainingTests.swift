@@ -7,8 +7,8 @@ import Tokenizer
 @testable import Training
 
 /// `megatron train --model-type bert` on a sentence-split corpus: both losses learn, a resumed
-/// run is the uninterrupted one bit for bit, data parallelism (with ZeRO-1) matches one rank,
-/// and what BERT cannot run with is named.
+/// run is the uninterrupted one bit for bit, TP x PP x DP (with ZeRO-1) matches one rank, and
+/// what BERT cannot run with is named.
 @Suite(.serialized) struct BERTTrainingTests {
     static let vocabularyFile = ResumeTests.repository + "/Tests/DataTests/Fixtures/wordpiece/uncased/vocab.txt"
     static let vocabulary = try! WordPieceTokenizer(vocabularyFile: vocabularyFile, lowerCase: true)
@@ -97,22 +97,32 @@ import Tokenizer
         #expect { _ = try ResumeTests.trainer(gpt) } throws: { "\($0)".contains("the checkpoint holds a pre-LN BERT") }
     }
 
-    /// Two data-parallel rank threads (plain and ZeRO-1) train as one rank: the same losses up
-    /// to the order of the gradient sum.
-    @Test(arguments: [false, true])
-    func dataParallelMatchesOneRank(distributed: Bool) throws {
-        let config = try Self.config([("eval-iters", .number(0))])
-        let reference = try Self.run(try Self.trainer(config), until: 6)
-        let parallelConfig = try Self.config([("eval-iters", .number(0)), ("data-parallel-size", .number(2)),
-                                              ("use-distributed-optimizer", .bool(distributed))])
-        let ranks = try ThreadCommunicator.run(size: 2) { world in
-            try Self.run(try Self.trainer(parallelConfig, parallel: try ParallelState(world: world, tensorParallel: 1,
-                                                                                       pipelineParallel: 1)), until: 6)
+    /// Tensor, pipeline and data parallelism (with ZeRO-1) on rank threads train as one rank:
+    /// the same losses and norms up to the order of the sums over ranks.
+    @Test(arguments: [(1, 1, 2, false), (1, 1, 2, true), (2, 1, 1, false), (1, 2, 1, false), (2, 2, 2, true)])
+    func parallelLayoutsMatchOneRank(tensorParallel t: Int, pipelineParallel p: Int, dataParallel d: Int,
+                                     distributed: Bool) throws {
+        let reference = try Self.run(try Self.trainer(try Self.config([("eval-iters", .number(0))])), until: 6)
+        let config = try Self.config([("eval-iters", .number(0)), ("tensor-model-parallel-size", .number(Double(t))),
+                                      ("pipeline-model-parallel-size", .number(Double(p))), ("data-parallel-size", .number(Double(d))),
+                                      ("use-distributed-optimizer", .bool(distributed))])
+        let ranks = try ThreadCommunicator.run(size: t * p * d) { world in
+            try Self.run(try Self.trainer(config, parallel: try ParallelState(world: world, tensorParallel: t, pipelineParallel: p)),
+                         until: 6)
         }
-        #expect(ranks[0] == ranks[1])
+        #expect(ranks.allSatisfy { $0 == ranks[0] })
         let worst = zip(ranks[0], reference).map { abs($0 - $1) / max(abs($1), 1e-6) }.max()!
-        print("BERT DP 2\(distributed ? " ZeRO-1" : ""): worst relative difference \(worst) from one rank")
+        print("BERT TP \(t) x PP \(p) x DP \(d)\(distributed ? " ZeRO-1" : ""): worst relative difference \(worst) from one rank")
         #expect(worst < 1e-5)
+    }
+
+    /// Recomputation re-runs the padding-masked attention: the same bits as keeping everything.
+    @Test(arguments: ["selective", "full"])
+    func recomputationIsBitIdentical(granularity: String) throws {
+        let reference = try Self.run(try Self.trainer(try Self.config([("eval-iters", .number(0))])), until: 4)
+        let recomputed = try Self.run(try Self.trainer(try Self.config([("eval-iters", .number(0)),
+                                                                       ("recompute-granularity", .string(granularity))])), until: 4)
+        #expect(recomputed == reference)
     }
 
     @Test func whatBERTCannotRunWithIsNamed() throws {
@@ -120,7 +130,8 @@ import Tokenizer
             do { _ = try Self.config(extra); return "" } catch { return "\(error)" }
         }
         #expect(message([("tokenizer-type", .string("GPT2BPETokenizer"))]).contains("--model-type bert: reads WordPiece"))
-        #expect(message([("tensor-model-parallel-size", .number(2))]).contains("BERT runs with data parallelism only so far"))
+        #expect(message([("tensor-model-parallel-size", .number(2)), ("sequence-parallel", .bool(true))])
+            .contains("BERT runs without sequence parallelism so far"))
         #expect(message([("bf16", .bool(true))]).contains("BERT trains in fp32 so far"))
         #expect(message([("mask-prob", .number(1.5))]).contains("--mask-prob"))
         #expect(message([("bert-layernorm-order", .string("pre")), ("apply-residual-connection-post-layernorm", .bool(true))])
