@@ -66,7 +66,7 @@ let package = Package(
             dependencies: ["Accelerator", "Kernels", "Parameters", "Models", "Optimizer", "Planner", "Tokenizer", "Datasets", "FileSupport", "Training", "Distributed", "Measurement", "Evaluation", "Serving",
                            "Curation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: releaseFlags),
-        .target(name: "TestSupport", dependencies: ["Parameters"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Parameters", "Models"], path: "Tests/TestSupport"),
         .testTarget(name: "DataTests", dependencies: ["Tokenizer", "Datasets", "FileSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Tokenizer", "FileSupport", "Models", "Parameters", "Optimizer", "Distributed", "Kernels", "Planner", "TorchFormat", "TestSupport"],

@@ -290,6 +290,16 @@ public enum Checkpoint {
         return (model, merged.iteration)
     }
 
+    /// `loadModel` for the commands that run a GPT (evaluate, generate, serve): a BERT
+    /// checkpoint is refused by name.
+    public static func loadGPT(from directory: String, precision: ComputePrecision = .fp32, command: String)
+        throws(TrainingError) -> (model: GPTModel, iteration: Int) {
+        if try storedModelConfig(in: directory).bert != nil {
+            throw .checkpoint(path: directory, reason: "this is a BERT checkpoint; `megatron \(command)` runs GPTs (BERT's masked-LM and sentence-order validation runs in `train --model-type bert`)")
+        }
+        return try loadModel(from: directory, precision: precision)
+    }
+
     /// The model configuration stored in a checkpoint's rank file (`path` names it in errors).
     static func storedModelConfig(_ file: SafeTensorsFile, path: String) throws(TrainingError) -> GPTConfig {
         guard let text = file.metadata["config"],

@@ -4,7 +4,8 @@ import Optimizer
 import Parameters
 
 /// A Hugging Face GPT-2 model directory (`config.json` + `model.safetensors`, as
-/// `GPT2LMHeadModel.save_pretrained` writes them) read into or written from a `GPTModel`.
+/// `GPT2LMHeadModel.save_pretrained` writes them) read into or written from a `GPTModel`; or a
+/// `BertForPreTraining` one, for a post-LN BERT (`HuggingFaceBERTCheckpoint.swift`).
 public enum HuggingFaceCheckpoint {
     /// Reads the model in `directory`. Only what this project's GPT supports is accepted:
     /// GPT-2 (`model_type` gpt2), tanh GELU (`gelu_new`, `gelu_pytorch_tanh`) or exact (`gelu`), any
@@ -26,8 +27,9 @@ public enum HuggingFaceCheckpoint {
             }
             return Int(x)
         }
+        if case .string("bert")? = json["model_type"] { return try readBERT(json, directory: directory) }
         if case let .string(type)? = json["model_type"], type != "gpt2" {
-            throw .checkpoint(path: configPath, reason: "model_type \(type) is not supported (gpt2 only)")
+            throw .checkpoint(path: configPath, reason: "model_type \(type) is not supported (gpt2 or bert)")
         }
         // gelu_new and gelu_pytorch_tanh are the tanh GELU, gelu the exact erf one.
         var exactGELU = false
@@ -71,14 +73,17 @@ public enum HuggingFaceCheckpoint {
     /// Writes `model` as a Hugging Face GPT-2 directory (created if needed), each file atomically.
     public static func write(_ model: GPTModel, to directory: String, eosTokenID: Int32? = nil) throws(TrainingError) {
         let c = model.config
+        if c.bert != nil, let refusal = HuggingFaceBERT.exportRefusal(c) {
+            throw .checkpoint(path: directory, reason: "cannot write a Hugging Face BertForPreTraining: \(refusal)")
+        }
         do { try Directory.create(directory) } catch { throw .checkpoint(path: directory, reason: error.reason) }
-        let tensors = HuggingFaceGPT2.export(model.params, config: c)
+        let tensors = c.bert == nil ? HuggingFaceGPT2.export(model.params, config: c) : HuggingFaceBERT.export(model.params, config: c)
         do {
             try writeSafeTensors(tensors, to: directory + "/model.safetensors")
         } catch {
             throw .checkpoint(path: directory, reason: error.description)
         }
-        var fields: [(key: String, value: JSONValue)] = [
+        var fields: [(key: String, value: JSONValue)] = c.bert != nil ? bertConfigFields(model) : [
             ("architectures", .array([.string("GPT2LMHeadModel")])), ("model_type", .string("gpt2")),
             ("n_layer", .number(Double(c.numLayers))), ("n_embd", .number(Double(c.hiddenSize))),
             ("n_head", .number(Double(c.numAttentionHeads))), ("n_positions", .number(Double(c.maxPositionEmbeddings))),

@@ -47,7 +47,7 @@ struct GenerateCommand: ParsableCommand {
         let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
         try options.validate()
         let tokenizer = try tokenizer.load()
-        let (model, _) = try Checkpoint.loadModel(from: load, precision: bf16 ? .bf16 : .fp32)
+        let (model, _) = try Checkpoint.loadGPT(from: load, precision: bf16 ? .bf16 : .fp32, command: "generate")
         guard tokenizer.vocabularySize <= model.config.paddedVocabSize else {
             throw ValidationError("the tokenizer has \(tokenizer.vocabularySize) ids but the checkpoint's model only \(model.config.paddedVocabSize)")
         }

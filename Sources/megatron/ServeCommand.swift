@@ -47,7 +47,7 @@ struct ServeCommand: ParsableCommand {
     func run() throws {
         try deviceOptions.activate()
         let tokenizer = try tokenizer.load()
-        let (model, iteration) = try Checkpoint.loadModel(from: load, precision: bf16 ? .bf16 : .fp32)
+        let (model, iteration) = try Checkpoint.loadGPT(from: load, precision: bf16 ? .bf16 : .fp32, command: "serve")
         guard tokenizer.vocabularySize <= model.config.paddedVocabSize else {
             throw ValidationError("the tokenizer has \(tokenizer.vocabularySize) ids but the checkpoint's model only \(model.config.paddedVocabSize)")
         }

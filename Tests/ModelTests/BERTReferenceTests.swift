@@ -9,49 +9,9 @@ import TestSupport
 /// reference written there. A batch of three sequences with padding, two segments and masked
 /// positions: masked-LM and sentence-order logits, both losses, every gradient of their sum.
 @Suite struct BERTReferenceTests {
-    static let fixturePath = String(#filePath.dropLast("BERTReferenceTests.swift".count)) + "Fixtures/bert_reference.safetensors"
-
-    struct Fixture {
-        let file: SafeTensorsFile
-        let batch: BERTMicroBatch
-        let metadata: [String: String]
-
-        init() throws {
-            let file = try SafeTensorsFile(path: BERTReferenceTests.fixturePath)
-            self.file = file
-            metadata = file.metadata
-            let ints = { (name: String) throws -> [Int32] in try file.integers(name).map { Int32($0) } }
-            batch = BERTMicroBatch(batch: Int(file.metadata["batch"]!)!, seqLength: Int(file.metadata["seq_length"]!)!,
-                                   tokens: try ints("tokens"), tokenTypes: try ints("token_types"), lengths: try ints("lengths"),
-                                   labels: try ints("labels"), lossMask: try file.floats("loss_mask"),
-                                   sentenceOrder: try ints("sentence_order"))
-        }
-
-        func config(postLayerNorm: Bool) -> GPTConfig {
-            func meta(_ key: String) -> Int { Int(metadata[key]!)! }
-            return GPTConfig(numLayers: meta("num_layers"), hiddenSize: meta("hidden_size"), numAttentionHeads: meta("num_heads"),
-                             maxPositionEmbeddings: meta("max_positions"), vocabSize: meta("vocab_size"),
-                             makeVocabSizeDivisibleBy: 1, layerNormEpsilon: Float(metadata["layernorm_epsilon"]!)!,
-                             exactGELU: true,
-                             bert: BERTSettings(residualConnectionPostLayerNorm: postLayerNorm,
-                                                tokenTypes: meta("token_types")))
-        }
-
-        /// A model holding case `name`'s weights.
-        func model(_ name: String) throws -> GPTModel {
-            let model = try GPTModel(config: config(postLayerNorm: name == "post"))
-            for (index, spec) in model.layout.specs.enumerated() {
-                let values = try file.floats("\(name).w.\(spec.name)")
-                #expect(values.count == spec.count, "\(spec.name)")
-                model.params.pointer(at: index).update(from: values, count: spec.count)
-            }
-            return model
-        }
-    }
-
     @Test(arguments: ["post", "pre"])
     func logitsLossesAndGradientsMatch(_ name: String) throws {
-        let fixture = try Fixture()
+        let fixture = try BERTReferenceFixture()
         let model = try fixture.model(name)
         let losses = try model.forward(bert: fixture.batch)
         let mlm = Double(try fixture.file.floats("\(name).mlm_loss")[0])
@@ -78,7 +38,7 @@ import TestSupport
 
     /// Out-of-range inputs are named before anything runs.
     @Test func badInputsAreNamed() throws {
-        let fixture = try Fixture()
+        let fixture = try BERTReferenceFixture()
         let model = try fixture.model("pre")
         var batch = fixture.batch
         batch.tokenTypes[5] = 2

@@ -13,10 +13,12 @@ Two cases, each in float64 on float32-rounded weights, with padding in the batch
 - "pre": Megatron-LM's rearranged (pre-LN) BERT, written here with the same parameters.
 
 For each: the masked-LM logits, the sentence-order logits, both losses and every parameter's
-gradient of their sum. Regenerate (needs torch, transformers, safetensors; CI does not):
+gradient of their sum. The post-LN model is also saved by `save_pretrained` (float32) into
+`hf_bert/` beside the fixture, for the Hugging Face import and export tests. Regenerate (needs torch, transformers, safetensors; CI does not):
     python3 scripts/reference/bert_model_fixtures.py Tests/ModelTests/Fixtures/bert_reference.safetensors
 """
 import math
+import os
 import sys
 
 import torch
@@ -170,6 +172,9 @@ def main(path):
                 "num_heads": str(HEADS), "max_positions": str(POSITIONS), "token_types": str(TYPES),
                 "batch": str(BATCH), "seq_length": str(SEQ), "layernorm_epsilon": str(EPS), "torch": torch.__version__}
     save_file({k: v.contiguous() for k, v in out.items()}, path, metadata=metadata)
+    # The same post-LN model as Hugging Face saves it (float32), for the import and export tests.
+    hf_directory = os.path.join(os.path.dirname(path), "hf_bert")
+    model.float().save_pretrained(hf_directory, safe_serialization=True)
     print(f"wrote {path}: post-LN mlm {out['post.mlm_loss'].item():.6f} sop {out['post.sop_loss'].item():.6f}; "
           f"pre-LN mlm {out['pre.mlm_loss'].item():.6f} sop {out['pre.sop_loss'].item():.6f}")
 

@@ -1,0 +1,49 @@
+import Models
+import Parameters
+
+/// The BERT reference of `scripts/reference/bert_model_fixtures.py`: its batch, its model shape,
+/// and its two cases' weights (`post`, `pre`) loaded into a model.
+public struct BERTReferenceFixture {
+    /// `Tests/ModelTests/Fixtures/bert_reference.safetensors`.
+    public static let path = String(#filePath.dropLast("TestSupport/BERTReferenceFixture.swift".count)) + "ModelTests/Fixtures/bert_reference.safetensors"
+    /// The Hugging Face `save_pretrained` directory of the post-LN case.
+    public static let huggingFaceDirectory = String(#filePath.dropLast("TestSupport/BERTReferenceFixture.swift".count)) + "ModelTests/Fixtures/hf_bert"
+
+    public let file: SafeTensorsFile
+    /// The fixture's padded batch.
+    public let batch: BERTMicroBatch
+    public let metadata: [String: String]
+
+    public init() throws {
+        let file = try SafeTensorsFile(path: Self.path)
+        self.file = file
+        metadata = file.metadata
+        let ints = { (name: String) throws -> [Int32] in try file.integers(name).map { Int32($0) } }
+        batch = BERTMicroBatch(batch: Int(file.metadata["batch"]!)!, seqLength: Int(file.metadata["seq_length"]!)!,
+                               tokens: try ints("tokens"), tokenTypes: try ints("token_types"), lengths: try ints("lengths"),
+                               labels: try ints("labels"), lossMask: try file.floats("loss_mask"),
+                               sentenceOrder: try ints("sentence_order"))
+    }
+
+    /// The fixture's model shape, post- or pre-LN.
+    public func config(postLayerNorm: Bool) -> GPTConfig {
+        func meta(_ key: String) -> Int { Int(metadata[key]!)! }
+        return GPTConfig(numLayers: meta("num_layers"), hiddenSize: meta("hidden_size"), numAttentionHeads: meta("num_heads"),
+                         maxPositionEmbeddings: meta("max_positions"), vocabSize: meta("vocab_size"),
+                         makeVocabSizeDivisibleBy: 1, layerNormEpsilon: Float(metadata["layernorm_epsilon"]!)!,
+                         exactGELU: true,
+                         bert: BERTSettings(residualConnectionPostLayerNorm: postLayerNorm,
+                                            tokenTypes: meta("token_types")))
+    }
+
+    /// A model holding case `name`'s weights.
+    public func model(_ name: String) throws -> GPTModel {
+        let model = try GPTModel(config: config(postLayerNorm: name == "post"))
+        for (index, spec) in model.layout.specs.enumerated() {
+            let values = try file.floats("\(name).w.\(spec.name)")
+            precondition(values.count == spec.count, "the fixture's \(spec.name) does not fit the model")
+            model.params.pointer(at: index).update(from: values, count: spec.count)
+        }
+        return model
+    }
+}
