@@ -64,7 +64,7 @@ public final class BERTDataset: TrainingSampleSource {
         var inputs = batch.bert ?? BERTInputs()
         inputs.tokenTypes += sample.types.map { Int32($0) }
         inputs.lengths.append(Int32((sample.paddingMask.lastIndex(of: 1) ?? 0) + 1))
-        inputs.sentenceOrder.append(builder.classificationHead ? (sample.isRandom ? 1 : 0) : -100)
+        inputs.sequenceLabels.append(builder.classificationHead ? (sample.isRandom ? 1 : 0) : -100)
         batch.bert = inputs
     }
 }

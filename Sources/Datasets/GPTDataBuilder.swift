@@ -129,12 +129,12 @@ public struct BERTInputs: Sendable, Equatable {
     /// `[batch]` tokens before each sequence's padding.
     public var lengths: [Int32] = []
     /// `[batch]` 1 when the segments were swapped, 0 when in order (-100 without the binary head).
-    public var sentenceOrder: [Int32] = []
+    public var sequenceLabels: [Int32] = []
 
-    public init(tokenTypes: [Int32] = [], lengths: [Int32] = [], sentenceOrder: [Int32] = []) {
+    public init(tokenTypes: [Int32] = [], lengths: [Int32] = [], sequenceLabels: [Int32] = []) {
         self.tokenTypes = tokenTypes
         self.lengths = lengths
-        self.sentenceOrder = sentenceOrder
+        self.sequenceLabels = sequenceLabels
     }
 }
 

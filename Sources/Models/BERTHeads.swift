@@ -1,73 +1,96 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Kernels
 import Parameters
 
 /// BERT's heads on the last stage (Megatron-core's `BertLMHead`, output layer, `Pooler` and
-/// binary head), over the final LayerNorm's output `x`:
+/// binary head; Megatron-LM's `Classification` and `MultipleChoice` heads), over the final
+/// LayerNorm's output `x`:
 ///
-///     masked LM:      logits = LN(GELU(x · D_lmᵀ + d_lm)) · Eᵀ + b_out   (E: the tied word embedding)
-///     sentence order: logits = tanh(x_first · D_poolᵀ + d_pool) · B_binᵀ + b_bin
+///     masked LM:    logits = LN(GELU(x · D_lmᵀ + d_lm)) · Eᵀ + b_out   (E: the tied word embedding)
+///     on the pool:  logits = tanh(x_first · D_poolᵀ + d_pool) · Wᵀ + w  (sentence order, or a task's classes)
 ///
-/// The loss is the masked-LM cross-entropy's masked mean plus the sentence-order cross-entropy's
-/// mean (`pretrain_bert.py`'s `lm_loss + sop_loss`). The GELU is the exact erf form (PyTorch's
-/// `F.gelu`, as Megatron-core and Hugging Face's BERT). With tensor parallelism the output layer,
-/// its bias and the cross-entropy are split by vocabulary (as GPT's); the dense layers, the
-/// LayerNorm, the pooler and the binary head are replicated, computed alike on every rank.
+/// Pretraining's loss is the masked-LM cross-entropy's masked mean plus the sentence-order
+/// cross-entropy's mean (`pretrain_bert.py`'s `lm_loss + sop_loss`); a fine-tuning model's is its
+/// task's cross-entropy over the sequences (or, for multiple choice, over each question's choices).
 struct BERTHeads {
-    let lmDense: ColumnParallelLinear
-    let lmLayerNorm: LayerNormWeights
-    /// `output_layer.bias`, `[paddedVocabSize]`.
-    let outputBias: Int
-    /// The pooler's dense layer and the binary head (nil without `--bert-binary-head`).
-    let pooler: ColumnParallelLinear?, binaryHead: ColumnParallelLinear?
-    let hidden: Int, epsilon: Float
-
-    static let lmDenseName = "lm_head.dense.weight", lmDenseBiasName = "lm_head.dense.bias"
-    static let lmLayerNormName = "lm_head.layer_norm.weight", lmLayerNormBiasName = "lm_head.layer_norm.bias"
-    static let outputBiasName = "output_layer.bias"
-    static let poolerName = "pooler.dense.weight", poolerBiasName = "pooler.dense.bias"
-    static let binaryHeadName = "binary_head.weight", binaryHeadBiasName = "binary_head.bias"
+    let maskedLM: BERTMaskedLMHead?
+    let pooled: BERTPooledHead?
 
     /// The heads' tensors in buffer order (full shapes; the caller shards them).
     static func parameterSpecs(_ config: GPTConfig, _ bert: BERTSettings) -> [ParameterSpec] {
-        let c = config.hiddenSize
-        var specs = [
-            ParameterSpec(name: lmDenseName, shape: [c, c], weightDecay: true),
-            ParameterSpec(name: lmDenseBiasName, shape: [c], weightDecay: false),
-            ParameterSpec(name: lmLayerNormName, shape: [c], weightDecay: false),
-            ParameterSpec(name: lmLayerNormBiasName, shape: [c], weightDecay: false),
-            ParameterSpec(name: outputBiasName, shape: [config.paddedVocabSize], weightDecay: false),
-        ]
-        if bert.binaryHead {
-            specs += [
-                ParameterSpec(name: poolerName, shape: [c, c], weightDecay: true),
-                ParameterSpec(name: poolerBiasName, shape: [c], weightDecay: false),
-                ParameterSpec(name: binaryHeadName, shape: [2, c], weightDecay: true),
-                ParameterSpec(name: binaryHeadBiasName, shape: [2], weightDecay: false),
-            ]
-        }
-        return specs
+        (bert.head == .pretraining ? BERTMaskedLMHead.parameterSpecs(config) : [])
+            + (bert.poolsFirstToken ? BERTPooledHead.parameterSpecs(config, bert.head) : [])
     }
 
     init(offsets: ParameterOffsets, config: GPTConfig, settings: BERTSettings) {
-        let c = config.hiddenSize
-        lmDense = ColumnParallelLinear(weight: offsets[Self.lmDenseName], bias: offsets[Self.lmDenseBiasName],
-                                       inFeatures: c, localOutFeatures: c)
-        lmLayerNorm = LayerNormWeights(weight: offsets[Self.lmLayerNormName], bias: offsets[Self.lmLayerNormBiasName])
-        outputBias = offsets[Self.outputBiasName]
-        if settings.binaryHead {
-            pooler = ColumnParallelLinear(weight: offsets[Self.poolerName], bias: offsets[Self.poolerBiasName],
-                                          inFeatures: c, localOutFeatures: c)
-            binaryHead = ColumnParallelLinear(weight: offsets[Self.binaryHeadName], bias: offsets[Self.binaryHeadBiasName],
-                                              inFeatures: c, localOutFeatures: 2)
+        maskedLM = settings.head == .pretraining ? BERTMaskedLMHead(offsets: offsets, config: config) : nil
+        pooled = settings.poolsFirstToken ? BERTPooledHead(offsets: offsets, config: config, head: settings.head) : nil
+    }
+
+    /// Runs the heads on the final LayerNorm's output `lnf` (`[n, c]`). Returns the loss the
+    /// executor reports: the masked-LM totals (the sentence-order ones kept in `bert`), or the
+    /// task's.
+    func forward(lnf: UnsafePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
+                 embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
+                 params p: UnsafePointer<Float>, region: TensorParallelRegion) -> CrossEntropy.Totals {
+        let sequence = pooled?.forward(lnf: lnf, activations: acts, bert: bert, params: p)
+        guard let maskedLM else { return sequence! }
+        bert.sentenceOrderTotals = sequence
+        return maskedLM.forward(lnf: lnf, activations: acts, bert: bert, embedding: embedding, crossEntropy: crossEntropy,
+                                scratch: s, params: p, region: region)
+    }
+
+    /// Writes into `dlnf` (`[n, c]`, overwritten) the gradient of `gradientScale` times the
+    /// summed losses (each a mean; the one `forward` returned is `totals`) with respect to `lnf`,
+    /// and adds the heads' parameter gradients (and the output layer's into the word embedding's).
+    func backward(totals: CrossEntropy.Totals, gradientScale: Float, lnf: UnsafePointer<Float>,
+                  dlnf: UnsafeMutablePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
+                  embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
+                  params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
+        if let maskedLM {
+            maskedLM.backward(totals: totals, gradientScale: gradientScale, lnf: lnf, dlnf: dlnf, activations: acts, bert: bert,
+                              embedding: embedding, crossEntropy: crossEntropy, scratch: s, params: p, grads: grad, region: region)
         } else {
-            pooler = nil
-            binaryHead = nil
+            MemoryCopy.zero(dlnf, count: acts.batch * acts.seqLength * (pooled?.hidden ?? 0))
         }
+        guard let pooled, let sequence = maskedLM == nil ? totals : bert.sentenceOrderTotals else { return }
+        pooled.backward(totals: sequence, gradientScale: gradientScale, dlnf: dlnf, activations: acts, bert: bert,
+                        scratch: s, params: p, grads: grad)
+        bert.sentenceOrderTotals = nil
+    }
+}
+
+/// The masked-LM head: dense, exact GELU (PyTorch's `F.gelu`, as Megatron-core and Hugging Face),
+/// LayerNorm, then the output layer (tied to the word embedding) with a bias of its own. With
+/// tensor parallelism the output layer, its bias and the cross-entropy are split by vocabulary
+/// (as GPT's); the dense layer and LayerNorm are replicated, computed alike on every rank.
+struct BERTMaskedLMHead {
+    let dense: ColumnParallelLinear
+    let layerNorm: LayerNormWeights
+    /// `output_layer.bias`, `[paddedVocabSize]`.
+    let outputBias: Int
+    let hidden: Int, epsilon: Float
+
+    static let denseName = "lm_head.dense.weight", denseBiasName = "lm_head.dense.bias"
+    static let layerNormName = "lm_head.layer_norm.weight", layerNormBiasName = "lm_head.layer_norm.bias"
+    static let outputBiasName = "output_layer.bias"
+
+    static func parameterSpecs(_ config: GPTConfig) -> [ParameterSpec] {
+        let c = config.hiddenSize
+        return [
+            ParameterSpec(name: denseName, shape: [c, c], weightDecay: true),
+            ParameterSpec(name: denseBiasName, shape: [c], weightDecay: false),
+            ParameterSpec(name: layerNormName, shape: [c], weightDecay: false),
+            ParameterSpec(name: layerNormBiasName, shape: [c], weightDecay: false),
+            ParameterSpec(name: outputBiasName, shape: [config.paddedVocabSize], weightDecay: false),
+        ]
+    }
+
+    init(offsets: ParameterOffsets, config: GPTConfig) {
+        let c = config.hiddenSize
+        dense = ColumnParallelLinear(weight: offsets[Self.denseName], bias: offsets[Self.denseBiasName], inFeatures: c,
+                                     localOutFeatures: c)
+        layerNorm = LayerNormWeights(weight: offsets[Self.layerNormName], bias: offsets[Self.layerNormBiasName])
+        outputBias = offsets[Self.outputBiasName]
         hidden = c
         epsilon = config.layerNormEpsilon
     }
@@ -79,43 +102,27 @@ struct BERTHeads {
                                     localOutFeatures: layer.localOutFeatures)
     }
 
-    /// Runs both heads on the final LayerNorm's output `lnf` (`[n, c]`); the masked-LM logits go
-    /// to `acts.logits`. Returns the masked-LM totals and keeps the sentence-order ones in `bert`.
+    /// The logits go to `acts.logits`; returns the masked-LM totals.
     func forward(lnf: UnsafePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                  embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
                  params p: UnsafePointer<Float>, region: TensorParallelRegion) -> CrossEntropy.Totals {
         let n = acts.batch * acts.seqLength, c = hidden
-        lmDense.forward(out: bert.lmDense.pointer, inp: lnf, params: p, rows: n, precision: .fp32)
+        dense.forward(out: bert.lmDense.pointer, inp: lnf, params: p, rows: n, precision: .fp32)
         GELU.forward(out: bert.lmGELU.pointer, inp: bert.lmDense.pointer, count: n * c, exact: true)
         LayerNorm.forward(out: bert.lmLayerNorm.pointer, mean: bert.lmMean.pointer, rstd: bert.lmRstd.pointer,
-                          inp: bert.lmGELU.pointer, weight: p + lmLayerNorm.weight, bias: p + lmLayerNorm.bias,
+                          inp: bert.lmGELU.pointer, weight: p + layerNorm.weight, bias: p + layerNorm.bias,
                           rows: n, channels: c, eps: epsilon)
         // The output layer is split by vocabulary over the tensor-parallel group (f before it).
         outputLayer(embedding).forward(out: acts.logits.pointer,
                                        inp: region.enterRegion(bert.lmLayerNorm.pointer, gatheringInto: nil, rows: n, channels: c),
                                        params: p, rows: n, precision: .fp32, roundsOutput: false)
-        let totals = crossEntropy.forward(
+        return crossEntropy.forward(
             losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer, logits: acts.logits.pointer,
             targets: acts.targets.pointer, lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
             rows: n, scratch: s.crossEntropyScratch.pointer, region: region)
-        if let pooler, let binaryHead {
-            let b = acts.batch
-            for sequence in 0..<b {
-                MemoryCopy.copy(to: bert.firstTokens.pointer + sequence * c, from: lnf + sequence * acts.seqLength * c, count: c)
-            }
-            pooler.forward(out: bert.pooled.pointer, inp: bert.firstTokens.pointer, params: p, rows: b, precision: .fp32)
-            for i in 0..<b * c { bert.pooled.pointer[i] = tanhf(bert.pooled.pointer[i]) }
-            binaryHead.forward(out: bert.binaryLogits.pointer, inp: bert.pooled.pointer, params: p, rows: b, precision: .fp32)
-            bert.sentenceOrderTotals = CrossEntropy.forward(
-                losses: bert.binaryLosses.pointer, logSumExp: bert.binaryLSE.pointer, logits: bert.binaryLogits.pointer,
-                targets: bert.sentenceOrder.pointer, lossMask: nil, rows: b, vocab: 2)
-        }
-        return totals
     }
 
-    /// Writes into `dlnf` (`[n, c]`, overwritten) the gradient of `gradientScale` times the
-    /// summed losses (each a mean: the masked-LM one over `totals`) with respect to `lnf`, and
-    /// adds the heads' parameter gradients (and the output layer's into the word embedding's).
+    /// Overwrites `dlnf` with the gradient of `gradientScale` times the masked-LM loss.
     func backward(totals: CrossEntropy.Totals, gradientScale: Float, lnf: UnsafePointer<Float>,
                   dlnf: UnsafeMutablePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                   embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
@@ -130,25 +137,12 @@ struct BERTHeads {
         outputLayer(embedding).backward(dinp: dlnf, dout: acts.logits.pointer, inp: bert.lmLayerNorm.pointer, params: p,
                                         grads: grad, ones: ones, rows: n, precision: .fp32)
         bert.dHead.zero()
-        LayerNorm.backward(dinp: bert.dHead.pointer, dweight: grad + lmLayerNorm.weight, dbias: grad + lmLayerNorm.bias,
-                           dout: region.enterRegionBackward(dlnf, scatteringInto: nil, rows: n, channels: c), inp: bert.lmGELU.pointer, weight: p + lmLayerNorm.weight,
+        LayerNorm.backward(dinp: bert.dHead.pointer, dweight: grad + layerNorm.weight, dbias: grad + layerNorm.bias,
+                           dout: region.enterRegionBackward(dlnf, scatteringInto: nil, rows: n, channels: c),
+                           inp: bert.lmGELU.pointer, weight: p + layerNorm.weight,
                            mean: bert.lmMean.pointer, rstd: bert.lmRstd.pointer, rows: n, channels: c)
         GELU.backward(dinp: bert.dHead.pointer, inp: bert.lmDense.pointer, dout: bert.dHead.pointer, count: n * c, exact: true)
-        lmDense.backward(dinp: dlnf, dout: bert.dHead.pointer, inp: lnf, params: p, grads: grad, ones: ones, rows: n,
-                         precision: .fp32)
-        guard let pooler, let binaryHead, let sentenceOrder = bert.sentenceOrderTotals else { return }
-        let b = acts.batch
-        let binaryScale = sentenceOrder.weight > 0 ? gradientScale / Float(sentenceOrder.weight) : 0
-        CrossEntropy.backward(logitsToGradient: bert.binaryLogits.pointer, logSumExp: bert.binaryLSE.pointer,
-                              targets: bert.sentenceOrder.pointer, lossMask: nil, scale: binaryScale, rows: b, vocab: 2)
-        binaryHead.backward(dinp: bert.dPooled.pointer, dout: bert.binaryLogits.pointer, inp: bert.pooled.pointer, params: p,
-                            grads: grad, ones: ones, rows: b, precision: .fp32)
-        for i in 0..<b * c { bert.dPooled.pointer[i] *= 1 - bert.pooled.pointer[i] * bert.pooled.pointer[i] }
-        pooler.backward(dinp: bert.dFirstTokens.pointer, dout: bert.dPooled.pointer, inp: bert.firstTokens.pointer, params: p,
-                        grads: grad, ones: ones, rows: b, precision: .fp32)
-        for sequence in 0..<b {
-            Residual.addInPlace(dlnf + sequence * acts.seqLength * c, bert.dFirstTokens.pointer + sequence * c, count: c)
-        }
-        bert.sentenceOrderTotals = nil
+        dense.backward(dinp: dlnf, dout: bert.dHead.pointer, inp: lnf, params: p, grads: grad, ones: ones, rows: n,
+                       precision: .fp32)
     }
 }

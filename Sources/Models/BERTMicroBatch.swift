@@ -17,12 +17,14 @@ public struct BERTMicroBatch: Sendable {
     public var labels: [Int32]
     /// `[batch, seqLength]` 1 where a token was masked (the masked-LM loss is its masked mean).
     public var lossMask: [Float]
-    /// `[batch]` 1 when the two segments were swapped, 0 when in order (`CrossEntropy.ignoreIndex`:
-    /// no sentence-order loss for that sequence).
-    public var sentenceOrder: [Int32]
+    /// `[batch]` the labels of the head on the pooled first token: in pretraining each
+    /// sequence's sentence order (1 when the segments were swapped, 0 in order); in fine-tuning
+    /// its class, or for multiple choice the answer of question `q` (sequences `q * choices ..<
+    /// (q + 1) * choices`) at index `q`. `CrossEntropy.ignoreIndex`: no loss for it.
+    public var sequenceLabels: [Int32]
 
     public init(batch: Int, seqLength: Int, tokens: [Int32], tokenTypes: [Int32], lengths: [Int32], labels: [Int32],
-                lossMask: [Float], sentenceOrder: [Int32]) {
+                lossMask: [Float], sequenceLabels: [Int32]) {
         self.batch = batch
         self.seqLength = seqLength
         self.tokens = tokens
@@ -30,18 +32,20 @@ public struct BERTMicroBatch: Sendable {
         self.lengths = lengths
         self.labels = labels
         self.lossMask = lossMask
-        self.sentenceOrder = sentenceOrder
+        self.sequenceLabels = sequenceLabels
     }
 }
 
-/// BERT's two losses for one micro-batch; the model's gradient is that of their sum.
+/// A BERT micro-batch's losses; the model's gradient is that of their sum.
 public struct BERTLosses: Sendable {
-    /// The masked-LM cross-entropy over the masked positions (its `mean` is the loss).
-    public var maskedLM: CrossEntropy.Totals
-    /// The sentence-order cross-entropy over the sequences (nil without the binary head).
+    /// Pretraining: the masked-LM cross-entropy over the masked positions (its `mean` is the loss).
+    public var maskedLM: CrossEntropy.Totals?
+    /// Pretraining: the sentence-order cross-entropy over the sequences (nil without the binary head).
     public var sentenceOrder: CrossEntropy.Totals?
-    /// `lm_loss + sop_loss`, what the step minimizes.
-    public var total: Double { maskedLM.mean + (sentenceOrder?.mean ?? 0) }
+    /// Fine-tuning: the task's cross-entropy over the sequences (or the questions).
+    public var task: CrossEntropy.Totals?
+    /// The sum of the means (`lm_loss + sop_loss` in pretraining), what the step minimizes.
+    public var total: Double { [maskedLM, sentenceOrder, task].reduce(0) { $0 + ($1?.mean ?? 0) } }
 }
 
 /// BERT's token-type embedding: row `types[i]` of the table added to row `i` of the embedding.
@@ -65,7 +69,7 @@ extension GPTModel {
     /// training forward passes the run-wide index of the batch's first sample as `dropoutSample`.
     /// Throws, before computing anything, when an input is out of range.
     public func forward(bert input: BERTMicroBatch, dropoutSample: Int? = nil) throws(GPTInputError) -> BERTLosses {
-        precondition(config.bert != nil, "forward(bert:) needs a BERT model (GPTConfig.bert)")
+        guard let settings = config.bert else { preconditionFailure("forward(bert:) needs a BERT model (GPTConfig.bert)") }
         precondition(part.isWhole, "the whole-model forward needs the whole model")
         let b = input.batch, t = input.seqLength, n = b * t
         for (field, count, expected) in [("tokens", input.tokens.count, n), ("labels", input.labels.count, n),
@@ -83,22 +87,23 @@ extension GPTModel {
         }
         // Unmasked positions need no label: they are ignored rather than checked.
         let targets = zip(input.labels, input.lossMask).map { $1 != 0 ? $0 : CrossEntropy.ignoreIndex }
-        try loadBERT(tokenTypes: input.tokenTypes, lengths: input.lengths, sentenceOrder: input.sentenceOrder, into: acts)
+        try loadBERT(tokenTypes: input.tokenTypes, lengths: input.lengths, sequenceLabels: input.sequenceLabels, into: acts)
         try load(tokens: input.tokens, targets: targets, lossMask: input.lossMask, into: acts)
         acts.dropoutSample = dropoutSample
-        let maskedLM = forward(chunk: 0, activations: acts)!
-        return BERTLosses(maskedLM: maskedLM, sentenceOrder: acts.bert!.sentenceOrderTotals)
+        let totals = forward(chunk: 0, activations: acts)!
+        guard settings.head == .pretraining else { return BERTLosses(task: totals) }
+        return BERTLosses(maskedLM: totals, sentenceOrder: acts.bert!.sentenceOrderTotals)
     }
 
     /// Checks and copies a BERT micro-batch's segment ids (`[batch, seqLength]`), tokens before
-    /// the padding (`[batch]`) and sentence-order labels (`[batch]`) into `acts`; every stage
-    /// needs them (the attention of each layer reads the lengths).
-    public func loadBERT(tokenTypes: [Int32], lengths: [Int32], sentenceOrder: [Int32],
+    /// the padding (`[batch]`) and sequence labels (`[batch]`, see `BERTMicroBatch`) into `acts`;
+    /// every stage needs them (the attention of each layer reads the lengths).
+    public func loadBERT(tokenTypes: [Int32], lengths: [Int32], sequenceLabels: [Int32],
                          into acts: GPTActivations) throws(GPTInputError) {
         guard let settings = config.bert, let bert = acts.bert else { preconditionFailure("loadBERT needs a BERT model") }
         let b = acts.batch, t = acts.seqLength
         for (field, count, expected) in [("token types", tokenTypes.count, b * t), ("lengths", lengths.count, b),
-                                         ("sentence order", sentenceOrder.count, b)]
+                                         ("sequence labels", sequenceLabels.count, b)]
         where count != expected {
             throw .bertInputCount(field: field, count: count, expected: expected)
         }
@@ -111,12 +116,18 @@ extension GPTModel {
             try check(tokenTypes, "token type", "0..<\(settings.tokenTypes)") { $0 >= 0 && Int($0) < settings.tokenTypes }
         }
         try check(lengths, "sequence length before padding", "1...\(t)") { $0 >= 1 && Int($0) <= t }
-        try check(sentenceOrder, "sentence-order label", "0, 1 or \(CrossEntropy.ignoreIndex)") {
-            $0 == 0 || $0 == 1 || $0 == CrossEntropy.ignoreIndex
+        let head = settings.head, questions = b / head.sequencesPerLabel
+        guard b % head.sequencesPerLabel == 0 else {
+            throw .bertInputCount(field: "sequences (\(head.sequencesPerLabel) choices per question)", count: b,
+                                  expected: (questions + 1) * head.sequencesPerLabel)
+        }
+        try check(Array(sequenceLabels.prefix(questions)), head == .pretraining ? "sentence-order label" : "label",
+                  "0..<\(head.classes) or \(CrossEntropy.ignoreIndex)") {
+            ($0 >= 0 && Int($0) < head.classes) || $0 == CrossEntropy.ignoreIndex
         }
         MemoryCopy.copy(to: bert.tokenTypes.pointer, from: tokenTypes, count: b * t)
         MemoryCopy.copy(to: bert.keyLengths.pointer, from: lengths, count: b)
-        MemoryCopy.copy(to: bert.sentenceOrder.pointer, from: sentenceOrder, count: b)
+        MemoryCopy.copy(to: bert.sequenceLabels.pointer, from: sequenceLabels, count: b)
     }
 
     /// The sentence-order loss totals of `acts`' last forward (nil for GPT or without the binary head).
@@ -124,10 +135,12 @@ extension GPTModel {
 }
 
 extension GPTModel {
-    /// The sentence-order logits `[batch, 2]` of the last BERT forward (empty without the binary head).
-    public var sentenceOrderLogits: [Float] {
+    /// The pooled head's logits of the last whole-model BERT forward: sentence order `[batch, 2]`,
+    /// a task's classes `[batch, classes]`, or multiple choice `[questions, choices]` (empty
+    /// without a pooled head).
+    public var sequenceLogits: [Float] {
         guard let bert = activations?.bert else { return [] }
         GPU.hostWillRead()
-        return bert.binaryLogits.array
+        return bert.sequenceLogits.array
     }
 }

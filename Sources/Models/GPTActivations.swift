@@ -144,7 +144,9 @@ public final class GPTActivations {
                 keepsAttentionCore: !recomputation.recomputesAttentionCore, keepsBF16Inputs: precision == .bf16)
         }
         boundaries = Dictionary(uniqueKeysWithValues: recomputedGroups.map { ($0.upperBound, FloatBuffer(count: m * c)) })
-        let headRows = head ? n : 0, headShardRows = head ? m : 0
+        let headShardRows = head ? m : 0
+        // Logits for the next-token or masked-LM head (a fine-tuning BERT head has none).
+        let headRows = head && (config.bert?.head ?? .pretraining) == .pretraining ? n : 0
         let lnfBF16 = precision == .bf16 ? 1 : 0
         lnf = FloatBuffer(count: (1 - lnfBF16) * headShardRows * c); lnfMean = FloatBuffer(count: headShardRows)
         lnfRstd = FloatBuffer(count: headShardRows)

@@ -44,7 +44,7 @@ public enum HuggingFaceBERT {
         both("bert.pooler.dense", "pooler.dense")
         both("cls.predictions.transform.dense", "lm_head.dense")
         both("cls.predictions.transform.LayerNorm", "lm_head.layer_norm")
-        pairs.append(("cls.predictions.bias", BERTHeads.outputBiasName, true))
+        pairs.append(("cls.predictions.bias", BERTMaskedLMHead.outputBiasName, true))
         if config.untieEmbeddingsAndOutputWeights { pairs.append(("cls.predictions.decoder.weight", outputLayerName, true)) }
         both("cls.seq_relationship", "binary_head")
         return pairs

@@ -149,7 +149,7 @@ final class PipelineExecutor {
             try model.load(batch, into: acts)
         }
         if let bert = batch.bert {  // every chunk's attention reads the lengths
-            try model.loadBERT(tokenTypes: bert.tokenTypes, lengths: bert.lengths, sentenceOrder: bert.sentenceOrder, into: acts)
+            try model.loadBERT(tokenTypes: bert.tokenTypes, lengths: bert.lengths, sequenceLabels: bert.sequenceLabels, into: acts)
         }
         acts.dropoutSample = training ? batch.firstSample : nil
         let loss = model.forward(chunk: slot.chunk, activations: acts)?.mean ?? 0

@@ -22,7 +22,7 @@ public struct BERTReferenceFixture {
         batch = BERTMicroBatch(batch: Int(file.metadata["batch"]!)!, seqLength: Int(file.metadata["seq_length"]!)!,
                                tokens: try ints("tokens"), tokenTypes: try ints("token_types"), lengths: try ints("lengths"),
                                labels: try ints("labels"), lossMask: try file.floats("loss_mask"),
-                               sentenceOrder: try ints("sentence_order"))
+                               sequenceLabels: try ints("sentence_order"))
     }
 
     /// The fixture's model shape, post- or pre-LN.
