@@ -36,6 +36,32 @@ import TestSupport
         print("BERT \(name)-LN: worst gradient \(worst.1) \(worst.0) over \(model.layout.specs.count) tensors")
     }
 
+    /// The fine-tuning heads against Hugging Face's `BertForSequenceClassification` (3 classes,
+    /// a label per sequence) and `BertForMultipleChoice` (the 3 sequences are one question's
+    /// choices), on the post-LN encoder: logits, loss and every gradient.
+    @Test(arguments: [("classify", BERTHead.classification(classes: 3)), ("choice", BERTHead.multipleChoice(choices: 3))])
+    func fineTuningHeadsMatchHuggingFace(name: String, head: BERTHead) throws {
+        let fixture = try BERTReferenceFixture()
+        let model = try fixture.model(name, head: head)
+        var batch = fixture.batch
+        let labels = try fixture.file.integers("\(name).labels").map { Int32($0) }
+        batch.sequenceLabels = labels + Array(repeating: -100, count: batch.batch - labels.count)
+        let loss = try model.forward(bert: batch).task!.mean
+        let expected = Double(try fixture.file.floats("\(name).loss")[0])
+        let logitsError = relativeError(model.sequenceLogits, try fixture.file.floats("\(name).logits"))
+        #expect(abs(loss - expected) / expected < 1e-5 && logitsError < 1e-5, "loss \(loss) vs \(expected), logits \(logitsError)")
+        model.zeroGrad()
+        model.backward()
+        var worst = (0.0, "")
+        for (index, spec) in model.layout.specs.enumerated() {
+            let gradient = Array(UnsafeBufferPointer(start: model.grads.pointer(at: index), count: spec.count))
+            let error = relativeError(gradient, try fixture.file.floats("\(name).g.\(spec.name)"))
+            #expect(error < 1e-5, "\(spec.name): \(error)")
+            if error > worst.0 { worst = (error, spec.name) }
+        }
+        print("BERT \(name): loss \(loss) (reference \(expected)), logits \(logitsError), worst gradient \(worst.1) \(worst.0)")
+    }
+
     /// Out-of-range inputs are named before anything runs.
     @Test func badInputsAreNamed() throws {
         let fixture = try BERTReferenceFixture()

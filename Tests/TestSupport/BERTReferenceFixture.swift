@@ -25,20 +25,21 @@ public struct BERTReferenceFixture {
                                sequenceLabels: try ints("sentence_order"))
     }
 
-    /// The fixture's model shape, post- or pre-LN.
-    public func config(postLayerNorm: Bool) -> GPTConfig {
+    /// The fixture's model shape, post- or pre-LN, with `head`.
+    public func config(postLayerNorm: Bool, head: BERTHead = .pretraining) -> GPTConfig {
         func meta(_ key: String) -> Int { Int(metadata[key]!)! }
         return GPTConfig(numLayers: meta("num_layers"), hiddenSize: meta("hidden_size"), numAttentionHeads: meta("num_heads"),
                          maxPositionEmbeddings: meta("max_positions"), vocabSize: meta("vocab_size"),
                          makeVocabSizeDivisibleBy: 1, layerNormEpsilon: Float(metadata["layernorm_epsilon"]!)!,
                          exactGELU: true,
                          bert: BERTSettings(residualConnectionPostLayerNorm: postLayerNorm,
-                                            tokenTypes: meta("token_types")))
+                                            tokenTypes: meta("token_types"), head: head))
     }
 
-    /// A model holding case `name`'s weights.
-    public func model(_ name: String) throws -> GPTModel {
-        let model = try GPTModel(config: config(postLayerNorm: name == "post"))
+    /// A model holding case `name`'s weights: "post" and "pre" pretraining, "classify" and
+    /// "choice" fine-tuning (post-LN, with `head`).
+    public func model(_ name: String, head: BERTHead = .pretraining) throws -> GPTModel {
+        let model = try GPTModel(config: config(postLayerNorm: name != "pre", head: head))
         for (index, spec) in model.layout.specs.enumerated() {
             let values = try file.floats("\(name).w.\(spec.name)")
             precondition(values.count == spec.count, "the fixture's \(spec.name) does not fit the model")

@@ -13,7 +13,9 @@ Two cases, each in float64 on float32-rounded weights, with padding in the batch
 - "pre": Megatron-LM's rearranged (pre-LN) BERT, written here with the same parameters.
 
 For each: the masked-LM logits, the sentence-order logits, both losses and every parameter's
-gradient of their sum. The post-LN model is also saved by `save_pretrained` (float32) into
+gradient of their sum. Then the fine-tuning heads on the post-LN encoder, Hugging Face's
+`BertForSequenceClassification` ("classify": 3 classes) and `BertForMultipleChoice` ("choice": the
+batch's 3 sequences as one question's choices): logits, loss, weights and gradients. The post-LN model is also saved by `save_pretrained` (float32) into
 `hf_bert/` beside the fixture, for the Hugging Face import and export tests. Regenerate (needs torch, transformers, safetensors; CI does not):
     python3 scripts/reference/bert_model_fixtures.py Tests/ModelTests/Fixtures/bert_reference.safetensors
 """
@@ -23,7 +25,7 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import BertConfig, BertForPreTraining
+from transformers import BertConfig, BertForMultipleChoice, BertForPreTraining, BertForSequenceClassification
 
 VOCAB, LAYERS, HIDDEN, HEADS, POSITIONS, TYPES = 97, 2, 40, 5, 24, 2
 BATCH, SEQ = 3, 17
@@ -167,6 +169,42 @@ def main(path):
     for name, tensor in pre.items():
         out["pre.w." + name] = tensor.detach().float()
         out["pre.g." + name] = tensor.grad.detach()
+
+    # Fine-tuning heads on the post-LN encoder: Hugging Face's BertForSequenceClassification (3
+    # classes, a label per sequence) and BertForMultipleChoice (the 3 sequences are one
+    # question's choices). Their encoder and pooler are the pretraining model's.
+    for case, cls, head, labels in [("classify", BertForSequenceClassification, "classification_head", torch.tensor([2, 0, 1])),
+                                    ("choice", BertForMultipleChoice, "multichoice_head", torch.tensor([2]))]:
+        torch.manual_seed(11)
+        tuned = cls(BertConfig(**{**config.to_dict(), "id2label": {0: "a", 1: "b", 2: "c"}}))
+        tuned.config._attn_implementation = "eager"
+        tuned.bert.load_state_dict(model.bert.state_dict())
+        with torch.no_grad():
+            tuned.classifier.bias.add_(torch.randn_like(tuned.classifier.bias) * 0.05)
+            for p in tuned.classifier.parameters():
+                p.copy_(p.float())
+        tuned = tuned.double().eval()
+        shape = (1, BATCH, SEQ) if case == "choice" else (BATCH, SEQ)
+        result = tuned(input_ids=tokens.reshape(shape), token_type_ids=types.reshape(shape),
+                       attention_mask=attention_mask.reshape(shape), labels=labels)
+        result.loss.backward()
+        named = dict(tuned.named_parameters())
+        weights = {n: p.detach() for n, p in named.items()}
+        grads = {n: p.grad.detach() for n, p in named.items()}
+        out[f"{case}.logits"] = result.logits.detach().reshape(-1)
+        out[f"{case}.loss"] = result.loss.detach().reshape(1)
+        out[f"{case}.labels"] = labels.int()
+        for source, prefix in [(weights, "w"), (grads, "g")]:
+            mapped = hf_to_ours({**source, **{k: v for k, v in hf_weights.items() if k.startswith("cls.")}}) if source is weights \
+                else hf_to_ours({**source, **{k: torch.zeros_like(v) for k, v in hf_weights.items() if k.startswith("cls.")}})
+            for name, tensor in mapped.items():
+                if name.startswith(("lm_head.", "binary_head.", "output_layer.")):
+                    continue  # the pretraining heads are not part of a fine-tuning model
+                out[f"{case}.{prefix}.{name}"] = tensor.float() if prefix == "w" else tensor
+            out[f"{case}.{prefix}.{head}.weight"] = (source["classifier.weight"].float() if prefix == "w"
+                                                    else source["classifier.weight"])
+            out[f"{case}.{prefix}.{head}.bias"] = (source["classifier.bias"].float() if prefix == "w"
+                                                  else source["classifier.bias"])
 
     metadata = {"vocab_size": str(VOCAB), "num_layers": str(LAYERS), "hidden_size": str(HIDDEN),
                 "num_heads": str(HEADS), "max_positions": str(POSITIONS), "token_types": str(TYPES),
