@@ -54,6 +54,10 @@ let package = Package(
         .target(name: "Planner", dependencies: ["Models", "Kernels", "FileSupport", "Distributed"], swiftSettings: releaseFlags),
         .target(name: "Evaluation", dependencies: ["Models", "Kernels", "FileSupport", "Datasets", "Tokenizer"],
                 swiftSettings: checkedReleaseFlags),
+        // Fine-tuning BERT on downstream tasks (Megatron-LM's tasks/): readers, heads' training loop.
+        .target(name: "Finetuning", dependencies: ["Models", "Kernels", "Optimizer", "Parameters", "Tokenizer", "FileSupport",
+                                            "Evaluation", "Training"],
+                swiftSettings: checkedReleaseFlags),
         .target(name: "Serving", dependencies: ["Models", "Kernels", "Tokenizer", "FileSupport", "Parameters",
                                          .product(name: "Hummingbird", package: "hummingbird")],
                 swiftSettings: checkedReleaseFlags),
@@ -64,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "megatron",
             dependencies: ["Accelerator", "Kernels", "Parameters", "Models", "Optimizer", "Planner", "Tokenizer", "Datasets", "FileSupport", "Training", "Distributed", "Measurement", "Evaluation", "Serving",
-                           "Curation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                           "Curation", "Finetuning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: releaseFlags),
         .target(name: "TestSupport", dependencies: ["Parameters", "Models"], path: "Tests/TestSupport"),
         .testTarget(name: "DataTests", dependencies: ["Tokenizer", "Datasets", "FileSupport"],
@@ -83,6 +87,8 @@ let package = Package(
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Evaluation", "Training", "Tokenizer", "FileSupport", "Models", "TestSupport"],
                     swiftSettings: releaseFlags),
         .testTarget(name: "ModelTests", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "TestSupport", "Distributed"],
+                    exclude: ["Fixtures"], swiftSettings: releaseFlags),
+        .testTarget(name: "FinetuningTests", dependencies: ["Finetuning", "Training", "Models", "Tokenizer", "Parameters", "FileSupport", "TestSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
     ]
 )

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Finetuning
+import Tokenizer
+import Training
+
+extension FinetuneTask: ExpressibleByArgument {}
+
+/// `megatron finetune`: a pretrained BERT fine-tuned on MNLI, QQP, RACE or BoolQ (Megatron-LM's
+/// `tasks/main.py`), with the validation accuracy after every epoch.
+struct FinetuneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "finetune",
+        abstract: "Fine-tune a pretrained BERT on mnli, qqp, race or boolq and report the validation accuracy.",
+        discussion: """
+        The task files are JSON Lines with the public datasets' fields (Hugging Face's glue/mnli,
+        glue/qqp, race, boolq): mnli premise, hypothesis, label (0 entailment, 1 neutral,
+        2 contradiction); qqp question1, question2, label; boolq question, passage, label or
+        answer; race article, question, options (4), answer (A-D). Each example becomes
+        [CLS] A [SEP] B [SEP] of --seq-length tokens (RACE: question with an option, then the
+        article, one sequence per option), cut at the end as Megatron's tasks do.
+        """)
+
+    @Option(name: .long, help: "mnli, qqp, race or boolq.")
+    var task: FinetuneTask
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Training files (JSON Lines).")
+    var trainData: [String]
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Validation files (JSON Lines).")
+    var validData: [String]
+
+    @Option(name: .long, help: "The pretrained BERT checkpoint directory (train --model-type bert --save, or an imported BertForPreTraining).")
+    var pretrainedCheckpoint: String
+
+    @OptionGroup var tokenizer: TokenizerOptions
+
+    @Option(name: .long, help: "Tokens per sequence.") var seqLength = 128
+    @Option(name: .long, help: "Examples per step (a RACE example is its 4 choices).") var microBatchSize = 8
+    @Option(name: .long, help: "Passes over the training data.") var epochs = 3
+    @Option(name: .long, help: "Peak learning rate.") var lr = 2e-5
+    @Option(name: .long, help: "Share of the steps of linear warmup (then linear decay to 0).") var lrWarmupFraction = 0.065
+    @Option(name: .long, help: "AdamW weight decay.") var weightDecay = 0.01
+    @Option(name: .long, help: "Global gradient-norm clipping (0: none).") var clipGrad = 1.0
+    @Option(name: .long, help: "Seed of the head's initialization and the data order.") var seed = 1234
+    @Option(name: .long, help: "Steps between log lines.") var logInterval = 10
+    @Option(name: .long, help: "Write the fine-tuned weights as a checkpoint here.") var save: String?
+
+    func validate() throws {
+        guard tokenizer.isWordPiece else {
+            throw ValidationError("finetune reads BERT's WordPiece: give --tokenizer-type BertWordPieceLowerCase or BertWordPieceCase with --vocab-file vocab.txt")
+        }
+        for (value, flag) in [(seqLength, "--seq-length"), (microBatchSize, "--micro-batch-size"), (epochs, "--epochs"),
+                              (logInterval, "--log-interval")] where value < 1 {
+            throw ValidationError("\(flag) must be at least 1, got \(value)")
+        }
+        guard lr > 0 && lr.isFinite else { throw ValidationError("--lr must be positive, got \(lr)") }
+        guard (0...1).contains(lrWarmupFraction) else { throw ValidationError("--lr-warmup-fraction must be in [0, 1], got \(lrWarmupFraction)") }
+        guard weightDecay >= 0 && clipGrad >= 0 else { throw ValidationError("--weight-decay and --clip-grad must not be negative") }
+    }
+
+    func run() throws {
+        guard let vocabulary = try tokenizer.loadText() as? WordPieceTokenizer else {
+            throw ValidationError("finetune reads BERT's WordPiece vocabulary")
+        }
+        var settings = FinetuneSettings(task: task)
+        settings.seqLength = seqLength
+        settings.microBatchSize = microBatchSize
+        settings.epochs = epochs
+        settings.lr = lr
+        settings.warmupFraction = lrWarmupFraction
+        settings.weightDecay = weightDecay
+        settings.clipGrad = clipGrad
+        settings.seed = seed
+        let train = TaskSequences.encode(try trainData.flatMap { try task.examples(path: $0) }, vocabulary: vocabulary,
+                                         seqLength: seqLength)
+        let valid = TaskSequences.encode(try validData.flatMap { try task.examples(path: $0) }, vocabulary: vocabulary,
+                                         seqLength: seqLength)
+        let (pretrained, iteration) = try Checkpoint.loadModel(from: pretrainedCheckpoint)
+        guard vocabulary.vocabularySize <= pretrained.config.acceptedVocabularySize else {
+            throw ValidationError("--vocab-file has \(vocabulary.vocabularySize) pieces but the checkpoint's model accepts \(pretrained.config.acceptedVocabularySize)")
+        }
+        let finetuner = try Finetuner(pretrained: pretrained, settings: settings, trainExamples: train.count)
+        printLine("> fine-tuning \(pretrainedCheckpoint) (iteration \(iteration)) on \(task.rawValue): \(train.count) training and "
+                  + "\(valid.count) validation examples, \(finetuner.stepsPerEpoch) steps per epoch, head \(task.head)")
+        var best = 0.0
+        for epoch in 1...epochs {
+            var losses = [Double]()
+            try finetuner.trainEpoch(epoch, examples: train) { step in
+                losses.append(step.loss)
+                if step.step % logInterval == 0 {
+                    printLine(" epoch \(epoch) | step \(step.step) | loss: \(scientificE(losses.reduce(0, +) / Double(losses.count)))"
+                              + " | learning rate: \(scientificE(step.learningRate)) | grad norm: \(fixed(step.gradNorm, 3)) |")
+                    losses.removeAll()
+                }
+            }
+            let (correct, total) = try finetuner.accuracy(valid)
+            let accuracy = total > 0 ? Double(correct) / Double(total) : 0
+            best = max(best, accuracy)
+            printLine(" validation accuracy after epoch \(epoch): \(fixed(accuracy * 100, 2))% (\(correct) of \(total))")
+        }
+        printLine("> best validation accuracy: \(fixed(best * 100, 2))%")
+        if let save {
+            try Checkpoint.saveImported(finetuner.model, to: save)
+            printLine("> saved the fine-tuned weights to \(save)")
+        }
+    }
+}
