@@ -182,26 +182,9 @@ public enum Attention {
         rows(t) { range in
             for i in range {
                 let row = probabilities + i * t
-                let m = vectorMax(row, i + 1)
-                let mVector = FloatVector(repeating: m)
-                var acc = FloatVector(repeating: 0)
-                var j = 0
-                while j + 16 <= i + 1 {
-                    let e = fastExp(loadVector(row + j) - mVector)
-                    storeVector(e, row + j)
-                    acc += e
-                    j += 16
-                }
-                var sum = acc.sum()
-                while j <= i {
-                    row[j] = fastExp(row[j] - m)
-                    sum += row[j]
-                    j += 1
-                }
-                scaleInPlace(row, count: i + 1, by: 1 / sum)
+                lse[i] = softmaxInPlace(row, count: i + 1)
                 dropout?.apply(row, count: i + 1, firstCounter: UInt32(truncatingIfNeeded: i * t))
                 blocks.zeroMasked(row, row: i)
-                lse[i] = m + logf(sum)
             }
         }
         blocks.forEach { r0, r1 in
@@ -243,21 +226,7 @@ public enum Attention {
                 for i in range {
                     let p = probabilities + i * t
                     let ds = dscores + i * t
-                    let d = vectorDot(dO + i * channels, o + i * channels, hd)
-                    let lseVector = FloatVector(repeating: lse[i])
-                    let dVector = FloatVector(repeating: d)
-                    var j = 0
-                    while j + 16 <= i + 1 {
-                        let pj = fastExp(loadVector(p + j) - lseVector)
-                        storeVector(pj, p + j)
-                        storeVector(pj * (loadVector(ds + j) - dVector), ds + j)
-                        j += 16
-                    }
-                    while j <= i {
-                        p[j] = fastExp(p[j] - lse[i])
-                        ds[j] = p[j] * (ds[j] - d)
-                        j += 1
-                    }
+                    backwardRow(keys: i + 1, p: p, ds: ds, d: vectorDot(dO + i * channels, o + i * channels, hd), lse: lse[i])
                     blocks.zeroMasked(p, row: i)
                     blocks.zeroMasked(ds, row: i)
                 }
@@ -281,6 +250,50 @@ public enum Attention {
                         Int32(r1), Int32(hd), Int32(r1 - r0),
                         1, probabilities + r0 * t, Int32(t), dO + r0 * channels, Int32(channels),
                         beta, dv, Int32(ld))
+        }
+    }
+
+    /// Turns the first `count` scores of `row` into their softmax in place and returns their
+    /// log-sum-exp.
+    @inline(__always)
+    static func softmaxInPlace(_ row: UnsafeMutablePointer<Float>, count: Int) -> Float {
+        let m = vectorMax(row, count)
+        let mVector = FloatVector(repeating: m)
+        var acc = FloatVector(repeating: 0)
+        var j = 0
+        while j + 16 <= count {
+            let e = fastExp(loadVector(row + j) - mVector)
+            storeVector(e, row + j)
+            acc += e
+            j += 16
+        }
+        var sum = acc.sum()
+        while j < count {
+            row[j] = fastExp(row[j] - m)
+            sum += row[j]
+            j += 1
+        }
+        scaleInPlace(row, count: count, by: 1 / sum)
+        return m + logf(sum)
+    }
+
+    /// One row of the backward without dropout, over its first `keys` columns: the scores in `p`
+    /// become the probabilities `P = exp(S - lse)` and `ds` (holding `dP`) becomes
+    /// `dS = P ∘ (dP - D)` (`D` = `dO_i · O_i`).
+    @inline(__always)
+    static func backwardRow(keys: Int, p: UnsafeMutablePointer<Float>, ds: UnsafeMutablePointer<Float>, d: Float, lse: Float) {
+        let lseVector = FloatVector(repeating: lse), dVector = FloatVector(repeating: d)
+        var j = 0
+        while j + 16 <= keys {
+            let pj = fastExp(loadVector(p + j) - lseVector)
+            storeVector(pj, p + j)
+            storeVector(pj * (loadVector(ds + j) - dVector), ds + j)
+            j += 16
+        }
+        while j < keys {
+            p[j] = fastExp(p[j] - lse)
+            ds[j] = p[j] * (ds[j] - d)
+            j += 1
         }
     }
 

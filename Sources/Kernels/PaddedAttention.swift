@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import CBLAS
 import Accelerator
 
@@ -61,25 +56,8 @@ extension Attention {
         rows(t) { range in
             for i in range {
                 let row = probabilities + i * t
-                let m = vectorMax(row, keys)
-                let mVector = FloatVector(repeating: m)
-                var acc = FloatVector(repeating: 0)
-                var j = 0
-                while j + 16 <= keys {
-                    let e = fastExp(loadVector(row + j) - mVector)
-                    storeVector(e, row + j)
-                    acc += e
-                    j += 16
-                }
-                var sum = acc.sum()
-                while j < keys {
-                    row[j] = fastExp(row[j] - m)
-                    sum += row[j]
-                    j += 1
-                }
-                scaleInPlace(row, count: keys, by: 1 / sum)
+                lse[i] = softmaxInPlace(row, count: keys)
                 dropout?.apply(row, count: keys, firstCounter: UInt32(truncatingIfNeeded: i * t))
-                lse[i] = m + logf(sum)
             }
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(keys),
@@ -107,20 +85,8 @@ extension Attention {
                 let d = vectorDot(dO + i * channels, o + i * channels, hd)
                 if let dropout {
                     droppedBackwardRow(i, keys: keys, p: p, ds: ds, d: d, lse: lse[i], t: t, mask: dropout)
-                    continue
-                }
-                let lseVector = FloatVector(repeating: lse[i]), dVector = FloatVector(repeating: d)
-                var j = 0
-                while j + 16 <= keys {
-                    let pj = fastExp(loadVector(p + j) - lseVector)
-                    storeVector(pj, p + j)
-                    storeVector(pj * (loadVector(ds + j) - dVector), ds + j)
-                    j += 16
-                }
-                while j < keys {
-                    p[j] = fastExp(p[j] - lse[i])
-                    ds[j] = p[j] * (ds[j] - d)
-                    j += 1
+                } else {
+                    backwardRow(keys: keys, p: p, ds: ds, d: d, lse: lse[i])
                 }
             }
         }

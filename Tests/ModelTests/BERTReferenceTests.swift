@@ -24,16 +24,8 @@ import TestSupport
         #expect(abs(losses.maskedLM!.mean - mlm) / mlm < 1e-5)
         #expect(abs(losses.sentenceOrder!.mean - sop) / sop < 1e-5)
         #expect(logitsError < 1e-5 && binaryError < 1e-5)
-        model.zeroGrad()
-        model.backward()
-        var worst = (0.0, "")
-        for (index, spec) in model.layout.specs.enumerated() {
-            let gradient = Array(UnsafeBufferPointer(start: model.grads.pointer(at: index), count: spec.count))
-            let error = relativeError(gradient, try fixture.file.floats("\(name).g.\(spec.name)"))
-            #expect(error < 1e-5, "\(spec.name): \(error)")
-            if error > worst.0 { worst = (error, spec.name) }
-        }
-        print("BERT \(name)-LN: worst gradient \(worst.1) \(worst.0) over \(model.layout.specs.count) tensors")
+        let worst = try Self.backwardMatches(model, fixture, name)
+        print("BERT \(name)-LN: worst gradient \(worst.name) \(worst.error) over \(model.layout.specs.count) tensors")
     }
 
     /// The fine-tuning heads against Hugging Face's `BertForSequenceClassification` (3 classes,
@@ -50,16 +42,23 @@ import TestSupport
         let expected = Double(try fixture.file.floats("\(name).loss")[0])
         let logitsError = relativeError(model.sequenceLogits, try fixture.file.floats("\(name).logits"))
         #expect(abs(loss - expected) / expected < 1e-5 && logitsError < 1e-5, "loss \(loss) vs \(expected), logits \(logitsError)")
+        let worst = try Self.backwardMatches(model, fixture, name)
+        print("BERT \(name): loss \(loss) (reference \(expected)), logits \(logitsError), worst gradient \(worst.name) \(worst.error)")
+    }
+
+    /// Runs the backward of the last forward and expects every gradient within 1e-5 relative
+    /// (norm-wise) of case `name`'s; returns the worst.
+    static func backwardMatches(_ model: GPTModel, _ fixture: BERTReferenceFixture, _ name: String) throws -> (error: Double, name: String) {
         model.zeroGrad()
         model.backward()
-        var worst = (0.0, "")
+        var worst = (error: 0.0, name: "")
         for (index, spec) in model.layout.specs.enumerated() {
             let gradient = Array(UnsafeBufferPointer(start: model.grads.pointer(at: index), count: spec.count))
             let error = relativeError(gradient, try fixture.file.floats("\(name).g.\(spec.name)"))
             #expect(error < 1e-5, "\(spec.name): \(error)")
-            if error > worst.0 { worst = (error, spec.name) }
+            if error > worst.error { worst = (error, spec.name) }
         }
-        print("BERT \(name): loss \(loss) (reference \(expected)), logits \(logitsError), worst gradient \(worst.1) \(worst.0)")
+        return worst
     }
 
     /// Out-of-range inputs are named before anything runs.
