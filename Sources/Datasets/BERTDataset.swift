@@ -23,6 +23,10 @@ public final class BERTDataset: TrainingSampleSource {
         guard builder.sequenceLength > 3 else {
             throw .invalidArgument("--seq-length \(builder.sequenceLength) leaves no room beside [CLS] and two [SEP]")
         }
+        // A dataset preprocessed without --split-sentences has one sequence per document.
+        if dataset.documentCount > 1 && zip(dataset.documentIndices, dataset.documentIndices.dropFirst()).allSatisfy({ $1 - $0 == 1 }) {
+            throw .invalidArgument("\(dataset.prefix) holds one sequence per document, not sentences: BERT's data is preprocessed with --split-sentences")
+        }
         let bounds = Array(dataset.documentIndices[range.lowerBound...range.upperBound])
         let minSentences = builder.classificationHead ? 2 : 1
         let usable = (0..<(bounds.count - 1)).contains { d in
