@@ -147,7 +147,8 @@ public final class GPTActivations {
         let headShardRows = head ? m : 0
         // Logits for the next-token or masked-LM head (a fine-tuning BERT head has none).
         let headRows = head && (config.bert?.head ?? .pretraining) == .pretraining ? n : 0
-        let lnfBF16 = precision == .bf16 ? 1 : 0
+        // BERT's heads read the final LayerNorm's output in fp32 (GPT's bf16 output layer keeps it rounded).
+        let lnfBF16 = precision == .bf16 && config.bert == nil ? 1 : 0
         lnf = FloatBuffer(count: (1 - lnfBF16) * headShardRows * c); lnfMean = FloatBuffer(count: headShardRows)
         lnfRstd = FloatBuffer(count: headShardRows)
         bf16LNF = BFloat16Buffer(count: lnfBF16 * headShardRows * c)

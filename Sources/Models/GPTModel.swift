@@ -86,10 +86,9 @@ public final class GPTModel {
             throw .invalid(flag: "--ffn-hidden-size", reason: "\(config.ffnHiddenSize) does not divide over --tensor-model-parallel-size \(t)")
         }
         try recomputation.validate(layersPerChunk: part.chunkLayers.map(\.count).min() ?? 0)
-        if config.bert != nil {
-            // BERT's heads read the whole sequence in fp32 so far.
-            if sequenceParallel && t > 1 { throw .invalid(flag: "--sequence-parallel", reason: "BERT runs without sequence parallelism so far") }
-            if precision != .fp32 { throw .invalid(flag: "--\(precision.rawValue)", reason: "BERT trains in fp32 so far") }
+        if config.bert != nil && sequenceParallel && t > 1 {
+            // BERT's heads read every token's final LayerNorm output and each sequence's first one.
+            throw .invalid(flag: "--sequence-parallel", reason: "BERT runs without sequence parallelism so far")
         }
         self.recomputation = recomputation
         self.config = config

@@ -364,7 +364,6 @@ public struct TrainingConfig: Sendable, Equatable {
             throw .invalidFlag("--model-type bert", "reads WordPiece: give --tokenizer-type BertWordPieceLowerCase or BertWordPieceCase with --vocab-file vocab.txt")
         }
         if usesSequenceParallel { throw .invalidFlag("--sequence-parallel", "BERT runs without sequence parallelism so far") }
-        if bf16 || fp16 { throw .invalidFlag(bf16 ? "--bf16" : "--fp16", "BERT trains in fp32 so far") }
         if device != .cpu { throw .invalidFlag("--device", "BERT runs on the CPU so far") }
         if !trainDataPath.isEmpty || dataPath.count != 1 {
             throw .invalidFlag("--data-path", "BERT reads one sentence-split dataset prefix (--data-path PREFIX with --split) so far")

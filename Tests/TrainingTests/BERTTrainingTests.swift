@@ -116,6 +116,47 @@ import Tokenizer
         #expect(worst < 1e-5)
     }
 
+    /// bf16 and fp16 (with its loss scale) track the fp32 run (observed: bf16 within 4.6e-5, fp16
+    /// 2.9e-2 after its skipped first iterations); TP 2 x DP 2 with ZeRO-1 in bf16 matches one bf16
+    /// rank up to the order of the sums (1.8e-4); a bf16 run resumes bit-identically.
+    @Test func mixedPrecisionTracksFP32() throws {
+        let settings: [(key: String, value: JSONValue)] = [("eval-iters", .number(0)), ("train-iters", .number(8))]
+        let fp32 = try Self.run(try Self.trainer(try Self.config(settings)), until: 8)
+        for precision in ["bf16", "fp16"] {
+            let reduced = try Self.run(try Self.trainer(try Self.config(settings + [(precision, .bool(true))])), until: 8)
+            // Losses (the first two of every three values); fp16 skips its first iterations while the scale comes down.
+            var differences = [Double]()
+            for step in stride(from: 0, to: fp32.count, by: 3) {
+                for index in [step, step + 1] where reduced[index].isFinite {
+                    differences.append(abs(reduced[index] - fp32[index]) / fp32[index])
+                }
+            }
+            let worst = differences.max() ?? 1
+            print("BERT \(precision): worst loss difference \(worst) from fp32 over \(differences.count) losses")
+            // fp16's skipped iterations (the scale coming down from 2^32) leave it a few updates behind.
+            #expect(!differences.isEmpty && worst < (precision == "bf16" ? 2e-3 : 5e-2))
+        }
+        let bf16 = try Self.config(settings + [("bf16", .bool(true))])
+        let reference = try Self.run(try Self.trainer(bf16), until: 8)
+        let parallel = try Self.config(settings + [("bf16", .bool(true)), ("tensor-model-parallel-size", .number(2)),
+                                                   ("data-parallel-size", .number(2)), ("use-distributed-optimizer", .bool(true))])
+        let ranks = try ThreadCommunicator.run(size: 4) { world in
+            try Self.run(try Self.trainer(parallel, parallel: try ParallelState(world: world, tensorParallel: 2, pipelineParallel: 1)),
+                         until: 8)
+        }
+        let worst = zip(ranks[0], reference).map { abs($0 - $1) / max(abs($1), 1e-6) }.max()!
+        print("BERT bf16 TP 2 x DP 2 ZeRO-1: worst relative difference \(worst) from one bf16 rank")
+        #expect(worst < 1e-3)
+        let directory = ResumeTests.temporaryDirectory()
+        let first = try Self.trainer(bf16)
+        var values = try Self.run(first, until: 4)
+        try first.save(to: directory)
+        var resumedConfig = bf16
+        resumedConfig.load = directory
+        values += try Self.run(try Self.trainer(resumedConfig), until: 8)
+        #expect(values == reference)
+    }
+
     /// Recomputation re-runs the padding-masked attention: the same bits as keeping everything.
     @Test(arguments: ["selective", "full"])
     func recomputationIsBitIdentical(granularity: String) throws {
@@ -143,7 +184,6 @@ import Tokenizer
         #expect(message([("tokenizer-type", .string("GPT2BPETokenizer"))]).contains("--model-type bert: reads WordPiece"))
         #expect(message([("tensor-model-parallel-size", .number(2)), ("sequence-parallel", .bool(true))])
             .contains("BERT runs without sequence parallelism so far"))
-        #expect(message([("bf16", .bool(true))]).contains("BERT trains in fp32 so far"))
         #expect(message([("mask-prob", .number(1.5))]).contains("--mask-prob"))
         #expect(message([("bert-layernorm-order", .string("pre")), ("apply-residual-connection-post-layernorm", .bool(true))])
             .contains("pre contradicts --apply-residual-connection-post-layernorm"))
