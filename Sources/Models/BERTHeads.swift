@@ -59,6 +59,37 @@ struct BERTHeads {
     }
 }
 
+extension GPTModel {
+    /// The last stage of a BERT: the final LayerNorm (kept in fp32 for the heads), then the heads.
+    func bertHeadsForward(_ heads: BERTHeads, bert: BERTActivations, residual: UnsafePointer<Float>, activations acts: GPTActivations,
+                          scratch s: GPTScratch, params p: UnsafePointer<Float>, embedding: VocabParallelEmbedding,
+                          finalLayerNorm finalLN: LayerNormWeights) -> CrossEntropy.Totals {
+        let n = acts.batch * acts.seqLength, c = config.hiddenSize
+        LayerNorm.forward(out: acts.lnf.pointer, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
+                          weight: p + finalLN.weight, bias: p + finalLN.bias, rows: n, channels: c, eps: config.layerNormEpsilon)
+        return heads.forward(lnf: acts.lnf.pointer, activations: acts, bert: bert, embedding: embedding,
+                             crossEntropy: VocabParallelCrossEntropy(embedding: embedding, config: config),
+                             scratch: s, params: p, region: region)
+    }
+
+    /// `bertHeadsForward`'s backward: `acts.dresidual` becomes the gradient of the last layer's
+    /// output `lastResidual`.
+    func bertHeadsBackward(_ heads: BERTHeads, bert: BERTActivations, totals: CrossEntropy.Totals, gradientScale: Float,
+                           lastResidual: UnsafePointer<Float>, activations acts: GPTActivations, scratch s: GPTScratch,
+                           params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
+                           embedding: VocabParallelEmbedding, finalLayerNorm finalLN: LayerNormWeights) {
+        let n = acts.batch * acts.seqLength, c = config.hiddenSize
+        heads.backward(totals: totals, gradientScale: gradientScale, lnf: acts.lnf.pointer, dlnf: s.dln.pointer,
+                       activations: acts, bert: bert, embedding: embedding,
+                       crossEntropy: VocabParallelCrossEntropy(embedding: embedding, config: config), scratch: s,
+                       params: p, grads: grad, region: region)
+        acts.dresidual.zero()
+        LayerNorm.backward(dinp: acts.dresidual.pointer, dweight: grad + finalLN.weight, dbias: grad + finalLN.bias,
+                           dout: s.dln.pointer, inp: lastResidual, weight: p + finalLN.weight,
+                           mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, rows: n, channels: c)
+    }
+}
+
 /// The masked-LM head: dense, exact GELU (PyTorch's `F.gelu`, as Megatron-core and Hugging Face),
 /// LayerNorm, then the output layer (tied to the word embedding) with a bias of its own. With
 /// tensor parallelism the output layer, its bias and the cross-entropy are split by vocabulary

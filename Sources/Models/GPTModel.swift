@@ -273,13 +273,9 @@ public final class GPTModel {
         acts.forwarded = true
         guard part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm else { return nil }
         if let heads = stage.bertHeads, let bert = acts.bert {
-            LayerNorm.forward(out: acts.lnf.pointer, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
-                              weight: p + finalLN.weight, bias: p + finalLN.bias, rows: n, channels: c, eps: config.layerNormEpsilon)
-            let totals = heads.forward(lnf: acts.lnf.pointer, activations: acts, bert: bert, embedding: embedding,
-                                       crossEntropy: VocabParallelCrossEntropy(embedding: embedding, config: config),
-                                       scratch: s, params: p, region: region)
-            acts.totals = totals
-            return totals
+            acts.totals = bertHeadsForward(heads, bert: bert, residual: residual, activations: acts, scratch: s, params: p,
+                                           embedding: embedding, finalLayerNorm: finalLN)
+            return acts.totals
         }
         let totals = GPTLossHead(embedding: embedding, finalLayerNorm: finalLN, config: config)
             .forward(residual: residual, activations: acts, scratch: s, params: p, precision: precision, region: region)
@@ -309,14 +305,9 @@ public final class GPTModel {
         if part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm,
            let heads = stage.bertHeads, let bert = acts.bert {
             guard let totals = acts.totals else { preconditionFailure("backward called without a forward") }
-            heads.backward(totals: totals, gradientScale: gradientScale, lnf: acts.lnf.pointer, dlnf: s.dln.pointer,
-                           activations: acts, bert: bert, embedding: embedding,
-                           crossEntropy: VocabParallelCrossEntropy(embedding: embedding, config: config), scratch: s,
-                           params: p, grads: grad, region: region)
-            acts.dresidual.zero()
-            LayerNorm.backward(dinp: acts.dresidual.pointer, dweight: grad + finalLN.weight, dbias: grad + finalLN.bias,
-                               dout: s.dln.pointer, inp: acts.input(ofLayer: layers.count), weight: p + finalLN.weight,
-                               mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, rows: n, channels: c)
+            bertHeadsBackward(heads, bert: bert, totals: totals, gradientScale: gradientScale,
+                              lastResidual: acts.input(ofLayer: layers.count), activations: acts, scratch: s, params: p,
+                              grads: grad, embedding: embedding, finalLayerNorm: finalLN)
             acts.totals = nil
         } else if part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm {
             guard let totals = acts.totals else { preconditionFailure("backward called without a forward") }

@@ -2,7 +2,6 @@ import Accelerator
 import Distributed
 import FileSupport
 import Models
-import Tokenizer
 
 /// Everything `megatron train` needs, under Megatron's flag names. Built from settings (a flag
 /// name without dashes -> value) that come from a config file and the command line, so that both
@@ -348,31 +347,6 @@ public struct TrainingConfig: Sendable, Equatable {
         guard (maxPositionEmbeddings ?? seqLength) >= seqLength else {
             throw .invalidFlag("--max-position-embeddings", "must be at least --seq-length \(seqLength)")
         }
-    }
-
-    /// The tokenizer and the data each model type reads, and what BERT does not run with yet.
-    private func validateModelType() throws(TrainingError) {
-        guard modelType == .bert else {
-            guard tokenizerFile != nil || (vocabFile != nil && mergeFile != nil) else {
-                throw .invalidFlag("--tokenizer-file", "give --tokenizer-file, or --vocab-file and --merge-file")
-            }
-            try Self.check(tokenizerType: tokenizerType, tokenizerFile: tokenizerFile != nil)
-            return
-        }
-        guard let type = tokenizerType, WordPieceTokenizer.megatronTypes[type] != nil, vocabFile != nil, mergeFile == nil,
-              tokenizerFile == nil else {
-            throw .invalidFlag("--model-type bert", "reads WordPiece: give --tokenizer-type BertWordPieceLowerCase or BertWordPieceCase with --vocab-file vocab.txt")
-        }
-        if usesSequenceParallel { throw .invalidFlag("--sequence-parallel", "BERT runs without sequence parallelism so far") }
-        if device != .cpu { throw .invalidFlag("--device", "BERT runs on the CPU so far") }
-        if !trainDataPath.isEmpty || dataPath.count != 1 {
-            throw .invalidFlag("--data-path", "BERT reads one sentence-split dataset prefix (--data-path PREFIX with --split) so far")
-        }
-        if applyResidualConnectionPostLayernorm && bertLayernormOrder == .pre {
-            throw .invalidFlag("--bert-layernorm-order", "pre contradicts --apply-residual-connection-post-layernorm (post)")
-        }
-        if !(maskProb > 0 && maskProb < 1) { throw .invalidFlag("--mask-prob", "must be in (0, 1), got \(maskProb)") }
-        if !(shortSeqProb >= 0 && shortSeqProb <= 1) { throw .invalidFlag("--short-seq-prob", "must be in [0, 1], got \(shortSeqProb)") }
     }
 
     /// The ramp-up (nil without `--rampup-batch-size`).
