@@ -92,3 +92,31 @@ public final class BlendedGPTDataset: GPTSampleSource, @unchecked Sendable {
         datasets[datasetIndex[i]].sample(datasetSampleIndex[i])
     }
 }
+
+/// A weighted blend of any training sources (BERT's datasets; GPT's have `BlendedGPTDataset`),
+/// with Megatron's greedy blending order: sample `i` is sample `datasetSampleIndex[i]` of source
+/// `datasetIndex[i]`.
+public final class BlendedSampleSource: TrainingSampleSource, @unchecked Sendable {
+    public let sources: [any TrainingSampleSource]
+    public let datasetIndex: [Int]
+    public let datasetSampleIndex: [Int]
+
+    /// Blends `sources` with `weights` (normalised here) into `size` samples. Throws if a source
+    /// would be asked for more samples than it has.
+    public init(sources: [any TrainingSampleSource], weights: [Double], size: Int) throws(DatasetError) {
+        precondition(sources.count == weights.count && !sources.isEmpty)
+        self.sources = sources
+        (datasetIndex, datasetSampleIndex) = Blending.indices(weights: Blending.normalize(weights), size: size)
+        var needed = [Int](repeating: 0, count: sources.count)
+        for (d, s) in zip(datasetIndex, datasetSampleIndex) { needed[d] = max(needed[d], s + 1) }
+        for (d, source) in sources.enumerated() where needed[d] > source.count {
+            throw .invalidArgument("blend dataset \(d) has \(source.count) samples but the blend needs \(needed[d])")
+        }
+    }
+
+    public var count: Int { datasetIndex.count }
+
+    public func append(sample i: Int, to batch: inout MicroBatch) {
+        sources[datasetIndex[i]].append(sample: datasetSampleIndex[i], to: &batch)
+    }
+}

@@ -152,7 +152,7 @@ public final class Trainer {
         let sources: [(any TrainingSampleSource)?]
         if config.modelType == .bert {
             guard let wordPiece else { throw TrainingError.invalidFlag("--model-type bert", "needs BERT's WordPiece vocabulary") }
-            sources = try BERTDataBuilder.build(prefix: config.dataPath[0], split: split, vocabulary: wordPiece, config: config,
+            sources = try BERTDataBuilder.build(dataPath: try DataPath(config.dataPath), split: split, vocabulary: wordPiece, config: config,
                                                 sizes: [totalSamples, split.bookends[1] != nil && validSamples > 0 ? validSamples : nil])
         } else if config.trainDataPath.isEmpty {
             sources = try GPTDataBuilder.build(

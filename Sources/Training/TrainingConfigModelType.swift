@@ -16,8 +16,8 @@ extension TrainingConfig {
         }
         if usesSequenceParallel { throw .invalidFlag("--sequence-parallel", "BERT runs without sequence parallelism so far") }
         if device != .cpu { throw .invalidFlag("--device", "BERT runs on the CPU so far") }
-        if !trainDataPath.isEmpty || dataPath.count != 1 {
-            throw .invalidFlag("--data-path", "BERT reads one sentence-split dataset prefix (--data-path PREFIX with --split) so far")
+        if !trainDataPath.isEmpty {
+            throw .invalidFlag("--train-data-path", "BERT reads --data-path (one prefix, or weights and prefixes) with --split so far")
         }
         if applyResidualConnectionPostLayernorm && bertLayernormOrder == .pre {
             throw .invalidFlag("--bert-layernorm-order", "pre contradicts --apply-residual-connection-post-layernorm (post)")

@@ -188,6 +188,36 @@ import Tokenizer
         #expect(recomputed == reference)
     }
 
+    /// `--data-path 0.3 A 0.7 B`: each sample comes from the dataset Megatron's greedy order picks,
+    /// as that dataset alone builds it; prefixes without weights are refused.
+    @Test func weightedPrefixesAreBlended() throws {
+        let second = try Self.makeCorpus()
+        let words: [JSONValue] = [.string("0.3"), .string(Self.corpus.prefix), .string("0.7"), .string(second.prefix)]
+        let trainer = try Self.trainer(try Self.config([("data-path", .array(words)), ("eval-iters", .number(0))]))
+        #expect(try Self.run(trainer, until: 3).allSatisfy(\.isFinite))
+
+        let builder = BERTSampleBuilder(cls: Self.vocabulary.classID, sep: Self.vocabulary.separatorID, mask: Self.vocabulary.maskID,
+                                        pad: Self.vocabulary.padID, isContinuation: Self.vocabulary.tokens.map { $0.hasPrefix("##") },
+                                        sequenceLength: 32, seed: 1234, classificationHead: true)
+        let parts = try [Self.corpus.prefix, second.prefix].map {
+            try BERTDataset(dataset: try IndexedDataset(prefix: $0), split: try DataSplit("90,10,0"), splitIndex: 0,
+                            sampleCount: 20, builder: builder, shortSequenceProbability: 0.1)
+        }
+        let blend = try BlendedSampleSource(sources: parts, weights: [0.3, 0.7], size: 20)
+        #expect(blend.datasetIndex == Blending.indices(weights: [0.3, 0.7], size: 20).dataset)
+        for i in [0, 1, 7, 19] {
+            var fromBlend = MicroBatch(batchSize: 1, sequenceLength: 0, tokens: [], labels: [], lossMask: [])
+            var direct = fromBlend
+            blend.append(sample: i, to: &fromBlend)
+            parts[blend.datasetIndex[i]].append(sample: blend.datasetSampleIndex[i], to: &direct)
+            #expect(fromBlend == direct && !fromBlend.tokens.isEmpty)
+        }
+        let unweighted: [JSONValue] = [.string(Self.corpus.prefix), .string(second.prefix)]
+        #expect { _ = try Self.trainer(try Self.config([("data-path", .array(unweighted))])) } throws: {
+            "\($0)".contains("BERT blends several prefixes by the weights given before them")
+        }
+    }
+
     /// A dataset of whole documents (preprocessed without `--split-sentences`) is refused by name.
     @Test func documentLevelDataIsRefused() throws {
         let directory = ResumeTests.temporaryDirectory()
