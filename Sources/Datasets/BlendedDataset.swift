@@ -57,6 +57,17 @@ public enum Blending {
         return (datasetIndex, sampleIndex)
     }
 
+    /// `indices` for sources of `counts` samples; throws if one would be asked for more samples than it has.
+    public static func checkedIndices(weights: [Double], size: Int, counts: [Int]) throws(DatasetError) -> (dataset: [Int], sample: [Int]) {
+        let indices = indices(weights: weights, size: size)
+        var needed = [Int](repeating: 0, count: counts.count)
+        for (d, s) in zip(indices.dataset, indices.sample) { needed[d] = max(needed[d], s + 1) }
+        for (d, count) in counts.enumerated() where needed[d] > count {
+            throw .invalidArgument("blend dataset \(d) has \(count) samples but the blend needs \(needed[d])")
+        }
+        return indices
+    }
+
     /// Samples each dataset must serve for a blend of `size` (`ceil(size * w)`), and the number
     /// each is built with (0.5% more, as Megatron's builder asks for).
     public static func sampleCounts(weights: [Double], size: Int) -> (target: [Int], buffer: [Int]) {
@@ -78,12 +89,8 @@ public final class BlendedGPTDataset: GPTSampleSource, @unchecked Sendable {
         precondition(datasets.count == weights.count && !datasets.isEmpty)
         self.datasets = datasets
         self.weights = Blending.normalize(weights)
-        (datasetIndex, datasetSampleIndex) = Blending.indices(weights: self.weights, size: size)
-        var needed = [Int](repeating: 0, count: datasets.count)
-        for (d, s) in zip(datasetIndex, datasetSampleIndex) { needed[d] = max(needed[d], s + 1) }
-        for (d, dataset) in datasets.enumerated() where needed[d] > dataset.count {
-            throw .invalidArgument("blend dataset \(d) has \(dataset.count) samples but the blend needs \(needed[d])")
-        }
+        (datasetIndex, datasetSampleIndex) = try Blending.checkedIndices(weights: self.weights, size: size,
+                                                                         counts: datasets.map(\.count))
     }
 
     public var count: Int { datasetIndex.count }
@@ -106,12 +113,8 @@ public final class BlendedSampleSource: TrainingSampleSource, @unchecked Sendabl
     public init(sources: [any TrainingSampleSource], weights: [Double], size: Int) throws(DatasetError) {
         precondition(sources.count == weights.count && !sources.isEmpty)
         self.sources = sources
-        (datasetIndex, datasetSampleIndex) = Blending.indices(weights: Blending.normalize(weights), size: size)
-        var needed = [Int](repeating: 0, count: sources.count)
-        for (d, s) in zip(datasetIndex, datasetSampleIndex) { needed[d] = max(needed[d], s + 1) }
-        for (d, source) in sources.enumerated() where needed[d] > source.count {
-            throw .invalidArgument("blend dataset \(d) has \(source.count) samples but the blend needs \(needed[d])")
-        }
+        (datasetIndex, datasetSampleIndex) = try Blending.checkedIndices(weights: Blending.normalize(weights), size: size,
+                                                                         counts: sources.map(\.count))
     }
 
     public var count: Int { datasetIndex.count }
