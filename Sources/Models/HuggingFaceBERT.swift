@@ -11,11 +11,13 @@ import Parameters
 /// LayerNorm is the final LayerNorm, and the attention output LayerNorm is the pre-MLP one. The
 /// mapping is a permutation, so it maps gradients and optimizer moments too.
 public enum HuggingFaceBERT {
-    /// Why a model cannot be written as `BertForPreTraining`, or nil when it can.
-    public static func exportRefusal(_ config: GPTConfig) -> String? {
-        guard let bert = config.bert else { return "a GPT is not a BERT" }
+    /// Why a BERT cannot be written as `BertForPreTraining`, or nil when it can.
+    public static func exportRefusal(_ bert: BERTSettings) -> String? {
         if !bert.residualConnectionPostLayerNorm {
             return "this BERT is pre-LN (Megatron's rearranged order): Hugging Face's BertForPreTraining is post-LN, with its LayerNorms after the residual additions; train with --bert-layernorm-order post to export"
+        }
+        if bert.head != .pretraining {
+            return "this BERT carries a fine-tuning head (\(bert.head)), not BertForPreTraining's masked-LM and next-sentence heads"
         }
         if !bert.binaryHead { return "BertForPreTraining has the sentence-order (next-sentence) head; this BERT was trained with --bert-no-binary-head" }
         return nil

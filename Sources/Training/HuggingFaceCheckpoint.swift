@@ -73,7 +73,7 @@ public enum HuggingFaceCheckpoint {
     /// Writes `model` as a Hugging Face GPT-2 directory (created if needed), each file atomically.
     public static func write(_ model: GPTModel, to directory: String, eosTokenID: Int32? = nil) throws(TrainingError) {
         let c = model.config
-        if c.bert != nil, let refusal = HuggingFaceBERT.exportRefusal(c) {
+        if let bert = c.bert, let refusal = HuggingFaceBERT.exportRefusal(bert) {
             throw .checkpoint(path: directory, reason: "cannot write a Hugging Face BertForPreTraining: \(refusal)")
         }
         do { try Directory.create(directory) } catch { throw .checkpoint(path: directory, reason: error.reason) }

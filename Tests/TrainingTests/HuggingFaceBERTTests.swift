@@ -51,5 +51,9 @@ import TestSupport
         #expect { try HuggingFaceCheckpoint.write(pre, to: directory + "/pre") } throws: {
             "\($0)".contains("this BERT is pre-LN")
         }
+        let tuned = try GPTModel(config: try BERTReferenceFixture().config(postLayerNorm: true, head: .classification(classes: 3)))
+        #expect { try HuggingFaceCheckpoint.write(tuned, to: directory + "/tuned") } throws: {
+            "\($0)".contains("carries a fine-tuning head")
+        }
     }
 }
