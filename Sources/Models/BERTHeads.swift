@@ -31,7 +31,7 @@ struct BERTHeads {
     /// task's.
     func forward(lnf: UnsafePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                  embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
-                 params p: UnsafePointer<Float>, region: TensorParallelRegion) -> CrossEntropy.Totals {
+                 params p: FP32Weights, region: TensorParallelRegion) -> CrossEntropy.Totals {
         let sequence = pooled?.forward(lnf: lnf, activations: acts, bert: bert, params: p)
         guard let maskedLM else { return sequence! }
         bert.sentenceOrderTotals = sequence
@@ -45,7 +45,7 @@ struct BERTHeads {
     func backward(totals: CrossEntropy.Totals, gradientScale: Float, lnf: UnsafePointer<Float>,
                   dlnf: UnsafeMutablePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                   embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
-                  params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
+                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
         if let maskedLM {
             maskedLM.backward(totals: totals, gradientScale: gradientScale, lnf: lnf, dlnf: dlnf, activations: acts, bert: bert,
                               embedding: embedding, crossEntropy: crossEntropy, scratch: s, params: p, grads: grad, region: region)
@@ -62,7 +62,7 @@ struct BERTHeads {
 extension GPTModel {
     /// The last stage of a BERT: the final LayerNorm (kept in fp32 for the heads), then the heads.
     func bertHeadsForward(_ heads: BERTHeads, bert: BERTActivations, residual: UnsafePointer<Float>, activations acts: GPTActivations,
-                          scratch s: GPTScratch, params p: UnsafePointer<Float>, embedding: VocabParallelEmbedding,
+                          scratch s: GPTScratch, params p: FP32Weights, embedding: VocabParallelEmbedding,
                           finalLayerNorm finalLN: LayerNormWeights) -> CrossEntropy.Totals {
         let n = acts.batch * acts.seqLength, c = config.hiddenSize
         LayerNorm.forward(out: acts.lnf.pointer, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
@@ -76,7 +76,7 @@ extension GPTModel {
     /// output `lastResidual`.
     func bertHeadsBackward(_ heads: BERTHeads, bert: BERTActivations, totals: CrossEntropy.Totals, gradientScale: Float,
                            lastResidual: UnsafePointer<Float>, activations acts: GPTActivations, scratch s: GPTScratch,
-                           params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
+                           params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>,
                            embedding: VocabParallelEmbedding, finalLayerNorm finalLN: LayerNormWeights) {
         let n = acts.batch * acts.seqLength, c = config.hiddenSize
         heads.backward(totals: totals, gradientScale: gradientScale, lnf: acts.lnf.pointer, dlnf: s.dln.pointer,
@@ -136,7 +136,7 @@ struct BERTMaskedLMHead {
     /// The logits go to `acts.logits`; returns the masked-LM totals.
     func forward(lnf: UnsafePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                  embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
-                 params p: UnsafePointer<Float>, region: TensorParallelRegion) -> CrossEntropy.Totals {
+                 params p: FP32Weights, region: TensorParallelRegion) -> CrossEntropy.Totals {
         let n = acts.batch * acts.seqLength, c = hidden
         dense.forward(out: bert.lmDense.pointer, inp: lnf, params: p, rows: n, precision: .fp32)
         GELU.forward(out: bert.lmGELU.pointer, inp: bert.lmDense.pointer, count: n * c, exact: true)
@@ -157,7 +157,7 @@ struct BERTMaskedLMHead {
     func backward(totals: CrossEntropy.Totals, gradientScale: Float, lnf: UnsafePointer<Float>,
                   dlnf: UnsafeMutablePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                   embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
-                  params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
+                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
         let n = acts.batch * acts.seqLength, c = hidden
         let ones = UnsafePointer(s.ones.pointer)
         let scale = totals.weight > 0 ? gradientScale / Float(totals.weight) : 0

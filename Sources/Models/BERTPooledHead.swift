@@ -53,7 +53,7 @@ struct BERTPooledHead {
     /// Logits into `bert.sequenceLogits`; returns the cross-entropy totals against
     /// `bert.sequenceLabels` (one per sequence, or per question of `choices` sequences).
     func forward(lnf: UnsafePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
-                 params p: UnsafePointer<Float>) -> CrossEntropy.Totals {
+                 params p: FP32Weights) -> CrossEntropy.Totals {
         let b = acts.batch, c = hidden
         for sequence in 0..<b {
             MemoryCopy.copy(to: bert.firstTokens.pointer + sequence * c, from: lnf + sequence * acts.seqLength * c, count: c)
@@ -73,7 +73,7 @@ struct BERTPooledHead {
     /// `totals`, and the heads' parameter gradients into `grad`.
     func backward(totals: CrossEntropy.Totals, gradientScale: Float, dlnf: UnsafeMutablePointer<Float>,
                   activations acts: GPTActivations, bert: BERTActivations, scratch s: GPTScratch,
-                  params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>) {
+                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>) {
         let b = acts.batch, c = hidden
         let ones = UnsafePointer(s.ones.pointer)
         let scale = totals.weight > 0 ? gradientScale / Float(totals.weight) : 0

@@ -84,7 +84,7 @@ enum LinearGEMM {
     /// `roundsOutput: false` leaves the fp32 accumulator's output as it is (the logits, which
     /// the cross-entropy reads in fp32). In bf16, `savedInput` receives the rounded input (kept
     /// for the backward instead of the fp32 one) and is multiplied from there.
-    static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, params p: UnsafePointer<Float>,
+    static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, params p: FP32Weights,
                         weight: Int, bias: Int?, rows: Int, inFeatures: Int, outFeatures: Int, precision: LinearPrecision,
                         roundsOutput: Bool = true, savedInput: UnsafeMutablePointer<BFloat16>? = nil) {
         switch precision {
@@ -111,7 +111,7 @@ enum LinearGEMM {
     /// `outputGradientRounded` the operand scratch already holds `dout` rounded. The input is
     /// `inp`, or in bf16 the forward's `savedInput` (then `inp` is not read).
     static func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-                         params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>, weight: Int, bias: Int?,
+                         params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, weight: Int, bias: Int?,
                          ones: UnsafePointer<Float>?, rows: Int, inFeatures: Int, outFeatures: Int, precision: LinearPrecision,
                          outputGradientRounded: Bool = false, savedInput: UnsafePointer<BFloat16>? = nil) {
         switch precision {
@@ -168,11 +168,11 @@ enum LowPrecisionBuffer {
         }
     }
 
-    /// Rounds `count` fp32 values into the buffer.
-    func round(from values: UnsafePointer<Float>, count: Int) {
+    /// Rounds `count` fp32 values into the buffer, from element `start` on.
+    func round(from values: UnsafePointer<Float>, start: Int = 0, count: Int) {
         switch self {
-        case .bf16(let buffer): BFloat16Conversion.round(out: buffer.pointer, inp: values, count: count)
-        case .fp16(let buffer): HalfPrecision.round(out: buffer.pointer, inp: values, count: count)
+        case .bf16(let buffer): BFloat16Conversion.round(out: buffer.pointer + start, inp: values, count: count)
+        case .fp16(let buffer): HalfPrecision.round(out: buffer.pointer + start, inp: values, count: count)
         }
     }
 

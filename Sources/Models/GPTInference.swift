@@ -87,7 +87,7 @@ public final class GPTInference {
         precondition(order.count <= sequences, "more slots than sequences")
         if n > rows.capacity { rows = RowBuffers(config: config, precision: model.precision, rows: n, sequences: sequences) }
         let b = rows
-        let p = UnsafePointer(model.params.buffer.pointer), stage = model.stage
+        let p = model.fp32Weights, stage = model.stage
         let mean = b.statistics.pointer, rstd = b.statistics.pointer + n
         guard let embedding = stage.embedding, let positionTable = embedding.positionEmbeddings,
               let finalLN = stage.finalLayerNorm else { preconditionFailure("decoding needs the whole model") }

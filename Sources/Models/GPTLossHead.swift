@@ -15,7 +15,7 @@ struct GPTLossHead {
     /// Runs the head on the last layer's output `residual` (`[region.localRows(n), c]`) and returns
     /// the masked loss totals (the same on every tensor-parallel rank).
     func forward(residual: UnsafePointer<Float>, activations acts: GPTActivations, scratch s: GPTScratch,
-                 params p: UnsafePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion) -> CrossEntropy.Totals {
+                 params p: FP32Weights, precision: LinearPrecision, region: TensorParallelRegion) -> CrossEntropy.Totals {
         let n = acts.batch * acts.seqLength, c = config.hiddenSize
         // In bf16 the fp32 output goes to scratch and the output layer keeps it rounded.
         let keepsBF16 = acts.bf16LNF.count > 0
@@ -38,7 +38,7 @@ struct GPTLossHead {
     /// respect to the last layer's output `lastResidual`, adding the output layer's and final
     /// LayerNorm's parameter gradients into `grad`.
     func backward(totals: CrossEntropy.Totals, gradientScale: Float, lastResidual: UnsafePointer<Float>,
-                  activations acts: GPTActivations, scratch s: GPTScratch, params p: UnsafePointer<Float>,
+                  activations acts: GPTActivations, scratch s: GPTScratch, params p: FP32Weights,
                   grads grad: UnsafeMutablePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion) {
         let n = acts.batch * acts.seqLength, c = config.hiddenSize, m = region.localRows(n)
         let scale = totals.weight > 0 ? gradientScale / Float(totals.weight) : 0

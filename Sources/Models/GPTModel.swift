@@ -14,7 +14,9 @@ public final class GPTModel {
     public let config: GPTConfig
     /// Parameter layout shared by `params` and `grads` (and the optimizer moments).
     public let layout: ParameterLayout
-    /// The weights.
+    /// The fp32 weights (the master weights in bf16 and fp16), or, when `keepsMasterWeights` is
+    /// false, unallocated: the distributed optimizer holds the fp32 master weights and the model
+    /// only the low-precision copy and `fp32Copy`.
     public let params: ParameterStore
     /// Gradients, accumulated by `backward` until `zeroGrad`.
     public let grads: ParameterStore
@@ -42,9 +44,15 @@ public final class GPTModel {
     /// The number format of the linear layers' GEMMs (`params` stays fp32: the master weights).
     public let precision: ComputePrecision
     /// The bf16 (or fp16) copy of `params` the low-precision GEMMs read (nil in fp32).
-    private let lowPrecisionWeights: LowPrecisionBuffer?
+    let lowPrecisionWeights: LowPrecisionBuffer?
     /// Whether `lowPrecisionWeights` holds the current `params`.
-    private var lowPrecisionCurrent = false
+    var lowPrecisionCurrent = false
+    /// Whether `params` holds the fp32 weights. False for a bf16 or fp16 model trained by the
+    /// distributed optimizer, which holds the fp32 master weights sharded (Megatron's 6 + 12/d
+    /// bytes per parameter): the optimizer delivers the updated values (`receiveWeights`).
+    public let keepsMasterWeights: Bool
+    /// Without the master weights: the fp32 values of the tensors read in fp32.
+    let fp32Copy: FP32WeightCopy?
     /// The initialization seed, which also seeds the dropout masks.
     let seed: UInt64
 
@@ -65,10 +73,15 @@ public final class GPTModel {
     /// `sequenceParallel` splits the residual region's tokens over the tensor-parallel group
     /// (ignored without one; see `TensorParallelRegion`). `forInference` allocates no gradients
     /// and leaves the weights zero for the caller to load (no random initialization).
+    /// `keepsMasterWeights: false` (bf16 or fp16 only) leaves the fp32 master weights to the
+    /// caller's optimizer: the model holds the low-precision copy and the fp32 tensors it reads
+    /// in fp32, and starts without weights (`setWeights(from: freshWeights())`).
     public init(config: GPTConfig, seed: UInt64 = 1234, tensorParallel: Communicator? = nil,
                 part: GPTPipelinePart? = nil, recomputation: ActivationRecomputation = .none,
                 shardedOver zeroShards: Int = 1, precision: ComputePrecision = .fp32,
-                sequenceParallel: Bool = false, forInference: Bool = false) throws(ConfigurationError) {
+                sequenceParallel: Bool = false, forInference: Bool = false,
+                keepsMasterWeights: Bool = true) throws(ConfigurationError) {
+        precondition(keepsMasterWeights || precision != .fp32, "an fp32 model holds its own weights")
         try config.validate()
         let t = tensorParallel?.size ?? 1
         let part = part ?? .whole(numLayers: config.numLayers)
@@ -99,24 +112,14 @@ public final class GPTModel {
         shards = layout.specs.map { TensorShard(name: $0.name) }
         let multiple = max(1, zeroShards)
         let capacity = (layout.totalCount + multiple - 1) / multiple * multiple
-        params = ParameterStore(layout: layout, capacity: capacity)
+        self.keepsMasterWeights = keepsMasterWeights
+        params = keepsMasterWeights ? ParameterStore(layout: layout, capacity: capacity) : .unallocated(layout: layout)
+        fp32Copy = keepsMasterWeights ? nil : FP32WeightCopy(layout: layout)
         grads = forInference ? .unallocated(layout: layout) : ParameterStore(layout: layout, capacity: capacity)
         self.precision = precision
         lowPrecisionWeights = LowPrecisionBuffer(precision, count: layout.totalCount)
         stage = GPTStageLayers(layout: layout, part: part, config: config, region: region)
-        if forInference {
-            return
-        } else if t == 1 && part.isWhole {
-            Self.initialize(params, config: config, seed: seed)
-        } else {
-            let full = ParameterStore(layout: ParameterLayout(Self.parameterSpecs(config)))
-            Self.initialize(full, config: config, seed: seed)
-            for (index, shard) in shards.enumerated() {
-                let source = full.layout.index(of: layout.specs[index].name)!
-                shard.slice(full.pointer(at: source), into: params.pointer(at: index),
-                            fullShape: full.layout.specs[source].shape, rank: tensorParallelRank, size: t)
-            }
-        }
+        if !forInference && keepsMasterWeights { initialize(params) }
     }
 
     /// Whether tensor `index`'s gradient counts in the global gradient norm on this rank. Every
@@ -134,11 +137,17 @@ public final class GPTModel {
 
     /// Tells the model that `params` changed (an optimizer step, a loaded checkpoint, imported
     /// weights): in bf16 or fp16 the next forward rounds them into the low-precision copy again.
-    public func weightsDidChange() { lowPrecisionCurrent = false }
+    /// (Without the master weights the copy is current by construction: nothing to do.)
+    public func weightsDidChange() { if keepsMasterWeights { lowPrecisionCurrent = false } }
 
     /// How this model's linear layers multiply, with `s`'s operand scratch.
     private func linearPrecision(_ s: GPTScratch) -> LinearPrecision {
         linearPrecision(operand: s.operandInput, outputGradient: s.operandOutputGradient)
+    }
+
+    /// The fp32 values the layers read (all of `params`, or the tensors of `fp32Copy`).
+    var fp32Weights: FP32Weights {
+        fp32Copy.map(FP32Weights.init(copy:)) ?? FP32Weights(whole: UnsafePointer(params.buffer.pointer))
     }
 
     /// How this model's linear layers multiply with these operand buffers (a forward-only caller
@@ -146,6 +155,7 @@ public final class GPTModel {
     /// since they were last rounded.
     func linearPrecision(operand input: LowPrecisionBuffer?, outputGradient: LowPrecisionBuffer? = nil) -> LinearPrecision {
         guard let weights = lowPrecisionWeights, let input else { return .fp32 }
+        precondition(lowPrecisionCurrent || keepsMasterWeights, "a model without master weights was never given weights")
         if !lowPrecisionCurrent {
             weights.round(from: params.buffer.pointer, count: layout.totalCount)
             lowPrecisionCurrent = true
@@ -218,7 +228,7 @@ public final class GPTModel {
         let n = batch * seqLength
         let c = config.hiddenSize
         let localHeads = config.numAttentionHeads / tensorParallelSize
-        let p = UnsafePointer(params.buffer.pointer)
+        let p = fp32Weights
         let s = scratchFor(batch: batch, seqLength: seqLength)
         let precision = linearPrecision(s)
         let dropout = self.dropout(acts)
@@ -282,7 +292,7 @@ public final class GPTModel {
         let n = batch * seqLength
         let c = config.hiddenSize
         let localHeads = config.numAttentionHeads / tensorParallelSize
-        let p = UnsafePointer(params.buffer.pointer)
+        let p = fp32Weights
         let grad = grads.buffer.pointer
         let s = scratchFor(batch: batch, seqLength: seqLength)
         let precision = linearPrecision(s)
@@ -367,7 +377,7 @@ public final class GPTModel {
     /// Runs `layer` forward on `input` with every activation in the workspace slot `w` (a layer
     /// of a recomputed group: in the forward, and again in the backward).
     private func forwardInWorkspace(_ layer: TransformerLayer, input: UnsafePointer<Float>, workspace w: GPTLayerActivations,
-                                    acts: GPTActivations, scratch s: GPTScratch, params p: UnsafePointer<Float>,
+                                    acts: GPTActivations, scratch s: GPTScratch, params p: FP32Weights,
                                     precision: LinearPrecision, dropout: ModelDropout?) {
         let localHeads = config.numAttentionHeads / tensorParallelSize
         layer.forward(input: input, buffers: w.buffers(gelu: s.gelu.pointer, scratch: s), rows: acts.batch * acts.seqLength, params: p,

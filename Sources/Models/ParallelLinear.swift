@@ -29,7 +29,7 @@ public struct ColumnParallelLinear: Sendable {
     /// In bf16 or fp16 the output is rounded to the format unless `roundsOutput` is false; in
     /// bf16 `savedInput` keeps the rounded input for the backward (see `LinearGEMM`).
     func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                 params p: UnsafePointer<Float>, rows: Int, precision: LinearPrecision, roundsOutput: Bool = true,
+                 params p: FP32Weights, rows: Int, precision: LinearPrecision, roundsOutput: Bool = true,
                  savedInput: UnsafeMutablePointer<BFloat16>? = nil) {
         LinearGEMM.forward(out: out, inp: inp, params: p, weight: weight, bias: bias, rows: rows,
                            inFeatures: inFeatures, outFeatures: localOutFeatures, precision: precision,
@@ -41,7 +41,7 @@ public struct ColumnParallelLinear: Sendable {
     /// With `outputGradientRounded` the precision's operand scratch already holds `dout` rounded;
     /// `savedInput` is the forward's bf16 copy of the input.
     func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-                  params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
+                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>,
                   ones: UnsafePointer<Float>?, rows: Int, precision: LinearPrecision, outputGradientRounded: Bool = false,
                   savedInput: UnsafePointer<BFloat16>? = nil) {
         LinearGEMM.backward(dinp: dinp, dout: dout, inp: inp, params: p, grads: grad, weight: weight, bias: bias,
@@ -81,7 +81,7 @@ public struct RowParallelLinear: Sendable {
     /// `partial[rows, out] = inp_i[rows, localIn] · B_iᵀ (+ b on rank 0)`: this rank's term of
     /// the output, to be summed over the group with `g`.
     func forward(partial: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                 params p: UnsafePointer<Float>, rows: Int, precision: LinearPrecision,
+                 params p: FP32Weights, rows: Int, precision: LinearPrecision,
                  savedInput: UnsafeMutablePointer<BFloat16>? = nil) {
         LinearGEMM.forward(out: partial, inp: inp, params: p, weight: weight, bias: addsBias ? bias : nil, rows: rows,
                            inFeatures: localInFeatures, outFeatures: outFeatures, precision: precision, savedInput: savedInput)
@@ -90,7 +90,7 @@ public struct RowParallelLinear: Sendable {
     /// Overwrites `dinp` with the gradient of this rank's input slice (no communication: the
     /// output gradient is the same on every rank) and adds the weight and bias gradients.
     func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-                  params p: UnsafePointer<Float>, grads grad: UnsafeMutablePointer<Float>,
+                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>,
                   ones: UnsafePointer<Float>, rows: Int, precision: LinearPrecision,
                   savedInput: UnsafePointer<BFloat16>? = nil) {
         LinearGEMM.backward(dinp: dinp, dout: dout, inp: inp, params: p, grads: grad, weight: weight, bias: bias,

@@ -137,7 +137,7 @@ public struct TransformerLayer: Sendable {
     /// QKV rows into its heads' attention output. `dropout` (a training forward) drops out the
     /// attention and MLP outputs before their residual additions.
     func forward(input: UnsafePointer<Float>, buffers b: TransformerLayerBuffers, rows n: Int,
-                 params p: UnsafePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion,
+                 params p: FP32Weights, precision: LinearPrecision, region: TensorParallelRegion,
                  dropout: ModelDropout? = nil,
                  attentionCore: (_ qkv: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> Void) {
         let c = hidden, local = region.localRows(n)
@@ -183,7 +183,7 @@ public struct TransformerLayer: Sendable {
     /// `dropout` is the forward's: each branch's gradient goes through the same mask (into
     /// `d.dbranch`, the residual path keeping `dresidual`).
     func backward(input: UnsafePointer<Float>, buffers b: TransformerLayerBuffers, dresidual: UnsafeMutablePointer<Float>,
-                  scratch d: TransformerLayerGradients, rows n: Int, params p: UnsafePointer<Float>,
+                  scratch d: TransformerLayerGradients, rows n: Int, params p: FP32Weights,
                   grads grad: UnsafeMutablePointer<Float>, precision: LinearPrecision, region: TensorParallelRegion,
                   dropout: ModelDropout? = nil,
                   attentionCoreBackward: (_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>) -> Void) {

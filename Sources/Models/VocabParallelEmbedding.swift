@@ -50,7 +50,7 @@ public struct VocabParallelEmbedding: Sendable {
     /// embedding goes to `partial` (`[batch, seqLength, c]`; `out` itself without sequence
     /// parallelism) and leaves the region with g.
     func forward(out: UnsafeMutablePointer<Float>, partial: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>,
-                 batch: Int, seqLength: Int, params p: UnsafePointer<Float>, region: TensorParallelRegion) {
+                 batch: Int, seqLength: Int, params p: FP32Weights, region: TensorParallelRegion) {
         guard let positionEmbeddings else { preconditionFailure("this stage holds no input embedding") }
         Embedding.forward(out: partial, tokens: tokens, wte: p + wordEmbeddings,
                           wpe: addsPositions ? p + positionEmbeddings : nil, batch: batch, seqLength: seqLength,

@@ -20,10 +20,19 @@ public final class DistributedOptimizer {
     public let v: FloatBuffer
     private let gradientShard: FloatBuffer
     private let sendShard: FloatBuffer
+    /// The fp32 master weights of this rank's shard, when the optimizer holds them (nil: the
+    /// model's fp32 weights are the weights updated).
+    public let masters: FloatBuffer?
     /// A padded copy of the whole buffer, only for stores without room for `dp` equal shards.
     private lazy var staging = FloatBuffer(count: shardSize * data.size)
+    /// Floats of each shard that one all-gather of the master weights moves.
+    public static let masterGatherChunk = 1 << 18
+    private lazy var masterStaging = FloatBuffer(count: min(shardSize, Self.masterGatherChunk) * data.size)
 
-    public init(layout: ParameterLayout, hyperparameters: AdamW.Hyperparameters, data: Communicator) {
+    /// Moments for this rank's shard; with `masterWeights` (whole fp32 weights of `layout`) it
+    /// also keeps their shard as the fp32 master weights (see `updateMasters`).
+    public init(layout: ParameterLayout, hyperparameters: AdamW.Hyperparameters, data: Communicator,
+                masterWeights: ParameterStore? = nil) {
         self.hyperparameters = hyperparameters
         self.data = data
         self.layout = layout
@@ -31,7 +40,9 @@ public final class DistributedOptimizer {
         m = FloatBuffer(count: shardSize)
         v = FloatBuffer(count: shardSize)
         gradientShard = FloatBuffer(count: shardSize)
-        sendShard = FloatBuffer(count: shardSize)
+        sendShard = FloatBuffer(count: masterWeights == nil ? shardSize : 0)
+        masters = masterWeights == nil ? nil : FloatBuffer(count: shardSize)
+        if let masterWeights { restoreMasters(from: masterWeights.buffer.pointer) }
     }
 
     /// This rank's range of the flat buffer (clipped to the real parameters).
@@ -49,6 +60,30 @@ public final class DistributedOptimizer {
         m.pointer.update(from: wholeM + range.lowerBound, count: range.count)
         v.pointer.update(from: wholeV + range.lowerBound, count: range.count)
         self.step = step
+    }
+
+    /// Sets this rank's master weights from whole fp32 weights (of `layout.totalCount` values):
+    /// at the start, and when resuming from a checkpoint.
+    public func restoreMasters(from whole: UnsafePointer<Float>) {
+        guard let masters else { preconditionFailure("this optimizer holds no master weights") }
+        let range = shardRange
+        masters.zero()
+        masters.pointer.update(from: whole + range.lowerBound, count: range.count)
+    }
+
+    /// The first of this rank's master weights that is NaN or infinite, as the tensor's name,
+    /// the element's index in the tensor and its value; nil when all are finite.
+    public func firstNonFiniteMaster() -> (name: String, index: Int, value: Float)? {
+        guard let masters else { preconditionFailure("this optimizer holds no master weights") }
+        var found: (name: String, index: Int, value: Float)?
+        forEachSegment { index, flat, local, count in
+            guard found == nil else { return }
+            let values = UnsafeBufferPointer(start: masters.pointer + local, count: count)
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                found = (layout.specs[index].name, flat - layout.offsets[index] + bad, values[bad])
+            }
+        }
+        return found
     }
 
     /// Reduce-scatters `grads` (summed over the group) into this rank's gradient shard; returns
@@ -78,6 +113,7 @@ public final class DistributedOptimizer {
     /// Updates this rank's shard of `params` from the reduced gradients times `gradScale`, then
     /// all-gathers the whole buffer.
     public func update(params: ParameterStore, gradScale: Float) {
+        precondition(masters == nil, "an optimizer holding the master weights updates them (updateMasters)")
         step += 1
         forEachSegment { index, flat, local, count in
             AdamW.update(params: params.buffer.pointer + flat, grads: gradientShard.pointer + local,
@@ -93,6 +129,37 @@ public final class DistributedOptimizer {
         } else {
             data.allGather(send: sendShard.pointer, receive: staging.pointer, count: shardSize)
             params.buffer.pointer.update(from: staging.pointer, count: n)
+        }
+    }
+
+    /// Updates this rank's shard of the master weights from the reduced gradients times
+    /// `gradScale`, then all-gathers the shards and calls `deliver(values, start, count)` with
+    /// every rank's updated values of the layout range `start ..< start + count`, a piece at a
+    /// time (so no rank ever holds the whole fp32 model).
+    public func updateMasters(gradScale: Float, deliver: (UnsafePointer<Float>, Int, Int) -> Void) {
+        guard let masters else { preconditionFailure("this optimizer holds no master weights") }
+        step += 1
+        forEachSegment { index, _, local, count in
+            AdamW.update(params: masters.pointer + local, grads: gradientShard.pointer + local,
+                         m: m.pointer + local, v: v.pointer + local, count: count, step: step,
+                         hyperparameters: hyperparameters, decay: layout.specs[index].weightDecay, gradScale: gradScale)
+        }
+        gatherMasters(deliver: deliver)
+    }
+
+    /// Collective over the group: every rank's master weights, handed to `deliver` as in
+    /// `updateMasters` (a checkpoint gathers them so).
+    public func gatherMasters(deliver: (UnsafePointer<Float>, Int, Int) -> Void) {
+        guard let masters else { preconditionFailure("this optimizer holds no master weights") }
+        let chunk = min(shardSize, Self.masterGatherChunk)
+        for first in stride(from: 0, to: shardSize, by: chunk) {
+            let count = min(chunk, shardSize - first)
+            data.allGather(send: masters.pointer + first, receive: masterStaging.pointer, count: count)
+            for rank in 0..<data.size {
+                let start = rank * shardSize + first
+                let real = min(count, layout.totalCount - start)  // the last shard's padding is dropped
+                if real > 0 { deliver(masterStaging.pointer + rank * count, start, real) }
+            }
         }
     }
 

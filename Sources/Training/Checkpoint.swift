@@ -22,32 +22,6 @@ import Parameters
 /// layout and loading under the same one resumes bit-identically; the data-parallel size and the
 /// optimizer kind may change at load, the tensor- and pipeline-parallel sizes through `reshard`.
 public enum Checkpoint {
-    /// Where a rank's Adam moments live.
-    public enum Moments {
-        /// Moments of every local tensor (AdamW over the whole local model).
-        case whole(AdamWOptimizer)
-        /// This data-parallel rank's flat slice (ZeRO-1).
-        case sharded(DistributedOptimizer)
-
-        /// The moments of a training step's optimizer.
-        init(_ optimizer: any ModelOptimizer) {
-            if let sharded = optimizer as? DistributedOptimizer {
-                self = .sharded(sharded)
-            } else if let whole = optimizer as? AdamWOptimizer {
-                self = .whole(whole)
-            } else {
-                preconditionFailure("checkpoints hold AdamW moments, whole or sharded")
-            }
-        }
-
-        var step: Int {
-            switch self {
-            case .whole(let optimizer): optimizer.step
-            case .sharded(let optimizer): optimizer.step
-            }
-        }
-    }
-
     static let trackerName = "latest_checkpointed_iteration.txt"
 
     /// `iter_0000100`.
@@ -80,11 +54,21 @@ public enum Checkpoint {
                             arguments: JSONValue = .object([]), schedule: LearningRateSchedule? = nil,
                             parallel: ParallelState = .single) throws(TrainingError) {
         let target = CheckpointDirectory(root: directory, iteration: state.iteration)
-        let bad = model.params.firstNonFinite()
+        let bad = model.keepsMasterWeights ? model.params.firstNonFinite() : moments.masterHolder.firstNonFiniteMaster()
         let anyBad = parallel.world.map { $0.allReduce([bad == nil ? 0.0 : 1.0], operation: .max)[0] > 0 } ?? (bad != nil)
         if anyBad {
             let what = bad.map { "tensor \($0.name) holds \($0.value) (element \($0.index))" } ?? "another rank's weights are not all finite"
             throw .checkpoint(path: directory, reason: "refusing to save iteration \(state.iteration): \(what)")
+        }
+        // The weights saved are the fp32 master weights; where the optimizer holds them sharded,
+        // the data-parallel group gathers them into the first rank's transient copy.
+        var weights: ParameterStore? = model.params
+        if !model.keepsMasterWeights {
+            let whole = parallel.dataRank == 0 ? ParameterStore(layout: model.layout) : nil
+            moments.masterHolder.gatherMasters { values, start, count in
+                whole.map { ($0.buffer.pointer + start).update(from: values, count: count) }
+            }
+            weights = whole
         }
         if parallel.isFirst { try target.prepare() }
         parallel.world?.barrier()
@@ -96,7 +80,7 @@ public enum Checkpoint {
             try CheckpointFiles.writeShard(to: rankDirectory, dataRank: parallel.dataRank, dataParallel: parallel.dataParallel,
                                            range: range, m: optimizer.m.pointer, v: optimizer.v.pointer)
         }
-        if parallel.dataRank == 0 {
+        if parallel.dataRank == 0, let weights {
             var metadata = [
                 "format": "megatron-swift checkpoint 1",
                 "model": modelDescription(model.config).serialized,
@@ -109,7 +93,7 @@ public enum Checkpoint {
                                           part: model.part, dataParallel: parallel.dataParallel, sharded: sharded)) { $1 }
             var whole: (m: ParameterStore, v: ParameterStore)?
             if case .whole(let optimizer) = moments { whole = (optimizer.m, optimizer.v) }
-            try CheckpointFiles.writeModel(to: rankDirectory, params: model.params, moments: whole, metadata: metadata)
+            try CheckpointFiles.writeModel(to: rankDirectory, params: weights, moments: whole, metadata: metadata)
         }
         parallel.world?.barrier()
         if parallel.isFirst { try target.commit() }
@@ -257,9 +241,18 @@ public enum Checkpoint {
             throw .checkpoint(path: path, reason: "it is not the file of \(rankDirectoryName(of: model)) under \(wanted.description)")
         }
         let state = try State(file, path: path)
-        try CheckpointFiles.read(file, path: path, prefix: "", into: model.params)
-        try CheckpointFiles.requireFinite(model.params, path: path)
-        model.weightsDidChange()
+        if model.keepsMasterWeights {
+            try CheckpointFiles.read(file, path: path, prefix: "", into: model.params)
+            try CheckpointFiles.requireFinite(model.params, path: path)
+            model.weightsDidChange()
+        } else {
+            // Read whole for a moment: the optimizer keeps its shard, the model its copies.
+            let whole = ParameterStore(layout: model.layout)
+            try CheckpointFiles.read(file, path: path, prefix: "", into: whole)
+            try CheckpointFiles.requireFinite(whole, path: path)
+            moments.masterHolder.restoreMasters(from: whole.buffer.pointer)
+            model.setWeights(from: whole)
+        }
         guard readsMoments else { return state }  // --finetune, --no-load-optim: the optimizer starts afresh
         switch moments {
         case .whole(let optimizer):

@@ -4,6 +4,7 @@ import Glibc
 import Distributed
 import Kernels
 import Models
+import Optimizer
 import Parameters
 import Pipeline
 
@@ -44,7 +45,21 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         let t = layout.tensorParallel, p = layout.pipelineParallel, v = layout.virtualStages
         let parameters = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p)
         weightsAndGradients = 8 * parameters
-        if distributedOptimizer && layout.dataParallel > 1 {
+        if distributedOptimizer && layout.dataParallel > 1 && precision != .fp32 {
+            // The optimizer holds the fp32 master weights' shard (in place of the shard it sends)
+            // and the piece of every shard one all-gather moves; the model its low-precision copy,
+            // the fp32 copy of what it reads in fp32 and the padded fp32 gradients. At start-up
+            // the fresh weights exist whole (and the full model, when sliced) until the optimizer
+            // has taken its shard.
+            let d = Double(layout.dataParallel)
+            let shard = (parameters / d).rounded(.up)
+            let gather = min(shard, Double(DistributedOptimizer.masterGatherChunk)) * d
+            optimizer = 4 * (2 * shard + shard + shard + gather)
+            let readInFP32 = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p, readInFP32Only: true)
+            weightsAndGradients = 4 * shard * d + Double(precision.operandBytes) * parameters + 4 * readInFP32
+            let fullModel = t > 1 || p > 1 ? 4 * Self.parameterCount(config, tensorParallel: 1, stage: 0, stages: 1) : 0
+            initialization = 4 * parameters + max(fullModel, optimizer)
+        } else if distributedOptimizer && layout.dataParallel > 1 {
             // Moments, the reduced-gradient shard and the shard sent to the all-gather; the
             // weights and gradients are padded to dp equal shards and need no staging copy.
             let shard = (parameters / Double(layout.dataParallel)).rounded(.up)
@@ -53,9 +68,11 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         } else {
             optimizer = 8 * parameters
         }
-        // bf16 and fp16 keep a low-precision copy of the weights for the GEMMs.
-        weightsAndGradients += Double(precision.operandBytes) * parameters
-        if t > 1 || p > 1 { initialization = 4 * Self.parameterCount(config, tensorParallel: 1, stage: 0, stages: 1) }
+        if initialization == 0 {
+            // bf16 and fp16 keep a low-precision copy of the weights for the GEMMs.
+            weightsAndGradients += Double(precision.operandBytes) * parameters
+            if t > 1 || p > 1 { initialization = 4 * Self.parameterCount(config, tensorParallel: 1, stage: 0, stages: 1) }
+        }
         let microBatches = max(1, globalBatchSize / (microBatchSize * layout.dataParallel))
         let kind: PipelineScheduleKind = v > 1 ? .interleaved(virtualStages: v) : .oneForwardOneBackward
         if let schedule = try? PipelineSchedule(kind: kind, stages: p, microBatches: microBatches),
@@ -77,11 +94,13 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
 
     /// Parameters (floats) of one tensor-parallel rank of pipeline stage `stage`, without
     /// building the layout of every layer.
-    static func parameterCount(_ config: GPTConfig, tensorParallel t: Int, stage: Int, stages: Int) -> Double {
+    /// `readInFP32Only`: only the tensors the model reads in fp32 (`GPTModel.readsInFP32`).
+    static func parameterCount(_ config: GPTConfig, tensorParallel t: Int, stage: Int, stages: Int,
+                               readInFP32Only: Bool = false) -> Double {
         var one = config
         one.numLayers = 1
         var embedding = 0.0, positions = 0.0, layer = 0.0, head = 0.0
-        for spec in GPTModel.parameterSpecs(one, tensorParallel: t) {
+        for spec in GPTModel.parameterSpecs(one, tensorParallel: t) where !readInFP32Only || GPTModel.readsInFP32(spec.name) {
             let count = Double(spec.shape.reduce(1, *))
             if spec.name == wordEmbeddingName { embedding = count }
             else if spec.name.hasPrefix("embedding.") { positions = count }

@@ -117,9 +117,11 @@ public final class Trainer {
         let part = try GPTPipelinePart(numLayers: modelConfig.numLayers, stages: parallel.pipelineParallel,
                                        stage: parallel.pipelineRank, chunks: config.virtualPipelineChunks)
         let zeroShards = config.useDistributedOptimizer ? parallel.dataParallel : 1
+        // bf16 and fp16 under ZeRO-1: the optimizer holds the fp32 master weights, sharded.
+        let shardedMasters = config.shardsMasterWeights(dataParallel: parallel.dataParallel)
         model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part,
                              recomputation: config.recomputation, shardedOver: zeroShards, precision: config.precision,
-                             sequenceParallel: config.usesSequenceParallel)
+                             sequenceParallel: config.usesSequenceParallel, keepsMasterWeights: !shardedMasters)
         if config.fp16 {
             lossScaler = config.lossScale.map { LossScaler(constant: $0) }
                 ?? LossScaler(initialScale: config.initialLossScale, minimumScale: config.minLossScale,
@@ -132,7 +134,10 @@ public final class Trainer {
         hyper.epsilon = Float(config.adamEps)
         hyper.weightDecay = Float(config.weightDecay)
         if config.useDistributedOptimizer, let data = parallel.data, data.size > 1 {
-            optimizer = DistributedOptimizer(layout: model.layout, hyperparameters: hyper, data: data)
+            // The fresh weights exist whole only until the optimizer has taken its shard.
+            let initial = shardedMasters ? model.freshWeights() : nil
+            if let initial { model.setWeights(from: initial) }
+            optimizer = DistributedOptimizer(layout: model.layout, hyperparameters: hyper, data: data, masterWeights: initial)
         } else {
             optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: hyper)
         }
@@ -244,8 +249,13 @@ public final class Trainer {
             // The gradients are summed over DP: the scale takes the mean, unscales and clips.
             optimizer.hyperparameters.learningRate = Float(learningRate)
             let scale = GradientClipping.coefficient(norm: norm, clip: config.clipGrad) / (Double(parallel.dataParallel) * lossScale)
-            optimizer.update(params: model.params, grads: model.grads, gradScale: Float(scale))
-            model.weightsDidChange()
+            if let sharded = optimizer as? DistributedOptimizer, sharded.masters != nil {
+                // The updated fp32 shards are all-gathered piece by piece into the model's copies.
+                sharded.updateMasters(gradScale: Float(scale)) { model.receiveWeights($0, start: $1, count: $2) }
+            } else {
+                optimizer.update(params: model.params, grads: model.grads, gradScale: Float(scale))
+                model.weightsDidChange()
+            }
             scheduledSamples += batchSize
         }
         consumedSamples += batchSize
@@ -336,6 +346,17 @@ public final class Trainer {
 
     /// Where this rank's Adam moments live.
     private var moments: Checkpoint.Moments { Checkpoint.Moments(optimizer) }
+
+    /// This rank's fp32 (master) weights, whole: the model's own, or gathered from the
+    /// distributed optimizer's shards, a collective every rank of the data-parallel group calls.
+    public func masterWeights() -> ParameterStore {
+        if model.keepsMasterWeights { return model.params }
+        let whole = ParameterStore(layout: model.layout)
+        moments.masterHolder.gatherMasters { values, start, count in
+            (whole.buffer.pointer + start).update(from: values, count: count)
+        }
+        return whole
+    }
 
     /// Model FLOPs of one iteration of `batchSize` samples (72-form, for MFU).
     public func modelFLOPs(batchSize: Int) -> Double {

@@ -32,6 +32,14 @@ extension TrainingConfig {
     /// with TP above 1).
     public var usesSequenceParallel: Bool { sequenceParallel && tensorModelParallelSize > 1 }
 
+    /// Whether the distributed optimizer holds the fp32 master weights, sharded over the
+    /// `dataParallel` ranks, and the model only its bf16 (or fp16) copy: bf16 or fp16 with
+    /// `--use-distributed-optimizer` over more than one data-parallel rank (Megatron's 6 + 12/d
+    /// bytes per parameter).
+    public func shardsMasterWeights(dataParallel: Int) -> Bool {
+        useDistributedOptimizer && precision != .fp32 && dataParallel > 1
+    }
+
     /// What the settings say that the run will not do as asked (printed at the start of the log).
     public var warnings: [String] {
         sequenceParallel && tensorModelParallelSize == 1

@@ -22,6 +22,8 @@ import Testing
         var extra: [(key: String, value: JSONValue)] = [("train-iters", .number(Double(iterations))),
                                                          ("pipeline-model-parallel-size", .number(Double(layout.pp)))]
         if layout.distributed { extra.append(("use-distributed-optimizer", .bool(true))) }
+        if layout.precision != .fp32 { extra.append((layout.precision.rawValue, .bool(true))) }
+        if layout.precision == .fp16 { extra.append(("initial-loss-scale", .number(1024))) }
         if layout.chunks > 1 {
             extra.append(("num-layers-per-virtual-pipeline-stage", .number(Double(layout.layers / (layout.pp * layout.chunks)))))
         }
@@ -51,7 +53,7 @@ import Testing
             let moments: [FloatBuffer]
             if let sharded = trainer.optimizer as? DistributedOptimizer { moments = [sharded.m, sharded.v] }
             else { moments = [plain(trainer).m.buffer, plain(trainer).v.buffer] }
-            let tensors = ([trainer.model.params.buffer] + moments).map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) }
+            let tensors = ([trainer.masterWeights().buffer] + moments).map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) }
             return RankRun(losses: losses, tensors: tensors)
         }
     }
@@ -59,6 +61,8 @@ import Testing
     @Test(arguments: [
         Layout(tp: 2, dp: 2, distributed: true), Layout(tp: 2, dp: 2), Layout(dp: 2, distributed: true),
         Layout(tp: 2, pp: 2, dp: 2, distributed: true, layers: 4), Layout(pp: 2, chunks: 2, layers: 4),
+        // The distributed optimizer holding the fp32 master weights (bf16, fp16).
+        Layout(tp: 2, dp: 2, distributed: true, precision: .bf16), Layout(dp: 2, distributed: true, precision: .fp16),
     ])
     func sameLayoutResumesBitIdentically(_ layout: Layout) throws {
         let directory = ResumeTests.temporaryDirectory() + "/checkpoints"

@@ -74,7 +74,8 @@ import Testing
             let trainer = try Trainer(config: config, vocabularySize: 2048, endOfDocument: 0, parallel: state)
             let stats = try (0..<5).map { _ in try trainer.step() }
             var shards = [String: [Float]]()
-            for spec in trainer.model.layout.specs { shards[spec.name] = trainer.model.params.values(spec.name) }
+            let masters = trainer.masterWeights()
+            for spec in trainer.model.layout.specs { shards[spec.name] = masters.values(spec.name) }
             return (stats.map(\.loss), stats.map(\.gradNorm), shards, state.tensorRank, state.dataRank)
         }
         // Every copy of every tensor on every rank equals the first copy of its kind.

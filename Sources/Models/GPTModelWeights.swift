@@ -1,0 +1,47 @@
+import Parameters
+
+extension GPTModel {
+    /// Fills `store` (of this model's layout) with Megatron's initialization from the model's
+    /// seed: the full model is generated and, with tensor or pipeline parallelism, this rank's
+    /// shards sliced from it, so every layout starts from the same weights.
+    func initialize(_ store: ParameterStore) {
+        if tensorParallelSize == 1 && part.isWhole {
+            return Self.initialize(store, config: config, seed: seed)
+        }
+        let full = ParameterStore(layout: ParameterLayout(Self.parameterSpecs(config)))
+        Self.initialize(full, config: config, seed: seed)
+        for (index, shard) in shards.enumerated() {
+            let source = full.layout.index(of: layout.specs[index].name)!
+            shard.slice(full.pointer(at: source), into: store.pointer(at: index),
+                        fullShape: full.layout.specs[source].shape, rank: tensorParallelRank, size: tensorParallelSize)
+        }
+    }
+
+    /// This rank's initial fp32 weights in a store of their own (for a model without master
+    /// weights: its optimizer's master weights and, through `setWeights`, the model's copies).
+    public func freshWeights() -> ParameterStore {
+        let store = ParameterStore(layout: layout)
+        initialize(store)
+        return store
+    }
+
+    /// Sets a model without master weights from whole fp32 weights (fresh, or a checkpoint's):
+    /// rounds them into the low-precision copy and keeps the tensors read in fp32.
+    public func setWeights(from whole: ParameterStore) {
+        precondition(!keepsMasterWeights, "a model with master weights is set through params")
+        receiveWeights(whole.buffer.pointer, start: 0, count: layout.totalCount)
+    }
+
+    /// Takes the fp32 values of the layout range `start ..< start + count` (an optimizer's
+    /// updated master weights, delivered range by range): rounds them into the low-precision
+    /// copy and keeps the parts of the tensors read in fp32.
+    public func receiveWeights(_ values: UnsafePointer<Float>, start: Int, count: Int) {
+        guard let copy = fp32Copy, let weights = lowPrecisionWeights else {
+            preconditionFailure("only a model without master weights receives them")
+        }
+        precondition(start >= 0 && start + count <= layout.totalCount, "weights delivered outside the layout")
+        weights.round(from: values, start: start, count: count)
+        copy.store(values, start: start, count: count)
+        lowPrecisionCurrent = true
+    }
+}
