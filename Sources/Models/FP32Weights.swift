@@ -57,11 +57,12 @@ final class FP32WeightCopy {
     let copyStarts: [Int]
     let counts: [Int]
 
-    /// A zeroed copy of `layout`'s fp32-read tensors.
-    init(layout: ParameterLayout) {
+    /// A zeroed copy of `layout`'s fp32-read tensors (`embeds`: the stage looks tokens up in
+    /// the word embedding; a last stage only multiplies by it).
+    init(layout: ParameterLayout, embeds: Bool) {
         var indices = [Int](), layoutStarts = [Int](), copyStarts = [Int](), counts = [Int]()
         var total = 0
-        for (index, spec) in layout.specs.enumerated() where GPTModel.readsInFP32(spec.name) {
+        for (index, spec) in layout.specs.enumerated() where GPTModel.readsInFP32(spec.name, embeds: embeds) {
             indices.append(index)
             layoutStarts.append(layout.offsets[index])
             copyStarts.append(total)
@@ -89,11 +90,14 @@ final class FP32WeightCopy {
 }
 
 extension GPTModel {
-    /// Whether the model reads tensor `name` in fp32 in every precision (and so keeps an fp32
+    /// Whether a stage reads tensor `name` in fp32 in every precision (and so keeps an fp32
     /// copy of it when the optimizer holds the master weights): all but the transformer layers'
-    /// GEMM weights and an untied output layer, which bf16 and fp16 read in low precision alone.
-    public static func readsInFP32(_ name: String) -> Bool {
+    /// GEMM weights and the output layer, which bf16 and fp16 read in low precision alone. The
+    /// word embedding is read in fp32 by the stage that `embeds` (its lookup); on a last stage
+    /// it is the tied output layer's weight.
+    public static func readsInFP32(_ name: String, embeds: Bool) -> Bool {
         if name == outputLayerName { return false }
+        if name == wordEmbeddingName { return embeds }
         guard name.hasPrefix("decoder.layers.") else { return true }
         let gemmWeights = ["self_attention.linear_qkv.weight", "self_attention.linear_proj.weight",
                            "mlp.linear_fc1.weight", "mlp.linear_fc2.weight"]

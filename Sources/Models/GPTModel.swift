@@ -114,7 +114,7 @@ public final class GPTModel {
         let capacity = (layout.totalCount + multiple - 1) / multiple * multiple
         self.keepsMasterWeights = keepsMasterWeights
         params = keepsMasterWeights ? ParameterStore(layout: layout, capacity: capacity) : .unallocated(layout: layout)
-        fp32Copy = keepsMasterWeights ? nil : FP32WeightCopy(layout: layout)
+        fp32Copy = keepsMasterWeights ? nil : FP32WeightCopy(layout: layout, embeds: part.holdsEmbedding)
         grads = forInference ? .unallocated(layout: layout) : ParameterStore(layout: layout, capacity: capacity)
         self.precision = precision
         lowPrecisionWeights = LowPrecisionBuffer(precision, count: layout.totalCount)

@@ -100,7 +100,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         var one = config
         one.numLayers = 1
         var embedding = 0.0, positions = 0.0, layer = 0.0, head = 0.0
-        for spec in GPTModel.parameterSpecs(one, tensorParallel: t) where !readInFP32Only || GPTModel.readsInFP32(spec.name) {
+        for spec in GPTModel.parameterSpecs(one, tensorParallel: t) where !readInFP32Only || GPTModel.readsInFP32(spec.name, embeds: true) {
             let count = Double(spec.shape.reduce(1, *))
             if spec.name == wordEmbeddingName { embedding = count }
             else if spec.name.hasPrefix("embedding.") { positions = count }
@@ -110,7 +110,9 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         var total = Double(config.numLayers / stages) * layer
         if stage == 0 { total += embedding + positions }
         // The head's tensors hold an untied output layer; a tied one is the embedding's copy.
-        if stage == stages - 1 { total += head + (stage == 0 || config.untieEmbeddingsAndOutputWeights ? 0 : embedding) }
+        if stage == stages - 1 {
+            total += head + (stage == 0 || config.untieEmbeddingsAndOutputWeights || readInFP32Only ? 0 : embedding)
+        }
         return total
     }
 

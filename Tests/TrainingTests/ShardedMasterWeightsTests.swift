@@ -38,7 +38,7 @@ import Testing
             _ = try trainer.step()
             let model = trainer.model
             let masters = (trainer.optimizer as? DistributedOptimizer)?.masters?.count ?? 0
-            let copy = model.layout.specs.filter { GPTModel.readsInFP32($0.name) }.reduce(0) { $0 + $1.count }
+            let copy = model.layout.specs.filter { GPTModel.readsInFP32($0.name, embeds: true) }.reduce(0) { $0 + $1.count }
             return [model.keepsMasterWeights ? 1 : 0, model.params.isAllocated ? 1 : 0, masters, model.layout.totalCount,
                     model.fp32Copy?.count ?? -1, copy]
         }
