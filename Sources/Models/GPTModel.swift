@@ -75,7 +75,7 @@ public final class GPTModel {
     /// and leaves the weights zero for the caller to load (no random initialization).
     /// `keepsMasterWeights: false` (bf16 or fp16 only) leaves the fp32 master weights to the
     /// caller's optimizer: the model holds the low-precision copy and the fp32 tensors it reads
-    /// in fp32, and starts without weights (`setWeights(from: freshWeights())`).
+    /// in fp32, and starts without weights (`forEachFreshTensor`, `receiveWeights`).
     public init(config: GPTConfig, seed: UInt64 = 1234, tensorParallel: Communicator? = nil,
                 part: GPTPipelinePart? = nil, recomputation: ActivationRecomputation = .none,
                 shardedOver zeroShards: Int = 1, precision: ComputePrecision = .fp32,

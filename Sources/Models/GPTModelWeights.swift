@@ -17,12 +17,28 @@ extension GPTModel {
         }
     }
 
-    /// This rank's initial fp32 weights in a store of their own (for a model without master
-    /// weights: its optimizer's master weights and, through `setWeights`, the model's copies).
-    public func freshWeights() -> ParameterStore {
-        let store = ParameterStore(layout: layout)
-        initialize(store)
-        return store
+    /// This rank's initial fp32 weights (those of `initialize`), handed to `deliver(values,
+    /// layout offset, count)` one tensor at a time, so that the whole model never exists at once
+    /// in fp32 (but for the full model that tensor or pipeline parallelism slices from): a model
+    /// without master weights takes them (`receiveWeights`), as does its optimizer.
+    public func forEachFreshTensor(_ deliver: (UnsafePointer<Float>, Int, Int) -> Void) {
+        let tensor = FloatBuffer(count: layout.specs.map(\.count).max() ?? 0)
+        if tensorParallelSize == 1 && part.isWhole {
+            var rng = RandomGenerator(seed: seed)
+            for (index, spec) in layout.specs.enumerated() {
+                Self.initialize(spec, into: tensor.pointer, config: config, rng: &rng)
+                deliver(tensor.pointer, layout.offsets[index], spec.count)
+            }
+            return
+        }
+        let full = ParameterStore(layout: ParameterLayout(Self.parameterSpecs(config)))
+        Self.initialize(full, config: config, seed: seed)
+        for (index, shard) in shards.enumerated() {
+            let source = full.layout.index(of: layout.specs[index].name)!
+            shard.slice(full.pointer(at: source), into: tensor.pointer,
+                        fullShape: full.layout.specs[source].shape, rank: tensorParallelRank, size: tensorParallelSize)
+            deliver(tensor.pointer, layout.offsets[index], layout.specs[index].count)
+        }
     }
 
     /// Sets a model without master weights from whole fp32 weights (fresh, or a checkpoint's):

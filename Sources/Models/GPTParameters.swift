@@ -55,19 +55,23 @@ extension GPTModel {
     /// output projections normal(0, std / sqrt(2 * numLayers)), biases zero, LayerNorm weights one.
     static func initialize(_ params: ParameterStore, config: GPTConfig, seed: UInt64) {
         var rng = RandomGenerator(seed: seed)
-        let std = config.initMethodStd
-        let outputStd = std / Float(2 * config.numLayers).squareRoot()
         for (index, spec) in params.layout.specs.enumerated() {
-            let pointer = params.pointer(at: index)
-            if spec.name.hasSuffix("layernorm.weight") || spec.name.hasSuffix("layer_norm.weight") {
-                pointer.update(repeating: 1, count: spec.count)
-            } else if spec.name.hasSuffix(".bias") {
-                pointer.update(repeating: 0, count: spec.count)
-            } else if spec.name.hasSuffix("linear_proj.weight") || spec.name.hasSuffix("linear_fc2.weight") {
-                rng.fillNormal(pointer, count: spec.count, std: outputStd)
-            } else {
-                rng.fillNormal(pointer, count: spec.count, std: std)
-            }
+            initialize(spec, into: params.pointer(at: index), config: config, rng: &rng)
+        }
+    }
+
+    /// One tensor of `initialize`, drawing from `rng` (the tensors in layout order make the model).
+    static func initialize(_ spec: ParameterSpec, into pointer: UnsafeMutablePointer<Float>, config: GPTConfig,
+                           rng: inout RandomGenerator) {
+        let std = config.initMethodStd
+        if spec.name.hasSuffix("layernorm.weight") || spec.name.hasSuffix("layer_norm.weight") {
+            pointer.update(repeating: 1, count: spec.count)
+        } else if spec.name.hasSuffix(".bias") {
+            pointer.update(repeating: 0, count: spec.count)
+        } else if spec.name.hasSuffix("linear_proj.weight") || spec.name.hasSuffix("linear_fc2.weight") {
+            rng.fillNormal(pointer, count: spec.count, std: std / Float(2 * config.numLayers).squareRoot())
+        } else {
+            rng.fillNormal(pointer, count: spec.count, std: std)
         }
     }
 }

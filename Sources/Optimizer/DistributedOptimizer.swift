@@ -29,10 +29,10 @@ public final class DistributedOptimizer {
     public static let masterGatherChunk = 1 << 18
     private lazy var masterStaging = FloatBuffer(count: min(shardSize, Self.masterGatherChunk) * data.size)
 
-    /// Moments for this rank's shard; with `masterWeights` (whole fp32 weights of `layout`) it
-    /// also keeps their shard as the fp32 master weights (see `updateMasters`).
+    /// Moments for this rank's shard; `holdsMasterWeights` also keeps the shard's fp32 master
+    /// weights (zero until given: `storeMasters`, `restoreMasters`; see `updateMasters`).
     public init(layout: ParameterLayout, hyperparameters: AdamW.Hyperparameters, data: Communicator,
-                masterWeights: ParameterStore? = nil) {
+                holdsMasterWeights: Bool = false) {
         self.hyperparameters = hyperparameters
         self.data = data
         self.layout = layout
@@ -40,9 +40,18 @@ public final class DistributedOptimizer {
         m = FloatBuffer(count: shardSize)
         v = FloatBuffer(count: shardSize)
         gradientShard = FloatBuffer(count: shardSize)
-        sendShard = FloatBuffer(count: masterWeights == nil ? shardSize : 0)
-        masters = masterWeights == nil ? nil : FloatBuffer(count: shardSize)
-        if let masterWeights { restoreMasters(from: masterWeights.buffer.pointer) }
+        sendShard = FloatBuffer(count: holdsMasterWeights ? 0 : shardSize)
+        masters = holdsMasterWeights ? FloatBuffer(count: shardSize) : nil
+    }
+
+    /// Keeps the part of the layout range `start ..< start + count` (whose fp32 values are
+    /// `values`) that lies in this rank's shard as its master weights (the fresh weights,
+    /// delivered tensor by tensor).
+    public func storeMasters(_ values: UnsafePointer<Float>, start: Int, count: Int) {
+        guard let masters else { preconditionFailure("this optimizer holds no master weights") }
+        let range = shardRange
+        let from = max(start, range.lowerBound), to = min(start + count, range.upperBound)
+        if from < to { (masters.pointer + (from - range.lowerBound)).update(from: values + (from - start), count: to - from) }
     }
 
     /// This rank's range of the flat buffer (clipped to the real parameters).

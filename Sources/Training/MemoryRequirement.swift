@@ -13,7 +13,9 @@ import Pipeline
 /// weights and gradients, the Adam moments (a 1/DP shard of them with ZeRO-1, plus its
 /// buffers), the full model built once at start-up and sliced (tensor or pipeline parallelism),
 /// and the activations of the micro-batches in flight (the schedule's peak) with the shared
-/// scratch. The start-up copy is freed before the optimizer and the activations exist.
+/// scratch. The start-up copy is freed before the optimizer and the activations exist (bf16 and
+/// fp16 under ZeRO-1: the optimizer exists at start-up, taking its master shard a tensor at a
+/// time, or from a checkpoint's weights read whole).
 public struct MemoryRequirement: Sendable, CustomStringConvertible {
     public var weightsAndGradients = 0.0
     public var optimizer = 0.0
@@ -33,7 +35,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
                      "Adam moments \(SystemMemory.describe(optimizer))",
                      "activations \(SystemMemory.describe(activations)) (\(microBatchesInFlight) in flight)",
                      "scratch \(SystemMemory.describe(scratch))"]
-        if initialization > 0 { parts.append("full model at start-up \(SystemMemory.describe(initialization))") }
+        if initialization > 0 { parts.append("at start-up \(SystemMemory.describe(initialization))") }
         return parts.joined(separator: ", ")
     }
 
@@ -41,7 +43,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
     /// `microBatchSize` and global batches of up to `globalBatchSize`; `threads` kernel threads.
     public init(config: GPTConfig, layout: RankGrid, stage: Int, microBatchSize: Int, globalBatchSize: Int,
                 seqLength: Int, distributedOptimizer: Bool, threads: Int, recomputation: ActivationRecomputation = .none,
-                precision: ComputePrecision = .fp32, sequenceParallel: Bool = false) {
+                precision: ComputePrecision = .fp32, sequenceParallel: Bool = false, loadsCheckpoint: Bool = false) {
         let t = layout.tensorParallel, p = layout.pipelineParallel, v = layout.virtualStages
         let parameters = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p)
         weightsAndGradients = 8 * parameters
@@ -49,8 +51,8 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
             // The optimizer holds the fp32 master weights' shard (in place of the shard it sends)
             // and the piece of every shard one all-gather moves; the model its low-precision copy,
             // the fp32 copy of what it reads in fp32 and the padded fp32 gradients. At start-up
-            // the fresh weights exist whole (and the full model, when sliced) until the optimizer
-            // has taken its shard.
+            // the fresh weights come a tensor at a time (from the full model, when sliced); a
+            // checkpoint's are read whole for a moment.
             let d = Double(layout.dataParallel)
             let shard = (parameters / d).rounded(.up)
             let gather = min(shard, Double(DistributedOptimizer.masterGatherChunk)) * d
@@ -58,7 +60,8 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
             let readInFP32 = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p, readInFP32Only: true)
             weightsAndGradients = 4 * shard * d + Double(precision.operandBytes) * parameters + 4 * readInFP32
             let fullModel = t > 1 || p > 1 ? 4 * Self.parameterCount(config, tensorParallel: 1, stage: 0, stages: 1) : 0
-            initialization = 4 * parameters + max(fullModel, optimizer)
+            let largestTensor = 4 * Double(GPTModel.parameterSpecs(config.oneLayer, tensorParallel: t).map(\.count).max() ?? 0)
+            initialization = optimizer + max(fullModel + largestTensor, loadsCheckpoint ? 4 * parameters : 0)
         } else if distributedOptimizer && layout.dataParallel > 1 {
             // Moments, the reduced-gradient shard and the shard sent to the all-gather; the
             // weights and gradients are padded to dp equal shards and need no staging copy.
@@ -97,8 +100,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
     /// `readInFP32Only`: only the tensors the model reads in fp32 (`GPTModel.readsInFP32`).
     static func parameterCount(_ config: GPTConfig, tensorParallel t: Int, stage: Int, stages: Int,
                                readInFP32Only: Bool = false) -> Double {
-        var one = config
-        one.numLayers = 1
+        let one = config.oneLayer
         var embedding = 0.0, positions = 0.0, layer = 0.0, head = 0.0
         for spec in GPTModel.parameterSpecs(one, tensorParallel: t) where !readInFP32Only || GPTModel.readsInFP32(spec.name, embeds: true) {
             let count = Double(spec.shape.reduce(1, *))
@@ -142,7 +144,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
                 MemoryRequirement(config: config, layout: layout, stage: $0, microBatchSize: microBatch, globalBatchSize: globalBatch,
                                   seqLength: seqLength, distributedOptimizer: training.useDistributedOptimizer, threads: threads,
                                   recomputation: training.recomputation, precision: training.precision,
-                                  sequenceParallel: training.usesSequenceParallel)
+                                  sequenceParallel: training.usesSequenceParallel, loadsCheckpoint: training.load != nil)
             }
             let busiest = stages.max { $0.peak < $1.peak }!
             let ranks = ranksOnThisMachine(parallel)
@@ -173,5 +175,14 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         }
         throw .memory("this run needs about \(SystemMemory.describe(total)) on this machine but \(SystemMemory.describe(available)) is available "
                       + "(busiest rank: \(busiest)); \(advice)")
+    }
+}
+
+extension GPTConfig {
+    /// The same model with one layer (to count a layer's tensors without laying out them all).
+    var oneLayer: GPTConfig {
+        var one = self
+        one.numLayers = 1
+        return one
     }
 }

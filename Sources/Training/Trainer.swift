@@ -119,9 +119,10 @@ public final class Trainer {
         let zeroShards = config.useDistributedOptimizer ? parallel.dataParallel : 1
         // bf16 and fp16 under ZeRO-1: the optimizer holds the fp32 master weights, sharded.
         let shardedMasters = config.shardsMasterWeights(dataParallel: parallel.dataParallel)
-        model = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part,
-                             recomputation: config.recomputation, shardedOver: zeroShards, precision: config.precision,
-                             sequenceParallel: config.usesSequenceParallel, keepsMasterWeights: !shardedMasters)
+        let built = try GPTModel(config: modelConfig, seed: UInt64(config.seed), tensorParallel: parallel.tensor, part: part,
+                                 recomputation: config.recomputation, shardedOver: zeroShards, precision: config.precision,
+                                 sequenceParallel: config.usesSequenceParallel, keepsMasterWeights: !shardedMasters)
+        model = built
         if config.fp16 {
             lossScaler = config.lossScale.map { LossScaler(constant: $0) }
                 ?? LossScaler(initialScale: config.initialLossScale, minimumScale: config.minLossScale,
@@ -134,10 +135,16 @@ public final class Trainer {
         hyper.epsilon = Float(config.adamEps)
         hyper.weightDecay = Float(config.weightDecay)
         if config.useDistributedOptimizer, let data = parallel.data, data.size > 1 {
-            // The fresh weights exist whole only until the optimizer has taken its shard.
-            let initial = shardedMasters ? model.freshWeights() : nil
-            if let initial { model.setWeights(from: initial) }
-            optimizer = DistributedOptimizer(layout: model.layout, hyperparameters: hyper, data: data, masterWeights: initial)
+            let sharded = DistributedOptimizer(layout: model.layout, hyperparameters: hyper, data: data,
+                                               holdsMasterWeights: shardedMasters)
+            if shardedMasters {
+                // The fresh weights, a tensor at a time: the optimizer keeps its shard, the model its copies.
+                built.forEachFreshTensor { values, start, count in
+                    built.receiveWeights(values, start: start, count: count)
+                    sharded.storeMasters(values, start: start, count: count)
+                }
+            }
+            optimizer = sharded
         } else {
             optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: hyper)
         }
