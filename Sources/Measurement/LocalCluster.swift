@@ -1,4 +1,5 @@
 import Kernels
+import Models
 import Parameters
 import Planner
 #if canImport(Glibc)
@@ -23,6 +24,26 @@ public enum LocalCluster {
                                   devicesPerNode: max(1, ranks), nodes: 1, intraNodeBandwidth: bandwidth, intraNodeLatency: 1e-6,
                                   interNodeBandwidth: bandwidth, interNodeLatency: 1e-6, gemmEfficiency: gemmEfficiency)
         cluster.implementation = .megatronSwift
+        return cluster
+    }
+
+    /// `measure`, with the iteration time added up from this machine's kernel timings for
+    /// `precision` with each rank's share of the cores (`KernelCalibration`): read from
+    /// `cacheFile` when it holds timings of this CPU, thread count and precision, else measured
+    /// and written there. `log` hears when a measurement starts.
+    public static func measure(ranks: Int, precision: ComputePrecision, cacheFile: String,
+                               log: (String) -> Void = { _ in }) throws(PlanError) -> ClusterSpec {
+        var cluster = measure(ranks: ranks)
+        let threads = max(1, ThreadPool.availableCores / max(1, ranks))
+        if let cached = try? KernelTimings.load(from: cacheFile), cached.machine == GEMMBenchmark.cpuDescription(),
+           cached.threads == threads, cached.precision == precision.rawValue {
+            cluster.kernelTimings = cached
+            return cluster
+        }
+        log("measuring this machine's kernels (\(threads) thread\(threads == 1 ? "" : "s"), \(precision.rawValue)); cached in \(cacheFile)")
+        let timings = KernelCalibration.measure(threads: threads, precision: precision)
+        try timings.save(to: cacheFile)
+        cluster.kernelTimings = timings
         return cluster
     }
 

@@ -23,6 +23,9 @@ public struct ClusterSpec: Sendable, Equatable {
     /// activation table, Megatron's bytes per parameter) for the presets and JSON clusters, or
     /// this binary's own (`GPTMemory`'s buffer sizes) for `--cluster local`.
     public var implementation = Implementation.megatronGPU
+    /// This machine's measured kernel costs (`--cluster local`): when present the iteration time
+    /// is added up from them (`LocalStepTime`) instead of FLOPs at `gemmEfficiency`.
+    public var kernelTimings: KernelTimings?
 
     /// An implementation profile of the memory prediction.
     public enum Implementation: String, Sendable, Equatable {

@@ -74,8 +74,7 @@ public enum Planner {
 
         // Memory of the first stage: its layers, the word embeddings (split over TP) and the
         // position embeddings (replicated).
-        let layerParameters = 12 * h * h + 13 * h
-        let perDevice = l / p * layerParameters / t + vocab * h / t + s * h
+        let perDevice = DeviceParameters.perDevice(config: config, layout: layout)
         // Megatron's table split into its parts: weights and gradients are replicated, the rest
         // (fp32 master weights, moments, fp16's fp32 gradient copy) is what ZeRO-1 shards.
         let replicatedOptimizer = MemoryModel.bytesPerParameter(precision: precision, distributedOptimizer: false, dataParallel: 1)
@@ -97,8 +96,11 @@ public enum Planner {
                 * precision.activationBytes / 2
             activations = perLayer * (l / p) * inFlight
         case .megatronSwift:
+            // The first stage reads its embeddings, LayerNorms (4h per layer) and biases (QKV's and
+            // fc1's split over TP, the projection's and fc2's replicated) in fp32.
+            let readInFP32 = vocab * h / t + s * h + l / p * (6 + 7 / t) * h
             let bytes = MemoryModel.megatronSwiftBytes(precision: precision, distributedOptimizer: layout.distributedOptimizer,
-                                                       dataParallel: dp)
+                                                       dataParallel: dp, fp32ReadFraction: readInFP32 / perDevice)
             (weightBytes, gradientBytes, optimizerBytes) = (perDevice * bytes.weights, perDevice * bytes.gradients,
                                                             perDevice * bytes.optimizer)
             // Each rank thread of the node gets its share of the cores (as `megatron train` gives them).
@@ -111,31 +113,39 @@ public enum Planner {
         let batch = layout.globalBatchSize
         let modelFLOPs = CostModel.flopsPerIteration(config, batch: batch, recompute: .none)
         let hardwareFLOPs = CostModel.flopsPerIteration(config, batch: batch, recompute: layout.recompute)
-        let stageFLOPsPerMicroBatch = hardwareFLOPs / Double(batch) * b / (t * p)
-        let computePerMicroBatch = stageFLOPsPerMicroBatch / (cluster.peakFLOPs * cluster.gemmEfficiency)
-
-        let comm = CommunicationModel(cluster: cluster)
-        let activationBytes = b * s * h * precision.activationBytes
-        let tpCollectives = layout.recompute == .full ? 6.0 : 4.0
-        let tpPerMicroBatch = l / p * tpCollectives
-            * comm.allReduce(bytes: activationBytes, groupSize: layout.tensorParallel, stride: 1)
-        let ppStride = layout.tensorParallel * dp
-        let ppPerMicroBatch = layout.pipelineParallel > 1
-            ? 2 * v * comm.sendReceive(bytes: activationBytes / t, groupSize: layout.pipelineParallel, stride: ppStride)
-            : 0
+        var computePerMicroBatch: Double, tpPerMicroBatch: Double, ppPerMicroBatch: Double
+        var dpSeconds: Double, optimizerSeconds: Double
+        if let timings = cluster.kernelTimings {
+            // This machine: every part from its kernels' micro-benchmarks (`LocalStepTime`).
+            let local = LocalStepTime(config: config, layout: layout, timings: timings)
+            (computePerMicroBatch, tpPerMicroBatch, ppPerMicroBatch) = (local.computePerMicroBatch,
+                                                                        local.tensorParallelSeconds, local.pipelineParallelSeconds)
+            (dpSeconds, optimizerSeconds) = (local.dataParallelSeconds, local.optimizerSeconds)
+        } else {
+            let stageFLOPsPerMicroBatch = hardwareFLOPs / Double(batch) * b / (t * p)
+            computePerMicroBatch = stageFLOPsPerMicroBatch / (cluster.peakFLOPs * cluster.gemmEfficiency)
+            let comm = CommunicationModel(cluster: cluster)
+            let activationBytes = b * s * h * precision.activationBytes
+            let tpCollectives = layout.recompute == .full ? 6.0 : 4.0
+            tpPerMicroBatch = l / p * tpCollectives
+                * comm.allReduce(bytes: activationBytes, groupSize: layout.tensorParallel, stride: 1)
+            let ppStride = layout.tensorParallel * dp
+            ppPerMicroBatch = layout.pipelineParallel > 1
+                ? 2 * v * comm.sendReceive(bytes: activationBytes / t, groupSize: layout.pipelineParallel, stride: ppStride)
+                : 0
+            if layout.distributedOptimizer {
+                dpSeconds = comm.reduceScatter(bytes: gradientBytes, groupSize: dp, stride: layout.tensorParallel)
+                    + comm.reduceScatter(bytes: weightBytes, groupSize: dp, stride: layout.tensorParallel)
+            } else {
+                dpSeconds = comm.allReduce(bytes: gradientBytes, groupSize: dp, stride: layout.tensorParallel)
+            }
+            // AdamW reads and writes fp32 master weights, both moments and the gradient: ~32 bytes
+            // per parameter it owns.
+            optimizerSeconds = perDevice / Double(layout.distributedOptimizer ? dp : 1) * 32 / cluster.memoryBandwidth
+        }
         let perMicroBatch = computePerMicroBatch + tpPerMicroBatch + ppPerMicroBatch
         let slots = Double(m) + (p - 1) / v
 
-        let dpSeconds: Double
-        if layout.distributedOptimizer {
-            dpSeconds = comm.reduceScatter(bytes: gradientBytes, groupSize: dp, stride: layout.tensorParallel)
-                + comm.reduceScatter(bytes: weightBytes, groupSize: dp, stride: layout.tensorParallel)
-        } else {
-            dpSeconds = comm.allReduce(bytes: gradientBytes, groupSize: dp, stride: layout.tensorParallel)
-        }
-        // AdamW reads and writes fp32 master weights, both moments and the gradient: ~32 bytes
-        // per parameter it owns.
-        let optimizerSeconds = perDevice / Double(layout.distributedOptimizer ? dp : 1) * 32 / cluster.memoryBandwidth
         let iteration = slots * perMicroBatch + dpSeconds + optimizerSeconds
 
         var estimate = PlanEstimate(

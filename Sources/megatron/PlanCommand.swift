@@ -1,5 +1,9 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import FileSupport
+import Kernels
 import Measurement
 import Models
 import Planner
@@ -60,6 +64,8 @@ struct PlanCommand: ParsableCommand {
     var top = 5
     @Flag(name: .long, help: "Print JSON.")
     var json = false
+    @Option(name: .long, help: "--cluster local: where this machine's kernel timings are cached (default ~/.cache/megatron-swift/).")
+    var kernelTimingsFile: String?
 
     func validate() throws {
         guard globalBatchSize >= 1 else { throw ValidationError("--global-batch-size must be at least 1") }
@@ -115,7 +121,11 @@ struct PlanCommand: ParsableCommand {
 
     func clusterSpec() throws -> ClusterSpec {
         if cluster == "local" {  // as many rank threads as the layout has ranks, as `megatron train` starts
-            return LocalCluster.measure(ranks: tensorModelParallelSize * pipelineModelParallelSize * (dataParallelSize ?? 1))
+            let ranks = tensorModelParallelSize * pipelineModelParallelSize * (dataParallelSize ?? 1)
+            let precision: ComputePrecision = bf16 ? .bf16 : fp16 ? .fp16 : .fp32
+            let threads = max(1, ThreadPool.availableCores / max(1, ranks))
+            let file = try kernelTimingsFile ?? Self.defaultTimingsFile(name: "kernels-\(threads)t-\(precision.rawValue).json")
+            return try LocalCluster.measure(ranks: ranks, precision: precision, cacheFile: file) { printError("> " + $0) }
         }
         if let preset = ClusterSpec.presets[cluster] { return preset }
         guard cluster.hasSuffix(".json") else {
@@ -123,6 +133,15 @@ struct PlanCommand: ParsableCommand {
         }
         let bytes = try MappedFile.read(path: cluster)
         return try ClusterSpec(json: String(decoding: bytes, as: UTF8.self), source: cluster)
+    }
+
+    /// `~/.cache/megatron-swift/NAME` (`$XDG_CACHE_HOME` when set), its folder created.
+    static func defaultTimingsFile(name: String) throws -> String {
+        func variable(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+        let cache = variable("XDG_CACHE_HOME") ?? ((variable("HOME") ?? ".") + "/.cache")
+        let folder = cache + "/megatron-swift"
+        try Directory.create(folder)
+        return folder + "/" + name
     }
 
     func trainingLayout(config: GPTConfig, cluster: ClusterSpec,

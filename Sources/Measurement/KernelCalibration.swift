@@ -1,0 +1,184 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Kernels
+import Models
+import Parameters
+import Planner
+
+/// Measures `KernelTimings` on this machine with `threads` kernel (and BLAS) threads: the GEMMs
+/// `train` multiplies with in `precision` (sgemm in fp32 and fp16, whose values are held in fp32;
+/// `BF16Matmul` in bf16) over a grid of shapes, the attention core at several sequence lengths,
+/// and each memory-bound kernel on buffers larger than the caches. About half a minute.
+public enum KernelCalibration {
+    /// The GEMM grid: tokens, input and output features.
+    static let rows = [256, 1024, 4096], features = [64, 256, 1024, 4096]
+    static let attentionLengths = [128, 256, 512, 1024]
+
+    public static func measure(threads: Int, precision: ComputePrecision) -> KernelTimings {
+        let pool = ThreadPool(threadCount: threads)
+        defer { pool.stop() }
+        let previousBLAS = blasThreadCount()
+        setBLASThreadCount(threads)
+        defer { setBLASThreadCount(previousBLAS) }
+        return ThreadPool.withCurrent(pool) {
+            var gemm = [String: [Double]]()
+            for product in GEMMBenchmark.Product.allCases {
+                var table = [Double]()
+                for m in rows { for k in features { for n in features {
+                    table.append(gemmGFLOPs(product, rows: m, inFeatures: k, outFeatures: n, bf16: precision == .bf16))
+                } } }
+                gemm[name(product)] = table
+            }
+            let attention = attentionLengths.map(attentionPerUnit)
+            return KernelTimings(machine: GEMMBenchmark.cpuDescription(), threads: threads, precision: precision.rawValue,
+                                 rows: rows, inFeatures: features, outFeatures: features, gemmGFLOPs: gemm,
+                                 attentionSeqLengths: attentionLengths, attentionForward: attention.map(\.forward),
+                                 attentionBackward: attention.map(\.backward), elementwise: elementwise())
+        }
+    }
+
+    /// The product's key in `KernelTimings.gemmGFLOPs`.
+    static func name(_ product: GEMMBenchmark.Product) -> String {
+        switch product {
+        case .forward: "forward"
+        case .inputGradient: "inputGradient"
+        case .weightGradient: "weightGradient"
+        }
+    }
+
+    /// Best of a few timed calls (after one untimed call), in seconds; more calls for short ones.
+    static func best(_ body: () -> Void) -> Double {
+        body()
+        let clock = ContinuousClock()
+        var best = Double.infinity, spent = 0.0, calls = 0
+        while calls < 2 || (spent < 0.05 && calls < 20) {
+            let start = clock.now
+            body()
+            let seconds = milliseconds(clock.now - start) / 1000
+            best = min(best, seconds)
+            spent += seconds
+            calls += 1
+        }
+        return best
+    }
+
+    static func gemmGFLOPs(_ product: GEMMBenchmark.Product, rows m: Int, inFeatures k: Int, outFeatures n: Int,
+                           bf16: Bool) -> Double {
+        let x = FloatBuffer(count: m * k), w = FloatBuffer(count: n * k), dy = FloatBuffer(count: m * n)
+        var rng = RandomGenerator(seed: 3)
+        for buffer in [x, w, dy] { rng.fillNormal(buffer.pointer, count: buffer.count, std: 1) }
+        let y = FloatBuffer(count: m * n), dx = FloatBuffer(count: m * k), dw = FloatBuffer(count: n * k)
+        let seconds: Double
+        if bf16 {
+            let xb = BFloat16Buffer(rounding: x.pointer, count: x.count), wb = BFloat16Buffer(rounding: w.pointer, count: w.count)
+            let dyb = BFloat16Buffer(rounding: dy.pointer, count: dy.count)
+            seconds = best {
+                switch product {
+                case .forward: BF16Matmul.forward(out: y.pointer, inp: xb.pointer, weight: wb.pointer, bias: nil, rows: m,
+                                                  inFeatures: k, outFeatures: n)
+                case .inputGradient: BF16Matmul.inputGradient(dinp: dx.pointer, dout: dyb.pointer, weight: wb.pointer, rows: m,
+                                                              inFeatures: k, outFeatures: n)
+                case .weightGradient: BF16Matmul.weightGradient(dweight: dw.pointer, dout: dyb.pointer, inp: xb.pointer, rows: m,
+                                                                inFeatures: k, outFeatures: n)
+                }
+            }
+        } else {
+            seconds = best {
+                switch product {
+                case .forward: Matmul.forward(out: y.pointer, inp: x.pointer, weight: w.pointer, bias: nil, rows: m,
+                                              inFeatures: k, outFeatures: n)
+                case .inputGradient: Matmul.inputGradient(dinp: dx.pointer, dout: dy.pointer, weight: w.pointer, rows: m,
+                                                          inFeatures: k, outFeatures: n)
+                case .weightGradient: Matmul.weightGradient(dweight: dw.pointer, dout: dy.pointer, inp: x.pointer, rows: m,
+                                                            inFeatures: k, outFeatures: n)
+                }
+            }
+        }
+        return 2 * Double(m) * Double(k) * Double(n) / seconds / 1e9
+    }
+
+    /// Seconds per unit (`batch x heads x s^2 x headDim`) of the causal attention core at
+    /// sequence length `s`, 64 channels per head, forward and backward.
+    static func attentionPerUnit(_ s: Int) -> (forward: Double, backward: Double) {
+        let heads = 4, d = 64, batch = max(1, 2048 / s)
+        let c = heads * d, n = batch * s
+        let qkv = FloatBuffer(count: n * 3 * c), out = FloatBuffer(count: n * c), dout = FloatBuffer(count: n * c)
+        let dqkv = FloatBuffer(count: n * 3 * c), lse = FloatBuffer(count: batch * heads * s)
+        let scratch = FloatBuffer(count: Attention.scratchCount(seqLength: s))
+        var rng = RandomGenerator(seed: 5)
+        rng.fillNormal(qkv.pointer, count: qkv.count, std: 1)
+        rng.fillNormal(dout.pointer, count: dout.count, std: 1)
+        let forward = best {
+            Attention.forward(out: out.pointer, logSumExp: lse.pointer, qkv: qkv.pointer, scratch: scratch.pointer,
+                              batch: batch, seqLength: s, heads: heads, channels: c)
+        }
+        let backward = best {
+            Attention.backward(dqkv: dqkv.pointer, dout: dout.pointer, out: out.pointer, logSumExp: lse.pointer,
+                               qkv: qkv.pointer, scratch: scratch.pointer, batch: batch, seqLength: s, heads: heads, channels: c)
+        }
+        let units = Double(batch * heads * s * s * d)
+        return (forward / units, backward / units)
+    }
+
+    /// Seconds per element of each memory-bound kernel, on 4 Mi-element (16 MiB) buffers.
+    static func elementwise() -> [String: Double] {
+        let rowsCount = 4096, channels = 1024, count = rowsCount * channels
+        let a = FloatBuffer(count: count), b = FloatBuffer(count: count), c = FloatBuffer(count: count)
+        let m = FloatBuffer(count: count), v = FloatBuffer(count: count)
+        var rng = RandomGenerator(seed: 7)
+        rng.fillNormal(a.pointer, count: count, std: 1)
+        rng.fillNormal(b.pointer, count: count, std: 1)
+        let weight = FloatBuffer(count: channels), bias = FloatBuffer(count: channels)
+        weight.pointer.update(repeating: 1, count: channels)
+        let dweight = FloatBuffer(count: channels), dbias = FloatBuffer(count: channels)
+        let mean = FloatBuffer(count: rowsCount), rstd = FloatBuffer(count: rowsCount)
+        let bf16 = BFloat16Buffer(count: count)
+        let targets = (0..<rowsCount).map { Int32($0 % channels) }
+        let losses = FloatBuffer(count: rowsCount), lse = FloatBuffer(count: rowsCount)
+        let tokens = (0..<rowsCount).map { Int32(($0 * 7919) % 8192) }
+        let table = FloatBuffer(count: 8192 * 512), positions = FloatBuffer(count: 512 * 512)
+        let embedded = FloatBuffer(count: rowsCount * 512)
+        var seconds = [KernelTimings.Elementwise: Double]()
+        seconds[.layerNormForward] = best {
+            LayerNorm.forward(out: c.pointer, mean: mean.pointer, rstd: rstd.pointer, inp: a.pointer, weight: weight.pointer,
+                              bias: bias.pointer, rows: rowsCount, channels: channels)
+        }
+        seconds[.layerNormBackward] = best {
+            LayerNorm.backward(dinp: c.pointer, dweight: dweight.pointer, dbias: dbias.pointer, dout: b.pointer, inp: a.pointer,
+                               weight: weight.pointer, mean: mean.pointer, rstd: rstd.pointer, rows: rowsCount, channels: channels)
+        }
+        seconds[.geluForward] = best { GELU.forward(out: c.pointer, inp: a.pointer, count: count) }
+        seconds[.geluBackward] = best { GELU.backward(dinp: c.pointer, inp: a.pointer, dout: b.pointer, count: count) }
+        seconds[.residual] = best { Residual.addInPlace(c.pointer, a.pointer, count: count) }
+        seconds[.crossEntropy] = best {
+            targets.withUnsafeBufferPointer { t in
+                _ = CrossEntropy.forward(losses: losses.pointer, logSumExp: lse.pointer, logits: a.pointer, targets: t.baseAddress!,
+                                         lossMask: nil, rows: rowsCount, vocab: channels)
+                c.pointer.update(from: a.pointer, count: count)
+                CrossEntropy.backward(logitsToGradient: c.pointer, logSumExp: lse.pointer, targets: t.baseAddress!, lossMask: nil,
+                                      scale: 1, rows: rowsCount, vocab: channels)
+            }
+        }
+        // The copy above is part of that measurement; take it out again below.
+        seconds[.copy] = best { MemoryCopy.copy(to: c.pointer, from: a.pointer, count: count) }
+        seconds[.crossEntropy]! -= seconds[.copy]!
+        seconds[.adamw] = best {
+            AdamW.update(params: c.pointer, grads: a.pointer, m: m.pointer, v: v.pointer, count: count, step: 1,
+                         hyperparameters: AdamW.Hyperparameters(learningRate: 1e-4), decay: true)
+        }
+        seconds[.round] = best { BFloat16Conversion.round(out: bf16.pointer, inp: a.pointer, count: count) }
+        let embeddingSeconds = best {
+            tokens.withUnsafeBufferPointer { t in
+                Embedding.forward(out: embedded.pointer, tokens: t.baseAddress!, wte: table.pointer, wpe: positions.pointer,
+                                  batch: rowsCount / 512, seqLength: 512, channels: 512)
+                Embedding.backward(dwte: table.pointer, dwpe: positions.pointer, dout: embedded.pointer, tokens: t.baseAddress!,
+                                   batch: rowsCount / 512, seqLength: 512, channels: 512)
+            }
+        }
+        var perElement = [String: Double]()
+        for (kernel, value) in seconds { perElement[kernel.rawValue] = max(value, 1e-6) / Double(count) }
+        perElement[KernelTimings.Elementwise.embedding.rawValue] = embeddingSeconds / Double(rowsCount * 512)
+        return perElement
+    }
+}
