@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Kernels
 import Models
+import Optimizer
 import Parameters
 import Planner
 
@@ -134,7 +135,9 @@ public enum KernelCalibration {
         let dweight = FloatBuffer(count: channels), dbias = FloatBuffer(count: channels)
         let mean = FloatBuffer(count: rowsCount), rstd = FloatBuffer(count: rowsCount)
         let bf16 = BFloat16Buffer(count: count)
-        let targets = (0..<rowsCount).map { Int32($0 % channels) }
+        // The cross-entropy over rows of a GPT-sized vocabulary (128 rows x 32768 logits).
+        let vocabRows = count / 32768
+        let targets = (0..<vocabRows).map { Int32(($0 * 977) % 32768) }
         let losses = FloatBuffer(count: rowsCount), lse = FloatBuffer(count: rowsCount)
         let tokens = (0..<rowsCount).map { Int32(($0 * 7919) % 8192) }
         let table = FloatBuffer(count: 8192 * 512), positions = FloatBuffer(count: 512 * 512)
@@ -154,10 +157,10 @@ public enum KernelCalibration {
         seconds[.crossEntropy] = best {
             targets.withUnsafeBufferPointer { t in
                 _ = CrossEntropy.forward(losses: losses.pointer, logSumExp: lse.pointer, logits: a.pointer, targets: t.baseAddress!,
-                                         lossMask: nil, rows: rowsCount, vocab: channels)
+                                         lossMask: nil, rows: vocabRows, vocab: 32768)
                 c.pointer.update(from: a.pointer, count: count)
                 CrossEntropy.backward(logitsToGradient: c.pointer, logSumExp: lse.pointer, targets: t.baseAddress!, lossMask: nil,
-                                      scale: 1, rows: rowsCount, vocab: channels)
+                                      scale: 1, rows: vocabRows, vocab: 32768)
             }
         }
         // The copy above is part of that measurement; take it out again below.
@@ -176,6 +179,9 @@ public enum KernelCalibration {
                                    batch: rowsCount / 512, seqLength: 512, channels: 512)
             }
         }
+        let gradients = ParameterStore(layout: ParameterLayout([ParameterSpec(name: "g", shape: [count], weightDecay: true)]))
+        gradients.buffer.pointer.update(from: a.pointer, count: count)
+        seconds[.gradientNorm] = best { _ = GradientClipping.squares(gradients) { _ in 1 } }
         var perElement = [String: Double]()
         for (kernel, value) in seconds { perElement[kernel.rawValue] = max(value, 1e-6) / Double(count) }
         perElement[KernelTimings.Elementwise.embedding.rawValue] = embeddingSeconds / Double(rowsCount * 512)

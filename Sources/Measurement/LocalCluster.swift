@@ -33,9 +33,12 @@ public enum LocalCluster {
     /// and written there. `log` hears when a measurement starts.
     public static func measure(ranks: Int, precision: ComputePrecision, cacheFile: String,
                                log: (String) -> Void = { _ in }) throws(PlanError) -> ClusterSpec {
+        let baseline = Double(ProcessMemory.residentBytes())  // before anything is measured
         var cluster = measure(ranks: ranks)
+        cluster.processBytes = baseline
         let threads = max(1, ThreadPool.availableCores / max(1, ranks))
-        if let cached = try? KernelTimings.load(from: cacheFile), cached.machine == GEMMBenchmark.cpuDescription(),
+        if let cached = try? KernelTimings.load(from: cacheFile), cached.format == KernelTimings.currentFormat,
+           cached.machine == GEMMBenchmark.cpuDescription(),
            cached.threads == threads, cached.precision == precision.rawValue {
             cluster.kernelTimings = cached
             return cluster

@@ -26,6 +26,9 @@ public struct ClusterSpec: Sendable, Equatable {
     /// This machine's measured kernel costs (`--cluster local`): when present the iteration time
     /// is added up from them (`LocalStepTime`) instead of FLOPs at `gemmEfficiency`.
     public var kernelTimings: KernelTimings?
+    /// What a process holds before it allocates anything (the binary and its libraries; for
+    /// `--cluster local` the planner's own resident memory at its start), once per process.
+    public var processBytes = 0.0
 
     /// An implementation profile of the memory prediction.
     public enum Implementation: String, Sendable, Equatable {

@@ -14,6 +14,10 @@ import Glibc
 /// work at several sequence lengths, and the memory-bound kernels per element. The step-time
 /// model (`LocalStepTime`) adds them up; nothing in it is fitted to a whole training step.
 public struct KernelTimings: Codable, Sendable, Equatable {
+    /// What the calibration measures changes with `KernelCalibration`; a cache of another
+    /// format is measured again.
+    public static let currentFormat = 2
+    public var format = currentFormat
     /// The measurement's conditions: the CPU's name and flags, the kernel threads, the GEMM path.
     public var machine: String
     public var threads: Int
@@ -62,6 +66,8 @@ public struct KernelTimings: Codable, Sendable, Equatable {
         case copy
         /// Embedding lookup forward plus its scatter backward, per element of the output.
         case embedding
+        /// The gradients' sum of squares (for the norm and clipping), per gradient.
+        case gradientNorm
     }
 
     /// Seconds per element of `kernel`; 0 when it was not measured.

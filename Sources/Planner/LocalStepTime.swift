@@ -4,7 +4,8 @@ import Models
 /// each part's cost from `KernelTimings` (micro-benchmarks of the same kernels; no constant
 /// fitted to whole steps):
 ///
-///     iteration = (m + (p-1)/v) x slowest stage's micro-batch (forward + backward)
+///     iteration = m x slowest stage's micro-batch (forward + backward)
+///               + (p-1)/v x the stages' mean micro-batch (fill and drain)
 ///               + data-parallel reduction + optimizer step
 ///
 /// A micro-batch of `b s` tokens on a stage: per layer the four linear layers' GEMMs (forward,
@@ -25,6 +26,10 @@ public struct LocalStepTime: Sendable {
     /// Seconds per iteration outside the micro-batches.
     public var dataParallelSeconds = 0.0
     public var optimizerSeconds = 0.0
+
+    /// A micro-batch's forward and backward on a stage, averaged over the stages (what the
+    /// pipeline's fill and drain cost per slot).
+    public var meanStageSeconds = 0.0
 
     /// Compute of one micro-batch (GEMMs, attention core, memory-bound kernels).
     public var computePerMicroBatch: Double { gemmSeconds + attentionSeconds + elementwiseSeconds }
@@ -60,11 +65,13 @@ public struct LocalStepTime: Sendable {
                                                   headDim: h / heads, backward: false)
         let attentionBackward = k.attentionSeconds(batchHeads: layout.microBatchSize * heads / t, seqLength: s,
                                                    headDim: h / heads, backward: true)
-        // A layer's memory-bound work: two LayerNorms, GELU, two residual additions.
+        // A layer's memory-bound work: two LayerNorms, GELU, two residual additions, the biases
+        // copied into the GEMMs' outputs before they accumulate.
+        let biasElements = Double(n * (3 * h / t + h + ffn / t + h))
         let layerForwardElementwise = 2 * residualRows * Double(h) * k.perElement(.layerNormForward)
             + Double(n * ffn / t) * k.perElement(.geluForward) + 2 * residualRows * Double(h) * k.perElement(.residual)
+            + biasElements * k.perElement(.copy)
         // Backward: LayerNorms, GELU, the residual stream's gradient additions, bias gradients.
-        let biasElements = Double(n * (3 * h / t + h + ffn / t + h))
         let layerBackwardElementwise = 2 * residualRows * Double(h) * k.perElement(.layerNormBackward)
             + Double(n * ffn / t) * k.perElement(.geluBackward)
             + (2 * residualRows * Double(h) + biasElements) * k.perElement(.residual)
@@ -74,7 +81,10 @@ public struct LocalStepTime: Sendable {
 
         var perLayerGEMM = gemms(linears, backward: true)
         var perLayerAttention = attentionForward + attentionBackward
-        var perLayerElementwise = layerForwardElementwise + layerBackwardElementwise + 2 * rounding(linears)
+        // bf16 keeps a layer's LayerNorm, QKV, attention and fc1 outputs in bf16; the backward
+        // widens them back (as costly as rounding).
+        let widened = reduced ? (2 * residualRows * Double(h) + Double(n * (4 * h + ffn) / t)) * k.perElement(.round) : 0
+        var perLayerElementwise = layerForwardElementwise + layerBackwardElementwise + 2 * rounding(linears) + widened
         var perLayerCollectives = 4 * collective
         switch layout.recompute {
         case .none: break
@@ -105,13 +115,20 @@ public struct LocalStepTime: Sendable {
         tensorParallelSeconds = stageLayers * perLayerCollectives
         // A boundary sent forward and its gradient back, per neighbour.
         pipelineParallelSeconds = p > 1 ? 2 * Double(layout.virtualStages) * Double(n * h / t) * k.perElement(.copy) : 0
+        // The fill and drain go through every stage: with unequal stages (the embedding on the
+        // first, the output layer on the last) the bubble is the stages' mean, not the slowest.
+        let middle = stageLayers * (perLayerGEMM + perLayerAttention + perLayerElementwise)
+        let communication = tensorParallelSeconds + pipelineParallelSeconds
+        meanStageSeconds = p == 1 ? first + communication
+            : (first + last + Double(p - 2) * middle) / Double(p) + communication
 
-        // Once per iteration: the gradients over DP, AdamW on what this rank updates, zeroing the
-        // gradients, and in bf16 the weights' rounding (or, sharded, their all-gather).
+        // Once per iteration: the gradients over DP, their norm and AdamW on what this rank
+        // updates, zeroing the gradients, and in bf16 the weights' rounding (or, sharded, their
+        // all-gather).
         let parameters = DeviceParameters.perDevice(config: config, layout: layout)
         let sharded = layout.distributedOptimizer && d > 1
         dataParallelSeconds = d > 1 ? parameters * 2 * k.perElement(.copy) * (sharded ? 2 : 1) : 0
-        optimizerSeconds = parameters / Double(sharded ? d : 1) * k.perElement(.adamw)
+        optimizerSeconds = parameters / Double(sharded ? d : 1) * (k.perElement(.adamw) + k.perElement(.gradientNorm))
             + parameters * k.perElement(.copy)
             + (reduced ? parameters * k.perElement(.round) : 0)
     }

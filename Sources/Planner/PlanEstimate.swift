@@ -17,6 +17,8 @@ public struct PlanEstimate: Sendable {
     /// Activations of the first stage's in-flight micro-batches.
     public var activationBytesPerDevice: Double
     public var memoryPerDeviceBytes: Double { stateBytesPerDevice + activationBytesPerDevice }
+    /// What each process holds besides (the binary and its libraries; measured for `local`).
+    public var processBytes = 0.0
     /// Whether it fits in the device memory.
     public var fits: Bool
     /// Model FLOPs per iteration (72-form, what MFU counts).
@@ -115,12 +117,14 @@ public enum Planner {
         let hardwareFLOPs = CostModel.flopsPerIteration(config, batch: batch, recompute: layout.recompute)
         var computePerMicroBatch: Double, tpPerMicroBatch: Double, ppPerMicroBatch: Double
         var dpSeconds: Double, optimizerSeconds: Double
+        var bubblePerSlot: Double?  // the fill and drain's cost per slot, when not the slowest stage's
         if let timings = cluster.kernelTimings {
             // This machine: every part from its kernels' micro-benchmarks (`LocalStepTime`).
             let local = LocalStepTime(config: config, layout: layout, timings: timings)
             (computePerMicroBatch, tpPerMicroBatch, ppPerMicroBatch) = (local.computePerMicroBatch,
                                                                         local.tensorParallelSeconds, local.pipelineParallelSeconds)
             (dpSeconds, optimizerSeconds) = (local.dataParallelSeconds, local.optimizerSeconds)
+            bubblePerSlot = local.meanStageSeconds
         } else {
             let stageFLOPsPerMicroBatch = hardwareFLOPs / Double(batch) * b / (t * p)
             computePerMicroBatch = stageFLOPsPerMicroBatch / (cluster.peakFLOPs * cluster.gemmEfficiency)
@@ -144,9 +148,9 @@ public enum Planner {
             optimizerSeconds = perDevice / Double(layout.distributedOptimizer ? dp : 1) * 32 / cluster.memoryBandwidth
         }
         let perMicroBatch = computePerMicroBatch + tpPerMicroBatch + ppPerMicroBatch
-        let slots = Double(m) + (p - 1) / v
+        let bubble = (p - 1) / v * (bubblePerSlot ?? perMicroBatch)
 
-        let iteration = slots * perMicroBatch + dpSeconds + optimizerSeconds
+        let iteration = Double(m) * perMicroBatch + bubble + dpSeconds + optimizerSeconds
 
         var estimate = PlanEstimate(
             parameters: CostModel.parameters(config), parametersPerDevice: perDevice,
@@ -158,13 +162,14 @@ public enum Planner {
             bubbleFraction: CostModel.bubbleFraction(pipelineStages: layout.pipelineParallel,
                                                      virtualStages: layout.virtualStages, microBatches: m),
             computeSeconds: Double(m) * computePerMicroBatch,
-            bubbleSeconds: (p - 1) / v * perMicroBatch,
+            bubbleSeconds: bubble,
             tensorParallelSeconds: Double(m) * tpPerMicroBatch,
             pipelineParallelSeconds: Double(m) * ppPerMicroBatch,
             dataParallelSeconds: dpSeconds, optimizerSeconds: optimizerSeconds,
             iterationSeconds: iteration, devices: layout.devices,
             tokensPerIteration: Double(batch) * s)
         estimate.mfu = modelFLOPs / (Double(layout.devices) * iteration * cluster.peakFLOPs)
+        estimate.processBytes = cluster.processBytes
         return estimate
     }
 }

@@ -23,7 +23,7 @@ enum PlanReport {
         model        \(fixed(e.parameters / 1e9, 2))B parameters (\(config.numLayers) layers, hidden \(config.hiddenSize), \(config.numAttentionHeads) heads, seq \(config.maxPositionEmbeddings), vocab \(config.paddedVocabSize))
         layout       \(layoutLine(layout)), \(layout.precision.rawValue)
                      \(e.devices) devices on \(cluster.name) x \(cluster.nodes) nodes; global batch \(layout.globalBatchSize) = \(e.microBatches) micro-batches per pipeline
-        memory       \(gib(e.memoryPerDeviceBytes)) per device (weights \(gib(e.weightBytesPerDevice)), gradients \(gib(e.gradientBytesPerDevice)), optimizer \(gib(e.optimizerBytesPerDevice)), activations \(gib(e.activationBytesPerDevice))) of \(gib(cluster.memoryBytes)): \(e.fits ? "fits" : "DOES NOT FIT")
+        memory       \(gib(e.memoryPerDeviceBytes)) per device (weights \(gib(e.weightBytesPerDevice)), gradients \(gib(e.gradientBytesPerDevice)), optimizer \(gib(e.optimizerBytesPerDevice)), activations \(gib(e.activationBytesPerDevice))) of \(gib(cluster.memoryBytes)): \(e.fits ? "fits" : "DOES NOT FIT")\(e.processBytes > 0 ? ", plus \(gib(e.processBytes)) per process" : "")
         FLOPs        \(scientific(e.modelFLOPsPerIteration)) model, \(scientific(e.hardwareFLOPsPerIteration)) hardware per iteration
         bubble       \(fixed(e.bubbleFraction * 100, 1))% ((p-1)/(v m))
         iteration    \(fixed(e.iterationSeconds, 3)) s = compute \(fixed(e.computeSeconds, 3)) + bubble \(fixed(e.bubbleSeconds, 3)) + TP \(fixed(e.tensorParallelSeconds, 3)) + PP \(fixed(e.pipelineParallelSeconds, 3)) + DP \(fixed(e.dataParallelSeconds, 3)) + optimizer \(fixed(e.optimizerSeconds, 3))
@@ -36,6 +36,7 @@ enum PlanReport {
         var params: Double
         var params_per_device: Double
         var memory_per_device_bytes: Double
+        var process_bytes: Double
         var state_bytes_per_device: Double
         var weight_bytes_per_device: Double
         var gradient_bytes_per_device: Double
@@ -62,6 +63,7 @@ enum PlanReport {
             params = e.parameters
             params_per_device = e.parametersPerDevice
             memory_per_device_bytes = e.memoryPerDeviceBytes
+            process_bytes = e.processBytes
             state_bytes_per_device = e.stateBytesPerDevice
             weight_bytes_per_device = e.weightBytesPerDevice
             gradient_bytes_per_device = e.gradientBytesPerDevice

@@ -7,7 +7,8 @@ The planner adds the iteration up from kernel micro-benchmarks of this machine (
 ~/.cache/megatron-swift/ by its first run); nothing is fitted to these runs. Each run trains
 `--iters` iterations on the bundled corpus (GPT-2 vocabulary, no dropout) and the measured time is
 the median `ms_per_iter` of the iterations after the first two; the peak is the process's peak
-resident memory against the planner's memory per device times the ranks.
+resident memory against the planner's memory per device times the ranks plus what the process
+holds before allocating (the planner's own resident memory at its start).
 
     swift build -c release && python3 scripts/reference/plan_time_vs_train.py [--iters 6]
 """
@@ -87,7 +88,7 @@ def main():
             records = [json.loads(line) for line in file if "ms_per_iter" in line]
         measured = statistics.median(r["ms_per_iter"] for r in records[2:])
         time = predicted["iteration_time_s"] * 1000
-        memory = ranks * predicted["memory_per_device_bytes"] / mib
+        memory = (ranks * predicted["memory_per_device_bytes"] + predicted["process_bytes"]) / mib
         peak = records[-1]["peak_memory_bytes"] / mib
         errors.append(((time - measured) / measured, (memory - peak) / peak))
         print(f"| {name} | {ranks} | {time:.0f} | {measured:.0f} | {errors[-1][0] * 100:+.1f}% | "
