@@ -109,13 +109,19 @@ import Testing
 /// gradients, optimizer state, saved activations and scratch are what `MemoryRequirement` (the
 /// figures a run checks before allocating) counts, in every precision and recomputation.
 @Suite struct LocalPlanTests {
-    @Test(arguments: [MemoryModel.Precision.fp32, .bf16, .fp16], CostModel.Recompute.allCases)
-    func localPlanPredictsThisBinarysBuffers(precision: MemoryModel.Precision, recompute: CostModel.Recompute) throws {
-        let model = GPTConfig(numLayers: 4, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 64, vocabSize: 2048)
-        var cluster = ClusterSpec(name: "test", peakFLOPs: 1e11, memoryBytes: 1e12, memoryBandwidth: 1e10, devicesPerNode: 1,
+    /// A one-node cluster of `devices` with this binary's memory profile.
+    static func localProfile(devices: Int) -> ClusterSpec {
+        var cluster = ClusterSpec(name: "test", peakFLOPs: 1e11, memoryBytes: 1e12, memoryBandwidth: 1e10, devicesPerNode: devices,
                                   nodes: 1, intraNodeBandwidth: 1e10, intraNodeLatency: 1e-6, interNodeBandwidth: 1e10,
                                   interNodeLatency: 1e-6, gemmEfficiency: 0.75)
         cluster.implementation = .megatronSwift
+        return cluster
+    }
+
+    @Test(arguments: [MemoryModel.Precision.fp32, .bf16, .fp16], CostModel.Recompute.allCases)
+    func localPlanPredictsThisBinarysBuffers(precision: MemoryModel.Precision, recompute: CostModel.Recompute) throws {
+        let model = GPTConfig(numLayers: 4, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 64, vocabSize: 2048)
+        let cluster = Self.localProfile(devices: 1)
         var layout = TrainingLayout()
         layout.microBatchSize = 2
         layout.globalBatchSize = 8
@@ -144,10 +150,7 @@ import Testing
     @Test(arguments: [MemoryModel.Precision.fp32, .bf16, .fp16])
     func localPlanCountsShardedMasterWeights(precision: MemoryModel.Precision) throws {
         let model = GPTConfig(numLayers: 8, hiddenSize: 512, numAttentionHeads: 8, maxPositionEmbeddings: 256, vocabSize: 8192)
-        var cluster = ClusterSpec(name: "test", peakFLOPs: 1e11, memoryBytes: 1e12, memoryBandwidth: 1e10, devicesPerNode: 4,
-                                  nodes: 1, intraNodeBandwidth: 1e10, intraNodeLatency: 1e-6, interNodeBandwidth: 1e10,
-                                  interNodeLatency: 1e-6, gemmEfficiency: 0.75)
-        cluster.implementation = .megatronSwift
+        let cluster = Self.localProfile(devices: 4)
         var layout = TrainingLayout()
         layout.dataParallel = 4
         layout.distributedOptimizer = true

@@ -25,6 +25,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from plan_memory_vs_bench import SHAPES, run as last_json  # noqa: E402
 
 
+TOKENIZER = ["--vocab-file", "data/gpt2/gpt2-vocab.json", "--merge-file", "data/gpt2/gpt2-merges.txt"]
+
+
+def bundled_corpus(binary):
+    """Preprocesses the bundled corpus with the GPT-2 vocabulary into a temporary folder; returns
+    that folder and the dataset prefix (without `_text_document`)."""
+    work = tempfile.mkdtemp()
+    prefix = os.path.join(work, "devil")
+    subprocess.run([binary, "preprocess", "--input", "data/devils-dictionary/devils_dictionary.jsonl",
+                    "--output-prefix", prefix, "--append-eod", "--workers", "2"] + TOKENIZER,
+                   check=True, capture_output=True)
+    return work, prefix
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=".build/release/megatron")
@@ -32,12 +46,8 @@ def main():
     parser.add_argument("--recompute", nargs="+", default=["none", "selective", "full"])
     args = parser.parse_args()
     mib = 1 << 20
-    work = tempfile.mkdtemp()
-    prefix = os.path.join(work, "devil")
-    tokenizer = ["--vocab-file", "data/gpt2/gpt2-vocab.json", "--merge-file", "data/gpt2/gpt2-merges.txt"]
-    subprocess.run([args.binary, "preprocess", "--input", "data/devils-dictionary/devils_dictionary.jsonl",
-                    "--output-prefix", prefix, "--append-eod", "--workers", "2"] + tokenizer,
-                   check=True, capture_output=True)
+    work, prefix = bundled_corpus(args.binary)
+    tokenizer = TOKENIZER
     print("| config | TP | SP | recompute | activations predicted MiB | measured MiB | error "
           "| total predicted MiB (2 ranks) | peak resident MiB | error | tokens/s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -17,7 +17,10 @@ import json
 import os
 import statistics
 import subprocess
-import tempfile
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from plan_memory_vs_train import TOKENIZER, bundled_corpus  # noqa: E402
 
 # name, layers, hidden, heads, seq, micro-batch, global batch, extra flags (layout, precision, recompute)
 RUNS = [
@@ -60,12 +63,8 @@ def main():
     parser.add_argument("--iters", type=int, default=6)
     args = parser.parse_args()
     mib = 1 << 20
-    work = tempfile.mkdtemp()
-    prefix = os.path.join(work, "devil")
-    tokenizer = ["--vocab-file", "data/gpt2/gpt2-vocab.json", "--merge-file", "data/gpt2/gpt2-merges.txt"]
-    subprocess.run([args.binary, "preprocess", "--input", "data/devils-dictionary/devils_dictionary.jsonl",
-                    "--output-prefix", prefix, "--append-eod", "--workers", "2"] + tokenizer,
-                   check=True, capture_output=True)
+    work, prefix = bundled_corpus(args.binary)
+    tokenizer = TOKENIZER
     print("| run | ranks | predicted ms/iter | measured ms/iter | error | predicted MiB | peak MiB | error |")
     print("|---|---|---|---|---|---|---|---|")
     errors = []
