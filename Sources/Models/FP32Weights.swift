@@ -44,15 +44,14 @@ struct FP32Weights {
 }
 
 /// The fp32 copy a model keeps of the tensors it reads in fp32 when its master weights live in
-/// the distributed optimizer: everything but the transformer layers' GEMM weights (QKV,
-/// projection, fc1, fc2) and an untied output layer, which are read from the bf16 (or fp16) copy
-/// alone. What remains is the word and position embeddings, the LayerNorms, the biases and BERT's
-/// heads; its values are the fp32 master values, delivered by the optimizer after each update.
+/// the distributed optimizer (`GPTModel.readsInFP32`): the word embedding where tokens are looked
+/// up, the position embedding, the LayerNorms, the biases and BERT's heads. The GEMM weights are
+/// read from the bf16 (or fp16) copy alone. Its values are the fp32 master values, delivered by
+/// the optimizer after each update.
 final class FP32WeightCopy {
     /// The held tensors' values, back to back in layout order.
     let buffer: FloatBuffer
-    /// Each held tensor's layout index, start in the layout, start in `buffer` and size.
-    let indices: [Int]
+    /// Each held tensor's start in the layout, start in `buffer` and size.
     let layoutStarts: [Int]
     let copyStarts: [Int]
     let counts: [Int]
@@ -60,16 +59,15 @@ final class FP32WeightCopy {
     /// A zeroed copy of `layout`'s fp32-read tensors (`embeds`: the stage looks tokens up in
     /// the word embedding; a last stage only multiplies by it).
     init(layout: ParameterLayout, embeds: Bool) {
-        var indices = [Int](), layoutStarts = [Int](), copyStarts = [Int](), counts = [Int]()
+        var layoutStarts = [Int](), copyStarts = [Int](), counts = [Int]()
         var total = 0
         for (index, spec) in layout.specs.enumerated() where GPTModel.readsInFP32(spec.name, embeds: embeds) {
-            indices.append(index)
             layoutStarts.append(layout.offsets[index])
             copyStarts.append(total)
             counts.append(spec.count)
             total += spec.count
         }
-        (self.indices, self.layoutStarts, self.copyStarts, self.counts) = (indices, layoutStarts, copyStarts, counts)
+        (self.layoutStarts, self.copyStarts, self.counts) = (layoutStarts, copyStarts, counts)
         buffer = FloatBuffer(count: total)
     }
 

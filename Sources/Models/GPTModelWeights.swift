@@ -5,16 +5,7 @@ extension GPTModel {
     /// seed: the full model is generated and, with tensor or pipeline parallelism, this rank's
     /// shards sliced from it, so every layout starts from the same weights.
     func initialize(_ store: ParameterStore) {
-        if tensorParallelSize == 1 && part.isWhole {
-            return Self.initialize(store, config: config, seed: seed)
-        }
-        let full = ParameterStore(layout: ParameterLayout(Self.parameterSpecs(config)))
-        Self.initialize(full, config: config, seed: seed)
-        for (index, shard) in shards.enumerated() {
-            let source = full.layout.index(of: layout.specs[index].name)!
-            shard.slice(full.pointer(at: source), into: store.pointer(at: index),
-                        fullShape: full.layout.specs[source].shape, rank: tensorParallelRank, size: tensorParallelSize)
-        }
+        generateFreshTensors(into: { store.pointer(at: $0) }, then: { _ in })
     }
 
     /// This rank's initial fp32 weights (those of `initialize`), handed to `deliver(values,
@@ -23,11 +14,19 @@ extension GPTModel {
     /// without master weights takes them (`receiveWeights`), as does its optimizer.
     public func forEachFreshTensor(_ deliver: (UnsafePointer<Float>, Int, Int) -> Void) {
         let tensor = FloatBuffer(count: layout.specs.map(\.count).max() ?? 0)
+        generateFreshTensors(into: { _ in tensor.pointer }, then: { index in
+            deliver(tensor.pointer, layout.offsets[index], layout.specs[index].count)
+        })
+    }
+
+    /// Writes each of this rank's initial tensors, in layout order, where `destination(index)`
+    /// says, and calls `then(index)` after each.
+    private func generateFreshTensors(into destination: (Int) -> UnsafeMutablePointer<Float>, then: (Int) -> Void) {
         if tensorParallelSize == 1 && part.isWhole {
             var rng = RandomGenerator(seed: seed)
             for (index, spec) in layout.specs.enumerated() {
-                Self.initialize(spec, into: tensor.pointer, config: config, rng: &rng)
-                deliver(tensor.pointer, layout.offsets[index], spec.count)
+                Self.initialize(spec, into: destination(index), config: config, rng: &rng)
+                then(index)
             }
             return
         }
@@ -35,9 +34,9 @@ extension GPTModel {
         Self.initialize(full, config: config, seed: seed)
         for (index, shard) in shards.enumerated() {
             let source = full.layout.index(of: layout.specs[index].name)!
-            shard.slice(full.pointer(at: source), into: tensor.pointer,
+            shard.slice(full.pointer(at: source), into: destination(index),
                         fullShape: full.layout.specs[source].shape, rank: tensorParallelRank, size: tensorParallelSize)
-            deliver(tensor.pointer, layout.offsets[index], layout.specs[index].count)
+            then(index)
         }
     }
 
