@@ -66,11 +66,14 @@ struct PlanCommand: ParsableCommand {
     var json = false
     @Option(name: .long, help: "--cluster local: where this machine's kernel timings are cached (default ~/.cache/megatron-swift/).")
     var kernelTimingsFile: String?
+    @Option(name: .long, help: "With --search: write an SVG of the best layouts' time per iteration and memory per device.")
+    var plot: String?
 
     func validate() throws {
         guard globalBatchSize >= 1 else { throw ValidationError("--global-batch-size must be at least 1") }
         guard microBatchSize >= 1 else { throw ValidationError("--micro-batch-size must be at least 1") }
         guard top >= 0 else { throw ValidationError("--top must not be negative") }
+        guard plot == nil || search else { throw ValidationError("--plot draws the layouts of --search; add --search") }
         try ValueRange.positive.check(trainTokens, flag: "--train-tokens")
     }
 
@@ -87,6 +90,12 @@ struct PlanCommand: ParsableCommand {
             let result = LayoutSearch(config: config, cluster: cluster, globalBatchSize: globalBatchSize,
                                       precision: precision, distributedOptimizer: useDistributedOptimizer ? true : nil)
             print(json ? try PlanReport.searchJSON(result, top: top) : PlanReport.searchText(result, top: top, config: config, cluster: cluster))
+            if let plot {
+                let title = "\(fixed(CostModel.parameters(config) / 1e9, 2))B parameters on \(cluster.devices) devices "
+                    + "(\(cluster.name) x \(cluster.nodes)), global batch \(globalBatchSize), \(precision.rawValue)"
+                let svg = LayoutPlot.svg(Array(result.ranked.prefix(max(top, 1))), title: title, deviceMemory: cluster.memoryBytes)
+                try AtomicFile.write(Array(svg.utf8), to: plot)
+            }
             return
         }
         let layout = try trainingLayout(config: config, cluster: cluster, precision: precision)

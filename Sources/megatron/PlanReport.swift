@@ -108,7 +108,17 @@ enum PlanReport {
         var sequence_parallel: Bool
         var use_distributed_optimizer: Bool
         var iteration_time_s: Double
+        var compute_s: Double
+        var bubble_s: Double
+        var tp_communication_s: Double
+        var pp_communication_s: Double
+        var dp_communication_s: Double
+        var optimizer_s: Double
         var memory_per_device_bytes: Double
+        var weight_bytes_per_device: Double
+        var gradient_bytes_per_device: Double
+        var optimizer_bytes_per_device: Double
+        var activation_bytes_per_device: Double
         var mfu: Double
     }
 
@@ -120,8 +130,15 @@ enum PlanReport {
                         micro_batch_size: c.layout.microBatchSize, recompute_granularity: c.layout.recompute.rawValue,
                         sequence_parallel: c.layout.sequenceParallel,
                         use_distributed_optimizer: c.layout.distributedOptimizer,
-                        iteration_time_s: c.estimate.iterationSeconds,
-                        memory_per_device_bytes: c.estimate.memoryPerDeviceBytes, mfu: c.estimate.mfu)
+                        iteration_time_s: c.estimate.iterationSeconds, compute_s: c.estimate.computeSeconds,
+                        bubble_s: c.estimate.bubbleSeconds, tp_communication_s: c.estimate.tensorParallelSeconds,
+                        pp_communication_s: c.estimate.pipelineParallelSeconds,
+                        dp_communication_s: c.estimate.dataParallelSeconds, optimizer_s: c.estimate.optimizerSeconds,
+                        memory_per_device_bytes: c.estimate.memoryPerDeviceBytes,
+                        weight_bytes_per_device: c.estimate.weightBytesPerDevice,
+                        gradient_bytes_per_device: c.estimate.gradientBytesPerDevice,
+                        optimizer_bytes_per_device: c.estimate.optimizerBytesPerDevice,
+                        activation_bytes_per_device: c.estimate.activationBytesPerDevice, mfu: c.estimate.mfu)
         })
     }
 
@@ -141,10 +158,35 @@ enum PlanReport {
             lines.append("\(rank + 1). \(fixed(e.iterationSeconds, 3)) s/iter, MFU \(fixed(e.mfu * 100, 1))%, "
                          + "\(gib(e.memoryPerDeviceBytes)): \(layoutLine(candidate.layout)) [\(why)]")
         }
+        lines.append(breakdown(result.ranked.prefix(top).map(\.estimate)))
         if let fastest = result.tooLarge.first, fastest.estimate.iterationSeconds < best.estimate.iterationSeconds {
             lines.append("faster but too large: \(fixed(fastest.estimate.iterationSeconds, 3)) s/iter needs "
                          + "\(gib(fastest.estimate.memoryPerDeviceBytes)): \(layoutLine(fastest.layout))")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The parts of the layouts' iterations and memory side by side, a column per layout.
+    static func breakdown(_ estimates: [PlanEstimate]) -> String {
+        let rows: [(String, (PlanEstimate) -> String)] = [
+            ("compute s", { fixed($0.computeSeconds, 3) }), ("bubble s", { fixed($0.bubbleSeconds, 3) }),
+            ("TP s", { fixed($0.tensorParallelSeconds, 3) }), ("PP s", { fixed($0.pipelineParallelSeconds, 3) }),
+            ("DP s", { fixed($0.dataParallelSeconds, 3) }), ("optimizer s", { fixed($0.optimizerSeconds, 3) }),
+            ("iteration s", { fixed($0.iterationSeconds, 3) }),
+            ("weights GiB", { fixed($0.weightBytesPerDevice / 1_073_741_824, 2) }),
+            ("gradients GiB", { fixed($0.gradientBytesPerDevice / 1_073_741_824, 2) }),
+            ("optimizer GiB", { fixed($0.optimizerBytesPerDevice / 1_073_741_824, 2) }),
+            ("activations GiB", { fixed($0.activationBytesPerDevice / 1_073_741_824, 2) }),
+            ("memory GiB", { fixed($0.memoryPerDeviceBytes / 1_073_741_824, 2) }),
+        ]
+        let header = ["breakdown"] + estimates.indices.map { "#\($0 + 1)" }
+        let table = [header] + rows.map { name, value in [name] + estimates.map(value) }
+        let widths = (0..<header.count).map { column in table.map { $0[column].count }.max() ?? 0 }
+        return table.map { row in
+            row.enumerated().map { column, cell in
+                let pad = String(repeating: " ", count: widths[column] - cell.count)
+                return column == 0 ? cell + pad : pad + cell
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
     }
 }
