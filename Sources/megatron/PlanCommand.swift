@@ -100,8 +100,10 @@ struct PlanCommand: ParsableCommand {
         }
         let layout = try trainingLayout(config: config, cluster: cluster, precision: precision)
         let estimate = try Planner.estimate(config: config, layout: layout, cluster: cluster)
-        print(json ? try PlanReport.json(estimate, trainTokens: trainTokens)
-                   : PlanReport.text(estimate, config: config, layout: layout, cluster: cluster, trainTokens: trainTokens))
+        let advice = try FitAdvice(config: config, layout: layout, cluster: cluster)
+        print(json ? try PlanReport.json(estimate, trainTokens: trainTokens, advice: advice)
+                   : PlanReport.text(estimate, config: config, layout: layout, cluster: cluster, trainTokens: trainTokens)
+                     + (advice.map { "\n" + PlanReport.adviceText($0) } ?? ""))
     }
 
     func modelConfig() throws -> GPTConfig {

@@ -43,6 +43,10 @@ enum PlanReport {
         var optimizer_bytes_per_device: Double
         var activation_bytes_per_device: Double
         var fits: Bool
+        /// When it does not fit: bytes per device beyond the device's memory, and the changes
+        /// that would fit (fastest first).
+        var excess_bytes: Double?
+        var fits_with: [String]?
         var flops_per_iteration: Double
         var model_flops_per_iteration: Double
         var micro_batches: Int
@@ -94,8 +98,24 @@ enum PlanReport {
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    static func json(_ e: PlanEstimate, trainTokens: Double) throws -> String {
-        try encode(Entry(e, trainTokens: trainTokens))
+    static func json(_ e: PlanEstimate, trainTokens: Double, advice: FitAdvice? = nil) throws -> String {
+        var entry = Entry(e, trainTokens: trainTokens)
+        entry.excess_bytes = advice?.excessBytes
+        entry.fits_with = advice?.alternatives.map(\.change)
+        return try encode(entry)
+    }
+
+    /// For a layout that does not fit: by how much, and the single changes that would fit.
+    static func adviceText(_ advice: FitAdvice) -> String {
+        var lines = ["does not fit by \(gib(advice.excessBytes)) per device"]
+        if advice.alternatives.isEmpty {
+            lines.append("no change of up to three of recomputation, distributed optimizer, SP, micro-batch, TP and PP "
+                         + "fits; try `--search` or more nodes")
+        }
+        for (change, plan) in advice.alternatives.prefix(5) {
+            lines.append("  fits with \(change): \(gib(plan.memoryPerDeviceBytes)) per device, \(fixed(plan.iterationSeconds, 3)) s/iter")
+        }
+        return lines.joined(separator: "\n")
     }
 
     struct SearchEntry: Codable {
