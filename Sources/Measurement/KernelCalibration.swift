@@ -16,6 +16,16 @@ public enum KernelCalibration {
     static let rows = [256, 1024, 4096], features = [64, 256, 1024, 4096]
     static let attentionLengths = [128, 256, 512, 1024]
 
+    /// The CPU's name and flags, and whether this is a debug build (whose kernels are slower):
+    /// what a cached measurement must match.
+    public static var machine: String {
+        #if DEBUG
+        return GEMMBenchmark.cpuDescription() + " (debug build)"
+        #else
+        return GEMMBenchmark.cpuDescription()
+        #endif
+    }
+
     public static func measure(threads: Int, precision: ComputePrecision) -> KernelTimings {
         let pool = ThreadPool(threadCount: threads)
         defer { pool.stop() }
@@ -32,7 +42,7 @@ public enum KernelCalibration {
                 gemm[name(product)] = table
             }
             let attention = attentionLengths.map(attentionPerUnit)
-            return KernelTimings(machine: GEMMBenchmark.cpuDescription(), threads: threads, precision: precision.rawValue,
+            return KernelTimings(machine: machine, threads: threads, precision: precision.rawValue,
                                  rows: rows, inFeatures: features, outFeatures: features, gemmGFLOPs: gemm,
                                  attentionSeqLengths: attentionLengths, attentionForward: attention.map(\.forward),
                                  attentionBackward: attention.map(\.backward), elementwise: elementwise())

@@ -38,7 +38,7 @@ public enum LocalCluster {
         cluster.processBytes = baseline
         let threads = max(1, ThreadPool.availableCores / max(1, ranks))
         if let cached = try? KernelTimings.load(from: cacheFile), cached.format == KernelTimings.currentFormat,
-           cached.machine == GEMMBenchmark.cpuDescription(),
+           cached.machine == KernelCalibration.machine,
            cached.threads == threads, cached.precision == precision.rawValue {
             cluster.kernelTimings = cached
             return cluster
