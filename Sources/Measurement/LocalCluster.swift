@@ -15,9 +15,9 @@ public enum LocalCluster {
     /// skipped masked half of attention counts); 0.75 is the value for small models.
     public static let gemmEfficiency = 0.75
 
-    public static func measure(ranks: Int = 1) -> ClusterSpec {
+    public static func measure(ranks: Int = 1, peakOf precision: ComputePrecision = .fp32) -> ClusterSpec {
         let share = Double(max(1, ranks))
-        let peak = GEMMPeak.measure() * 1e9 / share
+        let peak = GEMMPeak.measure(precision) * 1e9 / share
         let bandwidth = measureCopyBandwidth() / share
         let memory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE))) / share
         var cluster = ClusterSpec(name: "local", peakFLOPs: peak, memoryBytes: memory, memoryBandwidth: bandwidth,
@@ -34,7 +34,7 @@ public enum LocalCluster {
     public static func measure(ranks: Int, precision: ComputePrecision, cacheFile: String,
                                log: (String) -> Void = { _ in }) throws(PlanError) -> ClusterSpec {
         let baseline = Double(ProcessMemory.residentBytes())  // before anything is measured
-        var cluster = measure(ranks: ranks)
+        var cluster = measure(ranks: ranks, peakOf: precision)  // MFU against this precision's GEMM peak
         cluster.processBytes = baseline
         let threads = max(1, ThreadPool.availableCores / max(1, ranks))
         if let cached = try? KernelTimings.load(from: cacheFile), cached.format == KernelTimings.currentFormat,
