@@ -105,7 +105,7 @@ enum PlanReport {
         return try encode(entry)
     }
 
-    /// For a layout that does not fit: by how much, and the single changes that would fit.
+    /// For a layout that does not fit: by how much, and the changes that would fit (the five fastest).
     static func adviceText(_ advice: FitAdvice) -> String {
         var lines = ["does not fit by \(gib(advice.excessBytes)) per device"]
         if advice.alternatives.isEmpty {
