@@ -112,9 +112,7 @@ public final class DistributedOptimizer {
         forEachSegment { index, _, local, count in
             let w = weight(index)
             guard w != 0 else { return }
-            var partial = 0.0
-            for k in 0..<count { let g = Double(gradientShard.pointer[local + k]); partial += g * g }
-            squares += w * partial
+            squares += w * SumOfSquares.of(gradientShard.pointer + local, count: count)
         }
         return squares
     }

@@ -1,3 +1,4 @@
+import Kernels
 import Parameters
 import Accelerator
 
@@ -14,9 +15,7 @@ public enum GradientClipping {
                 total += w * gpu.sumOfSquares(p, count: spec.count)
                 continue
             }
-            var partial = 0.0
-            for i in 0..<spec.count { partial += Double(p[i]) * Double(p[i]) }
-            total += w * partial
+            total += w * SumOfSquares.of(p, count: spec.count)
         }
         return total
     }

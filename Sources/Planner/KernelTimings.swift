@@ -16,7 +16,7 @@ import Glibc
 public struct KernelTimings: Codable, Sendable, Equatable {
     /// What the calibration measures changes with `KernelCalibration`; a cache of another
     /// format is measured again.
-    public static let currentFormat = 2
+    public static let currentFormat = 3
     public var format = currentFormat
     /// The measurement's conditions: the CPU's name and flags, the kernel threads, the GEMM path.
     public var machine: String
