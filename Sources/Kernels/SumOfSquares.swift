@@ -9,14 +9,16 @@ public enum SumOfSquares {
     public static func of(_ x: UnsafePointer<Float>, count: Int) -> Double {
         let chunks = (count + chunk - 1) / chunk
         guard chunks > 1 else { return chunkSum(x, count: count) }
-        let partials = UnsafeMutablePointer<Double>.allocate(capacity: chunks)
-        defer { partials.deallocate() }
-        ThreadPool.current.parallelFor(chunks, minimumPerThread: 4) { range in
-            for c in range { partials[c] = chunkSum(x + c * chunk, count: min(chunk, count - c * chunk)) }
+        // On the stack for the step's usual tensors (no allocation per call).
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: chunks) { partials in
+            let base = partials.baseAddress!
+            ThreadPool.current.parallelFor(chunks, minimumPerThread: 4) { range in
+                for c in range { base[c] = chunkSum(x + c * chunk, count: min(chunk, count - c * chunk)) }
+            }
+            var total = 0.0
+            for c in 0..<chunks { total += base[c] }
+            return total
         }
-        var total = 0.0
-        for c in 0..<chunks { total += partials[c] }
-        return total
     }
 
     /// One chunk: eight Float64 lanes, then the lanes and the tail in order.

@@ -7,22 +7,19 @@ import Glibc
 #endif
 
 /// `--cluster local`: this machine as one node of `ranks` devices, each a rank thread with its
-/// share of the cores, of the sgemm peak `megatron bench` measures, of the memory and of a
-/// measured memory bandwidth (one device using every core by default).
+/// share of the cores, of the GEMM peak in the run's precision, of the memory and of a measured
+/// memory bandwidth, and with this machine's kernel timings for the time.
 public enum LocalCluster {
-    /// Fraction of the sgemm peak a whole training step reaches here: `megatron bench` measured
-    /// model FLOPs / (step time x sgemm peak) = 0.70 (S), 0.71 (M) and 0.93 (124M, where the
-    /// skipped masked half of attention counts); 0.75 is the value for small models.
-    public static let gemmEfficiency = 0.75
-
-    public static func measure(ranks: Int = 1, peakOf precision: ComputePrecision = .fp32) -> ClusterSpec {
+    /// The time comes from kernel timings (`measure(ranks:precision:cacheFile:)`), so no GEMM
+    /// efficiency is set (1: the peak itself).
+    static func measure(ranks: Int, peakOf precision: ComputePrecision) -> ClusterSpec {
         let share = Double(max(1, ranks))
         let peak = GEMMPeak.measure(precision) * 1e9 / share
         let bandwidth = measureCopyBandwidth() / share
         let memory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE))) / share
         var cluster = ClusterSpec(name: "local", peakFLOPs: peak, memoryBytes: memory, memoryBandwidth: bandwidth,
                                   devicesPerNode: max(1, ranks), nodes: 1, intraNodeBandwidth: bandwidth, intraNodeLatency: 1e-6,
-                                  interNodeBandwidth: bandwidth, interNodeLatency: 1e-6, gemmEfficiency: gemmEfficiency)
+                                  interNodeBandwidth: bandwidth, interNodeLatency: 1e-6, gemmEfficiency: 1)
         cluster.implementation = .megatronSwift
         return cluster
     }

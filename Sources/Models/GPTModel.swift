@@ -50,7 +50,7 @@ public final class GPTModel {
     /// Whether `params` holds the fp32 weights. False for a bf16 or fp16 model trained by the
     /// distributed optimizer, which holds the fp32 master weights sharded (Megatron's 6 + 12/d
     /// bytes per parameter): the optimizer delivers the updated values (`receiveWeights`).
-    public let keepsMasterWeights: Bool
+    public var keepsMasterWeights: Bool { fp32Copy == nil }
     /// Without the master weights: the fp32 values of the tensors read in fp32.
     let fp32Copy: FP32WeightCopy?
     /// The initialization seed, which also seeds the dropout masks.
@@ -112,7 +112,6 @@ public final class GPTModel {
         shards = layout.specs.map { TensorShard(name: $0.name) }
         let multiple = max(1, zeroShards)
         let capacity = (layout.totalCount + multiple - 1) / multiple * multiple
-        self.keepsMasterWeights = keepsMasterWeights
         params = keepsMasterWeights ? ParameterStore(layout: layout, capacity: capacity) : .unallocated(layout: layout)
         fp32Copy = keepsMasterWeights ? nil : FP32WeightCopy(layout: layout, embeds: part.holdsEmbedding)
         grads = forInference ? .unallocated(layout: layout) : ParameterStore(layout: layout, capacity: capacity)

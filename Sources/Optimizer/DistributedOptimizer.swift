@@ -7,6 +7,11 @@ import Parameters
 /// Adam moments for its shard only. A step reduce-scatters the gradients (each rank receives the
 /// sum of its shard over the group), updates its shard of the weights, and all-gathers the
 /// weights so every rank holds the whole updated model again.
+///
+/// In bf16 and fp16 it can hold the fp32 master weights itself (`masters`, this rank's shard
+/// only: Megatron's 6 + 12/d bytes per parameter, the model keeping the 2-byte copy and the
+/// fp32 gradients): then an update all-gathers the updated shards piece by piece and hands the
+/// fp32 values to the model's receiver, and the model never holds them whole.
 public final class DistributedOptimizer {
     public var hyperparameters: AdamW.Hyperparameters
     public private(set) var step = 0
@@ -23,16 +28,21 @@ public final class DistributedOptimizer {
     /// The fp32 master weights of this rank's shard, when the optimizer holds them (nil: the
     /// model's fp32 weights are the weights updated).
     public let masters: FloatBuffer?
+    /// Where the updated master weights go, range by range (`values`, layout start, count).
+    private let receiver: ((UnsafePointer<Float>, Int, Int) -> Void)?
     /// A padded copy of the whole buffer, only for stores without room for `dp` equal shards.
     private lazy var staging = FloatBuffer(count: shardSize * data.size)
     /// Floats of each shard that one all-gather of the master weights moves.
     public static let masterGatherChunk = 1 << 18
     private lazy var masterStaging = FloatBuffer(count: min(shardSize, Self.masterGatherChunk) * data.size)
 
-    /// Moments for this rank's shard; `holdsMasterWeights` also keeps the shard's fp32 master
-    /// weights (zero until given: `storeMasters`, `restoreMasters`; see `updateMasters`).
+    /// Moments for this rank's shard. With a `masterWeightsReceiver` it also keeps the shard's
+    /// fp32 master weights (zero until given: `storeMasters`, `restoreMasters`) and after each
+    /// update hands every rank's updated values to the receiver (`update`).
     public init(layout: ParameterLayout, hyperparameters: AdamW.Hyperparameters, data: Communicator,
-                holdsMasterWeights: Bool = false) {
+                masterWeightsReceiver: ((UnsafePointer<Float>, Int, Int) -> Void)? = nil) {
+        let holdsMasterWeights = masterWeightsReceiver != nil
+        receiver = masterWeightsReceiver
         self.hyperparameters = hyperparameters
         self.data = data
         self.layout = layout
@@ -74,10 +84,8 @@ public final class DistributedOptimizer {
     /// Sets this rank's master weights from whole fp32 weights (of `layout.totalCount` values):
     /// at the start, and when resuming from a checkpoint.
     public func restoreMasters(from whole: UnsafePointer<Float>) {
-        guard let masters else { preconditionFailure("this optimizer holds no master weights") }
-        let range = shardRange
-        masters.zero()
-        masters.pointer.update(from: whole + range.lowerBound, count: range.count)
+        masters?.zero()
+        storeMasters(whole, start: 0, count: layout.totalCount)
     }
 
     /// The first of this rank's master weights that is NaN or infinite, as the tensor's name,
@@ -140,22 +148,22 @@ public final class DistributedOptimizer {
     }
 
     /// Updates this rank's shard of the master weights from the reduced gradients times
-    /// `gradScale`, then all-gathers the shards and calls `deliver(values, start, count)` with
-    /// every rank's updated values of the layout range `start ..< start + count`, a piece at a
-    /// time (so no rank ever holds the whole fp32 model).
-    public func updateMasters(gradScale: Float, deliver: (UnsafePointer<Float>, Int, Int) -> Void) {
-        guard let masters else { preconditionFailure("this optimizer holds no master weights") }
+    /// `gradScale`, then all-gathers the shards and hands the receiver every rank's updated
+    /// values of the layout range `start ..< start + count`, a piece at a time (so no rank ever
+    /// holds the whole fp32 model).
+    func updateMasters(gradScale: Float) {
+        guard let masters, let receiver else { preconditionFailure("this optimizer holds no master weights") }
         step += 1
         forEachSegment { index, _, local, count in
             AdamW.update(params: masters.pointer + local, grads: gradientShard.pointer + local,
                          m: m.pointer + local, v: v.pointer + local, count: count, step: step,
                          hyperparameters: hyperparameters, decay: layout.specs[index].weightDecay, gradScale: gradScale)
         }
-        gatherMasters(deliver: deliver)
+        gatherMasters(deliver: receiver)
     }
 
-    /// Collective over the group: every rank's master weights, handed to `deliver` as in
-    /// `updateMasters` (a checkpoint gathers them so).
+    /// Collective over the group: every rank's master weights, handed to `deliver` a layout range
+    /// at a time, as after an update.
     public func gatherMasters(deliver: (UnsafePointer<Float>, Int, Int) -> Void) {
         guard let masters else { preconditionFailure("this optimizer holds no master weights") }
         let chunk = min(shardSize, Self.masterGatherChunk)
@@ -168,6 +176,14 @@ public final class DistributedOptimizer {
                 if real > 0 { deliver(masterStaging.pointer + rank * count, start, real) }
             }
         }
+    }
+
+    /// Collective over the group: the whole master weights in a new store on the ranks that
+    /// `keep` them (nil on the others, which only take part).
+    public func gatheredMasters(keep: Bool) -> ParameterStore? {
+        let whole = keep ? ParameterStore(layout: layout) : nil
+        gatherMasters { values, start, count in whole.map { ($0.buffer.pointer + start).update(from: values, count: count) } }
+        return whole
     }
 
     /// Calls `body(tensor index, flat offset, offset in the shard, count)` for each part of a

@@ -47,8 +47,9 @@ extension DistributedOptimizer: ModelOptimizer {
         return self.data.allReduce([squares], operation: .sum)[0]
     }
 
-    /// Updates this rank's shard from the reduce-scattered gradients and all-gathers the weights.
+    /// Updates this rank's shard from the reduce-scattered gradients and all-gathers the weights
+    /// (into `params`, or, holding the master weights, to its receiver: `params` is not touched).
     public func update(params: ParameterStore, grads: ParameterStore, gradScale: Float) {
-        update(params: params, gradScale: gradScale)
+        if masters != nil { updateMasters(gradScale: gradScale) } else { update(params: params, gradScale: gradScale) }
     }
 }

@@ -31,7 +31,7 @@ public enum LayoutPlot {
         <rect width="100%" height="100%" fill="white"/>
         <text x="10" y="20" font-size="14" font-weight="bold">\(escape(title))</text>
         <text x="\(left)" y="50">time per iteration (s)</text>
-        <text x="\(left + barWidth + gap)" y="50">memory per device (GiB, line: \(format(deviceMemory / gib)) GiB)</text>
+        <text x="\(left + barWidth + gap)" y="50">memory per device (GiB, line: \(LayoutSearch.format(deviceMemory / gib)) GiB)</text>
 
         """
         for (row, candidate) in candidates.enumerated() {
@@ -41,7 +41,7 @@ public enum LayoutPlot {
             svg += "<text x=\"10\" y=\"\(y + 16)\">\(row + 1). \(escape(describe(candidate.layout)))</text>\n"
             svg += bars(times(e), parts: timeParts, scale: barWidth / longest, x: left, y: y, unit: "s")
             svg += bars(memory(e), parts: memoryParts, scale: barWidth / memoryScale, x: left + barWidth + gap, y: y, unit: "bytes")
-            svg += "<text x=\"\(left + barWidth * e.iterationSeconds / longest + 4)\" y=\"\(y + 16)\">\(format(e.iterationSeconds))</text>\n"
+            svg += "<text x=\"\(left + barWidth * e.iterationSeconds / longest + 4)\" y=\"\(y + 16)\">\(LayoutSearch.format(e.iterationSeconds))</text>\n"
             svg += "</g>\n"
         }
         let line = left + barWidth + gap + barWidth * deviceMemory / memoryScale
@@ -62,7 +62,7 @@ public enum LayoutPlot {
         for (value, part) in zip(values, parts) where value > 0 {
             let w = value * scale
             out += "<rect class=\"part\" data-part=\"\(part.0)\" data-\(unit)=\"\(value)\" x=\"\(cursor)\" y=\"\(y + 4)\" "
-                + "width=\"\(w)\" height=\"\(22)\" fill=\"\(part.1)\"><title>\(part.0): \(unit == "s" ? format(value) + " s" : format(value / gib) + " GiB")</title></rect>\n"
+                + "width=\"\(w)\" height=\"\(22)\" fill=\"\(part.1)\"><title>\(part.0): \(unit == "s" ? LayoutSearch.format(value) + " s" : LayoutSearch.format(value / gib) + " GiB")</title></rect>\n"
             cursor += w
         }
         return out
@@ -76,14 +76,6 @@ public enum LayoutPlot {
 
     static let gib = 1024.0 * 1024 * 1024
 
-    /// Three significant digits.
-    static func format(_ x: Double) -> String {
-        guard x.isFinite, x != 0 else { return "0" }
-        let digits = max(0, 2 - Int((abs(x)).log10Floor))
-        let scale = (0..<digits).reduce(1.0) { value, _ in value * 10 }
-        return String((x * scale).rounded() / scale)
-    }
-
     static func escape(_ text: String) -> String {
         text.reduce(into: "") { out, character in
             switch character {
@@ -94,15 +86,5 @@ public enum LayoutPlot {
             default: out.append(character)
             }
         }
-    }
-}
-
-extension Double {
-    /// floor(log10(self)) for a positive number.
-    fileprivate var log10Floor: Int {
-        var exponent = 0, value = self
-        while value >= 10 { value /= 10; exponent += 1 }
-        while value < 1 { value *= 10; exponent -= 1 }
-        return exponent
     }
 }

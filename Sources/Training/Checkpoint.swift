@@ -62,14 +62,7 @@ public enum Checkpoint {
         }
         // The weights saved are the fp32 master weights; where the optimizer holds them sharded,
         // the data-parallel group gathers them into the first rank's transient copy.
-        var weights: ParameterStore? = model.params
-        if !model.keepsMasterWeights {
-            let whole = parallel.dataRank == 0 ? ParameterStore(layout: model.layout) : nil
-            moments.masterHolder.gatherMasters { values, start, count in
-                whole.map { ($0.buffer.pointer + start).update(from: values, count: count) }
-            }
-            weights = whole
-        }
+        let weights = model.keepsMasterWeights ? model.params : moments.masterHolder.gatheredMasters(keep: parallel.dataRank == 0)
         if parallel.isFirst { try target.prepare() }
         parallel.world?.barrier()
         let rankDirectory = try target.rankDirectory(rankDirectoryName(of: model))

@@ -47,7 +47,8 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         let t = layout.tensorParallel, p = layout.pipelineParallel, v = layout.virtualStages
         let parameters = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p)
         weightsAndGradients = 8 * parameters
-        if distributedOptimizer && layout.dataParallel > 1 && precision != .fp32 {
+        let sharded = distributedOptimizer && layout.dataParallel > 1
+        if sharded && precision != .fp32 {
             // The optimizer holds the fp32 master weights' shard (in place of the shard it sends)
             // and the piece of every shard one all-gather moves; the model its low-precision copy,
             // the fp32 copy of what it reads in fp32 and the padded fp32 gradients. At start-up
@@ -62,7 +63,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
             let fullModel = t > 1 || p > 1 ? 4 * Self.parameterCount(config, tensorParallel: 1, stage: 0, stages: 1) : 0
             let largestTensor = 4 * Double(GPTModel.parameterSpecs(config.oneLayer, tensorParallel: t).map(\.count).max() ?? 0)
             initialization = optimizer + max(fullModel + largestTensor, loadsCheckpoint ? 4 * parameters : 0)
-        } else if distributedOptimizer && layout.dataParallel > 1 {
+        } else if sharded {
             // Moments, the reduced-gradient shard and the shard sent to the all-gather; the
             // weights and gradients are padded to dp equal shards and need no staging copy.
             let shard = (parameters / Double(layout.dataParallel)).rounded(.up)
@@ -71,7 +72,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         } else {
             optimizer = 8 * parameters
         }
-        if initialization == 0 {
+        if !(sharded && precision != .fp32) {
             // bf16 and fp16 keep a low-precision copy of the weights for the GEMMs.
             weightsAndGradients += Double(precision.operandBytes) * parameters
             if t > 1 || p > 1 { initialization = 4 * Self.parameterCount(config, tensorParallel: 1, stage: 0, stages: 1) }

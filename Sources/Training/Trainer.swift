@@ -135,8 +135,9 @@ public final class Trainer {
         hyper.epsilon = Float(config.adamEps)
         hyper.weightDecay = Float(config.weightDecay)
         if config.useDistributedOptimizer, let data = parallel.data, data.size > 1 {
+            // Holding the master weights, it hands the updated values to the model's copies.
             let sharded = DistributedOptimizer(layout: model.layout, hyperparameters: hyper, data: data,
-                                               holdsMasterWeights: shardedMasters)
+                                               masterWeightsReceiver: shardedMasters ? built.receiveWeights : nil)
             if shardedMasters {
                 // The fresh weights, a tensor at a time: the optimizer keeps its shard, the model its copies.
                 built.forEachFreshTensor { values, start, count in
@@ -256,13 +257,8 @@ public final class Trainer {
             // The gradients are summed over DP: the scale takes the mean, unscales and clips.
             optimizer.hyperparameters.learningRate = Float(learningRate)
             let scale = GradientClipping.coefficient(norm: norm, clip: config.clipGrad) / (Double(parallel.dataParallel) * lossScale)
-            if let sharded = optimizer as? DistributedOptimizer, sharded.masters != nil {
-                // The updated fp32 shards are all-gathered piece by piece into the model's copies.
-                sharded.updateMasters(gradScale: Float(scale)) { model.receiveWeights($0, start: $1, count: $2) }
-            } else {
-                optimizer.update(params: model.params, grads: model.grads, gradScale: Float(scale))
-                model.weightsDidChange()
-            }
+            optimizer.update(params: model.params, grads: model.grads, gradScale: Float(scale))
+            model.weightsDidChange()
             scheduledSamples += batchSize
         }
         consumedSamples += batchSize
@@ -357,12 +353,7 @@ public final class Trainer {
     /// This rank's fp32 (master) weights, whole: the model's own, or gathered from the
     /// distributed optimizer's shards, a collective every rank of the data-parallel group calls.
     public func masterWeights() -> ParameterStore {
-        if model.keepsMasterWeights { return model.params }
-        let whole = ParameterStore(layout: model.layout)
-        moments.masterHolder.gatherMasters { values, start, count in
-            (whole.buffer.pointer + start).update(from: values, count: count)
-        }
-        return whole
+        model.keepsMasterWeights ? model.params : moments.masterHolder.gatheredMasters(keep: true)!
     }
 
     /// Model FLOPs of one iteration of `batchSize` samples (72-form, for MFU).

@@ -59,6 +59,22 @@ import Tokenizer
         return values
     }
 
+    /// Trains `config` to `saveAt`, saves into `directory`, resumes a new trainer from there
+    /// (which must start at `saveAt`) and trains it to `stopAt`: the values of both runs, and the
+    /// resumed trainer.
+    static func resumed(_ config: TrainingConfig, savingAt saveAt: Int, until stopAt: Int,
+                        in directory: String) throws -> (values: [Double], trainer: Trainer) {
+        let first = try trainer(config)
+        var values = try run(first, until: saveAt)
+        try first.save(to: directory)
+        var resumedConfig = config
+        resumedConfig.load = directory
+        let resumed = try trainer(resumedConfig)
+        #expect(resumed.iteration == saveAt)
+        values += try run(resumed, until: stopAt)
+        return (values, resumed)
+    }
+
     /// Both orders learn the masked tokens; the sentence-order loss is logged (near log 2 at first).
     @Test(arguments: ["pre", "post"])
     func bothLayerNormOrdersLearn(order: String) throws {
@@ -78,14 +94,8 @@ import Tokenizer
         let straight = try Self.trainer(config)
         let straightValues = try Self.run(straight, until: 6)
         let directory = ResumeTests.temporaryDirectory()
-        let first = try Self.trainer(config)
-        var values = try Self.run(first, until: 3)
-        try first.save(to: directory)
-        var resumedConfig = config
-        resumedConfig.load = directory
-        let resumed = try Self.trainer(resumedConfig)
-        #expect(resumed.iteration == 3)
-        values += try Self.run(resumed, until: 6)
+        let (values, resumed) = try Self.resumed(config, savingAt: 3, until: 6, in: directory)
+        #expect(resumed.iteration == 6)
         #expect(values == straightValues)
         let n = straight.model.layout.totalCount
         #expect((0..<n).allSatisfy {
@@ -147,14 +157,7 @@ import Tokenizer
         let worst = zip(ranks[0], reference).map { abs($0 - $1) / max(abs($1), 1e-6) }.max()!
         print("BERT bf16 TP 2 x DP 2 ZeRO-1: worst relative difference \(worst) from one bf16 rank")
         #expect(worst < 1e-3)
-        let directory = ResumeTests.temporaryDirectory()
-        let first = try Self.trainer(bf16)
-        var values = try Self.run(first, until: 4)
-        try first.save(to: directory)
-        var resumedConfig = bf16
-        resumedConfig.load = directory
-        values += try Self.run(try Self.trainer(resumedConfig), until: 8)
-        #expect(values == reference)
+        #expect(try Self.resumed(bf16, savingAt: 4, until: 8, in: ResumeTests.temporaryDirectory()).values == reference)
     }
 
     /// A TP 2 x PP 2 checkpoint resharded to one rank continues the original run's losses.
