@@ -103,10 +103,12 @@ __global__ void gelu_backward_kernel(float *dinp, const float *inp, const float 
         dinp[i] = gelu_derivative(inp[i], exact) * dout[i];
 }
 
-__global__ void fill_rows_kernel(float *out, const float *row, long rows, int n) {
-    long total = rows * n;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x)
-        out[i] = row ? row[i % n] : 0.0f;
+/// Columns over x, rows over y (no index division).
+__global__ void fill_rows_kernel(float *out, const float *row, int rows, int n) {
+    int column = blockIdx.x * blockDim.x + threadIdx.x;
+    if (column >= n) return;
+    float value = row ? row[column] : 0.0f;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) out[(long)r * n + column] = value;
 }
 
 __global__ void add_kernel(float *out, const float *inp, long count) {
@@ -114,16 +116,40 @@ __global__ void add_kernel(float *out, const float *inp, long count) {
         out[i] += inp[i];
 }
 
-/// Round to nearest even; a NaN keeps its upper bits, made quiet (as BFloat16.round in Swift).
-__device__ inline uint16_t bf16_bits(float value) {
-    uint32_t bits = __float_as_uint(value);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x0040u);
-    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+/// `out += inp` four floats per thread (both 16-byte aligned); the caller does the tail.
+__global__ void add4_kernel(float4 *out, const float4 *inp, long groups) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < groups; i += (long)gridDim.x * blockDim.x) {
+        float4 a = out[i], b = inp[i];
+        out[i] = make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+    }
 }
 
 __global__ void bf16_round_kernel(uint16_t *out, const float *inp, long count) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < count; i += (long)gridDim.x * blockDim.x)
         out[i] = bf16_bits(inp[i]);
+}
+
+/// Four values per thread: `inp` 16-byte and `out` 8-byte aligned; the caller does the tail.
+__global__ void bf16_round4_kernel(ushort4 *out, const float4 *inp, long groups) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < groups; i += (long)gridDim.x * blockDim.x) {
+        float4 x = inp[i];
+        out[i] = make_ushort4(bf16_bits(x.x), bf16_bits(x.y), bf16_bits(x.z), bf16_bits(x.w));
+    }
+}
+
+__global__ void bf16_widen4_kernel(float4 *out, const ushort4 *inp, long groups) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < groups; i += (long)gridDim.x * blockDim.x) {
+        ushort4 x = inp[i];
+        out[i] = make_float4(bf16_value(x.x), bf16_value(x.y), bf16_value(x.z), bf16_value(x.w));
+    }
+}
+
+__global__ void bf16_round_in_place4_kernel(float4 *values, long groups) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < groups; i += (long)gridDim.x * blockDim.x) {
+        float4 x = values[i];
+        values[i] = make_float4(bf16_value(bf16_bits(x.x)), bf16_value(bf16_bits(x.y)), bf16_value(bf16_bits(x.z)),
+                                bf16_value(bf16_bits(x.w)));
+    }
 }
 
 __global__ void bf16_widen_kernel(float *out, const uint16_t *inp, long count) {
@@ -237,33 +263,53 @@ int mgt_gelu_backward(float *dinp, const float *inp, const float *dout, long cou
 }
 
 int mgt_fill_rows(float *out, const float *row, int rows, int n) {
-    long total = (long)rows * n;
-    if (total == 0) return 0;
-    fill_rows_kernel<<<mgt_blocks(total, 256), 256>>>(out, row, rows, n);
+    if (rows == 0 || n == 0) return 0;
+    dim3 grid((n + 255) / 256, rows < 65535 ? rows : 65535);
+    fill_rows_kernel<<<grid, 256>>>(out, row, rows, n);
     return mgt_finish("fill_rows");
 }
 
 int mgt_add_in_place(float *out, const float *inp, long count) {
     if (count == 0) return 0;
-    add_kernel<<<mgt_blocks(count, 256), 256>>>(out, inp, count);
+    long head = 0;
+    if (mgt_aligned(out, 16) && mgt_aligned(inp, 16)) {
+        head = count / 4 * 4;
+        if (head) add4_kernel<<<mgt_blocks(head / 4, 256), 256>>>((float4 *)out, (const float4 *)inp, head / 4);
+    }
+    if (count > head) add_kernel<<<mgt_blocks(count - head, 256), 256>>>(out + head, inp + head, count - head);
     return mgt_finish("add_in_place");
 }
 
 int mgt_bf16_round(uint16_t *out, const float *inp, long count) {
     if (count == 0) return 0;
-    bf16_round_kernel<<<mgt_blocks(count, 256), 256>>>(out, inp, count);
+    long head = 0;
+    if (mgt_aligned(out, 8) && mgt_aligned(inp, 16)) {
+        head = count / 4 * 4;
+        if (head) bf16_round4_kernel<<<mgt_blocks(head / 4, 256), 256>>>((ushort4 *)out, (const float4 *)inp, head / 4);
+    }
+    if (count > head) bf16_round_kernel<<<mgt_blocks(count - head, 256), 256>>>(out + head, inp + head, count - head);
     return mgt_finish("bf16_round");
 }
 
 int mgt_bf16_widen(float *out, const uint16_t *inp, long count) {
     if (count == 0) return 0;
-    bf16_widen_kernel<<<mgt_blocks(count, 256), 256>>>(out, inp, count);
+    long head = 0;
+    if (mgt_aligned(out, 16) && mgt_aligned(inp, 8)) {
+        head = count / 4 * 4;
+        if (head) bf16_widen4_kernel<<<mgt_blocks(head / 4, 256), 256>>>((float4 *)out, (const ushort4 *)inp, head / 4);
+    }
+    if (count > head) bf16_widen_kernel<<<mgt_blocks(count - head, 256), 256>>>(out + head, inp + head, count - head);
     return mgt_finish("bf16_widen");
 }
 
 int mgt_bf16_round_in_place(float *values, long count) {
     if (count == 0) return 0;
-    bf16_round_in_place_kernel<<<mgt_blocks(count, 256), 256>>>(values, count);
+    long head = 0;
+    if (mgt_aligned(values, 16)) {
+        head = count / 4 * 4;
+        if (head) bf16_round_in_place4_kernel<<<mgt_blocks(head / 4, 256), 256>>>((float4 *)values, head / 4);
+    }
+    if (count > head) bf16_round_in_place_kernel<<<mgt_blocks(count - head, 256), 256>>>(values + head, count - head);
     return mgt_finish("bf16_round_in_place");
 }
 

@@ -18,6 +18,22 @@ int mgt_gemm_batched(int trans_a, int trans_b, int m, int n, int k, float alpha,
                      long long stride_a, const float *b, int ldb, long long stride_b, float beta, float *c, int ldc,
                      long long stride_c, int count);
 
+/// Row-major bf16 GEMMs (raw 16-bit patterns) with fp32 accumulation into C, which is fp32, or
+/// bf16 when `c_bf16`; strided batched when count > 1.
+int mgt_gemm_batched_bf16(int trans_a, int trans_b, int m, int n, int k, float alpha, const uint16_t *a, int lda,
+                          long long stride_a, const uint16_t *b, int ldb, long long stride_b, float beta, void *c,
+                          int c_bf16, int ldc, long long stride_c, int count);
+
+/// Round to nearest even; a NaN keeps its upper bits, made quiet (as BFloat16.round in Swift).
+__device__ inline uint16_t bf16_bits(float value) {
+    uint32_t bits = __float_as_uint(value);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x0040u);
+    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+/// The fp32 value of bf16 bits (exact).
+__device__ inline float bf16_value(uint16_t bits) { return __uint_as_float((uint32_t)bits << 16); }
+
 /// Blocks of this many threads for row kernels.
 #define MGT_ROW_THREADS 256
 
@@ -47,6 +63,9 @@ __device__ inline float mgt_block_max(float value, float *shared) {
     for (int offset = 16; offset > 0; offset /= 2) value = fmaxf(value, __shfl_xor_sync(0xffffffff, value, offset));
     return value;
 }
+
+/// Whether `pointer` is a multiple of `bytes` (the vectorized kernels' condition).
+inline bool mgt_aligned(const void *pointer, size_t bytes) { return ((size_t)pointer & (bytes - 1)) == 0; }
 
 /// Blocks for `count` elements at `threads` per block (grid-stride loops cover the rest).
 inline int mgt_blocks(long count, int threads) {

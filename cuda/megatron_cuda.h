@@ -86,6 +86,14 @@ int mgt_attention_forward(float *out, float *lse, const float *qkv, int batch, i
 int mgt_attention_backward(float *dqkv, const float *dout, const float *out, const float *lse, const float *qkv,
                            int batch, int seq_length, int heads, int channels);
 
+/// The same in bf16 as Megatron's core attention: bf16 Q, K, V, scores, probabilities, dO, dP
+/// and dS, fp32 accumulation, the softmax computed in fp32; log-sum-exp and results in fp32
+/// (cuda/attention_bf16.cu).
+int mgt_attention_forward_bf16(float *out, float *lse, const float *qkv, int batch, int seq_length, int heads,
+                               int channels);
+int mgt_attention_backward_bf16(float *dqkv, const float *dout, const float *out, const float *lse, const float *qkv,
+                                int batch, int seq_length, int heads, int channels);
+
 /// One AdamW step over `count` values; the host computes the bias corrections.
 int mgt_adamw(float *params, const float *grads, float *m, float *v, long count, float beta1, float beta2,
               float epsilon, float step_size, float inverse_sqrt_correction2, float shrink, float grad_scale);

@@ -17,6 +17,9 @@ typedef int (*SgemmBatchedFn)(cublasHandle, int, int, int, int, int, const float
                               const float *, int, long long, const float *, float *, int, long long, int);
 typedef int (*GemmExFn)(cublasHandle, int, int, int, int, int, const void *, const void *, int, int, const void *, int,
                         int, const void *, void *, int, int, int, int);
+typedef int (*GemmStridedBatchedExFn)(cublasHandle, int, int, int, int, int, const void *, const void *, int, int,
+                                      long long, const void *, int, int, long long, const void *, void *, int, int,
+                                      long long, int, int, int);
 typedef int (*SgemvFn)(cublasHandle, int, int, int, const float *, const float *, int, const float *, int,
                        const float *, float *, int);
 typedef int (*SetMathModeFn)(cublasHandle, int);
@@ -26,6 +29,7 @@ struct CuBLAS {
     SgemmFn sgemm = nullptr;
     SgemmBatchedFn sgemmBatched = nullptr;
     GemmExFn gemmEx = nullptr;
+    GemmStridedBatchedExFn gemmStridedBatchedEx = nullptr;
     SgemvFn sgemv = nullptr;
 } cublas;
 
@@ -82,9 +86,19 @@ int mgt_gemm_batched(int trans_a, int trans_b, int m, int n, int k, float alpha,
     return cublas_check(status, "cublasSgemm");
 }
 
+int mgt_gemm_batched_bf16(int trans_a, int trans_b, int m, int n, int k, float alpha, const uint16_t *a, int lda,
+                          long long stride_a, const uint16_t *b, int ldb, long long stride_b, float beta, void *c,
+                          int c_bf16, int ldc, long long stride_c, int count) {
+    if (m == 0 || n == 0) return 0;
+    int status = cublas.gemmStridedBatchedEx(cublas.handle, trans_b ? kOpT : kOpN, trans_a ? kOpT : kOpN, n, m, k,
+                                             &alpha, b, kR16BF, ldb, stride_b, a, kR16BF, lda, stride_a, &beta, c,
+                                             c_bf16 ? kR16BF : kR32F, ldc, stride_c, count, kCompute32F, kGemmDefault);
+    return cublas_check(status, "cublasGemmStridedBatchedEx (bf16)");
+}
+
 extern "C" {
 
-int mgt_abi_version(void) { return 2; }
+int mgt_abi_version(void) { return 3; }
 
 const char *mgt_last_error(void) { return last_error; }
 
@@ -116,8 +130,10 @@ int mgt_init(int device, const char *cublas_path, char *name, int name_capacity)
     cublas.sgemm = (SgemmFn)dlsym(library, "cublasSgemm_v2");
     cublas.sgemmBatched = (SgemmBatchedFn)dlsym(library, "cublasSgemmStridedBatched");
     cublas.gemmEx = (GemmExFn)dlsym(library, "cublasGemmEx");
+    cublas.gemmStridedBatchedEx = (GemmStridedBatchedExFn)dlsym(library, "cublasGemmStridedBatchedEx");
     cublas.sgemv = (SgemvFn)dlsym(library, "cublasSgemv_v2");
-    if (!create || !setMathMode || !cublas.sgemm || !cublas.sgemmBatched || !cublas.gemmEx || !cublas.sgemv)
+    if (!create || !setMathMode || !cublas.sgemm || !cublas.sgemmBatched || !cublas.gemmEx ||
+        !cublas.gemmStridedBatchedEx || !cublas.sgemv)
         return mgt_fail("%s lacks a cuBLAS function this library needs", path);
     if (cublas_check(create(&cublas.handle), "cublasCreate")) return 1;
     // Default math: fp32 GEMMs stay fp32 (no TF32), so results match the CPU's.

@@ -52,6 +52,9 @@ public final class CUDAAccelerator: @unchecked Sendable {
     /// The profile's table (`MEGATRON_CUDA_PROFILE=1`), nil when none is kept.
     public var profileReport: String? { profile?.report }
 
+    /// Starts the profile afresh (bench calls it after its warm-up steps).
+    public func resetProfile() { profile?.reset() }
+
     /// The kernel library's path: `MEGATRON_CUDA_KERNELS`, else beside the running executable.
     static func kernelLibraryPath() -> String {
         if let path = getenv("MEGATRON_CUDA_KERNELS") { return String(cString: path) }

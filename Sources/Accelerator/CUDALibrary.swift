@@ -10,7 +10,7 @@ struct CUDALibrary {
     typealias CF = UnsafePointer<Float>
 
     /// The interface version this Swift code was written against (`mgt_abi_version`).
-    static let abiVersion: Int32 = 2
+    static let abiVersion: Int32 = 3
 
     let abiVersion: @convention(c) () -> Int32
     let lastError: @convention(c) () -> UnsafePointer<CChar>
@@ -43,6 +43,8 @@ struct CUDALibrary {
                                               Int32) -> Status
     let attentionForward: @convention(c) (F?, F?, CF?, Int32, Int32, Int32, Int32) -> Status
     let attentionBackward: @convention(c) (F?, CF?, CF?, CF?, CF?, Int32, Int32, Int32, Int32) -> Status
+    let attentionForwardBF16: @convention(c) (F?, F?, CF?, Int32, Int32, Int32, Int32) -> Status
+    let attentionBackwardBF16: @convention(c) (F?, CF?, CF?, CF?, CF?, Int32, Int32, Int32, Int32) -> Status
     let adamW: @convention(c) (F?, CF?, F?, F?, Int, Float, Float, Float, Float, Float, Float, Float) -> Status
     let sumOfSquares: @convention(c) (CF?, Int, UnsafeMutablePointer<Double>) -> Status
 
@@ -87,6 +89,8 @@ struct CUDALibrary {
         crossEntropyBackward = try symbol("mgt_cross_entropy_backward")
         attentionForward = try symbol("mgt_attention_forward")
         attentionBackward = try symbol("mgt_attention_backward")
+        attentionForwardBF16 = try symbol("mgt_attention_forward_bf16")
+        attentionBackwardBF16 = try symbol("mgt_attention_backward_bf16")
         adamW = try symbol("mgt_adamw")
         sumOfSquares = try symbol("mgt_sum_of_squares")
         let version = abiVersion()

@@ -135,22 +135,26 @@ extension CUDAAccelerator {
                                            Int32(validColumns), ignoreIndex), "cross-entropy backward")
     }
 
+    /// `bf16GEMMs`: the core's GEMMs take bf16 operands with fp32 accumulation (`--bf16`).
     public func attentionForward(out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
-                                 qkv: UnsafePointer<Float>, batch: Int, seqLength t: Int, heads: Int, channels c: Int) {
-        let s = Staging(self, "attention forward"); defer { s.finish() }
+                                 qkv: UnsafePointer<Float>, batch: Int, seqLength t: Int, heads: Int, channels c: Int,
+                                 bf16GEMMs: Bool = false) {
+        let s = Staging(self, bf16GEMMs ? "attention forward bf16" : "attention forward"); defer { s.finish() }
         let n = batch * t
-        check(library.attentionForward(s.output(out, n * c), s.output(logSumExp, batch * heads * t), s.input(qkv, n * 3 * c),
-                                       Int32(batch), Int32(t), Int32(heads), Int32(c)), "attention forward")
+        let call = bf16GEMMs ? library.attentionForwardBF16 : library.attentionForward
+        check(call(s.output(out, n * c), s.output(logSumExp, batch * heads * t), s.input(qkv, n * 3 * c),
+                   Int32(batch), Int32(t), Int32(heads), Int32(c)), "attention forward")
     }
 
     public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, out: UnsafePointer<Float>,
                                   logSumExp: UnsafePointer<Float>, qkv: UnsafePointer<Float>, batch: Int,
-                                  seqLength t: Int, heads: Int, channels c: Int) {
-        let s = Staging(self, "attention backward"); defer { s.finish() }
+                                  seqLength t: Int, heads: Int, channels c: Int, bf16GEMMs: Bool = false) {
+        let s = Staging(self, bf16GEMMs ? "attention backward bf16" : "attention backward"); defer { s.finish() }
         let n = batch * t
-        check(library.attentionBackward(s.output(dqkv, n * 3 * c), s.input(dout, n * c), s.input(out, n * c),
-                                        s.input(logSumExp, batch * heads * t), s.input(qkv, n * 3 * c),
-                                        Int32(batch), Int32(t), Int32(heads), Int32(c)), "attention backward")
+        let call = bf16GEMMs ? library.attentionBackwardBF16 : library.attentionBackward
+        check(call(s.output(dqkv, n * 3 * c), s.input(dout, n * c), s.input(out, n * c),
+                   s.input(logSumExp, batch * heads * t), s.input(qkv, n * 3 * c),
+                   Int32(batch), Int32(t), Int32(heads), Int32(c)), "attention backward")
     }
 
     /// One AdamW step; the bias corrections and decay factor come from the caller (as the CPU kernel computes them).

@@ -20,6 +20,9 @@ final class CUDAProfile: Sendable {
         }
     }
 
+    /// Forgets what was recorded so far (a benchmark's warm-up).
+    func reset() { entries.withLock { $0.removeAll() } }
+
     /// A table, slowest operation first.
     var report: String {
         let rows = entries.withLock { $0 }.sorted { $0.value.seconds > $1.value.seconds }

@@ -68,10 +68,17 @@ public enum Attention {
 
     /// Writes the attention output into `out` and each query row's log-sum-exp of scaled scores
     /// into `logSumExp` (`[batch, heads, seqLength]`).
+    ///
+    /// `bf16GEMMs` (the model's `--bf16`): on a GPU the causal core computes as Megatron's core
+    /// attention under `--bf16`: Q, K, V, the scores, the probabilities and, in the backward, the
+    /// output gradient and the gradients of the probabilities and scores are bf16, the GEMMs
+    /// accumulate in fp32 and the softmax computes in fp32. The CPU path computes in fp32 (on the
+    /// Q, K and V the model has already rounded to bf16).
     public static func forward(out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                batch: Int, seqLength: Int, heads: Int, channels: Int, mask: Mask = .causal,
-                               dropout: DropoutStream? = nil, blockRows: Int = defaultBlockRows) {
+                               dropout: DropoutStream? = nil, bf16GEMMs: Bool = false,
+                               blockRows: Int = defaultBlockRows) {
         if case .padding(let keyLengths) = mask {
             return paddedForward(out: out, logSumExp: logSumExp, qkv: qkv, scratch: scratch, batch: batch,
                                  seqLength: seqLength, heads: heads, channels: channels, keyLengths: keyLengths,
@@ -79,7 +86,7 @@ public enum Attention {
         }
         if let gpu = GPU.active, dropout == nil {  // with attention dropout the CPU path runs (on managed memory)
             return gpu.attentionForward(out: out, logSumExp: logSumExp, qkv: qkv, batch: batch, seqLength: seqLength,
-                                        heads: heads, channels: channels)
+                                        heads: heads, channels: channels, bf16GEMMs: bf16GEMMs)
         }
         GPU.hostWillRead()  // this CPU path may read GPU results (managed memory)
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)
@@ -98,7 +105,8 @@ public enum Attention {
                                 out: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>,
                                 qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                 batch: Int, seqLength: Int, heads: Int, channels: Int, mask: Mask = .causal,
-                                dropout: DropoutStream? = nil, blockRows: Int = defaultBlockRows) {
+                                dropout: DropoutStream? = nil, bf16GEMMs: Bool = false,
+                                blockRows: Int = defaultBlockRows) {
         if case .padding(let keyLengths) = mask {
             return paddedBackward(dqkv: dqkv, dout: dout, out: out, logSumExp: logSumExp, qkv: qkv, scratch: scratch,
                                   batch: batch, seqLength: seqLength, heads: heads, channels: channels,
@@ -106,7 +114,7 @@ public enum Attention {
         }
         if let gpu = GPU.active, dropout == nil {
             return gpu.attentionBackward(dqkv: dqkv, dout: dout, out: out, logSumExp: logSumExp, qkv: qkv, batch: batch,
-                                         seqLength: seqLength, heads: heads, channels: channels)
+                                         seqLength: seqLength, heads: heads, channels: channels, bf16GEMMs: bf16GEMMs)
         }
         GPU.hostWillRead()
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)

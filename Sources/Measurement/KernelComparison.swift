@@ -18,6 +18,20 @@ public struct KernelComparison: Sendable {
     let outputs: [String]
     /// The call, on pointers to the named buffers.
     let body: @Sendable (Operands) -> Void
+    /// The largest accepted error when the GPU computes in another precision than the CPU
+    /// (nil: the check's fp32 tolerance).
+    let ownTolerance: Double?
+
+    init(name: String, shape: String, floats: [String: [Float]], ints: [String: [Int32]], outputs: [String],
+         tolerance: Double? = nil, body: @escaping @Sendable (Operands) -> Void) {
+        self.name = name
+        self.shape = shape
+        self.floats = floats
+        self.ints = ints
+        self.outputs = outputs
+        self.ownTolerance = tolerance
+        self.body = body
+    }
 
     /// The buffers of one run, by name.
     public struct Operands {
@@ -33,6 +47,8 @@ public struct KernelComparison: Sendable {
         public let shape: String
         public let error: Double
         public let worstOutput: String
+        /// The case's own tolerance (a GPU path in bf16 against the CPU's fp32), or nil.
+        public let tolerance: Double?
     }
 
     /// Runs the call on the CPU and on `GPU.active` and compares the outputs.
@@ -51,7 +67,7 @@ public struct KernelComparison: Sendable {
             let error = scale > 0 ? difference / scale : difference
             if error >= worst.error || worst.name.isEmpty { worst = (error, name) }
         }
-        return Result(name: name, shape: shape, error: worst.error, worstOutput: worst.name)
+        return Result(name: name, shape: shape, error: worst.error, worstOutput: worst.name, tolerance: ownTolerance)
     }
 
     /// One run on buffers allocated wherever the kernels now compute; returns the outputs.

@@ -144,18 +144,27 @@ extension KernelComparison {
 
     private static func attention(_ normal: Normal) -> [KernelComparison] {
         let (batch, t, heads, c) = (2, 65, 3, 48), n = batch * t
-        return [
-            KernelComparison(name: "Attention.forward+backward", shape: "batch 2, seq 65, heads 3, channels 48",
-                             floats: ["qkv": normal(n * 3 * c, 1), "out": normal(n * c, 1), "lse": normal(batch * heads * t, 1),
-                                      "dout": normal(n * c, 1), "dqkv": normal(n * 3 * c, 1),
-                                      "scratch": [Float](repeating: 0, count: Attention.scratchCount(seqLength: t))],
-                             ints: [:], outputs: ["out", "lse", "dqkv"]) { o in
+        func comparison(bf16GEMMs: Bool) -> KernelComparison {
+            var qkv = normal(n * 3 * c, 1)
+            // With --bf16 the model hands the core bf16-rounded Q, K and V.
+            if bf16GEMMs { qkv = qkv.map { BFloat16($0).float } }
+            return KernelComparison(
+                name: bf16GEMMs ? "Attention bf16 GEMMs" : "Attention.forward+backward",
+                shape: "batch 2, seq 65, heads 3, channels 48",
+                floats: ["qkv": qkv, "out": normal(n * c, 1), "lse": normal(batch * heads * t, 1),
+                         "dout": normal(n * c, 1), "dqkv": normal(n * 3 * c, 1),
+                         "scratch": [Float](repeating: 0, count: Attention.scratchCount(seqLength: t))],
+                ints: [:], outputs: ["out", "lse", "dqkv"],
+                // The GPU rounds the scores, probabilities, dO, dP and dS to bf16 (2^-9 relative each); the CPU does not.
+                tolerance: bf16GEMMs ? 2e-2 : nil) { o in
                 Attention.forward(out: o["out"], logSumExp: o["lse"], qkv: o["qkv"], scratch: o["scratch"], batch: batch,
-                                  seqLength: t, heads: heads, channels: c)
+                                  seqLength: t, heads: heads, channels: c, bf16GEMMs: bf16GEMMs)
                 Attention.backward(dqkv: o["dqkv"], dout: o["dout"], out: o["out"], logSumExp: o["lse"], qkv: o["qkv"],
-                                   scratch: o["scratch"], batch: batch, seqLength: t, heads: heads, channels: c)
-            },
-        ]
+                                   scratch: o["scratch"], batch: batch, seqLength: t, heads: heads, channels: c,
+                                   bf16GEMMs: bf16GEMMs)
+            }
+        }
+        return [comparison(bf16GEMMs: false), comparison(bf16GEMMs: true)]
     }
 
     private static func optimizer(_ normal: Normal) -> [KernelComparison] {

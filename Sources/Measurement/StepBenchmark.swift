@@ -47,6 +47,7 @@ public struct StepBenchmark {
         var result = Result(parameterCount: model.layout.totalCount)
         let clock = ContinuousClock()
         for step in 0..<(warmup + steps) {
+            if step == warmup { GPU.active?.resetProfile() }  // MEGATRON_CUDA_PROFILE=1 covers the timed steps
             let start = clock.now
             model.zeroGrad()
             result.lastLoss = try model.forward(tokens: tokens, targets: targets, batch: shape.microBatch,

@@ -9,10 +9,11 @@ import Parameters
 /// weights), activations and activation gradients are rounded to bf16 as they enter a GEMM and
 /// its output is rounded to bf16 (what Megatron stores), as is the embedding output. The logits
 /// stay as the GEMM's fp32 accumulator leaves them (Megatron rounds them to bf16 and casts them
-/// back for the cross-entropy). LayerNorm statistics, the attention core (on bf16-rounded Q, K
-/// and V: its GEMMs are fp32), the softmax, the cross-entropy, the residual stream (Megatron's
-/// `--fp32-residual-connection`), the gradients (accumulated in fp32 as Megatron's
-/// `--accumulate-allreduce-grads-in-fp32`) and the optimizer stay fp32.
+/// back for the cross-entropy). LayerNorm statistics, the softmax, the cross-entropy, the
+/// residual stream (Megatron's `--fp32-residual-connection`), the gradients (accumulated in fp32
+/// as Megatron's `--accumulate-allreduce-grads-in-fp32`) and the optimizer stay fp32. The
+/// attention core gets bf16-rounded Q, K and V: on the CPU it computes in fp32; on a GPU its
+/// scores, probabilities and their gradients are bf16 too, as in Megatron's core attention.
 ///
 /// `.fp16` rounds the same values to fp16 instead (Megatron-LM 2019's format); the GEMM is
 /// emulated (fp16 values held in fp32, OpenBLAS sgemm: no x86 CPU here has fp16 matrix

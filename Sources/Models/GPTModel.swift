@@ -251,7 +251,8 @@ public final class GPTModel {
                               rows: n, params: p, precision: precision, region: region, dropout: dropout) { qkv, out in
                     Attention.forward(out: out, logSumExp: logSumExp, qkv: qkv, scratch: s.attentionScratch.pointer,
                                       batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize,
-                                      mask: acts.attentionMask, dropout: dropout?.attentionStream(layer: layer.index))
+                                      mask: acts.attentionMask, dropout: dropout?.attentionStream(layer: layer.index),
+                                      bf16GEMMs: self.precision == .bf16)
                 }
                 residual = UnsafePointer(a.residual3.pointer)
             } else {
@@ -326,7 +327,8 @@ public final class GPTModel {
                     Attention.forward(out: s.attention.pointer, logSumExp: s.attentionLSE.pointer, qkv: qkv,
                                       scratch: s.attentionScratch.pointer, batch: batch, seqLength: seqLength,
                                       heads: localHeads, channels: c / tensorParallelSize, mask: acts.attentionMask,
-                                      dropout: dropout?.attentionStream(layer: layers[l].index))
+                                      dropout: dropout?.attentionStream(layer: layers[l].index),
+                                      bf16GEMMs: self.precision == .bf16)
                     buffers = a.buffers(gelu: s.gelu.pointer, attention: s.attention.pointer, scratch: s)
                     logSumExp = UnsafePointer(s.attentionLSE.pointer)
                 } else {
@@ -359,7 +361,8 @@ public final class GPTModel {
                 Attention.backward(dqkv: dqkv, dout: dout, out: buffers.attention, logSumExp: logSumExp, qkv: buffers.qkv,
                                    scratch: s.attentionScratch.pointer,
                                    batch: batch, seqLength: seqLength, heads: localHeads, channels: c / tensorParallelSize,
-                                   mask: acts.attentionMask, dropout: dropout?.attentionStream(layer: layers[l].index))
+                                   mask: acts.attentionMask, dropout: dropout?.attentionStream(layer: layers[l].index),
+                                   bf16GEMMs: self.precision == .bf16)
             }
         }
         if part.embeds(chunk: chunk) {
@@ -384,7 +387,7 @@ public final class GPTModel {
             Attention.forward(out: out, logSumExp: w.attentionLSE.pointer, qkv: qkv, scratch: s.attentionScratch.pointer,
                               batch: acts.batch, seqLength: acts.seqLength, heads: localHeads,
                               channels: config.hiddenSize / tensorParallelSize, mask: acts.attentionMask,
-                              dropout: dropout?.attentionStream(layer: layer.index))
+                              dropout: dropout?.attentionStream(layer: layer.index), bf16GEMMs: self.precision == .bf16)
         }
     }
 

@@ -113,7 +113,9 @@ struct StepBenchCommand: ParsableCommand {
         } else {
             print(report.text)
         }
-        if let profile = GPU.active?.profileReport { printError(profile) }  // MEGATRON_CUDA_PROFILE=1
+        if let profile = GPU.active?.profileReport {  // MEGATRON_CUDA_PROFILE=1
+            printError("over the \(steps) timed steps: " + profile)
+        }
     }
 }
 

@@ -24,14 +24,17 @@ struct CUDACheckCommand: ParsableCommand {
         print("kernel".padding(toLength: 32, withPad: " ", startingAt: 0) + "  error      worst output  shape")
         for comparison in KernelComparison.all(seed: seed) {
             let result = comparison.run()
-            let passed = result.error <= tolerance
+            let limit = result.tolerance ?? tolerance
+            let passed = result.error <= limit
             if !passed { failed += 1 }
             let error = String(format: "%.2e", result.error)
             print(result.name.padding(toLength: 32, withPad: " ", startingAt: 0) + "  \(error)   "
                   + result.worstOutput.padding(toLength: 12, withPad: " ", startingAt: 0) + "  \(result.shape)"
-                  + (passed ? "" : "  FAILED (tolerance \(tolerance))"))
+                  + (result.tolerance.map { " (bf16 on the GPU: tolerance \($0))" } ?? "")
+                  + (passed ? "" : "  FAILED (tolerance \(limit))"))
         }
-        print(failed == 0 ? "all kernels within \(tolerance) of the CPU" : "\(failed) kernel(s) outside \(tolerance)")
+        print(failed == 0 ? "all kernels within their tolerance of the CPU (fp32: \(tolerance))"
+                          : "\(failed) kernel(s) outside their tolerance")
         if failed > 0 { throw ExitCode.failure }
     }
 }

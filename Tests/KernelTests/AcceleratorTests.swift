@@ -24,6 +24,17 @@ import Testing
         #expect(memory.contains(blocks[2], bytes: 256))
     }
 
+    @Test func theProfileStartsAfreshAfterAReset() {
+        let profile = CUDAProfile()
+        profile.record("bf16 gemm", seconds: 0.002, stagedBytes: 0)
+        profile.record("bf16 gemm", seconds: 0.004, stagedBytes: 1 << 20)
+        #expect(profile.report.contains("CUDA profile: 2 calls, 6.0 ms"))
+        profile.reset()  // bench's warm-up ends here
+        profile.record("adamw", seconds: 0.001, stagedBytes: 0)
+        #expect(profile.report.contains("CUDA profile: 1 calls, 1.0 ms"))
+        #expect(!profile.report.contains("bf16 gemm"))
+    }
+
     @Test func aMissingKernelLibraryIsNamed() throws {
         setenv("MEGATRON_CUDA_KERNELS", "/nonexistent/libmegatron_cuda.so", 1)
         defer { unsetenv("MEGATRON_CUDA_KERNELS") }

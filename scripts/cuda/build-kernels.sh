@@ -44,6 +44,6 @@ last=${archs##* }
 gencode+=("-gencode=arch=compute_$last,code=compute_$last")
 mkdir -p "$output"
 "$nvcc" "${gencode[@]}" -O3 -std=c++17 -shared -Xcompiler -fPIC -L"$cuda_root/lib" -L"$cuda_root/lib64" \
-    -o "$output/libmegatron_cuda.so.tmp" cuda/runtime.cu cuda/elementwise.cu cuda/softmax.cu
+    -o "$output/libmegatron_cuda.so.tmp" cuda/runtime.cu cuda/elementwise.cu cuda/softmax.cu cuda/attention_bf16.cu
 mv "$output/libmegatron_cuda.so.tmp" "$output/libmegatron_cuda.so"
 echo "built $output/libmegatron_cuda.so ($("$nvcc" --version | tail -1), sm $archs)"

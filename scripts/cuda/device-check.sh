@@ -7,7 +7,7 @@
 # scripts/cuda/make-device-bundle.sh (.device-bundle/bundle.tar.xz); writes logs under $OUT
 # (default /tmp/device-check).
 #
-#   bash scripts/cuda/device-check.sh [kernels|train|infer|bench ...]   (default: all four)
+#   bash scripts/cuda/device-check.sh [kernels|train|infer|bench|pytorch ...]   (default: all five)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/device-check}
@@ -15,7 +15,7 @@ mkdir -p "$OUT"
 B=/tmp/megatron-bundle/bundle
 rm -rf /tmp/megatron-bundle && mkdir -p /tmp/megatron-bundle
 xz -dc .device-bundle/bundle.tar.xz | tar -C /tmp/megatron-bundle -xf - || { echo "no .device-bundle/bundle.tar.xz: run scripts/cuda/make-device-bundle.sh" >&2; exit 1; }
-stages=("${@:-kernels train infer bench}")
+stages=("${@:-kernels train infer bench pytorch}")
 stages=" ${stages[*]} "
 cublas=$(find /usr/local /opt /usr/lib -name 'libcublas.so.13' 2>/dev/null | head -1)
 export LD_LIBRARY_PATH="$B/lib:$(dirname "${cublas:-/none/x}"):${LD_LIBRARY_PATH:-}"
@@ -105,8 +105,11 @@ if [[ $stages == *" bench "* ]]; then
         MEGATRON_CUDA_ASYNC=$2 MEGATRON_CUDA_PROFILE=1 timeout 180 $B/megatron bench --config 124M --device cuda --steps 10 \
             --warmup 3 ${precision[@]+"${precision[@]}"} > "$OUT/bench-$1-$2.txt" 2>&1 || status=1
         grep -E "ms/step|tokens/s|GEMM peak|MFU|precision" "$OUT/bench-$1-$2.txt"
-        [ "$2" = 0 ] && grep -A 12 "CUDA profile" "$OUT/bench-$1-$2.txt"
+        [ "$2" = 0 ] && grep -A 16 "CUDA profile" "$OUT/bench-$1-$2.txt"
     done
+fi
+
+if [[ $stages == *" pytorch "* ]]; then
     echo "== PyTorch on the same GPU (124M, bf16 autocast, torch.compile)"
     timeout 240 python3 $B/pytorch_bench.py --config 124M --device cuda --bf16 --compile --steps 10 --warmup 3 2>&1 \
         | tail -1 | tee "$OUT/bench-pytorch.txt"
