@@ -61,6 +61,9 @@ let package = Package(
         .target(name: "Serving", dependencies: ["Models", "Kernels", "Tokenizer", "FileSupport", "Parameters",
                                          .product(name: "Hummingbird", package: "hummingbird")],
                 swiftSettings: checkedReleaseFlags),
+        // The training dashboard: metrics files read as they grow, plots as SVG, served by Hummingbird.
+        .target(name: "Dashboard", dependencies: ["FileSupport", .product(name: "Hummingbird", package: "hummingbird")],
+                swiftSettings: checkedReleaseFlags),
         // Data curation: filters, exact and MinHash dedup, decontamination (reads users' files).
         .target(name: "Curation", dependencies: ["Datasets", "FileSupport", "Tokenizer"], swiftSettings: checkedReleaseFlags),
         .target(name: "Measurement", dependencies: ["Accelerator", "Kernels", "Parameters", "Models", "Optimizer", "Planner"],
@@ -68,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "megatron",
             dependencies: ["Accelerator", "Kernels", "Parameters", "Models", "Optimizer", "Planner", "Tokenizer", "Datasets", "FileSupport", "Training", "Distributed", "Measurement", "Evaluation", "Serving",
-                           "Curation", "Finetuning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                           "Curation", "Dashboard", "Finetuning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: releaseFlags),
         .target(name: "TestSupport", dependencies: ["Parameters", "Models"], path: "Tests/TestSupport"),
         .testTarget(name: "DataTests", dependencies: ["Tokenizer", "Datasets", "FileSupport"],
@@ -88,6 +91,9 @@ let package = Package(
                     swiftSettings: releaseFlags),
         .testTarget(name: "ModelTests", dependencies: ["Kernels", "Parameters", "Models", "Optimizer", "TestSupport", "Distributed"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "FileSupport",
+                                                         .product(name: "HummingbirdTesting", package: "hummingbird")],
+                    swiftSettings: releaseFlags),
         .testTarget(name: "FinetuningTests", dependencies: ["Finetuning", "Training", "Models", "Tokenizer", "Parameters", "FileSupport", "TestSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
     ]

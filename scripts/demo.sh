@@ -54,12 +54,16 @@ $B curate run "$OUT/curate.json"
 data_path=$(cat "$OUT/curated/data_path.txt")
 prefix="$OUT/curated/devil_text_document"
 echo "== train: 4 layers, hidden 256, 4 heads, seq 128, batch 32, $ITERS iterations, ${DEMO_PRECISION:-fp32}"
+echo "   (open the \"dashboard on http://...\" address it prints to watch it train; DEMO_DASHBOARD_PORT=8080 fixes the port)"
 $B train --num-layers 4 --hidden-size 256 --num-attention-heads 4 --seq-length 128 \
     --micro-batch-size 16 --global-batch-size 32 --lr 1e-3 --min-lr 1e-4 --lr-decay-style cosine \
     --lr-warmup-iters 16 --train-iters "$ITERS" --weight-decay 0.1 --adam-beta2 0.95 --clip-grad 1.0 \
     --data-path $data_path --tokenizer-file "$OUT/tokenizer/tokenizer.json" --split 95,5,0 \
     --log-interval 10 --eval-interval 20 --eval-iters 4 --save "$OUT/checkpoint" \
-    --metrics-file "$OUT/metrics.jsonl" --seed 1234 ${PRECISION[@]+"${PRECISION[@]}"}
+    --metrics-file "$OUT/metrics.jsonl" --dashboard-port "${DEMO_DASHBOARD_PORT:-0}" --seed 1234 \
+    ${PRECISION[@]+"${PRECISION[@]}"}
+echo "== the run's dashboard stopped with it; see it again with:"
+echo "   $B dashboard --metrics-file $OUT/metrics.jsonl"
 echo "== evaluate the checkpoint on the validation split"
 $B evaluate --load "$OUT/checkpoint" --data-path "$prefix" \
     --tokenizer-file "$OUT/tokenizer/tokenizer.json" --split 95,5 --micro-batch-size 8 --json

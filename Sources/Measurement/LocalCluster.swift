@@ -13,9 +13,15 @@ public enum LocalCluster {
     /// The time comes from kernel timings (`measure(ranks:precision:cacheFile:)`), so no GEMM
     /// efficiency is set (1: the peak itself).
     static func measure(ranks: Int, peakOf precision: ComputePrecision) -> ClusterSpec {
+        spec(ranks: ranks, machinePeak: GEMMPeak.measure(precision) * 1e9, machineBandwidth: measureCopyBandwidth())
+    }
+
+    /// This machine as `ranks` devices, each with its share of `machinePeak` FLOP/s and
+    /// `machineBandwidth` bytes/s and of the memory.
+    static func spec(ranks: Int, machinePeak: Double, machineBandwidth: Double) -> ClusterSpec {
         let share = Double(max(1, ranks))
-        let peak = GEMMPeak.measure(precision) * 1e9 / share
-        let bandwidth = measureCopyBandwidth() / share
+        let peak = machinePeak / share
+        let bandwidth = machineBandwidth / share
         let memory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE))) / share
         var cluster = ClusterSpec(name: "local", peakFLOPs: peak, memoryBytes: memory, memoryBandwidth: bandwidth,
                                   devicesPerNode: max(1, ranks), nodes: 1, intraNodeBandwidth: bandwidth, intraNodeLatency: 1e-6,
@@ -34,9 +40,7 @@ public enum LocalCluster {
         var cluster = measure(ranks: ranks, peakOf: precision)  // MFU against this precision's GEMM peak
         cluster.processBytes = baseline
         let threads = max(1, ThreadPool.availableCores / max(1, ranks))
-        if let cached = try? KernelTimings.load(from: cacheFile), cached.format == KernelTimings.currentFormat,
-           cached.machine == KernelCalibration.machine,
-           cached.threads == threads, cached.precision == precision.rawValue {
+        if let cached = cachedTimings(threads: threads, precision: precision, cacheFile: cacheFile) {
             cluster.kernelTimings = cached
             return cluster
         }
@@ -45,6 +49,30 @@ public enum LocalCluster {
         try timings.save(to: cacheFile)
         cluster.kernelTimings = timings
         return cluster
+    }
+
+    /// `measure` without measuring anything, for a process that must not disturb its own
+    /// memory peak (`megatron train`'s prediction): the GEMM peak `machinePeak` it measured
+    /// already, the copy bandwidth from the cached kernel timings (8 bytes per float copied);
+    /// nil when `cacheFile` does not hold this machine's timings for `ranks` and `precision`.
+    public static func cached(ranks: Int, precision: ComputePrecision, cacheFile: String, machinePeak: Double,
+                              processBytes: Double) -> ClusterSpec? {
+        let threads = max(1, ThreadPool.availableCores / max(1, ranks))
+        guard let timings = cachedTimings(threads: threads, precision: precision, cacheFile: cacheFile),
+              timings.perElement(.copy) > 0 else { return nil }
+        // The timings' copy ran on one rank's threads: the whole machine copies `ranks` times that.
+        var cluster = spec(ranks: ranks, machinePeak: machinePeak, machineBandwidth: 8 / timings.perElement(.copy) * Double(ranks))
+        cluster.processBytes = processBytes
+        cluster.kernelTimings = timings
+        return cluster
+    }
+
+    /// The timings in `cacheFile` if they are of this CPU, thread count, precision and format.
+    static func cachedTimings(threads: Int, precision: ComputePrecision, cacheFile: String) -> KernelTimings? {
+        guard let cached = try? KernelTimings.load(from: cacheFile), cached.format == KernelTimings.currentFormat,
+              cached.machine == KernelCalibration.machine, cached.threads == threads,
+              cached.precision == precision.rawValue else { return nil }
+        return cached
     }
 
     /// Bytes/s of reading plus writing a 256 MiB buffer (best of three copies).

@@ -28,6 +28,9 @@ public struct IterationStats: Sendable {
     /// The loss scale this iteration's backward used (1 without fp16).
     public var lossScale: Double
     public var seconds: Double
+    /// Each pipeline stage's compute and wait seconds in this step (this rank's pipeline: one
+    /// entry per stage; the wait is where the bubble and the stage's sends and receives are).
+    public var stageSeconds: [(compute: Double, wait: Double)] = []
 }
 
 /// The training loop of one rank: gradient accumulation over micro-batches, global-norm
@@ -228,8 +231,10 @@ public final class Trainer {
         model.zeroGrad()
         // fp16: the backward starts from the scaled loss, so the gradients come out scaled.
         let lossScale = lossScaler?.scale ?? 1
+        let (compute, wait) = (executor.computeSeconds, executor.waitSeconds)
         let lossSum = try executor.run(try Self.pipelineSchedule(part: model.part, microBatches: microBatches),
                                        batches: batches, gradientScale: Float(lossScale / Double(microBatches)))
+        let stageSeconds = pipelineStageSeconds(compute: executor.computeSeconds - compute, wait: executor.waitSeconds - wait)
         let norm = gradientSync.synchronize(model, optimizer: optimizer) / lossScale
         let losses = meanLosses([lossSum, executor.sentenceOrderLossSum], microBatches: microBatches)
         let sentenceOrderLoss = model.config.bert?.binaryHead == true ? losses[1] : nil
@@ -269,7 +274,17 @@ public final class Trainer {
         return IterationStats(iteration: iteration, consumedSamples: consumedSamples, globalBatchSize: batchSize,
                               learningRate: learningRate, loss: losses[0], sentenceOrderLoss: sentenceOrderLoss,
                               gradNorm: norm, skipped: skipped,
-                              lossScale: lossScale, seconds: seconds)
+                              lossScale: lossScale, seconds: seconds, stageSeconds: stageSeconds)
+    }
+
+    /// Every stage's compute and wait seconds of this rank's pipeline, gathered with one small
+    /// all-reduce over the pipeline group (each stage fills its own slots).
+    private func pipelineStageSeconds(compute: Double, wait: Double) -> [(compute: Double, wait: Double)] {
+        var values = [Double](repeating: 0, count: 2 * parallel.pipelineParallel)
+        values[2 * parallel.pipelineRank] = compute
+        values[2 * parallel.pipelineRank + 1] = wait
+        if let pipeline = parallel.pipeline { values = pipeline.allReduce(values, operation: .sum) }
+        return (0..<parallel.pipelineParallel).map { (values[2 * $0], values[2 * $0 + 1]) }
     }
 
     /// This data-parallel rank's micro-batches of the next global batch (Megatron's sampler: each

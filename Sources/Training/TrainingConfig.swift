@@ -122,6 +122,10 @@ public struct TrainingConfig: Sendable, Equatable {
     public var noLoadRng = false
     public var tensorboardDir: String?
     public var metricsFile: String?
+    /// `--dashboard-port`: global rank 0 serves the run's dashboard (from `metricsFile`) there.
+    public var dashboardPort: Int?
+    /// `--dashboard-host`: the dashboard's address (loopback by default).
+    public var dashboardHost = "127.0.0.1"
     /// `--exit-signal-handler`: on SIGTERM or SIGINT finish the iteration, save and exit 0.
     public var exitSignalHandler = false
     /// `--exit-interval`: save and exit at the first iteration that is a multiple of it.
@@ -314,6 +318,9 @@ public struct TrainingConfig: Sendable, Equatable {
         if bf16 && fp16 { throw .invalidFlag("--bf16", "give at most one of --bf16 and --fp16") }
         if lossScale != nil && !fp16 { throw .invalidFlag("--loss-scale", "needs --fp16") }
         if finetune && load == nil { throw .invalidFlag("--finetune", "needs --load") }
+        if dashboardPort != nil && metricsFile == nil {
+            throw .invalidFlag("--dashboard-port", "needs --metrics-file (the page draws what the run writes there)")
+        }
         if noLoadOptim && load == nil { throw .invalidFlag("--no-load-optim", "needs --load") }
         if minLossScale > initialLossScale {
             throw .invalidFlag("--min-loss-scale", "must not exceed --initial-loss-scale \(initialLossScale), got \(minLossScale)")

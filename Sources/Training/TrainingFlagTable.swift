@@ -21,7 +21,7 @@ extension TrainingFlag {
         evalInterval, evalIters,
         dataPath, split, trainDataPath, validDataPath, testDataPath, dataCachePath, eodMaskLoss,
         tokenizerType, tokenizerFile, vocabFile, mergeFile,
-        logInterval, tensorboardDir, metricsFile,
+        logInterval, tensorboardDir, metricsFile, dashboardPort, dashboardHost,
     ]
 
     // Network size.
@@ -231,4 +231,9 @@ extension TrainingFlag {
     public static let tensorboardDir = string("tensorboard-dir", .logging, \.tensorboardDir,
                                               "Directory for TensorBoard event files.", metavar: "DIR")
     public static let metricsFile = string("metrics-file", .logging, \.metricsFile, "JSON lines of every logged iteration.")
+    public static let dashboardPort = integer("dashboard-port", .logging, \.dashboardPort,
+                                              "Serve the run's live dashboard on this port (0: any free port; needs --metrics-file).",
+                                              range: ValueRange(lower: (0, true), upper: (65535, true)), metavar: "PORT")
+    public static let dashboardHost = string("dashboard-host", .logging, \.dashboardHost,
+                                             "Address the dashboard listens on.", metavar: "HOST")
 }

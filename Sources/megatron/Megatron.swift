@@ -9,7 +9,7 @@ struct Megatron: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "megatron",
         abstract: "Megatron-style GPT training on the CPU, in Swift.",
-        subcommands: [TrainCommand.self, EvaluateCommand.self, GenerateCommand.self, ServeCommand.self, ConvertCommand.self, BenchCommand.self, PlanCommand.self, TokenizerCommand.self, PreprocessCommand.self, CurateCommand.self, FinetuneCommand.self, CUDACheckCommand.self])
+        subcommands: [TrainCommand.self, EvaluateCommand.self, GenerateCommand.self, ServeCommand.self, ConvertCommand.self, BenchCommand.self, PlanCommand.self, TokenizerCommand.self, PreprocessCommand.self, CurateCommand.self, FinetuneCommand.self, DashboardCommand.self, CUDACheckCommand.self])
 
     /// Parses and runs the subcommand. A failure prints one `Error:` line (no usage block after
     /// it: the message names the flag or file) and exits non-zero; `--help` prints the help.

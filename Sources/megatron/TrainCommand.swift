@@ -1,5 +1,6 @@
 import Accelerator
 import ArgumentParser
+import Synchronization
 import Datasets
 import Distributed
 import FileSupport
@@ -29,6 +30,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let startTime = monotonicSeconds()
+        let startBytes = ProcessMemory.residentBytes()  // the planner's per-process baseline
         if arguments.contains("--help") || arguments.contains("-h") {
             print(Self.helpMessage())
             return
@@ -78,7 +80,7 @@ struct TrainCommand: ParsableCommand {
                                   pipelineParallel: config.pipelineModelParallelSize)
             } ?? .single
             try Self.train(config: config, vocabularySize: vocabularySize, eod: eod, wordPiece: wordPiece, parallel: state,
-                           startTime: startTime)
+                           startTime: startTime, startBytes: startBytes)
         }
         withExtendedLifetime(saveLock) {}
         if let profile = GPU.active?.profileReport { printError(profile) }  // MEGATRON_CUDA_PROFILE=1
@@ -86,9 +88,10 @@ struct TrainCommand: ParsableCommand {
 
     /// The loop of one rank; global rank 0 logs and writes the metrics and event files. Ends at
     /// the last iteration, or earlier with a checkpoint when an `ExitConditions` reason comes up
-    /// (`startTime`: when the run started, for `--exit-duration-in-mins`).
+    /// (`startTime`: when the run started, for `--exit-duration-in-mins`; `startBytes`: the
+    /// process's resident memory then, the planner's baseline in the metrics file's header).
     static func train(config: TrainingConfig, vocabularySize: Int, eod: Int32, wordPiece: WordPieceTokenizer?,
-                      parallel: ParallelState, startTime: Double) throws {
+                      parallel: ParallelState, startTime: Double, startBytes: Int) throws {
         let trainer = try Trainer(config: config, vocabularySize: vocabularySize, endOfDocument: eod, parallel: parallel,
                                   wordPiece: wordPiece)
         let first = parallel.isFirst
@@ -102,6 +105,19 @@ struct TrainCommand: ParsableCommand {
         if let metrics, metrics.repairedBytes > 0 {
             log.note("cut off the torn last line (\(metrics.repairedBytes) bytes) of --metrics-file \(metrics.path)")
         }
+        if let metrics {
+            do { try metrics.write(TrainingDashboard.header(trainer: trainer, processBytes: Double(startBytes),
+                                                                      peakFLOPs: log.peakFLOPs)) } catch {
+                log.note("warning: --metrics-file: the header record was not written: \(error)")
+            }
+        }
+        // The dashboard's line under its title, set as the run goes.
+        let total = config.trainIters.map { " of \($0)" } ?? ""
+        let status = Mutex("training from iteration \(trainer.iteration)")
+        if let metrics, first, config.dashboardPort != nil {
+            let address = try TrainingDashboard.start(config: config, metricsFile: metrics.path) { status.withLock { $0 } }
+            log.note("dashboard on \(address)")
+        }
         /// Whether `--save-interval` saves at the current iteration.
         let intervalSaves = { config.saveInterval.map { trainer.iteration % $0 == 0 } ?? false }
         func saveCheckpoint(to save: String) throws {
@@ -112,6 +128,7 @@ struct TrainCommand: ParsableCommand {
         while !trainer.finished {
             let stats = try trainer.step()
             log.record(stats)
+            status.withLock { $0 = "training: iteration \(trainer.iteration)\(total)" }
             if trainer.iteration % config.evalInterval == 0 || trainer.finished, let loss = try trainer.evaluate() {
                 log.validation(loss: loss, sentenceOrderLoss: trainer.validationSentenceOrderLoss)
             }
@@ -128,6 +145,7 @@ struct TrainCommand: ParsableCommand {
             log.note("no --save: exiting without a checkpoint")
         }
         if let exitReason { log.note("exiting at iteration \(trainer.iteration): \(exitReason)") }
+        status.withLock { $0 = "finished at iteration \(trainer.iteration)" + (exitReason.map { " (\($0))" } ?? "") }
         log.finish()
     }
 }

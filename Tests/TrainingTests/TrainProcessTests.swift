@@ -70,11 +70,12 @@ import Testing
     }
 
     /// Waits until `path` holds at least `lines` lines (or the process ended).
+    /// Waits until the metrics file holds `lines` iteration records (the header record aside).
     static func waitForLines(_ path: String, _ lines: Int, while run: Run) {
         let deadline = Date().addingTimeInterval(300)
         while run.process.isRunning && Date() < deadline {
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            if text.split(separator: "\n").count >= lines { return }
+            if text.split(separator: "\n").filter({ $0.contains("\"lm_loss\"") }).count >= lines { return }
             usleep(20_000)
         }
     }
