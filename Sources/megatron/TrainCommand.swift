@@ -97,8 +97,10 @@ struct TrainCommand: ParsableCommand {
         let first = parallel.isFirst
         let metrics = first ? try config.metricsFile.map { try MetricsFile(path: $0) } : nil
         let tensorBoard = first ? try config.tensorboardDir.map { try TensorBoardWriter(directory: $0) } : nil
-        // Only the logging rank measures the GEMM peak (the others would run it at the same time).
-        var log = TrainingLog(trainer: trainer, peakFLOPs: first ? GEMMPeak.measure(config.precision) * 1e9 : 1, metrics: metrics,
+        // Only the logging rank measures the GEMM peak (the others would run it at the same time),
+        // on its share of the cores; MFU divides the whole run's FLOP/s by every rank's share.
+        let ranks = Double(parallel.world?.size ?? 1)
+        var log = TrainingLog(trainer: trainer, peakFLOPs: first ? GEMMPeak.measure(config.precision) * 1e9 * ranks : 1, metrics: metrics,
                               tensorBoard: tensorBoard, quiet: !first)
         let exits = ExitConditions(config: config, startTime: startTime)
         log.start()

@@ -45,7 +45,8 @@ struct TrainingLog {
         printLine("> \(kind): \(trainer.model.layout.totalCount) parameters, \(c.numLayers) layers, hidden \(c.hiddenSize), "
               + "\(c.numAttentionHeads) heads, seq \(trainer.config.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize))")
         printLine("> training \(trainer.totalSamples) samples from iteration \(trainer.iteration) "
-              + "(consumed samples \(trainer.consumedSamples)); \(trainer.config.precision == .bf16 ? "bf16 GEMM" : "sgemm") peak \(fixed(peakFLOPs / 1e9, 1)) GFLOP/s")
+              + "(consumed samples \(trainer.consumedSamples)); \(trainer.config.precision == .bf16 ? "bf16 GEMM" : "sgemm") peak \(fixed(peakFLOPs / 1e9, 1)) GFLOP/s"
+              + (trainer.parallel.world.map { $0.size > 1 ? " (rank 0's share of the cores x \($0.size) ranks)" : "" } ?? ""))
         printLine("> memory of rank 0: \(trainer.memory); recompute \(trainer.config.recomputation)")
         switch trainer.config.precision {
         case .fp32: break
