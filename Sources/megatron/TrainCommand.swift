@@ -1,10 +1,10 @@
 import Accelerator
 import ArgumentParser
-import Synchronization
 import Datasets
 import Distributed
 import FileSupport
 import Measurement
+import Synchronization
 import Tokenizer
 import Training
 #if canImport(Glibc)
@@ -108,8 +108,8 @@ struct TrainCommand: ParsableCommand {
             log.note("cut off the torn last line (\(metrics.repairedBytes) bytes) of --metrics-file \(metrics.path)")
         }
         if let metrics {
-            do { try metrics.write(TrainingDashboard.header(trainer: trainer, processBytes: Double(startBytes),
-                                                                      peakFLOPs: log.peakFLOPs)) } catch {
+            let header = TrainingDashboard.header(trainer: trainer, processBytes: Double(startBytes), peakFLOPs: log.peakFLOPs)
+            do { try metrics.write(header) } catch {
                 log.note("warning: --metrics-file: the header record was not written: \(error)")
             }
         }
