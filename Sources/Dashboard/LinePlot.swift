@@ -44,6 +44,8 @@ public struct LinePlot {
     /// Formats the axis labels (the data attributes always keep full precision).
     public var format: (Double) -> String = LinePlot.short
 
+    /// Points drawn per line at most.
+    static let maxDrawnPoints = 1500
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"]
     static let (width, height) = (440.0, 230.0)
     static let (left, right, top, bottom) = (70.0, 12.0, 26.0, 30.0)
@@ -95,8 +97,12 @@ public struct LinePlot {
                     out += "<circle cx=\"\(px(point.x))\" cy=\"\(py(point.y))\" r=\"3\" fill=\"\(colour)\"/>"
                 }
             } else if !line.points.isEmpty {
+                // A long run draws every k-th point (and the last): the page stays small; the
+                // data attributes above still count every point.
+                let step = max(1, (line.points.count + Self.maxDrawnPoints - 1) / Self.maxDrawnPoints)
+                let drawn = Array(stride(from: 0, to: line.points.count - 1, by: step)) + [line.points.count - 1]
                 out += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.6\" points=\""
-                    + line.points.map { px($0.x) + "," + py($0.y) }.joined(separator: " ") + "\"/>"
+                    + drawn.map { px(line.points[$0].x) + "," + py(line.points[$0].y) }.joined(separator: " ") + "\"/>"
             }
             out += "</g>"
         }

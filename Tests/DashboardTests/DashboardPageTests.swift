@@ -71,6 +71,15 @@ import Testing
         #expect(plot.contains("class=\"reference\""), "the prediction as a dashed line")
     }
 
+    @Test func aLongRunDrawsFewerPointsButCountsThemAll() {
+        let points = (1...10_000).map { (x: Double($0), y: 1 / Double($0)) }
+        let svg = LinePlot(id: "loss", title: "loss", series: [LinePlot.Series(label: "run", key: "lm_loss", points: points,
+                                                                               colour: 0)]).svg
+        #expect(svg.contains("data-points=\"10000\" data-last=\"0.0001\""))
+        let polyline = svg[svg.range(of: " points=\"")!.upperBound...].prefix { $0 != "\"" }
+        #expect(polyline.split(separator: " ").count <= LinePlot.maxDrawnPoints + 2)
+    }
+
     @Test func textIsEscaped() {
         let plot = LinePlot(id: "x", title: "<script>alert(1)</script>", series: [])
         #expect(!plot.svg.contains("<script>"))
