@@ -7,11 +7,6 @@
 #include "internal.h"
 
 namespace {
-__global__ void round_kernel(uint16_t *out, const float *inp, long count) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < count; i += (long)gridDim.x * blockDim.x)
-        out[i] = bf16_bits(inp[i]);
-}
-
 /// Causal softmax of `rows` bf16 score rows of length `t` (row r is query r % t), in place: the
 /// scores become bf16 probabilities (masked entries 0); saves each row's log-sum-exp. Every
 /// read of a row ends before the block's last reduction, and every write comes after it.
@@ -58,7 +53,7 @@ __global__ void softmax_backward_bf16_kernel(uint16_t *probabilitiesThenDScores,
 }
 
 int round_to_bf16(uint16_t *out, const float *inp, long count) {
-    round_kernel<<<mgt_blocks(count, 256), 256>>>(out, inp, count);
+    mgt_launch_bf16_round(out, inp, count);
     return mgt_check(cudaGetLastError(), "bf16 rounding (attention)");
 }
 }  // namespace

@@ -227,6 +227,15 @@ __global__ void sum_partials_kernel(double *result, const double *partial, int c
 }
 }  // namespace
 
+void mgt_launch_bf16_round(uint16_t *out, const float *inp, long count) {
+    long head = 0;
+    if (mgt_aligned(out, 8) && mgt_aligned(inp, 16)) {
+        head = count / 4 * 4;
+        if (head) bf16_round4_kernel<<<mgt_blocks(head / 4, 256), 256>>>((ushort4 *)out, (const float4 *)inp, head / 4);
+    }
+    if (count > head) bf16_round_kernel<<<mgt_blocks(count - head, 256), 256>>>(out + head, inp + head, count - head);
+}
+
 extern "C" {
 
 int mgt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
@@ -282,12 +291,7 @@ int mgt_add_in_place(float *out, const float *inp, long count) {
 
 int mgt_bf16_round(uint16_t *out, const float *inp, long count) {
     if (count == 0) return 0;
-    long head = 0;
-    if (mgt_aligned(out, 8) && mgt_aligned(inp, 16)) {
-        head = count / 4 * 4;
-        if (head) bf16_round4_kernel<<<mgt_blocks(head / 4, 256), 256>>>((ushort4 *)out, (const float4 *)inp, head / 4);
-    }
-    if (count > head) bf16_round_kernel<<<mgt_blocks(count - head, 256), 256>>>(out + head, inp + head, count - head);
+    mgt_launch_bf16_round(out, inp, count);
     return mgt_finish("bf16_round");
 }
 

@@ -24,6 +24,10 @@ int mgt_gemm_batched_bf16(int trans_a, int trans_b, int m, int n, int k, float a
                           long long stride_a, const uint16_t *b, int ldb, long long stride_b, float beta, void *c,
                           int c_bf16, int ldc, long long stride_c, int count);
 
+/// Queues the bf16 rounding of `count` values (four per thread where the pointers allow)
+/// without waiting; `mgt_bf16_round` and the bf16 attention's operand copies use it.
+void mgt_launch_bf16_round(uint16_t *out, const float *inp, long count);
+
 /// Round to nearest even; a NaN keeps its upper bits, made quiet (as BFloat16.round in Swift).
 __device__ inline uint16_t bf16_bits(float value) {
     uint32_t bits = __float_as_uint(value);

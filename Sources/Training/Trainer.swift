@@ -28,8 +28,9 @@ public struct IterationStats: Sendable {
     /// The loss scale this iteration's backward used (1 without fp16).
     public var lossScale: Double
     public var seconds: Double
-    /// Each pipeline stage's compute and wait seconds in this step (this rank's pipeline: one
-    /// entry per stage; the wait is where the bubble and the stage's sends and receives are).
+    /// On an iteration the log reports (every `--log-interval`, and the last): each stage of this
+    /// rank's pipeline's compute and wait seconds summed over the steps since the previous one
+    /// (the wait is where the bubble and the stage's sends and receives are); empty otherwise.
     public var stageSeconds: [(compute: Double, wait: Double)] = []
 }
 
@@ -72,6 +73,8 @@ public final class Trainer {
     private let gradientSync: GradientSync
     /// What this rank allocates (counted from the buffer sizes, before allocating them).
     public let memory: MemoryRequirement
+    /// This stage's compute and wait seconds in the steps since the last `reportedStageSeconds`.
+    private var unreportedStageSeconds = (compute: 0.0, wait: 0.0)
     /// Bytes this rank's saved activations (every micro-batch set its pipeline schedule keeps in
     /// flight) and the model's shared scratch hold now, counted from the allocated buffers.
     public var allocatedActivationBytes: (saved: Int, scratch: Int) { (executor.activationBytes, model.scratchBytes) }
@@ -234,7 +237,8 @@ public final class Trainer {
         let (compute, wait) = (executor.computeSeconds, executor.waitSeconds)
         let lossSum = try executor.run(try Self.pipelineSchedule(part: model.part, microBatches: microBatches),
                                        batches: batches, gradientScale: Float(lossScale / Double(microBatches)))
-        let stageSeconds = pipelineStageSeconds(compute: executor.computeSeconds - compute, wait: executor.waitSeconds - wait)
+        unreportedStageSeconds.compute += executor.computeSeconds - compute
+        unreportedStageSeconds.wait += executor.waitSeconds - wait
         let norm = gradientSync.synchronize(model, optimizer: optimizer) / lossScale
         let losses = meanLosses([lossSum, executor.sentenceOrderLossSum], microBatches: microBatches)
         let sentenceOrderLoss = model.config.bert?.binaryHead == true ? losses[1] : nil
@@ -269,6 +273,7 @@ public final class Trainer {
         consumedSamples += batchSize
         iteration += 1
         GPU.hostWillRead()  // the step's GPU work done: checkpoints, logs and the clock see it finished
+        let stageSeconds = iteration % config.logInterval == 0 || finished ? reportedStageSeconds() : []
         let elapsed = (clock.now - start).components
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return IterationStats(iteration: iteration, consumedSamples: consumedSamples, globalBatchSize: batchSize,
@@ -277,12 +282,14 @@ public final class Trainer {
                               lossScale: lossScale, seconds: seconds, stageSeconds: stageSeconds)
     }
 
-    /// Every stage's compute and wait seconds of this rank's pipeline, gathered with one small
-    /// all-reduce over the pipeline group (each stage fills its own slots).
-    private func pipelineStageSeconds(compute: Double, wait: Double) -> [(compute: Double, wait: Double)] {
+    /// Every stage's compute and wait seconds since the last report, gathered over this rank's
+    /// pipeline group with one small all-reduce (each stage fills its own slots); only on the
+    /// iterations the log reports, which every rank of the group reaches together.
+    private func reportedStageSeconds() -> [(compute: Double, wait: Double)] {
         var values = [Double](repeating: 0, count: 2 * parallel.pipelineParallel)
-        values[2 * parallel.pipelineRank] = compute
-        values[2 * parallel.pipelineRank + 1] = wait
+        values[2 * parallel.pipelineRank] = unreportedStageSeconds.compute
+        values[2 * parallel.pipelineRank + 1] = unreportedStageSeconds.wait
+        unreportedStageSeconds = (0, 0)
         if let pipeline = parallel.pipeline { values = pipeline.allReduce(values, operation: .sum) }
         return (0..<parallel.pipelineParallel).map { (values[2 * $0], values[2 * $0 + 1]) }
     }

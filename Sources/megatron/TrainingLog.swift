@@ -23,8 +23,6 @@ struct TrainingLog {
     private var intervalSamples = 0
     private var skipped = 0
     private var nan = 0
-    /// Each pipeline stage's compute and wait seconds summed over the interval.
-    private var stageSeconds: [(compute: Double, wait: Double)] = []
     private let terminal = isatty(2) != 0
 
     init(trainer: Trainer, peakFLOPs: Double, metrics: MetricsFile?, tensorBoard: TensorBoardWriter?, quiet: Bool = false) {
@@ -60,11 +58,6 @@ struct TrainingLog {
     mutating func record(_ stats: IterationStats) {
         intervalSeconds += stats.seconds
         intervalIterations += 1
-        if stageSeconds.count != stats.stageSeconds.count { stageSeconds = stats.stageSeconds.map { _ in (0, 0) } }
-        for (index, stage) in stats.stageSeconds.enumerated() {
-            stageSeconds[index].compute += stage.compute
-            stageSeconds[index].wait += stage.wait
-        }
         intervalSamples += stats.globalBatchSize
         if stats.skipped {
             skipped += 1
@@ -80,7 +73,7 @@ struct TrainingLog {
         }
         if quiet {
             intervalSeconds = 0; intervalLoss = 0; intervalSentenceOrderLoss = 0; intervalIterations = 0; intervalSamples = 0
-            skipped = 0; nan = 0; stageSeconds = []
+            skipped = 0; nan = 0
             return
         }
         let iterations = Double(intervalIterations)
@@ -110,8 +103,8 @@ struct TrainingLog {
             ("activation_bytes", .number(Double(activations.saved))), ("scratch_bytes", .number(Double(activations.scratch))),
             ("peak_memory_bytes", .number(Double(ProcessMemory.peakResidentBytes()))),
             ("tflops", .number(flops / 1e12)), ("mfu", .number(flops / peakFLOPs * 100)),
-            ("stage_compute_s", .array(stageSeconds.map { .number($0.compute / iterations) })),
-            ("stage_wait_s", .array(stageSeconds.map { .number($0.wait / iterations) })),
+            ("stage_compute_s", .array(stats.stageSeconds.map { .number($0.compute / iterations) })),
+            ("stage_wait_s", .array(stats.stageSeconds.map { .number($0.wait / iterations) })),
         ] + (sentenceOrderLoss.map { [("sop_loss", JSONValue.number($0))] } ?? [])) }
         report("--tensorboard-dir") { try tensorBoard?.scalars([("lm loss", loss), ("learning-rate", stats.learningRate),
                               ("batch-size", Double(stats.globalBatchSize)), ("grad-norm", stats.gradNorm), ("loss-scale", stats.lossScale),
@@ -125,7 +118,6 @@ struct TrainingLog {
         intervalSamples = 0
         skipped = 0
         nan = 0
-        stageSeconds = []
     }
 
     /// Logs a validation: the lm loss and its perplexity, and BERT's sentence-order loss.

@@ -38,7 +38,7 @@ import Testing
         let directory = ResumeTests.temporaryDirectory()
         let metrics = directory + "/metrics.jsonl"
         let run = try TrainProcessTests.Run(["--metrics-file", metrics, "--dashboard-port", "0", "--exit-signal-handler",
-                                             "--pipeline-model-parallel-size", "2"])
+                                             "--pipeline-model-parallel-size", "2", "--log-interval", "2"])
         TrainProcessTests.waitForLines(metrics, 2, while: run)
         let stdout = (try? String(contentsOfFile: run.output + "/stdout", encoding: .utf8)) ?? ""
         let port = stdout.firstRange(of: "> dashboard on http://127.0.0.1:").flatMap { found in
@@ -68,6 +68,7 @@ import Testing
         #expect(ranks.last?["layers"] == .string("1"), "stage 1 holds the second of two layers")
         #expect(header["prediction"]?["source"] != nil)
         let iteration = try #require(records.first { $0["lm_loss"] != nil })
+        #expect(iteration["iteration"] == .number(2), "logged every second iteration")
         for key in ["tflops", "mfu", "peak_memory_bytes"] {
             guard case .number(let value)? = iteration[key] else { Issue.record("no \(key)"); continue }
             #expect(value > 0)
@@ -75,7 +76,7 @@ import Testing
         guard case let .array(compute)? = iteration["stage_compute_s"], case let .array(wait)? = iteration["stage_wait_s"] else {
             Issue.record("no per-stage times"); return
         }
-        #expect(compute.count == 2 && wait.count == 2, "both pipeline stages, gathered to rank 0")
+        #expect(compute.count == 2 && wait.count == 2, "both pipeline stages, gathered to rank 0 at the logged iteration")
         #expect(compute.allSatisfy { if case .number(let x) = $0 { x > 0 } else { false } })
     }
 
