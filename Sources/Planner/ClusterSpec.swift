@@ -3,9 +3,10 @@ import FileSupport
 /// A cluster the planner predicts for: identical nodes of identical devices.
 ///
 /// Bandwidths are bytes/s in one direction: `intraNodeBandwidth` per device (NVLink/NVSwitch),
-/// `interNodeBandwidth` per node (all its network adapters together). `gemmEfficiency` is the
-/// fraction of `peakFLOPs` the model's matrix products sustain; it is the one calibrated number
-/// per preset (see `ClusterSpec.presets`).
+/// `interNodeBandwidth` per node (all its network adapters together, as collectives sustain it).
+/// `gemmEfficiency` is the fraction of `peakFLOPs` a large GEMM sustains (a micro-benchmark's
+/// figure; `GPUKernelCosts` adds the wave quantisation of smaller ones). Where each preset's
+/// numbers come from: `ClusterSpec.presets`.
 public struct ClusterSpec: Sendable, Equatable {
     public var name: String
     /// Dense 16-bit (or, for `local`, fp32) peak FLOP/s of one device.
@@ -19,6 +20,18 @@ public struct ClusterSpec: Sendable, Equatable {
     public var interNodeBandwidth: Double
     public var interNodeLatency: Double
     public var gemmEfficiency: Double
+    /// Streaming multiprocessors of one device: the GEMM model counts waves of output tiles over
+    /// them. `nil` (a CPU, or a cluster file without the key) leaves quantisation out.
+    public var streamingMultiprocessors: Int?
+    /// Dense fp32 GEMM peak of one device (TF32 on A100 and H100), for `--fp32` layouts.
+    public var fp32PeakFLOPs: Double
+    /// The fraction of `memoryBandwidth` a streaming kernel sustains.
+    public var memoryEfficiency = 1.0
+    /// The fraction of `intraNodeBandwidth` a collective's ring inside a node sustains (NCCL's
+    /// measured bus bandwidth against the links'). `interNodeBandwidth` is taken as measured.
+    public var intraNodeEfficiency = 1.0
+    /// The fraction of `peakFLOPs` FlashAttention's forward and backward sustain (`--use-flash-attn`).
+    public var flashAttentionEfficiency = 0.5
     /// Whose buffers the memory prediction counts: Megatron's on GPUs (Korthikanti et al.'s
     /// activation table, Megatron's bytes per parameter) for the presets and JSON clusters, or
     /// this binary's own (`GPTMemory`'s buffer sizes) for `--cluster local`.
@@ -41,37 +54,72 @@ public struct ClusterSpec: Sendable, Equatable {
     /// Devices in the whole cluster.
     public var devices: Int { devicesPerNode * nodes }
 
-    /// The built-in presets (one node each; `--nodes` sets the count):
-    /// - `dgx2h-v100`: 16 V100 32GB (125 TFLOP/s fp16), NVSwitch 150 GB/s per GPU, 8 x 100 Gb/s
-    ///   InfiniBand per node (Megatron-LM 2019). Efficiency 0.31: the paper's single-GPU baseline
-    ///   sustains 39 TFLOP/s, 30% of peak.
-    /// - `dgx-a100-80gb`: 8 A100 80GB (312 TFLOP/s bf16), NVSwitch 300 GB/s per GPU, 8 x 200 Gb/s
-    ///   HDR per node (MT-NLG). Efficiency 0.48: one value fitted to MT-NLG's three published
-    ///   iteration times together.
-    /// - `dgx-h100`: 8 H100 SXM (989 TFLOP/s bf16 dense), NVSwitch 450 GB/s per GPU,
-    ///   8 x 400 Gb/s per node. Efficiency 0.45 is an assumption (no published row checked).
+    /// The built-in presets (one node each; `--nodes` sets the count). Every number is a datasheet
+    /// figure or a published micro-benchmark, none is fitted to a training run:
+    /// - `dgx2h-v100`: 16 V100 32GB (125 TFLOP/s fp16, 15.7 fp32, 80 SMs, 900 GB/s), NVSwitch
+    ///   150 GB/s per GPU each way, 8 x 100 Gb/s InfiniBand per node (Megatron-LM 2019). GEMMs:
+    ///   83 TFLOP/s, cuBLAS mixed precision (Markidis et al. 2018, 0.664); streaming: saxpy 810 GB/s
+    ///   (GPUInspector.jl, V100 SXM2, 0.90). No V100 NCCL figure was found: the A100's ratios are
+    ///   assumed (0.78 of NVSwitch, 0.96 of the network).
+    /// - `dgx-a100-80gb`: 8 A100 80GB (312 TFLOP/s bf16, 156 TF32, 108 SMs, 2,039 GB/s), NVSwitch
+    ///   300 GB/s per GPU each way, 8 x 200 Gb/s HDR per node (Selene, MT-NLG). GEMMs: cuBLASLt
+    ///   fp16 8192^3 on random data sustains 253.7 TFLOP/s (Azure ND A100 v4 benchmarks, 0.813; the
+    ///   best shape of ml-engineering's MAMF search reaches 271.2, 0.869); streaming:
+    ///   BabelStream triad 1.70 TB/s (Azure ND A100 v4, 0.834); NCCL all-reduce 234.9 GB/s bus
+    ///   bandwidth inside a node (nccl-tests, 0.783) and 192 GB/s across DGX A100 nodes (NVIDIA,
+    ///   NCCL issue 812); FlashAttention-2 about 0.6 of peak forward and backward (Dao 2023).
+    /// - `dgx-a100-40gb`: as the 80GB node with 40 GB at 1,555 GB/s (saxpy 1,280 GB/s,
+    ///   GPUInspector.jl, 0.823).
+    /// - `jean-zay-a100`: the 80GB A100 nodes BLOOM trained on: NVSwitch inside, 4 x 100 Gb/s
+    ///   Omni-Path per node (48 GB/s at the DGX's measured 0.96).
+    /// - `dgx-h100`: 8 H100 SXM (989 TFLOP/s bf16 dense, 494.7 TF32, 132 SMs, 3.35 TB/s),
+    ///   NVSwitch 450 GB/s per GPU each way, 8 x 400 Gb/s per node. GEMMs: MAMF 794.5 TFLOP/s
+    ///   (0.803); streaming: BabelStream triad 2.97 TB/s (Azure ND H100 v5, 0.887); NCCL ring
+    ///   370 GB/s inside a node (nccl-tests issue 212, 0.822); the network at the A100's 0.96;
+    ///   FlashAttention-2 about 0.35 of peak (Dao 2023).
     public static let presets: [String: ClusterSpec] = [
-        "dgx2h-v100": ClusterSpec(name: "dgx2h-v100", peakFLOPs: 125e12, memoryBytes: 32 * gib,
-                                  memoryBandwidth: 0.9e12, devicesPerNode: 16, nodes: 1,
-                                  intraNodeBandwidth: 150e9, intraNodeLatency: 5e-6,
-                                  interNodeBandwidth: 100e9, interNodeLatency: 10e-6, gemmEfficiency: 0.31),
-        "dgx-a100-80gb": ClusterSpec(name: "dgx-a100-80gb", peakFLOPs: 312e12, memoryBytes: 80 * gib,
-                                     memoryBandwidth: 2.0e12, devicesPerNode: 8, nodes: 1,
-                                     intraNodeBandwidth: 300e9, intraNodeLatency: 5e-6,
-                                     interNodeBandwidth: 200e9, interNodeLatency: 10e-6, gemmEfficiency: 0.48),
-        "dgx-h100": ClusterSpec(name: "dgx-h100", peakFLOPs: 989e12, memoryBytes: 80 * gib,
-                                memoryBandwidth: 3.35e12, devicesPerNode: 8, nodes: 1,
-                                intraNodeBandwidth: 450e9, intraNodeLatency: 5e-6,
-                                interNodeBandwidth: 400e9, interNodeLatency: 10e-6, gemmEfficiency: 0.45),
+        "dgx2h-v100": gpu("dgx2h-v100", peak: 125e12, fp32: 15.7e12, units: 80, gemm: 0.664, memory: 32 * gib,
+                          bandwidth: 0.9e12, streaming: 0.90, perNode: 16, intraNode: 150e9, intraNodeEfficiency: 0.783,
+                          interNode: 0.96 * 100e9, flash: 0.5),
+        "dgx-a100-80gb": gpu("dgx-a100-80gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.813, memory: 80 * gib,
+                             bandwidth: 2.039e12, streaming: 0.834, perNode: 8, intraNode: 300e9,
+                             intraNodeEfficiency: 0.783, interNode: 192e9, flash: 0.6),
+        "dgx-a100-40gb": gpu("dgx-a100-40gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.813, memory: 40 * gib,
+                             bandwidth: 1.555e12, streaming: 0.823, perNode: 8, intraNode: 300e9,
+                             intraNodeEfficiency: 0.783, interNode: 192e9, flash: 0.6),
+        "jean-zay-a100": gpu("jean-zay-a100", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.813, memory: 80 * gib,
+                             bandwidth: 2.039e12, streaming: 0.834, perNode: 8, intraNode: 300e9,
+                             intraNodeEfficiency: 0.783, interNode: 0.96 * 50e9, flash: 0.6),
+        "dgx-h100": gpu("dgx-h100", peak: 989e12, fp32: 494.7e12, units: 132, gemm: 0.803, memory: 80 * gib,
+                        bandwidth: 3.35e12, streaming: 0.887, perNode: 8, intraNode: 450e9, intraNodeEfficiency: 0.822,
+                        interNode: 0.96 * 400e9, flash: 0.35),
     ]
+
+    // swiftlint:disable:next function_parameter_count
+    static func gpu(_ name: String, peak: Double, fp32: Double, units: Int, gemm: Double, memory: Double,
+                    bandwidth: Double, streaming: Double, perNode: Int, intraNode: Double, intraNodeEfficiency: Double,
+                    interNode: Double, flash: Double) -> ClusterSpec {
+        var spec = ClusterSpec(name: name, peakFLOPs: peak, memoryBytes: memory, memoryBandwidth: bandwidth,
+                               devicesPerNode: perNode, nodes: 1, intraNodeBandwidth: intraNode, intraNodeLatency: 5e-6,
+                               interNodeBandwidth: interNode, interNodeLatency: 10e-6, gemmEfficiency: gemm)
+        (spec.fp32PeakFLOPs, spec.streamingMultiprocessors, spec.memoryEfficiency) = (fp32, units, streaming)
+        (spec.intraNodeEfficiency, spec.flashAttentionEfficiency) = (intraNodeEfficiency, flash)
+        return spec
+    }
 
     static let gib = 1024.0 * 1024 * 1024
 
-    /// The JSON keys of a cluster file, all required except `name`, `nodes` (default 1) and
-    /// `gemm_efficiency` (default 0.5).
+    /// The JSON keys of a cluster file. Required: the peak, memory, bandwidths and latencies, and
+    /// `devices_per_node`. Optional: `name`, `nodes` (default 1), `streaming_multiprocessors`
+    /// (default: no wave quantisation), `fp32_peak_flops` (default half the peak), and the
+    /// sustained fractions `gemm_efficiency` (0.8), `memory_efficiency` (0.85),
+    /// `intra_node_efficiency` (0.8), `flash_attention_efficiency` (0.5), near the A100's and
+    /// H100's measured ones.
     public static let jsonKeys = ["name", "peak_flops", "memory_bytes", "memory_bandwidth", "devices_per_node",
                                   "nodes", "intra_node_bandwidth", "intra_node_latency",
-                                  "inter_node_bandwidth", "inter_node_latency", "gemm_efficiency"]
+                                  "inter_node_bandwidth", "inter_node_latency", "gemm_efficiency",
+                                  "streaming_multiprocessors", "fp32_peak_flops", "memory_efficiency",
+                                  "intra_node_efficiency", "flash_attention_efficiency"]
 
     /// Reads a cluster description from JSON text; an unknown or missing key, or a value that is
     /// not a positive number, is an error naming it.
@@ -111,8 +159,23 @@ public struct ClusterSpec: Sendable, Equatable {
         intraNodeLatency = try number("intra_node_latency")
         interNodeBandwidth = try number("inter_node_bandwidth")
         interNodeLatency = try number("inter_node_latency")
-        gemmEfficiency = try number("gemm_efficiency", default: 0.5)
-        guard gemmEfficiency <= 1 else { throw .invalid("\(source): gemm_efficiency must be at most 1") }
+        gemmEfficiency = try number("gemm_efficiency", default: 0.8)
+        fp32PeakFLOPs = try number("fp32_peak_flops", default: peakFLOPs / 2)
+        memoryEfficiency = try number("memory_efficiency", default: 0.85)
+        intraNodeEfficiency = try number("intra_node_efficiency", default: 0.8)
+        flashAttentionEfficiency = try number("flash_attention_efficiency", default: 0.5)
+        for (key, fraction) in [("gemm_efficiency", gemmEfficiency), ("memory_efficiency", memoryEfficiency),
+                                ("intra_node_efficiency", intraNodeEfficiency),
+                                ("flash_attention_efficiency", flashAttentionEfficiency)] where fraction > 1 {
+            throw .invalid("\(source): \(key) must be at most 1")
+        }
+        if value["streaming_multiprocessors"] != nil {
+            let units = try number("streaming_multiprocessors")
+            guard units == units.rounded(), units <= 1_000_000 else {
+                throw .invalid("\(source): streaming_multiprocessors must be an integer")
+            }
+            streamingMultiprocessors = Int(units)
+        }
     }
 
     public init(name: String, peakFLOPs: Double, memoryBytes: Double, memoryBandwidth: Double,
@@ -129,6 +192,7 @@ public struct ClusterSpec: Sendable, Equatable {
         self.interNodeBandwidth = interNodeBandwidth
         self.interNodeLatency = interNodeLatency
         self.gemmEfficiency = gemmEfficiency
+        fp32PeakFLOPs = peakFLOPs
     }
 }
 

@@ -1,5 +1,5 @@
-/// Ring collectives on a cluster (bandwidth term + latency per step), and where a group's ring
-/// runs. Megatron's rank order puts TP ranks next to each other, then DP, then PP, so a TP group
+/// Ring collectives on a cluster (bandwidth term + latency per step; inside a node at the links'
+/// bandwidth x `intraNodeEfficiency`), and where a group's ring runs. Megatron's rank order puts TP ranks next to each other, then DP, then PP, so a TP group
 /// of at most `devicesPerNode` stays inside a node while DP and PP groups usually cross nodes.
 public struct CommunicationModel: Sendable {
     public let cluster: ClusterSpec
@@ -13,7 +13,7 @@ public struct CommunicationModel: Sendable {
     public func link(groupSize size: Int, stride: Int) -> (bandwidth: Double, latency: Double) {
         let perNode = cluster.devicesPerNode
         if size * stride <= perNode || size == 1 {
-            return (cluster.intraNodeBandwidth, cluster.intraNodeLatency)
+            return (cluster.intraNodeBandwidth * cluster.intraNodeEfficiency, cluster.intraNodeLatency)
         }
         let membersPerNode = max(1, perNode / max(stride, 1))
         let ringsPerNode = Double(perNode) / Double(min(membersPerNode, size))
@@ -32,6 +32,11 @@ public struct CommunicationModel: Sendable {
         guard n > 1 else { return 0 }
         let (bandwidth, latency) = link(groupSize: n, stride: stride)
         return Double(n - 1) / Double(n) * bytes / bandwidth + Double(n - 1) * latency
+    }
+
+    /// Seconds of an all-gather into a buffer of `bytes` over a ring (as long as a reduce-scatter).
+    public func allGather(bytes: Double, groupSize n: Int, stride: Int) -> Double {
+        reduceScatter(bytes: bytes, groupSize: n, stride: stride)
     }
 
     /// Seconds of one point-to-point transfer between neighbouring pipeline stages.

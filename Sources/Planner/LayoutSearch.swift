@@ -6,7 +6,7 @@ import Models
 /// DP the remaining devices (all of them are used); micro-batch sizes dividing the per-replica
 /// batch; recomputation none, selective and full; sequence parallelism on whenever TP > 1;
 /// interleaving (v = 2) when the stage's layers and micro-batches allow it; the distributed
-/// optimizer as requested, or both ways when `distributedOptimizer` is nil.
+/// optimizer as requested, or both ways when `distributedOptimizer` is nil; the software as given.
 public struct LayoutSearch: Sendable {
     public struct Candidate: Sendable {
         public var layout: TrainingLayout
@@ -21,7 +21,7 @@ public struct LayoutSearch: Sendable {
     public var considered = 0
 
     public init(config: GPTConfig, cluster: ClusterSpec, globalBatchSize: Int,
-                precision: MemoryModel.Precision, distributedOptimizer: Bool?) {
+                precision: MemoryModel.Precision, distributedOptimizer: Bool?, software: SoftwareOptions = SoftwareOptions()) {
         let devices = cluster.devices
         let tensorSizes = (1...cluster.devicesPerNode).filter {
             config.numAttentionHeads % $0 == 0 && config.hiddenSize % $0 == 0 && devices % $0 == 0
@@ -46,6 +46,7 @@ public struct LayoutSearch: Sendable {
                                 layout.recompute = recompute
                                 layout.distributedOptimizer = zero && dp > 1
                                 layout.precision = precision
+                                layout.software = software
                                 if zero && dp == 1 && distributedOptimizer == nil { continue }
                                 guard let estimate = try? Planner.estimate(config: config, layout: layout,
                                                                            cluster: cluster) else { continue }

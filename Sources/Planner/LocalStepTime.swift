@@ -138,8 +138,8 @@ public struct LocalStepTime: Sendable {
 /// word embedding's vocabulary rows and the position embedding).
 enum DeviceParameters {
     static func perDevice(config: GPTConfig, layout: TrainingLayout) -> Double {
-        let t = Double(layout.tensorParallel), p = Double(layout.pipelineParallel)
-        let l = Double(config.numLayers), h = Double(config.hiddenSize), s = Double(config.maxPositionEmbeddings)
-        return l / p * (12 * h * h + 13 * h) / t + Double(config.paddedVocabSize) * h / t + s * h
+        let t = Double(layout.tensorParallel), h = Double(config.hiddenSize), s = Double(config.maxPositionEmbeddings)
+        let layers = Double((try? layout.stageLayers(config).first) ?? config.numLayers / layout.pipelineParallel)
+        return layers * (12 * h * h + 13 * h) / t + Double(config.paddedVocabSize) * h / t + s * h
     }
 }

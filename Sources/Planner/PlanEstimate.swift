@@ -50,20 +50,22 @@ public struct PlanEstimate: Sendable {
 
 /// The planner's model of one training iteration (1F1B pipeline schedule):
 ///
-///     iteration = (m + (p-1)/v) * t_mb + DP gradient reduction + optimizer step
-///     t_mb      = stage FLOPs of one micro-batch / (peak * gemmEfficiency)
-///               + TP all-reduces (4 per layer, 6 with full recomputation; ring inside the node)
-///               + 2 v pipeline transfers of b s h / t activations (scatter-gather)
+///     iteration = m x t_mb (the slowest stage) + (p-1)/v x the stages' mean t_mb
+///               + data-parallel communication left exposed + optimizer step
 ///
-/// The DP reduction (all-reduce of the gradients, or reduce-scatter of gradients plus all-gather
-/// of weights with the distributed optimizer) and the optimizer's memory-bound update are not
-/// overlapped with compute, as in Megatron without `--overlap-grad-reduce`.
+/// with the parts of a micro-batch's `t_mb` (GEMMs, attention, memory-bound kernels, TP and PP
+/// communication) from `GPUStepTime` on a GPU cluster, or from `LocalStepTime` (this machine's
+/// kernel micro-benchmarks) for `--cluster local`.
 public enum Planner {
     /// Predicts memory and time; throws if the layout does not divide the model or batch, or
     /// needs more devices than the cluster has.
     public static func estimate(config: GPTConfig, layout: TrainingLayout,
                                 cluster: ClusterSpec) throws(PlanError) -> PlanEstimate {
         try layout.validate(for: config)
+        guard !(layout.isUneven && cluster.kernelTimings != nil) else {
+            throw .invalid("--cluster local: uneven pipeline stages are not supported by megatron train")
+        }
+        let firstStageLayers = Double(try layout.stageLayers(config).first)
         guard layout.devices <= cluster.devices else {
             throw .invalid("the layout needs \(layout.devices) devices (TP \(layout.tensorParallel) x PP \(layout.pipelineParallel) x DP \(layout.dataParallel)) but \(cluster.name) x \(cluster.nodes) nodes has \(cluster.devices)")
         }
@@ -96,7 +98,7 @@ public enum Planner {
                                                                microBatch: layout.microBatchSize, hidden: config.hiddenSize,
                                                                heads: config.numAttentionHeads, options: options)
                 * precision.activationBytes / 2
-            activations = perLayer * (l / p) * inFlight
+            activations = perLayer * firstStageLayers * inFlight
         case .megatronSwift:
             // The first stage reads its embeddings, LayerNorms (4h per layer) and biases (QKV's and
             // fc1's split over TP, the projection's and fc2's replicated) in fp32.
@@ -126,26 +128,12 @@ public enum Planner {
             (dpSeconds, optimizerSeconds) = (local.dataParallelSeconds, local.optimizerSeconds)
             bubblePerSlot = local.meanStageSeconds
         } else {
-            let stageFLOPsPerMicroBatch = hardwareFLOPs / Double(batch) * b / (t * p)
-            computePerMicroBatch = stageFLOPsPerMicroBatch / (cluster.peakFLOPs * cluster.gemmEfficiency)
-            let comm = CommunicationModel(cluster: cluster)
-            let activationBytes = b * s * h * precision.activationBytes
-            let tpCollectives = layout.recompute == .full ? 6.0 : 4.0
-            tpPerMicroBatch = l / p * tpCollectives
-                * comm.allReduce(bytes: activationBytes, groupSize: layout.tensorParallel, stride: 1)
-            let ppStride = layout.tensorParallel * dp
-            ppPerMicroBatch = layout.pipelineParallel > 1
-                ? 2 * v * comm.sendReceive(bytes: activationBytes / t, groupSize: layout.pipelineParallel, stride: ppStride)
-                : 0
-            if layout.distributedOptimizer {
-                dpSeconds = comm.reduceScatter(bytes: gradientBytes, groupSize: dp, stride: layout.tensorParallel)
-                    + comm.reduceScatter(bytes: weightBytes, groupSize: dp, stride: layout.tensorParallel)
-            } else {
-                dpSeconds = comm.allReduce(bytes: gradientBytes, groupSize: dp, stride: layout.tensorParallel)
-            }
-            // AdamW reads and writes fp32 master weights, both moments and the gradient: ~32 bytes
-            // per parameter it owns.
-            optimizerSeconds = perDevice / Double(layout.distributedOptimizer ? dp : 1) * 32 / cluster.memoryBandwidth
+            // A GPU cluster: every part from the device's datasheet and micro-benchmark figures.
+            let gpu = GPUStepTime(config: config, layout: layout, cluster: cluster, software: layout.software)
+            (computePerMicroBatch, tpPerMicroBatch, ppPerMicroBatch) = (gpu.computePerMicroBatch,
+                                                                        gpu.tensorParallelSeconds, gpu.pipelineParallelSeconds)
+            (dpSeconds, optimizerSeconds) = (gpu.dataParallelSeconds, gpu.optimizerSeconds)
+            bubblePerSlot = gpu.meanStageSeconds
         }
         let perMicroBatch = computePerMicroBatch + tpPerMicroBatch + ppPerMicroBatch
         let bubble = (p - 1) / v * (bubblePerSlot ?? perMicroBatch)

@@ -24,7 +24,8 @@ struct PlanCommand: ParsableCommand {
         given with train's flags. The cluster is a preset (dgx2h-v100, dgx-a100-80gb, dgx-h100,
         local) or a JSON file with the keys \(ClusterSpec.jsonKeys.joined(separator: ", ")).
         The data-parallel size is the cluster's devices / (TP x PP) unless --data-parallel-size
-        is given. Time model: ARCHITECTURE.md (Planner).
+        is given. Time model: ARCHITECTURE.md (Planner). --published-runs prints the published
+        runs the GPU time model is checked against, predicted beside published.
         """)
 
     @Option(name: .long, help: "Model preset.")
@@ -43,7 +44,7 @@ struct PlanCommand: ParsableCommand {
     @Option(name: .flag(.dataParallelSize), help: .flag(.dataParallelSize, "Default: the cluster's devices / (TP x PP)."))
     var dataParallelSize: Int?
     @Option(name: .flag(.microBatchSize), help: .flag(.microBatchSize)) var microBatchSize = 1
-    @Option(name: .flag(.globalBatchSize), help: .flag(.globalBatchSize)) var globalBatchSize: Int
+    @Option(name: .flag(.globalBatchSize), help: .flag(.globalBatchSize)) var globalBatchSize: Int = 0
     @Flag(name: .long) var sequenceParallel = false
     @Option(name: .long, help: "none, selective or full.")
     var recomputeGranularity: String = "none"
@@ -68,9 +69,12 @@ struct PlanCommand: ParsableCommand {
     var kernelTimingsFile: String?
     @Option(name: .long, help: "With --search: write an SVG of the best layouts' time per iteration and memory per device.")
     var plot: String?
+    @OptionGroup var software: PlanSoftwareFlags
+    @Flag(name: .long, help: "Print the published runs the time model is checked against, predicted beside published.")
+    var publishedRuns = false
 
     func validate() throws {
-        guard globalBatchSize >= 1 else { throw ValidationError("--global-batch-size must be at least 1") }
+        guard publishedRuns || globalBatchSize >= 1 else { throw ValidationError("--global-batch-size must be at least 1") }
         guard microBatchSize >= 1 else { throw ValidationError("--micro-batch-size must be at least 1") }
         guard top >= 0 else { throw ValidationError("--top must not be negative") }
         guard plot == nil || search else { throw ValidationError("--plot draws the layouts of --search; add --search") }
@@ -78,6 +82,10 @@ struct PlanCommand: ParsableCommand {
     }
 
     func run() throws {
+        if publishedRuns {
+            print(try PublishedRunsReport.table())
+            return
+        }
         let config = try modelConfig()
         var cluster = try clusterSpec()
         if let nodes {
@@ -87,8 +95,11 @@ struct PlanCommand: ParsableCommand {
         guard !(bf16 && fp16) else { throw ValidationError("give at most one of --bf16 and --fp16") }
         let precision: MemoryModel.Precision = bf16 ? .bf16 : fp16 ? .fp16 : .fp32
         if search {
+            var flags = TrainingLayout()
+            software.apply(to: &flags)
             let result = LayoutSearch(config: config, cluster: cluster, globalBatchSize: globalBatchSize,
-                                      precision: precision, distributedOptimizer: useDistributedOptimizer ? true : nil)
+                                      precision: precision, distributedOptimizer: useDistributedOptimizer ? true : nil,
+                                      software: flags.software)
             print(json ? try PlanReport.searchJSON(result, top: top) : PlanReport.searchText(result, top: top, config: config, cluster: cluster))
             if let plot {
                 let title = "\(fixed(CostModel.parameters(config) / 1e9, 2))B parameters on \(cluster.devices) devices "
@@ -188,6 +199,7 @@ struct PlanCommand: ParsableCommand {
         layout.recompute = recompute
         layout.distributedOptimizer = useDistributedOptimizer
         layout.precision = precision
+        software.apply(to: &layout)
         return layout
     }
 }

@@ -1,0 +1,114 @@
+import Models
+import Testing
+@testable import Planner
+
+/// The GPU time model's parts: GEMM waves and roofline, the software options, uneven stages.
+@Suite struct GPUStepTimeTests {
+    static let a100 = ClusterSpec.presets["dgx-a100-80gb"]!
+
+    @Test func aGEMMPaysForEveryWaveItStarts() {
+        let costs = GPUKernelCosts(cluster: Self.a100, precision: .bf16)
+        let tile = GPUKernelCosts.tile, units = Self.a100.streamingMultiprocessors!
+        // 9 x 12 = 108 tiles fill one wave; one more column of tiles needs a second wave.
+        let full = costs.gemm(m: 9 * tile, n: 12 * tile, k: 8192, elementBytes: 2)
+        let spill = costs.gemm(m: 9 * tile, n: 12 * tile + 1, k: 8192, elementBytes: 2)
+        #expect(abs(spill / full - 2) < 1e-12)
+        #expect(units == 108)
+        // A whole number of waves runs at the sustained rate.
+        let flops = 2.0 * Double(9 * tile) * Double(12 * tile) * 8192
+        #expect(abs(full - flops / (312e12 * 0.813)) / full < 1e-12)
+        // Without an SM count the time is proportional to the FLOPs.
+        var plain = Self.a100
+        plain.streamingMultiprocessors = nil
+        let smooth = GPUKernelCosts(cluster: plain, precision: .bf16)
+        #expect(abs(smooth.gemm(m: 9 * tile, n: 12 * tile + 1, k: 8192, elementBytes: 2) / full - Double(12 * tile + 1) / Double(12 * tile)) < 1e-9)
+    }
+
+    @Test func aSkinnyGEMMIsBoundByMemory() {
+        let costs = GPUKernelCosts(cluster: Self.a100, precision: .bf16)
+        let seconds = costs.gemm(m: 8, n: 8192, k: 8192, elementBytes: 2)
+        let bytes = Double(8 * 8192 + 8192 * 8192 + 8 * 8192) * 2
+        #expect(abs(seconds - bytes / (2.039e12 * 0.834)) / seconds < 1e-12)
+        #expect(costs.gemm(m: 8, n: 8192, k: 8192, elementBytes: 4) > seconds)
+    }
+
+    static func layout(_ change: (inout TrainingLayout) -> Void = { _ in }) -> TrainingLayout {
+        var layout = TrainingLayout()
+        (layout.tensorParallel, layout.pipelineParallel, layout.dataParallel) = (8, 4, 2)
+        (layout.microBatchSize, layout.globalBatchSize) = (1, 64)
+        change(&layout)
+        return layout
+    }
+
+    static func step(_ layout: TrainingLayout) -> GPUStepTime {
+        var cluster = Self.a100
+        cluster.nodes = 8
+        return GPUStepTime(config: ModelPreset.gpt3_175b.config, layout: layout, cluster: cluster, software: layout.software)
+    }
+
+    @Test func recomputationAddsTheForwardItRepeats() {
+        let none = Self.step(Self.layout())
+        let full = Self.step(Self.layout { $0.recompute = .full })
+        let selective = Self.step(Self.layout { $0.recompute = .selective })
+        // Full: a layer's GEMMs forward again (the backward is twice the forward) and two more all-reduces.
+        #expect(abs(full.gemmSeconds / none.gemmSeconds - 4.0 / 3) < 0.02)
+        #expect(abs(full.tensorParallelSeconds / none.tensorParallelSeconds - 1.5) < 1e-9)
+        // Selective: only the attention core's forward.
+        #expect(selective.gemmSeconds == none.gemmSeconds && selective.attentionSeconds > none.attentionSeconds)
+        #expect(selective.computePerMicroBatch < full.computePerMicroBatch)
+    }
+
+    @Test func eachSoftwareOptionChangesItsOwnPart() {
+        let base = Self.step(Self.layout())
+        let unfused = Self.step(Self.layout {
+            $0.software.maskedSoftmaxFusion = false
+            $0.software.biasGELUFusion = false
+            $0.software.biasDropoutFusion = false
+        })
+        #expect(unfused.elementwiseSeconds > base.elementwiseSeconds && unfused.attentionSeconds > base.attentionSeconds)
+        #expect(unfused.gemmSeconds == base.gemmSeconds)
+        let noAccumulationFusion = Self.step(Self.layout { $0.software.gradientAccumulationFusion = false })
+        #expect(noAccumulationFusion.elementwiseSeconds > base.elementwiseSeconds)
+        let flash = Self.step(Self.layout { $0.software.flashAttention = true })
+        #expect(flash.attentionSeconds < base.attentionSeconds && flash.elementwiseSeconds == base.elementwiseSeconds)
+        let whole = Self.step(Self.layout { $0.software.scatterGatherInPipeline = false })
+        #expect(whole.pipelineParallelSeconds > 2 * base.pipelineParallelSeconds)
+        let overlapped = Self.step(Self.layout { $0.software.overlapGradReduce = true })
+        #expect(abs(overlapped.dataParallelSeconds - max(0, base.dataParallelSeconds - base.backwardSeconds)) < 1e-12)
+        #expect(base.dataParallelSeconds > 0 && base.backwardSeconds > base.forwardSeconds)
+        #expect(Self.layout { $0.software.overlapGradReduce = true }.software.flags == ["--overlap-grad-reduce"])
+    }
+
+    @Test func sequenceParallelismWithSelectiveRecomputationBeatsFullRecomputation() throws {
+        // Korthikanti et al. 2022 measured 29.7% more throughput for 530B; the parts give a similar gain.
+        let runs = PublishedRuns.korthikanti2022.filter { $0.name.contains("530B") }
+        let full = try runs[0].predict(), selective = try runs[1].predict()
+        let gain = full.iterationSeconds / selective.iterationSeconds - 1
+        #expect(gain > 0.2 && gain < 0.4)
+    }
+
+    @Test func unevenStagesAddUpOrAreRefused() throws {
+        let config = GPTConfig(numLayers: 70, hiddenSize: 1024, numAttentionHeads: 16, maxPositionEmbeddings: 2048,
+                               vocabSize: 50304)
+        var layout = TrainingLayout()
+        (layout.pipelineParallel, layout.globalBatchSize) = (12, 12)
+        #expect(throws: PlanError.self) { try layout.validate(for: config) }
+        (layout.firstStageLayers, layout.lastStageLayers) = (5, 5)
+        try layout.validate(for: config)
+        #expect(try layout.stageLayers(config) == (first: 5, middle: 6, last: 5))
+        layout.lastStageLayers = 4
+        #expect(throws: PlanError.invalid("--decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers: the other 10 stages cannot share the remaining 61 of --num-layers 70 evenly")) {
+            try layout.validate(for: config)
+        }
+        // The slowest stage sets the pace: moving a layer off the last stage makes the run faster.
+        var cluster = Self.a100
+        cluster.nodes = 2
+        var even = TrainingLayout()
+        (even.pipelineParallel, even.globalBatchSize) = (7, 14)
+        var lighter = even
+        (lighter.firstStageLayers, lighter.lastStageLayers) = (11, 9)
+        let evenTime = try Planner.estimate(config: config, layout: even, cluster: cluster).iterationSeconds
+        let lighterTime = try Planner.estimate(config: config, layout: lighter, cluster: cluster).iterationSeconds
+        #expect(lighterTime < evenTime)
+    }
+}
