@@ -21,8 +21,10 @@ import Models
 ///   `(3e+1) r` forward (unfused `7e+1`) and `(6e+1) r` backward, bias-GELU `2e 4h/t` forward
 ///   (unfused `4e`) and `4e 4h/t` backward; without gradient-accumulation fusion the layer's
 ///   `12 h^2 / t` weight gradients added into the fp32 buffer (10 bytes each) per micro-batch;
-/// - TP: four all-reduces of `n h e` (SP: all-gathers and reduce-scatters of the same volume),
-///   not overlapped; full recomputation adds a layer's forward and its two all-reduces, selective
+/// - TP: four all-reduces of `n h e` (SP: all-gathers and reduce-scatters of the same volume,
+///   and the backward's second all-gather of the QKV and fc1 inputs), not overlapped (Megatron
+///   runs the column-parallel backward's collective beside the weight-gradient GEMM, whose SMs
+///   NCCL then shares: counted in full here); full recomputation adds a layer's forward and its two all-reduces, selective
 ///   the attention core's forward;
 /// - PP: a boundary forward and its gradient back per chunk, `n h e / t` per rank over the
 ///   network and then an all-gather inside the node (scatter-gather), or `n h e` from every rank.
@@ -94,15 +96,17 @@ public struct GPUStepTime: Sendable {
         // TP all-reduces (or SP's all-gathers and reduce-scatters) of the layer's b s h activations.
         let tpCollective = comm.allReduce(bytes: tokens * Double(h) * e, groupSize: t, stride: 1)
 
-        var layerForward = linearForward + attentionForward + elementwiseForward + 2 * tpCollective
-        let layerBackward = linearBackward + attentionBackward + elementwiseBackward + 2 * tpCollective
+        // What a layer's forward costs (recomputation runs in the backward).
+        let layerForward = linearForward + attentionForward + elementwiseForward + 2 * tpCollective
+        // SP's backward gathers the QKV and fc1 inputs again for their weight gradients (Megatron
+        // keeps only the rank's 1/t): two all-gathers, one all-reduce's volume.
         var perLayer = (gemm: linearForward + linearBackward, attention: attentionForward + attentionBackward,
-                        elementwise: elementwiseForward + elementwiseBackward, tp: 4 * tpCollective)
+                        elementwise: elementwiseForward + elementwiseBackward,
+                        tp: (layout.sequenceParallel ? 5 : 4) * tpCollective)
         switch layout.recompute {
         case .none: break
         case .selective:
             perLayer.attention += attentionForward
-            layerForward += attentionForward
         case .full:
             perLayer.gemm += linearForward
             perLayer.attention += attentionForward
