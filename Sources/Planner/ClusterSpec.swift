@@ -20,6 +20,10 @@ public struct ClusterSpec: Sendable, Equatable {
     public var interNodeBandwidth: Double
     public var interNodeLatency: Double
     public var gemmEfficiency: Double
+    /// A GEMM tile's fixed cost (loading its first operands, writing its result) in inner-dimension
+    /// elements of its main loop: a product over `k` runs at `k / (k + gemmTileOverhead)` of the
+    /// sustained rate.
+    public var gemmTileOverhead = 0.0
     /// Streaming multiprocessors of one device: the GEMM model counts waves of output tiles over
     /// them. `nil` (a CPU, or a cluster file without the key) leaves quantisation out.
     public var streamingMultiprocessors: Int?
@@ -55,42 +59,47 @@ public struct ClusterSpec: Sendable, Equatable {
     public var devices: Int { devicesPerNode * nodes }
 
     /// The built-in presets (one node each; `--nodes` sets the count). Every number is a datasheet
-    /// figure or a published micro-benchmark, none is fitted to a training run:
+    /// figure or a published micro-benchmark, none is fitted to a training run. The GEMM model's
+    /// two constants (`gemmEfficiency`, the main loop's share of peak, and `gemmTileOverhead`,
+    /// 300 elements) are fitted to Azure's cuBLASLt sweep on the A100 80GB (fp16, random data:
+    /// 1024^3 119.4, 2048^3 221.8, 4096^3 228.0, 8192^3 253.7, 16384^3 256.5 TFLOP/s; each
+    /// reproduced within 5%); the other GPUs take the A100's tile overhead and scale their main loop
+    /// to their own published GEMM figure.
     /// - `dgx2h-v100`: 16 V100 32GB (125 TFLOP/s fp16, 15.7 fp32, 80 SMs, 900 GB/s), NVSwitch
     ///   150 GB/s per GPU each way, 8 x 100 Gb/s InfiniBand per node (Megatron-LM 2019). GEMMs:
-    ///   83 TFLOP/s, cuBLAS mixed precision (Markidis et al. 2018, 0.664); streaming: saxpy 810 GB/s
-    ///   (GPUInspector.jl, V100 SXM2, 0.90). No V100 NCCL figure was found: the A100's ratios are
-    ///   assumed (0.78 of NVSwitch, 0.96 of the network).
+    ///   83 TFLOP/s, cuBLAS mixed precision (Markidis et al. 2018), taken as an 8192^3 product;
+    ///   streaming: saxpy 810 GB/s (GPUInspector.jl, V100 SXM2, 0.90). No V100 NCCL figure was
+    ///   found: the A100's ratios are assumed (0.78 of NVSwitch, 0.96 of the network).
     /// - `dgx-a100-80gb`: 8 A100 80GB (312 TFLOP/s bf16, 156 TF32, 108 SMs, 2,039 GB/s), NVSwitch
-    ///   300 GB/s per GPU each way, 8 x 200 Gb/s HDR per node (Selene, MT-NLG). GEMMs: cuBLASLt
-    ///   fp16 8192^3 on random data sustains 253.7 TFLOP/s (Azure ND A100 v4 benchmarks, 0.813; the
-    ///   best shape of ml-engineering's MAMF search reaches 271.2, 0.869); streaming:
-    ///   BabelStream triad 1.70 TB/s (Azure ND A100 v4, 0.834); NCCL all-reduce 234.9 GB/s bus
-    ///   bandwidth inside a node (nccl-tests, 0.783) and 192 GB/s across DGX A100 nodes (NVIDIA,
-    ///   NCCL issue 812); FlashAttention-2 about 0.6 of peak forward and backward (Dao 2023).
+    ///   300 GB/s per GPU each way, 8 x 200 Gb/s HDR per node (Selene, MT-NLG). GEMMs: the sweep
+    ///   above (main loop 0.822 of peak); streaming: BabelStream triad 1.70 TB/s (Azure ND A100
+    ///   v4, 0.834); NCCL all-reduce 234.9 GB/s bus bandwidth inside a node (nccl-tests, 0.783)
+    ///   and 192 GB/s across DGX A100 nodes (NVIDIA, NCCL issue 812); FlashAttention-2 about 0.6
+    ///   of peak forward and backward (Dao 2023).
     /// - `dgx-a100-40gb`: as the 80GB node with 40 GB at 1,555 GB/s (saxpy 1,280 GB/s,
     ///   GPUInspector.jl, 0.823).
     /// - `jean-zay-a100`: the 80GB A100 nodes BLOOM trained on: NVSwitch inside, 4 x 100 Gb/s
     ///   Omni-Path per node (48 GB/s at the DGX's measured 0.96).
     /// - `dgx-h100`: 8 H100 SXM (989 TFLOP/s bf16 dense, 494.7 TF32, 132 SMs, 3.35 TB/s),
-    ///   NVSwitch 450 GB/s per GPU each way, 8 x 400 Gb/s per node. GEMMs: MAMF 794.5 TFLOP/s
-    ///   (0.803); streaming: BabelStream triad 2.97 TB/s (Azure ND H100 v5, 0.887); NCCL ring
-    ///   370 GB/s inside a node (nccl-tests issue 212, 0.822); the network at the A100's 0.96;
-    ///   FlashAttention-2 about 0.35 of peak (Dao 2023).
+    ///   NVSwitch 450 GB/s per GPU each way, 8 x 400 Gb/s per node. GEMMs: 794.5 TFLOP/s at
+    ///   2048 x 2048 x 13312 (ml-engineering's MAMF table; main loop 0.821); streaming:
+    ///   BabelStream triad 2.97 TB/s (Azure ND H100 v5, 0.887); NCCL ring 370 GB/s inside a node
+    ///   (nccl-tests issue 212, 0.822); the network at the A100's 0.96; FlashAttention-2 about
+    ///   0.35 of peak (Dao 2023).
     public static let presets: [String: ClusterSpec] = [
-        "dgx2h-v100": gpu("dgx2h-v100", peak: 125e12, fp32: 15.7e12, units: 80, gemm: 0.664, memory: 32 * gib,
+        "dgx2h-v100": gpu("dgx2h-v100", peak: 125e12, fp32: 15.7e12, units: 80, gemm: 0.688, memory: 32 * gib,
                           bandwidth: 0.9e12, streaming: 0.90, perNode: 16, intraNode: 150e9, intraNodeEfficiency: 0.783,
                           interNode: 0.96 * 100e9, flash: 0.5),
-        "dgx-a100-80gb": gpu("dgx-a100-80gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.813, memory: 80 * gib,
+        "dgx-a100-80gb": gpu("dgx-a100-80gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.822, memory: 80 * gib,
                              bandwidth: 2.039e12, streaming: 0.834, perNode: 8, intraNode: 300e9,
                              intraNodeEfficiency: 0.783, interNode: 192e9, flash: 0.6),
-        "dgx-a100-40gb": gpu("dgx-a100-40gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.813, memory: 40 * gib,
+        "dgx-a100-40gb": gpu("dgx-a100-40gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.822, memory: 40 * gib,
                              bandwidth: 1.555e12, streaming: 0.823, perNode: 8, intraNode: 300e9,
                              intraNodeEfficiency: 0.783, interNode: 192e9, flash: 0.6),
-        "jean-zay-a100": gpu("jean-zay-a100", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.813, memory: 80 * gib,
+        "jean-zay-a100": gpu("jean-zay-a100", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.822, memory: 80 * gib,
                              bandwidth: 2.039e12, streaming: 0.834, perNode: 8, intraNode: 300e9,
                              intraNodeEfficiency: 0.783, interNode: 0.96 * 50e9, flash: 0.6),
-        "dgx-h100": gpu("dgx-h100", peak: 989e12, fp32: 494.7e12, units: 132, gemm: 0.803, memory: 80 * gib,
+        "dgx-h100": gpu("dgx-h100", peak: 989e12, fp32: 494.7e12, units: 132, gemm: 0.821, memory: 80 * gib,
                         bandwidth: 3.35e12, streaming: 0.887, perNode: 8, intraNode: 450e9, intraNodeEfficiency: 0.822,
                         interNode: 0.96 * 400e9, flash: 0.35),
     ]
@@ -104,6 +113,7 @@ public struct ClusterSpec: Sendable, Equatable {
                                interNodeBandwidth: interNode, interNodeLatency: 10e-6, gemmEfficiency: gemm)
         (spec.fp32PeakFLOPs, spec.streamingMultiprocessors, spec.memoryEfficiency) = (fp32, units, streaming)
         (spec.intraNodeEfficiency, spec.flashAttentionEfficiency) = (intraNodeEfficiency, flash)
+        spec.gemmTileOverhead = 300
         return spec
     }
 
@@ -111,7 +121,8 @@ public struct ClusterSpec: Sendable, Equatable {
 
     /// The JSON keys of a cluster file. Required: the peak, memory, bandwidths and latencies, and
     /// `devices_per_node`. Optional: `name`, `nodes` (default 1), `streaming_multiprocessors`
-    /// (default: no wave quantisation), `fp32_peak_flops` (default half the peak), and the
+    /// (default: no tiles counted), `gemm_tile_overhead` (default 0), `fp32_peak_flops` (default
+    /// half the peak), and the
     /// sustained fractions `gemm_efficiency` (0.8), `memory_efficiency` (0.85),
     /// `intra_node_efficiency` (0.8), `flash_attention_efficiency` (0.5), near the A100's and
     /// H100's measured ones.
@@ -119,7 +130,7 @@ public struct ClusterSpec: Sendable, Equatable {
                                   "nodes", "intra_node_bandwidth", "intra_node_latency",
                                   "inter_node_bandwidth", "inter_node_latency", "gemm_efficiency",
                                   "streaming_multiprocessors", "fp32_peak_flops", "memory_efficiency",
-                                  "intra_node_efficiency", "flash_attention_efficiency"]
+                                  "intra_node_efficiency", "flash_attention_efficiency", "gemm_tile_overhead"]
 
     /// Reads a cluster description from JSON text; an unknown or missing key, or a value that is
     /// not a positive number, is an error naming it.
@@ -169,6 +180,7 @@ public struct ClusterSpec: Sendable, Equatable {
                                 ("flash_attention_efficiency", flashAttentionEfficiency)] where fraction > 1 {
             throw .invalid("\(source): \(key) must be at most 1")
         }
+        if value["gemm_tile_overhead"] != nil { gemmTileOverhead = try number("gemm_tile_overhead") }
         if value["streaming_multiprocessors"] != nil {
             let units = try number("streaming_multiprocessors")
             guard units == units.rounded(), units <= 1_000_000 else {

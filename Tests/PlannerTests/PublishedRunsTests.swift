@@ -8,42 +8,42 @@ import Testing
     /// (README, "megatron plan"), pinned to 0.3 points so that a change to the time model that
     /// moves any of them is seen and the README table is regenerated.
     static let pinnedErrors: KeyValuePairs<String, (tflops: Double, seconds: Double)> = [
-        "Narayanan 2021: 1.7B": (17.6, -14.9),
-        "Narayanan 2021: 3.6B": (16.7, -14.3),
-        "Narayanan 2021: 7.5B": (14.4, -12.6),
-        "Narayanan 2021: 18B": (14.0, -12.3),
-        "Narayanan 2021: 39B": (8.2, -7.5),
-        "Narayanan 2021: 76B": (14.7, -12.8),
-        "Narayanan 2021: 145B": (9.7, -8.8),
-        "Narayanan 2021: 310B": (8.1, -7.5),
-        "Narayanan 2021: 530B": (7.4, -6.9),
-        "Narayanan 2021: 1T": (3.3, -3.2),
-        "Korthikanti 2022: 22B full recompute": (5.7, -5.4),
-        "Korthikanti 2022: 22B SP + selective": (8.7, -8.0),
-        "Korthikanti 2022: 175B full recompute": (-1.5, 1.5),
-        "Korthikanti 2022: 175B SP + selective": (0.9, -0.9),
-        "Korthikanti 2022: 530B full recompute": (-0.6, 0.6),
-        "Korthikanti 2022: 530B SP + selective": (2.0, -1.9),
-        "Korthikanti 2022: 1T full recompute": (2.2, -2.1),
-        "Korthikanti 2022: 1T SP + selective": (2.5, -2.5),
-        "BLOOM 176B": (15.2, -13.2),
-        "Megatron README 2020: 1B V100": (-11.0, 12.4),
-        "Megatron README 2020: 1B A100": (6.7, -6.3),
-        "Megatron README 2020: 1B A100 DP 128": (11.4, -10.2),
-        "Megatron README 2020: 2B V100": (-8.5, 9.2),
-        "Megatron README 2020: 2B A100": (10.7, -9.6),
-        "Megatron README 2020: 2B A100 DP 128": (13.3, -11.8),
-        "Megatron README 2020: 4B V100": (-6.1, 6.4),
-        "Megatron README 2020: 4B A100": (10.9, -9.8),
-        "Megatron README 2020: 4B A100 DP 128": (9.1, -8.4),
-        "Megatron README 2020: 8B V100": (-4.8, 5.0),
-        "Megatron README 2020: 8B A100": (11.2, -10.1),
-        "Megatron README 2020: 8B A100 DP 128": (-0.7, 0.7),
-        "MT-NLG 530B, 280 nodes": (25.1, -20.2),
-        "MT-NLG 530B, 350 nodes": (26.1, -21.1),
-        "MT-NLG 530B, 420 nodes": (31.0, -23.3),
-        "Megatron-LM 2019: 1.2B, 1 GPU": (47.0, -32.0),
-        "Megatron-LM 2019: 8.3B, 512 GPUs": (21.2, -17.5)
+        "Narayanan 2021: 1.7B": (6.9, -6.5),
+        "Narayanan 2021: 3.6B": (8.1, -7.5),
+        "Narayanan 2021: 7.5B": (8.4, -7.7),
+        "Narayanan 2021: 18B": (8.9, -8.2),
+        "Narayanan 2021: 39B": (4.0, -3.8),
+        "Narayanan 2021: 76B": (10.7, -9.7),
+        "Narayanan 2021: 145B": (7.3, -6.8),
+        "Narayanan 2021: 310B": (5.9, -5.6),
+        "Narayanan 2021: 530B": (3.8, -3.7),
+        "Narayanan 2021: 1T": (0.9, -0.9),
+        "Korthikanti 2022: 22B full recompute": (1.4, -1.4),
+        "Korthikanti 2022: 22B SP + selective": (3.8, -3.6),
+        "Korthikanti 2022: 175B full recompute": (-2.1, 2.2),
+        "Korthikanti 2022: 175B SP + selective": (-1.3, 1.3),
+        "Korthikanti 2022: 530B full recompute": (-4.2, 4.3),
+        "Korthikanti 2022: 530B SP + selective": (-2.8, 2.9),
+        "Korthikanti 2022: 1T full recompute": (-0.4, 0.4),
+        "Korthikanti 2022: 1T SP + selective": (-1.3, 1.3),
+        "BLOOM 176B": (13.2, -11.7),
+        "Megatron README 2020: 1B V100": (-17.9, 21.8),
+        "Megatron README 2020: 1B A100": (2.1, -2.0),
+        "Megatron README 2020: 1B A100 DP 128": (6.7, -6.3),
+        "Megatron README 2020: 2B V100": (-12.0, 13.7),
+        "Megatron README 2020: 2B A100": (5.7, -5.4),
+        "Megatron README 2020: 2B A100 DP 128": (8.4, -7.8),
+        "Megatron README 2020: 4B V100": (-9.0, 9.9),
+        "Megatron README 2020: 4B A100": (7.7, -7.1),
+        "Megatron README 2020: 4B A100 DP 128": (6.2, -5.8),
+        "Megatron README 2020: 8B V100": (-8.1, 8.8),
+        "Megatron README 2020: 8B A100": (7.5, -7.0),
+        "Megatron README 2020: 8B A100 DP 128": (-3.6, 3.7),
+        "MT-NLG 530B, 280 nodes": (21.0, -17.5),
+        "MT-NLG 530B, 350 nodes": (22.0, -18.4),
+        "MT-NLG 530B, 420 nodes": (26.7, -20.7),
+        "Megatron-LM 2019: 1.2B, 1 GPU": (34.3, -25.5),
+        "Megatron-LM 2019: 8.3B, 512 GPUs": (16.8, -14.4)
     ]
 
     @Test func everyPublishedRunKeepsItsPinnedError() throws {
@@ -62,10 +62,14 @@ import Testing
     }
 
     /// The runs of Megatron-LM's own software of 2022 (Korthikanti et al., the fused kernels and
-    /// gradient-accumulation fusion the planner assumes by default) at 175B and above are
-    /// predicted within 5%.
-    @Test func megatron2022RunsAreWithinFivePercent() throws {
-        for run in PublishedRuns.korthikanti2022 where run.config.numLayers >= 96 {
+    /// gradient-accumulation fusion the planner assumes by default) are predicted within 5%, and
+    /// Narayanan et al.'s within 11%.
+    @Test func megatronRunsAreWithinTheirBounds() throws {
+        for run in PublishedRuns.narayanan2021 {
+            let estimate = try run.predict()
+            #expect(abs(estimate.iterationSeconds / run.iterationSeconds - 1) < 0.11, "\(run.name)")
+        }
+        for run in PublishedRuns.korthikanti2022 {
             let estimate = try run.predict()
             #expect(abs(estimate.iterationSeconds / run.iterationSeconds - 1) < 0.05, "\(run.name)")
         }
