@@ -37,6 +37,9 @@ import Testing
          "Error: give one --output per --input (2 inputs, 1 outputs)"),
         (["curate", "decontaminate", "--input", "/nonexistent/in.jsonl", "--output", "/tmp/out.jsonl", "--task-data", "/nonexistent/t.jsonl"],
          "Error: /nonexistent/t.jsonl: cannot open: No such file or directory"),
+        (["plan", "--model", "gpt2-124m", "--global-batch-size", "8", "--pipeline-model-parallel-size", "4",
+          "--data-parallel-size", "1", "--decoder-first-pipeline-num-layers", "5"],
+         "Error: --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers: the other 3 stages cannot share the remaining 7 of --num-layers 12 evenly"),
     ])
     func aBadCommandLineIsOneErrorLine(arguments: [String], expected: String) throws {
         let result = try Self.megatron(arguments)

@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+
+/// `megatron plan` as a user runs it: the published-runs table, the software flags, bad layouts.
+@Suite struct PlanCommandTests {
+    /// Runs `megatron plan arguments` and returns its status and standard output.
+    static func plan(_ arguments: [String]) throws -> (status: Int32, stdout: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TrainProcessTests.binary)
+        process.arguments = ["plan"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func thePublishedRunsTableHasEveryRowAndItsErrors() throws {
+        let result = try Self.plan(["--published-runs"])
+        #expect(result.status == 0)
+        let rows = result.stdout.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| run ") }
+        #expect(rows.count == 36)
+        #expect(rows.allSatisfy { $0.split(separator: "|").count == 9 && $0.contains("%") })
+        #expect(result.stdout.contains("| BLOOM 176B | TP 4 PP 12 DP 8, b 2, B 2048, full, bf16"))
+    }
+
+    @Test func softwareFlagsChangeThePrediction() throws {
+        let base = ["--model", "gpt3-175b", "--tensor-model-parallel-size", "8", "--pipeline-model-parallel-size", "8",
+                    "--global-batch-size", "64", "--bf16", "--recompute-granularity", "full", "--nodes", "8", "--json"]
+        func seconds(_ extra: [String]) throws -> Double {
+            let result = try Self.plan(base + extra)
+            #expect(result.status == 0)
+            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            return try #require(object?["iteration_time_s"] as? Double)
+        }
+        let fused = try seconds([])
+        #expect(try seconds(["--no-masked-softmax-fusion", "--no-bias-gelu-fusion"]) > fused)
+        #expect(try seconds(["--no-scatter-gather-tensors-in-pipeline"]) > fused)
+        #expect(try seconds(["--decoder-first-pipeline-num-layers", "9", "--decoder-last-pipeline-num-layers", "9"]) > fused)
+    }
+}
