@@ -34,8 +34,9 @@ public struct ClusterSpec: Sendable, Equatable {
     /// The fraction of `intraNodeBandwidth` a collective's ring inside a node sustains (NCCL's
     /// measured bus bandwidth against the links'). `interNodeBandwidth` is taken as measured.
     public var intraNodeEfficiency = 1.0
-    /// The fraction of `peakFLOPs` FlashAttention's forward and backward sustain (`--use-flash-attn`).
-    public var flashAttentionEfficiency = 0.5
+    /// The fraction of `peakFLOPs` FlashAttention's forward and backward sustain (`--use-flash-attn`);
+    /// nil where it does not run or no figure was published (V100).
+    public var flashAttentionEfficiency: Double?
     /// Whose buffers the memory prediction counts: Megatron's on GPUs (Korthikanti et al.'s
     /// activation table, Megatron's bytes per parameter) for the presets and JSON clusters, or
     /// this binary's own (`GPTMemory`'s buffer sizes) for `--cluster local`.
@@ -74,8 +75,8 @@ public struct ClusterSpec: Sendable, Equatable {
     ///   300 GB/s per GPU each way, 8 x 200 Gb/s HDR per node (Selene, MT-NLG). GEMMs: the sweep
     ///   above (main loop 0.822 of peak); streaming: BabelStream triad 1.70 TB/s (Azure ND A100
     ///   v4, 0.834); NCCL all-reduce 234.9 GB/s bus bandwidth inside a node (nccl-tests, 0.783)
-    ///   and 192 GB/s across DGX A100 nodes (NVIDIA, NCCL issue 812); FlashAttention-2 about 0.6
-    ///   of peak forward and backward (Dao 2023).
+    ///   and 192 GB/s across DGX A100 nodes (NVIDIA, NCCL issue 812); FlashAttention-2 179.5
+    ///   TFLOP/s (Azure's run of flash-attention's benchmark, batch 2, sequence 8192; 0.575).
     /// - `dgx-a100-40gb`: as the 80GB node with 40 GB at 1,555 GB/s (saxpy 1,280 GB/s,
     ///   GPUInspector.jl, 0.823).
     /// - `jean-zay-a100`: the 80GB A100 nodes BLOOM trained on: NVSwitch inside, 4 x 100 Gb/s
@@ -84,30 +85,30 @@ public struct ClusterSpec: Sendable, Equatable {
     ///   NVSwitch 450 GB/s per GPU each way, 8 x 400 Gb/s per node. GEMMs: 794.5 TFLOP/s at
     ///   2048 x 2048 x 13312 (ml-engineering's MAMF table; main loop 0.821); streaming:
     ///   BabelStream triad 2.97 TB/s (Azure ND H100 v5, 0.887); NCCL ring 370 GB/s inside a node
-    ///   (nccl-tests issue 212, 0.822); the network at the A100's 0.96; FlashAttention-2 about
-    ///   0.35 of peak (Dao 2023).
+    ///   (nccl-tests issue 212, 0.822); the network at the A100's 0.96; FlashAttention-2 327.9
+    ///   TFLOP/s (Azure, as above; 0.332).
     public static let presets: [String: ClusterSpec] = [
         "dgx2h-v100": gpu("dgx2h-v100", peak: 125e12, fp32: 15.7e12, units: 80, gemm: 0.688, memory: 32 * gib,
                           bandwidth: 0.9e12, streaming: 0.90, perNode: 16, intraNode: 150e9, intraNodeEfficiency: 0.783,
-                          interNode: 0.96 * 100e9, flash: 0.5),
+                          interNode: 0.96 * 100e9, flash: nil),
         "dgx-a100-80gb": gpu("dgx-a100-80gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.822, memory: 80 * gib,
                              bandwidth: 2.039e12, streaming: 0.834, perNode: 8, intraNode: 300e9,
-                             intraNodeEfficiency: 0.783, interNode: 192e9, flash: 0.6),
+                             intraNodeEfficiency: 0.783, interNode: 192e9, flash: 0.575),
         "dgx-a100-40gb": gpu("dgx-a100-40gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.822, memory: 40 * gib,
                              bandwidth: 1.555e12, streaming: 0.823, perNode: 8, intraNode: 300e9,
-                             intraNodeEfficiency: 0.783, interNode: 192e9, flash: 0.6),
+                             intraNodeEfficiency: 0.783, interNode: 192e9, flash: 0.575),
         "jean-zay-a100": gpu("jean-zay-a100", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.822, memory: 80 * gib,
                              bandwidth: 2.039e12, streaming: 0.834, perNode: 8, intraNode: 300e9,
-                             intraNodeEfficiency: 0.783, interNode: 0.96 * 50e9, flash: 0.6),
+                             intraNodeEfficiency: 0.783, interNode: 0.96 * 50e9, flash: 0.575),
         "dgx-h100": gpu("dgx-h100", peak: 989e12, fp32: 494.7e12, units: 132, gemm: 0.821, memory: 80 * gib,
                         bandwidth: 3.35e12, streaming: 0.887, perNode: 8, intraNode: 450e9, intraNodeEfficiency: 0.822,
-                        interNode: 0.96 * 400e9, flash: 0.35),
+                        interNode: 0.96 * 400e9, flash: 0.332),
     ]
 
     // swiftlint:disable:next function_parameter_count
     static func gpu(_ name: String, peak: Double, fp32: Double, units: Int, gemm: Double, memory: Double,
                     bandwidth: Double, streaming: Double, perNode: Int, intraNode: Double, intraNodeEfficiency: Double,
-                    interNode: Double, flash: Double) -> ClusterSpec {
+                    interNode: Double, flash: Double?) -> ClusterSpec {
         var spec = ClusterSpec(name: name, peakFLOPs: peak, memoryBytes: memory, memoryBandwidth: bandwidth,
                                devicesPerNode: perNode, nodes: 1, intraNodeBandwidth: intraNode, intraNodeLatency: 5e-6,
                                interNodeBandwidth: interNode, interNodeLatency: 10e-6, gemmEfficiency: gemm)
@@ -122,10 +123,9 @@ public struct ClusterSpec: Sendable, Equatable {
     /// The JSON keys of a cluster file. Required: the peak, memory, bandwidths and latencies, and
     /// `devices_per_node`. Optional: `name`, `nodes` (default 1), `streaming_multiprocessors`
     /// (default: no tiles counted), `gemm_tile_overhead` (default 0), `fp32_peak_flops` (default
-    /// half the peak), and the
-    /// sustained fractions `gemm_efficiency` (0.8), `memory_efficiency` (0.85),
-    /// `intra_node_efficiency` (0.8), `flash_attention_efficiency` (0.5), near the A100's and
-    /// H100's measured ones.
+    /// half the peak), `flash_attention_efficiency` (default: none; `--use-flash-attn` needs it),
+    /// and the sustained fractions `gemm_efficiency` (0.8), `memory_efficiency` (0.85) and
+    /// `intra_node_efficiency` (0.8), near the A100's and H100's measured ones.
     public static let jsonKeys = ["name", "peak_flops", "memory_bytes", "memory_bandwidth", "devices_per_node",
                                   "nodes", "intra_node_bandwidth", "intra_node_latency",
                                   "inter_node_bandwidth", "inter_node_latency", "gemm_efficiency",
@@ -174,10 +174,12 @@ public struct ClusterSpec: Sendable, Equatable {
         fp32PeakFLOPs = try number("fp32_peak_flops", default: peakFLOPs / 2)
         memoryEfficiency = try number("memory_efficiency", default: 0.85)
         intraNodeEfficiency = try number("intra_node_efficiency", default: 0.8)
-        flashAttentionEfficiency = try number("flash_attention_efficiency", default: 0.5)
+        if value["flash_attention_efficiency"] != nil {
+            flashAttentionEfficiency = try number("flash_attention_efficiency")
+        }
         for (key, fraction) in [("gemm_efficiency", gemmEfficiency), ("memory_efficiency", memoryEfficiency),
                                 ("intra_node_efficiency", intraNodeEfficiency),
-                                ("flash_attention_efficiency", flashAttentionEfficiency)] where fraction > 1 {
+                                ("flash_attention_efficiency", flashAttentionEfficiency ?? 0)] where fraction > 1 {
             throw .invalid("\(source): \(key) must be at most 1")
         }
         if value["gemm_tile_overhead"] != nil { gemmTileOverhead = try number("gemm_tile_overhead") }

@@ -74,7 +74,7 @@ public struct GPUStepTime: Sendable {
         var attentionForward: Double, attentionBackward: Double
         if software.flashAttention {
             let flops = 4 * scores * Double(headDim) / 2  // causal: the masked half is skipped
-            let rate = cluster.peakFLOPs * cluster.flashAttentionEfficiency
+            let rate = cluster.peakFLOPs * (cluster.flashAttentionEfficiency ?? 1)  // nil refused by `Planner`
             (attentionForward, attentionBackward) = (flops / rate, 2.5 * flops / rate)
         } else {
             let square = kernels.gemm(m: s, n: s, k: headDim, batch: batchHeads, elementBytes: e)  // Q K^T, dO V^T

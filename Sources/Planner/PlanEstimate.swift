@@ -66,6 +66,9 @@ public enum Planner {
             throw .invalid("--cluster local: uneven pipeline stages are not supported by megatron train")
         }
         let firstStageLayers = Double(try layout.stageLayers(config).first)
+        guard !layout.software.flashAttention || cluster.flashAttentionEfficiency != nil || cluster.kernelTimings != nil else {
+            throw .invalid("--use-flash-attn: \(cluster.name) has no FlashAttention figure (flash_attention_efficiency)")
+        }
         guard layout.devices <= cluster.devices else {
             throw .invalid("the layout needs \(layout.devices) devices (TP \(layout.tensorParallel) x PP \(layout.pipelineParallel) x DP \(layout.dataParallel)) but \(cluster.name) x \(cluster.nodes) nodes has \(cluster.devices)")
         }

@@ -77,6 +77,12 @@ import Testing
         let noAccumulationFusion = Self.step(Self.layout { $0.software.gradientAccumulationFusion = false })
         #expect(noAccumulationFusion.elementwiseSeconds > base.elementwiseSeconds)
         let flash = Self.step(Self.layout { $0.software.flashAttention = true })
+        var v100 = ClusterSpec.presets["dgx2h-v100"]!
+        v100.nodes = 4
+        #expect(throws: PlanError.invalid("--use-flash-attn: dgx2h-v100 has no FlashAttention figure (flash_attention_efficiency)")) {
+            try Planner.estimate(config: ModelPreset.gpt3_175b.config, layout: Self.layout { $0.software.flashAttention = true },
+                                 cluster: v100)
+        }
         #expect(flash.attentionSeconds < base.attentionSeconds && flash.elementwiseSeconds == base.elementwiseSeconds)
         let whole = Self.step(Self.layout { $0.software.scatterGatherInPipeline = false })
         #expect(whole.pipelineParallelSeconds > 2 * base.pipelineParallelSeconds)
