@@ -128,13 +128,14 @@ public enum PublishedRuns {
 
     /// BLOOM 176B (BigScience, `train/tr11-176B-ml/tr11-176B-ml.slurm` and its README's log at
     /// iteration 85,376): 48 nodes of 8 A100 80GB on Jean Zay, Megatron-DeepSpeed's pipeline,
-    /// bf16, full recomputation, vocabulary 250,880. DeepSpeed's `type:transformer|embedding`
+    /// bf16 (DeepSpeed's BF16 optimizer shards the fp32 state over DP, as ZeRO-1), full
+    /// recomputation, vocabulary 250,880. DeepSpeed's `type:transformer|embedding`
     /// partition counts each embedding as a layer: 5 transformer layers on the first and last
     /// stages, 6 on the others.
     public static let bloom: [PublishedRun] = [
         run("BLOOM 176B", "bigscience-workshop/bigscience tr11-176B-ml (slurm script, README log)", layers: 70,
             hidden: 14336, heads: 112, vocab: 250_880, tp: 4, pp: 12, gpus: 384, micro: 2, global: 2048, precision: .bf16,
-            software: deepSpeedPipeline, firstStageLayers: 5, lastStageLayers: 5, cluster: "jean-zay-a100",
+            distributedOptimizer: true, software: deepSpeedPipeline, firstStageLayers: 5, lastStageLayers: 5, cluster: "jean-zay-a100",
             tflops: 149.77, seconds: 104.70),
     ]
 

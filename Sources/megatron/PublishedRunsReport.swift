@@ -20,6 +20,7 @@ enum PublishedRunsReport {
                 + (layout.virtualStages > 1 ? " v\(layout.virtualStages)" : "")
                 + " DP \(layout.dataParallel), b \(layout.microBatchSize), B \(layout.globalBatchSize), "
                 + "\(layout.recompute.rawValue)" + (layout.sequenceParallel ? " + SP" : "")
+                + (layout.distributedOptimizer ? ", dist-opt" : "")
                 + ", \(layout.precision.rawValue)\(software), \(run.cluster.name)"
             lines.append("| \(run.name) | \(shape) | \(layout.devices) | \(fixed(run.tflopsPerGPU, 1)) | \(fixed(tflops, 1)) | "
                 + "\(percent(tflopsError)) | \(fixed(run.iterationSeconds, 2))\(run.iterationPublished ? "" : "*") | "

@@ -23,7 +23,7 @@ import Testing
         let rows = result.stdout.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| run ") }
         #expect(rows.count == 36)
         #expect(rows.allSatisfy { $0.split(separator: "|").count == 9 && $0.contains("%") })
-        #expect(result.stdout.contains("| BLOOM 176B | TP 4 PP 12 DP 8, b 2, B 2048, full, bf16"))
+        #expect(result.stdout.contains("| BLOOM 176B | TP 4 PP 12 DP 8, b 2, B 2048, full, dist-opt, bf16"))
     }
 
     @Test func softwareFlagsChangeThePrediction() throws {
