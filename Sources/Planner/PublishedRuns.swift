@@ -74,13 +74,11 @@ public enum PublishedRuns {
         return software
     }
 
-    /// Megatron-DeepSpeed (2021-22): DeepSpeed's pipeline engine sends whole activations between
-    /// stages, and its fork predates gradient-accumulation fusion.
-    static var deepSpeedPipeline: SoftwareOptions {
-        var software = megatron2021
-        software.scatterGatherInPipeline = false
-        return software
-    }
+    /// Megatron-DeepSpeed (2021-22): DeepSpeed's pipeline engine partitions each boundary over
+    /// the TP ranks (`is_pipe_partitioned`, the same traffic as scatter-gather), and DeepSpeed
+    /// adds every micro-batch's gradients into its own fp32 buffer (no gradient-accumulation
+    /// fusion).
+    static var deepSpeedPipeline: SoftwareOptions { megatron2021 }
 
     /// Narayanan et al. 2021 (SC21), table 1: weak scaling on Selene (DGX A100 80GB), fp16, full
     /// recomputation, sequence 2048, vocabulary 51,200; micro-batch, global batch, interleaving

@@ -12,7 +12,7 @@ struct PlanSoftwareFlags: ParsableArguments {
     var noBiasDropoutFusion = false
     @Flag(name: .long, help: "Weight gradients added into the fp32 buffer after each GEMM (Megatron-LM before 2022).")
     var noGradientAccumulationFusion = false
-    @Flag(name: .long, help: "Every TP rank sends the whole pipeline boundary (DeepSpeed's pipeline).")
+    @Flag(name: .long, help: "Every TP rank sends the whole pipeline boundary.")
     var noScatterGatherTensorsInPipeline = false
     @Flag(name: .long, help: "FlashAttention: no s x s scores in memory.")
     var useFlashAttn = false

@@ -26,7 +26,7 @@ import Testing
         "Korthikanti 2022: 530B SP + selective": (-2.8, 2.9),
         "Korthikanti 2022: 1T full recompute": (-0.4, 0.4),
         "Korthikanti 2022: 1T SP + selective": (-1.3, 1.3),
-        "BLOOM 176B": (14.0, -12.3),
+        "BLOOM 176B": (19.2, -16.1),
         "Megatron README 2020: 1B V100": (-17.9, 21.8),
         "Megatron README 2020: 1B A100": (2.1, -2.0),
         "Megatron README 2020: 1B A100 DP 128": (6.7, -6.3),
@@ -39,9 +39,9 @@ import Testing
         "Megatron README 2020: 8B V100": (-8.1, 8.8),
         "Megatron README 2020: 8B A100": (7.5, -7.0),
         "Megatron README 2020: 8B A100 DP 128": (-3.6, 3.7),
-        "MT-NLG 530B, 280 nodes": (21.0, -17.5),
-        "MT-NLG 530B, 350 nodes": (22.0, -18.4),
-        "MT-NLG 530B, 420 nodes": (26.7, -20.7),
+        "MT-NLG 530B, 280 nodes": (24.7, -20.0),
+        "MT-NLG 530B, 350 nodes": (25.8, -20.9),
+        "MT-NLG 530B, 420 nodes": (30.6, -23.1),
         "Megatron-LM 2019: 1.2B, 1 GPU": (34.3, -25.5),
         "Megatron-LM 2019: 8.3B, 512 GPUs": (16.8, -14.4)
     ]
