@@ -75,7 +75,7 @@ public enum Planner {
         let t = Double(layout.tensorParallel), p = Double(layout.pipelineParallel)
         let v = Double(layout.virtualStages), dp = layout.dataParallel
         let l = Double(config.numLayers), h = Double(config.hiddenSize), s = Double(config.maxPositionEmbeddings)
-        let vocab = Double(config.paddedVocabSize), b = Double(layout.microBatchSize)
+        let vocab = Double(config.paddedVocabSize)
         let m = layout.microBatches
         let precision = layout.precision
 
