@@ -4,18 +4,19 @@ import Testing
 /// What a user sees when a command line is wrong: one `Error:` line naming the flag or file, a
 /// non-zero exit, and no usage block after it.
 @Suite struct CommandLineErrorTests {
-    /// Runs `megatron arguments` (the binary beside the tests) and returns its status and stderr.
-    static func megatron(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+    /// Runs `megatron arguments` (the binary beside the tests) and returns its status, stdout and
+    /// stderr (stdout is read first: keep what a failing command prints to stderr small).
+    static func megatron(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TrainProcessTests.binary)
         process.arguments = arguments
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
+        let output = Pipe(), error = Pipe()
+        (process.standardOutput, process.standardError) = (output, error)
         try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
+        let complained = error.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return (process.terminationStatus, String(decoding: printed, as: UTF8.self), String(decoding: complained, as: UTF8.self))
     }
 
     @Test(arguments: [

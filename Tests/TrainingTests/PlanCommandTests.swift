@@ -5,16 +5,8 @@ import Testing
 @Suite struct PlanCommandTests {
     /// Runs `megatron plan arguments` and returns its status and standard output.
     static func plan(_ arguments: [String]) throws -> (status: Int32, stdout: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TrainProcessTests.binary)
-        process.arguments = ["plan"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let result = try CommandLineErrorTests.megatron(["plan"] + arguments)
+        return (result.status, result.stdout)
     }
 
     @Test func thePublishedRunsTableHasEveryRowAndItsErrors() throws {
