@@ -12,10 +12,15 @@ import Testing
     @Test func thePublishedRunsTableHasEveryRowAndItsErrors() throws {
         let result = try Self.plan(["--published-runs"])
         #expect(result.status == 0)
-        let rows = result.stdout.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| run ") }
-        #expect(rows.count == 36)
-        #expect(rows.allSatisfy { $0.split(separator: "|").count == 9 && $0.contains("%") })
+        let lines = result.stdout.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| run ") }
+        #expect(lines.count == 36)
+        #expect(lines.allSatisfy { $0.split(separator: "|").count == 9 && $0.contains("%") })
         #expect(result.stdout.contains("| BLOOM 176B | TP 4 PP 12 DP 8, b 2, B 2048, full, dist-opt, bf16"))
+        let json = try Self.plan(["--published-runs", "--json"])
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.count == 36)
+        let bloom = try #require(rows.first { $0["name"] as? String == "BLOOM 176B" })
+        #expect(bloom["published_iteration_time_s"] as? Double == 104.7 && bloom["gpus"] as? Int == 384)
     }
 
     @Test func softwareFlagsChangeThePrediction() throws {
