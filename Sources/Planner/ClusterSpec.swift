@@ -182,7 +182,12 @@ public struct ClusterSpec: Sendable, Equatable {
                                 ("flash_attention_efficiency", flashAttentionEfficiency ?? 0)] where fraction > 1 {
             throw .invalid("\(source): \(key) must be at most 1")
         }
-        if value["gemm_tile_overhead"] != nil { gemmTileOverhead = try number("gemm_tile_overhead") }
+        if let field = value["gemm_tile_overhead"] {
+            guard case let .number(x) = field, x >= 0, x.isFinite else {
+                throw .invalid("\(source): \"gemm_tile_overhead\" must be a number >= 0")
+            }
+            gemmTileOverhead = x
+        }
         if value["streaming_multiprocessors"] != nil {
             let units = try number("streaming_multiprocessors")
             guard units == units.rounded(), units <= 1_000_000 else {

@@ -27,9 +27,14 @@ import Models
 ///   NCCL then shares: counted in full here); full recomputation adds a layer's forward and its two all-reduces, selective
 ///   the attention core's forward;
 /// - PP: a boundary forward and its gradient back per chunk, `n h e / t` per rank over the
-///   network and then an all-gather inside the node (scatter-gather), or `n h e` from every rank.
+///   network and then an all-gather inside the node (scatter-gather; SP sends its slice and
+///   gathers nothing), or `n h e` from every rank.
 /// The first stage adds the embedding, the last the final LayerNorm, the output layer and the
 /// vocabulary-parallel cross-entropy (8 fp32 passes over the logits, forward and backward).
+/// Left out: the TP collectives around the embedding and the output layer, the cross-entropy's
+/// small all-reduces, the word-embedding gradient's all-reduce between the first and last
+/// stages, and without gradient-accumulation fusion the embedding's fp32 gradient addition.
+/// With FlashAttention, selective recomputation adds nothing (its backward recomputes already).
 public struct GPUStepTime: Sendable {
     /// Seconds of one micro-batch's forward and backward on the slowest stage, in parts.
     public var gemmSeconds = 0.0
@@ -105,8 +110,8 @@ public struct GPUStepTime: Sendable {
                         tp: (layout.sequenceParallel ? 5 : 4) * tpCollective)
         switch layout.recompute {
         case .none: break
-        case .selective:
-            perLayer.attention += attentionForward
+        case .selective:  // FlashAttention's backward already recomputes its scores
+            perLayer.attention += software.flashAttention ? 0 : attentionForward
         case .full:
             perLayer.gemm += linearForward
             perLayer.attention += attentionForward
@@ -122,33 +127,36 @@ public struct GPUStepTime: Sendable {
             + kernels.gemm(m: n, n: h, k: vocab / t, elementBytes: e) + kernels.gemm(m: h, n: vocab / t, k: n, elementBytes: e)
         let headElementwise = kernels.memory(bytes: tokens * (5 * e * r + Double(vocab / t) * 32))
 
-        // The stages: the first adds the embedding, the last the head; the slowest sets the pace.
+        // The stages: the first adds the embedding, the last the head; the slowest (compute and
+        // TP) sets the pace, their mean the fill and drain.
         let even = config.numLayers / p
         let counts = (try? layout.stageLayers(config)) ?? (first: even, middle: even, last: even)
-        let perLayerCompute = perLayer.gemm + perLayer.attention + perLayer.elementwise
-        let first = Double(counts.first) * perLayerCompute + embedding + (p == 1 ? headGEMM + headElementwise : 0)
-        let middle = Double(counts.middle) * perLayerCompute
-        let last = Double(counts.last) * perLayerCompute + headGEMM + headElementwise
-        let slowest = p == 1 ? 0 : [first, p > 2 ? middle : 0, last].firstIndex(of: max(first, p > 2 ? middle : 0, last))!
-        let layers = Double(p == 1 ? counts.first : [counts.first, counts.middle, counts.last][slowest])
-        let head = p == 1 || slowest == 2 ? 1.0 : 0, embedded = p == 1 || slowest == 0 ? 1.0 : 0
+        let perLayerTotal = perLayer.gemm + perLayer.attention + perLayer.elementwise + perLayer.tp
+        let first = Double(counts.first) * perLayerTotal + embedding + (p == 1 ? headGEMM + headElementwise : 0)
+        let middle = Double(counts.middle) * perLayerTotal
+        let last = Double(counts.last) * perLayerTotal + headGEMM + headElementwise
+        let times = [first, p > 2 ? middle : -1, p > 1 ? last : -1]
+        let slowest = times.indices.max { times[$0] < times[$1] }!
+        let layers = Double([counts.first, counts.middle, counts.last][slowest])
+        let head = p == 1 || slowest == 2 ? 1.0 : 0, embedded = slowest == 0 ? 1.0 : 0
         gemmSeconds = layers * perLayer.gemm + head * headGEMM
         attentionSeconds = layers * perLayer.attention
         elementwiseSeconds = layers * perLayer.elementwise + head * headElementwise + embedded * embedding
         tensorParallelSeconds = layers * perLayer.tp
 
-        // Pipeline boundaries: one forward and one gradient per chunk and micro-batch.
+        // Pipeline boundaries: one forward and one gradient per chunk and micro-batch. With SP each
+        // rank sends its s/t slice and nothing is gathered.
         let boundary = tokens * Double(h) * e
         let ppStride = t * d
         if p > 1 {
-            let transfer = software.scatterGatherInPipeline
+            let transfer = layout.sequenceParallel || software.scatterGatherInPipeline
                 ? comm.sendReceive(bytes: boundary / Double(t), groupSize: p, stride: ppStride)
-                    + comm.allGather(bytes: boundary, groupSize: t, stride: 1)
+                    + (layout.sequenceParallel ? 0 : comm.allGather(bytes: boundary, groupSize: t, stride: 1))
                 : comm.sendReceive(bytes: boundary, groupSize: p, stride: ppStride)
             pipelineParallelSeconds = 2 * Double(layout.virtualStages) * transfer
         }
         let communication = tensorParallelSeconds + pipelineParallelSeconds
-        meanStageSeconds = (p == 1 ? first : (first + last + Double(p - 2) * middle) / Double(p)) + communication
+        meanStageSeconds = (p == 1 ? first : (first + last + Double(p - 2) * middle) / Double(p)) + pipelineParallelSeconds
         forwardSeconds = layers * layerForward + head * headGEMM / 3
         backwardSeconds = computePerMicroBatch + communication - forwardSeconds
 

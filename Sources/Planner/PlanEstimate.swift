@@ -4,7 +4,8 @@ import Models
 /// What the planner predicts for a model, layout and cluster.
 public struct PlanEstimate: Sendable {
     public var parameters: Double
-    /// Parameters held by a device of the first pipeline stage (the most loaded one).
+    /// Parameters held by a device of the most loaded pipeline stage (the first, or with a
+    /// lighter first stage the second).
     public var parametersPerDevice: Double
     /// Weights + gradients + optimizer state on that device.
     public var stateBytesPerDevice: Double { weightBytesPerDevice + gradientBytesPerDevice + optimizerBytesPerDevice }
@@ -81,7 +82,7 @@ public enum Planner {
 
         // Memory of the first stage: its layers, the word embeddings (split over TP) and the
         // position embeddings (replicated).
-        let perDevice = DeviceParameters.perDevice(config: config, layout: layout)
+        var perDevice = DeviceParameters.perDevice(config: config, layout: layout)
         // Megatron's table split into its parts: weights and gradients are replicated, the rest
         // (fp32 master weights, moments, fp16's fp32 gradient copy) is what ZeRO-1 shards.
         let replicatedOptimizer = MemoryModel.bytesPerParameter(precision: precision, distributedOptimizer: false, dataParallel: 1)
@@ -91,7 +92,7 @@ public enum Planner {
         var optimizerBytes = perDevice * replicatedOptimizer / Double(layout.distributedOptimizer ? dp : 1)
         // 1F1B keeps up to p micro-batches in flight on the first stage; interleaving adds (p-1)/(p v).
         let inFlight = min(Double(m), p) * (layout.virtualStages > 1 ? 1 + (p - 1) / (p * v) : 1)
-        let activations: Double
+        var activations: Double
         switch cluster.implementation {
         case .megatronGPU:
             let options = MemoryModel.ActivationOptions(tensorParallel: layout.tensorParallel,
@@ -102,6 +103,23 @@ public enum Planner {
                                                                heads: config.numAttentionHeads, options: options)
                 * precision.activationBytes / 2
             activations = perLayer * firstStageLayers * inFlight
+            // A lighter first stage (uneven stages) can leave the second stage the most loaded:
+            // its layers with p-1 micro-batches in flight (and on two stages the last stage's
+            // copy of the word embeddings).
+            let stages = try layout.stageLayers(config)
+            if layout.isUneven {
+                let layers = Double(p > 2 ? stages.middle : stages.last)
+                let parameters = layers * (12 * h * h + 13 * h) / t + (p > 2 ? 0 : vocab * h / t)
+                let secondActivations = perLayer * layers * min(Double(m), p - 1)
+                let perParameter = precision.weightBytes + precision.gradientBytes
+                    + replicatedOptimizer / Double(layout.distributedOptimizer ? dp : 1)
+                if parameters * perParameter + secondActivations > perDevice * perParameter + activations {
+                    perDevice = parameters
+                    (weightBytes, gradientBytes) = (parameters * precision.weightBytes, parameters * precision.gradientBytes)
+                    optimizerBytes = parameters * replicatedOptimizer / Double(layout.distributedOptimizer ? dp : 1)
+                    activations = secondActivations
+                }
+            }
         case .megatronSwift:
             // The first stage reads its embeddings, LayerNorms (4h per layer) and biases (QKV's and
             // fc1's split over TP, the projection's and fc2's replicated) in fp32.

@@ -64,10 +64,10 @@ public struct TrainingLayout: Sendable, Equatable {
         }
         let flags = "--decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers"
         guard p >= 2, virtualStages == 1 else { throw .invalid("\(flags) need --pipeline-model-parallel-size >= 2 and no interleaving") }
+        guard (firstStageLayers ?? 1) >= 1, (lastStageLayers ?? 1) >= 1 else { throw .invalid("\(flags) must be at least 1") }
         let others = p - (firstStageLayers == nil ? 0 : 1) - (lastStageLayers == nil ? 0 : 1)
         let remaining = layers - (firstStageLayers ?? 0) - (lastStageLayers ?? 0)
-        guard (firstStageLayers ?? 1) >= 1, (lastStageLayers ?? 1) >= 1, remaining >= 0,
-              others == 0 ? remaining == 0 : remaining % others == 0 && remaining > 0 else {
+        guard remaining >= 0, others == 0 ? remaining == 0 : remaining % others == 0 && remaining > 0 else {
             throw .invalid("\(flags): the other \(others) stages cannot share the remaining \(remaining) of --num-layers \(layers) evenly")
         }
         let middle = others == 0 ? 0 : remaining / others

@@ -78,6 +78,7 @@ struct PlanCommand: ParsableCommand {
         guard microBatchSize >= 1 else { throw ValidationError("--micro-batch-size must be at least 1") }
         guard top >= 0 else { throw ValidationError("--top must not be negative") }
         guard plot == nil || search else { throw ValidationError("--plot draws the layouts of --search; add --search") }
+        if cluster == "local" { try software.checkLocal() }
         try ValueRange.positive.check(trainTokens, flag: "--train-tokens")
     }
 
@@ -94,6 +95,7 @@ struct PlanCommand: ParsableCommand {
         }
         guard !(bf16 && fp16) else { throw ValidationError("give at most one of --bf16 and --fp16") }
         let precision: MemoryModel.Precision = bf16 ? .bf16 : fp16 ? .fp16 : .fp32
+        try software.check(cluster: cluster, search: search, distributedOptimizer: useDistributedOptimizer)
         if search {
             var flags = TrainingLayout()
             software.apply(to: &flags)

@@ -25,6 +25,31 @@ struct PlanSoftwareFlags: ParsableArguments {
     @Option(name: .long, help: "Layers of the last pipeline stage.")
     var decoderLastPipelineNumLayers: Int?
 
+    /// Refuses the GPU software flags and uneven stages on `--cluster local`, which times this
+    /// binary's own kernels.
+    func checkLocal() throws {
+        var applied = TrainingLayout()
+        apply(to: &applied)
+        if applied.software != SoftwareOptions() || applied.isUneven {
+            throw ValidationError("--cluster local times this binary's own kernels: the GPU software flags and uneven stages do not apply")
+        }
+    }
+
+    /// Refuses flags that cannot apply: uneven stages under `--search` (which chooses its own
+    /// stages), `--overlap-param-gather` without the distributed optimizer (Megatron-LM refuses
+    /// it too), FlashAttention on a cluster without a FlashAttention figure.
+    func check(cluster: ClusterSpec, search: Bool, distributedOptimizer: Bool) throws {
+        if search && (decoderFirstPipelineNumLayers != nil || decoderLastPipelineNumLayers != nil) {
+            throw ValidationError("--search chooses the stages itself: drop --decoder-first/last-pipeline-num-layers")
+        }
+        if overlapParamGather && !distributedOptimizer {
+            throw ValidationError("--overlap-param-gather needs --use-distributed-optimizer")
+        }
+        if useFlashAttn && cluster.flashAttentionEfficiency == nil && cluster.kernelTimings == nil {
+            throw ValidationError("--use-flash-attn: \(cluster.name) has no FlashAttention figure (flash_attention_efficiency)")
+        }
+    }
+
     /// Applies the flags to a layout.
     func apply(to layout: inout TrainingLayout) {
         layout.software.maskedSoftmaxFusion = !noMaskedSoftmaxFusion

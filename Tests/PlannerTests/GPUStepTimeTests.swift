@@ -109,6 +109,10 @@ import Testing
         (layout.firstStageLayers, layout.lastStageLayers) = (5, 5)
         try layout.validate(for: config)
         #expect(try layout.stageLayers(config) == (first: 5, middle: 6, last: 5))
+        layout.lastStageLayers = 0
+        #expect(throws: PlanError.invalid("--decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers must be at least 1")) {
+            try layout.validate(for: config)
+        }
         layout.lastStageLayers = 4
         #expect(throws: PlanError.invalid("--decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers: the other 10 stages cannot share the remaining 61 of --num-layers 70 evenly")) {
             try layout.validate(for: config)

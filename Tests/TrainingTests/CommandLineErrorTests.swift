@@ -41,6 +41,12 @@ import Testing
         (["plan", "--model", "gpt2-124m", "--global-batch-size", "8", "--pipeline-model-parallel-size", "4",
           "--data-parallel-size", "1", "--decoder-first-pipeline-num-layers", "5"],
          "Error: --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers: the other 3 stages cannot share the remaining 7 of --num-layers 12 evenly"),
+        (["plan", "--model", "gpt2-124m", "--global-batch-size", "8", "--cluster", "local", "--no-bias-gelu-fusion"],
+         "Error: --cluster local times this binary's own kernels: the GPU software flags and uneven stages do not apply"),
+        (["plan", "--model", "gpt3-175b", "--global-batch-size", "64", "--overlap-param-gather"],
+         "Error: --overlap-param-gather needs --use-distributed-optimizer"),
+        (["plan", "--model", "gpt3-175b", "--global-batch-size", "64", "--use-flash-attn", "--cluster", "dgx2h-v100"],
+         "Error: --use-flash-attn: dgx2h-v100 has no FlashAttention figure (flash_attention_efficiency)"),
     ])
     func aBadCommandLineIsOneErrorLine(arguments: [String], expected: String) throws {
         let result = try Self.megatron(arguments)
