@@ -127,5 +127,13 @@ import Testing
         let evenTime = try Planner.estimate(config: config, layout: even, cluster: cluster).iterationSeconds
         let lighterTime = try Planner.estimate(config: config, layout: lighter, cluster: cluster).iterationSeconds
         #expect(lighterTime < evenTime)
+        // Memory is checked on the most loaded stage: with a first stage of 4 layers it is the
+        // second (11 layers, 6 micro-batches in flight against the first's 7).
+        (lighter.firstStageLayers, lighter.lastStageLayers) = (4, 11)
+        let light = try Planner.estimate(config: config, layout: lighter, cluster: cluster)
+        let h = Double(config.hiddenSize)
+        #expect(light.parametersPerDevice == 11 * (12 * h * h + 13 * h))
+        let evenPlan = try Planner.estimate(config: config, layout: even, cluster: cluster)
+        #expect(abs(light.activationBytesPerDevice / evenPlan.activationBytesPerDevice - 11.0 * 6 / (10 * 7)) < 1e-12)
     }
 }
