@@ -66,9 +66,12 @@ public struct ClusterSpec: Sendable, Equatable {
     /// 1024^3 119.4, 2048^3 221.8, 4096^3 228.0, 8192^3 253.7, 16384^3 256.5 TFLOP/s; each
     /// reproduced within 5%); the other GPUs take the A100's tile overhead and scale their main loop
     /// to their own published GEMM figure.
-    /// - `dgx2h-v100`: 16 V100 32GB (125 TFLOP/s fp16, 15.7 fp32, 80 SMs, 900 GB/s), NVSwitch
-    ///   150 GB/s per GPU each way, 8 x 100 Gb/s InfiniBand per node (Megatron-LM 2019). GEMMs:
-    ///   83 TFLOP/s, cuBLAS mixed precision (Markidis et al. 2018), taken as an 8192^3 product;
+    /// - `dgx2h-v100`: 16 V100 32GB at the DGX-2H's raised clocks (2.1 PFLOP/s fp16 per node,
+    ///   131.25 per GPU against a standard V100's 125, as Megatron-LM 2019's "39 TFLOP/s, 30% of
+    ///   peak" implies; 16.5 fp32, 80 SMs, 900 GB/s), NVSwitch 150 GB/s per GPU each way, 8 x 100
+    ///   Gb/s InfiniBand per node (Megatron-LM 2019). GEMMs: 83 TFLOP/s, cuBLAS mixed precision on
+    ///   a 125 TFLOP/s V100 (Markidis et al. 2018), taken as an 8192^3 product and scaled with the
+    ///   clock;
     ///   streaming: saxpy 810 GB/s (GPUInspector.jl, V100 SXM2, 0.90). No V100 NCCL figure was
     ///   found: the A100's ratios are assumed (0.78 of NVSwitch, 0.96 of the network).
     /// - `dgx-a100-80gb`: 8 A100 80GB (312 TFLOP/s bf16, 156 TF32, 108 SMs, 2,039 GB/s), NVSwitch
@@ -88,7 +91,7 @@ public struct ClusterSpec: Sendable, Equatable {
     ///   (nccl-tests issue 212, 0.822); the network at the A100's 0.96; FlashAttention-2 327.9
     ///   TFLOP/s (Azure, as above; 0.332).
     public static let presets: [String: ClusterSpec] = [
-        "dgx2h-v100": gpu("dgx2h-v100", peak: 125e12, fp32: 15.7e12, units: 80, gemm: 0.688, memory: 32 * gib,
+        "dgx2h-v100": gpu("dgx2h-v100", peak: 2.1e15 / 16, fp32: 15.7e12 * 1.05, units: 80, gemm: 0.688, memory: 32 * gib,
                           bandwidth: 0.9e12, streaming: 0.90, perNode: 16, intraNode: 150e9, intraNodeEfficiency: 0.783,
                           interNode: 0.96 * 100e9, flash: nil),
         "dgx-a100-80gb": gpu("dgx-a100-80gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.822, memory: 80 * gib,

@@ -67,9 +67,19 @@ public enum PublishedRuns {
         return software
     }
 
-    /// PyTorch's DistributedDataParallel (`--DDP-impl torch`): buckets reduced during the backward.
-    static var torchDDP: SoftwareOptions {
+    /// Megatron-LM of 2019, as the code stood when the paper's figures were published (commit
+    /// 93ab4bea, September 2019): no fused kernels, so the scores' scale, mask, softmax and
+    /// dropout, the fc1 bias and GELU, and each bias, dropout and residual addition are kernels of
+    /// their own. The fusions came with "Various speed optimizations" (51a2e6b0, September 2020).
+    static var unfused2019: SoftwareOptions {
         var software = megatron2021
+        (software.maskedSoftmaxFusion, software.biasGELUFusion, software.biasDropoutFusion) = (false, false, false)
+        return software
+    }
+
+    /// PyTorch's DistributedDataParallel (`--DDP-impl torch`): buckets reduced during the backward.
+    static func torchDDP(_ software: SoftwareOptions = megatron2021) -> SoftwareOptions {
+        var software = software
         software.overlapGradReduce = true
         return software
     }
@@ -89,7 +99,7 @@ public enum PublishedRuns {
                  global: Int, chunks: Int = 1, torch: Bool = false, tflops: Double) -> PublishedRun {
             run("Narayanan 2021: \(name)", source, layers: layers, hidden: hidden, heads: heads, tp: tp, pp: pp, gpus: gpus,
                 micro: micro, global: global, chunks: chunks, precision: .fp16,
-                software: torch ? torchDDP : megatron2021, cluster: "dgx-a100-80gb", tflops: tflops)
+                software: torch ? torchDDP() : megatron2021, cluster: "dgx-a100-80gb", tflops: tflops)
         }
         return [
             row("1.7B", 24, 2304, 24, tp: 1, pp: 1, gpus: 32, micro: 16, global: 512, torch: true, tflops: 137),
@@ -139,7 +149,9 @@ public enum PublishedRuns {
 
     /// The Megatron-LM README of September 2020 (`images/tables.tex`): sequence 1024, vocabulary
     /// 51,200, fp16, full recomputation; model parallelism only on one DGX-2H (V100, batch 8) or
-    /// one DGX A100 (40GB, batch 16), then 128-way data parallelism (global batch 2048).
+    /// one DGX A100 (40GB, batch 16), then 128-way data parallelism (global batch 2048). The
+    /// table was merged in the same minute as the fused kernels (51a2e6b0, 5281919), so the
+    /// fusions are taken as on.
     public static let megatronReadme2020: [PublishedRun] = {
         let source = "Megatron-LM README (Sep 2020), images/tables.tex"
         let shapes = [("1B", 24, 1920, 15, 1), ("2B", 30, 2304, 18, 2), ("4B", 36, 3072, 24, 4), ("8B", 42, 4096, 32, 8)]
@@ -169,12 +181,14 @@ public enum PublishedRuns {
 
     /// Shoeybi et al. 2019: the 1.2B baseline on one V100 (39 TFLOP/s) and 8.3B over 512
     /// (TP 8 x DP 64, 15.1 PFLOP/s), fp16, full recomputation, sequence 1024, batch 8 per replica.
+    /// The 8.3B run used PyTorch's DDP: the repository's README of the time says its scaling
+    /// rose from 60% to 74% with it (the paper states 76%).
     public static let megatron2019: [PublishedRun] = [
         run("Megatron-LM 2019: 1.2B, 1 GPU", "Shoeybi et al. 2019, section 5.1", layers: 40, hidden: 1536, heads: 16,
-            seq: 1024, tp: 1, pp: 1, gpus: 1, micro: 8, global: 8, precision: .fp16, software: megatron2021,
+            seq: 1024, tp: 1, pp: 1, gpus: 1, micro: 8, global: 8, precision: .fp16, software: unfused2019,
             cluster: "dgx2h-v100", tflops: 39),
         run("Megatron-LM 2019: 8.3B, 512 GPUs", "Shoeybi et al. 2019, section 5.1", layers: 72, hidden: 3072, heads: 32,
-            seq: 1024, tp: 8, pp: 1, gpus: 512, micro: 8, global: 512, precision: .fp16, software: megatron2021,
+            seq: 1024, tp: 8, pp: 1, gpus: 512, micro: 8, global: 512, precision: .fp16, software: torchDDP(unfused2019),
             cluster: "dgx2h-v100",
             tflops: 15.1e3 / 512),
     ]

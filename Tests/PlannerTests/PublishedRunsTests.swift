@@ -27,23 +27,23 @@ import Testing
         "Korthikanti 2022: 1T full recompute": (-0.4, 0.4),
         "Korthikanti 2022: 1T SP + selective": (-0.7, 0.7),
         "BLOOM 176B": (19.2, -16.1),
-        "Megatron README 2020: 1B V100": (-17.9, 21.8),
+        "Megatron README 2020: 1B V100": (-14.7, 17.2),
         "Megatron README 2020: 1B A100": (2.1, -2.0),
         "Megatron README 2020: 1B A100 DP 128": (6.7, -6.3),
-        "Megatron README 2020: 2B V100": (-12.0, 13.7),
+        "Megatron README 2020: 2B V100": (-8.7, 9.6),
         "Megatron README 2020: 2B A100": (5.7, -5.4),
         "Megatron README 2020: 2B A100 DP 128": (8.4, -7.8),
-        "Megatron README 2020: 4B V100": (-9.0, 9.9),
+        "Megatron README 2020: 4B V100": (-5.8, 6.2),
         "Megatron README 2020: 4B A100": (7.7, -7.1),
         "Megatron README 2020: 4B A100 DP 128": (6.2, -5.8),
-        "Megatron README 2020: 8B V100": (-8.1, 8.8),
+        "Megatron README 2020: 8B V100": (-5.2, 5.5),
         "Megatron README 2020: 8B A100": (7.5, -7.0),
         "Megatron README 2020: 8B A100 DP 128": (-3.6, 3.7),
         "MT-NLG 530B, 280 nodes": (24.7, -20.0),
         "MT-NLG 530B, 350 nodes": (25.8, -20.9),
         "MT-NLG 530B, 420 nodes": (30.6, -23.1),
-        "Megatron-LM 2019: 1.2B, 1 GPU": (34.3, -25.5),
-        "Megatron-LM 2019: 8.3B, 512 GPUs": (16.8, -14.4)
+        "Megatron-LM 2019: 1.2B, 1 GPU": (23.8, -19.3),
+        "Megatron-LM 2019: 8.3B, 512 GPUs": (32.0, -24.3)
     ]
 
     @Test func everyPublishedRunKeepsItsPinnedError() throws {
@@ -73,6 +73,21 @@ import Testing
             let estimate = try run.predict()
             #expect(abs(estimate.iterationSeconds / run.iterationSeconds - 1) < 0.05, "\(run.name)")
         }
+    }
+
+    /// What the 2019 paper reports is weak scaling: the 8.3B model's rate per GPU over 512 GPUs
+    /// against the 1.2B baseline's on one, 76% with PyTorch's DDP and 60% without it (the
+    /// repository's README of the time). The planner's ratios are within 9 points of both, and
+    /// the overlap's gain is of the published size; the absolute rates of that software are not
+    /// (README).
+    @Test func megatron2019WeakScalingIsThePublishedOne() throws {
+        let baseline = PublishedRuns.megatron2019[0], scaled = PublishedRuns.megatron2019[1]
+        func rate(_ run: PublishedRun) throws -> Double { run.tflops(atSeconds: try run.predict().iterationSeconds) }
+        var local = scaled
+        local.layout.software.overlapGradReduce = false
+        let (overlapped, plain) = (try rate(scaled) / rate(baseline), try rate(local) / rate(baseline))
+        #expect(abs(overlapped - 0.76) < 0.09 && abs(plain - 0.60) < 0.09, "\(overlapped), \(plain)")
+        #expect(overlapped > plain + 0.1)
     }
 
     static func mtnlgLayout(nodes: Int) -> TrainingLayout {
