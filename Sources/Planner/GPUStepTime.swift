@@ -35,25 +35,15 @@ import Models
 /// small all-reduces, the word-embedding gradient's all-reduce between the first and last
 /// stages, and without gradient-accumulation fusion the embedding's fp32 gradient addition.
 /// With FlashAttention, selective recomputation adds nothing (its backward recomputes already).
-public struct GPUStepTime: Sendable {
-    /// Seconds of one micro-batch's forward and backward on the slowest stage, in parts.
-    public var gemmSeconds = 0.0
-    public var attentionSeconds = 0.0
-    public var elementwiseSeconds = 0.0
-    public var tensorParallelSeconds = 0.0
-    public var pipelineParallelSeconds = 0.0
+public struct GPUStepTime: StepTimeParts {
+    // `StepTimeParts`: the slowest stage's micro-batch in parts, the stages' mean, per iteration.
+    public var gemmSeconds = 0.0, attentionSeconds = 0.0, elementwiseSeconds = 0.0
+    public var tensorParallelSeconds = 0.0, pipelineParallelSeconds = 0.0, meanStageSeconds = 0.0
+    public var dataParallelSeconds = 0.0, optimizerSeconds = 0.0
     /// The backward's share of the slowest stage's micro-batch (what `--overlap-grad-reduce`
     /// can hide the gradient reduction behind) and the forward's (for `--overlap-param-gather`).
     public var backwardSeconds = 0.0
     public var forwardSeconds = 0.0
-    /// A micro-batch on a stage averaged over the stages (the pipeline's fill and drain per slot).
-    public var meanStageSeconds = 0.0
-    /// Per iteration: the data-parallel communication left exposed, and the optimizer step.
-    public var dataParallelSeconds = 0.0
-    public var optimizerSeconds = 0.0
-
-    /// Compute of one micro-batch (GEMMs, attention core, memory-bound kernels).
-    public var computePerMicroBatch: Double { gemmSeconds + attentionSeconds + elementwiseSeconds }
 
     public init(config: GPTConfig, layout: TrainingLayout, cluster: ClusterSpec, software: SoftwareOptions) {
         let kernels = GPUKernelCosts(cluster: cluster, precision: layout.precision)

@@ -16,23 +16,11 @@ import Models
 /// core's. The first stage adds the embedding, the last the final LayerNorm, the output layer and
 /// the cross-entropy. Neighbouring stages hand each other the `b s h` boundary. Dropout is not
 /// counted (runs compared against the model set it to 0).
-public struct LocalStepTime: Sendable {
-    /// Seconds of one micro-batch's forward and backward on the slowest stage, in parts.
-    public var gemmSeconds = 0.0
-    public var attentionSeconds = 0.0
-    public var elementwiseSeconds = 0.0
-    public var tensorParallelSeconds = 0.0
-    public var pipelineParallelSeconds = 0.0
-    /// Seconds per iteration outside the micro-batches.
-    public var dataParallelSeconds = 0.0
-    public var optimizerSeconds = 0.0
-
-    /// A micro-batch's forward and backward on a stage, averaged over the stages (what the
-    /// pipeline's fill and drain cost per slot).
-    public var meanStageSeconds = 0.0
-
-    /// Compute of one micro-batch (GEMMs, attention core, memory-bound kernels).
-    public var computePerMicroBatch: Double { gemmSeconds + attentionSeconds + elementwiseSeconds }
+public struct LocalStepTime: StepTimeParts {
+    // `StepTimeParts`: the slowest stage's micro-batch in parts, the stages' mean, per iteration.
+    public var gemmSeconds = 0.0, attentionSeconds = 0.0, elementwiseSeconds = 0.0
+    public var tensorParallelSeconds = 0.0, pipelineParallelSeconds = 0.0, meanStageSeconds = 0.0
+    public var dataParallelSeconds = 0.0, optimizerSeconds = 0.0
 
     public init(config: GPTConfig, layout: TrainingLayout, timings k: KernelTimings) {
         let t = layout.tensorParallel, p = layout.pipelineParallel, d = layout.dataParallel

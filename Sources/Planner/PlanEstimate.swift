@@ -138,26 +138,18 @@ public enum Planner {
         let batch = layout.globalBatchSize
         let modelFLOPs = CostModel.flopsPerIteration(config, batch: batch, recompute: .none)
         let hardwareFLOPs = CostModel.flopsPerIteration(config, batch: batch, recompute: layout.recompute)
-        var computePerMicroBatch: Double, tpPerMicroBatch: Double, ppPerMicroBatch: Double
-        var dpSeconds: Double, optimizerSeconds: Double
-        var bubblePerSlot: Double?  // the fill and drain's cost per slot, when not the slowest stage's
-        if let timings = cluster.kernelTimings {
-            // This machine: every part from its kernels' micro-benchmarks (`LocalStepTime`).
-            let local = LocalStepTime(config: config, layout: layout, timings: timings)
-            (computePerMicroBatch, tpPerMicroBatch, ppPerMicroBatch) = (local.computePerMicroBatch,
-                                                                        local.tensorParallelSeconds, local.pipelineParallelSeconds)
-            (dpSeconds, optimizerSeconds) = (local.dataParallelSeconds, local.optimizerSeconds)
-            bubblePerSlot = local.meanStageSeconds
+        // This machine: every part from its kernels' micro-benchmarks; a GPU cluster: every part
+        // from the device's datasheet and micro-benchmark figures.
+        let step: any StepTimeParts = if let timings = cluster.kernelTimings {
+            LocalStepTime(config: config, layout: layout, timings: timings)
         } else {
-            // A GPU cluster: every part from the device's datasheet and micro-benchmark figures.
-            let gpu = GPUStepTime(config: config, layout: layout, cluster: cluster, software: layout.software)
-            (computePerMicroBatch, tpPerMicroBatch, ppPerMicroBatch) = (gpu.computePerMicroBatch,
-                                                                        gpu.tensorParallelSeconds, gpu.pipelineParallelSeconds)
-            (dpSeconds, optimizerSeconds) = (gpu.dataParallelSeconds, gpu.optimizerSeconds)
-            bubblePerSlot = gpu.meanStageSeconds
+            GPUStepTime(config: config, layout: layout, cluster: cluster, software: layout.software)
         }
+        let (computePerMicroBatch, tpPerMicroBatch, ppPerMicroBatch) = (step.computePerMicroBatch,
+                                                                        step.tensorParallelSeconds, step.pipelineParallelSeconds)
+        let (dpSeconds, optimizerSeconds) = (step.dataParallelSeconds, step.optimizerSeconds)
         let perMicroBatch = computePerMicroBatch + tpPerMicroBatch + ppPerMicroBatch
-        let bubble = (p - 1) / v * (bubblePerSlot ?? perMicroBatch)
+        let bubble = (p - 1) / v * step.meanStageSeconds
 
         let iteration = Double(m) * perMicroBatch + bubble + dpSeconds + optimizerSeconds
 
