@@ -156,7 +156,7 @@ public struct GPUStepTime: StepTimeParts {
         // the fp32 master weights and both moments, reads the fp32 gradient and writes the model's
         // copy (30 bytes a parameter), the gradient norm reads the gradient again (4), and every
         // local gradient is zeroed for the next iteration (4).
-        let parameters = DeviceParameters.perDevice(config: config, layout: layout)
+        let parameters = DeviceParameters.largestStage(config: config, layout: layout)
         let sharded = layout.distributedOptimizer && d > 1
         let gradientBytes = parameters * layout.precision.gradientBytes
         let weightBytes = parameters * layout.precision.weightBytes

@@ -121,13 +121,3 @@ public struct LocalStepTime: StepTimeParts {
             + (reduced ? parameters * k.perElement(.round) : 0)
     }
 }
-
-/// The parameters one device of the first pipeline stage holds (its layers' share over TP, the
-/// word embedding's vocabulary rows and the position embedding).
-enum DeviceParameters {
-    static func perDevice(config: GPTConfig, layout: TrainingLayout) -> Double {
-        let t = Double(layout.tensorParallel), h = Double(config.hiddenSize), s = Double(config.maxPositionEmbeddings)
-        let layers = Double((try? layout.stageLayers(config).first) ?? config.numLayers / layout.pipelineParallel)
-        return layers * (12 * h * h + 13 * h) / t + Double(config.paddedVocabSize) * h / t + s * h
-    }
-}

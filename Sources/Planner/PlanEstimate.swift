@@ -58,6 +58,14 @@ public struct PlanEstimate: Sendable {
 /// communication) from `GPUStepTime` on a GPU cluster, or from `LocalStepTime` (this machine's
 /// kernel micro-benchmarks) for `--cluster local`.
 public enum Planner {
+    /// Refuses software the cluster has no figure for: FlashAttention on a GPU without
+    /// `flash_attention_efficiency` (this machine's own attention kernel is measured).
+    public static func checkSoftware(_ software: SoftwareOptions, on cluster: ClusterSpec) throws(PlanError) {
+        guard !software.flashAttention || cluster.flashAttentionEfficiency != nil || cluster.kernelTimings != nil else {
+            throw .invalid("--use-flash-attn: \(cluster.name) has no FlashAttention figure (flash_attention_efficiency)")
+        }
+    }
+
     /// Predicts memory and time; throws if the layout does not divide the model or batch, or
     /// needs more devices than the cluster has.
     public static func estimate(config: GPTConfig, layout: TrainingLayout,
@@ -67,9 +75,7 @@ public enum Planner {
             throw .invalid("--cluster local: uneven pipeline stages are not supported by megatron train")
         }
         let firstStageLayers = Double(try layout.stageLayers(config).first)
-        guard !layout.software.flashAttention || cluster.flashAttentionEfficiency != nil || cluster.kernelTimings != nil else {
-            throw .invalid("--use-flash-attn: \(cluster.name) has no FlashAttention figure (flash_attention_efficiency)")
-        }
+        try checkSoftware(layout.software, on: cluster)
         guard layout.devices <= cluster.devices else {
             throw .invalid("the layout needs \(layout.devices) devices (TP \(layout.tensorParallel) x PP \(layout.pipelineParallel) x DP \(layout.dataParallel)) but \(cluster.name) x \(cluster.nodes) nodes has \(cluster.devices)")
         }
@@ -103,21 +109,26 @@ public enum Planner {
                                                                heads: config.numAttentionHeads, options: options)
                 * precision.activationBytes / 2
             activations = perLayer * firstStageLayers * inFlight
-            // A lighter first stage (uneven stages) can leave the second stage the most loaded:
-            // its layers with p-1 micro-batches in flight (and on two stages the last stage's
-            // copy of the word embeddings).
-            let stages = try layout.stageLayers(config)
+            // Uneven stages can make another stage the most loaded: the second (its layers with
+            // p-1 micro-batches in flight; of two stages, the last with its copy of the word
+            // embedding) or the last (one micro-batch in flight).
             if layout.isUneven {
-                let layers = Double(p > 2 ? stages.middle : stages.last)
-                let parameters = layers * (12 * h * h + 13 * h) / t + (p > 2 ? 0 : vocab * h / t)
-                let secondActivations = perLayer * layers * min(Double(m), p - 1)
+                let stages = try layout.stageLayers(config)
+                let second = p > 2 ? stages.middle : stages.last
+                var others = [(parameters: p > 2 ? Double(second) * DeviceParameters.perLayer(config, tensorParallel: layout.tensorParallel)
+                                   : DeviceParameters.lastStage(config: config, layout: layout, layers: second),
+                               activations: perLayer * Double(second) * min(Double(m), p - 1))]
+                if p > 2 {
+                    others.append((DeviceParameters.lastStage(config: config, layout: layout, layers: stages.last),
+                                   perLayer * Double(stages.last)))
+                }
                 let perParameter = precision.weightBytes + precision.gradientBytes
                     + replicatedOptimizer / Double(layout.distributedOptimizer ? dp : 1)
-                if parameters * perParameter + secondActivations > perDevice * perParameter + activations {
-                    perDevice = parameters
-                    (weightBytes, gradientBytes) = (parameters * precision.weightBytes, parameters * precision.gradientBytes)
-                    optimizerBytes = parameters * replicatedOptimizer / Double(layout.distributedOptimizer ? dp : 1)
-                    activations = secondActivations
+                for stage in others where stage.parameters * perParameter + stage.activations > perDevice * perParameter + activations {
+                    perDevice = stage.parameters
+                    (weightBytes, gradientBytes) = (perDevice * precision.weightBytes, perDevice * precision.gradientBytes)
+                    optimizerBytes = perDevice * replicatedOptimizer / Double(layout.distributedOptimizer ? dp : 1)
+                    activations = stage.activations
                 }
             }
         case .megatronSwift:

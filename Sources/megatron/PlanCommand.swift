@@ -53,16 +53,17 @@ struct PlanCommand: ParsableCommand {
     @Flag(name: .long) var fp16 = false
 
     @Option(name: .long, help: "Cluster preset or JSON file.")
-    var cluster: String = "dgx-a100-80gb"
+    var cluster: String = Self.defaultCluster
+    static let (defaultCluster, defaultTrainTokens, defaultTop) = ("dgx-a100-80gb", 300e9, 5)
     @Option(name: .long, help: "Nodes (overrides the preset or file).")
     var nodes: Int?
     @Option(name: .long, help: "Tokens to train on, for the days-to-train figure.")
-    var trainTokens: Double = 300e9
+    var trainTokens: Double = Self.defaultTrainTokens
 
     @Flag(name: .long, help: "Rank the layouts that fit instead of planning one.")
     var search = false
     @Option(name: .long, help: "Layouts to show with --search.")
-    var top = 5
+    var top = Self.defaultTop
     @Flag(name: .long, help: "Print JSON.")
     var json = false
     @Option(name: .long, help: "--cluster local: where this machine's kernel timings are cached (default ~/.cache/megatron-swift/).")
@@ -74,12 +75,28 @@ struct PlanCommand: ParsableCommand {
     var publishedRuns = false
 
     func validate() throws {
+        if publishedRuns { try checkPublishedRunsAlone() }
         guard publishedRuns || globalBatchSize >= 1 else { throw ValidationError("--global-batch-size must be at least 1") }
         guard microBatchSize >= 1 else { throw ValidationError("--micro-batch-size must be at least 1") }
         guard top >= 0 else { throw ValidationError("--top must not be negative") }
         guard plot == nil || search else { throw ValidationError("--plot draws the layouts of --search; add --search") }
         if cluster == "local" { try software.checkLocal() }
         try ValueRange.positive.check(trainTokens, flag: "--train-tokens")
+    }
+
+    /// `--published-runs` takes only `--json`: each row brings its own model, layout, software and
+    /// cluster, so any other flag would be silently ignored.
+    private func checkPublishedRunsAlone() throws {
+        let given = [model != nil, numLayers != nil, hiddenSize != nil, numAttentionHeads != nil, seqLength != nil,
+                     vocabSize != nil, tensorModelParallelSize != 1, pipelineModelParallelSize != 1,
+                     numLayersPerVirtualPipelineStage != nil, dataParallelSize != nil, microBatchSize != 1,
+                     globalBatchSize != 0, sequenceParallel, recomputeGranularity != "none", useDistributedOptimizer,
+                     bf16, fp16, cluster != Self.defaultCluster, nodes != nil, trainTokens != Self.defaultTrainTokens, search,
+                     top != Self.defaultTop,
+                     kernelTimingsFile != nil, plot != nil, !software.isDefault]
+        if given.contains(true) {
+            throw ValidationError("--published-runs takes no other flag but --json: each run brings its own model, layout and cluster")
+        }
     }
 
     func run() throws {

@@ -25,12 +25,17 @@ struct PlanSoftwareFlags: ParsableArguments {
     @Option(name: .long, help: "Layers of the last pipeline stage.")
     var decoderLastPipelineNumLayers: Int?
 
+    /// Whether any of these flags is given (Megatron-LM's defaults, even stages).
+    var isDefault: Bool {
+        var applied = TrainingLayout()
+        apply(to: &applied)
+        return applied.software == SoftwareOptions() && !applied.isUneven
+    }
+
     /// Refuses the GPU software flags and uneven stages on `--cluster local`, which times this
     /// binary's own kernels.
     func checkLocal() throws {
-        var applied = TrainingLayout()
-        apply(to: &applied)
-        if applied.software != SoftwareOptions() || applied.isUneven {
+        if !isDefault {
             throw ValidationError("--cluster local times this binary's own kernels: the GPU software flags and uneven stages do not apply")
         }
     }
@@ -45,9 +50,9 @@ struct PlanSoftwareFlags: ParsableArguments {
         if overlapParamGather && !distributedOptimizer {
             throw ValidationError("--overlap-param-gather needs --use-distributed-optimizer")
         }
-        if useFlashAttn && cluster.flashAttentionEfficiency == nil && cluster.kernelTimings == nil {
-            throw ValidationError("--use-flash-attn: \(cluster.name) has no FlashAttention figure (flash_attention_efficiency)")
-        }
+        var applied = TrainingLayout()
+        apply(to: &applied)
+        try Planner.checkSoftware(applied.software, on: cluster)
     }
 
     /// Applies the flags to a layout.

@@ -51,7 +51,9 @@ enum PublishedRunsReport {
             let estimate = try run.predict()
             let tflops = run.tflops(atSeconds: estimate.iterationSeconds)
             let tflopsError = tflops / run.tflopsPerGPU - 1, secondsError = estimate.iterationSeconds / run.iterationSeconds - 1
-            worst = (max(worst.tflops, abs(tflopsError)), max(worst.seconds, abs(secondsError)))
+            // The signed error of largest magnitude: which way the worst row misses.
+            worst = (abs(tflopsError) > abs(worst.tflops) ? tflopsError : worst.tflops,
+                     abs(secondsError) > abs(worst.seconds) ? secondsError : worst.seconds)
             let shape = layoutText(run)
             lines.append("| \(run.name) | \(shape) | \(run.layout.devices) | \(fixed(run.tflopsPerGPU, 1)) | \(fixed(tflops, 1)) | "
                 + "\(percent(tflopsError)) | \(fixed(run.iterationSeconds, 2))\(run.iterationPublished ? "" : "*") | "

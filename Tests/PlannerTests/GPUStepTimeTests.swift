@@ -136,4 +136,31 @@ import Testing
         let evenPlan = try Planner.estimate(config: config, layout: even, cluster: cluster)
         #expect(abs(light.activationBytesPerDevice / evenPlan.activationBytesPerDevice - 11.0 * 6 / (10 * 7)) < 1e-12)
     }
+
+    /// A heavy last stage (GPT-3 175B at TP 8 x PP 8 with 26 of the 96 layers last, the others
+    /// 10 each) is the one whose memory counts (its layers and its copy of the word embedding,
+    /// one micro-batch in flight), and its data-parallel reduction and optimizer step the ones
+    /// the iteration waits for.
+    @Test func aHeavyLastStageSetsMemoryAndTheOptimizersTime() throws {
+        let config = ModelPreset.gpt3_175b.config
+        var cluster = Self.a100
+        cluster.nodes = 16
+        var even = TrainingLayout()
+        (even.tensorParallel, even.pipelineParallel, even.dataParallel) = (8, 8, 2)
+        (even.globalBatchSize, even.recompute, even.precision) = (64, .full, .bf16)
+        var heavy = even
+        heavy.lastStageLayers = 26
+        let plan = try Planner.estimate(config: config, layout: heavy, cluster: cluster)
+        let evenPlan = try Planner.estimate(config: config, layout: even, cluster: cluster)
+        let perLayer = DeviceParameters.perLayer(config, tensorParallel: 8)
+        let embedding = DeviceParameters.wordEmbedding(config, tensorParallel: 8)
+        #expect(abs(plan.parametersPerDevice / (26 * perLayer + embedding) - 1) < 1e-12)
+        #expect(!plan.fits && evenPlan.fits)
+        #expect(abs(plan.activationBytesPerDevice / evenPlan.activationBytesPerDevice - 26.0 / (12 * 8)) < 1e-12)
+        // The optimizer's step scales with the stage's parameters: 26 layers against the even
+        // first stage's 12 and its embeddings.
+        let ratio = (26 * perLayer + embedding) / DeviceParameters.perDevice(config: config, layout: even)
+        #expect(abs(plan.optimizerSeconds / evenPlan.optimizerSeconds - ratio) < 1e-9)
+        #expect(plan.dataParallelSeconds > 2 * evenPlan.dataParallelSeconds)
+    }
 }

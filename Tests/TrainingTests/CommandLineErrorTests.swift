@@ -47,6 +47,10 @@ import Testing
          "Error: --overlap-param-gather needs --use-distributed-optimizer"),
         (["plan", "--model", "gpt3-175b", "--global-batch-size", "64", "--use-flash-attn", "--cluster", "dgx2h-v100"],
          "Error: --use-flash-attn: dgx2h-v100 has no FlashAttention figure (flash_attention_efficiency)"),
+        (["plan", "--published-runs", "--cluster", "dgx-h100"],
+         "Error: --published-runs takes no other flag but --json: each run brings its own model, layout and cluster"),
+        (["plan", "--published-runs", "--no-bias-gelu-fusion"],
+         "Error: --published-runs takes no other flag but --json: each run brings its own model, layout and cluster"),
     ])
     func aBadCommandLineIsOneErrorLine(arguments: [String], expected: String) throws {
         let result = try Self.megatron(arguments)

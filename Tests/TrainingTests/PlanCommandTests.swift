@@ -16,6 +16,8 @@ import Testing
         #expect(lines.count == 36)
         #expect(lines.allSatisfy { $0.split(separator: "|").count == 9 && $0.contains("%") })
         #expect(result.stdout.contains("| BLOOM 176B | TP 4 PP 12 DP 8, b 2, B 2048, full, dist-opt, bf16"))
+        // The summary keeps the worst row's sign: Megatron-LM 2019's 8.3B is predicted fast.
+        #expect(result.stdout.contains("% in TFLOP/s per GPU, -") && result.stdout.contains("worst error +"))
         let json = try Self.plan(["--published-runs", "--json"])
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
         #expect(rows.count == 36)

@@ -19,9 +19,11 @@ TEST = os.path.join(ROOT, "Tests", "PlannerTests", "PublishedRunsTests.swift")
 
 
 def write_atomically(path, text):
+    """Replaces `path` with `text` through a temporary file, keeping the file's permissions."""
     directory = os.path.dirname(path)
     with tempfile.NamedTemporaryFile("w", dir=directory, delete=False) as handle:
         handle.write(text)
+    os.chmod(handle.name, os.stat(path).st_mode & 0o7777)
     os.replace(handle.name, path)
 
 
