@@ -25,7 +25,7 @@ struct DashboardMetric: Sendable {
                         validationKey: "validation_loss"),
         DashboardMetric(id: "perplexity", title: "perplexity (dots: validation, line: training)",
                         key: "lm_loss", validationKey: "validation_ppl", validationFirst: true,
-                        transform: { exp(min($0, 50)) }),
+                        transform: { exp(min($0, 20)) }),  // capped as the logged validation_ppl is (Megatron-LM's exp(min(20, loss)))
         DashboardMetric(id: "learning-rate", title: "learning rate", key: "lr", validationKey: nil),
         DashboardMetric(id: "batch-size", title: "global batch size (ramp-up)", key: "global_batch_size", validationKey: nil),
         DashboardMetric(id: "grad-norm", title: "grad norm (before clipping)", key: "grad_norm", validationKey: nil),

@@ -30,13 +30,22 @@ public final class DashboardRuns: Sendable {
         }
     }
 
-    /// Short names: the file name, or parent/file when two runs share a file name.
+    /// Short names: the shortest end of each path that no other run's path ends with (the file
+    /// name, or parent/file, ...); a file given twice is numbered.
     static func names(for paths: [String]) -> [String] {
-        func components(_ path: String) -> [Substring] { path.split(separator: "/") }
-        let files = paths.map { components($0).last.map(String.init) ?? $0 }
-        return paths.indices.map { index in
-            guard files.filter({ $0 == files[index] }).count > 1 else { return files[index] }
-            return components(paths[index]).suffix(2).joined(separator: "/")
+        let parts = paths.map { $0.split(separator: "/").map(String.init) }
+        let unique = paths.indices.map { index -> String in
+            for length in 1...max(1, parts[index].count) {
+                let end = Array(parts[index].suffix(length))
+                if !paths.indices.contains(where: { $0 != index && Array(parts[$0].suffix(length)) == end }) {
+                    return end.joined(separator: "/")
+                }
+            }
+            return paths[index]
+        }
+        return unique.indices.map { index in
+            let earlier = unique[..<index].filter { $0 == unique[index] }.count
+            return earlier == 0 ? unique[index] : "\(unique[index]) (\(earlier + 1))"
         }
     }
 }

@@ -10,11 +10,22 @@ import FileSupport
 ///
 /// and the latest training record's `stage_compute_s` and `stage_wait_s` arrays.
 enum LayoutGrid {
+    /// The largest grid drawn: beyond any TP (one node's devices) or PP a run uses.
+    static let (maxTensorParallel, maxPipelineParallel) = (64, 128)
+
     static func html(_ run: RunMetrics) -> String {
         guard let layout = run.header?["layout"], let tp = int(layout["tensor_parallel"]),
               let pp = int(layout["pipeline_parallel"]), let dp = int(layout["data_parallel"]),
               case let .array(ranks)? = layout["ranks"], tp >= 1, pp >= 1, dp >= 1 else {
             return "<p class=\"note\">No layout recorded (a metrics file without a header record).</p>"
+        }
+        // A header from a corrupt or hand-edited file may claim any size: the count is taken in
+        // floating point, and a grid beyond what any run uses is named, not drawn.
+        let total = Double(tp) * Double(pp) * Double(dp)
+        let count = total < 1e15 ? String(Int(total)) : String(total)
+        guard tp <= maxTensorParallel, pp <= maxPipelineParallel else {
+            return "<p class=\"note\">TP \(tp) x PP \(pp) x DP \(dp) = \(count) ranks: too many to draw "
+                + "(up to TP \(maxTensorParallel) and PP \(maxPipelineParallel) are drawn).</p>"
         }
         var cells = [String: (rank: Int, layers: String)]()
         for entry in ranks {
@@ -25,9 +36,11 @@ enum LayoutGrid {
         }
         let virtual = int(layout["virtual_stages"]).map { $0 > 1 ? ", \($0) model chunks per stage (interleaved)" : "" } ?? ""
         var out = "<div class=\"layout\" data-tp=\"\(tp)\" data-pp=\"\(pp)\" data-dp=\"\(dp)\">"
-            + "<p>TP \(tp) x PP \(pp) x DP \(dp) = \(tp * pp * dp) rank\(tp * pp * dp == 1 ? "" : "s")\(virtual)</p>"
+            + "<p>TP \(tp) x PP \(pp) x DP \(dp) = \(count) rank\(total == 1 ? "" : "s")\(virtual)</p>"
         let last = run.lastIteration.flatMap { run.training[$0] } ?? [:]
-        for d in 0..<min(dp, 16) {
+        // Replicas are identical but for their rank numbers: at most 16 are drawn, fewer for big grids.
+        let drawn = max(1, min(dp, 16, 4096 / (tp * pp)))
+        for d in 0..<drawn {
             out += "<table class=\"replica\"><caption>data-parallel replica \(d)</caption><tr>"
             for p in 0..<pp { out += "<th>stage \(p)</th>" }
             out += "</tr>"
@@ -51,7 +64,7 @@ enum LayoutGrid {
             }
             out += "</table>"
         }
-        if dp > 16 { out += "<p class=\"note\">\(dp - 16) more identical replicas not drawn.</p>" }
+        if dp > drawn { out += "<p class=\"note\">\(dp - drawn) more identical replicas not drawn.</p>" }
         return out + "</div>"
     }
 

@@ -59,7 +59,7 @@ public struct LinePlot {
 
     /// The SVG element.
     public var svg: String {
-        let first = series.first { !$0.points.isEmpty } ?? series.first
+        let first = series.first  // the attributes describe the first series even while it is empty
         let count = first?.points.count ?? 0
         var out = "<svg class=\"plot\" data-plot=\"\(id)\" data-points=\"\(count)\""
             + (first?.points.last.map { " data-last=\"\(Self.exact($0.y))\"" } ?? "")

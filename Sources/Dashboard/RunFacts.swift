@@ -1,15 +1,22 @@
 import FileSupport
 
 /// The planner's prediction next to what the run measured: time per iteration (the median of the
-/// logged intervals after the first, which holds the warm-up) and peak resident memory.
+/// logged intervals after the first, which holds the warm-up, at the global batch size the
+/// prediction is for: a batch-size ramp-up's smaller batches are left out) and peak resident
+/// memory.
 enum PredictionTable {
     static func html(_ runs: [RunMetrics]) -> String {
         var out = "<div class=\"panel prediction\"><h2>Planner prediction vs measurement</h2><table>"
             + "<tr><th>run</th><th></th><th>predicted</th><th>measured</th><th>error</th></tr>"
         for run in runs {
             let prediction = run.header?["prediction"]
-            let times = run.points("ms_per_iter").map(\.value)
-            let measuredTime = median(times.count > 1 ? Array(times.dropFirst()) : times)
+            let batch = number(prediction?["global_batch_size"])
+            let times = run.training.keys.sorted().dropFirst().compactMap { iteration -> Double? in
+                let record = run.training[iteration]!
+                guard batch == nil || record["global_batch_size"] == batch else { return nil }
+                return record["ms_per_iter"].flatMap { $0.isFinite ? $0 : nil }
+            }
+            let measuredTime = median(times)
             let measuredMemory = run.points("peak_memory_bytes").map(\.value).max()
             let rows: [(String, Double?, Double?, (Double) -> String)] = [
                 ("ms per iteration", number(prediction?["ms_per_iter"]), measuredTime, LinePlot.short),

@@ -10,6 +10,14 @@ import Glibc
 /// share of the cores, of the GEMM peak in the run's precision, of the memory and of a measured
 /// memory bandwidth, and with this machine's kernel timings for the time.
 public enum LocalCluster {
+    /// The cores each of `ranks` rank threads gets, as `megatron train` shares them.
+    public static func threadsPerRank(_ ranks: Int) -> Int { max(1, ThreadPool.availableCores / max(1, ranks)) }
+
+    /// The kernel-timings cache file's name for `ranks` rank threads computing in `precision`.
+    public static func timingsFileName(ranks: Int, precision: ComputePrecision) -> String {
+        "kernels-\(threadsPerRank(ranks))t-\(precision.rawValue).json"
+    }
+
     /// The time comes from kernel timings (`measure(ranks:precision:cacheFile:)`), so no GEMM
     /// efficiency is set (1: the peak itself).
     static func measure(ranks: Int, peakOf precision: ComputePrecision) -> ClusterSpec {
@@ -39,7 +47,7 @@ public enum LocalCluster {
         let baseline = Double(ProcessMemory.residentBytes())  // before anything is measured
         var cluster = measure(ranks: ranks, peakOf: precision)  // MFU against this precision's GEMM peak
         cluster.processBytes = baseline
-        let threads = max(1, ThreadPool.availableCores / max(1, ranks))
+        let threads = threadsPerRank(ranks)
         if let cached = cachedTimings(threads: threads, precision: precision, cacheFile: cacheFile) {
             cluster.kernelTimings = cached
             return cluster
@@ -57,7 +65,7 @@ public enum LocalCluster {
     /// nil when `cacheFile` does not hold this machine's timings for `ranks` and `precision`.
     public static func cached(ranks: Int, precision: ComputePrecision, cacheFile: String, machinePeak: Double,
                               processBytes: Double) -> ClusterSpec? {
-        let threads = max(1, ThreadPool.availableCores / max(1, ranks))
+        let threads = threadsPerRank(ranks)
         guard let timings = cachedTimings(threads: threads, precision: precision, cacheFile: cacheFile),
               timings.perElement(.copy) > 0 else { return nil }
         // The timings' copy ran on one rank's threads: the whole machine copies `ranks` times that.

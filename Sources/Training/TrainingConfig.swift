@@ -321,6 +321,9 @@ public struct TrainingConfig: Sendable, Equatable {
         if dashboardPort != nil && metricsFile == nil {
             throw .invalidFlag("--dashboard-port", "needs --metrics-file (the page draws what the run writes there)")
         }
+        if dashboardHost != TrainingConfig().dashboardHost && dashboardPort == nil {
+            throw .invalidFlag("--dashboard-host", "needs --dashboard-port (without it no dashboard is served)")
+        }
         if noLoadOptim && load == nil { throw .invalidFlag("--no-load-optim", "needs --load") }
         if minLossScale > initialLossScale {
             throw .invalidFlag("--min-loss-scale", "must not exceed --initial-loss-scale \(initialLossScale), got \(minLossScale)")

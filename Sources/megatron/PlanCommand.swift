@@ -164,8 +164,8 @@ struct PlanCommand: ParsableCommand {
         if cluster == "local" {  // as many rank threads as the layout has ranks, as `megatron train` starts
             let ranks = tensorModelParallelSize * pipelineModelParallelSize * (dataParallelSize ?? 1)
             let precision: ComputePrecision = bf16 ? .bf16 : fp16 ? .fp16 : .fp32
-            let threads = max(1, ThreadPool.availableCores / max(1, ranks))
-            let file = try kernelTimingsFile ?? Self.defaultTimingsFile(name: "kernels-\(threads)t-\(precision.rawValue).json")
+            let file = try kernelTimingsFile
+                ?? Self.defaultTimingsFile(name: LocalCluster.timingsFileName(ranks: ranks, precision: precision))
             return try LocalCluster.measure(ranks: ranks, precision: precision, cacheFile: file) { printError("> " + $0) }
         }
         if let preset = ClusterSpec.presets[cluster] { return preset }

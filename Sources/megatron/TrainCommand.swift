@@ -107,18 +107,19 @@ struct TrainCommand: ParsableCommand {
         if let metrics, metrics.repairedBytes > 0 {
             log.note("cut off the torn last line (\(metrics.repairedBytes) bytes) of --metrics-file \(metrics.path)")
         }
-        if let metrics {
-            let header = TrainingDashboard.header(trainer: trainer, processBytes: Double(startBytes), peakFLOPs: log.peakFLOPs)
-            do { try metrics.write(header) } catch {
-                log.note("warning: --metrics-file: the header record was not written: \(error)")
-            }
-        }
-        // The dashboard's line under its title, set as the run goes.
+        // The dashboard's line under its title, set as the run goes. The server starts before the
+        // header is written, so a port already in use stops the run without a header record.
         let total = config.trainIters.map { " of \($0)" } ?? ""
         let status = Mutex("training from iteration \(trainer.iteration)")
         if let metrics, first, config.dashboardPort != nil {
             let address = try TrainingDashboard.start(config: config, metricsFile: metrics.path) { status.withLock { $0 } }
             log.note("dashboard on \(address)")
+        }
+        if let metrics {
+            let header = TrainingDashboard.header(trainer: trainer, processBytes: Double(startBytes), peakFLOPs: log.peakFLOPs)
+            do { try metrics.write(header) } catch {
+                log.note("warning: --metrics-file: the header record was not written: \(error)")
+            }
         }
         /// Whether `--save-interval` saves at the current iteration.
         let intervalSaves = { config.saveInterval.map { trainer.iteration % $0 == 0 } ?? false }

@@ -58,8 +58,7 @@ enum TrainingDashboard {
     static func prediction(config: TrainingConfig, model: GPTConfig, dataParallel: Int, processBytes: Double,
                            peakFLOPs: Double) -> JSONValue {
         let ranks = config.tensorModelParallelSize * config.pipelineModelParallelSize * dataParallel
-        let threads = max(1, ThreadPool.availableCores / max(1, ranks))
-        let name = "kernels-\(threads)t-\(config.precision.rawValue).json"
+        let name = LocalCluster.timingsFileName(ranks: ranks, precision: config.precision)
         guard config.device == .cpu, let file = try? PlanCommand.defaultTimingsFile(name: name),
               let cluster = LocalCluster.cached(ranks: ranks, precision: config.precision, cacheFile: file,
                                                 machinePeak: peakFLOPs, processBytes: processBytes) else {
@@ -85,6 +84,7 @@ enum TrainingDashboard {
         }
         return .object([
             ("ms_per_iter", .number(estimate.iterationSeconds * 1000)),
+            ("global_batch_size", .number(Double(config.globalBatchSize))),
             ("memory_bytes", .number(Double(ranks) * estimate.memoryPerDeviceBytes + estimate.processBytes)),
             ("source", .string("megatron plan --cluster local, kernel timings from \(file)")),
         ])

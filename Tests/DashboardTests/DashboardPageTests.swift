@@ -34,6 +34,10 @@ import Testing
         #expect(Self.attribute("data-last", of: "<svg class=\"plot\" data-plot=\"perplexity\"", in: html) == "1808.04",
                 "perplexity's first series is the validation's")
         #expect(Self.attribute("data-points", of: "<svg class=\"plot\" data-plot=\"tokens\"", in: html) == "0")
+        // Before the first validation the perplexity plot's first series (the validations') is empty.
+        let early = try Self.run([RunMetricsTests.header, #"{"iteration":1,"lm_loss":8.0}"#])
+        let earlyHTML = DashboardPage.panels([early], status: "training")
+        #expect(Self.attribute("data-points", of: "<svg class=\"plot\" data-plot=\"perplexity\"", in: earlyHTML) == "0")
         #expect(html.contains("no data yet"))
         for metric in DashboardMetric.all { #expect(html.contains("data-plot=\"\(metric.id)\"")) }
         #expect(html.contains("data-tp=\"1\" data-pp=\"2\" data-dp=\"1\""), "the layout grid")
@@ -69,6 +73,24 @@ import Testing
         #expect(html.contains("<td>peak memory</td><td>1 GiB</td><td>1 GiB</td><td>+0%</td>"))
         let plot = DashboardMetric.all.first { $0.id == "time" }!.plot([run]).svg
         #expect(plot.contains("class=\"reference\""), "the prediction as a dashed line")
+        // With a batch-size ramp-up only the intervals at the predicted batch are measured.
+        let ramped = try Self.run([#"{"record":"header","prediction":{"ms_per_iter":200,"global_batch_size":16}}"#,
+                                   #"{"iteration":1,"ms_per_iter":300,"global_batch_size":8}"#,
+                                   #"{"iteration":2,"ms_per_iter":100,"global_batch_size":8}"#,
+                                   #"{"iteration":3,"ms_per_iter":100,"global_batch_size":8}"#,
+                                   #"{"iteration":4,"ms_per_iter":190,"global_batch_size":16}"#,
+                                   #"{"iteration":5,"ms_per_iter":210,"global_batch_size":16}"#])
+        #expect(PredictionTable.html([ramped]).contains("<td>ms per iteration</td><td>200</td><td>200</td><td>+0%</td>"))
+    }
+
+    /// A corrupt or hand-edited header cannot make the server trap or draw without end.
+    @Test func anImpossibleLayoutIsNamedNotDrawn() throws {
+        let huge = try Self.run([#"{"record":"header","layout":{"tensor_parallel":100000,"pipeline_parallel":100000,"data_parallel":999999999,"ranks":[]}}"#])
+        #expect(LayoutGrid.html(huge).contains("TP 100000 x PP 100000 x DP 999999999 = 9.99999999e+18 ranks: too many to draw"))
+        let wide = try Self.run([#"{"record":"header","layout":{"tensor_parallel":64,"pipeline_parallel":128,"data_parallel":1000,"ranks":[]}}"#])
+        let html = LayoutGrid.html(wide)
+        #expect(html.components(separatedBy: "<td class=\"rank\"").count - 1 == 64 * 128)
+        #expect(html.contains("999 more identical replicas not drawn"))
     }
 
     @Test func aLongRunDrawsFewerPointsButCountsThemAll() {

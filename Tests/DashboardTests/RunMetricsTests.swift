@@ -82,5 +82,8 @@ import Testing
     @Test func runsSharingAFileNameAreToldApartByTheirFolder() {
         #expect(DashboardRuns.names(for: ["a/metrics.jsonl", "b/metrics.jsonl", "c.jsonl"]) == ["a/metrics.jsonl", "b/metrics.jsonl", "c.jsonl"])
         #expect(DashboardRuns.names(for: ["/x/runs/a/m.jsonl", "/x/runs/b/m.jsonl"]) == ["a/m.jsonl", "b/m.jsonl"])
+        // Folders of the same name: as much of the path as tells them apart; the same file twice: numbered.
+        #expect(DashboardRuns.names(for: ["a/x/m.jsonl", "b/x/m.jsonl", "m.jsonl"]) == ["a/x/m.jsonl", "b/x/m.jsonl", "m.jsonl"])
+        #expect(DashboardRuns.names(for: ["r/m.jsonl", "r/m.jsonl", "r/m.jsonl"]) == ["r/m.jsonl", "r/m.jsonl (2)", "r/m.jsonl (3)"])
     }
 }

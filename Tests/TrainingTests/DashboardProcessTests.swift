@@ -84,5 +84,8 @@ import Testing
         let result = try TrainProcessTests.Run(["--dashboard-port", "0", "--exit-interval", "1"]).wait()
         #expect(result.status != 0)
         #expect(result.stderr.contains("--dashboard-port: needs --metrics-file"), "\(result.stderr)")
+        let hostOnly = try TrainProcessTests.Run(["--dashboard-host", "0.0.0.0", "--exit-interval", "1"]).wait()
+        #expect(hostOnly.status != 0)
+        #expect(hostOnly.stderr.contains("--dashboard-host: needs --dashboard-port"), "\(hostOnly.stderr)")
     }
 }
