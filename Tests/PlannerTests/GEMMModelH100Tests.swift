@@ -53,6 +53,15 @@ import Testing
         #expect(Self.median(larger) < 0.065 && larger.map(abs).max()! < 0.14)
     }
 
+    /// This project's own measurement on an H200 (the H100 SXM's die, SMs and clocks, with more
+    /// memory): `GEMMPeak`'s bf16 8192^3 product through cuBLAS, 756.0 to 784.1 TFLOP/s over six
+    /// device calls (`cuda/results/2026-11-30-h200*.log`, `2026-12-01-h200.log`); the model says 784.
+    @Test func theH200MeasuredHereIsWithinItsSpread() {
+        let costs = GPUKernelCosts(cluster: ClusterSpec.presets["dgx-h100"]!, precision: .bf16)
+        let tflops = 2 * pow(8192.0, 3) / costs.gemm(m: 8192, n: 8192, k: 8192, elementBytes: 2) / 1e12
+        #expect(tflops > 756.0 * 0.97 && tflops < 784.1 * 1.03, "\(tflops)")
+    }
+
     /// What the model leaves out shows on products below 10 GFLOP (267 of the 375), both ways:
     /// with a wave of tiles over a short inner dimension it is optimistic, up to 2.7x at k = 256
     /// (each tile's operands come from L2, and the launch is a large share of a few
