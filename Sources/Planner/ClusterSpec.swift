@@ -90,6 +90,10 @@ public struct ClusterSpec: Sendable, Equatable {
     ///   BabelStream triad 2.97 TB/s (Azure ND H100 v5, 0.887); NCCL ring 370 GB/s inside a node
     ///   (nccl-tests issue 212, 0.822); the network at the A100's 0.96; FlashAttention-2 327.9
     ///   TFLOP/s (Azure, as above; 0.332).
+    /// - `dgx-h200`: 8 H200 SXM: the H100's die, SMs and clocks with 141 GB of HBM3e at 4.8 TB/s
+    ///   (datasheet; 143,771 MiB as the GPU reports it, `cuda/results/`). GEMMs as the H100 (this project's cuBLAS bf16 8192^3 on an H200 measured
+    ///   756-784 TFLOP/s, the model 784); the streaming, NVLink, network and FlashAttention shares
+    ///   are the H100's, assumed (no H200 figure was found).
     public static let presets: [String: ClusterSpec] = [
         "dgx2h-v100": gpu("dgx2h-v100", peak: 2.1e15 / 16, fp32: 15.7e12 * 1.05, units: 80, gemm: 0.688, memory: 32 * gib,
                           bandwidth: 0.9e12, streaming: 0.90, perNode: 16, intraNode: 150e9, intraNodeEfficiency: 0.783,
@@ -105,6 +109,9 @@ public struct ClusterSpec: Sendable, Equatable {
                              intraNodeEfficiency: 0.783, interNode: 0.96 * 50e9, flash: 0.575),
         "dgx-h100": gpu("dgx-h100", peak: 989e12, fp32: 494.7e12, units: 132, gemm: 0.821, memory: 80 * gib,
                         bandwidth: 3.35e12, streaming: 0.887, perNode: 8, intraNode: 450e9, intraNodeEfficiency: 0.822,
+                        interNode: 0.96 * 400e9, flash: 0.332),
+        "dgx-h200": gpu("dgx-h200", peak: 989e12, fp32: 494.7e12, units: 132, gemm: 0.821, memory: 143_771 * 1024 * 1024,
+                        bandwidth: 4.8e12, streaming: 0.887, perNode: 8, intraNode: 450e9, intraNodeEfficiency: 0.822,
                         interNode: 0.96 * 400e9, flash: 0.332),
     ]
 

@@ -22,7 +22,7 @@ struct PlanCommand: ParsableCommand {
         discussion: """
         The model is a preset (--model gpt2-124m | megatron-8.3b | gpt3-175b | mt-nlg-530b) or
         given with train's flags. The cluster is a preset (dgx2h-v100, dgx-a100-80gb, dgx-a100-40gb,
-        jean-zay-a100, dgx-h100, local) or a JSON file with the keys \(ClusterSpec.jsonKeys.joined(separator: ", ")).
+        jean-zay-a100, dgx-h100, dgx-h200, local) or a JSON file with the keys \(ClusterSpec.jsonKeys.joined(separator: ", ")).
         The data-parallel size is the cluster's devices / (TP x PP) unless --data-parallel-size
         is given. Time model: ARCHITECTURE.md (Planner). --published-runs prints the published
         runs the GPU time model is checked against, predicted beside published.

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Testing
 @testable import Planner
 
@@ -60,6 +61,25 @@ import Testing
         let costs = GPUKernelCosts(cluster: ClusterSpec.presets["dgx-h100"]!, precision: .bf16)
         let tflops = 2 * pow(8192.0, 3) / costs.gemm(m: 8192, n: 8192, k: 8192, elementBytes: 2) / 1e12
         #expect(tflops > 756.0 * 0.97 && tflops < 784.1 * 1.03, "\(tflops)")
+    }
+
+    /// `dgx-h200` is the H100 with its own memory: the same GEMMs, more capacity, faster
+    /// memory-bound kernels, so a layout plans at least as fast and fits more.
+    @Test func theH200PresetIsTheH100WithItsMemory() throws {
+        var (h100, h200) = (ClusterSpec.presets["dgx-h100"]!, ClusterSpec.presets["dgx-h200"]!)
+        (h100.nodes, h200.nodes) = (8, 8)
+        let gemm = { (cluster: ClusterSpec) in
+            GPUKernelCosts(cluster: cluster, precision: .bf16).gemm(m: 8192, n: 8192, k: 8192, elementBytes: 2)
+        }
+        #expect(gemm(h100) == gemm(h200))
+        #expect(h200.memoryBytes == 143_771 * 1024 * 1024 && h200.memoryBandwidth == 4.8e12)
+        var layout = TrainingLayout()
+        (layout.tensorParallel, layout.pipelineParallel, layout.globalBatchSize, layout.precision) = (8, 8, 64, .bf16)
+        let config = ModelPreset.gpt3_175b.config
+        let (onH100, onH200) = (try Planner.estimate(config: config, layout: layout, cluster: h100),
+                                try Planner.estimate(config: config, layout: layout, cluster: h200))
+        #expect(onH200.iterationSeconds < onH100.iterationSeconds)
+        #expect(!onH100.fits && onH200.fits)
     }
 
     /// What the model leaves out shows on products below 10 GFLOP (267 of the 375), both ways:
