@@ -1,5 +1,3 @@
-import Distributed
-
 /// The communicators of one rank in a TP x DP x PP layout: the world, this rank's tensor-,
 /// data- and pipeline-parallel groups and, on the first and last pipeline stage, the group that
 /// sums the tied word embedding's gradients. Built from Megatron's rank order (`RankGrid`).

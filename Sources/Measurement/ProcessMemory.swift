@@ -16,7 +16,7 @@ public enum ProcessMemory {
         defer { fclose(file) }
         var line = [CChar](repeating: 0, count: 256)
         while fgets(&line, Int32(line.count), file) != nil {
-            let text = String(cString: line)
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             if text.hasPrefix(key) {
                 let digits = text.filter(\.isNumber)
                 return (Int(digits) ?? 0) * 1024  // reported in kB

@@ -206,7 +206,7 @@ extension TrainingFlag {
     }
 
     /// A flag whose value is one of `choices` (an enumeration's raw values), stored through `set`.
-    static func choice<Value: RawRepresentable>(_ name: String, _ group: Group, _ choices: [Value], _ help: String,
+    static func choice<Value: RawRepresentable & Sendable>(_ name: String, _ group: Group, _ choices: [Value], _ help: String,
                                                 default text: String, set: @escaping @Sendable (inout TrainingConfig, Value) -> Void)
         -> TrainingFlag where Value.RawValue == String {
         let names = choices.map(\.rawValue)

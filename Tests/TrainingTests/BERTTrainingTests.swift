@@ -226,7 +226,7 @@ import Tokenizer
         let directory = ResumeTests.temporaryDirectory()
         try AtomicFile.write(Array("{\"text\": \"One sentence. Another one here.\"}\n{\"text\": \"A third. And a fourth.\"}\n".utf8),
                              to: directory + "/docs.jsonl")
-        var preprocessor = Preprocessor(inputPath: directory + "/docs.jsonl", outputPrefix: directory + "/docs")
+        let preprocessor = Preprocessor(inputPath: directory + "/docs.jsonl", outputPrefix: directory + "/docs")
         _ = try preprocessor.run(tokenizer: Self.vocabulary)
         let config = try Self.config([("data-path", .string(preprocessor.datasetPrefix(key: "text")))])
         #expect { _ = try Self.trainer(config) } throws: { "\($0)".contains("BERT's data is preprocessed with --split-sentences") }

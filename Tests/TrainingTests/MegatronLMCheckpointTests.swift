@@ -213,7 +213,7 @@ import TestSupport
             for rank in ranks {
                 let ours = try TorchFile(path: "\(out)/iter_0000007/\(rank)/model_optim_rng.pt")
                 let theirs = try TorchFile(path: "\(Self.fixtures)/\(reference)/iter_0000007/\(rank)/model_optim_rng.pt")
-                for entry in v == 1 ? ["model"] : (0..<v).map { "model\($0)" } {
+                for entry in (v == 1 ? ["model"] : (0..<v).map { "model\($0)" }) {
                     let a = try #require(ours.root.entries?[entry]?.entries), b = try #require(theirs.root.entries?[entry]?.entries)
                     #expect(Set(a.keys) == Set(b.keys), "\(reference) \(rank) \(entry)")  // a state dict's order does not matter
                     for key in b.keys {
