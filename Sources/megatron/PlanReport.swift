@@ -17,12 +17,25 @@ enum PlanReport {
             + (layout.sequenceParallel ? ", SP" : "") + (layout.distributedOptimizer ? ", dist-opt" : "")
     }
 
+    /// The software the time is predicted for: this binary's measured kernels on `--cluster
+    /// local`, else Megatron-LM's flags that differ from its defaults.
+    static func softwareLine(_ layout: TrainingLayout, cluster: ClusterSpec) -> String {
+        if cluster.kernelTimings != nil { return "this binary's kernels, as measured on this machine" }
+        let flags = layout.software.flags
+        return flags.isEmpty ? "Megatron-LM's defaults (fused kernels, gradient-accumulation fusion, pipeline scatter-gather, no DP overlap)"
+                             : flags.joined(separator: " ")
+    }
+
     static func text(_ e: PlanEstimate, config: GPTConfig, layout: TrainingLayout, cluster: ClusterSpec,
                      trainTokens: Double) -> String {
-        """
+        let stages = layout.isUneven ? (try? layout.stageLayers(config)).map {
+            "\n             layers per stage: first \($0.first), middle \($0.middle), last \($0.last)"
+        } ?? "" : ""
+        return """
         model        \(fixed(e.parameters / 1e9, 2))B parameters (\(config.numLayers) layers, hidden \(config.hiddenSize), \(config.numAttentionHeads) heads, seq \(config.maxPositionEmbeddings), vocab \(config.paddedVocabSize))
         layout       \(layoutLine(layout)), \(layout.precision.rawValue)
-                     \(e.devices) devices on \(cluster.name) x \(cluster.nodes) nodes; global batch \(layout.globalBatchSize) = \(e.microBatches) micro-batches per pipeline
+                     \(e.devices) devices on \(cluster.name) x \(cluster.nodes) nodes; global batch \(layout.globalBatchSize) = \(e.microBatches) micro-batches per pipeline\(stages)
+        software     \(softwareLine(layout, cluster: cluster))
         memory       \(gib(e.memoryPerDeviceBytes)) per device (weights \(gib(e.weightBytesPerDevice)), gradients \(gib(e.gradientBytesPerDevice)), optimizer \(gib(e.optimizerBytesPerDevice)), activations \(gib(e.activationBytesPerDevice))) of \(gib(cluster.memoryBytes)): \(e.fits ? "fits" : "DOES NOT FIT")\(e.processBytes > 0 ? ", plus \(gib(e.processBytes)) per process" : "")
         FLOPs        \(scientific(e.modelFLOPsPerIteration)) model, \(scientific(e.hardwareFLOPsPerIteration)) hardware per iteration
         bubble       \(fixed(e.bubbleFraction * 100, 1))% ((p-1)/(v m))

@@ -38,5 +38,10 @@ import Testing
         #expect(try seconds(["--no-masked-softmax-fusion", "--no-bias-gelu-fusion"]) > fused)
         #expect(try seconds(["--no-scatter-gather-tensors-in-pipeline"]) > fused)
         #expect(try seconds(["--decoder-first-pipeline-num-layers", "9", "--decoder-last-pipeline-num-layers", "9"]) > fused)
+        // The text names the software the prediction assumes, and uneven stages' layers.
+        let text = try Self.plan(Array(base.dropLast()) + ["--no-bias-gelu-fusion", "--decoder-last-pipeline-num-layers", "5"])
+        #expect(text.stdout.contains("software     --no-bias-gelu-fusion\n"), "\(text.stdout)")
+        #expect(text.stdout.contains("layers per stage: first 13, middle 13, last 5"), "\(text.stdout)")
+        #expect(try Self.plan(Array(base.dropLast())).stdout.contains("software     Megatron-LM's defaults"))
     }
 }
