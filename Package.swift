@@ -76,7 +76,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Parameters", "Models"], path: "Tests/TestSupport"),
         .testTarget(name: "DataTests", dependencies: ["Tokenizer", "Datasets", "FileSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Tokenizer", "FileSupport", "Models", "Parameters", "Optimizer", "Distributed", "Kernels", "Planner", "TorchFormat", "TestSupport"],
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Tokenizer", "FileSupport", "Models", "Parameters", "Optimizer", "Distributed", "Kernels", "Planner", "TorchFormat", "Measurement", "TestSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
         .testTarget(name: "CurationTests", dependencies: ["Curation", "Datasets", "FileSupport", "Tokenizer", "TestSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
