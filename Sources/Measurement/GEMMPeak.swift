@@ -6,9 +6,13 @@ import Parameters
 /// Measures the GEMM ceiling of this machine, the denominator of MFU: sgemm for fp32 (and the
 /// emulated fp16), the bf16 GEMM for bf16.
 public enum GEMMPeak {
-    /// The peak of the GEMM `precision` trains with.
+    /// The peak of the GEMM `precision` trains with. Its operands (72 MB on a CPU) are freed
+    /// after and do not count toward the process's peak memory (`ProcessMemory.excludingFromPeak`):
+    /// `train` and `bench` report the run's peak, not the measurement's.
     public static func measure(_ precision: ComputePrecision, repeats: Int = 5) -> Double {
-        precision == .bf16 ? measureBF16(repeats: repeats) : measure(repeats: repeats)
+        ProcessMemory.excludingFromPeak {
+            precision == .bf16 ? measureBF16(repeats: repeats) : measure(repeats: repeats)
+        }
     }
 
     /// Best GFLOP/s of the same product on bf16 operands (`BF16Matmul`'s active backend).

@@ -12,8 +12,7 @@ public enum ProcessMemory {
     /// The peak before the last excluded measurement (what `peakResidentBytes` keeps as a floor).
     private static let peakBefore = Atomic<Int>(0)
 
-    /// Runs `body` (a measurement's own buffers: the GEMM peak's 72 MB of operands before
-    /// training) and then starts the kernel's peak again from the resident size, keeping the
+    /// Runs `body` (a measurement's own buffers: `GEMMPeak`'s operands before training) and then starts the kernel's peak again from the resident size, keeping the
     /// peak before `body` as a floor: what `body` allocated and freed is not the run's peak.
     /// Where the peak cannot be reset, it counts as before.
     public static func excludingFromPeak<T>(_ body: () throws -> T) rethrows -> T {

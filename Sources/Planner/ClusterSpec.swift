@@ -94,26 +94,26 @@ public struct ClusterSpec: Sendable, Equatable {
     ///   (datasheet; 143,771 MiB as the GPU reports it, `cuda/results/`). GEMMs as the H100 (this project's cuBLAS bf16 8192^3 on an H200 measured
     ///   756-784 TFLOP/s, the model 784); the streaming, NVLink, network and FlashAttention shares
     ///   are the H100's, assumed (no H200 figure was found).
-    public static let presets: [String: ClusterSpec] = [
-        "dgx2h-v100": gpu("dgx2h-v100", peak: 2.1e15 / 16, fp32: 15.7e12 * 1.05, units: 80, gemm: 0.688, memory: 32 * gib,
-                          bandwidth: 0.9e12, streaming: 0.90, perNode: 16, intraNode: 150e9, intraNodeEfficiency: 0.783,
-                          interNode: 0.96 * 100e9, flash: nil),
-        "dgx-a100-80gb": gpu("dgx-a100-80gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.822, memory: 80 * gib,
-                             bandwidth: 2.039e12, streaming: 0.834, perNode: 8, intraNode: 300e9,
-                             intraNodeEfficiency: 0.783, interNode: 192e9, flash: 0.575),
-        "dgx-a100-40gb": gpu("dgx-a100-40gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.822, memory: 40 * gib,
-                             bandwidth: 1.555e12, streaming: 0.823, perNode: 8, intraNode: 300e9,
-                             intraNodeEfficiency: 0.783, interNode: 192e9, flash: 0.575),
-        "jean-zay-a100": gpu("jean-zay-a100", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.822, memory: 80 * gib,
-                             bandwidth: 2.039e12, streaming: 0.834, perNode: 8, intraNode: 300e9,
-                             intraNodeEfficiency: 0.783, interNode: 0.96 * 50e9, flash: 0.575),
-        "dgx-h100": gpu("dgx-h100", peak: 989e12, fp32: 494.7e12, units: 132, gemm: 0.821, memory: 80 * gib,
-                        bandwidth: 3.35e12, streaming: 0.887, perNode: 8, intraNode: 450e9, intraNodeEfficiency: 0.822,
-                        interNode: 0.96 * 400e9, flash: 0.332),
-        "dgx-h200": gpu("dgx-h200", peak: 989e12, fp32: 494.7e12, units: 132, gemm: 0.821, memory: 143_771 * 1024 * 1024,
-                        bandwidth: 4.8e12, streaming: 0.887, perNode: 8, intraNode: 450e9, intraNodeEfficiency: 0.822,
-                        interNode: 0.96 * 400e9, flash: 0.332),
-    ]
+    public static let presets: [String: ClusterSpec] = {
+        let v100 = gpu("dgx2h-v100", peak: 2.1e15 / 16, fp32: 15.7e12 * 1.05, units: 80, gemm: 0.688, memory: 32 * gib,
+                       bandwidth: 0.9e12, streaming: 0.90, perNode: 16, intraNode: 150e9, intraNodeEfficiency: 0.783,
+                       interNode: 0.96 * 100e9, flash: nil)
+        let a100 = gpu("dgx-a100-80gb", peak: 312e12, fp32: 156e12, units: 108, gemm: 0.822, memory: 80 * gib,
+                       bandwidth: 2.039e12, streaming: 0.834, perNode: 8, intraNode: 300e9,
+                       intraNodeEfficiency: 0.783, interNode: 192e9, flash: 0.575)
+        let h100 = gpu("dgx-h100", peak: 989e12, fp32: 494.7e12, units: 132, gemm: 0.821, memory: 80 * gib,
+                       bandwidth: 3.35e12, streaming: 0.887, perNode: 8, intraNode: 450e9, intraNodeEfficiency: 0.822,
+                       interNode: 0.96 * 400e9, flash: 0.332)
+        // The variants: the same GPU with other memory, or the same node on another network.
+        var a100small = a100
+        (a100small.name, a100small.memoryBytes, a100small.memoryBandwidth, a100small.memoryEfficiency)
+            = ("dgx-a100-40gb", 40 * gib, 1.555e12, 0.823)
+        var jeanZay = a100
+        (jeanZay.name, jeanZay.interNodeBandwidth) = ("jean-zay-a100", 0.96 * 50e9)
+        var h200 = h100
+        (h200.name, h200.memoryBytes, h200.memoryBandwidth) = ("dgx-h200", 143_771 * 1024 * 1024, 4.8e12)
+        return Dictionary(uniqueKeysWithValues: [v100, a100, a100small, jeanZay, h100, h200].map { ($0.name, $0) })
+    }()
 
     // swiftlint:disable:next function_parameter_count
     static func gpu(_ name: String, peak: Double, fp32: Double, units: Int, gemm: Double, memory: Double,

@@ -74,7 +74,7 @@ public enum Planner {
         guard !(layout.isUneven && cluster.kernelTimings != nil) else {
             throw .invalid("--cluster local: uneven pipeline stages are not supported by megatron train")
         }
-        let firstStageLayers = Double(try layout.stageLayers(config).first)
+        let stages = try layout.stageLayers(config)
         try checkSoftware(layout.software, on: cluster)
         guard layout.devices <= cluster.devices else {
             throw .invalid("the layout needs \(layout.devices) devices (TP \(layout.tensorParallel) x PP \(layout.pipelineParallel) x DP \(layout.dataParallel)) but \(cluster.name) x \(cluster.nodes) nodes has \(cluster.devices)")
@@ -108,12 +108,11 @@ public enum Planner {
                                                                microBatch: layout.microBatchSize, hidden: config.hiddenSize,
                                                                heads: config.numAttentionHeads, options: options)
                 * precision.activationBytes / 2
-            activations = perLayer * firstStageLayers * inFlight
+            activations = perLayer * Double(stages.first) * inFlight
             // Uneven stages can make another stage the most loaded: the second (its layers with
             // p-1 micro-batches in flight; of two stages, the last with its copy of the word
             // embedding) or the last (one micro-batch in flight).
             if layout.isUneven {
-                let stages = try layout.stageLayers(config)
                 let second = p > 2 ? stages.middle : stages.last
                 var others = [(parameters: p > 2 ? Double(second) * DeviceParameters.perLayer(config, tensorParallel: layout.tensorParallel)
                                    : DeviceParameters.lastStage(config: config, layout: layout, layers: second),

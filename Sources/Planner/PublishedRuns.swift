@@ -27,6 +27,12 @@ public struct PublishedRun: Sendable {
     public func tflops(atSeconds seconds: Double) -> Double {
         flopsPerIteration / (Double(layout.devices) * seconds) / 1e12
     }
+
+    /// A prediction's errors against the published figures (fractions: +0.1 is 10% over), in
+    /// TFLOP/s per GPU and in seconds per iteration.
+    public func errors(of estimate: PlanEstimate) -> (tflops: Double, seconds: Double) {
+        (tflops(atSeconds: estimate.iterationSeconds) / tflopsPerGPU - 1, estimate.iterationSeconds / iterationSeconds - 1)
+    }
 }
 
 /// The published runs the planner is checked against (README, "megatron plan"): every row's

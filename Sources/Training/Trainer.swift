@@ -219,6 +219,9 @@ public final class Trainer {
         return consumedSamples >= totalSamples
     }
 
+    /// Whether the log reports the iteration just run: every `--log-interval`, and the last.
+    public var reportsThisIteration: Bool { iteration % config.logInterval == 0 || finished }
+
     /// Runs one iteration: load the global batch, run this stage's pipeline schedule (forward
     /// and backward of every micro-batch), synchronize the gradients, clip, and update the
     /// weights at the scheduled learning rate. A non-finite loss or gradient norm throws
@@ -273,7 +276,7 @@ public final class Trainer {
         consumedSamples += batchSize
         iteration += 1
         GPU.hostWillRead()  // the step's GPU work done: checkpoints, logs and the clock see it finished
-        let stageSeconds = iteration % config.logInterval == 0 || finished ? reportedStageSeconds() : []
+        let stageSeconds = reportsThisIteration ? reportedStageSeconds() : []
         let elapsed = (clock.now - start).components
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return IterationStats(iteration: iteration, consumedSamples: consumedSamples, globalBatchSize: batchSize,

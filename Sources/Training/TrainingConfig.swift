@@ -125,7 +125,9 @@ public struct TrainingConfig: Sendable, Equatable {
     /// `--dashboard-port`: global rank 0 serves the run's dashboard (from `metricsFile`) there.
     public var dashboardPort: Int?
     /// `--dashboard-host`: the dashboard's address (loopback by default).
-    public var dashboardHost = "127.0.0.1"
+    public var dashboardHost = TrainingConfig.loopback
+    /// The default `--dashboard-host`: loopback only.
+    public static let loopback = "127.0.0.1"
     /// `--exit-signal-handler`: on SIGTERM or SIGINT finish the iteration, save and exit 0.
     public var exitSignalHandler = false
     /// `--exit-interval`: save and exit at the first iteration that is a multiple of it.
@@ -321,7 +323,7 @@ public struct TrainingConfig: Sendable, Equatable {
         if dashboardPort != nil && metricsFile == nil {
             throw .invalidFlag("--dashboard-port", "needs --metrics-file (the page draws what the run writes there)")
         }
-        if dashboardHost != TrainingConfig().dashboardHost && dashboardPort == nil {
+        if dashboardHost != Self.loopback && dashboardPort == nil {
             throw .invalidFlag("--dashboard-host", "needs --dashboard-port (without it no dashboard is served)")
         }
         if noLoadOptim && load == nil { throw .invalidFlag("--no-load-optim", "needs --load") }

@@ -50,7 +50,7 @@ enum PublishedRunsReport {
         for run in PublishedRuns.all {
             let estimate = try run.predict()
             let tflops = run.tflops(atSeconds: estimate.iterationSeconds)
-            let tflopsError = tflops / run.tflopsPerGPU - 1, secondsError = estimate.iterationSeconds / run.iterationSeconds - 1
+            let (tflopsError, secondsError) = run.errors(of: estimate)
             // The signed error of largest magnitude: which way the worst row misses.
             worst = (abs(tflopsError) > abs(worst.tflops) ? tflopsError : worst.tflops,
                      abs(secondsError) > abs(worst.seconds) ? secondsError : worst.seconds)

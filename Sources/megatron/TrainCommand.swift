@@ -100,8 +100,7 @@ struct TrainCommand: ParsableCommand {
         // Only the logging rank measures the GEMM peak (the others would run it at the same time),
         // on its share of the cores; MFU divides the whole run's FLOP/s by every rank's share.
         let ranks = Double(parallel.world?.size ?? 1)
-        // The measurement's operands (72 MB) are not the run's memory: its peak does not count.
-        let peakFLOPs = first ? ProcessMemory.excludingFromPeak { GEMMPeak.measure(config.precision) } * 1e9 * ranks : 1
+        let peakFLOPs = first ? GEMMPeak.measure(config.precision) * 1e9 * ranks : 1
         var log = TrainingLog(trainer: trainer, peakFLOPs: peakFLOPs, metrics: metrics, tensorBoard: tensorBoard, quiet: !first)
         let exits = ExitConditions(config: config, startTime: startTime)
         log.start()

@@ -66,8 +66,7 @@ struct TrainingLog {
             intervalLoss += stats.loss
             intervalSentenceOrderLoss += stats.sentenceOrderLoss ?? 0
         }
-        let interval = trainer.config.logInterval
-        if stats.iteration % interval != 0 && !trainer.finished {
+        if !trainer.reportsThisIteration {
             if terminal && !quiet { progress(stats.iteration) }
             return
         }

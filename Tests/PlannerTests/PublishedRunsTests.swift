@@ -52,8 +52,8 @@ import Testing
         #expect(Set(runs.map(\.name)).count == runs.count)
         for run in runs {
             let estimate = try run.predict()
-            let tflopsError = (run.tflops(atSeconds: estimate.iterationSeconds) / run.tflopsPerGPU - 1) * 100
-            let secondsError = (estimate.iterationSeconds / run.iterationSeconds - 1) * 100
+            let errors = run.errors(of: estimate)
+            let (tflopsError, secondsError) = (errors.tflops * 100, errors.seconds * 100)
             let pinned = try #require(Self.pinnedErrors.first { $0.key == run.name }?.value, "\(run.name) is not pinned")
             #expect(abs(tflopsError - pinned.tflops) < 0.3 && abs(secondsError - pinned.seconds) < 0.3,
                     "\(run.name): \(tflopsError)% / \(secondsError)%, pinned \(pinned)")
@@ -67,11 +67,11 @@ import Testing
     @Test func megatronRunsAreWithinTheirBounds() throws {
         for run in PublishedRuns.narayanan2021 {
             let estimate = try run.predict()
-            #expect(abs(estimate.iterationSeconds / run.iterationSeconds - 1) < 0.11, "\(run.name)")
+            #expect(abs(run.errors(of: estimate).seconds) < 0.11, "\(run.name)")
         }
         for run in PublishedRuns.korthikanti2022 {
             let estimate = try run.predict()
-            #expect(abs(estimate.iterationSeconds / run.iterationSeconds - 1) < 0.05, "\(run.name)")
+            #expect(abs(run.errors(of: estimate).seconds) < 0.05, "\(run.name)")
         }
     }
 
