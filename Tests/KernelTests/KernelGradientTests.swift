@@ -186,6 +186,20 @@ import TestSupport
         #expect(Double(agreement) / Double(count) < 0.83)  // independent: 0.9^2 + 0.1^2 = 0.82
     }
 
+    /// The vector path's keep test (a borrow, not a comparison) agrees with the scalar `keeps`
+    /// at every probability, including those whose threshold has the top bit set.
+    @Test func dropoutVectorAndScalarPathsAgreeAtEveryProbability() {
+        let count = 4_099
+        for probability: Float in [0, 1e-6, 0.1, 0.25, 0.4999, 0.5, 0.5001, 0.75, 0.9, 0.999_9] {
+            let mask = DropoutMask(probability: probability, key: DropoutMask.key(seed: 77, 1, 2))
+            var values = [Float](repeating: 1, count: count)
+            mask.apply(&values, count: count, firstCounter: 0xFFFF_F000)  // the counter wraps past 2^32
+            let mismatches = (0..<count).filter { (values[$0] != 0) != mask.keeps(0xFFFF_F000 &+ UInt32($0)) }
+            #expect(mismatches.isEmpty, "p = \(probability): \(mismatches.count) elements differ")
+            #expect(values.allSatisfy { $0 == 0 || $0 == mask.scale })
+        }
+    }
+
     @Test func embeddingForwardAndBackward() {
         let batch = 2, t = 5, vocab = 11, c = 19
         let tokens: [Int32] = [3, 7, 3, 0, 10, 7, 7, 1, 2, 3]  // repeats accumulate
