@@ -33,19 +33,37 @@ public enum KernelCalibration {
         setBLASThreadCount(threads)
         defer { setBLASThreadCount(previousBLAS) }
         return ThreadPool.withCurrent(pool) {
+            // Every kernel is timed in more than one pass and the fastest pass kept: on a shared
+            // machine a slow window of a few seconds had halved a block of the GEMM grid's points
+            // in one calibration and made every memory-bound kernel 1.5-2x slower in another.
+            // The GEMM grid and the attention core run twice (the grid's second pass in reverse
+            // order, so that one slow window cannot hit the same points twice), the memory-bound
+            // kernels three times, spread over the calibration.
+            var memoryBound = Self.elementwise()
             var gemm = [String: [Double]]()
-            for product in GEMMBenchmark.Product.allCases {
-                var table = [Double]()
-                for m in rows { for k in features { for n in features {
-                    table.append(gemmGFLOPs(product, rows: m, inFeatures: k, outFeatures: n, bf16: precision == .bf16))
-                } } }
-                gemm[name(product)] = table
+            var attentionPasses = [[(forward: Double, backward: Double)]]()
+            for pass in 0..<2 {
+                for product in pass == 0 ? GEMMBenchmark.Product.allCases : GEMMBenchmark.Product.allCases.reversed() {
+                    var shapes = [(m: Int, k: Int, n: Int)]()
+                    for m in rows { for k in features { for n in features { shapes.append((m, k, n)) } } }
+                    var table = [Double](repeating: 0, count: shapes.count)
+                    for index in pass == 0 ? Array(shapes.indices) : shapes.indices.reversed() {
+                        let shape = shapes[index]
+                        table[index] = gemmGFLOPs(product, rows: shape.m, inFeatures: shape.k, outFeatures: shape.n,
+                                                  bf16: precision == .bf16)
+                    }
+                    gemm[name(product)] = gemm[name(product)].map { zip($0, table).map { max($0, $1) } } ?? table
+                }
+                attentionPasses.append(attentionLengths.map(attentionPerUnit))
+                memoryBound.merge(Self.elementwise(), uniquingKeysWith: min)
             }
-            let attention = attentionLengths.map(attentionPerUnit)
+            let attention = zip(attentionPasses[0], attentionPasses[1]).map {
+                (forward: min($0.forward, $1.forward), backward: min($0.backward, $1.backward))
+            }
             return KernelTimings(machine: machine, threads: threads, precision: precision.rawValue,
                                  rows: rows, inFeatures: features, outFeatures: features, gemmGFLOPs: gemm,
                                  attentionSeqLengths: attentionLengths, attentionForward: attention.map(\.forward),
-                                 attentionBackward: attention.map(\.backward), elementwise: elementwise())
+                                 attentionBackward: attention.map(\.backward), elementwise: memoryBound)
         }
     }
 

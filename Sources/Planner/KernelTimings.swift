@@ -14,9 +14,11 @@ import Glibc
 /// work at several sequence lengths, and the memory-bound kernels per element. The step-time
 /// model (`LocalStepTime`) adds them up; nothing in it is fitted to a whole training step.
 public struct KernelTimings: Codable, Sendable, Equatable {
-    /// What the calibration measures changes with `KernelCalibration`; a cache of another
-    /// format is measured again.
-    public static let currentFormat = 3
+    /// What the calibration measures changes with `KernelCalibration`, and what a kernel costs
+    /// changes when the kernel is made faster; a cache of another format is measured again.
+    /// 4: bf16 rounding and dropout without SIMD unsigned comparisons (rounding 2-3x faster);
+    /// 5: every kernel timed in two or three passes, the fastest kept.
+    public static let currentFormat = 5
     public var format = currentFormat
     /// The measurement's conditions: the CPU's name and flags, the kernel threads, the GEMM path.
     public var machine: String
