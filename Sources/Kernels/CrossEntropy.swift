@@ -64,19 +64,7 @@ public enum CrossEntropy {
             for row in range {
                 let x = logits + row * vocab
                 let m = vectorMax(x, valid)
-                let mVector = FloatVector(repeating: m)
-                var acc = FloatVector(repeating: 0)
-                var i = 0
-                while i + 16 <= valid {
-                    acc += fastExp(loadVector(x + i) - mVector)
-                    i += 16
-                }
-                var sum = acc.sum()
-                while i < valid {
-                    sum += fastExp(x[i] - m)
-                    i += 1
-                }
-                let lse = m + logf(sum)
+                let lse = m + logf(sumOfExponentials(x, count: valid, minus: m))
                 logSumExp[row] = lse
                 let target = targets[row]
                 if target == ignoreIndex {
@@ -153,15 +141,14 @@ public enum CrossEntropy {
                                             reduce: (UnsafeMutablePointer<Float>, Int, _ maximum: Bool) -> Void) -> Totals {
         let valid = max(0, min(validColumns ?? vocab, vocab))
         let maxima = scratch, sums = scratch + rows, targetLogits = scratch + 2 * rows
-        for row in 0..<rows { maxima[row] = valid > 0 ? vectorMax(logits + row * vocab, valid) : -Float.infinity }
+        ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
+            for row in range { maxima[row] = valid > 0 ? vectorMax(logits + row * vocab, valid) : -Float.infinity }
+        }
         reduce(maxima, rows, true)
         ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
                 let x = logits + row * vocab
-                let m = maxima[row]
-                var sum: Float = 0
-                for i in 0..<valid { sum += fastExp(x[i] - m) }
-                sums[row] = sum
+                sums[row] = valid > 0 ? sumOfExponentials(x, count: valid, minus: maxima[row]) : 0
                 let local = Int(targets[row]) - vocabStart
                 targetLogits[row] = targets[row] != ignoreIndex && local >= 0 && local < valid ? x[local] : 0
             }
@@ -177,6 +164,25 @@ public enum CrossEntropy {
             totals.weight += Double(w)
         }
         return totals
+    }
+
+    /// `sum(exp(x[i] - m))` over `count` values, 16 lanes at a time. (The vocabulary-parallel
+    /// forward had summed lane by lane: 10% of a TP 2 step's CPU time.)
+    @inline(__always)
+    static func sumOfExponentials(_ x: UnsafePointer<Float>, count: Int, minus m: Float) -> Float {
+        let mVector = FloatVector(repeating: m)
+        var acc = FloatVector(repeating: 0)
+        var i = 0
+        while i + 16 <= count {
+            acc += fastExp(loadVector(x + i) - mVector)
+            i += 16
+        }
+        var sum = acc.sum()
+        while i < count {
+            sum += fastExp(x[i] - m)
+            i += 1
+        }
+        return sum
     }
 
     @inline(__always)
