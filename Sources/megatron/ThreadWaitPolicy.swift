@@ -9,7 +9,8 @@ import Glibc
 /// - libgomp's default spinning: `megatron bench --config M --bf16` ran at 853 tokens/s on
 ///   2 cores, 1,252 with `OMP_WAIT_POLICY=PASSIVE`;
 /// - OpenBLAS's default (2^28 cycles, about 0.1 s): `bench gemm` ran oneDNN at half speed in
-///   about half of its process runs, in none with `OPENBLAS_THREAD_TIMEOUT=4` (2^4 cycles).
+///   half of its process runs one day and in all six the next, in none with
+///   `OPENBLAS_THREAD_TIMEOUT=4` (2^4 cycles).
 ///
 /// Both libraries read their variable once, when they are loaded (before `main`), so the process
 /// re-executes itself once with the ones the user left unset.
