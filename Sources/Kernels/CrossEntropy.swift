@@ -148,7 +148,7 @@ public enum CrossEntropy {
         ThreadPool.current.parallelFor(rows, minimumPerThread: max(1, 65536 / vocab)) { range in
             for row in range {
                 let x = logits + row * vocab
-                sums[row] = valid > 0 ? sumOfExponentials(x, count: valid, minus: maxima[row]) : 0
+                sums[row] = sumOfExponentials(x, count: valid, minus: maxima[row])
                 let local = Int(targets[row]) - vocabStart
                 targetLogits[row] = targets[row] != ignoreIndex && local >= 0 && local < valid ? x[local] : 0
             }

@@ -36,16 +36,10 @@ public struct DropoutMask: Sendable, Equatable {
     public func keeps(_ counter: UInt32) -> Bool { Self.hash(counter, key: key) >= threshold }
 
     /// The factors (0 or `scale`) of elements `firstCounter ..< firstCounter + 16`.
-    ///
-    /// `hash >= threshold` is computed as "no borrow out of `hash - threshold`" (Hacker's
-    /// Delight 2-13), not with `.>=`: Swift lowered the unsigned comparison of `SIMD16<UInt32>`
-    /// to a lane-by-lane loop through the stack (4% of a bf16 step's CPU time with dropout).
     @inline(__always)
     public func factors(_ firstCounter: UInt32) -> FloatVector {
         let hashes = Self.hash(SIMD16<UInt32>(repeating: firstCounter) &+ Self.lanes, key: key)
-        let limit = SIMD16<UInt32>(repeating: threshold)
-        let borrow = ((~hashes & limit) | (~(hashes ^ limit) & (hashes &- limit))) &>> 31  // 1 where dropped
-        let kept = borrow &- 1  // all ones where kept
+        let kept = unsignedAtLeast(hashes, SIMD16(repeating: threshold))
         return unsafeBitCast(kept & SIMD16(repeating: scale.bitPattern), to: FloatVector.self)
     }
 

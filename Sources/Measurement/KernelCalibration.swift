@@ -42,10 +42,9 @@ public enum KernelCalibration {
             var memoryBound = Self.elementwise()
             var gemm = [String: [Double]]()
             var attentionPasses = [[(forward: Double, backward: Double)]]()
+            let shapes = rows.flatMap { m in features.flatMap { k in features.map { n in (m: m, k: k, n: n) } } }
             for pass in 0..<2 {
                 for product in pass == 0 ? GEMMBenchmark.Product.allCases : GEMMBenchmark.Product.allCases.reversed() {
-                    var shapes = [(m: Int, k: Int, n: Int)]()
-                    for m in rows { for k in features { for n in features { shapes.append((m, k, n)) } } }
                     var table = [Double](repeating: 0, count: shapes.count)
                     for index in pass == 0 ? Array(shapes.indices) : shapes.indices.reversed() {
                         let shape = shapes[index]
