@@ -42,8 +42,9 @@ import Testing
         "MT-NLG 530B, 280 nodes": (24.7, -20.0),
         "MT-NLG 530B, 350 nodes": (25.8, -20.9),
         "MT-NLG 530B, 420 nodes": (30.6, -23.1),
-        "Megatron-LM 2019: 1.2B, 1 GPU": (23.8, -19.3),
-        "Megatron-LM 2019: 8.3B, 512 GPUs": (32.0, -24.3)
+        "Megatron-LM 2019: 1.2B, 1 GPU": (15.3, -13.3),
+        "Megatron-LM 2019: 8.3B, 512 GPUs": (25.9, -20.6),
+        "Megatron-LM v1.0 (2020): 1.2B, 1 GPU": (-27.9, 38.8)
     ]
 
     @Test func everyPublishedRunKeepsItsPinnedError() throws {
@@ -76,18 +77,19 @@ import Testing
     }
 
     /// What the 2019 paper reports is weak scaling: the 8.3B model's rate per GPU over 512 GPUs
-    /// against the 1.2B baseline's on one, 76% with PyTorch's DDP and 60% without it (the
-    /// repository's README of the time). The planner's ratios are within 9 points of both, and
-    /// the overlap's gain is of the published size; the absolute rates of that software are not
-    /// (README).
+    /// against the 1.2B baseline's on one, 76% with PyTorch's DDP; the repository's README of the
+    /// time puts it at 60% without DDP's overlap and 74% with it. Counted as the paper counts
+    /// (`PublishedRuns.megatron2019`), the planner's ratio is within 7 points of the published
+    /// one, and the overlap's gain within 3 points of the README's 14; the absolute rates of that
+    /// software are not (README).
     @Test func megatron2019WeakScalingIsThePublishedOne() throws {
         let baseline = PublishedRuns.megatron2019[0], scaled = PublishedRuns.megatron2019[1]
         func rate(_ run: PublishedRun) throws -> Double { run.tflops(atSeconds: try run.predict().iterationSeconds) }
         var local = scaled
         local.layout.software.overlapGradReduce = false
         let (overlapped, plain) = (try rate(scaled) / rate(baseline), try rate(local) / rate(baseline))
-        #expect(abs(overlapped - 0.76) < 0.09 && abs(plain - 0.60) < 0.09, "\(overlapped), \(plain)")
-        #expect(overlapped > plain + 0.1)
+        #expect(abs(overlapped - 0.76) < 0.07, "\(overlapped)")
+        #expect(abs((overlapped - plain) - (0.74 - 0.60)) < 0.03, "\(overlapped), \(plain)")
     }
 
     static func mtnlgLayout(nodes: Int) -> TrainingLayout {
