@@ -74,10 +74,11 @@ public enum PublishedRuns {
         return software
     }
 
-    /// Megatron-LM of 2019 and of v1.0 (April 2020), as the code stood when the paper's figures were published (commit
-    /// 93ab4bea, September 2019): no fused kernels, so the scores' scale, mask, softmax and
-    /// dropout, the fc1 bias and GELU, and each bias, dropout and residual addition are kernels of
-    /// their own. The fusions came with "Various speed optimizations" (51a2e6b0, September 2020).
+    /// Megatron-LM as the code stood when the 2019 paper's figures were published (commit
+    /// 93ab4bea, September 2019) and at v1.0 (03d2880923, April 2020): no fused kernels, so the
+    /// scores' scale, mask, softmax and dropout, the fc1 bias and GELU, and each bias, dropout and
+    /// residual addition are kernels of their own. The fusions came with "Various speed
+    /// optimizations" (51a2e6b0, September 2020).
     static var unfused2019: SoftwareOptions {
         var software = megatron2021
         (software.maskedSoftmaxFusion, software.biasGELUFusion, software.biasDropoutFusion) = (false, false, false)
