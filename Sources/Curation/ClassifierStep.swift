@@ -63,14 +63,13 @@ extension QualityClassifier {
                 }
             }
         }
-        try writer.commit()
         report.malformed = rejected
         let kept = writer.documents, removed = documents - kept
         report.datasets = [[("input", .string(input)), ("output", .string(output)), ("documents", .number(Double(documents))),
                             ("kept", .number(Double(kept))), ("removed", .number(Double(removed))),
                             ("mean_score_kept", kept > 0 ? .number(keptScores / Double(kept)) : .null),
                             ("mean_score_removed", removed > 0 ? .number(removedScores / Double(removed)) : .null)]]
-        try report.write(to: reportPath)
+        try report.write(to: reportPath, committing: [writer])
         return report
     }
 }

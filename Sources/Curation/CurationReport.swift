@@ -41,16 +41,24 @@ public struct CurationReport {
                  ("malformed_lines", .array(malformed.map { .string($0) })), ("removed_samples", .array(samples))])
     }
 
-    /// Writes the report atomically.
-    public func write(to path: String) throws(CurationError) {
-        do { try AtomicFile.write(Array((json.serialized + "\n").utf8), to: path) } catch { throw CurationError("\(error)") }
+    /// Writes the report to `path` and commits the step's `outputs` with it, as one: a report or
+    /// an output that cannot be written leaves every old file in place.
+    public func write(to path: String, committing outputs: [CorpusWriter]) throws(CurationError) {
+        do {
+            let writer = try AtomicFileWriter(path: path)
+            try writer.write(Array((json.serialized + "\n").utf8))
+            try AtomicFileWriter.commit(outputs.map(\.writer) + [writer])
+        } catch {
+            throw CurationError("\(error)")
+        }
     }
 }
 
-/// Writes a step's output JSONL atomically: nothing appears at the path until `commit`, and a
-/// step that stops on an error leaves the old file (or none) in place.
+/// Writes a step's output JSONL atomically: nothing appears at the path until the step's report
+/// commits it (`CurationReport.write(to:committing:)`), and a step that stops on an error leaves
+/// the old file (or none) in place.
 public final class CorpusWriter {
-    private let writer: AtomicFileWriter
+    fileprivate let writer: AtomicFileWriter
     public private(set) var documents = 0
 
     public init(path: String) throws(CurationError) {
@@ -71,9 +79,5 @@ public final class CorpusWriter {
     public func append(_ line: String) throws(CurationError) {
         var line = line
         try rethrowing(line.withUTF8 { bytes in capture { () throws(CurationError) in try append(UnsafeRawBufferPointer(bytes)) } })
-    }
-
-    public func commit() throws(CurationError) {
-        do { try writer.commit() } catch { throw CurationError("\(error)") }
     }
 }

@@ -64,12 +64,11 @@ extension Decontaminator {
                 }
             }
         }
-        try writer.commit()
         report.malformed = rejected
         report.datasets = [[("input", .string(input)), ("output", .string(output)), ("documents", .number(Double(documents))),
                             ("contaminated", .number(Double(contaminated))), ("dropped", .number(Double(dropped))),
                             ("pieces_written", .number(Double(pieces))), ("lines_written", .number(Double(writer.documents)))]]
-        try report.write(to: reportPath)
+        try report.write(to: reportPath, committing: [writer])
         return report
     }
 }

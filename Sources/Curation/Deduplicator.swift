@@ -178,8 +178,10 @@ extension Deduplicator {
         var rejected = [String]()
         let (removed, documents) = try findDuplicates(in: inputs, banding: (bands, rows), rejected: &rejected)
         report.malformed = rejected
+        var writers = [CorpusWriter]()
         for (dataset, (input, output)) in zip(inputs, outputs).enumerated() {
             let writer = try CorpusWriter(path: output)
+            writers.append(writer)
             let corpus = try CorpusFile(path: input, textKeys: options.textKeys, malformed: .skip)
             var exact = 0, fuzzy = 0
             try corpus.forEachBatch(rejected: { _ in }) { (batch: [CorpusDocument]) throws(CurationError) in
@@ -198,12 +200,11 @@ extension Deduplicator {
                                   location: "\(input):\(document.line)", text: document.text, extra: extra)
                 }
             }
-            try writer.commit()
             report.datasets.append([("input", .string(input)), ("output", .string(output)),
                                     ("documents", .number(Double(documents[dataset]))), ("kept", .number(Double(writer.documents))),
                                     ("exact_duplicates", .number(Double(exact))), ("near_duplicates", .number(Double(fuzzy)))])
         }
-        try report.write(to: reportPath)
+        try report.write(to: reportPath, committing: writers)
         return report
     }
 }

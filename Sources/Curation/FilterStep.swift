@@ -49,12 +49,11 @@ public struct FilterStep {
                 }
             }
         }
-        try writer.commit()
         report.malformed = rejected
         report.datasets = [[("input", .string(input)), ("output", .string(output)), ("documents", .number(Double(documents))),
                             ("kept", .number(Double(writer.documents)))]
                            + removedByRule.sorted { $0.key < $1.key }.map { ("removed: " + $0.key, .number(Double($0.value))) }]
-        try report.write(to: reportPath)
+        try report.write(to: reportPath, committing: [writer])
         return report
     }
 }

@@ -103,17 +103,26 @@ public struct QualityClassifier: Codable, Equatable, Sendable {
         }
     }
 
+    /// The largest n-gram order a classifier may use (`curate train-classifier --ngrams`).
+    public static let maximumNGrams = 5
+
     public static func load(from path: String) throws(CurationError) -> QualityClassifier {
         do {
             let model = try JSONDecoder().decode(QualityClassifier.self, from: Data(try MappedFile.read(path: path)))
-            guard model.buckets >= 1, model.weights.count == model.buckets, model.ngrams >= 1 else {
+            guard model.buckets >= 1, model.weights.count == model.buckets else {
                 throw CurationError("\(path): not a quality classifier (\(model.weights.count) weights for \(model.buckets) buckets)")
+            }
+            guard (1...maximumNGrams).contains(model.ngrams) else {
+                throw CurationError("\(path): not a quality classifier (ngrams \(model.ngrams), expected 1...\(maximumNGrams))")
+            }
+            guard model.weights.allSatisfy(\.isFinite), model.bias.isFinite else {
+                throw CurationError("\(path): not a quality classifier (a weight is not a finite number)")
             }
             return model
         } catch let error as CurationError {
             throw error
         } catch {
-            throw CurationError("\(path): not a quality classifier: \(error)")
+            throw CurationError("\(path): not a quality classifier: \(JSONDecoding.describe(error))")
         }
     }
 }

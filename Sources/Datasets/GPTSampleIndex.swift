@@ -66,10 +66,17 @@ public struct GPTSampleIndex: Sendable, Equatable {
 
         var epochs = 1
         if let wanted = p.sampleCount, wanted > 0 {
-            var tokens = tokensPerEpoch
-            while tokens < wanted * sequenceLength + extra {
-                epochs += 1
-                tokens += tokensPerEpoch
+            // The fewest epochs whose tokens cover the wanted samples (plus the extra token).
+            let needed = wanted.multipliedReportingOverflow(by: sequenceLength)
+            guard !needed.overflow, needed.partialValue <= Int.max - extra else {
+                throw .invalidArgument("\(wanted) samples of \(sequenceLength) tokens are too many to index")
+            }
+            let total = needed.partialValue + extra
+            epochs = max(1, total / tokensPerEpoch + (total % tokensPerEpoch == 0 ? 0 : 1))
+            // The document index lists the split's documents once per epoch.
+            guard epochs <= Int(Int32.max) / max(1, split.count) else {
+                throw .invalidArgument("\(wanted) samples of \(sequenceLength) tokens need \(epochs) epochs over the split's "
+                    + "\(tokensPerEpoch) tokens: more than 2^31 documents to index")
             }
         }
         var samplesBeforeFinalEpoch = 0

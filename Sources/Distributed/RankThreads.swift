@@ -5,11 +5,18 @@ import Kernels
 /// thread count is process-wide (with one thread per rank, as on a 2-core machine with 2 ranks,
 /// every GEMM runs on its caller's thread; with more, the ranks share OpenBLAS's workers).
 public enum RankThreads {
+    /// The most rank threads one process starts (each has its own stack, pool and buffers).
+    public static let maximumRanks = 1024
+
     /// Runs `body` on `size` rank threads with `threadsPerRank` kernel and BLAS threads each
     /// (default: the cores shared out) and returns the results in rank order. OpenBLAS's thread
     /// count is process-wide: it is set for the run and restored afterwards.
     public static func run<T>(size: Int, threadsPerRank: Int? = nil,
                               _ body: @escaping @Sendable (ThreadCommunicator) throws -> T) throws -> [T] {
+        guard size <= maximumRanks else {
+            throw LayoutError.invalid("\(size) ranks as threads of one process is more than the \(maximumRanks) it runs; "
+                + "start them with mpirun instead")
+        }
         let threads = threadsPerRank ?? Self.threadsPerRank(ranksOnThisMachine: size)
         let previous = blasThreadCount()
         setBLASThreadCount(threads)

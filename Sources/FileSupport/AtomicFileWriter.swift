@@ -46,11 +46,12 @@ public final class AtomicFileWriter {
         buffer.reserveCapacity(bufferCapacity)
     }
 
+    /// Whether the temporary file was renamed over `path`.
+    private var published = false
+
     deinit {
-        if descriptor >= 0 {
-            close(descriptor)
-            unlink(temporaryPath)
-        }
+        if descriptor >= 0 { close(descriptor) }
+        if !published { unlink(temporaryPath) }
     }
 
     /// Appends raw bytes.
@@ -81,21 +82,39 @@ public final class AtomicFileWriter {
 
     /// Flushes, fsyncs and renames the temporary file over `path`.
     public func commit() throws(FileError) {
+        try sync()
+        try publish()
+    }
+
+    /// Commits `writers` as one: every file is written out and synced, and every path checked,
+    /// before the first is renamed, so a full disk or an output path that is a folder replaces
+    /// none of them.
+    public static func commit(_ writers: [AtomicFileWriter]) throws(FileError) {
+        for writer in writers { try writer.sync() }
+        for writer in writers {
+            var status = stat()
+            if stat(writer.path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR {
+                throw FileError(path: writer.path, reason: "is a folder, not a file")
+            }
+        }
+        for writer in writers { try writer.publish() }
+    }
+
+    /// Flushes and fsyncs the temporary file and closes it.
+    private func sync() throws(FileError) {
         precondition(descriptor >= 0, "commit() called twice")
         try flush()
         let synced = fsync(descriptor) == 0
         let error = FileError.system("fsync failed", path)
         close(descriptor)
         descriptor = -1
-        guard synced else {
-            unlink(temporaryPath)
-            throw error
-        }
-        guard rename(temporaryPath, path) == 0 else {
-            let error = FileError.system("cannot rename \(temporaryPath) over it", path)
-            unlink(temporaryPath)
-            throw error
-        }
+        guard synced else { throw error }
+    }
+
+    /// Renames the synced temporary file over `path`.
+    private func publish() throws(FileError) {
+        guard rename(temporaryPath, path) == 0 else { throw FileError.system("cannot rename \(temporaryPath) over it", path) }
+        published = true
     }
 
     private func flush() throws(FileError) {

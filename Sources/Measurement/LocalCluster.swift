@@ -52,6 +52,7 @@ public enum LocalCluster {
             cluster.kernelTimings = cached
             return cluster
         }
+        try KernelTimings.checkReplaceable(cacheFile)
         log("measuring this machine's kernels (\(threads) thread\(threads == 1 ? "" : "s"), \(precision.rawValue)); cached in \(cacheFile)")
         let timings = KernelCalibration.measure(threads: threads, precision: precision)
         try timings.save(to: cacheFile)

@@ -150,6 +150,23 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         try positive(vocabSize, "--vocab-size")
         try positive(makeVocabSizeDivisibleBy, "--make-vocab-size-divisible-by")
         try positive(ffnHiddenSize, "--ffn-hidden-size")
+        // Bounds that keep every tensor's element count and every byte count within `Int`.
+        for (value, flag, limit) in [(numLayers, "--num-layers", Self.maximumLayers),
+                                     (hiddenSize, "--hidden-size", Self.maximumWidth),
+                                     (ffnHiddenSize, "--ffn-hidden-size", Self.maximumWidth),
+                                     (maxPositionEmbeddings, "--max-position-embeddings", Self.maximumWidth),
+                                     (vocabSize, "--vocab-size", Int(Int32.max)),
+                                     (makeVocabSizeDivisibleBy, "--make-vocab-size-divisible-by", Self.maximumWidth)]
+        where value > limit {
+            throw .invalid(flag: flag, reason: "\(value) is more than this implementation supports (at most \(limit))")
+        }
+        let h = Double(hiddenSize), f = Double(ffnHiddenSize)
+        let parameters = Double(numLayers) * (4 * h * h + 2 * h * f + 9 * h + f)
+            + Double(paddedVocabSize + maxPositionEmbeddings) * h
+        if parameters > Self.maximumParameters {
+            throw .invalid(flag: "--hidden-size", reason: "the model would have about \(parameters.rounded(.up)) parameters, "
+                + "more than the 10^15 this implementation can address")
+        }
         if hiddenSize % numAttentionHeads != 0 {
             throw .invalid(flag: "--num-attention-heads",
                            reason: "\(numAttentionHeads) heads do not divide --hidden-size \(hiddenSize)")
@@ -158,11 +175,22 @@ public struct GPTConfig: Codable, Sendable, Equatable {
             throw .invalid(flag: "--num-tokentypes", reason: "must not be negative, got \(bert.tokenTypes)")
         }
         if !(initMethodStd > 0) { throw .invalid(flag: "--init-method-std", reason: "must be positive") }
+        if !(layerNormEpsilon > 0 && layerNormEpsilon.isFinite) {
+            throw .invalid(flag: "--norm-epsilon", reason: "must be positive and finite, got \(layerNormEpsilon)")
+        }
         for (value, flag) in [(hiddenDropout, "--hidden-dropout"), (attentionDropout, "--attention-dropout")]
         where !(value >= 0 && value < 1) {
             throw .invalid(flag: flag, reason: "must be in [0, 1), got \(value)")
         }
     }
+
+    /// The most layers `validate` accepts.
+    public static let maximumLayers = 1 << 16
+    /// The most a width (hidden, MLP, positions) may be: `width x width` elements stay far inside `Int`.
+    public static let maximumWidth = 1 << 24
+    /// The most parameters `validate` accepts (1e15: byte counts of weights, gradients and
+    /// optimizer states stay inside `Int`).
+    public static let maximumParameters = 1e15
 
     /// Number of parameters (a tied embedding counted once, an untied output layer on its own).
     public var parameterCount: Int {

@@ -18,6 +18,25 @@ public enum TensorFileError: Error, CustomStringConvertible, Equatable {
     case unsupportedType(path: String, name: String, dtype: String)
     case writeFailed(path: String, reason: String)
 
+    /// The file the error is about.
+    public var path: String {
+        switch self {
+        case let .unreadable(path, _), let .malformed(path, _), let .missingTensor(path, _), let .unsupportedType(path, _, _),
+             let .writeFailed(path, _): path
+        }
+    }
+
+    /// What is wrong, without the file's name (for a message that names it already).
+    public var problem: String {
+        switch self {
+        case let .unreadable(_, reason): "cannot be read: \(reason)"
+        case let .malformed(_, reason): "not a valid safetensors file: \(reason)"
+        case let .missingTensor(_, name): "has no tensor named '\(name)'"
+        case let .unsupportedType(_, name, dtype): "tensor '\(name)' has dtype \(dtype); expected F32, F64, I32 or I64"
+        case let .writeFailed(_, reason): "cannot be written: \(reason)"
+        }
+    }
+
     public var description: String {
         switch self {
         case let .unreadable(path, reason): "cannot read \(path): \(reason)"
@@ -97,7 +116,7 @@ public struct SafeTensorsFile: Sendable {
         do {
             raw = try JSONDecoder().decode([String: HeaderValue].self, from: header)
         } catch {
-            throw .malformed(path: path, reason: "header is not valid JSON (\(error))")
+            throw .malformed(path: path, reason: "its header is not a safetensors header (\(JSONDecoding.describe(error)))")
         }
         var entries: [String: Entry] = [:]
         var metadata: [String: String] = [:]

@@ -137,10 +137,18 @@ public struct KernelTimings: Codable, Sendable, Equatable {
         do { bytes = try MappedFile.read(path: path) } catch { throw .invalid("\(error)") }
         let timings: KernelTimings
         do { timings = try JSONDecoder().decode(KernelTimings.self, from: Data(bytes)) } catch {
-            throw .invalid("\(path): not a kernel timings file (\(error))")
+            throw .invalid("\(path): not a kernel timings file (\(JSONDecoding.describe(error)))")
         }
         try timings.validate(source: path)
         return timings
+    }
+
+    /// Refuses to let a measurement overwrite `path` when it exists and is not a timings cache
+    /// (of any format or machine): a mistyped `--kernel-timings-file` must not replace a user's file.
+    public static func checkReplaceable(_ path: String) throws(PlanError) {
+        guard let bytes = try? MappedFile.read(path: path) else { return }  // absent (or unreadable: the save says so)
+        if let json = try? JSONValue.parse(utf8: bytes), json["format"] != nil, json["machine"] != nil { return }
+        throw .invalid("\(path) exists and is not a kernel timings cache; give another --kernel-timings-file or remove it")
     }
 
     /// Writes the timings as JSON, atomically.

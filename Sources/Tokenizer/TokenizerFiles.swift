@@ -21,7 +21,7 @@ extension Tokenizer {
         } catch let error as TokenizerError {
             throw error
         } catch {
-            throw .malformed(path: vocabFile, reason: "expected a JSON object of token ids (\(error))")
+            throw .malformed(path: vocabFile, reason: "expected a JSON object of token ids (\(JSONDecoding.describe(error)))")
         }
         let bytes = try readFile(mergesFile)
         var merges = [(String, String)]()
@@ -50,7 +50,7 @@ extension Tokenizer {
         } catch let error as TokenizerError {
             throw error
         } catch {
-            throw .malformed(path: path, reason: "not a Hugging Face tokenizer.json (\(error))")
+            throw .malformed(path: path, reason: "not a Hugging Face tokenizer.json (\(JSONDecoding.describe(error)))")
         }
         let model = file.model
         if let type = model.type, type != "BPE" { throw .unsupported(path: path, feature: "model type \(type)") }

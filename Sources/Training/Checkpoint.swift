@@ -110,9 +110,9 @@ public enum Checkpoint {
 
         /// Reads it from a rank file's metadata (files without pipeline fields: one stage).
         init(_ file: SafeTensorsFile, path: String) throws(TrainingError) {
-            tensorParallel = try number("tensor_model_parallel_size", in: file, path: path, fallback: 1)
-            pipelineParallel = try number("pipeline_model_parallel_size", in: file, path: path, fallback: 1)
-            chunks = try number("virtual_pipeline_chunks", in: file, path: path, fallback: 1)
+            tensorParallel = try number("tensor_model_parallel_size", in: file, path: path, fallback: 1, minimum: 1)
+            pipelineParallel = try number("pipeline_model_parallel_size", in: file, path: path, fallback: 1, minimum: 1)
+            chunks = try number("virtual_pipeline_chunks", in: file, path: path, fallback: 1, minimum: 1)
         }
 
         init(tensorParallel: Int, pipelineParallel: Int, chunks: Int) {
@@ -199,12 +199,16 @@ public enum Checkpoint {
     }
 
     /// An integer from a rank file's metadata (`fallback` when absent, e.g. older files).
-    static func number(_ key: String, in file: SafeTensorsFile, path: String, fallback: Int? = nil) throws(TrainingError) -> Int {
+    static func number(_ key: String, in file: SafeTensorsFile, path: String, fallback: Int? = nil,
+                       minimum: Int = 0) throws(TrainingError) -> Int {
         guard let text = file.metadata[key] else {
             if let fallback { return fallback }
             throw .checkpoint(path: path, reason: "metadata \(key) is missing")
         }
         guard let value = Int(text) else { throw .checkpoint(path: path, reason: "metadata \(key) is not a number: \(text)") }
+        guard value >= minimum else {
+            throw .checkpoint(path: path, reason: "metadata \(key) is \(value); it must be at least \(minimum)")
+        }
         return value
     }
 
@@ -288,9 +292,15 @@ public enum Checkpoint {
 
     /// The model configuration stored in a checkpoint's rank file (`path` names it in errors).
     static func storedModelConfig(_ file: SafeTensorsFile, path: String) throws(TrainingError) -> GPTConfig {
-        guard let text = file.metadata["config"],
-              let config = try? JSONDecoder().decode(GPTConfig.self, from: Data(text.utf8)) else {
+        guard let text = file.metadata["config"] else {
             throw .checkpoint(path: path, reason: "no model configuration in its metadata")
+        }
+        let config: GPTConfig
+        do { config = try JSONDecoder().decode(GPTConfig.self, from: Data(text.utf8)) } catch {
+            throw .checkpoint(path: path, reason: "its metadata config is not a model configuration (\(JSONDecoding.describe(error)))")
+        }
+        do { try config.validate() } catch {
+            throw .checkpoint(path: path, reason: "its metadata config is not a usable model: \(error.description)")
         }
         return config
     }

@@ -98,7 +98,7 @@ enum CheckpointFiles {
     static func openModel(in directory: String) throws(TrainingError) -> (file: SafeTensorsFile, path: String) {
         let path = directory + "/" + modelFile
         try requireExists(path, what: "the rank file")
-        do { return (try SafeTensorsFile(path: path), path) } catch { throw .checkpoint(path: path, reason: error.description) }
+        do { return (try SafeTensorsFile(path: path), path) } catch { throw .checkpoint(error) }
     }
 
     /// Throws `what is missing` naming `path` (or its missing folder) when there is no such file.
@@ -156,14 +156,14 @@ enum CheckpointFiles {
             let shardPath = directory + "/" + shardFile(dataRank: rank)
             try requireExists(shardPath, what: "the distributed optimizer's shard of data-parallel rank \(rank)")
             let shard: SafeTensorsFile
-            do { shard = try SafeTensorsFile(path: shardPath) } catch { throw .checkpoint(path: shardPath, reason: error.description) }
+            do { shard = try SafeTensorsFile(path: shardPath) } catch { throw .checkpoint(error) }
             guard let start = shard.metadata["shard_start"].flatMap({ Int($0) }),
                   let end = shard.metadata["shard_end"].flatMap({ Int($0) }), start == covered, end >= start, end <= layout.totalCount else {
                 throw .checkpoint(path: shardPath, reason: "its shard_start/shard_end do not continue the slice that ends at \(covered)")
             }
             for (name, store) in [("exp_avg", m), ("exp_avg_sq", v)] {
                 let values: [Float]
-                do { values = try shard.floats(name) } catch { throw .checkpoint(path: shardPath, reason: error.description) }
+                do { values = try shard.floats(name) } catch { throw .checkpoint(error) }
                 guard values.count == end - start else {
                     throw .checkpoint(path: shardPath, reason: "\(name) has \(values.count) values, expected \(end - start)")
                 }

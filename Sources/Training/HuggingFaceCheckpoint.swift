@@ -22,8 +22,8 @@ public enum HuggingFaceCheckpoint {
             throw .checkpoint(path: configPath, reason: "malformed JSON: \(error)")
         }
         func integer(_ key: String) throws(TrainingError) -> Int {
-            guard case let .number(x)? = json[key], x == x.rounded(), x > 0 else {
-                throw .checkpoint(path: configPath, reason: "\(key) is missing or not a positive integer")
+            guard case let .number(x)? = json[key], x == x.rounded(), x > 0, x <= Double(Int32.max) else {
+                throw .checkpoint(path: configPath, reason: "\(key) is missing or not a positive integer below 2^31")
             }
             return Int(x)
         }
@@ -53,6 +53,9 @@ public enum HuggingFaceCheckpoint {
                                vocabSize: try integer("vocab_size"), layerNormEpsilon: epsilon,
                                maskPaddedVocabulary: true, exactGELU: exactGELU, ffnHiddenSize: ffn,
                                untieEmbeddingsAndOutputWeights: json["tie_word_embeddings"] == .bool(false))
+        do { try config.validate() } catch {
+            throw .checkpoint(path: configPath, reason: "not a usable model: \(error.description)")
+        }
         let weightsPath = directory + "/model.safetensors"
         do {
             let model = try GPTModel(config: config)

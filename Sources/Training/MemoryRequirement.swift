@@ -157,19 +157,22 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         }
         let (total, busiest, stages) = need(microBatch: training.microBatchSize, seqLength: training.seqLength)
         guard let available, total > available else { return stages }
-        var advice = "reduce the model or the sequence length"
-        if let fitting = stride(from: training.microBatchSize - 1, through: 1, by: -1).first(where: {
-            need(microBatch: $0, seqLength: training.seqLength).total <= available
-        }) {
+        /// The largest value in `1..<tooLarge` whose need fits (the need grows with both sizes).
+        func largestFitting(below tooLarge: Int, _ total: (Int) -> Double) -> Int {
+            var fits = 1, tooLarge = tooLarge
+            while tooLarge - fits > 1 {
+                let middle = fits + (tooLarge - fits) / 2
+                if total(middle) <= available { fits = middle } else { tooLarge = middle }
+            }
+            return fits
+        }
+        var advice: String
+        if training.microBatchSize > 1, need(microBatch: 1, seqLength: training.seqLength).total <= available {
+            let fitting = largestFitting(below: training.microBatchSize) { need(microBatch: $0, seqLength: training.seqLength).total }
             advice = "--micro-batch-size \(fitting) would fit"
         } else if need(microBatch: 1, seqLength: 1).total <= available {
-            // The need grows with the sequence length: the longest that fits with one sample.
-            var fits = 1, tooLong = training.seqLength
-            while tooLong - fits > 1 {
-                let middle = fits + (tooLong - fits) / 2
-                if need(microBatch: 1, seqLength: middle).total <= available { fits = middle } else { tooLong = middle }
-            }
-            advice = "even one sample per micro-batch does not fit; --seq-length \(fits) would"
+            let fitting = largestFitting(below: training.seqLength) { need(microBatch: 1, seqLength: $0).total }
+            advice = "even one sample per micro-batch does not fit; --seq-length \(fitting) would"
         } else {
             advice = "even one sample per micro-batch does not fit: reduce the model (layers, hidden size, vocabulary) "
                 + "or spread it over more tensor/pipeline-parallel ranks"

@@ -100,6 +100,7 @@ public final class Trainer {
         if let load = config.load, (try? Checkpoint.latestIteration(in: load)) != nil {
             modelConfig = try Checkpoint.modelConfig(modelConfig, loading: load)
         }
+        do { try modelConfig.validate() } catch { throw TrainingError(error) }
         // The layout's rules, checked once before any work: the model divides over TP and the
         // stages, and every global batch size of the run (each ramp-up size too) over DP and,
         // interleaved, into a multiple of the stages.

@@ -295,10 +295,7 @@ public struct TrainingConfig: Sendable, Equatable {
                 throw .invalidFlag("--num-layers-per-virtual-pipeline-stage", "needs --pipeline-model-parallel-size of at least 2")
             }
             do { _ = try GPTPipelinePart.chunks(numLayers: numLayers, stages: pipelineModelParallelSize, layersPerChunk: perChunk) } catch {
-                switch error {
-                case let .invalid(flag, reason): throw .invalidFlag(flag, reason)
-                case let .layout(layout): throw .layout(layout.description)
-                }
+                throw TrainingError(error)
             }
         }
         // Megatron: the method and the layer count belong to full recomputation.
@@ -309,10 +306,7 @@ public struct TrainingConfig: Sendable, Equatable {
         do {
             try recomputation.validate(layersPerChunk: numLayers / (pipelineModelParallelSize * virtualPipelineChunks))
         } catch {
-            switch error {
-            case let .invalid(flag, reason): throw .invalidFlag(flag, reason)
-            case let .layout(layout): throw .layout(layout.description)
-            }
+            throw TrainingError(error)
         }
         if usesSequenceParallel && seqLength % tensorModelParallelSize != 0 {
             throw .invalidFlag("--sequence-parallel", "splits each sequence over the \(tensorModelParallelSize) tensor-parallel ranks: --seq-length \(seqLength) is not a multiple of \(tensorModelParallelSize)")
@@ -347,6 +341,7 @@ public struct TrainingConfig: Sendable, Equatable {
             throw .invalidFlag("--global-batch-size", "\(globalBatchSize) is not a positive multiple of --micro-batch-size \(microBatchSize)")
         }
         guard minLR <= lr else { throw .invalidFlag("--min-lr", "must be in [0, --lr \(lr)], got \(minLR)") }
+        try validateLengths()
         if trainDataPath.isEmpty {
             guard !dataPath.isEmpty else { throw .invalidFlag("--data-path", "is required (or --train-data-path)") }
             for (words, flag) in [(validDataPath, "--valid-data-path"), (testDataPath, "--test-data-path")] where !words.isEmpty {
@@ -358,6 +353,33 @@ public struct TrainingConfig: Sendable, Equatable {
         try validateModelType()
         guard (maxPositionEmbeddings ?? seqLength) >= seqLength else {
             throw .invalidFlag("--max-position-embeddings", "must be at least --seq-length \(seqLength)")
+        }
+    }
+
+    /// The most tokens a run may index (2^50): sample and token counts stay far inside `Int`.
+    public static let maximumTokens = 1 << 50
+
+    /// Batch and length flags whose products count tokens: a micro-batch holds at most 2^31 - 1
+    /// tokens (its rows are indexed with 32-bit integers), and the training, schedule and
+    /// evaluation lengths at most `maximumTokens`.
+    private func validateLengths() throws(TrainingError) {
+        let microBatchTokens = microBatchSize.multipliedReportingOverflow(by: seqLength)
+        if microBatchTokens.overflow || microBatchTokens.partialValue > Int(Int32.max) {
+            throw .invalidFlag("--micro-batch-size", "\(microBatchSize) samples of --seq-length \(seqLength) tokens "
+                + "are more than 2^31 - 1 tokens in one micro-batch")
+        }
+        func tokens(_ samples: Int, _ multiplier: Int = 1) -> Int? {
+            let product = samples.multipliedReportingOverflow(by: multiplier)
+            let count = product.partialValue.multipliedReportingOverflow(by: seqLength)
+            return product.overflow || count.overflow || count.partialValue > Self.maximumTokens ? nil : count.partialValue
+        }
+        let lengths: [(Int?, Int, String)] = [(trainIters, globalBatchSize, "--train-iters"), (trainSamples, 1, "--train-samples"),
+                                              (lrWarmupIters, globalBatchSize, "--lr-warmup-iters"),
+                                              (lrDecayIters, globalBatchSize, "--lr-decay-iters"),
+                                              (lrWarmupSamples, 1, "--lr-warmup-samples"), (lrDecaySamples, 1, "--lr-decay-samples"),
+                                              (evalIters, globalBatchSize, "--eval-iters")]
+        for case let (value?, multiplier, flag) in lengths where tokens(value, multiplier) == nil {
+            throw .invalidFlag(flag, "\(value) is more than 2^50 tokens at this batch size and sequence length")
         }
     }
 }

@@ -18,7 +18,12 @@ extension TrainingConfig {
         }
         guard let ramp = try rampup() else { return trainIters * globalBatchSize }
         var consumed = 0
-        for _ in 0..<trainIters { consumed += ramp.globalBatchSize(consumedSamples: consumed) }
+        for iteration in 0..<trainIters {
+            let batch = ramp.globalBatchSize(consumedSamples: consumed)
+            // Past the ramp every batch is the final size.
+            if batch == globalBatchSize { return consumed + (trainIters - iteration) * batch }
+            consumed += batch
+        }
         return consumed
     }
 

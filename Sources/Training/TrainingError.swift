@@ -1,3 +1,6 @@
+import Models
+import Parameters
+
 /// Problems with a training run's configuration, data or checkpoints; each names the cause.
 public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidFlag(String, String)
@@ -32,5 +35,20 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
                 + "(up to iteration \(iteration)); stopped without saving (the last checkpoint is intact). "
                 + "Lower --min-loss-scale or --lr, or train in --bf16 (--max-skips-at-min-loss-scale sets the limit)"
         }
+    }
+}
+
+extension TrainingError {
+    /// A model configuration's error, as the flag it names.
+    init(_ error: ConfigurationError) {
+        switch error {
+        case let .invalid(flag, reason): self = .invalidFlag(flag, reason)
+        case let .layout(layout): self = .layout(layout.description)
+        }
+    }
+
+    /// A checkpoint file's error, naming the file once.
+    static func checkpoint(_ error: TensorFileError) -> TrainingError {
+        .checkpoint(path: error.path, reason: error.problem)
     }
 }

@@ -32,9 +32,13 @@ struct CollectivesBenchCommand: ParsableCommand {
     var checkOnly = false
 
     func validate() throws {
-        guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
+        guard (1...RankThreads.maximumRanks).contains(ranks) else {
+            throw ValidationError("--ranks must be in 1...\(RankThreads.maximumRanks), got \(ranks)")
+        }
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
         for size in sizes { try ValueRange.positive.check(size, flag: "--sizes") }
+        // Every rank thread holds its own message.
+        try BenchMemory.check(bytes: (sizes.max() ?? 0) * 1_048_576 * Double(ranks), what: "--sizes on --ranks \(ranks)")
     }
 
     func run() throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Models
 import Training
 
@@ -60,6 +61,10 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func validate() throws {
+        let resolved = [input, output].map { URL(fileURLWithPath: $0).standardizedFileURL.resolvingSymlinksInPath().path }
+        guard resolved[0] != resolved[1] else {
+            throw ValidationError("--output must differ from --input: converting in place would replace the checkpoint being read")
+        }
         if loadOptimizer && inputFormat != .megatronLM {
             throw ValidationError("--load-optimizer reads a Megatron-LM checkpoint's optimizer (--input-format megatron-lm)")
         }

@@ -26,8 +26,8 @@ extension CurateCommand {
         func validate() throws {
             guard !positive.isEmpty, !negative.isEmpty else { throw ValidationError("give --positive and --negative files") }
             guard buckets >= 2, buckets <= 1 << 24 else { throw ValidationError("--buckets must be in 2...16777216, got \(buckets)") }
-            guard ngrams >= 1, ngrams <= 5, c > 0, iterations >= 1 else {
-                throw ValidationError("--ngrams must be in 1...5, --c positive and --iterations at least 1")
+            guard (1...QualityClassifier.maximumNGrams).contains(ngrams), c > 0, iterations >= 1 else {
+                throw ValidationError("--ngrams must be in 1...\(QualityClassifier.maximumNGrams), --c positive and --iterations at least 1")
             }
         }
 

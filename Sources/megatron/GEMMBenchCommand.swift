@@ -43,6 +43,13 @@ struct GEMMBenchCommand: ParsableCommand {
                               (outFeatures, "--out-features"), (repeats, "--repeats")] where value < 1 {
             throw ValidationError("\(flag) must be at least 1, got \(value)")
         }
+        for (value, flag) in [(rows, "--rows"), (inFeatures, "--in-features"), (outFeatures, "--out-features")]
+        where value > Int(Int32.max) {
+            throw ValidationError("\(flag) must be below 2^31 (BLAS's integer), got \(value)")
+        }
+        // Three fp32 operands and results (x, w, dy; y, dx, dw) and the bf16 copies of the operands.
+        let (m, k, n) = (Double(rows), Double(inFeatures), Double(outFeatures))
+        try BenchMemory.check(bytes: 10 * (m * k + n * k + m * n), what: "the GEMMs' operands and results")
     }
 
     struct Report: Codable {

@@ -43,6 +43,14 @@ struct PipelineBenchCommand: ParsableCommand {
             throw ValidationError("\(flag) must be at least 1, got \(value)")
         }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
+        let config = GPTConfig(numLayers: numLayers, hiddenSize: hiddenSize, numAttentionHeads: numAttentionHeads,
+                               maxPositionEmbeddings: seqLength, vocabSize: vocabSize)
+        try config.validate()
+        guard microBatchSize <= Int(Int32.max) / seqLength else {
+            throw ValidationError("--micro-batch-size \(microBatchSize) x --seq-length \(seqLength) is more than 2^31 - 1 tokens")
+        }
+        // Weights and gradients of every stage live in this process.
+        try BenchMemory.check(bytes: 8 * Double(config.parameterCount), what: "the model's weights and gradients")
         guard !microBatches.isEmpty, microBatches.allSatisfy({ $0 >= 1 }) else {
             throw ValidationError("--micro-batches must be positive numbers")
         }

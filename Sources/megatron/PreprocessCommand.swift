@@ -42,7 +42,7 @@ struct PreprocessCommand: ParsableCommand {
     var splitSentences = false
 
     func validate() throws {
-        guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
+        guard (1...256).contains(workers) else { throw ValidationError("--workers must be in 1...256, got \(workers)") }
         guard logInterval >= 1 else { throw ValidationError("--log-interval must be at least 1") }
     }
 

@@ -74,4 +74,29 @@ import Testing
         #expect(report.malformed.count == 2 && report.malformed[1].contains("in.jsonl:3: no string field \"text\""))
         #expect(try String(contentsOfFile: outputs[0], encoding: .utf8) == #"{"text": "fine"}"# + "\n")
     }
+
+    /// The outputs and the report are committed as one: when the second output (or the report)
+    /// cannot be written, the first output's old file is still there, and no temporary file is left.
+    @Test func anOutputThatCannotBeWrittenReplacesNone() throws {
+        let directory = CurationFiles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try CurationFiles.writeLines([#"{"text": "one"}"#], to: directory + "/a.jsonl")
+        try CurationFiles.writeLines([#"{"text": "two"}"#], to: directory + "/b.jsonl")
+        try CurationFiles.writeLines(["old"], to: directory + "/a.out.jsonl")
+        let inputs = [directory + "/a.jsonl", directory + "/b.jsonl"]
+        try FileManager.default.createDirectory(atPath: directory + "/b.out.jsonl", withIntermediateDirectories: false)
+        #expect { try Deduplicator(options: DedupOptions()).run(inputs: inputs, outputs: [directory + "/a.out.jsonl", directory + "/b.out.jsonl"],
+                                                               reportPath: directory + "/r.json") }
+            throws: { "\($0)".contains("b.out.jsonl: is a folder, not a file") }
+        #expect(try String(contentsOfFile: directory + "/a.out.jsonl", encoding: .utf8) == "old\n")
+        try FileManager.default.removeItem(atPath: directory + "/b.out.jsonl")
+        try FileManager.default.createDirectory(atPath: directory + "/r.json", withIntermediateDirectories: false)
+        #expect { try Deduplicator(options: DedupOptions()).run(inputs: inputs, outputs: [directory + "/a.out.jsonl", directory + "/b.out.jsonl"],
+                                                               reportPath: directory + "/r.json") }
+            throws: { "\($0)".contains("r.json: is a folder, not a file") }
+        #expect(try String(contentsOfFile: directory + "/a.out.jsonl", encoding: .utf8) == "old\n")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/b.out.jsonl"))
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.contains(".tmp-") }
+        #expect(left.isEmpty, "\(left)")
+    }
 }

@@ -90,10 +90,28 @@ import Testing
         try Self.timings().save(to: path)
         #expect(try KernelTimings.load(from: path) == Self.timings())
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: path))
-        #expect { try KernelTimings.load(from: path) } throws: { "\($0)".contains(path) && "\($0)".contains("not a kernel timings file") }
+        #expect { try KernelTimings.load(from: path) } throws: { "\($0)" == "\(path): not a kernel timings file (not valid JSON)" }
+        try Data(#"{"format": "five"}"#.utf8).write(to: URL(fileURLWithPath: path))
+        #expect { try KernelTimings.load(from: path) } throws: {
+            "\($0)" == "\(path): not a kernel timings file (at \"format\": expected an integer)"
+        }
         var missing = Self.timings()
         missing.elementwise["adamw"] = nil
         try missing.save(to: path)
         #expect { try KernelTimings.load(from: path) } throws: { "\($0)".contains("adamw") }
+    }
+
+    /// A measurement may replace a cache of any format (an older one is measured again), never a
+    /// file that is not a cache: a mistyped `--kernel-timings-file` keeps the user's file.
+    @Test func onlyATimingsCacheIsReplaced() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/timings-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/kernels.json"
+        try KernelTimings.checkReplaceable(path)  // absent
+        try Data(#"{"format": 1, "machine": "old cpu"}"#.utf8).write(to: URL(fileURLWithPath: path))
+        try KernelTimings.checkReplaceable(path)
+        try Data(#"{"num_layers": 2}"#.utf8).write(to: URL(fileURLWithPath: path))
+        #expect { try KernelTimings.checkReplaceable(path) } throws: { "\($0)".contains("exists and is not a kernel timings cache") }
     }
 }

@@ -76,4 +76,29 @@ import Testing
         #expect(Self.message { _ = try Checkpoint.loadModel(from: directory + "/nowhere") }
                 == "checkpoint \(directory)/nowhere: the folder does not exist")
     }
+
+    /// Metadata that is a number but not a possible one (a layout size below 1, a negative count)
+    /// is named when the checkpoint is opened, before any size is computed from it.
+    @Test func impossibleMetadataNumbersAreNamed() throws {
+        let (directory, prefix) = try ResumeTests.corpus()
+        let folder = directory + "/ck"
+        try ResumeTests.trainer(try ResumeTests.config(prefix: prefix)).save(to: folder)
+        let file = folder + "/iter_0000000/mp_rank_00/model_optim_rng.safetensors"
+        let original = try MappedFile.read(path: file)
+        /// The rank file with `key`'s value replaced by one of the same length (the header keeps its size).
+        func tamper(_ key: String, _ value: String) throws {
+            let pattern = Array("\"\(key)\":\"".utf8)
+            let start = try #require((0...(original.count - pattern.count)).first { Array(original[$0..<($0 + pattern.count)]) == pattern })
+                + pattern.count
+            let end = try #require(original[start...].firstIndex(of: UInt8(ascii: "\"")))
+            try #require(end - start == value.utf8.count)
+            try AtomicFile.write(Array(original[..<start]) + Array(value.utf8) + Array(original[end...]), to: file)
+        }
+        try tamper("tensor_model_parallel_size", "0")
+        #expect(Self.message { _ = try Checkpoint.loadModel(from: folder) }
+                == "checkpoint \(file): metadata tensor_model_parallel_size is 0; it must be at least 1")
+        try tamper("seed", "-123")
+        let resume = try ResumeTests.config(prefix: prefix, extra: [("load", .string(folder))])
+        #expect(Self.message { _ = try ResumeTests.trainer(resume) } == "checkpoint \(file): metadata seed is -123; it must be at least 0")
+    }
 }

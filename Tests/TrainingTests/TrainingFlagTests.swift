@@ -145,6 +145,43 @@ import Testing
         #expect(try TrainingConfig(settings: [("run.json", RecipeTests.required)]).globalBatchSize == 4)
     }
 
+    /// Sizes whose products count tokens are refused before they overflow or index more than
+    /// the run can: a micro-batch above 2^31 - 1 tokens, a length above 2^50 tokens.
+    @Test func tokenCountsThatWouldOverflowAreErrors() throws {
+        func config(_ changes: [(key: String, value: JSONValue)]) throws -> TrainingConfig {
+            let base = RecipeTests.required.filter { setting in !changes.contains { $0.key == setting.key } }
+            return try TrainingConfig(settings: [("run.json", base + changes)])
+        }
+        #expect(throws: TrainingError.invalidFlag("--micro-batch-size",
+                                                 "200000000 samples of --seq-length 16 tokens are more than 2^31 - 1 tokens in one micro-batch")) {
+            try config([("micro-batch-size", .number(200_000_000)), ("global-batch-size", .number(200_000_000))])
+        }
+        #expect(throws: TrainingError.invalidFlag("--train-iters", "8000000000000000 is more than 2^50 tokens at this batch size and sequence length")) {
+            try config([("train-iters", .number(8e15))])
+        }
+        #expect(throws: TrainingError.invalidFlag("--lr-decay-iters", "100000000000000 is more than 2^50 tokens at this batch size and sequence length")) {
+            try config([("lr-decay-iters", .number(1e14))])
+        }
+        // The largest micro-batch that fits 2^31 - 1 tokens is accepted.
+        let largest = Int(Int32.max) / 16
+        #expect(try config([("micro-batch-size", .number(Double(largest))), ("global-batch-size", .number(Double(largest)))])
+            .microBatchSize == largest)
+    }
+
+    /// With a ramp-up, the run's length in samples is counted without stepping through every
+    /// iteration after the ramp: a long run's count comes at once, and equals the step-by-step one.
+    @Test func rampupLengthIsCountedPastTheRamp() throws {
+        var settings = RecipeTests.required.filter { $0.key != "train-iters" && $0.key != "global-batch-size" }
+        settings += [("global-batch-size", .number(8)), ("rampup-batch-size", .array([.number(2), .number(2), .number(100)]))]
+        let short = try TrainingConfig(settings: [("run.json", settings + [("train-iters", .number(50))])])
+        var consumed = 0
+        let ramp = try #require(try short.rampup())
+        for _ in 0..<50 { consumed += ramp.globalBatchSize(consumedSamples: consumed) }
+        #expect(try short.totalSamples() == consumed)
+        let long = try TrainingConfig(settings: [("run.json", settings + [("train-iters", .number(1e12))])])
+        #expect(try long.totalSamples() == consumed + (1_000_000_000_000 - 50) * 8)
+    }
+
     /// One setting given twice in a config file, under either spelling, is an error naming both.
     @Test func aSettingGivenTwiceInAFileIsAnError() throws {
         let path = try Self.temporaryFile(".json", #"{"num_layers": 2, "num-layers": 3}"#)
