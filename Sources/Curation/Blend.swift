@@ -19,24 +19,40 @@ public struct Blend: Sendable {
 
     public let entries: [Entry]
 
+    /// Checks how the blend is given, before any data exists: each dataset has one non-negative
+    /// weight or epochs, weights mixed with epochs come with `trainTokens`, and the weights are
+    /// not all zero.
+    public static func checkSpecification(_ datasets: [(name: String, weight: Double?, epochs: Double?)],
+                                          trainTokens: Int?) throws(CurationError) {
+        for dataset in datasets {
+            switch (dataset.weight, dataset.epochs) {
+            case let (weight?, nil) where weight >= 0 && weight.isFinite: continue
+            case let (nil, epochs?) where epochs >= 0 && epochs.isFinite: continue
+            default: throw CurationError("dataset \(dataset.name): give one non-negative weight or epochs")
+            }
+        }
+        let mixed = datasets.contains { $0.weight != nil } && datasets.contains { $0.epochs != nil }
+        if mixed && trainTokens == nil {
+            throw CurationError("datasets given by weight and by epochs together need train_tokens (to turn epochs into a share)")
+        }
+        if datasets.allSatisfy({ ($0.weight ?? $0.epochs!) == 0 }) { throw CurationError("the blend's weights are all zero") }
+    }
+
     /// Each dataset with either a weight (its share of the training samples) or epochs (passes
     /// over its tokens: a share of `epochs x tokens / trainTokens`); the shares are then
     /// normalised to sum to one. Epochs alone need no `trainTokens` (the shares are proportional
     /// to `epochs x tokens`); weights mixed with epochs do.
     public init(_ datasets: [(name: String, prefix: String, tokens: Int, weight: Double?, epochs: Double?)],
                 trainTokens: Int? = nil) throws(CurationError) {
+        try Self.checkSpecification(datasets.map { ($0.name, $0.weight, $0.epochs) }, trainTokens: trainTokens)
         let mixed = datasets.contains { $0.weight != nil } && datasets.contains { $0.epochs != nil }
-        if mixed && trainTokens == nil {
-            throw CurationError("datasets given by weight and by epochs together need train_tokens (to turn epochs into a share)")
+        let raw = datasets.map { dataset in
+            dataset.weight ?? dataset.epochs! * Double(dataset.tokens) / Double(mixed ? max(1, trainTokens!) : 1)
         }
-        var raw = [Double]()
-        for dataset in datasets {
-            switch (dataset.weight, dataset.epochs) {
-            case let (weight?, nil) where weight >= 0: raw.append(weight)
-            case let (nil, epochs?) where epochs >= 0:
-                raw.append(epochs * Double(dataset.tokens) / Double(mixed ? max(1, trainTokens!) : 1))
-            default: throw CurationError("dataset \(dataset.name): give one non-negative weight or epochs")
-            }
+        // A dataset drawn from must have something to draw: Megatron's blend would fail at training.
+        if let empty = zip(datasets, raw).first(where: { $0.0.tokens == 0 && $0.1 > 0 })?.0 {
+            throw CurationError("dataset \(empty.name) has no tokens (none left after curation?) but a share of the blend; "
+                + "give it weight 0, leave it out, or loosen the steps that removed its documents")
         }
         let total = raw.reduce(0, +)
         guard total > 0 else { throw CurationError("the blend's weights are all zero") }

@@ -18,6 +18,9 @@ extension CurationPipeline {
             // The blend is a space-separated --data-path: its prefixes cannot hold spaces.
             throw CurationError("\(configPath): output_dir must not contain whitespace (it becomes part of --data-path)")
         }
+        if PathKind(outputDirectory) == .file {
+            throw CurationError("\(configPath): output_dir \(outputDirectory) is a file, not a folder")
+        }
         guard case let .array(items)? = config.value("datasets"), !items.isEmpty else {
             throw CurationError("\(configPath): \"datasets\" must be a non-empty list")
         }
@@ -54,6 +57,10 @@ extension CurationPipeline {
         appendEndOfDocument = try config.optionalBool("append_eod") ?? true
         threads = try config.optionalInteger("threads", in: 1...256) ?? 2
         trainTokens = try config.optionalInteger("train_tokens", in: 1...Int(1e18))
+        // The blend's specification is checked now, before any step runs.
+        do { try Blend.checkSpecification(datasets.map { ($0.name, $0.weight, $0.epochs) }, trainTokens: trainTokens) } catch {
+            throw CurationError("\(configPath): \(error.description)")
+        }
         if let section = config.value("filter") {
             filters = try Self.filters(Section(section, path: configPath, name: "filter", keys: Self.filterKeys))
         }
@@ -133,6 +140,7 @@ extension CurationPipeline {
         try set("max_duplicate_paragraphs", \.maxDuplicateParagraphs)
         try set("max_duplicate_line_characters", \.maxDuplicateLineCharacters)
         try set("max_duplicate_paragraph_characters", \.maxDuplicateParagraphCharacters)
+        do { try f.validate() } catch { throw CurationError("\(s.path): \(error.description)") }
         return f
     }
 }

@@ -81,7 +81,11 @@ public enum TaskCatalog {
         let labels = try choices.strings("label")
         let key = try doc.string("answerKey")
         guard let gold = labels.firstIndex(of: key) else { throw doc.bad("answerKey \(key) is not among the choice labels") }
-        return ("Question: \(try doc.string("question"))\nAnswer:", try choices.strings("text"), gold)
+        let texts = try choices.strings("text")
+        guard texts.count == labels.count else {
+            throw doc.bad("choices has \(texts.count) texts for \(labels.count) labels")
+        }
+        return ("Question: \(try doc.string("question"))\nAnswer:", texts, gold)
     }
 
     /// lm-eval's `race/preprocess_race.py`: the article, every earlier question of the article

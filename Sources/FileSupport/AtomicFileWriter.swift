@@ -91,11 +91,8 @@ public final class AtomicFileWriter {
     /// none of them.
     public static func commit(_ writers: [AtomicFileWriter]) throws(FileError) {
         for writer in writers { try writer.sync() }
-        for writer in writers {
-            var status = stat()
-            if stat(writer.path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR {
-                throw FileError(path: writer.path, reason: "is a folder, not a file")
-            }
+        for writer in writers where PathKind(writer.path) == .folder {
+            throw FileError(path: writer.path, reason: "is a folder, not a file")
         }
         for writer in writers { try writer.publish() }
     }

@@ -150,6 +150,9 @@ public enum Checkpoint {
     /// starting afresh never overwrites it.
     public static func isUnused(_ directory: String) throws(TrainingError) -> Bool {
         let files = FileManager.default
+        if PathKind(directory) == .file {
+            throw .checkpoint(path: directory, reason: "is a file, not a checkpoint folder")
+        }
         if files.fileExists(atPath: directory + "/" + trackerName) { return false }
         let entries = (try? files.contentsOfDirectory(atPath: directory)) ?? []
         if let saved = entries.sorted().first(where: { $0.hasPrefix("iter_") }) {

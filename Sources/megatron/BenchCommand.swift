@@ -60,11 +60,11 @@ struct StepBenchCommand: ParsableCommand {
     @Option(name: .long, help: "full or selective: recompute activations in the backward (as train).")
     var recomputeGranularity: String?
 
-    @Option(name: .long, help: "uniform or block (with full).")
-    var recomputeMethod: String = "uniform"
+    @Option(name: .long, help: "uniform or block (with full; default: uniform).")
+    var recomputeMethod: String?
 
-    @Option(name: .long, help: "Layers per recomputed group (uniform) or recomputed layers (block).")
-    var recomputeNumLayers: Int = 1
+    @Option(name: .long, help: "Layers per recomputed group (uniform) or recomputed layers (block; with full; default: 1).")
+    var recomputeNumLayers: Int?
 
     @Option(name: .long, help: "Dropout on the embedding and the attention and MLP outputs (as train).")
     var hiddenDropout: Float = 0
@@ -75,14 +75,21 @@ struct StepBenchCommand: ParsableCommand {
     /// The recomputation the flags ask for.
     var recomputation: ActivationRecomputation {
         get throws {
-            guard let text = recomputeGranularity else { return .none }
-            guard let granularity = ActivationRecomputation.Granularity(rawValue: text), granularity != .none else {
-                throw ValidationError("--recompute-granularity must be full or selective, got \(text)")
+            let granularity = try recomputeGranularity.map { text in
+                guard let granularity = ActivationRecomputation.Granularity(rawValue: text), granularity != .none else {
+                    throw ValidationError("--recompute-granularity must be full or selective, got \(text)")
+                }
+                return granularity
+            } ?? ActivationRecomputation.Granularity.none
+            // As train (and Megatron): the method and the layer count belong to full recomputation.
+            if granularity != .full && (recomputeMethod != nil || recomputeNumLayers != nil) {
+                throw ValidationError("\(recomputeMethod != nil ? "--recompute-method" : "--recompute-num-layers") needs --recompute-granularity full")
             }
-            guard let method = ActivationRecomputation.Method(rawValue: recomputeMethod) else {
-                throw ValidationError("--recompute-method must be uniform or block, got \(recomputeMethod)")
+            guard let method = ActivationRecomputation.Method(rawValue: recomputeMethod ?? "uniform") else {
+                throw ValidationError("--recompute-method must be uniform or block, got \(recomputeMethod!)")
             }
-            return ActivationRecomputation(granularity: granularity, method: method, numLayers: recomputeNumLayers)
+            return granularity == .none ? .none
+                : ActivationRecomputation(granularity: granularity, method: method, numLayers: recomputeNumLayers ?? 1)
         }
     }
 
@@ -90,6 +97,7 @@ struct StepBenchCommand: ParsableCommand {
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
         guard !(bf16 && fp16) else { throw ValidationError("give at most one of --bf16 and --fp16") }
+        _ = try recomputation
         for (value, flag) in [(hiddenDropout, "--hidden-dropout"), (attentionDropout, "--attention-dropout")]
         where !(value >= 0 && value < 1) {
             throw ValidationError("\(flag) must be in [0, 1), got \(value)")

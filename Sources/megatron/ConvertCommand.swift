@@ -65,6 +65,7 @@ struct ConvertCommand: ParsableCommand {
         guard resolved[0] != resolved[1] else {
             throw ValidationError("--output must differ from --input: converting in place would replace the checkpoint being read")
         }
+        if eosTokenId != nil && outputFormat != .hf { throw ValidationError("--eos-token-id is for --output-format hf") }
         if loadOptimizer && inputFormat != .megatronLM {
             throw ValidationError("--load-optimizer reads a Megatron-LM checkpoint's optimizer (--input-format megatron-lm)")
         }
@@ -140,6 +141,9 @@ struct ConvertCommand: ParsableCommand {
             print("wrote \(output)/\(Checkpoint.directoryName(iteration: merged.iteration)): \(change)")
         } else {
             let (model, iteration) = try Checkpoint.loadModel(from: input)
+            if let eosTokenId, !(0..<Int32(model.config.vocabSize)).contains(eosTokenId) {
+                throw ValidationError("--eos-token-id \(eosTokenId) is not an id of this model's vocabulary (0..<\(model.config.vocabSize))")
+            }
             try HuggingFaceCheckpoint.write(model, to: output, eosTokenID: eosTokenId)
             print("wrote \(output)/config.json and model.safetensors from iteration \(iteration)")
         }

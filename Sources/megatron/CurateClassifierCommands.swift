@@ -52,18 +52,22 @@ extension CurateCommand {
         @Option(name: .long, help: "Input JSONL file.") var input: String
         @Option(name: .long, help: "Output JSONL file.") var output: String
         @OptionGroup var common: Common
-        @Option(name: .long, help: "Keep documents scoring above this.") var threshold = 0.5
+        @Option(name: .long, help: "Keep documents scoring above this (default: 0.5).") var threshold: Double?
         @Option(name: .long, help: "Keep by GPT-3's Pareto rule with this shape instead of the threshold.") var paretoAlpha: Double?
         @Option(name: .long, help: "Seed of the Pareto draws.") var seed: UInt32 = 1234
 
         func validate() throws {
             guard output != input else { throw ValidationError("--output must differ from --input") }
-            if let paretoAlpha, !(paretoAlpha > 0) { throw ValidationError("--pareto-alpha must be positive") }
+            if let paretoAlpha, !(paretoAlpha > 0 && paretoAlpha.isFinite) { throw ValidationError("--pareto-alpha must be positive") }
+            if let threshold, !(0...1).contains(threshold) { throw ValidationError("--threshold must be a score in [0, 1], got \(threshold)") }
+            if threshold != nil && paretoAlpha != nil {
+                throw ValidationError("give --threshold or --pareto-alpha, not both: they are two ways of choosing what to keep")
+            }
         }
 
         func run() throws {
             let classifier = try QualityClassifier.load(from: model)
-            let selection: QualityClassifier.Selection = paretoAlpha.map { .pareto(alpha: $0, seed: seed) } ?? .threshold(threshold)
+            let selection: QualityClassifier.Selection = paretoAlpha.map { .pareto(alpha: $0, seed: seed) } ?? .threshold(threshold ?? 0.5)
             let reportPath = common.report ?? output + ".report.json"
             let report = try classifier.classify(input: input, output: output, reportPath: reportPath, selection: selection,
                                                  textKeys: common.jsonKeys, malformed: common.malformed, threads: common.threads)

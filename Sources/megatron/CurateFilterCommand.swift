@@ -40,12 +40,11 @@ extension CurateCommand {
         func validate() throws {
             guard output != input else { throw ValidationError("--output must differ from --input") }
             guard common.jsonKeys.count == 1 else { throw ValidationError("filtering rewrites one text field: give one --json-keys") }
-            guard minWords >= 0, maxWords >= minWords, minMeanWordLength <= maxMeanWordLength else {
-                throw ValidationError("--min-words/--max-words and --min/--max-mean-word-length must be ordered ranges")
-            }
+            try filters.validate()
         }
 
-        func run() throws {
+        /// The filters the flags set.
+        var filters: QualityFilters {
             var filters = QualityFilters()
             filters.minWords = minWords
             filters.maxWords = maxWords
@@ -61,6 +60,10 @@ extension CurateCommand {
             filters.maxDuplicateParagraphs = maxDuplicateParagraphs
             filters.maxDuplicateLineCharacters = maxDuplicateLineCharacters
             filters.maxDuplicateParagraphCharacters = maxDuplicateParagraphCharacters
+            return filters
+        }
+
+        func run() throws {
             let reportPath = common.report ?? output + ".report.json"
             let report = try FilterStep(filters: filters, threads: common.threads).run(input: input, output: output, reportPath: reportPath,
                                                               textKey: common.jsonKeys[0], malformed: common.malformed)

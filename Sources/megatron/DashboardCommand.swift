@@ -23,6 +23,11 @@ struct DashboardCommand: ParsableCommand {
     func validate() throws {
         guard !metricsFiles.isEmpty else { throw ValidationError("give at least one --metrics-file") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
+        for path in metricsFiles {
+            if PathKind(path) == .folder {
+                throw ValidationError("--metrics-file \(path) is a folder; give the JSONL file train --metrics-file wrote")
+            }
+        }
     }
 
     func run() throws {
@@ -52,7 +57,7 @@ enum DashboardService {
             finished.signal()
         }
         finished.wait()
-        if let error = failure.withLock({ $0 }) { throw error }
+        if let error = failure.withLock({ $0 }) { throw ListenError.describe(error, host: host, port: port) }
     }
 
     /// Starts serving in the background; returns once the server listens (its address) or failed
@@ -72,6 +77,8 @@ enum DashboardService {
             }
         }
         ready.wait()
-        return try outcome.withLock { $0! }.get()
+        do { return try outcome.withLock { $0! }.get() } catch {
+            throw ListenError.describe(error, host: host, port: port, flag: "--dashboard-port")
+        }
     }
 }

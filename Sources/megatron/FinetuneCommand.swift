@@ -55,10 +55,15 @@ struct FinetuneCommand: ParsableCommand {
         }
         guard lr > 0 && lr.isFinite else { throw ValidationError("--lr must be positive, got \(lr)") }
         guard (0...1).contains(lrWarmupFraction) else { throw ValidationError("--lr-warmup-fraction must be in [0, 1], got \(lrWarmupFraction)") }
-        guard weightDecay >= 0 && clipGrad >= 0 else { throw ValidationError("--weight-decay and --clip-grad must not be negative") }
+        for (value, flag) in [(weightDecay, "--weight-decay"), (clipGrad, "--clip-grad")] where !(value >= 0 && value.isFinite) {
+            throw ValidationError("\(flag) must be a finite number >= 0, got \(value)")
+        }
     }
 
     func run() throws {
+        // Claimed before training, so that a --save that cannot be written fails now, not after the epochs.
+        let saveLock = try save.map { path throws(TrainingError) in try SaveFolder.claim(path) }
+        defer { withExtendedLifetime(saveLock) {} }
         guard let vocabulary = try tokenizer.loadText() as? WordPieceTokenizer else {
             throw ValidationError("finetune reads BERT's WordPiece vocabulary")
         }

@@ -71,6 +71,6 @@ struct ServeCommand: ParsableCommand {
             finished.signal()
         }
         finished.wait()
-        if let error = failure.withLock({ $0 }) { throw error }
+        if let error = failure.withLock({ $0 }) { throw ListenError.describe(error, host: host, port: port) }
     }
 }
