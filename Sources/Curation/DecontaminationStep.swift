@@ -19,6 +19,11 @@ extension Decontaminator {
                 }
             }
         }
+        // Nothing to look for would keep every document: a wrong key or an empty task file.
+        guard !taskNgrams.isEmpty else {
+            throw CurationError("the task data gave no \(settings.ngram)-word n-grams to remove (\(taskFiles.joined(separator: ", "))"
+                + (keys.isEmpty ? "" : ", fields \(keys.joined(separator: ", "))") + "): check --task-keys and the files")
+        }
     }
 
     /// Decontaminates `input` into `output` (a contaminated document's pieces each become a line

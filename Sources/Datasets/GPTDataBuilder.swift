@@ -14,6 +14,11 @@ public struct DataPath: Sendable, Equatable {
     public init(_ words: [String]) throws(DatasetError) {
         guard !words.isEmpty else { throw .invalidArgument("--data-path needs at least one dataset prefix") }
         let weightsGiven = words.count >= 2 && words.count % 2 == 0 && Double(words[0]) != nil
+        if words.count % 2 == 1 && words.count > 1 && Double(words[0]) != nil {
+            // A weight first means "WEIGHT PREFIX" pairs; an odd count lacks one of them.
+            throw .invalidArgument("--data-path: \(words.count) words starting with a weight: give WEIGHT PREFIX pairs "
+                + "(one is missing) or prefixes alone")
+        }
         if !weightsGiven {
             prefixes = words
             weights = nil

@@ -98,8 +98,8 @@ public final class IndexedDatasetWriter {
             }
             try index.write(contentsOf: offsets)
             try index.write(contentsOf: documentIndices.map(\.littleEndian))
-            try bin.commit()
-            try index.commit()
+            // Both or neither: a .bin beside an .idx of another run would be read as a dataset.
+            try AtomicFileWriter.commit([bin, index])
         } catch {
             throw .io(error)
         }
