@@ -32,6 +32,13 @@ public struct MergedCheckpoint {
         let config = try Checkpoint.storedModelConfig(first.file, path: first.path)
         let layout = first.layout
         let t = layout.tensorParallel
+        do {
+            try RankGrid(tensorParallel: t, dataParallel: 1, pipelineParallel: layout.pipelineParallel)
+                .validate(heads: config.numAttentionHeads, hidden: config.hiddenSize, paddedVocabulary: config.paddedVocabSize,
+                          layers: config.numLayers)
+        } catch {
+            throw .checkpoint(path: first.path, reason: "its layout (\(layout.description)) does not fit its model: \(error.description)")
+        }
         let full = ParameterLayout(GPTModel.parameterSpecs(config))
         if let destination {
             precondition(destination.layout.specs.map(\.name) == full.specs.map(\.name), "the destination is not laid out as the whole model")
