@@ -4,8 +4,8 @@ import Foundation
 /// the problem is and what it is, instead of the `DecodingError` dump
 /// (`keyNotFound(CodingKeys(stringValue: ...), Context(codingPath: [...], ...))`).
 public enum JSONDecoding {
-    /// `error` as a user reads it: `missing key "model"`, `at "model.vocab": expected a
-    /// dictionary`, `not valid JSON`, ... Errors other than `DecodingError` keep their own text.
+    /// `error` as a user reads it: `missing key "model"`, `at "model.vocab": expected an
+    /// object`, `not valid JSON`, ... Errors other than `DecodingError` keep their own text.
     public static func describe(_ error: any Error) -> String {
         guard let error = error as? DecodingError else { return "\(error)" }
         switch error {
