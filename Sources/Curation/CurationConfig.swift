@@ -68,6 +68,9 @@ extension CurationPipeline {
             let c = try Section(section, path: configPath, name: "classifier", keys: ["model", "threshold", "pareto_alpha", "seed"])
             let modelPath = try c.string("model")
             let model = try QualityClassifier.load(from: modelPath)
+            if c.value("threshold") != nil && c.value("pareto_alpha") != nil {
+                throw CurationError("\(configPath): classifier takes threshold or pareto_alpha, not both: they are two ways of choosing what to keep")
+            }
             var selection = QualityClassifier.Selection.threshold(try c.optionalNumber("threshold", in: 0...1) ?? 0.5)
             if let alpha = try c.optionalNumber("pareto_alpha", in: 0.000_001...1e6) {
                 selection = .pareto(alpha: alpha, seed: UInt32(try c.optionalInteger("seed", in: 0...Int(UInt32.max)) ?? 1234))
@@ -140,7 +143,7 @@ extension CurationPipeline {
         try set("max_duplicate_paragraphs", \.maxDuplicateParagraphs)
         try set("max_duplicate_line_characters", \.maxDuplicateLineCharacters)
         try set("max_duplicate_paragraph_characters", \.maxDuplicateParagraphCharacters)
-        do { try f.validate() } catch { throw CurationError("\(s.path): \(error.description)") }
+        do { try f.validate { "\(s.name).\($0.replacing("-", with: "_"))" } } catch { throw CurationError("\(s.path): \(error.description)") }
         return f
     }
 }

@@ -76,6 +76,12 @@ public final class CorpusWriter {
         documents += 1
     }
 
+    /// Ends the writing (the file stays unnamed until the step's report commits it), so that a
+    /// step with many outputs does not keep them all open.
+    public func finish() throws(CurationError) {
+        do { try writer.finish() } catch { throw CurationError("\(error)") }
+    }
+
     public func append(_ line: String) throws(CurationError) {
         var line = line
         try rethrowing(line.withUTF8 { bytes in capture { () throws(CurationError) in try append(UnsafeRawBufferPointer(bytes)) } })

@@ -200,6 +200,7 @@ extension Deduplicator {
                                   location: "\(input):\(document.line)", text: document.text, extra: extra)
                 }
             }
+            try writer.finish()
             report.datasets.append([("input", .string(input)), ("output", .string(output)),
                                     ("documents", .number(Double(documents[dataset]))), ("kept", .number(Double(writer.documents))),
                                     ("exact_duplicates", .number(Double(exact))), ("near_duplicates", .number(Double(fuzzy)))])

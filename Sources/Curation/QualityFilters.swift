@@ -42,27 +42,28 @@ public struct QualityFilters: Sendable, Equatable {
     public init() {}
 
     /// Checks that every threshold can be compared with (a number, not NaN; fractions of lines or
-    /// words in [0, 1]) and that the ranges are ordered; the error names the setting.
-    public func validate() throws(CurationError) {
+    /// words in [0, 1]) and that the ranges are ordered; the error names the setting as `name`
+    /// spells it (`--max-bullet-lines` for `curate filter`, `filter.max_bullet_lines` in a config).
+    public func validate(name: (String) -> String) throws(CurationError) {
         let fractions: [(String, Double)] = [
             ("max-bullet-lines", maxBulletLines), ("max-ellipsis-lines", maxEllipsisLines),
             ("min-alphabetic-words", minAlphabeticWords), ("min-terminal-punctuation-lines", minTerminalPunctuationLines),
             ("max-duplicate-lines", maxDuplicateLines), ("max-duplicate-paragraphs", maxDuplicateParagraphs),
             ("max-duplicate-line-characters", maxDuplicateLineCharacters),
             ("max-duplicate-paragraph-characters", maxDuplicateParagraphCharacters)]
-        for (name, value) in fractions where !(0...1).contains(value) {
-            throw CurationError("filter setting \(name) must be a fraction in [0, 1], got \(value)")
+        for (key, value) in fractions where !(0...1).contains(value) {
+            throw CurationError("\(name(key)) must be a fraction in [0, 1], got \(value)")
         }
-        for (name, value) in [("min-mean-word-length", minMeanWordLength), ("max-mean-word-length", maxMeanWordLength),
-                              ("max-symbol-word-ratio", maxSymbolWordRatio)] where !(value >= 0 && value.isFinite) {
-            throw CurationError("filter setting \(name) must be a finite number >= 0, got \(value)")
+        for (key, value) in [("min-mean-word-length", minMeanWordLength), ("max-mean-word-length", maxMeanWordLength),
+                             ("max-symbol-word-ratio", maxSymbolWordRatio)] where !(value >= 0 && value.isFinite) {
+            throw CurationError("\(name(key)) must be a finite number >= 0, got \(value)")
         }
-        for (name, value) in [("min-words", minWords), ("max-words", maxWords), ("min-stop-words", minStopWords)] where value < 0 {
-            throw CurationError("filter setting \(name) must not be negative, got \(value)")
+        for (key, value) in [("min-words", minWords), ("max-words", maxWords), ("min-stop-words", minStopWords)] where value < 0 {
+            throw CurationError("\(name(key)) must not be negative, got \(value)")
         }
-        if minWords > maxWords { throw CurationError("filter setting min-words \(minWords) exceeds max-words \(maxWords)") }
+        if minWords > maxWords { throw CurationError("\(name("min-words")) \(minWords) exceeds \(name("max-words")) \(maxWords)") }
         if minMeanWordLength > maxMeanWordLength {
-            throw CurationError("filter setting min-mean-word-length \(minMeanWordLength) exceeds max-mean-word-length \(maxMeanWordLength)")
+            throw CurationError("\(name("min-mean-word-length")) \(minMeanWordLength) exceeds \(name("max-mean-word-length")) \(maxMeanWordLength)")
         }
     }
 

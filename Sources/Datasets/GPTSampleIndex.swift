@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// The three index arrays that turn a split of an indexed dataset into fixed-length GPT samples,
 /// built exactly as megatron-core's GPTDataset builds them (same seed, same arrays):
 ///
@@ -73,10 +76,15 @@ public struct GPTSampleIndex: Sendable, Equatable {
             }
             let total = needed.partialValue + extra
             epochs = max(1, total / tokensPerEpoch + (total % tokensPerEpoch == 0 ? 0 : 1))
-            // The document index lists the split's documents once per epoch.
-            guard epochs <= Int(Int32.max) / max(1, split.count) else {
+            // The document index lists the split's documents once per epoch (4 bytes each); the
+            // sample and shuffle indices take 24 bytes per sample. More than the machine's memory
+            // would fail in the allocator.
+            let bytes = 4 * Double(epochs) * Double(split.count) + 24 * Double(wanted)
+            let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+            guard physical <= 0 || bytes <= physical else {
                 throw .invalidArgument("\(wanted) samples of \(sequenceLength) tokens need \(epochs) epochs over the split's "
-                    + "\(tokensPerEpoch) tokens: more than 2^31 documents to index")
+                    + "\(tokensPerEpoch) tokens: their index would take \(Int(bytes / 1e9)) GB, more than this machine's "
+                    + "\(Int(physical / 1e9)) GB")
             }
         }
         var samplesBeforeFinalEpoch = 0

@@ -48,6 +48,8 @@ public final class AtomicFileWriter {
 
     /// Whether the temporary file was renamed over `path`.
     private var published = false
+    /// Why `finish` failed (the temporary file is then never published).
+    private var finishError: FileError?
 
     deinit {
         if descriptor >= 0 { close(descriptor) }
@@ -82,7 +84,8 @@ public final class AtomicFileWriter {
 
     /// Flushes, fsyncs and renames the temporary file over `path`.
     public func commit() throws(FileError) {
-        try sync()
+        precondition(!published, "commit() called twice")
+        try finish()
         try publish()
     }
 
@@ -90,26 +93,34 @@ public final class AtomicFileWriter {
     /// before the first is renamed, so a full disk or an output path that is a folder replaces
     /// none of them.
     public static func commit(_ writers: [AtomicFileWriter]) throws(FileError) {
-        for writer in writers { try writer.sync() }
+        for writer in writers { try writer.finish() }
         for writer in writers where PathKind(writer.path) == .folder {
             throw FileError(path: writer.path, reason: "is a folder, not a file")
         }
         for writer in writers { try writer.publish() }
     }
 
-    /// Flushes and fsyncs the temporary file and closes it.
-    private func sync() throws(FileError) {
-        precondition(descriptor >= 0, "commit() called twice")
-        try flush()
-        let synced = fsync(descriptor) == 0
-        let error = FileError.system("fsync failed", path)
-        close(descriptor)
-        descriptor = -1
-        guard synced else { throw error }
+    /// Ends the writing: flushes and fsyncs the temporary file and closes it, keeping it unnamed
+    /// until `commit` (a writer of a group can finish early, so that many need not stay open).
+    /// Calling it again does nothing, or throws the first call's error again.
+    public func finish() throws(FileError) {
+        if let finishError { throw finishError }
+        guard descriptor >= 0 else { return }
+        do throws(FileError) {
+            try flush()
+            buffer = []
+            guard fsync(descriptor) == 0 else { throw FileError.system("fsync failed", path) }
+            close(descriptor)
+            descriptor = -1
+        } catch {
+            finishError = error
+            throw error
+        }
     }
 
     /// Renames the synced temporary file over `path`.
     private func publish() throws(FileError) {
+        precondition(!published, "commit() called twice")
         guard rename(temporaryPath, path) == 0 else { throw FileError.system("cannot rename \(temporaryPath) over it", path) }
         published = true
     }

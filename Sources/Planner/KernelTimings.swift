@@ -147,7 +147,7 @@ public struct KernelTimings: Codable, Sendable, Equatable {
     /// (of any format or machine): a mistyped `--kernel-timings-file` must not replace a user's file.
     public static func checkReplaceable(_ path: String) throws(PlanError) {
         guard let bytes = try? MappedFile.read(path: path) else { return }  // absent (or unreadable: the save says so)
-        if let json = try? JSONValue.parse(utf8: bytes), json["format"] != nil, json["machine"] != nil { return }
+        if let json = try? JSONValue.parse(utf8: bytes), json["machine"] != nil, json["threads"] != nil { return }
         throw .invalid("\(path) exists and is not a kernel timings cache; give another --kernel-timings-file or remove it")
     }
 

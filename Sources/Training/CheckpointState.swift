@@ -86,7 +86,9 @@ extension Checkpoint.State {
             throw .checkpoint(path: path, reason: "metadata loss_scale is not a positive number: \(text)")
         }
         return LossScaler.State(scale: scale, growthTracker: try Checkpoint.number("loss_scale_growth_tracker", in: file, path: path),
-                                hysteresisTracker: try Checkpoint.number("loss_scale_hysteresis_tracker", in: file, path: path),
+                                // Megatron keeps counting it down past 0 on overflows in a row.
+                                hysteresisTracker: try Checkpoint.number("loss_scale_hysteresis_tracker", in: file, path: path,
+                                                                         minimum: Int.min),
                                 overflowsAtMinimum: try Checkpoint.number("loss_scale_overflows_at_minimum", in: file, path: path,
                                                                fallback: 0),
                                 isDynamic: file.metadata["loss_scale_dynamic"] != "false")

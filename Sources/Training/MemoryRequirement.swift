@@ -119,6 +119,20 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         return total
     }
 
+    /// The divisors of `n`, ascending.
+    static func divisors(of n: Int) -> [Int] {
+        var small = [Int](), large = [Int]()
+        var d = 1
+        while d * d <= n {
+            if n % d == 0 {
+                small.append(d)
+                if d != n / d { large.append(n / d) }
+            }
+            d += 1
+        }
+        return small + large.reversed()
+    }
+
     /// Ranks that share this machine's memory: every rank thread of this process, or under
     /// mpirun the local rank count Open MPI, MPICH or Slurm tell (1 when none does).
     public static func ranksOnThisMachine(_ parallel: ParallelState) -> Int {
@@ -157,22 +171,23 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         }
         let (total, busiest, stages) = need(microBatch: training.microBatchSize, seqLength: training.seqLength)
         guard let available, total > available else { return stages }
-        /// The largest value in `1..<tooLarge` whose need fits (the need grows with both sizes).
-        func largestFitting(below tooLarge: Int, _ total: (Int) -> Double) -> Int {
-            var fits = 1, tooLarge = tooLarge
-            while tooLarge - fits > 1 {
-                let middle = fits + (tooLarge - fits) / 2
-                if total(middle) <= available { fits = middle } else { tooLarge = middle }
-            }
-            return fits
-        }
         var advice: String
-        if training.microBatchSize > 1, need(microBatch: 1, seqLength: training.seqLength).total <= available {
-            let fitting = largestFitting(below: training.microBatchSize) { need(microBatch: $0, seqLength: training.seqLength).total }
+        // The micro-batch sizes the global batch allows (it must stay a multiple of b x DP),
+        // largest first. The need is not monotone in them (fewer micro-batches may be in flight),
+        // so each is tried; there are few.
+        let perReplica = max(1, globalBatch / layout.dataParallel)
+        if training.microBatchSize > 1,
+           let fitting = Self.divisors(of: perReplica).filter({ $0 < training.microBatchSize }).reversed()
+               .first(where: { need(microBatch: $0, seqLength: training.seqLength).total <= available }) {
             advice = "--micro-batch-size \(fitting) would fit"
         } else if need(microBatch: 1, seqLength: 1).total <= available {
-            let fitting = largestFitting(below: training.seqLength) { need(microBatch: 1, seqLength: $0).total }
-            advice = "even one sample per micro-batch does not fit; --seq-length \(fitting) would"
+            // The need grows with the sequence length: the longest that fits with one sample.
+            var fits = 1, tooLong = training.seqLength
+            while tooLong - fits > 1 {
+                let middle = fits + (tooLong - fits) / 2
+                if need(microBatch: 1, seqLength: middle).total <= available { fits = middle } else { tooLong = middle }
+            }
+            advice = "even one sample per micro-batch does not fit; --seq-length \(fits) would"
         } else {
             advice = "even one sample per micro-batch does not fit: reduce the model (layers, hidden size, vocabulary) "
                 + "or spread it over more tensor/pipeline-parallel ranks"

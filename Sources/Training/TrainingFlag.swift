@@ -114,7 +114,7 @@ struct Setting {
     }
 
     func int() throws(TrainingError) -> Int {
-        guard case let .number(x) = value, x == x.rounded() else { throw fail("an integer") }
+        guard case let .number(x) = value, x.isFinite, x == x.rounded() else { throw fail("an integer") }
         guard abs(x) < 9e15 else { throw .config(path: source, reason: "\(key) must be an integer below 9e15 in size, got \(x)") }
         return Int(x)
     }

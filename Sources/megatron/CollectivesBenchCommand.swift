@@ -37,8 +37,11 @@ struct CollectivesBenchCommand: ParsableCommand {
         }
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
         for size in sizes { try ValueRange.positive.check(size, flag: "--sizes") }
-        // Every rank thread holds its own message.
-        try BenchMemory.check(bytes: (sizes.max() ?? 0) * 1_048_576 * Double(ranks), what: "--sizes on --ranks \(ranks)")
+        // Every rank thread holds its own message (under mpirun a process holds one, and --ranks is not used).
+        if !checkOnly {
+            let here = MPICommunicator.isLaunchedByMPI ? 1 : ranks
+            try BenchMemory.check(bytes: (sizes.max() ?? 0) * 1_048_576 * Double(here), what: "--sizes on \(here) rank(s) of this process")
+        }
     }
 
     func run() throws {

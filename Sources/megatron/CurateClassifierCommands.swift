@@ -58,7 +58,9 @@ extension CurateCommand {
 
         func validate() throws {
             guard output != input else { throw ValidationError("--output must differ from --input") }
-            if let paretoAlpha, !(paretoAlpha > 0 && paretoAlpha.isFinite) { throw ValidationError("--pareto-alpha must be positive") }
+            if let paretoAlpha, !(paretoAlpha > 0 && paretoAlpha.isFinite) {
+                throw ValidationError("--pareto-alpha must be a positive finite number, got \(paretoAlpha)")
+            }
             if let threshold, !(0...1).contains(threshold) { throw ValidationError("--threshold must be a score in [0, 1], got \(threshold)") }
             if threshold != nil && paretoAlpha != nil {
                 throw ValidationError("give --threshold or --pareto-alpha, not both: they are two ways of choosing what to keep")

@@ -40,7 +40,7 @@ extension CurateCommand {
         func validate() throws {
             guard output != input else { throw ValidationError("--output must differ from --input") }
             guard common.jsonKeys.count == 1 else { throw ValidationError("filtering rewrites one text field: give one --json-keys") }
-            try filters.validate()
+            try filters.validate { "--" + $0 }
         }
 
         /// The filters the flags set.

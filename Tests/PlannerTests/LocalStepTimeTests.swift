@@ -109,7 +109,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/kernels.json"
         try KernelTimings.checkReplaceable(path)  // absent
-        try Data(#"{"format": 1, "machine": "old cpu"}"#.utf8).write(to: URL(fileURLWithPath: path))
+        try Data(#"{"machine": "old cpu", "threads": 2}"#.utf8).write(to: URL(fileURLWithPath: path))
         try KernelTimings.checkReplaceable(path)
         try Data(#"{"num_layers": 2}"#.utf8).write(to: URL(fileURLWithPath: path))
         #expect { try KernelTimings.checkReplaceable(path) } throws: { "\($0)".contains("exists and is not a kernel timings cache") }

@@ -4,6 +4,8 @@ import FoundationEssentials
 import Foundation
 #endif
 import FileSupport
+import Optimizer
+import Parameters
 import Testing
 @testable import Training
 
@@ -100,5 +102,20 @@ import Testing
         try tamper("seed", "-123")
         let resume = try ResumeTests.config(prefix: prefix, extra: [("load", .string(folder))])
         #expect(Self.message { _ = try ResumeTests.trainer(resume) } == "checkpoint \(file): metadata seed is -123; it must be at least 0")
+    }
+
+    /// fp16's hysteresis tracker counts down past 0 on overflows in a row (as Megatron's), so a
+    /// negative one in a checkpoint is a state to resume, not damage.
+    @Test func aNegativeHysteresisTrackerIsRead() throws {
+        let state = Checkpoint.State(iteration: 40, consumedSamples: 160, consumedValidSamples: 0, optimizerStep: 27, seed: 1234,
+                                     precision: .fp16,
+                                     lossScaler: LossScaler.State(scale: 65536, growthTracker: 0, hysteresisTracker: -13))
+        let path = FileManager.default.temporaryDirectory.path + "/state-\(UInt32.random(in: 0...UInt32.max)).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let values: [Float] = [0]
+        try values.withUnsafeBufferPointer { buffer in
+            try SafeTensorsFile.write([(name: "x", shape: [1], values: buffer)], metadata: state.metadata, to: path)
+        }
+        #expect(try Checkpoint.State(try SafeTensorsFile(path: path), path: path) == state)
     }
 }

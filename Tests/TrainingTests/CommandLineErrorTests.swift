@@ -36,7 +36,7 @@ import Testing
         (["curate", "classify", "--input", "a.jsonl", "--output", "b.jsonl", "--model", "m.json", "--threshold", "0.4", "--pareto-alpha", "9"],
          "Error: give --threshold or --pareto-alpha, not both: they are two ways of choosing what to keep"),
         (["curate", "filter", "--input", "a.jsonl", "--output", "b.jsonl", "--max-bullet-lines", "nan"],
-         "Error: filter setting max-bullet-lines must be a fraction in [0, 1], got nan"),
+         "Error: --max-bullet-lines must be a fraction in [0, 1], got nan"),
         (["dashboard", "--metrics-file", "/tmp"], "Error: --metrics-file /tmp is a folder; give the JSONL file train --metrics-file wrote"),
         (["convert", "--input", "/tmp/a", "--output", "/tmp/b", "--eos-token-id", "3"], "Error: --eos-token-id is for --output-format hf"),
         (["convert", "--input", "/tmp/ckpt", "--output", "/tmp/./ckpt/", "--target-tensor-model-parallel-size", "2"],

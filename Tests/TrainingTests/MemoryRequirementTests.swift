@@ -46,6 +46,13 @@ import Testing
                                         available: peak(microBatch: 2))
         }
         #expect(message?.contains("--micro-batch-size 2 would fit") == true, "\(message ?? "not refused")")
+        // Room for 3 samples: 3 does not divide the global batch 8, so the advice stays 2.
+        #expect(peak(microBatch: 3) < peak(microBatch: 4))
+        let roomForThree = Self.memoryError {
+            try MemoryRequirement.check(config: model, training: training, layout: layout, parallel: .single,
+                                        available: peak(microBatch: 3))
+        }
+        #expect(roomForThree?.contains("--micro-batch-size 2 would fit") == true, "\(roomForThree ?? "not refused")")
     }
 
     /// The message of the `TrainingError.memory` that `body` throws (nil when it throws none).
