@@ -17,7 +17,9 @@ public enum TextDocuments {
                     let bytes = UnsafeBufferPointer(rebasing: all[line.range])
                     if !isJSON {
                         let newline = line.range.upperBound < all.count ? "\n" : ""
-                        try body(String(decoding: bytes, as: UTF8.self) + newline)
+                        do { try body(try UTF8Text.decode(bytes, source: "\(path):\(line.number)") + newline) } catch let error as FileError {
+                            throw DatasetError.invalidArgument(error.description)
+                        }
                     } else if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
                         try forEachField(of: bytes, keys: jsonKeys, location: "\(path):\(line.number)", body)
                     }

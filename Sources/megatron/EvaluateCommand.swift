@@ -89,7 +89,7 @@ struct EvaluateCommand: ParsableCommand {
         }
         let result: EvaluationResult
         if let textFile {
-            let text = String(decoding: try MappedFile.read(path: textFile), as: UTF8.self)
+            let text = try UTF8Text.decode(try MappedFile.read(path: textFile), source: textFile)
             result = try Evaluation.text(model: model, tokens: tokenizer.encode(text), sequenceLength: length,
                                          words: Evaluation.wordCount(text))
         } else {

@@ -64,7 +64,7 @@ struct TokenizerCommand: ParsableCommand {
 
         func run() throws {
             let tokenizer = try tokenizer.loadText()
-            let text = String(decoding: readStandardInput(), as: UTF8.self)
+            let text = try UTF8Text.decode(readStandardInput(), source: "standard input")
             print(tokenizer.encode(text).map(String.init).joined(separator: " "))
         }
     }
