@@ -66,7 +66,7 @@ let package = Package(
                 swiftSettings: checkedReleaseFlags),
         // Data curation: filters, exact and MinHash dedup, decontamination (reads users' files).
         .target(name: "Curation", dependencies: ["Datasets", "FileSupport", "Tokenizer"], swiftSettings: checkedReleaseFlags),
-        .target(name: "Measurement", dependencies: ["Accelerator", "Kernels", "Parameters", "Models", "Optimizer", "Planner"],
+        .target(name: "Measurement", dependencies: ["Accelerator", "FileSupport", "Kernels", "Parameters", "Models", "Optimizer", "Planner"],
                 swiftSettings: releaseFlags),
         .executableTarget(
             name: "megatron",

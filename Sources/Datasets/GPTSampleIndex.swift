@@ -1,6 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import FileSupport
+
 /// The three index arrays that turn a split of an indexed dataset into fixed-length GPT samples,
 /// built exactly as megatron-core's GPTDataset builds them (same seed, same arrays):
 ///
@@ -80,11 +79,11 @@ public struct GPTSampleIndex: Sendable, Equatable {
             // sample and shuffle indices take 24 bytes per sample. More than the machine's memory
             // would fail in the allocator.
             let bytes = 4 * Double(epochs) * Double(split.count) + 24 * Double(wanted)
-            let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+            let physical = SystemMemory.physicalBytes()
             guard physical <= 0 || bytes <= physical else {
                 throw .invalidArgument("\(wanted) samples of \(sequenceLength) tokens need \(epochs) epochs over the split's "
-                    + "\(tokensPerEpoch) tokens: their index would take \(Int(bytes / 1e9)) GB, more than this machine's "
-                    + "\(Int(physical / 1e9)) GB")
+                    + "\(tokensPerEpoch) tokens: their index would take \(SystemMemory.describe(bytes)), more than this "
+                    + "machine's \(SystemMemory.describe(physical))")
             }
         }
         var samplesBeforeFinalEpoch = 0

@@ -43,9 +43,9 @@ enum WikiText {
     /// of the page as distributed that its perplexities are normalised by.
     static func format(_ doc: JSONDocument) throws(TaskError) -> FormattedDocument {
         let page = try doc.string("page")
+        let words = PythonText.whitespaceSplitCount(page)
         // Its perplexities divide by the page's words and bytes.
-        guard PythonText.whitespaceSplitCount(page) > 0 else { throw doc.bad("the page has no words to score") }
-        return FormattedDocument(texts: [""], choices: [], gold: 0, target: detokenize(page),
-                                 words: PythonText.whitespaceSplitCount(page), bytes: page.utf8.count)
+        guard words > 0 else { throw doc.bad("the page has no words to score") }
+        return FormattedDocument(texts: [""], choices: [], gold: 0, target: detokenize(page), words: words, bytes: page.utf8.count)
     }
 }

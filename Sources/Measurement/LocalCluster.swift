@@ -1,3 +1,4 @@
+import FileSupport
 import Kernels
 import Models
 import Parameters
@@ -30,7 +31,7 @@ public enum LocalCluster {
         let share = Double(max(1, ranks))
         let peak = machinePeak / share
         let bandwidth = machineBandwidth / share
-        let memory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE))) / share
+        let memory = SystemMemory.physicalBytes() / share
         var cluster = ClusterSpec(name: "local", peakFLOPs: peak, memoryBytes: memory, memoryBandwidth: bandwidth,
                                   devicesPerNode: max(1, ranks), nodes: 1, intraNodeBandwidth: bandwidth, intraNodeLatency: 1e-6,
                                   interNodeBandwidth: bandwidth, interNodeLatency: 1e-6, gemmEfficiency: 1)

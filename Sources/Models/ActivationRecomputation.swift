@@ -34,6 +34,17 @@ public struct ActivationRecomputation: Sendable, Equatable, CustomStringConverti
         self.numLayers = numLayers
     }
 
+    /// The recomputation Megatron's three flags ask for (unset ones take Megatron's defaults:
+    /// none, uniform, 1 layer). As in Megatron, the method and the layer count belong to full
+    /// recomputation: giving either with another granularity is an error naming it.
+    public init(flags granularity: Granularity?, method: Method?, numLayers: Int?) throws(ConfigurationError) {
+        let granularity = granularity ?? .none
+        if granularity != .full && (method != nil || numLayers != nil) {
+            throw .invalid(flag: method != nil ? "--recompute-method" : "--recompute-num-layers", reason: "needs --recompute-granularity full")
+        }
+        self.init(granularity: granularity, method: method ?? .uniform, numLayers: numLayers ?? 1)
+    }
+
     public var description: String {
         switch granularity {
         case .none: "none"

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Accelerator
+import FileSupport
 
 /// An owned, 64-byte aligned array of `Float`s, zero-initialized unless asked not to (one
 /// allocation, freed on deinit). With `--device cuda` it is GPU managed memory (`GPU.allocate`),

@@ -28,9 +28,8 @@ public final class WordPieceTokenizer: Sendable {
         do { bytes = try MappedFile(path: path).withBytes { Array($0) } } catch {
             throw .unreadable(path: path, reason: "\(error)")
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw .malformed(path: path, reason: "not UTF-8")
-        }
+        let text: String
+        do { text = try UTF8Text.decode(bytes, source: path) } catch { throw .malformed(path: path, reason: error.reason) }
         try self.init(tokens: Self.vocabularyLines(text), lowerCase: lowerCase, source: path)
     }
 

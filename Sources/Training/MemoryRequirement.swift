@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Distributed
+import FileSupport
 import Kernels
 import Models
 import Optimizer

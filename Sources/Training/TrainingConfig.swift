@@ -298,12 +298,8 @@ public struct TrainingConfig: Sendable, Equatable {
                 throw TrainingError(error)
             }
         }
-        // Megatron: the method and the layer count belong to full recomputation.
-        if recomputeGranularity != .full && (recomputeMethod != nil || recomputeNumLayers != nil) {
-            throw .invalidFlag(recomputeMethod != nil ? "--recompute-method" : "--recompute-num-layers",
-                               "needs --recompute-granularity full")
-        }
         do {
+            _ = try ActivationRecomputation(flags: recomputeGranularity, method: recomputeMethod, numLayers: recomputeNumLayers)
             try recomputation.validate(layersPerChunk: numLayers / (pipelineModelParallelSize * virtualPipelineChunks))
         } catch {
             throw TrainingError(error)

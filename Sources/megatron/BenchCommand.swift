@@ -80,16 +80,14 @@ struct StepBenchCommand: ParsableCommand {
                     throw ValidationError("--recompute-granularity must be full or selective, got \(text)")
                 }
                 return granularity
-            } ?? ActivationRecomputation.Granularity.none
-            // As train (and Megatron): the method and the layer count belong to full recomputation.
-            if granularity != .full && (recomputeMethod != nil || recomputeNumLayers != nil) {
-                throw ValidationError("\(recomputeMethod != nil ? "--recompute-method" : "--recompute-num-layers") needs --recompute-granularity full")
             }
-            guard let method = ActivationRecomputation.Method(rawValue: recomputeMethod ?? "uniform") else {
-                throw ValidationError("--recompute-method must be uniform or block, got \(recomputeMethod!)")
+            let method = try recomputeMethod.map { text in
+                guard let method = ActivationRecomputation.Method(rawValue: text) else {
+                    throw ValidationError("--recompute-method must be uniform or block, got \(text)")
+                }
+                return method
             }
-            return granularity == .none ? .none
-                : ActivationRecomputation(granularity: granularity, method: method, numLayers: recomputeNumLayers ?? 1)
+            return try ActivationRecomputation(flags: granularity, method: method, numLayers: recomputeNumLayers)
         }
     }
 

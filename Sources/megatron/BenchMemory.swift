@@ -1,5 +1,5 @@
 import ArgumentParser
-import Parameters
+import FileSupport
 
 /// The benchmarks' memory check: a size that cannot be allocated here is refused before the
 /// benchmark allocates it, with the figures, instead of failing inside the allocator.

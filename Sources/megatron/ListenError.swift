@@ -4,9 +4,9 @@ import ArgumentParser
 /// said in one line instead of the network library's error text
 /// (`bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)`).
 enum ListenError {
-    /// `error`, thrown while starting to listen on `host:port` (`flag` sets the port), as the
-    /// user's error.
-    static func describe(_ error: any Error, host: String, port: Int, flag: String = "--port") -> ValidationError {
+    /// `error`, thrown by a server on `host:port` (`flag` sets the port), as the user's error
+    /// when it is a failure to listen; any other error is returned as it is.
+    static func describe(_ error: any Error, host: String, port: Int, flag: String = "--port") -> any Error {
         let text = "\(error)"
         if text.contains("Address already in use") {
             return ValidationError("cannot listen on \(host):\(port): the port is in use (choose another \(flag), or 0 for any free one)")
@@ -20,6 +20,6 @@ enum ListenError {
         if text.contains("Permission denied") {
             return ValidationError("cannot listen on \(host):\(port): permission denied (ports below 1024 need root)")
         }
-        return ValidationError("cannot listen on \(host):\(port): \(text)")
+        return error
     }
 }

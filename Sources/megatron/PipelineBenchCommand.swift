@@ -37,14 +37,19 @@ struct PipelineBenchCommand: ParsableCommand {
     @Option(name: .long, help: "Untimed warm-up iterations per m.")
     var warmup = 1
 
+    /// The model the flags describe.
+    var model: GPTConfig {
+        GPTConfig(numLayers: numLayers, hiddenSize: hiddenSize, numAttentionHeads: numAttentionHeads,
+                  maxPositionEmbeddings: seqLength, vocabSize: vocabSize)
+    }
+
     func validate() throws {
         for (value, flag) in [(pipelineModelParallelSize, "--pipeline-model-parallel-size"), (numLayers, "--num-layers"),
                               (steps, "--steps"), (microBatchSize, "--micro-batch-size"), (seqLength, "--seq-length")] where value < 1 {
             throw ValidationError("\(flag) must be at least 1, got \(value)")
         }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
-        let config = GPTConfig(numLayers: numLayers, hiddenSize: hiddenSize, numAttentionHeads: numAttentionHeads,
-                               maxPositionEmbeddings: seqLength, vocabSize: vocabSize)
+        let config = model
         try config.validate()
         guard microBatchSize <= Int(Int32.max) / seqLength else {
             throw ValidationError("--micro-batch-size \(microBatchSize) x --seq-length \(seqLength) is more than 2^31 - 1 tokens")
@@ -71,8 +76,7 @@ struct PipelineBenchCommand: ParsableCommand {
         let chunks = try numLayersPerVirtualPipelineStage.map {
             try GPTPipelinePart.chunks(numLayers: numLayers, stages: p, layersPerChunk: $0)
         } ?? 1
-        let config = GPTConfig(numLayers: numLayers, hiddenSize: hiddenSize, numAttentionHeads: numAttentionHeads,
-                               maxPositionEmbeddings: seqLength, vocabSize: vocabSize)
+        let config = model
         let benchmark = PipelineBenchmark(model: config, microBatchSize: microBatchSize, seqLength: seqLength,
                                           stages: p, chunks: chunks)
         print("pipeline: p = \(p)\(chunks > 1 ? ", v = \(chunks) (interleaved)" : " (1F1B)"), \(numLayers) layers, "

@@ -29,7 +29,7 @@ struct PreprocessCommand: ParsableCommand {
     @Flag(name: .long, help: "Append <|endoftext|> to every non-empty document.")
     var appendEod = false
 
-    @Option(name: .long, help: "Encoding threads.")
+    @Option(name: .long, help: "Encoding threads (1-256).")
     var workers: Int = 1
 
     @Option(name: .long, help: "Print a progress line every N documents.")

@@ -30,7 +30,7 @@ import Testing
         (["bench", "collectives", "--ranks", "100000", "--check-only"], "Error: --ranks must be in 1...1024, got 100000"),
         (["bench", "pipeline", "--hidden-size", "10000000000"],
          "Error: invalid --hidden-size: 10000000000 is more than this implementation supports (at most 16777216)"),
-        (["bench", "--config", "S", "--recompute-method", "block"], "Error: --recompute-method needs --recompute-granularity full"),
+        (["bench", "--config", "S", "--recompute-method", "block"], "Error: invalid --recompute-method: needs --recompute-granularity full"),
         (["curate", "classify", "--input", "a.jsonl", "--output", "b.jsonl", "--model", "m.json", "--threshold", "nan"],
          "Error: --threshold must be a score in [0, 1], got nan"),
         (["curate", "classify", "--input", "a.jsonl", "--output", "b.jsonl", "--model", "m.json", "--threshold", "0.4", "--pareto-alpha", "9"],

@@ -19,6 +19,11 @@ public enum SystemMemory {
         return available
     }
 
+    /// This machine's physical memory in bytes (what no allocation of one process can exceed).
+    public static func physicalBytes() -> Double {
+        Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
     /// A byte count for messages: `12.3 GiB`, `512.0 MiB`.
     public static func describe(_ bytes: Double) -> String {
         let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
