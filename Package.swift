@@ -80,7 +80,7 @@ let package = Package(
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
         .testTarget(name: "CurationTests", dependencies: ["Curation", "Datasets", "FileSupport", "Tokenizer", "TestSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: releaseFlags),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Kernels"], swiftSettings: releaseFlags),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"], swiftSettings: releaseFlags),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "Models"], exclude: ["Fixtures"],
                     swiftSettings: releaseFlags),

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Kernels
 
 /// Ranks as threads of one process: collectives read the other ranks' buffers directly through
 /// shared memory. Each group has a table where ranks publish their buffer addresses for the
@@ -22,6 +23,11 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
     /// Runs `body` on `size` new threads, one per rank, each with its communicator over the whole
     /// world, and returns their results in rank order after all have finished.
     public static func run<T>(size: Int, _ body: @escaping @Sendable (ThreadCommunicator) throws -> T) throws -> [T] {
+        // The ranks' GEMMs share OpenBLAS's process-wide thread count: none may switch it meanwhile.
+        try SharedBLASThreads.withRankThreads(size) { try start(size: size, body) }
+    }
+
+    private static func start<T>(size: Int, _ body: @escaping @Sendable (ThreadCommunicator) throws -> T) throws -> [T] {
         let world = ThreadWorld(size: size)
         let results = ResultSlots<T>(count: size)
         var threads = [pthread_t]()

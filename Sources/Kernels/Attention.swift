@@ -156,12 +156,12 @@ public enum Attention {
 
     /// Calls `body(b, h, rows, worker)` for every head. With several pool threads and at least as
     /// many heads, the threads take whole heads with single-threaded GEMMs (the small attention
-    /// GEMMs scale poorly inside OpenBLAS); otherwise heads run in turn with threaded GEMMs and
-    /// row-parallel softmax.
+    /// GEMMs scale poorly inside OpenBLAS); otherwise, or while other ranks share this process's
+    /// OpenBLAS (`SharedBLASThreads`), heads run in turn with threaded GEMMs and row-parallel softmax.
     static func forEachHead(_ shape: Shape, _ body: (Int, Int, RowRunner, Int) -> Void) {
         let pool = ThreadPool.current
         let pairs = shape.batch * shape.heads
-        if pool.threadCount > 1 && pairs >= pool.threadCount {
+        if pool.threadCount > 1 && pairs >= pool.threadCount && SharedBLASThreads.maySwitch {
             let inline: RowRunner = { count, rowBody in rowBody(0..<count) }
             withSingleThreadedBLAS {
                 pool.run(chunks: pool.threadCount) { worker in

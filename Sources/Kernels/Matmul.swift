@@ -1,4 +1,3 @@
-import Synchronization
 import CBLAS
 import Accelerator
 
@@ -93,36 +92,3 @@ extension Matmul {
                     1, dweight, Int32(inFeatures))
     }
 }
-
-/// The number of threads OpenBLAS uses for each GEMM.
-public func blasThreadCount() -> Int {
-    Int(openblas_get_num_threads())
-}
-
-/// Sets the number of threads OpenBLAS uses for each GEMM.
-public func setBLASThreadCount(_ count: Int) {
-    openblas_set_num_threads(Int32(count))
-}
-
-/// Runs `body` with OpenBLAS limited to one thread per call (so several threads can each run
-/// their own small GEMMs), then restores the previous thread count. OpenBLAS's count is
-/// process-wide: overlapping callers (rank threads) share one switch, counted, so that the last
-/// one out restores the count the first one saw.
-public func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-    singleThreadedBLAS.withLock { state in
-        if state.users == 0 {
-            state.saved = openblas_get_num_threads()
-            openblas_set_num_threads(1)
-        }
-        state.users += 1
-    }
-    defer {
-        singleThreadedBLAS.withLock { state in
-            state.users -= 1
-            if state.users == 0 { openblas_set_num_threads(state.saved) }
-        }
-    }
-    return try body()
-}
-
-private let singleThreadedBLAS = Mutex<(users: Int, saved: Int32)>((0, 1))

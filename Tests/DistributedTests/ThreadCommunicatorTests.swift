@@ -1,3 +1,4 @@
+import Kernels
 import Testing
 @testable import Distributed
 
@@ -14,6 +15,13 @@ import Testing
             return values
         }
         #expect(results[0] == results[1] && results[1] == results[2])
+    }
+
+    /// OpenBLAS's thread count is process-wide and a product's bits depend on it: while ranks run
+    /// as threads, no rank may switch it (the attention then keeps it as set).
+    @Test func rankThreadsKeepOpenBLASsThreadCount() throws {
+        let allowed = try ThreadCommunicator.run(size: 2) { _ in SharedBLASThreads.maySwitch }
+        #expect(allowed == [false, false])
     }
 
     @Test func theCheckCatchesABrokenBackend() throws {
