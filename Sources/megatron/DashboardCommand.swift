@@ -36,30 +36,17 @@ struct DashboardCommand: ParsableCommand {
             throw ValidationError("--metrics-file \(run.path): \(run.warnings.last!)")  // missing or unreadable
         }
         let count = metricsFiles.count
-        try DashboardService.run(DashboardServer(runs: runs) { "\(count) run\(count == 1 ? "" : "s") read from files" },
-                                 host: host, port: port) { printLine("> dashboard on \($0)") }
+        let server = DashboardServer(runs: runs) { "\(count) run\(count == 1 ? "" : "s") read from files" }
+        let host = host, port = port
+        try BlockingServer.run(host: host, port: port) {
+            try await server.application(host: host, port: port) { bound in printLine("> dashboard on http://\(host):\(bound)/") }
+                .runService()
+        }
     }
 }
 
-/// Runs a dashboard server until the process ends (the `dashboard` command), or in the
-/// background of a training run (`start`).
+/// Runs a dashboard server in the background of a training run.
 enum DashboardService {
-    /// Serves on the calling thread until SIGINT/SIGTERM; `announce` gets the page's address.
-    static func run(_ server: DashboardServer, host: String, port: Int, announce: @escaping @Sendable (String) -> Void) throws {
-        let finished = DispatchSemaphore(value: 0)
-        let failure = Mutex<(any Error)?>(nil)
-        Task {
-            do {
-                try await server.application(host: host, port: port) { bound in announce("http://\(host):\(bound)/") }.runService()
-            } catch {
-                failure.withLock { $0 = error }
-            }
-            finished.signal()
-        }
-        finished.wait()
-        if let error = failure.withLock({ $0 }) { throw ListenError.describe(error, host: host, port: port) }
-    }
-
     /// Starts serving in the background; returns once the server listens (its address) or failed
     /// to (the error: a port in use, say).
     static func start(_ server: DashboardServer, host: String, port: Int) throws -> String {

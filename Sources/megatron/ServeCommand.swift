@@ -1,7 +1,5 @@
 import ArgumentParser
-import Dispatch
 import Serving
-import Synchronization
 import Training
 
 /// `megatron serve`: a checkpoint behind Megatron's text generation API and OpenAI-compatible
@@ -58,19 +56,10 @@ struct ServeCommand: ParsableCommand {
                                     modelName: load)
         let host = host, port = port
         let banner = "\(load) (iteration \(iteration), \(model.config.numLayers) layers, \(model.config.maxPositionEmbeddings) positions)"
-        let finished = DispatchSemaphore(value: 0)
-        let failure = Mutex<(any Error)?>(nil)
-        Task {
-            do {
-                try await server.application(host: host, port: port) { bound in
-                    print("> serving \(banner) on http://\(host):\(bound)")
-                }.runService()
-            } catch {
-                failure.withLock { $0 = error }
-            }
-            finished.signal()
+        try BlockingServer.run(host: host, port: port) {
+            try await server.application(host: host, port: port) { bound in
+                print("> serving \(banner) on http://\(host):\(bound)")
+            }.runService()
         }
-        finished.wait()
-        if let error = failure.withLock({ $0 }) { throw ListenError.describe(error, host: host, port: port) }
     }
 }
