@@ -1,6 +1,6 @@
 /// One split of a sentence-level indexed dataset served as BERT samples (megatron-core's
 /// `BERTMaskedWordPieceDataset`): the split's documents by `--split`, the sample mapping over
-/// them (`BERTSampleIndex`, as many epochs as `sampleCount` needs, targets of `seqLength - 3`
+/// them (`BERTSampleIndex`, as many epochs as `sampleCount` needs or one, targets of `seqLength - 3`
 /// tokens leaving room for `[CLS]` and two `[SEP]`), each sample built from its sentences
 /// (`BERTSampleBuilder`, seeded by `--seed` and the sample's index).
 ///
@@ -12,9 +12,9 @@ public final class BERTDataset: TrainingSampleSource {
     public let builder: BERTSampleBuilder
 
     /// The `splitIndex` split (0 train, 1 valid, 2 test) of `dataset` under `split`, with at
-    /// least `sampleCount` samples. Throws when the split holds no document that can make a
+    /// least `sampleCount` samples (nil: one epoch, every sample its documents make once). Throws when the split holds no document that can make a
     /// sample (with the binary head, one of at least two sentences).
-    public init(dataset: IndexedDataset, split: DataSplit, splitIndex: Int, sampleCount: Int, builder: BERTSampleBuilder,
+    public init(dataset: IndexedDataset, split: DataSplit, splitIndex: Int, sampleCount: Int?, builder: BERTSampleBuilder,
                 shortSequenceProbability: Double) throws(DatasetError) {
         let name = DataSplit.names[splitIndex]
         guard let range = split.ranges(count: dataset.documentCount)[splitIndex], !range.isEmpty else {
@@ -41,7 +41,8 @@ public final class BERTDataset: TrainingSampleSource {
         self.dataset = dataset
         self.builder = builder
         samples = BERTSampleIndex.build(documentIndices: bounds, sentenceLengths: dataset.sequenceLengths,
-                                        epochs: Int(Int32.max) - 1, maxSamples: UInt64(sampleCount),
+                                        epochs: sampleCount == nil ? 1 : Int(Int32.max) - 1,
+                                        maxSamples: sampleCount.map { UInt64($0) } ?? UInt64(Int64.max),
                                         maxSequenceLength: Int32(builder.sequenceLength - 3),
                                         shortSequenceProbability: shortSequenceProbability,
                                         seed: Int32(truncatingIfNeeded: builder.seed), minSentences: Int32(minSentences))

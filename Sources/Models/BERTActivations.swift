@@ -47,6 +47,18 @@ final class BERTActivations {
         sequenceLosses = FloatBuffer(count: pooled)
     }
 
+    /// Bytes `init` allocates for these arguments, counted from the same sizes (`GPTMemory`'s
+    /// figure; `Double` so that absurd shapes do not overflow).
+    static func byteCount(config: GPTConfig, batch: Int, seqLength: Int, head: Bool) -> Double {
+        let b = Double(batch), n = b * Double(seqLength), c = Double(config.hiddenSize)
+        let settings = config.bert ?? BERTSettings()
+        let lmRows = head && settings.head == .pretraining ? n : 0
+        let pooled = head && settings.poolsFirstToken ? b : 0
+        // token types, key lengths, labels; the masked-LM head's four [n, c] and two [n]; the
+        // pooler's four [b, c]; the pooled logits, log-sum-exp and losses.
+        return 4 * (n + 2 * b + lmRows * (4 * c + 2) + pooled * 4 * c + pooled * (Double(settings.head.outputs) + 2))
+    }
+
     /// Bytes held.
     var allocatedBytes: Int {
         4 * ([tokenTypes.count, keyLengths.count, sequenceLabels.count]

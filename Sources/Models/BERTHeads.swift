@@ -61,19 +61,26 @@ struct BERTHeads {
 
 extension GPTModel {
     /// The last stage of a BERT: the final LayerNorm (kept in fp32 for the heads), then the heads.
+    /// With sequence parallelism the LayerNorm normalises this rank's tokens and the rows are
+    /// gathered (g) into `acts.lnf`: the heads, replicated over the tensor-parallel group, read
+    /// every token (as Megatron gathers the sequence before its pooler and output layer).
     func bertHeadsForward(_ heads: BERTHeads, bert: BERTActivations, residual: UnsafePointer<Float>, activations acts: GPTActivations,
                           scratch s: GPTScratch, params p: FP32Weights, embedding: VocabParallelEmbedding,
                           finalLayerNorm finalLN: LayerNormWeights) -> CrossEntropy.Totals {
         let n = acts.batch * acts.seqLength, c = config.hiddenSize
-        LayerNorm.forward(out: acts.lnf.pointer, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
-                          weight: p + finalLN.weight, bias: p + finalLN.bias, rows: n, channels: c, eps: config.layerNormEpsilon)
-        return heads.forward(lnf: acts.lnf.pointer, activations: acts, bert: bert, embedding: embedding,
+        let normalized = s.sequenceGathered ?? acts.lnf.pointer  // [localRows(n), c]
+        LayerNorm.forward(out: normalized, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
+                          weight: p + finalLN.weight, bias: p + finalLN.bias, rows: region.localRows(n), channels: c,
+                          eps: config.layerNormEpsilon)
+        let lnf = region.enterRegion(normalized, gatheringInto: acts.lnf.pointer, rows: n, channels: c)
+        return heads.forward(lnf: lnf, activations: acts, bert: bert, embedding: embedding,
                              crossEntropy: VocabParallelCrossEntropy(embedding: embedding, config: config),
                              scratch: s, params: p, region: region)
     }
 
     /// `bertHeadsForward`'s backward: `acts.dresidual` becomes the gradient of the last layer's
-    /// output `lastResidual`.
+    /// output `lastResidual`. The heads give every rank the whole gradient of the gathered rows;
+    /// with sequence parallelism the final LayerNorm's backward takes this rank's block of it.
     func bertHeadsBackward(_ heads: BERTHeads, bert: BERTActivations, totals: CrossEntropy.Totals, gradientScale: Float,
                            lastResidual: UnsafePointer<Float>, activations acts: GPTActivations, scratch s: GPTScratch,
                            params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>,
@@ -85,8 +92,8 @@ extension GPTModel {
                        params: p, grads: grad, region: region)
         acts.dresidual.zero()
         LayerNorm.backward(dinp: acts.dresidual.pointer, dweight: grad + finalLN.weight, dbias: grad + finalLN.bias,
-                           dout: s.dln.pointer, inp: lastResidual, weight: p + finalLN.weight,
-                           mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, rows: n, channels: c)
+                           dout: s.dln.pointer + region.firstLocalRow(n) * c, inp: lastResidual, weight: p + finalLN.weight,
+                           mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, rows: region.localRows(n), channels: c)
     }
 }
 

@@ -107,6 +107,8 @@ public final class GPTActivations {
     let recomputedGroups: [Range<Int>]
     /// The output of each recomputed group, by the index of the layer (or chunk end) it feeds.
     let boundaries: [Int: FloatBuffer]
+    /// The final LayerNorm's output `[m, c]` (BERT's: `[n, c]`, every token, for its heads) and
+    /// statistics `[m]`.
     let lnf: FloatBuffer, lnfMean: FloatBuffer, lnfRstd: FloatBuffer
     /// The final LayerNorm's output in bf16 training (then `lnf` is empty; the forward writes the
     /// fp32 output to scratch and the output layer keeps it rounded here).
@@ -147,9 +149,11 @@ public final class GPTActivations {
         let headShardRows = head ? m : 0
         // Logits for the next-token or masked-LM head (a fine-tuning BERT head has none).
         let headRows = head && (config.bert?.head ?? .pretraining) == .pretraining ? n : 0
-        // BERT's heads read the final LayerNorm's output in fp32 (GPT's bf16 output layer keeps it rounded).
+        // BERT's heads read the final LayerNorm's output in fp32 (GPT's bf16 output layer keeps it
+        // rounded), every token of it (gathered with sequence parallelism).
         let lnfBF16 = precision == .bf16 && config.bert == nil ? 1 : 0
-        lnf = FloatBuffer(count: (1 - lnfBF16) * headShardRows * c); lnfMean = FloatBuffer(count: headShardRows)
+        let lnfRows = config.bert == nil ? headShardRows : (head ? n : 0)
+        lnf = FloatBuffer(count: (1 - lnfBF16) * lnfRows * c); lnfMean = FloatBuffer(count: headShardRows)
         lnfRstd = FloatBuffer(count: headShardRows)
         bf16LNF = BFloat16Buffer(count: lnfBF16 * headShardRows * c)
         logits = FloatBuffer(count: headRows * config.paddedVocabSize / t)

@@ -23,9 +23,16 @@ public enum GPTMemory {
                                                                         sequenceParallel: sequenceParallel)
         // tokens, targets, loss mask, input, output gradient; a boundary copy per recomputed group.
         var floats = 3 * n + m * c + m * c + Double(groups.count) * m * c
-        // The final LayerNorm's output is bf16 in bf16 (2 bytes: half a float).
-        if head { floats += (precision == .bf16 ? 0.5 : 1) * m * c + 2 * m + n * Double(config.paddedVocabSize / t) + 2 * n }
-        return 4 * floats + kept
+        if head, let bert = config.bert {
+            // BERT's final LayerNorm output, fp32 and gathered; logits only with the masked-LM head.
+            let logitRows = bert.head == .pretraining ? n : 0
+            floats += n * c + 2 * m + logitRows * Double(config.paddedVocabSize / t) + 2 * logitRows
+        } else if head {
+            // The final LayerNorm's output is bf16 in bf16 (2 bytes: half a float).
+            floats += (precision == .bf16 ? 0.5 : 1) * m * c + 2 * m + n * Double(config.paddedVocabSize / t) + 2 * n
+        }
+        let bert = config.bert == nil ? 0 : BERTActivations.byteCount(config: config, batch: batch, seqLength: seqLength, head: head)
+        return 4 * floats + kept + bert
     }
 
     /// Bytes one kept layer saves (`GPTLayerActivations`).

@@ -99,10 +99,6 @@ public final class GPTModel {
             throw .invalid(flag: "--ffn-hidden-size", reason: "\(config.ffnHiddenSize) does not divide over --tensor-model-parallel-size \(t)")
         }
         try recomputation.validate(layersPerChunk: part.chunkLayers.map(\.count).min() ?? 0)
-        if config.bert != nil && sequenceParallel && t > 1 {
-            // BERT's heads read every token's final LayerNorm output and each sequence's first one.
-            throw .invalid(flag: "--sequence-parallel", reason: "BERT runs without sequence parallelism so far")
-        }
         self.recomputation = recomputation
         self.config = config
         self.seed = seed
@@ -236,7 +232,8 @@ public final class GPTModel {
             stage.embedding!.forward(out: acts.embedded.pointer, partial: s.sequenceGathered ?? acts.embedded.pointer,
                                      tokens: acts.tokens.pointer, batch: batch, seqLength: seqLength, params: p, region: region)
             if let tokenTypes = stage.tokenTypeEmbedding, let bert = acts.bert {
-                BERTTokenTypes.forward(acts.embedded.pointer, types: bert.tokenTypes.pointer, table: p + tokenTypes, rows: n, channels: c)
+                BERTTokenTypes.forward(acts.embedded.pointer, types: bert.tokenTypes.pointer + region.firstLocalRow(n),
+                                       table: p + tokenTypes, rows: region.localRows(n), channels: c)
             }
             precision.roundInPlace(acts.embedded.pointer, count: region.localRows(n) * c)
             dropout?.applyHidden(acts.embedded.pointer, rows: region.localRows(n), site: .embedding, layer: 0)
@@ -368,7 +365,8 @@ public final class GPTModel {
         if part.embeds(chunk: chunk) {
             dropout?.applyHidden(dresidual, rows: region.localRows(n), site: .embedding, layer: 0)
             if let tokenTypes = stage.tokenTypeEmbedding, let bert = acts.bert {
-                BERTTokenTypes.backward(grad + tokenTypes, dout: dresidual, types: bert.tokenTypes.pointer, rows: n, channels: c)
+                BERTTokenTypes.backward(grad + tokenTypes, dout: dresidual, types: bert.tokenTypes.pointer + region.firstLocalRow(n),
+                                        rows: region.localRows(n), channels: c)
             }
             stage.embedding!.backward(dout: dresidual, gathered: s.sequenceGathered, tokens: acts.tokens.pointer,
                                       batch: batch, seqLength: seqLength, grads: grad, region: region)

@@ -41,7 +41,7 @@ struct ModelDropout {
         firstSample = sample
         self.seqLength = seqLength
         channels = config.hiddenSize
-        firstRow = region.sequenceParallel ? region.rank * region.localRows(batch * seqLength) : 0
+        firstRow = region.firstLocalRow(batch * seqLength)
         firstHead = region.rank * config.numAttentionHeads / region.size
     }
 

@@ -5,11 +5,16 @@ extension GPTModel {
     public var sequenceParallel: Bool { region.sequenceParallel }
 
     /// Indices (in `layout`) of the tensors whose gradient each tensor-parallel rank computes from
-    /// its own tokens only under sequence parallelism: the LayerNorms' weights and biases (every
-    /// other replicated tensor, the row-parallel biases and the position embedding, gets its
-    /// gradient from the gathered output gradient, whole on every rank).
+    /// its own tokens only under sequence parallelism: the layers' and the final LayerNorms'
+    /// weights and biases, and BERT's token-type embedding (added to each rank's rows after the
+    /// embedding's reduce-scatter). Every other replicated tensor (the row-parallel biases, the
+    /// position embedding, BERT's heads, which read the gathered rows) gets its gradient whole on
+    /// every rank.
     var sequenceParallelPartialTensors: [Int] {
-        layout.specs.indices.filter { layout.specs[$0].name.contains("layernorm.") }
+        layout.specs.indices.filter {
+            let name = layout.specs[$0].name
+            return name.contains("layernorm.") || name == tokenTypeEmbeddingName
+        }
     }
 
     /// Floats of the gradients `allReduceSequenceParallelGradients` sums (0 without sequence parallelism).

@@ -40,6 +40,9 @@ public struct TensorParallelRegion {
     /// parallelism (rank r holds the r-th contiguous block), all of them otherwise.
     public func localRows(_ rows: Int) -> Int { sequenceParallel ? rows / size : rows }
 
+    /// The first of `rows` this rank holds outside the region (0 without sequence parallelism).
+    public func firstLocalRow(_ rows: Int) -> Int { sequenceParallel ? rank * localRows(rows) : 0 }
+
     /// Ranks in the group (t).
     public var size: Int { group?.size ?? 1 }
     /// This rank's index in the group.

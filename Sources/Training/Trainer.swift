@@ -65,8 +65,9 @@ public final class Trainer {
     /// Set when `--load` named a folder without any checkpoint yet (Megatron's first launch):
     /// the run starts from scratch and the log shows this warning.
     public private(set) var loadWarning: String?
-    private let train: any TrainingSampleSource
-    private let valid: (any TrainingSampleSource)?
+    /// The training and validation samples (`--data-path` with `--split`, or the per-split paths).
+    let train: any TrainingSampleSource
+    let valid: (any TrainingSampleSource)?
     /// BERT: the sentence-order loss of the last `evaluate` (nil for GPT or without the binary head).
     public private(set) var validationSentenceOrderLoss: Double?
     private let executor: PipelineExecutor
@@ -172,8 +173,17 @@ public final class Trainer {
         let sources: [(any TrainingSampleSource)?]
         if config.modelType == .bert {
             guard let wordPiece else { throw TrainingError.invalidFlag("--model-type bert", "needs BERT's WordPiece vocabulary") }
-            sources = try BERTDataBuilder.build(dataPath: try DataPath(config.dataPath), split: split, vocabulary: wordPiece, config: config,
-                                                sizes: [totalSamples, split.bookends[1] != nil && validSamples > 0 ? validSamples : nil])
+            if config.trainDataPath.isEmpty {
+                sources = try BERTDataBuilder.build(dataPath: try DataPath(config.dataPath), split: split, vocabulary: wordPiece,
+                                                    config: config,
+                                                    sizes: [totalSamples, split.bookends[1] != nil && validSamples > 0 ? validSamples : nil])
+            } else {
+                let paths = try [config.trainDataPath, config.validDataPath].map {
+                    words throws(DatasetError) in words.isEmpty ? nil : try DataPath(words)
+                }
+                sources = try BERTDataBuilder.build(perSplit: paths, vocabulary: wordPiece, config: config,
+                                                    sizes: [totalSamples, validSamples > 0 ? validSamples : nil])
+            }
         } else if config.trainDataPath.isEmpty {
             sources = try GPTDataBuilder.build(
                 dataPath: try DataPath(config.dataPath), config: datasetConfig,

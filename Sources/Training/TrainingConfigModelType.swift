@@ -14,11 +14,7 @@ extension TrainingConfig {
               tokenizerFile == nil else {
             throw .invalidFlag("--model-type bert", "reads WordPiece: give --tokenizer-type BertWordPieceLowerCase or BertWordPieceCase with --vocab-file vocab.txt")
         }
-        if usesSequenceParallel { throw .invalidFlag("--sequence-parallel", "BERT runs without sequence parallelism so far") }
         if device != .cpu { throw .invalidFlag("--device", "BERT runs on the CPU so far") }
-        if !trainDataPath.isEmpty {
-            throw .invalidFlag("--train-data-path", "BERT reads --data-path (one prefix, or weights and prefixes) with --split so far")
-        }
         if applyResidualConnectionPostLayernorm && bertLayernormOrder == .pre {
             throw .invalidFlag("--bert-layernorm-order", "pre contradicts --apply-residual-connection-post-layernorm (post)")
         }

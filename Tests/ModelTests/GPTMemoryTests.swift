@@ -12,27 +12,40 @@ import Testing
         ActivationRecomputation(granularity: .full, method: .block, numLayers: 1),
     ]
 
+    /// GPT, and BERT with each kind of head: masked LM with and without the sentence-order head,
+    /// and a classification head (no logits over the vocabulary).
+    static let models: [GPTConfig] = [config] + [
+        BERTSettings(), BERTSettings(binaryHead: false), BERTSettings(head: .classification(classes: 3)),
+    ].map { settings in
+        var bert = config
+        bert.bert = settings
+        return bert
+    }
+
     @Test(arguments: [(1, true), (1, false), (2, true), (4, false)], recomputations)
     func activationAndScratchBytesAreWhatIsAllocated(layout: (tensorParallel: Int, head: Bool), recomputation: ActivationRecomputation) {
         let (t, head) = layout
         // Sequence parallelism needs the sequence to divide over the ranks: 16 tokens then.
         let shapes = [(seqLength: 17, sequenceParallel: false), (seqLength: 16, sequenceParallel: t > 1)]
-        for precision in ComputePrecision.allCases {
-          for (seqLength, sequenceParallel) in shapes {
-            let acts = GPTActivations(config: Self.config, batch: 3, seqLength: seqLength, tensorParallel: t, layerCount: 3,
-                                      head: head, recomputation: recomputation, precision: precision,
-                                      sequenceParallel: sequenceParallel)
-            #expect(GPTMemory.activationBytes(config: Self.config, batch: 3, seqLength: seqLength, tensorParallel: t, layerCount: 3,
-                                              head: head, recomputation: recomputation, precision: precision,
-                                              sequenceParallel: sequenceParallel)
-                    == Double(acts.allocatedBytes), "\(precision) SP \(sequenceParallel)")
-            let scratch = GPTScratch(config: Self.config, batch: 3, seqLength: seqLength, tensorParallel: t,
-                                     recomputation: recomputation, layersPerChunk: 3, precision: precision, head: head,
-                                     sequenceParallel: sequenceParallel)
-            #expect(GPTMemory.scratchBytes(config: Self.config, batch: 3, seqLength: seqLength, tensorParallel: t,
-                                           threads: ThreadPool.current.threadCount, recomputation: recomputation,
-                                           layersPerChunk: 3, precision: precision, head: head, sequenceParallel: sequenceParallel)
-                    == Double(scratch.allocatedBytes), "\(precision) SP \(sequenceParallel)")
+        for model in Self.models {
+          let name = model.bert.map { "BERT \($0.head) binary head \($0.binaryHead)" } ?? "GPT"
+          for precision in ComputePrecision.allCases {
+            for (seqLength, sequenceParallel) in shapes {
+              let acts = GPTActivations(config: model, batch: 3, seqLength: seqLength, tensorParallel: t, layerCount: 3,
+                                        head: head, recomputation: recomputation, precision: precision,
+                                        sequenceParallel: sequenceParallel)
+              #expect(GPTMemory.activationBytes(config: model, batch: 3, seqLength: seqLength, tensorParallel: t, layerCount: 3,
+                                                head: head, recomputation: recomputation, precision: precision,
+                                                sequenceParallel: sequenceParallel)
+                      == Double(acts.allocatedBytes), "\(name) \(precision) SP \(sequenceParallel)")
+              let scratch = GPTScratch(config: model, batch: 3, seqLength: seqLength, tensorParallel: t,
+                                       recomputation: recomputation, layersPerChunk: 3, precision: precision, head: head,
+                                       sequenceParallel: sequenceParallel)
+              #expect(GPTMemory.scratchBytes(config: model, batch: 3, seqLength: seqLength, tensorParallel: t,
+                                             threads: ThreadPool.current.threadCount, recomputation: recomputation,
+                                             layersPerChunk: 3, precision: precision, head: head, sequenceParallel: sequenceParallel)
+                      == Double(scratch.allocatedBytes), "\(name) \(precision) SP \(sequenceParallel)")
+            }
           }
         }
     }
