@@ -19,6 +19,9 @@ public struct FinetuneSettings: Sendable {
     public var weightDecay = 0.01
     public var clipGrad = 1.0
     public var seed = 1234
+    /// `--hidden-dropout`, `--attention-dropout` (Megatron's defaults): the encoder's dropouts,
+    /// the hidden one also on the pooled output before the task head, in training steps only.
+    public var hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1
 
     public init(task: FinetuneTask) { self.task = task }
 }
@@ -32,8 +35,9 @@ public struct FinetuneStep: Sendable {
 /// Fine-tunes a pretrained BERT on a task (Megatron-LM's `tasks/finetune_utils.py` on one
 /// rank): the encoder and pooler come from the pretrained model, the task's head starts from
 /// Megatron's initialization (normal(0, std), zero bias); each epoch visits the training examples
-/// in a fresh order drawn from the seed, one micro-batch per step (AdamW, linear warmup and
-/// decay, global-norm clipping), and accuracy is measured on the validation examples.
+/// in a fresh order drawn from the seed, one micro-batch per step (dropout, AdamW, linear warmup
+/// and decay, global-norm clipping), and accuracy is measured on the validation examples (no
+/// dropout).
 public final class Finetuner {
     public let settings: FinetuneSettings
     public let model: GPTModel
@@ -60,8 +64,8 @@ public final class Finetuner {
         bert.head = settings.task.head
         bert.tokenTypes = 2
         config.bert = bert
-        config.hiddenDropout = 0
-        config.attentionDropout = 0
+        config.hiddenDropout = settings.hiddenDropout
+        config.attentionDropout = settings.attentionDropout
         self.settings = settings
         model = try GPTModel(config: config, seed: UInt64(settings.seed))
         for (index, spec) in model.layout.specs.enumerated() {
@@ -92,7 +96,8 @@ public final class Finetuner {
             let batch = TaskSequences.microBatch(ArraySlice(order[first..<(first + micro)].map { examples[$0] }),
                                                  head: model.config.bert!.head, seqLength: settings.seqLength)
             model.zeroGrad()
-            let loss = try model.forward(bert: batch).total
+            // Each step's sequences are named by their place in the run: fresh masks every step.
+            let loss = try model.forward(bert: batch, dropoutSample: steps * batch.batch).total
             model.backward()
             let norm = GradientClipping.squares(model.grads) { _ in 1 }.squareRoot()
             guard loss.isFinite && norm.isFinite else {

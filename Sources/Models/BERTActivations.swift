@@ -19,6 +19,9 @@ final class BERTActivations {
     let dHead: FloatBuffer
     /// The pooler: each sequence's first final-LayerNorm row, its tanh output, and their gradients `[batch, c]`.
     let firstTokens: FloatBuffer, pooled: FloatBuffer, dFirstTokens: FloatBuffer, dPooled: FloatBuffer
+    /// A fine-tuning head's input: the pooled output after dropout `[batch, c]` (empty without
+    /// hidden dropout or with the pretraining head, which reads `pooled`).
+    let droppedPooled: FloatBuffer
     /// The pooled head's logits (`[batch, outputs]`, then their gradient), log-sum-exp and losses.
     let sequenceLogits: FloatBuffer, sequenceLSE: FloatBuffer, sequenceLosses: FloatBuffer
     /// Pretraining's sentence-order loss of the last forward (nil without the binary head).
@@ -42,6 +45,7 @@ final class BERTActivations {
         self.pooled = FloatBuffer(count: pooled * c)
         dFirstTokens = FloatBuffer(count: pooled * c)
         dPooled = FloatBuffer(count: pooled * c)
+        droppedPooled = FloatBuffer(count: Self.dropsPooled(config) ? pooled * c : 0)
         sequenceLogits = FloatBuffer(count: pooled * settings.head.outputs)
         sequenceLSE = FloatBuffer(count: pooled)
         sequenceLosses = FloatBuffer(count: pooled)
@@ -54,15 +58,21 @@ final class BERTActivations {
         let settings = config.bert ?? BERTSettings()
         let lmRows = head && settings.head == .pretraining ? n : 0
         let pooled = head && settings.poolsFirstToken ? b : 0
+        let poolerBuffers: Double = dropsPooled(config) ? 5 : 4
         // token types, key lengths, labels; the masked-LM head's four [n, c] and two [n]; the
-        // pooler's four [b, c]; the pooled logits, log-sum-exp and losses.
-        return 4 * (n + 2 * b + lmRows * (4 * c + 2) + pooled * 4 * c + pooled * (Double(settings.head.outputs) + 2))
+        // pooler's four [b, c] (five with the task head's dropout); the pooled logits, log-sum-exp and losses.
+        return 4 * (n + 2 * b + lmRows * (4 * c + 2) + pooled * poolerBuffers * c + pooled * (Double(settings.head.outputs) + 2))
+    }
+
+    /// Whether `config`'s pooled head drops out its input: a fine-tuning head with hidden dropout.
+    static func dropsPooled(_ config: GPTConfig) -> Bool {
+        config.hiddenDropout > 0 && (config.bert?.head ?? .pretraining) != .pretraining
     }
 
     /// Bytes held.
     var allocatedBytes: Int {
         4 * ([tokenTypes.count, keyLengths.count, sequenceLabels.count]
-            + [lmDense, lmGELU, lmLayerNorm, lmMean, lmRstd, dHead, firstTokens, pooled, dFirstTokens, dPooled,
+            + [lmDense, lmGELU, lmLayerNorm, lmMean, lmRstd, dHead, firstTokens, pooled, dFirstTokens, dPooled, droppedPooled,
                sequenceLogits, sequenceLSE, sequenceLosses].map(\.count)).reduce(0, +)
     }
 }

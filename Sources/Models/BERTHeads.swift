@@ -26,13 +26,13 @@ struct BERTHeads {
         pooled = settings.poolsFirstToken ? BERTPooledHead(offsets: offsets, config: config, head: settings.head) : nil
     }
 
-    /// Runs the heads on the final LayerNorm's output `lnf` (`[n, c]`). Returns the loss the
-    /// executor reports: the masked-LM totals (the sentence-order ones kept in `bert`), or the
-    /// task's.
+    /// Runs the heads on the final LayerNorm's output `lnf` (`[n, c]`), with the training
+    /// forward's `dropout` (nil: none). Returns the loss the executor reports: the masked-LM
+    /// totals (the sentence-order ones kept in `bert`), or the task's.
     func forward(lnf: UnsafePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                  embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
-                 params p: FP32Weights, region: TensorParallelRegion) -> CrossEntropy.Totals {
-        let sequence = pooled?.forward(lnf: lnf, activations: acts, bert: bert, params: p)
+                 params p: FP32Weights, region: TensorParallelRegion, dropout: ModelDropout?) -> CrossEntropy.Totals {
+        let sequence = pooled?.forward(lnf: lnf, activations: acts, bert: bert, params: p, dropout: dropout)
         guard let maskedLM else { return sequence! }
         bert.sentenceOrderTotals = sequence
         return maskedLM.forward(lnf: lnf, activations: acts, bert: bert, embedding: embedding, crossEntropy: crossEntropy,
@@ -45,7 +45,8 @@ struct BERTHeads {
     func backward(totals: CrossEntropy.Totals, gradientScale: Float, lnf: UnsafePointer<Float>,
                   dlnf: UnsafeMutablePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                   embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
-                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
+                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion,
+                  dropout: ModelDropout?) {
         if let maskedLM {
             maskedLM.backward(totals: totals, gradientScale: gradientScale, lnf: lnf, dlnf: dlnf, activations: acts, bert: bert,
                               embedding: embedding, crossEntropy: crossEntropy, scratch: s, params: p, grads: grad, region: region)
@@ -54,7 +55,7 @@ struct BERTHeads {
         }
         guard let pooled, let sequence = maskedLM == nil ? totals : bert.sentenceOrderTotals else { return }
         pooled.backward(totals: sequence, gradientScale: gradientScale, dlnf: dlnf, activations: acts, bert: bert,
-                        scratch: s, params: p, grads: grad)
+                        scratch: s, params: p, grads: grad, dropout: dropout)
         bert.sentenceOrderTotals = nil
     }
 }
@@ -66,7 +67,7 @@ extension GPTModel {
     /// every token (as Megatron gathers the sequence before its pooler and output layer).
     func bertHeadsForward(_ heads: BERTHeads, bert: BERTActivations, residual: UnsafePointer<Float>, activations acts: GPTActivations,
                           scratch s: GPTScratch, params p: FP32Weights, embedding: VocabParallelEmbedding,
-                          finalLayerNorm finalLN: LayerNormWeights) -> CrossEntropy.Totals {
+                          finalLayerNorm finalLN: LayerNormWeights, dropout: ModelDropout?) -> CrossEntropy.Totals {
         let n = acts.batch * acts.seqLength, c = config.hiddenSize
         let normalized = s.sequenceGathered ?? acts.lnf.pointer  // [localRows(n), c]
         LayerNorm.forward(out: normalized, mean: acts.lnfMean.pointer, rstd: acts.lnfRstd.pointer, inp: residual,
@@ -75,7 +76,7 @@ extension GPTModel {
         let lnf = region.enterRegion(normalized, gatheringInto: acts.lnf.pointer, rows: n, channels: c)
         return heads.forward(lnf: lnf, activations: acts, bert: bert, embedding: embedding,
                              crossEntropy: VocabParallelCrossEntropy(embedding: embedding, config: config),
-                             scratch: s, params: p, region: region)
+                             scratch: s, params: p, region: region, dropout: dropout)
     }
 
     /// `bertHeadsForward`'s backward: `acts.dresidual` becomes the gradient of the last layer's
@@ -84,12 +85,12 @@ extension GPTModel {
     func bertHeadsBackward(_ heads: BERTHeads, bert: BERTActivations, totals: CrossEntropy.Totals, gradientScale: Float,
                            lastResidual: UnsafePointer<Float>, activations acts: GPTActivations, scratch s: GPTScratch,
                            params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>,
-                           embedding: VocabParallelEmbedding, finalLayerNorm finalLN: LayerNormWeights) {
+                           embedding: VocabParallelEmbedding, finalLayerNorm finalLN: LayerNormWeights, dropout: ModelDropout?) {
         let n = acts.batch * acts.seqLength, c = config.hiddenSize
         heads.backward(totals: totals, gradientScale: gradientScale, lnf: acts.lnf.pointer, dlnf: s.dln.pointer,
                        activations: acts, bert: bert, embedding: embedding,
                        crossEntropy: VocabParallelCrossEntropy(embedding: embedding, config: config), scratch: s,
-                       params: p, grads: grad, region: region)
+                       params: p, grads: grad, region: region, dropout: dropout)
         acts.dresidual.zero()
         LayerNorm.backward(dinp: acts.dresidual.pointer, dweight: grad + finalLN.weight, dbias: grad + finalLN.bias,
                            dout: s.dln.pointer + region.firstLocalRow(n) * c, inp: lastResidual, weight: p + finalLN.weight,

@@ -11,8 +11,9 @@ import Parameters
 /// (dense + tanh, Megatron-core's `Pooler`), then a linear layer to `head.outputs` logits:
 /// pretraining's `binary_head` (sentence order), fine-tuning's `classification_head` (a task's
 /// classes) or `multichoice_head` (one logit per choice, a question's `choices` consecutive
-/// sequences compared in one softmax). Replicated over tensor-parallel ranks. Fine-tuning's
-/// dropout before the last layer (Megatron's `Classification`) is not applied.
+/// sequences compared in one softmax). Replicated over tensor-parallel ranks. A fine-tuning
+/// head drops out the pooled output before its last layer in training (`--hidden-dropout`, as
+/// Megatron's `Classification` and `MultipleChoice`); pretraining's binary head does not.
 struct BERTPooledHead {
     let pooler: ColumnParallelLinear
     let output: ColumnParallelLinear
@@ -53,7 +54,7 @@ struct BERTPooledHead {
     /// Logits into `bert.sequenceLogits`; returns the cross-entropy totals against
     /// `bert.sequenceLabels` (one per sequence, or per question of `choices` sequences).
     func forward(lnf: UnsafePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
-                 params p: FP32Weights) -> CrossEntropy.Totals {
+                 params p: FP32Weights, dropout: ModelDropout?) -> CrossEntropy.Totals {
         let b = acts.batch, c = hidden
         for sequence in 0..<b {
             MemoryCopy.copy(to: bert.firstTokens.pointer + sequence * c, from: lnf + sequence * acts.seqLength * c, count: c)
@@ -61,7 +62,11 @@ struct BERTPooledHead {
         pooler.forward(out: bert.pooled.pointer, inp: bert.firstTokens.pointer, params: p, rows: b, precision: .fp32)
         GPU.hostWillRead()
         for i in 0..<b * c { bert.pooled.pointer[i] = tanhf(bert.pooled.pointer[i]) }
-        output.forward(out: bert.sequenceLogits.pointer, inp: bert.pooled.pointer, params: p, rows: b, precision: .fp32)
+        var input = UnsafePointer(bert.pooled.pointer)
+        if let dropout, bert.droppedPooled.count > 0 {
+            input = dropout.applyPooled(out: bert.droppedPooled.pointer, inp: input, sequences: b)
+        }
+        output.forward(out: bert.sequenceLogits.pointer, inp: input, params: p, rows: b, precision: .fp32)
         // Multiple choice: the b x 1 logits are b / choices rows of `choices`.
         let rows = b / head.sequencesPerLabel
         return CrossEntropy.forward(losses: bert.sequenceLosses.pointer, logSumExp: bert.sequenceLSE.pointer,
@@ -73,15 +78,18 @@ struct BERTPooledHead {
     /// `totals`, and the heads' parameter gradients into `grad`.
     func backward(totals: CrossEntropy.Totals, gradientScale: Float, dlnf: UnsafeMutablePointer<Float>,
                   activations acts: GPTActivations, bert: BERTActivations, scratch s: GPTScratch,
-                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>) {
+                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, dropout: ModelDropout?) {
         let b = acts.batch, c = hidden
         let ones = UnsafePointer(s.ones.pointer)
         let scale = totals.weight > 0 ? gradientScale / Float(totals.weight) : 0
         CrossEntropy.backward(logitsToGradient: bert.sequenceLogits.pointer, logSumExp: bert.sequenceLSE.pointer,
                               targets: bert.sequenceLabels.pointer, lossMask: nil, scale: scale,
                               rows: b / head.sequencesPerLabel, vocab: head.classes)
-        output.backward(dinp: bert.dPooled.pointer, dout: bert.sequenceLogits.pointer, inp: bert.pooled.pointer, params: p,
+        let dropped = dropout != nil && bert.droppedPooled.count > 0  // the forward's dropped rows are kept
+        output.backward(dinp: bert.dPooled.pointer, dout: bert.sequenceLogits.pointer,
+                        inp: dropped ? bert.droppedPooled.pointer : bert.pooled.pointer, params: p,
                         grads: grad, ones: ones, rows: b, precision: .fp32)
+        if dropped { dropout!.applyPooled(out: bert.dPooled.pointer, inp: bert.dPooled.pointer, sequences: b) }
         GPU.hostWillRead()
         for i in 0..<b * c { bert.dPooled.pointer[i] *= 1 - bert.pooled.pointer[i] * bert.pooled.pointer[i] }
         pooler.backward(dinp: bert.dFirstTokens.pointer, dout: bert.dPooled.pointer, inp: bert.firstTokens.pointer, params: p,

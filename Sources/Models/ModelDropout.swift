@@ -2,8 +2,9 @@ import Kernels
 
 /// Megatron's dropouts in one training micro-batch's forward, and in the backward (or the
 /// recomputed forward) that replays it: on the embedding output, on each attention and MLP
-/// output before its residual addition (`--hidden-dropout`), and on the attention probabilities
-/// (`--attention-dropout`).
+/// output before its residual addition (`--hidden-dropout`), on the attention probabilities
+/// (`--attention-dropout`), and on a fine-tuning BERT's pooled output before its task layer
+/// (`--hidden-dropout`, Megatron's `Classification` and `MultipleChoice` dropout).
 ///
 /// Megatron draws the replicated regions' masks from one generator shared by the
 /// tensor-parallel group and the split regions' (the attention heads, and with sequence
@@ -17,7 +18,7 @@ import Kernels
 struct ModelDropout {
     /// Where a mask is drawn.
     enum Site: Int {
-        case embedding = 1, attentionProbabilities, attentionOutput, mlpOutput
+        case embedding = 1, attentionProbabilities, attentionOutput, mlpOutput, pooled
     }
 
     let hidden: Float, attention: Float
@@ -70,6 +71,21 @@ struct ModelDropout {
     /// In place.
     func applyHidden(_ values: UnsafeMutablePointer<Float>, rows: Int, site: Site, layer: Int) {
         applyHidden(out: values, inp: values, rows: rows, site: site, layer: layer)
+    }
+
+    /// Drops out the pooled rows `[sequences, c]` of `inp` into `out` (`out` may be `inp`), row
+    /// `s` being the micro-batch's sequence `s`: the forward before a fine-tuning head's last
+    /// layer, and its backward on the gradient (the same mask). Replicated over tensor-parallel
+    /// ranks, so every rank draws the same. Returns `out`, or `inp` when hidden dropout is off.
+    @discardableResult
+    func applyPooled(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, sequences: Int) -> UnsafePointer<Float> {
+        guard hidden > 0 else { return inp }
+        let stream = key(.pooled, layer: 0), c = channels
+        for sequence in 0..<sequences {
+            let mask = DropoutMask(probability: hidden, key: DropoutMask.key(seed: stream, firstSample + sequence))
+            mask.apply(out: out + sequence * c, inp: inp + sequence * c, count: c, firstCounter: 0)
+        }
+        return UnsafePointer(out)
     }
 
     /// The attention-probability dropout of layer `layer` (nil when off).

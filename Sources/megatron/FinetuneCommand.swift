@@ -41,7 +41,9 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: "Share of the steps of linear warmup (then linear decay to 0).") var lrWarmupFraction = 0.065
     @Option(name: .long, help: "AdamW weight decay.") var weightDecay = 0.01
     @Option(name: .long, help: "Global gradient-norm clipping (0: none).") var clipGrad = 1.0
-    @Option(name: .long, help: "Seed of the head's initialization and the data order.") var seed = 1234
+    @Option(name: .long, help: "Dropout on the hidden states and on the pooled output before the task head.") var hiddenDropout = 0.1
+    @Option(name: .long, help: "Dropout on the attention probabilities.") var attentionDropout = 0.1
+    @Option(name: .long, help: "Seed of the head's initialization, the data order and the dropout masks.") var seed = 1234
     @Option(name: .long, help: "Steps between log lines.") var logInterval = 10
     @Option(name: .long, help: "Write the fine-tuned weights as a checkpoint here.") var save: String?
 
@@ -57,6 +59,9 @@ struct FinetuneCommand: ParsableCommand {
         guard (0...1).contains(lrWarmupFraction) else { throw ValidationError("--lr-warmup-fraction must be in [0, 1], got \(lrWarmupFraction)") }
         for (value, flag) in [(weightDecay, "--weight-decay"), (clipGrad, "--clip-grad")] where !(value >= 0 && value.isFinite) {
             throw ValidationError("\(flag) must be a finite number >= 0, got \(value)")
+        }
+        for (value, flag) in [(hiddenDropout, "--hidden-dropout"), (attentionDropout, "--attention-dropout")] where !(0..<1).contains(value) {
+            throw ValidationError("\(flag) must be in [0, 1), got \(value)")
         }
     }
 
@@ -76,6 +81,8 @@ struct FinetuneCommand: ParsableCommand {
         settings.weightDecay = weightDecay
         settings.clipGrad = clipGrad
         settings.seed = seed
+        settings.hiddenDropout = Float(hiddenDropout)
+        settings.attentionDropout = Float(attentionDropout)
         let train = TaskSequences.encode(try trainData.flatMap { try task.examples(path: $0) }, vocabulary: vocabulary,
                                          seqLength: seqLength)
         let valid = TaskSequences.encode(try validData.flatMap { try task.examples(path: $0) }, vocabulary: vocabulary,

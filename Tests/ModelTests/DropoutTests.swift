@@ -124,4 +124,52 @@ import Testing
         }
         print("dropout, TP \(t)\(sequenceParallel ? " SP" : ""): worst gradient relative error \(worst)")
     }
+
+    /// A fine-tuning head drops out the pooled output before its last layer in training: the
+    /// evaluation forward is the reference's (Hugging Face's, dropout off), a training forward's
+    /// logits differ, and under the same masks every gradient matches central differences (a
+    /// backward that forgot the mask on the pooled gradient fails the pooler's). The task layer's
+    /// weights are scaled up so that the pooler's gradients resolve.
+    @Test(arguments: [("classify", BERTHead.classification(classes: 3)), ("choice", BERTHead.multipleChoice(choices: 3))])
+    func taskHeadsDropThePooledOutput(name: String, head: BERTHead) throws {
+        let fixture = try BERTReferenceFixture()
+        let model = try fixture.model(name, head: head, hiddenDropout: 0.3)
+        var batch = fixture.batch
+        let labels = try fixture.file.integers("\(name).labels").map { Int32($0) }
+        batch.sequenceLabels = labels + Array(repeating: -100, count: batch.batch - labels.count)
+        _ = try model.forward(bert: batch)
+        #expect(relativeError(model.sequenceLogits, try fixture.file.floats("\(name).logits")) < 1e-5)
+        let taskWeight = model.layout.index(of: (name == "classify" ? "classification_head" : "multichoice_head") + ".weight")!
+        let weights = model.params.pointer(at: taskWeight)
+        for i in 0..<model.layout.specs[taskWeight].count { weights[i] *= 20 }
+        model.weightsDidChange()
+        let evaluation = try model.forward(bert: batch).task!.mean, undropped = model.sequenceLogits
+        func loss() throws -> Double { try model.forward(bert: batch, dropoutSample: 11).task!.mean }
+        let base = try loss()
+        #expect(zip(model.sequenceLogits, undropped).contains { abs($0 - $1) > 1e-3 }, "dropout changed no logit")
+        #expect(evaluation != base)
+        model.zeroGrad()
+        model.backward()
+        var checked = [String]()
+        for spec in model.layout.specs {
+            let grads = model.grads.values(spec.name)
+            let largest = grads.indices.max { abs(grads[$0]) < abs(grads[$1]) }!
+            guard abs(grads[largest]) > 5e-3 else { continue }
+            let pointer = model.params.pointer(at: model.layout.index(of: spec.name)!) + largest
+            let original = pointer.pointee, h: Float = 1e-2
+            pointer.pointee = original + h
+            model.weightsDidChange()
+            let up = try loss()
+            pointer.pointee = original - h
+            model.weightsDidChange()
+            let down = try loss()
+            pointer.pointee = original
+            model.weightsDidChange()
+            let numeric = (up - down) / Double(2 * h)
+            #expect(abs(numeric - Double(grads[largest])) <= 0.03 * abs(numeric) + 2e-3,
+                    "\(spec.name)[\(largest)]: backward \(grads[largest]), differences \(numeric)")
+            checked.append(spec.name)
+        }
+        #expect(checked.contains("pooler.dense.weight") && checked.count >= 8, "checked \(checked)")
+    }
 }

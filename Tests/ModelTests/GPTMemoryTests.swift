@@ -13,12 +13,14 @@ import Testing
     ]
 
     /// GPT, and BERT with each kind of head: masked LM with and without the sentence-order head,
-    /// and a classification head (no logits over the vocabulary).
+    /// and a classification head (no logits over the vocabulary), with and without dropout.
     static let models: [GPTConfig] = [config] + [
-        BERTSettings(), BERTSettings(binaryHead: false), BERTSettings(head: .classification(classes: 3)),
-    ].map { settings in
+        (BERTSettings(), 0), (BERTSettings(binaryHead: false), 0), (BERTSettings(head: .classification(classes: 3)), 0),
+        (BERTSettings(head: .multipleChoice(choices: 3)), 0.1),
+    ].map { settings, dropout in
         var bert = config
         bert.bert = settings
+        bert.hiddenDropout = Float(dropout)
         return bert
     }
 

@@ -38,8 +38,11 @@ public struct BERTReferenceFixture {
 
     /// A model holding case `name`'s weights: "post" and "pre" pretraining, "classify" and
     /// "choice" fine-tuning (post-LN, with `head`).
-    public func model(_ name: String, head: BERTHead = .pretraining) throws -> GPTModel {
-        let model = try GPTModel(config: config(postLayerNorm: name != "pre", head: head))
+    /// Case `name`'s model (its weights) with `head`, and `hiddenDropout` configured.
+    public func model(_ name: String, head: BERTHead = .pretraining, hiddenDropout: Float = 0) throws -> GPTModel {
+        var config = config(postLayerNorm: name != "pre", head: head)
+        config.hiddenDropout = hiddenDropout
+        let model = try GPTModel(config: config)
         for (index, spec) in model.layout.specs.enumerated() {
             let values = try file.floats("\(name).w.\(spec.name)")
             precondition(values.count == spec.count, "the fixture's \(spec.name) does not fit the model")
