@@ -1,8 +1,8 @@
 /// One split of a sentence-level indexed dataset served as BERT samples (megatron-core's
 /// `BERTMaskedWordPieceDataset`): the split's documents by `--split`, the sample mapping over
-/// them (`BERTSampleIndex`, as many epochs as `sampleCount` needs or one, targets of `seqLength - 3`
-/// tokens leaving room for `[CLS]` and two `[SEP]`), each sample built from its sentences
-/// (`BERTSampleBuilder`, seeded by `--seed` and the sample's index).
+/// them (`BERTSampleIndex`, as many epochs as `sampleCount` needs, or one, targets of
+/// `seqLength - 3` tokens leaving room for `[CLS]` and two `[SEP]`), each sample built from its
+/// sentences (`BERTSampleBuilder`, seeded by `--seed` and the sample's index).
 ///
 /// Megatron-core caches the mapping in a `.npy` file; it is rebuilt here at start (it takes a
 /// pass over the sentence lengths).
@@ -12,8 +12,9 @@ public final class BERTDataset: TrainingSampleSource {
     public let builder: BERTSampleBuilder
 
     /// The `splitIndex` split (0 train, 1 valid, 2 test) of `dataset` under `split`, with at
-    /// least `sampleCount` samples (nil: one epoch, every sample its documents make once). Throws when the split holds no document that can make a
-    /// sample (with the binary head, one of at least two sentences).
+    /// least `sampleCount` samples (nil: one epoch, every sample its documents make once).
+    /// Throws when the split holds no document that can make a sample (with the binary head, one
+    /// of at least two sentences).
     public init(dataset: IndexedDataset, split: DataSplit, splitIndex: Int, sampleCount: Int?, builder: BERTSampleBuilder,
                 shortSequenceProbability: Double) throws(DatasetError) {
         let name = DataSplit.names[splitIndex]

@@ -60,8 +60,10 @@ final class BERTActivations {
         let pooled = head && settings.poolsFirstToken ? b : 0
         let poolerBuffers: Double = dropsPooled(config) ? 5 : 4
         // token types, key lengths, labels; the masked-LM head's four [n, c] and two [n]; the
-        // pooler's four [b, c] (five with the task head's dropout); the pooled logits, log-sum-exp and losses.
-        return 4 * (n + 2 * b + lmRows * (4 * c + 2) + pooled * poolerBuffers * c + pooled * (Double(settings.head.outputs) + 2))
+        // pooler's four [b, c] (five with the task head's dropout); the pooled logits,
+        // log-sum-exp and losses.
+        return 4 * (n + 2 * b + lmRows * (4 * c + 2) + pooled * poolerBuffers * c
+                    + pooled * (Double(settings.head.outputs) + 2))
     }
 
     /// Whether `config`'s pooled head drops out its input: a fine-tuning head with hidden dropout.

@@ -86,11 +86,17 @@ import Training
         print("\(task): worst log-likelihood difference \(worst)")
     }
 
-    /// The batch size changes the padding, not the scores.
+    /// The batch size changes the padding, not the scores: the same greedy flags, and every
+    /// log-likelihood within 1e-6 relative. Not the same bits: the padded shapes change OpenBLAS's
+    /// row blocking and the length of the attention's sums (observed 7.9e-8 on an AVX2 EPYC;
+    /// earlier CI machines gave identical bits).
     @Test func batchingDoesNotChangeTheScores() throws {
-        let one = try Self.evaluate("hellaswag", shots: 2, batchSize: 1)
-        let many = try Self.evaluate("hellaswag", shots: 2, batchSize: 7)
-        #expect(one.examples.map(\.results) == many.examples.map(\.results))
+        let one = try Self.evaluate("hellaswag", shots: 2, batchSize: 1).examples.flatMap(\.results)
+        let many = try Self.evaluate("hellaswag", shots: 2, batchSize: 7).examples.flatMap(\.results)
+        #expect(one.count == many.count && one.map(\.isGreedy) == many.map(\.isGreedy))
+        let worst = zip(one, many).map { abs($0.logLikelihood - $1.logLikelihood) / abs($1.logLikelihood) }.max() ?? 1
+        print("batch 1 against batch 7: worst log-likelihood difference \(worst)")
+        #expect(worst < 1e-6)
     }
 
     static func strings(_ value: JSONValue?) -> [String] {

@@ -52,7 +52,14 @@ import Testing
         model.backward()
         let undropped = try model.forward(tokens: tokens, targets: targets, batch: 2, seqLength: 16).mean
         #expect(abs(undropped - base) > 1e-2, "dropout changed nothing: \(undropped) vs \(base)")
-        var checked = 0
+        #expect(try Self.expectCentralDifferences(model, loss: loss).count >= 8)
+    }
+
+    /// Checks the backward's gradients in `model.grads` against central differences of `loss`
+    /// (the forward under the same masks), at the largest gradient of every tensor that has one
+    /// above 5e-3; returns the tensors checked.
+    static func expectCentralDifferences(_ model: GPTModel, loss: () throws -> Double) throws -> [String] {
+        var checked = [String]()
         for spec in model.layout.specs {
             let grads = model.grads.values(spec.name)
             let largest = grads.indices.max { abs(grads[$0]) < abs(grads[$1]) }!
@@ -70,9 +77,9 @@ import Testing
             let numeric = (up - down) / Double(2 * h)
             #expect(abs(numeric - Double(grads[largest])) <= 0.03 * abs(numeric) + 2e-3,
                     "\(spec.name)[\(largest)]: backward \(grads[largest]), differences \(numeric)")
-            checked += 1
+            checked.append(spec.name)
         }
-        #expect(checked >= 8)
+        return checked
     }
 
     /// Without a training sample (evaluation, generation) nothing is dropped: the same loss as
@@ -150,26 +157,7 @@ import Testing
         #expect(evaluation != base)
         model.zeroGrad()
         model.backward()
-        var checked = [String]()
-        for spec in model.layout.specs {
-            let grads = model.grads.values(spec.name)
-            let largest = grads.indices.max { abs(grads[$0]) < abs(grads[$1]) }!
-            guard abs(grads[largest]) > 5e-3 else { continue }
-            let pointer = model.params.pointer(at: model.layout.index(of: spec.name)!) + largest
-            let original = pointer.pointee, h: Float = 1e-2
-            pointer.pointee = original + h
-            model.weightsDidChange()
-            let up = try loss()
-            pointer.pointee = original - h
-            model.weightsDidChange()
-            let down = try loss()
-            pointer.pointee = original
-            model.weightsDidChange()
-            let numeric = (up - down) / Double(2 * h)
-            #expect(abs(numeric - Double(grads[largest])) <= 0.03 * abs(numeric) + 2e-3,
-                    "\(spec.name)[\(largest)]: backward \(grads[largest]), differences \(numeric)")
-            checked.append(spec.name)
-        }
+        let checked = try Self.expectCentralDifferences(model, loss: loss)
         #expect(checked.contains("pooler.dense.weight") && checked.count >= 8, "checked \(checked)")
     }
 }
