@@ -34,6 +34,19 @@ public struct DataSplit: Sendable, Equatable {
         weights = numbers.map { $0 / total }
     }
 
+    /// The split giving split `index` (0 train, 1 valid, 2 test) every document: how a per-split
+    /// path (`--train-data-path` and its siblings) is read.
+    public static func whole(_ index: Int) -> DataSplit {
+        var weights = [0.0, 0, 0]
+        weights[index] = 1
+        return DataSplit(text: weights.map { String(Int($0)) }.joined(separator: ","), weights: weights)
+    }
+
+    private init(text: String, weights: [Double]) {
+        self.text = text
+        self.weights = weights
+    }
+
     /// `[lo, hi)` fractions of each split, nil where the split has no weight.
     public var bookends: [(Double, Double)?] {
         var low = 0.0

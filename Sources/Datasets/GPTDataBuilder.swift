@@ -85,17 +85,30 @@ extension GPTDataBuilder {
     public static func build(perSplit paths: [DataPath?], config: GPTDatasetConfig,
                              sizes: [Int?]) throws(DatasetError) -> [GPTSampleSource?] {
         precondition(paths.count == 3 && sizes.count == 3)
-        var sources = [GPTSampleSource?]()
-        for split in 0..<3 {
-            guard let path = paths[split], let size = sizes[split] else {
+        return try DataPath.buildPerSplit(paths, sizes: sizes) { path, split, only throws(DatasetError) in
+            var whole = config
+            whole.split = split
+            return try build(dataPath: path, config: whole, sizes: only)
+        }
+    }
+}
+
+extension DataPath {
+    /// Builds each split `s` that has a path and a size from `paths[s]` alone: `build` gets the
+    /// path, a `--split` giving split `s` all the weight, and the sizes with every other split's
+    /// nil, and its source `s` is kept (megatron-core's `blend_per_split`). The others are nil.
+    public static func buildPerSplit<Source, E: Error>(
+        _ paths: [DataPath?], sizes: [Int?], _ build: (DataPath, DataSplit, [Int?]) throws(E) -> [Source?]
+    ) throws(E) -> [Source?] {
+        var sources = [Source?]()
+        for (split, size) in sizes.enumerated() {
+            guard let path = paths[split], let size else {
                 sources.append(nil)
                 continue
             }
-            var whole = config
-            whole.split = try DataSplit(["1,0,0", "0,1,0", "0,0,1"][split])
-            var only: [Int?] = [nil, nil, nil]
+            var only = [Int?](repeating: nil, count: sizes.count)
             only[split] = size
-            sources.append(try build(dataPath: path, config: whole, sizes: only)[split])
+            sources.append(try build(path, DataSplit.whole(split), only)[split])
         }
         return sources
     }

@@ -62,10 +62,8 @@ struct BERTPooledHead {
         pooler.forward(out: bert.pooled.pointer, inp: bert.firstTokens.pointer, params: p, rows: b, precision: .fp32)
         GPU.hostWillRead()
         for i in 0..<b * c { bert.pooled.pointer[i] = tanhf(bert.pooled.pointer[i]) }
-        var input = UnsafePointer(bert.pooled.pointer)
-        if let dropout, bert.droppedPooled.count > 0 {
-            input = dropout.applyPooled(out: bert.droppedPooled.pointer, inp: input, sequences: b)
-        }
+        let input = droppingInput(bert, dropout)?
+            .applyPooled(out: bert.droppedPooled.pointer, inp: bert.pooled.pointer, sequences: b) ?? UnsafePointer(bert.pooled.pointer)
         output.forward(out: bert.sequenceLogits.pointer, inp: input, params: p, rows: b, precision: .fp32)
         // Multiple choice: the b x 1 logits are b / choices rows of `choices`.
         let rows = b / head.sequencesPerLabel
@@ -85,11 +83,11 @@ struct BERTPooledHead {
         CrossEntropy.backward(logitsToGradient: bert.sequenceLogits.pointer, logSumExp: bert.sequenceLSE.pointer,
                               targets: bert.sequenceLabels.pointer, lossMask: nil, scale: scale,
                               rows: b / head.sequencesPerLabel, vocab: head.classes)
-        let dropped = dropout != nil && bert.droppedPooled.count > 0  // the forward's dropped rows are kept
+        let dropping = droppingInput(bert, dropout)  // the forward's dropped rows are kept
         output.backward(dinp: bert.dPooled.pointer, dout: bert.sequenceLogits.pointer,
-                        inp: dropped ? bert.droppedPooled.pointer : bert.pooled.pointer, params: p,
+                        inp: dropping == nil ? bert.pooled.pointer : bert.droppedPooled.pointer, params: p,
                         grads: grad, ones: ones, rows: b, precision: .fp32)
-        if dropped { dropout!.applyPooled(out: bert.dPooled.pointer, inp: bert.dPooled.pointer, sequences: b) }
+        dropping?.applyPooled(out: bert.dPooled.pointer, inp: bert.dPooled.pointer, sequences: b)
         GPU.hostWillRead()
         for i in 0..<b * c { bert.dPooled.pointer[i] *= 1 - bert.pooled.pointer[i] * bert.pooled.pointer[i] }
         pooler.backward(dinp: bert.dFirstTokens.pointer, dout: bert.dPooled.pointer, inp: bert.firstTokens.pointer, params: p,
@@ -97,5 +95,12 @@ struct BERTPooledHead {
         for sequence in 0..<b {
             Residual.addInPlace(dlnf + sequence * acts.seqLength * c, bert.dFirstTokens.pointer + sequence * c, count: c)
         }
+    }
+
+    /// The dropout on the last layer's input, for forward and backward alike: a training
+    /// forward's (`dropout`) where this head drops its input (a fine-tuning head with hidden
+    /// dropout, `bert.droppedPooled` allocated), nil otherwise.
+    private func droppingInput(_ bert: BERTActivations, _ dropout: ModelDropout?) -> ModelDropout? {
+        bert.droppedPooled.count > 0 ? dropout : nil
     }
 }

@@ -9,7 +9,7 @@ import Tokenizer
 /// epoch of each in proportion to its samples. `--train-data-path` and its siblings give each
 /// split datasets of its own (megatron-core's per-split blends).
 enum BERTDataBuilder {
-    /// A source for each of `sizes` (train, valid; nil: not built), then nil for the test split.
+    /// A source for each of `sizes` (train, valid, test; nil: not built).
     static func build(dataPath: DataPath, split: DataSplit, vocabulary: WordPieceTokenizer, config: TrainingConfig,
                       sizes: [Int?]) throws -> [(any TrainingSampleSource)?] {
         let datasets = try dataPath.prefixes.map { try IndexedDataset(prefix: $0) }
@@ -44,25 +44,15 @@ enum BERTDataBuilder {
                                                        size: min(size, total)))
             }
         }
-        return sources + [nil]
+        return sources
     }
 
     /// Per-split datasets (`--train-data-path`, `--valid-data-path`; `paths[s] == nil`: none for
-    /// that split): split `s` reads every document of its own prefixes, as `build` would with a
-    /// `--split` giving it all the weight.
+    /// that split): split `s` reads every document of its own prefixes.
     static func build(perSplit paths: [DataPath?], vocabulary: WordPieceTokenizer, config: TrainingConfig,
                       sizes: [Int?]) throws -> [(any TrainingSampleSource)?] {
-        var sources = [(any TrainingSampleSource)?]()
-        for (index, size) in sizes.enumerated() {
-            guard let path = paths[index], let size else {
-                sources.append(nil)
-                continue
-            }
-            var only: [Int?] = Array(repeating: nil, count: sizes.count)
-            only[index] = size
-            sources.append(try build(dataPath: path, split: try DataSplit(["1,0,0", "0,1,0", "0,0,1"][index]),
-                                     vocabulary: vocabulary, config: config, sizes: only)[index])
+        try DataPath.buildPerSplit(paths, sizes: sizes) { path, split, only in
+            try build(dataPath: path, split: split, vocabulary: vocabulary, config: config, sizes: only)
         }
-        return sources + [nil]
     }
 }

@@ -170,30 +170,26 @@ public final class Trainer {
         let gbs = config.globalBatchSize
         let trainIters = config.trainIters ?? (totalSamples + gbs - 1) / gbs
         let validSamples = config.evalIters > 0 ? (trainIters / config.evalInterval + 1) * config.evalIters * gbs : 0
+        // Samples for training and validation (train does not evaluate the test split); a split
+        // without weight in --split is not built.
+        let splitSamples: [Int?] = [totalSamples, validSamples > 0 ? validSamples : nil, nil]
+        // --train-data-path and its siblings, or nil for --data-path with --split.
+        let perSplit = config.trainDataPath.isEmpty ? nil : try [config.trainDataPath, config.validDataPath, config.testDataPath].map {
+            words throws(DatasetError) in words.isEmpty ? nil : try DataPath(words)
+        }
         let sources: [(any TrainingSampleSource)?]
         if config.modelType == .bert {
             guard let wordPiece else { throw TrainingError.invalidFlag("--model-type bert", "needs BERT's WordPiece vocabulary") }
-            if config.trainDataPath.isEmpty {
-                sources = try BERTDataBuilder.build(dataPath: try DataPath(config.dataPath), split: split, vocabulary: wordPiece,
-                                                    config: config,
-                                                    sizes: [totalSamples, split.bookends[1] != nil && validSamples > 0 ? validSamples : nil])
+            if let perSplit {
+                sources = try BERTDataBuilder.build(perSplit: perSplit, vocabulary: wordPiece, config: config, sizes: splitSamples)
             } else {
-                let paths = try [config.trainDataPath, config.validDataPath].map {
-                    words throws(DatasetError) in words.isEmpty ? nil : try DataPath(words)
-                }
-                sources = try BERTDataBuilder.build(perSplit: paths, vocabulary: wordPiece, config: config,
-                                                    sizes: [totalSamples, validSamples > 0 ? validSamples : nil])
+                sources = try BERTDataBuilder.build(dataPath: try DataPath(config.dataPath), split: split, vocabulary: wordPiece,
+                                                    config: config, sizes: splitSamples)
             }
-        } else if config.trainDataPath.isEmpty {
-            sources = try GPTDataBuilder.build(
-                dataPath: try DataPath(config.dataPath), config: datasetConfig,
-                sizes: [totalSamples, split.bookends[1] != nil && validSamples > 0 ? validSamples : nil, nil])
+        } else if let perSplit {
+            sources = try GPTDataBuilder.build(perSplit: perSplit, config: datasetConfig, sizes: splitSamples)
         } else {
-            let paths = try [config.trainDataPath, config.validDataPath, config.testDataPath].map {
-                words throws(DatasetError) in words.isEmpty ? nil : try DataPath(words)
-            }
-            sources = try GPTDataBuilder.build(perSplit: paths, config: datasetConfig,
-                                               sizes: [totalSamples, validSamples > 0 ? validSamples : nil, nil])
+            sources = try GPTDataBuilder.build(dataPath: try DataPath(config.dataPath), config: datasetConfig, sizes: splitSamples)
         }
         train = sources[0]!
         valid = sources[1]

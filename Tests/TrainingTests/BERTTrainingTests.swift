@@ -151,8 +151,9 @@ import Tokenizer
     }
 
     /// bf16 and fp16 (with its loss scale) track the fp32 run (observed: bf16 within 4.6e-5, fp16
-    /// 2.9e-2 after its skipped first iterations); TP 2 (sequence-parallel) x DP 2 with ZeRO-1 in bf16 matches one bf16
-    /// rank up to the order of the sums (1.8e-4); a bf16 run resumes bit-identically.
+    /// 2.9e-2 after its skipped first iterations); TP 2 (sequence-parallel) x DP 2 with ZeRO-1 in
+    /// bf16 matches one bf16 rank up to the order of the sums (1.8e-4); a bf16 run resumes
+    /// bit-identically.
     @Test func mixedPrecisionTracksFP32() throws {
         let settings: [(key: String, value: JSONValue)] = [("eval-iters", .number(0)), ("train-iters", .number(8))]
         let fp32 = try Self.run(try Self.trainer(try Self.config(settings)), until: 8)
@@ -244,7 +245,8 @@ import Tokenizer
 
     /// Prefixes without weights blend one epoch of each in proportion to their samples (what
     /// megatron-core's builder means to do; its sample mapping refuses the missing count): no
-    /// sentence starts two samples of an epoch, and each sample is its dataset's.
+    /// sentence starts two samples of an epoch, and the blend takes Megatron's greedy order over
+    /// the epochs' sizes.
     @Test func unweightedPrefixesBlendOneEpochOfEach() throws {
         let second = try Self.makeCorpus()
         let unweighted: [JSONValue] = [.string(Self.corpus.prefix), .string(second.prefix)]
@@ -278,7 +280,8 @@ import Tokenizer
             let alone = try BERTDataset(dataset: source.dataset, split: try DataSplit(split), splitIndex: index,
                                         sampleCount: source.count, builder: source.builder, shortSequenceProbability: 0.1)
             #expect(alone.samples == source.samples)
-            // Every document is in the split: the last sample-making document's sentences are reachable.
+            // Every document is in the split: samples reach past document 72, where the 90% training
+            // split of these 80 documents would end.
             #expect(source.samples.map(\.end).max()! > Int(source.dataset.documentIndices[72]))
         }
     }
