@@ -4,19 +4,28 @@
 /// `seqLength - 3` tokens leaving room for `[CLS]` and two `[SEP]`), each sample built from its
 /// sentences (`BERTSampleBuilder`, seeded by `--seed` and the sample's index).
 ///
-/// Megatron-core caches the mapping in a `.npy` file; it is rebuilt here at start (it takes a
-/// pass over the sentence lengths).
+/// The mapping is cached as megatron-core caches it: `HASH-BERTMaskedWordPieceDataset-SPLIT-`
+/// `sample_index.npy` (`[samples, 3]`: first sentence, end sentence, target length) beside the
+/// description it was built from, in `cacheDirectory` (`--data-cache-path`; by default
+/// `PREFIX/cache/BERTMaskedWordPieceDataset_indices`), and read back when the description matches.
 public final class BERTDataset: TrainingSampleSource {
     public let dataset: IndexedDataset
     public let samples: [BERTSampleIndex.Sample]
     public let builder: BERTSampleBuilder
+    /// Whether the mapping was read from the cache rather than built.
+    public let loadedFromCache: Bool
+
+    /// The cache directory megatron-core uses for `dataset` when none is given.
+    public static func defaultCacheDirectory(_ dataset: IndexedDataset) -> String {
+        dataset.prefix + "/cache/BERTMaskedWordPieceDataset_indices"
+    }
 
     /// The `splitIndex` split (0 train, 1 valid, 2 test) of `dataset` under `split`, with at
     /// least `sampleCount` samples (nil: one epoch, every sample its documents make once).
     /// Throws when the split holds no document that can make a sample (with the binary head, one
-    /// of at least two sentences).
+    /// of at least two sentences), or when the mapping built cannot be cached.
     public init(dataset: IndexedDataset, split: DataSplit, splitIndex: Int, sampleCount: Int?, builder: BERTSampleBuilder,
-                shortSequenceProbability: Double) throws(DatasetError) {
+                shortSequenceProbability: Double, cacheDirectory: String? = nil) throws(DatasetError) {
         let name = DataSplit.names[splitIndex]
         guard let range = split.ranges(count: dataset.documentCount)[splitIndex], !range.isEmpty else {
             throw .invalidArgument("--split \(split.text) leaves the \(name) split of \(dataset.prefix) no documents")
@@ -41,12 +50,22 @@ public final class BERTDataset: TrainingSampleSource {
         }
         self.dataset = dataset
         self.builder = builder
-        samples = BERTSampleIndex.build(documentIndices: bounds, sentenceLengths: dataset.sequenceLengths,
-                                        epochs: sampleCount == nil ? 1 : Int(Int32.max) - 1,
-                                        maxSamples: sampleCount.map { UInt64($0) } ?? UInt64(Int64.max),
-                                        maxSequenceLength: Int32(builder.sequenceLength - 3),
-                                        shortSequenceProbability: shortSequenceProbability,
-                                        seed: Int32(truncatingIfNeeded: builder.seed), minSentences: Int32(minSentences))
+        let parameters = BERTSampleIndex.Parameters(
+            epochs: sampleCount == nil ? 1 : Int(Int32.max) - 1, maxSamples: sampleCount.map(UInt64.init) ?? UInt64(Int64.max),
+            maxSequenceLength: Int32(builder.sequenceLength - 3), shortSequenceProbability: shortSequenceProbability,
+            seed: Int32(truncatingIfNeeded: builder.seed), minSentences: Int32(minSentences))
+        let cache = IndexCache(directory: cacheDirectory ?? Self.defaultCacheDirectory(dataset),
+                               name: "BERTMaskedWordPieceDataset-\(name)",
+                               description: BERTSampleIndex.description(dataset: dataset, split: split, splitIndex: splitIndex,
+                                                                        documents: range, parameters: parameters))
+        if let cached = BERTSampleIndex.cached(in: cache, sentenceCount: dataset.sequenceCount) {
+            samples = cached
+            loadedFromCache = true
+        } else {
+            samples = BERTSampleIndex.build(documentIndices: bounds, sentenceLengths: dataset.sequenceLengths, parameters: parameters)
+            try BERTSampleIndex.store(samples, in: cache)
+            loadedFromCache = false
+        }
     }
 
     public var count: Int { samples.count }

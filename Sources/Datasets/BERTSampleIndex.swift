@@ -1,3 +1,5 @@
+import FileSupport
+
 /// megatron-core's BERT sample mapping (`helpers.build_mapping`, under
 /// `MaskedWordPieceDataset._build_sample_index`), value for value: which consecutive sentences
 /// of a document make each sample, and the sample's target length.
@@ -19,14 +21,37 @@ public enum BERTSampleIndex {
         public var targetLength: Int
     }
 
+    /// What decides the mapping besides the data (`helpers.build_mapping`'s arguments).
+    public struct Parameters: Sendable, Equatable {
+        public var epochs: Int
+        public var maxSamples: UInt64
+        /// Target tokens of a sample's sentences (the sequence length less `[CLS]` and two `[SEP]`).
+        public var maxSequenceLength: Int32
+        public var shortSequenceProbability: Double
+        public var seed: Int32
+        /// Sentences a sample takes at least (2 with the binary head).
+        public var minSentences: Int32
+
+        public init(epochs: Int, maxSamples: UInt64, maxSequenceLength: Int32, shortSequenceProbability: Double, seed: Int32,
+                    minSentences: Int32) {
+            self.epochs = epochs
+            self.maxSamples = maxSamples
+            self.maxSequenceLength = maxSequenceLength
+            self.shortSequenceProbability = shortSequenceProbability
+            self.seed = seed
+            self.minSentences = minSentences
+        }
+    }
+
     /// Sentences longer than this exclude their document (megatron-core's `LONG_SENTENCE_LEN`).
     public static let longSentenceLength: Int32 = 512
 
     /// The mapping for documents `documentIndices` (`n + 1` bounds into the sentences, as an
     /// indexed dataset's `document_indices`) with `sentenceLengths`.
-    public static func build(documentIndices: [Int64], sentenceLengths: [Int32], epochs: Int, maxSamples: UInt64,
-                             maxSequenceLength: Int32, shortSequenceProbability: Double, seed: Int32,
-                             minSentences: Int32) -> [Sample] {
+    public static func build(documentIndices: [Int64], sentenceLengths: [Int32], parameters: Parameters) -> [Sample] {
+        let (epochs, maxSamples, maxSequenceLength) = (parameters.epochs, parameters.maxSamples, parameters.maxSequenceLength)
+        let (shortSequenceProbability, seed, minSentences) = (parameters.shortSequenceProbability, parameters.seed,
+                                                              parameters.minSentences)
         precondition(epochs > 0 && maxSequenceLength > 1 && seed > 0, "BERTSampleIndex: invalid arguments")
         precondition((0...1).contains(shortSequenceProbability), "BERTSampleIndex: probability outside [0, 1]")
         let shortRatio = shortSequenceProbability > 0 ? UInt64((1 / shortSequenceProbability).rounded()) : 0
@@ -70,5 +95,51 @@ public enum BERTSampleIndex {
             i -= 1
         }
         return samples
+    }
+}
+
+extension BERTSampleIndex {
+    /// What determines a split's mapping; stored beside the cached mapping and compared before reuse.
+    static func description(dataset: IndexedDataset, split: DataSplit, splitIndex: Int, documents: Range<Int>,
+                            parameters p: Parameters) -> String {
+        """
+        {
+            "class": "BERTMaskedWordPieceDataset",
+            "dataset_path": \(JSONValue.string(dataset.prefix).serialized),
+            "document_count": \(dataset.documentCount),
+            "sequence_count": \(dataset.sequenceCount),
+            "token_count": \(dataset.tokenCount),
+            "index_split": "\(DataSplit.names[splitIndex])",
+            "split": \(JSONValue.string(split.text).serialized),
+            "split_range": [\(documents.lowerBound), \(documents.upperBound)],
+            "num_epochs": \(p.epochs),
+            "num_samples": \(p.maxSamples),
+            "max_sequence_length": \(p.maxSequenceLength),
+            "short_sequence_probability": \(p.shortSequenceProbability),
+            "random_seed": \(p.seed),
+            "min_sentences_per_sample": \(p.minSentences)
+        }
+        """
+    }
+
+    /// The mapping cached in `cache` (`sample_index`, `[samples, 3]`), or nil when absent, stale,
+    /// unreadable or not a mapping of a dataset of `sentenceCount` sentences.
+    static func cached(in cache: IndexCache, sentenceCount: Int) -> [Sample]? {
+        guard let array = cache.load(["sample_index"])?.first, array.shape.count == 2, array.shape[1] == 3,
+              array.values.count == array.shape[0] * 3 else { return nil }
+        var samples = [Sample]()
+        samples.reserveCapacity(array.shape[0])
+        for row in 0..<array.shape[0] {
+            let first = Int(array.values[3 * row]), end = Int(array.values[3 * row + 1]), target = Int(array.values[3 * row + 2])
+            guard 0 <= first && first < end && end <= sentenceCount && target > 0 else { return nil }
+            samples.append(Sample(first: first, end: end, targetLength: target))
+        }
+        return samples
+    }
+
+    /// Writes `samples` to `cache` as megatron-core's `sample_index` array.
+    static func store(_ samples: [Sample], in cache: IndexCache) throws(DatasetError) {
+        let values = samples.flatMap { [Int64($0.first), Int64($0.end), Int64($0.targetLength)] }
+        try cache.store([CachedArray(kind: "sample_index", values: values, shape: [samples.count, 3])])
     }
 }

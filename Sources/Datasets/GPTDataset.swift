@@ -67,7 +67,7 @@ public final class GPTDataset: @unchecked Sendable {
                                            range: range, parameters: parameters)
         let cache = IndexCache(directory: config.cacheDirectory ?? dataset.prefix + "/cache/GPTDataset_indices",
                                name: "GPTDataset-\(DataSplit.names[splitIndex])", description: description)
-        if let cached = cache.load(sequenceCount: dataset.sequenceCount) {
+        if let cached = GPTSampleIndex(cached: cache, sequenceCount: dataset.sequenceCount) {
             index = cached
             loadedFromCache = true
         } else {
@@ -76,7 +76,7 @@ public final class GPTDataset: @unchecked Sendable {
             } catch {
                 throw .invalidArgument("\(dataset.prefix), \(DataSplit.names[splitIndex]) split: \(error)")
             }
-            try cache.store(index)
+            try index.store(in: cache)
             loadedFromCache = false
         }
     }

@@ -3,7 +3,8 @@ import Tokenizer
 
 /// BERT's train and validation sources (pretrain_bert.py's datasets): sentence-split indexed
 /// datasets (`preprocess --split-sentences`), each cut into splits by `--split` and served as
-/// masked-LM and sentence-order samples with the special ids and word pieces of `vocabulary`.
+/// masked-LM and sentence-order samples with the special ids and word pieces of `vocabulary`
+/// (each dataset's sample mapping cached under `--data-cache-path`, as GPT's indices are).
 /// Several prefixes are blended as GPT's are: with weights (`--data-path 0.3 a 0.7 b`),
 /// Megatron's per-dataset sample counts with 0.5% to spare, then its greedy order; without, one
 /// epoch of each in proportion to its samples. `--train-data-path` and its siblings give each
@@ -20,7 +21,7 @@ enum BERTDataBuilder {
         builder.maskingProbability = config.maskProb
         func dataset(_ index: Int, split splitIndex: Int, samples: Int?) throws -> BERTDataset {
             try BERTDataset(dataset: datasets[index], split: split, splitIndex: splitIndex, sampleCount: samples, builder: builder,
-                            shortSequenceProbability: config.shortSeqProb)
+                            shortSequenceProbability: config.shortSeqProb, cacheDirectory: config.dataCachePath)
         }
         var sources = [(any TrainingSampleSource)?]()
         for (index, size) in sizes.enumerated() {

@@ -13,11 +13,12 @@ import Testing
         let cases = fixture["cases"]!.array
         #expect(cases.count == 4)
         for item in cases {
-            let samples = BERTSampleIndex.build(
-                documentIndices: documents, sentenceLengths: lengths, epochs: Int(item["epochs"]!.number!),
-                maxSamples: UInt64(item["max_samples"]!.number!), maxSequenceLength: Int32(item["max_sequence_length"]!.number!),
+            let parameters = BERTSampleIndex.Parameters(
+                epochs: Int(item["epochs"]!.number!), maxSamples: UInt64(item["max_samples"]!.number!),
+                maxSequenceLength: Int32(item["max_sequence_length"]!.number!),
                 shortSequenceProbability: item["short_sequence_probability"]!.number!, seed: Int32(item["seed"]!.number!),
                 minSentences: Int32(item["min_sentences"]!.number!))
+            let samples = BERTSampleIndex.build(documentIndices: documents, sentenceLengths: lengths, parameters: parameters)
             let flat = samples.flatMap { [$0.first, $0.end, $0.targetLength] }
             #expect(flat == item["mapping"]!.array.map { Int($0.number!) }, "seed \(item["seed"]!.number!)")
         }

@@ -18,9 +18,10 @@ import Tokenizer
         for item in cases {
             let head = item["classification_head"]! == .bool(true)
             let length = Int(item["sequence_length"]!.number!), seed = Int(item["seed"]!.number!)
+            let parameters = BERTSampleIndex.Parameters(epochs: 1, maxSamples: UInt64.max, maxSequenceLength: Int32(length - 3),
+                                                        shortSequenceProbability: 0.1, seed: Int32(seed), minSentences: head ? 2 : 1)
             let index = BERTSampleIndex.build(documentIndices: documents, sentenceLengths: sentences.map { Int32($0.count) },
-                                              epochs: 1, maxSamples: UInt64.max, maxSequenceLength: Int32(length - 3),
-                                              shortSequenceProbability: 0.1, seed: Int32(seed), minSentences: head ? 2 : 1)
+                                              parameters: parameters)
             #expect(index.flatMap { [$0.first, $0.end, $0.targetLength] } == item["mapping"]!.array.map { Int($0.number!) })
             var builder = BERTSampleBuilder(cls: vocabulary.classID, sep: vocabulary.separatorID, mask: vocabulary.maskID,
                                             pad: vocabulary.padID, isContinuation: vocabulary.tokens.map { $0.hasPrefix("##") },

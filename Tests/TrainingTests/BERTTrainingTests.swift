@@ -1,5 +1,6 @@
 import Datasets
 import Distributed
+import Foundation
 import FileSupport
 import Testing
 import TestSupport
@@ -263,6 +264,46 @@ import Tokenizer
         let longer = try BERTDataset(dataset: epochs[0].dataset, split: try DataSplit("90,10,0"), splitIndex: 0,
                                      sampleCount: 3 * epochs[0].count, builder: epochs[0].builder, shortSequenceProbability: 0.1)
         #expect(Set(longer.samples.map(\.first)).count < longer.samples.count)
+    }
+
+    /// The sample mapping is cached as megatron-core caches it (`--data-cache-path`, else beside the
+    /// data) and read back while its description holds; other settings, or a damaged file, rebuild it.
+    @Test func sampleMappingIsCachedAndRebuiltWhenStale() throws {
+        let dataset = try IndexedDataset(prefix: Self.corpus.prefix), split = try DataSplit("90,10,0")
+        let builder = BERTSampleBuilder(cls: Self.vocabulary.classID, sep: Self.vocabulary.separatorID, mask: Self.vocabulary.maskID,
+                                        pad: Self.vocabulary.padID, isContinuation: Self.vocabulary.tokens.map { $0.hasPrefix("##") },
+                                        sequenceLength: 32, seed: 1234, classificationHead: true)
+        let cache = ResumeTests.temporaryDirectory() + "/cache"
+        func mapping(samples: Int? = 50, split splitIndex: Int = 0, probability: Double = 0.1) throws -> BERTDataset {
+            try BERTDataset(dataset: dataset, split: split, splitIndex: splitIndex, sampleCount: samples, builder: builder,
+                            shortSequenceProbability: probability, cacheDirectory: cache)
+        }
+        let first = try mapping(), again = try mapping()
+        #expect(!first.loadedFromCache && again.loadedFromCache && again.samples == first.samples)
+        for (label, other) in [("samples", try mapping(samples: 60)), ("one epoch", try mapping(samples: nil)),
+                               ("valid split", try mapping(split: 1)), ("probability", try mapping(probability: 0.3))] {
+            #expect(!other.loadedFromCache, "\(label)")
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: cache)
+        #expect(files.filter { $0.hasSuffix("-BERTMaskedWordPieceDataset-train-sample_index.npy") }.count == 4)
+
+        // A damaged file is rebuilt, not trusted.
+        let alone = ResumeTests.temporaryDirectory()
+        _ = try BERTDataset(dataset: dataset, split: split, splitIndex: 0, sampleCount: 50, builder: builder,
+                            shortSequenceProbability: 0.1, cacheDirectory: alone)
+        let stored = try #require(try FileManager.default.contentsOfDirectory(atPath: alone).first { $0.hasSuffix("sample_index.npy") })
+        let bytes = try MappedFile.read(path: alone + "/" + stored)
+        try AtomicFile.write(Array(bytes.dropLast(8)), to: alone + "/" + stored)
+        let rebuilt = try BERTDataset(dataset: dataset, split: split, splitIndex: 0, sampleCount: 50, builder: builder,
+                                      shortSequenceProbability: 0.1, cacheDirectory: alone)
+        #expect(!rebuilt.loadedFromCache && rebuilt.samples == first.samples)
+
+        // Training reads --data-cache-path, and without it caches beside the data.
+        let config = try Self.config([("data-cache-path", .string(cache)), ("eval-iters", .number(0))])
+        _ = try Self.trainer(config)
+        #expect(try #require(try Self.trainer(config).train as? BERTDataset).loadedFromCache)
+        _ = try Self.trainer(try Self.config())
+        #expect(FileManager.default.fileExists(atPath: BERTDataset.defaultCacheDirectory(dataset)))
     }
 
     /// `--train-data-path A --valid-data-path B`: training reads every document of A, validation
