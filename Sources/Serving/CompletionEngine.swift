@@ -60,8 +60,9 @@ public struct Completion: Sendable, Equatable {
     public var finishReason: String
 }
 
-/// Runs completions on one whole (single-rank) model: a prompt whose log-probabilities are asked
-/// for goes through one full forward first; generation is key/value-cached decoding in the slots
+/// Runs completions on one whole (single-rank) model: the prompts whose log-probabilities are
+/// asked for go through full forwards first, those that join together batched (`PromptScoring`);
+/// generation is key/value-cached decoding in the slots
 /// of a `BatchDecoder`, where requests join and leave at any step (`run(next:)`, continuous
 /// batching). Not thread-safe: the server confines it to one worker (`InferenceQueue`).
 public final class CompletionEngine {
@@ -71,6 +72,8 @@ public final class CompletionEngine {
     private var decoder: BatchDecoder?
     /// The most prompts decoded together so far.
     public internal(set) var largestBatch = 0
+    /// Full forwards run to score prompts (echo with log-probabilities) so far.
+    public internal(set) var scoringForwards = 0
     /// The ids a completion may produce: the tokenizer's.
     public var vocabularySize: Int { tokenizer.vocabularySize }
     /// Most prompts decoded side by side.
@@ -113,7 +116,7 @@ public final class CompletionEngine {
         self.decoder = decoder
         while true {
             let jobs = next(decoder.freeSlots)
-            for job in jobs { start(job, in: decoder) }
+            start(jobs, in: decoder)
             largestBatch = max(largestBatch, decoder.activeCount)
             if decoder.activeCount == 0 {
                 if jobs.isEmpty { return }
@@ -121,38 +124,6 @@ public final class CompletionEngine {
             }
             try? decoder.step()  // an error reaches each of the step's jobs through `finished`
         }
-    }
-
-    /// Scores every prompt token after the first with one forward.
-    func scorePrompt(_ prompt: inout [ScoredToken], alternatives: Int) throws {
-        let tokens = prompt.map(\.id), n = tokens.count
-        let targets = [Int32](repeating: CrossEntropy.ignoreIndex, count: n)
-        try tokens.withUnsafeBufferPointer { x in
-            try targets.withUnsafeBufferPointer { y in
-                _ = try model.forward(tokens: x.baseAddress!, targets: y.baseAddress!, batch: 1, seqLength: n)
-            }
-        }
-        let vocab = model.config.paddedVocabSize
-        for i in 1..<max(n, 1) {
-            prompt[i] = score(tokens[i], logits: UnsafeBufferPointer(start: model.logits + (i - 1) * vocab, count: vocab),
-                              alternatives: alternatives)
-        }
-    }
-
-    /// `id`'s log-probability under `logits` (over the tokenizer's ids) and the top alternatives.
-    func score(_ id: Int32, logits: UnsafeBufferPointer<Float>, alternatives: Int?) -> ScoredToken {
-        let n = min(vocabularySize, logits.count)
-        var maximum = logits[0]
-        for j in 1..<n where logits[j] > maximum { maximum = logits[j] }
-        var sum = 0.0
-        for j in 0..<n { sum += exp(Double(logits[j] - maximum)) }
-        let logNormalizer = Double(maximum) + log(sum)
-        var top = [(id: Int32, logprob: Double)]()
-        if let k = alternatives, k > 0 {
-            top = (0..<n).sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(k)
-                .map { (Int32($0), Double(logits[$0]) - logNormalizer) }
-        }
-        return ScoredToken(id: id, logprob: Double(logits[Int(id)]) - logNormalizer, top: top)
     }
 
     /// Where the first of `stops` begins in `text`.

@@ -39,20 +39,45 @@ extension CompletionEngine {
         }
     }
 
-    /// Scores the job's prompt when asked for (echo with log-probabilities), then starts its
-    /// decoding in `decoder`, or delivers it at once when it generates nothing.
-    func start(_ job: CompletionJob, in decoder: BatchDecoder) {
-        precondition(!job.request.prompt.isEmpty, "an empty prompt reaches the engine")
-        let generation = Generation(job)
-        let request = job.request
-        do {
-            if request.echo, let alternatives = request.logprobs { try scorePrompt(&generation.prompt, alternatives: alternatives) }
-        } catch {
-            return generation.deliver(error)
+    /// Scores the prompts of `jobs` that ask for it (echo with log-probabilities), together, then
+    /// starts each job's decoding in `decoder`, or delivers it at once when it generates nothing
+    /// (or its prompt could not be scored). A scored prompt that generates one token (lm-eval's
+    /// log-likelihood request) takes it from the scoring forward, without the decoder.
+    func start(_ jobs: [CompletionJob], in decoder: BatchDecoder) {
+        let generations = jobs.map { job in
+            precondition(!job.request.prompt.isEmpty, "an empty prompt reaches the engine")
+            return Generation(job)
         }
-        guard request.maxTokens > 0 else { return generation.deliver(nil) }
-        decoder.add(prompt: request.prompt, choose: { [self] logits in choose(logits, for: generation) },
-                    finished: { generation.deliver($0) })
+        let scored = generations.filter { $0.job.request.echo && $0.job.request.logprobs != nil }
+        let outcomes = scorePrompts(scored.map { generation in
+            let request = generation.job.request
+            // As the decoder, no token after a prompt that fills the model's positions.
+            let generatesOne = request.maxTokens == 1 && request.prompt.count < model.config.maxPositionEmbeddings
+            return PromptToScore(tokens: request.prompt, alternatives: request.logprobs!, keepsNextLogits: generatesOne)
+        })
+        var unscored = [ObjectIdentifier: any Error](), nextLogits = [ObjectIdentifier: [Float]]()
+        for (generation, outcome) in zip(scored, outcomes) {
+            do {
+                let prompt = try outcome.get()
+                generation.prompt = prompt.tokens
+                nextLogits[ObjectIdentifier(generation)] = prompt.nextLogits
+            } catch {
+                unscored[ObjectIdentifier(generation)] = error
+            }
+        }
+        for generation in generations {
+            if let error = unscored[ObjectIdentifier(generation)] {
+                generation.deliver(error)
+            } else if generation.job.request.maxTokens == 0 {
+                generation.deliver(nil)
+            } else if let logits = nextLogits[ObjectIdentifier(generation)] {
+                _ = logits.withUnsafeBufferPointer { choose($0, for: generation) }
+                generation.deliver(nil)
+            } else {
+                decoder.add(prompt: generation.job.request.prompt, choose: { [self] logits in choose(logits, for: generation) },
+                            finished: { generation.deliver($0) })
+            }
+        }
     }
 
     /// The next token of `generation` from `logits`: sampled, scored and appended, its text
