@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CBLAS
 import Kernels
 import Parameters
 
@@ -168,6 +169,16 @@ public struct GEMMBenchmark: Sendable {
         case .inputGradient: dx.pointer
         case .weightGradient: dw.pointer
         }
+    }
+
+    /// The kernel family OpenBLAS loaded for the fp32 GEMMs ("Cooperlake", "Haswell", ...), and the
+    /// `OPENBLAS_CORETYPE` that chose it where one is set: AVX2 kernels on an AVX-512 CPU run
+    /// sgemm at about half speed (a Zen 5 under `OPENBLAS_CORETYPE=Haswell`: 207-223 GFLOP/s
+    /// against 397-418 with its own choice, Cooperlake).
+    public static func openBLASKernels() -> String {
+        let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+        guard let forced = getenv("OPENBLAS_CORETYPE").map({ String(cString: $0) }), !forced.isEmpty else { return core }
+        return "\(core) (OPENBLAS_CORETYPE=\(forced))"
     }
 
     /// The CPU's model name and its SIMD/bf16 flags from /proc/cpuinfo (empty where unreadable).

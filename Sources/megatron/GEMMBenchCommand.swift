@@ -53,7 +53,7 @@ struct GEMMBenchCommand: ParsableCommand {
     }
 
     struct Report: Codable {
-        var cpu: String, bf16GEMM: String, threads: Int, rows: Int, inFeatures: Int, outFeatures: Int
+        var cpu: String, openBLASKernels: String, bf16GEMM: String, threads: Int, rows: Int, inFeatures: Int, outFeatures: Int
         var results: [GEMMBenchmark.Row]
         var alternatingOpenBLASGFLOPs: Double, alternatingOneDNNBF16GFLOPs: Double
     }
@@ -63,7 +63,7 @@ struct GEMMBenchCommand: ParsableCommand {
         let bench = GEMMBenchmark(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, repeats: repeats)
         let results = bench.run()
         let mixed = bench.alternating()
-        let report = Report(cpu: GEMMBenchmark.cpuDescription(), bf16GEMM: BF16Matmul.description,
+        let report = Report(cpu: GEMMBenchmark.cpuDescription(), openBLASKernels: GEMMBenchmark.openBLASKernels(), bf16GEMM: BF16Matmul.description,
                             threads: threads, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
                             results: results, alternatingOpenBLASGFLOPs: mixed.openBLAS,
                             alternatingOneDNNBF16GFLOPs: mixed.oneDNN)
@@ -74,6 +74,7 @@ struct GEMMBenchCommand: ParsableCommand {
             return
         }
         print("CPU: \(report.cpu)")
+        print("OpenBLAS kernels: \(report.openBLASKernels)")
         print(report.bf16GEMM)
         print("\(rows) x \(inFeatures) -> \(outFeatures), \(threads) threads, GFLOP/s best (median) of \(repeats)")
         let pathWidth = GEMMBenchmark.Path.allCases.map(\.rawValue.count).max() ?? 0

@@ -5,11 +5,14 @@ import Testing
 /// non-zero exit, and no usage block after it.
 @Suite struct CommandLineErrorTests {
     /// Runs `megatron arguments` (the binary beside the tests) and returns its status, stdout and
-    /// stderr (stdout is read first: keep what a failing command prints to stderr small).
-    static func megatron(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// stderr (stdout is read first: keep what a failing command prints to stderr small);
+    /// `environment` replaces the test process's.
+    static func megatron(_ arguments: [String], environment: [String: String]? = nil) throws
+        -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TrainProcessTests.binary)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let output = Pipe(), error = Pipe()
         (process.standardOutput, process.standardError) = (output, error)
         try process.run()
