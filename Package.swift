@@ -36,6 +36,9 @@ let package = Package(
         // oneDNN (Debian ships no pkg-config file for it): the bf16 GEMM under Kernels.
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .target(name: "FileSupport", swiftSettings: checkedReleaseFlags),
+        // YAML configs read into FileSupport's JSONValue (training and curation configs).
+        .target(name: "YAMLSupport", dependencies: ["FileSupport", .product(name: "Yams", package: "Yams")],
+                swiftSettings: checkedReleaseFlags),
         // The CUDA backend: loads libmegatron_cuda.so (cuda/, built by scripts/cuda/build-kernels.sh) at run time.
         .target(name: "Accelerator", swiftSettings: checkedReleaseFlags),
         .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "Accelerator"], swiftSettings: releaseFlags),
@@ -47,8 +50,7 @@ let package = Package(
         .target(name: "Optimizer", dependencies: ["Kernels", "Parameters", "Distributed", "Accelerator"], swiftSettings: releaseFlags),
         .target(name: "Distributed", dependencies: ["CMPI", "Kernels"], swiftSettings: releaseFlags),
         .target(name: "Training", dependencies: ["Accelerator", "Kernels", "Parameters", "Models", "Optimizer", "Datasets", "FileSupport", "Distributed", "Pipeline",
-                                          "TorchFormat", "Tokenizer",
-                                          .product(name: "Yams", package: "Yams")],
+                                          "TorchFormat", "Tokenizer", "YAMLSupport"],
                 swiftSettings: releaseFlags),
         .target(name: "Pipeline", swiftSettings: releaseFlags),
         .target(name: "Planner", dependencies: ["Models", "Kernels", "FileSupport", "Distributed"], swiftSettings: releaseFlags),
@@ -65,7 +67,7 @@ let package = Package(
         .target(name: "Dashboard", dependencies: ["FileSupport", .product(name: "Hummingbird", package: "hummingbird")],
                 swiftSettings: checkedReleaseFlags),
         // Data curation: filters, exact and MinHash dedup, decontamination (reads users' files).
-        .target(name: "Curation", dependencies: ["Datasets", "FileSupport", "Tokenizer"], swiftSettings: checkedReleaseFlags),
+        .target(name: "Curation", dependencies: ["Datasets", "FileSupport", "Tokenizer", "YAMLSupport"], swiftSettings: checkedReleaseFlags),
         .target(name: "Measurement", dependencies: ["Accelerator", "FileSupport", "Kernels", "Parameters", "Models", "Optimizer", "Planner"],
                 swiftSettings: releaseFlags),
         .executableTarget(

@@ -1,15 +1,14 @@
 import FileSupport
 import Tokenizer
+import YAMLSupport
 
 extension CurationPipeline {
-    /// Reads a `curate run` config (see `CurationPipeline`); relative paths are relative to the
-    /// working directory. A key the config does not know, a value of the wrong type or a missing
-    /// one is an error naming the file and the key.
+    /// Reads a `curate run` config (see `CurationPipeline`): JSON, or YAML for a `.yaml`/`.yml`
+    /// file (the same keys and nesting; NeMo Curator's configs are YAML); relative paths are
+    /// relative to the working directory. A key the config does not know, a value of the wrong
+    /// type or a missing one is an error naming the file and the key.
     public init(configPath: String) throws(CurationError) {
-        let root: JSONValue
-        do { root = try JSONValue.parse(utf8: try MappedFile.read(path: configPath)) } catch {
-            throw CurationError("\(configPath): \(error)")
-        }
+        let root = try Self.configDocument(configPath)
         let config = try Section(root, path: configPath, name: "config",
                                  keys: ["output_dir", "datasets", "json_key", "malformed", "tokenizer_file", "vocab_file", "merge_file",
                                         "append_eod", "train_tokens", "threads", "filter", "classifier", "dedup", "decontaminate"])
@@ -220,5 +219,22 @@ struct Section {
     func strings(_ key: String) throws(CurationError) -> [String] {
         guard let value = try optionalStrings(key), !value.isEmpty else { throw CurationError("\(path): \(name).\(key) is required") }
         return value
+    }
+}
+
+extension CurationPipeline {
+    /// The config file's document: YAML for `.yaml`/`.yml`, else JSON.
+    static func configDocument(_ path: String) throws(CurationError) -> JSONValue {
+        let bytes: [UInt8]
+        do { bytes = try MappedFile.read(path: path) } catch { throw CurationError("\(path): \(error)") }
+        guard path.hasSuffix(".yaml") || path.hasSuffix(".yml") else {
+            do { return try JSONValue.parse(utf8: bytes) } catch { throw CurationError("\(path): \(error)") }
+        }
+        let document: JSONValue?
+        do { document = try YAMLDocument.parse(String(decoding: bytes, as: UTF8.self)) } catch {
+            throw CurationError("\(path): \(error.description)")
+        }
+        guard let document else { throw CurationError("\(path): the config is empty") }
+        return document
     }
 }

@@ -69,6 +69,64 @@ import TestSupport
         #expect(weights == expected)
     }
 
+    /// A `.yaml` config (the JSON config's keys and nesting, as NeMo Curator writes its configs)
+    /// curates what the same config in JSON does, byte for byte; a malformed or empty YAML file and
+    /// an unknown key in one are errors naming the file.
+    @Test func yamlConfigCuratesAsItsJSON() throws {
+        let directory = CurationFiles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let line = { (text: String) in #"{"text": "\#(text)"}"# }
+        try CurationFiles.writeLines([line(Self.prose(1)), line(Self.prose(2)), line(Self.prose(1)), line("too short")],
+                                     to: directory + "/web.jsonl")
+        try CurationFiles.writeLines([line(Self.prose(5)), line(Self.prose(2))], to: directory + "/books.jsonl")
+        try CurationFiles.writeLines([#"{"question": "\#(Self.prose(5, words: 30))"}"#], to: directory + "/task.jsonl")
+        let json = """
+            {"output_dir": "\(directory)/json", "tokenizer_file": "\(Self.tokenizer)", "train_tokens": 100000,
+             "datasets": [{"name": "books", "input": "\(directory)/books.jsonl", "epochs": 3},
+                          {"name": "web", "input": "\(directory)/web.jsonl", "weight": 0.5}],
+             "filter": {"min_words": 20, "max_duplicate_lines": 0.5},
+             "dedup": {"threshold": 0.8},
+             "decontaminate": {"task_data": ["\(directory)/task.jsonl"], "min_piece_length": 50}}
+            """
+        let yaml = """
+            # the same curation as config.json
+            output_dir: \(directory)/yaml
+            tokenizer_file: \(Self.tokenizer)
+            train_tokens: 100000
+            datasets:
+              - name: books
+                input: \(directory)/books.jsonl
+                epochs: 3
+              - {name: web, input: "\(directory)/web.jsonl", weight: 0.5}
+            filter:
+              min_words: 20
+              max_duplicate_lines: 0.5
+            dedup:
+              threshold: 0.8
+            decontaminate:
+              task_data: [\(directory)/task.jsonl]
+              min_piece_length: 50
+            """
+        try json.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        try yaml.write(toFile: directory + "/config.yaml", atomically: true, encoding: .utf8)
+        let fromJSON = try #require(try CurationPipeline(configPath: directory + "/config.json").run { _ in }.blend)
+        let fromYAML = try #require(try CurationPipeline(configPath: directory + "/config.yaml").run { _ in }.blend)
+        #expect(fromYAML.entries.map(\.name) == ["books", "web"] && fromYAML.entries.map(\.name) == fromJSON.entries.map(\.name))
+        #expect(fromYAML.entries.map(\.tokens) == fromJSON.entries.map(\.tokens))
+        #expect(fromYAML.entries.map(\.weight) == fromJSON.entries.map(\.weight))
+        for name in ["books", "web"] {
+            let a = try MappedFile.read(path: "\(directory)/json/\(name)_text_document.bin")
+            #expect(a == (try MappedFile.read(path: "\(directory)/yaml/\(name)_text_document.bin")) && !a.isEmpty, "\(name)")
+        }
+        for (text, message) in [("output_dir: [unclosed\n", "malformed YAML at line"), ("# nothing\n", "the config is empty"),
+                                ("output_dir: x\ndedupe: {}\ndatasets: [{name: a, input: a.jsonl}]\n", "unknown key \"dedupe\"")] {
+            try text.write(toFile: directory + "/bad.yml", atomically: true, encoding: .utf8)
+            #expect { try CurationPipeline(configPath: directory + "/bad.yml") } throws: {
+                "\($0)".hasPrefix(directory + "/bad.yml: ") && "\($0)".contains(message)
+            }
+        }
+    }
+
     /// A config with an unknown key, or a missing tokenizer, is one error naming it.
     @Test func badConfigsAreNamed() throws {
         let directory = CurationFiles.temporaryDirectory()
