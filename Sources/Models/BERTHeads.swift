@@ -27,16 +27,19 @@ struct BERTHeads {
     }
 
     /// Runs the heads on the final LayerNorm's output `lnf` (`[n, c]`), with the training
-    /// forward's `dropout` (nil: none). Returns the loss the executor reports: the masked-LM
-    /// totals (the sentence-order ones kept in `bert`), or the task's.
+    /// forward's `dropout` (nil: none). The masked-LM head's GEMMs run in the model's `precision`
+    /// (as Megatron's, bf16 under `--bf16`); the pooled head's, a row per sequence, in fp32.
+    /// Returns the loss the executor reports: the masked-LM totals (the sentence-order ones kept
+    /// in `bert`), or the task's.
     func forward(lnf: UnsafePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                  embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
-                 params p: FP32Weights, region: TensorParallelRegion, dropout: ModelDropout?) -> CrossEntropy.Totals {
+                 params p: FP32Weights, precision: LinearPrecision, region: TensorParallelRegion,
+                 dropout: ModelDropout?) -> CrossEntropy.Totals {
         let sequence = pooled?.forward(lnf: lnf, activations: acts, bert: bert, params: p, dropout: dropout)
         guard let maskedLM else { return sequence! }
         bert.sentenceOrderTotals = sequence
         return maskedLM.forward(lnf: lnf, activations: acts, bert: bert, embedding: embedding, crossEntropy: crossEntropy,
-                                scratch: s, params: p, region: region)
+                                scratch: s, params: p, precision: precision, region: region)
     }
 
     /// Writes into `dlnf` (`[n, c]`, overwritten) the gradient of `gradientScale` times the
@@ -45,11 +48,12 @@ struct BERTHeads {
     func backward(totals: CrossEntropy.Totals, gradientScale: Float, lnf: UnsafePointer<Float>,
                   dlnf: UnsafeMutablePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                   embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
-                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion,
-                  dropout: ModelDropout?) {
+                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, precision: LinearPrecision,
+                  region: TensorParallelRegion, dropout: ModelDropout?) {
         if let maskedLM {
             maskedLM.backward(totals: totals, gradientScale: gradientScale, lnf: lnf, dlnf: dlnf, activations: acts, bert: bert,
-                              embedding: embedding, crossEntropy: crossEntropy, scratch: s, params: p, grads: grad, region: region)
+                              embedding: embedding, crossEntropy: crossEntropy, scratch: s, params: p, grads: grad,
+                              precision: precision, region: region)
         } else {
             MemoryCopy.zero(dlnf, count: acts.batch * acts.seqLength * (pooled?.hidden ?? 0))
         }
@@ -66,7 +70,7 @@ extension GPTModel {
     /// gathered (g) into `acts.lnf`: the heads, replicated over the tensor-parallel group, read
     /// every token (as Megatron gathers the sequence before its pooler and output layer).
     func bertHeadsForward(_ heads: BERTHeads, bert: BERTActivations, residual: UnsafePointer<Float>, activations acts: GPTActivations,
-                          scratch s: GPTScratch, params p: FP32Weights, embedding: VocabParallelEmbedding,
+                          scratch s: GPTScratch, params p: FP32Weights, precision: LinearPrecision, embedding: VocabParallelEmbedding,
                           finalLayerNorm finalLN: LayerNormWeights, dropout: ModelDropout?) -> CrossEntropy.Totals {
         let n = acts.batch * acts.seqLength, c = config.hiddenSize
         let normalized = s.sequenceGathered ?? acts.lnf.pointer  // [localRows(n), c]
@@ -76,7 +80,7 @@ extension GPTModel {
         let lnf = region.enterRegion(normalized, gatheringInto: acts.lnf.pointer, rows: n, channels: c)
         return heads.forward(lnf: lnf, activations: acts, bert: bert, embedding: embedding,
                              crossEntropy: VocabParallelCrossEntropy(embedding: embedding, config: config),
-                             scratch: s, params: p, region: region, dropout: dropout)
+                             scratch: s, params: p, precision: precision, region: region, dropout: dropout)
     }
 
     /// `bertHeadsForward`'s backward: `acts.dresidual` becomes the gradient of the last layer's
@@ -84,13 +88,13 @@ extension GPTModel {
     /// with sequence parallelism the final LayerNorm's backward takes this rank's block of it.
     func bertHeadsBackward(_ heads: BERTHeads, bert: BERTActivations, totals: CrossEntropy.Totals, gradientScale: Float,
                            lastResidual: UnsafePointer<Float>, activations acts: GPTActivations, scratch s: GPTScratch,
-                           params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>,
+                           params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, precision: LinearPrecision,
                            embedding: VocabParallelEmbedding, finalLayerNorm finalLN: LayerNormWeights, dropout: ModelDropout?) {
         let n = acts.batch * acts.seqLength, c = config.hiddenSize
         heads.backward(totals: totals, gradientScale: gradientScale, lnf: acts.lnf.pointer, dlnf: s.dln.pointer,
                        activations: acts, bert: bert, embedding: embedding,
                        crossEntropy: VocabParallelCrossEntropy(embedding: embedding, config: config), scratch: s,
-                       params: p, grads: grad, region: region, dropout: dropout)
+                       params: p, grads: grad, precision: precision, region: region, dropout: dropout)
         acts.dresidual.zero()
         LayerNorm.backward(dinp: acts.dresidual.pointer, dweight: grad + finalLN.weight, dbias: grad + finalLN.bias,
                            dout: s.dln.pointer + region.firstLocalRow(n) * c, inp: lastResidual, weight: p + finalLN.weight,
@@ -101,7 +105,9 @@ extension GPTModel {
 /// The masked-LM head: dense, exact GELU (PyTorch's `F.gelu`, as Megatron-core and Hugging Face),
 /// LayerNorm, then the output layer (tied to the word embedding) with a bias of its own. With
 /// tensor parallelism the output layer, its bias and the cross-entropy are split by vocabulary
-/// (as GPT's); the dense layer and LayerNorm are replicated, computed alike on every rank.
+/// (as GPT's); the dense layer and LayerNorm are replicated, computed alike on every rank. In
+/// bf16 (fp16) the dense layer and the output layer multiply rounded operands, the dense output
+/// is rounded, and the logits stay fp32 for the cross-entropy, as GPT's output layer.
 struct BERTMaskedLMHead {
     let dense: ColumnParallelLinear
     let layerNorm: LayerNormWeights
@@ -144,9 +150,9 @@ struct BERTMaskedLMHead {
     /// The logits go to `acts.logits`; returns the masked-LM totals.
     func forward(lnf: UnsafePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                  embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
-                 params p: FP32Weights, region: TensorParallelRegion) -> CrossEntropy.Totals {
+                 params p: FP32Weights, precision: LinearPrecision, region: TensorParallelRegion) -> CrossEntropy.Totals {
         let n = acts.batch * acts.seqLength, c = hidden
-        dense.forward(out: bert.lmDense.pointer, inp: lnf, params: p, rows: n, precision: .fp32)
+        dense.forward(out: bert.lmDense.pointer, inp: lnf, params: p, rows: n, precision: precision)
         GELU.forward(out: bert.lmGELU.pointer, inp: bert.lmDense.pointer, count: n * c, exact: true)
         LayerNorm.forward(out: bert.lmLayerNorm.pointer, mean: bert.lmMean.pointer, rstd: bert.lmRstd.pointer,
                           inp: bert.lmGELU.pointer, weight: p + layerNorm.weight, bias: p + layerNorm.bias,
@@ -154,7 +160,7 @@ struct BERTMaskedLMHead {
         // The output layer is split by vocabulary over the tensor-parallel group (f before it).
         outputLayer(embedding).forward(out: acts.logits.pointer,
                                        inp: region.enterRegion(bert.lmLayerNorm.pointer, gatheringInto: nil, rows: n, channels: c),
-                                       params: p, rows: n, precision: .fp32, roundsOutput: false)
+                                       params: p, rows: n, precision: precision, roundsOutput: false)
         return crossEntropy.forward(
             losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer, logits: acts.logits.pointer,
             targets: acts.targets.pointer, lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
@@ -165,16 +171,24 @@ struct BERTMaskedLMHead {
     func backward(totals: CrossEntropy.Totals, gradientScale: Float, lnf: UnsafePointer<Float>,
                   dlnf: UnsafeMutablePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                   embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
-                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, region: TensorParallelRegion) {
+                  params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, precision: LinearPrecision,
+                  region: TensorParallelRegion) {
         let n = acts.batch * acts.seqLength, c = hidden
         let ones = UnsafePointer(s.ones.pointer)
         let scale = totals.weight > 0 ? gradientScale / Float(totals.weight) : 0
-        crossEntropy.backward(logitsToGradient: acts.logits.pointer, logSumExp: acts.logitsLSE.pointer,
-                              targets: acts.targets.pointer,
-                              lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil, scale: scale,
-                              rows: n, precision: .fp32)
-        outputLayer(embedding).backward(dinp: dlnf, dout: acts.logits.pointer, inp: bert.lmLayerNorm.pointer, params: p,
-                                        grads: grad, ones: ones, rows: n, precision: .fp32)
+        // As GPT's output layer: in bf16 or fp16 a block of rows at a time, so that the rounded
+        // logits gradient fits the operand scratch.
+        let block = precision.isReduced ? GPTMemory.outputLayerBlockRows(rows: n) : n
+        let vocab = crossEntropy.vocabCount, output = outputLayer(embedding)
+        for start in stride(from: 0, to: n, by: block) {
+            let rows = min(block, n - start)
+            crossEntropy.backward(logitsToGradient: acts.logits.pointer + start * vocab, logSumExp: acts.logitsLSE.pointer + start,
+                                  targets: acts.targets.pointer + start,
+                                  lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer + start) : nil, scale: scale,
+                                  rows: rows, precision: precision)
+            output.backward(dinp: dlnf + start * c, dout: acts.logits.pointer + start * vocab, inp: bert.lmLayerNorm.pointer + start * c,
+                            params: p, grads: grad, ones: ones, rows: rows, precision: precision, outputGradientRounded: true)
+        }
         bert.dHead.zero()
         LayerNorm.backward(dinp: bert.dHead.pointer, dweight: grad + layerNorm.weight, dbias: grad + layerNorm.bias,
                            dout: region.enterRegionBackward(dlnf, scatteringInto: nil, rows: n, channels: c),
@@ -182,6 +196,6 @@ struct BERTMaskedLMHead {
                            mean: bert.lmMean.pointer, rstd: bert.lmRstd.pointer, rows: n, channels: c)
         GELU.backward(dinp: bert.dHead.pointer, inp: bert.lmDense.pointer, dout: bert.dHead.pointer, count: n * c, exact: true)
         dense.backward(dinp: dlnf, dout: bert.dHead.pointer, inp: lnf, params: p, grads: grad, ones: ones, rows: n,
-                       precision: .fp32)
+                       precision: precision)
     }
 }

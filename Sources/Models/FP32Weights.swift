@@ -2,7 +2,7 @@ import Kernels
 import Parameters
 
 /// The fp32 values the model reads directly: LayerNorm weights, biases, the embeddings, BERT's
-/// heads, and in fp32 every GEMM weight too. `weights + offset` is the value at `offset` of the
+/// pooled head, and in fp32 every GEMM weight too. `weights + offset` is the value at `offset` of the
 /// parameter layout, as for a pointer into the whole fp32 buffer.
 ///
 /// When the fp32 master weights live in the distributed optimizer (bf16 or fp16 with ZeRO-1,
@@ -45,7 +45,7 @@ struct FP32Weights {
 
 /// The fp32 copy a model keeps of the tensors it reads in fp32 when its master weights live in
 /// the distributed optimizer (`GPTModel.readsInFP32`): the word embedding where tokens are looked
-/// up, the position embedding, the LayerNorms, the biases and BERT's heads. The GEMM weights are
+/// up, the position embedding, the LayerNorms, the biases and BERT's pooled head. The GEMM weights are
 /// read from the bf16 (or fp16) copy alone. Its values are the fp32 master values, delivered by
 /// the optimizer after each update.
 final class FP32WeightCopy {
@@ -90,11 +90,11 @@ final class FP32WeightCopy {
 extension GPTModel {
     /// Whether a stage reads tensor `name` in fp32 in every precision (and so keeps an fp32
     /// copy of it when the optimizer holds the master weights): all but the transformer layers'
-    /// GEMM weights and the output layer, which bf16 and fp16 read in low precision alone. The
-    /// word embedding is read in fp32 by the stage that `embeds` (its lookup); on a last stage
-    /// it is the tied output layer's weight.
+    /// GEMM weights, the output layer and BERT's masked-LM dense layer, which bf16 and fp16 read
+    /// in low precision alone. The word embedding is read in fp32 by the stage that `embeds` (its
+    /// lookup); on a last stage it is the tied output layer's weight.
     public static func readsInFP32(_ name: String, embeds: Bool) -> Bool {
-        if name == outputLayerName { return false }
+        if name == outputLayerName || name == BERTMaskedLMHead.denseName { return false }
         if name == wordEmbeddingName { return embeds }
         guard name.hasPrefix("decoder.layers.") else { return true }
         let gemmWeights = ["self_attention.linear_qkv.weight", "self_attention.linear_proj.weight",

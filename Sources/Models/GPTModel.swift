@@ -269,7 +269,7 @@ public final class GPTModel {
         guard part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm else { return nil }
         if let heads = stage.bertHeads, let bert = acts.bert {
             acts.totals = bertHeadsForward(heads, bert: bert, residual: residual, activations: acts, scratch: s, params: p,
-                                           embedding: embedding, finalLayerNorm: finalLN, dropout: dropout)
+                                           precision: precision, embedding: embedding, finalLayerNorm: finalLN, dropout: dropout)
             return acts.totals
         }
         let totals = GPTLossHead(embedding: embedding, finalLayerNorm: finalLN, config: config)
@@ -302,7 +302,7 @@ public final class GPTModel {
             guard let totals = acts.totals else { preconditionFailure("backward called without a forward") }
             bertHeadsBackward(heads, bert: bert, totals: totals, gradientScale: gradientScale,
                               lastResidual: acts.input(ofLayer: layers.count), activations: acts, scratch: s, params: p,
-                              grads: grad, embedding: embedding, finalLayerNorm: finalLN, dropout: dropout)
+                              grads: grad, precision: precision, embedding: embedding, finalLayerNorm: finalLN, dropout: dropout)
             acts.totals = nil
         } else if part.computesLoss(chunk: chunk), let embedding = stage.embedding, let finalLN = stage.finalLayerNorm {
             guard let totals = acts.totals else { preconditionFailure("backward called without a forward") }

@@ -151,10 +151,12 @@ import Tokenizer
         #expect(worst < 1e-5)
     }
 
-    /// bf16 and fp16 (with its loss scale) track the fp32 run (observed: bf16 within 4.6e-5, fp16
+    /// bf16 and fp16 (with its loss scale) track the fp32 run (observed: bf16 within 7.9e-5, fp16
     /// 2.9e-2 after its skipped first iterations); TP 2 (sequence-parallel) x DP 2 with ZeRO-1 in
-    /// bf16 matches one bf16 rank up to the order of the sums (1.8e-4); a bf16 run resumes
-    /// bit-identically.
+    /// bf16 matches one bf16 rank up to the order of the sums and roundings (observed: losses
+    /// 3.8e-5, gradient norms 1.2e-3), and so does PP 2 x DP 2 with ZeRO-1 (losses 8.6e-6, norms
+    /// 3.1e-4; its last stage reads the tied output layer from the bf16 copy alone); a bf16 run
+    /// resumes bit-identically.
     @Test func mixedPrecisionTracksFP32() throws {
         let settings: [(key: String, value: JSONValue)] = [("eval-iters", .number(0)), ("train-iters", .number(8))]
         let fp32 = try Self.run(try Self.trainer(try Self.config(settings)), until: 8)
@@ -181,9 +183,28 @@ import Tokenizer
             try Self.run(try Self.trainer(parallel, parallel: try ParallelState(world: world, tensorParallel: 2, pipelineParallel: 1)),
                          until: 8)
         }
-        let worst = zip(ranks[0], reference).map { abs($0 - $1) / max(abs($1), 1e-6) }.max()!
-        print("BERT bf16 TP 2 SP x DP 2 ZeRO-1: worst relative difference \(worst) from one bf16 rank")
-        #expect(worst < 1e-3)
+        // Each iteration's values are the two losses and the gradient norm: the worst relative
+        // difference of each kind from one bf16 rank. Where the sums run in another order a bf16
+        // weight can round the other way after an update; the tensor-parallel ranks also round
+        // their partial input gradients of the vocabulary-split output layer to bf16 before
+        // summing them (as Megatron's), which moves the norm most.
+        func worst(_ values: [Double]) -> (losses: Double, norms: Double) {
+            let relative = zip(values, reference).map { abs($0 - $1) / max(abs($1), 1e-6) }
+            return (relative.enumerated().filter { $0.offset % 3 != 2 }.map(\.element).max()!,
+                    relative.enumerated().filter { $0.offset % 3 == 2 }.map(\.element).max()!)
+        }
+        let tensorParallel = worst(ranks[0])
+        print("BERT bf16 TP 2 SP x DP 2 ZeRO-1: worst relative difference from one bf16 rank \(tensorParallel)")
+        #expect(tensorParallel.losses < 2e-4 && tensorParallel.norms < 3e-3)
+        let pipelined = try Self.config(settings + [("bf16", .bool(true)), ("pipeline-model-parallel-size", .number(2)),
+                                                    ("data-parallel-size", .number(2)), ("use-distributed-optimizer", .bool(true))])
+        let stages = try ThreadCommunicator.run(size: 4) { world in
+            try Self.run(try Self.trainer(pipelined, parallel: try ParallelState(world: world, tensorParallel: 1, pipelineParallel: 2)),
+                         until: 8)
+        }
+        let pipeline = worst(stages[0])
+        print("BERT bf16 PP 2 x DP 2 ZeRO-1: worst relative difference from one bf16 rank \(pipeline)")
+        #expect(pipeline.losses < 2e-4 && pipeline.norms < 3e-3)
         #expect(try Self.resumed(bf16, savingAt: 4, until: 8, in: ResumeTests.temporaryDirectory()).values == reference)
     }
 
