@@ -5,17 +5,22 @@ import Tokenizer
 /// OpenAI's `POST /v1/completions` (what lm-evaluation-harness's `local-completions` model
 /// sends): `prompt` as a string, a list of strings, a list of token ids or a list of such lists;
 /// `max_tokens` (0 scores the prompt only), `temperature`, `top_p`, `top_k`, `seed`, `stop`,
-/// `logprobs` (alternatives per position), `echo`, `stream`.
+/// `logprobs` (alternatives per position), `echo`, `stream`, `n` (completions per prompt).
 struct CompletionsCall {
     let prompts: [[Int32]]
     let request: CompletionRequest
     let stream: Bool
     let model: String
+    /// Completions per prompt: choice `i * n + j` is prompt `i`'s `j`-th, sampled with `seed + j`.
+    let n: Int
 
     init(_ fields: RequestFields, tokenizer: Tokenizer, maxPromptTokens: Int, limits: ServerLimits) throws(ServeError) {
         guard let prompt = fields.body["prompt"] else { throw .badRequest("prompt is required") }
         prompts = try Self.prompts(prompt, tokenizer: tokenizer, maxTokens: maxPromptTokens, limits: limits)
-        if let n = try fields.integer("n"), n != 1 { throw .badRequest("n must be 1 (one completion per prompt)") }
+        n = try fields.integer("n", default: 1, in: 1...limits.maxPrompts)!
+        guard prompts.count * n <= limits.maxPrompts else {
+            throw .badRequest("\(prompts.count) prompts x n \(n) exceed \(limits.maxPrompts) completions per request")
+        }
         if case let .string(name)? = fields.body["model"] { model = name } else { model = "megatron" }
         let maxTokens = try fields.integer("max_tokens", default: 16, in: 0...limits.maxNewTokens)!
         let temperature = try fields.number("temperature", default: 1, in: 0...100)
@@ -33,6 +38,18 @@ struct CompletionsCall {
                                     seed: UInt64(seed), logprobs: logprobs, echo: echo, stop: stop,
                                     stopToken: tokenizer.endOfDocumentID)
         if stream && echo && logprobs != nil { throw .badRequest("stream with echo and logprobs is not supported") }
+    }
+
+    /// The completions to run, in choice order: each prompt `n` times, the `j`-th with `seed + j`.
+    var requests: [CompletionRequest] {
+        prompts.flatMap { prompt in
+            (0..<n).map { j in
+                var copy = request
+                copy.prompt = prompt
+                copy.seed = request.seed &+ UInt64(j)
+                return copy
+            }
+        }
     }
 
     /// The prompts as token ids, checked against the vocabulary and the model's length.
@@ -72,7 +89,7 @@ struct CompletionsCall {
         return prompts
     }
 
-    /// The answer for `completions` (one per prompt, in order).
+    /// The answer for `completions` (one per choice, in the order of `requests`).
     func response(_ completions: [Completion], tokenizer: Tokenizer, id: String, created: Int) -> JSONValue {
         let choices = completions.enumerated().map { index, completion -> JSONValue in
             let promptText = (try? tokenizer.decode(completion.prompt.map(\.id))) ?? ""

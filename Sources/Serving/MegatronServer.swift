@@ -53,8 +53,8 @@ public struct MegatronServer: Sendable {
                                                limits: limits)
                 let id = "cmpl-\(UInt64.random(in: 0...UInt64.max))", created = Int(Date.now.timeIntervalSince1970)
                 if call.stream { return try stream(call, id: id, created: created) }
-                return Self.json(call.response(try await complete(call.prompts, call.request), tokenizer: tokenizer, id: id,
-                                               created: created))
+                let completions = try await batcher.submit(call.requests).completions()
+                return Self.json(call.response(completions, tokenizer: tokenizer, id: id, created: created))
             }
         }
         return router
@@ -78,20 +78,15 @@ public struct MegatronServer: Sendable {
     }
 
     /// Runs `prompts` on the model's worker with `template`'s settings, side by side with
-    /// whatever other prompts decode (this request's and other clients').
+    /// whatever other prompts decode (this request's and other clients'); throws `.busy` at once
+    /// when the queue is full.
     func complete(_ prompts: [[Int32]], _ template: CompletionRequest) async throws -> [Completion] {
-        try await submit(prompts, template).completions()
-    }
-
-    /// Queues `prompts` with `template`'s settings; throws `.busy` at once when the queue is full.
-    func submit(_ prompts: [[Int32]], _ template: CompletionRequest,
-                onText: (@Sendable (Int, String) -> Void)? = nil) throws(ServeError) -> RequestBatcher.Submitted {
         let requests = prompts.map { prompt in
             var request = template
             request.prompt = prompt
             return request
         }
-        return try batcher.submit(requests, onText: onText)
+        return try await batcher.submit(requests).completions()
     }
 
     /// Server-sent events, as OpenAI streams a completion: a `text_completion` chunk per piece of
@@ -108,10 +103,11 @@ public struct MegatronServer: Sendable {
             ])
             sink.yield(ByteBuffer(string: "data: \(chunk.serialized)\n\n"))
         }
+        let requests = call.requests
         if call.request.echo {  // the prompts' text comes first
-            for (index, prompt) in call.prompts.enumerated() { send(index, (try? tokenizer.decode(prompt)) ?? "", nil) }
+            for (index, request) in requests.enumerated() { send(index, (try? tokenizer.decode(request.prompt)) ?? "", nil) }
         }
-        let submitted = try submit(call.prompts, call.request) { send($0, $1, nil) }
+        let submitted = try batcher.submit(requests) { send($0, $1, nil) }
         Task {
             do {
                 let completions = try await submitted.completions()

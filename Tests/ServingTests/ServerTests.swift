@@ -98,6 +98,42 @@ import Training
         }
     }
 
+    /// `n` completions per prompt: choice `i * n + j` is prompt `i` sampled with `seed + j`, as a
+    /// request of its own with that seed gets it; greedy copies agree; streamed, each choice's
+    /// pieces come under its own index.
+    @Test func nCompletionsPerPrompt() async throws {
+        func texts(_ reply: LoopbackClient.Reply) throws -> [String] {
+            guard case let .array(choices)? = try Self.json(reply)["choices"] else { return [] }
+            return choices.map { if case let .string(text)? = $0["text"] { text } else { "?" } }
+        }
+        try await Self.withServer { client in
+            let reply = try client.send("POST", "/v1/completions",
+                                        body: #"{"prompt": ["A lawyer is", "Love"], "max_tokens": 6, "temperature": 0.9, "top_k": 50, "seed": 7, "n": 3}"#)
+            #expect(reply.status == 200, "\(reply.body)")
+            let batched = try texts(reply)
+            #expect(batched.count == 6)
+            var alone = [String]()
+            for prompt in ["A lawyer is", "Love"] {
+                for seed in 7..<10 {
+                    alone += try texts(try client.send("POST", "/v1/completions",
+                                                       body: #"{"prompt": "\#(prompt)", "max_tokens": 6, "temperature": 0.9, "top_k": 50, "seed": \#(seed)}"#))
+                }
+            }
+            #expect(batched == alone)
+            #expect(Set(batched[0..<3]).count > 1, "three seeds, three samples: \(batched)")
+            let greedy = try texts(try client.send("POST", "/v1/completions", body: #"{"prompt": "War", "max_tokens": 4, "temperature": 0, "n": 2}"#))
+            #expect(greedy.count == 2 && greedy[0] == greedy[1])
+            let stream = try client.send("POST", "/v1/completions",
+                                         body: #"{"prompt": "Love", "max_tokens": 6, "temperature": 0.9, "top_k": 50, "seed": 7, "n": 3, "stream": true}"#)
+            var streamed = ["", "", ""]
+            for event in stream.body.split(separator: "\n\n").map({ String($0.dropFirst("data: ".count)) }).dropLast() {
+                let choice = Self.element(try JSONValue.parse(event)["choices"], 0)
+                if case let .number(index)? = choice?["index"], case let .string(text)? = choice?["text"] { streamed[Int(index)] += text }
+            }
+            #expect(streamed == Array(batched[3..<6]))
+        }
+    }
+
     @Test func megatronGenerateAPI() async throws {
         try await Self.withServer { client in
             let reply = try client.send("PUT", "/api", body: #"{"prompts": ["A lawyer is", "Love"], "tokens_to_generate": 4, "logprobs": true, "top_k": 1, "random_seed": 3}"#)
@@ -129,6 +165,8 @@ import Training
         ("PUT", "/api", #"{"prompts": ["x"], "top_k": 5, "top_p": 0.5}"#, "cannot set both top_k and top_p"),
         ("PUT", "/api", #"{"prompts": "x"}"#, "prompts is not a list of strings"),
         ("PUT", "/api", #"{"prompts": ["x"], "tokens_to_generate": 0}"#, "tokens_to_generate=0 implies logprobs"),
+        ("POST", "/v1/completions", #"{"prompt": "x", "n": 0}"#, "n must be between 1"),
+        ("POST", "/v1/completions", #"{"prompt": ["x", "y"], "n": 40}"#, "2 prompts x n 40 exceed 64 completions per request"),
     ])
     func malformedRequestsAreRefusedByName(method: String, path: String, body: String, message: String) async throws {
         try await Self.withServer { client in
