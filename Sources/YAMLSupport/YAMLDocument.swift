@@ -24,13 +24,17 @@ public enum YAMLDocument {
         return try root.map { node throws(Error) in try value(node, at: "") }
     }
 
-    /// An unquoted scalar: a boolean, null, a number or else text.
+    /// An unquoted scalar: a boolean, null, a number in decimal notation (YAML 1.2's core schema:
+    /// `12`, `-0.5`, `3e-4`, not `0x10`, `inf` or `nan`, which stay text) or else text.
     public static func plainScalar(_ text: String) -> JSONValue {
         switch text {
         case "true", "True": return .bool(true)
         case "false", "False": return .bool(false)
         case "null", "~", "": return .null
-        default: return Double(text).map(JSONValue.number) ?? .string(text)
+        default:
+            let decimal = text.allSatisfy { $0.isASCII && ($0.isNumber || "+-.eE".contains($0)) }
+                && text.contains(where: \.isNumber)
+            return decimal ? Double(text).map(JSONValue.number) ?? .string(text) : .string(text)
         }
     }
 

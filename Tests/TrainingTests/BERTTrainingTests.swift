@@ -319,12 +319,21 @@ import Tokenizer
                                       shortSequenceProbability: 0.1, cacheDirectory: alone)
         #expect(!rebuilt.loadedFromCache && rebuilt.samples == first.samples)
 
-        // Training reads --data-cache-path, and without it caches beside the data.
+        // Training reads --data-cache-path (its mapping lands there), and without it caches beside
+        // the data (a corpus of its own, whose folder holds no cache before).
+        func trainMappings() throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix("-train-sample_index.npy") }.count
+        }
+        let before = try trainMappings()
         let config = try Self.config([("data-cache-path", .string(cache)), ("eval-iters", .number(0))])
         _ = try Self.trainer(config)
+        #expect(try trainMappings() == before + 1)
         #expect(try #require(try Self.trainer(config).train as? BERTDataset).loadedFromCache)
-        _ = try Self.trainer(try Self.config())
-        #expect(FileManager.default.fileExists(atPath: BERTDataset.defaultCacheDirectory(dataset)))
+        let fresh = try Self.makeCorpus()
+        let freshCache = BERTDataset.defaultCacheDirectory(try IndexedDataset(prefix: fresh.prefix))
+        #expect(!FileManager.default.fileExists(atPath: freshCache))
+        _ = try Self.trainer(try Self.config([("data-path", .string(fresh.prefix)), ("eval-iters", .number(0))]))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: freshCache).contains { $0.hasSuffix("-train-sample_index.npy") })
     }
 
     /// `--train-data-path A --valid-data-path B`: training reads every document of A, validation

@@ -242,6 +242,18 @@ import Testing
         #expect(throws: TrainingError.config(path: path, reason: "expected a mapping of settings such as `num_layers: 12`")) {
             try TrainingConfig.settings(fromFile: path)
         }
+        try AtomicFile.write(Array("language_model:\n  hidden_size: {a: 1}\n".utf8), to: path)
+        #expect(throws: TrainingError.config(path: path, reason: "language_model.hidden_size: nested mappings are not settings")) {
+            try TrainingConfig.settings(fromFile: path)
+        }
+        try AtomicFile.write(Array("data_path: [[1, a]]\n".utf8), to: path)
+        #expect(throws: TrainingError.config(path: path, reason: "data_path: list items must be plain values")) {
+            try TrainingConfig.settings(fromFile: path)
+        }
+        // Numbers are decimal: hex and inf stay text (and are then refused by the setting's type).
+        try AtomicFile.write(Array("lr: 3e-4\nseed: 0x10\nmin_lr: inf\n".utf8), to: path)
+        let numbers = try TrainingConfig.settings(fromFile: path)
+        #expect(numbers.map(\.value) == [.number(3e-4), .string("0x10"), .string("inf")])
         try AtomicFile.write(Array("language_model:\n  rotary_percent: 0.5\n".utf8), to: path)
         #expect(throws: TrainingError.config(path: path, reason: "unknown setting \"rotary-percent\"")) {
             try TrainingConfig(settings: [(path, try TrainingConfig.settings(fromFile: path))])
