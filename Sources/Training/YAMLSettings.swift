@@ -16,7 +16,7 @@ enum YAMLSettings {
         func fail(_ reason: String) -> TrainingError { .config(path: source, reason: reason) }
         let root: JSONValue?
         do { root = try YAMLDocument.parse(text) } catch { throw fail(error.description) }
-        guard let root else { return [] }
+        guard let root else { throw fail("the YAML config holds no settings (empty, or comments only)") }
         guard case let .object(members) = root else { throw fail("expected a mapping of settings such as `num_layers: 12`") }
         var settings = [(key: String, value: JSONValue)]()
         for (key, value) in members {

@@ -205,6 +205,18 @@ import Tokenizer
         let pipeline = worst(stages[0])
         print("BERT bf16 PP 2 x DP 2 ZeRO-1: worst relative difference from one bf16 rank \(pipeline)")
         #expect(pipeline.losses < 2e-4 && pipeline.norms < 3e-3)
+        // fp16 takes the same path (the last stage multiplies the fp16 copy of the tied output layer).
+        let fp16Settings = settings + [("fp16", .bool(true)), ("loss-scale", .number(1024))]
+        let fp16Reference = try Self.run(try Self.trainer(try Self.config(fp16Settings)), until: 8)
+        let fp16Pipelined = try Self.config(fp16Settings + [("pipeline-model-parallel-size", .number(2)), ("data-parallel-size", .number(2)),
+                                                            ("use-distributed-optimizer", .bool(true))])
+        let fp16Stages = try ThreadCommunicator.run(size: 4) { world in
+            try Self.run(try Self.trainer(fp16Pipelined, parallel: try ParallelState(world: world, tensorParallel: 1, pipelineParallel: 2)),
+                         until: 8)
+        }
+        let fp16Worst = zip(fp16Stages[0], fp16Reference).map { abs($0 - $1) / max(abs($1), 1e-6) }.max()!
+        print("BERT fp16 PP 2 x DP 2 ZeRO-1: worst relative difference \(fp16Worst) from one fp16 rank")
+        #expect(fp16Stages[0].allSatisfy(\.isFinite) && fp16Worst < 1e-3)
         #expect(try Self.resumed(bf16, savingAt: 4, until: 8, in: ResumeTests.temporaryDirectory()).values == reference)
     }
 

@@ -250,6 +250,10 @@ import Testing
         #expect(throws: TrainingError.config(path: path, reason: "data_path: list items must be plain values")) {
             try TrainingConfig.settings(fromFile: path)
         }
+        try AtomicFile.write(Array("# nothing set yet\n".utf8), to: path)
+        #expect(throws: TrainingError.config(path: path, reason: "the YAML config holds no settings (empty, or comments only)")) {
+            try TrainingConfig.settings(fromFile: path)
+        }
         // Numbers are decimal: hex and inf stay text (and are then refused by the setting's type).
         try AtomicFile.write(Array("lr: 3e-4\nseed: 0x10\nmin_lr: inf\n".utf8), to: path)
         let numbers = try TrainingConfig.settings(fromFile: path)
