@@ -67,8 +67,9 @@ struct BERTHeads {
 extension GPTModel {
     /// The last stage of a BERT: the final LayerNorm (kept in fp32 for the heads), then the heads.
     /// With sequence parallelism the LayerNorm normalises this rank's tokens and the rows are
-    /// gathered (g) into `acts.lnf`: the heads, replicated over the tensor-parallel group, read
-    /// every token (as Megatron gathers the sequence before its pooler and output layer).
+    /// gathered (g) into `acts.lnf`: the pooler reads every sequence's first token there, and the
+    /// masked-LM head takes this rank's rows back for its dense layer and LayerNorm, gathering
+    /// their output before the output layer (Megatron's split).
     func bertHeadsForward(_ heads: BERTHeads, bert: BERTActivations, residual: UnsafePointer<Float>, activations acts: GPTActivations,
                           scratch s: GPTScratch, params p: FP32Weights, precision: LinearPrecision, embedding: VocabParallelEmbedding,
                           finalLayerNorm finalLN: LayerNormWeights, dropout: ModelDropout?) -> CrossEntropy.Totals {
@@ -84,8 +85,10 @@ extension GPTModel {
     }
 
     /// `bertHeadsForward`'s backward: `acts.dresidual` becomes the gradient of the last layer's
-    /// output `lastResidual`. The heads give every rank the whole gradient of the gathered rows;
-    /// with sequence parallelism the final LayerNorm's backward takes this rank's block of it.
+    /// output `lastResidual`. With sequence parallelism the heads leave this rank's rows of the
+    /// final LayerNorm's output gradient complete (the masked-LM head's, reduce-scattered, plus
+    /// the pooler's, which every rank computes whole), and the final LayerNorm's backward takes
+    /// that block.
     func bertHeadsBackward(_ heads: BERTHeads, bert: BERTActivations, totals: CrossEntropy.Totals, gradientScale: Float,
                            lastResidual: UnsafePointer<Float>, activations acts: GPTActivations, scratch s: GPTScratch,
                            params p: FP32Weights, grads grad: UnsafeMutablePointer<Float>, precision: LinearPrecision,
@@ -105,7 +108,8 @@ extension GPTModel {
 /// The masked-LM head: dense, exact GELU (PyTorch's `F.gelu`, as Megatron-core and Hugging Face),
 /// LayerNorm, then the output layer (tied to the word embedding) with a bias of its own. With
 /// tensor parallelism the output layer, its bias and the cross-entropy are split by vocabulary
-/// (as GPT's); the dense layer and LayerNorm are replicated, computed alike on every rank. In
+/// (as GPT's); the dense layer and LayerNorm are replicated: computed alike on every rank, or with
+/// sequence parallelism on each rank's tokens (their gradients then summed over the group). In
 /// bf16 (fp16) the dense layer and the output layer multiply rounded operands, the dense output
 /// is rounded, and the logits stay fp32 for the cross-entropy, as GPT's output layer.
 struct BERTMaskedLMHead {
@@ -118,6 +122,8 @@ struct BERTMaskedLMHead {
     static let denseName = "lm_head.dense.weight", denseBiasName = "lm_head.dense.bias"
     static let layerNormName = "lm_head.layer_norm.weight", layerNormBiasName = "lm_head.layer_norm.bias"
     static let outputBiasName = "output_layer.bias"
+    /// The tensors run on each rank's tokens under sequence parallelism.
+    static let tokenLocalTensorNames: Set<String> = [denseName, denseBiasName, layerNormName, layerNormBiasName]
 
     static func parameterSpecs(_ config: GPTConfig) -> [ParameterSpec] {
         let c = config.hiddenSize
@@ -147,27 +153,34 @@ struct BERTMaskedLMHead {
                                     localOutFeatures: layer.localOutFeatures)
     }
 
-    /// The logits go to `acts.logits`; returns the masked-LM totals.
+    /// The logits go to `acts.logits`; returns the masked-LM totals. `lnf` is the final
+    /// LayerNorm's output, every token (gathered with sequence parallelism); the dense layer,
+    /// GELU and LayerNorm run on this rank's tokens, whose LayerNorm output is gathered for the
+    /// output layer (g with sequence parallelism, Megatron's split; f without).
     func forward(lnf: UnsafePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                  embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
                  params p: FP32Weights, precision: LinearPrecision, region: TensorParallelRegion) -> CrossEntropy.Totals {
-        let n = acts.batch * acts.seqLength, c = hidden
-        dense.forward(out: bert.lmDense.pointer, inp: lnf, params: p, rows: n, precision: precision)
-        GELU.forward(out: bert.lmGELU.pointer, inp: bert.lmDense.pointer, count: n * c, exact: true)
-        LayerNorm.forward(out: bert.lmLayerNorm.pointer, mean: bert.lmMean.pointer, rstd: bert.lmRstd.pointer,
+        let n = acts.batch * acts.seqLength, c = hidden, m = region.localRows(n)
+        dense.forward(out: bert.lmDense.pointer, inp: lnf + region.firstLocalRow(n) * c, params: p, rows: m, precision: precision)
+        GELU.forward(out: bert.lmGELU.pointer, inp: bert.lmDense.pointer, count: m * c, exact: true)
+        // This rank's rows of the LayerNorm output: in the gather's staging buffer (free once the
+        // final LayerNorm's output was gathered) with sequence parallelism, else in place.
+        let normalized = s.sequenceGathered ?? bert.lmLayerNorm.pointer
+        LayerNorm.forward(out: normalized, mean: bert.lmMean.pointer, rstd: bert.lmRstd.pointer,
                           inp: bert.lmGELU.pointer, weight: p + layerNorm.weight, bias: p + layerNorm.bias,
-                          rows: n, channels: c, eps: epsilon)
-        // The output layer is split by vocabulary over the tensor-parallel group (f before it).
-        outputLayer(embedding).forward(out: acts.logits.pointer,
-                                       inp: region.enterRegion(bert.lmLayerNorm.pointer, gatheringInto: nil, rows: n, channels: c),
-                                       params: p, rows: n, precision: precision, roundsOutput: false)
+                          rows: m, channels: c, eps: epsilon)
+        // The output layer is split by vocabulary over the tensor-parallel group.
+        let input = region.enterRegion(normalized, gatheringInto: bert.lmLayerNorm.pointer, rows: n, channels: c)
+        outputLayer(embedding).forward(out: acts.logits.pointer, inp: input, params: p, rows: n, precision: precision,
+                                       roundsOutput: false)
         return crossEntropy.forward(
             losses: acts.losses.pointer, logSumExp: acts.logitsLSE.pointer, logits: acts.logits.pointer,
             targets: acts.targets.pointer, lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer) : nil,
             rows: n, scratch: s.crossEntropyScratch.pointer, region: region)
     }
 
-    /// Overwrites `dlnf` with the gradient of `gradientScale` times the masked-LM loss.
+    /// Overwrites `dlnf` with the gradient of `gradientScale` times the masked-LM loss (with
+    /// sequence parallelism, this rank's rows of it: the only ones the final LayerNorm reads).
     func backward(totals: CrossEntropy.Totals, gradientScale: Float, lnf: UnsafePointer<Float>,
                   dlnf: UnsafeMutablePointer<Float>, activations acts: GPTActivations, bert: BERTActivations,
                   embedding: VocabParallelEmbedding, crossEntropy: VocabParallelCrossEntropy, scratch s: GPTScratch,
@@ -189,13 +202,16 @@ struct BERTMaskedLMHead {
             output.backward(dinp: dlnf + start * c, dout: acts.logits.pointer + start * vocab, inp: bert.lmLayerNorm.pointer + start * c,
                             params: p, grads: grad, ones: ones, rows: rows, precision: precision, outputGradientRounded: true)
         }
+        // The output layer's input gradient, summed over the group (f) or reduce-scattered to this
+        // rank's tokens (g); the dense layer's input gradient goes to this rank's rows of `dlnf`.
+        let m = region.localRows(n), first = region.firstLocalRow(n)
+        let dNormalized = region.enterRegionBackward(dlnf, scatteringInto: s.layerGradients.dlnShard, rows: n, channels: c)
         bert.dHead.zero()
         LayerNorm.backward(dinp: bert.dHead.pointer, dweight: grad + layerNorm.weight, dbias: grad + layerNorm.bias,
-                           dout: region.enterRegionBackward(dlnf, scatteringInto: nil, rows: n, channels: c),
-                           inp: bert.lmGELU.pointer, weight: p + layerNorm.weight,
-                           mean: bert.lmMean.pointer, rstd: bert.lmRstd.pointer, rows: n, channels: c)
-        GELU.backward(dinp: bert.dHead.pointer, inp: bert.lmDense.pointer, dout: bert.dHead.pointer, count: n * c, exact: true)
-        dense.backward(dinp: dlnf, dout: bert.dHead.pointer, inp: lnf, params: p, grads: grad, ones: ones, rows: n,
-                       precision: precision)
+                           dout: dNormalized, inp: bert.lmGELU.pointer, weight: p + layerNorm.weight,
+                           mean: bert.lmMean.pointer, rstd: bert.lmRstd.pointer, rows: m, channels: c)
+        GELU.backward(dinp: bert.dHead.pointer, inp: bert.lmDense.pointer, dout: bert.dHead.pointer, count: m * c, exact: true)
+        dense.backward(dinp: dlnf + first * c, dout: bert.dHead.pointer, inp: lnf + first * c, params: p, grads: grad, ones: ones,
+                       rows: m, precision: precision)
     }
 }

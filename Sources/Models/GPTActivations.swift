@@ -160,7 +160,8 @@ public final class GPTActivations {
         logitsLSE = FloatBuffer(count: headRows)
         losses = FloatBuffer(count: headRows)
         dresidual = FloatBuffer(count: m * c)
-        bert = config.bert == nil ? nil : BERTActivations(config: config, batch: batch, seqLength: seqLength, head: head)
+        bert = config.bert == nil ? nil : BERTActivations(config: config, batch: batch, seqLength: seqLength, head: head,
+                                                          localRows: m)
     }
 
     /// Which keys the attention core lets each query see: causal, or BERT's padding mask.

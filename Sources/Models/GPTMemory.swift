@@ -31,7 +31,8 @@ public enum GPTMemory {
             // The final LayerNorm's output is bf16 in bf16 (2 bytes: half a float).
             floats += (precision == .bf16 ? 0.5 : 1) * m * c + 2 * m + n * Double(config.paddedVocabSize / t) + 2 * n
         }
-        let bert = config.bert == nil ? 0 : BERTActivations.byteCount(config: config, batch: batch, seqLength: seqLength, head: head)
+        let bert = config.bert == nil ? 0 : BERTActivations.byteCount(config: config, batch: batch, seqLength: seqLength, head: head,
+                                                                        localRows: Int(m))
         return 4 * floats + kept + bert
     }
 

@@ -6,14 +6,16 @@ extension GPTModel {
 
     /// Indices (in `layout`) of the tensors whose gradient each tensor-parallel rank computes from
     /// its own tokens only under sequence parallelism: the layers' and the final LayerNorms'
-    /// weights and biases, and BERT's token-type embedding (added to each rank's rows after the
-    /// embedding's reduce-scatter). Every other replicated tensor (the row-parallel biases, the
-    /// position embedding, BERT's heads, which read the gathered rows) gets its gradient whole on
-    /// every rank.
+    /// weights and biases, BERT's token-type embedding (added to each rank's rows after the
+    /// embedding's reduce-scatter) and BERT's masked-LM dense layer and LayerNorm (run on each
+    /// rank's tokens, as Megatron's). Every other replicated tensor (the row-parallel biases, the
+    /// position embedding, BERT's pooled head, which reads the gathered rows) gets its gradient
+    /// whole on every rank.
     var sequenceParallelPartialTensors: [Int] {
         layout.specs.indices.filter {
             let name = layout.specs[$0].name
             return name.contains("layernorm.") || name == tokenTypeEmbeddingName
+                || BERTMaskedLMHead.tokenLocalTensorNames.contains(name)
         }
     }
 
