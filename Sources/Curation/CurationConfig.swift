@@ -223,17 +223,10 @@ struct Section {
 }
 
 extension CurationPipeline {
-    /// The config file's document: YAML for `.yaml`/`.yml`, else JSON.
+    /// The config file's document (`ConfigDocument`: YAML for `.yaml`/`.yml`, else JSON).
     static func configDocument(_ path: String) throws(CurationError) -> JSONValue {
-        let bytes: [UInt8]
-        do { bytes = try MappedFile.read(path: path) } catch { throw CurationError("\(path): \(error)") }
-        guard path.hasSuffix(".yaml") || path.hasSuffix(".yml") else {
-            do { return try JSONValue.parse(utf8: bytes) } catch { throw CurationError("\(path): \(error)") }
-        }
         let document: JSONValue?
-        do { document = try YAMLDocument.parse(String(decoding: bytes, as: UTF8.self)) } catch {
-            throw CurationError("\(path): \(error.description)")
-        }
+        do { document = try ConfigDocument.read(path) } catch { throw CurationError("\(path): \(error.description)") }
         guard let document else { throw CurationError("\(path): the config is empty") }
         return document
     }

@@ -48,28 +48,25 @@ public enum BERTSampleIndex {
 
     /// The mapping for documents `documentIndices` (`n + 1` bounds into the sentences, as an
     /// indexed dataset's `document_indices`) with `sentenceLengths`.
-    public static func build(documentIndices: [Int64], sentenceLengths: [Int32], parameters: Parameters) -> [Sample] {
-        let (epochs, maxSamples, maxSequenceLength) = (parameters.epochs, parameters.maxSamples, parameters.maxSequenceLength)
-        let (shortSequenceProbability, seed, minSentences) = (parameters.shortSequenceProbability, parameters.seed,
-                                                              parameters.minSentences)
-        precondition(epochs > 0 && maxSequenceLength > 1 && seed > 0, "BERTSampleIndex: invalid arguments")
-        precondition((0...1).contains(shortSequenceProbability), "BERTSampleIndex: probability outside [0, 1]")
-        let shortRatio = shortSequenceProbability > 0 ? UInt64((1 / shortSequenceProbability).rounded()) : 0
-        var random = MersenneTwister(seed: UInt32(seed))
+    public static func build(documentIndices: [Int64], sentenceLengths: [Int32], parameters p: Parameters) -> [Sample] {
+        precondition(p.epochs > 0 && p.maxSequenceLength > 1 && p.seed > 0, "BERTSampleIndex: invalid arguments")
+        precondition((0...1).contains(p.shortSequenceProbability), "BERTSampleIndex: probability outside [0, 1]")
+        let shortRatio = p.shortSequenceProbability > 0 ? UInt64((1 / p.shortSequenceProbability).rounded()) : 0
+        var random = MersenneTwister(seed: UInt32(p.seed))
         func targetLength() -> Int32 {
-            guard shortRatio != 0 else { return maxSequenceLength }
+            guard shortRatio != 0 else { return p.maxSequenceLength }
             let number = UInt64(random.next32())
-            return number % shortRatio == 0 ? Int32(2 + number % UInt64(maxSequenceLength - 1)) : maxSequenceLength
+            return number % shortRatio == 0 ? Int32(2 + number % UInt64(p.maxSequenceLength - 1)) : p.maxSequenceLength
         }
         var samples = [Sample]()
-        for _ in 0..<epochs {
-            if UInt64(samples.count) >= maxSamples { break }
+        for _ in 0..<p.epochs {
+            if UInt64(samples.count) >= p.maxSamples { break }
             for document in 0..<(documentIndices.count - 1) {
                 let firstSentence = Int(documentIndices[document]), lastSentence = Int(documentIndices[document + 1])
                 var remaining = lastSentence - firstSentence
                 let hasLongSentence = remaining > 1
                     && sentenceLengths[firstSentence..<lastSentence].contains { $0 > longSentenceLength }
-                guard remaining >= Int(minSentences) && !hasLongSentence else { continue }
+                guard remaining >= Int(p.minSentences) && !hasLongSentence else { continue }
                 var start = firstSentence
                 var tokens: Int32 = 0, taken: Int32 = 0
                 var target = targetLength()
@@ -77,7 +74,7 @@ public enum BERTSampleIndex {
                     tokens += sentenceLengths[sentence]
                     taken += 1
                     remaining -= 1
-                    if (tokens >= target && remaining > 1 && taken >= minSentences) || remaining == 0 {
+                    if (tokens >= target && remaining > 1 && taken >= p.minSentences) || remaining == 0 {
                         samples.append(Sample(first: start, end: sentence + 1, targetLength: Int(target)))
                         start = sentence + 1
                         target = targetLength()
@@ -87,7 +84,7 @@ public enum BERTSampleIndex {
                 }
             }
         }
-        var shuffle = MersenneTwister64(seed: UInt64(seed) + 1)
+        var shuffle = MersenneTwister64(seed: UInt64(p.seed) + 1)
         var i = samples.count - 1
         while i > 0 {
             let j = Int(shuffle.next64() % UInt64(i + 1))

@@ -58,7 +58,7 @@ public struct LogLikelihoodScorer {
             let length = windows[order[start]].tokens.count
             let count = min(batchSize, max(1, maxTokensPerForward / max(length, 1)), order.count - start)
             let batch = Array(order[start..<(start + count)])
-            let scored = try scoreBatch(batch.map { windows[$0] }, length: length)
+            let scored = try scoreBatch(batch.map { windows[$0] })
             for (index, result) in zip(batch, scored) { results[index] = result }
             start += count
             progress?(start)
@@ -81,18 +81,8 @@ public struct LogLikelihoodScorer {
         return Window(tokens: Array(kept), continuation: continuation)
     }
 
-    private func scoreBatch(_ windows: [Window], length: Int) throws(GPTInputError) -> [LogLikelihoodResult] {
-        let batch = windows.count
-        var tokens = [Int32](repeating: 0, count: batch * length)
-        for (b, window) in windows.enumerated() {
-            for (i, token) in window.tokens.enumerated() { tokens[b * length + i] = token }
-        }
-        let targets = [Int32](repeating: CrossEntropy.ignoreIndex, count: batch * length)
-        try tokens.withUnsafeBufferPointer { x throws(GPTInputError) in
-            try targets.withUnsafeBufferPointer { y throws(GPTInputError) in
-                _ = try model.forward(tokens: x.baseAddress!, targets: y.baseAddress!, batch: batch, seqLength: length)
-            }
-        }
+    private func scoreBatch(_ windows: [Window]) throws(GPTInputError) -> [LogLikelihoodResult] {
+        let length = try model.forward(padded: windows.map(\.tokens))
         let vocab = model.config.paddedVocabSize
         let columns = model.config.maskPaddedVocabulary ? model.config.vocabSize : vocab
         let logits = UnsafePointer(model.logits)

@@ -189,19 +189,8 @@ struct BERTMaskedLMHead {
         let n = acts.batch * acts.seqLength, c = hidden
         let ones = UnsafePointer(s.ones.pointer)
         let scale = totals.weight > 0 ? gradientScale / Float(totals.weight) : 0
-        // As GPT's output layer: in bf16 or fp16 a block of rows at a time, so that the rounded
-        // logits gradient fits the operand scratch.
-        let block = precision.isReduced ? GPTMemory.outputLayerBlockRows(rows: n) : n
-        let vocab = crossEntropy.vocabCount, output = outputLayer(embedding)
-        for start in stride(from: 0, to: n, by: block) {
-            let rows = min(block, n - start)
-            crossEntropy.backward(logitsToGradient: acts.logits.pointer + start * vocab, logSumExp: acts.logitsLSE.pointer + start,
-                                  targets: acts.targets.pointer + start,
-                                  lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer + start) : nil, scale: scale,
-                                  rows: rows, precision: precision)
-            output.backward(dinp: dlnf + start * c, dout: acts.logits.pointer + start * vocab, inp: bert.lmLayerNorm.pointer + start * c,
-                            params: p, grads: grad, ones: ones, rows: rows, precision: precision, outputGradientRounded: true)
-        }
+        crossEntropy.backward(through: outputLayer(embedding), scale: scale, activations: acts, dinp: dlnf,
+                              inp: bert.lmLayerNorm.pointer, params: p, grads: grad, ones: ones, precision: precision)
         // The output layer's input gradient, summed over the group (f) or reduce-scattered to this
         // rank's tokens (g); the dense layer's input gradient goes to this rank's rows of `dlnf`.
         let m = region.localRows(n), first = region.firstLocalRow(n)

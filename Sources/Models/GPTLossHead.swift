@@ -47,23 +47,10 @@ struct GPTLossHead {
                                                 saved: keepsBF16 ? acts.bf16LNF.pointer : nil,
                                                 gatheringInto: s.sequenceGathered, rows: n, channels: c)
         // The cross-entropy's backward, then the output layer's; each rank's vocabulary columns
-        // give part of the input gradient (f's backward sums them). In bf16 or fp16 a block of
-        // rows at a time, so that the rounded logits gradient needs no buffer as large as the logits.
-        let crossEntropy = VocabParallelCrossEntropy(embedding: embedding, config: config)
-        let block = precision.isReduced ? GPTMemory.outputLayerBlockRows(rows: n) : n
-        let vocab = crossEntropy.vocabCount
-        for start in stride(from: 0, to: n, by: block) {
-            let rows = min(block, n - start)
-            crossEntropy.backward(
-                logitsToGradient: acts.logits.pointer + start * vocab, logSumExp: acts.logitsLSE.pointer + start,
-                targets: acts.targets.pointer + start,
-                lossMask: acts.hasLossMask ? UnsafePointer(acts.lossMask.pointer + start) : nil, scale: scale, rows: rows,
-                precision: precision)
-            embedding.outputLayer.backward(dinp: s.dln.pointer + start * c, dout: acts.logits.pointer + start * vocab,
-                                           inp: input.input + start * c, params: p, grads: grad, ones: nil, rows: rows,
-                                           precision: precision, outputGradientRounded: true,
-                                           savedInput: input.saved.map { $0 + start * c })
-        }
+        // give part of the input gradient (f's backward sums them).
+        VocabParallelCrossEntropy(embedding: embedding, config: config)
+            .backward(through: embedding.outputLayer, scale: scale, activations: acts, dinp: s.dln.pointer, inp: input.input,
+                      savedInput: input.saved, params: p, grads: grad, ones: nil, precision: precision)
         let dlnf = region.enterRegionBackward(s.dln.pointer, scatteringInto: s.layerGradients.dlnShard, rows: n, channels: c)
         acts.dresidual.zero()  // [m, c], the whole buffer (zeroed where it lives: on a GPU, there)
         LayerNorm.backward(dinp: acts.dresidual.pointer, dweight: grad + finalLayerNorm.weight, dbias: grad + finalLayerNorm.bias,

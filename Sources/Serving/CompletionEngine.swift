@@ -36,6 +36,21 @@ public struct CompletionRequest: Sendable, Equatable {
     }
 }
 
+extension CompletionRequest {
+    /// These settings for each of `prompts`, `copies` times each in prompt order, copy `j` sampled
+    /// with `seed + j` (OpenAI's `n`).
+    func applied(to prompts: [[Int32]], copies: Int = 1) -> [CompletionRequest] {
+        prompts.flatMap { prompt in
+            (0..<copies).map { j in
+                var request = self
+                request.prompt = prompt
+                request.seed = seed &+ UInt64(j)
+                return request
+            }
+        }
+    }
+}
+
 /// One token with its log-probability and the most likely alternatives at its position.
 public struct ScoredToken: Sendable, Equatable {
     public var id: Int32

@@ -33,6 +33,9 @@ extension CompletionEngine {
             random = RandomGenerator(seed: job.request.seed)
         }
 
+        /// Whether the prompt's log-probabilities are asked for (echo with `logprobs`).
+        var scoresPrompt: Bool { job.request.echo && job.request.logprobs != nil }
+
         func deliver(_ error: (any Error)?) {
             if let error { return job.done(.failure(error)) }
             job.done(.success(Completion(prompt: prompt, generated: generated, text: text, finishReason: finish)))
@@ -48,30 +51,27 @@ extension CompletionEngine {
             precondition(!job.request.prompt.isEmpty, "an empty prompt reaches the engine")
             return Generation(job)
         }
-        let scored = generations.filter { $0.job.request.echo && $0.job.request.logprobs != nil }
-        let outcomes = scorePrompts(scored.map { generation in
+        let scored = generations.filter(\.scoresPrompt)
+        var outcomes = scorePrompts(scored.map { generation in
             let request = generation.job.request
             // As the decoder, no token after a prompt that fills the model's positions.
             let generatesOne = request.maxTokens == 1 && request.prompt.count < model.config.maxPositionEmbeddings
             return PromptToScore(tokens: request.prompt, alternatives: request.logprobs!, keepsNextLogits: generatesOne)
-        })
-        var unscored = [ObjectIdentifier: any Error](), nextLogits = [ObjectIdentifier: [Float]]()
-        for (generation, outcome) in zip(scored, outcomes) {
-            do {
-                let prompt = try outcome.get()
-                generation.prompt = prompt.tokens
-                nextLogits[ObjectIdentifier(generation)] = prompt.nextLogits
-            } catch {
-                unscored[ObjectIdentifier(generation)] = error
-            }
-        }
+        }).makeIterator()
         for generation in generations {
-            if let error = unscored[ObjectIdentifier(generation)] {
-                generation.deliver(error)
-            } else if generation.job.request.maxTokens == 0 {
+            var nextLogits: [Float]?
+            if generation.scoresPrompt {  // the outcomes come in the order of `scored`
+                switch outcomes.next()! {
+                case let .success(prompt): (generation.prompt, nextLogits) = (prompt.tokens, prompt.nextLogits)
+                case let .failure(error):
+                    generation.deliver(error)
+                    continue
+                }
+            }
+            if generation.job.request.maxTokens == 0 {
                 generation.deliver(nil)
-            } else if let logits = nextLogits[ObjectIdentifier(generation)] {
-                _ = logits.withUnsafeBufferPointer { choose($0, for: generation) }
+            } else if let nextLogits {
+                _ = nextLogits.withUnsafeBufferPointer { choose($0, for: generation) }
                 generation.deliver(nil)
             } else {
                 decoder.add(prompt: generation.job.request.prompt, choose: { [self] logits in choose(logits, for: generation) },

@@ -41,16 +41,7 @@ struct CompletionsCall {
     }
 
     /// The completions to run, in choice order: each prompt `n` times, the `j`-th with `seed + j`.
-    var requests: [CompletionRequest] {
-        prompts.flatMap { prompt in
-            (0..<n).map { j in
-                var copy = request
-                copy.prompt = prompt
-                copy.seed = request.seed &+ UInt64(j)
-                return copy
-            }
-        }
-    }
+    var requests: [CompletionRequest] { request.applied(to: prompts, copies: n) }
 
     /// The prompts as token ids, checked against the vocabulary and the model's length.
     static func prompts(_ value: JSONValue, tokenizer: Tokenizer, maxTokens: Int, limits: ServerLimits) throws(ServeError) -> [[Int32]] {

@@ -81,12 +81,7 @@ public struct MegatronServer: Sendable {
     /// whatever other prompts decode (this request's and other clients'); throws `.busy` at once
     /// when the queue is full.
     func complete(_ prompts: [[Int32]], _ template: CompletionRequest) async throws -> [Completion] {
-        let requests = prompts.map { prompt in
-            var request = template
-            request.prompt = prompt
-            return request
-        }
-        return try await batcher.submit(requests).completions()
+        try await batcher.submit(template.applied(to: prompts)).completions()
     }
 
     /// Server-sent events, as OpenAI streams a completion: a `text_completion` chunk per piece of

@@ -11,8 +11,10 @@ import Models
 /// to the longest of their forward (the attention is causal, so padding after a prompt changes
 /// nothing before it), as many per forward as fit `scoringTokensPerForward` and need little
 /// padding (`scoringPaddingSlack`): a padded token costs what a real one does, while a forward's
-/// fixed cost is a few dozen tokens' worth (124M on 2 cores: about 1.4 ms a token, 20-40 ms a
-/// forward), so prompts of much the same length share forwards and the rest go alone.
+/// fixed cost is a few dozen tokens' worth (124M on 2 cores, estimated from
+/// `scripts/bench/serve_scoring.py`'s rates at 64 tokens alone and 8 x 64 together: about 1.4 ms
+/// a token, 20-40 ms a forward), so prompts of much the same length share forwards and the rest
+/// go alone.
 extension CompletionEngine {
     /// Most tokens (prompts x padded length) in one scoring forward; a longer prompt goes alone.
     /// It bounds the logits of a forward (4 bytes x padded vocabulary per token: 412 MB for GPT-2).
@@ -71,18 +73,8 @@ extension CompletionEngine {
 
     /// One forward over `prompts` padded to the longest; every position's score in parallel.
     private func scoreTogether(_ prompts: [PromptToScore]) throws -> [ScoredPrompt] {
-        let batch = prompts.count, length = prompts.map(\.tokens.count).max() ?? 0
-        var tokens = [Int32](repeating: 0, count: batch * length)
-        for (b, prompt) in prompts.enumerated() {
-            for (i, token) in prompt.tokens.enumerated() { tokens[b * length + i] = token }
-        }
-        let targets = [Int32](repeating: CrossEntropy.ignoreIndex, count: batch * length)
         scoringForwards += 1
-        try tokens.withUnsafeBufferPointer { x in
-            try targets.withUnsafeBufferPointer { y in
-                _ = try model.forward(tokens: x.baseAddress!, targets: y.baseAddress!, batch: batch, seqLength: length)
-            }
-        }
+        let length = try model.forward(padded: prompts.map(\.tokens))
         let vocab = model.config.paddedVocabSize, logits = UnsafePointer(model.logits)
         return prompts.enumerated().map { b, prompt in
             var scored = prompt.tokens.map { ScoredToken(id: $0, logprob: nil, top: []) }

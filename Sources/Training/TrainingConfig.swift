@@ -1,6 +1,7 @@
 import Accelerator
 import Distributed
 import FileSupport
+import YAMLSupport
 import Models
 
 /// Everything `megatron train` needs, under Megatron's flag names. Built from settings (a flag
@@ -242,19 +243,13 @@ public struct TrainingConfig: Sendable, Equatable {
     /// (see `YAMLSettings`); `_` or `-` in names. Errors name the file.
     /// A setting given twice in one file (also as `num_layers` and `num-layers`) is an error.
     public static func settings(fromFile path: String) throws(TrainingError) -> [(key: String, value: JSONValue)] {
-        let bytes: [UInt8]
-        do { bytes = try MappedFile.read(path: path) } catch { throw .config(path: path, reason: error.reason) }
+        let document: JSONValue?
+        do { document = try ConfigDocument.read(path) } catch { throw .config(path: path, reason: error.description) }
         let members: [(key: String, value: JSONValue)]
-        if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
-            members = try YAMLSettings.parse(String(decoding: bytes, as: UTF8.self), source: path)
+        if ConfigDocument.isYAML(path) {
+            members = try YAMLSettings.settings(of: document, source: path)
         } else {
-            let value: JSONValue
-            do {
-                value = try JSONValue.parse(utf8: bytes)
-            } catch {
-                throw .config(path: path, reason: "malformed JSON: \(error)")
-            }
-            guard case let .object(object) = value else { throw .config(path: path, reason: "expected a JSON object") }
+            guard case let .object(object)? = document else { throw .config(path: path, reason: "expected a JSON object") }
             members = object
         }
         var seen = [String: String]()

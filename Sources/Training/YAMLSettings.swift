@@ -1,8 +1,7 @@
 import FileSupport
-import YAMLSupport
 
-/// Settings from a YAML run config, read with Yams: Megatron's flat layout (`num_layers: 12`, one
-/// setting per top-level key) or the nested layout of its `--yaml-cfg` files
+/// Settings from a YAML run config (as `YAMLDocument` reads it): Megatron's flat layout
+/// (`num_layers: 12`, one setting per top-level key) or the nested layout of its `--yaml-cfg` files
 /// (`examples/gpt3/gpt_config.yaml`), whose `language_model:` and `model_parallel:` sections hold
 /// more flags under the same names; both give the same settings in file order. Plain scalars keep
 /// their types as before (numbers, `true`/`false`, `null`/`~`, other text as strings); quoted ones
@@ -11,11 +10,10 @@ enum YAMLSettings {
     /// Megatron's sections whose keys are flags (`megatron/training/yaml_arguments.py`).
     static let sections: Set<String> = ["language_model", "model_parallel"]
 
-    /// The settings of a YAML text read from `source` (named in errors).
-    static func parse(_ text: String, source: String) throws(TrainingError) -> [(key: String, value: JSONValue)] {
+    /// The settings of a YAML document (`ConfigDocument.read`'s; nil: none) read from `source`
+    /// (named in errors).
+    static func settings(of root: JSONValue?, source: String) throws(TrainingError) -> [(key: String, value: JSONValue)] {
         func fail(_ reason: String) -> TrainingError { .config(path: source, reason: reason) }
-        let root: JSONValue?
-        do { root = try YAMLDocument.parse(text) } catch { throw fail(error.description) }
         guard let root else { throw fail("the YAML config holds no settings (empty, or comments only)") }
         guard case let .object(members) = root else { throw fail("expected a mapping of settings such as `num_layers: 12`") }
         var settings = [(key: String, value: JSONValue)]()

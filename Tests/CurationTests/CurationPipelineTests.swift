@@ -17,6 +17,19 @@ import TestSupport
         return (0..<words).map { _ in vocabulary[Int(generator.next() % UInt64(vocabulary.count))] }.joined(separator: " ") + "."
     }
 
+    /// The two tests' JSON config over `books.jsonl`, `web.jsonl` and `task.jsonl` in `directory`,
+    /// writing into `directory/output`: every step, books by epochs and web by weight.
+    static func config(_ directory: String, output: String) -> String {
+        """
+        {"output_dir": "\(directory)/\(output)", "tokenizer_file": "\(tokenizer)", "train_tokens": 100000,
+         "datasets": [{"name": "books", "input": "\(directory)/books.jsonl", "epochs": 3},
+                      {"name": "web", "input": "\(directory)/web.jsonl", "weight": 0.5}],
+         "filter": {"min_words": 20, "max_duplicate_lines": 0.5},
+         "dedup": {"threshold": 0.8},
+         "decontaminate": {"task_data": ["\(directory)/task.jsonl"], "min_piece_length": 50}}
+        """
+    }
+
     @Test func runsEveryStepIntoABlend() throws {
         let directory = CurationFiles.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -26,15 +39,7 @@ import TestSupport
                                       line(Self.prose(3) + " " + task + " " + Self.prose(4, words: 100))], to: directory + "/web.jsonl")
         try CurationFiles.writeLines([line(Self.prose(5)), line(Self.prose(2))], to: directory + "/books.jsonl")
         try CurationFiles.writeLines([#"{"question": "\#(task)"}"#], to: directory + "/task.jsonl")
-        let config = """
-            {"output_dir": "\(directory)/out", "tokenizer_file": "\(Self.tokenizer)", "train_tokens": 100000,
-             "datasets": [{"name": "books", "input": "\(directory)/books.jsonl", "epochs": 3},
-                          {"name": "web", "input": "\(directory)/web.jsonl", "weight": 0.5}],
-             "filter": {"min_words": 20, "max_duplicate_lines": 0.5},
-             "dedup": {"threshold": 0.8},
-             "decontaminate": {"task_data": ["\(directory)/task.jsonl"], "min_piece_length": 50}}
-            """
-        try config.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        try Self.config(directory, output: "out").write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
         var log = [String]()
         let summary = try CurationPipeline(configPath: directory + "/config.json").run { log.append($0) }
         let text = log.joined(separator: "\n")
@@ -80,14 +85,6 @@ import TestSupport
                                      to: directory + "/web.jsonl")
         try CurationFiles.writeLines([line(Self.prose(5)), line(Self.prose(2))], to: directory + "/books.jsonl")
         try CurationFiles.writeLines([#"{"question": "\#(Self.prose(5, words: 30))"}"#], to: directory + "/task.jsonl")
-        let json = """
-            {"output_dir": "\(directory)/json", "tokenizer_file": "\(Self.tokenizer)", "train_tokens": 100000,
-             "datasets": [{"name": "books", "input": "\(directory)/books.jsonl", "epochs": 3},
-                          {"name": "web", "input": "\(directory)/web.jsonl", "weight": 0.5}],
-             "filter": {"min_words": 20, "max_duplicate_lines": 0.5},
-             "dedup": {"threshold": 0.8},
-             "decontaminate": {"task_data": ["\(directory)/task.jsonl"], "min_piece_length": 50}}
-            """
         let yaml = """
             # the same curation as config.json
             output_dir: \(directory)/yaml
@@ -107,7 +104,7 @@ import TestSupport
               task_data: [\(directory)/task.jsonl]
               min_piece_length: 50
             """
-        try json.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        try Self.config(directory, output: "json").write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
         try yaml.write(toFile: directory + "/config.yaml", atomically: true, encoding: .utf8)
         let fromJSON = try #require(try CurationPipeline(configPath: directory + "/config.json").run { _ in }.blend)
         let fromYAML = try #require(try CurationPipeline(configPath: directory + "/config.yaml").run { _ in }.blend)
