@@ -69,11 +69,11 @@ public enum Attention {
     /// Writes the attention output into `out` and each query row's log-sum-exp of scaled scores
     /// into `logSumExp` (`[batch, heads, seqLength]`).
     ///
-    /// `bf16GEMMs` (the model's `--bf16`): on a GPU the causal core computes as Megatron's core
-    /// attention under `--bf16`: Q, K, V, the scores, the probabilities and, in the backward, the
-    /// output gradient and the gradients of the probabilities and scores are bf16, the GEMMs
-    /// accumulate in fp32 and the softmax computes in fp32. The CPU path computes in fp32 (on the
-    /// Q, K and V the model has already rounded to bf16).
+    /// `bf16GEMMs` (the model's `--bf16`): the causal core computes as Megatron's core attention
+    /// under `--bf16`, on the CPU (`AttentionBF16.swift`) as on a GPU: Q, K, V, the scores, the
+    /// probabilities and, in the backward, the output gradient and the gradients of the
+    /// probabilities and scores are bf16, the GEMMs accumulate in fp32 and the softmax computes in
+    /// fp32. The padding mask (BERT) computes in fp32.
     public static func forward(out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                batch: Int, seqLength: Int, heads: Int, channels: Int, mask: Mask = .causal,
@@ -90,6 +90,15 @@ public enum Attention {
         }
         GPU.hostWillRead()  // this CPU path may read GPU results (managed memory)
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)
+        if bf16GEMMs {
+            return withBF16Scratch(shape) { operands in
+                forEachHead(shape) { b, h, rows, worker in
+                    forwardHeadBF16(out: out + shape.outOffset(b, h), logSumExp: logSumExp + (b * heads + h) * seqLength,
+                                    qkv: qkv + shape.qkvOffset(b, h), scores: scratch + worker * seqLength * seqLength,
+                                    operands: operands(worker), shape: shape, rows: rows, dropout: dropout?.mask(b, h))
+                }
+            }
+        }
         forEachHead(shape) { b, h, rows, worker in
             let q = qkv + shape.qkvOffset(b, h)
             forwardHead(out: out + shape.outOffset(b, h), logSumExp: logSumExp + (b * heads + h) * seqLength,
@@ -118,6 +127,18 @@ public enum Attention {
         }
         GPU.hostWillRead()
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)
+        if bf16GEMMs {
+            return withBF16Scratch(shape) { operands in
+                forEachHead(shape) { b, h, rows, worker in
+                    let workerScratch = scratch + worker * 2 * seqLength * seqLength
+                    backwardHeadBF16(dq: dqkv + shape.qkvOffset(b, h), dO: dout + shape.outOffset(b, h),
+                                     o: out + shape.outOffset(b, h), lse: logSumExp + (b * heads + h) * seqLength,
+                                     qkv: qkv + shape.qkvOffset(b, h), scores: workerScratch,
+                                     dprobabilities: workerScratch + seqLength * seqLength, operands: operands(worker),
+                                     shape: shape, rows: rows, dropout: dropout?.mask(b, h))
+                }
+            }
+        }
         forEachHead(shape) { b, h, rows, worker in
             let q = qkv + shape.qkvOffset(b, h)
             let dq = dqkv + shape.qkvOffset(b, h)

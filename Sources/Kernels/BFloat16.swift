@@ -68,6 +68,13 @@ public enum BFloat16Conversion {
         }
     }
 
+    /// 16 fp32 values after a bf16 round trip (round to nearest even), in registers.
+    @inlinable @inline(__always)
+    public static func roundTrip(_ values: FloatVector) -> FloatVector {
+        let bits = unsafeBitCast(values, to: SIMD16<UInt32>.self)
+        return unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: roundVector(bits)) &<< 16, to: FloatVector.self)
+    }
+
     /// Single-threaded `round` (for callers that split the work themselves).
     @inlinable
     public static func roundSerial(out: UnsafeMutablePointer<BFloat16>, inp: UnsafePointer<Float>, count: Int) {

@@ -53,7 +53,7 @@ public enum KernelCalibration {
                     }
                     gemm[name(product)] = gemm[name(product)].map { zip($0, table).map { max($0, $1) } } ?? table
                 }
-                attentionPasses.append(attentionLengths.map(attentionPerUnit))
+                attentionPasses.append(attentionLengths.map { attentionPerUnit($0, bf16: precision == .bf16) })
                 memoryBound.merge(Self.elementwise(), uniquingKeysWith: min)
             }
             let attention = zip(attentionPasses[0], attentionPasses[1]).map {
@@ -127,8 +127,9 @@ public enum KernelCalibration {
     }
 
     /// Seconds per unit (`batch x heads x s^2 x headDim`) of the causal attention core at
-    /// sequence length `s`, 64 channels per head, forward and backward.
-    static func attentionPerUnit(_ s: Int) -> (forward: Double, backward: Double) {
+    /// sequence length `s`, 64 channels per head, forward and backward; with `bf16` as
+    /// `train --bf16` runs it (bf16 GEMMs on bf16-valued Q, K, V).
+    static func attentionPerUnit(_ s: Int, bf16: Bool) -> (forward: Double, backward: Double) {
         let heads = 4, d = 64, batch = max(1, 2048 / s)
         let c = heads * d, n = batch * s
         let qkv = FloatBuffer(count: n * 3 * c), out = FloatBuffer(count: n * c), dout = FloatBuffer(count: n * c)
@@ -137,13 +138,15 @@ public enum KernelCalibration {
         var rng = RandomGenerator(seed: 5)
         rng.fillNormal(qkv.pointer, count: qkv.count, std: 1)
         rng.fillNormal(dout.pointer, count: dout.count, std: 1)
+        if bf16 { BFloat16Conversion.roundInPlace(qkv.pointer, count: qkv.count) }
         let forward = best {
             Attention.forward(out: out.pointer, logSumExp: lse.pointer, qkv: qkv.pointer, scratch: scratch.pointer,
-                              batch: batch, seqLength: s, heads: heads, channels: c)
+                              batch: batch, seqLength: s, heads: heads, channels: c, bf16GEMMs: bf16)
         }
         let backward = best {
             Attention.backward(dqkv: dqkv.pointer, dout: dout.pointer, out: out.pointer, logSumExp: lse.pointer,
-                               qkv: qkv.pointer, scratch: scratch.pointer, batch: batch, seqLength: s, heads: heads, channels: c)
+                               qkv: qkv.pointer, scratch: scratch.pointer, batch: batch, seqLength: s, heads: heads, channels: c,
+                               bf16GEMMs: bf16)
         }
         let units = Double(batch * heads * s * s * d)
         return (forward / units, backward / units)

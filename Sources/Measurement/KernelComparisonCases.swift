@@ -155,7 +155,8 @@ extension KernelComparison {
                          "dout": normal(n * c, 1), "dqkv": normal(n * 3 * c, 1),
                          "scratch": [Float](repeating: 0, count: Attention.scratchCount(seqLength: t))],
                 ints: [:], outputs: ["out", "lse", "dqkv"],
-                // The GPU rounds the scores, probabilities, dO, dP and dS to bf16 (2^-9 relative each); the CPU does not.
+                // Both round the scores, probabilities, dO, dP and dS to bf16; a sum that lands across a
+                // rounding boundary on one side only moves that value by a bf16 step (2^-8 relative).
                 tolerance: bf16GEMMs ? 2e-2 : nil) { o in
                 Attention.forward(out: o["out"], logSumExp: o["lse"], qkv: o["qkv"], scratch: o["scratch"], batch: batch,
                                   seqLength: t, heads: heads, channels: c, bf16GEMMs: bf16GEMMs)

@@ -14,8 +14,9 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks: training steps (default), collectives, pipeline schedules and GEMMs.",
-        subcommands: [StepBenchCommand.self, CollectivesBenchCommand.self, PipelineBenchCommand.self, GEMMBenchCommand.self],
+        abstract: "Benchmarks: training steps (default), collectives, pipeline schedules, GEMMs and the attention core.",
+        subcommands: [StepBenchCommand.self, CollectivesBenchCommand.self, PipelineBenchCommand.self, GEMMBenchCommand.self,
+                      AttentionBenchCommand.self],
         defaultSubcommand: StepBenchCommand.self)
 }
 
