@@ -159,9 +159,9 @@ extension Attention {
         }
     }
 
-    /// One softmax row on bf16 values: the first `count` unscaled scores in `row` become the bf16
-    /// scaled scores `S = bf16(scale · row)` (in place), `p` receives `bf16(exp(S - max) / sum)`
-    /// (with dropout `bf16(that · Z)`); returns the log-sum-exp of `S`.
+    /// One softmax row on bf16 values: from the first `count` unscaled scores in `row` (overwritten
+    /// on the way), `S = bf16(scale · row)`; `p` receives `bf16(exp(S - max) / sum)` (with dropout
+    /// `bf16(that · Z)`); returns the log-sum-exp of `S`.
     @inline(__always)
     static func softmaxRowBF16(_ row: UnsafeMutablePointer<Float>, into p: UnsafeMutablePointer<BFloat16>, count: Int,
                                scale: Float, dropout: DropoutMask?, firstCounter: UInt32) -> Float {
@@ -202,24 +202,26 @@ extension Attention {
         while j + 16 <= count {
             var pj = BFloat16Conversion.roundTrip(loadVector(row + j) * inverseVector)
             if let dropout { pj *= dropout.factors(firstCounter &+ UInt32(j)) }
-            storeBF16(pj, p + j)
+            storeVector(pj, row + j)
             j += 16
         }
         while j < count {
             var pj = BFloat16(row[j] * inverse).float
             if let dropout { pj *= dropout.factor(firstCounter &+ UInt32(j)) }
-            p[j] = BFloat16(pj)
+            row[j] = pj
             j += 1
         }
+        BFloat16Conversion.roundSerial(out: p, inp: row, count: count)
         return m + logf(sum)
     }
 
     /// One backward row on bf16 values, over its first `keys` columns: from the unscaled scores
     /// and `dP` (fp32 GEMM outputs), `S = bf16(scale · score)`, `P = bf16(exp(S - lse))` and the
-    /// bf16 `dP`; writes `ds = bf16(P ∘ (dP - D))` and the `P` that `dV = Pᵀ dO` reads. With dropout
-    /// `dP` becomes `bf16(dP ∘ Z)` first and `p` receives the dropped `bf16(P ∘ Z)`.
+    /// bf16 `dP`; writes `ds = bf16(P ∘ (dP - D))` and the `P` that `dV = Pᵀ dO` reads (both rows of
+    /// fp32 inputs are overwritten on the way). With dropout `dP` becomes `bf16(dP ∘ Z)` first and
+    /// `p` receives the dropped `bf16(P ∘ Z)`.
     @inline(__always)
-    static func backwardRowBF16(scores: UnsafePointer<Float>, dp: UnsafePointer<Float>, p: UnsafeMutablePointer<BFloat16>,
+    static func backwardRowBF16(scores: UnsafeMutablePointer<Float>, dp: UnsafeMutablePointer<Float>, p: UnsafeMutablePointer<BFloat16>,
                                 ds: UnsafeMutablePointer<BFloat16>, keys: Int, scale: Float, d: Float, lse: Float,
                                 dropout: DropoutMask?, firstCounter: UInt32) {
         let scaleVector = FloatVector(repeating: scale)
@@ -235,8 +237,8 @@ extension Attention {
                 dpj = BFloat16Conversion.roundTrip(dpj * z)
                 kept = pj * z
             }
-            storeBF16(pj * (dpj - dVector), ds + j)
-            storeBF16(kept, p + j)
+            storeVector(pj * (dpj - dVector), dp + j)
+            storeVector(kept, scores + j)
             j += 16
         }
         while j < keys {
@@ -249,17 +251,12 @@ extension Attention {
                 dpj = BFloat16(dpj * z).float
                 kept = pj * z
             }
-            ds[j] = BFloat16(pj * (dpj - d))
-            p[j] = BFloat16(kept)
+            dp[j] = pj * (dpj - d)
+            scores[j] = kept
             j += 1
         }
-    }
-
-    /// Stores 16 values as bf16 (round to nearest even).
-    @inline(__always)
-    static func storeBF16(_ values: FloatVector, _ pointer: UnsafeMutablePointer<BFloat16>) {
-        let bits = BFloat16Conversion.roundVector(unsafeBitCast(values, to: SIMD16<UInt32>.self))
-        UnsafeMutableRawPointer(pointer).storeBytes(of: bits, as: SIMD16<UInt16>.self)
+        BFloat16Conversion.roundSerial(out: ds, inp: dp, count: keys)
+        BFloat16Conversion.roundSerial(out: p, inp: scores, count: keys)
     }
 
     /// Zeroes `count` bf16 values (a row's masked entries up to its block's end, which the

@@ -70,9 +70,14 @@ public enum BFloat16Conversion {
 
     /// 16 fp32 values after a bf16 round trip (round to nearest even), in registers.
     @inlinable @inline(__always)
+    /// (In 32-bit lanes throughout: no narrowing to 16 bits and back.)
     public static func roundTrip(_ values: FloatVector) -> FloatVector {
         let bits = unsafeBitCast(values, to: SIMD16<UInt32>.self)
-        return unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: roundVector(bits)) &<< 16, to: FloatVector.self)
+        let lsb: SIMD16<UInt32> = (bits &>> 16) & 1
+        let rounded: SIMD16<UInt32> = (bits &+ 0x7FFF &+ lsb) & 0xFFFF_0000
+        let quietNaN: SIMD16<UInt32> = (bits | 0x0040_0000) & 0xFFFF_0000
+        let nanMask = ~unsignedAtLeast(SIMD16(repeating: 0x7F80_0000), bits & 0x7FFF_FFFF)  // |bits| > infinity's
+        return unsafeBitCast((rounded & ~nanMask) | (quietNaN & nanMask), to: FloatVector.self)
     }
 
     /// Single-threaded `round` (for callers that split the work themselves).

@@ -18,8 +18,8 @@ public struct KernelComparison: Sendable {
     let outputs: [String]
     /// The call, on pointers to the named buffers.
     let body: @Sendable (Operands) -> Void
-    /// The largest accepted error when the GPU computes in another precision than the CPU
-    /// (nil: the check's fp32 tolerance).
+    /// The largest accepted error where the fp32 tolerance cannot hold (bf16 cases, whose
+    /// roundings may land on different sides of a boundary), or nil: the check's fp32 tolerance.
     let ownTolerance: Double?
 
     init(name: String, shape: String, floats: [String: [Float]], ints: [String: [Int32]], outputs: [String],
@@ -47,7 +47,7 @@ public struct KernelComparison: Sendable {
         public let shape: String
         public let error: Double
         public let worstOutput: String
-        /// The case's own tolerance (a GPU path in bf16 against the CPU's fp32), or nil.
+        /// The case's own tolerance (a bf16 case), or nil.
         public let tolerance: Double?
     }
 

@@ -96,6 +96,17 @@ import TestSupport
             }
         }
         Self.expectMatchesReference(bits, Self.converted(bits))
+        // The in-register round trip (the bf16 attention core's) rounds the same way.
+        var roundTrips: [UInt16] = []
+        for start in stride(from: 0, to: bits.count - 15, by: 16) {
+            let values = FloatVector((0..<16).map { Float(bitPattern: bits[start + $0]) })
+            let rounded = BFloat16Conversion.roundTrip(values)
+            for lane in 0..<16 {
+                #expect(rounded[lane].bitPattern & 0xFFFF == 0, "round trip left low bits")
+                roundTrips.append(UInt16(truncatingIfNeeded: rounded[lane].bitPattern >> 16))
+            }
+        }
+        Self.expectMatchesReference(Array(bits.prefix(roundTrips.count)), roundTrips)
     }
 
     @Test func widenIsExactForEveryPattern() {
