@@ -90,9 +90,12 @@ final class GPTLayerActivations {
 /// previous layer's output, or the boundary copy of the previous group's output) and the group's
 /// output is copied into a boundary buffer for whatever follows it.
 public final class GPTActivations {
-    /// Micro-batch shape.
-    public let batch: Int
-    public let seqLength: Int
+    /// Micro-batch shape (a whole-model forward may run a smaller one in a GPT set allocated for
+    /// more tokens: `reshape`).
+    public private(set) var batch: Int
+    public private(set) var seqLength: Int
+    /// Tokens the buffers were allocated for (`batch * seqLength` at allocation).
+    let tokenCapacity: Int
     let tokens: Int32Buffer, targets: Int32Buffer, lossMask: FloatBuffer
     var hasLossMask = false
     var totals: CrossEntropy.Totals?
@@ -130,6 +133,7 @@ public final class GPTActivations {
         self.batch = batch
         self.seqLength = seqLength
         let n = batch * seqLength
+        tokenCapacity = n
         let m = sequenceParallel ? n / t : n  // this rank's tokens outside the tensor-parallel region
         let c = config.hiddenSize
         let local = c / t
@@ -184,7 +188,18 @@ public final class GPTActivations {
 
     /// Elements of `input`, `output` and the gradients (`batch * seqLength * hiddenSize`, or
     /// this rank's `1/t` of it with sequence parallelism).
-    public var hiddenCount: Int { embedded.count }
+    public var hiddenCount: Int { embedded.count / tokenCapacity * batch * seqLength }
+
+    /// Reuses these buffers for a GPT micro-batch of `batch x seqLength` tokens, at most
+    /// `tokenCapacity` (every buffer's size is proportional to the tokens, and every kernel is
+    /// told its count from the shape; BERT's per-sequence buffers keep their shape). Returns
+    /// false, changing nothing, when the shape does not fit.
+    func reshape(batch: Int, seqLength: Int) -> Bool {
+        guard bert == nil, batch > 0, seqLength > 0, batch * seqLength <= tokenCapacity else { return false }
+        (self.batch, self.seqLength) = (batch, seqLength)
+        (totals, forwarded) = (nil, false)
+        return true
+    }
     /// The chunk's input activation `[batch, seqLength, hidden]` (write the received one here).
     public var input: UnsafeMutablePointer<Float> { embedded.pointer }
     /// The chunk's output activation after its forward.
@@ -206,8 +221,12 @@ public final class GPTActivations {
 /// A GPT's per-step scratch, shared by every layer and every micro-batch in flight (only one
 /// forward or backward runs at a time on a rank).
 final class GPTScratch {
-    let batch: Int
-    let seqLength: Int
+    /// The shape it serves now (at most `tokenCapacity` tokens and `seqLengthCapacity` long).
+    private(set) var batch: Int
+    private(set) var seqLength: Int
+    /// The shape it was allocated for: its buffers grow with the tokens, the attention's with
+    /// the sequence length.
+    let tokenCapacity: Int, seqLengthCapacity: Int
     let gelu: FloatBuffer                            // [n, 4c] GELU output (recomputed in backward)
     let attentionScratch: FloatBuffer
     let dln: FloatBuffer, dattention: FloatBuffer    // [n, c]
@@ -241,6 +260,7 @@ final class GPTScratch {
         self.batch = batch
         self.seqLength = seqLength
         let n = batch * seqLength
+        (tokenCapacity, seqLengthCapacity) = (n, seqLength)
         let m = sequenceParallel ? n / t : n
         let c = config.hiddenSize
         let local = c / t
@@ -275,6 +295,16 @@ final class GPTScratch {
         gathered = FloatBuffer(count: sequenceParallel ? n * c : 0)
         dlnShard = FloatBuffer(count: sequenceParallel ? m * c : 0)
         dbranch = FloatBuffer(count: config.hiddenDropout > 0 ? m * c : 0)
+    }
+
+    /// Serves a `batch x seqLength` micro-batch if it fits (see `GPTActivations.reshape`);
+    /// returns false, changing nothing, when it does not.
+    func reshape(batch: Int, seqLength: Int) -> Bool {
+        guard batch > 0, seqLength > 0, batch * seqLength <= tokenCapacity, seqLength <= seqLengthCapacity else {
+            return false
+        }
+        (self.batch, self.seqLength) = (batch, seqLength)
+        return true
     }
 
     /// `gathered` with sequence parallelism, nil otherwise.

@@ -178,8 +178,8 @@ public final class GPTModel {
         precondition(part.isWhole, "the whole-model forward needs the whole model; a pipeline stage runs forward(chunk:)")
         precondition(config.bert == nil, "a BERT model runs forward(bert:)")
         let acts: GPTActivations
-        if let existing = activations, existing.batch == batch, existing.seqLength == seqLength {
-            acts = existing
+        if let existing = activations, existing.reshape(batch: batch, seqLength: seqLength) {
+            acts = existing  // same shape, or fewer tokens (scoring and evaluation vary the shape every forward)
         } else {
             activations = nil  // free the old set before allocating the new one
             acts = makeActivations(chunk: 0, batch: batch, seqLength: seqLength)
@@ -205,7 +205,7 @@ public final class GPTModel {
     }
 
     private func scratchFor(batch: Int, seqLength: Int) -> GPTScratch {
-        if let scratch, scratch.batch == batch, scratch.seqLength == seqLength { return scratch }
+        if let scratch, scratch.reshape(batch: batch, seqLength: seqLength) { return scratch }
         scratch = nil
         let created = GPTScratch(config: config, batch: batch, seqLength: seqLength, tensorParallel: tensorParallelSize,
                                  recomputation: recomputation, layersPerChunk: part.chunkLayers.map(\.count).max() ?? 0,
