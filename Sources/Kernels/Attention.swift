@@ -73,7 +73,7 @@ public enum Attention {
     /// under `--bf16`, on the CPU (`AttentionBF16.swift`) as on a GPU: Q, K, V, the scores, the
     /// probabilities and, in the backward, the output gradient and the gradients of the
     /// probabilities and scores are bf16, the GEMMs accumulate in fp32 and the softmax computes in
-    /// fp32. The padding mask (BERT) computes in fp32.
+    /// fp32; likewise under the padding mask (BERT).
     public static func forward(out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                batch: Int, seqLength: Int, heads: Int, channels: Int, mask: Mask = .causal,
@@ -82,7 +82,7 @@ public enum Attention {
         if case .padding(let keyLengths) = mask {
             return paddedForward(out: out, logSumExp: logSumExp, qkv: qkv, scratch: scratch, batch: batch,
                                  seqLength: seqLength, heads: heads, channels: channels, keyLengths: keyLengths,
-                                 dropout: dropout)
+                                 dropout: dropout, bf16GEMMs: bf16GEMMs)
         }
         if let gpu = GPU.active, dropout == nil {  // with attention dropout the CPU path runs (on managed memory)
             return gpu.attentionForward(out: out, logSumExp: logSumExp, qkv: qkv, batch: batch, seqLength: seqLength,
@@ -95,7 +95,8 @@ public enum Attention {
                 forEachHead(shape) { b, h, rows, worker in
                     forwardHeadBF16(out: out + shape.outOffset(b, h), logSumExp: logSumExp + (b * heads + h) * seqLength,
                                     qkv: qkv + shape.qkvOffset(b, h), scores: scratch + worker * seqLength * seqLength,
-                                    operands: operands(worker), shape: shape, rows: rows, dropout: dropout?.mask(b, h))
+                                    operands: operands(worker), keys: BF16Keys(blocks: shape.blocks, padded: nil), shape: shape,
+                                    rows: rows, dropout: dropout?.mask(b, h))
                 }
             }
         }
@@ -119,7 +120,7 @@ public enum Attention {
         if case .padding(let keyLengths) = mask {
             return paddedBackward(dqkv: dqkv, dout: dout, out: out, logSumExp: logSumExp, qkv: qkv, scratch: scratch,
                                   batch: batch, seqLength: seqLength, heads: heads, channels: channels,
-                                  keyLengths: keyLengths, dropout: dropout)
+                                  keyLengths: keyLengths, dropout: dropout, bf16GEMMs: bf16GEMMs)
         }
         if let gpu = GPU.active, dropout == nil {
             return gpu.attentionBackward(dqkv: dqkv, dout: dout, out: out, logSumExp: logSumExp, qkv: qkv, batch: batch,
@@ -135,7 +136,8 @@ public enum Attention {
                                      o: out + shape.outOffset(b, h), lse: logSumExp + (b * heads + h) * seqLength,
                                      qkv: qkv + shape.qkvOffset(b, h), scores: workerScratch,
                                      dprobabilities: workerScratch + seqLength * seqLength, operands: operands(worker),
-                                     shape: shape, rows: rows, dropout: dropout?.mask(b, h))
+                                     keys: BF16Keys(blocks: shape.blocks, padded: nil), shape: shape, rows: rows,
+                                     dropout: dropout?.mask(b, h))
                 }
             }
         }

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// The causal attention core under `--bf16` on the CPU, computed as Megatron's core attention
+/// The attention core under `--bf16` on the CPU (causal, and BERT's padding mask), computed as Megatron's core attention
 /// computes it in bf16 (and as `cuda/attention_bf16.cu` does on a GPU): Q, K, V and the output
 /// gradient dO are rounded to bf16; the scaled scores `S`, the probabilities `P`, the probability
 /// gradient `dP` and the score gradient `dS` are bf16 values; every GEMM multiplies bf16 operands
@@ -21,7 +21,7 @@ import Darwin
 extension Attention {
     /// The operands of one head in one thread's scratch. `P` (or the dropped `P ∘ Z`) and `dS`
     /// are bf16 and *block-packed*, as are the fp32 scores and `dP` in the `[T, T]` scratch: the
-    /// rows of the block `r0..<r1` start at `r0 * T`, each `r1` long (see `Blocks.packedRow`), so
+    /// rows of the block `r0..<r1` start at `r0 * T`, each as long as the keys it reads (see `BF16Keys`), so
     /// every GEMM reads and writes packed matrices (oneDNN's brgemm needs them; with leading
     /// dimensions it falls back to a slower GEMM). The fp32 products `P·V`, `dS·K`, `dSᵀ·Q` and
     /// `Pᵀ·dO` go to packed `[T, headDim]` buffers and are then copied into the strided outputs.
@@ -78,31 +78,31 @@ extension Attention {
                         a: a, b: b, bias: nil, c: c, backend: BF16Matmul.active)
     }
 
-    /// `x · Yᵀ` of every block's rows of `x` against rows `0..<r1` of `y` (both `[T, headDim]`),
+    /// `x · Yᵀ` of every block's rows of `x` against the block's keys in `y` (both `[T, headDim]`),
     /// into the block-packed fp32 `out`: the unscaled scores (`Q·Kᵀ`) or `dP` (`dO·Vᵀ`).
     private static func blockProducts(into out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<BFloat16>,
-                                      _ y: UnsafePointer<BFloat16>, shape: Shape) {
-        shape.blocks.forEach { r0, r1 in
-            gemm(m: r1 - r0, n: r1, k: shape.hd, x + r0 * shape.hd, y, transposeB: true, out + r0 * shape.t)
+                                      _ y: UnsafePointer<BFloat16>, keys: BF16Keys, shape: Shape) {
+        keys.forEachBlock { r0, r1, columns in
+            gemm(m: r1 - r0, n: columns, k: shape.hd, x + r0 * shape.hd, y, transposeB: true, out + r0 * shape.t)
         }
     }
 
     static func forwardHeadBF16(out o: UnsafeMutablePointer<Float>, logSumExp lse: UnsafeMutablePointer<Float>,
                                 qkv: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>, operands x: BF16HeadOperands,
-                                shape: Shape, rows: RowRunner, dropout: DropoutMask?) {
-        let t = shape.t, hd = shape.hd, blocks = shape.blocks
+                                keys: BF16Keys, shape: Shape, rows: RowRunner, dropout: DropoutMask?) {
+        let t = shape.t, hd = shape.hd
         x.load(qkv: qkv, shape: shape)
-        blockProducts(into: scores, x.q, x.k, shape: shape)
+        blockProducts(into: scores, x.q, x.k, keys: keys, shape: shape)
         rows(t) { range in
             for i in range {
-                let (offset, length) = blocks.packedRow(i)
-                lse[i] = softmaxRowBF16(scores + offset, into: x.p + offset, count: i + 1, scale: shape.scale,
+                let row = keys.row(i)
+                lse[i] = softmaxRowBF16(scores + row.offset, into: x.p + row.offset, count: row.count, scale: shape.scale,
                                         dropout: dropout, firstCounter: UInt32(truncatingIfNeeded: i * t))
-                zero(x.p + offset + i + 1, count: length - i - 1)
+                zero(x.p + row.offset + row.count, count: row.length - row.count)
             }
         }
-        blocks.forEach { r0, r1 in
-            gemm(m: r1 - r0, n: hd, k: r1, x.p + r0 * t, x.v, x.products + r0 * hd)
+        keys.forEachBlock { r0, r1, columns in
+            gemm(m: r1 - r0, n: hd, k: columns, x.p + r0 * t, x.v, x.products + r0 * hd)
         }
         for i in 0..<t { (o + i * shape.channels).update(from: x.products + i * hd, count: hd) }
     }
@@ -110,52 +110,59 @@ extension Attention {
     static func backwardHeadBF16(dq: UnsafeMutablePointer<Float>, dO: UnsafePointer<Float>, o: UnsafePointer<Float>,
                                  lse: UnsafePointer<Float>, qkv: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>,
                                  dprobabilities: UnsafeMutablePointer<Float>, operands x: BF16HeadOperands,
-                                 shape: Shape, rows: RowRunner, dropout: DropoutMask?) {
-        let t = shape.t, hd = shape.hd, ld = shape.ld, channels = shape.channels, blocks = shape.blocks
+                                 keys: BF16Keys, shape: Shape, rows: RowRunner, dropout: DropoutMask?) {
+        let t = shape.t, hd = shape.hd, ld = shape.ld, channels = shape.channels
         x.load(qkv: qkv, shape: shape)
         for i in 0..<t {
             BFloat16Conversion.roundSerial(out: x.dO + i * hd, inp: dO + i * channels, count: hd)
         }
         // S again, and dP = dO · Vᵀ.
-        blockProducts(into: scores, x.q, x.k, shape: shape)
-        blockProducts(into: dprobabilities, x.dO, x.v, shape: shape)
+        blockProducts(into: scores, x.q, x.k, keys: keys, shape: shape)
+        blockProducts(into: dprobabilities, x.dO, x.v, keys: keys, shape: shape)
         // P = bf16(exp(S - lse)); dS = bf16(P ∘ (dP - D)), with dropout's factors where it ran.
         rows(t) { range in
             for i in range {
-                let (offset, length) = blocks.packedRow(i)
+                let row = keys.row(i)
                 let d = vectorDot(dO + i * channels, o + i * channels, hd)
-                backwardRowBF16(scores: scores + offset, dp: dprobabilities + offset, p: x.p + offset, ds: x.ds + offset,
-                                keys: i + 1, scale: shape.scale, d: d, lse: lse[i], dropout: dropout,
-                                firstCounter: UInt32(truncatingIfNeeded: i * t))
-                zero(x.p + offset + i + 1, count: length - i - 1)
-                zero(x.ds + offset + i + 1, count: length - i - 1)
+                backwardRowBF16(scores: scores + row.offset, dp: dprobabilities + row.offset, p: x.p + row.offset,
+                                ds: x.ds + row.offset, keys: row.count, scale: shape.scale, d: d, lse: lse[i],
+                                dropout: dropout, firstCounter: UInt32(truncatingIfNeeded: i * t))
+                zero(x.p + row.offset + row.count, count: row.length - row.count)
+                zero(x.ds + row.offset + row.count, count: row.length - row.count)
             }
         }
         // dQ = scale · dS · K; dK = scale · dSᵀ · Q; dV = Pᵀ · dO. The scale multiplies the fp32 sums.
         let dqSum = x.products, dkSum = dqSum + t * hd, dvSum = dkSum + t * hd
-        blocks.forEach { r0, r1 in
-            gemm(m: r1 - r0, n: hd, k: r1, x.ds + r0 * t, x.k, dqSum + r0 * hd)
+        keys.forEachBlock { r0, r1, columns in
+            gemm(m: r1 - r0, n: hd, k: columns, x.ds + r0 * t, x.k, dqSum + r0 * hd)
         }
-        // Block r (stored [r1 - r0, r1]) contributes to key rows 0..<r1: the last block (all rows) goes first.
-        blocks.forEach(reversed: true) { r0, r1 in
-            gemm(m: r1, n: hd, k: r1 - r0, x.ds + r0 * t, transposeA: true, x.q + r0 * hd, dkSum, accumulate: r1 != t)
-            gemm(m: r1, n: hd, k: r1 - r0, x.p + r0 * t, transposeA: true, x.dO + r0 * hd, dvSum, accumulate: r1 != t)
+        // Block r (stored [r1 - r0, columns]) contributes to key rows 0..<columns; the last block
+        // reads the most keys (causal: all) and goes first.
+        var first = true
+        keys.forEachBlock(reversed: true) { r0, r1, columns in
+            gemm(m: columns, n: hd, k: r1 - r0, x.ds + r0 * t, transposeA: true, x.q + r0 * hd, dkSum, accumulate: !first)
+            gemm(m: columns, n: hd, k: r1 - r0, x.p + r0 * t, transposeA: true, x.dO + r0 * hd, dvSum, accumulate: !first)
+            first = false
         }
-        let dk = dq + hd, dv = dq + 2 * hd
+        let dk = dq + hd, dv = dq + 2 * hd, read = keys.keysRead
         let scale = FloatVector(repeating: shape.scale)
         for i in 0..<t {
             var e = 0
             while e + 16 <= hd {
                 storeVector(loadVector(dqSum + i * hd + e) * scale, dq + i * ld + e)
-                storeVector(loadVector(dkSum + i * hd + e) * scale, dk + i * ld + e)
+                storeVector(i < read ? loadVector(dkSum + i * hd + e) * scale : FloatVector(), dk + i * ld + e)
                 e += 16
             }
             while e < hd {
                 dq[i * ld + e] = dqSum[i * hd + e] * shape.scale
-                dk[i * ld + e] = dkSum[i * hd + e] * shape.scale
+                dk[i * ld + e] = i < read ? dkSum[i * hd + e] * shape.scale : 0
                 e += 1
             }
-            (dv + i * ld).update(from: dvSum + i * hd, count: hd)
+            if i < read {
+                (dv + i * ld).update(from: dvSum + i * hd, count: hd)
+            } else {  // a padding key: nothing attends to it
+                (dv + i * ld).update(repeating: 0, count: hd)
+            }
         }
     }
 
@@ -267,12 +274,35 @@ extension Attention {
     }
 }
 
-extension Attention.Blocks {
-    /// Where query row `i` of a block-packed `[T, T]` matrix starts, and its length: block
-    /// `r0..<r1`'s rows are stored from `r0 * T` on, `r1` apart (its columns `0..<r1`).
-    @inline(__always)
-    func packedRow(_ i: Int) -> (offset: Int, length: Int) {
-        let r0 = i / rows * rows, r1 = min(r0 + rows, t)
-        return (r0 * t + (i - r0) * r1, r1)
+extension Attention {
+    /// The keys each query row of a head reads in the bf16 core, and where its row of the
+    /// block-packed `[T, T]` matrices lies: causal (row `i` reads keys `0...i`; block `r0..<r1`
+    /// stores `r1` columns per row) or padded (every row reads the sequence's `keys` keys, one
+    /// block of all rows, `keys` rounded up to a multiple of 32 columns each, so that the GEMMs
+    /// see a few shapes rather than one per sequence length: oneDNN creates a primitive per shape,
+    /// which costs milliseconds; the extra columns get zero probabilities and gradients).
+    struct BF16Keys {
+        let blocks: Blocks
+        /// The padded mask's key count; nil for the causal mask.
+        let padded: Int?
+
+        /// Keys any row reads: the rows of dK and dV that get a gradient.
+        var keysRead: Int { padded ?? blocks.t }
+
+        /// Stored columns of a padded row.
+        private var paddedColumns: Int? { padded.map { min(blocks.t, ($0 + 31) / 32 * 32) } }
+
+        /// Calls `body(r0, r1, columns)` for each block of query rows and the keys it reads.
+        @inline(__always)
+        func forEachBlock(reversed: Bool = false, _ body: (Int, Int, Int) -> Void) {
+            blocks.forEach(reversed: reversed) { r0, r1 in body(r0, r1, paddedColumns ?? r1) }
+        }
+
+        /// Row `i`: its offset in a block-packed matrix, its stored length and how many keys it reads.
+        @inline(__always)
+        func row(_ i: Int) -> (offset: Int, length: Int, count: Int) {
+            let r0 = i / blocks.rows * blocks.rows, columns = paddedColumns ?? min(r0 + blocks.rows, blocks.t)
+            return (r0 * blocks.t + (i - r0) * columns, columns, padded ?? i + 1)
+        }
     }
 }

@@ -4,14 +4,26 @@ import Accelerator
 /// The bidirectional attention of BERT (`Attention.Mask.padding`): every query of sequence `b`
 /// attends to the keys `0..<keyLengths[b]`, i.e. all tokens but the padding at the end. The
 /// same layout, scaling, log-sum-exp bookkeeping and dropout streams as the causal path; each
-/// head is three plain GEMMs over the `[T, L]` score block.
+/// head is three plain GEMMs over the `[T, L]` score block (under `--bf16` the bf16 core of
+/// `AttentionBF16.swift`, with every row reading the sequence's keys).
 extension Attention {
     static func paddedForward(out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
                               qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                               batch: Int, seqLength: Int, heads: Int, channels: Int,
-                              keyLengths: UnsafePointer<Int32>, dropout: DropoutStream?) {
+                              keyLengths: UnsafePointer<Int32>, dropout: DropoutStream?, bf16GEMMs: Bool) {
         GPU.hostWillRead()
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: seqLength)
+        if bf16GEMMs {
+            return withBF16Scratch(shape) { operands in
+                forEachHead(shape) { b, h, rows, worker in
+                    forwardHeadBF16(out: out + shape.outOffset(b, h), logSumExp: logSumExp + (b * heads + h) * seqLength,
+                                    qkv: qkv + shape.qkvOffset(b, h), scores: scratch + worker * seqLength * seqLength,
+                                    operands: operands(worker),
+                                    keys: BF16Keys(blocks: shape.blocks, padded: keyCount(keyLengths[b], shape)),
+                                    shape: shape, rows: rows, dropout: dropout?.mask(b, h))
+                }
+            }
+        }
         forEachHead(shape) { b, h, rows, worker in
             let q = qkv + shape.qkvOffset(b, h)
             paddedForwardHead(out: out + shape.outOffset(b, h), logSumExp: logSumExp + (b * heads + h) * seqLength,
@@ -25,9 +37,22 @@ extension Attention {
                                out: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>,
                                qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                batch: Int, seqLength: Int, heads: Int, channels: Int,
-                               keyLengths: UnsafePointer<Int32>, dropout: DropoutStream?) {
+                               keyLengths: UnsafePointer<Int32>, dropout: DropoutStream?, bf16GEMMs: Bool) {
         GPU.hostWillRead()
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: seqLength)
+        if bf16GEMMs {
+            return withBF16Scratch(shape) { operands in
+                forEachHead(shape) { b, h, rows, worker in
+                    let workerScratch = scratch + worker * 2 * seqLength * seqLength
+                    backwardHeadBF16(dq: dqkv + shape.qkvOffset(b, h), dO: dout + shape.outOffset(b, h),
+                                     o: out + shape.outOffset(b, h), lse: logSumExp + (b * heads + h) * seqLength,
+                                     qkv: qkv + shape.qkvOffset(b, h), scores: workerScratch,
+                                     dprobabilities: workerScratch + seqLength * seqLength, operands: operands(worker),
+                                     keys: BF16Keys(blocks: shape.blocks, padded: keyCount(keyLengths[b], shape)),
+                                     shape: shape, rows: rows, dropout: dropout?.mask(b, h))
+                }
+            }
+        }
         forEachHead(shape) { b, h, rows, worker in
             let q = qkv + shape.qkvOffset(b, h)
             let dq = dqkv + shape.qkvOffset(b, h)

@@ -16,10 +16,14 @@ import TestSupport
     static let tolerance = 3e-4
 
     /// Several row blocks and one; heads over threads and one head with row-parallel rows; with
-    /// and without attention dropout.
-    @Test(arguments: [(16, 2, 3, 0), (256, 2, 3, 0), (16, 1, 1, 0), (16, 2, 2, 0.3), (256, 1, 1, 0.3)] as [(Int, Int, Int, Float)])
-    func matchesTheRoundingModel(blockRows: Int, batch: Int, heads: Int, dropoutProbability: Float) {
+    /// and without attention dropout; causal, and BERT's padding mask (the padding keys of each
+    /// sequence read by no query).
+    @Test(arguments: [(16, 2, 3, 0, false), (256, 2, 3, 0, false), (16, 1, 1, 0, false), (16, 2, 2, 0.3, false),
+                      (256, 1, 1, 0.3, false), (37, 2, 3, 0, true), (37, 1, 1, 0, true), (37, 2, 2, 0.3, true)]
+          as [(Int, Int, Int, Float, Bool)])
+    func matchesTheRoundingModel(blockRows: Int, batch: Int, heads: Int, dropoutProbability: Float, padded: Bool) {
         let t = 37, d = 24, c = d * heads
+        let keyLengths: [Int32]? = padded ? Array([30, 37, 1].prefix(batch)) : nil
         let stream = dropoutProbability > 0
             ? Attention.DropoutStream(probability: dropoutProbability, key: 5, firstSequence: 3, firstHead: 1) : nil
         let qkv = randomFloats(batch * t * 3 * c, seed: 31)
@@ -29,14 +33,19 @@ import TestSupport
             var lse = [Float](repeating: 0, count: batch * heads * t)
             var dqkv = [Float](repeating: 7, count: qkv.count)
             var scratch = [Float](repeating: 0, count: Attention.scratchCount(seqLength: t))
-            Attention.forward(out: &out, logSumExp: &lse, qkv: qkv, scratch: &scratch, batch: batch, seqLength: t,
-                              heads: heads, channels: c, dropout: stream, bf16GEMMs: bf16, blockRows: blockRows)
-            Attention.backward(dqkv: &dqkv, dout: dout, out: out, logSumExp: lse, qkv: qkv, scratch: &scratch,
-                               batch: batch, seqLength: t, heads: heads, channels: c, dropout: stream, bf16GEMMs: bf16,
-                               blockRows: blockRows)
+            let lengths = keyLengths ?? []
+            lengths.withUnsafeBufferPointer { lengths in
+                let mask = padded ? Attention.Mask.padding(keyLengths: lengths.baseAddress!) : .causal
+                Attention.forward(out: &out, logSumExp: &lse, qkv: qkv, scratch: &scratch, batch: batch, seqLength: t,
+                                  heads: heads, channels: c, mask: mask, dropout: stream, bf16GEMMs: bf16,
+                                  blockRows: blockRows)
+                Attention.backward(dqkv: &dqkv, dout: dout, out: out, logSumExp: lse, qkv: qkv, scratch: &scratch,
+                                   batch: batch, seqLength: t, heads: heads, channels: c, mask: mask, dropout: stream,
+                                   bf16GEMMs: bf16, blockRows: blockRows)
+            }
             return (out, lse, dqkv)
         }
-        let model = BF16AttentionModel(qkv: qkv, dout: dout, batch: batch, t: t, heads: heads, channels: c,
+        let model = BF16AttentionModel(qkv: qkv, dout: dout, batch: batch, t: t, heads: heads, channels: c, keyLengths: keyLengths,
                                        dropout: stream.map { s in { b, h in
                                            DropoutMask(probability: s.probability,
                                                        key: DropoutMask.key(seed: s.key, s.firstSequence + b, s.firstHead + h))
@@ -54,11 +63,12 @@ import TestSupport
     }
 }
 
-/// Scalar causal attention with Megatron's bf16 rounding points (see `AttentionBF16Tests`).
+/// Scalar attention with Megatron's bf16 rounding points (see `AttentionBF16Tests`): causal, or
+/// with `keyLengths` every query of sequence `b` over keys `0..<keyLengths[b]`.
 private struct BF16AttentionModel {
     var out: [Double], lse: [Double], dqkv: [Double]
 
-    init(qkv: [Float], dout: [Float], batch: Int, t: Int, heads: Int, channels c: Int,
+    init(qkv: [Float], dout: [Float], batch: Int, t: Int, heads: Int, channels c: Int, keyLengths: [Int32]?,
          dropout: ((Int, Int) -> DropoutMask)?) {
         let d = c / heads, ld = 3 * c
         let scale = 1 / Double(d).squareRoot()
@@ -75,20 +85,21 @@ private struct BF16AttentionModel {
                 let v = { (i: Int, j: Int) in bf16(Double(qkv[at(i, 2, j)])) }
                 let dO16 = { (i: Int, j: Int) in bf16(Double(dout[outAt(i, j)])) }
                 let factor = { (i: Int, j: Int) in dropout.map { Double($0(b, h).factor(UInt32(i * t + j))) } }
+                let keys = { (i: Int) in keyLengths.map { 0..<Int($0[b]) } ?? 0..<(i + 1) }
                 var s = [[Double]](repeating: [], count: t)
                 for i in 0..<t {
-                    s[i] = (0...i).map { j in bf16(scale * (0..<d).reduce(0.0) { $0 + q(i, $1) * k(j, $1) }) }
+                    s[i] = keys(i).map { j in bf16(scale * (0..<d).reduce(0.0) { $0 + q(i, $1) * k(j, $1) }) }
                     let m = s[i].max()!, total = s[i].reduce(0.0) { $0 + exp($1 - m) }
                     lse[(b * heads + h) * t + i] = m + log(total)
                     let p = s[i].enumerated().map { j, sj -> Double in
                         let p = bf16(exp(sj - m) / total)
                         return factor(i, j).map { bf16(p * $0) } ?? p
                     }
-                    for e in 0..<d { out[outAt(i, e)] = (0...i).reduce(0.0) { $0 + p[$1] * v($1, e) } }
+                    for e in 0..<d { out[outAt(i, e)] = keys(i).reduce(0.0) { $0 + p[$1] * v($1, e) } }
                 }
                 for i in 0..<t {
                     let delta = (0..<d).reduce(0.0) { $0 + Double(dout[outAt(i, $1)]) * out[outAt(i, $1)] }
-                    for j in 0...i {
+                    for j in keys(i) {
                         let p = bf16(exp(s[i][j] - lse[(b * heads + h) * t + i]))
                         var dp = bf16((0..<d).reduce(0.0) { $0 + dO16(i, $1) * v(j, $1) })
                         var pv = p
