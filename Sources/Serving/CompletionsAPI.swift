@@ -5,14 +5,19 @@ import Tokenizer
 /// OpenAI's `POST /v1/completions` (what lm-evaluation-harness's `local-completions` model
 /// sends): `prompt` as a string, a list of strings, a list of token ids or a list of such lists;
 /// `max_tokens` (0 scores the prompt only), `temperature`, `top_p`, `top_k`, `seed`, `stop`,
-/// `logprobs` (alternatives per position), `echo`, `stream`, `n` (completions per prompt).
+/// `logprobs` (alternatives per position), `echo`, `stream`, `n` (completions per prompt) and
+/// `best_of` (candidates per prompt, of which the `n` with the highest log-probability per
+/// generated token come back, best first).
 struct CompletionsCall {
     let prompts: [[Int32]]
     let request: CompletionRequest
     let stream: Bool
     let model: String
-    /// Completions per prompt: choice `i * n + j` is prompt `i`'s `j`-th, sampled with `seed + j`.
+    /// Completions per prompt: choice `i * n + j` is prompt `i`'s `j`-th (the `j`-th best of
+    /// `bestOf` candidates; with `bestOf == n`, the one sampled with `seed + j`).
     let n: Int
+    /// Candidates per prompt (at least `n`); candidate `j` is sampled with `seed + j`.
+    let bestOf: Int
 
     init(_ fields: RequestFields, tokenizer: Tokenizer, maxPromptTokens: Int, limits: ServerLimits) throws(ServeError) {
         guard let prompt = fields.body["prompt"] else { throw .badRequest("prompt is required") }
@@ -20,6 +25,11 @@ struct CompletionsCall {
         n = try fields.integer("n", default: 1, in: 1...limits.maxPrompts)!
         guard prompts.count * n <= limits.maxPrompts else {
             throw .badRequest("\(prompts.count) prompts x n \(n) exceed \(limits.maxPrompts) completions per request")
+        }
+        bestOf = try fields.integer("best_of", default: n, in: 1...limits.maxPrompts)!
+        guard bestOf >= n else { throw .badRequest("best_of (\(bestOf)) must be at least n (\(n))") }
+        guard prompts.count * bestOf <= limits.maxPrompts else {
+            throw .badRequest("\(prompts.count) prompts x best_of \(bestOf) exceed \(limits.maxPrompts) completions per request")
         }
         if case let .string(name)? = fields.body["model"] { model = name } else { model = "megatron" }
         let maxTokens = try fields.integer("max_tokens", default: 16, in: 0...limits.maxNewTokens)!
@@ -38,10 +48,33 @@ struct CompletionsCall {
                                     seed: UInt64(seed), logprobs: logprobs, echo: echo, stop: stop,
                                     stopToken: tokenizer.endOfDocumentID)
         if stream && echo && logprobs != nil { throw .badRequest("stream with echo and logprobs is not supported") }
+        if stream && bestOf > n { throw .badRequest("best_of greater than n cannot be streamed") }
     }
 
-    /// The completions to run, in choice order: each prompt `n` times, the `j`-th with `seed + j`.
-    var requests: [CompletionRequest] { request.applied(to: prompts, copies: n) }
+    /// The completions to run: each prompt `bestOf` times, the `j`-th with `seed + j` (in choice
+    /// order when `bestOf == n`). Candidates to rank report their tokens' log-probabilities.
+    var requests: [CompletionRequest] {
+        var candidate = request
+        if bestOf > n && candidate.logprobs == nil { candidate.logprobs = 0 }
+        return candidate.applied(to: prompts, copies: bestOf)
+    }
+
+    /// The choices among the completions of `requests`: for each prompt, its `n` candidates with
+    /// the highest mean log-probability of the generated tokens (OpenAI's "log probability per
+    /// token"; none generated counts as 0), best first, ties in sampling order.
+    func choices(_ completions: [Completion]) -> [Completion] {
+        guard bestOf > n else { return completions }
+        return stride(from: 0, to: completions.count, by: bestOf).flatMap { first in
+            let candidates = completions[first..<first + bestOf]
+            func score(_ completion: Completion) -> Double {
+                completion.generated.reduce(0) { $0 + ($1.logprob ?? 0) } / Double(max(1, completion.generated.count))
+            }
+            return candidates.indices.sorted { a, b in
+                let (x, y) = (score(candidates[a]), score(candidates[b]))
+                return x != y ? x > y : a < b
+            }.prefix(n).map { candidates[$0] }
+        }
+    }
 
     /// The prompts as token ids, checked against the vocabulary and the model's length.
     static func prompts(_ value: JSONValue, tokenizer: Tokenizer, maxTokens: Int, limits: ServerLimits) throws(ServeError) -> [[Int32]] {
@@ -80,9 +113,10 @@ struct CompletionsCall {
         return prompts
     }
 
-    /// The answer for `completions` (one per choice, in the order of `requests`).
+    /// The answer for `completions` (one per request of `requests`): the `choices`, and the usage
+    /// of every candidate.
     func response(_ completions: [Completion], tokenizer: Tokenizer, id: String, created: Int) -> JSONValue {
-        let choices = completions.enumerated().map { index, completion -> JSONValue in
+        let choices = self.choices(completions).enumerated().map { index, completion -> JSONValue in
             let promptText = (try? tokenizer.decode(completion.prompt.map(\.id))) ?? ""
             let shown = (request.echo ? completion.prompt : []) + completion.generated
             var fields: [(key: String, value: JSONValue)] = [

@@ -134,6 +134,37 @@ import Training
         }
     }
 
+    /// `best_of` candidates per prompt, sampled with `seed + j` as `n` would sample them; the `n`
+    /// with the highest mean log-probability per generated token come back, best first, with
+    /// log-probabilities only when asked for; usage counts every candidate.
+    @Test func bestOfReturnsTheMostLikelyCandidates() async throws {
+        try await Self.withServer { client in
+            let sampling = #""max_tokens": 5, "temperature": 1.0, "seed": 11"#
+            let all = try Self.json(try client.send("POST", "/v1/completions",
+                                                    body: #"{"prompt": ["A lawyer is", "Love"], \#(sampling), "n": 4, "logprobs": 0}"#))
+            let best = try client.send("POST", "/v1/completions", body: #"{"prompt": ["A lawyer is", "Love"], \#(sampling), "n": 2, "best_of": 4}"#)
+            #expect(best.status == 200, "\(best.body)")
+            let reply = try Self.json(best)
+            guard case let .array(candidates)? = all["choices"], case let .array(chosen)? = reply["choices"] else {
+                Issue.record("no choices: \(best.body)")
+                return
+            }
+            #expect(candidates.count == 8 && chosen.count == 4)
+            func meanLogprob(_ choice: JSONValue) -> Double {
+                guard case let .array(values)? = choice["logprobs"]?["token_logprobs"] else { return -.infinity }
+                let numbers = values.compactMap { if case let .number(x) = $0 { x } else { nil } }
+                return numbers.reduce(0, +) / Double(max(1, numbers.count))
+            }
+            for prompt in 0..<2 {
+                let ranked = candidates[prompt * 4..<prompt * 4 + 4].sorted { meanLogprob($0) > meanLogprob($1) }
+                #expect(chosen[prompt * 2..<prompt * 2 + 2].map { $0["text"] } == ranked.prefix(2).map { $0["text"] })
+                #expect(Set(candidates[prompt * 4..<prompt * 4 + 4].map { meanLogprob($0) }).count > 1, "distinct candidates")
+            }
+            #expect(chosen.allSatisfy { $0["logprobs"] == .null })
+            #expect(reply["usage"]?["completion_tokens"] == all["usage"]?["completion_tokens"])
+        }
+    }
+
     @Test func megatronGenerateAPI() async throws {
         try await Self.withServer { client in
             let reply = try client.send("PUT", "/api", body: #"{"prompts": ["A lawyer is", "Love"], "tokens_to_generate": 4, "logprobs": true, "top_k": 1, "random_seed": 3}"#)
@@ -167,6 +198,9 @@ import Training
         ("PUT", "/api", #"{"prompts": ["x"], "tokens_to_generate": 0}"#, "tokens_to_generate=0 implies logprobs"),
         ("POST", "/v1/completions", #"{"prompt": "x", "n": 0}"#, "n must be between 1"),
         ("POST", "/v1/completions", #"{"prompt": ["x", "y"], "n": 40}"#, "2 prompts x n 40 exceed 64 completions per request"),
+        ("POST", "/v1/completions", #"{"prompt": "x", "n": 3, "best_of": 2}"#, "best_of (2) must be at least n (3)"),
+        ("POST", "/v1/completions", #"{"prompt": ["x", "y"], "best_of": 40}"#, "2 prompts x best_of 40 exceed 64 completions"),
+        ("POST", "/v1/completions", #"{"prompt": "x", "best_of": 2, "stream": true}"#, "best_of greater than n cannot be streamed"),
     ])
     func malformedRequestsAreRefusedByName(method: String, path: String, body: String, message: String) async throws {
         try await Self.withServer { client in
