@@ -91,14 +91,8 @@ public enum Attention {
         GPU.hostWillRead()  // this CPU path may read GPU results (managed memory)
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)
         if bf16GEMMs {
-            return withBF16Scratch(shape) { operands in
-                forEachHead(shape) { b, h, rows, worker in
-                    forwardHeadBF16(out: out + shape.outOffset(b, h), logSumExp: logSumExp + (b * heads + h) * seqLength,
-                                    qkv: qkv + shape.qkvOffset(b, h), scores: scratch + worker * seqLength * seqLength,
-                                    operands: operands(worker), keys: BF16Keys(blocks: shape.blocks, padded: nil), shape: shape,
-                                    rows: rows, dropout: dropout?.mask(b, h))
-                }
-            }
+            return forwardBF16(out: out, logSumExp: logSumExp, qkv: qkv, scratch: scratch, shape: shape,
+                               keys: { _ in BF16Keys(blocks: shape.blocks, padded: nil) }, dropout: dropout)
         }
         forEachHead(shape) { b, h, rows, worker in
             let q = qkv + shape.qkvOffset(b, h)
@@ -129,17 +123,8 @@ public enum Attention {
         GPU.hostWillRead()
         let shape = Shape(batch: batch, t: seqLength, heads: heads, channels: channels, blockRows: blockRows)
         if bf16GEMMs {
-            return withBF16Scratch(shape) { operands in
-                forEachHead(shape) { b, h, rows, worker in
-                    let workerScratch = scratch + worker * 2 * seqLength * seqLength
-                    backwardHeadBF16(dq: dqkv + shape.qkvOffset(b, h), dO: dout + shape.outOffset(b, h),
-                                     o: out + shape.outOffset(b, h), lse: logSumExp + (b * heads + h) * seqLength,
-                                     qkv: qkv + shape.qkvOffset(b, h), scores: workerScratch,
-                                     dprobabilities: workerScratch + seqLength * seqLength, operands: operands(worker),
-                                     keys: BF16Keys(blocks: shape.blocks, padded: nil), shape: shape, rows: rows,
-                                     dropout: dropout?.mask(b, h))
-                }
-            }
+            return backwardBF16(dqkv: dqkv, dout: dout, out: out, logSumExp: logSumExp, qkv: qkv, scratch: scratch, shape: shape,
+                                keys: { _ in BF16Keys(blocks: shape.blocks, padded: nil) }, dropout: dropout)
         }
         forEachHead(shape) { b, h, rows, worker in
             let q = qkv + shape.qkvOffset(b, h)

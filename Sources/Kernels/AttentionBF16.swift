@@ -68,14 +68,14 @@ extension Attention {
         }
     }
 
-    /// `C (+)= op(A) · op(B)` on packed bf16 operands, fp32 `C`.
+    /// `C (+)= op(A) · op(B)` on packed bf16 operands, fp32 `C`, on the CPU (also in a GPU run).
     @inline(__always)
     private static func gemm(m: Int, n: Int, k: Int, _ a: UnsafePointer<BFloat16>, transposeA: Bool = false,
                              _ b: UnsafePointer<BFloat16>, transposeB: Bool = false,
                              _ c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        BF16Matmul.gemm(OneDNNMatmul.Shape(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
-                                           type: .bfloat16, accumulate: accumulate),
-                        a: a, b: b, bias: nil, c: c, backend: BF16Matmul.active)
+        BF16Matmul.hostGEMM(OneDNNMatmul.Shape(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                                               type: .bfloat16, accumulate: accumulate),
+                            a: a, b: b, bias: nil, c: c, backend: BF16Matmul.active)
     }
 
     /// `x · Yᵀ` of every block's rows of `x` against the block's keys in `y` (both `[T, headDim]`),
@@ -87,7 +87,37 @@ extension Attention {
         }
     }
 
-    static func forwardHeadBF16(out o: UnsafeMutablePointer<Float>, logSumExp lse: UnsafeMutablePointer<Float>,
+    /// The bf16 core's forward over every head, sequence `b`'s queries reading the keys `keys(b)`.
+    static func forwardBF16(out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
+                            qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, shape: Shape,
+                            keys: (Int) -> BF16Keys, dropout: DropoutStream?) {
+        let t = shape.t
+        withBF16Scratch(shape) { operands in
+            forEachHead(shape) { b, h, rows, worker in
+                forwardHeadBF16(out: out + shape.outOffset(b, h), logSumExp: logSumExp + (b * shape.heads + h) * t,
+                                qkv: qkv + shape.qkvOffset(b, h), scores: scratch + worker * t * t, operands: operands(worker),
+                                keys: keys(b), shape: shape, rows: rows, dropout: dropout?.mask(b, h))
+            }
+        }
+    }
+
+    /// The bf16 core's backward over every head (`keys` as in `forwardBF16`).
+    static func backwardBF16(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, out: UnsafePointer<Float>,
+                             logSumExp: UnsafePointer<Float>, qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                             shape: Shape, keys: (Int) -> BF16Keys, dropout: DropoutStream?) {
+        let t = shape.t
+        withBF16Scratch(shape) { operands in
+            forEachHead(shape) { b, h, rows, worker in
+                let workerScratch = scratch + worker * 2 * t * t
+                backwardHeadBF16(dq: dqkv + shape.qkvOffset(b, h), dO: dout + shape.outOffset(b, h), o: out + shape.outOffset(b, h),
+                                 lse: logSumExp + (b * shape.heads + h) * t, qkv: qkv + shape.qkvOffset(b, h),
+                                 scores: workerScratch, dprobabilities: workerScratch + t * t, operands: operands(worker),
+                                 keys: keys(b), shape: shape, rows: rows, dropout: dropout?.mask(b, h))
+            }
+        }
+    }
+
+    private static func forwardHeadBF16(out o: UnsafeMutablePointer<Float>, logSumExp lse: UnsafeMutablePointer<Float>,
                                 qkv: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>, operands x: BF16HeadOperands,
                                 keys: BF16Keys, shape: Shape, rows: RowRunner, dropout: DropoutMask?) {
         let t = shape.t, hd = shape.hd
@@ -107,7 +137,7 @@ extension Attention {
         for i in 0..<t { (o + i * shape.channels).update(from: x.products + i * hd, count: hd) }
     }
 
-    static func backwardHeadBF16(dq: UnsafeMutablePointer<Float>, dO: UnsafePointer<Float>, o: UnsafePointer<Float>,
+    private static func backwardHeadBF16(dq: UnsafeMutablePointer<Float>, dO: UnsafePointer<Float>, o: UnsafePointer<Float>,
                                  lse: UnsafePointer<Float>, qkv: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>,
                                  dprobabilities: UnsafeMutablePointer<Float>, operands x: BF16HeadOperands,
                                  keys: BF16Keys, shape: Shape, rows: RowRunner, dropout: DropoutMask?) {

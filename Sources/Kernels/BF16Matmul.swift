@@ -102,11 +102,19 @@ public enum BF16Matmul {
     /// back to the widened sgemm for a shape it cannot do.
     static func gemm(_ shape: OneDNNMatmul.Shape, a: UnsafePointer<BFloat16>, b: UnsafePointer<BFloat16>,
                      bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>, backend: Backend) {
+        if shape.k > 0, let gpu = GPU.active { return cuBLASGEMM(gpu, shape, a: a, b: b, bias: bias, c: c) }
+        hostGEMM(shape, a: a, b: b, bias: bias, c: c, backend: backend)
+    }
+
+    /// `gemm` on the CPU whatever the device: for kernels that run on the CPU around their
+    /// products (the CPU attention core, which a GPU run takes with attention dropout or BERT's
+    /// padding mask) and read `C` at once.
+    static func hostGEMM(_ shape: OneDNNMatmul.Shape, a: UnsafePointer<BFloat16>, b: UnsafePointer<BFloat16>,
+                         bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>, backend: Backend) {
         if shape.k == 0 {
             if !shape.accumulate { zeroOrBias(c, bias: bias, m: shape.m, n: shape.n) }
             return
         }
-        if let gpu = GPU.active { return cuBLASGEMM(gpu, shape, a: a, b: b, bias: bias, c: c) }
         if backend == .oneDNN, OneDNNMatmul.run(shape, a: a, b: b, bias: bias, c: c) { return }
         widenedSGEMM(shape, a: a, b: b, bias: bias, c: c)
     }

@@ -68,9 +68,9 @@ public enum BFloat16Conversion {
         }
     }
 
-    /// 16 fp32 values after a bf16 round trip (round to nearest even), in registers.
+    /// 16 fp32 values after a bf16 round trip (round to nearest even), in registers (in 32-bit
+    /// lanes throughout: no narrowing to 16 bits and back).
     @inlinable @inline(__always)
-    /// (In 32-bit lanes throughout: no narrowing to 16 bits and back.)
     public static func roundTrip(_ values: FloatVector) -> FloatVector {
         let bits = unsafeBitCast(values, to: SIMD16<UInt32>.self)
         let lsb: SIMD16<UInt32> = (bits &>> 16) & 1

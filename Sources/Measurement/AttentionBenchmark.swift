@@ -9,6 +9,7 @@ public struct AttentionBenchmark: Sendable {
     public let repeats: Int
 
     public init(batch: Int, seqLength: Int, heads: Int, headDim: Int, repeats: Int) {
+        precondition(repeats >= 1, "AttentionBenchmark: at least one timed call per cell")
         self.batch = batch
         self.seqLength = seqLength
         self.heads = heads
@@ -32,24 +33,10 @@ public struct AttentionBenchmark: Sendable {
 
     /// Runs fp32, then bf16 GEMMs, on the same random Q, K, V and output gradient.
     public func run() -> [Row] {
-        let c = heads * headDim, n = batch * seqLength
-        let qkv = FloatBuffer(count: n * 3 * c), out = FloatBuffer(count: n * c), dout = FloatBuffer(count: n * c)
-        let dqkv = FloatBuffer(count: n * 3 * c), lse = FloatBuffer(count: batch * heads * seqLength)
-        let scratch = FloatBuffer(count: Attention.scratchCount(seqLength: seqLength))
-        var rng = RandomGenerator(seed: 3)
-        rng.fillNormal(qkv.pointer, count: qkv.count, std: 1)
-        rng.fillNormal(dout.pointer, count: dout.count, std: 1)
-        BFloat16Conversion.roundInPlace(qkv.pointer, count: qkv.count)  // as the model hands them over in bf16
-        return [false, true].map { bf16 in
-            let forward = times {
-                Attention.forward(out: out.pointer, logSumExp: lse.pointer, qkv: qkv.pointer, scratch: scratch.pointer,
-                                  batch: batch, seqLength: seqLength, heads: heads, channels: c, bf16GEMMs: bf16)
-            }
-            let backward = times {
-                Attention.backward(dqkv: dqkv.pointer, dout: dout.pointer, out: out.pointer, logSumExp: lse.pointer,
-                                   qkv: qkv.pointer, scratch: scratch.pointer, batch: batch, seqLength: seqLength,
-                                   heads: heads, channels: c, bf16GEMMs: bf16)
-            }
+        [false, true].map { bf16 in
+            let core = AttentionCoreRun(batch: batch, seqLength: seqLength, heads: heads, headDim: headDim, bf16: bf16, seed: 3)
+            let forward = times(core.forward)
+            let backward = times(core.backward)
             return Row(precision: bf16 ? "bf16" : "fp32",
                        forwardMilliseconds: forward.min()!, forwardMedianMilliseconds: median(forward),
                        forwardGFLOPs: forwardFLOPs / forward.min()! / 1e6,

@@ -172,40 +172,20 @@ public struct GEMMBenchmark: Sendable {
     }
 
     /// The kernel family OpenBLAS loaded for the fp32 GEMMs ("Cooperlake", "Haswell", ...), and the
-    /// `OPENBLAS_CORETYPE` that chose it where one is set: AVX2 kernels on an AVX-512 CPU run
+    /// `OPENBLAS_CORETYPE` that chose it where one is set (by the user, or by `megatron` where
+    /// OpenBLAS fell back to pre-AVX kernels: `OpenBLASCore`): AVX2 kernels on an AVX-512 CPU run
     /// sgemm at about half speed (a Zen 5 under `OPENBLAS_CORETYPE=Haswell`: 207-223 GFLOP/s
     /// against 397-418 with its own choice, Cooperlake).
     public static func openBLASKernels() -> String {
-        let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+        let core = OpenBLASCore.loaded
         guard let forced = getenv("OPENBLAS_CORETYPE").map({ String(cString: $0) }), !forced.isEmpty else { return core }
         return "\(core) (OPENBLAS_CORETYPE=\(forced))"
     }
 
-    /// The CPU's model name and its SIMD/bf16 flags from /proc/cpuinfo (empty where unreadable).
+    /// The CPU's model name and its SIMD/bf16 flags.
     public static func cpuDescription() -> String {
-        guard let file = fopen("/proc/cpuinfo", "r") else { return "" }
-        defer { fclose(file) }
-        var model = "", flags: [Substring] = []
-        var line: UnsafeMutablePointer<CChar>?
-        var capacity = 0
-        while getline(&line, &capacity, file) > 0, let line {
-            let text = String(cString: line)
-            if model.isEmpty, text.hasPrefix("model name") { model = text.split(separator: ":").last.map { String($0.trimmingWhitespace) } ?? "" }
-            if flags.isEmpty, text.hasPrefix("flags") {
-                let wanted: Set<Substring> = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni"]
-                flags = text.split(separator: " ").map { $0.trimmingWhitespace }.filter { wanted.contains($0) }
-            }
-        }
-        free(line)
-        return "\(model) [\(flags.joined(separator: " "))]"
-    }
-}
-
-extension Substring {
-    fileprivate var trimmingWhitespace: Substring {
-        var s = self
-        while let first = s.first, first.isWhitespace { s.removeFirst() }
-        while let last = s.last, last.isWhitespace { s.removeLast() }
-        return s
+        let wanted = ["fma", "avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"]
+        let cpu = CPUInfo.current
+        return "\(cpu.modelName) [\(wanted.filter(cpu.flags.contains).joined(separator: " "))]"
     }
 }

@@ -131,23 +131,9 @@ public enum KernelCalibration {
     /// `train --bf16` runs it (bf16 GEMMs on bf16-valued Q, K, V).
     static func attentionPerUnit(_ s: Int, bf16: Bool) -> (forward: Double, backward: Double) {
         let heads = 4, d = 64, batch = max(1, 2048 / s)
-        let c = heads * d, n = batch * s
-        let qkv = FloatBuffer(count: n * 3 * c), out = FloatBuffer(count: n * c), dout = FloatBuffer(count: n * c)
-        let dqkv = FloatBuffer(count: n * 3 * c), lse = FloatBuffer(count: batch * heads * s)
-        let scratch = FloatBuffer(count: Attention.scratchCount(seqLength: s))
-        var rng = RandomGenerator(seed: 5)
-        rng.fillNormal(qkv.pointer, count: qkv.count, std: 1)
-        rng.fillNormal(dout.pointer, count: dout.count, std: 1)
-        if bf16 { BFloat16Conversion.roundInPlace(qkv.pointer, count: qkv.count) }
-        let forward = best {
-            Attention.forward(out: out.pointer, logSumExp: lse.pointer, qkv: qkv.pointer, scratch: scratch.pointer,
-                              batch: batch, seqLength: s, heads: heads, channels: c, bf16GEMMs: bf16)
-        }
-        let backward = best {
-            Attention.backward(dqkv: dqkv.pointer, dout: dout.pointer, out: out.pointer, logSumExp: lse.pointer,
-                               qkv: qkv.pointer, scratch: scratch.pointer, batch: batch, seqLength: s, heads: heads, channels: c,
-                               bf16GEMMs: bf16)
-        }
+        let core = AttentionCoreRun(batch: batch, seqLength: s, heads: heads, headDim: d, bf16: bf16, seed: 5)
+        let forward = best(core.forward)
+        let backward = best(core.backward)
         let units = Double(batch * heads * s * s * d)
         return (forward / units, backward / units)
     }

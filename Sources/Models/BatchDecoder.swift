@@ -25,6 +25,8 @@ public final class BatchDecoder {
 
     public let inference: GPTInference
     private var slots: [Sequence?]
+    /// Prompt tokens read by prefill steps so far (a prompt added with its keys and values read none).
+    public private(set) var promptTokensRead = 0
 
     /// Decodes in `inference`'s sequences, which it resets.
     public init(inference: GPTInference) {
@@ -47,6 +49,26 @@ public final class BatchDecoder {
         slots[slot] = Sequence(prompt: prompt, feed: prompt[0], choose: choose, finished: finished)
     }
 
+    /// Starts decoding `prompt` whose next-token `logits` are already known (from a full forward
+    /// over it): its first token is chosen from them at once, and the sequence ends there when
+    /// nothing is chosen or the prompt fills the model. Otherwise it takes a free slot, whose
+    /// cache `fill(inference, slot)` fills with the prompt's keys and values
+    /// (`GPTInference.adoptForward`), and is fed its token from the next step. When `fill`
+    /// cannot, the slot reads the prompt and the chosen token as a prompt instead.
+    public func add(prompt: [Int32], logits: UnsafeBufferPointer<Float>, cachedBy fill: (GPTInference, Int) -> Bool,
+                    choose: @escaping Choose, finished: @escaping Finished = { _ in }) {
+        precondition(!prompt.isEmpty, "a sequence starts from at least one token")
+        guard prompt.count < inference.model.config.maxPositionEmbeddings, let token = choose(logits) else { return finished(nil) }
+        guard let slot = slots.firstIndex(where: { $0 == nil }) else { preconditionFailure("no free slot") }
+        inference.reset(slot: slot)
+        if fill(inference, slot) && inference.lengths[slot] == prompt.count {
+            slots[slot] = Sequence(prompt: prompt, fed: prompt.count, feed: token, choose: choose, finished: finished)
+        } else {
+            inference.reset(slot: slot)
+            slots[slot] = Sequence(prompt: prompt + [token], feed: prompt[0], choose: choose, finished: finished)
+        }
+    }
+
     /// Prompt tokens one step feeds at most, shared by the sequences still reading their prompts.
     public static let prefillRows = 256
 
@@ -65,6 +87,7 @@ public final class BatchDecoder {
                 tokens += part
                 rowSlots += Array(repeating: slot, count: part.count)
                 fedNow.append(part.count)
+                promptTokensRead += part.count
             } else {
                 tokens.append(sequence.feed)
                 rowSlots.append(slot)

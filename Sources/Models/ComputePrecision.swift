@@ -12,8 +12,9 @@ import Parameters
 /// back for the cross-entropy). LayerNorm statistics, the softmax, the cross-entropy, the
 /// residual stream (Megatron's `--fp32-residual-connection`), the gradients (accumulated in fp32
 /// as Megatron's `--accumulate-allreduce-grads-in-fp32`) and the optimizer stay fp32. The
-/// causal attention core gets bf16-rounded Q, K and V, and its scores, probabilities and their
-/// gradients are bf16 too (on the CPU and on a GPU), as in Megatron's core attention.
+/// attention core (causal, and BERT's padded one) gets bf16-rounded Q, K and V, and its scores,
+/// probabilities and their gradients are bf16 too (on the CPU and on a GPU), as in Megatron's
+/// core attention.
 ///
 /// `.fp16` rounds the same values to fp16 instead (Megatron-LM 2019's format); the GEMM is
 /// emulated (fp16 values held in fp32, OpenBLAS sgemm: no x86 CPU here has fp16 matrix

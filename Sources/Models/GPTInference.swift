@@ -125,6 +125,40 @@ public final class GPTInference {
         return UnsafeBufferPointer(start: b.logits.pointer, count: m * config.paddedVocabSize)
     }
 
+    /// Takes the first `count` tokens of sequence `row` of the model's last whole-model forward
+    /// (`GPTModel.forward(padded:)`) as sequence `slot`'s cached positions: each layer's keys and
+    /// values are copied from the QKV that forward kept, so decoding goes on after them without
+    /// reading them again (what the decoder's prefill would compute, from the same layers, to
+    /// float rounding; bit for bit in bf16, whose cache holds the same bf16 values). Returns false,
+    /// changing nothing, when that forward did not keep every layer's QKV (recomputation) or does
+    /// not hold `count` tokens of `row`.
+    public func adoptForward(row: Int, count: Int, into slot: Int) -> Bool {
+        let config = model.config
+        guard let acts = model.activations, acts.forwarded, row < acts.batch, count >= 1, count <= acts.seqLength,
+              count <= config.maxPositionEmbeddings, acts.layers.count == config.numLayers,
+              acts.layers.allSatisfy({ $0 != nil }) else { return false }
+        let c = config.hiddenSize, heads = config.numAttentionHeads, d = c / heads, maxT = config.maxPositionEmbeddings
+        for (l, layer) in acts.layers.enumerated() {
+            let layer = layer!, layerStart = (slot * config.numLayers + l) * maxT * c
+            for t in 0..<count {
+                let qkvRow = (row * acts.seqLength + t) * 3 * c, cacheRow = layerStart + t * c
+                for h in 0..<heads {  // head h's query, key and value lie at h * 3d in its row
+                    if layer.keepsBF16 {
+                        let source = layer.bf16QKV.pointer + qkvRow + h * 3 * d
+                        keys.write(at: cacheRow + h * d, fromBF16: source + d, count: d)
+                        values.write(at: cacheRow + h * d, fromBF16: source + 2 * d, count: d)
+                    } else {
+                        let source = layer.qkv.pointer + qkvRow + h * 3 * d
+                        keys.write(at: cacheRow + h * d, from: source + d, count: d)
+                        values.write(at: cacheRow + h * d, from: source + 2 * d, count: d)
+                    }
+                }
+            }
+        }
+        lengths[slot] = count
+        return true
+    }
+
     /// The attention core of one token of sequence `slot` at `position` in layer `layer`:
     /// appends its key and value to the sequence's cache and attends over its positions so far.
     private func attendToCache(layer: Int, slot: Int, position t: Int, qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
@@ -204,6 +238,14 @@ private enum KeyValueCache {
         switch self {
         case .fp32(let buffer): (buffer.pointer + offset).update(from: values, count: count)
         case .bf16(let buffer): BFloat16Conversion.roundSerial(out: buffer.pointer + offset, inp: values, count: count)
+        }
+    }
+
+    /// Stores `count` bf16 values at `offset` (widened in an fp32 cache).
+    func write(at offset: Int, fromBF16 values: UnsafePointer<BFloat16>, count: Int) {
+        switch self {
+        case .fp32(let buffer): BFloat16Conversion.widenSerial(out: buffer.pointer + offset, inp: values, count: count)
+        case .bf16(let buffer): (buffer.pointer + offset).update(from: values, count: count)
         }
     }
 

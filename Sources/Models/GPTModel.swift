@@ -204,12 +204,19 @@ public final class GPTModel {
                        recomputation: recomputation, precision: precision, sequenceParallel: region.sequenceParallel)
     }
 
+    /// The shared scratch, reshaped to `batch x seqLength`, or made anew when it holds too few
+    /// tokens or too short sequences: then for the larger of each and the old one's (so that
+    /// alternating shapes, many short sequences and one long one, do not remake it every time).
     private func scratchFor(batch: Int, seqLength: Int) -> GPTScratch {
         if let scratch, scratch.reshape(batch: batch, seqLength: seqLength) { return scratch }
+        let length = max(seqLength, scratch?.seqLengthCapacity ?? 0)
+        let tokens = max(batch * seqLength, scratch?.tokenCapacity ?? 0)
         scratch = nil
-        let created = GPTScratch(config: config, batch: batch, seqLength: seqLength, tensorParallel: tensorParallelSize,
-                                 recomputation: recomputation, layersPerChunk: part.chunkLayers.map(\.count).max() ?? 0,
+        let created = GPTScratch(config: config, batch: (tokens + length - 1) / length, seqLength: length,
+                                 tensorParallel: tensorParallelSize, recomputation: recomputation,
+                                 layersPerChunk: part.chunkLayers.map(\.count).max() ?? 0,
                                  precision: precision, head: part.holdsHead, sequenceParallel: region.sequenceParallel)
+        precondition(created.reshape(batch: batch, seqLength: seqLength), "GPTScratch: a new scratch does not hold its shape")
         scratch = created
         return created
     }

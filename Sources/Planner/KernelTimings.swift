@@ -17,8 +17,9 @@ public struct KernelTimings: Codable, Sendable, Equatable {
     /// What the calibration measures changes with `KernelCalibration`, and what a kernel costs
     /// changes when the kernel is made faster; a cache of another format is measured again.
     /// 4: bf16 rounding and dropout without SIMD unsigned comparisons (rounding 2-3x faster);
-    /// 5: every kernel timed in two or three passes, the fastest kept.
-    public static let currentFormat = 5
+    /// 5: every kernel timed in two or three passes, the fastest kept;
+    /// 6: a bf16 calibration times the bf16 attention core (before, the fp32 one).
+    public static let currentFormat = 6
     public var format = currentFormat
     /// The measurement's conditions: the CPU's name and flags, the kernel threads, the GEMM path.
     public var machine: String

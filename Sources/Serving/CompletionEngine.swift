@@ -22,6 +22,9 @@ public struct CompletionRequest: Sendable, Equatable {
     public var stop: [String]
     /// ... or after this token (the end-of-text token), which is not returned.
     public var stopToken: Int32?
+    /// Each generated token's log-probability is computed even without `logprobs`, and the stop
+    /// token's too (`Completion.stopLogprob`): what `best_of` ranks candidates by.
+    public var scoresGeneration = false
 
     public init(prompt: [Int32], maxTokens: Int, sampling: SamplingOptions = SamplingOptions(temperature: 0), seed: UInt64 = 0,
                 logprobs: Int? = nil, echo: Bool = false, stop: [String] = [], stopToken: Int32? = nil) {
@@ -73,6 +76,9 @@ public struct Completion: Sendable, Equatable {
     public var text: String
     /// "stop" (a stop string or the end-of-text token) or "length".
     public var finishReason: String
+    /// The log-probability of the end-of-text token that ended the generation, when generated
+    /// tokens are scored (`logprobs` or `scoresGeneration`).
+    public var stopLogprob: Double? = nil
 }
 
 /// Runs completions on one whole (single-rank) model: the prompts whose log-probabilities are
@@ -89,6 +95,8 @@ public final class CompletionEngine {
     public internal(set) var largestBatch = 0
     /// Full forwards run to score prompts (echo with log-probabilities) so far.
     public internal(set) var scoringForwards = 0
+    /// Prompt tokens the decoder has read so far (a scored prompt's are taken from its scoring forward).
+    public var promptTokensDecoded: Int { decoder?.promptTokensRead ?? 0 }
     /// The ids a completion may produce: the tokenizer's.
     public var vocabularySize: Int { tokenizer.vocabularySize }
     /// Most prompts decoded side by side.

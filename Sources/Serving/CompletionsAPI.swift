@@ -52,28 +52,33 @@ struct CompletionsCall {
     }
 
     /// The completions to run: each prompt `bestOf` times, the `j`-th with `seed + j` (in choice
-    /// order when `bestOf == n`). Candidates to rank report their tokens' log-probabilities.
+    /// order when `bestOf == n`). Candidates to rank have their generated tokens scored.
     var requests: [CompletionRequest] {
         var candidate = request
-        if bestOf > n && candidate.logprobs == nil { candidate.logprobs = 0 }
+        candidate.scoresGeneration = bestOf > n
         return candidate.applied(to: prompts, copies: bestOf)
     }
 
-    /// The choices among the completions of `requests`: for each prompt, its `n` candidates with
-    /// the highest mean log-probability of the generated tokens (OpenAI's "log probability per
-    /// token"; none generated counts as 0), best first, ties in sampling order.
+    /// The choices among the completions of `requests`: for each prompt, the best `n` of its
+    /// `bestOf` candidates (`best`).
     func choices(_ completions: [Completion]) -> [Completion] {
         guard bestOf > n else { return completions }
-        return stride(from: 0, to: completions.count, by: bestOf).flatMap { first in
-            let candidates = completions[first..<first + bestOf]
-            func score(_ completion: Completion) -> Double {
-                completion.generated.reduce(0) { $0 + ($1.logprob ?? 0) } / Double(max(1, completion.generated.count))
-            }
-            return candidates.indices.sorted { a, b in
-                let (x, y) = (score(candidates[a]), score(candidates[b]))
-                return x != y ? x > y : a < b
-            }.prefix(n).map { candidates[$0] }
+        return stride(from: 0, to: completions.count, by: bestOf).flatMap { Self.best(n, of: completions[$0..<$0 + bestOf]) }
+    }
+
+    /// The `n` of `candidates` with the highest mean log-probability per token (OpenAI's "log
+    /// probability per token"), counting the end-of-text token that stopped a candidate as one of
+    /// its tokens (so that one stopping at once is not scored 0, the best possible); best first,
+    /// ties in sampling order.
+    static func best(_ n: Int, of candidates: ArraySlice<Completion>) -> [Completion] {
+        func score(_ completion: Completion) -> Double {
+            let logprobs = completion.generated.map { $0.logprob ?? 0 } + (completion.stopLogprob.map { [$0] } ?? [])
+            return logprobs.reduce(0, +) / Double(max(1, logprobs.count))
         }
+        return candidates.indices.sorted { a, b in
+            let (x, y) = (score(candidates[a]), score(candidates[b]))
+            return x != y ? x > y : a < b
+        }.prefix(n).map { candidates[$0] }
     }
 
     /// The prompts as token ids, checked against the vocabulary and the model's length.

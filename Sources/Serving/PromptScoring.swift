@@ -30,21 +30,33 @@ extension CompletionEngine {
 
     /// A scored prompt: its tokens with their log-probabilities (nil for the first) and top
     /// alternatives, and the logits after its last token when they were asked for (what a prompt
-    /// that generates one token chooses it from, without the decoder reading the prompt again).
+    /// that generates chooses its first token from, without the decoder reading the prompt again).
     struct ScoredPrompt {
         var tokens: [ScoredToken]
         var nextLogits: [Float]?
     }
 
     /// Each prompt scored, in the order given. A forward that fails (a token the model cannot
-    /// read) fails only the prompts that cause it: its prompts are then scored one by one.
-    func scorePrompts(_ prompts: [PromptToScore]) -> [Result<ScoredPrompt, any Error>] {
+    /// read) fails only the prompts that cause it: its prompts are then scored one by one. Right
+    /// after the forward that scored prompt `index`, while the model still holds its activations
+    /// (its keys and values at row `row` of that forward), `scored(index, row, prompt)` is called.
+    func scorePrompts(_ prompts: [PromptToScore],
+                      scored: (_ index: Int, _ row: Int, _ prompt: ScoredPrompt) -> Void = { _, _, _ in })
+        -> [Result<ScoredPrompt, any Error>] {
         var results = [Result<ScoredPrompt, any Error>?](repeating: nil, count: prompts.count)
+        func score(_ group: [Int]) throws {
+            for (row, (index, prompt)) in zip(group, try scoreTogether(group.map { prompts[$0] })).enumerated() {
+                results[index] = .success(prompt)
+                scored(index, row, prompt)
+            }
+        }
         for group in Self.scoringGroups(lengths: prompts.map(\.tokens.count), budget: Self.scoringTokensPerForward) {
             do {
-                for (index, scored) in zip(group, try scoreTogether(group.map { prompts[$0] })) { results[index] = .success(scored) }
+                try score(group)
             } catch where group.count > 1 {
-                for index in group { results[index] = Result { try scoreTogether([prompts[index]])[0] } }
+                for index in group {
+                    do { try score([index]) } catch { results[index] = .failure(error) }
+                }
             } catch {
                 results[group[0]] = .failure(error)
             }

@@ -48,8 +48,10 @@ struct AttentionBenchCommand: ParsableCommand {
         let shape = config.shape
         let bench = AttentionBenchmark(batch: shape.microBatch, seqLength: shape.seqLength, heads: shape.heads,
                                        headDim: shape.hidden / shape.heads, repeats: repeats)
+        // The core spreads its heads over the thread pool: it gets `threads` as BLAS does.
+        let results = ThreadPool.withCurrent(ThreadPool(threadCount: threads)) { bench.run() }
         let report = Report(config: shape.name, batch: bench.batch, seqLength: bench.seqLength, heads: bench.heads,
-                            headDim: bench.headDim, threads: threads, bf16GEMM: BF16Matmul.description, results: bench.run())
+                            headDim: bench.headDim, threads: threads, bf16GEMM: BF16Matmul.description, results: results)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

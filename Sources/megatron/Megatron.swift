@@ -14,7 +14,7 @@ struct Megatron: ParsableCommand {
     /// Parses and runs the subcommand. A failure prints one `Error:` line (no usage block after
     /// it: the message names the flag or file) and exits non-zero; `--help` prints the help.
     static func main() {
-        ThreadWaitPolicy.applyBeforeLibrariesStart()
+        LibraryEnvironment.applyBeforeLibrariesStart()
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

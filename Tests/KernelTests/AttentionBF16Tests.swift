@@ -12,14 +12,15 @@ import TestSupport
 @Suite struct AttentionBF16Tests {
     /// Norm-wise. A sum that lands on the other side of a bf16 rounding boundary than the model's
     /// moves one score or probability by a bf16 step, which costs up to ~1e-4 here; the fp32 core
-    /// is 3e-3 or more from the model (checked below).
+    /// is more than 2e-3 from the model (checked below).
     static let tolerance = 3e-4
 
     /// Several row blocks and one; heads over threads and one head with row-parallel rows; with
     /// and without attention dropout; causal, and BERT's padding mask (the padding keys of each
-    /// sequence read by no query).
+    /// sequence read by no query; the third sequence reads a single key).
     @Test(arguments: [(16, 2, 3, 0, false), (256, 2, 3, 0, false), (16, 1, 1, 0, false), (16, 2, 2, 0.3, false),
-                      (256, 1, 1, 0.3, false), (37, 2, 3, 0, true), (37, 1, 1, 0, true), (37, 2, 2, 0.3, true)]
+                      (256, 1, 1, 0.3, false), (37, 2, 3, 0, true), (37, 1, 1, 0, true), (37, 2, 2, 0.3, true),
+                      (37, 3, 2, 0, true)]
           as [(Int, Int, Int, Float, Bool)])
     func matchesTheRoundingModel(blockRows: Int, batch: Int, heads: Int, dropoutProbability: Float, padded: Bool) {
         let t = 37, d = 24, c = d * heads

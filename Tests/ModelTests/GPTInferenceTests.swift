@@ -62,6 +62,39 @@ import TestSupport
         #expect(relativeError(Array(try prefill.append([7], slots: [0])), expectedNext) < tolerance)
     }
 
+    /// A sequence of a whole-model padded forward (the server's prompt scoring), adopted as a
+    /// slot's cached positions, decodes on as the same prompt read by prefill does, in fp32 and
+    /// bf16, beside another slot; a forward that kept no QKV (full recomputation), a row or length
+    /// it does not hold, or no forward at all is refused without touching the slot.
+    @Test(arguments: [ComputePrecision.fp32, .bf16])
+    func adoptedForwardDecodesAsPrefill(precision: ComputePrecision) throws {
+        let model = try Self.model(precision: precision)
+        var random = RandomGenerator(seed: 31)
+        let long = (0..<13).map { _ in Int32(random.next() % 150) }, prompt = (0..<9).map { _ in Int32(random.next() % 150) }
+        let vocab = model.config.paddedVocabSize
+        let prefill = GPTInference(model: model, sequences: 2)
+        try prefill.append(prompt, slots: Array(repeating: 1, count: prompt.count))
+        let expected = Array(try prefill.append([7, 3], slots: [1, 1])) + Array(try prefill.append([5], slots: [1]))
+
+        let adopted = GPTInference(model: model, sequences: 2)
+        #expect(!adopted.adoptForward(row: 0, count: 3, into: 1), "no forward yet")
+        try model.forward(padded: [long, prompt])
+        #expect(!adopted.adoptForward(row: 2, count: 3, into: 1) && !adopted.adoptForward(row: 1, count: 14, into: 1))
+        #expect(adopted.lengths == [0, 0])
+        try adopted.append([4], slots: [0])
+        #expect(adopted.adoptForward(row: 1, count: prompt.count, into: 1))
+        #expect(adopted.lengths == [1, prompt.count])
+        let continued = Array(try adopted.append([7, 3], slots: [1, 1])) + Array(try adopted.append([5], slots: [1]))
+        let tolerance = precision == .fp32 ? 1e-5 : 2e-2  // bf16: GEMMs over other row counts round differently
+        #expect(relativeError(continued, expected) < tolerance)
+        #expect(continued.count == 2 * vocab)
+
+        let recomputed = try GPTModel(config: model.config, seed: 7, recomputation: ActivationRecomputation(granularity: .full),
+                                      precision: precision)
+        try recomputed.forward(padded: [prompt])
+        #expect(!GPTInference(model: recomputed).adoptForward(row: 0, count: prompt.count, into: 0))
+    }
+
     /// bf16 decoding (bf16 GEMMs, bf16 cache) against the full bf16 forward: equal at bf16's
     /// resolution (a one-row GEMM may sum in another order and round the other way), and
     /// different from fp32's logits by bf16 rounding, not more.

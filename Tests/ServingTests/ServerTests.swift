@@ -165,6 +165,20 @@ import Training
         }
     }
 
+    /// best_of's ranking counts the end-of-text token that stopped a candidate: one that stops at
+    /// once, at a low log-probability, is not taken for the best (as a mean over no tokens would).
+    @Test func bestOfCountsTheStopToken() {
+        func candidate(_ logprobs: [Double], stop: Double?) -> Completion {
+            Completion(prompt: [], generated: logprobs.map { ScoredToken(id: 1, logprob: $0, top: []) }, text: "\(logprobs)",
+                       finishReason: stop == nil ? "length" : "stop", stopLogprob: stop)
+        }
+        let candidates = [candidate([], stop: -9), candidate([-1, -3], stop: nil), candidate([-1], stop: -2.5),
+                          candidate([-2, -2], stop: nil)]
+        #expect(CompletionsCall.best(3, of: candidates[...]).map(\.text) == ["[-1.0]", "[-1.0, -3.0]", "[-2.0, -2.0]"],
+                "means -1.75 (the stop token counted), -2 and -2 (ties in sampling order)")
+        #expect(CompletionsCall.best(4, of: candidates[...]).last?.text == "[]")
+    }
+
     @Test func megatronGenerateAPI() async throws {
         try await Self.withServer { client in
             let reply = try client.send("PUT", "/api", body: #"{"prompts": ["A lawyer is", "Love"], "tokens_to_generate": 4, "logprobs": true, "top_k": 1, "random_seed": 3}"#)

@@ -3,10 +3,11 @@
 asks for it: token-id prompts with `echo`, `logprobs: 1` and `max_tokens: 1` (its log-likelihood
 request), `--batch` prompts per request, requests one after another. Prints the tokens scored per
 second and the time per prompt, so runs with `--batch 1` (every prompt its own forward) and
-`--batch 8` (prompts that arrive together share forwards) compare.
+`--batch 8` (prompts that arrive together share forwards) compare. `--max-tokens N` asks for N
+greedy tokens after each scored prompt instead (what Megatron's `PUT /api` with `logprobs` asks).
 
     python3 scripts/bench/serve_scoring.py --port 5000 [--prompts 64] [--batch 8] [--min-length 16]
-        [--max-length 256] [--seed 1] [--logprobs 1] [--sorted]
+        [--max-length 256] [--seed 1] [--logprobs 1] [--sorted] [--max-tokens 1]
 """
 import argparse
 import http.client
@@ -36,6 +37,7 @@ def main():
     parser.add_argument("--vocab", type=int, default=50000, help="token ids are drawn below this")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logprobs", type=int, default=1, help="alternatives per position (lm-eval asks for 1)")
+    parser.add_argument("--max-tokens", type=int, default=1, help="tokens generated after each prompt")
     parser.add_argument("--sorted", action="store_true",
                         help="send the prompts longest first, as lm-eval orders its requests before batching them")
     args = parser.parse_args()
@@ -50,16 +52,17 @@ def main():
     scored = 0
     for start in range(0, len(prompts), args.batch):
         batch = prompts[start:start + args.batch]
-        answer = post(args.port, {"prompt": batch, "max_tokens": 1, "temperature": 0, "logprobs": args.logprobs,
-                                     "echo": True})
+        answer = post(args.port, {"prompt": batch, "max_tokens": args.max_tokens, "temperature": 0,
+                                     "logprobs": args.logprobs, "echo": True})
         for prompt, choice in zip(batch, answer["choices"]):
             logprobs = choice["logprobs"]["token_logprobs"]
-            if len(logprobs) != len(prompt) + 1 or logprobs[0] is not None:
+            if not len(prompt) < len(logprobs) <= len(prompt) + args.max_tokens or logprobs[0] is not None:
                 raise SystemExit(f"{len(logprobs)} log-probabilities for a prompt of {len(prompt)} tokens")
             scored += len(prompt)
     wall = time.perf_counter() - begin
     order = "longest first" if args.sorted else "in random order"
-    print(f"{args.prompts} prompts of {args.min_length}-{args.max_length} tokens {order}, {args.batch} per request: "
+    generated = f", {args.max_tokens} tokens generated after each" if args.max_tokens != 1 else ""
+    print(f"{args.prompts} prompts of {args.min_length}-{args.max_length} tokens {order}{generated}, {args.batch} per request: "
           f"{scored / wall:.1f} prompt tokens/s, {1000 * wall / args.prompts:.1f} ms per prompt, {wall:.2f} s in all")
 
 
