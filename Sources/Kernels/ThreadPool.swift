@@ -37,6 +37,27 @@ public final class ThreadPool: @unchecked Sendable {
         return key
     }()
 
+    /// Set while this thread runs a chunk of a job, of any pool. A job started from inside one
+    /// (a kernel that parallelizes, called by a kernel already spread over the pool, as the bf16
+    /// attention core's emulated GEMM widening its operands) runs its chunks on this thread one
+    /// after another: the pool's threads are busy with the outer job, which would wait on itself.
+    private static let runningJobKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// Whether this thread is running a chunk of a job.
+    public static var isRunningJob: Bool { pthread_getspecific(runningJobKey) != nil }
+
+    /// Runs `body` marked as running a job's chunk.
+    private static func runningJob(_ body: () -> Void) {
+        let previous = pthread_getspecific(runningJobKey)
+        pthread_setspecific(runningJobKey, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(runningJobKey, previous) }
+        body()
+    }
+
     /// Threads that run a job, the caller included.
     public let threadCount: Int
 
@@ -109,11 +130,16 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    /// Runs `body(chunk)` for every chunk in `0..<chunks` (at most `threadCount`), one per thread.
+    /// Runs `body(chunk)` for every chunk in `0..<chunks` (at most `threadCount`), one per thread
+    /// (one after another on this thread when it is already running a job's chunk).
     public func run(chunks: Int, _ body: (Int) -> Void) {
         precondition(chunks <= threadCount, "more chunks than threads")
         if chunks <= 1 {
             if chunks == 1 { body(0) }
+            return
+        }
+        if Self.isRunningJob {
+            for chunk in 0..<chunks { body(chunk) }
             return
         }
         callerLock.withLock { _ in
@@ -124,7 +150,7 @@ public final class ThreadPool: @unchecked Sendable {
                 generation.store(nextGeneration(chunks: chunks), ordering: .releasing)
                 pthread_cond_broadcast(condition)
                 pthread_mutex_unlock(mutex)
-                body(0)
+                Self.runningJob { body(0) }
                 while pending.load(ordering: .acquiring) > 0 {}
                 job = nil
             }
@@ -178,7 +204,7 @@ public final class ThreadPool: @unchecked Sendable {
             seen = current
             if stopping.load(ordering: .acquiring) { return }
             if index < current & 0xFFFF {
-                runJob(index)
+                Self.runningJob { runJob(index) }
                 pending.wrappingSubtract(1, ordering: .releasing)
             }
         }
