@@ -107,6 +107,7 @@ struct StepBenchCommand: ParsableCommand {
         try deviceOptions.activate(allowsAsynchronous: true)
         let precision: ComputePrecision = bf16 ? .bf16 : fp16 ? .fp16 : .fp32
         let peak = GEMMPeak.measure(precision)
+        if precision == .bf16, let note = BF16SpeedNote.measure(bf16Peak: peak) { printError("note: " + note) }
         let recomputation = try recomputation
         let result = try StepBenchmark(shape: config.shape, recomputation: recomputation, precision: precision,
                                        hiddenDropout: hiddenDropout, attentionDropout: attentionDropout)

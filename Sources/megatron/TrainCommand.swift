@@ -100,10 +100,12 @@ struct TrainCommand: ParsableCommand {
         // Only the logging rank measures the GEMM peak (the others would run it at the same time),
         // on its share of the cores; MFU divides the whole run's FLOP/s by every rank's share.
         let ranks = Double(parallel.world?.size ?? 1)
-        let peakFLOPs = first ? GEMMPeak.measure(config.precision) * 1e9 * ranks : 1
+        let peak = first ? GEMMPeak.measure(config.precision) : 0
+        let peakFLOPs = first ? peak * 1e9 * ranks : 1
         var log = TrainingLog(trainer: trainer, peakFLOPs: peakFLOPs, metrics: metrics, tensorBoard: tensorBoard, quiet: !first)
         let exits = ExitConditions(config: config, startTime: startTime)
         log.start()
+        if first && config.precision == .bf16, let note = BF16SpeedNote.measure(bf16Peak: peak) { log.note("note: " + note) }
         if let metrics, metrics.repairedBytes > 0 {
             log.note("cut off the torn last line (\(metrics.repairedBytes) bytes) of --metrics-file \(metrics.path)")
         }
