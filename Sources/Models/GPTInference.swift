@@ -128,10 +128,10 @@ public final class GPTInference {
     /// Takes the first `count` tokens of sequence `row` of the model's last whole-model forward
     /// (`GPTModel.forward(padded:)`) as sequence `slot`'s cached positions: each layer's keys and
     /// values are copied from the QKV that forward kept, so decoding goes on after them without
-    /// reading them again (what the decoder's prefill would compute, from the same layers, to
-    /// float rounding; bit for bit in bf16, whose cache holds the same bf16 values). Returns false,
-    /// changing nothing, when that forward did not keep every layer's QKV (recomputation) or does
-    /// not hold `count` tokens of `row`.
+    /// reading them again (what the decoder's prefill would compute from the same layers, to
+    /// rounding: GEMMs over other row counts sum in another order, which a bf16 result can round
+    /// the other way). Returns false, changing nothing, when that forward did not keep every
+    /// layer's QKV (recomputation) or does not hold `count` tokens of `row`.
     public func adoptForward(row: Int, count: Int, into slot: Int) -> Bool {
         let config = model.config
         guard let acts = model.activations, acts.forwarded, row < acts.batch, count >= 1, count <= acts.seqLength,
