@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "FileSupport",
                                                          .product(name: "HummingbirdTesting", package: "hummingbird")],
                     swiftSettings: releaseFlags),
-        .testTarget(name: "FinetuningTests", dependencies: ["Finetuning", "Training", "Models", "Tokenizer", "Parameters", "FileSupport", "TestSupport"],
+        .testTarget(name: "FinetuningTests", dependencies: ["Finetuning", "Training", "Models", "Distributed", "Tokenizer", "Parameters", "FileSupport", "TestSupport"],
                     exclude: ["Fixtures"], swiftSettings: releaseFlags),
     ]
 )

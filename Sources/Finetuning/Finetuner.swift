@@ -1,3 +1,5 @@
+import Datasets
+import Distributed
 import Kernels
 import Models
 import Optimizer
@@ -22,6 +24,15 @@ public struct FinetuneSettings: Sendable {
     /// `--hidden-dropout`, `--attention-dropout` (Megatron's defaults): the encoder's dropouts,
     /// the hidden one also on the pooled output before the task head, in training steps only.
     public var hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1
+    /// `--global-batch-size`: examples per step, over the data-parallel ranks and the
+    /// micro-batches each accumulates (nil: one micro-batch per data-parallel rank).
+    public var globalBatchSize: Int?
+    /// `--bf16`: the model computes in bf16 from fp32 master weights.
+    public var precision = ComputePrecision.fp32
+    /// `--use-distributed-optimizer`: ZeRO-1 over the data-parallel ranks.
+    public var useDistributedOptimizer = false
+    /// `--sequence-parallel`: with tensor parallelism, the LayerNorms and dropouts split the tokens.
+    public var sequenceParallel = false
 
     public init(task: FinetuneTask) { self.task = task }
 }
@@ -32,101 +43,147 @@ public struct FinetuneStep: Sendable {
     public var loss: Double, gradNorm: Double, learningRate: Double
 }
 
-/// Fine-tunes a pretrained BERT on a task (Megatron-LM's `tasks/finetune_utils.py` on one
-/// rank): the encoder and pooler come from the pretrained model, the task's head starts from
-/// Megatron's initialization (normal(0, std), zero bias); each epoch visits the training examples
-/// in a fresh order drawn from the seed, one micro-batch per step (dropout, AdamW, linear warmup
-/// and decay, global-norm clipping), and accuracy is measured on the validation examples (no
-/// dropout).
+/// Fine-tunes a pretrained BERT on a task (Megatron-LM's `tasks/finetune_utils.py`) on one rank
+/// of any layout (tensor, pipeline and data parallelism, ZeRO-1, bf16): the encoder and pooler
+/// come from the pretrained model, the task's head starts from Megatron's initialization
+/// (normal(0, std), zero bias); each epoch visits the training examples in a fresh order drawn
+/// from the seed, one global batch per step (each data-parallel rank its micro-batches of it;
+/// dropout, AdamW, linear warmup and decay, global-norm clipping), and accuracy is measured on the
+/// validation examples (no dropout). Every layout trains as one rank does, up to the order of sums.
 public final class Finetuner {
     public let settings: FinetuneSettings
+    public let parallel: ParallelState
+    /// This rank's part of the fine-tuning model.
     public let model: GPTModel
-    let optimizer: AdamWOptimizer
+    let step: TrainingStep
     let schedule: LearningRateSchedule
+    /// Examples per step, over all data-parallel ranks.
+    public let globalBatchSize: Int
     /// Steps per epoch.
     public let stepsPerEpoch: Int
     public private(set) var steps = 0
 
-    /// A model of `pretrained`'s shape with `settings.task`'s head, holding every tensor the
-    /// two share (the word, position and token-type embeddings, the layers, the pooler when
-    /// pretrained with the sentence-order head).
-    public init(pretrained: GPTModel, settings: FinetuneSettings, trainExamples: Int) throws {
+    /// A model of `pretrained`'s shape (the whole model) with `settings.task`'s head, holding
+    /// every tensor the two share (the word, position and token-type embeddings, the layers, the
+    /// pooler when pretrained with the sentence-order head), split for this rank of `parallel`.
+    public init(pretrained: GPTModel, settings: FinetuneSettings, trainExamples: Int, parallel: ParallelState = .single) throws {
         var config = pretrained.config
         guard var bert = config.bert else {
             throw FinetuneError.invalid("the pretrained checkpoint is a GPT; `megatron finetune` fine-tunes BERT")
         }
+        precondition(pretrained.part.isWhole && pretrained.tensorParallelSize == 1, "the pretrained model is the whole model")
         guard settings.seqLength <= config.maxPositionEmbeddings else {
             throw FinetuneError.invalid("--seq-length \(settings.seqLength) exceeds the model's \(config.maxPositionEmbeddings) positions")
         }
-        guard trainExamples >= settings.microBatchSize else {
-            throw FinetuneError.invalid("\(trainExamples) training examples do not fill one micro-batch of \(settings.microBatchSize)")
+        let globalBatch = settings.globalBatchSize ?? settings.microBatchSize * parallel.dataParallel
+        guard trainExamples >= globalBatch else {
+            throw FinetuneError.invalid("\(trainExamples) training examples do not fill one global batch of \(globalBatch)")
         }
         bert.head = settings.task.head
         bert.tokenTypes = 2
         config.bert = bert
         config.hiddenDropout = settings.hiddenDropout
         config.attentionDropout = settings.attentionDropout
+        let part: GPTPipelinePart
+        do {
+            try parallel.grid.validate(heads: config.numAttentionHeads, hidden: config.hiddenSize,
+                                       paddedVocabulary: config.paddedVocabSize, layers: config.numLayers)
+            try parallel.grid.validate(globalBatchSize: globalBatch, microBatchSize: settings.microBatchSize)
+            part = try GPTPipelinePart(numLayers: config.numLayers, stages: parallel.pipelineParallel, stage: parallel.pipelineRank)
+        } catch {
+            throw FinetuneError.invalid("the layout does not fit: \(error)")
+        }
+        let distributed = settings.useDistributedOptimizer && parallel.dataParallel > 1
         self.settings = settings
-        model = try GPTModel(config: config, seed: UInt64(settings.seed))
-        for (index, spec) in model.layout.specs.enumerated() {
-            guard let source = pretrained.layout.index(of: spec.name) else { continue }  // the new head keeps its initialization
+        self.parallel = parallel
+        globalBatchSize = globalBatch
+        model = try GPTModel(config: config, seed: UInt64(settings.seed), tensorParallel: parallel.tensor, part: part,
+                             shardedOver: distributed ? parallel.dataParallel : 1, precision: settings.precision,
+                             sequenceParallel: settings.sequenceParallel && parallel.grid.tensorParallel > 1,
+                             keepsMasterWeights: !(distributed && settings.precision != .fp32))
+        // The whole fine-tuning model: the pretrained tensors, the new head as initialized.
+        let whole = GPTModel.freshWeights(config, seed: UInt64(settings.seed))
+        for (index, spec) in whole.layout.specs.enumerated() {
+            guard let source = pretrained.layout.index(of: spec.name) else { continue }
             guard pretrained.layout.specs[source].count == spec.count else {
                 throw FinetuneError.invalid("the pretrained \(spec.name) has \(pretrained.layout.specs[source].count) values, the fine-tuning model \(spec.count)")
             }
-            model.params.pointer(at: index).update(from: pretrained.params.pointer(at: source), count: spec.count)
+            whole.pointer(at: index).update(from: pretrained.params.pointer(at: source), count: spec.count)
         }
-        model.weightsDidChange()
         var hyperparameters = AdamW.Hyperparameters(learningRate: 0)
         hyperparameters.weightDecay = Float(settings.weightDecay)
-        optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: hyperparameters)
-        stepsPerEpoch = trainExamples / settings.microBatchSize
+        step = TrainingStep(model: model, parallel: parallel, hyperparameters: hyperparameters, distributed: distributed,
+                            settings: TrainingStep.Settings(clipGrad: settings.clipGrad))
+        step.setWeights { [model] deliver in model.forEachShard(of: whole, deliver) }
+        stepsPerEpoch = trainExamples / globalBatch
         let total = stepsPerEpoch * settings.epochs
         schedule = LearningRateSchedule(maxLR: settings.lr, style: .linear,
                                         warmupSamples: Int((settings.warmupFraction * Double(total)).rounded()), decaySamples: total)
     }
 
-    /// Runs one epoch over `examples` (a whole number of micro-batches; the rest of a shuffled
+    /// Runs one epoch over `examples` (a whole number of global batches; the rest of a shuffled
     /// epoch is dropped, as Megatron's sampler drops the last partial batch), calling `report`
-    /// after each step.
+    /// after each step (on every rank, with the step's figures reduced over all of them).
     public func trainEpoch(_ epoch: Int, examples: [EncodedExample], report: (FinetuneStep) -> Void) throws {
         var random = RandomGenerator(seed: UInt64(settings.seed) &+ UInt64(epoch) &* 0x9E37_79B9)
         let order = examples.indices.shuffled(using: &random)
-        let micro = settings.microBatchSize
-        for first in stride(from: 0, to: order.count - micro + 1, by: micro) {
-            let batch = TaskSequences.microBatch(ArraySlice(order[first..<(first + micro)].map { examples[$0] }),
-                                                 head: model.config.bert!.head, seqLength: settings.seqLength)
-            model.zeroGrad()
-            // Each step's sequences are named by their place in the run: fresh masks every step.
-            let loss = try model.forward(bert: batch, dropoutSample: steps * batch.batch).total
-            model.backward()
-            let norm = GradientClipping.squares(model.grads) { _ in 1 }.squareRoot()
-            guard loss.isFinite && norm.isFinite else {
-                throw FinetuneError.invalid("the loss (\(loss)) or gradient norm (\(norm)) is not finite at step \(steps + 1)")
+        let micro = settings.microBatchSize, dataParallel = parallel.dataParallel
+        let head = model.config.bert!.head
+        for first in stride(from: 0, to: order.count - globalBatchSize + 1, by: globalBatchSize) {
+            // Megatron's sampler: each chunk of micro x DP examples gives every DP rank one micro-batch.
+            let batches = (0..<(globalBatchSize / (micro * dataParallel))).map { k in
+                let offset = (k * dataParallel + parallel.dataRank) * micro
+                let slice = order[(first + offset)..<(first + offset + micro)].map { examples[$0] }
+                // Each sequence is named by its place in the run: fresh dropout masks every step.
+                return Self.microBatch(ArraySlice(slice), head: head, seqLength: settings.seqLength,
+                                       firstSample: (steps * globalBatchSize + offset) * head.sequencesPerLabel)
             }
             let learningRate = schedule.learningRate(afterSamples: steps)
-            optimizer.hyperparameters.learningRate = Float(learningRate)
-            optimizer.update(params: model.params, grads: model.grads,
-                             gradScale: Float(GradientClipping.coefficient(norm: norm, clip: settings.clipGrad)))
-            model.weightsDidChange()
+            let outcome = try step.run(batches, learningRate: learningRate, iteration: steps + 1)
             steps += 1
-            report(FinetuneStep(epoch: epoch, step: steps, loss: loss, gradNorm: norm, learningRate: learningRate))
+            report(FinetuneStep(epoch: epoch, step: steps, loss: outcome.loss, gradNorm: outcome.gradNorm, learningRate: learningRate))
         }
     }
 
-    /// Correct predictions (the arg-max of each example's logits) among `examples`.
+    /// Correct predictions (the arg-max of each example's logits) among `examples`, counted over
+    /// every rank (each data-parallel rank scores every DP-th micro-batch); a collective.
     public func accuracy(_ examples: [EncodedExample]) throws -> (correct: Int, total: Int) {
         let head = model.config.bert!.head
-        var correct = 0
-        for first in stride(from: 0, to: examples.count, by: settings.microBatchSize) {
-            let slice = examples[first..<min(first + settings.microBatchSize, examples.count)]
-            _ = try model.forward(bert: TaskSequences.microBatch(slice, head: head, seqLength: settings.seqLength))
-            let logits = model.sequenceLogits
-            for (row, example) in slice.enumerated() {
+        let micro = settings.microBatchSize
+        let firsts = stride(from: 0, to: examples.count, by: micro).enumerated()
+            .filter { $0.offset % parallel.dataParallel == parallel.dataRank }.map(\.element)
+        let slices = firsts.map { examples[$0..<min($0 + micro, examples.count)] }
+        let batches = slices.map { Self.microBatch($0, head: head, seqLength: settings.seqLength, firstSample: 0) }
+        var correct = 0.0
+        _ = try step.forwardOnly(batches) { k, activations in
+            let logits = self.model.sequenceLogits(of: activations)
+            for (row, example) in slices[k].enumerated() {
                 let scores = logits[(row * head.classes)..<((row + 1) * head.classes)]
                 let predicted = scores.indices.max { scores[$0] < scores[$1] }! - row * head.classes
                 if predicted == Int(example.label) { correct += 1 }
             }
         }
-        return (correct, examples.count)
+        // The last stage counted; its tensor-parallel ranks alike.
+        var counts = [correct]
+        if let pipeline = parallel.pipeline { counts = pipeline.allReduce(counts, operation: .sum) }
+        if let data = parallel.data { counts = data.allReduce(counts, operation: .sum) }
+        return (Int(counts[0]), examples.count)
+    }
+
+    /// Saves the fine-tuned model and its optimizer state as a checkpoint at the steps taken
+    /// (collective over the world: every rank calls it).
+    public func save(to directory: String) throws {
+        try step.save(to: directory, state: Checkpoint.State(iteration: steps, consumedSamples: steps * globalBatchSize,
+                                                             consumedValidSamples: 0, optimizerStep: step.optimizerStep,
+                                                             seed: settings.seed, precision: settings.precision),
+                      schedule: schedule)
+    }
+
+    /// A task micro-batch as the pipeline executor reads it (no masked-LM labels).
+    static func microBatch(_ examples: ArraySlice<EncodedExample>, head: BERTHead, seqLength: Int, firstSample: Int) -> MicroBatch {
+        let batch = TaskSequences.microBatch(examples, head: head, seqLength: seqLength)
+        return MicroBatch(batchSize: batch.batch, sequenceLength: seqLength, tokens: batch.tokens, labels: batch.labels,
+                          lossMask: batch.lossMask, firstSample: firstSample,
+                          bert: BERTInputs(tokenTypes: batch.tokenTypes, lengths: batch.lengths, sequenceLabels: batch.sequenceLabels))
     }
 }

@@ -138,8 +138,12 @@ extension GPTModel {
     /// The pooled head's logits of the last whole-model BERT forward: sentence order `[batch, 2]`,
     /// a task's classes `[batch, classes]`, or multiple choice `[questions, choices]` (empty
     /// without a pooled head).
-    public var sequenceLogits: [Float] {
-        guard let bert = activations?.bert else { return [] }
+    public var sequenceLogits: [Float] { activations.map(sequenceLogits(of:)) ?? [] }
+
+    /// The pooled head's logits of `acts`' last forward on the stage that computes the loss (as
+    /// `sequenceLogits`).
+    public func sequenceLogits(of acts: GPTActivations) -> [Float] {
+        guard let bert = acts.bert else { return [] }
         GPU.hostWillRead()
         return bert.sequenceLogits.array
     }

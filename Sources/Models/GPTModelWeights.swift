@@ -19,6 +19,28 @@ extension GPTModel {
         })
     }
 
+    /// The whole model's fp32 weights as Megatron initializes them from `seed` (every layout
+    /// slices its shards from these).
+    public static func freshWeights(_ config: GPTConfig, seed: UInt64) -> ParameterStore {
+        let full = ParameterStore(layout: ParameterLayout(parameterSpecs(config)))
+        initialize(full, config: config, seed: seed)
+        return full
+    }
+
+    /// This rank's shard of every tensor of `full` (a whole model of this model's configuration),
+    /// handed to `deliver(values, layout offset, count)` in layout order.
+    public func forEachShard(of full: ParameterStore, _ deliver: (UnsafePointer<Float>, Int, Int) -> Void) {
+        let tensor = FloatBuffer(count: layout.specs.map(\.count).max() ?? 0)
+        for (index, shard) in shards.enumerated() {
+            guard let source = full.layout.index(of: layout.specs[index].name) else {
+                preconditionFailure("the whole model has no \(layout.specs[index].name)")
+            }
+            shard.slice(full.pointer(at: source), into: tensor.pointer, fullShape: full.layout.specs[source].shape,
+                        rank: tensorParallelRank, size: tensorParallelSize)
+            deliver(tensor.pointer, layout.offsets[index], layout.specs[index].count)
+        }
+    }
+
     /// Writes each of this rank's initial tensors, in layout order, where `destination(index)`
     /// says, and calls `then(index)` after each.
     private func generateFreshTensors(into destination: (Int) -> UnsafeMutablePointer<Float>, then: (Int) -> Void) {
@@ -30,8 +52,7 @@ extension GPTModel {
             }
             return
         }
-        let full = ParameterStore(layout: ParameterLayout(Self.parameterSpecs(config)))
-        Self.initialize(full, config: config, seed: seed)
+        let full = Self.freshWeights(config, seed: seed)
         for (index, shard) in shards.enumerated() {
             let source = full.layout.index(of: layout.specs[index].name)!
             shard.slice(full.pointer(at: source), into: destination(index),

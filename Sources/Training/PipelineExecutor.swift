@@ -102,8 +102,9 @@ final class PipelineExecutor {
 
     /// Forward only (evaluation): each micro-batch through the chunks in virtual-stage order,
     /// activations passed on and nothing kept. Returns the sum of the mean losses on the last
-    /// stage, 0 elsewhere.
-    func forwardOnly(batches: [MicroBatch]) throws(GPTInputError) -> Double {
+    /// stage, 0 elsewhere; there `inspect` gets each micro-batch's index and activations after
+    /// its forward.
+    func forwardOnly(batches: [MicroBatch], inspect: ((Int, GPTActivations) -> Void)? = nil) throws(GPTInputError) -> Double {
         var lossSum = 0.0
         sentenceOrderLossSum = 0
         for (k, batch) in batches.enumerated() {
@@ -116,6 +117,7 @@ final class PipelineExecutor {
                                       tag: tag(slot, boundary: s - 1, gradient: false))
                 }
                 lossSum += try forward(slot, acts, batch, training: false)
+                if s == virtualStages - 1 { inspect?(k, acts) }
                 if s < virtualStages - 1 {
                     pipeline!.send(acts.output, count: acts.hiddenCount, to: nextStage,
                                    tag: tag(slot, boundary: s, gradient: false))

@@ -48,7 +48,7 @@ public final class Trainer {
     public let model: GPTModel
     /// AdamW over the whole local model, or with `--use-distributed-optimizer` and data
     /// parallelism the ZeRO-1 `DistributedOptimizer`, whose ranks keep moments for their shard.
-    public let optimizer: any ModelOptimizer
+    public var optimizer: any ModelOptimizer { trainingStep.optimizer }
     public let schedule: LearningRateSchedule
     public let rampup: BatchSizeRampup?
     public let totalSamples: Int
@@ -59,7 +59,7 @@ public final class Trainer {
     /// batches of skipped iterations (Megatron steps its scheduler only after an update).
     public private(set) var scheduledSamples = 0
     /// fp16's loss scaler (nil in fp32 and bf16).
-    public private(set) var lossScaler: LossScaler?
+    public var lossScaler: LossScaler? { trainingStep.lossScaler }
     /// A note for the log when the checkpoint loaded was written in another precision.
     public private(set) var loadNote: String?
     /// Set when `--load` named a folder without any checkpoint yet (Megatron's first launch):
@@ -70,8 +70,9 @@ public final class Trainer {
     let valid: (any TrainingSampleSource)?
     /// BERT: the sentence-order loss of the last `evaluate` (nil for GPT or without the binary head).
     public private(set) var validationSentenceOrderLoss: Double?
-    private let executor: PipelineExecutor
-    private let gradientSync: GradientSync
+    /// The iteration's schedule, gradient sync, clipping and update.
+    private let trainingStep: TrainingStep
+    private var executor: PipelineExecutor { trainingStep.executor }
     /// What this rank allocates (counted from the buffer sizes, before allocating them).
     public let memory: MemoryRequirement
     /// This stage's compute and wait seconds in the steps since the last `reportedStageSeconds`.
@@ -131,33 +132,25 @@ public final class Trainer {
                                  recomputation: config.recomputation, shardedOver: zeroShards, precision: config.precision,
                                  sequenceParallel: config.usesSequenceParallel, keepsMasterWeights: !shardedMasters)
         model = built
+        var lossScaler: LossScaler?
         if config.fp16 {
             lossScaler = config.lossScale.map { LossScaler(constant: $0) }
                 ?? LossScaler(initialScale: config.initialLossScale, minimumScale: config.minLossScale,
                               window: config.lossScaleWindow, hysteresis: config.hysteresis)
         }
-        executor = PipelineExecutor(model: model, pipeline: parallel.pipeline)
         var hyper = AdamW.Hyperparameters(learningRate: 0)
         hyper.beta1 = Float(config.adamBeta1)
         hyper.beta2 = Float(config.adamBeta2)
         hyper.epsilon = Float(config.adamEps)
         hyper.weightDecay = Float(config.weightDecay)
-        if config.useDistributedOptimizer, let data = parallel.data, data.size > 1 {
-            // Holding the master weights, it hands the updated values to the model's copies.
-            let sharded = DistributedOptimizer(layout: model.layout, hyperparameters: hyper, data: data,
-                                               masterWeightsReceiver: shardedMasters ? built.receiveWeights : nil)
-            if shardedMasters {
-                // The fresh weights, a tensor at a time: the optimizer keeps its shard, the model its copies.
-                built.forEachFreshTensor { values, start, count in
-                    built.receiveWeights(values, start: start, count: count)
-                    sharded.storeMasters(values, start: start, count: count)
-                }
-            }
-            optimizer = sharded
-        } else {
-            optimizer = AdamWOptimizer(layout: model.layout, hyperparameters: hyper)
-        }
-        gradientSync = GradientSync(parallel: parallel, bucketSize: config.ddpBucketSize, model: model)
+        var stepSettings = TrainingStep.Settings(clipGrad: config.clipGrad)
+        stepSettings.checkForNaN = config.checkForNaNInLossAndGrad
+        stepSettings.maxSkipsAtMinLossScale = config.maxSkipsAtMinLossScale
+        stepSettings.bucketSize = config.ddpBucketSize
+        trainingStep = TrainingStep(model: built, parallel: parallel, hyperparameters: hyper,
+                                    distributed: config.useDistributedOptimizer, settings: stepSettings, lossScaler: lossScaler)
+        // The fresh weights, a tensor at a time: the optimizer keeps its shard, the model its copies.
+        if shardedMasters { trainingStep.setWeights(built.forEachFreshTensor) }
         schedule = try config.schedule()
         self.rampup = rampup
         totalSamples = try config.totalSamples()
@@ -205,7 +198,7 @@ public final class Trainer {
                 consumedSamples = state.consumedSamples
                 consumedValidSamples = state.consumedValidSamples
                 scheduledSamples = state.scheduledSamples
-                if let saved = state.lossScaler { lossScaler?.restore(saved) }
+                if let saved = state.lossScaler { trainingStep.lossScaler?.restore(saved) }
             }
             if state.precision != config.precision {
                 loadNote = "the checkpoint was trained in \(state.precision.rawValue), this run continues in "
@@ -241,55 +234,20 @@ public final class Trainer {
         let microBatches = batchSize / (config.microBatchSize * parallel.dataParallel)
         let learningRate = schedule.learningRate(afterSamples: scheduledSamples)
         let batches = try loadGlobalBatch(microBatches: microBatches)
-        model.zeroGrad()
-        // fp16: the backward starts from the scaled loss, so the gradients come out scaled.
-        let lossScale = lossScaler?.scale ?? 1
         let (compute, wait) = (executor.computeSeconds, executor.waitSeconds)
-        let lossSum = try executor.run(try Self.pipelineSchedule(part: model.part, microBatches: microBatches),
-                                       batches: batches, gradientScale: Float(lossScale / Double(microBatches)))
+        let outcome = try trainingStep.run(batches, learningRate: learningRate, iteration: iteration + 1)
         unreportedStageSeconds.compute += executor.computeSeconds - compute
         unreportedStageSeconds.wait += executor.waitSeconds - wait
-        let norm = gradientSync.synchronize(model, optimizer: optimizer) / lossScale
-        let losses = meanLosses([lossSum, executor.sentenceOrderLossSum], microBatches: microBatches)
-        let sentenceOrderLoss = model.config.bert?.binaryHead == true ? losses[1] : nil
-        // The objective: BERT's is the masked-LM plus the sentence-order loss.
-        let loss = losses[0] + (sentenceOrderLoss ?? 0)
-        // The one place that decides whether the update happens. Loss and norm are reduced over
-        // every rank, so all ranks decide alike. With fp16 non-finite gradients are an overflow
-        // of the loss scale: the iteration is skipped and the scaler backs off.
-        let overflow = lossScaler != nil && !norm.isFinite
-        let skipped = !(loss.isFinite && norm.isFinite)
-        if skipped && config.checkForNaNInLossAndGrad && !(overflow && loss.isFinite) {
-            throw TrainingError.diverged(iteration: iteration + 1, loss: loss, gradNorm: norm)
-        }
-        // The scaler sees the gradients' outcome (an iteration skipped for a non-finite loss
-        // alone, with the NaN check off, tells it nothing).
-        if var scaler = lossScaler, overflow || !skipped {
-            let scale = scaler.scale
-            scaler.update(overflow: overflow)
-            lossScaler = scaler
-            if scaler.overflowsAtMinimum >= config.maxSkipsAtMinLossScale {
-                throw TrainingError.lossScaleExhausted(iteration: iteration + 1, scale: scale, count: scaler.overflowsAtMinimum)
-            }
-        }
-        if !skipped {
-            // The gradients are summed over DP: the scale takes the mean, unscales and clips.
-            optimizer.hyperparameters.learningRate = Float(learningRate)
-            let scale = GradientClipping.coefficient(norm: norm, clip: config.clipGrad) / (Double(parallel.dataParallel) * lossScale)
-            optimizer.update(params: model.params, grads: model.grads, gradScale: Float(scale))
-            model.weightsDidChange()
-            scheduledSamples += batchSize
-        }
+        if !outcome.skipped { scheduledSamples += batchSize }
         consumedSamples += batchSize
         iteration += 1
-        GPU.hostWillRead()  // the step's GPU work done: checkpoints, logs and the clock see it finished
         let stageSeconds = reportsThisIteration ? reportedStageSeconds() : []
         let elapsed = (clock.now - start).components
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return IterationStats(iteration: iteration, consumedSamples: consumedSamples, globalBatchSize: batchSize,
-                              learningRate: learningRate, loss: losses[0], sentenceOrderLoss: sentenceOrderLoss,
-                              gradNorm: norm, skipped: skipped,
-                              lossScale: lossScale, seconds: seconds, stageSeconds: stageSeconds)
+                              learningRate: learningRate, loss: outcome.loss, sentenceOrderLoss: outcome.sentenceOrderLoss,
+                              gradNorm: outcome.gradNorm, skipped: outcome.skipped,
+                              lossScale: outcome.lossScale, seconds: seconds, stageSeconds: stageSeconds)
     }
 
     /// Every stage's compute and wait seconds since the last report, gathered over this rank's
@@ -313,15 +271,6 @@ public final class Trainer {
         return try (0..<microBatches).map { k in
             try loadMicroBatch(source: train, consumedSamples: consumedSamples + (k * dp + parallel.dataRank) * micro)
         }
-    }
-
-    /// The iteration's losses on every rank: the last stage's sums of micro-batch losses, summed
-    /// over the pipeline and averaged over DP and the micro-batches.
-    private func meanLosses(_ lossSums: [Double], microBatches: Int) -> [Double] {
-        var sums = lossSums
-        if let pipeline = parallel.pipeline { sums = pipeline.allReduce(sums, operation: .sum) }
-        if let data = parallel.data { sums = data.allReduce(sums, operation: .sum).map { $0 / Double(parallel.dataParallel) } }
-        return sums.map { $0 / Double(microBatches) }
     }
 
     /// Mean loss over `--eval-iters` global batches of the validation split (continuing where
@@ -349,16 +298,6 @@ public final class Trainer {
         return sums[0] / Double(count)
     }
 
-    /// The 1F1B schedule of this run (interleaved with `--num-layers-per-virtual-pipeline-stage`).
-    private static func pipelineSchedule(part: GPTPipelinePart, microBatches: Int) throws -> PipelineSchedule {
-        do {
-            return try PipelineSchedule(kind: part.chunks > 1 ? .interleaved(virtualStages: part.chunks) : .oneForwardOneBackward,
-                                        stages: part.stages, microBatches: microBatches)
-        } catch {
-            throw TrainingError.invalidFlag("--num-layers-per-virtual-pipeline-stage", error.description)
-        }
-    }
-
     private func loadMicroBatch(source: any TrainingSampleSource, consumedSamples: Int) throws -> MicroBatch {
         var loader = MicroBatchLoader(source: source, microBatchSize: config.microBatchSize, consumedSamples: consumedSamples)
         guard let batch = loader.next() else {
@@ -370,13 +309,13 @@ public final class Trainer {
     /// Saves a checkpoint of the current state into `directory` (collective over the world: every
     /// rank calls it).
     public func save(to directory: String) throws {
-        try Checkpoint.save(to: directory, model: model, moments: moments,
-                            state: Checkpoint.State(iteration: iteration, consumedSamples: consumedSamples,
-                                                    consumedValidSamples: consumedValidSamples,
-                                                    optimizerStep: moments.step, seed: config.seed,
-                                                    scheduledSamples: scheduledSamples, precision: config.precision,
-                                                    lossScaler: lossScaler?.state),
-                            arguments: config.arguments, schedule: schedule, parallel: parallel)
+        try trainingStep.save(to: directory,
+                              state: Checkpoint.State(iteration: iteration, consumedSamples: consumedSamples,
+                                                      consumedValidSamples: consumedValidSamples,
+                                                      optimizerStep: trainingStep.optimizerStep, seed: config.seed,
+                                                      scheduledSamples: scheduledSamples, precision: config.precision,
+                                                      lossScaler: lossScaler?.state),
+                              arguments: config.arguments, schedule: schedule)
     }
 
     /// Where this rank's Adam moments live.

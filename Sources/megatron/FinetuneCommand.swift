@@ -1,5 +1,7 @@
 import ArgumentParser
+import Distributed
 import Finetuning
+import Models
 import Tokenizer
 import Training
 
@@ -18,6 +20,10 @@ struct FinetuneCommand: ParsableCommand {
         answer; race article, question, options (4), answer (A-D). Each example becomes
         [CLS] A [SEP] B [SEP] of --seq-length tokens (RACE: question with an option, then the
         article, one sequence per option), cut at the end as Megatron's tasks do.
+
+        With --tensor-model-parallel-size, --pipeline-model-parallel-size and
+        --data-parallel-size the ranks run as threads of this process, or one per process under
+        mpirun; every layout trains as one rank does.
         """)
 
     @Option(name: .long, help: "mnli, qqp, race or boolq.")
@@ -35,7 +41,15 @@ struct FinetuneCommand: ParsableCommand {
     @OptionGroup var tokenizer: TokenizerOptions
 
     @Option(name: .long, help: "Tokens per sequence.") var seqLength = 128
-    @Option(name: .long, help: "Examples per step (a RACE example is its 4 choices).") var microBatchSize = 8
+    @Option(name: .long, help: "Examples per micro-batch (a RACE example is its 4 choices).") var microBatchSize = 8
+    @Option(name: .long, help: "Examples per step, over the data-parallel ranks and their micro-batches (default: one micro-batch per data-parallel rank).")
+    var globalBatchSize: Int?
+    @Option(name: .long, help: "Tensor-parallel ranks.") var tensorModelParallelSize = 1
+    @Option(name: .long, help: "Pipeline stages.") var pipelineModelParallelSize = 1
+    @Option(name: .long, help: "Data-parallel ranks (default 1, or what mpirun's world leaves).") var dataParallelSize: Int?
+    @Flag(name: .long, help: "ZeRO-1: shard the optimizer state over the data-parallel ranks.") var useDistributedOptimizer = false
+    @Flag(name: .long, help: "Split the LayerNorms and dropouts over the tensor-parallel ranks' tokens.") var sequenceParallel = false
+    @Flag(name: .long, help: "Compute in bf16 from fp32 master weights.") var bf16 = false
     @Option(name: .long, help: "Passes over the training data.") var epochs = 3
     @Option(name: .long, help: "Peak learning rate.") var lr = 2e-5
     @Option(name: .long, help: "Share of the steps of linear warmup (then linear decay to 0).") var lrWarmupFraction = 0.065
@@ -52,7 +66,10 @@ struct FinetuneCommand: ParsableCommand {
             throw ValidationError("finetune reads BERT's WordPiece: give --tokenizer-type BertWordPieceLowerCase or BertWordPieceCase with --vocab-file vocab.txt")
         }
         for (value, flag) in [(seqLength, "--seq-length"), (microBatchSize, "--micro-batch-size"), (epochs, "--epochs"),
-                              (logInterval, "--log-interval")] where value < 1 {
+                              (logInterval, "--log-interval"), (globalBatchSize ?? 1, "--global-batch-size"),
+                              (tensorModelParallelSize, "--tensor-model-parallel-size"),
+                              (pipelineModelParallelSize, "--pipeline-model-parallel-size"),
+                              (dataParallelSize ?? 1, "--data-parallel-size")] where value < 1 {
             throw ValidationError("\(flag) must be at least 1, got \(value)")
         }
         guard lr > 0 && lr.isFinite else { throw ValidationError("--lr must be positive, got \(lr)") }
@@ -66,8 +83,9 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     func run() throws {
-        // Claimed before training, so that a --save that cannot be written fails now, not after the epochs.
-        let saveLock = try save.map { path throws(TrainingError) in try SaveFolder.claim(path) }
+        // Global rank 0 claims --save before training, so that a folder that cannot be written
+        // fails now, not after the epochs.
+        let saveLock = try save.flatMap { path throws(TrainingError) in RankLauncher.isGlobalRankZero ? try SaveFolder.claim(path) : nil }
         defer { withExtendedLifetime(saveLock) {} }
         guard let vocabulary = try tokenizer.loadText() as? WordPieceTokenizer else {
             throw ValidationError("finetune reads BERT's WordPiece vocabulary")
@@ -75,6 +93,7 @@ struct FinetuneCommand: ParsableCommand {
         var settings = FinetuneSettings(task: task)
         settings.seqLength = seqLength
         settings.microBatchSize = microBatchSize
+        settings.globalBatchSize = globalBatchSize
         settings.epochs = epochs
         settings.lr = lr
         settings.warmupFraction = lrWarmupFraction
@@ -83,6 +102,9 @@ struct FinetuneCommand: ParsableCommand {
         settings.seed = seed
         settings.hiddenDropout = Float(hiddenDropout)
         settings.attentionDropout = Float(attentionDropout)
+        settings.precision = bf16 ? .bf16 : .fp32
+        settings.useDistributedOptimizer = useDistributedOptimizer
+        settings.sequenceParallel = sequenceParallel
         let train = TaskSequences.encode(try trainData.flatMap { try task.examples(path: $0) }, vocabulary: vocabulary,
                                          seqLength: seqLength)
         let valid = TaskSequences.encode(try validData.flatMap { try task.examples(path: $0) }, vocabulary: vocabulary,
@@ -91,29 +113,59 @@ struct FinetuneCommand: ParsableCommand {
         guard vocabulary.vocabularySize <= pretrained.config.acceptedVocabularySize else {
             throw ValidationError("--vocab-file has \(vocabulary.vocabularySize) pieces but the checkpoint's model accepts \(pretrained.config.acceptedVocabularySize)")
         }
-        let finetuner = try Finetuner(pretrained: pretrained, settings: settings, trainExamples: train.count)
-        printLine("> fine-tuning \(pretrainedCheckpoint) (iteration \(iteration)) on \(task.rawValue): \(train.count) training and "
-                  + "\(valid.count) validation examples, \(finetuner.stepsPerEpoch) steps per epoch, head \(task.head)")
+        let run = FinetuneRun(settings: settings, train: train, valid: valid, pretrained: pretrained,
+                              description: "\(pretrainedCheckpoint) (iteration \(iteration))", logInterval: logInterval, save: save)
+        let (t, p) = (tensorModelParallelSize, pipelineModelParallelSize)
+        try RankLauncher.run(worldSize: { mpiWorld in
+            (dataParallelSize ?? (mpiWorld.map { max(1, $0 / (t * p)) } ?? 1)) * t * p
+        }) { world in
+            try run.train(parallel: try world.map { try ParallelState(world: $0, tensorParallel: t, pipelineParallel: p) } ?? .single)
+        }
+    }
+}
+
+/// One fine-tuning run's inputs, shared by its ranks: each rank takes its shards of the
+/// pretrained model, which no rank changes.
+private struct FinetuneRun: @unchecked Sendable {
+    let settings: FinetuneSettings
+    let train: [EncodedExample], valid: [EncodedExample]
+    let pretrained: GPTModel
+    let description: String
+    let logInterval: Int
+    let save: String?
+
+    /// The epochs on one rank; the first rank logs.
+    func train(parallel: ParallelState) throws {
+        let finetuner = try Finetuner(pretrained: pretrained, settings: settings, trainExamples: train.count, parallel: parallel)
+        let log = parallel.isFirst
+        let layout = parallel.world == nil ? "" : ", TP \(parallel.grid.tensorParallel) x PP \(parallel.pipelineParallel) x DP \(parallel.dataParallel)"
+        if log {
+            printLine("> fine-tuning \(description) on \(settings.task.rawValue): \(train.count) training and "
+                      + "\(valid.count) validation examples, \(finetuner.stepsPerEpoch) steps per epoch of "
+                      + "\(finetuner.globalBatchSize), head \(settings.task.head)\(layout)")
+        }
         var best = 0.0
-        for epoch in 1...epochs {
+        for epoch in 1...settings.epochs {
             var losses = [Double]()
             try finetuner.trainEpoch(epoch, examples: train) { step in
                 losses.append(step.loss)
                 if step.step % logInterval == 0 {
-                    printLine(" epoch \(epoch) | step \(step.step) | loss: \(scientificE(losses.reduce(0, +) / Double(losses.count)))"
-                              + " | learning rate: \(scientificE(step.learningRate)) | grad norm: \(fixed(step.gradNorm, 3)) |")
+                    if log {
+                        printLine(" epoch \(epoch) | step \(step.step) | loss: \(scientificE(losses.reduce(0, +) / Double(losses.count)))"
+                                  + " | learning rate: \(scientificE(step.learningRate)) | grad norm: \(fixed(step.gradNorm, 3)) |")
+                    }
                     losses.removeAll()
                 }
             }
             let (correct, total) = try finetuner.accuracy(valid)
             let accuracy = total > 0 ? Double(correct) / Double(total) : 0
             best = max(best, accuracy)
-            printLine(" validation accuracy after epoch \(epoch): \(fixed(accuracy * 100, 2))% (\(correct) of \(total))")
+            if log { printLine(" validation accuracy after epoch \(epoch): \(fixed(accuracy * 100, 2))% (\(correct) of \(total))") }
         }
-        printLine("> best validation accuracy: \(fixed(best * 100, 2))%")
+        if log { printLine("> best validation accuracy: \(fixed(best * 100, 2))%") }
         if let save {
-            try Checkpoint.saveImported(finetuner.model, to: save)
-            printLine("> saved the fine-tuned weights to \(save)")
+            try finetuner.save(to: save)
+            if log { printLine("> saved the fine-tuned model (iteration \(finetuner.steps)) to \(save)") }
         }
     }
 }
