@@ -40,7 +40,7 @@ paste -d' ' <(steps "$work/single.log") <(steps "$work/tp2dp2.log") | awk '
     END { if (bad) exit 1; printf "finetune under mpirun -np 4, TP 2 SP x DP 2 ZeRO-1: %d steps, worst loss difference %g\n", NR, worst }'
 diff <(grep "validation accuracy" "$work/single.log") <(grep "validation accuracy" "$work/tp2dp2.log")
 grep "best validation accuracy" "$work/single.log"
-test -s "$work/finetuned/iter_0000012/mp_rank_01/distrib_optim_dp_01.safetensors"
+test -s "$work/finetuned/iter_0000006/mp_rank_01/distrib_optim_dp_01.safetensors"
 "$binary" "${finetune[@]}" --pretrained-checkpoint "$work/finetuned" --epochs 1 > "$work/again.log"
-grep -q "fine-tuning $work/finetuned (iteration 12)" "$work/again.log" || { cat "$work/again.log" >&2; exit 1; }
+grep -q "fine-tuning $work/finetuned (iteration 6)" "$work/again.log" || { cat "$work/again.log" >&2; exit 1; }
 echo "the checkpoint of TP 2 x DP 2 fine-tunes again on one rank"
