@@ -23,6 +23,13 @@ public protocol Communicator: AnyObject {
     func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, count: Int)
     /// Sums `send` (`size * count`) over the ranks; rank r receives block r (`count`).
     func reduceScatter(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, count: Int)
+    /// `reduceScatter` within one buffer (`size * count`): afterwards rank r's block r
+    /// (`buffer + r * count`) holds the sum of every rank's block r; its other blocks hold
+    /// anything. (ZeRO-1's reduced-gradient shard, with no buffer of its own.)
+    func reduceScatterInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int)
+    /// `allGather` within one buffer (`size * count`): rank r's block r (`buffer + r * count`)
+    /// is copied into block r of every rank's buffer.
+    func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int)
     /// Copies `root`'s `buffer` to every rank.
     func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int)
     /// Sends `count` floats to group rank `destination` (buffered: returns without waiting).

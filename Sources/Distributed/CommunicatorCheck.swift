@@ -40,6 +40,16 @@ public enum CommunicatorCheck {
         let weight = n * (n + 1) / 2  // the sum of (q + 1) over ranks q
         expect("reduceScatter", scattered, [Float(2 * rank) * weight, Float(2 * rank + 1) * weight])
 
+        // In place: each rank's block q holds q + 10 r (block q of rank q gathered), then 1 + r
+        // times 0, 1, 2, ... (rank r's own block reduced).
+        var inPlace = (0..<(3 * size)).map { Float($0 / 3) + 10 * r }
+        world.allGatherInPlace(&inPlace, count: 3)
+        expect("allGatherInPlace", inPlace, (0..<(3 * size)).map { Float($0 / 3) * 11 })
+        var reducedInPlace = (0..<(2 * size)).map { Float($0) * (r + 1) }
+        world.reduceScatterInPlace(&reducedInPlace, count: 2)
+        expect("reduceScatterInPlace", Array(reducedInPlace[(2 * rank)..<(2 * rank + 2)]),
+               [Float(2 * rank) * weight, Float(2 * rank + 1) * weight])
+
         var broadcast = [r, r, r]
         world.broadcast(&broadcast, count: 3, root: size - 1)
         expect("broadcast", broadcast, [n - 1, n - 1, n - 1])

@@ -100,6 +100,21 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         MPI_Reduce_scatter_block(send, receive, mpiCount(count), cmpi_float(), cmpi_sum(), communicator)
     }
 
+    /// `MPI_Reduce_scatter_block` with `MPI_IN_PLACE` leaves block r's sum at the start of the
+    /// buffer: moved to block r.
+    public func reduceScatterInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        guard size > 1 else { return }
+        reapSends()
+        MPI_Reduce_scatter_block(cmpi_in_place(), buffer, mpiCount(count), cmpi_float(), cmpi_sum(), communicator)
+        if rank > 0 { (buffer + rank * count).update(from: buffer, count: count) }
+    }
+
+    public func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        guard size > 1 else { return }
+        reapSends()
+        MPI_Allgather(cmpi_in_place(), 0, cmpi_float(), buffer, mpiCount(count), cmpi_float(), communicator)
+    }
+
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {
         guard size > 1 else { return }
         reapSends()

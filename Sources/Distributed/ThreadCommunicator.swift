@@ -122,6 +122,26 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
         group.wait()
     }
 
+    /// Rank r sums block r of every rank's buffer into its own (the only one writing it, and
+    /// the only one reading block r of any buffer).
+    public func reduceScatterInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        guard size > 1 else { return }
+        group.publish(UnsafeMutableRawPointer(buffer), rank: rank)
+        let inputs = (0..<size).map { UnsafePointer(group.address($0).assumingMemoryBound(to: Float.self)) + rank * count }
+        combine(inputs, into: buffer + rank * count, range: 0..<count, operation: .sum)
+        group.wait()
+    }
+
+    /// Each rank copies block q from rank q's buffer, where no one writes it.
+    public func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        guard size > 1 else { return }
+        group.publish(UnsafeMutableRawPointer(buffer), rank: rank)
+        for q in 0..<size where q != rank {
+            (buffer + q * count).update(from: group.address(q).assumingMemoryBound(to: Float.self) + q * count, count: count)
+        }
+        group.wait()
+    }
+
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {
         group.publish(UnsafeMutableRawPointer(buffer), rank: rank)
         if rank != root { buffer.update(from: group.address(root).assumingMemoryBound(to: Float.self), count: count) }

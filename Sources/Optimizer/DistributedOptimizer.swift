@@ -4,9 +4,11 @@ import Parameters
 
 /// ZeRO stage 1 over a data-parallel group (Megatron's `--use-distributed-optimizer`): the flat
 /// parameter buffer is cut into `dp` equal contiguous shards (padded at the end); each rank keeps
-/// Adam moments for its shard only. A step reduce-scatters the gradients (each rank receives the
-/// sum of its shard over the group), updates its shard of the weights, and all-gathers the
-/// weights so every rank holds the whole updated model again.
+/// Adam moments for its shard only. A step reduce-scatters the gradients in place (each rank's
+/// shard of its own gradient buffer receives the sum of that shard over the group, as Megatron's
+/// reduce-scatter into a view of its grad buffer), updates its shard of the weights, and
+/// all-gathers the weights in place so every rank holds the whole updated model again: no shard
+/// buffer besides the moments (and the master weights when it holds them).
 ///
 /// In bf16 and fp16 it can hold the fp32 master weights itself (`masters`, this rank's shard
 /// only: Megatron's 6 + 12/d bytes per parameter, the model keeping the 2-byte copy and the
@@ -23,14 +25,13 @@ public final class DistributedOptimizer {
     public let m: FloatBuffer
     /// Second moment of this rank's shard.
     public let v: FloatBuffer
-    private let gradientShard: FloatBuffer
-    private let sendShard: FloatBuffer
     /// The fp32 master weights of this rank's shard, when the optimizer holds them (nil: the
     /// model's fp32 weights are the weights updated).
     public let masters: FloatBuffer?
     /// Where the updated master weights go, range by range (`values`, layout start, count).
     private let receiver: ((UnsafePointer<Float>, Int, Int) -> Void)?
-    /// A padded copy of the whole buffer, only for stores without room for `dp` equal shards.
+    /// A padded copy of the whole buffer, only for stores without room for `dp` equal shards (a
+    /// model built with `shardedOver: dp` pads its weights and gradients).
     private lazy var staging = FloatBuffer(count: shardSize * data.size)
     /// Floats of each shard that one all-gather of the master weights moves.
     public static let masterGatherChunk = 1 << 18
@@ -49,9 +50,13 @@ public final class DistributedOptimizer {
         shardSize = (layout.totalCount + data.size - 1) / data.size
         m = FloatBuffer(count: shardSize)
         v = FloatBuffer(count: shardSize)
-        gradientShard = FloatBuffer(count: shardSize)
-        sendShard = FloatBuffer(count: holdsMasterWeights ? 0 : shardSize)
         masters = holdsMasterWeights ? FloatBuffer(count: shardSize) : nil
+    }
+
+    /// Bytes of the buffers it keeps from step to step: the moments' shard and, holding the master
+    /// weights, their shard and the staging of one all-gather piece (allocated here if not yet).
+    public var allocatedBytes: Int {
+        4 * (m.count + v.count + (masters.map { $0.count + masterStaging.count } ?? 0))
     }
 
     /// Keeps the part of the layout range `start ..< start + count` (whose fp32 values are
@@ -103,59 +108,75 @@ public final class DistributedOptimizer {
         return found
     }
 
-    /// Reduce-scatters `grads` (summed over the group) into this rank's gradient shard; returns
-    /// the sum of squares of the shard, each element weighted by `weight(index of tensor)`
-    /// (for counting tensor-parallel replicated parameters once).
+    /// Reduce-scatters `grads` in place (this rank's shard of the buffer gets the sum over the
+    /// group; the rest of it is left undefined); returns the sum of squares of the shard, each
+    /// element weighted by `weight(index of tensor)` (for counting tensor-parallel replicated
+    /// parameters once).
     public func reduceScatterGradients(_ grads: ParameterStore, weight: (Int) -> Double) -> Double {
-        let n = layout.totalCount
-        if grads.buffer.count >= shardSize * data.size {
-            // The store's padding (zero) completes the last shard: no copy.
-            data.reduceScatter(send: grads.buffer.pointer, receive: gradientShard.pointer, count: shardSize)
-        } else {
-            staging.pointer.update(from: grads.buffer.pointer, count: n)
-            (staging.pointer + n).update(repeating: 0, count: staging.count - n)
-            data.reduceScatter(send: staging.pointer, receive: gradientShard.pointer, count: shardSize)
+        let buffer = collectiveBuffer(grads)
+        if buffer != grads.buffer.pointer {
+            let n = layout.totalCount
+            buffer.update(from: grads.buffer.pointer, count: n)
+            (buffer + n).update(repeating: 0, count: shardSize * data.size - n)
         }
+        data.reduceScatterInPlace(buffer, count: shardSize)
+        let shard = reducedShard(of: grads)
         var squares = 0.0
         forEachSegment { index, _, local, count in
             let w = weight(index)
             guard w != 0 else { return }
-            squares += w * SumOfSquares.of(gradientShard.pointer + local, count: count)
+            squares += w * SumOfSquares.of(shard + local, count: count)
         }
         return squares
     }
 
-    /// Updates this rank's shard of `params` from the reduced gradients times `gradScale`, then
-    /// all-gathers the whole buffer.
-    public func update(params: ParameterStore, gradScale: Float) {
+    /// Updates this rank's shard of `params` from the gradients `reduceScatterGradients` reduced
+    /// in `grads` times `gradScale`, then all-gathers the whole buffer.
+    func updateWeights(params: ParameterStore, grads: ParameterStore, gradScale: Float) {
         precondition(masters == nil, "an optimizer holding the master weights updates them (updateMasters)")
         step += 1
+        let shard = reducedShard(of: grads)
         forEachSegment { index, flat, local, count in
-            AdamW.update(params: params.buffer.pointer + flat, grads: gradientShard.pointer + local,
+            AdamW.update(params: params.buffer.pointer + flat, grads: shard + local,
                          m: m.pointer + local, v: v.pointer + local, count: count, step: step,
                          hyperparameters: hyperparameters, decay: layout.specs[index].weightDecay, gradScale: gradScale)
         }
-        let n = layout.totalCount
-        let range = shardRange
-        sendShard.pointer.update(from: params.buffer.pointer + range.lowerBound, count: range.count)
-        (sendShard.pointer + range.count).update(repeating: 0, count: shardSize - range.count)
-        if params.buffer.count >= shardSize * data.size {
-            data.allGather(send: sendShard.pointer, receive: params.buffer.pointer, count: shardSize)
+        let buffer = collectiveBuffer(params)
+        if buffer == params.buffer.pointer {
+            data.allGatherInPlace(buffer, count: shardSize)
         } else {
-            data.allGather(send: sendShard.pointer, receive: staging.pointer, count: shardSize)
-            params.buffer.pointer.update(from: staging.pointer, count: n)
+            // The gradients in the staging copy have been read.
+            let n = layout.totalCount, start = data.rank * shardSize
+            let own = max(0, min(shardSize, n - start))
+            (buffer + start).update(from: params.buffer.pointer + start, count: own)
+            (buffer + start + own).update(repeating: 0, count: shardSize - own)
+            data.allGatherInPlace(buffer, count: shardSize)
+            params.buffer.pointer.update(from: buffer, count: n)
         }
+    }
+
+    /// The padded whole buffer the collectives run in for `store`: its own when it has room for
+    /// `dp` equal shards, else the staging copy.
+    private func collectiveBuffer(_ store: ParameterStore) -> UnsafeMutablePointer<Float> {
+        store.buffer.count >= shardSize * data.size ? store.buffer.pointer : staging.pointer
+    }
+
+    /// Where this rank's reduced gradients lie after `reduceScatterGradients(grads)`: its block
+    /// of the collective buffer (offset 0 is the shard's first element).
+    private func reducedShard(of grads: ParameterStore) -> UnsafeMutablePointer<Float> {
+        collectiveBuffer(grads) + data.rank * shardSize
     }
 
     /// Updates this rank's shard of the master weights from the reduced gradients times
     /// `gradScale`, then all-gathers the shards and hands the receiver every rank's updated
     /// values of the layout range `start ..< start + count`, a piece at a time (so no rank ever
     /// holds the whole fp32 model).
-    func updateMasters(gradScale: Float) {
+    func updateMasters(grads: ParameterStore, gradScale: Float) {
         guard let masters, let receiver else { preconditionFailure("this optimizer holds no master weights") }
         step += 1
+        let shard = reducedShard(of: grads)
         forEachSegment { index, _, local, count in
-            AdamW.update(params: masters.pointer + local, grads: gradientShard.pointer + local,
+            AdamW.update(params: masters.pointer + local, grads: shard + local,
                          m: m.pointer + local, v: v.pointer + local, count: count, step: step,
                          hyperparameters: hyperparameters, decay: layout.specs[index].weightDecay, gradScale: gradScale)
         }

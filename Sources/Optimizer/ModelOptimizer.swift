@@ -50,6 +50,6 @@ extension DistributedOptimizer: ModelOptimizer {
     /// Updates this rank's shard from the reduce-scattered gradients and all-gathers the weights
     /// (into `params`, or, holding the master weights, to its receiver: `params` is not touched).
     public func update(params: ParameterStore, grads: ParameterStore, gradScale: Float) {
-        if masters != nil { updateMasters(gradScale: gradScale) } else { update(params: params, gradScale: gradScale) }
+        if masters != nil { updateMasters(grads: grads, gradScale: gradScale) } else { updateWeights(params: params, grads: grads, gradScale: gradScale) }
     }
 }

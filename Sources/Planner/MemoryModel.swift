@@ -36,12 +36,12 @@ public enum MemoryModel {
 
     /// This binary's bytes of weights, gradients and optimizer state per parameter: fp32 master
     /// weights in the model (plus a 2-byte bf16 or a 4-byte fp16-valued copy for the GEMMs),
-    /// fp32 gradients, and Adam's two fp32 moments, or with ZeRO-1 a 1/DP shard of them plus two
-    /// shard buffers: fp32 16 or 8 + 16/DP, bf16 18, fp16 20. bf16 and fp16 with ZeRO-1 shard the
-    /// master weights too: the copy + 4 (gradients) + 16/DP (moments, master shard, reduced-
-    /// gradient shard) + 4 bytes for each parameter the model reads in fp32, `fp32ReadFraction`
-    /// of them (embeddings, LayerNorms, biases; the all-gather's staging, at most 1 MiB per rank,
-    /// is left out).
+    /// fp32 gradients, and Adam's two fp32 moments, or with ZeRO-1 a 1/DP shard of them (the
+    /// gradients reduce-scattered and the weights all-gathered in place): fp32 16 or 8 + 8/DP,
+    /// bf16 18, fp16 20. bf16 and fp16 with ZeRO-1 shard the master weights too: the copy + 4
+    /// (gradients) + 12/DP (moments and master shard, Megatron's) + 4 bytes for each parameter
+    /// the model reads in fp32, `fp32ReadFraction` of them (embeddings, LayerNorms, biases; the
+    /// all-gather's staging, at most 1 MiB per rank, is left out).
     public static func megatronSwiftBytes(precision: Precision, distributedOptimizer: Bool, dataParallel: Int,
                                           fp32ReadFraction: Double = 0) -> (weights: Double, gradients: Double, optimizer: Double) {
         let copy: Double = switch precision {
@@ -51,7 +51,7 @@ public enum MemoryModel {
         }
         let dp = Double(max(1, dataParallel))
         guard distributedOptimizer && dataParallel > 1 else { return (4 + copy, 4, 8) }
-        return precision == .fp32 ? (4, 4, 16 / dp) : (copy + 4 * fp32ReadFraction, 4, 16 / dp)
+        return precision == .fp32 ? (4, 4, 8 / dp) : (copy + 4 * fp32ReadFraction, 4, 12 / dp)
     }
 
     /// How activations inside a transformer layer are kept (Korthikanti et al. 2022, table 2).

@@ -50,25 +50,25 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         weightsAndGradients = 8 * parameters
         let sharded = distributedOptimizer && layout.dataParallel > 1
         if sharded && precision != .fp32 {
-            // The optimizer holds the fp32 master weights' shard (in place of the shard it sends)
-            // and the piece of every shard one all-gather moves; the model its low-precision copy,
+            // The optimizer holds the fp32 master weights' shard and the piece of every shard one
+            // all-gather moves (the gradients are reduced in place); the model its low-precision copy,
             // the fp32 copy of what it reads in fp32 and the padded fp32 gradients. At start-up
             // the fresh weights come a tensor at a time (from the full model, when sliced); a
             // checkpoint's are read whole for a moment.
             let d = Double(layout.dataParallel)
             let shard = (parameters / d).rounded(.up)
             let gather = min(shard, Double(DistributedOptimizer.masterGatherChunk)) * d
-            optimizer = 4 * (2 * shard + shard + shard + gather)
+            optimizer = 4 * (2 * shard + shard + gather)
             let readInFP32 = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p, readInFP32Only: true)
             weightsAndGradients = 4 * shard * d + Double(precision.operandBytes) * parameters + 4 * readInFP32
             let fullModel = t > 1 || p > 1 ? 4 * Self.parameterCount(config, tensorParallel: 1, stage: 0, stages: 1) : 0
             let largestTensor = 4 * Double(GPTModel.parameterSpecs(config.oneLayer, tensorParallel: t).map(\.count).max() ?? 0)
             initialization = optimizer + max(fullModel + largestTensor, loadsCheckpoint ? 4 * parameters : 0)
         } else if sharded {
-            // Moments, the reduced-gradient shard and the shard sent to the all-gather; the
-            // weights and gradients are padded to dp equal shards and need no staging copy.
+            // The moments' shard: the gradients are reduce-scattered and the weights all-gathered
+            // in place, in buffers padded to dp equal shards.
             let shard = (parameters / Double(layout.dataParallel)).rounded(.up)
-            optimizer = 4 * (2 * shard + shard + shard)
+            optimizer = 4 * 2 * shard
             weightsAndGradients = 8 * shard * Double(layout.dataParallel)
         } else {
             optimizer = 8 * parameters

@@ -49,6 +49,8 @@ private final class SkippedBroadcast: Communicator {
     func reduceScatter(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, count: Int) {
         base.reduceScatter(send: send, receive: receive, count: count)
     }
+    func reduceScatterInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int) { base.reduceScatterInPlace(buffer, count: count) }
+    func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int) { base.allGatherInPlace(buffer, count: count) }
     func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {}
     func send(_ buffer: UnsafePointer<Float>, count: Int, to destination: Int, tag: Int) {
         base.send(buffer, count: count, to: destination, tag: tag)

@@ -3,6 +3,7 @@ import FileSupport
 import Kernels
 import Models
 import Optimizer
+import Parameters
 import Planner
 import Testing
 @testable import Training
@@ -63,10 +64,9 @@ import Testing
         return nil
     }
 
-    /// ZeRO-1 keeps 1/DP of the moments plus two shard buffers (the reduced gradients and the
-    /// shard it sends to the all-gather); the weights and gradients are padded to DP equal shards
-    /// and reduce-scattered and gathered in place. It saves memory from DP 3 up (4P/DP floats
-    /// against the plain optimizer's 2P).
+    /// ZeRO-1 keeps 1/DP of the moments and nothing else: the weights and gradients are padded
+    /// to DP equal shards and reduce-scattered and gathered in place. It saves memory from DP 2
+    /// up (2P/DP floats against the plain optimizer's 2P).
     @Test func zeroOneCountsItsShards() throws {
         let model = GPTConfig(numLayers: 4, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 64, vocabSize: 2048)
         let parameters = Double(GPTModel.parameterSpecs(model).reduce(0) { $0 + $1.count })
@@ -77,19 +77,35 @@ import Testing
         }
         #expect(try bytes(dataParallel: 8, sharded: false).optimizer == 8 * parameters)
         let shard = (parameters / 8).rounded(.up)
-        #expect(try bytes(dataParallel: 8, sharded: true).optimizer == 4 * 4 * shard)
+        #expect(try bytes(dataParallel: 8, sharded: true).optimizer == 4 * 2 * shard)
         #expect(try bytes(dataParallel: 8, sharded: true).weightsAndGradients == 8 * 8 * shard)
-        #expect(try bytes(dataParallel: 2, sharded: true).optimizer == bytes(dataParallel: 2, sharded: false).optimizer)
-        #expect(try bytes(dataParallel: 3, sharded: true).optimizer < bytes(dataParallel: 3, sharded: false).optimizer)
+        #expect(try bytes(dataParallel: 2, sharded: true).optimizer == 4 * 2 * (parameters / 2).rounded(.up))
+    }
+
+    /// The distributed optimizer allocates what the requirement counts for it: in fp32 the
+    /// moments' shard alone, in bf16 also the master weights' shard and the all-gather's staging.
+    @Test(arguments: [ComputePrecision.fp32, .bf16])
+    func zeroOneAllocatesWhatItCounts(precision: ComputePrecision) throws {
+        let model = GPTConfig(numLayers: 4, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 64, vocabSize: 2048)
+        let need = MemoryRequirement(config: model, layout: try RankGrid(tensorParallel: 1, dataParallel: 2, pipelineParallel: 1),
+                                     stage: 0, microBatchSize: 1, globalBatchSize: 8, seqLength: 64, distributedOptimizer: true,
+                                     threads: 1, precision: precision)
+        let allocated = try ThreadCommunicator.run(size: 2) { world in
+            let optimizer = DistributedOptimizer(layout: ParameterLayout(GPTModel.parameterSpecs(model)),
+                                                 hyperparameters: AdamW.Hyperparameters(learningRate: 0), data: world,
+                                                 masterWeightsReceiver: precision == .fp32 ? nil : { _, _, _ in })
+            return optimizer.allocatedBytes
+        }
+        #expect(allocated.allSatisfy { Double($0) == need.optimizer }, "\(allocated) against \(need.optimizer)")
     }
 
     /// The planner's bytes per parameter against what a run here allocates for weights,
     /// gradients and optimizer state: equal in fp32 and bf16 without ZeRO-1 (bf16's 18 = 4 fp32
     /// master + 2 bf16 copy + 4 fp32 gradient + 8 moments, where Megatron has 2 + 4 + 12). With
-    /// ZeRO-1 in bf16 the optimizer holds the master weights sharded: 2 + 4 + 16/DP (moments,
-    /// master shard and the reduced-gradient shard Megatron reduces in place: its 6 + 12/DP),
-    /// plus the fp32 copy of the tensors read in fp32 (embeddings, LayerNorms, biases) and the
-    /// all-gather's staging (one piece of every shard; the whole model for this small one).
+    /// ZeRO-1 in bf16 the optimizer holds the master weights sharded: 2 + 4 + 12/DP (moments and
+    /// master shard, the gradients reduced in place: Megatron's 6 + 12/DP), plus the fp32 copy of
+    /// the tensors read in fp32 (embeddings, LayerNorms, biases) and the all-gather's staging (one
+    /// piece of every shard; the whole model for this small one); in fp32 8 + 8/DP.
     @Test func bytesPerParameterMatchThePlanner() throws {
         let model = GPTConfig(numLayers: 4, hiddenSize: 64, numAttentionHeads: 4, maxPositionEmbeddings: 64, vocabSize: 2048)
         let parameters = Double(GPTModel.parameterSpecs(model).reduce(0) { $0 + $1.count })
@@ -107,8 +123,11 @@ import Testing
         let readInFP32 = parameters - 4 * 12 * 64 * 64  // all but 4 layers' QKV, projection, fc1 and fc2
         let staging = 4 * min((parameters / 8).rounded(.up), Double(DistributedOptimizer.masterGatherChunk)) * 8 / parameters
         #expect(abs(try perParameter(.bf16, dataParallel: 8, sharded: true)
-                    - (2 + 4 + 16.0 / 8 + 4 * readInFP32 / parameters + staging)) < 1e-3)
+                    - (2 + 4 + 12.0 / 8 + 4 * readInFP32 / parameters + staging)) < 1e-3)
         #expect(planned(.bf16, true) == 6 + 12.0 / 8)
+        let fp32 = MemoryModel.megatronSwiftBytes(precision: .fp32, distributedOptimizer: true, dataParallel: 8)
+        #expect(abs(try perParameter(.fp32, dataParallel: 8, sharded: true) - (fp32.weights + fp32.gradients + fp32.optimizer)) < 1e-3)
+        #expect(fp32.weights + fp32.gradients + fp32.optimizer == 8 + 8.0 / 8)
     }
 }
 
