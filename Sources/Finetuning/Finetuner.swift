@@ -27,8 +27,12 @@ public struct FinetuneSettings: Sendable {
     /// `--global-batch-size`: examples per step, over the data-parallel ranks and the
     /// micro-batches each accumulates (nil: one micro-batch per data-parallel rank).
     public var globalBatchSize: Int?
-    /// `--bf16`: the model computes in bf16 from fp32 master weights.
+    /// `--bf16`, `--fp16`: the model computes in bf16 or fp16 from fp32 master weights.
     public var precision = ComputePrecision.fp32
+    /// fp16: `--loss-scale` (a constant scale; nil: dynamic from `--initial-loss-scale`, halved
+    /// after two overflowing steps in a row and doubled after 1000 clean ones, as Megatron's).
+    public var lossScale: Double?
+    public var initialLossScale = 4_294_967_296.0
     /// `--use-distributed-optimizer`: ZeRO-1 over the data-parallel ranks.
     public var useDistributedOptimizer = false
     /// `--sequence-parallel`: with tensor parallelism, the LayerNorms and dropouts split the tokens.
@@ -41,6 +45,10 @@ public struct FinetuneSettings: Sendable {
 public struct FinetuneStep: Sendable {
     public var epoch: Int, step: Int
     public var loss: Double, gradNorm: Double, learningRate: Double
+    /// fp16: the gradients overflowed, the update was skipped and the scale backs off.
+    public var skipped = false
+    /// The loss scale the step's backward used (1 without fp16).
+    public var lossScale = 1.0
 }
 
 /// Fine-tunes a pretrained BERT on a task (Megatron-LM's `tasks/finetune_utils.py`) on one rank
@@ -62,6 +70,8 @@ public final class Finetuner {
     /// Steps per epoch.
     public let stepsPerEpoch: Int
     public private(set) var steps = 0
+    /// Steps whose update happened (the learning-rate schedule advances over these only).
+    public private(set) var updates = 0
 
     /// A model of `pretrained`'s shape (the whole model) with `settings.task`'s head, holding
     /// every tensor the two share (the word, position and token-type embeddings, the layers, the
@@ -112,8 +122,10 @@ public final class Finetuner {
         }
         var hyperparameters = AdamW.Hyperparameters(learningRate: 0)
         hyperparameters.weightDecay = Float(settings.weightDecay)
+        let lossScaler = settings.precision != .fp16 ? nil : settings.lossScale.map { LossScaler(constant: $0) }
+            ?? LossScaler(initialScale: settings.initialLossScale, minimumScale: 1, window: 1000, hysteresis: 2)
         step = TrainingStep(model: model, parallel: parallel, hyperparameters: hyperparameters, distributed: distributed,
-                            settings: TrainingStep.Settings(clipGrad: settings.clipGrad))
+                            settings: TrainingStep.Settings(clipGrad: settings.clipGrad), lossScaler: lossScaler)
         step.setWeights { [model] deliver in model.forEachShard(of: whole, deliver) }
         stepsPerEpoch = trainExamples / globalBatch
         let total = stepsPerEpoch * settings.epochs
@@ -138,10 +150,12 @@ public final class Finetuner {
                 return Self.microBatch(ArraySlice(slice), head: head, seqLength: settings.seqLength,
                                        firstSample: (steps * globalBatchSize + offset) * head.sequencesPerLabel)
             }
-            let learningRate = schedule.learningRate(afterSamples: steps)
+            let learningRate = schedule.learningRate(afterSamples: updates)
             let outcome = try step.run(batches, learningRate: learningRate, iteration: steps + 1)
             steps += 1
-            report(FinetuneStep(epoch: epoch, step: steps, loss: outcome.loss, gradNorm: outcome.gradNorm, learningRate: learningRate))
+            if !outcome.skipped { updates += 1 }
+            report(FinetuneStep(epoch: epoch, step: steps, loss: outcome.loss, gradNorm: outcome.gradNorm, learningRate: learningRate,
+                                skipped: outcome.skipped, lossScale: outcome.lossScale))
         }
     }
 
@@ -175,7 +189,8 @@ public final class Finetuner {
     public func save(to directory: String) throws {
         try step.save(to: directory, state: Checkpoint.State(iteration: steps, consumedSamples: steps * globalBatchSize,
                                                              consumedValidSamples: 0, optimizerStep: step.optimizerStep,
-                                                             seed: settings.seed, precision: settings.precision),
+                                                             seed: settings.seed, scheduledSamples: updates * globalBatchSize,
+                                                             precision: settings.precision, lossScaler: step.lossScaler?.state),
                       schedule: schedule)
     }
 

@@ -50,6 +50,9 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(name: .long, help: "ZeRO-1: shard the optimizer state over the data-parallel ranks.") var useDistributedOptimizer = false
     @Flag(name: .long, help: "Split the LayerNorms and dropouts over the tensor-parallel ranks' tokens.") var sequenceParallel = false
     @Flag(name: .long, help: "Compute in bf16 from fp32 master weights.") var bf16 = false
+    @Flag(name: .long, help: "Compute in fp16 from fp32 master weights, with a loss scale.") var fp16 = false
+    @Option(name: .long, help: "fp16: a constant loss scale (default: dynamic).") var lossScale: Double?
+    @Option(name: .long, help: "fp16: the dynamic loss scale's first value.") var initialLossScale = 4_294_967_296.0
     @Option(name: .long, help: "Passes over the training data.") var epochs = 3
     @Option(name: .long, help: "Peak learning rate.") var lr = 2e-5
     @Option(name: .long, help: "Share of the steps of linear warmup (then linear decay to 0).") var lrWarmupFraction = 0.065
@@ -73,6 +76,10 @@ struct FinetuneCommand: ParsableCommand {
             throw ValidationError("\(flag) must be at least 1, got \(value)")
         }
         guard lr > 0 && lr.isFinite else { throw ValidationError("--lr must be positive, got \(lr)") }
+        guard !(bf16 && fp16) else { throw ValidationError("--bf16 and --fp16 exclude each other") }
+        for (value, flag) in [(lossScale ?? 1, "--loss-scale"), (initialLossScale, "--initial-loss-scale")] where !(value > 0 && value.isFinite) {
+            throw ValidationError("\(flag) must be a positive number, got \(value)")
+        }
         guard (0...1).contains(lrWarmupFraction) else { throw ValidationError("--lr-warmup-fraction must be in [0, 1], got \(lrWarmupFraction)") }
         for (value, flag) in [(weightDecay, "--weight-decay"), (clipGrad, "--clip-grad")] where !(value >= 0 && value.isFinite) {
             throw ValidationError("\(flag) must be a finite number >= 0, got \(value)")
@@ -102,7 +109,9 @@ struct FinetuneCommand: ParsableCommand {
         settings.seed = seed
         settings.hiddenDropout = Float(hiddenDropout)
         settings.attentionDropout = Float(attentionDropout)
-        settings.precision = bf16 ? .bf16 : .fp32
+        settings.precision = bf16 ? .bf16 : fp16 ? .fp16 : .fp32
+        settings.lossScale = lossScale
+        settings.initialLossScale = initialLossScale
         settings.useDistributedOptimizer = useDistributedOptimizer
         settings.sequenceParallel = sequenceParallel
         let train = TaskSequences.encode(try trainData.flatMap { try task.examples(path: $0) }, vocabulary: vocabulary,
@@ -146,15 +155,20 @@ private struct FinetuneRun: @unchecked Sendable {
         }
         var best = 0.0
         for epoch in 1...settings.epochs {
-            var losses = [Double]()
+            var losses = [Double](), skipped = 0
             try finetuner.trainEpoch(epoch, examples: train) { step in
                 losses.append(step.loss)
+                if step.skipped { skipped += 1 }
                 if step.step % logInterval == 0 {
+                    // fp16: the scale and the skipped steps since the last line, as Megatron logs them.
+                    let scale = settings.precision == .fp16
+                        ? " loss scale: \(step.lossScale) | number of skipped iterations: \(skipped) |" : ""
                     if log {
                         printLine(" epoch \(epoch) | step \(step.step) | loss: \(scientificE(losses.reduce(0, +) / Double(losses.count)))"
-                                  + " | learning rate: \(scientificE(step.learningRate)) | grad norm: \(fixed(step.gradNorm, 3)) |")
+                                  + " | learning rate: \(scientificE(step.learningRate)) |\(scale) grad norm: \(fixed(step.gradNorm, 3)) |")
                     }
                     losses.removeAll()
+                    skipped = 0
                 }
             }
             let (correct, total) = try finetuner.accuracy(valid)
