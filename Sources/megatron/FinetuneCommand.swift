@@ -91,9 +91,13 @@ struct FinetuneCommand: ParsableCommand {
 
     func run() throws {
         // Global rank 0 claims --save before training, so that a folder that cannot be written
-        // fails now, not after the epochs.
+        // fails now, not after the epochs, and clears what killed runs left there.
         let saveLock = try save.flatMap { path throws(TrainingError) in RankLauncher.isGlobalRankZero ? try SaveFolder.claim(path) : nil }
         defer { withExtendedLifetime(saveLock) {} }
+        if let save, saveLock != nil {
+            let actions = try SaveFolder.removeStaleTemporaries(in: save)
+            if !actions.isEmpty { printLine("> cleaned up after an earlier run in \(save): " + actions.joined(separator: ", ")) }
+        }
         guard let vocabulary = try tokenizer.loadText() as? WordPieceTokenizer else {
             throw ValidationError("finetune reads BERT's WordPiece vocabulary")
         }
