@@ -11,7 +11,7 @@ public struct FinetuneSettings: Sendable {
     public var task: FinetuneTask
     /// `--seq-length`: tokens per sequence (each choice of a RACE question is one).
     public var seqLength = 128
-    /// `--micro-batch-size`: examples per step (a RACE example is its 4 choices).
+    /// `--micro-batch-size`: examples per micro-batch (a RACE example is its 4 choices).
     public var microBatchSize = 8
     public var epochs = 3
     public var lr = 2e-5
@@ -29,8 +29,9 @@ public struct FinetuneSettings: Sendable {
     public var globalBatchSize: Int?
     /// `--bf16`, `--fp16`: the model computes in bf16 or fp16 from fp32 master weights.
     public var precision = ComputePrecision.fp32
-    /// fp16: `--loss-scale` (a constant scale; nil: dynamic from `--initial-loss-scale`, halved
-    /// after two overflowing steps in a row and doubled after 1000 clean ones, as Megatron's).
+    /// fp16: `--loss-scale` (a constant scale; nil: dynamic from `--initial-loss-scale`, as
+    /// Megatron's: halved at the second overflow since the last growth and at every one after
+    /// it, doubled after 1000 clean steps).
     public var lossScale: Double?
     public var initialLossScale = 4_294_967_296.0
     /// `--use-distributed-optimizer`: ZeRO-1 over the data-parallel ranks.
@@ -52,7 +53,7 @@ public struct FinetuneStep: Sendable {
 }
 
 /// Fine-tunes a pretrained BERT on a task (Megatron-LM's `tasks/finetune_utils.py`) on one rank
-/// of any layout (tensor, pipeline and data parallelism, ZeRO-1, bf16): the encoder and pooler
+/// of any layout (tensor, sequence, pipeline and data parallelism, ZeRO-1, bf16, fp16): the encoder and pooler
 /// come from the pretrained model, the task's head starts from Megatron's initialization
 /// (normal(0, std), zero bias); each epoch visits the training examples in a fresh order drawn
 /// from the seed, one global batch per step (each data-parallel rank its micro-batches of it;
@@ -73,10 +74,12 @@ public final class Finetuner {
     /// Steps whose update happened (the learning-rate schedule advances over these only).
     public private(set) var updates = 0
 
-    /// A model of `pretrained`'s shape (the whole model) with `settings.task`'s head, holding
-    /// every tensor the two share (the word, position and token-type embeddings, the layers, the
-    /// pooler when pretrained with the sentence-order head), split for this rank of `parallel`.
-    public init(pretrained: GPTModel, settings: FinetuneSettings, trainExamples: Int, parallel: ParallelState = .single) throws {
+    /// The whole fine-tuning model's fp32 weights: `pretrained`'s shape with `settings.task`'s
+    /// head, holding every tensor the two share (the word, position and token-type embeddings,
+    /// the layers, the pooler when pretrained with the sentence-order head), the new head as
+    /// Megatron initializes it from the seed. Every rank slices its shards from them; ranks that
+    /// share a process can share one (`init(startingWeights:)`).
+    public static func startingWeights(pretrained: GPTModel, settings: FinetuneSettings) throws -> StartingWeights {
         var config = pretrained.config
         guard var bert = config.bert else {
             throw FinetuneError.invalid("the pretrained checkpoint is a GPT; `megatron finetune` fine-tunes BERT")
@@ -85,15 +88,43 @@ public final class Finetuner {
         guard settings.seqLength <= config.maxPositionEmbeddings else {
             throw FinetuneError.invalid("--seq-length \(settings.seqLength) exceeds the model's \(config.maxPositionEmbeddings) positions")
         }
-        let globalBatch = settings.globalBatchSize ?? settings.microBatchSize * parallel.dataParallel
-        guard trainExamples >= globalBatch else {
-            throw FinetuneError.invalid("\(trainExamples) training examples do not fill one global batch of \(globalBatch)")
-        }
         bert.head = settings.task.head
         bert.tokenTypes = 2
         config.bert = bert
         config.hiddenDropout = settings.hiddenDropout
         config.attentionDropout = settings.attentionDropout
+        let whole = GPTModel.freshWeights(config, seed: UInt64(settings.seed))
+        for (index, spec) in whole.layout.specs.enumerated() {
+            guard let source = pretrained.layout.index(of: spec.name) else { continue }
+            guard pretrained.layout.specs[source].count == spec.count else {
+                throw FinetuneError.invalid("the pretrained \(spec.name) has \(pretrained.layout.specs[source].count) values, the fine-tuning model \(spec.count)")
+            }
+            whole.pointer(at: index).update(from: pretrained.params.pointer(at: source), count: spec.count)
+        }
+        return StartingWeights(config: config, weights: whole)
+    }
+
+    /// The fine-tuning model's configuration and whole fp32 weights, read-only once made.
+    public struct StartingWeights: @unchecked Sendable {
+        public let config: GPTConfig
+        public let weights: ParameterStore
+    }
+
+    /// This rank's part of the fine-tuning model of `pretrained` (see `startingWeights`).
+    public convenience init(pretrained: GPTModel, settings: FinetuneSettings, trainExamples: Int,
+                            parallel: ParallelState = .single) throws {
+        try self.init(startingWeights: try Self.startingWeights(pretrained: pretrained, settings: settings), settings: settings,
+                      trainExamples: trainExamples, parallel: parallel)
+    }
+
+    /// This rank's part of the fine-tuning model for `parallel`, its shards sliced from `start`.
+    public init(startingWeights start: StartingWeights, settings: FinetuneSettings, trainExamples: Int,
+                parallel: ParallelState = .single) throws {
+        let config = start.config
+        let globalBatch = settings.globalBatchSize ?? settings.microBatchSize * parallel.dataParallel
+        guard trainExamples >= globalBatch else {
+            throw FinetuneError.invalid("\(trainExamples) training examples do not fill one global batch of \(globalBatch)")
+        }
         let part: GPTPipelinePart
         do {
             try parallel.grid.validate(heads: config.numAttentionHeads, hidden: config.hiddenSize,
@@ -111,22 +142,13 @@ public final class Finetuner {
                              shardedOver: distributed ? parallel.dataParallel : 1, precision: settings.precision,
                              sequenceParallel: settings.sequenceParallel && parallel.grid.tensorParallel > 1,
                              keepsMasterWeights: !(distributed && settings.precision != .fp32))
-        // The whole fine-tuning model: the pretrained tensors, the new head as initialized.
-        let whole = GPTModel.freshWeights(config, seed: UInt64(settings.seed))
-        for (index, spec) in whole.layout.specs.enumerated() {
-            guard let source = pretrained.layout.index(of: spec.name) else { continue }
-            guard pretrained.layout.specs[source].count == spec.count else {
-                throw FinetuneError.invalid("the pretrained \(spec.name) has \(pretrained.layout.specs[source].count) values, the fine-tuning model \(spec.count)")
-            }
-            whole.pointer(at: index).update(from: pretrained.params.pointer(at: source), count: spec.count)
-        }
         var hyperparameters = AdamW.Hyperparameters(learningRate: 0)
         hyperparameters.weightDecay = Float(settings.weightDecay)
         let lossScaler = settings.precision != .fp16 ? nil : settings.lossScale.map { LossScaler(constant: $0) }
             ?? LossScaler(initialScale: settings.initialLossScale, minimumScale: 1, window: 1000, hysteresis: 2)
         step = TrainingStep(model: model, parallel: parallel, hyperparameters: hyperparameters, distributed: distributed,
                             settings: TrainingStep.Settings(clipGrad: settings.clipGrad), lossScaler: lossScaler)
-        step.setWeights { [model] deliver in model.forEachShard(of: whole, deliver) }
+        step.setWeights { [model] deliver in model.forEachShard(of: start.weights, deliver) }
         stepsPerEpoch = trainExamples / globalBatch
         let total = stepsPerEpoch * settings.epochs
         schedule = LearningRateSchedule(maxLR: settings.lr, style: .linear,
@@ -142,7 +164,9 @@ public final class Finetuner {
         let micro = settings.microBatchSize, dataParallel = parallel.dataParallel
         let head = model.config.bert!.head
         for first in stride(from: 0, to: order.count - globalBatchSize + 1, by: globalBatchSize) {
-            // Megatron's sampler: each chunk of micro x DP examples gives every DP rank one micro-batch.
+            // As Megatron's pretraining sampler (its tasks' interleave the ranks instead; a step
+            // covers the same examples either way): each chunk of micro x DP examples gives every
+            // DP rank one micro-batch.
             let batches = (0..<(globalBatchSize / (micro * dataParallel))).map { k in
                 let offset = (k * dataParallel + parallel.dataRank) * micro
                 let slice = order[(first + offset)..<(first + offset + micro)].map { examples[$0] }
@@ -151,7 +175,10 @@ public final class Finetuner {
                                        firstSample: (steps * globalBatchSize + offset) * head.sequencesPerLabel)
             }
             let learningRate = schedule.learningRate(afterSamples: updates)
-            let outcome = try step.run(batches, learningRate: learningRate, iteration: steps + 1)
+            let outcome: TrainingStep.Outcome
+            do { outcome = try step.run(batches, learningRate: learningRate, iteration: steps + 1) } catch TrainingError.diverged(_, let loss, let norm) {
+                throw FinetuneError.invalid("the loss (\(loss)) or gradient norm (\(norm)) is not finite at step \(steps + 1)")
+            }
             steps += 1
             if !outcome.skipped { updates += 1 }
             report(FinetuneStep(epoch: epoch, step: steps, loss: outcome.loss, gradNorm: outcome.gradNorm, learningRate: learningRate,
@@ -187,11 +214,14 @@ public final class Finetuner {
     /// Saves the fine-tuned model and its optimizer state as a checkpoint at the steps taken
     /// (collective over the world: every rank calls it).
     public func save(to directory: String) throws {
+        // The schedule runs in steps; the checkpoint records it, as its counters, in samples.
+        var recorded = schedule
+        (recorded.warmupSamples, recorded.decaySamples) = (schedule.warmupSamples * globalBatchSize, schedule.decaySamples * globalBatchSize)
         try step.save(to: directory, state: Checkpoint.State(iteration: steps, consumedSamples: steps * globalBatchSize,
-                                                             consumedValidSamples: 0, optimizerStep: step.optimizerStep,
+                                                             consumedValidSamples: 0, optimizerStep: step.optimizer.step,
                                                              seed: settings.seed, scheduledSamples: updates * globalBatchSize,
                                                              precision: settings.precision, lossScaler: step.lossScaler?.state),
-                      schedule: schedule)
+                      schedule: recorded)
     }
 
     /// A task micro-batch as the pipeline executor reads it (no masked-LM labels).

@@ -312,7 +312,7 @@ public final class Trainer {
         try trainingStep.save(to: directory,
                               state: Checkpoint.State(iteration: iteration, consumedSamples: consumedSamples,
                                                       consumedValidSamples: consumedValidSamples,
-                                                      optimizerStep: trainingStep.optimizerStep, seed: config.seed,
+                                                      optimizerStep: optimizer.step, seed: config.seed,
                                                       scheduledSamples: scheduledSamples, precision: config.precision,
                                                       lossScaler: lossScaler?.state),
                               arguments: config.arguments, schedule: schedule)

@@ -168,9 +168,6 @@ public final class TrainingStep {
 }
 
 extension TrainingStep {
-    /// Adam steps the optimizer has taken.
-    public var optimizerStep: Int { Checkpoint.Moments(optimizer).step }
-
     /// Saves a checkpoint of this rank's weights and optimizer state at `state` into `directory`
     /// (collective over the world: every rank calls it).
     public func save(to directory: String, state: Checkpoint.State, arguments: JSONValue = .object([]),

@@ -62,7 +62,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: "Dropout on the attention probabilities.") var attentionDropout = 0.1
     @Option(name: .long, help: "Seed of the head's initialization, the data order and the dropout masks.") var seed = 1234
     @Option(name: .long, help: "Steps between log lines.") var logInterval = 10
-    @Option(name: .long, help: "Write the fine-tuned weights as a checkpoint here.") var save: String?
+    @Option(name: .long, help: "Write the fine-tuned model and its optimizer state as a checkpoint here.") var save: String?
 
     func validate() throws {
         guard tokenizer.isWordPiece else {
@@ -77,6 +77,16 @@ struct FinetuneCommand: ParsableCommand {
         }
         guard lr > 0 && lr.isFinite else { throw ValidationError("--lr must be positive, got \(lr)") }
         guard !(bf16 && fp16) else { throw ValidationError("--bf16 and --fp16 exclude each other") }
+        if !fp16, let flag = [(lossScale != nil, "--loss-scale"), (initialLossScale != 4_294_967_296.0, "--initial-loss-scale")]
+            .first(where: \.0)?.1 {
+            throw ValidationError("\(flag) needs --fp16")
+        }
+        if sequenceParallel {
+            guard tensorModelParallelSize > 1 else { throw ValidationError("--sequence-parallel needs --tensor-model-parallel-size > 1") }
+            guard seqLength % tensorModelParallelSize == 0 else {
+                throw ValidationError("--sequence-parallel: --seq-length \(seqLength) does not divide over --tensor-model-parallel-size \(tensorModelParallelSize)")
+            }
+        }
         for (value, flag) in [(lossScale ?? 1, "--loss-scale"), (initialLossScale, "--initial-loss-scale")] where !(value > 0 && value.isFinite) {
             throw ValidationError("\(flag) must be a positive number, got \(value)")
         }
@@ -122,12 +132,7 @@ struct FinetuneCommand: ParsableCommand {
                                          seqLength: seqLength)
         let valid = TaskSequences.encode(try validData.flatMap { try task.examples(path: $0) }, vocabulary: vocabulary,
                                          seqLength: seqLength)
-        let (pretrained, iteration) = try Checkpoint.loadModel(from: pretrainedCheckpoint)
-        guard vocabulary.vocabularySize <= pretrained.config.acceptedVocabularySize else {
-            throw ValidationError("--vocab-file has \(vocabulary.vocabularySize) pieces but the checkpoint's model accepts \(pretrained.config.acceptedVocabularySize)")
-        }
-        let run = FinetuneRun(settings: settings, train: train, valid: valid, pretrained: pretrained,
-                              description: "\(pretrainedCheckpoint) (iteration \(iteration))", logInterval: logInterval, save: save)
+        let run = try makeRun(settings: settings, vocabulary: vocabulary, train: train, valid: valid)
         let (t, p) = (tensorModelParallelSize, pipelineModelParallelSize)
         try RankLauncher.run(worldSize: { mpiWorld in
             (dataParallelSize ?? (mpiWorld.map { max(1, $0 / (t * p)) } ?? 1)) * t * p
@@ -135,21 +140,34 @@ struct FinetuneCommand: ParsableCommand {
             try run.train(parallel: try world.map { try ParallelState(world: $0, tensorParallel: t, pipelineParallel: p) } ?? .single)
         }
     }
+
+    /// The run's inputs: the starting weights are made once for every rank of this process
+    /// (which slice their shards from them), and the pretrained model is released after.
+    private func makeRun(settings: FinetuneSettings, vocabulary: WordPieceTokenizer, train: [EncodedExample],
+                         valid: [EncodedExample]) throws -> FinetuneRun {
+        let (pretrained, iteration) = try Checkpoint.loadModel(from: pretrainedCheckpoint)
+        guard vocabulary.vocabularySize <= pretrained.config.acceptedVocabularySize else {
+            throw ValidationError("--vocab-file has \(vocabulary.vocabularySize) pieces but the checkpoint's model accepts \(pretrained.config.acceptedVocabularySize)")
+        }
+        return FinetuneRun(settings: settings, train: train, valid: valid,
+                           start: try Finetuner.startingWeights(pretrained: pretrained, settings: settings),
+                           description: "\(pretrainedCheckpoint) (iteration \(iteration))", logInterval: logInterval, save: save)
+    }
 }
 
 /// One fine-tuning run's inputs, shared by its ranks: each rank takes its shards of the
-/// pretrained model, which no rank changes.
-private struct FinetuneRun: @unchecked Sendable {
+/// starting weights, which no rank changes.
+private struct FinetuneRun: Sendable {
     let settings: FinetuneSettings
     let train: [EncodedExample], valid: [EncodedExample]
-    let pretrained: GPTModel
+    let start: Finetuner.StartingWeights
     let description: String
     let logInterval: Int
     let save: String?
 
     /// The epochs on one rank; the first rank logs.
     func train(parallel: ParallelState) throws {
-        let finetuner = try Finetuner(pretrained: pretrained, settings: settings, trainExamples: train.count, parallel: parallel)
+        let finetuner = try Finetuner(startingWeights: start, settings: settings, trainExamples: train.count, parallel: parallel)
         let log = parallel.isFirst
         let layout = parallel.world == nil ? "" : ", TP \(parallel.grid.tensorParallel) x PP \(parallel.pipelineParallel) x DP \(parallel.dataParallel)"
         if log {
