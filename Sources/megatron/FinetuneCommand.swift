@@ -1,4 +1,5 @@
 import ArgumentParser
+import Datasets
 import Distributed
 import Finetuning
 import Models
@@ -178,6 +179,7 @@ private struct FinetuneRun: Sendable {
         var best = 0.0
         for epoch in 1...settings.epochs {
             var losses = [Double](), skipped = 0
+            var since = monotonicSeconds()  // the time of the steps since the last line, without validation
             try finetuner.trainEpoch(epoch, examples: train) { step in
                 losses.append(step.loss)
                 if step.skipped { skipped += 1 }
@@ -185,8 +187,12 @@ private struct FinetuneRun: Sendable {
                     // fp16: the scale and the skipped steps since the last line, as Megatron logs them.
                     let scale = settings.precision == .fp16
                         ? " loss scale: \(step.lossScale) | number of skipped iterations: \(skipped) |" : ""
+                    let now = monotonicSeconds()
+                    let elapsed = fixed((now - since) * 1000 / Double(losses.count), 1)
+                    since = now
                     if log {
-                        printLine(" epoch \(epoch) | step \(step.step) | loss: \(scientificE(losses.reduce(0, +) / Double(losses.count)))"
+                        printLine(" epoch \(epoch) | step \(step.step) | elapsed time per iteration (ms): \(elapsed)"
+                                  + " | loss: \(scientificE(losses.reduce(0, +) / Double(losses.count)))"
                                   + " | learning rate: \(scientificE(step.learningRate)) |\(scale) grad norm: \(fixed(step.gradNorm, 3)) |")
                     }
                     losses.removeAll()
