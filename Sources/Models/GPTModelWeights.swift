@@ -31,14 +31,9 @@ extension GPTModel {
     /// handed to `deliver(values, layout offset, count)` in layout order.
     public func forEachShard(of full: ParameterStore, _ deliver: (UnsafePointer<Float>, Int, Int) -> Void) {
         let tensor = FloatBuffer(count: layout.specs.map(\.count).max() ?? 0)
-        for (index, shard) in shards.enumerated() {
-            guard let source = full.layout.index(of: layout.specs[index].name) else {
-                preconditionFailure("the whole model has no \(layout.specs[index].name)")
-            }
-            shard.slice(full.pointer(at: source), into: tensor.pointer, fullShape: full.layout.specs[source].shape,
-                        rank: tensorParallelRank, size: tensorParallelSize)
+        sliceShards(of: full, into: { _ in tensor.pointer }, then: { index in
             deliver(tensor.pointer, layout.offsets[index], layout.specs[index].count)
-        }
+        })
     }
 
     /// Writes each of this rank's initial tensors, in layout order, where `destination(index)`
@@ -52,11 +47,19 @@ extension GPTModel {
             }
             return
         }
-        let full = Self.freshWeights(config, seed: seed)
+        sliceShards(of: Self.freshWeights(config, seed: seed), into: destination, then: then)
+    }
+
+    /// Writes this rank's shard of each tensor of the whole model `full`, in layout order, where
+    /// `destination(index)` says, and calls `then(index)` after each.
+    private func sliceShards(of full: ParameterStore, into destination: (Int) -> UnsafeMutablePointer<Float>,
+                             then: (Int) -> Void) {
         for (index, shard) in shards.enumerated() {
-            let source = full.layout.index(of: layout.specs[index].name)!
-            shard.slice(full.pointer(at: source), into: destination(index),
-                        fullShape: full.layout.specs[source].shape, rank: tensorParallelRank, size: tensorParallelSize)
+            guard let source = full.layout.index(of: layout.specs[index].name) else {
+                preconditionFailure("the whole model has no \(layout.specs[index].name)")
+            }
+            shard.slice(full.pointer(at: source), into: destination(index), fullShape: full.layout.specs[source].shape,
+                        rank: tensorParallelRank, size: tensorParallelSize)
             then(index)
         }
     }

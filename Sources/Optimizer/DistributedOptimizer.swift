@@ -30,9 +30,6 @@ public final class DistributedOptimizer {
     public let masters: FloatBuffer?
     /// Where the updated master weights go, range by range (`values`, layout start, count).
     private let receiver: ((UnsafePointer<Float>, Int, Int) -> Void)?
-    /// A padded copy of the whole buffer, only for stores without room for `dp` equal shards (a
-    /// model built with `shardedOver: dp` pads its weights and gradients).
-    private lazy var staging = FloatBuffer(count: shardSize * data.size)
     /// Floats of each shard that one all-gather of the master weights moves.
     public static let masterGatherChunk = 1 << 18
     private lazy var masterStaging = FloatBuffer(count: min(shardSize, Self.masterGatherChunk) * data.size)
@@ -113,13 +110,7 @@ public final class DistributedOptimizer {
     /// element weighted by `weight(index of tensor)` (for counting tensor-parallel replicated
     /// parameters once).
     public func reduceScatterGradients(_ grads: ParameterStore, weight: (Int) -> Double) -> Double {
-        let buffer = collectiveBuffer(grads)
-        if buffer != grads.buffer.pointer {
-            let n = layout.totalCount
-            buffer.update(from: grads.buffer.pointer, count: n)
-            (buffer + n).update(repeating: 0, count: shardSize * data.size - n)
-        }
-        data.reduceScatterInPlace(buffer, count: shardSize)
+        data.reduceScatterInPlace(padded(grads), count: shardSize)
         let shard = reducedShard(of: grads)
         var squares = 0.0
         forEachSegment { index, _, local, count in
@@ -141,30 +132,21 @@ public final class DistributedOptimizer {
                          m: m.pointer + local, v: v.pointer + local, count: count, step: step,
                          hyperparameters: hyperparameters, decay: layout.specs[index].weightDecay, gradScale: gradScale)
         }
-        let buffer = collectiveBuffer(params)
-        if buffer == params.buffer.pointer {
-            data.allGatherInPlace(buffer, count: shardSize)
-        } else {
-            // The gradients in the staging copy have been read.
-            let n = layout.totalCount, start = data.rank * shardSize
-            let own = max(0, min(shardSize, n - start))
-            (buffer + start).update(from: params.buffer.pointer + start, count: own)
-            (buffer + start + own).update(repeating: 0, count: shardSize - own)
-            data.allGatherInPlace(buffer, count: shardSize)
-            params.buffer.pointer.update(from: buffer, count: n)
-        }
+        data.allGatherInPlace(padded(params), count: shardSize)
     }
 
-    /// The padded whole buffer the collectives run in for `store`: its own when it has room for
-    /// `dp` equal shards, else the staging copy.
-    private func collectiveBuffer(_ store: ParameterStore) -> UnsafeMutablePointer<Float> {
-        store.buffer.count >= shardSize * data.size ? store.buffer.pointer : staging.pointer
+    /// `store`'s buffer, which the collectives use whole: it must hold `dp` equal shards (a model
+    /// built with `shardedOver: dp` pads its weights and gradients; the padding stays zero).
+    private func padded(_ store: ParameterStore) -> UnsafeMutablePointer<Float> {
+        precondition(store.buffer.count >= shardSize * data.size,
+                     "the distributed optimizer needs stores padded to \(data.size) shards of \(shardSize) floats")
+        return store.buffer.pointer
     }
 
     /// Where this rank's reduced gradients lie after `reduceScatterGradients(grads)`: its block
-    /// of the collective buffer (offset 0 is the shard's first element).
+    /// of the buffer (offset 0 is the shard's first element).
     private func reducedShard(of grads: ParameterStore) -> UnsafeMutablePointer<Float> {
-        collectiveBuffer(grads) + data.rank * shardSize
+        padded(grads) + data.rank * shardSize
     }
 
     /// Updates this rank's shard of the master weights from the reduced gradients times
