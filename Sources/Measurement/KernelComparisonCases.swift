@@ -109,7 +109,17 @@ extension KernelComparison {
 
     private static func embedding(_ normal: Normal, _ tokens: (Int, Int) -> [Int32]) -> [KernelComparison] {
         let (batch, t, c, vocab) = (2, 7, 24, 50), rows = batch * t
-        return [(0, Int.max), (10, 20)].map { start, count in
+        // The lookup from bf16 tables (on a GPU: widened into scratch, then the fp32 kernel).
+        let bf16 = [(0, vocab), (10, 20)].map { start, count in
+            KernelComparison(name: "Embedding.forward (bf16 tables)", shape: "batch 2, seq 7, channels 24, vocab from \(start)",
+                             floats: ["wte": normal(count * c, 1), "wpe": normal(t * c, 1), "y": normal(rows * c, 1)],
+                             ints: ["tokens": tokens(rows, start == 0 ? vocab : 40)], outputs: ["y"]) { o in
+                let wte = BFloat16Buffer(rounding: o["wte"], count: count * c), wpe = BFloat16Buffer(rounding: o["wpe"], count: t * c)
+                Embedding.forward(out: o["y"], tokens: o.int("tokens"), wte: wte.pointer, wpe: wpe.pointer, batch: batch,
+                                  seqLength: t, channels: c, vocabStart: start, vocabCount: count)
+            }
+        }
+        return bf16 + [(0, Int.max), (10, 20)].map { start, count in
             KernelComparison(name: "Embedding.forward+backward", shape: "batch 2, seq 7, channels 24, vocab from \(start)",
                              floats: ["wte": normal(vocab * c, 1), "wpe": normal(t * c, 1), "y": normal(rows * c, 1),
                                       "dy": normal(rows * c, 1), "dwte": normal(vocab * c, 1), "dwpe": normal(t * c, 1)],

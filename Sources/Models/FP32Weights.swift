@@ -1,8 +1,8 @@
 import Kernels
 import Parameters
 
-/// The fp32 values the model reads directly: LayerNorm weights, biases, the embeddings, BERT's
-/// pooled head, and in fp32 every GEMM weight too. `weights + offset` is the value at `offset` of the
+/// The fp32 values the model reads directly: LayerNorm weights, biases, BERT's pooled head, and
+/// in fp32 every weight (the GEMMs' and the embeddings'). `weights + offset` is the value at `offset` of the
 /// parameter layout, as for a pointer into the whole fp32 buffer.
 ///
 /// When the fp32 master weights live in the distributed optimizer (bf16 or fp16 with ZeRO-1,
@@ -44,10 +44,9 @@ struct FP32Weights {
 }
 
 /// The fp32 copy a model keeps of the tensors it reads in fp32 when its master weights live in
-/// the distributed optimizer (`GPTModel.readsInFP32`): the word embedding where tokens are looked
-/// up, the position embedding, the LayerNorms, the biases and BERT's pooled head. The GEMM weights are
-/// read from the bf16 (or fp16) copy alone. Its values are the fp32 master values, delivered by
-/// the optimizer after each update.
+/// the distributed optimizer (`GPTModel.readsInFP32`): the LayerNorms, the biases and BERT's
+/// pooled head. The GEMM weights and the embeddings are read from the bf16 (or fp16) copy alone.
+/// Its values are the fp32 master values, delivered by the optimizer after each update.
 final class FP32WeightCopy {
     /// The held tensors' values, back to back in layout order.
     let buffer: FloatBuffer
@@ -56,12 +55,11 @@ final class FP32WeightCopy {
     let copyStarts: [Int]
     let counts: [Int]
 
-    /// A zeroed copy of `layout`'s fp32-read tensors (`embeds`: the stage looks tokens up in
-    /// the word embedding; a last stage only multiplies by it).
-    init(layout: ParameterLayout, embeds: Bool) {
+    /// A zeroed copy of `layout`'s fp32-read tensors.
+    init(layout: ParameterLayout) {
         var layoutStarts = [Int](), copyStarts = [Int](), counts = [Int]()
         var total = 0
-        for (index, spec) in layout.specs.enumerated() where GPTModel.readsInFP32(spec.name, embeds: embeds) {
+        for (index, spec) in layout.specs.enumerated() where GPTModel.readsInFP32(spec.name) {
             layoutStarts.append(layout.offsets[index])
             copyStarts.append(total)
             counts.append(spec.count)
@@ -90,12 +88,12 @@ final class FP32WeightCopy {
 extension GPTModel {
     /// Whether a stage reads tensor `name` in fp32 in every precision (and so keeps an fp32
     /// copy of it when the optimizer holds the master weights): all but the transformer layers'
-    /// GEMM weights, the output layer and BERT's masked-LM dense layer, which bf16 and fp16 read
-    /// in low precision alone. The word embedding is read in fp32 by the stage that `embeds` (its
-    /// lookup); on a last stage it is the tied output layer's weight.
-    public static func readsInFP32(_ name: String, embeds: Bool) -> Bool {
-        if name == outputLayerName || name == BERTMaskedLMHead.denseName { return false }
-        if name == wordEmbeddingName { return embeds }
+    /// GEMM weights, the output layer, BERT's masked-LM dense layer and the embeddings (word,
+    /// position, token type: looked up in the low-precision copy), which bf16 and fp16 read in
+    /// low precision alone.
+    public static func readsInFP32(_ name: String) -> Bool {
+        if [outputLayerName, BERTMaskedLMHead.denseName, wordEmbeddingName, positionEmbeddingName,
+            tokenTypeEmbeddingName].contains(name) { return false }
         guard name.hasPrefix("decoder.layers.") else { return true }
         let gemmWeights = ["self_attention.linear_qkv.weight", "self_attention.linear_proj.weight",
                            "mlp.linear_fc1.weight", "mlp.linear_fc2.weight"]

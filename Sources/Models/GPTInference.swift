@@ -95,8 +95,9 @@ public final class GPTInference {
         var x = b.stream.pointer, other = b.stream.pointer + b.capacity * c
         for r in 0..<n {
             var id = tokens[r]
-            Embedding.forward(out: x + r * c, tokens: &id, wte: p + embedding.wordEmbeddings,
-                              wpe: p + positionTable + positions[r] * c, batch: 1, seqLength: 1, channels: c)
+            precision.embed(out: x + r * c, tokens: &id, words: embedding.wordEmbeddings,
+                            positions: positionTable + positions[r] * c, params: p, batch: 1, seqLength: 1, channels: c,
+                            vocabStart: embedding.vocabStart, vocabCount: embedding.vocabCount)
         }
         precision.roundInPlace(x, count: n * c)
         for (l, layer) in stage.layers.enumerated() {

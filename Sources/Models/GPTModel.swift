@@ -109,7 +109,7 @@ public final class GPTModel {
         let multiple = max(1, zeroShards)
         let capacity = (layout.totalCount + multiple - 1) / multiple * multiple
         params = keepsMasterWeights ? ParameterStore(layout: layout, capacity: capacity) : .unallocated(layout: layout)
-        fp32Copy = keepsMasterWeights ? nil : FP32WeightCopy(layout: layout, embeds: part.holdsEmbedding)
+        fp32Copy = keepsMasterWeights ? nil : FP32WeightCopy(layout: layout)
         grads = forInference ? .unallocated(layout: layout) : ParameterStore(layout: layout, capacity: capacity)
         self.precision = precision
         lowPrecisionWeights = LowPrecisionBuffer(precision, count: layout.totalCount)
@@ -198,10 +198,11 @@ public final class GPTModel {
 
         if part.embeds(chunk: chunk) {
             stage.embedding!.forward(out: acts.embedded.pointer, partial: s.sequenceGathered ?? acts.embedded.pointer,
-                                     tokens: acts.tokens.pointer, batch: batch, seqLength: seqLength, params: p, region: region)
-            if let tokenTypes = stage.tokenTypeEmbedding, let bert = acts.bert {
-                BERTTokenTypes.forward(acts.embedded.pointer, types: bert.tokenTypes.pointer + region.firstLocalRow(n),
-                                       table: p + tokenTypes, rows: region.localRows(n), channels: c)
+                                     tokens: acts.tokens.pointer, batch: batch, seqLength: seqLength, params: p,
+                                     precision: precision, region: region)
+            if let tokenTypes = stage.tokenTypeEmbedding, let bert = acts.bert, let types = config.bert?.tokenTypes {
+                precision.addTokenTypes(acts.embedded.pointer, types: bert.tokenTypes.pointer + region.firstLocalRow(n),
+                                        table: tokenTypes, typeCount: types, params: p, rows: region.localRows(n), channels: c)
             }
             precision.roundInPlace(acts.embedded.pointer, count: region.localRows(n) * c)
             dropout?.applyHidden(acts.embedded.pointer, rows: region.localRows(n), site: .embedding, layer: 0)

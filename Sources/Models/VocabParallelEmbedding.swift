@@ -46,15 +46,16 @@ public struct VocabParallelEmbedding: Sendable {
     }
 
     /// Embeds `batch x seqLength` tokens into `out` (`[batch, seqLength, c]`, the same on every
-    /// rank; with sequence parallelism this rank's `1/t` of the rows). Each rank's partial
-    /// embedding goes to `partial` (`[batch, seqLength, c]`; `out` itself without sequence
-    /// parallelism) and leaves the region with g.
+    /// rank; with sequence parallelism this rank's `1/t` of the rows), from the weights
+    /// `precision` computes with (`LinearPrecision.embed`). Each rank's partial embedding goes to
+    /// `partial` (`[batch, seqLength, c]`; `out` itself without sequence parallelism) and leaves
+    /// the region with g.
     func forward(out: UnsafeMutablePointer<Float>, partial: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>,
-                 batch: Int, seqLength: Int, params p: FP32Weights, region: TensorParallelRegion) {
+                 batch: Int, seqLength: Int, params p: FP32Weights, precision: LinearPrecision, region: TensorParallelRegion) {
         guard let positionEmbeddings else { preconditionFailure("this stage holds no input embedding") }
-        Embedding.forward(out: partial, tokens: tokens, wte: p + wordEmbeddings,
-                          wpe: addsPositions ? p + positionEmbeddings : nil, batch: batch, seqLength: seqLength,
-                          channels: hidden, vocabStart: vocabStart, vocabCount: vocabCount)
+        precision.embed(out: partial, tokens: tokens, words: wordEmbeddings, positions: addsPositions ? positionEmbeddings : nil,
+                        params: p, batch: batch, seqLength: seqLength, channels: hidden, vocabStart: vocabStart,
+                        vocabCount: vocabCount)
         region.leaveRegion(partial, into: out, rows: batch * seqLength, channels: hidden)
     }
 

@@ -40,7 +40,7 @@ public enum MemoryModel {
     /// gradients reduce-scattered and the weights all-gathered in place): fp32 16 or 8 + 8/DP,
     /// bf16 18, fp16 20. bf16 and fp16 with ZeRO-1 shard the master weights too: the copy + 4
     /// (gradients) + 12/DP (moments and master shard, Megatron's) + 4 bytes for each parameter
-    /// the model reads in fp32, `fp32ReadFraction` of them (embeddings, LayerNorms, biases; the
+    /// the model reads in fp32, `fp32ReadFraction` of them (LayerNorms, biases; the
     /// all-gather's staging, at most 1 MiB per rank, is left out).
     public static func megatronSwiftBytes(precision: Precision, distributedOptimizer: Bool, dataParallel: Int,
                                           fp32ReadFraction: Double = 0) -> (weights: Double, gradients: Double, optimizer: Double) {

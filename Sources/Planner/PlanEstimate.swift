@@ -82,7 +82,6 @@ public enum Planner {
         let t = Double(layout.tensorParallel), p = Double(layout.pipelineParallel)
         let v = Double(layout.virtualStages), dp = layout.dataParallel
         let l = Double(config.numLayers), h = Double(config.hiddenSize), s = Double(config.maxPositionEmbeddings)
-        let vocab = Double(config.paddedVocabSize)
         let m = layout.microBatches
         let precision = layout.precision
 
@@ -131,9 +130,9 @@ public enum Planner {
                 }
             }
         case .megatronSwift:
-            // The first stage reads its embeddings, LayerNorms (4h per layer) and biases (QKV's and
-            // fc1's split over TP, the projection's and fc2's replicated) in fp32.
-            let readInFP32 = vocab * h / t + s * h + l / p * (6 + 7 / t) * h
+            // A stage reads its LayerNorms (4h per layer) and biases (QKV's and fc1's split over TP,
+            // the projection's and fc2's replicated) in fp32; the embeddings in low precision.
+            let readInFP32 = l / p * (6 + 7 / t) * h
             let bytes = MemoryModel.megatronSwiftBytes(precision: precision, distributedOptimizer: layout.distributedOptimizer,
                                                        dataParallel: dp, fp32ReadFraction: readInFP32 / perDevice)
             (weightBytes, gradientBytes, optimizerBytes) = (perDevice * bytes.weights, perDevice * bytes.gradients,

@@ -104,7 +104,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
                                readInFP32Only: Bool = false) -> Double {
         let one = config.oneLayer
         var embedding = 0.0, positions = 0.0, layer = 0.0, head = 0.0
-        for spec in GPTModel.parameterSpecs(one, tensorParallel: t) where !readInFP32Only || GPTModel.readsInFP32(spec.name, embeds: true) {
+        for spec in GPTModel.parameterSpecs(one, tensorParallel: t) where !readInFP32Only || GPTModel.readsInFP32(spec.name) {
             let count = Double(spec.shape.reduce(1, *))
             if spec.name == wordEmbeddingName { embedding = count }
             else if spec.name.hasPrefix("embedding.") { positions = count }

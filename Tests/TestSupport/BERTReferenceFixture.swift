@@ -38,16 +38,19 @@ public struct BERTReferenceFixture {
 
     /// A model holding case `name`'s weights: "post" and "pre" pretraining, "classify" and
     /// "choice" fine-tuning (post-LN, with `head`).
-    /// Case `name`'s model (its weights) with `head`, and `hiddenDropout` configured.
-    public func model(_ name: String, head: BERTHead = .pretraining, hiddenDropout: Float = 0) throws -> GPTModel {
+    /// Case `name`'s model (its weights) with `head`, `hiddenDropout` configured, computing in
+    /// `precision`.
+    public func model(_ name: String, head: BERTHead = .pretraining, hiddenDropout: Float = 0,
+                      precision: ComputePrecision = .fp32) throws -> GPTModel {
         var config = config(postLayerNorm: name != "pre", head: head)
         config.hiddenDropout = hiddenDropout
-        let model = try GPTModel(config: config)
+        let model = try GPTModel(config: config, precision: precision)
         for (index, spec) in model.layout.specs.enumerated() {
             let values = try file.floats("\(name).w.\(spec.name)")
             precondition(values.count == spec.count, "the fixture's \(spec.name) does not fit the model")
             model.params.pointer(at: index).update(from: values, count: spec.count)
         }
+        model.weightsDidChange()
         return model
     }
 }

@@ -157,8 +157,12 @@ extension ParallelTrainingTests {
     /// Not bitwise: a row-parallel layer rounds each rank's partial sum to bf16 before the
     /// all-reduce (one rank rounds the whole sum), and bf16 rounding of the GEMM operands turns
     /// fp32 summation-order differences into different roundings. Observed after 5 steps:
-    /// losses within 2.2e-5 and weights norm-wise within 1.6e-3 (bf16), 1.2e-6 and 6.2e-4
-    /// (fp16, loss scale 1024); pipeline parallelism alone (no partial sums) is bitwise.
+    /// losses within 2.0e-5 and weights norm-wise within 2.3e-3 (bf16), 2.0e-6 and 5.3e-4
+    /// (fp16, loss scale 1024). Pipeline parallelism alone has no partial sums but one: the tied
+    /// word embedding's gradient, summed over the two stages that hold it (Megatron's embedding
+    /// group) in another order than one rank accumulates it. Its weights then differ in the last
+    /// fp32 bits, and once one of them rounds to another bf16 value, the bf16 lookup and output
+    /// layer see it: observed, the same losses bit for bit and weights within 7.2e-6.
     @Test(arguments: [
         Layout(tp: 2, dp: 2, distributed: true, precision: .bf16),
         Layout(tp: 2, pp: 2, dp: 2, distributed: true, layers: 8, precision: .bf16),
@@ -182,7 +186,7 @@ extension ParallelTrainingTests {
         print("\(layout) vs one \(layout.precision.rawValue) rank: losses within \(worstLoss), weights within \(weights)")
         #expect(worstLoss < 1e-4)
         #expect(weights < 5e-3)
-        if layout.tp == 1 && layout.dp == 1 { #expect(worstLoss == 0 && weights < 1e-7) }
+        if layout.tp == 1 && layout.dp == 1 { #expect(worstLoss < 1e-7 && weights < 1e-4) }
         #expect(reference.losses[4] < reference.losses[0])
     }
 }
