@@ -9,6 +9,9 @@ let releaseFlags: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked", "-target-cpu", targetCPU],
                  .when(configuration: .release)),
 ]
+/// The kernels are optimized in debug builds too (with their checks: `-O`, not `-Ounchecked`), so
+/// the test suite's training runs do not spend their time in unoptimized SIMD loops.
+let kernelFlags: [SwiftSetting] = releaseFlags + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 /// Code that reads users' files keeps its bounds and precondition checks in release builds.
 let checkedReleaseFlags: [SwiftSetting] = [
     .unsafeFlags(["-target-cpu", targetCPU], .when(configuration: .release)),
@@ -41,7 +44,7 @@ let package = Package(
                 swiftSettings: checkedReleaseFlags),
         // The CUDA backend: loads libmegatron_cuda.so (cuda/, built by scripts/cuda/build-kernels.sh) at run time.
         .target(name: "Accelerator", swiftSettings: checkedReleaseFlags),
-        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "Accelerator"], swiftSettings: releaseFlags),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "Accelerator"], swiftSettings: kernelFlags),
         .target(name: "TorchFormat", dependencies: ["FileSupport"], swiftSettings: checkedReleaseFlags),
         .target(name: "Parameters", dependencies: ["FileSupport", "Accelerator"], swiftSettings: releaseFlags),
         .target(name: "Tokenizer", dependencies: ["FileSupport"], swiftSettings: releaseFlags),
