@@ -1,5 +1,6 @@
 import Datasets
 import Distributed
+import FileSupport
 import Kernels
 import Models
 import Optimizer
@@ -118,8 +119,10 @@ public final class Finetuner {
     }
 
     /// This rank's part of the fine-tuning model for `parallel`, its shards sliced from `start`.
+    /// A run whose ranks on this machine need more than `availableMemory` bytes (nil: not
+    /// checked) is refused before the model exists (`TrainingError.memory`, with what would fit).
     public init(startingWeights start: StartingWeights, settings: FinetuneSettings, trainExamples: Int,
-                parallel: ParallelState = .single) throws {
+                parallel: ParallelState = .single, availableMemory: Double? = SystemMemory.availableBytes()) throws {
         let config = start.config
         let globalBatch = settings.globalBatchSize ?? settings.microBatchSize * parallel.dataParallel
         guard trainExamples >= globalBatch else {
@@ -135,12 +138,18 @@ public final class Finetuner {
             throw FinetuneError.invalid("the layout does not fit: \(error)")
         }
         let distributed = settings.useDistributedOptimizer && parallel.dataParallel > 1
+        let sequenceParallel = settings.sequenceParallel && parallel.grid.tensorParallel > 1
+        // Everything this machine's ranks will allocate, against what it has, before allocating.
+        var run = MemoryCheckRun(microBatchSize: settings.microBatchSize, globalBatchSize: globalBatch, seqLength: settings.seqLength)
+        run.sequencesPerSample = settings.task.head.sequencesPerLabel
+        (run.distributedOptimizer, run.precision, run.sequenceParallel) = (distributed, settings.precision, sequenceParallel)
+        try MemoryRequirement.check(config: config, run: run, layout: parallel.grid, parallel: parallel, available: availableMemory)
         self.settings = settings
         self.parallel = parallel
         globalBatchSize = globalBatch
         model = try GPTModel(config: config, seed: UInt64(settings.seed), tensorParallel: parallel.tensor, part: part,
                              shardedOver: distributed ? parallel.dataParallel : 1, precision: settings.precision,
-                             sequenceParallel: settings.sequenceParallel && parallel.grid.tensorParallel > 1,
+                             sequenceParallel: sequenceParallel,
                              keepsMasterWeights: !(distributed && settings.precision != .fp32))
         var hyperparameters = AdamW.Hyperparameters(learningRate: 0)
         hyperparameters.weightDecay = Float(settings.weightDecay)

@@ -2,16 +2,16 @@ import Parameters
 
 extension GPTModel {
     /// Fills `store` (of this model's layout) with Megatron's initialization from the model's
-    /// seed: the full model is generated and, with tensor or pipeline parallelism, this rank's
-    /// shards sliced from it, so every layout starts from the same weights.
+    /// seed: the full model's tensors are generated and, with tensor or pipeline parallelism,
+    /// this rank's shards sliced from them, so every layout starts from the same weights.
     func initialize(_ store: ParameterStore) {
         generateFreshTensors(into: { store.pointer(at: $0) }, then: { _ in })
     }
 
     /// This rank's initial fp32 weights (those of `initialize`), handed to `deliver(values,
     /// layout offset, count)` one tensor at a time, so that the whole model never exists at once
-    /// in fp32 (but for the full model that tensor or pipeline parallelism slices from): a model
-    /// without master weights takes them (`receiveWeights`), as does its optimizer.
+    /// in fp32: a model without master weights takes them (`receiveWeights`), as does its
+    /// optimizer.
     public func forEachFreshTensor(_ deliver: (UnsafePointer<Float>, Int, Int) -> Void) {
         let tensor = FloatBuffer(count: layout.specs.map(\.count).max() ?? 0)
         generateFreshTensors(into: { _ in tensor.pointer }, then: { index in
@@ -31,37 +31,43 @@ extension GPTModel {
     /// handed to `deliver(values, layout offset, count)` in layout order.
     public func forEachShard(of full: ParameterStore, _ deliver: (UnsafePointer<Float>, Int, Int) -> Void) {
         let tensor = FloatBuffer(count: layout.specs.map(\.count).max() ?? 0)
-        sliceShards(of: full, into: { _ in tensor.pointer }, then: { index in
+        for (index, shard) in shards.enumerated() {
+            guard let source = full.layout.index(of: layout.specs[index].name) else {
+                preconditionFailure("the whole model has no \(layout.specs[index].name)")
+            }
+            shard.slice(full.pointer(at: source), into: tensor.pointer, fullShape: full.layout.specs[source].shape,
+                        rank: tensorParallelRank, size: tensorParallelSize)
             deliver(tensor.pointer, layout.offsets[index], layout.specs[index].count)
-        })
+        }
     }
 
-    /// Writes each of this rank's initial tensors, in layout order, where `destination(index)`
-    /// says, and calls `then(index)` after each.
+    /// Writes each of this rank's initial tensors where `destination(index)` says, and calls
+    /// `then(index)` after each. With tensor or pipeline parallelism the whole model's tensors
+    /// are drawn in its order, one at a time into a buffer of the largest (every layout draws the
+    /// same numbers), and this rank slices those it holds: the whole model never exists at once.
     private func generateFreshTensors(into destination: (Int) -> UnsafeMutablePointer<Float>, then: (Int) -> Void) {
+        var rng = RandomGenerator(seed: seed)
         if tensorParallelSize == 1 && part.isWhole {
-            var rng = RandomGenerator(seed: seed)
             for (index, spec) in layout.specs.enumerated() {
                 Self.initialize(spec, into: destination(index), config: config, rng: &rng)
                 then(index)
             }
             return
         }
-        sliceShards(of: Self.freshWeights(config, seed: seed), into: destination, then: then)
-    }
-
-    /// Writes this rank's shard of each tensor of the whole model `full`, in layout order, where
-    /// `destination(index)` says, and calls `then(index)` after each.
-    private func sliceShards(of full: ParameterStore, into destination: (Int) -> UnsafeMutablePointer<Float>,
-                             then: (Int) -> Void) {
-        for (index, shard) in shards.enumerated() {
-            guard let source = full.layout.index(of: layout.specs[index].name) else {
-                preconditionFailure("the whole model has no \(layout.specs[index].name)")
-            }
-            shard.slice(full.pointer(at: source), into: destination(index), fullShape: full.layout.specs[source].shape,
-                        rank: tensorParallelRank, size: tensorParallelSize)
+        let whole = Self.parameterSpecs(config)
+        let tensor = FloatBuffer(count: whole.map(\.count).max() ?? 0)
+        var held = [String: Int]()
+        for (index, spec) in layout.specs.enumerated() { held[spec.name] = index }
+        var sliced = 0
+        for spec in whole {
+            Self.initialize(spec, into: tensor.pointer, config: config, rng: &rng)
+            guard let index = held[spec.name] else { continue }
+            shards[index].slice(tensor.pointer, into: destination(index), fullShape: spec.shape, rank: tensorParallelRank,
+                                size: tensorParallelSize)
             then(index)
+            sliced += 1
         }
+        precondition(sliced == layout.specs.count, "the whole model lacks some of this rank's tensors")
     }
 
     /// Sets a model without master weights from whole fp32 weights (fresh, or a checkpoint's):

@@ -12,11 +12,12 @@ import Pipeline
 /// What one rank of a training run allocates, from the sizes this implementation really
 /// allocates (`GPTMemory` for activations and scratch, the parameter layout for weights): the
 /// weights and gradients, the Adam moments (a 1/DP shard of them with ZeRO-1, plus its
-/// buffers), the full model built once at start-up and sliced (tensor or pipeline parallelism),
-/// and the activations of the micro-batches in flight (the schedule's peak) with the shared
-/// scratch. The start-up copy is freed before the optimizer and the activations exist (bf16 and
-/// fp16 under ZeRO-1: the optimizer exists at start-up, taking its master shard a tensor at a
-/// time, or from a checkpoint's weights read whole).
+/// buffers), the whole-model tensor that fresh weights are sliced from at start-up (tensor or
+/// pipeline parallelism: one at a time, the largest counted), and the activations of the
+/// micro-batches in flight (the schedule's peak) with the shared scratch. The start-up buffers
+/// are freed before the optimizer and the activations exist (bf16 and fp16 under ZeRO-1: the
+/// optimizer exists at start-up, taking its master shard a tensor at a time, or from a
+/// checkpoint's weights read whole).
 public struct MemoryRequirement: Sendable, CustomStringConvertible {
     public var weightsAndGradients = 0.0
     public var optimizer = 0.0
@@ -26,7 +27,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
     /// Micro-batches whose activations are held at once (the schedule's peak on this stage).
     public var microBatchesInFlight = 0
 
-    /// The peak: start-up (weights, gradients, full model) or a step, whichever is larger.
+    /// The peak: start-up (weights, gradients, start-up buffers) or a step, whichever is larger.
     public var peak: Double {
         weightsAndGradients + max(initialization, optimizer + activations + scratch)
     }
@@ -53,17 +54,17 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
             // The optimizer holds the fp32 master weights' shard and the piece of every shard one
             // all-gather moves (the gradients are reduced in place); the model its low-precision copy,
             // the fp32 copy of what it reads in fp32 and the padded fp32 gradients. At start-up
-            // the fresh weights come a tensor at a time (from the full model, when sliced); a
-            // checkpoint's are read whole for a moment.
+            // the fresh weights come a tensor at a time (sliced from a whole-model tensor under TP
+            // or PP); a checkpoint's are read whole for a moment.
             let d = Double(layout.dataParallel)
             let shard = (parameters / d).rounded(.up)
             let gather = min(shard, Double(DistributedOptimizer.masterGatherChunk)) * d
             optimizer = 4 * (2 * shard + shard + gather)
             let readInFP32 = Self.parameterCount(config, tensorParallel: t, stage: stage, stages: p, readInFP32Only: true)
             weightsAndGradients = 4 * shard * d + Double(precision.operandBytes) * parameters + 4 * readInFP32
-            let fullModel = t > 1 || p > 1 ? 4 * Self.parameterCount(config, tensorParallel: 1, stage: 0, stages: 1) : 0
             let largestTensor = 4 * Double(GPTModel.parameterSpecs(config.oneLayer, tensorParallel: t).map(\.count).max() ?? 0)
-            initialization = optimizer + max(fullModel + largestTensor, loadsCheckpoint ? 4 * parameters : 0)
+            initialization = optimizer + max(Self.wholeTensorBytes(config, layout: layout) + largestTensor,
+                                             loadsCheckpoint ? 4 * parameters : 0)
         } else if sharded {
             // The moments' shard: the gradients are reduce-scattered and the weights all-gathered
             // in place, in buffers padded to dp equal shards.
@@ -76,7 +77,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         if !(sharded && precision != .fp32) {
             // bf16 and fp16 keep a low-precision copy of the weights for the GEMMs.
             weightsAndGradients += Double(precision.operandBytes) * parameters
-            if t > 1 || p > 1 { initialization = 4 * Self.parameterCount(config, tensorParallel: 1, stage: 0, stages: 1) }
+            initialization = Self.wholeTensorBytes(config, layout: layout)
         }
         let microBatches = max(1, globalBatchSize / (microBatchSize * layout.dataParallel))
         let kind: PipelineScheduleKind = v > 1 ? .interleaved(virtualStages: v) : .oneForwardOneBackward
@@ -120,6 +121,13 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         return total
     }
 
+    /// The buffer a rank under tensor or pipeline parallelism draws the whole model's fresh
+    /// tensors into, one at a time, before slicing its own (`GPTModel.initialize`): the largest.
+    static func wholeTensorBytes(_ config: GPTConfig, layout: RankGrid) -> Double {
+        guard layout.tensorParallel > 1 || layout.pipelineParallel > 1 else { return 0 }
+        return 4 * Double(GPTModel.parameterSpecs(config.oneLayer).map(\.count).max() ?? 0)
+    }
+
     /// The divisors of `n`, ascending.
     static func divisors(of n: Int) -> [Int] {
         var small = [Int](), large = [Int]()
@@ -132,69 +140,6 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
             d += 1
         }
         return small + large.reversed()
-    }
-
-    /// Ranks that share this machine's memory: every rank thread of this process, or under
-    /// mpirun the local rank count Open MPI, MPICH or Slurm tell (1 when none does).
-    public static func ranksOnThisMachine(_ parallel: ParallelState) -> Int {
-        if let world = parallel.world, world is ThreadCommunicator { return world.size }
-        for name in ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"] {
-            if let value = getenv(name), let count = Int(String(cString: value)), count > 0 { return count }
-        }
-        return 1
-    }
-
-    /// Refuses a run whose ranks on this machine need more memory than it has available,
-    /// before anything large is allocated; the error gives the figures and what would fit.
-    /// Returns each pipeline stage's requirement for the run as configured.
-    @discardableResult
-    static func check(config: GPTConfig, training: TrainingConfig, layout: RankGrid, parallel: ParallelState,
-                      available: Double? = SystemMemory.availableBytes()) throws(TrainingError) -> [MemoryRequirement] {
-        let threads = ThreadPool.current.threadCount
-        let globalBatch = training.globalBatchSize
-        func need(microBatch: Int, seqLength: Int) -> (total: Double, busiest: MemoryRequirement, stages: [MemoryRequirement]) {
-            var config = config
-            // The position embedding follows --seq-length unless --max-position-embeddings is given.
-            if training.maxPositionEmbeddings == nil { config.maxPositionEmbeddings = seqLength }
-            let stages = (0..<layout.pipelineParallel).map {
-                MemoryRequirement(config: config, layout: layout, stage: $0, microBatchSize: microBatch, globalBatchSize: globalBatch,
-                                  seqLength: seqLength, distributedOptimizer: training.useDistributedOptimizer, threads: threads,
-                                  recomputation: training.recomputation, precision: training.precision,
-                                  sequenceParallel: training.usesSequenceParallel, loadsCheckpoint: training.load != nil)
-            }
-            let busiest = stages.max { $0.peak < $1.peak }!
-            let ranks = ranksOnThisMachine(parallel)
-            // Rank threads: every (TP, DP) copy of every stage lives here; processes: the busiest stage per rank.
-            let total = ranks == layout.world && parallel.world is ThreadCommunicator
-                ? Double(layout.tensorParallel * layout.dataParallel) * stages.reduce(0) { $0 + $1.peak }
-                : Double(ranks) * busiest.peak
-            return (total, busiest, stages)
-        }
-        let (total, busiest, stages) = need(microBatch: training.microBatchSize, seqLength: training.seqLength)
-        guard let available, total > available else { return stages }
-        var advice: String
-        // The micro-batch sizes the global batch allows (it must stay a multiple of b x DP),
-        // largest first. The need is not monotone in them (fewer micro-batches may be in flight),
-        // so each is tried; there are few.
-        let perReplica = max(1, globalBatch / layout.dataParallel)
-        if training.microBatchSize > 1,
-           let fitting = Self.divisors(of: perReplica).filter({ $0 < training.microBatchSize }).reversed()
-               .first(where: { need(microBatch: $0, seqLength: training.seqLength).total <= available }) {
-            advice = "--micro-batch-size \(fitting) would fit"
-        } else if need(microBatch: 1, seqLength: 1).total <= available {
-            // The need grows with the sequence length: the longest that fits with one sample.
-            var fits = 1, tooLong = training.seqLength
-            while tooLong - fits > 1 {
-                let middle = fits + (tooLong - fits) / 2
-                if need(microBatch: 1, seqLength: middle).total <= available { fits = middle } else { tooLong = middle }
-            }
-            advice = "even one sample per micro-batch does not fit; --seq-length \(fits) would"
-        } else {
-            advice = "even one sample per micro-batch does not fit: reduce the model (layers, hidden size, vocabulary) "
-                + "or spread it over more tensor/pipeline-parallel ranks"
-        }
-        throw .memory("this run needs about \(SystemMemory.describe(total)) on this machine but \(SystemMemory.describe(available)) is available "
-                      + "(busiest rank: \(busiest)); \(advice)")
     }
 }
 
