@@ -106,6 +106,7 @@ extension BERTSampleIndex {
             "document_count": \(dataset.documentCount),
             "sequence_count": \(dataset.sequenceCount),
             "token_count": \(dataset.tokenCount),
+            "index_digest": "\(dataset.indexDigest)",
             "index_split": "\(DataSplit.names[splitIndex])",
             "split": \(JSONValue.string(split.text).serialized),
             "split_range": [\(documents.lowerBound), \(documents.upperBound)],

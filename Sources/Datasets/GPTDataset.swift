@@ -90,6 +90,7 @@ public final class GPTDataset: @unchecked Sendable {
             "dataset_path": \(JSONValue.string(dataset.prefix).serialized),
             "sequence_count": \(dataset.sequenceCount),
             "token_count": \(dataset.tokenCount),
+            "index_digest": "\(dataset.indexDigest)",
             "index_split": "\(DataSplit.names[splitIndex])",
             "split": \(JSONValue.string(config.split.text).serialized),
             "split_range": [\(range.lowerBound), \(range.upperBound)],

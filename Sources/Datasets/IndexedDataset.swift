@@ -78,6 +78,17 @@ public final class IndexedDataset: @unchecked Sendable {
     /// Total tokens.
     public var tokenCount: Int { bin.bytes.count / dtype.size }
 
+    /// A digest of the index (every sequence's length and the document boundaries), which the
+    /// sample indices are built from: a dataset preprocessed again with the same counts but other
+    /// documents does not reuse the old one's cached indices. 64-bit FNV-1a over the values, a
+    /// word each, as 16 hex digits.
+    public var indexDigest: String {
+        var hash = FNV1a64()
+        for length in sequenceLengths { hash.add(UInt64(UInt32(bitPattern: length))) }
+        for boundary in documentIndices { hash.add(UInt64(bitPattern: boundary)) }
+        return hash.hex
+    }
+
     /// Copies `count` tokens of sequence `sequence`, starting at token `offset`, into `output`.
     public func read(sequence: Int, offset: Int = 0, count: Int, into output: UnsafeMutablePointer<Int32>) {
         precondition(offset >= 0 && count >= 0 && offset + count <= Int(sequenceLengths[sequence]),

@@ -87,6 +87,30 @@ import Testing
         #expect(!rebuilt.loadedFromCache && rebuilt.index == first.index)
     }
 
+    /// A corpus preprocessed again in place, with as many sequences and tokens as before but
+    /// other documents, is not served the old corpus's cached indices.
+    @Test func aCorpusWithTheSameCountsButOtherDocumentsIsReindexed() throws {
+        let prefix = DataFixtures.temporaryDirectory() + "/corpus"
+        func write(_ cuts: [Int]) throws -> IndexedDataset {
+            let writer = try IndexedDatasetWriter(prefix: prefix, dtype: .uint16)
+            for (start, end) in zip(cuts, cuts.dropFirst()) { try writer.add(document: (start..<end).map { Int32($0 + 1) }) }
+            try writer.finish()
+            return try IndexedDataset(prefix: prefix)
+        }
+        var config = GPTDatasetConfig(sequenceLength: 4, split: try DataSplit("1,0,0"), endOfDocumentID: 0)
+        config.cacheDirectory = DataFixtures.temporaryDirectory()
+        let first = try write([0, 3, 20, 40])
+        let old = try GPTDataset(dataset: first, config: config, splitIndex: 0, sampleCount: 20)
+        let second = try write([0, 15, 22, 40])
+        #expect(second.sequenceCount == first.sequenceCount && second.tokenCount == first.tokenCount)
+        #expect(second.indexDigest != first.indexDigest)
+        let reread = try GPTDataset(dataset: second, config: config, splitIndex: 0, sampleCount: 20)
+        var elsewhere = config
+        elsewhere.cacheDirectory = DataFixtures.temporaryDirectory()
+        let fresh = try GPTDataset(dataset: second, config: elsewhere, splitIndex: 0, sampleCount: 20)
+        #expect(!reread.loadedFromCache && reread.index == fresh.index && fresh.index != old.index)
+    }
+
     @Test func blendingIndicesMatchMegatronCore() throws {
         for item in Self.blends["build_blending_indices"]!.array {
             let weights = Blending.normalize(item["raw_weights"]!.array.map { $0.number! })
