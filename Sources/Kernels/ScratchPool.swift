@@ -5,7 +5,8 @@ import Synchronization
 import Accelerator
 
 /// Reusable 64-byte aligned scratch for kernels that need a temporary buffer per call (the
-/// emulated bf16 GEMM's widened operands, oneDNN's scratchpad): a block freed by one call is
+/// emulated bf16 GEMM's widened operands, oneDNN's scratchpad; with a GPU active, GPU memory:
+/// the bf16 embedding tables widened there): a block freed by one call is
 /// taken by the next instead of allocating and faulting in fresh pages every time. Safe from
 /// several threads (rank threads multiply at the same time, each with its own block).
 public enum ScratchPool {
@@ -28,8 +29,11 @@ public enum ScratchPool {
     }
 
     private static func take(_ bytes: Int) -> Block {
+        // With a GPU active, only its (managed) memory: a host block left by `GPU.withCPU`'s
+        // reference runs cannot be handed to a GPU kernel.
+        let gpu = GPU.active
         if let block = idle.withLock({ blocks -> Block? in
-            guard let index = blocks.firstIndex(where: { $0.bytes >= bytes }) else { return nil }
+            guard let index = blocks.firstIndex(where: { $0.bytes >= bytes && gpu?.owns($0.pointer) != false }) else { return nil }
             return blocks.remove(at: index)
         }) {
             return block
