@@ -14,6 +14,11 @@ public final class IndexedDataset: @unchecked Sendable {
     public let sequenceOffsets: [Int64]
     /// Document boundaries: document i is sequences `documentIndices[i] ..< documentIndices[i+1]`.
     public let documentIndices: [Int64]
+    /// A digest of the index (every sequence's length and the document boundaries), which the
+    /// sample indices are built from: a dataset preprocessed again with the same counts but other
+    /// documents does not reuse the old one's cached indices. 64-bit FNV-1a over the values, a
+    /// word each, as 16 hex digits.
+    public let indexDigest: String
     private let bin: MappedFile
 
     /// Opens `prefix.idx` and `prefix.bin`.
@@ -69,6 +74,10 @@ public final class IndexedDataset: @unchecked Sendable {
               zip(documentIndices, documentIndices.dropFirst()).allSatisfy({ $0 <= $1 }) else {
             throw corrupt("document boundaries must rise from 0 to the sequence count \(s)")
         }
+        var hash = FNV1a64()
+        for length in sequenceLengths { hash.add(UInt64(UInt32(bitPattern: length))) }
+        for boundary in documentIndices { hash.add(UInt64(bitPattern: boundary)) }
+        indexDigest = hash.hex
     }
 
     /// Number of sequences.
@@ -77,17 +86,6 @@ public final class IndexedDataset: @unchecked Sendable {
     public var documentCount: Int { documentIndices.count - 1 }
     /// Total tokens.
     public var tokenCount: Int { bin.bytes.count / dtype.size }
-
-    /// A digest of the index (every sequence's length and the document boundaries), which the
-    /// sample indices are built from: a dataset preprocessed again with the same counts but other
-    /// documents does not reuse the old one's cached indices. 64-bit FNV-1a over the values, a
-    /// word each, as 16 hex digits.
-    public var indexDigest: String {
-        var hash = FNV1a64()
-        for length in sequenceLengths { hash.add(UInt64(UInt32(bitPattern: length))) }
-        for boundary in documentIndices { hash.add(UInt64(bitPattern: boundary)) }
-        return hash.hex
-    }
 
     /// Copies `count` tokens of sequence `sequence`, starting at token `offset`, into `output`.
     public func read(sequence: Int, offset: Int = 0, count: Int, into output: UnsafeMutablePointer<Int32>) {

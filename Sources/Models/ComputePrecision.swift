@@ -8,7 +8,8 @@ import Parameters
 /// the fp32 weights (refreshed after every change, the fp32 ones stay the optimizer's master
 /// weights), activations and activation gradients are rounded to bf16 as they enter a GEMM and
 /// its output is rounded to bf16 (what Megatron stores), as is the embedding output (looked up in
-/// the bf16 copy: the sum of bf16 rows, as Megatron's bf16 model embeds). The logits
+/// the bf16 copy: the sum of bf16 rows, rounded, and BERT's token-type row added to that and
+/// rounded again, as Megatron's bf16 model embeds). The logits
 /// stay as the GEMM's fp32 accumulator leaves them (Megatron rounds them to bf16 and casts them
 /// back for the cross-entropy). LayerNorm statistics, the softmax, the cross-entropy, the
 /// residual stream (Megatron's `--fp32-residual-connection`), the gradients (accumulated in fp32

@@ -22,20 +22,23 @@ extension LinearPrecision {
         }
     }
 
-    /// Adds BERT's token-type rows (`[types, c]` at layout offset `table`) into `rows` embedded
-    /// rows, from the weights this precision computes with (as `embed`).
-    func addTokenTypes(_ embedded: UnsafeMutablePointer<Float>, types: UnsafePointer<Int32>, table: Int, typeCount: Int,
-                       params p: FP32Weights, rows: Int, channels c: Int) {
+    /// Adds row `rows[i]` of the table at layout offset `table` (`[*, c]`) into embedded row `i`,
+    /// for `count` rows, from the weights this precision computes with (as `embed`): BERT's
+    /// token types, or the positions of the tokens a decoding step appends.
+    func addRows(_ embedded: UnsafeMutablePointer<Float>, rows: UnsafePointer<Int32>, table: Int, params p: FP32Weights,
+                 count: Int, channels c: Int) {
         switch self {
         case .fp32:
-            BERTTokenTypes.forward(embedded, types: types, table: p + table, rows: rows, channels: c)
+            BERTTokenTypes.forward(embedded, types: rows, table: p + table, rows: count, channels: c)
         case .bf16(let operands):
             GPU.hostWillRead()
-            var widened = [Float](repeating: 0, count: typeCount * c)
-            BFloat16Conversion.widenSerial(out: &widened, inp: operands.weights + table, count: typeCount * c)
-            BERTTokenTypes.forward(embedded, types: types, table: widened, rows: rows, channels: c)
+            var row = [Float](repeating: 0, count: c)
+            for i in 0..<count {
+                BFloat16Conversion.widenSerial(out: &row, inp: operands.weights + table + Int(rows[i]) * c, count: c)
+                Residual.addInPlace(embedded + i * c, row, count: c)
+            }
         case .fp16(let operands):
-            BERTTokenTypes.forward(embedded, types: types, table: operands.weights + table, rows: rows, channels: c)
+            BERTTokenTypes.forward(embedded, types: rows, table: operands.weights + table, rows: count, channels: c)
         }
     }
 }

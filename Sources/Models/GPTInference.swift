@@ -93,12 +93,10 @@ public final class GPTInference {
               let finalLN = stage.finalLayerNorm else { preconditionFailure("decoding needs the whole model") }
         let precision = model.linearPrecision(operand: b.operand)
         var x = b.stream.pointer, other = b.stream.pointer + b.capacity * c
-        for r in 0..<n {
-            var id = tokens[r]
-            precision.embed(out: x + r * c, tokens: &id, words: embedding.wordEmbeddings,
-                            positions: positionTable + positions[r] * c, params: p, batch: 1, seqLength: 1, channels: c,
-                            vocabStart: embedding.vocabStart, vocabCount: embedding.vocabCount)
-        }
+        // The rows' tokens in one lookup, then each row's position.
+        precision.embed(out: x, tokens: tokens, words: embedding.wordEmbeddings, positions: nil, params: p, batch: 1,
+                        seqLength: n, channels: c, vocabStart: embedding.vocabStart, vocabCount: embedding.vocabCount)
+        precision.addRows(x, rows: positions.map { Int32($0) }, table: positionTable, params: p, count: n, channels: c)
         precision.roundInPlace(x, count: n * c)
         for (l, layer) in stage.layers.enumerated() {
             let buffers = TransformerLayerBuffers(

@@ -64,8 +64,9 @@ public final class GPTModel {
     /// the word embedding (a vocabulary range), of the QKV and fc1 weights (column parallel: its
     /// heads and its slice of the 4h units) and of the attention-projection and fc2 weights (row
     /// parallel), and full copies of LayerNorms, position embeddings and output biases. With a
-    /// pipeline `part`, it holds only that stage's layers, embedding and head. The full weights
-    /// are generated from `seed` and sliced, so every layout starts from the same model.
+    /// pipeline `part`, it holds only that stage's layers, embedding and head. The whole model's
+    /// tensors are generated from `seed` one at a time and sliced, so every layout starts from
+    /// the same model.
     /// `recomputation` trades the backward's saved activations for a second forward.
     /// `shardedOver` pads the weight and gradient buffers to a multiple of that many equal
     /// shards (the distributed optimizer's data-parallel size) so that it needs no staging copy.
@@ -200,9 +201,11 @@ public final class GPTModel {
             stage.embedding!.forward(out: acts.embedded.pointer, partial: s.sequenceGathered ?? acts.embedded.pointer,
                                      tokens: acts.tokens.pointer, batch: batch, seqLength: seqLength, params: p,
                                      precision: precision, region: region)
-            if let tokenTypes = stage.tokenTypeEmbedding, let bert = acts.bert, let types = config.bert?.tokenTypes {
-                precision.addTokenTypes(acts.embedded.pointer, types: bert.tokenTypes.pointer + region.firstLocalRow(n),
-                                        table: tokenTypes, typeCount: types, params: p, rows: region.localRows(n), channels: c)
+            if let tokenTypes = stage.tokenTypeEmbedding, let bert = acts.bert {
+                // As Megatron's low-precision sums: words + positions rounded, then the token types added.
+                precision.roundInPlace(acts.embedded.pointer, count: region.localRows(n) * c)
+                precision.addRows(acts.embedded.pointer, rows: bert.tokenTypes.pointer + region.firstLocalRow(n), table: tokenTypes,
+                                  params: p, count: region.localRows(n), channels: c)
             }
             precision.roundInPlace(acts.embedded.pointer, count: region.localRows(n) * c)
             dropout?.applyHidden(acts.embedded.pointer, rows: region.localRows(n), site: .embedding, layer: 0)

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Distributed
 import FileSupport
 import Kernels
@@ -108,7 +105,7 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
         for spec in GPTModel.parameterSpecs(one, tensorParallel: t) where !readInFP32Only || GPTModel.readsInFP32(spec.name) {
             let count = Double(spec.shape.reduce(1, *))
             if spec.name == wordEmbeddingName { embedding = count }
-            else if spec.name.hasPrefix("embedding.") { positions = count }
+            else if spec.name.hasPrefix("embedding.") { positions += count }  // and BERT's token types
             else if spec.name.hasPrefix("decoder.layers.") { layer += count }
             else { head += count }
         }
@@ -122,7 +119,8 @@ public struct MemoryRequirement: Sendable, CustomStringConvertible {
     }
 
     /// The buffer a rank under tensor or pipeline parallelism draws the whole model's fresh
-    /// tensors into, one at a time, before slicing its own (`GPTModel.initialize`): the largest.
+    /// tensors into, one at a time, before slicing its own (`GPTModel.initialize` and
+    /// `forEachFreshTensor`): the largest.
     static func wholeTensorBytes(_ config: GPTConfig, layout: RankGrid) -> Double {
         guard layout.tensorParallel > 1 || layout.pipelineParallel > 1 else { return 0 }
         return 4 * Double(GPTModel.parameterSpecs(config.oneLayer).map(\.count).max() ?? 0)

@@ -43,5 +43,12 @@ import Training
         let race = try Self.need(.race), asOneSequence = try Self.need(.race, sequencesPerSample: 1)
         #expect(FinetuneTask.race.head.sequencesPerLabel == 4)
         #expect(race.activations > 3.5 * asOneSequence.activations)
+        // The fine-tuner counts them: room for the questions as one sequence each is not enough.
+        let settings = FinetuningLayoutTests.settings(.race)
+        let start = try Finetuner.startingWeights(pretrained: try FinetuningLayoutTests.pretrained(), settings: settings)
+        #expect(throws: TrainingError.self) {
+            _ = try Finetuner(startingWeights: start, settings: settings, trainExamples: 24,
+                              availableMemory: (asOneSequence.peak + race.peak) / 2)
+        }
     }
 }

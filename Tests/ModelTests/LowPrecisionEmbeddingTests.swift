@@ -4,10 +4,11 @@ import Parameters
 import Testing
 import TestSupport
 
-/// In bf16 and fp16 the embedding output is the rounded sum of the *rounded* word, position
-/// (and BERT's token-type) rows, as Megatron's bf16 and fp16 models look tokens up in their
-/// low-precision weights; so a model whose fp32 master weights live in the distributed optimizer
-/// needs no fp32 copy of the embeddings.
+/// In bf16 and fp16 the embedding output is the rounded sum of the *rounded* word and position
+/// rows (BERT's: that, rounded, plus the rounded token-type row, rounded again), as Megatron's
+/// bf16 and fp16 models look tokens up in their low-precision weights and add in that
+/// precision; so a model whose fp32 master weights live in the distributed optimizer needs no
+/// fp32 copy of the embeddings.
 @Suite struct LowPrecisionEmbeddingTests {
     /// `value` rounded to `precision` (fp32: itself).
     static func rounded(_ value: Float, _ precision: ComputePrecision) -> Float {
@@ -19,7 +20,8 @@ import TestSupport
     }
 
     /// The embedding output of `model`'s last forward against rows summed from `tables` (layout
-    /// indices, each with the row index of every token) in `precision`.
+    /// indices, each with the row index of every token) in `precision`, as Megatron sums them:
+    /// the first two, then each further one, rounded after each sum.
     static func expectEmbedded(_ model: GPTModel, rows n: Int, tables: [(index: Int, row: (Int) -> Int)],
                                precision: ComputePrecision) throws {
         let c = model.config.hiddenSize
@@ -28,9 +30,9 @@ import TestSupport
         for r in 0..<n {
             for i in 0..<c {
                 var sum: Float = 0, exact: Float = 0
-                for table in tables {
+                for (k, table) in tables.enumerated() {
                     let weight = model.params.pointer(at: table.index)[table.row(r) * c + i]
-                    sum += rounded(weight, precision)
+                    sum = (k < 2 ? sum : rounded(sum, precision)) + rounded(weight, precision)
                     exact += weight
                 }
                 if embedded[r * c + i].bitPattern != rounded(sum, precision).bitPattern { mismatches += 1 }

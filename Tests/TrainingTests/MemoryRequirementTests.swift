@@ -172,8 +172,8 @@ import Testing
 
     /// With ZeRO-1 over 4 ranks of a larger model (so that the all-gather's staging is small), the
     /// local plan's weights, gradients and optimizer state match what `train` counts in every
-    /// precision: in bf16 and fp16 the master-weight shard and the fp32 copy of the embeddings,
-    /// LayerNorms and biases instead of whole fp32 weights.
+    /// precision: in bf16 and fp16 the master-weight shard and the fp32 copy of the LayerNorms
+    /// and biases instead of whole fp32 weights.
     @Test(arguments: [MemoryModel.Precision.fp32, .bf16, .fp16])
     func localPlanCountsShardedMasterWeights(precision: MemoryModel.Precision) throws {
         let model = GPTConfig(numLayers: 8, hiddenSize: 512, numAttentionHeads: 8, maxPositionEmbeddings: 256, vocabSize: 8192)

@@ -48,6 +48,10 @@ import Testing
             #expect(rank[2] == (rank[3] + 1) / 2)
             #expect(rank[4] == rank[5] && rank[5] + rank[6] < rank[3] && rank[6] > 0)
         }
+        for name in ["embedding.word_embeddings.weight", "embedding.position_embeddings.weight",
+                     "embedding.tokentype_embeddings.weight", "decoder.layers.0.input_layernorm.weight"] {
+            #expect(GPTModel.readsInFP32(name) == name.hasPrefix("decoder."), "\(name)")
+        }
     }
 
     /// The checkpoint of a sharded bf16 run holds the gathered fp32 master weights: one fp32 rank
