@@ -66,9 +66,32 @@ extension MemoryRequirement {
     /// Refuses a run whose ranks on this machine need more memory than it has available,
     /// before anything large is allocated; the error gives the figures and what would fit.
     /// Returns each pipeline stage's requirement for the run as configured.
+    ///
+    /// Every rank of the world calls it, and the ranks decide together: a rank that finds the
+    /// run does not fit refuses with the figures, and every other rank refuses with it, instead of
+    /// going on to wait for it in a collective. No rank allocates before all have measured.
     @discardableResult
     public static func check(config: GPTConfig, run: MemoryCheckRun, layout: RankGrid, parallel: ParallelState,
                              available: Double? = SystemMemory.availableBytes()) throws(TrainingError) -> [MemoryRequirement] {
+        let verdict: Result<[MemoryRequirement], TrainingError>
+        do throws(TrainingError) {
+            verdict = .success(try checkThisRank(config: config, run: run, layout: layout, parallel: parallel, available: available))
+        } catch {
+            verdict = .failure(error)
+        }
+        if let world = parallel.world, world.size > 1 {
+            var refusals: Float = if case .failure = verdict { 1 } else { 0 }
+            world.allReduce(&refusals, count: 1, operation: .sum)
+            if refusals > 0, case .success = verdict {
+                throw .memory("\(Int(refusals)) other rank(s) found that this run does not fit in memory (see their error)")
+            }
+        }
+        return try verdict.get()
+    }
+
+    /// `check`'s measure and decision on this rank alone.
+    private static func checkThisRank(config: GPTConfig, run: MemoryCheckRun, layout: RankGrid, parallel: ParallelState,
+                                      available: Double?) throws(TrainingError) -> [MemoryRequirement] {
         let threads = ThreadPool.current.threadCount
         let sequences = run.sequencesPerSample
         func need(microBatch: Int, seqLength: Int) -> (total: Double, busiest: MemoryRequirement, stages: [MemoryRequirement]) {

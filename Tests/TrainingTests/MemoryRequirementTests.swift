@@ -26,6 +26,33 @@ import Testing
         #expect(message?.contains("reduce the model") == true, "\(message ?? "not refused")")
     }
 
+    /// The ranks decide together: a rank that finds the run does not fit refuses with the
+    /// figures, and the others refuse with it instead of going on to wait for it in a collective.
+    @Test func theRanksRefuseTogether() throws {
+        let model = GPTConfig(numLayers: 2, hiddenSize: 32, numAttentionHeads: 2, maxPositionEmbeddings: 64, vocabSize: 2048)
+        let run = MemoryCheckRun(microBatchSize: 1, globalBatchSize: 2, seqLength: 64)
+        for short in [0, 1] {
+            let messages = try ThreadCommunicator.run(size: 2) { world -> String in
+                let parallel = try ParallelState(world: world, tensorParallel: 1, pipelineParallel: 1)
+                do {
+                    try MemoryRequirement.check(config: model, run: run, layout: parallel.grid, parallel: parallel,
+                                                available: world.rank == short ? 1_000 : nil)
+                    return "fits"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            #expect(messages[short].contains("this run needs about"), "\(messages)")
+            #expect(messages[1 - short] == "1 other rank(s) found that this run does not fit in memory (see their error)")
+        }
+        // Ranks that all fit go on.
+        let fits = try ThreadCommunicator.run(size: 2) { world -> Int in
+            let parallel = try ParallelState(world: world, tensorParallel: 1, pipelineParallel: 1)
+            return try MemoryRequirement.check(config: model, run: run, layout: parallel.grid, parallel: parallel, available: nil).count
+        }
+        #expect(fits == [1, 1])
+    }
+
     @Test func anAbsurdSequenceLengthIsRefused() throws {
         let config = try Self.config([("seq-length", .number(100_000_000))])
         #expect(throws: TrainingError.self) { _ = try Trainer(config: config, vocabularySize: 2048, endOfDocument: 0) }
