@@ -22,6 +22,11 @@ import Testing
         return (process.terminationStatus, String(decoding: printed, as: UTF8.self), String(decoding: complained, as: UTF8.self))
     }
 
+    /// A `finetune` command line that gets as far as its flag checks (its data does not exist).
+    static let finetune = ["finetune", "--task", "mnli", "--train-data", "/nonexistent/a.jsonl", "--valid-data", "b.jsonl",
+                           "--pretrained-checkpoint", "c", "--tokenizer-type", "BertWordPieceLowerCase",
+                           "--vocab-file", "Tests/DataTests/Fixtures/wordpiece/uncased/vocab.txt"]
+
     @Test(arguments: [
         (["generate", "--load", "/nonexistent", "--tokenizer-file", "t.json", "--temperature", "-1"],
          "Error: invalid --temperature: must be a finite number >= 0, got -1.0"),
@@ -48,29 +53,17 @@ import Testing
         (["finetune", "--task", "mnli", "--train-data", "a.jsonl", "--valid-data", "b.jsonl", "--pretrained-checkpoint", "c",
           "--tokenizer-file", "t.json"],
          "Error: finetune reads BERT's WordPiece: give --tokenizer-type BertWordPieceLowerCase or BertWordPieceCase with --vocab-file vocab.txt"),
-        (["finetune", "--task", "mnli", "--train-data", "/nonexistent/a.jsonl", "--valid-data", "b.jsonl", "--pretrained-checkpoint", "c",
-          "--tokenizer-type", "BertWordPieceLowerCase", "--vocab-file", "Tests/DataTests/Fixtures/wordpiece/uncased/vocab.txt",
-          "--lr-warmup-fraction", "2"],
+        (Self.finetune + ["--lr-warmup-fraction", "2"],
          "Error: --lr-warmup-fraction must be in [0, 1], got 2.0"),
-        (["finetune", "--task", "mnli", "--train-data", "/nonexistent/a.jsonl", "--valid-data", "b.jsonl", "--pretrained-checkpoint", "c",
-          "--tokenizer-type", "BertWordPieceLowerCase", "--vocab-file", "Tests/DataTests/Fixtures/wordpiece/uncased/vocab.txt",
-          "--hidden-dropout", "1"],
+        (Self.finetune + ["--hidden-dropout", "1"],
          "Error: --hidden-dropout must be in [0, 1), got 1.0"),
-        (["finetune", "--task", "mnli", "--train-data", "/nonexistent/a.jsonl", "--valid-data", "b.jsonl", "--pretrained-checkpoint", "c",
-          "--tokenizer-type", "BertWordPieceLowerCase", "--vocab-file", "Tests/DataTests/Fixtures/wordpiece/uncased/vocab.txt",
-          "--bf16", "--fp16"],
+        (Self.finetune + ["--bf16", "--fp16"],
          "Error: --bf16 and --fp16 exclude each other"),
-        (["finetune", "--task", "mnli", "--train-data", "/nonexistent/a.jsonl", "--valid-data", "b.jsonl", "--pretrained-checkpoint", "c",
-          "--tokenizer-type", "BertWordPieceLowerCase", "--vocab-file", "Tests/DataTests/Fixtures/wordpiece/uncased/vocab.txt",
-          "--tensor-model-parallel-size", "0"],
+        (Self.finetune + ["--tensor-model-parallel-size", "0"],
          "Error: --tensor-model-parallel-size must be at least 1, got 0"),
-        (["finetune", "--task", "mnli", "--train-data", "/nonexistent/a.jsonl", "--valid-data", "b.jsonl", "--pretrained-checkpoint", "c",
-          "--tokenizer-type", "BertWordPieceLowerCase", "--vocab-file", "Tests/DataTests/Fixtures/wordpiece/uncased/vocab.txt",
-          "--loss-scale", "1024"],
+        (Self.finetune + ["--loss-scale", "1024"],
          "Error: --loss-scale needs --fp16"),
-        (["finetune", "--task", "mnli", "--train-data", "/nonexistent/a.jsonl", "--valid-data", "b.jsonl", "--pretrained-checkpoint", "c",
-          "--tokenizer-type", "BertWordPieceLowerCase", "--vocab-file", "Tests/DataTests/Fixtures/wordpiece/uncased/vocab.txt",
-          "--sequence-parallel", "--tensor-model-parallel-size", "4", "--seq-length", "130"],
+        (Self.finetune + ["--sequence-parallel", "--tensor-model-parallel-size", "4", "--seq-length", "130"],
          "Error: --sequence-parallel: --seq-length 130 does not divide over --tensor-model-parallel-size 4"),
         (["tokenizer", "encode", "--tokenizer-type", "BertWordPieceLowerCase", "--vocab-file", "v.txt", "--merge-file", "m.txt"],
          "Error: --tokenizer-type BertWordPieceLowerCase takes --vocab-file (BERT's vocab.txt) alone"),
