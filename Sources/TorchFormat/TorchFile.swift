@@ -10,9 +10,14 @@ public final class TorchFile: @unchecked Sendable {
     private let prefix: String
 
     /// Reads `path`; a file that is not a readable `torch.save` archive is an error naming it.
-    public init(path: String) throws(FileError) {
-        self.path = path
-        archive = try ZipArchive(path: path)
+    public convenience init(path: String) throws(FileError) {
+        try self.init(archive: try ZipArchive(path: path))
+    }
+
+    /// Reads the `torch.save` archive `archive` (a file, or a blob inside one).
+    public init(archive: ZipArchive) throws(FileError) {
+        path = archive.path
+        self.archive = archive
         guard let pickle = archive.names.first(where: { $0.hasSuffix("data.pkl") && !$0.dropLast(8).contains("/data") }),
               let bytes = archive.bytes(of: pickle) else {
             throw FileError(path: path, reason: "no data.pkl: not a torch.save archive (the legacy pre-1.6 format is not read)")

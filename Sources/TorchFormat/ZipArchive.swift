@@ -1,11 +1,14 @@
 import FileSupport
 
 /// A ZIP archive whose entries are stored uncompressed, as `torch.save` writes them: the central
-/// directory (ZIP64 included) read from the end of the mapped file, each entry's bytes a slice of
+/// directory (ZIP64 included) read from the end of the mapped file (or of a byte range of it: the
+/// `torch.save` blobs inside a `torch.distributed.checkpoint` file), each entry's bytes a slice of
 /// the mapping. A truncated or damaged archive, or a compressed entry, is an error naming the file.
 public final class ZipArchive: @unchecked Sendable {
     public let path: String
     private let file: MappedFile
+    /// The archive's bytes: the whole mapping, or the range of it the archive occupies.
+    private let data: UnsafeRawBufferPointer
     /// Entry name -> its bytes' range in the file.
     private var entries: [String: Range<Int>] = [:]
     /// Entry names in the order of the central directory.
@@ -14,13 +17,26 @@ public final class ZipArchive: @unchecked Sendable {
     public init(path: String) throws(FileError) {
         self.path = path
         file = try MappedFile(path: path)
+        data = file.bytes
+        try readDirectory()
+    }
+
+    /// The archive stored at `range` of the mapped `file` (named `name` in errors); a range
+    /// outside the file is an error.
+    public init(file: MappedFile, range: Range<Int>, name: String) throws(FileError) {
+        path = name
+        self.file = file
+        guard range.lowerBound >= 0, range.upperBound <= file.bytes.count else {
+            throw FileError(path: name, reason: "bytes \(range) lie outside \(file.path) (\(file.bytes.count) bytes): truncated?")
+        }
+        data = UnsafeRawBufferPointer(rebasing: file.bytes[range])
         try readDirectory()
     }
 
     /// The bytes of entry `name`, valid while the archive is alive.
     public func bytes(of name: String) -> UnsafeRawBufferPointer? {
         guard let range = entries[name] else { return nil }
-        return UnsafeRawBufferPointer(rebasing: file.bytes[range])
+        return UnsafeRawBufferPointer(rebasing: data[range])
     }
 
     private func fail(_ reason: String) -> FileError { FileError(path: path, reason: "not a readable torch.save archive: \(reason)") }
@@ -28,20 +44,19 @@ public final class ZipArchive: @unchecked Sendable {
     /// The little-endian unsigned integer of `size` bytes at `offset`; one that does not fit
     /// the file (an offset or length from a damaged or hostile archive) is an error.
     private func integer(at offset: Int, _ size: Int) throws(FileError) -> Int {
-        guard offset >= 0, offset <= file.bytes.count - size else { throw fail("truncated (a record runs past the end)") }
+        guard offset >= 0, offset <= data.count - size else { throw fail("truncated (a record runs past the end)") }
         var value: UInt64 = 0
-        for i in 0..<size { value |= UInt64(file.bytes[offset + i]) << UInt64(8 * i) }
-        guard value <= UInt64(file.bytes.count) || size < 8 else { throw fail("a size or offset beyond the end of the file") }
+        for i in 0..<size { value |= UInt64(data[offset + i]) << UInt64(8 * i) }
+        guard value <= UInt64(data.count) || size < 8 else { throw fail("a size or offset beyond the end of the file") }
         return Int(value)
     }
 
     /// Whether `count` bytes from `start` lie inside the file (no arithmetic that can overflow).
     private func inside(_ start: Int, _ count: Int) -> Bool {
-        start >= 0 && count >= 0 && start <= file.bytes.count && count <= file.bytes.count - start
+        start >= 0 && count >= 0 && start <= data.count && count <= data.count - start
     }
 
     private func readDirectory() throws(FileError) {
-        let data = file.bytes
         // The end-of-central-directory record: its signature within the last 64 KiB + 22 bytes.
         var end = -1
         var i = data.count - 22

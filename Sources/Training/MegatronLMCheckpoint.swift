@@ -21,7 +21,11 @@ import TorchFormat
 public enum MegatronLMCheckpoint {
     /// The model in `directory` (a checkpoint root with its tracker file, or one iteration's
     /// folder) and the iteration it was saved at (0 for `release`).
+    /// A `torch_dist` checkpoint (megatron-core's `metadata.json` in the iteration folder) is read
+    /// by `readDistributed`.
     public static func read(directory: String) throws(TrainingError) -> (model: GPTModel, iteration: Int) {
+        let (folder, trackedIteration) = try iterationFolder(directory)
+        if isDistributed(folder) { return try readDistributed(folder: folder, trackedIteration: trackedIteration) }
         let checkpoint = try open(directory)
         return (try checkpoint.model(), checkpoint.iteration)
     }
@@ -192,7 +196,7 @@ public enum MegatronLMCheckpoint {
         let path = rank + "/model_optim_rng.pt"
         guard FileManager.default.fileExists(atPath: path) else {
             throw .checkpoint(path: path, reason: FileManager.default.fileExists(atPath: folder)
-                ? "missing (a torch_dist checkpoint? convert it to the legacy layout with Megatron-LM's --ckpt-format torch)"
+                ? "missing: neither a legacy checkpoint's rank file nor a torch_dist checkpoint's \(distributedMetadataName) is there"
                 : "missing: \(folder) does not exist")
         }
         do { return try TorchFile(path: path) } catch { throw .checkpoint(path: error.path, reason: error.reason) }

@@ -67,6 +67,10 @@ extension MegatronLMCheckpoint {
     /// error naming what it found.
     public static func readWithOptimizer(directory: String) throws(TrainingError)
         -> (model: GPTModel, iteration: Int, optimizer: MegatronLMOptimizerState) {
+        let (folder, _) = try iterationFolder(directory)
+        guard !isDistributed(folder) else {
+            throw .checkpoint(path: folder, reason: "a torch_dist checkpoint's optimizer state is not read; convert without --load-optimizer")
+        }
         let checkpoint = try open(directory)
         for precision in ["bf16", "fp16"] where checkpoint.arguments.flag(precision) {
             throw .checkpoint(path: checkpoint.folder, reason: "a --\(precision) run's optimizer state (its fp32 master weights beside the "

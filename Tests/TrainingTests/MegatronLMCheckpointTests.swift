@@ -43,8 +43,10 @@ import TestSupport
     /// `tp1-exact-gelu-ffn80` is a model with Megatron-LM's `--no-bias-gelu-fusion` (the exact erf
     /// GELU) and `--ffn-hidden-size 80` (not 4h); `tp2pp2-untied-eps1e-6` one with
     /// `--untie-embeddings-and-output-weights` and `--norm-epsilon 1e-6`, cut for TP 2 x PP 2;
-    /// `pp2-vp2` the first model saved by an interleaved run (2 stages x 2 model chunks).
-    @Test(arguments: ["tp1", "tp2pp2", "pp2-vp2", "tp1-exact-gelu-ffn80", "tp2pp2-untied-eps1e-6"])
+    /// `pp2-vp2` the first model saved by an interleaved run (2 stages x 2 model chunks); `dist-*`
+    /// the same models in the torch_dist format, saved by megatron-core from TP x PP ranks.
+    @Test(arguments: ["tp1", "tp2pp2", "pp2-vp2", "tp1-exact-gelu-ffn80", "tp2pp2-untied-eps1e-6",
+                      "dist-tp1", "dist-tp2pp2", "dist-tp2pp2-untied-eps1e-6"])
     func givesMegatronCoresLossLogitsAndGradients(checkpoint: String) throws {
         let variant = checkpoint.hasSuffix("exact-gelu-ffn80"), untied = checkpoint.hasSuffix("untied-eps1e-6")
         let expected = variant ? Self.expectedExactGELU : untied ? Self.expectedUntied : Self.expected

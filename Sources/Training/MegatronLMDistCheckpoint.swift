@@ -1,0 +1,102 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import FileSupport
+import Models
+import Parameters
+import TorchFormat
+
+/// Megatron-LM's `torch_dist` checkpoints (its default `--ckpt-format`), read into a whole
+/// `GPTModel`. An iteration folder holds megatron-core's `metadata.json` (naming the
+/// `torch_dist` backend), `common.pt` (a `torch.save` of `{'args', 'iteration', ...}`) and a
+/// `torch.distributed.checkpoint` of the sharded state (`DistributedCheckpoint`). Each model
+/// tensor is saved whole-shaped, whatever the TP x PP layout: the ranks' shards are chunks at
+/// their global offsets, and the layers are stacked on a leading axis of `num_layers` (key
+/// `decoder.layers.<name>`, layer i at index i). Parameter names are the Transformer Engine
+/// spec's (megatron-core saves the local spec's LayerNorms under them too).
+extension MegatronLMCheckpoint {
+    /// The file megatron-core writes into a sharded checkpoint's folder, naming its backend.
+    static let distributedMetadataName = "metadata.json"
+
+    /// Whether the iteration folder `folder` holds a sharded (`dist_checkpointing`) checkpoint.
+    static func isDistributed(_ folder: String) -> Bool {
+        FileManager.default.fileExists(atPath: folder + "/" + distributedMetadataName)
+    }
+
+    /// The model and iteration of the `torch_dist` checkpoint in iteration folder `folder`
+    /// (`trackedIteration` from the tracker file, when there is one).
+    static func readDistributed(folder: String, trackedIteration: Int?) throws(TrainingError) -> (model: GPTModel, iteration: Int) {
+        try checkBackend(folder)
+        let commonPath = folder + "/common.pt"
+        guard FileManager.default.fileExists(atPath: commonPath) else {
+            throw .checkpoint(path: commonPath, reason: "missing: a torch_dist checkpoint whose common state (args, iteration) lies "
+                              + "inside the sharded files, as newer megatron-core saves it, is not read")
+        }
+        let common: TorchFile, checkpoint: DistributedCheckpoint
+        do {
+            common = try TorchFile(path: commonPath)
+            checkpoint = try DistributedCheckpoint(folder: folder)
+        } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+        let config = try MegatronLMArguments(common).modelConfig()
+        let model: GPTModel
+        do { model = try GPTModel(config: config) } catch {
+            throw .checkpoint(path: commonPath, reason: "its model arguments are not a valid GPT: \(error)")
+        }
+        try place(checkpoint, into: model.params, config: config)
+        model.weightsDidChange()
+        return (model, trackedIteration ?? common.root.entries?["iteration"]?.int ?? 0)
+    }
+
+    /// metadata.json must name the `torch_dist` backend (not `zarr` or another).
+    private static func checkBackend(_ folder: String) throws(TrainingError) {
+        let path = folder + "/" + distributedMetadataName
+        let fields: JSONValue
+        do { fields = try JSONValue.parse(utf8: try MappedFile.read(path: path)) } catch {
+            throw .checkpoint(path: path, reason: "unreadable or not JSON: \(error)")
+        }
+        guard case let .string(backend)? = fields["sharded_backend"] else { throw .checkpoint(path: path, reason: "names no sharded_backend") }
+        guard backend == "torch_dist" else {
+            throw .checkpoint(path: path, reason: "sharded backend \(backend) is not read (only torch_dist)")
+        }
+    }
+
+    /// Fills `store` (the whole model's layout) from the checkpoint's model tensors: every
+    /// parameter must be there, with its shape; other keys (the optimizer's, `rng_state`,
+    /// `_extra_state`) are not model weights and are passed over.
+    private static func place(_ checkpoint: DistributedCheckpoint, into store: ParameterStore, config: GPTConfig) throws(TrainingError) {
+        let layout = store.layout, layerPrefix = "decoder.layers."
+        var filled = Set<String>()
+        func put(_ key: String, _ values: ArraySlice<Float>, shape: [Int]) throws(TrainingError) {
+            guard let name = try ourName(key, firstLayer: 0, untied: config.untieEmbeddingsAndOutputWeights, path: checkpoint.folder) else { return }
+            guard let index = layout.index(of: name) else {
+                throw .checkpoint(path: checkpoint.folder, reason: "\(key) is not a parameter of this GPT (an architecture this project does not implement?)")
+            }
+            guard layout.specs[index].shape == shape else {
+                throw .checkpoint(path: checkpoint.folder, reason: "\(key) has shape \(shape), expected \(layout.specs[index].shape) for the args' model")
+            }
+            values.withUnsafeBufferPointer { store.pointer(at: index).update(from: $0.baseAddress!, count: $0.count) }
+            filled.insert(name)
+        }
+        for key in checkpoint.keys where ["embedding.", "decoder.", "output_layer."].contains(where: key.hasPrefix) {
+            guard let shape = checkpoint.tensors[key]?.shape else { continue }
+            let values: [Float]
+            do { values = try checkpoint.floats(key) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+            guard key.hasPrefix(layerPrefix) else {
+                try put(key, values[...], shape: shape)
+                continue
+            }
+            guard shape.first == config.numLayers else {
+                throw .checkpoint(path: checkpoint.folder, reason: "\(key) stacks \(shape.first ?? 0) layers; the args say num_layers \(config.numLayers)")
+            }
+            let perLayer = values.count / config.numLayers, name = key.dropFirst(layerPrefix.count)
+            for layer in 0..<config.numLayers {
+                try put("\(layerPrefix)\(layer).\(name)", values[(layer * perLayer)..<((layer + 1) * perLayer)], shape: Array(shape.dropFirst()))
+            }
+        }
+        if let missing = layout.specs.first(where: { !filled.contains($0.name) }) {
+            throw .checkpoint(path: checkpoint.folder, reason: "holds no \(missing.name) (megatron-core's key for it is missing from .metadata)")
+        }
+    }
+}
