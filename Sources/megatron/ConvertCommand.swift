@@ -21,10 +21,12 @@ struct ConvertCommand: ParsableCommand {
         --output-format hf --input CKPT_DIR --output HF_DIR: a directory that
         transformers' GPT2LMHeadModel.from_pretrained loads with the same logits.
         --input-format megatron-lm --input MEGATRON_LM_CKPT --output CKPT_DIR: a Megatron-LM
-        checkpoint of the legacy layout (latest_checkpointed_iteration.txt, iter_NNNNNNN or
-        release, mp_rank_TT[_PPP]/model_optim_rng.pt; any TP x PP) as a checkpoint at
+        checkpoint (latest_checkpointed_iteration.txt, iter_NNNNNNN or release; the legacy
+        layout's mp_rank_TT[_PPP]/model_optim_rng.pt or a torch_dist checkpoint's
+        metadata.json, common.pt, .metadata and *.distcp; any TP x PP) as a checkpoint at
         iteration 0 with a fresh optimizer, its shape taken from the checkpoint's args; with
-        --load-optimizer, at its iteration with its Adam state (fp32, plain or distributed).
+        --load-optimizer (legacy layout only), at its iteration with its Adam state (fp32,
+        plain or distributed).
         --output-format megatron-lm --input CKPT_DIR --output MEGATRON_LM_CKPT
         [--target-tensor-model-parallel-size T] [--target-pipeline-model-parallel-size P]
         [--target-num-layers-per-virtual-pipeline-stage N] [--true-vocab-size V]:
