@@ -33,6 +33,9 @@ public final class DistributedCheckpoint: @unchecked Sendable {
     /// Tensor keys in the order of the metadata.
     public private(set) var keys: [String] = []
     public private(set) var tensors: [String: Tensor] = [:]
+    /// The byte entries (pickled objects: `_extra_state`, megatron-core's `common_state`) and
+    /// where their bytes are.
+    private var byteEntries: [String: (file: String, range: Range<Int>)] = [:]
     private var files: [String: MappedFile] = [:]
 
     /// The metadata's file name inside a checkpoint folder.
@@ -64,7 +67,10 @@ public final class DistributedCheckpoint: @unchecked Sendable {
         for (key, value) in tensorEntries.pairs {
             guard let name = key.string else { throw fail("a state-dict key that is not a string") }
             // BytesStorageMetadata entries (pickled objects such as _extra_state) are not tensors.
-            guard let fields = value.entries, let shape = fields["size"].flatMap(Self.size) else { continue }
+            guard let fields = value.entries, let shape = fields["size"].flatMap(Self.size) else {
+                if let place = storage[Self.chunkKey(name, [])] { byteEntries[name] = place }
+                continue
+            }
             guard let boxes = fields["chunks"]?.items else { throw fail("\(name) has no chunks") }
             var chunks = [Chunk]()
             var covered = 0
@@ -101,15 +107,30 @@ public final class DistributedCheckpoint: @unchecked Sendable {
         return whole
     }
 
+    /// Whether the checkpoint holds the byte entry `key`.
+    public func hasBytes(_ key: String) -> Bool { byteEntries[key] != nil }
+
+    /// The byte entry `key` read as the `torch.save` archive it holds (how megatron-core saves
+    /// its pickled objects).
+    public func torchFile(ofBytes key: String) throws(FileError) -> TorchFile {
+        guard let place = byteEntries[key] else { throw FileError(path: folder, reason: "holds no byte entry \(key)") }
+        return try torchFile(place.file, place.range, name: "\(folder)/\(place.file) bytes \(place.range) (\(key))")
+    }
+
+    /// The `torch.save` archive at `range` of `file` (mapped once per file).
+    private func torchFile(_ file: String, _ range: Range<Int>, name: String) throws(FileError) -> TorchFile {
+        let mapped: MappedFile
+        if let open = files[file] { mapped = open } else {
+            mapped = try MappedFile(path: folder + "/" + file)
+            files[file] = mapped
+        }
+        return try TorchFile(archive: try ZipArchive(file: mapped, range: range, name: name))
+    }
+
     /// One chunk's values: the `torch.save` archive at its range, holding a tensor of its sizes.
     private func read(_ chunk: Chunk, of key: String) throws(FileError) -> [Float] {
-        let mapped: MappedFile
-        if let open = files[chunk.file] { mapped = open } else {
-            mapped = try MappedFile(path: folder + "/" + chunk.file)
-            files[chunk.file] = mapped
-        }
         let name = "\(folder)/\(chunk.file) bytes \(chunk.range) (\(key) at \(chunk.offsets))"
-        let file = try TorchFile(archive: try ZipArchive(file: mapped, range: chunk.range, name: name))
+        let file = try torchFile(chunk.file, chunk.range, name: name)
         guard case let .tensor(saved) = file.root else { throw FileError(path: name, reason: "does not hold a tensor") }
         guard saved.shape == chunk.sizes else {
             throw FileError(path: name, reason: "holds a tensor of shape \(saved.shape), the metadata says \(chunk.sizes)")

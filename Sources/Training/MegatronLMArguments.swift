@@ -9,11 +9,16 @@ struct MegatronLMArguments {
     let path: String
 
     init(_ file: TorchFile) throws(TrainingError) {
-        guard let values = file.root.entries?["args"]?.entries else {
-            throw .checkpoint(path: file.path, reason: "no 'args' namespace: not a Megatron-LM checkpoint")
+        try self.init(state: file.root, path: file.path)
+    }
+
+    /// The `args` entry of the saved dict `state` (read from `path`).
+    init(state: PickleValue, path: String) throws(TrainingError) {
+        guard let values = state.entries?["args"]?.entries else {
+            throw .checkpoint(path: path, reason: "no 'args' namespace: not a Megatron-LM checkpoint")
         }
         self.values = values
-        path = file.path
+        self.path = path
     }
 
     /// Whether `name` is absent or None.

@@ -10,8 +10,9 @@ import TorchFormat
 
 /// Megatron-LM's `torch_dist` checkpoints (its default `--ckpt-format`), read into a whole
 /// `GPTModel`. An iteration folder holds megatron-core's `metadata.json` (naming the
-/// `torch_dist` backend), `common.pt` (a `torch.save` of `{'args', 'iteration', ...}`) and a
-/// `torch.distributed.checkpoint` of the sharded state (`DistributedCheckpoint`). Each model
+/// `torch_dist` backend), the common state (a `torch.save` of `{'args', 'iteration', ...}`:
+/// `common.pt`, or inside the sharded files) and a `torch.distributed.checkpoint` of the sharded
+/// state (`DistributedCheckpoint`). Each model
 /// tensor is saved whole-shaped, whatever the TP x PP layout: the ranks' shards are chunks at
 /// their global offsets, and the layers are stacked on a leading axis of `num_layers` (key
 /// `decoder.layers.<name>`, layer i at index i). Parameter names are the Transformer Engine
@@ -29,24 +30,34 @@ extension MegatronLMCheckpoint {
     /// (`trackedIteration` from the tracker file, when there is one).
     static func readDistributed(folder: String, trackedIteration: Int?) throws(TrainingError) -> (model: GPTModel, iteration: Int) {
         try checkBackend(folder)
-        let commonPath = folder + "/common.pt"
-        guard FileManager.default.fileExists(atPath: commonPath) else {
-            throw .checkpoint(path: commonPath, reason: "missing: a torch_dist checkpoint whose common state (args, iteration) lies "
-                              + "inside the sharded files, as newer megatron-core saves it, is not read")
-        }
-        let common: TorchFile, checkpoint: DistributedCheckpoint
-        do {
-            common = try TorchFile(path: commonPath)
-            checkpoint = try DistributedCheckpoint(folder: folder)
-        } catch { throw .checkpoint(path: error.path, reason: error.reason) }
-        let config = try MegatronLMArguments(common).modelConfig()
+        let checkpoint: DistributedCheckpoint
+        do { checkpoint = try DistributedCheckpoint(folder: folder) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+        let (common, commonPath) = try commonState(checkpoint)
+        let config = try MegatronLMArguments(state: common, path: commonPath).modelConfig()
         let model: GPTModel
         do { model = try GPTModel(config: config) } catch {
             throw .checkpoint(path: commonPath, reason: "its model arguments are not a valid GPT: \(error)")
         }
         try place(checkpoint, into: model.params, config: config)
         model.weightsDidChange()
-        return (model, trackedIteration ?? common.root.entries?["iteration"]?.int ?? 0)
+        return (model, trackedIteration ?? common.entries?["iteration"]?.int ?? 0)
+    }
+
+    /// The saved dict of everything that is not sharded (`args`, `iteration`, ...) and where it
+    /// was read: megatron-core 0.16 and earlier write it to `common.pt`; newer versions keep it
+    /// in the sharded files as the byte entry `common_state/shard_0_1`, a `torch.save` of a
+    /// one-element list.
+    private static func commonState(_ checkpoint: DistributedCheckpoint) throws(TrainingError) -> (PickleValue, String) {
+        let commonPath = checkpoint.folder + "/common.pt", entry = "common_state/shard_0_1"
+        do throws(FileError) {
+            if FileManager.default.fileExists(atPath: commonPath) { return (try TorchFile(path: commonPath).root, commonPath) }
+            guard checkpoint.hasBytes(entry) else {
+                throw FileError(path: commonPath, reason: "missing, and .metadata has no \(entry) entry either: the checkpoint's args are nowhere")
+            }
+            let file = try checkpoint.torchFile(ofBytes: entry)
+            guard let state = file.root.items?.first else { throw FileError(path: file.path, reason: "is not a list holding the common state") }
+            return (state, file.path)
+        } catch { throw .checkpoint(path: error.path, reason: error.reason) }
     }
 
     /// metadata.json must name the `torch_dist` backend (not `zarr` or another).

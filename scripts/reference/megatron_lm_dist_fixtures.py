@@ -10,6 +10,11 @@ Writes into Tests/TrainingTests/Fixtures/megatron-lm:
                                (the last stage's output layer tied to the word embedding)
   dist-tp2pp2-untied-eps1e-6/  the untied model of expected-untied-eps1e-6.json, TP 2 x PP 2
   dist-tp1-bf16/               the base model with bf16 parameters (Megatron's --bf16 model)
+  dist-tp1-common-inside/      the base model saved by a newer megatron-core (GitHub main, not on
+                               PyPI yet), which keeps the common state inside the sharded files
+                               (a bytes entry 'common_state/shard_0_1': torch.save of [common])
+                               instead of common.pt; written only when MEGATRON_CORE_SOURCE names
+                               a checkout's root (its megatron/core is imported instead of PyPI's)
 each as latest_checkpointed_iteration.txt and iter_0000007/ holding megatron-core's files:
 metadata.json, common.pt (args, iteration), .metadata (torch.distributed.checkpoint's pickled
 Metadata) and __R_N.distcp (each chunk a torch.save blob at an offset). The layers are stacked on
@@ -21,6 +26,9 @@ current_device), psutil, and one OpenMP thread (its writer forks).
 
     pip install megatron-core==0.16.1 torch numpy psutil
     OMP_NUM_THREADS=1 python3 scripts/reference/megatron_lm_dist_fixtures.py
+    MEGATRON_CORE_SOURCE=/path/to/Megatron-LM OMP_NUM_THREADS=1 python3 scripts/reference/megatron_lm_dist_fixtures.py
+
+(dist-tp1-common-inside was written from Megatron-LM commit d98e8a64dd.)
 """
 import os
 import shutil
@@ -30,7 +38,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if os.environ.get("MEGATRON_CORE_SOURCE"):  # read here so that the spawned ranks import it too
+    sys.path.insert(0, os.environ["MEGATRON_CORE_SOURCE"])
+sys.path.insert(1 if os.environ.get("MEGATRON_CORE_SOURCE") else 0, os.path.dirname(os.path.abspath(__file__)))
 import megatron_lm_fixtures as base  # noqa: E402
 
 ITERATION = base.ITERATION
@@ -120,6 +130,8 @@ def save(name, tp, pp, port, **variant):
 
 
 def main():
+    if os.environ.get("MEGATRON_CORE_SOURCE"):
+        return save("dist-tp1-common-inside", 1, 1, 29545)
     save("dist-tp1", 1, 1, 29541)
     save("dist-tp2pp2", 2, 2, 29542)
     save("dist-tp2pp2-untied-eps1e-6", 2, 2, 29543, model={"untied": True, "epsilon": 1e-6})
