@@ -245,6 +245,12 @@ public struct Unpickler {
                 throw fail("a tensor of shape \(shape), stride \(stride), offset \(offset) does not fit its storage of \(storage.count) elements", at: at)
             }
             return .tensor(tensor)
+        case ("torch._tensor", "_rebuild_from_type_v2"):
+            // (function, type, arguments, state): a tensor whose class is kept (plain torch.Tensor
+            // here: the fp32 master copies of Megatron's mixed-precision optimizer); rebuilt by
+            // calling the function, the type and state dropped.
+            guard arguments.count >= 3, let inner = arguments[2].items else { throw fail("_rebuild_from_type_v2 with unexpected arguments", at: at) }
+            return try reduce(arguments[0], inner, at: at)
         case ("_codecs", "encode"):
             guard let text = arguments.first?.string else { throw fail("_codecs.encode without a string", at: at) }
             return .bytes(text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) })  // latin-1

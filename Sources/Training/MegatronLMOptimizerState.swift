@@ -26,6 +26,9 @@ public struct MegatronLMOptimizerState {
     public let seed: Int
     /// Whether it came from the distributed optimizer's `distrib_optim.pt`.
     public let distributed: Bool
+    /// Whether the run was `--bf16`: the model returned with it holds the optimizer's fp32 master
+    /// weights, not the bf16 weights of the checkpoint's `model` entry.
+    public let bf16: Bool
 }
 
 extension MegatronLMCheckpoint {
@@ -49,7 +52,8 @@ extension MegatronLMCheckpoint {
                                                     consumedValidSamples: moments.consumedValidSamples, optimizerStep: moments.step,
                                                     seed: moments.seed))
         return "\(Checkpoint.directoryName(iteration: iteration)) (\(model.layout.totalCount) parameters from Megatron-LM iteration "
-            + "\(iteration), with its \(moments.distributed ? "distributed " : "")optimizer state at step \(moments.step))"
+            + "\(iteration), with its \(moments.distributed ? "distributed " : "")optimizer state at step \(moments.step)"
+            + (moments.bf16 ? " and its fp32 master weights)" : ")")
     }
 
     /// The model, iteration and Adam state of the checkpoint in `directory`. Both of Megatron-LM's
@@ -62,7 +66,10 @@ extension MegatronLMCheckpoint {
     ///   file holds, per model chunk, flat `exp_avg` and `exp_avg_sq` buffers with the parameters
     ///   in reverse order, each starting at a multiple of 64 elements; the step is in the
     ///   `optimizer` entry's parameter groups.
-    /// A state this reader does not know (mixed precision's fp32 master copies, several chained
+    /// A `--bf16` run's optimizers update fp32 master weights, which are read as the model's
+    /// weights: the plain one's `fp32_from_fp16_params` (per parameter group, in group order), the
+    /// distributed one's flat `param` in its (bfloat16, float32) buffer.
+    /// A state this reader does not know (an fp16 run's loss scaler and masters, several chained
     /// optimizers, extra parameter groups, a gradient buffer split into several buckets) is an
     /// error naming what it found.
     public static func readWithOptimizer(directory: String) throws(TrainingError)
@@ -72,17 +79,18 @@ extension MegatronLMCheckpoint {
             throw .checkpoint(path: folder, reason: "a torch_dist checkpoint's optimizer state is not read; convert without --load-optimizer")
         }
         let checkpoint = try open(directory)
-        for precision in ["bf16", "fp16"] where checkpoint.arguments.flag(precision) {
-            throw .checkpoint(path: checkpoint.folder, reason: "a --\(precision) run's optimizer state (its fp32 master weights beside the "
-                              + "\(precision) model) is not read; convert without --load-optimizer")
+        if checkpoint.arguments.flag("fp16") {
+            throw .checkpoint(path: checkpoint.folder, reason: "a --fp16 run's optimizer state (fp32 master weights and a loss scaler) "
+                              + "is not read; convert without --load-optimizer")
         }
+        let bf16 = checkpoint.arguments.flag("bf16")
         let model = try checkpoint.model()
         let layout = model.layout
-        var moments = [String: (m: [Float], v: [Float])]()  // by "stage/rank/name"
+        var moments = [String: AdamMoments]()  // by "stage/rank/name"
         var steps = Set<Int>()
         var distributed = false
         for file in checkpoint.files {
-            let found = try momentsOf(file)
+            let found = try momentsOf(file, bf16: bf16)
             for (name, values) in found.moments { moments["\(file.stage)/\(file.rank)/\(name)"] = values }
             steps.insert(found.step)
             distributed = distributed || found.distributed
@@ -91,25 +99,38 @@ extension MegatronLMCheckpoint {
             throw .checkpoint(path: checkpoint.folder, reason: "the rank files' optimizers have different step counts \(steps.sorted())")
         }
         let m = ParameterStore(layout: layout), v = ParameterStore(layout: layout)
-        for (store, first) in [(m, true), (v, false)] {
+        // A bf16 run's optimizer updates fp32 masters, which replace the rounded bf16 weights.
+        let targets: [(ParameterStore, KeyPath<AdamMoments, [Float]?>)] =
+            [(m, \.m), (v, \.v)] + (bf16 ? [(model.params, \.master)] : [])
+        for (store, part) in targets {
             try checkpoint.place(into: store) { file, entry throws(TrainingError) in
-                guard let name = entry.name, let values = moments["\(file.stage)/\(file.rank)/\(name)"] else {
+                guard let name = entry.name, let values = moments["\(file.stage)/\(file.rank)/\(name)"]?[keyPath: part] else {
                     throw .checkpoint(path: file.file.path, reason: "no optimizer state for \(entry.key)")
                 }
-                return first ? values.m : values.v
+                return values
             }
         }
+        if bf16 { model.weightsDidChange() }
         let arguments = checkpoint.arguments
         let state = MegatronLMOptimizerState(
             m: m, v: v, step: step, consumedSamples: try arguments.integer("consumed_train_samples", default: 0),
             consumedValidSamples: try arguments.integer("consumed_valid_samples", default: 0),
-            seed: try arguments.integer("seed", default: 1234), distributed: distributed)
+            seed: try arguments.integer("seed", default: 1234), distributed: distributed, bf16: bf16)
         return (model, checkpoint.iteration, state)
     }
 
-    /// One rank file's moments by this project's parameter name, and its step count.
-    static func momentsOf(_ file: RankFile) throws(TrainingError)
-        -> (moments: [String: (m: [Float], v: [Float])], step: Int, distributed: Bool) {
+    /// One parameter's Adam state: its moments and, for a mixed-precision run, its fp32 master
+    /// weights (optionals, so that each part is picked by a key path).
+    struct AdamMoments {
+        var m: [Float]?
+        var v: [Float]?
+        var master: [Float]?
+    }
+
+    /// One rank file's moments (and with `bf16` the fp32 masters) by this project's parameter
+    /// name, and its step count.
+    static func momentsOf(_ file: RankFile, bf16: Bool) throws(TrainingError)
+        -> (moments: [String: AdamMoments], step: Int, distributed: Bool) {
         let path = file.file.path
         guard let saved = file.file.root.entries?["optimizer"] else {
             throw .checkpoint(path: path, reason: "no optimizer state (saved with --no-save-optim?)")
@@ -117,51 +138,67 @@ extension MegatronLMCheckpoint {
         guard var dict = saved.entries else {
             throw .checkpoint(path: path, reason: "the optimizer state is a list (several chained optimizers), which is not read")
         }
-        // Megatron's distributed optimizer and its mixed-precision one nest the state one level down.
+        // Megatron's distributed optimizer and its mixed-precision one nest the state one level down;
+        // the mixed-precision one keeps its fp32 masters beside it, per parameter group.
+        let masters = dict["fp32_from_fp16_params"]?.items?.map { $0.items ?? [] }
         if dict["state"] == nil, let inner = dict["optimizer"]?.entries { dict = inner }
-        if file.file.root.entries?["optimizer"]?.entries?["fp32_from_fp16_params"] != nil {
-            throw .checkpoint(path: path, reason: "a mixed-precision optimizer's state (fp32 master copies of bf16/fp16 weights) is not read")
-        }
         guard let groups = dict["param_groups"]?.items?.compactMap(\.entries), !groups.isEmpty else {
             throw .checkpoint(path: path, reason: "the optimizer state has no param_groups")
         }
         if let state = dict["state"]?.entries {
-            return (try plainMoments(file, state: state, groups: groups), try plainStep(state, in: file.file), false)
+            guard bf16 == (masters != nil) else {
+                throw .checkpoint(path: path, reason: bf16 ? "a --bf16 run's optimizer without fp32_from_fp16_params (its fp32 master weights)"
+                                  : "fp32 master weights (fp32_from_fp16_params) in a run whose args say neither --bf16 nor --fp16")
+            }
+            return (try plainMoments(file, state: state, groups: groups, masters: masters), try plainStep(state, in: file.file), false)
         }
         guard let step = groups.first?["step"]?.double, step >= 0, step == step.rounded() else {
             throw .checkpoint(path: path, reason: "the distributed optimizer's param_groups hold no step count")
         }
-        return (try distributedMoments(file), Int(step), true)
+        return (try distributedMoments(file, bf16: bf16), Int(step), true)
     }
 
     /// Whether megatron-core puts a parameter in the weight-decayed group: neither a bias nor 1-D.
     static func decays(_ entry: Entry) -> Bool { entry.tensor.shape.count > 1 && !entry.key.hasSuffix(".bias") }
 
     /// The moments of a torch AdamW state dict: each group's `params` ids, in order, are the
-    /// file's parameters of that group's kind in `named_parameters` order.
-    static func plainMoments(_ file: RankFile, state: PickleDict, groups: [PickleDict]) throws(TrainingError)
-        -> [String: (m: [Float], v: [Float])] {
+    /// file's parameters of that group's kind in `named_parameters` order. `masters` (a
+    /// mixed-precision optimizer's `fp32_from_fp16_params`) holds per group the fp32 masters in
+    /// the same order.
+    static func plainMoments(_ file: RankFile, state: PickleDict, groups: [PickleDict], masters: [[PickleValue]]?) throws(TrainingError)
+        -> [String: AdamMoments] {
         let path = file.file.path
         let parameters = Array(file.chunks.joined())
-        var byID = [Int: Entry]()
-        for group in groups {
+        var byID = [Int: (entry: Entry, master: PickleValue?)]()
+        guard masters == nil || masters?.count == groups.count else {
+            throw .checkpoint(path: path, reason: "fp32_from_fp16_params holds \(masters?.count ?? 0) groups, the optimizer \(groups.count)")
+        }
+        for (index, group) in groups.enumerated() {
             let decayed = (group["wd_mult"]?.double ?? group["weight_decay"]?.double ?? 0) != 0
             let ids = group["params"]?.items?.compactMap(\.int) ?? []
             let members = parameters.filter { decays($0) == decayed }
-            guard ids.count == members.count else {
+            guard ids.count == members.count, masters.map({ $0[index].count == ids.count }) ?? true else {
                 throw .checkpoint(path: path, reason: "a parameter group of \(ids.count) ids does not match the model's \(members.count) "
                                   + (decayed ? "weight-decayed" : "undecayed") + " parameters (other parameter groups are not read)")
             }
-            for (id, entry) in zip(ids, members) { byID[id] = entry }
+            for (k, (id, entry)) in zip(ids, members).enumerated() { byID[id] = (entry, masters?[index][k]) }
         }
-        var moments = [String: (m: [Float], v: [Float])]()
-        for (id, entry) in byID {
+        var moments = [String: AdamMoments]()
+        for (id, (entry, master)) in byID {
             guard let name = entry.name else { continue }  // the tied copy: the first stage's moments are the same
             guard let values = state[String(id)]?.entries, case let .tensor(m)? = values["exp_avg"],
                   case let .tensor(v)? = values["exp_avg_sq"], m.shape == entry.tensor.shape, v.shape == entry.tensor.shape else {
                 throw .checkpoint(path: path, reason: "no exp_avg/exp_avg_sq of \(entry.tensor.shape) for parameter \(id) (\(entry.key))")
             }
-            moments[name] = (try file.file.floats(m, key: "exp_avg of \(entry.key)"), try file.file.floats(v, key: "exp_avg_sq of \(entry.key)"))
+            var found = AdamMoments(m: try file.file.floats(m, key: "exp_avg of \(entry.key)"),
+                                    v: try file.file.floats(v, key: "exp_avg_sq of \(entry.key)"))
+            if let master {
+                guard case let .tensor(tensor) = master, tensor.shape == entry.tensor.shape, tensor.storage.dtype == .float32 else {
+                    throw .checkpoint(path: path, reason: "the fp32 master of \(entry.key) is not an fp32 tensor of \(entry.tensor.shape)")
+                }
+                found.master = try file.file.floats(tensor, key: "fp32 master of \(entry.key)")
+            }
+            moments[name] = found
         }
         return moments
     }
@@ -191,8 +228,10 @@ extension MegatronLMCheckpoint {
 
     /// The moments of `distrib_optim.pt` beside `file`: for model chunk c, buffer c's flat
     /// `exp_avg` and `exp_avg_sq`, the chunk's parameters from last to first, each at the next
-    /// multiple of 64 elements (megatron-core's parameter-and-gradient buffer, one bucket).
-    static func distributedMoments(_ file: RankFile) throws(TrainingError) -> [String: (m: [Float], v: [Float])] {
+    /// multiple of 64 elements (megatron-core's parameter-and-gradient buffer, one bucket). The
+    /// buffer is keyed by its (parameter, gradient) dtypes: (float32, float32), or with `bf16`
+    /// (bfloat16, float32), whose flat `param` is then the fp32 masters.
+    static func distributedMoments(_ file: RankFile, bf16: Bool) throws(TrainingError) -> [String: AdamMoments] {
         let path = file.folder + "/distrib_optim.pt"
         guard FileManager.default.fileExists(atPath: path) else {
             throw .checkpoint(path: path, reason: "missing: the distributed optimizer keeps its moments there")
@@ -202,14 +241,23 @@ extension MegatronLMCheckpoint {
         guard let root = states.root.entries, root["buckets_coalesced"]?.int == 1 else {
             throw .checkpoint(path: path, reason: "not the coalesced-bucket layout megatron-core saves (buckets_coalesced)")
         }
-        var moments = [String: (m: [Float], v: [Float])]()
+        var moments = [String: AdamMoments]()
         for (chunk, parameters) in file.chunks.enumerated() {
-            guard let buffers = root[String(chunk)]?.entries, buffers.pairs.count == 1, isFloat32Pair(buffers.pairs[0].key),
+            let dtypes = bf16 ? "(bfloat16, float32)" : "(float32, float32)"
+            guard let buffers = root[String(chunk)]?.entries, buffers.pairs.count == 1,
+                  isDTypePair(buffers.pairs[0].key, parameter: bf16 ? "bfloat16" : "float32"),
                   let buffer = buffers.pairs[0].value.entries,
                   case let .tensor(m)? = buffer["exp_avg"], case let .tensor(v)? = buffer["exp_avg_sq"],
                   let count = buffer["numel_unpadded"]?.int else {
-                throw .checkpoint(path: path, reason: "model chunk \(chunk): expected one (float32, float32) buffer with exp_avg, "
+                throw .checkpoint(path: path, reason: "model chunk \(chunk): expected one \(dtypes) buffer with exp_avg, "
                                   + "exp_avg_sq and numel_unpadded (other or several parameter dtypes are not read)")
+            }
+            var master: TorchTensor?
+            if bf16 {
+                guard case let .tensor(param)? = buffer["param"], param.elementCount == count, param.storage.dtype == .float32 else {
+                    throw .checkpoint(path: path, reason: "model chunk \(chunk): the bf16 buffer has no fp32 'param' (masters) of \(count) elements")
+                }
+                master = param
             }
             var offsets = [Int](), end = 0
             for entry in parameters.reversed() {
@@ -222,19 +270,22 @@ extension MegatronLMCheckpoint {
                                   + "bucket take \(end) (a gradient buffer of several buckets is not read)")
             }
             let allM = try states.floats(m, key: "exp_avg"), allV = try states.floats(v, key: "exp_avg_sq")
+            let allMasters = try master.map { tensor throws(TrainingError) in try states.floats(tensor, key: "param") }
             for (entry, start) in zip(parameters.reversed(), offsets) {
                 guard let name = entry.name else { continue }
                 let range = start..<(start + entry.tensor.elementCount)
-                moments[name] = (Array(allM[range]), Array(allV[range]))
+                moments[name] = AdamMoments(m: Array(allM[range]), v: Array(allV[range]), master: allMasters.map { Array($0[range]) })
             }
         }
         return moments
     }
 
-    /// Whether a `distrib_optim.pt` buffer key is `(torch.float32, torch.float32)` (fp32 parameters
-    /// and gradients).
-    static func isFloat32Pair(_ key: PickleValue) -> Bool {
+    /// Whether a `distrib_optim.pt` buffer key is `(torch.<parameter>, torch.float32)`: the
+    /// parameters' dtype and fp32 gradients.
+    static func isDTypePair(_ key: PickleValue, parameter: String) -> Bool {
         guard case let .tuple(items) = key, items.count == 2 else { return false }
-        return items.allSatisfy { if case let .global(module, name) = $0 { module == "torch" && name == "float32" } else { false } }
+        return zip(items, [parameter, "float32"]).allSatisfy { item, dtype in
+            if case let .global(module, name) = item { module == "torch" && name == dtype } else { false }
+        }
     }
 }

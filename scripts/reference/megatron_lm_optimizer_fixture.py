@@ -192,8 +192,9 @@ def run(distributed, directory, json_name):
 
     # ids: torch's Optimizer.state_dict numbers the parameters 0, 1, ... over param_groups in order.
     inner = optimizer.chained_optimizers[0].optimizer
-    names = {p: n for n, p in model.named_parameters()}
     state = adam_state(optimizer, model)
+    # The optimizer's groups hold what it updates: the parameters, or their fp32 master copies.
+    names = {held: n for n, (_, _, held) in state.items()}
     groups, ids = [], {}
     for index, group in enumerate(inner.param_groups):
         if distributed:
