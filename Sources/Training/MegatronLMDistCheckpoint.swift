@@ -26,37 +26,69 @@ extension MegatronLMCheckpoint {
         FileManager.default.fileExists(atPath: folder + "/" + distributedMetadataName)
     }
 
+    /// A `torch_dist` checkpoint opened: its sharded files, the common state (and the file it was
+    /// read from, for its tensors), the arguments and the model's shape.
+    struct OpenedDistributed {
+        let checkpoint: DistributedCheckpoint
+        let commonFile: TorchFile
+        let common: PickleValue
+        let arguments: MegatronLMArguments
+        let config: GPTConfig
+        let iteration: Int
+
+        /// The whole model, its weights from the checkpoint's model tensors.
+        func model() throws(TrainingError) -> GPTModel {
+            let model: GPTModel
+            do { model = try GPTModel(config: config) } catch {
+                throw .checkpoint(path: commonFile.path, reason: "its model arguments are not a valid GPT: \(error)")
+            }
+            try place(into: model.params)
+            model.weightsDidChange()
+            return model
+        }
+
+        /// Fills `store` (the whole model's layout) from the tensors `<prefix><model key>`: every
+        /// parameter must be there, with its shape; other keys are passed over.
+        func place(into store: ParameterStore, prefix: String = "") throws(TrainingError) {
+            try MegatronLMCheckpoint.place(checkpoint, into: store, config: config, prefix: prefix)
+        }
+    }
+
     /// The model and iteration of the `torch_dist` checkpoint in iteration folder `folder`
     /// (`trackedIteration` from the tracker file, when there is one).
     static func readDistributed(folder: String, trackedIteration: Int?) throws(TrainingError) -> (model: GPTModel, iteration: Int) {
+        let opened = try openDistributed(folder: folder, trackedIteration: trackedIteration)
+        return (try opened.model(), opened.iteration)
+    }
+
+    static func openDistributed(folder: String, trackedIteration: Int?) throws(TrainingError) -> OpenedDistributed {
         try checkBackend(folder)
         let checkpoint: DistributedCheckpoint
         do { checkpoint = try DistributedCheckpoint(folder: folder) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
-        let (common, commonPath) = try commonState(checkpoint)
-        let config = try MegatronLMArguments(state: common, path: commonPath).modelConfig()
-        let model: GPTModel
-        do { model = try GPTModel(config: config) } catch {
-            throw .checkpoint(path: commonPath, reason: "its model arguments are not a valid GPT: \(error)")
-        }
-        try place(checkpoint, into: model.params, config: config)
-        model.weightsDidChange()
-        return (model, trackedIteration ?? common.entries?["iteration"]?.int ?? 0)
+        let (file, common) = try commonState(checkpoint)
+        let arguments = try MegatronLMArguments(state: common, path: file.path)
+        return OpenedDistributed(checkpoint: checkpoint, commonFile: file, common: common, arguments: arguments,
+                                 config: try arguments.modelConfig(),
+                                 iteration: trackedIteration ?? common.entries?["iteration"]?.int ?? 0)
     }
 
-    /// The saved dict of everything that is not sharded (`args`, `iteration`, ...) and where it
-    /// was read: megatron-core 0.16 and earlier write it to `common.pt`; newer versions keep it
-    /// in the sharded files as the byte entry `common_state/shard_0_1`, a `torch.save` of a
-    /// one-element list.
-    private static func commonState(_ checkpoint: DistributedCheckpoint) throws(TrainingError) -> (PickleValue, String) {
+    /// The saved dict of everything that is not sharded (`args`, `iteration`, ...) and the file
+    /// it was read from: megatron-core 0.16 and earlier write it to `common.pt`; newer versions
+    /// keep it in the sharded files as the byte entry `common_state/shard_0_1`, a `torch.save` of
+    /// a one-element list.
+    private static func commonState(_ checkpoint: DistributedCheckpoint) throws(TrainingError) -> (TorchFile, PickleValue) {
         let commonPath = checkpoint.folder + "/common.pt", entry = "common_state/shard_0_1"
         do throws(FileError) {
-            if FileManager.default.fileExists(atPath: commonPath) { return (try TorchFile(path: commonPath).root, commonPath) }
+            if FileManager.default.fileExists(atPath: commonPath) {
+                let file = try TorchFile(path: commonPath)
+                return (file, file.root)
+            }
             guard checkpoint.hasBytes(entry) else {
                 throw FileError(path: commonPath, reason: "missing, and .metadata has no \(entry) entry either: the checkpoint's args are nowhere")
             }
             let file = try checkpoint.torchFile(ofBytes: entry)
             guard let state = file.root.items?.first else { throw FileError(path: file.path, reason: "is not a list holding the common state") }
-            return (state, file.path)
+            return (file, state)
         } catch { throw .checkpoint(path: error.path, reason: error.reason) }
     }
 
@@ -73,14 +105,16 @@ extension MegatronLMCheckpoint {
         }
     }
 
-    /// Fills `store` (the whole model's layout) from the checkpoint's model tensors: every
-    /// parameter must be there, with its shape; other keys (the optimizer's, `rng_state`,
-    /// `_extra_state`) are not model weights and are passed over.
-    private static func place(_ checkpoint: DistributedCheckpoint, into store: ParameterStore, config: GPTConfig) throws(TrainingError) {
+    /// Fills `store` (the whole model's layout) from the checkpoint's tensors `<prefix><model
+    /// key>` (the model's weights with no prefix; the plain optimizer's moments under
+    /// `optimizer.state.exp_avg.` and so on): every parameter must be there, with its shape; other
+    /// keys are passed over.
+    static func place(_ checkpoint: DistributedCheckpoint, into store: ParameterStore, config: GPTConfig, prefix: String) throws(TrainingError) {
         let layout = store.layout, layerPrefix = "decoder.layers."
         var filled = Set<String>()
         func put(_ key: String, _ values: ArraySlice<Float>, shape: [Int]) throws(TrainingError) {
-            guard let name = try ourName(key, firstLayer: 0, untied: config.untieEmbeddingsAndOutputWeights, path: checkpoint.folder) else { return }
+            guard let name = try ourName(String(key.dropFirst(prefix.count)), firstLayer: 0, untied: config.untieEmbeddingsAndOutputWeights,
+                                         path: checkpoint.folder) else { return }
             guard let index = layout.index(of: name) else {
                 throw .checkpoint(path: checkpoint.folder, reason: "\(key) is not a parameter of this GPT (an architecture this project does not implement?)")
             }
@@ -90,24 +124,24 @@ extension MegatronLMCheckpoint {
             values.withUnsafeBufferPointer { store.pointer(at: index).update(from: $0.baseAddress!, count: $0.count) }
             filled.insert(name)
         }
-        for key in checkpoint.keys where ["embedding.", "decoder.", "output_layer."].contains(where: key.hasPrefix) {
+        for key in checkpoint.keys where ["embedding.", "decoder.", "output_layer."].contains(where: { key.hasPrefix(prefix + $0) }) {
             guard let shape = checkpoint.tensors[key]?.shape else { continue }
             let values: [Float]
             do { values = try checkpoint.floats(key) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
-            guard key.hasPrefix(layerPrefix) else {
+            guard key.hasPrefix(prefix + layerPrefix) else {
                 try put(key, values[...], shape: shape)
                 continue
             }
             guard shape.first == config.numLayers else {
                 throw .checkpoint(path: checkpoint.folder, reason: "\(key) stacks \(shape.first ?? 0) layers; the args say num_layers \(config.numLayers)")
             }
-            let perLayer = values.count / config.numLayers, name = key.dropFirst(layerPrefix.count)
+            let perLayer = values.count / config.numLayers, name = key.dropFirst(prefix.count + layerPrefix.count)
             for layer in 0..<config.numLayers {
-                try put("\(layerPrefix)\(layer).\(name)", values[(layer * perLayer)..<((layer + 1) * perLayer)], shape: Array(shape.dropFirst()))
+                try put("\(prefix)\(layerPrefix)\(layer).\(name)", values[(layer * perLayer)..<((layer + 1) * perLayer)], shape: Array(shape.dropFirst()))
             }
         }
         if let missing = layout.specs.first(where: { !filled.contains($0.name) }) {
-            throw .checkpoint(path: checkpoint.folder, reason: "holds no \(missing.name) (megatron-core's key for it is missing from .metadata)")
+            throw .checkpoint(path: checkpoint.folder, reason: "holds no \(prefix)\(missing.name) (megatron-core's key for it is missing from .metadata)")
         }
     }
 }

@@ -66,6 +66,7 @@ extension MegatronLMCheckpoint {
     ///   file holds, per model chunk, flat `exp_avg` and `exp_avg_sq` buffers with the parameters
     ///   in reverse order, each starting at a multiple of 64 elements; the step is in the
     ///   `optimizer` entry's parameter groups.
+    /// A `torch_dist` checkpoint's state is read by `readDistributedWithOptimizer`.
     /// A `--bf16` run's optimizers update fp32 master weights, which are read as the model's
     /// weights: the plain one's `fp32_from_fp16_params` (per parameter group, in group order), the
     /// distributed one's flat `param` in its (bfloat16, float32) buffer.
@@ -74,10 +75,8 @@ extension MegatronLMCheckpoint {
     /// error naming what it found.
     public static func readWithOptimizer(directory: String) throws(TrainingError)
         -> (model: GPTModel, iteration: Int, optimizer: MegatronLMOptimizerState) {
-        let (folder, _) = try iterationFolder(directory)
-        guard !isDistributed(folder) else {
-            throw .checkpoint(path: folder, reason: "a torch_dist checkpoint's optimizer state is not read; convert without --load-optimizer")
-        }
+        let (folder, trackedIteration) = try iterationFolder(directory)
+        if isDistributed(folder) { return try readDistributedWithOptimizer(folder: folder, trackedIteration: trackedIteration) }
         let checkpoint = try open(directory)
         if checkpoint.arguments.flag("fp16") {
             throw .checkpoint(path: checkpoint.folder, reason: "a --fp16 run's optimizer state (fp32 master weights and a loss scaler) "

@@ -1,0 +1,150 @@
+import FileSupport
+import Models
+import Parameters
+import TorchFormat
+
+/// The Adam state of Megatron-LM's `torch_dist` checkpoints, in the two layouts megatron-core saves:
+/// - the plain optimizer's, in model space: tensors `optimizer.state.exp_avg.<model key>` and
+///   `optimizer.state.exp_avg_sq.<model key>` (and for `--bf16` the fp32 masters,
+///   `optimizer.state.fp32_param.<model key>`), shaped and stacked as the model's, the step in the
+///   common state's `optimizer` (`state.common_step`);
+/// - the distributed optimizer's, with Megatron-LM's default `dp_reshardable` sharding: megatron-core's
+///   flat parameter buffer as 1-D tensors
+///   `optimizer.distributed.dp_group_idx_0.gbuf_idx_0.dtype_(<param dtype>, torch.float32).bucket_idx_0.{param,exp_avg,exp_avg_sq}`,
+///   the parameters from last to first each at the next multiple of 64 elements (each its own
+///   chunk), the step in the byte entry `optimizer.distributed.dp_group_idx_0.optimizer`.
+extension MegatronLMCheckpoint {
+    static func readDistributedWithOptimizer(folder: String, trackedIteration: Int?) throws(TrainingError)
+        -> (model: GPTModel, iteration: Int, optimizer: MegatronLMOptimizerState) {
+        let opened = try openDistributed(folder: folder, trackedIteration: trackedIteration)
+        let arguments = opened.arguments, checkpoint = opened.checkpoint
+        if arguments.flag("fp16") {
+            throw .checkpoint(path: folder, reason: "a --fp16 run's optimizer state (fp32 master weights and a loss scaler) "
+                              + "is not read; convert without --load-optimizer")
+        }
+        let bf16 = arguments.flag("bf16")
+        let model = try opened.model()
+        let m = ParameterStore(layout: model.layout), v = ParameterStore(layout: model.layout)
+        let step: Int, distributed: Bool
+        if checkpoint.keys.contains(where: { $0.hasPrefix(plainPrefix + "exp_avg.") }) {
+            try opened.place(into: m, prefix: plainPrefix + "exp_avg.")
+            try opened.place(into: v, prefix: plainPrefix + "exp_avg_sq.")
+            if bf16 { try opened.place(into: model.params, prefix: plainPrefix + "fp32_param.") }
+            (step, distributed) = (try commonStep(opened), false)
+        } else if checkpoint.keys.contains(where: { $0.hasPrefix(distributedPrefix) }) {
+            (step, distributed) = (try readFlatBuffer(opened, into: model, m: m, v: v, bf16: bf16), true)
+        } else {
+            throw .checkpoint(path: folder, reason: "no optimizer state (saved with --no-save-optim?)")
+        }
+        if bf16 { model.weightsDidChange() }
+        let state = MegatronLMOptimizerState(
+            m: m, v: v, step: step, consumedSamples: try arguments.integer("consumed_train_samples", default: 0),
+            consumedValidSamples: try arguments.integer("consumed_valid_samples", default: 0),
+            seed: try arguments.integer("seed", default: 1234), distributed: distributed, bf16: bf16)
+        return (model, opened.iteration, state)
+    }
+
+    static let plainPrefix = "optimizer.state.", distributedPrefix = "optimizer.distributed."
+
+    /// The plain optimizer's step: `common_step` in the common state's optimizer entry (nested
+    /// one level down for the mixed-precision optimizer).
+    private static func commonStep(_ opened: OpenedDistributed) throws(TrainingError) -> Int {
+        let path = opened.commonFile.path
+        guard var optimizer = opened.common.entries?["optimizer"]?.entries else {
+            throw .checkpoint(path: path, reason: "no optimizer entry in the common state")
+        }
+        if optimizer["state"] == nil, let inner = optimizer["optimizer"]?.entries { optimizer = inner }
+        var step: Double?
+        switch optimizer["state"]?.entries?["common_step"] {
+        case let .tensor(tensor)?: step = try opened.commonFile.floats(tensor, key: "common_step").first.map(Double.init)
+        case let value?: step = value.double
+        case nil: break
+        }
+        guard let step, step >= 0, step == step.rounded() else {
+            throw .checkpoint(path: path, reason: "the optimizer's state.common_step is missing or not a count")
+        }
+        return Int(step)
+    }
+
+    /// Reads the distributed optimizer's flat buffer into `m`, `v` (and for bf16 the masters into
+    /// the model's weights); returns the step. Only one buffer of one bucket for one model-parallel
+    /// rank (TP 1 x PP 1, one model chunk) is read: each parameter's place is checked against the
+    /// chunk the checkpoint holds for it.
+    private static func readFlatBuffer(_ opened: OpenedDistributed, into model: GPTModel, m: ParameterStore, v: ParameterStore,
+                                       bf16: Bool) throws(TrainingError) -> Int {
+        let checkpoint = opened.checkpoint, folder = checkpoint.folder
+        let dtype = bf16 ? "torch.bfloat16" : "torch.float32"
+        let base = "\(distributedPrefix)dp_group_idx_0.gbuf_idx_0.dtype_(\(dtype), torch.float32).bucket_idx_0."
+        if let other = checkpoint.keys.first(where: { $0.hasPrefix(distributedPrefix) && !$0.hasPrefix(base) }) {
+            throw .checkpoint(path: folder, reason: "the distributed optimizer's \(other) is not read: only one (\(dtype), torch.float32) "
+                              + "buffer of one bucket, of a TP 1 x PP 1 run, is (the expected key starts \(base))")
+        }
+        let order = try parameterOrder(opened, layout: model.layout)
+        var ranges = [(name: String, range: Range<Int>)](), end = 0
+        for name in order.reversed() {
+            let start = (end + 63) / 64 * 64, count = model.layout.entry(name).spec.count
+            ranges.append((name, start..<(start + count)))
+            end = start + count
+        }
+        var flats = [String: [Float]]()
+        for part in ["exp_avg", "exp_avg_sq"] + (bf16 ? ["param"] : []) {
+            guard let tensor = checkpoint.tensors[base + part] else { throw .checkpoint(path: folder, reason: "holds no \(base + part)") }
+            guard tensor.shape == [end] else {
+                throw .checkpoint(path: folder, reason: "\(base + part) holds \(tensor.shape) elements; the model's parameters laid out in "
+                                  + "one bucket take \(end) (a gradient buffer of several buckets is not read)")
+            }
+            let boxes = Set(tensor.chunks.map { [$0.offsets[0], $0.sizes[0]] })
+            if let misplaced = ranges.first(where: { !boxes.contains([$0.range.lowerBound, $0.range.count]) }) {
+                throw .checkpoint(path: folder, reason: "\(base + part) has no chunk at \(misplaced.range) for \(misplaced.name): "
+                                  + "its parameters are not laid out in the order this reader derives")
+            }
+            do { flats[part] = try checkpoint.floats(base + part) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+        }
+        let targets = [(m, "exp_avg"), (v, "exp_avg_sq")] + (bf16 ? [(model.params, "param")] : [])
+        for (store, part) in targets {
+            let flat = flats[part]!
+            for (name, range) in ranges {
+                flat.withUnsafeBufferPointer { store.pointer(at: store.layout.index(of: name)!).update(from: $0.baseAddress! + range.lowerBound, count: range.count) }
+            }
+        }
+        return try distributedStep(checkpoint)
+    }
+
+    /// The model's parameters in megatron-core's `named_parameters` order, which its buffer
+    /// follows: the metadata lists the model's keys in the order the model's sharded state dict
+    /// walks them, the stacked layers' keys once (layer 0's walk), so the order is the keys
+    /// before the layers, then each layer's keys in turn, then the keys after.
+    private static func parameterOrder(_ opened: OpenedDistributed, layout: ParameterLayout) throws(TrainingError) -> [String] {
+        let config = opened.config, folder = opened.checkpoint.folder
+        let modelKeys = opened.checkpoint.keys.filter { key in ["embedding.", "decoder.", "output_layer."].contains(where: key.hasPrefix) }
+        let layerKeys = modelKeys.filter { $0.hasPrefix("decoder.layers.") }
+        guard let first = modelKeys.firstIndex(where: { $0.hasPrefix("decoder.layers.") }) else {
+            throw .checkpoint(path: folder, reason: "holds no decoder.layers tensors")
+        }
+        var keys = Array(modelKeys[..<first].filter { !$0.hasPrefix("decoder.layers.") })
+        for layer in 0..<config.numLayers {
+            keys += layerKeys.map { "decoder.layers.\(layer)." + $0.dropFirst("decoder.layers.".count) }
+        }
+        keys += modelKeys[first...].filter { !$0.hasPrefix("decoder.layers.") }
+        var names = [String]()
+        for key in keys {
+            guard let name = try ourName(key, firstLayer: 0, untied: config.untieEmbeddingsAndOutputWeights, path: folder) else { continue }
+            guard layout.index(of: name) != nil else { throw .checkpoint(path: folder, reason: "\(key) is not a parameter of this GPT") }
+            names.append(name)
+        }
+        return names
+    }
+
+    /// The distributed optimizer's step: its parameter groups' `step`, in the byte entry
+    /// `optimizer.distributed.dp_group_idx_0.optimizer/shard_0_1` (a `torch.save` of a list).
+    private static func distributedStep(_ checkpoint: DistributedCheckpoint) throws(TrainingError) -> Int {
+        let entry = distributedPrefix + "dp_group_idx_0.optimizer/shard_0_1"
+        let file: TorchFile
+        do { file = try checkpoint.torchFile(ofBytes: entry) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+        guard let groups = file.root.items?.first?.entries?["param_groups"]?.items?.compactMap(\.entries), !groups.isEmpty,
+              let step = groups.first?["step"]?.double, step >= 0, step == step.rounded() else {
+            throw .checkpoint(path: file.path, reason: "the distributed optimizer's param_groups hold no step count")
+        }
+        return Int(step)
+    }
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Fixtures for importing the optimizer state of Megatron-LM's `torch_dist` checkpoints: the runs of
+megatron_lm_optimizer_fixture.py (fp32) and megatron_lm_bf16_optimizer_fixture.py (--bf16), saved
+as Megatron-LM's save_checkpoint does with --ckpt-format torch_dist (the unwrapped model's
+sharded_state_dict, the optimizer's sharded_state_dict over it, the scheduler; rng_state left out):
+
+  dist-tp1-optim/        fp32, the plain optimizer: model-space tensors
+                         optimizer.state.{exp_avg,exp_avg_sq}.<model key> (layers stacked as the
+                         model's), the step in common.pt's optimizer.optimizer.state.common_step
+  dist-tp1-bf16-optim/   --bf16, the plain optimizer: the same plus optimizer.state.fp32_param.<key>
+  dist-tp1-bf16-distopt/ --bf16 --use-distributed-optimizer with Megatron-LM's default
+                         'dp_reshardable' sharding: the flat buffers
+                         optimizer.distributed.dp_group_idx_0.gbuf_idx_0.dtype_(torch.bfloat16,
+                         torch.float32).bucket_idx_0.{param,exp_avg,exp_avg_sq} (each parameter a
+                         chunk at its offset in megatron-core's parameter buffer) and byte entries
+                         ...optimizer (param groups with the step) and ...per_bucket_numel_unpadded
+  expected-dist-optim.json, expected-dist-bf16-optim.json, expected-dist-bf16-distopt.json
+                         as the legacy fixtures' json
+
+    pip install megatron-core==0.16.1 torch numpy psutil
+    OMP_NUM_THREADS=1 python3 scripts/reference/megatron_lm_dist_optimizer_fixture.py
+"""
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import megatron_lm_bf16_optimizer_fixture as bf16  # noqa: E402
+import megatron_lm_fixtures as fixtures  # noqa: E402
+import megatron_lm_optimizer_fixture as fp32  # noqa: E402
+
+OUT = fixtures.OUT
+STEPS = fp32.STEPS
+fp32_setup, fp32_adam_state, fp32_checkpoint_args = fp32.setup, fp32.adam_state, fp32.checkpoint_args
+
+
+def save(directory, distributed, model, ddp, optimizer, scheduler):
+    """What Megatron-LM's save_checkpoint writes with --ckpt-format torch_dist (TP 1, PP 1, DP 1)."""
+    from megatron.core import dist_checkpointing
+    folder = os.path.join(directory, f"iter_{STEPS:07d}")
+    os.makedirs(folder, exist_ok=True)
+    args = fp32.checkpoint_args(distributed)
+    args.ckpt_format = "torch_dist"
+    state = {"args": args, "checkpoint_version": 3.0, "iteration": STEPS, "model": model.sharded_state_dict()}
+    metadata = {"distrib_optim_sharding_type": "dp_reshardable", "singleton_local_shards": False} if distributed else {}
+    state["optimizer"] = optimizer.sharded_state_dict(state["model"], metadata=metadata)
+    state["opt_param_scheduler"] = scheduler.state_dict()
+    dist_checkpointing.save(state, folder, sharded_strategy=("torch_dist", 1))
+    with open(os.path.join(directory, "latest_checkpointed_iteration.txt"), "w") as file:
+        file.write(str(STEPS))
+    return folder
+
+
+def main():
+    fp32.cpu_shim()
+    fixtures.megatron_core()
+    torch.cuda.synchronize = lambda *args, **kwargs: None
+    fp32.save = save
+    for precision, distributed, name in [("fp32", False, "optim"), ("bf16", False, "bf16-optim"), ("bf16", True, "bf16-distopt")]:
+        if precision == "bf16":
+            fp32.setup, fp32.adam_state, fp32.checkpoint_args = bf16.setup, bf16.adam_state, bf16.checkpoint_args
+        else:
+            fp32.setup, fp32.adam_state, fp32.checkpoint_args = fp32_setup, fp32_adam_state, fp32_checkpoint_args
+        fp32.run(distributed, os.path.join(OUT, f"dist-tp1-{name}"), f"expected-dist-{name}.json")
+
+
+if __name__ == "__main__":
+    main()
