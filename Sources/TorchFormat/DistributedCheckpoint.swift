@@ -72,6 +72,7 @@ public final class DistributedCheckpoint: @unchecked Sendable {
                 continue
             }
             guard let boxes = fields["chunks"]?.items else { throw fail("\(name) has no chunks") }
+            guard let total = Self.elementCount(shape) else { throw fail("\(name)'s shape \(shape) overflows") }
             var chunks = [Chunk]()
             var covered = 0
             for box in boxes {
@@ -83,12 +84,15 @@ public final class DistributedCheckpoint: @unchecked Sendable {
                 guard let place = storage[Self.chunkKey(name, offsets)] else {
                     throw fail("\(name)'s chunk at \(offsets) has no storage entry")
                 }
+                // Every element takes at least a byte: a chunk larger than its bytes is damage, refused
+                // before anything is allocated for it.
+                guard let count = Self.elementCount(sizes), count <= place.range.count else {
+                    throw fail("\(name)'s chunk at \(offsets) of \(sizes) elements has only \(place.range.count) bytes")
+                }
                 chunks.append(Chunk(offsets: offsets, sizes: sizes, file: place.file, range: place.range))
-                covered += sizes.reduce(1, *)
+                covered = covered.addingReportingOverflow(count).overflow ? Int.max : covered + count
             }
-            guard covered == shape.reduce(1, *) else {
-                throw fail("\(name)'s chunks cover \(covered) of its \(shape.reduce(1, *)) elements")
-            }
+            guard covered == total else { throw fail("\(name)'s chunks cover \(covered) of its \(total) elements") }
             keys.append(name)
             tensors[name] = Tensor(shape: shape, chunks: chunks)
         }
@@ -160,6 +164,17 @@ public final class DistributedCheckpoint: @unchecked Sendable {
                 d -= 1
             }
         }
+    }
+
+    /// The product of `sizes`, nil when it overflows.
+    static func elementCount(_ sizes: [Int]) -> Int? {
+        var count = 1
+        for size in sizes {
+            let (product, overflow) = count.multipliedReportingOverflow(by: size)
+            if overflow { return nil }
+            count = product
+        }
+        return count
     }
 
     /// The integers of a pickled `torch.Size` (or tuple); nil for anything else.

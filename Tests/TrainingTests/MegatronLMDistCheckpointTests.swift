@@ -84,6 +84,13 @@ import TestSupport
         let metadata = try MappedFile.read(path: folder + "/.metadata")
         try AtomicFile.write(Array(metadata.prefix(metadata.count / 2)), to: folder + "/.metadata")
         refused(".metadata", "pickle")
+        // Sizes no file could hold (dist-damaged/, written by damaged_metadata()) are refused
+        // before anything is allocated for them.
+        for (damaged, words) in [("overflow", "overflows"), ("oversized", "has only 407081 bytes")] {
+            try fresh()
+            try AtomicFile.write(try MappedFile.read(path: Self.fixtures + "/dist-damaged/\(damaged).metadata"), to: folder + "/.metadata")
+            refused(".metadata", "embedding.word_embeddings.weight", words)
+        }
         try fresh()
         try FileManager.default.removeItem(atPath: folder + "/common.pt")
         refused("common.pt", "missing", "no common_state/shard_0_1")

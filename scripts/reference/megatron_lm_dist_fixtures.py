@@ -10,6 +10,7 @@ Writes into Tests/TrainingTests/Fixtures/megatron-lm:
                                (the last stage's output layer tied to the word embedding)
   dist-tp2pp2-untied-eps1e-6/  the untied model of expected-untied-eps1e-6.json, TP 2 x PP 2
   dist-tp1-bf16/               the base model with bf16 parameters (Megatron's --bf16 model)
+  dist-damaged/                dist-tp1's .metadata with impossible sizes (damaged_metadata())
   dist-tp1-common-inside/      the base model saved by a newer megatron-core (GitHub main, not on
                                PyPI yet), which keeps the common state inside the sharded files
                                (a bytes entry 'common_state/shard_0_1': torch.save of [common])
@@ -129,7 +130,24 @@ def save(name, tp, pp, port, **variant):
     print(name, sorted(os.listdir(os.path.join(directory, f"iter_{ITERATION:07d}"))))
 
 
+def damaged_metadata():
+    """dist-tp1's .metadata with the word embedding's size and chunk changed: to 2^40 x 2^40 (a
+    count that overflows 64 bits), and to 2^20 x 2^20 (more elements than its chunk's bytes)."""
+    import pickle
+    folder = os.path.join(base.OUT, "dist-damaged")
+    os.makedirs(folder, exist_ok=True)
+    for name, side in [("overflow.metadata", 2 ** 40), ("oversized.metadata", 2 ** 20)]:
+        with open(os.path.join(base.OUT, "dist-tp1", f"iter_{ITERATION:07d}", ".metadata"), "rb") as file:
+            metadata = pickle.load(file)
+        entry = metadata.state_dict_metadata["embedding.word_embeddings.weight"]
+        entry.size = torch.Size([side, side])
+        entry.chunks[0].sizes = torch.Size([side, side])
+        with open(os.path.join(folder, name), "wb") as file:
+            pickle.dump(metadata, file)
+
+
 def main():
+    damaged_metadata()
     if os.environ.get("MEGATRON_CORE_SOURCE"):
         return save("dist-tp1-common-inside", 1, 1, 29545)
     save("dist-tp1", 1, 1, 29541)
