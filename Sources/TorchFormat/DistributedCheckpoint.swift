@@ -13,8 +13,9 @@ import FileSupport
 ///   `MetadataIndex(fqn, offset)` to a `_StorageInfo(relative_path, offset, length)`;
 /// - `__R_N.distcp` files: each tensor chunk a `torch.save` archive of that chunk, at its byte
 ///   offset.
-/// Tensors are read whole: their chunks put together at their offsets, widened to fp32.
-public final class DistributedCheckpoint: @unchecked Sendable {
+/// Tensors are read whole: their chunks put together at their offsets, widened to fp32. Not for
+/// use from several threads at once (it caches the files it maps).
+public final class DistributedCheckpoint {
     /// One saved box of a tensor: where it lies in the whole tensor, and where its bytes are.
     public struct Chunk: Sendable {
         public let offsets: [Int]
@@ -67,9 +68,12 @@ public final class DistributedCheckpoint: @unchecked Sendable {
         for (key, value) in tensorEntries.pairs {
             guard let name = key.string else { throw fail("a state-dict key that is not a string") }
             // BytesStorageMetadata entries (pickled objects such as _extra_state) are not tensors.
-            guard let fields = value.entries, let shape = fields["size"].flatMap(Self.size) else {
+            if case let .object(object) = value, case .global(_, "BytesStorageMetadata") = object.type {
                 if let place = storage[Self.chunkKey(name, [])] { byteEntries[name] = place }
                 continue
+            }
+            guard let fields = value.entries, let shape = fields["size"].flatMap(Self.size) else {
+                throw fail("\(name) is neither a tensor with a readable size nor a bytes entry")
             }
             guard let boxes = fields["chunks"]?.items else { throw fail("\(name) has no chunks") }
             guard let total = Self.elementCount(shape) else { throw fail("\(name)'s shape \(shape) overflows") }
@@ -84,8 +88,8 @@ public final class DistributedCheckpoint: @unchecked Sendable {
                 guard let place = storage[Self.chunkKey(name, offsets)] else {
                     throw fail("\(name)'s chunk at \(offsets) has no storage entry")
                 }
-                // Every element takes at least a byte: a chunk larger than its bytes is damage, refused
-                // before anything is allocated for it.
+                // Every element takes at least a byte: a chunk larger than its bytes is damage (the
+                // bytes themselves are found in their file before the tensor is allocated).
                 guard let count = Self.elementCount(sizes), count <= place.range.count else {
                     throw fail("\(name)'s chunk at \(offsets) of \(sizes) elements has only \(place.range.count) bytes")
                 }
@@ -98,15 +102,32 @@ public final class DistributedCheckpoint: @unchecked Sendable {
         }
     }
 
-    /// The whole tensor `key` in row-major order as fp32, its chunks read and put in place.
+    /// The whole tensor `key` in row-major order as fp32, its chunks read and put in place. Every
+    /// chunk's archive is opened (its bytes found inside its file, its tensor of its sizes) before
+    /// the whole is allocated, and the chunks must cover every element once.
     public func floats(_ key: String) throws(FileError) -> [Float] {
         guard let tensor = tensors[key] else { throw FileError(path: folder, reason: "holds no tensor \(key)") }
-        var whole = [Float](repeating: 0, count: tensor.shape.reduce(1, *))
-        for chunk in tensor.chunks {
-            let values = try read(chunk, of: key)
+        var saved = [(TorchFile, TorchTensor)]()
+        for chunk in tensor.chunks { saved.append(try open(chunk, of: key)) }
+        let count = tensor.shape.reduce(1, *)
+        var whole = [Float](repeating: 0, count: count), covered = [Bool](repeating: false, count: count)
+        var overlapping = false
+        for (chunk, (file, chunkTensor)) in zip(tensor.chunks, saved) {
+            let values = try file.floats(chunkTensor, name: key)
             whole.withUnsafeMutableBufferPointer { target in
-                values.withUnsafeBufferPointer { source in Self.place(source, chunk, into: target, shape: tensor.shape) }
+                values.withUnsafeBufferPointer { source in
+                    Self.forEachRun(of: chunk, in: tensor.shape) { from, to, run in
+                        (target.baseAddress! + to).update(from: source.baseAddress! + from, count: run)
+                        for i in to..<(to + run) {
+                            overlapping = overlapping || covered[i]
+                            covered[i] = true
+                        }
+                    }
+                }
             }
+        }
+        guard !overlapping, !covered.contains(false) else {
+            throw FileError(path: folder, reason: "\(key)'s chunks overlap or leave elements out (damaged .metadata)")
         }
         return whole
     }
@@ -131,22 +152,22 @@ public final class DistributedCheckpoint: @unchecked Sendable {
         return try TorchFile(archive: try ZipArchive(file: mapped, range: range, name: name))
     }
 
-    /// One chunk's values: the `torch.save` archive at its range, holding a tensor of its sizes.
-    private func read(_ chunk: Chunk, of key: String) throws(FileError) -> [Float] {
+    /// One chunk's archive: the `torch.save` archive at its range, holding a tensor of its sizes.
+    private func open(_ chunk: Chunk, of key: String) throws(FileError) -> (TorchFile, TorchTensor) {
         let name = "\(folder)/\(chunk.file) bytes \(chunk.range) (\(key) at \(chunk.offsets))"
         let file = try torchFile(chunk.file, chunk.range, name: name)
         guard case let .tensor(saved) = file.root else { throw FileError(path: name, reason: "does not hold a tensor") }
         guard saved.shape == chunk.sizes else {
             throw FileError(path: name, reason: "holds a tensor of shape \(saved.shape), the metadata says \(chunk.sizes)")
         }
-        return try file.floats(saved, name: key)
+        return (file, saved)
     }
 
-    /// Copies a chunk's row-major `values` into the whole row-major tensor at the chunk's offsets,
-    /// one run of the last dimension at a time.
-    static func place(_ values: UnsafeBufferPointer<Float>, _ chunk: Chunk, into whole: UnsafeMutableBufferPointer<Float>, shape: [Int]) {
+    /// Walks a chunk of the row-major tensor of `shape` one run of its last dimension at a time:
+    /// `body(offset in the chunk, offset in the whole, run length)`.
+    static func forEachRun(of chunk: Chunk, in shape: [Int], _ body: (Int, Int, Int) -> Void) {
         let rank = shape.count
-        guard rank > 0 else { whole[0] = values[0]; return }
+        guard rank > 0 else { return body(0, 0, 1) }
         let run = chunk.sizes[rank - 1], runs = chunk.sizes.dropLast().reduce(1, *)
         guard run > 0 else { return }
         var index = [Int](repeating: 0, count: rank - 1)
@@ -155,7 +176,7 @@ public final class DistributedCheckpoint: @unchecked Sendable {
             for d in 0..<rank {
                 target = target * shape[d] + chunk.offsets[d] + (d < rank - 1 ? index[d] : 0)
             }
-            (whole.baseAddress! + target).update(from: values.baseAddress! + r * run, count: run)
+            body(r * run, target, run)
             var d = rank - 2
             while d >= 0 {
                 index[d] += 1
@@ -183,7 +204,7 @@ public final class DistributedCheckpoint: @unchecked Sendable {
         if case let .object(object) = value, case .global("torch", "Size") = object.type { items = object.arguments.first?.items }
         guard let items else { return nil }
         let sizes = items.compactMap(\.int)
-        return sizes.count == items.count ? sizes : nil
+        return sizes.count == items.count && sizes.allSatisfy({ $0 >= 0 }) ? sizes : nil
     }
 
     private static func chunkKey(_ fqn: String, _ offsets: [Int]) -> String {

@@ -199,13 +199,13 @@ public enum MegatronLMCheckpoint {
                 ? "missing: neither a legacy checkpoint's rank file nor a torch_dist checkpoint's \(distributedMetadataName) is there"
                 : "missing: \(folder) does not exist")
         }
-        do { return try TorchFile(path: path) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+        do { return try TorchFile(path: path) } catch { throw .checkpoint(error) }
     }
 }
 
 extension TorchFile {
     /// `tensor`'s values as fp32 (entry `key` of the file), or a checkpoint error naming both.
     func floats(_ tensor: TorchTensor, key: String) throws(TrainingError) -> [Float] {
-        do { return try floats(tensor, name: key) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+        do { return try floats(tensor, name: key) } catch { throw .checkpoint(error) }
     }
 }

@@ -20,6 +20,8 @@ import TorchFormat
 extension MegatronLMCheckpoint {
     /// The file megatron-core writes into a sharded checkpoint's folder, naming its backend.
     static let distributedMetadataName = "metadata.json"
+    /// How the model's own keys start (the optimizer's are prefixed `optimizer.`).
+    static let modelKeyPrefixes = ["embedding.", "decoder.", "output_layer."]
 
     /// Whether the iteration folder `folder` holds a sharded (`dist_checkpointing`) checkpoint.
     static func isDistributed(_ folder: String) -> Bool {
@@ -64,7 +66,7 @@ extension MegatronLMCheckpoint {
     static func openDistributed(folder: String, trackedIteration: Int?) throws(TrainingError) -> OpenedDistributed {
         try checkBackend(folder)
         let checkpoint: DistributedCheckpoint
-        do { checkpoint = try DistributedCheckpoint(folder: folder) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+        do { checkpoint = try DistributedCheckpoint(folder: folder) } catch { throw .checkpoint(error) }
         let (file, common) = try commonState(checkpoint)
         let arguments = try MegatronLMArguments(state: common, path: file.path)
         return OpenedDistributed(checkpoint: checkpoint, commonFile: file, common: common, arguments: arguments,
@@ -89,7 +91,7 @@ extension MegatronLMCheckpoint {
             let file = try checkpoint.torchFile(ofBytes: entry)
             guard let state = file.root.items?.first else { throw FileError(path: file.path, reason: "is not a list holding the common state") }
             return (file, state)
-        } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+        } catch { throw .checkpoint(error) }
     }
 
     /// metadata.json must name the `torch_dist` backend (not `zarr` or another).
@@ -124,10 +126,10 @@ extension MegatronLMCheckpoint {
             values.withUnsafeBufferPointer { store.pointer(at: index).update(from: $0.baseAddress!, count: $0.count) }
             filled.insert(name)
         }
-        for key in checkpoint.keys where ["embedding.", "decoder.", "output_layer."].contains(where: { key.hasPrefix(prefix + $0) }) {
+        for key in checkpoint.keys where modelKeyPrefixes.contains(where: { key.hasPrefix(prefix + $0) }) {
             guard let shape = checkpoint.tensors[key]?.shape else { continue }
             let values: [Float]
-            do { values = try checkpoint.floats(key) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+            do { values = try checkpoint.floats(key) } catch { throw .checkpoint(error) }
             guard key.hasPrefix(prefix + layerPrefix) else {
                 try put(key, values[...], shape: shape)
                 continue

@@ -17,12 +17,8 @@ extension MegatronLMCheckpoint {
     static func readDistributedWithOptimizer(folder: String, trackedIteration: Int?) throws(TrainingError)
         -> (model: GPTModel, iteration: Int, optimizer: MegatronLMOptimizerState) {
         let opened = try openDistributed(folder: folder, trackedIteration: trackedIteration)
-        let arguments = opened.arguments, checkpoint = opened.checkpoint
-        if arguments.flag("fp16") {
-            throw .checkpoint(path: folder, reason: "a --fp16 run's optimizer state (fp32 master weights and a loss scaler) "
-                              + "is not read; convert without --load-optimizer")
-        }
-        let bf16 = arguments.flag("bf16")
+        let checkpoint = opened.checkpoint
+        let bf16 = try optimizerPrecision(opened.arguments, folder: folder)
         let model = try opened.model()
         let m = ParameterStore(layout: model.layout), v = ParameterStore(layout: model.layout)
         let step: Int, distributed: Bool
@@ -37,10 +33,7 @@ extension MegatronLMCheckpoint {
             throw .checkpoint(path: folder, reason: "no optimizer state (saved with --no-save-optim?)")
         }
         if bf16 { model.weightsDidChange() }
-        let state = MegatronLMOptimizerState(
-            m: m, v: v, step: step, consumedSamples: try arguments.integer("consumed_train_samples", default: 0),
-            consumedValidSamples: try arguments.integer("consumed_valid_samples", default: 0),
-            seed: try arguments.integer("seed", default: 1234), distributed: distributed, bf16: bf16)
+        let state = try MegatronLMOptimizerState(m: m, v: v, step: step, arguments: opened.arguments, distributed: distributed, bf16: bf16)
         return (model, opened.iteration, state)
     }
 
@@ -54,16 +47,10 @@ extension MegatronLMCheckpoint {
             throw .checkpoint(path: path, reason: "no optimizer entry in the common state")
         }
         if optimizer["state"] == nil, let inner = optimizer["optimizer"]?.entries { optimizer = inner }
-        var step: Double?
-        switch optimizer["state"]?.entries?["common_step"] {
-        case let .tensor(tensor)?: step = try opened.commonFile.floats(tensor, key: "common_step").first.map(Double.init)
-        case let value?: step = value.double
-        case nil: break
-        }
-        guard let step, step >= 0, step == step.rounded() else {
+        guard let step = try stepCount(optimizer["state"]?.entries?["common_step"], in: opened.commonFile, key: "common_step") else {
             throw .checkpoint(path: path, reason: "the optimizer's state.common_step is missing or not a count")
         }
-        return Int(step)
+        return step
     }
 
     /// Reads the distributed optimizer's flat buffer into `m`, `v` (and for bf16 the masters into
@@ -80,25 +67,23 @@ extension MegatronLMCheckpoint {
                               + "buffer of one bucket, of a TP 1 x PP 1 run, is (the expected key starts \(base))")
         }
         let order = try parameterOrder(opened, layout: model.layout)
-        var ranges = [(name: String, range: Range<Int>)](), end = 0
-        for name in order.reversed() {
-            let start = (end + 63) / 64 * 64, count = model.layout.entry(name).spec.count
-            ranges.append((name, start..<(start + count)))
-            end = start + count
-        }
+        let counts = order.map { model.layout.entry($0).spec.count }
+        let (starts, end) = flatBufferOffsets(counts)
+        let ranges = order.indices.map { (name: order[$0], range: starts[$0]..<(starts[$0] + counts[$0])) }
         var flats = [String: [Float]]()
         for part in ["exp_avg", "exp_avg_sq"] + (bf16 ? ["param"] : []) {
             guard let tensor = checkpoint.tensors[base + part] else { throw .checkpoint(path: folder, reason: "holds no \(base + part)") }
             guard tensor.shape == [end] else {
                 throw .checkpoint(path: folder, reason: "\(base + part) holds \(tensor.shape) elements; the model's parameters laid out in "
-                                  + "one bucket take \(end) (a gradient buffer of several buckets is not read)")
+                                  + "one bucket take \(end) (a gradient buffer of several buckets, or padded for several "
+                                  + "data-parallel ranks, is not read)")
             }
             let boxes = Set(tensor.chunks.map { [$0.offsets[0], $0.sizes[0]] })
             if let misplaced = ranges.first(where: { !boxes.contains([$0.range.lowerBound, $0.range.count]) }) {
                 throw .checkpoint(path: folder, reason: "\(base + part) has no chunk at \(misplaced.range) for \(misplaced.name): "
                                   + "its parameters are not laid out in the order this reader derives")
             }
-            do { flats[part] = try checkpoint.floats(base + part) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+            do { flats[part] = try checkpoint.floats(base + part) } catch { throw .checkpoint(error) }
         }
         let targets = [(m, "exp_avg"), (v, "exp_avg_sq")] + (bf16 ? [(model.params, "param")] : [])
         for (store, part) in targets {
@@ -116,7 +101,7 @@ extension MegatronLMCheckpoint {
     /// before the layers, then each layer's keys in turn, then the keys after.
     private static func parameterOrder(_ opened: OpenedDistributed, layout: ParameterLayout) throws(TrainingError) -> [String] {
         let config = opened.config, folder = opened.checkpoint.folder
-        let modelKeys = opened.checkpoint.keys.filter { key in ["embedding.", "decoder.", "output_layer."].contains(where: key.hasPrefix) }
+        let modelKeys = opened.checkpoint.keys.filter { key in modelKeyPrefixes.contains(where: key.hasPrefix) }
         let layerKeys = modelKeys.filter { $0.hasPrefix("decoder.layers.") }
         guard let first = modelKeys.firstIndex(where: { $0.hasPrefix("decoder.layers.") }) else {
             throw .checkpoint(path: folder, reason: "holds no decoder.layers tensors")
@@ -132,6 +117,10 @@ extension MegatronLMCheckpoint {
             guard layout.index(of: name) != nil else { throw .checkpoint(path: folder, reason: "\(key) is not a parameter of this GPT") }
             names.append(name)
         }
+        guard names.count == layout.specs.count, Set(names) == Set(layout.specs.map(\.name)) else {
+            throw .checkpoint(path: folder, reason: "the model keys in .metadata do not name each of the model's \(layout.specs.count) "
+                              + "parameters once (\(names.count) found), so the flat buffer's order cannot be derived")
+        }
         return names
     }
 
@@ -140,11 +129,11 @@ extension MegatronLMCheckpoint {
     private static func distributedStep(_ checkpoint: DistributedCheckpoint) throws(TrainingError) -> Int {
         let entry = distributedPrefix + "dp_group_idx_0.optimizer/shard_0_1"
         let file: TorchFile
-        do { file = try checkpoint.torchFile(ofBytes: entry) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+        do { file = try checkpoint.torchFile(ofBytes: entry) } catch { throw .checkpoint(error) }
         guard let groups = file.root.items?.first?.entries?["param_groups"]?.items?.compactMap(\.entries), !groups.isEmpty,
-              let step = groups.first?["step"]?.double, step >= 0, step == step.rounded() else {
+              let step = try stepCount(groups.first?["step"], in: file, key: "step") else {
             throw .checkpoint(path: file.path, reason: "the distributed optimizer's param_groups hold no step count")
         }
-        return Int(step)
+        return step
     }
 }

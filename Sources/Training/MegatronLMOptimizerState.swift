@@ -24,7 +24,8 @@ public struct MegatronLMOptimizerState {
     public let consumedValidSamples: Int
     /// `args.seed` (Megatron's default 1234 when absent).
     public let seed: Int
-    /// Whether it came from the distributed optimizer's `distrib_optim.pt`.
+    /// Whether it came from the distributed optimizer (`distrib_optim.pt`, or a `torch_dist`
+    /// checkpoint's flat buffer).
     public let distributed: Bool
     /// Whether the run was `--bf16`: the model returned with it holds the optimizer's fp32 master
     /// weights, not the bf16 weights of the checkpoint's `model` entry.
@@ -57,7 +58,7 @@ extension MegatronLMCheckpoint {
     }
 
     /// The model, iteration and Adam state of the checkpoint in `directory`. Both of Megatron-LM's
-    /// fp32 optimizers are read:
+    /// optimizers are read:
     /// - the plain one: the file's `optimizer` entry is `torch.optim.AdamW.state_dict()`, whose
     ///   integer parameter ids number each parameter group's members in megatron-core's
     ///   `named_parameters` order (the groups: weight-decayed matrices, and biases and 1-D
@@ -78,11 +79,7 @@ extension MegatronLMCheckpoint {
         let (folder, trackedIteration) = try iterationFolder(directory)
         if isDistributed(folder) { return try readDistributedWithOptimizer(folder: folder, trackedIteration: trackedIteration) }
         let checkpoint = try open(directory)
-        if checkpoint.arguments.flag("fp16") {
-            throw .checkpoint(path: checkpoint.folder, reason: "a --fp16 run's optimizer state (fp32 master weights and a loss scaler) "
-                              + "is not read; convert without --load-optimizer")
-        }
-        let bf16 = checkpoint.arguments.flag("bf16")
+        let bf16 = try optimizerPrecision(checkpoint.arguments, folder: checkpoint.folder)
         let model = try checkpoint.model()
         let layout = model.layout
         var moments = [String: AdamMoments]()  // by "stage/rank/name"
@@ -110,12 +107,43 @@ extension MegatronLMCheckpoint {
             }
         }
         if bf16 { model.weightsDidChange() }
-        let arguments = checkpoint.arguments
-        let state = MegatronLMOptimizerState(
-            m: m, v: v, step: step, consumedSamples: try arguments.integer("consumed_train_samples", default: 0),
-            consumedValidSamples: try arguments.integer("consumed_valid_samples", default: 0),
-            seed: try arguments.integer("seed", default: 1234), distributed: distributed, bf16: bf16)
+        let state = try MegatronLMOptimizerState(m: m, v: v, step: step, arguments: checkpoint.arguments, distributed: distributed, bf16: bf16)
         return (model, checkpoint.iteration, state)
+    }
+
+    /// Whether the run's optimizer keeps fp32 masters of bf16 weights (`--bf16`); an `--fp16`
+    /// run's state (masters and a loss scaler) is refused.
+    static func optimizerPrecision(_ arguments: MegatronLMArguments, folder: String) throws(TrainingError) -> Bool {
+        if arguments.flag("fp16") {
+            throw .checkpoint(path: folder, reason: "a --fp16 run's optimizer state (fp32 master weights and a loss scaler) "
+                              + "is not read; convert without --load-optimizer")
+        }
+        return arguments.flag("bf16")
+    }
+
+    /// A step count read from a saved value: a number or a one-element tensor of `file`, a
+    /// non-negative whole number (nil otherwise, infinities and NaN included).
+    static func stepCount(_ value: PickleValue?, in file: TorchFile, key: String) throws(TrainingError) -> Int? {
+        var step: Double?
+        switch value {
+        case let .tensor(tensor)?: step = try file.floats(tensor, key: key).first.map(Double.init)
+        case let value?: step = value.double
+        case nil: break
+        }
+        guard let step, step >= 0 else { return nil }
+        return Int(exactly: step)
+    }
+
+    /// Where each parameter of megatron-core's flat parameter buffer (one bucket) starts, given
+    /// the parameters' sizes in `named_parameters` order: laid out from last to first, each at the
+    /// next multiple of 64 elements; and the buffer's length. In the order given.
+    static func flatBufferOffsets(_ counts: [Int]) -> (starts: [Int], end: Int) {
+        var starts = [Int](repeating: 0, count: counts.count), end = 0
+        for i in counts.indices.reversed() {
+            starts[i] = (end + 63) / 64 * 64
+            end = starts[i] + counts[i]
+        }
+        return (starts, end)
     }
 
     /// One parameter's Adam state: its moments and, for a mixed-precision run, its fp32 master
@@ -151,10 +179,10 @@ extension MegatronLMCheckpoint {
             }
             return (try plainMoments(file, state: state, groups: groups, masters: masters), try plainStep(state, in: file.file), false)
         }
-        guard let step = groups.first?["step"]?.double, step >= 0, step == step.rounded() else {
+        guard let step = try stepCount(groups.first?["step"], in: file.file, key: "step") else {
             throw .checkpoint(path: path, reason: "the distributed optimizer's param_groups hold no step count")
         }
-        return (try distributedMoments(file, bf16: bf16), Int(step), true)
+        return (try distributedMoments(file, bf16: bf16), step, true)
     }
 
     /// Whether megatron-core puts a parameter in the weight-decayed group: neither a bias nor 1-D.
@@ -208,16 +236,10 @@ extension MegatronLMCheckpoint {
         var steps = Set<Int>()
         for key in state.keys {
             guard let entry = state[key]?.entries?["step"] else { continue }
-            var step: Double?
-            if case let .tensor(tensor) = entry {
-                step = try file.floats(tensor, key: "step").first.map(Double.init)
-            } else {
-                step = entry.double
-            }
-            guard let step, step >= 0, step == step.rounded() else {
+            guard let step = try stepCount(entry, in: file, key: "step") else {
                 throw .checkpoint(path: path, reason: "parameter \(key)'s step is not a count")
             }
-            steps.insert(Int(step))
+            steps.insert(step)
         }
         guard steps.count == 1, let step = steps.first else {
             throw .checkpoint(path: path, reason: "the parameters' step counts differ or are missing: \(steps.sorted())")
@@ -236,7 +258,7 @@ extension MegatronLMCheckpoint {
             throw .checkpoint(path: path, reason: "missing: the distributed optimizer keeps its moments there")
         }
         let states: TorchFile
-        do { states = try TorchFile(path: path) } catch { throw .checkpoint(path: error.path, reason: error.reason) }
+        do { states = try TorchFile(path: path) } catch { throw .checkpoint(error) }
         guard let root = states.root.entries, root["buckets_coalesced"]?.int == 1 else {
             throw .checkpoint(path: path, reason: "not the coalesced-bucket layout megatron-core saves (buckets_coalesced)")
         }
@@ -258,19 +280,14 @@ extension MegatronLMCheckpoint {
                 }
                 master = param
             }
-            var offsets = [Int](), end = 0
-            for entry in parameters.reversed() {
-                let start = (end + 63) / 64 * 64
-                offsets.append(start)
-                end = start + entry.tensor.elementCount
-            }
+            let (offsets, end) = flatBufferOffsets(parameters.map(\.tensor.elementCount))
             guard end == count, m.elementCount == count, v.elementCount == count else {
                 throw .checkpoint(path: path, reason: "model chunk \(chunk): the buffer holds \(count) elements, the parameters laid out in one "
                                   + "bucket take \(end) (a gradient buffer of several buckets is not read)")
             }
             let allM = try states.floats(m, key: "exp_avg"), allV = try states.floats(v, key: "exp_avg_sq")
             let allMasters = try master.map { tensor throws(TrainingError) in try states.floats(tensor, key: "param") }
-            for (entry, start) in zip(parameters.reversed(), offsets) {
+            for (entry, start) in zip(parameters, offsets) {
                 guard let name = entry.name else { continue }
                 let range = start..<(start + entry.tensor.elementCount)
                 moments[name] = AdamMoments(m: Array(allM[range]), v: Array(allV[range]), master: allMasters.map { Array($0[range]) })
@@ -286,5 +303,15 @@ extension MegatronLMCheckpoint {
         return zip(items, [parameter, "float32"]).allSatisfy { item, dtype in
             if case let .global(module, name) = item { module == "torch" && name == dtype } else { false }
         }
+    }
+}
+
+extension MegatronLMOptimizerState {
+    /// The state with the run's position from its Megatron-LM `arguments`
+    /// (`consumed_train_samples`, `consumed_valid_samples` and `seed`, Megatron's defaults when absent).
+    init(m: ParameterStore, v: ParameterStore, step: Int, arguments: MegatronLMArguments, distributed: Bool, bf16: Bool) throws(TrainingError) {
+        self.init(m: m, v: v, step: step, consumedSamples: try arguments.integer("consumed_train_samples", default: 0),
+                  consumedValidSamples: try arguments.integer("consumed_valid_samples", default: 0),
+                  seed: try arguments.integer("seed", default: 1234), distributed: distributed, bf16: bf16)
     }
 }

@@ -1,3 +1,4 @@
+import FileSupport
 import Models
 import Parameters
 
@@ -50,5 +51,10 @@ extension TrainingError {
     /// A checkpoint file's error, naming the file once.
     static func checkpoint(_ error: TensorFileError) -> TrainingError {
         .checkpoint(path: error.path, reason: error.problem)
+    }
+
+    /// A checkpoint file's read error, naming the file once.
+    static func checkpoint(_ error: FileError) -> TrainingError {
+        .checkpoint(path: error.path, reason: error.reason)
     }
 }

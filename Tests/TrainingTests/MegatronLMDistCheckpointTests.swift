@@ -48,8 +48,9 @@ import TestSupport
         #expect(changed > reference.layout.totalCount / 2)  // the rounding is not a no-op on these weights
     }
 
-    /// The .metadata's pickled dataclasses: shapes, chunks and their files.
-    @Test func theMetadataDescribesEveryChunk() throws {
+    /// The .metadata's pickled dataclasses: a TP-split, layer-stacked tensor's shape and its
+    /// chunks, one per (layer, TP rank).
+    @Test func theMetadataGivesEachRankShardAsAChunk() throws {
         let checkpoint = try DistributedCheckpoint(folder: Self.fixtures + "/dist-tp2pp2/iter_0000007")
         let qkv = try #require(checkpoint.tensors["decoder.layers.self_attention.linear_qkv.weight"])
         #expect(qkv.shape == [4, 144, 48] && qkv.chunks.count == 8)  // 4 layers x 2 TP shards of 72 rows
@@ -57,6 +58,9 @@ import TestSupport
         #expect(qkv.chunks.allSatisfy { $0.sizes == [1, 72, 48] })
         #expect(checkpoint.tensors["output_layer.weight"] == nil)  // tied: only the word embedding is saved
         #expect(!checkpoint.keys.contains { $0.hasSuffix("_extra_state") })  // bytes entries are not tensors
+        // An iteration folder given directly (no tracker file): the iteration from common.pt.
+        let (_, iteration) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/dist-tp1/iter_0000007")
+        #expect(iteration == 7)
     }
 
     /// Damaged input is one error naming the file and what is wrong with it.

@@ -54,22 +54,6 @@ def setup(distributed):
     return model, ddp, optimizer, scheduler
 
 
-def adam_state(optimizer, model):
-    """name -> (group index, the optimizer state of its fp32 master, the fp32 master)."""
-    inner = optimizer.chained_optimizers[0]
-    names = {p: n for n, p in model.named_parameters()}
-    state = {}
-    if hasattr(inner, "model_param_group_index_map"):  # DistributedOptimizer: its main params are shards
-        for param, (group, order) in inner.model_param_group_index_map.items():
-            main = inner.optimizer.param_groups[group]["params"][order]
-            state[names[param]] = (group, inner.optimizer.state[main], main)
-    else:
-        for group, (model_params, masters) in enumerate(zip(inner.float16_groups, inner.fp32_from_float16_groups)):
-            for param, main in zip(model_params, masters):
-                state[names[param]] = (group, inner.optimizer.state[main], main)
-    return state
-
-
 def checkpoint_args(distributed):
     args = fp32_checkpoint_args(distributed)
     args.bf16, args.params_dtype, args.accumulate_allreduce_grads_in_fp32 = True, torch.bfloat16, True
@@ -79,7 +63,7 @@ def checkpoint_args(distributed):
 def main():
     fp32.cpu_shim()
     fixtures.megatron_core()
-    fp32.setup, fp32.adam_state, fp32.checkpoint_args = setup, adam_state, checkpoint_args
+    fp32.setup, fp32.checkpoint_args = setup, checkpoint_args
     for distributed, name, json_name in [(False, "tp1-bf16-optim", "expected-bf16-optim.json"),
                                          (True, "tp1-bf16-distopt", "expected-bf16-distopt.json")]:
         fp32.run(distributed, os.path.join(OUT, name), json_name)

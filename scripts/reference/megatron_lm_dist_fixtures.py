@@ -68,7 +68,9 @@ def run(rank, world, tp, pp, directory, variant, port):
     parallel_state.initialize_model_parallel(tp, pp)
     stage, tp_rank = parallel_state.get_pipeline_model_parallel_rank(), parallel_state.get_tensor_model_parallel_rank()
     model = build_stage(stage == 0, stage == pp - 1, pp, **variant["model"])
-    result = model.load_state_dict(local_state(whole, stage, tp_rank, tp, pp), strict=False)
+    local = {name: tensor for name, tensor in base.stage_state(whole, stage, tp_rank, tp, pp).items()
+             if not name.endswith("._extra_state")}
+    result = model.load_state_dict(local, strict=False)
     assert not result.unexpected_keys and all(key.endswith("._extra_state") for key in result.missing_keys), result
     if variant.get("bf16"):
         model = model.to(torch.bfloat16)
@@ -99,28 +101,6 @@ def build_stage(first, last, pp, exact_gelu=False, ffn=4 * base.HIDDEN, untied=F
                     position_embedding_type="learned_absolute", pre_process=first, post_process=last)
 
 
-def local_state(whole, stage, tp_rank, tp, pp):
-    """This stage's layers (renumbered from 0) and ends, each tensor this rank's TP shard."""
-    per_stage = base.LAYERS // pp
-    local = {}
-    for name, tensor in whole.items():
-        if name.endswith("._extra_state"):
-            continue
-        if name.startswith("decoder.layers."):
-            layer = int(name.split(".")[2])
-            if not stage * per_stage <= layer < (stage + 1) * per_stage:
-                continue
-            name = "decoder.layers.%d.%s" % (layer - stage * per_stage, name.split(".", 3)[3])
-        elif name.startswith("embedding.") and stage != 0:
-            continue
-        elif (name.startswith("decoder.final_layernorm") or name.startswith("output_layer")) and stage != pp - 1:
-            continue
-        local[name] = base.shard(name, tensor, tp_rank, tp)
-    if stage == pp - 1 and stage != 0 and "output_layer.weight" not in whole:
-        local["output_layer.weight"] = base.shard("output_layer.weight", whole["embedding.word_embeddings.weight"], tp_rank, tp)
-    return local
-
-
 def save(name, tp, pp, port, **variant):
     directory = os.path.join(base.OUT, name)
     shutil.rmtree(directory, ignore_errors=True)
@@ -147,10 +127,10 @@ def damaged_metadata():
 
 
 def main():
-    damaged_metadata()
     if os.environ.get("MEGATRON_CORE_SOURCE"):
         return save("dist-tp1-common-inside", 1, 1, 29545)
     save("dist-tp1", 1, 1, 29541)
+    damaged_metadata()
     save("dist-tp2pp2", 2, 2, 29542)
     save("dist-tp2pp2-untied-eps1e-6", 2, 2, 29543, model={"untied": True, "epsilon": 1e-6})
     save("dist-tp1-bf16", 1, 1, 29544, bf16=True)

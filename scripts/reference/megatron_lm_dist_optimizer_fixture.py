@@ -7,6 +7,8 @@ sharded_state_dict, the optimizer's sharded_state_dict over it, the scheduler; r
   dist-tp1-optim/        fp32, the plain optimizer: model-space tensors
                          optimizer.state.{exp_avg,exp_avg_sq}.<model key> (layers stacked as the
                          model's), the step in common.pt's optimizer.optimizer.state.common_step
+  dist-tp1-distopt/      fp32 --use-distributed-optimizer: the flat buffers below, keyed
+                         dtype_(torch.float32, torch.float32), no 'param' read (the weights are the model's)
   dist-tp1-bf16-optim/   --bf16, the plain optimizer: the same plus optimizer.state.fp32_param.<key>
   dist-tp1-bf16-distopt/ --bf16 --use-distributed-optimizer with Megatron-LM's default
                          'dp_reshardable' sharding: the flat buffers
@@ -14,8 +16,9 @@ sharded_state_dict, the optimizer's sharded_state_dict over it, the scheduler; r
                          torch.float32).bucket_idx_0.{param,exp_avg,exp_avg_sq} (each parameter a
                          chunk at its offset in megatron-core's parameter buffer) and byte entries
                          ...optimizer (param groups with the step) and ...per_bucket_numel_unpadded
-  expected-dist-optim.json, expected-dist-bf16-optim.json, expected-dist-bf16-distopt.json
-                         as the legacy fixtures' json
+  expected-dist-<name>.json   as the legacy fixtures' json
+
+Names given on the command line (optim, distopt, bf16-optim, bf16-distopt) write only those.
 
     pip install megatron-core==0.16.1 torch numpy psutil
     OMP_NUM_THREADS=1 python3 scripts/reference/megatron_lm_dist_optimizer_fixture.py
@@ -32,7 +35,7 @@ import megatron_lm_optimizer_fixture as fp32  # noqa: E402
 
 OUT = fixtures.OUT
 STEPS = fp32.STEPS
-fp32_setup, fp32_adam_state, fp32_checkpoint_args = fp32.setup, fp32.adam_state, fp32.checkpoint_args
+fp32_setup, fp32_checkpoint_args = fp32.setup, fp32.checkpoint_args
 
 
 def save(directory, distributed, model, ddp, optimizer, scheduler):
@@ -57,11 +60,15 @@ def main():
     fixtures.megatron_core()
     torch.cuda.synchronize = lambda *args, **kwargs: None
     fp32.save = save
-    for precision, distributed, name in [("fp32", False, "optim"), ("bf16", False, "bf16-optim"), ("bf16", True, "bf16-distopt")]:
+    runs = [("fp32", False, "optim"), ("fp32", True, "distopt"), ("bf16", False, "bf16-optim"), ("bf16", True, "bf16-distopt")]
+    only = sys.argv[1:]  # names to write, all when none are given
+    for precision, distributed, name in runs:
+        if only and name not in only:
+            continue
         if precision == "bf16":
-            fp32.setup, fp32.adam_state, fp32.checkpoint_args = bf16.setup, bf16.adam_state, bf16.checkpoint_args
+            fp32.setup, fp32.checkpoint_args = bf16.setup, bf16.checkpoint_args
         else:
-            fp32.setup, fp32.adam_state, fp32.checkpoint_args = fp32_setup, fp32_adam_state, fp32_checkpoint_args
+            fp32.setup, fp32.checkpoint_args = fp32_setup, fp32_checkpoint_args
         fp32.run(distributed, os.path.join(OUT, f"dist-tp1-{name}"), f"expected-dist-{name}.json")
 
 

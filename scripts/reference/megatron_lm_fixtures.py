@@ -205,28 +205,34 @@ def save_interleaved(directory, model, pp=2, vp=2):
         save(directory, 0, stage, 1, pp, None, chunks=chunks, vp=vp)
 
 
-def save_sharded(directory, model, tp=2, pp=2, **variant):
-    """`model` cut for `tp` x `pp` ranks as Megatron-LM saves it: local layer numbers on each
-    stage; with a tied output layer the last stage holds a copy of its word-embedding shard."""
-    state = dict(model.state_dict())
+def stage_state(state, stage, rank, tp, pp):
+    """The whole model's `state` as rank `rank` of stage `stage` holds it: local layer numbers;
+    each tensor its TP shard; with a tied output layer the last stage (of several) holds a copy
+    of its word-embedding shard."""
     per_stage = LAYERS // pp
+    local = {}
+    for name, tensor in state.items():
+        if name.startswith("decoder.layers."):
+            layer = int(name.split(".")[2])
+            if not stage * per_stage <= layer < (stage + 1) * per_stage:
+                continue
+            name = "decoder.layers.%d.%s" % (layer - stage * per_stage, name.split(".", 3)[3])
+        elif name.startswith("embedding.") and stage != 0:
+            continue
+        elif (name.startswith("decoder.final_layernorm") or name.startswith("output_layer")) and stage != pp - 1:
+            continue
+        local[name] = tensor if tensor is None or not torch.is_tensor(tensor) else shard(name, tensor, rank, tp)
+    if stage == pp - 1 and stage != 0 and "output_layer.weight" not in state:
+        local["output_layer.weight"] = shard("output_layer.weight", state["embedding.word_embeddings.weight"], rank, tp)
+    return local
+
+
+def save_sharded(directory, model, tp=2, pp=2, **variant):
+    """`model` cut for `tp` x `pp` ranks as Megatron-LM saves it (`stage_state`)."""
+    state = dict(model.state_dict())
     for stage in range(pp):
         for rank in range(tp):
-            local = {}
-            for name, tensor in state.items():
-                if name.startswith("decoder.layers."):
-                    layer = int(name.split(".")[2])
-                    if not stage * per_stage <= layer < (stage + 1) * per_stage:
-                        continue
-                    name = "decoder.layers.%d.%s" % (layer - stage * per_stage, name.split(".", 3)[3])
-                elif name.startswith("embedding.") and stage != 0:
-                    continue
-                elif (name.startswith("decoder.final_layernorm") or name.startswith("output_layer")) and stage != pp - 1:
-                    continue
-                local[name] = tensor if tensor is None or not torch.is_tensor(tensor) else shard(name, tensor, rank, tp)
-            if stage == pp - 1 and "output_layer.weight" not in state:  # the last stage's copy of the tied word embedding
-                local["output_layer.weight"] = shard("output_layer.weight", state["embedding.word_embeddings.weight"], rank, tp)
-            save(directory, rank, stage, tp, pp, local, **variant)
+            save(directory, rank, stage, tp, pp, stage_state(state, stage, rank, tp, pp), **variant)
 
 
 def record(model, name):

@@ -145,14 +145,19 @@ def train_step(ddp, optimizer, scheduler, tokens, labels):
 
 
 def adam_state(optimizer, model):
-    """name -> (group index, torch optimizer state of the parameter, the parameter as the optimizer holds it)."""
+    """name -> (group index, torch optimizer state of the parameter, what the optimizer updates:
+    the parameter, its shard (distributed optimizer) or its fp32 master (mixed precision))."""
     inner = optimizer.chained_optimizers[0]
     names = {p: n for n, p in model.named_parameters()}
     state = {}
     if hasattr(inner, "model_param_group_index_map"):  # DistributedOptimizer: its main params are shards
         for param, (group, order) in inner.model_param_group_index_map.items():
             main = inner.optimizer.param_groups[group]["params"][order]
-            state[names[param]] = (group, inner.optimizer.state[main], param)
+            state[names[param]] = (group, inner.optimizer.state[main], main)
+    elif hasattr(inner, "fp32_from_float16_groups"):  # mixed precision: fp32 masters, in group order
+        for group, (params, masters) in enumerate(zip(inner.float16_groups, inner.fp32_from_float16_groups)):
+            for param, main in zip(params, masters):
+                state[names[param]] = (group, inner.optimizer.state[main], main)
     else:
         for group, param_group in enumerate(inner.optimizer.param_groups):
             for param in param_group["params"]:
