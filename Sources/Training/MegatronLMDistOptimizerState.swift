@@ -3,11 +3,13 @@ import Models
 import Parameters
 import TorchFormat
 
-/// The Adam state of Megatron-LM's `torch_dist` checkpoints, in the two layouts megatron-core saves:
-/// - the plain optimizer's, in model space: tensors `optimizer.state.exp_avg.<model key>` and
-///   `optimizer.state.exp_avg_sq.<model key>` (and for `--bf16` the fp32 masters,
-///   `optimizer.state.fp32_param.<model key>`), shaped and stacked as the model's, the step in the
-///   common state's `optimizer` (`state.common_step`);
+/// The Adam state of Megatron-LM's `torch_dist` checkpoints, in the layouts megatron-core saves:
+/// - in model space: tensors `optimizer.state.exp_avg.<model key>` and
+///   `optimizer.state.exp_avg_sq.<model key>`, shaped and stacked as the model's (any TP x PP),
+///   for `--bf16` with the fp32 masters: the plain optimizer's `optimizer.state.fp32_param.<model
+///   key>` (its step in the common state's `optimizer`, `state.common_step`), or the distributed
+///   optimizer's with `--dist-ckpt-optim-fully-reshardable` (sharding `fully_reshardable`),
+///   `optimizer.state.param.<model key>` (its step in the common state's `optimizer` param groups);
 /// - the distributed optimizer's, with Megatron-LM's default `dp_reshardable` sharding: megatron-core's
 ///   flat parameter buffer as 1-D tensors
 ///   `optimizer.distributed.dp_group_idx_0.gbuf_idx_0.dtype_(<param dtype>, torch.float32).bucket_idx_0.{param,exp_avg,exp_avg_sq}`,
@@ -23,10 +25,12 @@ extension MegatronLMCheckpoint {
         let m = ParameterStore(layout: model.layout), v = ParameterStore(layout: model.layout)
         let step: Int, distributed: Bool
         if checkpoint.keys.contains(where: { $0.hasPrefix(plainPrefix + "exp_avg.") }) {
+            // The distributed optimizer's model-space (fully reshardable) state names its masters `param`.
+            let fullyReshardable = opened.common.entries?["optimizer"]?.entries?["param_state_sharding_type"]?.string == "fully_reshardable"
             try opened.place(into: m, prefix: plainPrefix + "exp_avg.")
             try opened.place(into: v, prefix: plainPrefix + "exp_avg_sq.")
-            if bf16 { try opened.place(into: model.params, prefix: plainPrefix + "fp32_param.") }
-            (step, distributed) = (try commonStep(opened), false)
+            if bf16 { try opened.place(into: model.params, prefix: plainPrefix + (fullyReshardable ? "param." : "fp32_param.")) }
+            (step, distributed) = (try commonStep(opened), fullyReshardable)
         } else if checkpoint.keys.contains(where: { $0.hasPrefix(distributedPrefix) }) {
             (step, distributed) = (try readFlatBuffer(opened, into: model, m: m, v: v, bf16: bf16), true)
         } else {
@@ -39,16 +43,18 @@ extension MegatronLMCheckpoint {
 
     static let plainPrefix = "optimizer.state.", distributedPrefix = "optimizer.distributed."
 
-    /// The plain optimizer's step: `common_step` in the common state's optimizer entry (nested
-    /// one level down for the mixed-precision optimizer).
+    /// The step of a model-space state, in the common state's optimizer entry (nested one level
+    /// down for the mixed-precision and distributed optimizers): the plain optimizer's
+    /// `state.common_step`, or the distributed one's parameter groups' `step`.
     private static func commonStep(_ opened: OpenedDistributed) throws(TrainingError) -> Int {
         let path = opened.commonFile.path
         guard var optimizer = opened.common.entries?["optimizer"]?.entries else {
             throw .checkpoint(path: path, reason: "no optimizer entry in the common state")
         }
-        if optimizer["state"] == nil, let inner = optimizer["optimizer"]?.entries { optimizer = inner }
-        guard let step = try stepCount(optimizer["state"]?.entries?["common_step"], in: opened.commonFile, key: "common_step") else {
-            throw .checkpoint(path: path, reason: "the optimizer's state.common_step is missing or not a count")
+        if optimizer["state"] == nil && optimizer["param_groups"] == nil, let inner = optimizer["optimizer"]?.entries { optimizer = inner }
+        let saved = optimizer["state"]?.entries?["common_step"] ?? optimizer["param_groups"]?.items?.first?.entries?["step"]
+        guard let step = try stepCount(saved, in: opened.commonFile, key: "step") else {
+            throw .checkpoint(path: path, reason: "the optimizer holds no step count (state.common_step or param_groups' step)")
         }
         return step
     }
