@@ -16,6 +16,8 @@ import TorchFormat
 ///   the parameters from last to first each at the next multiple of 64 elements (each its own
 ///   chunk), the step in the byte entry `optimizer.distributed.dp_group_idx_0.optimizer`.
 extension MegatronLMCheckpoint {
+    /// The model (for `--bf16` holding the fp32 masters), iteration and Adam state of the
+    /// `torch_dist` checkpoint in iteration folder `folder`.
     static func readDistributedWithOptimizer(folder: String, trackedIteration: Int?) throws(TrainingError)
         -> (model: GPTModel, iteration: Int, optimizer: MegatronLMOptimizerState) {
         let opened = try openDistributed(folder: folder, trackedIteration: trackedIteration)
