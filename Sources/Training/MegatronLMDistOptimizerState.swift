@@ -14,7 +14,8 @@ import TorchFormat
 ///   flat parameter buffer as 1-D tensors
 ///   `optimizer.distributed.dp_group_idx_0.gbuf_idx_0.dtype_(<param dtype>, torch.float32).bucket_idx_0.{param,exp_avg,exp_avg_sq}`,
 ///   the parameters from last to first each at the next multiple of 64 elements (each its own
-///   chunk), the step in the byte entry `optimizer.distributed.dp_group_idx_0.optimizer`.
+///   chunk), one such buffer per tensor-parallel rank (`dp_group_idx_<rank>`, of its shards; PP 1),
+///   the step in the byte entry `optimizer.distributed.dp_group_idx_0.optimizer`.
 extension MegatronLMCheckpoint {
     /// The model (for `--bf16` holding the fp32 masters), iteration and Adam state of the
     /// `torch_dist` checkpoint in iteration folder `folder`.
@@ -61,43 +62,54 @@ extension MegatronLMCheckpoint {
         return step
     }
 
-    /// Reads the distributed optimizer's flat buffer into `m`, `v` (and for bf16 the masters into
-    /// the model's weights); returns the step. Only one buffer of one bucket for one model-parallel
-    /// rank (TP 1 x PP 1, one model chunk) is read: each parameter's place is checked against the
-    /// chunk the checkpoint holds for it.
+    /// Reads the distributed optimizer's flat buffers into `m`, `v` (and for bf16 the masters into
+    /// the model's weights); returns the step. Tensor parallelism gives one buffer per TP rank
+    /// (`dp_group_idx_<rank>`, each of the rank's shards, put back together as Megatron cut them);
+    /// pipeline parallelism, several buffers or buckets are not read. Each parameter's place is
+    /// checked against the chunk the checkpoint holds for it.
     private static func readFlatBuffer(_ opened: OpenedDistributed, into model: GPTModel, m: ParameterStore, v: ParameterStore,
                                        bf16: Bool) throws(TrainingError) -> Int {
-        let checkpoint = opened.checkpoint, folder = checkpoint.folder
+        let checkpoint = opened.checkpoint, folder = checkpoint.folder, layout = model.layout
+        let t = try opened.arguments.integer("tensor_model_parallel_size", default: 1)
+        let p = try opened.arguments.integer("pipeline_model_parallel_size", default: 1)
+        guard p == 1, (1...4096).contains(t) else {
+            throw .checkpoint(path: folder, reason: "the distributed optimizer's dp_reshardable state of a run with pipeline_model_parallel_size "
+                              + "\(p) is not read (TP x PP 1 is); save it with --dist-ckpt-optim-fully-reshardable or convert without --load-optimizer")
+        }
         let dtype = bf16 ? "torch.bfloat16" : "torch.float32"
-        let base = "\(distributedPrefix)dp_group_idx_0.gbuf_idx_0.dtype_(\(dtype), torch.float32).bucket_idx_0."
-        if let other = checkpoint.keys.first(where: { $0.hasPrefix(distributedPrefix) && !$0.hasPrefix(base) }) {
+        func base(_ rank: Int) -> String { "\(distributedPrefix)dp_group_idx_\(rank).gbuf_idx_0.dtype_(\(dtype), torch.float32).bucket_idx_0." }
+        if let other = checkpoint.keys.first(where: { key in key.hasPrefix(distributedPrefix) && !(0..<t).contains { key.hasPrefix(base($0)) } }) {
             throw .checkpoint(path: folder, reason: "the distributed optimizer's \(other) is not read: only one (\(dtype), torch.float32) "
-                              + "buffer of one bucket, of a TP 1 x PP 1 run, is (the expected key starts \(base))")
+                              + "buffer of one bucket per tensor-parallel rank is (keys starting \(base(0)))")
         }
-        let order = try parameterOrder(opened, layout: model.layout)
-        let counts = order.map { model.layout.entry($0).spec.count }
+        let order = try parameterOrder(opened, layout: layout)
+        let shards = order.map { TensorShard(name: $0) }
+        let fullShapes = order.map { layout.entry($0).spec.shape }
+        let counts = zip(shards, fullShapes).map { $0.shape(of: $1, size: t).reduce(1, *) }
         let (starts, end) = flatBufferOffsets(counts)
-        let ranges = order.indices.map { (name: order[$0], range: starts[$0]..<(starts[$0] + counts[$0])) }
-        var flats = [String: [Float]]()
-        for part in ["exp_avg", "exp_avg_sq"] + (bf16 ? ["param"] : []) {
-            guard let tensor = checkpoint.tensors[base + part] else { throw .checkpoint(path: folder, reason: "holds no \(base + part)") }
-            guard tensor.shape == [end] else {
-                throw .checkpoint(path: folder, reason: "\(base + part) holds \(tensor.shape) elements; the model's parameters laid out in "
-                                  + "one bucket take \(end) (a gradient buffer of several buckets, or padded for several "
-                                  + "data-parallel ranks, is not read)")
-            }
-            let boxes = Set(tensor.chunks.map { [$0.offsets[0], $0.sizes[0]] })
-            if let misplaced = ranges.first(where: { !boxes.contains([$0.range.lowerBound, $0.range.count]) }) {
-                throw .checkpoint(path: folder, reason: "\(base + part) has no chunk at \(misplaced.range) for \(misplaced.name): "
-                                  + "its parameters are not laid out in the order this reader derives")
-            }
-            do { flats[part] = try checkpoint.floats(base + part) } catch { throw .checkpoint(error) }
-        }
         let targets = [(m, "exp_avg"), (v, "exp_avg_sq")] + (bf16 ? [(model.params, "param")] : [])
-        for (store, part) in targets {
-            let flat = flats[part]!
-            for (name, range) in ranges {
-                flat.withUnsafeBufferPointer { store.pointer(at: store.layout.index(of: name)!).update(from: $0.baseAddress! + range.lowerBound, count: range.count) }
+        for rank in 0..<t {
+            for (store, part) in targets {
+                let key = base(rank) + part
+                guard let tensor = checkpoint.tensors[key] else { throw .checkpoint(path: folder, reason: "holds no \(key)") }
+                guard tensor.shape == [end] else {
+                    throw .checkpoint(path: folder, reason: "\(key) holds \(tensor.shape) elements; the rank's parameters laid out in one "
+                                      + "bucket take \(end) (a gradient buffer of several buckets, or padded for several "
+                                      + "data-parallel ranks, is not read)")
+                }
+                let boxes = Set(tensor.chunks.map { [$0.offsets[0], $0.sizes[0]] })
+                if let i = order.indices.first(where: { !boxes.contains([starts[$0], counts[$0]]) }) {
+                    throw .checkpoint(path: folder, reason: "\(key) has no chunk at \(starts[i])..<\(starts[i] + counts[i]) for \(order[i]): "
+                                      + "its parameters are not laid out in the order this reader derives")
+                }
+                let flat: [Float]
+                do { flat = try checkpoint.floats(key) } catch { throw .checkpoint(error) }
+                flat.withUnsafeBufferPointer { values in
+                    for i in order.indices where rank == 0 || shards[i] != .replicated {
+                        shards[i].place(values.baseAddress! + starts[i], into: store.pointer(at: layout.index(of: order[i])!),
+                                        fullShape: fullShapes[i], rank: rank, size: t)
+                    }
+                }
             }
         }
         return try distributedStep(checkpoint)

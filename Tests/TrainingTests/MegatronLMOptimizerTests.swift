@@ -111,6 +111,26 @@ import TestSupport
         #expect(worst < 1e-5 && worstMoment < 1e-5)
     }
 
+    /// The distributed optimizer's default dp_reshardable state at TP 2 (one flat buffer of shards
+    /// per TP rank) reads as the same run's state saved fully_reshardable (model space, read like
+    /// the weights): moments and fp32 masters bit for bit, and the masters are not the rounded
+    /// bf16 weights.
+    @Test func tensorParallelFlatBuffersReadAsModelSpace() throws {
+        let (flat, _, flatState) = try MegatronLMCheckpoint.readWithOptimizer(directory: Self.fixtures + "/dist-tp2-bf16-distopt")
+        let (space, _, spaceState) = try MegatronLMCheckpoint.readWithOptimizer(
+            directory: Self.fixtures + "/dist-tp2-bf16-distopt-fully-reshardable")
+        #expect(flatState.step == 3 && spaceState.step == 3 && flatState.distributed && flatState.bf16)
+        for spec in flat.layout.specs {
+            for (ours, theirs, what) in [(flat.params, space.params, "master"), (flatState.m, spaceState.m, "exp_avg"),
+                                         (flatState.v, spaceState.v, "exp_avg_sq")] {
+                let same = ours.values(spec.name) == theirs.values(spec.name)
+                #expect(same, "\(spec.name) \(what)")
+            }
+        }
+        let (rounded, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/dist-tp2-bf16-distopt")
+        #expect(rounded.params.values(flat.layout.specs[0].name) != flat.params.values(flat.layout.specs[0].name))
+    }
+
     /// A --bf16 run continued here in bf16 from its imported masters and moments: megatron-core's
     /// fourth bf16 step, up to the two sides' bf16 roundings (its residual stream and LayerNorm
     /// outputs are bf16, ours fp32; both GEMMs accumulate in fp32). Observed (Emerald Rapids,

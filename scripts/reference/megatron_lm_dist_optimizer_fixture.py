@@ -21,9 +21,14 @@ sharded_state_dict, the optimizer's sharded_state_dict over it, the scheduler; r
                          chunk at its offset in megatron-core's parameter buffer) and byte entries
                          ...optimizer (param groups with the step) and ...per_bucket_numel_unpadded
   expected-dist-<name>.json   as the legacy fixtures' json
+  dist-tp2-bf16-distopt/, dist-tp2-bf16-distopt-fully-reshardable/   the --bf16 distributed
+                         optimizer's run at TP 2 (two gloo ranks; the same whole model cut in two),
+                         its state after STEPS steps saved twice: dp_reshardable (one flat buffer per
+                         TP rank, dp_group_idx_0 and _1) and fully_reshardable (model space), so
+                         that the two must read alike (`tp2`)
 
 Names given on the command line (optim, distopt, bf16-optim, bf16-distopt,
-bf16-distopt-fully-reshardable) write only those.
+bf16-distopt-fully-reshardable, tp2) write only those.
 
     pip install megatron-core==0.16.1 torch numpy psutil
     OMP_NUM_THREADS=1 python3 scripts/reference/megatron_lm_dist_optimizer_fixture.py
@@ -61,6 +66,50 @@ def save(directory, distributed, model, ddp, optimizer, scheduler):
     return folder
 
 
+def tensor_parallel_rank(rank, world):
+    """One of the TP 2 run's ranks: the whole model drawn at TP 1, this rank's cut loaded into the
+    bf16 model and its optimizer's masters, STEPS steps, then both saves."""
+    import torch.distributed as dist
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", "29571"
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    fp32.cpu_shim()
+    from megatron.core import dist_checkpointing, parallel_state, utils
+    from megatron.core.tensor_parallel import random as megatron_random
+    torch.cuda.synchronize = lambda *args, **kwargs: None
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    utils.GlobalMemoryBuffer.get_tensor = lambda self, shape, dtype, name, mem_alloc_context=None: torch.empty(shape, dtype=dtype)
+    megatron_random.initialize_rng_tracker(inference_rng_tracker=True)
+    fixtures.LAYERS, fixtures.VOCAB, fixtures.ITERATION = fp32.LAYERS, fp32.VOCAB, STEPS
+    parallel_state.initialize_model_parallel(1, 1)
+    whole = fixtures.build_model().state_dict()
+    parallel_state.destroy_model_parallel()
+    parallel_state.initialize_model_parallel(world, 1)
+    tp_rank = parallel_state.get_tensor_model_parallel_rank()
+    model, ddp, optimizer, scheduler = bf16.setup(True)
+    local = fixtures.stage_state(whole, 0, tp_rank, world, 1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.copy_(local[name].to(param.dtype))
+    optimizer.chained_optimizers[0].reload_model_params()  # the fp32 masters from the loaded weights
+    tokens, labels = fp32.batch()
+    for _ in range(STEPS):
+        fp32.train_step(ddp, optimizer, scheduler, tokens, labels)
+    for sharding, name in [("dp_reshardable", "dist-tp2-bf16-distopt"), ("fully_reshardable", "dist-tp2-bf16-distopt-fully-reshardable")]:
+        args = bf16.checkpoint_args(True)
+        args.ckpt_format, args.tensor_model_parallel_size = "torch_dist", world
+        state = {"args": args, "checkpoint_version": 3.0, "iteration": STEPS, "model": model.sharded_state_dict()}
+        state["optimizer"] = optimizer.sharded_state_dict(
+            state["model"], metadata={"distrib_optim_sharding_type": sharding, "singleton_local_shards": False})
+        folder = os.path.join(OUT, name, f"iter_{STEPS:07d}")
+        os.makedirs(folder, exist_ok=True)
+        dist_checkpointing.save(state, folder, sharded_strategy=("torch_dist", 1))
+        if rank == 0:
+            with open(os.path.join(OUT, name, "latest_checkpointed_iteration.txt"), "w") as file:
+                file.write(str(STEPS))
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def main():
     fp32.cpu_shim()
     fixtures.megatron_core()
@@ -70,6 +119,8 @@ def main():
     runs = [("fp32", False, "optim"), ("fp32", True, "distopt"), ("bf16", False, "bf16-optim"), ("bf16", True, "bf16-distopt"),
             ("bf16", True, "bf16-distopt-fully-reshardable")]
     only = sys.argv[1:]  # names to write, all when none are given
+    if not only or "tp2" in only:
+        torch.multiprocessing.spawn(tensor_parallel_rank, args=(2,), nprocs=2, join=True)
     for precision, distributed, name in runs:
         if only and name not in only:
             continue
