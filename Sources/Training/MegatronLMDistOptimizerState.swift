@@ -14,8 +14,9 @@ import TorchFormat
 ///   flat parameter buffer as 1-D tensors
 ///   `optimizer.distributed.dp_group_idx_0.gbuf_idx_0.dtype_(<param dtype>, torch.float32).bucket_idx_0.{param,exp_avg,exp_avg_sq}`,
 ///   the parameters from last to first each at the next multiple of 64 elements (each its own
-///   chunk), one such buffer per tensor-parallel rank (`dp_group_idx_<rank>`, of its shards; PP 1),
-///   the step in the byte entry `optimizer.distributed.dp_group_idx_0.optimizer`.
+///   chunk), split into buckets (`bucket_idx_<k>`), one such buffer per tensor-parallel rank
+///   (`dp_group_idx_<rank>`, of its shards; PP 1), the step in the byte entry
+///   `optimizer.distributed.dp_group_idx_0.optimizer`.
 extension MegatronLMCheckpoint {
     /// The model (for `--bf16` holding the fp32 masters), iteration and Adam state of the
     /// `torch_dist` checkpoint in iteration folder `folder`.
@@ -65,8 +66,8 @@ extension MegatronLMCheckpoint {
     /// Reads the distributed optimizer's flat buffers into `m`, `v` (and for bf16 the masters into
     /// the model's weights); returns the step. Tensor parallelism gives one buffer per TP rank
     /// (`dp_group_idx_<rank>`, each of the rank's shards, put back together as Megatron cut them);
-    /// pipeline parallelism, several buffers or buckets are not read. Each parameter's place is
-    /// checked against the chunk the checkpoint holds for it.
+    /// a buffer may be split into buckets (`bucket_idx_<k>`, `--overlap-grad-reduce`); pipeline
+    /// parallelism and several buffers are not read.
     private static func readFlatBuffer(_ opened: OpenedDistributed, into model: GPTModel, m: ParameterStore, v: ParameterStore,
                                        bf16: Bool) throws(TrainingError) -> Int {
         let checkpoint = opened.checkpoint, folder = checkpoint.folder, layout = model.layout
@@ -74,45 +75,76 @@ extension MegatronLMCheckpoint {
         let p = try opened.arguments.integer("pipeline_model_parallel_size", default: 1)
         guard p == 1, (1...4096).contains(t) else {
             throw .checkpoint(path: folder, reason: "the distributed optimizer's dp_reshardable state of a run with pipeline_model_parallel_size "
-                              + "\(p) is not read (TP x PP 1 is); save it with --dist-ckpt-optim-fully-reshardable or convert without --load-optimizer")
+                              + "\(p) is not read (only PP 1 is); save it with --dist-ckpt-optim-fully-reshardable or convert without --load-optimizer")
         }
         let dtype = bf16 ? "torch.bfloat16" : "torch.float32"
-        func base(_ rank: Int) -> String { "\(distributedPrefix)dp_group_idx_\(rank).gbuf_idx_0.dtype_(\(dtype), torch.float32).bucket_idx_0." }
-        if let other = checkpoint.keys.first(where: { key in key.hasPrefix(distributedPrefix) && !(0..<t).contains { key.hasPrefix(base($0)) } }) {
+        func buffer(_ rank: Int) -> String { "\(distributedPrefix)dp_group_idx_\(rank).gbuf_idx_0.dtype_(\(dtype), torch.float32).bucket_idx_" }
+        if let other = checkpoint.keys.first(where: { key in key.hasPrefix(distributedPrefix) && !(0..<t).contains { key.hasPrefix(buffer($0)) } }) {
             throw .checkpoint(path: folder, reason: "the distributed optimizer's \(other) is not read: only one (\(dtype), torch.float32) "
-                              + "buffer of one bucket per tensor-parallel rank is (keys starting \(base(0)))")
+                              + "buffer per tensor-parallel rank is (keys starting \(buffer(0)))")
         }
         let order = try parameterOrder(opened, layout: layout)
         let shards = order.map { TensorShard(name: $0) }
         let fullShapes = order.map { layout.entry($0).spec.shape }
         let counts = zip(shards, fullShapes).map { $0.shape(of: $1, size: t).reduce(1, *) }
-        let (starts, end) = flatBufferOffsets(counts)
         let targets = [(m, "exp_avg"), (v, "exp_avg_sq")] + (bf16 ? [(model.params, "param")] : [])
         for rank in 0..<t {
+            let places = try bucketPlaces(checkpoint, buffer: buffer(rank), order: order, counts: counts)
+            let buckets = (places.map(\.bucket).max() ?? -1) + 1
             for (store, part) in targets {
-                let key = base(rank) + part
-                guard let tensor = checkpoint.tensors[key] else { throw .checkpoint(path: folder, reason: "holds no \(key)") }
-                guard tensor.shape == [end] else {
-                    throw .checkpoint(path: folder, reason: "\(key) holds \(tensor.shape) elements; the rank's parameters laid out in one "
-                                      + "bucket take \(end) (a gradient buffer of several buckets, or padded for several "
-                                      + "data-parallel ranks, is not read)")
+                var flats = [[Float]]()
+                for bucket in 0..<buckets {
+                    let key = "\(buffer(rank))\(bucket).\(part)"
+                    guard let tensor = checkpoint.tensors[key],
+                          tensor.shape == checkpoint.tensors["\(buffer(rank))\(bucket).exp_avg"]?.shape else {
+                        throw .checkpoint(path: folder, reason: "holds no \(key) shaped as its exp_avg")
+                    }
+                    do { flats.append(try checkpoint.floats(key)) } catch { throw .checkpoint(error) }
                 }
-                let boxes = Set(tensor.chunks.map { [$0.offsets[0], $0.sizes[0]] })
-                if let i = order.indices.first(where: { !boxes.contains([starts[$0], counts[$0]]) }) {
-                    throw .checkpoint(path: folder, reason: "\(key) has no chunk at \(starts[i])..<\(starts[i] + counts[i]) for \(order[i]): "
-                                      + "its parameters are not laid out in the order this reader derives")
-                }
-                let flat: [Float]
-                do { flat = try checkpoint.floats(key) } catch { throw .checkpoint(error) }
-                flat.withUnsafeBufferPointer { values in
-                    for i in order.indices where rank == 0 || shards[i] != .replicated {
-                        shards[i].place(values.baseAddress! + starts[i], into: store.pointer(at: layout.index(of: order[i])!),
+                for i in order.indices where rank == 0 || shards[i] != .replicated {
+                    flats[places[i].bucket].withUnsafeBufferPointer { values in
+                        shards[i].place(values.baseAddress! + places[i].start, into: store.pointer(at: layout.index(of: order[i])!),
                                         fullShape: fullShapes[i], rank: rank, size: t)
                     }
                 }
             }
         }
         return try distributedStep(checkpoint)
+    }
+
+    /// Where each parameter (`order`, of `counts` elements) lies in one rank's buffer: megatron-core
+    /// lays the parameters out from last to first, each at the next multiple of 64 elements,
+    /// starting a new bucket (at 0) where the previous one ends. Found by following the chunks
+    /// the checkpoint holds (each parameter is one, at its place): a parameter with no chunk at its
+    /// place, or a bucket not filled to its end, is an error.
+    private static func bucketPlaces(_ checkpoint: DistributedCheckpoint, buffer: String, order: [String], counts: [Int])
+        throws(TrainingError) -> [(bucket: Int, start: Int)] {
+        var boxes = [Set<[Int]>](), sizes = [Int]()
+        while let tensor = checkpoint.tensors["\(buffer)\(boxes.count).exp_avg"], tensor.shape.count == 1 {
+            boxes.append(Set(tensor.chunks.map { [$0.offsets[0], $0.sizes[0]] }))
+            sizes.append(tensor.shape[0])
+        }
+        guard !boxes.isEmpty else { throw .checkpoint(path: checkpoint.folder, reason: "holds no \(buffer)0.exp_avg") }
+        var places = [(bucket: Int, start: Int)](repeating: (0, 0), count: order.count)
+        var bucket = 0, end = 0
+        for i in order.indices.reversed() {
+            let start = (end + 63) / 64 * 64
+            if boxes[bucket].contains([start, counts[i]]) {
+                places[i] = (bucket, start)
+            } else if end == sizes[bucket], bucket + 1 < boxes.count, boxes[bucket + 1].contains([0, counts[i]]) {
+                bucket += 1
+                places[i] = (bucket, 0)
+            } else {
+                throw .checkpoint(path: checkpoint.folder, reason: "\(buffer)\(bucket) has no chunk of \(counts[i]) elements at \(start) for "
+                                  + "\(order[i]): its parameters are not laid out in the order this reader derives")
+            }
+            end = places[i].start + counts[i]
+        }
+        guard bucket == boxes.count - 1, end == sizes[bucket] else {
+            throw .checkpoint(path: checkpoint.folder, reason: "\(buffer)\(bucket) holds \(sizes[bucket]) elements, its parameters end at \(end) "
+                              + "(a buffer padded for several data-parallel ranks is not read)")
+        }
+        return places
     }
 
     /// The model's parameters in megatron-core's `named_parameters` order, which its buffer

@@ -53,13 +53,15 @@ import TestSupport
     /// The `dist-` fixtures are the same runs saved as torch_dist checkpoints
     /// (`megatron_lm_dist_optimizer_fixture.py`): model-space tensors for the plain optimizer,
     /// the flat buffer of Megatron-LM's default dp_reshardable sharding for the distributed one,
-    /// and model-space tensors again for its fully_reshardable sharding.
+    /// and model-space tensors again for its fully_reshardable sharding; `-buckets` is the flat
+    /// buffer split into 4 buckets (--overlap-grad-reduce --ddp-bucket-size 10000).
     @Test(arguments: [("tp1-optim", "optim", false), ("tp1-distopt", "distopt", true),
                       ("tp1-bf16-optim", "bf16-optim", false), ("tp1-bf16-distopt", "bf16-distopt", true),
                       ("dist-tp1-optim", "dist-optim", false), ("dist-tp1-distopt", "dist-distopt", true),
                       ("dist-tp1-bf16-optim", "dist-bf16-optim", false),
                       ("dist-tp1-bf16-distopt", "dist-bf16-distopt", true),
-                      ("dist-tp1-bf16-distopt-fully-reshardable", "dist-bf16-distopt-fully-reshardable", true)])
+                      ("dist-tp1-bf16-distopt-fully-reshardable", "dist-bf16-distopt-fully-reshardable", true),
+                      ("dist-tp1-bf16-distopt-buckets", "dist-bf16-distopt-buckets", true)])
     func momentsAreMegatronCores(checkpoint: String, fixture: String, distributed: Bool) throws {
         let expected = try Self.expected(fixture)
         let (model, iteration, state) = try MegatronLMCheckpoint.readWithOptimizer(directory: Self.fixtures + "/" + checkpoint)

@@ -29,8 +29,9 @@ OUT = fixtures.OUT
 fp32_checkpoint_args = fp32.checkpoint_args
 
 
-def setup(distributed):
-    """setup() of the fp32 fixture with Megatron-LM's --bf16."""
+def setup(distributed, bucket_size=None):
+    """setup() of the fp32 fixture with Megatron-LM's --bf16 (and with `bucket_size`, its
+    --overlap-grad-reduce --ddp-bucket-size: the gradient buffer split into buckets)."""
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
     from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
@@ -38,7 +39,7 @@ def setup(distributed):
     model = fixtures.build_model()
     model.config.bf16, model.config.params_dtype = True, torch.bfloat16
     wrapped = Float16Module(model.config, model)
-    ddp_config = DistributedDataParallelConfig(grad_reduce_in_fp32=True, overlap_grad_reduce=False,
+    ddp_config = DistributedDataParallelConfig(grad_reduce_in_fp32=True, overlap_grad_reduce=bucket_size is not None, bucket_size=bucket_size,
                                                use_distributed_optimizer=distributed, check_for_nan_in_grad=True)
     ddp = DistributedDataParallel(model.config, ddp_config, wrapped)
     ddp.broadcast_params()

@@ -14,6 +14,10 @@ sharded_state_dict, the optimizer's sharded_state_dict over it, the scheduler; r
                          (sharding 'fully_reshardable'): model-space tensors
                          optimizer.state.{param,exp_avg,exp_avg_sq}.<model key>, 'param' the fp32
                          masters, the step in the common state's optimizer param_groups
+  dist-tp1-bf16-distopt-buckets/   the same with --overlap-grad-reduce --ddp-bucket-size 10000:
+                         the buffer in 4 buckets, bucket_idx_0..3 (megatron-core 0.16.1 warns that
+                         its fully_reshardable save of such a buffer pads parameters with zeros, and
+                         it does misplace them, so only dp_reshardable is written)
   dist-tp1-bf16-distopt/ --bf16 --use-distributed-optimizer with Megatron-LM's default
                          'dp_reshardable' sharding: the flat buffers
                          optimizer.distributed.dp_group_idx_0.gbuf_idx_0.dtype_(torch.bfloat16,
@@ -28,7 +32,7 @@ sharded_state_dict, the optimizer's sharded_state_dict over it, the scheduler; r
                          that the two must read alike (`tp2`)
 
 Names given on the command line (optim, distopt, bf16-optim, bf16-distopt,
-bf16-distopt-fully-reshardable, tp2) write only those.
+bf16-distopt-fully-reshardable, bf16-distopt-buckets, tp2) write only those.
 
     pip install megatron-core==0.16.1 torch numpy psutil
     OMP_NUM_THREADS=1 python3 scripts/reference/megatron_lm_dist_optimizer_fixture.py
@@ -117,7 +121,7 @@ def main():
     torch.Tensor.cuda = lambda self, *args, **kwargs: self  # fully_reshardable gathers through .cuda()
     fp32.save = save
     runs = [("fp32", False, "optim"), ("fp32", True, "distopt"), ("bf16", False, "bf16-optim"), ("bf16", True, "bf16-distopt"),
-            ("bf16", True, "bf16-distopt-fully-reshardable")]
+            ("bf16", True, "bf16-distopt-fully-reshardable"), ("bf16", True, "bf16-distopt-buckets")]
     only = sys.argv[1:]  # names to write, all when none are given
     if not only or "tp2" in only:
         torch.multiprocessing.spawn(tensor_parallel_rank, args=(2,), nprocs=2, join=True)
@@ -126,7 +130,8 @@ def main():
             continue
         SHARDING["type"] = "fully_reshardable" if name.endswith("fully-reshardable") else "dp_reshardable"
         if precision == "bf16":
-            fp32.setup, fp32.checkpoint_args = bf16.setup, bf16.checkpoint_args
+            buckets = 10000 if name.endswith("buckets") else None
+            fp32.setup, fp32.checkpoint_args = (lambda distributed: bf16.setup(distributed, bucket_size=buckets)), bf16.checkpoint_args
         else:
             fp32.setup, fp32.checkpoint_args = fp32_setup, fp32_checkpoint_args
         fp32.run(distributed, os.path.join(OUT, f"dist-tp1-{name}"), f"expected-dist-{name}.json")
