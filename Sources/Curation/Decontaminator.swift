@@ -1,3 +1,4 @@
+import FileSupport
 import Tokenizer
 /// Downstream-task decontamination as GPT-3 and MT-NLG did it, and as lm-eval's `Janitor`
 /// implements it (its python path, code point for code point): task texts are lower-cased (ASCII

@@ -2,6 +2,7 @@
 import FoundationEssentials
 #endif
 import Foundation
+import FileSupport
 
 /// The heuristic document filters of Gopher (Rae et al. 2021, appendix A.1.1: quality and
 /// repetition) and C4 (Raffel et al. 2020: lines ending in terminal punctuation), each with its

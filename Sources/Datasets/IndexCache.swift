@@ -63,22 +63,5 @@ extension GPTSampleIndex {
     }
 }
 
-/// 64-bit FNV-1a, fed one value (a byte, or a whole word) at a time.
-struct FNV1a64 {
-    private var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-
-    mutating func add(_ value: UInt64) { hash = (hash ^ value) &* 0x0000_0100_0000_01B3 }
-
-    /// The hash as 16 hex digits.
-    var hex: String {
-        let digits = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
-    }
-}
-
 /// 64-bit FNV-1a of a string's UTF-8, as 16 hex digits.
-func fnv1a64Hex(_ text: String) -> String {
-    var hash = FNV1a64()
-    for byte in text.utf8 { hash.add(UInt64(byte)) }
-    return hash.hex
-}
+func fnv1a64Hex(_ text: String) -> String { FNV1a.hex(FNV1a.hash(text.utf8)) }

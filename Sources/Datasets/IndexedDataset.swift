@@ -74,10 +74,10 @@ public final class IndexedDataset: @unchecked Sendable {
               zip(documentIndices, documentIndices.dropFirst()).allSatisfy({ $0 <= $1 }) else {
             throw corrupt("document boundaries must rise from 0 to the sequence count \(s)")
         }
-        var hash = FNV1a64()
-        for length in sequenceLengths { hash.add(UInt64(UInt32(bitPattern: length))) }
-        for boundary in documentIndices { hash.add(UInt64(bitPattern: boundary)) }
-        indexDigest = hash.hex
+        var hash = FNV1a.offset
+        for length in sequenceLengths { hash = FNV1a.step(hash, word: UInt64(UInt32(bitPattern: length))) }
+        for boundary in documentIndices { hash = FNV1a.step(hash, word: UInt64(bitPattern: boundary)) }
+        indexDigest = FNV1a.hex(hash)
     }
 
     /// Number of sequences.
