@@ -113,14 +113,17 @@ import TestSupport
         #expect(worst < 1e-5 && worstMoment < 1e-5)
     }
 
-    /// The distributed optimizer's default dp_reshardable state at TP 2 (one flat buffer of shards
-    /// per TP rank) reads as the same run's state saved fully_reshardable (model space, read like
-    /// the weights): moments and fp32 masters bit for bit, and the masters are not the rounded
-    /// bf16 weights.
-    @Test func tensorParallelFlatBuffersReadAsModelSpace() throws {
-        let (flat, _, flatState) = try MegatronLMCheckpoint.readWithOptimizer(directory: Self.fixtures + "/dist-tp2-bf16-distopt")
+    /// The distributed optimizer's default dp_reshardable state (one flat buffer of shards per
+    /// model-parallel rank) reads as the same run's state saved fully_reshardable (model space,
+    /// read like the weights): moments and fp32 masters bit for bit, and the masters are not the
+    /// rounded bf16 weights. At TP 2; and at TP 2 x PP 2 x DP 2, where the buffers are per stage
+    /// and TP rank, the word embedding and the last stage's tied copy each have a bucket of their
+    /// own, and the data-parallel ranks' shards cut parameters into several chunks.
+    @Test(arguments: ["dist-tp2-bf16-distopt", "dist-tp2pp2dp2-bf16-distopt"])
+    func flatBuffersReadAsModelSpace(checkpoint: String) throws {
+        let (flat, _, flatState) = try MegatronLMCheckpoint.readWithOptimizer(directory: Self.fixtures + "/" + checkpoint)
         let (space, _, spaceState) = try MegatronLMCheckpoint.readWithOptimizer(
-            directory: Self.fixtures + "/dist-tp2-bf16-distopt-fully-reshardable")
+            directory: Self.fixtures + "/" + checkpoint + "-fully-reshardable")
         #expect(flatState.step == 3 && spaceState.step == 3 && flatState.distributed && flatState.bf16)
         for spec in flat.layout.specs {
             for (ours, theirs, what) in [(flat.params, space.params, "master"), (flatState.m, spaceState.m, "exp_avg"),
@@ -129,7 +132,7 @@ import TestSupport
                 #expect(same, "\(spec.name) \(what)")
             }
         }
-        let (rounded, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/dist-tp2-bf16-distopt")
+        let (rounded, _) = try MegatronLMCheckpoint.read(directory: Self.fixtures + "/" + checkpoint)
         #expect(rounded.params.values(flat.layout.specs[0].name) != flat.params.values(flat.layout.specs[0].name))
     }
 

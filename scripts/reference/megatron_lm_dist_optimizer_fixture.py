@@ -114,6 +114,78 @@ def tensor_parallel_rank(rank, world):
     dist.destroy_process_group()
 
 
+def pipeline_rank(rank, world, tp, pp):
+    """One rank of a TP `tp` x PP `pp` x DP (world / tp / pp) run of the --bf16 distributed
+    optimizer on a 4-layer model: each stage's slice of the whole model (`stage_state`; the last
+    stage holds the tied output layer's copy, a parameter in its own bucket), STEPS optimizer
+    steps on seeded gradients in place of a pipeline schedule (the same on every data-parallel
+    rank, and on the tied copy as on the word embedding, as their all-reduces would leave them;
+    replicated tensors the same on every TP rank), then the state saved dp_reshardable (a flat
+    buffer per TP x PP rank, each cut in DP shards) and fully_reshardable (model space)."""
+    import zlib
+    import torch.distributed as dist
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", "29591"
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    fp32.cpu_shim()
+    from megatron.core import dist_checkpointing, parallel_state, utils
+    from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
+    from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
+    from megatron.core.tensor_parallel import random as megatron_random
+    from megatron.core.transformer.module import Float16Module
+    import megatron_lm_dist_fixtures as dist_fixtures
+    torch.cuda.synchronize = lambda *args, **kwargs: None
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    utils.GlobalMemoryBuffer.get_tensor = lambda self, shape, dtype, name, mem_alloc_context=None: torch.empty(shape, dtype=dtype)
+    megatron_random.initialize_rng_tracker(inference_rng_tracker=True)
+    fixtures.LAYERS, fixtures.VOCAB, fixtures.ITERATION = 4, fp32.VOCAB, STEPS
+    parallel_state.initialize_model_parallel(1, 1)
+    whole = fixtures.build_model().state_dict()
+    parallel_state.destroy_model_parallel()
+    parallel_state.initialize_model_parallel(tp, pp)
+    stage, tp_rank = parallel_state.get_pipeline_model_parallel_rank(), parallel_state.get_tensor_model_parallel_rank()
+    model = dist_fixtures.build_stage(stage == 0, stage == pp - 1, pp)
+    model.config.tensor_model_parallel_size = tp
+    local = {n: t for n, t in fixtures.stage_state(whole, stage, tp_rank, tp, pp).items() if not n.endswith("._extra_state")}
+    missing, unexpected = model.load_state_dict(local, strict=False)
+    assert not unexpected and all(n.endswith("._extra_state") for n in missing), (missing, unexpected)
+    model.config.bf16, model.config.params_dtype = True, torch.bfloat16
+    ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True, use_distributed_optimizer=True),
+                                  Float16Module(model.config, model))
+    config = OptimizerConfig(optimizer="adam", lr=fp32.LR, weight_decay=fp32.WEIGHT_DECAY, adam_beta1=fp32.BETA1, adam_beta2=fp32.BETA2,
+                             adam_eps=fp32.EPS, clip_grad=fp32.CLIP_GRAD, use_distributed_optimizer=True, bf16=True,
+                             params_dtype=torch.bfloat16)
+    optimizer = get_megatron_optimizer(config, [ddp])
+    per_stage = fixtures.LAYERS // pp
+    for step in range(STEPS):
+        ddp.zero_grad_buffer()
+        for name, param in model.named_parameters():
+            key = "embedding.word_embeddings.weight" if name == "output_layer.weight" else name
+            if key.startswith("decoder.layers."):
+                layer, rest = key.split(".", 3)[2:]
+                key = "decoder.layers.%d.%s" % (int(layer) + stage * per_stage, rest)
+            sharded = getattr(param, "tensor_model_parallel", False)
+            seed = zlib.crc32(f"{key}/{tp_rank if sharded else 0}/{step}".encode())
+            param.main_grad.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(seed)))
+        succeeded, _, _ = optimizer.step()
+        assert succeeded
+    name = f"dist-tp{tp}pp{pp}dp{world // (tp * pp)}-bf16-distopt"
+    for sharding, directory in [("dp_reshardable", name), ("fully_reshardable", name + "-fully-reshardable")]:
+        args = bf16.checkpoint_args(True)
+        vars(args).update(ckpt_format="torch_dist", num_layers=fixtures.LAYERS, tensor_model_parallel_size=tp,
+                          pipeline_model_parallel_size=pp, data_parallel_size=world // (tp * pp), world_size=world)
+        state = {"args": args, "checkpoint_version": 3.0, "iteration": STEPS, "model": model.sharded_state_dict()}
+        state["optimizer"] = optimizer.sharded_state_dict(
+            state["model"], metadata={"distrib_optim_sharding_type": sharding, "singleton_local_shards": False})
+        folder = os.path.join(OUT, directory, f"iter_{STEPS:07d}")
+        os.makedirs(folder, exist_ok=True)
+        dist_checkpointing.save(state, folder, sharded_strategy=("torch_dist", 1))
+        if rank == 0:
+            with open(os.path.join(OUT, directory, "latest_checkpointed_iteration.txt"), "w") as file:
+                file.write(str(STEPS))
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def main():
     fp32.cpu_shim()
     fixtures.megatron_core()
@@ -125,6 +197,8 @@ def main():
     only = sys.argv[1:]  # names to write, all when none are given
     if not only or "tp2" in only:
         torch.multiprocessing.spawn(tensor_parallel_rank, args=(2,), nprocs=2, join=True)
+    if not only or "tp2pp2dp2" in only:
+        torch.multiprocessing.spawn(pipeline_rank, args=(8, 2, 2), nprocs=8, join=True)
     for precision, distributed, name in runs:
         if only and name not in only:
             continue
