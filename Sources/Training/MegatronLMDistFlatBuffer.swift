@@ -81,9 +81,6 @@ extension MegatronLMCheckpoint {
         return try distributedStep(checkpoint)
     }
 
-    /// Our name of the word embedding, whose tied copy the last stage holds.
-    static let wordEmbeddingName = "embedding.word_embeddings.weight"
-
     /// Each bucket's data-parallel shard size in model-parallel rank `group`'s buffer, whose
     /// buckets hold `sizes` elements (the padded bucket size from `per_bucket_numel` over
     /// `dataParallel`): the only places where a parameter's chunks may be cut. Without that entry

@@ -86,7 +86,7 @@ extension MegatronLMCheckpoint {
         var steps = Set<Int>()
         var distributed = false
         for file in checkpoint.files {
-            let found = try momentsOf(file, bf16: bf16)
+            let found = try momentsOf(file, arguments: checkpoint.arguments, bf16: bf16)
             for (name, values) in found.moments { moments["\(file.stage)/\(file.rank)/\(name)"] = values }
             steps.insert(found.step)
             distributed = distributed || found.distributed
@@ -134,18 +134,6 @@ extension MegatronLMCheckpoint {
         return Int(exactly: step)
     }
 
-    /// Where each parameter of megatron-core's flat parameter buffer (one bucket) starts, given
-    /// the parameters' sizes in `named_parameters` order: laid out from last to first, each at the
-    /// next multiple of 64 elements; and the buffer's length. In the order given.
-    static func flatBufferOffsets(_ counts: [Int]) -> (starts: [Int], end: Int) {
-        var starts = [Int](repeating: 0, count: counts.count), end = 0
-        for i in counts.indices.reversed() {
-            starts[i] = (end + 63) / 64 * 64
-            end = starts[i] + counts[i]
-        }
-        return (starts, end)
-    }
-
     /// One parameter's Adam state: its moments and, for a mixed-precision run, its fp32 master
     /// weights (optionals, so that each part is picked by a key path).
     struct AdamMoments {
@@ -155,8 +143,9 @@ extension MegatronLMCheckpoint {
     }
 
     /// One rank file's moments (and with `bf16` the fp32 masters) by this project's parameter
-    /// name, and its step count.
-    static func momentsOf(_ file: RankFile, bf16: Bool) throws(TrainingError)
+    /// name, and its step count; the run's `arguments` say how a distributed optimizer's buffer
+    /// was cut into buckets.
+    static func momentsOf(_ file: RankFile, arguments: MegatronLMArguments, bf16: Bool) throws(TrainingError)
         -> (moments: [String: AdamMoments], step: Int, distributed: Bool) {
         let path = file.file.path
         guard let saved = file.file.root.entries?["optimizer"] else {
@@ -182,7 +171,7 @@ extension MegatronLMCheckpoint {
         guard let step = try stepCount(groups.first?["step"], in: file.file, key: "step") else {
             throw .checkpoint(path: path, reason: "the distributed optimizer's param_groups hold no step count")
         }
-        return (try distributedMoments(file, bf16: bf16), step, true)
+        return (try distributedMoments(file, arguments: arguments, bf16: bf16), step, true)
     }
 
     /// Whether megatron-core puts a parameter in the weight-decayed group: neither a bias nor 1-D.
@@ -248,11 +237,12 @@ extension MegatronLMCheckpoint {
     }
 
     /// The moments of `distrib_optim.pt` beside `file`: for model chunk c, buffer c's flat
-    /// `exp_avg` and `exp_avg_sq`, the chunk's parameters from last to first, each at the next
-    /// multiple of 64 elements (megatron-core's parameter-and-gradient buffer, one bucket). The
-    /// buffer is keyed by its (parameter, gradient) dtypes: (float32, float32), or with `bf16`
-    /// (bfloat16, float32), whose flat `param` is then the fp32 masters.
-    static func distributedMoments(_ file: RankFile, bf16: Bool) throws(TrainingError) -> [String: AdamMoments] {
+    /// `exp_avg` and `exp_avg_sq`, the chunk's parameters laid out as `MegatronLMBufferLayout`
+    /// says for the run's `arguments`. The buffer is keyed by its (parameter, gradient) dtypes:
+    /// (float32, float32), or with `bf16` (bfloat16, float32), whose flat `param` is then the
+    /// fp32 masters.
+    static func distributedMoments(_ file: RankFile, arguments: MegatronLMArguments, bf16: Bool) throws(TrainingError)
+        -> [String: AdamMoments] {
         let path = file.folder + "/distrib_optim.pt"
         guard FileManager.default.fileExists(atPath: path) else {
             throw .checkpoint(path: path, reason: "missing: the distributed optimizer keeps its moments there")
@@ -261,6 +251,13 @@ extension MegatronLMCheckpoint {
         do { states = try TorchFile(path: path) } catch { throw .checkpoint(error) }
         guard let root = states.root.entries, root["buckets_coalesced"]?.int == 1 else {
             throw .checkpoint(path: path, reason: "not the coalesced-bucket layout megatron-core saves (buckets_coalesced)")
+        }
+        let pipelineParallel = try arguments.integer("pipeline_model_parallel_size", default: 1)
+        let tied = !arguments.flag("untie_embeddings_and_output_weights")
+        var bucketSize: Int?
+        if arguments.flag("overlap_grad_reduce") && file.stage == 0 {
+            let dataParallel = try arguments.integer("data_parallel_size", default: 1)
+            bucketSize = try arguments.integer("ddp_bucket_size", default: max(40_000_000, 1_000_000 * dataParallel))
         }
         var moments = [String: AdamMoments]()
         for (chunk, parameters) in file.chunks.enumerated() {
@@ -280,14 +277,17 @@ extension MegatronLMCheckpoint {
                 }
                 master = param
             }
-            let (offsets, end) = flatBufferOffsets(parameters.map(\.tensor.elementCount))
-            guard end == count, m.elementCount == count, v.elementCount == count else {
-                throw .checkpoint(path: path, reason: "model chunk \(chunk): the buffer holds \(count) elements, the parameters laid out in one "
-                                  + "bucket take \(end) (a gradient buffer of several buckets is not read)")
+            let layout = MegatronLMBufferLayout(
+                counts: parameters.map(\.tensor.elementCount),
+                ownBucket: parameters.map { tied && pipelineParallel > 1 && [wordEmbeddingName, outputLayerName].contains($0.key) },
+                bucketSize: chunk == 0 ? bucketSize : nil)
+            guard layout.count == count, m.elementCount == count, v.elementCount == count else {
+                throw .checkpoint(path: path, reason: "model chunk \(chunk): the buffer holds \(count) elements, the parameters laid out in "
+                                  + "buckets as the args say (overlap_grad_reduce, ddp_bucket_size) take \(layout.count)")
             }
             let allM = try states.floats(m, key: "exp_avg"), allV = try states.floats(v, key: "exp_avg_sq")
             let allMasters = try master.map { tensor throws(TrainingError) in try states.floats(tensor, key: "param") }
-            for (entry, start) in zip(parameters, offsets) {
+            for (entry, start) in zip(parameters, layout.starts) {
                 guard let name = entry.name else { continue }
                 let range = start..<(start + entry.tensor.elementCount)
                 moments[name] = AdamMoments(m: Array(allM[range]), v: Array(allV[range]), master: allMasters.map { Array($0[range]) })

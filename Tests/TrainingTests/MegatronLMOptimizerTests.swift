@@ -54,9 +54,12 @@ import TestSupport
     /// (`megatron_lm_dist_optimizer_fixture.py`): model-space tensors for the plain optimizer,
     /// the flat buffer of Megatron-LM's default dp_reshardable sharding for the distributed one,
     /// and model-space tensors again for its fully_reshardable sharding; `-buckets` is the flat
-    /// buffer split into 4 buckets (--overlap-grad-reduce --ddp-bucket-size 10000).
+    /// buffer split into 4 buckets (--overlap-grad-reduce --ddp-bucket-size 10000; in the legacy
+    /// fixture 18850, so that a bucket ends off the 64-element grid, at a LayerNorm bias, and
+    /// distrib_optim.pt's coalesced buckets are not one bucket's layout).
     @Test(arguments: [("tp1-optim", "optim", false), ("tp1-distopt", "distopt", true),
                       ("tp1-bf16-optim", "bf16-optim", false), ("tp1-bf16-distopt", "bf16-distopt", true),
+                      ("tp1-bf16-distopt-buckets", "bf16-distopt-buckets", true),
                       ("dist-tp1-optim", "dist-optim", false), ("dist-tp1-distopt", "dist-distopt", true),
                       ("dist-tp1-bf16-optim", "dist-bf16-optim", false),
                       ("dist-tp1-bf16-distopt", "dist-bf16-distopt", true),
@@ -111,6 +114,23 @@ import TestSupport
         print("Megatron-LM optimizer, next step: loss \(loss) vs \(expectedLoss), grad norm \(gradNorm) vs \(expectedNorm), "
               + "worst weight norm \(worst) (QKV biases aside), first moment \(worstMoment)")
         #expect(worst < 1e-5 && worstMoment < 1e-5)
+    }
+
+    /// distrib_optim.pt's coalesced layout, worked by hand from megatron-core's
+    /// `_ParamAndGradBuffer`: a bucket closing off the 64-element grid moves every later
+    /// parameter; a parameter of its own bucket closes the open one at its aligned start.
+    @Test func coalescedBucketsMoveTheParameters() {
+        let one = MegatronLMBufferLayout(counts: [48, 48, 48, 48], ownBucket: [false, false, false, false], bucketSize: nil)
+        #expect(one.starts == [192, 128, 64, 0] && one.count == 240)
+        // The second bucket opens after parameter 2 (0..<112 reaches 100): padded to 128, coalesced at 112.
+        let cut = MegatronLMBufferLayout(counts: [48, 48, 48, 48], ownBucket: [false, false, false, false], bucketSize: 100)
+        #expect(cut.starts == [176, 112, 64, 0] && cut.count == 224)
+        // The last stage's tied copy (last in order, so first laid out) alone in bucket 0 (0..<100).
+        let copy = MegatronLMBufferLayout(counts: [48, 48, 100], ownBucket: [false, false, true], bucketSize: nil)
+        #expect(copy.starts == [164, 100, 0] && copy.count == 212)
+        // The first stage's word embedding (first in order) closes the open bucket at 128, not 112.
+        let embedding = MegatronLMBufferLayout(counts: [100, 48, 48], ownBucket: [true, false, false], bucketSize: nil)
+        #expect(embedding.starts == [128, 64, 0] && embedding.count == 228)
     }
 
     /// The distributed optimizer's default dp_reshardable state (one flat buffer of shards per

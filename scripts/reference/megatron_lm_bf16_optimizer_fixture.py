@@ -10,8 +10,14 @@ get_megatron_optimizer's mixed-precision optimizers holding fp32 master copies:
                       'fp32_from_fp16_params': per parameter group, the masters in group order}
   tp1-bf16-distopt/  --use-distributed-optimizer: distrib_optim.pt's buffer is keyed
                      (torch.bfloat16, torch.float32) and its 'param' is the fp32 masters
-  expected-bf16-optim.json, expected-bf16-distopt.json   as the fp32 fixtures' json, 'param_*'
-                     being the fp32 master's figures (the bf16 weights are the masters rounded)
+  tp1-bf16-distopt-buckets/   the same with --overlap-grad-reduce --ddp-bucket-size 10000: the
+                     gradient buffer in 4 buckets, distrib_optim.pt's flat tensors their unpadded
+                     parts one after another (megatron-core's 'buckets_coalesced')
+  expected-bf16-optim.json, expected-bf16-distopt.json, expected-bf16-distopt-buckets.json   as
+                     the fp32 fixtures' json, 'param_*' being the fp32 master's figures (the bf16
+                     weights are the masters rounded)
+
+Names given on the command line (tp1-bf16-optim, ...) write only those.
 
     pip install megatron-core==0.16.1 torch numpy
     python3 scripts/reference/megatron_lm_bf16_optimizer_fixture.py
@@ -55,19 +61,25 @@ def setup(distributed, bucket_size=None):
     return model, ddp, optimizer, scheduler
 
 
-def checkpoint_args(distributed):
+def checkpoint_args(distributed, bucket_size=None):
     args = fp32_checkpoint_args(distributed)
     args.bf16, args.params_dtype, args.accumulate_allreduce_grads_in_fp32 = True, torch.bfloat16, True
+    if bucket_size is not None:
+        args.overlap_grad_reduce, args.ddp_bucket_size = True, bucket_size
     return args
 
 
 def main():
     fp32.cpu_shim()
     fixtures.megatron_core()
-    fp32.setup, fp32.checkpoint_args = setup, checkpoint_args
-    for distributed, name, json_name in [(False, "tp1-bf16-optim", "expected-bf16-optim.json"),
-                                         (True, "tp1-bf16-distopt", "expected-bf16-distopt.json")]:
-        fp32.run(distributed, os.path.join(OUT, name), json_name)
+    only = sys.argv[1:]  # names to write, all when none are given
+    for distributed, name, buckets in [(False, "tp1-bf16-optim", None), (True, "tp1-bf16-distopt", None),
+                                       (True, "tp1-bf16-distopt-buckets", 18850)]:
+        if only and name not in only:
+            continue
+        fp32.setup = lambda distributed, buckets=buckets: setup(distributed, bucket_size=buckets)
+        fp32.checkpoint_args = lambda distributed, buckets=buckets: checkpoint_args(distributed, bucket_size=buckets)
+        fp32.run(distributed, os.path.join(OUT, name), "expected-" + name.removeprefix("tp1-") + ".json")
 
 
 if __name__ == "__main__":

@@ -30,9 +30,14 @@ sharded_state_dict, the optimizer's sharded_state_dict over it, the scheduler; r
                          its state after STEPS steps saved twice: dp_reshardable (one flat buffer per
                          TP rank, dp_group_idx_0 and _1) and fully_reshardable (model space), so
                          that the two must read alike (`tp2`)
+  dist-tp2pp2dp2-bf16-distopt/, dist-tp2pp2dp2-bf16-distopt-fully-reshardable/   the same at
+                         TP 2 x PP 2 x DP 2 (eight gloo ranks, a 4-layer model, seeded gradients in
+                         place of a pipeline schedule): a buffer per TP x PP rank (dp_group_idx =
+                         TP rank + 2 x stage), the word embedding and the last stage's tied copy
+                         each in a bucket of its own, each DP rank's shard its own chunks (`tp2pp2dp2`)
 
 Names given on the command line (optim, distopt, bf16-optim, bf16-distopt,
-bf16-distopt-fully-reshardable, bf16-distopt-buckets, tp2) write only those.
+bf16-distopt-fully-reshardable, bf16-distopt-buckets, tp2, tp2pp2dp2) write only those.
 
     pip install megatron-core==0.16.1 torch numpy psutil
     OMP_NUM_THREADS=1 python3 scripts/reference/megatron_lm_dist_optimizer_fixture.py
