@@ -5,7 +5,8 @@ import TorchFormat
 
 /// The distributed optimizer's state in a `torch_dist` checkpoint saved with Megatron-LM's
 /// default `dp_reshardable` sharding: megatron-core's flat parameter buffers as 1-D tensors
-/// `optimizer.distributed.dp_group_idx_<g>.gbuf_idx_0.dtype_(<param dtype>, torch.float32).bucket_idx_<k>.{param,exp_avg,exp_avg_sq}`.
+/// `optimizer.distributed.dp_group_idx_<g>.gbuf_idx_0.dtype_(<param dtype>, <grad dtype>).bucket_idx_<k>.{param,exp_avg,exp_avg_sq}`
+/// (gradients fp32, or fp16 where an `--fp16` run reduces them in fp16).
 /// - One buffer per model-parallel rank, `g` = TP rank + TP size x pipeline stage, of that rank's
 ///   parameters (its TP shards of its stage's parameters, in `named_parameters` order).
 /// - The parameters lie from last to first, each at the next multiple of 64 elements; the buffer
@@ -17,12 +18,12 @@ import TorchFormat
 /// - The step is in the byte entry `optimizer.distributed.dp_group_idx_0.optimizer`, the padded
 ///   bucket sizes in `...per_bucket_numel`.
 extension MegatronLMCheckpoint {
-    /// Reads the distributed optimizer's flat buffers into `m`, `v` (and for bf16 the masters into
-    /// the model's weights); returns the step. The TP ranks' shards are put back together as
+    /// Reads the distributed optimizer's flat buffers into `m`, `v` (and in mixed `precision` the
+    /// masters into the model's weights); returns the step. The TP ranks' shards are put back together as
     /// Megatron cut them; the last stage's tied copy of the word embedding is passed over (the
     /// embedding all-reduce keeps its state equal to the first stage's).
     static func readFlatBuffer(_ opened: OpenedDistributed, into model: GPTModel, m: ParameterStore, v: ParameterStore,
-                               bf16: Bool) throws(TrainingError) -> Int {
+                               precision: ComputePrecision) throws(TrainingError) -> Int {
         let checkpoint = opened.checkpoint, folder = checkpoint.folder, layout = model.layout, arguments = opened.arguments
         let t = try arguments.integer("tensor_model_parallel_size", default: 1)
         let p = try arguments.integer("pipeline_model_parallel_size", default: 1)
@@ -35,15 +36,19 @@ extension MegatronLMCheckpoint {
             throw .checkpoint(path: folder, reason: "the distributed optimizer's dp_reshardable state of an interleaved (virtual) pipeline "
                               + "is not read; save it with --dist-ckpt-optim-fully-reshardable or convert without --load-optimizer")
         }
-        let dtype = bf16 ? "torch.bfloat16" : "torch.float32"
-        func buffer(_ group: Int) -> String { "\(distributedPrefix)dp_group_idx_\(group).gbuf_idx_0.dtype_(\(dtype), torch.float32).bucket_idx_" }
+        // (parameter dtype, gradient dtype): fp32 gradients, or an fp16 run's gradients reduced in fp16.
+        let parameterType = "torch." + torchDType(precision)
+        let dtype = [parameterType + ", torch.float32", parameterType + ", " + parameterType].first { pair in
+            checkpoint.keys.contains { $0.hasPrefix("\(distributedPrefix)dp_group_idx_0.gbuf_idx_0.dtype_(\(pair))") }
+        } ?? parameterType + ", torch.float32"
+        func buffer(_ group: Int) -> String { "\(distributedPrefix)dp_group_idx_\(group).gbuf_idx_0.dtype_(\(dtype)).bucket_idx_" }
         if let other = checkpoint.keys.first(where: { key in key.hasPrefix(distributedPrefix) && !(0..<(t * p)).contains { key.hasPrefix(buffer($0)) } }) {
-            throw .checkpoint(path: folder, reason: "the distributed optimizer's \(other) is not read: only one (\(dtype), torch.float32) "
+            throw .checkpoint(path: folder, reason: "the distributed optimizer's \(other) is not read: only one (\(dtype)) "
                               + "buffer per tensor- and pipeline-parallel rank is (keys starting \(buffer(0)))")
         }
         let (head, perLayer, tail) = try parameterOrder(opened, layout: layout)
         let tiedCopy = p > 1 && !opened.config.untieEmbeddingsAndOutputWeights
-        let targets = [(m, "exp_avg"), (v, "exp_avg_sq")] + (bf16 ? [(model.params, "param")] : [])
+        let targets = [(m, "exp_avg"), (v, "exp_avg_sq")] + (precision != .fp32 ? [(model.params, "param")] : [])
         for stage in 0..<p {
             // The stage's parameters; the tied copy last, named as the word embedding it copies.
             var order = (stage == 0 ? head : []) + perLayer[(stage * layers / p)..<((stage + 1) * layers / p)].joined()

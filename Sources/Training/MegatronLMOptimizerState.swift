@@ -22,14 +22,21 @@ public struct MegatronLMOptimizerState {
     /// `args.consumed_train_samples` and `args.consumed_valid_samples` (0 when absent).
     public let consumedSamples: Int
     public let consumedValidSamples: Int
+    /// Samples the learning-rate schedule has advanced over: the scheduler's `num_steps` (fewer
+    /// than the consumed samples after iterations an `--fp16` run skipped; the consumed samples
+    /// when the checkpoint has no scheduler).
+    public let scheduledSamples: Int
     /// `args.seed` (Megatron's default 1234 when absent).
     public let seed: Int
     /// Whether it came from the distributed optimizer (`distrib_optim.pt`, or a `torch_dist`
     /// checkpoint's flat buffer).
     public let distributed: Bool
-    /// Whether the run was `--bf16`: the model returned with it holds the optimizer's fp32 master
-    /// weights, not the bf16 weights of the checkpoint's `model` entry.
-    public let bf16: Bool
+    /// The run's precision. For `--bf16` and `--fp16` the model returned with the state holds the
+    /// optimizer's fp32 master weights, not the 16-bit weights of the checkpoint's model.
+    public let precision: ComputePrecision
+    /// An `--fp16` run's loss scaler: its dynamic scaler's scale and trackers, or the static
+    /// `--loss-scale` (nil in other precisions).
+    public let lossScaler: LossScaler.State?
 }
 
 extension MegatronLMCheckpoint {
@@ -51,10 +58,12 @@ extension MegatronLMCheckpoint {
         try Checkpoint.save(to: output, model: model, moments: .whole(optimizer),
                             state: Checkpoint.State(iteration: iteration, consumedSamples: moments.consumedSamples,
                                                     consumedValidSamples: moments.consumedValidSamples, optimizerStep: moments.step,
-                                                    seed: moments.seed))
+                                                    seed: moments.seed, scheduledSamples: moments.scheduledSamples,
+                                                    precision: moments.precision, lossScaler: moments.lossScaler))
         return "\(Checkpoint.directoryName(iteration: iteration)) (\(model.layout.totalCount) parameters from Megatron-LM iteration "
             + "\(iteration), with its \(moments.distributed ? "distributed " : "")optimizer state at step \(moments.step)"
-            + (moments.bf16 ? " and its fp32 master weights)" : ")")
+            + (moments.precision != .fp32 ? ", its fp32 master weights" : "")
+            + (moments.lossScaler.map { ", loss scale \($0.scale)" } ?? "") + ")"
     }
 
     /// The model, iteration and Adam state of the checkpoint in `directory`. Both of Megatron-LM's
@@ -68,36 +77,40 @@ extension MegatronLMCheckpoint {
     ///   in reverse order, each starting at a multiple of 64 elements; the step is in the
     ///   `optimizer` entry's parameter groups.
     /// A `torch_dist` checkpoint's state is read by `readDistributedWithOptimizer`.
-    /// A `--bf16` run's optimizers update fp32 master weights, which are read as the model's
-    /// weights: the plain one's `fp32_from_fp16_params` (per parameter group, in group order), the
-    /// distributed one's flat `param` in its (bfloat16, float32) buffer.
-    /// A state this reader does not know (an fp16 run's loss scaler and masters, several chained
-    /// optimizers, extra parameter groups, a gradient buffer split into several buckets) is an
-    /// error naming what it found.
+    /// A `--bf16` or `--fp16` run's optimizers update fp32 master weights, which are read as the
+    /// model's weights: the plain one's `fp32_from_fp16_params` (per parameter group, in group
+    /// order), the distributed one's flat `param` in its (bfloat16 or float16, ...) buffer; an
+    /// `--fp16` run's `grad_scaler` beside them is its loss scaler's state.
+    /// A state this reader does not know (several chained optimizers, extra parameter groups) is
+    /// an error naming what it found.
     public static func readWithOptimizer(directory: String) throws(TrainingError)
         -> (model: GPTModel, iteration: Int, optimizer: MegatronLMOptimizerState) {
         let (folder, trackedIteration) = try iterationFolder(directory)
         if isDistributed(folder) { return try readDistributedWithOptimizer(folder: folder, trackedIteration: trackedIteration) }
         let checkpoint = try open(directory)
-        let bf16 = try optimizerPrecision(checkpoint.arguments, folder: checkpoint.folder)
+        let precision = try optimizerPrecision(checkpoint.arguments, folder: checkpoint.folder)
         let model = try checkpoint.model()
         let layout = model.layout
         var moments = [String: AdamMoments]()  // by "stage/rank/name"
-        var steps = Set<Int>()
+        var steps = Set<Int>(), scalers = [LossScaler.State?]()
         var distributed = false
         for file in checkpoint.files {
-            let found = try momentsOf(file, arguments: checkpoint.arguments, bf16: bf16)
+            let found = try momentsOf(file, arguments: checkpoint.arguments, precision: precision)
             for (name, values) in found.moments { moments["\(file.stage)/\(file.rank)/\(name)"] = values }
             steps.insert(found.step)
+            scalers.append(found.lossScaler)
             distributed = distributed || found.distributed
         }
         guard steps.count == 1, let step = steps.first else {
             throw .checkpoint(path: checkpoint.folder, reason: "the rank files' optimizers have different step counts \(steps.sorted())")
         }
+        guard let lossScaler = scalers.first, scalers.allSatisfy({ $0 == lossScaler }) else {
+            throw .checkpoint(path: checkpoint.folder, reason: "the rank files' loss scalers differ")
+        }
         let m = ParameterStore(layout: layout), v = ParameterStore(layout: layout)
-        // A bf16 run's optimizer updates fp32 masters, which replace the rounded bf16 weights.
+        // A mixed-precision run's optimizer updates fp32 masters, which replace the rounded 16-bit weights.
         let targets: [(ParameterStore, KeyPath<AdamMoments, [Float]?>)] =
-            [(m, \.m), (v, \.v)] + (bf16 ? [(model.params, \.master)] : [])
+            [(m, \.m), (v, \.v)] + (precision != .fp32 ? [(model.params, \.master)] : [])
         for (store, part) in targets {
             try checkpoint.place(into: store) { file, entry throws(TrainingError) in
                 guard let name = entry.name, let values = moments["\(file.stage)/\(file.rank)/\(name)"]?[keyPath: part] else {
@@ -106,19 +119,22 @@ extension MegatronLMCheckpoint {
                 return values
             }
         }
-        if bf16 { model.weightsDidChange() }
-        let state = try MegatronLMOptimizerState(m: m, v: v, step: step, arguments: checkpoint.arguments, distributed: distributed, bf16: bf16)
+        if precision != .fp32 { model.weightsDidChange() }
+        let scheduler = checkpoint.files.first?.file.root.entries?["opt_param_scheduler"]
+        let state = try MegatronLMOptimizerState(m: m, v: v, step: step, arguments: checkpoint.arguments, distributed: distributed,
+                                                 precision: precision, lossScaler: lossScaler, scheduler: scheduler)
         return (model, checkpoint.iteration, state)
     }
 
-    /// Whether the run's optimizer keeps fp32 masters of bf16 weights (`--bf16`); an `--fp16`
-    /// run's state (masters and a loss scaler) is refused.
-    static func optimizerPrecision(_ arguments: MegatronLMArguments, folder: String) throws(TrainingError) -> Bool {
-        if arguments.flag("fp16") {
-            throw .checkpoint(path: folder, reason: "a --fp16 run's optimizer state (fp32 master weights and a loss scaler) "
-                              + "is not read; convert without --load-optimizer")
+    /// The run's precision (`--bf16`, `--fp16`, else fp32): whether its optimizer keeps fp32
+    /// masters of 16-bit weights, and a loss scaler.
+    static func optimizerPrecision(_ arguments: MegatronLMArguments, folder: String) throws(TrainingError) -> ComputePrecision {
+        switch (arguments.flag("bf16"), arguments.flag("fp16")) {
+        case (true, true): throw .checkpoint(path: folder, reason: "args say both --bf16 and --fp16")
+        case (true, false): return .bf16
+        case (false, true): return .fp16
+        case (false, false): return .fp32
         }
-        return arguments.flag("bf16")
     }
 
     /// A step count read from a saved value: a number or a one-element tensor of `file`, a
@@ -142,11 +158,11 @@ extension MegatronLMCheckpoint {
         var master: [Float]?
     }
 
-    /// One rank file's moments (and with `bf16` the fp32 masters) by this project's parameter
-    /// name, and its step count; the run's `arguments` say how a distributed optimizer's buffer
-    /// was cut into buckets.
-    static func momentsOf(_ file: RankFile, arguments: MegatronLMArguments, bf16: Bool) throws(TrainingError)
-        -> (moments: [String: AdamMoments], step: Int, distributed: Bool) {
+    /// One rank file's moments (and in mixed `precision` the fp32 masters) by this project's
+    /// parameter name, its step count and (fp16) loss scaler; the run's `arguments` say how a
+    /// distributed optimizer's buffer was cut into buckets.
+    static func momentsOf(_ file: RankFile, arguments: MegatronLMArguments, precision: ComputePrecision) throws(TrainingError)
+        -> (moments: [String: AdamMoments], step: Int, distributed: Bool, lossScaler: LossScaler.State?) {
         let path = file.file.path
         guard let saved = file.file.root.entries?["optimizer"] else {
             throw .checkpoint(path: path, reason: "no optimizer state (saved with --no-save-optim?)")
@@ -157,21 +173,24 @@ extension MegatronLMCheckpoint {
         // Megatron's distributed optimizer and its mixed-precision one nest the state one level down;
         // the mixed-precision one keeps its fp32 masters beside it, per parameter group.
         let masters = dict["fp32_from_fp16_params"]?.items?.map { $0.items ?? [] }
+        let lossScaler = try lossScalerState(dict["grad_scaler"], in: file.file, arguments: arguments, precision: precision)
         if dict["state"] == nil, let inner = dict["optimizer"]?.entries { dict = inner }
         guard let groups = dict["param_groups"]?.items?.compactMap(\.entries), !groups.isEmpty else {
             throw .checkpoint(path: path, reason: "the optimizer state has no param_groups")
         }
         if let state = dict["state"]?.entries {
-            guard bf16 == (masters != nil) else {
-                throw .checkpoint(path: path, reason: bf16 ? "a --bf16 run's optimizer without fp32_from_fp16_params (its fp32 master weights)"
+            guard (precision != .fp32) == (masters != nil) else {
+                throw .checkpoint(path: path, reason: precision != .fp32
+                                  ? "a --\(precision.rawValue) run's optimizer without fp32_from_fp16_params (its fp32 master weights)"
                                   : "fp32 master weights (fp32_from_fp16_params) in a run whose args say neither --bf16 nor --fp16")
             }
-            return (try plainMoments(file, state: state, groups: groups, masters: masters), try plainStep(state, in: file.file), false)
+            return (try plainMoments(file, state: state, groups: groups, masters: masters), try plainStep(state, in: file.file), false,
+                    lossScaler)
         }
         guard let step = try stepCount(groups.first?["step"], in: file.file, key: "step") else {
             throw .checkpoint(path: path, reason: "the distributed optimizer's param_groups hold no step count")
         }
-        return (try distributedMoments(file, arguments: arguments, bf16: bf16), step, true)
+        return (try distributedMoments(file, arguments: arguments, precision: precision), step, true, lossScaler)
     }
 
     /// Whether megatron-core puts a parameter in the weight-decayed group: neither a bias nor 1-D.
@@ -239,9 +258,9 @@ extension MegatronLMCheckpoint {
     /// The moments of `distrib_optim.pt` beside `file`: for model chunk c, buffer c's flat
     /// `exp_avg` and `exp_avg_sq`, the chunk's parameters laid out as `MegatronLMBufferLayout`
     /// says for the run's `arguments`. The buffer is keyed by its (parameter, gradient) dtypes:
-    /// (float32, float32), or with `bf16` (bfloat16, float32), whose flat `param` is then the
-    /// fp32 masters.
-    static func distributedMoments(_ file: RankFile, arguments: MegatronLMArguments, bf16: Bool) throws(TrainingError)
+    /// (float32, float32), or in mixed `precision` (bfloat16 or float16, float32 or the same),
+    /// whose flat `param` is then the fp32 masters.
+    static func distributedMoments(_ file: RankFile, arguments: MegatronLMArguments, precision: ComputePrecision) throws(TrainingError)
         -> [String: AdamMoments] {
         let path = file.folder + "/distrib_optim.pt"
         guard FileManager.default.fileExists(atPath: path) else {
@@ -261,9 +280,10 @@ extension MegatronLMCheckpoint {
         }
         var moments = [String: AdamMoments]()
         for (chunk, parameters) in file.chunks.enumerated() {
-            let dtypes = bf16 ? "(bfloat16, float32)" : "(float32, float32)"
+            let parameterType = torchDType(precision)
+            let dtypes = "(\(parameterType), float32\(precision == .fp32 ? "" : " or \(parameterType)"))"
             guard let buffers = root[String(chunk)]?.entries, buffers.pairs.count == 1,
-                  isDTypePair(buffers.pairs[0].key, parameter: bf16 ? "bfloat16" : "float32"),
+                  isDTypePair(buffers.pairs[0].key, parameter: parameterType),
                   let buffer = buffers.pairs[0].value.entries,
                   case let .tensor(m)? = buffer["exp_avg"], case let .tensor(v)? = buffer["exp_avg_sq"],
                   let count = buffer["numel_unpadded"]?.int else {
@@ -271,9 +291,9 @@ extension MegatronLMCheckpoint {
                                   + "exp_avg_sq and numel_unpadded (other or several parameter dtypes are not read)")
             }
             var master: TorchTensor?
-            if bf16 {
+            if precision != .fp32 {
                 guard case let .tensor(param)? = buffer["param"], param.elementCount == count, param.storage.dtype == .float32 else {
-                    throw .checkpoint(path: path, reason: "model chunk \(chunk): the bf16 buffer has no fp32 'param' (masters) of \(count) elements")
+                    throw .checkpoint(path: path, reason: "model chunk \(chunk): the \(parameterType) buffer has no fp32 'param' (masters) of \(count) elements")
                 }
                 master = param
             }
@@ -296,22 +316,42 @@ extension MegatronLMCheckpoint {
         return moments
     }
 
-    /// Whether a `distrib_optim.pt` buffer key is `(torch.<parameter>, torch.float32)`: the
-    /// parameters' dtype and fp32 gradients.
+    /// Whether a `distrib_optim.pt` buffer key is `(torch.<parameter>, torch.float32)` or
+    /// `(torch.<parameter>, torch.<parameter>)`: the parameters' dtype and the gradients' (fp32,
+    /// or the parameters' own where an fp16 run reduces them in fp16).
     static func isDTypePair(_ key: PickleValue, parameter: String) -> Bool {
         guard case let .tuple(items) = key, items.count == 2 else { return false }
-        return zip(items, [parameter, "float32"]).allSatisfy { item, dtype in
+        func isTorch(_ item: PickleValue, _ dtype: String) -> Bool {
             if case let .global(module, name) = item { module == "torch" && name == dtype } else { false }
+        }
+        return isTorch(items[0], parameter) && (isTorch(items[1], "float32") || isTorch(items[1], parameter))
+    }
+
+    /// The torch dtype name of a run's parameters in `precision`.
+    static func torchDType(_ precision: ComputePrecision) -> String {
+        switch precision {
+        case .fp32: "float32"
+        case .bf16: "bfloat16"
+        case .fp16: "float16"
         }
     }
 }
 
 extension MegatronLMOptimizerState {
     /// The state with the run's position from its Megatron-LM `arguments`
-    /// (`consumed_train_samples`, `consumed_valid_samples` and `seed`, Megatron's defaults when absent).
-    init(m: ParameterStore, v: ParameterStore, step: Int, arguments: MegatronLMArguments, distributed: Bool, bf16: Bool) throws(TrainingError) {
-        self.init(m: m, v: v, step: step, consumedSamples: try arguments.integer("consumed_train_samples", default: 0),
-                  consumedValidSamples: try arguments.integer("consumed_valid_samples", default: 0),
-                  seed: try arguments.integer("seed", default: 1234), distributed: distributed, bf16: bf16)
+    /// (`consumed_train_samples`, `consumed_valid_samples` and `seed`, Megatron's defaults when
+    /// absent) and its saved `scheduler` (`opt_param_scheduler`: `num_steps`, the samples the
+    /// schedule advanced over).
+    init(m: ParameterStore, v: ParameterStore, step: Int, arguments: MegatronLMArguments, distributed: Bool,
+         precision: ComputePrecision, lossScaler: LossScaler.State?, scheduler: PickleValue?) throws(TrainingError) {
+        let consumed = try arguments.integer("consumed_train_samples", default: 0)
+        let scheduled = scheduler?.entries?["num_steps"]?.int ?? consumed
+        guard (0...consumed).contains(scheduled) else {
+            throw .checkpoint(path: arguments.path, reason: "opt_param_scheduler.num_steps \(scheduled) is not within the "
+                              + "\(consumed) consumed samples")
+        }
+        self.init(m: m, v: v, step: step, consumedSamples: consumed,
+                  consumedValidSamples: try arguments.integer("consumed_valid_samples", default: 0), scheduledSamples: scheduled,
+                  seed: try arguments.integer("seed", default: 1234), distributed: distributed, precision: precision, lossScaler: lossScaler)
     }
 }

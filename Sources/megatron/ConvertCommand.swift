@@ -25,8 +25,8 @@ struct ConvertCommand: ParsableCommand {
         layout's mp_rank_TT[_PPP]/model_optim_rng.pt or a torch_dist checkpoint's
         metadata.json, common.pt, .metadata and *.distcp; any TP x PP) as a checkpoint at
         iteration 0 with a fresh optimizer, its shape taken from the checkpoint's args; with
-        --load-optimizer, at its iteration with its Adam state (fp32 or bf16 with its fp32
-        master weights; plain or distributed).
+        --load-optimizer, at its iteration with its Adam state (fp32, or bf16 and fp16 with
+        their fp32 master weights and fp16's loss scaler; plain or distributed).
         --output-format megatron-lm --input CKPT_DIR --output MEGATRON_LM_CKPT
         [--target-tensor-model-parallel-size T] [--target-pipeline-model-parallel-size P]
         [--target-num-layers-per-virtual-pipeline-stage N] [--true-vocab-size V]:

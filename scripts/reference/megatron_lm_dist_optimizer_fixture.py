@@ -24,6 +24,10 @@ sharded_state_dict, the optimizer's sharded_state_dict over it, the scheduler; r
                          torch.float32).bucket_idx_0.{param,exp_avg,exp_avg_sq} (each parameter a
                          chunk at its offset in megatron-core's parameter buffer) and byte entries
                          ...optimizer (param groups with the step) and ...per_bucket_numel_unpadded
+  dist-tp1-fp16-optim/, dist-tp1-fp16-distopt/   the --fp16 runs of megatron_lm_bf16_optimizer_fixture.py
+                         (a dynamic loss scaler whose state is in the common state), saved so:
+                         fp32_param model-space tensors, and the dp_reshardable buffer keyed
+                         dtype_(torch.float16, torch.float16)
   expected-dist-<name>.json   as the legacy fixtures' json
   dist-tp2-bf16-distopt/, dist-tp2-bf16-distopt-fully-reshardable/   the --bf16 distributed
                          optimizer's run at TP 2 (two gloo ranks; the same whole model cut in two),
@@ -37,7 +41,8 @@ sharded_state_dict, the optimizer's sharded_state_dict over it, the scheduler; r
                          each in a bucket of its own, each DP rank's shard its own chunks (`tp2pp2dp2`)
 
 Names given on the command line (optim, distopt, bf16-optim, bf16-distopt,
-bf16-distopt-fully-reshardable, bf16-distopt-buckets, tp2, tp2pp2dp2) write only those.
+bf16-distopt-fully-reshardable, bf16-distopt-buckets, fp16-optim, fp16-distopt, tp2, tp2pp2dp2) write
+only those.
 
     pip install megatron-core==0.16.1 torch numpy psutil
     OMP_NUM_THREADS=1 python3 scripts/reference/megatron_lm_dist_optimizer_fixture.py
@@ -198,7 +203,8 @@ def main():
     torch.Tensor.cuda = lambda self, *args, **kwargs: self  # fully_reshardable gathers through .cuda()
     fp32.save = save
     runs = [("fp32", False, "optim"), ("fp32", True, "distopt"), ("bf16", False, "bf16-optim"), ("bf16", True, "bf16-distopt"),
-            ("bf16", True, "bf16-distopt-fully-reshardable"), ("bf16", True, "bf16-distopt-buckets")]
+            ("bf16", True, "bf16-distopt-fully-reshardable"), ("bf16", True, "bf16-distopt-buckets"),
+            ("fp16", False, "fp16-optim"), ("fp16", True, "fp16-distopt")]
     only = sys.argv[1:]  # names to write, all when none are given
     if not only or "tp2" in only:
         torch.multiprocessing.spawn(tensor_parallel_rank, args=(2,), nprocs=2, join=True)
@@ -208,9 +214,11 @@ def main():
         if only and name not in only:
             continue
         SHARDING["type"] = "fully_reshardable" if name.endswith("fully-reshardable") else "dp_reshardable"
-        if precision == "bf16":
+        fp32.LOSS_SCALING["on"] = precision == "fp16"
+        if precision != "fp32":
             buckets = 10000 if name.endswith("buckets") else None
-            fp32.setup, fp32.checkpoint_args = (lambda distributed: bf16.setup(distributed, bucket_size=buckets)), bf16.checkpoint_args
+            fp32.setup = lambda distributed, buckets=buckets, precision=precision: bf16.setup(distributed, buckets, precision)
+            fp32.checkpoint_args = lambda distributed, precision=precision: bf16.checkpoint_args(distributed, precision=precision)
         else:
             fp32.setup, fp32.checkpoint_args = fp32_setup, fp32_checkpoint_args
         fp32.run(distributed, os.path.join(OUT, f"dist-tp1-{name}"), f"expected-dist-{name}.json")

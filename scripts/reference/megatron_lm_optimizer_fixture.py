@@ -125,6 +125,9 @@ def batch():
     return tokens, labels
 
 
+LOSS_SCALING = {"on": False}  # whether the run is --fp16 (its records then carry the scale and skips)
+
+
 def train_step(ddp, optimizer, scheduler, tokens, labels):
     """One iteration of Megatron-LM's train_step: zero the grad buffer, forward and backward of
     the mean per-token loss (what loss_func / num_tokens gives with a full loss mask),
@@ -136,12 +139,18 @@ def train_step(ddp, optimizer, scheduler, tokens, labels):
     optimizer.zero_grad()
     lr = optimizer.param_groups[0]["lr"]
     loss = ddp(tokens, positions, mask, labels=labels).mean()
-    loss.backward()
+    scale = optimizer.get_loss_scale().item()  # forward_step scales the loss by it (1 outside --fp16)
+    (loss * scale).backward()
     finalize_model_grads([ddp])
     success, grad_norm, _ = optimizer.step()
-    assert success
-    scheduler.step(increment=GLOBAL_BATCH)
-    return {"loss": loss.item(), "grad_norm": grad_norm, "lr": lr}
+    record = {"loss": loss.item(), "grad_norm": grad_norm, "lr": lr}
+    if LOSS_SCALING["on"]:  # --fp16: an overflowing iteration is skipped and the schedule stays
+        record.update(loss_scale=scale, skipped=not success)
+    else:
+        assert success
+    if success:
+        scheduler.step(increment=GLOBAL_BATCH)
+    return record
 
 
 def adam_state(optimizer, model):
@@ -194,6 +203,7 @@ def run(distributed, directory, json_name):
     tokens, labels = batch()
     history = [train_step(ddp, optimizer, scheduler, tokens, labels) for _ in range(STEPS)]
     path = save(directory, distributed, model, ddp, optimizer, scheduler)
+    scaler = optimizer.chained_optimizers[0].grad_scaler.state_dict() if LOSS_SCALING["on"] else None
 
     # ids: torch's Optimizer.state_dict numbers the parameters 0, 1, ... over param_groups in order.
     inner = optimizer.chained_optimizers[0].optimizer
@@ -235,6 +245,9 @@ def run(distributed, directory, json_name):
                 "tokens": tokens.tolist(), "labels": labels.tolist(), "steps": history,
                 "opt_param_scheduler": scheduler_state_at_save(history),
                 "param_groups": groups, "parameters": parameters, "next_step": next_step}
+    if scaler is not None:  # the dynamic loss scaler as saved
+        expected["grad_scaler"] = {"scale": scaler["scale"].item(), "growth_tracker": scaler["growth_tracker"],
+                                   "hysteresis_tracker": scaler["hysteresis_tracker"]}
     if distributed:
         expected["flat_buffer"] = {"numel": buffer.numel, "numel_unpadded": buffer.numel_unpadded,
                                    "bucket_indices": [list(b) for b in buffer.bucket_indices]}
@@ -245,7 +258,7 @@ def run(distributed, directory, json_name):
 
 
 def scheduler_state_at_save(history):
-    return {"max_lr": LR, "lr_warmup_steps": LR_WARMUP_ITERS * GLOBAL_BATCH, "num_steps": len(history) * GLOBAL_BATCH,
+    return {"max_lr": LR, "lr_warmup_steps": LR_WARMUP_ITERS * GLOBAL_BATCH, "num_steps": sum(not h.get("skipped") for h in history) * GLOBAL_BATCH,
             "lr_decay_style": LR_DECAY_STYLE, "lr_decay_steps": TRAIN_ITERS * GLOBAL_BATCH, "min_lr": MIN_LR,
             "start_wd": WEIGHT_DECAY, "end_wd": WEIGHT_DECAY, "wd_incr_style": "constant",
             "wd_incr_steps": TRAIN_ITERS * GLOBAL_BATCH}
