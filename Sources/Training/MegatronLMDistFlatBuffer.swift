@@ -8,7 +8,9 @@ import TorchFormat
 /// `optimizer.distributed.dp_group_idx_<g>.gbuf_idx_0.dtype_(<param dtype>, <grad dtype>).bucket_idx_<k>.{param,exp_avg,exp_avg_sq}`
 /// (gradients fp32, or fp16 where an `--fp16` run reduces them in fp16).
 /// - One buffer per model-parallel rank, `g` = TP rank + TP size x pipeline stage, of that rank's
-///   parameters (its TP shards of its stage's parameters, in `named_parameters` order).
+///   parameters (its TP shards of its stage's parameters, in `named_parameters` order); with an
+///   interleaved pipeline one per model chunk `c` (`gbuf_idx_<c>`; chunk c of stage s holds layers
+///   from (c PP + s) x layers / (PP x chunks) on).
 /// - The parameters lie from last to first, each at the next multiple of 64 elements; the buffer
 ///   is split into buckets (`--overlap-grad-reduce`; and under pipeline parallelism the shared
 ///   word embedding, and the last stage's tied copy of it, each in a bucket of its own); each
@@ -32,44 +34,44 @@ extension MegatronLMCheckpoint {
         guard (1...4096).contains(t), (1...4096).contains(p), (1...(1 << 20)).contains(d), layers % p == 0 else {
             throw .checkpoint(path: folder, reason: "args give TP \(t), PP \(p), DP \(d) for \(layers) layers, a layout this reader cannot lay out")
         }
-        guard try arguments.modelChunks(pipelineParallel: p, layers: layers) == 1 else {
-            throw .checkpoint(path: folder, reason: "the distributed optimizer's dp_reshardable state of an interleaved (virtual) pipeline "
-                              + "is not read; save it with --dist-ckpt-optim-fully-reshardable or convert without --load-optimizer")
-        }
+        let chunks = try arguments.modelChunks(pipelineParallel: p, layers: layers), perChunk = layers / (p * chunks)
         // (parameter dtype, gradient dtype): fp32 gradients, or an fp16 run's gradients reduced in fp16.
         let parameterType = "torch." + torchDType(precision)
         let dtype = [parameterType + ", torch.float32", parameterType + ", " + parameterType].first { pair in
             checkpoint.keys.contains { $0.hasPrefix("\(distributedPrefix)dp_group_idx_0.gbuf_idx_0.dtype_(\(pair))") }
         } ?? parameterType + ", torch.float32"
-        func buffer(_ group: Int) -> String { "\(distributedPrefix)dp_group_idx_\(group).gbuf_idx_0.dtype_(\(dtype)).bucket_idx_" }
-        if let other = checkpoint.keys.first(where: { key in key.hasPrefix(distributedPrefix) && !(0..<(t * p)).contains { key.hasPrefix(buffer($0)) } }) {
-            throw .checkpoint(path: folder, reason: "the distributed optimizer's \(other) is not read: only one (\(dtype)) "
-                              + "buffer per tensor- and pipeline-parallel rank is (keys starting \(buffer(0)))")
+        func buffer(_ group: Int, _ chunk: Int) -> String {
+            "\(distributedPrefix)dp_group_idx_\(group).gbuf_idx_\(chunk).dtype_(\(dtype)).bucket_idx_"
+        }
+        let buffers = (0..<(t * p)).flatMap { group in (0..<chunks).map { buffer(group, $0) } }
+        if let other = checkpoint.keys.first(where: { key in key.hasPrefix(distributedPrefix) && !buffers.contains(where: key.hasPrefix) }) {
+            throw .checkpoint(path: folder, reason: "the distributed optimizer's \(other) is not read: only one (\(dtype)) buffer per "
+                              + "tensor- and pipeline-parallel rank and model chunk is (keys starting \(buffer(0, 0)))")
         }
         let (head, perLayer, tail) = try parameterOrder(opened, layout: layout)
         let tiedCopy = p > 1 && !opened.config.untieEmbeddingsAndOutputWeights
-        let targets = [(m, "exp_avg"), (v, "exp_avg_sq")] + (precision != .fp32 ? [(model.params, "param")] : [])
-        for stage in 0..<p {
-            // The stage's parameters; the tied copy last, named as the word embedding it copies.
-            var order = (stage == 0 ? head : []) + perLayer[(stage * layers / p)..<((stage + 1) * layers / p)].joined()
-            if stage == p - 1 { order += tail + (tiedCopy ? [wordEmbeddingName] : []) }
-            let read = order.indices.filter { !(tiedCopy && stage == p - 1 && $0 == order.count - 1) }
+        let targets: [(ParameterStore, String)] = [(m, "exp_avg"), (v, "exp_avg_sq")] + (precision != .fp32 ? [(model.params, "param")] : [])
+        for (stage, chunk) in (0..<p).flatMap({ stage in (0..<chunks).map { (stage, $0) } }) {
+            // The chunk's parameters; the tied copy last, named as the word embedding it copies.
+            let first = (chunk * p + stage) * perChunk, isLast = stage == p - 1 && chunk == chunks - 1
+            var order = (stage == 0 && chunk == 0 ? head : []) + perLayer[first..<(first + perChunk)].joined()
+            if isLast { order += tail + (tiedCopy ? [wordEmbeddingName] : []) }
+            let read = order.indices.filter { !(tiedCopy && isLast && $0 == order.count - 1) }
             let shards = order.map { TensorShard(name: $0) }
             let fullShapes = order.map { layout.entry($0).spec.shape }
             let counts = zip(shards, fullShapes).map { $0.shape(of: $1, size: t).reduce(1, *) }
             for rank in 0..<t {
-                let group = rank + t * stage
+                let group = rank + t * stage, name = buffer(group, chunk)
                 var buckets = [DistributedCheckpoint.Tensor]()
-                while let tensor = checkpoint.tensors["\(buffer(group))\(buckets.count).exp_avg"], tensor.shape.count == 1 { buckets.append(tensor) }
-                guard !buckets.isEmpty else { throw .checkpoint(path: folder, reason: "holds no \(buffer(group))0.exp_avg") }
-                let cuts = try dataParallelShards(checkpoint, group: group, sizes: buckets.map { $0.shape[0] }, dataParallel: d)
-                let places = try bucketPlaces(buckets, name: buffer(group), folder: folder, order: order, counts: counts, shardSizes: cuts)
+                while let tensor = checkpoint.tensors["\(name)\(buckets.count).exp_avg"], tensor.shape.count == 1 { buckets.append(tensor) }
+                guard !buckets.isEmpty else { throw .checkpoint(path: folder, reason: "holds no \(name)0.exp_avg") }
+                let cuts = try dataParallelShards(checkpoint, group: group, chunk: chunk, sizes: buckets.map { $0.shape[0] }, dataParallel: d)
+                let places = try bucketPlaces(buckets, name: name, folder: folder, order: order, counts: counts, shardSizes: cuts)
                 for (store, part) in targets {
                     var flats = [[Float]]()
                     for bucket in buckets.indices {
-                        let key = "\(buffer(group))\(bucket).\(part)"
-                        guard let tensor = checkpoint.tensors[key],
-                              tensor.shape == checkpoint.tensors["\(buffer(group))\(bucket).exp_avg"]?.shape else {
+                        let key = "\(name)\(bucket).\(part)"
+                        guard let tensor = checkpoint.tensors[key], tensor.shape == buckets[bucket].shape else {
                             throw .checkpoint(path: folder, reason: "holds no \(key) shaped as its exp_avg")
                         }
                         do { flats.append(try checkpoint.floats(key)) } catch { throw .checkpoint(error) }
@@ -86,11 +88,11 @@ extension MegatronLMCheckpoint {
         return try distributedStep(checkpoint)
     }
 
-    /// Each bucket's data-parallel shard size in model-parallel rank `group`'s buffer, whose
-    /// buckets hold `sizes` elements (the padded bucket size from `per_bucket_numel` over
-    /// `dataParallel`): the only places where a parameter's chunks may be cut. Without that entry
-    /// (older megatron-core) only DP 1 is read.
-    private static func dataParallelShards(_ checkpoint: DistributedCheckpoint, group: Int, sizes: [Int], dataParallel d: Int)
+    /// Each bucket's data-parallel shard size in model-parallel rank `group`'s buffer of model
+    /// chunk `chunk`, whose buckets hold `sizes` elements (the padded bucket size from
+    /// `per_bucket_numel` over `dataParallel`): the only places where a parameter's chunks may be
+    /// cut. Without that entry (older megatron-core) only DP 1 is read.
+    private static func dataParallelShards(_ checkpoint: DistributedCheckpoint, group: Int, chunk: Int, sizes: [Int], dataParallel d: Int)
         throws(TrainingError) -> [Int] {
         let entry = "\(distributedPrefix)dp_group_idx_\(group).per_bucket_numel/shard_0_1"
         guard checkpoint.hasBytes(entry) else {
@@ -101,11 +103,12 @@ extension MegatronLMCheckpoint {
         }
         let file: TorchFile
         do { file = try checkpoint.torchFile(ofBytes: entry) } catch { throw .checkpoint(error) }
-        // [[{(param dtype, grad dtype): [padded size per bucket]}]]: a list per buffer.
-        guard let buffers = file.root.items?.first?.items, buffers.count == 1, let pairs = buffers[0].entries?.pairs, pairs.count == 1,
+        // [[{(param dtype, grad dtype): [padded size per bucket]}]]: a list of the model chunks' buffers.
+        guard let buffers = file.root.items?.first?.items, buffers.indices.contains(chunk), let pairs = buffers[chunk].entries?.pairs,
+              pairs.count == 1,
               let padded = pairs[0].value.items?.compactMap(\.int), padded.count == sizes.count,
               zip(padded, sizes).allSatisfy({ $0 >= $1 && $0 % d == 0 }) else {
-            throw .checkpoint(path: file.path, reason: "per_bucket_numel is not one buffer's padded sizes of its \(sizes.count) buckets "
+            throw .checkpoint(path: file.path, reason: "per_bucket_numel holds no padded sizes of model chunk \(chunk)'s \(sizes.count) buckets "
                               + "(\(sizes)), each divisible by the data-parallel size \(d)")
         }
         return padded.map { $0 / d }

@@ -155,8 +155,9 @@ import TestSupport
     /// read like the weights): moments and fp32 masters bit for bit, and the masters are not the
     /// rounded bf16 weights. At TP 2; and at TP 2 x PP 2 x DP 2, where the buffers are per stage
     /// and TP rank, the word embedding and the last stage's tied copy each have a bucket of their
-    /// own, and the data-parallel ranks' shards cut parameters into several chunks.
-    @Test(arguments: ["dist-tp2-bf16-distopt", "dist-tp2pp2dp2-bf16-distopt"])
+    /// own, and the data-parallel ranks' shards cut parameters into several chunks; and at TP 2 x
+    /// PP 2 with an interleaved pipeline of 2 model chunks per stage, a buffer per chunk.
+    @Test(arguments: ["dist-tp2-bf16-distopt", "dist-tp2pp2dp2-bf16-distopt", "dist-tp2pp2vp2dp1-bf16-distopt"])
     func flatBuffersReadAsModelSpace(checkpoint: String) throws {
         let (flat, _, flatState) = try MegatronLMCheckpoint.readWithOptimizer(directory: Self.fixtures + "/" + checkpoint)
         let (space, _, spaceState) = try MegatronLMCheckpoint.readWithOptimizer(

@@ -39,9 +39,12 @@ sharded_state_dict, the optimizer's sharded_state_dict over it, the scheduler; r
                          place of a pipeline schedule): a buffer per TP x PP rank (dp_group_idx =
                          TP rank + 2 x stage), the word embedding and the last stage's tied copy
                          each in a bucket of its own, each DP rank's shard its own chunks (`tp2pp2dp2`)
+  dist-tp2pp2vp2dp1-bf16-distopt/, ...-fully-reshardable/   the same at TP 2 x PP 2 with an
+                         interleaved pipeline of 2 model chunks per stage (four gloo ranks): a
+                         buffer per model chunk, gbuf_idx_<chunk> (`tp2pp2vp2`)
 
 Names given on the command line (optim, distopt, bf16-optim, bf16-distopt,
-bf16-distopt-fully-reshardable, bf16-distopt-buckets, fp16-optim, fp16-distopt, tp2, tp2pp2dp2) write
+bf16-distopt-fully-reshardable, bf16-distopt-buckets, fp16-optim, fp16-distopt, tp2, tp2pp2dp2, tp2pp2vp2) write
 only those.
 
     pip install megatron-core==0.16.1 torch numpy psutil
@@ -124,14 +127,17 @@ def tensor_parallel_rank(rank, world):
     dist.destroy_process_group()
 
 
-def pipeline_rank(rank, world, tp, pp):
+def pipeline_rank(rank, world, tp, pp, vp=1):
     """One rank of a TP `tp` x PP `pp` x DP (world / tp / pp) run of the --bf16 distributed
-    optimizer on a 4-layer model: each stage's slice of the whole model (`stage_state`; the last
-    stage holds the tied output layer's copy, a parameter in its own bucket), STEPS optimizer
-    steps on seeded gradients in place of a pipeline schedule (the same on every data-parallel
-    rank, and on the tied copy as on the word embedding, as their all-reduces would leave them;
-    replicated tensors the same on every TP rank), then the state saved dp_reshardable (a flat
-    buffer per TP x PP rank, each cut in DP shards) and fully_reshardable (model space)."""
+    optimizer on a 4-layer model, with `vp` > 1 an interleaved pipeline (each stage `vp` model
+    chunks, chunk c of stage s holding layers (c pp + s) L / (pp vp) on, each chunk its own DDP
+    buffer, bucketing off after the first chunk as Megatron-LM builds them): each rank's slice of
+    the whole model (the last stage holds the tied output layer's copy, a parameter in its own
+    bucket), STEPS optimizer steps on seeded gradients in place of a pipeline schedule (the same
+    on every data-parallel rank, and on the tied copy as on the word embedding, as their
+    all-reduces would leave them; replicated tensors the same on every TP rank), then the state
+    saved dp_reshardable (a flat buffer per TP x PP rank and model chunk, each cut in DP shards)
+    and fully_reshardable (model space)."""
     import zlib
     import torch.distributed as dist
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", "29591"
@@ -139,10 +145,12 @@ def pipeline_rank(rank, world, tp, pp):
     fp32.cpu_shim()
     from megatron.core import dist_checkpointing, parallel_state, utils
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
+    from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
+    from megatron.core.models.gpt.gpt_model import GPTModel
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
     from megatron.core.tensor_parallel import random as megatron_random
     from megatron.core.transformer.module import Float16Module
-    import megatron_lm_dist_fixtures as dist_fixtures
+    from megatron.core.transformer.transformer_config import TransformerConfig
     torch.cuda.synchronize = lambda *args, **kwargs: None
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
     utils.GlobalMemoryBuffer.get_tensor = lambda self, shape, dtype, name, mem_alloc_context=None: torch.empty(shape, dtype=dtype)
@@ -151,41 +159,75 @@ def pipeline_rank(rank, world, tp, pp):
     parallel_state.initialize_model_parallel(1, 1)
     whole = fixtures.build_model().state_dict()
     parallel_state.destroy_model_parallel()
-    parallel_state.initialize_model_parallel(tp, pp)
+    parallel_state.initialize_model_parallel(tp, pp, virtual_pipeline_model_parallel_size=vp if vp > 1 else None)
     stage, tp_rank = parallel_state.get_pipeline_model_parallel_rank(), parallel_state.get_tensor_model_parallel_rank()
-    model = dist_fixtures.build_stage(stage == 0, stage == pp - 1, pp)
-    model.config.tensor_model_parallel_size = tp
-    local = {n: t for n, t in fixtures.stage_state(whole, stage, tp_rank, tp, pp).items() if not n.endswith("._extra_state")}
-    missing, unexpected = model.load_state_dict(local, strict=False)
-    assert not unexpected and all(n.endswith("._extra_state") for n in missing), (missing, unexpected)
-    model.config.bf16, model.config.params_dtype = True, torch.bfloat16
-    ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True, use_distributed_optimizer=True),
-                                  Float16Module(model.config, model))
+    per_chunk = fixtures.LAYERS // (pp * vp)
+    chunks, ddps = [], []
+    for chunk in range(vp):
+        first, last = stage == 0 and chunk == 0, stage == pp - 1 and chunk == vp - 1
+        config = TransformerConfig(num_layers=fixtures.LAYERS, hidden_size=fixtures.HIDDEN, num_attention_heads=fixtures.HEADS,
+                                   ffn_hidden_size=4 * fixtures.HIDDEN, use_cpu_initialization=True, hidden_dropout=0.0,
+                                   attention_dropout=0.0, params_dtype=torch.float32, tensor_model_parallel_size=tp,
+                                   pipeline_model_parallel_size=pp, virtual_pipeline_model_parallel_size=vp if vp > 1 else None,
+                                   pipeline_dtype=torch.float32)
+        model = GPTModel(config, transformer_layer_spec=get_gpt_layer_local_spec(), vocab_size=fixtures.VOCAB,
+                         max_sequence_length=fixtures.POSITIONS, position_embedding_type="learned_absolute",
+                         share_embeddings_and_output_weights=True, pre_process=first, post_process=last,
+                         vp_stage=chunk if vp > 1 else None)
+        offset = (chunk * pp + stage) * per_chunk  # the chunk's first layer
+        local = {}
+        for name, tensor in whole.items():
+            if name.endswith("._extra_state"):
+                continue
+            if name.startswith("decoder.layers."):
+                layer, rest = name.split(".", 3)[2:]
+                if not offset <= int(layer) < offset + per_chunk:
+                    continue
+                name = "decoder.layers.%d.%s" % (int(layer) - offset, rest)
+            elif name.startswith("embedding.") and not first:
+                continue
+            elif name.startswith(("decoder.final_layernorm", "output_layer")) and not last:
+                continue
+            local[name] = fixtures.shard(name, tensor, tp_rank, tp)
+        if last and not first:
+            local["output_layer.weight"] = fixtures.shard("output_layer.weight", whole["embedding.word_embeddings.weight"], tp_rank, tp)
+        missing, unexpected = model.load_state_dict(local, strict=False)
+        assert not unexpected and all(n.endswith("._extra_state") for n in missing), (missing, unexpected)
+        model.config.bf16, model.config.params_dtype = True, torch.bfloat16
+        ddp_config = DistributedDataParallelConfig(grad_reduce_in_fp32=True, use_distributed_optimizer=True)
+        ddps.append(DistributedDataParallel(model.config, ddp_config, Float16Module(model.config, model), disable_bucketing=chunk > 0))
+        chunks.append((model, offset))
     config = OptimizerConfig(optimizer="adam", lr=fp32.LR, weight_decay=fp32.WEIGHT_DECAY, adam_beta1=fp32.BETA1, adam_beta2=fp32.BETA2,
                              adam_eps=fp32.EPS, clip_grad=fp32.CLIP_GRAD, use_distributed_optimizer=True, bf16=True,
                              params_dtype=torch.bfloat16)
-    optimizer = get_megatron_optimizer(config, [ddp])
-    per_stage = fixtures.LAYERS // pp
+    optimizer = get_megatron_optimizer(config, ddps)
     for step in range(STEPS):
-        ddp.zero_grad_buffer()
-        for name, param in model.named_parameters():
-            key = "embedding.word_embeddings.weight" if name == "output_layer.weight" else name
-            if key.startswith("decoder.layers."):
-                layer, rest = key.split(".", 3)[2:]
-                key = "decoder.layers.%d.%s" % (int(layer) + stage * per_stage, rest)
-            sharded = getattr(param, "tensor_model_parallel", False)
-            seed = zlib.crc32(f"{key}/{tp_rank if sharded else 0}/{step}".encode())
-            param.main_grad.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(seed)))
+        for (model, offset), ddp in zip(chunks, ddps):
+            ddp.zero_grad_buffer()
+            for name, param in model.named_parameters():
+                key = "embedding.word_embeddings.weight" if name == "output_layer.weight" else name
+                if key.startswith("decoder.layers."):
+                    layer, rest = key.split(".", 3)[2:]
+                    key = "decoder.layers.%d.%s" % (int(layer) + offset, rest)
+                sharded = getattr(param, "tensor_model_parallel", False)
+                seed = zlib.crc32(f"{key}/{tp_rank if sharded else 0}/{step}".encode())
+                param.main_grad.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(seed)))
         succeeded, _, _ = optimizer.step()
         assert succeeded
-    name = f"dist-tp{tp}pp{pp}dp{world // (tp * pp)}-bf16-distopt"
+    name = f"dist-tp{tp}pp{pp}" + (f"vp{vp}" if vp > 1 else "") + f"dp{world // (tp * pp)}-bf16-distopt"
     for sharding, directory in [("dp_reshardable", name), ("fully_reshardable", name + "-fully-reshardable")]:
         args = bf16.checkpoint_args(True)
         vars(args).update(ckpt_format="torch_dist", num_layers=fixtures.LAYERS, tensor_model_parallel_size=tp,
                           pipeline_model_parallel_size=pp, data_parallel_size=world // (tp * pp), world_size=world)
-        state = {"args": args, "checkpoint_version": 3.0, "iteration": STEPS, "model": model.sharded_state_dict()}
+        if vp > 1:
+            vars(args).update(virtual_pipeline_model_parallel_size=vp, num_layers_per_virtual_pipeline_stage=per_chunk)
+        state = {"args": args, "checkpoint_version": 3.0, "iteration": STEPS}
+        if vp > 1:
+            state.update({"model%d" % i: model.sharded_state_dict() for i, (model, _) in enumerate(chunks)})
+        else:
+            state["model"] = chunks[0][0].sharded_state_dict()
         state["optimizer"] = optimizer.sharded_state_dict(
-            state["model"], metadata={"distrib_optim_sharding_type": sharding, "singleton_local_shards": False})
+            state, metadata={"distrib_optim_sharding_type": sharding, "singleton_local_shards": False})
         folder = os.path.join(OUT, directory, f"iter_{STEPS:07d}")
         os.makedirs(folder, exist_ok=True)
         dist_checkpointing.save(state, folder, sharded_strategy=("torch_dist", 1))
@@ -210,6 +252,8 @@ def main():
         torch.multiprocessing.spawn(tensor_parallel_rank, args=(2,), nprocs=2, join=True)
     if not only or "tp2pp2dp2" in only:
         torch.multiprocessing.spawn(pipeline_rank, args=(8, 2, 2), nprocs=8, join=True)
+    if not only or "tp2pp2vp2" in only:
+        torch.multiprocessing.spawn(pipeline_rank, args=(4, 2, 2, 2), nprocs=4, join=True)
     for precision, distributed, name in runs:
         if only and name not in only:
             continue
