@@ -5,7 +5,7 @@ import TorchFormat
 
 /// The distributed optimizer's state in a `torch_dist` checkpoint saved with Megatron-LM's
 /// default `dp_reshardable` sharding: megatron-core's flat parameter buffers as 1-D tensors
-/// `optimizer.distributed.dp_group_idx_<g>.gbuf_idx_0.dtype_(<param dtype>, <grad dtype>).bucket_idx_<k>.{param,exp_avg,exp_avg_sq}`
+/// `optimizer.distributed.dp_group_idx_<g>.gbuf_idx_<c>.dtype_(<param dtype>, <grad dtype>).bucket_idx_<k>.{param,exp_avg,exp_avg_sq}`
 /// (gradients fp32, or fp16 where an `--fp16` run reduces them in fp16).
 /// - One buffer per model-parallel rank, `g` = TP rank + TP size x pipeline stage, of that rank's
 ///   parameters (its TP shards of its stage's parameters, in `named_parameters` order); with an
@@ -66,7 +66,10 @@ extension MegatronLMCheckpoint {
                 while let tensor = checkpoint.tensors["\(name)\(buckets.count).exp_avg"], tensor.shape.count == 1 { buckets.append(tensor) }
                 guard !buckets.isEmpty else { throw .checkpoint(path: folder, reason: "holds no \(name)0.exp_avg") }
                 let cuts = try dataParallelShards(checkpoint, group: group, chunk: chunk, sizes: buckets.map { $0.shape[0] }, dataParallel: d)
-                let places = try bucketPlaces(buckets, name: name, folder: folder, order: order, counts: counts, shardSizes: cuts)
+                let places = try bucketPlaces(chunks: buckets.map { bucket in Dictionary(bucket.chunks.map { ($0.offsets[0], [$0.sizes[0]]) },
+                                                                                          uniquingKeysWith: +) },
+                                              sizes: buckets.map { $0.shape[0] }, name: name, folder: folder, order: order, counts: counts,
+                                              shardSizes: cuts)
                 for (store, part) in targets {
                     var flats = [[Float]]()
                     for bucket in buckets.indices {
@@ -107,29 +110,28 @@ extension MegatronLMCheckpoint {
         guard let buffers = file.root.items?.first?.items, buffers.indices.contains(chunk), let pairs = buffers[chunk].entries?.pairs,
               pairs.count == 1,
               let padded = pairs[0].value.items?.compactMap(\.int), padded.count == sizes.count,
-              zip(padded, sizes).allSatisfy({ $0 >= $1 && $0 % d == 0 }) else {
+              zip(padded, sizes).allSatisfy({ $0 >= $1 && $0 > 0 && $0 % d == 0 }) else {
             throw .checkpoint(path: file.path, reason: "per_bucket_numel holds no padded sizes of model chunk \(chunk)'s \(sizes.count) buckets "
                               + "(\(sizes)), each divisible by the data-parallel size \(d)")
         }
         return padded.map { $0 / d }
     }
 
-    /// Where each parameter (`order`, of `counts` elements) lies in one rank's buffer (its
-    /// `buckets`, named `name<k>`): megatron-core
-    /// lays the parameters out from last to first, each at the next multiple of 64 elements,
-    /// starting a new bucket (at 0) where the previous one ends. Found by following the chunks
-    /// the checkpoint holds: each parameter is chunks that tile its place, cut only at multiples
-    /// of its bucket's data-parallel shard size (`shardSizes`). A parameter not so tiled, or a
-    /// bucket not filled to its end, is an error.
-    private static func bucketPlaces(_ buckets: [DistributedCheckpoint.Tensor], name buffer: String, folder: String, order: [String],
-                                     counts: [Int], shardSizes: [Int]) throws(TrainingError) -> [(bucket: Int, start: Int)] {
-        // Per bucket: the chunks' sizes by offset.
-        let chunks = buckets.map { tensor in Dictionary(tensor.chunks.map { ($0.offsets[0], [$0.sizes[0]]) }, uniquingKeysWith: +) }
-        let sizes = buckets.map { $0.shape[0] }
+    /// Where each parameter (`order`, of `counts` elements) lies in one rank's buffer, named
+    /// `name<k>` for its buckets, which hold `sizes` elements saved as the chunks `chunks` (per
+    /// bucket, the chunks' sizes by offset): megatron-core lays the parameters out from last to
+    /// first, each at the next multiple of 64 elements, starting a new bucket (at 0) where the
+    /// previous one ends (at the last parameter's end, or at the next multiple of 64 where the
+    /// next parameter takes a bucket of its own). Found by following the chunks: each parameter
+    /// is chunks that tile its place, cut only at multiples of its bucket's data-parallel shard
+    /// size (`shardSizes`). A parameter not so tiled, or a bucket not filled to its end, is an error.
+    static func bucketPlaces(chunks: [[Int: [Int]]], sizes: [Int], name buffer: String, folder: String, order: [String],
+                             counts: [Int], shardSizes: [Int]) throws(TrainingError) -> [(bucket: Int, start: Int)] {
         func tiled(_ bucket: Int, _ start: Int, _ count: Int) -> Bool {
             var at = start
             while at < start + count {
-                guard let next = chunks[bucket][at]?.map({ at + $0 }).filter({ $0 == start + count || ($0 < start + count && $0 % shardSizes[bucket] == 0) }).max()
+                let ends = chunks[bucket][at]?.map { at + $0 } ?? []
+                guard let next = ends.filter({ $0 == start + count || ($0 > at && $0 < start + count && $0 % shardSizes[bucket] == 0) }).max()
                 else { return false }
                 at = next
             }
@@ -141,7 +143,7 @@ extension MegatronLMCheckpoint {
             let start = (end + 63) / 64 * 64
             if tiled(bucket, start, counts[i]) {
                 places[i] = (bucket, start)
-            } else if end == sizes[bucket], bucket + 1 < chunks.count, tiled(bucket + 1, 0, counts[i]) {
+            } else if end == sizes[bucket] || start == sizes[bucket], bucket + 1 < chunks.count, tiled(bucket + 1, 0, counts[i]) {
                 bucket += 1
                 places[i] = (bucket, 0)
             } else {

@@ -74,8 +74,9 @@ extension MegatronLMCheckpoint {
     ///   tensors without decay);
     /// - the distributed one (`--use-distributed-optimizer`): `distrib_optim.pt` beside each rank
     ///   file holds, per model chunk, flat `exp_avg` and `exp_avg_sq` buffers with the parameters
-    ///   in reverse order, each starting at a multiple of 64 elements; the step is in the
-    ///   `optimizer` entry's parameter groups.
+    ///   in reverse order, each starting at a multiple of 64 elements, in buckets whose end padding
+    ///   the file leaves out (`MegatronLMBufferLayout`); the step is in the `optimizer` entry's
+    ///   parameter groups.
     /// A `torch_dist` checkpoint's state is read by `readDistributedWithOptimizer`.
     /// A `--bf16` or `--fp16` run's optimizers update fp32 master weights, which are read as the
     /// model's weights: the plain one's `fp32_from_fp16_params` (per parameter group, in group
@@ -273,9 +274,14 @@ extension MegatronLMCheckpoint {
         }
         let pipelineParallel = try arguments.integer("pipeline_model_parallel_size", default: 1)
         let tied = !arguments.flag("untie_embeddings_and_output_weights")
+        // Megatron-LM cuts only the first stage's first chunk into buckets, and not at all with
+        // --overlap-param-gather-with-optimizer-step.
         var bucketSize: Int?
-        if arguments.flag("overlap_grad_reduce") && file.stage == 0 {
+        if arguments.flag("overlap_grad_reduce") && !arguments.flag("overlap_param_gather_with_optimizer_step") && file.stage == 0 {
             let dataParallel = try arguments.integer("data_parallel_size", default: 1)
+            guard (1...(1 << 20)).contains(dataParallel) else {
+                throw .checkpoint(path: arguments.path, reason: "args.data_parallel_size \(dataParallel) is out of range")
+            }
             bucketSize = try arguments.integer("ddp_bucket_size", default: max(40_000_000, 1_000_000 * dataParallel))
         }
         var moments = [String: AdamMoments]()
@@ -345,10 +351,10 @@ extension MegatronLMOptimizerState {
     init(m: ParameterStore, v: ParameterStore, step: Int, arguments: MegatronLMArguments, distributed: Bool,
          precision: ComputePrecision, lossScaler: LossScaler.State?, scheduler: PickleValue?) throws(TrainingError) {
         let consumed = try arguments.integer("consumed_train_samples", default: 0)
-        let scheduled = scheduler?.entries?["num_steps"]?.int ?? consumed
-        guard (0...consumed).contains(scheduled) else {
-            throw .checkpoint(path: arguments.path, reason: "opt_param_scheduler.num_steps \(scheduled) is not within the "
-                              + "\(consumed) consumed samples")
+        let saved = scheduler?.entries?["num_steps"]
+        guard consumed >= 0, let scheduled = saved == nil ? consumed : saved?.int, scheduled >= 0, scheduled <= consumed else {
+            throw .checkpoint(path: arguments.path, reason: "opt_param_scheduler.num_steps (\(saved.map { "\($0)" } ?? "absent")) is not a "
+                              + "count of samples within args.consumed_train_samples (\(consumed))")
         }
         self.init(m: m, v: v, step: step, consumedSamples: consumed,
                   consumedValidSamples: try arguments.integer("consumed_valid_samples", default: 0), scheduledSamples: scheduled,

@@ -81,7 +81,7 @@ def datatrove_seconds(corpus, work, workers):
     from datatrove.pipeline.dedup.minhash import MinhashConfig
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers.jsonl import JsonlWriter
-    from datatrove.utils.hashing import HashConfig
+    from datatrove.utils.text import TextNormConfig
     base = os.path.join(work, f"datatrove{workers}")
     data = os.path.join(base, "input")
     os.makedirs(data)
@@ -90,9 +90,9 @@ def datatrove_seconds(corpus, work, workers):
     for part in range(2):
         with open(os.path.join(data, f"part{part}.jsonl"), "w") as out:
             out.writelines(lines[part * len(lines) // 2:(part + 1) * len(lines) // 2])
-    # SHA-1 shingle hashes: datatrove 0.10.1's default xxhash path passes str to xxhash, which
-    # the installed xxhash refuses.
-    config = MinhashConfig(hash_config=HashConfig(hash_fc="sha1", precision=64))
+    # Its defaults, except that numbers are not normalized: the generated words are w0, w1, ...,
+    # which its default number normalization folds into one word, making every document a copy.
+    config = MinhashConfig(norm_config=TextNormConfig(norm_numbers=False))
     logs = os.path.join(base, "logs")
     start = time.perf_counter()
     LocalPipelineExecutor(pipeline=[JsonlReader(data), MinhashDedupSignature(output_folder=f"{base}/signatures", config=config)],

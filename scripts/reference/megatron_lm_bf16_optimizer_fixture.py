@@ -10,9 +10,10 @@ get_megatron_optimizer's mixed-precision optimizers holding fp32 master copies:
                       'fp32_from_fp16_params': per parameter group, the masters in group order}
   tp1-bf16-distopt/  --use-distributed-optimizer: distrib_optim.pt's buffer is keyed
                      (torch.bfloat16, torch.float32) and its 'param' is the fp32 masters
-  tp1-bf16-distopt-buckets/   the same with --overlap-grad-reduce --ddp-bucket-size 10000: the
-                     gradient buffer in 4 buckets, distrib_optim.pt's flat tensors their unpadded
-                     parts one after another (megatron-core's 'buckets_coalesced')
+  tp1-bf16-distopt-buckets/   the same with --overlap-grad-reduce --ddp-bucket-size 18850: the
+                     gradient buffer in 4 buckets, the first ending at a 48-element LayerNorm bias
+                     off the 64-element grid, distrib_optim.pt's flat tensors their unpadded parts
+                     one after another (megatron-core's 'buckets_coalesced')
   tp1-fp16-optim/, tp1-fp16-distopt/   the same two with Megatron-LM's --fp16 and its dynamic
                      loss scaler (FP16_SCALER): 'grad_scaler' {scale, growth_tracker,
                      hysteresis_tracker} beside the masters; the distributed optimizer's buffer

@@ -262,7 +262,7 @@ def main():
         if precision != "fp32":
             buckets = 10000 if name.endswith("buckets") else None
             fp32.setup = lambda distributed, buckets=buckets, precision=precision: bf16.setup(distributed, buckets, precision)
-            fp32.checkpoint_args = lambda distributed, precision=precision: bf16.checkpoint_args(distributed, precision=precision)
+            fp32.checkpoint_args = lambda distributed, buckets=buckets, precision=precision: bf16.checkpoint_args(distributed, buckets, precision)
         else:
             fp32.setup, fp32.checkpoint_args = fp32_setup, fp32_checkpoint_args
         fp32.run(distributed, os.path.join(OUT, f"dist-tp1-{name}"), f"expected-dist-{name}.json")
