@@ -83,19 +83,46 @@ def save(directory, distributed, model, ddp, optimizer, scheduler):
     return folder
 
 
-def tensor_parallel_rank(rank, world):
-    """One of the TP 2 run's ranks: the whole model drawn at TP 1, this rank's cut loaded into the
-    bf16 model and its optimizer's masters, STEPS steps, then both saves."""
+def start_rank(rank, world, port):
+    """A spawned gloo rank made ready to run megatron-core on the CPU."""
     import torch.distributed as dist
-    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", "29571"
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     fp32.cpu_shim()
-    from megatron.core import dist_checkpointing, parallel_state, utils
+    from megatron.core import utils
     from megatron.core.tensor_parallel import random as megatron_random
     torch.cuda.synchronize = lambda *args, **kwargs: None
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
     utils.GlobalMemoryBuffer.get_tensor = lambda self, shape, dtype, name, mem_alloc_context=None: torch.empty(shape, dtype=dtype)
     megatron_random.initialize_rng_tracker(inference_rng_tracker=True)
+
+
+def save_both_shardings(rank, name, args, models, optimizer):
+    """The model's sharded state dicts (`models()`, made afresh for each save: saving consumes
+    them) with the distributed optimizer's state saved twice, as `name` (dp_reshardable) and
+    `name`-fully-reshardable."""
+    import torch.distributed as dist
+    from megatron.core import dist_checkpointing
+    for sharding, directory in [("dp_reshardable", name), ("fully_reshardable", name + "-fully-reshardable")]:
+        state = dict(models(), args=args, checkpoint_version=3.0, iteration=STEPS)
+        state["optimizer"] = optimizer.sharded_state_dict(
+            {k: v for k, v in state.items() if k.startswith("model")},
+            metadata={"distrib_optim_sharding_type": sharding, "singleton_local_shards": False})
+        folder = os.path.join(OUT, directory, f"iter_{STEPS:07d}")
+        os.makedirs(folder, exist_ok=True)
+        dist_checkpointing.save(state, folder, sharded_strategy=("torch_dist", 1))
+        if rank == 0:
+            with open(os.path.join(OUT, directory, "latest_checkpointed_iteration.txt"), "w") as file:
+                file.write(str(STEPS))
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+def tensor_parallel_rank(rank, world):
+    """One of the TP 2 run's ranks: the whole model drawn at TP 1, this rank's cut loaded into the
+    bf16 model and its optimizer's masters, STEPS steps, then both saves."""
+    start_rank(rank, world, 29571)
+    from megatron.core import parallel_state
     fixtures.LAYERS, fixtures.VOCAB, fixtures.ITERATION = fp32.LAYERS, fp32.VOCAB, STEPS
     parallel_state.initialize_model_parallel(1, 1)
     whole = fixtures.build_model().state_dict()
@@ -111,20 +138,9 @@ def tensor_parallel_rank(rank, world):
     tokens, labels = fp32.batch()
     for _ in range(STEPS):
         fp32.train_step(ddp, optimizer, scheduler, tokens, labels)
-    for sharding, name in [("dp_reshardable", "dist-tp2-bf16-distopt"), ("fully_reshardable", "dist-tp2-bf16-distopt-fully-reshardable")]:
-        args = bf16.checkpoint_args(True)
-        args.ckpt_format, args.tensor_model_parallel_size = "torch_dist", world
-        state = {"args": args, "checkpoint_version": 3.0, "iteration": STEPS, "model": model.sharded_state_dict()}
-        state["optimizer"] = optimizer.sharded_state_dict(
-            state["model"], metadata={"distrib_optim_sharding_type": sharding, "singleton_local_shards": False})
-        folder = os.path.join(OUT, name, f"iter_{STEPS:07d}")
-        os.makedirs(folder, exist_ok=True)
-        dist_checkpointing.save(state, folder, sharded_strategy=("torch_dist", 1))
-        if rank == 0:
-            with open(os.path.join(OUT, name, "latest_checkpointed_iteration.txt"), "w") as file:
-                file.write(str(STEPS))
-        dist.barrier()
-    dist.destroy_process_group()
+    args = bf16.checkpoint_args(True)
+    args.ckpt_format, args.tensor_model_parallel_size = "torch_dist", world
+    save_both_shardings(rank, "dist-tp2-bf16-distopt", args, lambda: {"model": model.sharded_state_dict()}, optimizer)
 
 
 def pipeline_rank(rank, world, tp, pp, vp=1):
@@ -139,22 +155,14 @@ def pipeline_rank(rank, world, tp, pp, vp=1):
     saved dp_reshardable (a flat buffer per TP x PP rank and model chunk, each cut in DP shards)
     and fully_reshardable (model space)."""
     import zlib
-    import torch.distributed as dist
-    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", "29591"
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    fp32.cpu_shim()
-    from megatron.core import dist_checkpointing, parallel_state, utils
+    start_rank(rank, world, 29591)
+    from megatron.core import parallel_state
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
     from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
     from megatron.core.models.gpt.gpt_model import GPTModel
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
-    from megatron.core.tensor_parallel import random as megatron_random
     from megatron.core.transformer.module import Float16Module
     from megatron.core.transformer.transformer_config import TransformerConfig
-    torch.cuda.synchronize = lambda *args, **kwargs: None
-    torch.Tensor.cuda = lambda self, *args, **kwargs: self
-    utils.GlobalMemoryBuffer.get_tensor = lambda self, shape, dtype, name, mem_alloc_context=None: torch.empty(shape, dtype=dtype)
-    megatron_random.initialize_rng_tracker(inference_rng_tracker=True)
     fixtures.LAYERS, fixtures.VOCAB, fixtures.ITERATION = 4, fp32.VOCAB, STEPS
     parallel_state.initialize_model_parallel(1, 1)
     whole = fixtures.build_model().state_dict()
@@ -215,27 +223,17 @@ def pipeline_rank(rank, world, tp, pp, vp=1):
         succeeded, _, _ = optimizer.step()
         assert succeeded
     name = f"dist-tp{tp}pp{pp}" + (f"vp{vp}" if vp > 1 else "") + f"dp{world // (tp * pp)}-bf16-distopt"
-    for sharding, directory in [("dp_reshardable", name), ("fully_reshardable", name + "-fully-reshardable")]:
-        args = bf16.checkpoint_args(True)
-        vars(args).update(ckpt_format="torch_dist", num_layers=fixtures.LAYERS, tensor_model_parallel_size=tp,
-                          pipeline_model_parallel_size=pp, data_parallel_size=world // (tp * pp), world_size=world)
-        if vp > 1:
-            vars(args).update(virtual_pipeline_model_parallel_size=vp, num_layers_per_virtual_pipeline_stage=per_chunk)
-        state = {"args": args, "checkpoint_version": 3.0, "iteration": STEPS}
-        if vp > 1:
-            state.update({"model%d" % i: model.sharded_state_dict() for i, (model, _) in enumerate(chunks)})
-        else:
-            state["model"] = chunks[0][0].sharded_state_dict()
-        state["optimizer"] = optimizer.sharded_state_dict(
-            state, metadata={"distrib_optim_sharding_type": sharding, "singleton_local_shards": False})
-        folder = os.path.join(OUT, directory, f"iter_{STEPS:07d}")
-        os.makedirs(folder, exist_ok=True)
-        dist_checkpointing.save(state, folder, sharded_strategy=("torch_dist", 1))
-        if rank == 0:
-            with open(os.path.join(OUT, directory, "latest_checkpointed_iteration.txt"), "w") as file:
-                file.write(str(STEPS))
-        dist.barrier()
-    dist.destroy_process_group()
+    args = bf16.checkpoint_args(True)
+    vars(args).update(ckpt_format="torch_dist", num_layers=fixtures.LAYERS, tensor_model_parallel_size=tp,
+                      pipeline_model_parallel_size=pp, data_parallel_size=world // (tp * pp), world_size=world)
+    if vp > 1:
+        vars(args).update(virtual_pipeline_model_parallel_size=vp, num_layers_per_virtual_pipeline_stage=per_chunk)
+        def models():
+            return {"model%d" % i: model.sharded_state_dict() for i, (model, _) in enumerate(chunks)}
+    else:
+        def models():
+            return {"model": chunks[0][0].sharded_state_dict()}
+    save_both_shardings(rank, name, args, models, optimizer)
 
 
 def main():

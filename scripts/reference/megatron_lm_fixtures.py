@@ -47,7 +47,7 @@ import torch
 import torch.distributed as dist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OUT = os.path.join(ROOT, "Tests/TrainingTests/Fixtures/megatron-lm")
+OUT = os.environ.get("MEGATRON_LM_FIXTURE_OUT", os.path.join(ROOT, "Tests/TrainingTests/Fixtures/megatron-lm"))  # the env: a scratch folder
 # VOCAB: the test tokenizer's 2048 ids padded as Megatron-LM pads them with
 # --make-vocab-size-divisible-by 96: to a multiple of 96 x TP, 2112 for TP 1 and for TP 2 alike (a
 # padding this project's default of 128 would not give).
