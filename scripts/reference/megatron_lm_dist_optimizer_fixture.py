@@ -38,7 +38,9 @@ sharded_state_dict, the optimizer's sharded_state_dict over it, the scheduler; r
                          TP 2 x PP 2 x DP 2 (eight gloo ranks, a 4-layer model, seeded gradients in
                          place of a pipeline schedule): a buffer per TP x PP rank (dp_group_idx =
                          TP rank + 2 x stage), the word embedding and the last stage's tied copy
-                         each in a bucket of its own, each DP rank's shard its own chunks (`tp2pp2dp2`)
+                         each in a bucket of its own, each DP rank's shard its own chunks (`tp2pp2dp2`);
+                         and dist-tp2pp2dp2-bf16-distopt-legacy/, the same state saved as
+                         --ckpt-format torch does (distrib_optim.pt per TP x PP rank)
   dist-tp2pp2vp2dp1-bf16-distopt/, ...-fully-reshardable/   the same at TP 2 x PP 2 with an
                          interleaved pipeline of 2 model chunks per stage (four gloo ranks): a
                          buffer per model chunk, gbuf_idx_<chunk> (`tp2pp2vp2`)
@@ -50,6 +52,7 @@ only those.
     pip install megatron-core==0.16.1 torch numpy psutil
     OMP_NUM_THREADS=1 python3 scripts/reference/megatron_lm_dist_optimizer_fixture.py
 """
+import argparse
 import os
 import sys
 
@@ -116,6 +119,28 @@ def save_both_shardings(rank, name, args, models, optimizer):
                 file.write(str(STEPS))
         dist.barrier()
     dist.destroy_process_group()
+
+
+def save_legacy(rank, name, args, models, optimizer):
+    """The same state as Megatron-LM's --ckpt-format torch saves it: per TP x PP rank a folder
+    mp_rank_TT[_PPP] with model_optim_rng.pt (written by DP rank 0) and distrib_optim.pt (the
+    distributed optimizer's buffers gathered over the DP ranks: save_parameter_state)."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state
+    stage, tp_rank = parallel_state.get_pipeline_model_parallel_rank(), parallel_state.get_tensor_model_parallel_rank()
+    pp = parallel_state.get_pipeline_model_parallel_world_size()
+    folder = os.path.join(OUT, name, f"iter_{STEPS:07d}", f"mp_rank_{tp_rank:02d}" + (f"_{stage:03d}" if pp > 1 else ""))
+    os.makedirs(folder, exist_ok=True)
+    legacy = argparse.Namespace(**vars(args))
+    legacy.ckpt_format = "torch"
+    if parallel_state.get_data_parallel_rank() == 0:
+        torch.save(dict(models, args=legacy, checkpoint_version=3.0, iteration=STEPS, optimizer=optimizer.state_dict()),
+                   os.path.join(folder, "model_optim_rng.pt"))
+    optimizer.save_parameter_state(os.path.join(folder, "distrib_optim.pt"))
+    if rank == 0:
+        with open(os.path.join(OUT, name, "latest_checkpointed_iteration.txt"), "w") as file:
+            file.write(str(STEPS))
+    dist.barrier()
 
 
 def tensor_parallel_rank(rank, world):
@@ -233,6 +258,8 @@ def pipeline_rank(rank, world, tp, pp, vp=1):
     else:
         def models():
             return {"model": chunks[0][0].sharded_state_dict()}
+    if vp == 1:
+        save_legacy(rank, name + "-legacy", args, {"model": chunks[0][0].state_dict_for_save_checkpoint()}, optimizer)
     save_both_shardings(rank, name, args, models, optimizer)
 
 
